@@ -1,0 +1,17 @@
+/* deepc: deep learning in C. Include this one header for the whole public API. */
+#ifndef DEEPC_H
+#define DEEPC_H
+
+#include "export.h"
+#include "error.h"
+#include "alloc.h"
+#include "tensor.h"
+#include "ops.h"
+#include "autograd.h"
+
+#define DEEPC_VERSION_MAJOR 0
+#define DEEPC_VERSION_MINOR 1
+#define DEEPC_VERSION_PATCH 0
+#define DEEPC_VERSION "0.1.0"
+
+#endif

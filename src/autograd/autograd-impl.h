@@ -1,0 +1,54 @@
+/* Internal autograd API used by every op: how an op records a node and how a backward rule
+ * reads what the forward saved. A backward rule computes, with deepc ops, the gradient of each
+ * input from the gradient of the output (gin[i] = NULL where input i needs none). */
+#ifndef DC_AUTOGRAD_IMPL_H
+#define DC_AUTOGRAD_IMPL_H
+
+#include <deepc/autograd.h>
+#include <deepc/ops.h>
+#include "../core/core-impl.h"
+
+#define DC_NODE_MAX_SAVED 4
+#define DC_NODE_MAX_INTS 24
+
+typedef struct dc_opdef {
+  const char *name; /* shown in printing and graph export ("mul", "sigmoid", ...) */
+  /* gout: gradient of the output [out shape]; gin[i]: gradient for inputs[i] [input i shape] */
+  int (*backward)(dc_node *n, dc_tensor *gout, dc_tensor **gin);
+} dc_opdef;
+
+struct dc_node {
+  const dc_opdef *op;
+  int32_t refcount;
+  int ninputs;
+  dc_tensor **inputs;                  /* references to the op's inputs */
+  dc_tensor *inline_inputs[3];
+  dc_tensor *saved[DC_NODE_MAX_SAVED]; /* references to extra tensors the rule needs */
+  double f[4];                         /* scalar arguments */
+  int64_t i[DC_NODE_MAX_INTS];         /* integer arguments (dims, sizes) */
+  dc_shape out_shape;
+  dc_dtype out_dtype;
+  dc_tensor *out;                      /* weak: the output while it is alive */
+  void *ctx;                           /* op-specific extra state */
+  void (*ctx_free)(void *ctx);
+  bool freed;                          /* graph freed by a backward without retain_graph */
+  /* engine scratch */
+  int32_t deps;
+  uint32_t visit;
+  dc_tensor *gacc;
+};
+
+/* Records a node for out = op(inputs) if grad mode is on and an input requires grad.
+ * *node is the new node (NULL when none is needed); returns false on allocation failure. */
+bool dc__record(const dc_opdef *op, dc_tensor *out, int n, dc_tensor *const *inputs,
+                dc_node **node);
+/* Saves a tensor reference in slot k of the node. */
+void dc__save(dc_node *n, int k, dc_tensor *t);
+void dc__node_release(dc_node *n);
+/* True when the input k of n needs a gradient. */
+bool dc__needs_grad(const dc_node *n, int k);
+
+/* Sums g [broadcast shape] down to shape s (the backward of broadcasting). A new reference. */
+dc_tensor *dc__sum_to(dc_tensor *g, dc_shape s);
+
+#endif

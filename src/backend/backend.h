@@ -1,0 +1,109 @@
+/* The backend table: every device-specific kernel is reached through a dc_backend, so a CUDA
+ * backend slots in without changes above this layer. Ops (src/ops) check arguments, allocate
+ * outputs and record autograd nodes; backends only compute. Kernels return DC_OK or a status
+ * (with dc__errs message). Each kernel family's entries are grouped in one sub-table. */
+#ifndef DC_BACKEND_H
+#define DC_BACKEND_H
+
+#include "../core/core-impl.h"
+
+#define DC_BACKEND_VERSION 1
+
+/* Unary elementwise kernels: out = f(x; p[0], p[1]); out has x's shape, float dtype. */
+#define DC_UNARY_LIST(X) \
+  X(NEG) X(ABS) X(SIGN) X(EXP) X(LOG) X(SQRT) X(RSQRT) X(SQUARE) X(RECIPROCAL) \
+  X(SIGMOID) X(TANH) X(RELU) X(LEAKY_RELU) X(ELU) X(SELU) X(GELU) X(GELU_TANH) \
+  X(SOFTPLUS) X(CLAMP) X(ADD_SCALAR) X(MUL_SCALAR) X(POW_SCALAR) X(RSUB_SCALAR) \
+  X(GT_SCALAR) X(LT_SCALAR) X(EQ_SCALAR)
+typedef enum dc_unary_op {
+#define DC_X(n) DC_UN_##n,
+  DC_UNARY_LIST(DC_X)
+#undef DC_X
+  DC_UNARY_COUNT
+} dc_unary_op;
+
+/* Binary elementwise kernels with broadcasting: out = a op b (comparisons give bool). */
+#define DC_BINARY_LIST(X) \
+  X(ADD) X(SUB) X(MUL) X(DIV) X(POW) X(MAXIMUM) X(MINIMUM) \
+  X(EQ) X(NE) X(LT) X(LE) X(GT) X(GE)
+typedef enum dc_binary_op {
+#define DC_X(n) DC_BIN_##n,
+  DC_BINARY_LIST(DC_X)
+#undef DC_X
+  DC_BINARY_COUNT
+} dc_binary_op;
+
+/* Reductions over the dims set in a bit mask; out keeps reduced dims as size 1. */
+#define DC_REDUCE_LIST(X) X(SUM) X(MEAN) X(MAX) X(MIN) X(LOGSUMEXP)
+typedef enum dc_reduce_op {
+#define DC_X(n) DC_RED_##n,
+  DC_REDUCE_LIST(DC_X)
+#undef DC_X
+  DC_REDUCE_COUNT
+} dc_reduce_op;
+
+typedef struct dc_elementwise_kernels {
+  /* dst = src broadcast and converted to dst's dtype */
+  int (*copy)(dc_tensor *dst, const dc_tensor *src);
+  int (*fill)(dc_tensor *t, double value);
+  int (*unary)(dc_unary_op op, dc_tensor *out, const dc_tensor *x, const double *p);
+  int (*binary)(dc_binary_op op, dc_tensor *out, const dc_tensor *a, const dc_tensor *b);
+  /* out = cond ? a : b */
+  int (*where)(dc_tensor *out, const dc_tensor *cond, const dc_tensor *a, const dc_tensor *b);
+  /* out = a + alpha * b (fused axpy, for gradient accumulation) */
+  int (*axpy)(dc_tensor *out, const dc_tensor *a, double alpha, const dc_tensor *b);
+} dc_elementwise_kernels;
+
+typedef struct dc_reduce_kernels {
+  /* out: x's shape with masked dims set to 1; deterministic whatever the thread count */
+  int (*reduce)(dc_reduce_op op, dc_tensor *out, const dc_tensor *x, uint32_t dim_mask);
+  /* values and int64 indices along one dim (first index on ties) */
+  int (*arg_reduce)(bool is_max, dc_tensor *values, dc_tensor *indices, const dc_tensor *x, int dim);
+  /* softmax / log-softmax along dim */
+  int (*softmax)(dc_tensor *out, const dc_tensor *x, int dim, bool log);
+} dc_reduce_kernels;
+
+typedef struct dc_linalg_kernels {
+  /* out[b] = alpha * op(a[b]) op(b[b]) + beta * out[b]; contiguous 3-D [B, M, N], batch B may be
+   * broadcast (batch stride 0 on a or b); ta/tb transpose the last two dims of a/b. */
+  int (*gemm_batched)(dc_tensor *out, const dc_tensor *a, const dc_tensor *b, bool ta, bool tb,
+                      float alpha, float beta);
+} dc_linalg_kernels;
+
+typedef struct dc_index_kernels {
+  int (*gather)(dc_tensor *out, const dc_tensor *x, int dim, const dc_tensor *index);
+  /* out += src scattered at index along dim (out already holds x) */
+  int (*scatter_add)(dc_tensor *out, int dim, const dc_tensor *index, const dc_tensor *src);
+  int (*index_select)(dc_tensor *out, const dc_tensor *x, int dim, const dc_tensor *index);
+  /* out += src rows at index along dim (index_add, backward of index_select) */
+  int (*index_add)(dc_tensor *out, int dim, const dc_tensor *index, const dc_tensor *src);
+} dc_index_kernels;
+
+typedef struct dc_random_kernels {
+  /* fills t from the Philox stream (seed, counter); counter advances by what is consumed */
+  int (*uniform)(dc_tensor *t, uint64_t seed, uint64_t counter, double a, double b);
+  int (*normal)(dc_tensor *t, uint64_t seed, uint64_t counter, double mean, double std);
+} dc_random_kernels;
+
+struct dc_nn_kernels;    /* src/backend/nn-kernels.h: conv, pooling, batch norm */
+struct dc_optim_kernels; /* src/backend/optim-kernels.h: fused optimizer updates */
+
+typedef struct dc_backend {
+  int version;
+  const char *name;
+  void *(*alloc)(size_t nbytes); /* NULL on failure */
+  void (*free)(void *p);
+  const dc_elementwise_kernels *ew;
+  const dc_reduce_kernels *red;
+  const dc_linalg_kernels *linalg;
+  const dc_index_kernels *index;
+  const dc_random_kernels *rand;
+  const struct dc_nn_kernels *nn;       /* optional until the nn layer lands */
+  const struct dc_optim_kernels *optim; /* optional */
+} dc_backend;
+
+/* The backend of a device, or NULL (with an error) if that device is not built in. */
+const dc_backend *dc__backend(dc_device dev);
+extern const dc_backend dc__cpu_backend;
+
+#endif

@@ -1,0 +1,39 @@
+/* Internal to the CPU backend: the kernel tables and shared helpers (threading thresholds). */
+#ifndef DC_CPU_IMPL_H
+#define DC_CPU_IMPL_H
+
+#include "../backend.h"
+
+extern const dc_elementwise_kernels dc__cpu_ew;
+extern const dc_reduce_kernels dc__cpu_red;
+extern const dc_linalg_kernels dc__cpu_linalg;
+extern const dc_index_kernels dc__cpu_index;
+extern const dc_random_kernels dc__cpu_rand;
+
+/* Elementwise kernels (unary.c, binary.c), collected into dc__cpu_ew by copy.c. */
+int dc__cpu_unary(dc_unary_op op, dc_tensor *out, const dc_tensor *x, const double *p);
+int dc__cpu_binary(dc_binary_op op, dc_tensor *out, const dc_tensor *a, const dc_tensor *b);
+int dc__cpu_where(dc_tensor *out, const dc_tensor *c, const dc_tensor *a, const dc_tensor *b);
+int dc__cpu_axpy(dc_tensor *out, const dc_tensor *a, double alpha, const dc_tensor *b);
+
+/* Set when the nn / optim kernel families are built in (they define these tables). */
+#ifdef DC_HAVE_CPU_NN
+extern const struct dc_nn_kernels dc__cpu_nn;
+#  define DC__CPU_NN (&dc__cpu_nn)
+#else
+#  define DC__CPU_NN NULL
+#endif
+#ifdef DC_HAVE_CPU_OPTIM
+extern const struct dc_optim_kernels dc__cpu_optim;
+#  define DC__CPU_OPTIM (&dc__cpu_optim)
+#else
+#  define DC__CPU_OPTIM NULL
+#endif
+
+/* Work below this many elements runs on one thread (thread start-up costs more). */
+#define DC__PAR_MIN 32768
+
+/* Typed element pointer of operand k at element offset off. */
+#define DC__PTR(t, off) ((char *)(t)->storage->data + (size_t)(off) * dc_dtype_size((t)->dtype))
+
+#endif

@@ -1,0 +1,3 @@
+/* CPU reductions (placeholder). */
+#include "cpu-impl.h"
+const dc_reduce_kernels dc__cpu_red = {0};

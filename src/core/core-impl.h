@@ -1,0 +1,125 @@
+/* Internal core API shared by every subsystem: errors, allocation, tensor construction,
+ * shape/broadcast helpers and strided loops. Not installed; symbols carry the dc__ prefix. */
+#ifndef DC_CORE_IMPL_H
+#define DC_CORE_IMPL_H
+
+#include <deepc/alloc.h>
+#include <deepc/error.h>
+#include <deepc/tensor.h>
+
+#include <stdarg.h>
+#include <stdlib.h>
+
+#if defined(__GNUC__)
+#  define DC__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#  define DC__LIKELY(x) __builtin_expect(!!(x), 1)
+#  define DC__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#else
+#  define DC__PRINTF(a, b)
+#  define DC__LIKELY(x) (x)
+#  define DC__UNLIKELY(x) (x)
+#endif
+
+/* Always-on assert for broken invariants (programmer errors, not bad input). */
+#define DC__ASSERT(cond)                                             \
+  do {                                                               \
+    if (DC__UNLIKELY(!(cond))) dc__assert_fail(#cond, __FILE__, __LINE__); \
+  } while (0)
+void dc__assert_fail(const char *expr, const char *file, int line);
+
+/* ---- errors: set the thread-local message; return NULL / status for tail calls ---- */
+void *dc__err(dc_status s, const char *fmt, ...) DC__PRINTF(2, 3);
+int dc__errs(dc_status s, const char *fmt, ...) DC__PRINTF(2, 3); /* returns s */
+void dc__verr(dc_status s, const char *fmt, va_list ap);
+
+/* ---- allocation through the hook ---- */
+void *dc__malloc(size_t n);            /* 64-byte aligned; sets DC_ERR_NOMEM message on failure */
+void *dc__calloc(size_t n, size_t size);
+void *dc__realloc(void *p, size_t old_n, size_t n);
+void dc__free(void *p);
+char *dc__strdup(const char *s);
+/* n * size with overflow check: false (and an error naming what) on overflow. */
+bool dc__mul_overflow(int64_t a, int64_t b, int64_t *out);
+
+/* ---- storage ---- */
+struct dc_storage {
+  void *data;
+  size_t nbytes;
+  dc_device device;
+  int32_t refcount;
+  uint32_t version;      /* bumped by in-place writes */
+  void (*free_fn)(void *data, void *ud); /* NULL: data came from the device allocator */
+  void *free_ud;
+};
+dc_storage *dc__storage_new(size_t nbytes, dc_device dev); /* uninitialised */
+void dc__storage_retain(dc_storage *s);
+void dc__storage_release(dc_storage *s);
+
+/* ---- tensors ---- */
+/* New contiguous tensor (uninitialised), registered in the current scope. */
+dc_tensor *dc__new(dc_shape s, dc_dtype dt, dc_device dev);
+/* New tensor header viewing t's storage with the given geometry (no autograd). */
+dc_tensor *dc__alias(const dc_tensor *t, int ndim, const int64_t *shape, const int64_t *stride,
+                     int64_t offset);
+/* Same geometry and storage as t, no grad_fn: for saving outputs in nodes without cycles. */
+dc_tensor *dc__alias_same(const dc_tensor *t);
+/* Internal references (graph nodes, saved tensors): dc__ref adds one, dc__unref drops one
+ * without touching scope ownership. dc_free = leave the scope (if any) + dc__unref. */
+dc_tensor *dc__ref(dc_tensor *t);
+void dc__unref(dc_tensor *t);
+/* Takes an owned, unscoped reference to t: moves the innermost scope's reference if t was
+ * created in the innermost scope, else adds a reference. Release with dc__unref. */
+dc_tensor *dc__take(dc_tensor *t);
+/* True when t was created in the innermost open scope. */
+bool dc__in_current_scope(const dc_tensor *t);
+/* Removes t from its scope: the caller then owns the reference. */
+void dc__unscope(dc_tensor *t);
+void dc__contiguous_strides(int ndim, const int64_t *shape, int64_t *stride);
+int64_t dc__shape_numel(const dc_shape *s);
+/* Validates a shape (0 <= ndim <= 8, sizes >= 0, product fits): false + error naming op. */
+bool dc__check_shape(const char *op, dc_shape s);
+/* Wraps a possibly negative dim into [0, ndim): false + error naming op. */
+bool dc__wrap_dim(const char *op, int *dim, int ndim);
+/* Checks that none of the n tensors is NULL (a NULL keeps the error of the call that made it). */
+bool dc__check_nonnull(const char *op, int n, ...);
+/* Broadcast shapes a and b into out, or an error naming op and both shapes. */
+bool dc__broadcast_shapes(const char *op, dc_shape a, dc_shape b, dc_shape *out);
+/* Strides of t seen with shape s (t broadcast to s; 0 on broadcast dims). */
+void dc__broadcast_strides(const dc_tensor *t, dc_shape s, int64_t *stride);
+dc_dtype dc__promote(dc_dtype a, dc_dtype b);
+/* Converts t to dtype dt if needed (a new reference either way; autograd recorded). */
+dc_tensor *dc__as_dtype(dc_tensor *t, dc_dtype dt);
+
+/* Grad mode: true when an op with these inputs must record a node. */
+bool dc__grad_mode(void);
+bool dc__any_requires_grad(int n, dc_tensor *const *ts);
+
+/* ---- strided loops ---- *
+ * dc__loop describes up to 4 operands (operand 0 is the output) over a common shape, with
+ * dims coalesced where memory allows. Kernels iterate outer rows and run an inner loop over the
+ * last dim: for (r = 0; r < L.rows; r++) { dc__loop_row(&L, r, off); inner(L.inner, off, L.istride) } */
+#define DC__LOOP_MAX_OPS 4
+typedef struct dc__loop {
+  int nops;
+  int ndim;                                  /* >= 1 after setup */
+  int64_t shape[DC_MAX_DIMS];                /* coalesced shape */
+  int64_t stride[DC__LOOP_MAX_OPS][DC_MAX_DIMS]; /* elements, per operand */
+  int64_t base[DC__LOOP_MAX_OPS];            /* storage offset of each operand */
+  int64_t inner;                             /* size of the last dim */
+  int64_t istride[DC__LOOP_MAX_OPS];         /* stride of the last dim per operand */
+  int64_t rows;                              /* product of the other dims */
+} dc__loop;
+/* ops[0] defines the shape s; the others are broadcast to it. */
+void dc__loop_setup(dc__loop *L, dc_shape s, int nops, const dc_tensor *const *ops);
+/* Element offsets (absolute, including base) of each operand at the start of row r. */
+void dc__loop_row(const dc__loop *L, int64_t r, int64_t *off);
+
+/* ---- conversion of single elements (for generic paths) ---- */
+double dc__load(const void *p, dc_dtype dt);
+void dc__store(void *p, dc_dtype dt, double v);
+uint16_t dc__f32_to_bf16(float f);
+float dc__bf16_to_f32(uint16_t h);
+uint16_t dc__f32_to_f16(float f);
+float dc__f16_to_f32(uint16_t h);
+
+#endif
