@@ -1,0 +1,167 @@
+"""ctypes bridge from Python to libdeepc for PyTorch-parity tests.
+
+Run with /usr/bin/python3 (Debian's torch). DEEPC_LIB names the shared library (CTest sets it).
+    from dc import lib, T, to_np, check_close, run_tests
+    x = T(np_array, requires_grad=True)     # dc_tensor* from a NumPy array (float32/64, int64, ...)
+    y = lib.dc_sigmoid(x)                   # every dc_* function returning a tensor gives a pointer
+    lib.dc_backward_opt(y_sum, BackwardOpts())
+    to_np(y), grad_np(x)                    # NumPy copies of values / .grad
+Tests are plain functions named test_*; run_tests(globals()) runs them, prints
+"N passed, M failed" and exits non-zero on any failure.
+"""
+import ctypes as C
+import os
+import sys
+import traceback
+
+import numpy as np
+
+MAX_DIMS = 8
+_lib_path = os.environ.get("DEEPC_LIB") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build", "libdeepc.so")
+lib = C.CDLL(os.path.abspath(_lib_path))
+
+
+class Shape(C.Structure):
+    _fields_ = [("ndim", C.c_int), ("d", C.c_int64 * MAX_DIMS)]
+
+
+class Tensor(C.Structure):
+    pass
+
+
+Tensor._fields_ = [
+    ("storage", C.c_void_p), ("offset", C.c_int64), ("ndim", C.c_int),
+    ("shape", C.c_int64 * MAX_DIMS), ("stride", C.c_int64 * MAX_DIMS),
+    ("dtype", C.c_int), ("device", C.c_int), ("requires_grad", C.c_bool),
+    ("retains_grad", C.c_bool), ("grad", C.POINTER(Tensor)), ("grad_fn", C.c_void_p),
+    ("name", C.c_char_p), ("refcount", C.c_int32), ("scope_level", C.c_int32),
+    ("scope_slot", C.c_int32)]
+TP = C.POINTER(Tensor)
+
+
+class BackwardOpts(C.Structure):
+    _fields_ = [("grad", TP), ("retain_graph", C.c_bool), ("create_graph", C.c_bool)]
+
+
+F32, F64, I64, I32, U8, BOOL, BF16, F16 = range(8)
+_NP = {F32: np.float32, F64: np.float64, I64: np.int64, I32: np.int32, U8: np.uint8,
+       BOOL: np.bool_}
+_DT = {np.dtype(v): k for k, v in _NP.items()}
+
+
+class _Lib:
+    """Attribute access gives dc_* functions with restype guessed from the name."""
+
+    def __init__(self, raw):
+        self.raw = raw
+        self._cache = {}
+
+    def __getattr__(self, name):
+        if name in self._cache:
+            return self._cache[name]
+        f = getattr(self.raw, name)
+        if name in ("dc_item", "dc_item_at"):
+            f.restype = C.c_double
+        elif name in ("dc_last_error", "dc_grad_fn_name", "dc_dtype_name"):
+            f.restype = C.c_char_p
+        elif name.startswith(("dc_backward", "dc_copy_", "dc_fill_", "dc_scope", "dc_retain",
+                              "dc_uniform_", "dc_normal_", "dc_copy_to_buffer", "dc_live",
+                              "dc_numel", "dc_is_", "dc_manual_seed", "dc_free", "dc_clear",
+                              "dc_set_", "dc_zero_grad", "dc_print", "dc_last_status")):
+            f.restype = C.c_int64 if name in ("dc_live_tensors", "dc_numel") else C.c_int
+        else:
+            f.restype = TP
+        self._cache[name] = f
+        return f
+
+
+lib = _Lib(lib)
+
+
+def shape(*dims):
+    s = Shape()
+    s.ndim = len(dims)
+    for i, v in enumerate(dims):
+        s.d[i] = v
+    return s
+
+
+def err():
+    return (lib.dc_last_error() or b"").decode()
+
+
+def T(a, requires_grad=False, dtype=None):
+    a = np.ascontiguousarray(a if dtype is None else np.asarray(a, dtype=dtype))
+    dt = _DT[a.dtype]
+    t = lib.dc_from_data(a.ctypes.data_as(C.c_void_p), shape(*a.shape), dt)
+    assert t, err()
+    if requires_grad:
+        assert lib.dc_requires_grad_(t, True), err()
+    return t
+
+
+def check(t):
+    assert t, "deepc returned NULL: " + err()
+    return t
+
+
+def to_np(t):
+    check(t)
+    s = t.contents
+    dims = [s.shape[i] for i in range(s.ndim)]
+    out = np.empty(dims, dtype=_NP[s.dtype])
+    rc = lib.dc_copy_to_buffer(t, out.ctypes.data_as(C.c_void_p), C.c_size_t(out.nbytes))
+    assert rc == 0, err()
+    return out
+
+
+def grad_np(t):
+    g = t.contents.grad
+    return to_np(g) if g else None
+
+
+def backward(t, grad=None, retain_graph=False):
+    o = BackwardOpts()
+    o.grad = grad if grad is not None else None
+    o.retain_graph = retain_graph
+    rc = lib.dc_backward_opt(t, o)
+    assert rc == 0, err()
+
+
+def dims(*ds):
+    """(const int *dims, int ndims) argument pair for reductions."""
+    arr = (C.c_int * max(1, len(ds)))(*ds)
+    return arr, len(ds)
+
+
+def check_close(name, got, want, rtol=1e-5, atol=1e-6):
+    got = np.asarray(got, dtype=np.float64)
+    want = np.asarray(want, dtype=np.float64)
+    if got.shape != want.shape:
+        raise AssertionError(f"{name}: shape {got.shape} != torch {want.shape}")
+    if not np.allclose(got, want, rtol=rtol, atol=atol, equal_nan=True):
+        diff = np.abs(got - want)
+        i = np.unravel_index(np.nanargmax(diff), diff.shape) if diff.size else ()
+        raise AssertionError(f"{name}: max |diff| {np.nanmax(diff):.3g} at {i}: "
+                             f"deepc {got[i]!r} vs torch {want[i]!r} (rtol {rtol}, atol {atol})")
+
+
+def run_tests(ns):
+    tests = [(k, v) for k, v in sorted(ns.items()) if k.startswith("test_") and callable(v)]
+    passed = failed = 0
+    for name, fn in tests:
+        try:
+            lib.dc_scope_begin()
+            try:
+                fn()
+            finally:
+                lib.dc_scope_end()
+            passed += 1
+            print(f"PASS {name}")
+        except Exception:  # report every failure, keep going
+            failed += 1
+            print(f"FAIL {name}")
+            traceback.print_exc()
+    print(f"{passed} passed, {failed} failed")
+    sys.exit(1 if failed or not tests else 0)
