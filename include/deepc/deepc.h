@@ -8,6 +8,7 @@
 #include "tensor.h"
 #include "ops.h"
 #include "autograd.h"
+#include "nn_functional.h"
 
 #define DEEPC_VERSION_MAJOR 0
 #define DEEPC_VERSION_MINOR 1
