@@ -1,0 +1,285 @@
+/* Reductions over chosen dims (sum, mean, amax/amin, logsumexp, var/std, max/min with indices,
+ * argmax/argmin) with their backward rules. Kernels: dc_reduce_kernels (backend.h). */
+#include "../autograd/autograd-impl.h"
+#include "../backend/backend.h"
+
+#include <math.h>
+#include <string.h>
+
+/* Parses dims into a bit mask and the output shape (keepdim or not). ndims == 0: all dims. */
+static bool reduce_shape(const char *op, const dc_tensor *x, const int *dims, int ndims,
+                         bool keepdim, uint32_t *mask, dc_shape *out, dc_shape *keep) {
+  uint32_t m = 0;
+  if (ndims < 0 || (ndims > 0 && !dims)) {
+    dc__err(DC_ERR_ARG, "%s: invalid dim list", op);
+    return false;
+  }
+  for (int k = 0; k < ndims; k++) {
+    int d = dims[k];
+    if (!dc__wrap_dim(op, &d, x->ndim)) return false;
+    if (x->ndim == 0) continue;
+    if (m & (1u << d)) {
+      dc__err(DC_ERR_ARG, "%s: dim %d appears more than once in the dim list", op, d);
+      return false;
+    }
+    m |= 1u << d;
+  }
+  if (ndims == 0) m = x->ndim ? (1u << x->ndim) - 1u : 0u;
+  dc_shape o = {0}, kp = {.ndim = x->ndim};
+  for (int d = 0; d < x->ndim; d++) {
+    bool r = (m >> d) & 1u;
+    kp.d[d] = r ? 1 : x->shape[d];
+    if (!r || keepdim) o.d[o.ndim++] = kp.d[d];
+  }
+  *mask = m;
+  *out = o;
+  *keep = kp;
+  return true;
+}
+
+static bool check_float(const char *op, const dc_tensor *x) {
+  if (dc_dtype_is_float(x->dtype) && x->dtype != DC_BF16 && x->dtype != DC_F16) return true;
+  dc__err(DC_ERR_ARG, "%s: expected a float32 or float64 tensor, got %s; convert it with "
+                      "dc_to_dtype", op, dc_dtype_name(x->dtype));
+  return false;
+}
+
+/* The input as an owned contiguous reference (x itself when already contiguous). */
+static dc_tensor *contig_ref(dc_tensor *x) {
+  if (dc_is_contiguous(x)) return dc__ref(x);
+  dc_tensor *c = dc__new(dc_shape_of(x), x->dtype, x->device);
+  if (!c) return NULL;
+  if (dc__backend(x->device)->ew->copy(c, x) != DC_OK) {
+    dc_free(c);
+    return NULL;
+  }
+  return dc__take(c);
+}
+
+static dc_shape node_keep_shape(const dc_node *n) {
+  dc_shape s = {.ndim = (int)n->i[9]};
+  memcpy(s.d, &n->i[10], sizeof(int64_t) * (size_t)s.ndim);
+  return s;
+}
+
+/* gout [out shape] -> [keepdim shape] view */
+static dc_tensor *gout_keep(dc_node *n, dc_tensor *gout) { return dc_reshape(gout, node_keep_shape(n)); }
+
+static int sum_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
+  dc_tensor *x = n->inputs[0];
+  dc_tensor *g = gout_keep(n, gout);
+  if (n->f[0] != 1.0) g = dc_mul_scalar(g, n->f[0]); /* mean: 1/R */
+  gin[0] = dc_expand(g, dc_shape_of(x));
+  return gin[0] ? DC_OK : (int)dc_last_status();
+}
+
+/* amax/amin/max/min: gradient split evenly among the tied extrema, like torch */
+static int extremum_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
+  dc_tensor *x = n->inputs[0], *y = n->saved[0];
+  dc_tensor *yk = dc_reshape(y, node_keep_shape(n));
+  dc_tensor *mask = dc_to_dtype(dc_eq(x, yk), x->dtype);
+  int dims[DC_MAX_DIMS], nd = 0;
+  for (int d = 0; d < x->ndim; d++)
+    if ((n->i[8] >> d) & 1) dims[nd++] = d;
+  dc_tensor *cnt = dc_sum(mask, dims, nd, true);
+  gin[0] = dc_div(dc_mul(mask, gout_keep(n, gout)), cnt);
+  return gin[0] ? DC_OK : (int)dc_last_status();
+}
+
+static int lse_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
+  dc_tensor *x = n->inputs[0], *y = n->saved[0];
+  dc_tensor *yk = dc_reshape(y, node_keep_shape(n));
+  gin[0] = dc_mul(gout_keep(n, gout), dc_exp(dc_sub(x, yk)));
+  return gin[0] ? DC_OK : (int)dc_last_status();
+}
+
+static const dc_opdef OP_SUM = {"sum", sum_backward};
+static const dc_opdef OP_MEAN = {"mean", sum_backward};
+static const dc_opdef OP_AMAX = {"amax", extremum_backward};
+static const dc_opdef OP_AMIN = {"amin", extremum_backward};
+static const dc_opdef OP_LSE = {"logsumexp", lse_backward};
+
+static dc_tensor *reduce(const char *name, const dc_opdef *def, dc_reduce_op op, dc_tensor *x,
+                         const int *dims, int ndims, bool keepdim) {
+  if (!dc__check_nonnull(name, 1, x) || !check_float(name, x)) return NULL;
+  uint32_t mask;
+  dc_shape os, ks;
+  if (!reduce_shape(name, x, dims, ndims, keepdim, &mask, &os, &ks)) return NULL;
+  int64_t R = 1;
+  for (int d = 0; d < x->ndim; d++)
+    if ((mask >> d) & 1u) R *= x->shape[d];
+  if (R == 0 && (op == DC_RED_MAX || op == DC_RED_MIN)) {
+    char b[128];
+    return dc__err(DC_ERR_ARG, "%s: cannot reduce over an empty dim of shape %s (no identity "
+                               "for max/min)", name, dc_shape_str(dc_shape_of(x), b, sizeof b));
+  }
+  const dc_backend *be = dc__backend(x->device);
+  if (!be) return NULL;
+  dc_tensor *xc = contig_ref(x);
+  if (!xc) return NULL;
+  dc_tensor *out = dc__new(os, x->dtype, x->device);
+  int rc = out ? be->red->reduce(op, out, xc, mask) : (int)dc_last_status();
+  dc__unref(xc);
+  if (rc != DC_OK) {
+    dc_free(out);
+    return NULL;
+  }
+  dc_node *n;
+  if (!dc__record(def, out, 1, &x, &n)) {
+    dc_free(out);
+    return NULL;
+  }
+  if (n) {
+    n->f[0] = op == DC_RED_MEAN ? 1.0 / (double)R : 1.0;
+    n->i[8] = mask;
+    n->i[9] = ks.ndim;
+    memcpy(&n->i[10], ks.d, sizeof(int64_t) * (size_t)ks.ndim);
+    if (op == DC_RED_MAX || op == DC_RED_MIN || op == DC_RED_LOGSUMEXP) {
+      dc_tensor *alias = dc__alias_same(out);
+      if (!alias) {
+        dc_free(out);
+        return NULL;
+      }
+      dc__save(n, 0, alias);
+      dc_free(alias);
+    }
+  }
+  return out;
+}
+
+dc_tensor *dc_sum(dc_tensor *x, const int *dims, int ndims, bool keepdim) {
+  return reduce("sum", &OP_SUM, DC_RED_SUM, x, dims, ndims, keepdim);
+}
+dc_tensor *dc_mean(dc_tensor *x, const int *dims, int ndims, bool keepdim) {
+  return reduce("mean", &OP_MEAN, DC_RED_MEAN, x, dims, ndims, keepdim);
+}
+dc_tensor *dc_amax(dc_tensor *x, const int *dims, int ndims, bool keepdim) {
+  return reduce("amax", &OP_AMAX, DC_RED_MAX, x, dims, ndims, keepdim);
+}
+dc_tensor *dc_amin(dc_tensor *x, const int *dims, int ndims, bool keepdim) {
+  return reduce("amin", &OP_AMIN, DC_RED_MIN, x, dims, ndims, keepdim);
+}
+dc_tensor *dc_logsumexp(dc_tensor *x, const int *dims, int ndims, bool keepdim) {
+  return reduce("logsumexp", &OP_LSE, DC_RED_LOGSUMEXP, x, dims, ndims, keepdim);
+}
+dc_tensor *dc_sum_all(dc_tensor *x) { return dc_sum(x, NULL, 0, false); }
+dc_tensor *dc_mean_all(dc_tensor *x) { return dc_mean(x, NULL, 0, false); }
+dc_tensor *dc_max(dc_tensor *x) { return dc_amax(x, NULL, 0, false); }
+dc_tensor *dc_min(dc_tensor *x) { return dc_amin(x, NULL, 0, false); }
+
+/* var = sum((x - mean)^2) / (R - correction), composed of differentiable ops */
+dc_tensor *dc_var(dc_tensor *x, const int *dims, int ndims, int correction, bool keepdim) {
+  if (!dc__check_nonnull("var", 1, x) || !check_float("var", x)) return NULL;
+  uint32_t mask;
+  dc_shape os, ks;
+  if (!reduce_shape("var", x, dims, ndims, keepdim, &mask, &os, &ks)) return NULL;
+  if (correction < 0) return dc__err(DC_ERR_ARG, "var: correction must be >= 0, got %d", correction);
+  int64_t R = 1;
+  for (int d = 0; d < x->ndim; d++)
+    if ((mask >> d) & 1u) R *= x->shape[d];
+  if (dc_scope_begin() != DC_OK) return NULL;
+  dc_tensor *mu = dc_mean(x, dims, ndims, true);
+  dc_tensor *dev = dc_sub(x, mu);
+  dc_tensor *ss = dc_sum(dc_mul(dev, dev), dims, ndims, keepdim);
+  double denom = (double)(R - correction);
+  dc_tensor *v = dc_keep(dc_mul_scalar(ss, denom > 0 ? 1.0 / denom : NAN));
+  dc_scope_end();
+  return v;
+}
+
+dc_tensor *dc_std(dc_tensor *x, const int *dims, int ndims, int correction, bool keepdim) {
+  if (dc_scope_begin() != DC_OK) return NULL;
+  dc_tensor *s = dc_keep(dc_sqrt(dc_var(x, dims, ndims, correction, keepdim)));
+  dc_scope_end();
+  return s;
+}
+
+/* ---- max/min along a dim with indices ---- */
+/* gradient flows to the selected index only */
+static int select_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
+  dc_tensor *x = n->inputs[0], *idx = n->saved[0];
+  int dim = (int)n->i[0];
+  dc_shape ks = dc_shape_of(x);
+  ks.d[dim] = 1;
+  dc_tensor *ik = dc_reshape(idx, ks);
+  dc_shape ar = {.ndim = x->ndim};
+  for (int d = 0; d < x->ndim; d++) ar.d[d] = d == dim ? x->shape[d] : 1;
+  dc_tensor *pos = dc_reshape(dc_arange(0, (double)x->shape[dim], 1, DC_I64), ar);
+  dc_tensor *zero = dc_zeros(DC_SCALAR_SHAPE, x->dtype);
+  gin[0] = dc_where(dc_eq(pos, ik), dc_reshape(gout, ks), zero);
+  if (gin[0] && !dc_shape_equal(dc_shape_of(gin[0]), dc_shape_of(x))) gin[0] = dc_expand(gin[0], dc_shape_of(x));
+  return gin[0] ? DC_OK : (int)dc_last_status();
+}
+static const dc_opdef OP_MAX_DIM = {"max", select_backward};
+static const dc_opdef OP_MIN_DIM = {"min", select_backward};
+
+static dc_tensor *arg_reduce(const char *name, bool is_max, dc_tensor *x, int dim, bool keepdim,
+                             dc_tensor **indices, bool want_values) {
+  if (!dc__check_nonnull(name, 1, x)) return NULL;
+  if (x->ndim == 0) { /* a 0-d tensor: itself, index 0 */
+    if (indices && !(*indices = dc_zeros(DC_SCALAR_SHAPE, DC_I64))) return NULL;
+    return want_values ? dc_clone(x) : dc_zeros(DC_SCALAR_SHAPE, DC_I64);
+  }
+  if (!dc__wrap_dim(name, &dim, x->ndim)) return NULL;
+  if (x->shape[dim] == 0)
+    return dc__err(DC_ERR_ARG, "%s: dim %d has size 0; there is no max/min of nothing", name, dim);
+  if (x->dtype == DC_BF16 || x->dtype == DC_F16 || x->dtype == DC_BOOL)
+    return dc__err(DC_ERR_ARG, "%s: dtype %s is not supported", name, dc_dtype_name(x->dtype));
+  dc_shape os = {0};
+  for (int d = 0; d < x->ndim; d++)
+    if (d != dim || keepdim) os.d[os.ndim++] = d == dim ? 1 : x->shape[d];
+  const dc_backend *be = dc__backend(x->device);
+  if (!be) return NULL;
+  dc_tensor *xc = contig_ref(x);
+  if (!xc) return NULL;
+  dc_tensor *vals = want_values ? dc__new(os, x->dtype, x->device) : NULL;
+  dc_tensor *idx = dc__new(os, DC_I64, x->device);
+  int rc = (idx && (vals || !want_values)) ? be->red->arg_reduce(is_max, vals, idx, xc, dim)
+                                           : (int)dc_last_status();
+  dc__unref(xc);
+  if (rc != DC_OK) {
+    dc_free(vals);
+    dc_free(idx);
+    return NULL;
+  }
+  if (!want_values) return idx;
+  dc_node *n;
+  if (!dc__record(is_max ? &OP_MAX_DIM : &OP_MIN_DIM, vals, 1, &x, &n)) {
+    dc_free(vals);
+    dc_free(idx);
+    return NULL;
+  }
+  if (n) {
+    n->i[0] = dim;
+    dc__save(n, 0, idx);
+  }
+  if (indices) *indices = idx;
+  else dc_free(idx);
+  return vals;
+}
+
+dc_tensor *dc_max_dim(dc_tensor *x, int dim, bool keepdim, dc_tensor **indices) {
+  return arg_reduce("max", true, x, dim, keepdim, indices, true);
+}
+dc_tensor *dc_min_dim(dc_tensor *x, int dim, bool keepdim, dc_tensor **indices) {
+  return arg_reduce("min", false, x, dim, keepdim, indices, true);
+}
+
+static dc_tensor *arg_flat(const char *name, bool is_max, dc_tensor *x, int dim, bool keepdim) {
+  if (dim != DC_ALL_DIMS) return arg_reduce(name, is_max, x, dim, keepdim, NULL, false);
+  if (!dc__check_nonnull(name, 1, x)) return NULL;
+  dc_tensor *flat = dc_reshape(x, DC_SHAPE(-1));
+  dc_tensor *r = flat ? arg_reduce(name, is_max, flat, 0, false, NULL, false) : NULL;
+  dc_free(flat);
+  if (r && keepdim) {
+    dc_shape ks = {.ndim = x->ndim};
+    for (int d = 0; d < x->ndim; d++) ks.d[d] = 1;
+    dc_tensor *k = dc_reshape(r, ks);
+    dc_free(r);
+    r = k;
+  }
+  return r;
+}
+
+dc_tensor *dc_argmax(dc_tensor *x, int dim, bool keepdim) { return arg_flat("argmax", true, x, dim, keepdim); }
+dc_tensor *dc_argmin(dc_tensor *x, int dim, bool keepdim) { return arg_flat("argmin", false, x, dim, keepdim); }
