@@ -9,6 +9,7 @@
 #include "ops.h"
 #include "autograd.h"
 #include "nn_functional.h"
+#include "nn.h"
 
 #define DEEPC_VERSION_MAJOR 0
 #define DEEPC_VERSION_MINOR 1
