@@ -16,6 +16,13 @@ int dc__cpu_binary(dc_binary_op op, dc_tensor *out, const dc_tensor *a, const dc
 int dc__cpu_where(dc_tensor *out, const dc_tensor *c, const dc_tensor *a, const dc_tensor *b);
 int dc__cpu_axpy(dc_tensor *out, const dc_tensor *a, double alpha, const dc_tensor *b);
 
+/* GEMM (gemm.c): the naive reference (double accumulation; the test oracle), same contract as
+ * dc__cpu_linalg.gemm_batched, and a switch tests use to force one path of the fast kernel. */
+int dc__cpu_gemm_ref(dc_tensor *out, const dc_tensor *a, const dc_tensor *b, bool ta, bool tb,
+                     float alpha, float beta);
+enum { DC__GEMM_AUTO, DC__GEMM_ONEDNN, DC__GEMM_BLOCKED };
+extern int dc__cpu_gemm_force;
+
 /* Set when the nn / optim kernel families are built in (they define these tables). */
 #ifdef DC_HAVE_CPU_NN
 extern const struct dc_nn_kernels dc__cpu_nn;
