@@ -176,12 +176,14 @@ DC_API dc_module *dc_nn_conv2d_opt(int64_t in_channels, int64_t out_channels, in
   dc_nn_conv2d_opt((cin), (cout), (k), (dc_nn_conv2d_opts){__VA_ARGS__})
 
 /* MaxPool2d(kernel_size, stride=kernel_size, padding=0, dilation=1, ceil_mode=False) and
- * AvgPool2d(kernel_size, stride=kernel_size, padding=0, ceil_mode=False, count_include_pad=True). */
+ * AvgPool2d(kernel_size, stride=kernel_size, padding=0, ceil_mode=False, count_include_pad=True,
+ * divisor_override=None). */
 typedef struct dc_nn_pool2d_opts {
   int stride, padding, dilation; /* stride 0 = kernel size; dilation 0 = 1 (max pooling only) */
   int kernel_hw[2], stride_hw[2], padding_hw[2], dilation_hw[2]; /* override when nonzero */
   bool ceil_mode;
-  bool exclude_pad; /* average pooling: count_include_pad=False */
+  bool exclude_pad;     /* average pooling: count_include_pad=False */
+  int divisor_override; /* average pooling: divide by this instead (0 = None) */
 } dc_nn_pool2d_opts;
 DC_API dc_module *dc_nn_maxpool2d_opt(int kernel_size, dc_nn_pool2d_opts o);
 DC_API dc_module *dc_nn_avgpool2d_opt(int kernel_size, dc_nn_pool2d_opts o);
