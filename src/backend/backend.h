@@ -9,12 +9,13 @@
 
 #define DC_BACKEND_VERSION 1
 
-/* Unary elementwise kernels: out = f(x; p[0], p[1]); out has x's shape, float dtype. */
+/* Unary elementwise kernels: out = f(x; p[0], p[1]); out has x's shape and dtype (bool for the
+ * *_SCALAR comparisons). Scalars p[] are already rounded to x's dtype by the op. */
 #define DC_UNARY_LIST(X) \
   X(NEG) X(ABS) X(SIGN) X(EXP) X(LOG) X(SQRT) X(RSQRT) X(SQUARE) X(RECIPROCAL) \
   X(SIGMOID) X(TANH) X(RELU) X(LEAKY_RELU) X(ELU) X(SELU) X(GELU) X(GELU_TANH) \
   X(SOFTPLUS) X(CLAMP) X(ADD_SCALAR) X(MUL_SCALAR) X(POW_SCALAR) X(RSUB_SCALAR) \
-  X(GT_SCALAR) X(LT_SCALAR) X(EQ_SCALAR)
+  X(GT_SCALAR) X(LT_SCALAR) X(EQ_SCALAR) X(DIV_SCALAR)
 typedef enum dc_unary_op {
 #define DC_X(n) DC_UN_##n,
   DC_UNARY_LIST(DC_X)
@@ -22,10 +23,14 @@ typedef enum dc_unary_op {
   DC_UNARY_COUNT
 } dc_unary_op;
 
-/* Binary elementwise kernels with broadcasting: out = a op b (comparisons give bool). */
+/* Binary elementwise kernels with broadcasting: out = a op b (comparisons give bool). Ops pass a
+ * and b in out's dtype (in the compute dtype for comparisons). The *_BWD entries are fused
+ * activation gradients, a = gout: RELU_BWD (b = x) a * (x > 0); SIGMOID_BWD (b = y) a * y(1 - y);
+ * TANH_BWD (b = y) a * (1 - y^2); GELU_BWD, GELU_TANH_BWD (b = x) a * gelu'(x). */
 #define DC_BINARY_LIST(X) \
   X(ADD) X(SUB) X(MUL) X(DIV) X(POW) X(MAXIMUM) X(MINIMUM) \
-  X(EQ) X(NE) X(LT) X(LE) X(GT) X(GE)
+  X(EQ) X(NE) X(LT) X(LE) X(GT) X(GE) \
+  X(RELU_BWD) X(SIGMOID_BWD) X(TANH_BWD) X(GELU_BWD) X(GELU_TANH_BWD)
 typedef enum dc_binary_op {
 #define DC_X(n) DC_BIN_##n,
   DC_BINARY_LIST(DC_X)

@@ -15,6 +15,20 @@ int dc__cpu_unary(dc_unary_op op, dc_tensor *out, const dc_tensor *x, const doub
 int dc__cpu_binary(dc_binary_op op, dc_tensor *out, const dc_tensor *a, const dc_tensor *b);
 int dc__cpu_where(dc_tensor *out, const dc_tensor *c, const dc_tensor *a, const dc_tensor *b);
 int dc__cpu_axpy(dc_tensor *out, const dc_tensor *a, double alpha, const dc_tensor *b);
+/* Naive references (scalar loops in double over dc__loop, libm): the test oracle, and the path
+ * for dtype combinations that have no fast kernel. Same contracts as the kernels above. */
+int dc__cpu_unary_ref(dc_unary_op op, dc_tensor *out, const dc_tensor *x, const double *p);
+int dc__cpu_binary_ref(dc_binary_op op, dc_tensor *out, const dc_tensor *a, const dc_tensor *b);
+int dc__cpu_where_ref(dc_tensor *out, const dc_tensor *c, const dc_tensor *a, const dc_tensor *b);
+int dc__cpu_axpy_ref(dc_tensor *out, const dc_tensor *a, double alpha, const dc_tensor *b);
+
+/* Elementwise driver (binary.c): calls kern on contiguous pieces of out (ptr[0]) and nin <= 3
+ * inputs (ptr[1..], broadcast to out's shape) of any layout; operands whose last dim is not
+ * contiguous are gathered into / scattered from per-thread tiles. Work is cut into fixed blocks
+ * run by OpenMP above DC__PAR_MIN elements, so results do not depend on the thread count. */
+typedef void (*dc__ew_kernel)(const void *ctx, int64_t n, char *const *ptr);
+void dc__cpu_ew_apply(dc__ew_kernel kern, const void *ctx, dc_tensor *out, int nin,
+                      const dc_tensor *const *in);
 
 /* GEMM (gemm.c): the naive reference (double accumulation; the test oracle), same contract as
  * dc__cpu_linalg.gemm_batched, and a switch tests use to force one path of the fast kernel. */
