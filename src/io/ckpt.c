@@ -1,0 +1,513 @@
+/* Checkpoints: named tensors and string metadata in the safetensors layout (8-byte LE header
+ * length, JSON header, raw little-endian data), written atomically (temporary file, fsync,
+ * rename, fsync of the folder) and checked field by field when read. What a training run puts
+ * in one is the trainer's business (src/train/trainer.c). */
+#include <deepc/autograd.h>
+#include <deepc/io.h>
+
+#include "../core/core-impl.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#define CKPT_MAX_HEADER 100000000ull /* the reference implementation's cap */
+
+struct dc_ckpt {
+  int n, cap;
+  char **names;        /* [n] */
+  dc_tensor **tensors; /* [n], one reference each */
+  int nmeta, mcap;
+  char **mkeys, **mvals; /* [nmeta] */
+};
+
+dc_ckpt *dc_ckpt_new(void) { return dc__calloc(1, sizeof(dc_ckpt)); }
+
+void dc_ckpt_free(dc_ckpt *c) {
+  if (!c) return;
+  for (int i = 0; i < c->n; i++) {
+    dc__free(c->names[i]);
+    dc__unref(c->tensors[i]);
+  }
+  for (int i = 0; i < c->nmeta; i++) {
+    dc__free(c->mkeys[i]);
+    dc__free(c->mvals[i]);
+  }
+  dc__free(c->names);
+  dc__free(c->tensors);
+  dc__free(c->mkeys);
+  dc__free(c->mvals);
+  dc__free(c);
+}
+
+static int grow(void **p, int cap, int newcap, size_t elem) {
+  void *q = dc__realloc(*p, elem * (size_t)cap, elem * (size_t)newcap);
+  if (!q) return DC_ERR_NOMEM;
+  *p = q;
+  return DC_OK;
+}
+
+/* Appends (name, t), t being a reference the checkpoint now owns. */
+static int push(dc_ckpt *c, const char *name, dc_tensor *t) {
+  for (int i = 0; i < c->n; i++)
+    if (strcmp(c->names[i], name) == 0) {
+      dc__unref(c->tensors[i]);
+      c->tensors[i] = t;
+      return DC_OK;
+    }
+  if (c->n == c->cap) {
+    int cap = c->cap ? 2 * c->cap : 64;
+    if (grow((void **)&c->names, c->cap, cap, sizeof(char *)) != DC_OK ||
+        grow((void **)&c->tensors, c->cap, cap, sizeof(dc_tensor *)) != DC_OK)
+      return DC_ERR_NOMEM;
+    c->cap = cap;
+  }
+  char *nm = dc__strdup(name);
+  if (!nm) return DC_ERR_NOMEM;
+  c->names[c->n] = nm;
+  c->tensors[c->n++] = t;
+  return DC_OK;
+}
+
+int dc_ckpt_set_tensor(dc_ckpt *c, const char *name, dc_tensor *t) {
+  if (!c || !name || !t) return dc__errs(DC_ERR_ARG, "ckpt_set_tensor: NULL argument");
+  if (!*name || strcmp(name, "__metadata__") == 0)
+    return dc__errs(DC_ERR_ARG, "ckpt_set_tensor: '%s' cannot name a tensor", name);
+  dc__ref(t);
+  int rc = push(c, name, t);
+  if (rc != DC_OK) dc__unref(t);
+  return rc;
+}
+
+dc_tensor *dc_ckpt_tensor(const dc_ckpt *c, const char *name) {
+  if (!c || !name) return NULL;
+  for (int i = 0; i < c->n; i++)
+    if (strcmp(c->names[i], name) == 0) return c->tensors[i];
+  return NULL;
+}
+
+int dc_ckpt_num_tensors(const dc_ckpt *c) { return c ? c->n : 0; }
+const char *dc_ckpt_name_at(const dc_ckpt *c, int i) {
+  return c && i >= 0 && i < c->n ? c->names[i] : NULL;
+}
+dc_tensor *dc_ckpt_tensor_at(const dc_ckpt *c, int i) {
+  return c && i >= 0 && i < c->n ? c->tensors[i] : NULL;
+}
+
+int dc_ckpt_set_meta(dc_ckpt *c, const char *key, const char *value) {
+  if (!c || !key || !value) return dc__errs(DC_ERR_ARG, "ckpt_set_meta: NULL argument");
+  char *v = dc__strdup(value);
+  if (!v) return DC_ERR_NOMEM;
+  for (int i = 0; i < c->nmeta; i++)
+    if (strcmp(c->mkeys[i], key) == 0) {
+      dc__free(c->mvals[i]);
+      c->mvals[i] = v;
+      return DC_OK;
+    }
+  if (c->nmeta == c->mcap) {
+    int cap = c->mcap ? 2 * c->mcap : 16;
+    if (grow((void **)&c->mkeys, c->mcap, cap, sizeof(char *)) != DC_OK ||
+        grow((void **)&c->mvals, c->mcap, cap, sizeof(char *)) != DC_OK) {
+      dc__free(v);
+      return DC_ERR_NOMEM;
+    }
+    c->mcap = cap;
+  }
+  char *k = dc__strdup(key);
+  if (!k) {
+    dc__free(v);
+    return DC_ERR_NOMEM;
+  }
+  c->mkeys[c->nmeta] = k;
+  c->mvals[c->nmeta++] = v;
+  return DC_OK;
+}
+
+const char *dc_ckpt_meta(const dc_ckpt *c, const char *key) {
+  if (!c || !key) return NULL;
+  for (int i = 0; i < c->nmeta; i++)
+    if (strcmp(c->mkeys[i], key) == 0) return c->mvals[i];
+  return NULL;
+}
+
+/* ---- dtypes ---- */
+static const char *st_dtype(dc_dtype dt) {
+  switch (dt) {
+  case DC_F32: return "F32";
+  case DC_F64: return "F64";
+  case DC_I64: return "I64";
+  case DC_I32: return "I32";
+  case DC_U8: return "U8";
+  case DC_BOOL: return "BOOL";
+  case DC_BF16: return "BF16";
+  case DC_F16: return "F16";
+  case DC_DTYPE_COUNT: break;
+  }
+  return NULL;
+}
+
+static bool dtype_from(const char *s, dc_dtype *out) {
+  for (int d = 0; d < DC_DTYPE_COUNT; d++)
+    if (strcmp(st_dtype((dc_dtype)d), s) == 0) {
+      *out = (dc_dtype)d;
+      return true;
+    }
+  return false;
+}
+
+/* ---- saving ---- */
+static char *header_json(const dc_ckpt *c, uint64_t *data_len) {
+  cJSON *root = cJSON_CreateObject();
+  if (!root) return dc__err(DC_ERR_NOMEM, "ckpt_save: out of memory");
+  uint64_t off = 0;
+  if (c->nmeta) {
+    cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
+    for (int i = 0; meta && i < c->nmeta; i++) cJSON_AddStringToObject(meta, c->mkeys[i], c->mvals[i]);
+  }
+  for (int i = 0; i < c->n; i++) {
+    const dc_tensor *t = c->tensors[i];
+    cJSON *e = cJSON_AddObjectToObject(root, c->names[i]);
+    if (!e) break;
+    cJSON_AddStringToObject(e, "dtype", st_dtype(t->dtype));
+    cJSON *shape = cJSON_AddArrayToObject(e, "shape");
+    for (int d = 0; shape && d < t->ndim; d++)
+      cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
+    uint64_t nb = (uint64_t)dc_numel(t) * dc_dtype_size(t->dtype);
+    cJSON *offs = cJSON_AddArrayToObject(e, "data_offsets");
+    if (offs) {
+      cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+      cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(off + nb)));
+    }
+    off += nb;
+  }
+  char *s = cJSON_PrintUnformatted(root);
+  cJSON_Delete(root);
+  if (!s) return dc__err(DC_ERR_NOMEM, "ckpt_save: out of memory building the header");
+  *data_len = off;
+  return s;
+}
+
+static int write_all(FILE *f, const void *p, size_t n) { return fwrite(p, 1, n, f) == n ? 0 : -1; }
+
+/* Writes the tensors' data in order; contiguous CPU tensors straight from their storage. */
+static int write_data(const dc_ckpt *c, FILE *f) {
+  for (int i = 0; i < c->n; i++) {
+    dc_tensor *t = c->tensors[i];
+    size_t nb = (size_t)dc_numel(t) * dc_dtype_size(t->dtype);
+    if (nb == 0) continue;
+    if (t->device == DC_CPU && dc_is_contiguous(t)) {
+      if (write_all(f, dc_data(t), nb)) return -1;
+      continue;
+    }
+    void *buf = dc__malloc(nb);
+    if (!buf) return -2;
+    int rc = dc_copy_to_buffer(t, buf, nb) == DC_OK ? write_all(f, buf, nb) : -2;
+    dc__free(buf);
+    if (rc) return rc;
+  }
+  return 0;
+}
+
+static void fsync_dir(const char *path) {
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%s", path);
+  char *slash = strrchr(dir, '/');
+  if (slash == dir)
+    dir[1] = 0;
+  else if (slash)
+    *slash = 0;
+  else
+    snprintf(dir, sizeof dir, ".");
+  int fd = open(dir, O_RDONLY | O_DIRECTORY);
+  if (fd >= 0) {
+    fsync(fd);
+    close(fd);
+  }
+}
+
+int dc_ckpt_save(const dc_ckpt *c, const char *path) {
+  if (!c || !path) return dc__errs(DC_ERR_ARG, "ckpt_save: NULL argument");
+  for (int i = 0; i < c->n; i++)
+    if (!st_dtype(c->tensors[i]->dtype))
+      return dc__errs(DC_ERR_ARG, "ckpt_save: tensor '%s' has an unsupported dtype", c->names[i]);
+  uint64_t data_len = 0;
+  char *json = header_json(c, &data_len);
+  if (!json) return dc_last_status();
+  size_t hl = strlen(json), padded = (hl + 7) / 8 * 8;
+  char tmp[4200];
+  snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
+  FILE *f = fopen(tmp, "wb");
+  if (!f) {
+    int e = errno;
+    free(json);
+    return dc__errs(DC_ERR_IO, "%s: cannot create the checkpoint's temporary file %s (%s)", path,
+                    tmp, strerror(e));
+  }
+  unsigned char len8[8];
+  for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+  static const char spaces[8] = "        ";
+  int bad = write_all(f, len8, 8) || write_all(f, json, hl) || write_all(f, spaces, padded - hl);
+  free(json);
+  if (!bad) bad = write_data(c, f);
+  int e = errno;
+  if (!bad && fflush(f) != 0) bad = -1, e = errno;
+  if (!bad && fsync(fileno(f)) != 0) bad = -1, e = errno;
+  if (fclose(f) != 0 && !bad) bad = -1, e = errno;
+  if (!bad && rename(tmp, path) != 0) bad = -1, e = errno;
+  if (bad) {
+    remove(tmp);
+    if (bad == -2) return dc__errs(DC_ERR_NOMEM, "%s: out of memory writing the checkpoint", path);
+    return dc__errs(DC_ERR_IO,
+                    "%s: writing the checkpoint failed (%s); the previous file, if any, is "
+                    "unchanged",
+                    path, strerror(e));
+  }
+  fsync_dir(path);
+  return DC_OK;
+}
+
+/* ---- loading ---- */
+static void *load_fail(dc_ckpt *c, cJSON *root, unsigned char *buf) {
+  dc_ckpt_free(c);
+  cJSON_Delete(root);
+  dc__free(buf);
+  return NULL;
+}
+
+static int cmp_span(const void *a, const void *b) {
+  const uint64_t *x = a, *y = b;
+  return x[0] < y[0] ? -1 : x[0] > y[0];
+}
+
+/* One header entry -> a tensor over the data block; records its span in span[2]. */
+static dc_tensor *load_entry(const char *path, const cJSON *e, const unsigned char *data,
+                             uint64_t data_len, uint64_t *span) {
+  const char *name = e->string;
+  if (!cJSON_IsObject(e)) return dc__err(DC_ERR_FORMAT, "%s: entry '%s' is not an object", path, name);
+  const cJSON *jd = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+  const cJSON *js = cJSON_GetObjectItemCaseSensitive(e, "shape");
+  const cJSON *jo = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+  dc_dtype dt;
+  if (!cJSON_IsString(jd))
+    return dc__err(DC_ERR_FORMAT, "%s: entry '%s' has no dtype string", path, name);
+  if (!dtype_from(jd->valuestring, &dt))
+    return dc__err(DC_ERR_UNSUPPORTED, "%s: entry '%s': dtype %s is not supported", path, name,
+                   jd->valuestring);
+  if (!cJSON_IsArray(js) || cJSON_GetArraySize(js) > DC_MAX_DIMS)
+    return dc__err(DC_ERR_FORMAT, "%s: entry '%s': shape must be a list of at most %d sizes", path,
+                   name, DC_MAX_DIMS);
+  dc_shape s = {.ndim = cJSON_GetArraySize(js)};
+  int64_t numel = 1;
+  for (int d = 0; d < s.ndim; d++) {
+    const cJSON *x = cJSON_GetArrayItem(js, d);
+    if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > 9.0e15 ||
+        x->valuedouble != (double)(int64_t)x->valuedouble)
+      return dc__err(DC_ERR_FORMAT, "%s: entry '%s': shape[%d] is not a size", path, name, d);
+    s.d[d] = (int64_t)x->valuedouble;
+    if (dc__mul_overflow(numel, s.d[d], &numel))
+      return dc__err(DC_ERR_FORMAT, "%s: entry '%s': shape too large", path, name);
+  }
+  if (!cJSON_IsArray(jo) || cJSON_GetArraySize(jo) != 2)
+    return dc__err(DC_ERR_FORMAT, "%s: entry '%s': data_offsets must be [begin, end]", path, name);
+  double b = cJSON_GetArrayItem(jo, 0)->valuedouble, en = cJSON_GetArrayItem(jo, 1)->valuedouble;
+  if (!(b >= 0 && en >= b && en <= (double)data_len))
+    return dc__err(DC_ERR_FORMAT, "%s: entry '%s': data_offsets [%.0f, %.0f] outside the %llu data bytes",
+                   path, name, b, en, (unsigned long long)data_len);
+  int64_t nb;
+  if (dc__mul_overflow(numel, (int64_t)dc_dtype_size(dt), &nb) || (double)nb != en - b)
+    return dc__err(DC_ERR_FORMAT, "%s: entry '%s': %.0f data bytes for %lld elements of %s", path,
+                   name, en - b, (long long)numel, jd->valuestring);
+  span[0] = (uint64_t)b;
+  span[1] = (uint64_t)en;
+  dc_tensor *t = dc__new(s, dt, DC_CPU);
+  if (!t) return NULL;
+  dc__unscope(t);
+  if (nb) memcpy(dc_data(t), data + span[0], (size_t)nb);
+  return t;
+}
+
+static unsigned char *read_file(const char *path, uint64_t *size) {
+  FILE *f = fopen(path, "rb");
+  if (!f) return dc__err(DC_ERR_IO, "%s: cannot open the checkpoint (%s)", path, strerror(errno));
+  struct stat st;
+  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
+    fclose(f);
+    return dc__err(DC_ERR_IO, "%s: not a regular file", path);
+  }
+  unsigned char *buf = dc__malloc((size_t)st.st_size + 1);
+  if (!buf) {
+    fclose(f);
+    return NULL;
+  }
+  size_t got = fread(buf, 1, (size_t)st.st_size, f);
+  fclose(f);
+  if (got != (size_t)st.st_size) {
+    dc__free(buf);
+    return dc__err(DC_ERR_IO, "%s: short read (%zu of %lld bytes)", path, got, (long long)st.st_size);
+  }
+  *size = got;
+  return buf;
+}
+
+dc_ckpt *dc_ckpt_load(const char *path) {
+  if (!path) return dc__err(DC_ERR_ARG, "ckpt_load: path is NULL");
+  uint64_t size = 0;
+  unsigned char *buf = read_file(path, &size);
+  if (!buf) return NULL;
+  if (size < 8) {
+    dc__free(buf);
+    return dc__err(DC_ERR_FORMAT, "%s: %llu bytes is too short for a checkpoint", path,
+                   (unsigned long long)size);
+  }
+  uint64_t hl = 0;
+  for (int i = 0; i < 8; i++) hl |= (uint64_t)buf[i] << (8 * i);
+  if (hl > CKPT_MAX_HEADER || hl > size - 8) {
+    dc__free(buf);
+    return dc__err(DC_ERR_FORMAT,
+                   "%s: offset 0: header length %llu does not fit the %llu-byte file (not a "
+                   "deepc/safetensors checkpoint?)",
+                   path, (unsigned long long)hl, (unsigned long long)size);
+  }
+  cJSON *root = cJSON_ParseWithLength((const char *)buf + 8, (size_t)hl);
+  dc_ckpt *c = dc_ckpt_new();
+  if (!root || !cJSON_IsObject(root)) {
+    dc__err(DC_ERR_FORMAT, "%s: offset 8: the header is not a JSON object", path);
+    return load_fail(c, root, buf);
+  }
+  if (!c) return load_fail(c, root, buf);
+  const unsigned char *data = buf + 8 + hl;
+  uint64_t data_len = size - 8 - hl;
+  int nent = cJSON_GetArraySize(root);
+  uint64_t *spans = dc__calloc((size_t)nent + 1, 2 * sizeof *spans);
+  if (!spans) return load_fail(c, root, buf);
+  int ns = 0;
+  for (const cJSON *e = root->child; e; e = e->next) {
+    if (strcmp(e->string, "__metadata__") == 0) {
+      if (!cJSON_IsObject(e)) {
+        dc__err(DC_ERR_FORMAT, "%s: __metadata__ is not an object", path);
+        goto fail;
+      }
+      for (const cJSON *m = e->child; m; m = m->next) {
+        if (!cJSON_IsString(m)) {
+          dc__err(DC_ERR_FORMAT, "%s: __metadata__.%s is not a string", path, m->string);
+          goto fail;
+        }
+        if (dc_ckpt_set_meta(c, m->string, m->valuestring) != DC_OK) goto fail;
+      }
+      continue;
+    }
+    if (dc_ckpt_tensor(c, e->string)) {
+      dc__err(DC_ERR_FORMAT, "%s: entry '%s' appears twice", path, e->string);
+      goto fail;
+    }
+    dc_tensor *t = load_entry(path, e, data, data_len, spans + 2 * ns);
+    if (!t) goto fail;
+    if (push(c, e->string, t) != DC_OK) {
+      dc__unref(t);
+      goto fail;
+    }
+    ns++;
+  }
+  /* the tensors must tile the data block exactly */
+  qsort(spans, (size_t)ns, 2 * sizeof *spans, cmp_span);
+  uint64_t at = 0;
+  for (int i = 0; i < ns; i++) {
+    if (spans[2 * i] != at) {
+      dc__err(DC_ERR_FORMAT, "%s: data bytes [%llu, %llu) %s", path, (unsigned long long)at,
+              (unsigned long long)spans[2 * i],
+              spans[2 * i] > at ? "belong to no tensor (gap)" : "are used by two tensors (overlap)");
+      goto fail;
+    }
+    at = spans[2 * i + 1];
+  }
+  if (at != data_len) {
+    dc__err(DC_ERR_FORMAT, "%s: the tensors end at data byte %llu but the file holds %llu (truncated or padded file)",
+            path, (unsigned long long)at, (unsigned long long)data_len);
+    goto fail;
+  }
+  dc__free(spans);
+  cJSON_Delete(root);
+  dc__free(buf);
+  return c;
+fail:
+  dc__free(spans);
+  return load_fail(c, root, buf);
+}
+
+/* ---- state dicts and optimizer states ---- */
+/* A copy of t (unscoped), so the checkpoint holds the values of this moment. */
+static dc_tensor *snapshot(dc_tensor *t) {
+  bool prev = dc_set_grad_enabled(false);
+  dc_tensor *c = dc__new(dc_shape_of(t), t->dtype, DC_CPU);
+  if (c) {
+    dc__unscope(c);
+    if (dc_copy_(c, t) != DC_OK) {
+      dc__unref(c);
+      c = NULL;
+    }
+  }
+  dc_set_grad_enabled(prev);
+  return c;
+}
+
+static int add_copy(dc_ckpt *c, const char *prefix, const char *key, dc_tensor *t) {
+  char name[1024];
+  snprintf(name, sizeof name, "%s%s", prefix ? prefix : "", key);
+  dc_tensor *s = snapshot(t);
+  if (!s) return dc_last_status();
+  int rc = push(c, name, s);
+  if (rc != DC_OK) dc__unref(s);
+  return rc;
+}
+
+int dc_ckpt_add_state_dict(dc_ckpt *c, const char *prefix, const dc_state_dict *sd) {
+  if (!c || !sd) return dc__errs(DC_ERR_ARG, "ckpt_add_state_dict: NULL argument");
+  for (int i = 0; i < dc_state_dict_size(sd); i++) {
+    int rc = add_copy(c, prefix, dc_state_dict_key_at(sd, i), dc_state_dict_tensor_at(sd, i));
+    if (rc != DC_OK) return rc;
+  }
+  return DC_OK;
+}
+
+dc_state_dict *dc_ckpt_get_state_dict(const dc_ckpt *c, const char *prefix) {
+  if (!c) return dc__err(DC_ERR_ARG, "ckpt_get_state_dict: NULL checkpoint");
+  size_t pl = prefix ? strlen(prefix) : 0;
+  dc_state_dict *sd = dc_state_dict_new();
+  if (!sd) return NULL;
+  for (int i = 0; i < c->n; i++)
+    if (strncmp(c->names[i], prefix ? prefix : "", pl) == 0 &&
+        dc_state_dict_set(sd, c->names[i] + pl, c->tensors[i]) != DC_OK) {
+      dc_state_dict_free(sd);
+      return NULL;
+    }
+  return sd;
+}
+
+int dc_ckpt_add_optim_state(dc_ckpt *c, const char *prefix, const dc_optim_state *st) {
+  if (!c || !st) return dc__errs(DC_ERR_ARG, "ckpt_add_optim_state: NULL argument");
+  for (int i = 0; i < st->n; i++) {
+    int rc = add_copy(c, prefix, st->names[i], st->tensors[i]);
+    if (rc != DC_OK) return rc;
+  }
+  return DC_OK;
+}
+
+int dc_ckpt_get_optim_state(const dc_ckpt *c, const char *prefix, dc_optim_state *out) {
+  if (!c || !out) return dc__errs(DC_ERR_ARG, "ckpt_get_optim_state: NULL argument");
+  memset(out, 0, sizeof *out);
+  size_t pl = prefix ? strlen(prefix) : 0;
+  for (int i = 0; i < c->n; i++)
+    if (strncmp(c->names[i], prefix ? prefix : "", pl) == 0) {
+      int rc = dc_optim_state_set(out, c->names[i] + pl, c->tensors[i]);
+      if (rc != DC_OK) {
+        dc_optim_state_free(out);
+        return rc;
+      }
+    }
+  return DC_OK;
+}

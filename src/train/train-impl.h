@@ -1,0 +1,72 @@
+/* Internal API of src/train: typed access to checked configuration values and the pieces a run
+ * is built from (build.c), shared by run.c, eval.c and search.c. Not installed. */
+#ifndef DC_TRAIN_IMPL_H
+#define DC_TRAIN_IMPL_H
+
+#include <deepc/deepc.h>
+#include <deepc/train.h>
+
+#include "../core/core-impl.h"
+
+/* ---- configuration values (already type-checked by config.c) ---- */
+int64_t dc__config_int(const dc_config *c, const char *key);
+double dc__config_float(const dc_config *c, const char *key); /* NaN when empty */
+bool dc__config_bool(const dc_config *c, const char *key);
+/* Comma-separated numbers into out[max]; returns how many (0 for an empty value). */
+int dc__config_list(const dc_config *c, const char *key, double *out, int max);
+int dc__config_line(const dc_config *c, const char *key); /* 0: default or --set */
+const char *dc__config_name(const dc_config *c);
+
+/* ---- what a configuration builds ---- */
+typedef struct dc__data {
+  dc_dataset *train, *val, *test; /* val may alias nothing (NULL) when val_split = 0 */
+  bool val_is_test;               /* validation runs on the test set */
+  int64_t num_classes;            /* K */
+  char **class_names;             /* [K] (owned) */
+  dc_shape sample_shape;          /* one input after the transforms: [C, H, W] or [F] */
+} dc__data;
+
+/* Opens the datasets with their transforms (split, limits, normalisation, augmentation). */
+int dc__build_data(const dc_config *c, dc__data *d, const char *data_override);
+void dc__data_free(dc__data *d);
+/* The model for these inputs, checked by a forward pass of one zero sample (a shape error
+ * names the layer). */
+dc_module *dc__build_model(const dc_config *c, const dc__data *d);
+/* The optimizer over the model's trainable parameters, and its schedule (NULL for none; *when
+ * tells the trainer how to step it). */
+dc_optim *dc__build_optim(const dc_config *c, dc_module *m);
+int dc__build_sched(const dc_config *c, dc_optim *o, int64_t steps_per_epoch, dc_sched **out,
+                    dc_sched_when *when);
+/* Loss function and its options (cross-entropy with label smoothing, multi-margin). */
+typedef struct dc__loss_cfg {
+  int kind; /* 0 cross-entropy, 1 multi-margin */
+  double label_smoothing;
+} dc__loss_cfg;
+void dc__build_loss(const dc_config *c, dc__loss_cfg *l);
+dc_tensor *dc__loss_call(dc_tensor *out, dc_tensor *target, void *ud); /* ud: dc__loss_cfg */
+
+/* ---- progress display (progress.c) ---- */
+typedef struct dc__progress {
+  FILE *f;
+  bool bar;   /* redraw one line with \r */
+  bool quiet;
+  int epochs;
+  double last_draw;
+  int last_pct;
+  int width;  /* terminal columns */
+} dc__progress;
+void dc__progress_init(dc__progress *p, FILE *f, dc_progress_mode mode, int epochs);
+void dc__progress_step(dc__progress *p, const dc_step_info *s, int64_t batch_size);
+void dc__progress_epoch(dc__progress *p, const dc_epoch_stats *e, bool best);
+double dc__now(void); /* monotonic seconds */
+
+/* ---- reports (report.c) ---- */
+int dc__write_report(const char *path, const dc_config *c, const dc__data *d,
+                     const dc_history *h, const dc_run_result *r, const dc_metrics *test,
+                     const char *model_repr, int64_t nparams);
+
+/* Folder helpers. */
+int dc__mkdirs(const char *path);
+bool dc__path_exists(const char *path);
+
+#endif
