@@ -10,6 +10,7 @@
 #include "autograd.h"
 #include "nn_functional.h"
 #include "nn.h"
+#include "optim.h"
 
 #define DEEPC_VERSION_MAJOR 0
 #define DEEPC_VERSION_MINOR 1
