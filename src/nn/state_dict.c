@@ -103,6 +103,12 @@ static bool ends_with(const char *s, const char *suffix) {
   return a >= b && strcmp(s + a - b, suffix) == 0 && (a == b || s[a - b - 1] == '.');
 }
 
+/* Same shape, or a 0-d tensor given as [1] (PyTorch accepts those from older checkpoints). */
+static bool shape_ok(const dc_tensor *model, const dc_tensor *given) {
+  if (dc_shape_equal(dc_shape_of(model), dc_shape_of(given))) return true;
+  return model->ndim == 0 && given->ndim == 1 && given->shape[0] == 1;
+}
+
 /* Appends `"key"` to a list line of the message, eliding past the buffer. */
 static void add_key(char *msg, size_t n, int k, const char *key) {
   dc__appendf(msg, n, "%s\"%s\"", k ? ", " : " ", key);
@@ -139,7 +145,7 @@ int dc_module_load_state_dict(dc_module *m, const dc_state_dict *sd, bool strict
       continue;
     }
     used[j] = true;
-    if (!dc_shape_equal(dc_shape_of(l[i].tensor), dc_shape_of(sd->vals[j]))) {
+    if (!shape_ok(l[i].tensor, sd->vals[j])) {
       char a[128], b[128];
       dc__appendf(mism, sizeof mism, "\n  size mismatch for %s: copying a tensor of shape %s "
                   "from the state dict, the shape in the model is %s", l[i].name,
@@ -167,8 +173,19 @@ int dc_module_load_state_dict(dc_module *m, const dc_state_dict *sd, bool strict
     rc = dc__errs(DC_ERR_ARG, "%s", msg);
     goto done;
   }
-  for (int i = 0; i < n && rc == DC_OK; i++)
-    if (src[i] >= 0) rc = dc_copy_(l[i].tensor, sd->vals[src[i]]);
+  bool grad_mode = dc_set_grad_enabled(false);
+  for (int i = 0; i < n && rc == DC_OK; i++) {
+    if (src[i] < 0) continue;
+    dc_tensor *v = sd->vals[src[i]];
+    if (l[i].tensor->ndim == 0 && v->ndim == 1) { /* a 0-d value saved as [1] */
+      dc_tensor *s0 = dc_reshape(v, DC_SCALAR_SHAPE);
+      rc = s0 ? dc_copy_(l[i].tensor, s0) : (int)dc_last_status();
+      dc_free(s0);
+    } else {
+      rc = dc_copy_(l[i].tensor, v);
+    }
+  }
+  dc_set_grad_enabled(grad_mode);
 done:
   if (res && (rc == DC_OK || rc == DC_ERR_ARG)) {
     res->missing = copy_keys(missing, nmiss);
