@@ -89,11 +89,17 @@ static void rec(sbuf *b, const dc_tensor *t, int64_t *idx, int d, const fmt_info
   put(b, "]");
 }
 
+typedef struct range {
+  double lo, hi; /* signed extremes of the finite values */
+} range;
+
 static void scan(const dc_tensor *t, int64_t *idx, int d, bool summ, double *mx, double *mn,
-                 bool *ints, int *nfin) {
+                 bool *ints, int *nfin, range *rg) {
   if (d == t->ndim) {
     double v = at(t, off_of(t, idx));
     if (!isfinite(v)) return;
+    if (*nfin == 0 || v < rg->lo) rg->lo = v;
+    if (*nfin == 0 || v > rg->hi) rg->hi = v;
     double a = fabs(v);
     if (*nfin == 0 || a > *mx) *mx = a;
     if (a > 0 && (*mn == 0 || a < *mn)) *mn = a;
@@ -105,7 +111,7 @@ static void scan(const dc_tensor *t, int64_t *idx, int d, bool summ, double *mx,
   for (int64_t i = 0; i < n; i++) {
     if (summ && n > 6 && i == 3) i = n - 3;
     idx[d] = i;
-    scan(t, idx, d + 1, summ, mx, mn, ints, nfin);
+    scan(t, idx, d + 1, summ, mx, mn, ints, nfin, rg);
   }
 }
 
@@ -125,7 +131,8 @@ char *dc_to_string(const dc_tensor *t) {
   double mx = 0, mn = 0;
   bool ints = true;
   int nfin = 0;
-  if (dc_numel(t) > 0) scan(t, idx, 0, summ, &mx, &mn, &ints, &nfin);
+  range rg = {0, 0};
+  if (dc_numel(t) > 0) scan(t, idx, 0, summ, &mx, &mn, &ints, &nfin, &rg);
   f.ints_only = ints;
   if (f.is_float && !ints && nfin > 0 && (mx >= 1e8 || (mn > 0 && mn < 1e-4) || (mn > 0 && mx / mn > 1000)))
     f.sci = true;
@@ -133,7 +140,7 @@ char *dc_to_string(const dc_tensor *t) {
   f.width = 1;
   if (dc_numel(t) > 0) {
     char v[64];
-    double probe[2] = {mx, -mx};
+    double probe[2] = {rg.lo, rg.hi};
     for (int k = 0; k < 2; k++) {
       fmt_value(v, sizeof v, probe[k], &f, t->dtype);
       if ((int)strlen(v) > f.width) f.width = (int)strlen(v);
@@ -148,7 +155,7 @@ char *dc_to_string(const dc_tensor *t) {
     char sb[128];
     put(&b, ", size=(%s)", dc_shape_str(dc_shape_of(t), sb, sizeof sb));
   }
-  if (show_dtype) put(&b, ", dtype=%s", dc_dtype_name(t->dtype));
+  if (show_dtype) put(&b, ", dtype=torch.%s", dc_dtype_name(t->dtype));
   if (t->grad_fn) put(&b, ", grad_fn=<%s>", t->grad_fn->op->name);
   else if (t->requires_grad) put(&b, ", requires_grad=True");
   put(&b, ")");

@@ -92,7 +92,7 @@ def err():
 
 
 def T(a, requires_grad=False, dtype=None):
-    a = np.ascontiguousarray(a if dtype is None else np.asarray(a, dtype=dtype))
+    a = np.array(a if dtype is None else np.asarray(a, dtype=dtype), order="C")  # keeps 0-d
     dt = _DT[a.dtype]
     t = lib.dc_from_data(a.ctypes.data_as(C.c_void_p), shape(*a.shape), dt)
     assert t, err()
