@@ -11,6 +11,7 @@
 #include "nn_functional.h"
 #include "nn.h"
 #include "optim.h"
+#include "data.h"
 
 #define DEEPC_VERSION_MAJOR 0
 #define DEEPC_VERSION_MINOR 1

@@ -1,0 +1,407 @@
+/* The threaded DataLoader: a pthreads pool decodes and transforms batches ahead of the training
+ * loop into a ring of slots; the caller receives batch k only after batch k-1, so the order is
+ * fixed. Shuffling and every random transform are seeded by (seed, epoch, position), never by
+ * the thread that happens to run them, so any worker count gives the same batches. Batch
+ * buffers come from a recycling pool and become tensors without a copy. */
+#include "data-impl.h"
+
+#include <pthread.h>
+#include <string.h>
+
+#define DC__LOADER_MAX_WORKERS 256
+#define DC__STREAM_SHUFFLE 0x5F1Eull
+#define DC__STREAM_AUGMENT 0xA06ull
+#define DC__STREAM_SEED 0x10ADull
+
+/* ---- recycling buffer pool (shared with the tensors it backs, so it outlives the loader) */
+typedef struct buf_pool {
+  pthread_mutex_t mu;
+  int32_t refs;  /* the loader + one per buffer out in a tensor */
+  void **bufs;   /* [n] free buffers */
+  size_t *sizes; /* [n] their sizes */
+  int n, cap;
+  bool pinned;   /* page-locked buffers requested (for a GPU backend) */
+} buf_pool;
+
+static buf_pool *pool_new(int cap, bool pinned) {
+  buf_pool *p = dc__calloc(1, sizeof *p);
+  if (!p) return NULL;
+  p->bufs = dc__calloc((size_t)cap, sizeof *p->bufs);
+  p->sizes = dc__calloc((size_t)cap, sizeof *p->sizes);
+  if (!p->bufs || !p->sizes || pthread_mutex_init(&p->mu, NULL) != 0) {
+    dc__free(p->bufs);
+    dc__free(p->sizes);
+    dc__free(p);
+    return NULL;
+  }
+  p->cap = cap;
+  p->refs = 1;
+  p->pinned = pinned;
+  return p;
+}
+
+static void pool_unref(buf_pool *p) {
+  pthread_mutex_lock(&p->mu);
+  bool last = --p->refs == 0;
+  pthread_mutex_unlock(&p->mu);
+  if (!last) return;
+  for (int i = 0; i < p->n; i++) dc__free(p->bufs[i]);
+  dc__free(p->bufs);
+  dc__free(p->sizes);
+  pthread_mutex_destroy(&p->mu);
+  dc__free(p);
+}
+
+/* A buffer of exactly `bytes` (reused when one is free). */
+static void *pool_get(buf_pool *p, size_t bytes) {
+  pthread_mutex_lock(&p->mu);
+  for (int i = 0; i < p->n; i++)
+    if (p->sizes[i] == bytes) {
+      void *b = p->bufs[i];
+      p->bufs[i] = p->bufs[--p->n];
+      p->sizes[i] = p->sizes[p->n];
+      pthread_mutex_unlock(&p->mu);
+      return b;
+    }
+  pthread_mutex_unlock(&p->mu);
+  return dc__malloc(bytes ? bytes : 1);
+}
+
+static void pool_put(buf_pool *p, void *b, size_t bytes) {
+  if (!b) return;
+  pthread_mutex_lock(&p->mu);
+  if (p->n < p->cap) {
+    p->bufs[p->n] = b;
+    p->sizes[p->n++] = bytes;
+    b = NULL;
+  }
+  pthread_mutex_unlock(&p->mu);
+  dc__free(b);
+}
+
+/* Storage free hook: the buffer goes back to the pool. The size rides in front of the data. */
+static void pool_release(void *data, void *ud) {
+  buf_pool *p = ud;
+  size_t bytes;
+  memcpy(&bytes, (char *)data - 64, sizeof bytes);
+  pool_put(p, (char *)data - 64, bytes + 64);
+  pool_unref(p);
+}
+
+/* ---- the loader ---- */
+
+typedef enum slot_state { SLOT_FREE = 0, SLOT_BUSY, SLOT_READY } slot_state;
+
+typedef struct batch_arr {
+  void *buf;   /* pool buffer: 64-byte header holding its size, then the data */
+  size_t bytes;
+  dc_dtype dt;
+  int ndim;
+  int64_t shape[DC_MAX_DIMS]; /* [B, ...] */
+} batch_arr;
+
+typedef struct batch_slot {
+  slot_state state;
+  int64_t index; /* batch number in the epoch */
+  batch_arr x, y;
+  bool has_y;
+  int status;    /* DC_OK or the error of the batch */
+  char *msg;
+} batch_slot;
+
+struct dc_loader {
+  dc_dataset *ds;
+  dc_loader_opts o;
+  uint64_t seed;
+  int64_t n, nbatches, epoch;
+  int64_t *perm; /* [n] this epoch's order, NULL without shuffle */
+  pthread_mutex_t mu;
+  pthread_cond_t work_cv, done_cv;
+  pthread_t *threads;
+  int nthreads, depth;
+  batch_slot *slots; /* [depth] ring, batch k in slot k % depth */
+  int64_t next_claim, next_deliver;
+  int inflight;
+  bool started, stop;
+  uint64_t aug_seed; /* this epoch's augmentation seed */
+  dc__sample inline_sample;
+  buf_pool *pool;
+};
+
+static void arr_release(buf_pool *p, batch_arr *a) {
+  if (a->buf) pool_put(p, a->buf, a->bytes + 64);
+  a->buf = NULL;
+}
+
+static void slot_clear(dc_loader *l, batch_slot *s) {
+  arr_release(l->pool, &s->x);
+  arr_release(l->pool, &s->y);
+  dc__free(s->msg);
+  s->msg = NULL;
+  s->status = DC_OK;
+  s->state = SLOT_FREE;
+}
+
+static bool arr_alloc(buf_pool *p, batch_arr *a, const dc__arr *row, int64_t b) {
+  a->dt = row->dtype;
+  a->ndim = row->ndim + 1;
+  a->shape[0] = b;
+  memcpy(a->shape + 1, row->shape, sizeof(int64_t) * (size_t)row->ndim);
+  a->bytes = dc__arr_nbytes(row) * (size_t)b;
+  a->buf = pool_get(p, a->bytes + 64);
+  if (a->buf) memcpy(a->buf, &a->bytes, sizeof a->bytes);
+  return a->buf != NULL;
+}
+
+static bool same_layout(const batch_arr *a, const dc__arr *row) {
+  if (a->dt != row->dtype || a->ndim != row->ndim + 1) return false;
+  for (int d = 0; d < row->ndim; d++)
+    if (a->shape[d + 1] != row->shape[d]) return false;
+  return true;
+}
+
+static char *layout_str(dc_dtype dt, int ndim, const int64_t *shape, char *buf, size_t n) {
+  dc_shape s = {.ndim = ndim};
+  memcpy(s.d, shape, sizeof(int64_t) * (size_t)ndim);
+  char b[96];
+  snprintf(buf, n, "%s %s", dc_dtype_name(dt), dc_shape_str(s, b, sizeof b));
+  return buf;
+}
+
+/* Decodes, transforms and collates batch b into slot (any thread). */
+static void produce(dc_loader *l, int64_t b, batch_slot *slot, dc__sample *s) {
+  int64_t bs = l->o.batch_size, start = b * bs, end = start + bs < l->n ? start + bs : l->n;
+  int rc = DC_OK;
+  int64_t k = start, idx = 0;
+  for (; k < end && rc == DC_OK; k++) {
+    idx = l->perm ? l->perm[k] : k;
+    rc = dc__dataset_fetch(l->ds, idx, s, dc__mix_seed(l->aug_seed, 0, (uint64_t)k));
+    if (rc) break;
+    if (k == start) {
+      slot->has_y = s->has_y;
+      if (!arr_alloc(l->pool, &slot->x, &s->x, end - start) ||
+          (s->has_y && !arr_alloc(l->pool, &slot->y, &s->y, end - start))) {
+        rc = DC_ERR_NOMEM;
+        break;
+      }
+    } else if (!same_layout(&slot->x, &s->x) || s->has_y != slot->has_y ||
+               (s->has_y && !same_layout(&slot->y, &s->y))) {
+      char a[128], c[128];
+      const dc__arr *row = same_layout(&slot->x, &s->x) ? &s->y : &s->x;
+      const batch_arr *first = row == &s->x ? &slot->x : &slot->y;
+      rc = dc__errs(DC_ERR_ARG, "sample is %s but the batch's first sample is %s; add a "
+                                "Resize/CenterCrop so every sample has one size",
+                    layout_str(row->dtype, row->ndim, row->shape, a, sizeof a),
+                    layout_str(first->dt, first->ndim - 1, first->shape + 1, c, sizeof c));
+      break;
+    }
+    size_t xr = dc__arr_nbytes(&s->x);
+    memcpy((char *)slot->x.buf + 64 + (size_t)(k - start) * xr, s->x.data, xr);
+    if (s->has_y) {
+      size_t yr = dc__arr_nbytes(&s->y);
+      memcpy((char *)slot->y.buf + 64 + (size_t)(k - start) * yr, s->y.data, yr);
+    }
+  }
+  if (rc) {
+    char msg[2300];
+    snprintf(msg, sizeof msg, "loader: batch %lld, sample %lld of the epoch (dataset index "
+                              "%lld): %s", (long long)b, (long long)k, (long long)idx,
+             dc_last_error()[0] ? dc_last_error() : dc_strerror((dc_status)rc));
+    slot->status = rc;
+    slot->msg = dc__strdup(msg);
+    arr_release(l->pool, &slot->x);
+    arr_release(l->pool, &slot->y);
+  }
+}
+
+static void *worker_main(void *arg) {
+  dc_loader *l = arg;
+  dc__sample s = {0};
+  pthread_mutex_lock(&l->mu);
+  for (;;) {
+    while (!l->stop && !(l->started && l->next_claim < l->nbatches &&
+                         l->next_claim < l->next_deliver + l->depth))
+      pthread_cond_wait(&l->work_cv, &l->mu);
+    if (l->stop) break;
+    int64_t b = l->next_claim++;
+    batch_slot *slot = &l->slots[b % l->depth];
+    slot->state = SLOT_BUSY;
+    slot->index = b;
+    l->inflight++;
+    pthread_mutex_unlock(&l->mu);
+    produce(l, b, slot, &s);
+    pthread_mutex_lock(&l->mu);
+    slot->state = SLOT_READY;
+    l->inflight--;
+    pthread_cond_broadcast(&l->done_cv);
+  }
+  pthread_mutex_unlock(&l->mu);
+  dc__sample_free(&s);
+  return NULL;
+}
+
+/* Waits until no worker is producing, with no new claims (lock held). */
+static void quiesce(dc_loader *l) {
+  l->started = false;
+  while (l->inflight > 0) pthread_cond_wait(&l->done_cv, &l->mu);
+  for (int i = 0; i < l->depth; i++) slot_clear(l, &l->slots[i]);
+}
+
+static void start_epoch(dc_loader *l) {
+  if (l->perm) dc__permutation(l->perm, l->n, dc__mix_seed(l->seed, DC__STREAM_SHUFFLE, (uint64_t)l->epoch));
+  l->aug_seed = dc__mix_seed(l->seed, DC__STREAM_AUGMENT, (uint64_t)l->epoch);
+  l->next_claim = l->next_deliver = 0;
+  l->started = true;
+}
+
+void dc_loader_free(dc_loader *l) {
+  if (!l) return;
+  if (l->nthreads) {
+    pthread_mutex_lock(&l->mu);
+    l->stop = true;
+    pthread_cond_broadcast(&l->work_cv);
+    pthread_mutex_unlock(&l->mu);
+    for (int i = 0; i < l->nthreads; i++) pthread_join(l->threads[i], NULL);
+  }
+  for (int i = 0; l->slots && i < l->depth; i++) slot_clear(l, &l->slots[i]);
+  dc__sample_free(&l->inline_sample);
+  pthread_cond_destroy(&l->work_cv);
+  pthread_cond_destroy(&l->done_cv);
+  pthread_mutex_destroy(&l->mu);
+  if (l->pool) pool_unref(l->pool);
+  dc_dataset_free(l->ds);
+  dc__free(l->threads);
+  dc__free(l->slots);
+  dc__free(l->perm);
+  dc__free(l);
+}
+
+dc_loader *dc_loader_opt(dc_dataset *ds, dc_loader_opts o) {
+  if (!ds) return dc__err(DC_ERR_ARG, "loader: dataset is NULL");
+  if (o.batch_size == 0) o.batch_size = 1;
+  if (o.prefetch == 0) o.prefetch = 2;
+  if (o.batch_size < 0 || o.num_workers < 0 || o.num_workers > DC__LOADER_MAX_WORKERS ||
+      o.prefetch < 0 || o.prefetch > 64)
+    return dc__err(DC_ERR_ARG, "loader: need batch_size >= 1, 0 <= num_workers <= %d and "
+                               "0 <= prefetch <= 64 (got %lld, %d, %d)", DC__LOADER_MAX_WORKERS,
+                   (long long)o.batch_size, o.num_workers, o.prefetch);
+  dc_loader *l = dc__calloc(1, sizeof *l);
+  if (!l) return NULL;
+  l->o = o;
+  l->n = ds->n;
+  l->nbatches = o.drop_last ? l->n / o.batch_size : (l->n + o.batch_size - 1) / o.batch_size;
+  if (o.seed) {
+    l->seed = o.seed;
+  } else { /* one draw from the global generator */
+    uint64_t ctr, s = dc_rng_get_state(&ctr);
+    l->seed = dc__mix_seed(s, DC__STREAM_SEED, ctr);
+    dc_rng_set_state(s, ctr + 1);
+  }
+  l->depth = o.num_workers ? o.num_workers * o.prefetch : 1;
+  pthread_mutex_init(&l->mu, NULL);
+  pthread_cond_init(&l->work_cv, NULL);
+  pthread_cond_init(&l->done_cv, NULL);
+  l->ds = dc__dataset_retain(ds);
+  l->slots = dc__calloc((size_t)l->depth, sizeof *l->slots);
+  l->pool = pool_new(2 * l->depth + 4, o.pin_memory);
+  if (!l->slots || !l->pool || (o.shuffle && !(l->perm = dc__malloc(sizeof *l->perm * (size_t)(l->n ? l->n : 1))))) {
+    dc_loader_free(l);
+    return NULL;
+  }
+  if (o.num_workers) {
+    if (!(l->threads = dc__calloc((size_t)o.num_workers, sizeof *l->threads))) {
+      dc_loader_free(l);
+      return NULL;
+    }
+    for (int i = 0; i < o.num_workers; i++) {
+      if (pthread_create(&l->threads[i], NULL, worker_main, l) != 0) {
+        dc_loader_free(l);
+        return dc__err(DC_ERR_STATE, "loader: cannot start worker thread %d of %d", i,
+                       o.num_workers);
+      }
+      l->nthreads++;
+    }
+  }
+  return l;
+}
+
+/* A tensor over a pool buffer (no copy); the buffer returns to the pool with the storage. */
+static dc_tensor *wrap(dc_loader *l, batch_arr *a) {
+  dc_storage *st = dc__malloc(sizeof *st);
+  if (!st) return NULL;
+  *st = (dc_storage){.data = (char *)a->buf + 64, .nbytes = a->bytes, .device = DC_CPU,
+                     .refcount = 1, .free_fn = pool_release, .free_ud = l->pool};
+  a->buf = NULL; /* owned by the storage now */
+  pthread_mutex_lock(&l->pool->mu);
+  l->pool->refs++;
+  pthread_mutex_unlock(&l->pool->mu);
+  dc_tensor tmpl;
+  memset(&tmpl, 0, sizeof tmpl);
+  tmpl.storage = st;
+  tmpl.dtype = a->dt;
+  tmpl.device = DC_CPU;
+  int64_t stride[DC_MAX_DIMS];
+  dc__contiguous_strides(a->ndim, a->shape, stride);
+  dc_tensor *t = dc__alias(&tmpl, a->ndim, a->shape, stride, 0);
+  dc__storage_release(st); /* the tensor holds it (or, on failure, it goes back) */
+  return t;
+}
+
+int dc_loader_next(dc_loader *l, dc_tensor **x, dc_tensor **y) {
+  if (x) *x = NULL;
+  if (y) *y = NULL;
+  if (!l || !x) {
+    dc__err(DC_ERR_ARG, "loader_next: loader or output is NULL");
+    return -1;
+  }
+  pthread_mutex_lock(&l->mu);
+  if (!l->started) {
+    start_epoch(l);
+    pthread_cond_broadcast(&l->work_cv);
+  }
+  if (l->next_deliver >= l->nbatches) {
+    l->started = false;
+    l->epoch++;
+    pthread_mutex_unlock(&l->mu);
+    return 0;
+  }
+  int64_t b = l->next_deliver;
+  batch_slot *slot = &l->slots[b % l->depth];
+  if (l->nthreads == 0) {
+    pthread_mutex_unlock(&l->mu);
+    slot->index = b;
+    produce(l, b, slot, &l->inline_sample);
+    pthread_mutex_lock(&l->mu);
+  } else {
+    while (!(slot->state == SLOT_READY && slot->index == b))
+      pthread_cond_wait(&l->done_cv, &l->mu);
+  }
+  l->next_deliver++;
+  pthread_cond_broadcast(&l->work_cv);
+  int rc = slot->status;
+  if (rc) {
+    dc__err((dc_status)rc, "%s", slot->msg ? slot->msg : "loader: batch failed");
+  } else {
+    *x = wrap(l, &slot->x);
+    if (*x && slot->has_y && y && !(*y = wrap(l, &slot->y))) {
+      dc_free(*x);
+      *x = NULL;
+    }
+    if (!*x) rc = DC_ERR_NOMEM;
+  }
+  slot_clear(l, slot);
+  pthread_mutex_unlock(&l->mu);
+  return rc ? -1 : 1;
+}
+
+int64_t dc_loader_len(const dc_loader *l) { return l ? l->nbatches : 0; }
+int64_t dc_loader_epoch(const dc_loader *l) { return l ? l->epoch : 0; }
+
+int dc_loader_set_epoch(dc_loader *l, int64_t epoch) {
+  if (!l || epoch < 0) return dc__errs(DC_ERR_ARG, "loader_set_epoch: need a loader and epoch >= 0");
+  pthread_mutex_lock(&l->mu);
+  quiesce(l);
+  l->epoch = epoch;
+  pthread_mutex_unlock(&l->mu);
+  return DC_OK;
+}
