@@ -1,0 +1,207 @@
+/* CPU batch norm, forward and backward, threaded over channels. Statistics take one pass per
+ * channel (shifted sums, so the variance does not cancel), the normalisation a second pass that
+ * finds the channel's data still in cache; the backward pass is one reduction plus one fused
+ * elementwise pass. Row sums run in float lanes and are combined in double, in a fixed order.
+ * Shapes: x, y, gx, gy [N, C, S]; weight, bias, running stats, mean, invstd, gw, gb [C]. */
+#include "nn-cpu.h"
+
+#include <math.h>
+
+#define LANES 16
+#define CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+
+/* ---- row helpers (one row = the S elements of one (n, c)) ---- */
+
+/* s1 += sum(x - c), s2 += sum((x - c)^2) */
+CLONES static void stats_row_f32(const float *restrict x, int64_t S, float c, double *s1,
+                                 double *s2) {
+  float a[LANES] = {0}, b[LANES] = {0};
+  int64_t s = 0;
+  for (; s + LANES <= S; s += LANES)
+    for (int j = 0; j < LANES; j++) {
+      float d = x[s + j] - c;
+      a[j] += d;
+      b[j] += d * d;
+    }
+  double t1 = 0, t2 = 0;
+  for (int j = 0; j < LANES; j++) {
+    t1 += a[j];
+    t2 += b[j];
+  }
+  for (; s < S; s++) {
+    double d = (double)x[s] - c;
+    t1 += d;
+    t2 += d * d;
+  }
+  *s1 += t1;
+  *s2 += t2;
+}
+
+static void stats_row_f64(const double *x, int64_t S, double c, double *s1, double *s2) {
+  for (int64_t s = 0; s < S; s++) {
+    double d = x[s] - c;
+    *s1 += d;
+    *s2 += d * d;
+  }
+}
+
+/* s1 += sum(dy), s2 += sum(dy * (x - m)) */
+CLONES static void dot_row_f32(const float *restrict dy, const float *restrict x, int64_t S,
+                               float m, double *s1, double *s2) {
+  float a[LANES] = {0}, b[LANES] = {0};
+  int64_t s = 0;
+  for (; s + LANES <= S; s += LANES)
+    for (int j = 0; j < LANES; j++) {
+      a[j] += dy[s + j];
+      b[j] += dy[s + j] * (x[s + j] - m);
+    }
+  double t1 = 0, t2 = 0;
+  for (int j = 0; j < LANES; j++) {
+    t1 += a[j];
+    t2 += b[j];
+  }
+  for (; s < S; s++) {
+    t1 += dy[s];
+    t2 += (double)dy[s] * ((double)x[s] - m);
+  }
+  *s1 += t1;
+  *s2 += t2;
+}
+
+static void dot_row_f64(const double *dy, const double *x, int64_t S, double m, double *s1,
+                        double *s2) {
+  for (int64_t s = 0; s < S; s++) {
+    *s1 += dy[s];
+    *s2 += dy[s] * (x[s] - m);
+  }
+}
+
+/* y = x * a + b */
+CLONES static void affine_row_f32(float *restrict y, const float *restrict x, int64_t S, float a,
+                                  float b) {
+  for (int64_t s = 0; s < S; s++) y[s] = x[s] * a + b;
+}
+
+/* gx = dy * k + x * a + b */
+CLONES static void grad_row_f32(float *restrict gx, const float *restrict dy,
+                                const float *restrict x, int64_t S, float k, float a, float b) {
+  for (int64_t s = 0; s < S; s++) gx[s] = dy[s] * k + x[s] * a + b;
+}
+
+/* ---- forward ---- */
+
+static double ld_opt(const dc_tensor *t, int64_t c, double dflt) {
+  return t ? dc__nn_ld(dc_data(t), c, t->dtype == DC_F64) : dflt;
+}
+
+int dc__cpu_batch_norm_forward(dc_tensor *y, dc_tensor *save_mean, dc_tensor *save_invstd,
+                               const dc_tensor *x, const dc_tensor *weight, const dc_tensor *bias,
+                               dc_tensor *running_mean, dc_tensor *running_var, bool batch_stats,
+                               double momentum, double eps) {
+  bool f64 = x->dtype == DC_F64;
+  int64_t N = x->shape[0], C = x->shape[1], S = dc_numel(x) / (N * C > 0 ? N * C : 1);
+  int64_t M = N * S;
+  const char *px = dc_data(x);
+  char *py = dc_data(y);
+  size_t z = dc_dtype_size(x->dtype);
+#pragma omp parallel for schedule(static) if (N * C * S >= DC__PAR_MIN)
+  for (int64_t c = 0; c < C; c++) {
+    double mean, var;
+    if (batch_stats) {
+      double shift = M > 0 ? dc__nn_ld(px, c * S, f64) : 0.0, s1 = 0, s2 = 0;
+      for (int64_t n = 0; n < N; n++) {
+        const char *row = px + (size_t)((n * C + c) * S) * z;
+        if (f64)
+          stats_row_f64((const double *)row, S, shift, &s1, &s2);
+        else
+          stats_row_f32((const float *)row, S, (float)shift, &s1, &s2);
+      }
+      double d = s1 / (double)M;
+      mean = shift + d;
+      var = s2 / (double)M - d * d;
+      if (var < 0) var = 0;
+      if (running_mean) {
+        double rm = ld_opt(running_mean, c, 0);
+        dc__nn_st(dc_data(running_mean), c, running_mean->dtype == DC_F64,
+                  (1 - momentum) * rm + momentum * mean);
+      }
+      if (running_var) {
+        double rv = ld_opt(running_var, c, 1),
+               unbiased = M > 1 ? var * (double)M / (double)(M - 1) : var;
+        dc__nn_st(dc_data(running_var), c, running_var->dtype == DC_F64,
+                  (1 - momentum) * rv + momentum * unbiased);
+      }
+    } else {
+      mean = ld_opt(running_mean, c, 0);
+      var = ld_opt(running_var, c, 1);
+    }
+    double invstd = 1.0 / sqrt(var + eps);
+    dc__nn_st(dc_data(save_mean), c, f64, mean);
+    dc__nn_st(dc_data(save_invstd), c, f64, invstd);
+    double beta = ld_opt(bias, c, 0.0), a = invstd * ld_opt(weight, c, 1.0), b = beta - mean * a;
+    for (int64_t n = 0; n < N; n++) {
+      size_t off = (size_t)((n * C + c) * S) * z;
+      if (f64) {
+        const double *xr = (const double *)(px + off);
+        double *yr = (double *)(py + off);
+        for (int64_t s = 0; s < S; s++) yr[s] = (xr[s] - mean) * a + beta;
+      } else {
+        affine_row_f32((float *)(py + off), (const float *)(px + off), S, (float)a, (float)b);
+      }
+    }
+  }
+  if (running_mean) running_mean->storage->version++;
+  if (running_var) running_var->storage->version++;
+  return DC_OK;
+}
+
+/* ---- backward ---- */
+
+int dc__cpu_batch_norm_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_tensor *gy,
+                                const dc_tensor *x, const dc_tensor *weight, const dc_tensor *mean,
+                                const dc_tensor *invstd, bool batch_stats) {
+  bool f64 = x->dtype == DC_F64;
+  int64_t N = x->shape[0], C = x->shape[1], S = dc_numel(x) / (N * C > 0 ? N * C : 1);
+  double M = (double)(N * S);
+  const char *px = dc_data(x), *pdy = dc_data(gy);
+  char *pgx = gx ? dc_data(gx) : NULL;
+  size_t z = dc_dtype_size(x->dtype);
+  bool need_sums = gw || gb || (gx && batch_stats);
+#pragma omp parallel for schedule(static) if (N * C * S >= DC__PAR_MIN)
+  for (int64_t c = 0; c < C; c++) {
+    double m = dc__nn_ld(dc_data(mean), c, f64), is = dc__nn_ld(dc_data(invstd), c, f64);
+    double sdy = 0, sdyx = 0;
+    for (int64_t n = 0; need_sums && n < N; n++) {
+      size_t off = (size_t)((n * C + c) * S) * z;
+      if (f64)
+        dot_row_f64((const double *)(pdy + off), (const double *)(px + off), S, m, &sdy, &sdyx);
+      else
+        dot_row_f32((const float *)(pdy + off), (const float *)(px + off), S, (float)m, &sdy,
+                    &sdyx);
+    }
+    if (gb) dc__nn_st(dc_data(gb), c, f64, sdy);
+    if (gw) dc__nn_st(dc_data(gw), c, f64, sdyx * is);
+    if (!gx) continue;
+    /* training: gx = (dy - mean(dy) - (x - m) * is^2 * mean(dy * (x - m))) * w * is
+     * eval:     gx = dy * w * is */
+    double k = ld_opt(weight, c, 1.0) * is, a = 0, b = 0, proj = 0, gmean = 0;
+    if (batch_stats && M > 0) {
+      proj = sdyx * is * is / M;
+      gmean = sdy / M;
+      a = -proj * k;
+      b = (m * proj - gmean) * k;
+    }
+    for (int64_t n = 0; n < N; n++) {
+      size_t off = (size_t)((n * C + c) * S) * z;
+      if (f64) {
+        const double *dr = (const double *)(pdy + off), *xr = (const double *)(px + off);
+        double *gr = (double *)(pgx + off);
+        for (int64_t s = 0; s < S; s++) gr[s] = (dr[s] - gmean - (xr[s] - m) * proj) * k;
+      } else {
+        grad_row_f32((float *)(pgx + off), (const float *)(pdy + off), (const float *)(px + off), S,
+                     (float)k, (float)a, (float)b);
+      }
+    }
+  }
+  return DC_OK;
+}

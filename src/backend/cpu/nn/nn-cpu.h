@@ -1,0 +1,93 @@
+/* Internal to the CPU nn kernels (src/backend/cpu/nn): the entry points each file defines, which
+ * table.c collects into dc__cpu_nn, plus the reference convolution used as the test oracle and
+ * the float64 path, and reusable scratch buffers for oneDNN's blocked layouts.
+ * Shapes as in nn-kernels.h. */
+#ifndef DC_NN_CPU_H
+#define DC_NN_CPU_H
+
+#include "../../nn-kernels.h"
+#include "../cpu-impl.h"
+
+/* ---- convolution (conv_ref.c: direct loops, float32/float64, double accumulation) ---- */
+int dc__cpu_conv2d_ref_forward(dc_tensor *y, const dc_tensor *x, const dc_tensor *w,
+                               const dc_tensor *b, const dc_conv2d_geom *g);
+int dc__cpu_conv2d_ref_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_tensor *gy,
+                                const dc_tensor *x, const dc_tensor *w, const dc_conv2d_geom *g);
+/* conv_dnnl.c: float32 through oneDNN primitives (cached per geometry); DC_ERR_UNSUPPORTED (no
+ * message) when oneDNN has no implementation, so the caller falls back to the reference. */
+int dc__cpu_conv2d_dnnl_forward(dc_tensor *y, const dc_tensor *x, const dc_tensor *w,
+                                const dc_tensor *b, const dc_conv2d_geom *g);
+int dc__cpu_conv2d_dnnl_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_tensor *gy,
+                                 const dc_tensor *x, const dc_tensor *w, const dc_conv2d_geom *g);
+/* Number of oneDNN primitive sets created so far (tests check that the cache hits). */
+int64_t dc__cpu_conv2d_dnnl_created(void);
+
+/* ---- scratch buffers (workspace.c): reused across calls so large blocked copies do not pay
+ * for fresh pages every step; 2 MiB-aligned with transparent huge pages when large ---- */
+void *dc__cpu_ws_get(size_t nbytes);
+void dc__cpu_ws_put(void *p);
+
+/* ---- pooling (pool.c) ---- */
+int dc__cpu_max_pool2d_forward(dc_tensor *y, dc_tensor *idx, const dc_tensor *x,
+                               const dc_pool2d_geom *g);
+int dc__cpu_max_pool2d_backward(dc_tensor *gx, const dc_tensor *gy, const dc_tensor *idx,
+                                const dc_pool2d_geom *g);
+int dc__cpu_avg_pool2d_forward(dc_tensor *y, const dc_tensor *x, const dc_pool2d_geom *g);
+int dc__cpu_avg_pool2d_backward(dc_tensor *gx, const dc_tensor *gy, const dc_pool2d_geom *g);
+int dc__cpu_adaptive_avg_pool2d_forward(dc_tensor *y, const dc_tensor *x, const dc_pool2d_geom *g);
+int dc__cpu_adaptive_avg_pool2d_backward(dc_tensor *gx, const dc_tensor *gy,
+                                         const dc_pool2d_geom *g);
+int dc__cpu_adaptive_max_pool2d_forward(dc_tensor *y, dc_tensor *idx, const dc_tensor *x,
+                                        const dc_pool2d_geom *g);
+
+/* ---- batch norm (batchnorm.c) ---- */
+int dc__cpu_batch_norm_forward(dc_tensor *y, dc_tensor *save_mean, dc_tensor *save_invstd,
+                               const dc_tensor *x, const dc_tensor *weight, const dc_tensor *bias,
+                               dc_tensor *running_mean, dc_tensor *running_var, bool batch_stats,
+                               double momentum, double eps);
+int dc__cpu_batch_norm_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_tensor *gy,
+                                const dc_tensor *x, const dc_tensor *weight, const dc_tensor *mean,
+                                const dc_tensor *invstd, bool batch_stats);
+
+/* ---- dropout, hardtanh, losses (loss.c, xent.c) ---- */
+int dc__cpu_dropout_mask(dc_tensor *mask, double p);
+int dc__cpu_apply_mask(dc_tensor *y, const dc_tensor *x, const dc_tensor *mask, int64_t inner);
+int dc__cpu_hardtanh_forward(dc_tensor *y, const dc_tensor *x, double lo, double hi);
+int dc__cpu_hardtanh_backward(dc_tensor *gx, const dc_tensor *gy, const dc_tensor *x, double lo,
+                              double hi);
+int dc__cpu_pointwise_loss_forward(dc_pwloss_op op, dc_tensor *out, const dc_tensor *x,
+                                   const dc_tensor *t, const dc_tensor *weight,
+                                   const dc_tensor *pos_weight, double p, bool reduce,
+                                   double scale);
+int dc__cpu_pointwise_loss_backward(dc_pwloss_op op, dc_tensor *gx, dc_tensor *gt,
+                                    const dc_tensor *gout, const dc_tensor *x, const dc_tensor *t,
+                                    const dc_tensor *weight, const dc_tensor *pos_weight, double p,
+                                    double scale);
+int dc__cpu_xent_forward(dc_tensor *out, dc_tensor *lse, double wsum[2], const dc_tensor *x,
+                         const dc_tensor *target, const dc_tensor *weight, const dc_xent_params *p);
+int dc__cpu_xent_backward(dc_tensor *gx, const dc_tensor *gout, const dc_tensor *x,
+                          const dc_tensor *lse, const dc_tensor *target, const dc_tensor *weight,
+                          const double wsum[2], const dc_xent_params *p);
+int dc__cpu_multi_margin_forward(dc_tensor *out, const dc_tensor *x, const dc_tensor *target,
+                                 const dc_tensor *weight, int p, double margin, bool reduce,
+                                 double scale);
+int dc__cpu_multi_margin_backward(dc_tensor *gx, const dc_tensor *gout, const dc_tensor *x,
+                                  const dc_tensor *target, const dc_tensor *weight, int p,
+                                  double margin, double scale);
+
+/* Element i of a contiguous float32/float64 tensor as double, and the store back. */
+static inline double dc__nn_ld(const void *base, int64_t i, bool f64) {
+  return f64 ? ((const double *)base)[i] : (double)((const float *)base)[i];
+}
+static inline void dc__nn_st(void *base, int64_t i, bool f64, double v) {
+  if (f64)
+    ((double *)base)[i] = v;
+  else
+    ((float *)base)[i] = (float)v;
+}
+
+/* Deterministic sums: work is cut into blocks of this many elements whose partial sums are
+ * combined in block order, whatever the thread count. */
+#define DC__NN_BLOCK 8192
+
+#endif

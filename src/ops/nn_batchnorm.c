@@ -1,0 +1,126 @@
+/* batch_norm: checks, the fused forward (batch statistics or running statistics, running-stat
+ * update in place) and the backward rule (fused kernel: training-mode gradient through the batch
+ * statistics, or eval-mode with constant statistics).
+ * Shapes: x [N, C, *] seen as [N, C, S]; weight, bias, running stats, saved mean/invstd [C]. */
+#include "nn_ops.h"
+
+/* grads (training): gx = w * invstd * (gy - mean(gy) - xhat * mean(gy * xhat)), xhat the
+ * normalised x; (eval): gx = w * invstd * gy. gw = sum(gy * xhat), gb = sum(gy) over N, S.
+ * ints: i[0] batch statistics used, i[1] / i[2] index of weight / bias among the inputs (0: none)
+ */
+static int batch_norm_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
+  if (!dc__nn_no_double_backward("batch_norm")) return DC_ERR_UNSUPPORTED;
+  dc_tensor *x = n->inputs[0];
+  int iw = (int)n->i[1], ib = (int)n->i[2];
+  dc_tensor *w = iw ? n->inputs[iw] : NULL;
+  int64_t C = x->shape[1];
+  dc_tensor *gy = dc_contiguous(gout);
+  dc_tensor *gx = dc__needs_grad(n, 0) ? dc__new(dc_shape_of(x), x->dtype, x->device) : NULL;
+  dc_tensor *gw = iw && dc__needs_grad(n, iw) ? dc__new(DC_SHAPE(C), x->dtype, x->device) : NULL;
+  dc_tensor *gb = ib && dc__needs_grad(n, ib) ? dc__new(DC_SHAPE(C), x->dtype, x->device) : NULL;
+  if (!gy || (dc__needs_grad(n, 0) && !gx) || (iw && dc__needs_grad(n, iw) && !gw) ||
+      (ib && dc__needs_grad(n, ib) && !gb))
+    return dc__nn_status();
+  const struct dc_nn_kernels *k = dc__nn_kernels("batch_norm", x);
+  int rc = k ? k->batch_norm_backward(gx, gw, gb, gy, x, w, n->saved[0], n->saved[1], n->i[0] != 0)
+             : dc__nn_status();
+  if (rc != DC_OK) return rc;
+  gin[0] = gx;
+  if (iw) gin[iw] = gw;
+  if (ib) gin[ib] = gb;
+  return DC_OK;
+}
+static const dc_opdef OP_BATCH_NORM = {"batch_norm", batch_norm_backward};
+
+/* A [C] parameter or statistic: shape, dtype (floats), and contiguity for those written in place.
+ */
+static bool check_channel_vec(const char *what, const dc_tensor *t, const dc_tensor *x,
+                              bool inplace) {
+  if (!t) return true;
+  char xs[128], ts[128];
+  dc_shape_str(dc_shape_of(x), xs, sizeof xs);
+  if (t->ndim != 1 || t->shape[0] != x->shape[1]) {
+    dc__err(DC_ERR_ARG,
+            "batch_norm: %s has shape %s but input %s has %lld channels (dim 1); "
+            "num_features of the layer must equal the input's channel count",
+            what, dc_shape_str(dc_shape_of(t), ts, sizeof ts), xs, (long long)x->shape[1]);
+    return false;
+  }
+  if (!dc__nn_check_float("batch_norm", what, t)) return false;
+  if (inplace && (!dc_is_contiguous(t) || t->device != x->device)) {
+    dc__err(DC_ERR_ARG,
+            "batch_norm: %s must be a contiguous tensor on the input's device (it is "
+            "updated in place)",
+            what);
+    return false;
+  }
+  return true;
+}
+
+dc_tensor *dc_batch_norm(dc_tensor *x, dc_tensor *running_mean, dc_tensor *running_var,
+                         dc_tensor *weight, dc_tensor *bias, bool training, double momentum,
+                         double eps) {
+  if (!dc__check_nonnull("batch_norm", 1, x) || !dc__nn_check_float("batch_norm", "input", x))
+    return NULL;
+  char xs[128];
+  dc_shape_str(dc_shape_of(x), xs, sizeof xs);
+  if (x->ndim < 2)
+    return dc__err(DC_ERR_ARG,
+                   "batch_norm: expected input [N, C], [N, C, L] or [N, C, H, W], got "
+                   "%s (%d-D); add a batch dim with dc_unsqueeze(x, 0)",
+                   xs, x->ndim);
+  if ((running_mean == NULL) != (running_var == NULL))
+    return dc__err(DC_ERR_ARG, "batch_norm: give both running_mean and running_var, or neither");
+  if (!check_channel_vec("running_mean", running_mean, x, true) ||
+      !check_channel_vec("running_var", running_var, x, true) ||
+      !check_channel_vec("weight", weight, x, false) ||
+      !check_channel_vec("bias", bias, x, false) ||
+      (weight && !dc__nn_check_same_dtype("batch_norm", "input", x, "weight", weight)) ||
+      (bias && !dc__nn_check_same_dtype("batch_norm", "input", x, "bias", bias)))
+    return NULL;
+  if (!(eps >= 0) || !(momentum >= 0 && momentum <= 1))
+    return dc__err(DC_ERR_ARG,
+                   "batch_norm: need eps >= 0 and momentum in [0, 1], got eps %g, "
+                   "momentum %g",
+                   eps, momentum);
+  int64_t C = x->shape[1], per_channel = C ? dc_numel(x) / C : 0;
+  if (training && per_channel <= 1)
+    return dc__err(DC_ERR_ARG,
+                   "batch_norm: expected more than 1 value per channel when training, "
+                   "got input %s; use a batch of 2 or more, or eval mode",
+                   xs);
+  bool batch_stats = training || !running_mean;
+  const struct dc_nn_kernels *k = dc__nn_kernels("batch_norm", x);
+  if (!k) return NULL;
+  dc_tensor *xc = dc_contiguous(x);
+  dc_tensor *wc = weight ? dc_contiguous(weight) : NULL, *bc = bias ? dc_contiguous(bias) : NULL;
+  dc_tensor *y = dc__new(dc_shape_of(x), x->dtype, x->device);
+  dc_tensor *mean = dc__new(DC_SHAPE(C), x->dtype, x->device);
+  dc_tensor *invstd = dc__new(DC_SHAPE(C), x->dtype, x->device);
+  bool ok = xc && (wc || !weight) && (bc || !bias) && y && mean && invstd &&
+            k->batch_norm_forward(y, mean, invstd, xc, wc, bc, running_mean, running_var,
+                                  batch_stats, momentum, eps) == DC_OK;
+  dc_tensor *ins[3] = {xc};
+  int nin = 1, iw = 0, ib = 0;
+  if (wc) ins[iw = nin++] = wc;
+  if (bc) ins[ib = nin++] = bc;
+  dc_node *n = NULL;
+  ok = ok && dc__record(&OP_BATCH_NORM, y, nin, ins, &n);
+  if (ok && n) {
+    n->i[0] = batch_stats;
+    n->i[1] = iw;
+    n->i[2] = ib;
+    dc__save(n, 0, mean);
+    dc__save(n, 1, invstd);
+  }
+  dc_free(xc);
+  dc_free(wc);
+  dc_free(bc);
+  dc_free(mean);
+  dc_free(invstd);
+  if (!ok) {
+    dc_free(y);
+    return NULL;
+  }
+  return y;
+}

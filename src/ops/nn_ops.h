@@ -1,0 +1,31 @@
+/* Helpers shared by the functional nn ops (src/ops/nn_*.c): reaching the nn kernels, argument
+ * checks with messages that name the op, shapes and fix, and the guard for double backward
+ * (the fused backward kernels are not themselves differentiable). */
+#ifndef DC_NN_OPS_H
+#define DC_NN_OPS_H
+
+#include <deepc/nn_functional.h>
+
+#include "../autograd/autograd-impl.h"
+#include "../backend/nn-kernels.h"
+
+/* The nn kernels of t's device, or NULL with an error naming op. */
+const struct dc_nn_kernels *dc__nn_kernels(const char *op, const dc_tensor *t);
+/* t is float32 or float64, else an error naming op and what t is ("input", "weight"). */
+bool dc__nn_check_float(const char *op, const char *what, const dc_tensor *t);
+/* b has a's dtype, else an error naming both. */
+bool dc__nn_check_same_dtype(const char *op, const char *what_a, const dc_tensor *a,
+                             const char *what_b, const dc_tensor *b);
+/* t is 1-D [n], else an error naming op, what t is and the expected shape. */
+bool dc__nn_check_vector(const char *op, const char *what, const dc_tensor *t, int64_t n);
+/* reduction is one of dc_reduction. */
+bool dc__nn_check_reduction(const char *op, dc_reduction r);
+/* A contiguous tensor with t's values in dtype dt, differentiable; caller dc_frees it. */
+dc_tensor *dc__nn_prepare(dc_tensor *t, dc_dtype dt);
+/* Inside a backward rule: false (with an error) when the rule is asked to build a graph
+ * (create_graph), which the fused kernels cannot. */
+bool dc__nn_no_double_backward(const char *op);
+/* Backward rule result: DC_OK, or the current error status (DC_ERR_NOMEM when none is set). */
+int dc__nn_status(void);
+
+#endif
