@@ -109,6 +109,10 @@ DC_API int64_t dc_module_num_parameters(const dc_module *m, bool trainable_only)
 DC_API void dc_module_requires_grad_(dc_module *m, bool on);
 /* Sets .grad of every parameter to NULL. */
 DC_API void dc_module_zero_grad(dc_module *m);
+/* Converts every floating-point parameter and buffer in place to dt (PyTorch's m.double() /
+ * m.float()): the tensors keep their identity (optimizers and state dicts still point at them),
+ * their gradients are dropped. num_batches_tracked stays int64. */
+DC_API int dc_module_to_dtype(dc_module *m, dc_dtype dt);
 
 /* Calls fn on every module, children before their parent (PyTorch's apply); path is the dotted
  * path from m. Stops at, and returns, the first non-zero status fn returns. */

@@ -556,6 +556,44 @@ void dc_module_zero_grad(dc_module *m) {
   for (int i = 0; i < m->children.n; i++) dc_module_zero_grad(m->children.items[i].ptr);
 }
 
+/* Gives t a new storage of dtype dt holding its converted values; the header stays the same. */
+static int convert_tensor(dc_tensor *t, dc_dtype dt) {
+  if (!dc_dtype_is_float(t->dtype) || t->dtype == dt) return DC_OK;
+  dc_tensor *nt = dc__new(dc_shape_of(t), dt, t->device);
+  if (!nt) return dc_last_status();
+  dc__unscope(nt);
+  int rc = dc_copy_(nt, t);
+  if (rc == DC_OK) {
+    dc_storage *st = t->storage;
+    dc_tensor old = *t;
+    t->storage = nt->storage;
+    t->offset = nt->offset;
+    t->dtype = dt;
+    memcpy(t->stride, nt->stride, sizeof t->stride);
+    nt->storage = st;
+    nt->offset = old.offset;
+    nt->dtype = old.dtype;
+    memcpy(nt->stride, old.stride, sizeof nt->stride);
+    dc_zero_grad(t);
+  }
+  dc__unref(nt);
+  return rc;
+}
+
+int dc_module_to_dtype(dc_module *m, dc_dtype dt) {
+  if (!m) return dc__errs(DC_ERR_ARG, "dc_module_to_dtype: module is NULL");
+  if (!dc_dtype_is_float(dt))
+    return dc__errs(DC_ERR_ARG, "dc_module_to_dtype: %s is not a floating-point dtype",
+                    dc_dtype_name(dt));
+  int rc = DC_OK;
+  for (int i = 0; i < m->params.n && rc == DC_OK; i++) rc = convert_tensor(m->params.items[i].ptr, dt);
+  for (int i = 0; i < m->buffers.n && rc == DC_OK; i++)
+    rc = convert_tensor(m->buffers.items[i].ptr, dt);
+  for (int i = 0; i < m->children.n && rc == DC_OK; i++)
+    rc = dc_module_to_dtype(m->children.items[i].ptr, dt);
+  return rc;
+}
+
 static int apply_rec(dc_module *m, char *path, size_t cap, dc_module_fn fn, void *ud) {
   size_t len = strlen(path);
   for (int i = 0; i < m->children.n; i++) {

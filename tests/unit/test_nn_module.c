@@ -466,3 +466,63 @@ Test(summary, nested_rows_and_totals) {
   dc_summary_free(s);
   dc_module_free(m);
 }
+
+/* ---- float64 gradient checks through modules (input and every parameter) ---- */
+static dc_tensor *module_fn(dc_tensor *const *in, int n, void *ud) {
+  (void)n;
+  return dc_module_forward(ud, in[0]);
+}
+
+static void gradcheck_spec(const char *spec, dc_shape xs, bool train) {
+  dc_manual_seed(5);
+  dc_module *m = dc_nn_from_spec(spec);
+  cr_assert_not_null(m, "%s: %s", spec, dc_last_error());
+  cr_assert_eq(dc_module_to_dtype(m, DC_F64), DC_OK, "%s", dc_last_error());
+  dc_module_train(m, train);
+  int np;
+  dc_named_tensor *p = dc_module_parameters(m, &np);
+  dc_tensor *in[16] = {dc_requires_grad_(dc_randn(xs, DC_F64), true)};
+  cr_assert_lt(np, 15);
+  for (int i = 0; i < np; i++) {
+    cr_assert_eq(p[i].tensor->dtype, DC_F64);
+    in[i + 1] = p[i].tensor;
+  }
+  bool ok = dc_gradcheck(module_fn, in, np + 1, m, .atol = 1e-6, .rtol = 1e-4);
+  cr_assert(ok, "%s (%s): %s", spec, train ? "train" : "eval", dc_last_error());
+  dc_named_tensors_free(p, np);
+  dc_free(in[0]);
+  dc_module_free(m);
+}
+
+Test(gradcheck, every_layer_through_its_module) {
+  gradcheck_spec("linear(4, 3)", DC_SHAPE(2, 4), true);
+  gradcheck_spec("conv2d(2, 3, 3, stride=2, padding=1)", DC_SHAPE(2, 2, 5, 4), true);
+  gradcheck_spec("conv2d(4, 4, (3, 2), groups=2, dilation=(1, 2), padding='same')",
+                 DC_SHAPE(1, 4, 5, 6), true);
+  gradcheck_spec("maxpool2d(2, ceil_mode=True)", DC_SHAPE(1, 2, 5, 5), true);
+  gradcheck_spec("avgpool2d(3, stride=2, padding=1, count_include_pad=False)",
+                 DC_SHAPE(1, 2, 5, 6), true);
+  gradcheck_spec("adaptiveavgpool2d((2, 3)), adaptivemaxpool2d(1)", DC_SHAPE(2, 2, 5, 7), true);
+  gradcheck_spec("batchnorm2d(2)", DC_SHAPE(3, 2, 3, 3), true);
+  gradcheck_spec("batchnorm2d(2)", DC_SHAPE(3, 2, 3, 3), false);
+  gradcheck_spec("batchnorm1d(3, momentum=None)", DC_SHAPE(4, 3), true);
+  gradcheck_spec("relu, leakyrelu(0.1), elu(0.7), selu, gelu, gelu(approximate='tanh')",
+                 DC_SHAPE(3, 5), true);
+  gradcheck_spec("sigmoid, tanh, softplus(2, 1), hardtanh(-0.8, 0.9)", DC_SHAPE(3, 5), true);
+  gradcheck_spec("softmax(dim=1), logsoftmax(dim=0)", DC_SHAPE(3, 5), true);
+  gradcheck_spec("flatten, identity, dropout(0.0)", DC_SHAPE(2, 3, 2), true);
+}
+
+Test(module, to_dtype_keeps_identity) {
+  dc_module *m = dc_nn_from_spec("linear(3, 2), batchnorm1d(2)");
+  dc_tensor *w = dc_module_get_parameter(m, "0.weight");
+  double v = dc_item_at(w, 4);
+  cr_assert_eq(dc_module_to_dtype(m, DC_F64), DC_OK);
+  cr_assert_eq(dc_module_get_parameter(m, "0.weight"), w);
+  cr_assert_eq(w->dtype, DC_F64);
+  cr_assert_eq(dc_item_at(w, 4), v);
+  cr_assert(w->requires_grad);
+  cr_assert_eq(dc_module_get_buffer(m, "1.num_batches_tracked")->dtype, DC_I64);
+  cr_assert_eq(dc_module_to_dtype(m, DC_I32), DC_ERR_ARG);
+  dc_module_free(m);
+}
