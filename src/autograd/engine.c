@@ -156,6 +156,7 @@ int dc_backward_opt(dc_tensor *out, dc_backward_opts o) {
 }
 
 static int backward_scoped(dc_tensor *out, dc_backward_opts o) {
+  if (o.create_graph) o.retain_graph = true; /* as PyTorch: the new graph refers to the old one */
   dc_tensor *g = o.grad;
   if (!g) {
     if (dc_numel(out) != 1) {
