@@ -85,6 +85,10 @@ expect_row "$out" x 2 12
 out=$("$DEEPC" graph "-a^2 + b^c**2" --set a=2,b=2,c=3 --format tsv)
 expect_row "$out" "-a^2 + b^c**2" 508 1
 expect_row "$out" a 2 -4
+# after '--' an expression may start with '--' (a double negation)
+out=$("$DEEPC" graph --set x=3 --format tsv -- "--x")
+expect_row "$out" "--x" 3 1
+expect_row "$out" x 3 1
 # two-argument functions and constants on the left: max(a, 3 - a) at a = 1 picks 3 - a
 out=$("$DEEPC" graph "max(a, 3 - a) + relu(-a)" --set a=1 --format tsv)
 expect_row "$out" a 1 -1
