@@ -130,7 +130,8 @@ DC_API int dc_module_print(FILE *f, const dc_module *m);
 typedef struct dc_state_dict dc_state_dict;
 DC_API dc_state_dict *dc_state_dict_new(void);
 DC_API void dc_state_dict_free(dc_state_dict *sd);
-/* Stores its own reference to t under key (replacing an existing entry); the caller keeps theirs. */
+/* Stores its own reference to t under key (replacing an existing entry); the caller keeps theirs.
+ */
 DC_API int dc_state_dict_set(dc_state_dict *sd, const char *key, dc_tensor *t);
 DC_API dc_tensor *dc_state_dict_get(const dc_state_dict *sd, const char *key); /* NULL if absent */
 DC_API int dc_state_dict_size(const dc_state_dict *sd);
@@ -169,14 +170,14 @@ DC_API dc_module *dc_nn_linear_opt(int64_t in_features, int64_t out_features, dc
 /* Conv2d(in_channels, out_channels, kernel_size, stride=1, padding=0, dilation=1, groups=1,
  * bias=True): weight [Cout, Cin/groups, kH, kW], bias [Cout]; x [N, Cin, H, W]. */
 typedef struct dc_nn_conv2d_opts {
-  int stride, padding, dilation, groups; /* 0 = 1, 0, 1, 1 */
+  int stride, padding, dilation, groups;                         /* 0 = 1, 0, 1, 1 */
   int kernel_hw[2], stride_hw[2], padding_hw[2], dilation_hw[2]; /* override when nonzero */
-  bool padding_same; /* padding="same" (stride 1) */
-  bool no_bias;      /* bias=False */
+  bool padding_same;                                             /* padding="same" (stride 1) */
+  bool no_bias;                                                  /* bias=False */
 } dc_nn_conv2d_opts;
 DC_API dc_module *dc_nn_conv2d_opt(int64_t in_channels, int64_t out_channels, int kernel_size,
                                    dc_nn_conv2d_opts o);
-#define dc_nn_conv2d(cin, cout, k, ...) \
+#define dc_nn_conv2d(cin, cout, k, ...)                                                            \
   dc_nn_conv2d_opt((cin), (cout), (k), (dc_nn_conv2d_opts){__VA_ARGS__})
 
 /* MaxPool2d(kernel_size, stride=kernel_size, padding=0, dilation=1, ceil_mode=False) and
@@ -226,20 +227,20 @@ DC_API dc_module *dc_nn_relu(void);
 DC_API dc_module *dc_nn_leaky_relu(double negative_slope); /* PyTorch's default 0.01 */
 DC_API dc_module *dc_nn_elu(double alpha);                 /* default 1.0 */
 DC_API dc_module *dc_nn_selu(void);
-DC_API dc_module *dc_nn_gelu(bool tanh_approximation);     /* approximate='none' / 'tanh' */
+DC_API dc_module *dc_nn_gelu(bool tanh_approximation); /* approximate='none' / 'tanh' */
 DC_API dc_module *dc_nn_sigmoid(void);
 DC_API dc_module *dc_nn_tanh(void);
 DC_API dc_module *dc_nn_softmax(int dim);
 DC_API dc_module *dc_nn_log_softmax(int dim);
-DC_API dc_module *dc_nn_softplus(double beta, double threshold); /* defaults 1, 20 */
+DC_API dc_module *dc_nn_softplus(double beta, double threshold);  /* defaults 1, 20 */
 DC_API dc_module *dc_nn_hardtanh(double min_val, double max_val); /* defaults -1, 1 */
 
 /* Sequential: children named "0", "1", ... run in order. Takes over the modules; if one of
  * them is NULL (a failed constructor) all are freed and NULL is returned.
  * dc_nn_sequential(dc_nn_linear(4, 8), dc_nn_relu(), dc_nn_linear(8, 2)). */
 DC_API dc_module *dc_nn_sequential_of(dc_module *const *mods, int n);
-#define dc_nn_sequential(...)                         \
-  dc_nn_sequential_of((dc_module *const[]){__VA_ARGS__}, \
+#define dc_nn_sequential(...)                                                                      \
+  dc_nn_sequential_of((dc_module *const[]){__VA_ARGS__},                                           \
                       (int)(sizeof((dc_module *const[]){__VA_ARGS__}) / sizeof(dc_module *)))
 /* Appends a layer named by its index; takes over it. Returns seq, or NULL on error. */
 DC_API dc_module *dc_nn_sequential_append(dc_module *seq, dc_module *layer);
@@ -299,8 +300,8 @@ typedef struct dc_summary_row {
 
 typedef struct dc_model_summary {
   int nrows;
-  dc_summary_row *rows;  /* in call order */
-  dc_shape input_shape;  /* with the batch of 1: [1, C, H, W] */
+  dc_summary_row *rows; /* in call order */
+  dc_shape input_shape; /* with the batch of 1: [1, C, H, W] */
   dc_shape output_shape;
   int64_t total_params, trainable_params, non_trainable_params;
   int64_t total_macs;       /* sum over leaf calls */

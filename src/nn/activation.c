@@ -8,10 +8,22 @@
 
 #define ACT(m) ((const dc__act_state *)(m)->state)
 
-static dc_tensor *relu_fw(dc_module *m, dc_tensor *x) { (void)m; return dc_relu(x); }
-static dc_tensor *selu_fw(dc_module *m, dc_tensor *x) { (void)m; return dc_selu(x); }
-static dc_tensor *sigmoid_fw(dc_module *m, dc_tensor *x) { (void)m; return dc_sigmoid(x); }
-static dc_tensor *tanh_fw(dc_module *m, dc_tensor *x) { (void)m; return dc_tanh(x); }
+static dc_tensor *relu_fw(dc_module *m, dc_tensor *x) {
+  (void)m;
+  return dc_relu(x);
+}
+static dc_tensor *selu_fw(dc_module *m, dc_tensor *x) {
+  (void)m;
+  return dc_selu(x);
+}
+static dc_tensor *sigmoid_fw(dc_module *m, dc_tensor *x) {
+  (void)m;
+  return dc_sigmoid(x);
+}
+static dc_tensor *tanh_fw(dc_module *m, dc_tensor *x) {
+  (void)m;
+  return dc_tanh(x);
+}
 static dc_tensor *leaky_fw(dc_module *m, dc_tensor *x) { return dc_leaky_relu(x, ACT(m)->a); }
 static dc_tensor *elu_fw(dc_module *m, dc_tensor *x) { return dc_elu(x, ACT(m)->a); }
 static dc_tensor *gelu_fw(dc_module *m, dc_tensor *x) { return dc_gelu(x, ACT(m)->flag); }
@@ -43,8 +55,10 @@ static dc_tensor *log_softmax_fw(dc_module *m, dc_tensor *x) {
 
 /* A scalar as PyTorch prints it: an int if given as one, else Python's float repr. */
 static char *fmt_num(double v, bool is_int, char *buf, size_t n) {
-  if (is_int) snprintf(buf, n, "%lld", (long long)v);
-  else dc__fmt_float(v, buf, n);
+  if (is_int)
+    snprintf(buf, n, "%lld", (long long)v);
+  else
+    dc__fmt_float(v, buf, n);
   return buf;
 }
 
@@ -60,8 +74,10 @@ static void gelu_repr(const dc_module *m, char *buf, size_t n) {
   snprintf(buf, n, "approximate='%s'", ACT(m)->flag ? "tanh" : "none");
 }
 static void softmax_repr(const dc_module *m, char *buf, size_t n) {
-  if (ACT(m)->dim == DC_NN_DIM_NONE) snprintf(buf, n, "dim=None");
-  else snprintf(buf, n, "dim=%d", ACT(m)->dim);
+  if (ACT(m)->dim == DC_NN_DIM_NONE)
+    snprintf(buf, n, "dim=None");
+  else
+    snprintf(buf, n, "dim=%d", ACT(m)->dim);
 }
 static void softplus_repr(const dc_module *m, char *buf, size_t n) {
   char a[32], b[32];
@@ -82,23 +98,23 @@ static const dc_module_type type_relu = {.name = "ReLU", .forward = relu_fw};
 static const dc_module_type type_selu = {.name = "SELU", .forward = selu_fw};
 static const dc_module_type type_sigmoid = {.name = "Sigmoid", .forward = sigmoid_fw};
 static const dc_module_type type_tanh = {.name = "Tanh", .forward = tanh_fw};
-static const dc_module_type type_leaky = {.name = "LeakyReLU", .forward = leaky_fw,
-                                          .extra_repr = leaky_repr};
+static const dc_module_type type_leaky = {
+    .name = "LeakyReLU", .forward = leaky_fw, .extra_repr = leaky_repr};
 static const dc_module_type type_elu = {.name = "ELU", .forward = elu_fw, .extra_repr = elu_repr};
-static const dc_module_type type_gelu = {.name = "GELU", .forward = gelu_fw,
-                                         .extra_repr = gelu_repr};
-static const dc_module_type type_softmax = {.name = "Softmax", .forward = softmax_fw,
-                                            .extra_repr = softmax_repr};
-static const dc_module_type type_log_softmax = {.name = "LogSoftmax", .forward = log_softmax_fw,
-                                                .extra_repr = softmax_repr};
-static const dc_module_type type_softplus = {.name = "Softplus", .forward = softplus_fw,
-                                             .extra_repr = softplus_repr};
-static const dc_module_type type_hardtanh = {.name = "Hardtanh", .forward = hardtanh_fw,
-                                             .extra_repr = hardtanh_repr};
-static const dc_module_type type_dropout = {.name = "Dropout", .forward = dropout_fw,
-                                            .extra_repr = dropout_repr};
-static const dc_module_type type_dropout2d = {.name = "Dropout2d", .forward = dropout2d_fw,
-                                              .extra_repr = dropout_repr};
+static const dc_module_type type_gelu = {
+    .name = "GELU", .forward = gelu_fw, .extra_repr = gelu_repr};
+static const dc_module_type type_softmax = {
+    .name = "Softmax", .forward = softmax_fw, .extra_repr = softmax_repr};
+static const dc_module_type type_log_softmax = {
+    .name = "LogSoftmax", .forward = log_softmax_fw, .extra_repr = softmax_repr};
+static const dc_module_type type_softplus = {
+    .name = "Softplus", .forward = softplus_fw, .extra_repr = softplus_repr};
+static const dc_module_type type_hardtanh = {
+    .name = "Hardtanh", .forward = hardtanh_fw, .extra_repr = hardtanh_repr};
+static const dc_module_type type_dropout = {
+    .name = "Dropout", .forward = dropout_fw, .extra_repr = dropout_repr};
+static const dc_module_type type_dropout2d = {
+    .name = "Dropout2d", .forward = dropout2d_fw, .extra_repr = dropout_repr};
 
 static dc_module *act_new(const dc_module_type *type, dc__act_state s) {
   dc_module *m = dc_module_new(type, sizeof s);
@@ -124,7 +140,8 @@ dc_module *dc_nn_log_softmax(int dim) {
   return act_new(&type_log_softmax, (dc__act_state){.dim = dim});
 }
 dc_module *dc_nn_softplus(double beta, double threshold) {
-  return act_new(&type_softplus, (dc__act_state){.a = beta, .b = threshold,
+  return act_new(&type_softplus, (dc__act_state){.a = beta,
+                                                 .b = threshold,
                                                  .a_is_int = integral(beta),
                                                  .b_is_int = integral(threshold)});
 }

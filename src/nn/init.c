@@ -7,8 +7,9 @@
 #include <string.h>
 
 double dc_init_calculate_gain(const char *nl, double param) {
-  static const char *const ones[] = {"linear", "conv1d", "conv2d", "conv3d", "conv_transpose1d",
-                                     "conv_transpose2d", "conv_transpose3d", "sigmoid"};
+  static const char *const ones[] = {"linear",           "conv1d",           "conv2d",
+                                     "conv3d",           "conv_transpose1d", "conv_transpose2d",
+                                     "conv_transpose3d", "sigmoid"};
   if (!nl) nl = "leaky_relu";
   for (size_t i = 0; i < sizeof ones / sizeof ones[0]; i++)
     if (strcmp(nl, ones[i]) == 0) return 1.0;
@@ -16,8 +17,10 @@ double dc_init_calculate_gain(const char *nl, double param) {
   if (strcmp(nl, "relu") == 0) return sqrt(2.0);
   if (strcmp(nl, "leaky_relu") == 0) return sqrt(2.0 / (1.0 + param * param));
   if (strcmp(nl, "selu") == 0) return 3.0 / 4.0;
-  dc__err(DC_ERR_ARG, "calculate_gain: unsupported nonlinearity '%s'; use linear, conv1d/2d/3d, "
-                      "sigmoid, tanh, relu, leaky_relu or selu", nl);
+  dc__err(DC_ERR_ARG,
+          "calculate_gain: unsupported nonlinearity '%s'; use linear, conv1d/2d/3d, "
+          "sigmoid, tanh, relu, leaky_relu or selu",
+          nl);
   return NAN;
 }
 
@@ -25,8 +28,9 @@ int dc_init_calculate_fans(const dc_tensor *t, int64_t *fan_in, int64_t *fan_out
   if (!t) return dc__errs(DC_ERR_ARG, "calculate_fans: tensor is NULL");
   if (t->ndim < 2) {
     char s[128];
-    return dc__errs(DC_ERR_ARG, "calculate_fans: fan in and fan out cannot be computed for a "
-                                "tensor with fewer than 2 dimensions (shape %s)",
+    return dc__errs(DC_ERR_ARG,
+                    "calculate_fans: fan in and fan out cannot be computed for a "
+                    "tensor with fewer than 2 dimensions (shape %s)",
                     dc_shape_str(dc_shape_of(t), s, sizeof s));
   }
   int64_t rf = 1;
@@ -67,7 +71,8 @@ int dc_init_xavier_normal_(dc_tensor *t, double gain) {
   return rc != DC_OK ? rc : dc_normal_(t, 0.0, std);
 }
 
-static int kaiming_std(const dc_tensor *t, double a, dc_fan_mode mode, const char *nl, double *std) {
+static int kaiming_std(const dc_tensor *t, double a, dc_fan_mode mode, const char *nl,
+                       double *std) {
   int64_t fi, fo;
   int rc = dc_init_calculate_fans(t, &fi, &fo);
   if (rc != DC_OK) return rc;
@@ -141,8 +146,10 @@ int dc_init_orthogonal_(dc_tensor *t, double gain) {
   if (!t) return dc__errs(DC_ERR_ARG, "init.orthogonal_: tensor is NULL");
   if (t->ndim < 2) {
     char s[128];
-    return dc__errs(DC_ERR_ARG, "init.orthogonal_: only tensors with 2 or more dimensions are "
-                                "supported, got shape %s", dc_shape_str(dc_shape_of(t), s, sizeof s));
+    return dc__errs(DC_ERR_ARG,
+                    "init.orthogonal_: only tensors with 2 or more dimensions are "
+                    "supported, got shape %s",
+                    dc_shape_str(dc_shape_of(t), s, sizeof s));
   }
   int64_t numel = dc_numel(t);
   if (numel == 0) return DC_OK;
@@ -159,8 +166,10 @@ int dc_init_orthogonal_(dc_tensor *t, double gain) {
   const double *f = dc_data(flat);
   for (int64_t i = 0; i < rows; i++)
     for (int64_t j = 0; j < cols; j++) {
-      if (tr) a[j * n + i] = f[i * cols + j];
-      else a[i * n + j] = f[i * cols + j];
+      if (tr)
+        a[j * n + i] = f[i * cols + j];
+      else
+        a[i * n + j] = f[i * cols + j];
     }
   householder_q(a, m, n, v, q);
   out = dc__new(dc_shape_of(t), DC_F64, DC_CPU);

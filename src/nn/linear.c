@@ -12,11 +12,12 @@ static dc_tensor *linear_forward(dc_module *m, dc_tensor *x) {
     char a[128];
     dc_shape_str(dc_shape_of(x), a, sizeof a);
     if (x->ndim >= 1)
-      return dc__err(DC_ERR_ARG, "expected input [*, %lld] (in_features=%lld), got %s: the layer "
-                                 "before gives %lld features, so use Linear(%lld, %lld) or fix the "
-                                 "layers before", (long long)s->in, (long long)s->in, a,
-                     (long long)x->shape[x->ndim - 1], (long long)x->shape[x->ndim - 1],
-                     (long long)s->out);
+      return dc__err(DC_ERR_ARG,
+                     "expected input [*, %lld] (in_features=%lld), got %s: the layer "
+                     "before gives %lld features, so use Linear(%lld, %lld) or fix the "
+                     "layers before",
+                     (long long)s->in, (long long)s->in, a, (long long)x->shape[x->ndim - 1],
+                     (long long)x->shape[x->ndim - 1], (long long)s->out);
     return dc__err(DC_ERR_ARG, "expected input [*, %lld], got a 0-d tensor", (long long)s->in);
   }
   return dc_linear(x, dc__own_param(m, "weight"), dc__own_param(m, "bias"));
@@ -39,14 +40,18 @@ static int linear_reset(dc_module *m) {
   return dc__init_default_weight_bias(dc__own_param(m, "weight"), dc__own_param(m, "bias"));
 }
 
-const dc_module_type dc__type_linear = {.name = "Linear", .forward = linear_forward,
-                                        .extra_repr = linear_repr, .macs = linear_macs,
+const dc_module_type dc__type_linear = {.name = "Linear",
+                                        .forward = linear_forward,
+                                        .extra_repr = linear_repr,
+                                        .macs = linear_macs,
                                         .reset = linear_reset};
 
 dc_module *dc_nn_linear_opt(int64_t in_features, int64_t out_features, dc_nn_linear_opts o) {
   if (in_features < 0 || out_features < 0)
-    return dc__err(DC_ERR_ARG, "Linear: in_features and out_features must be >= 0, got %lld and "
-                               "%lld", (long long)in_features, (long long)out_features);
+    return dc__err(DC_ERR_ARG,
+                   "Linear: in_features and out_features must be >= 0, got %lld and "
+                   "%lld",
+                   (long long)in_features, (long long)out_features);
   dc_module *m = dc_module_new(&dc__type_linear, sizeof(dc__linear_state));
   if (!m) return NULL;
   dc__linear_state *s = m->state;
@@ -72,8 +77,8 @@ static void flatten_repr(const dc_module *m, char *buf, size_t n) {
   snprintf(buf, n, "start_dim=%d, end_dim=%d", s->dim, s->dim2);
 }
 
-static const dc_module_type type_flatten = {.name = "Flatten", .forward = flatten_forward,
-                                            .extra_repr = flatten_repr};
+static const dc_module_type type_flatten = {
+    .name = "Flatten", .forward = flatten_forward, .extra_repr = flatten_repr};
 
 dc_module *dc_nn_flatten(int start_dim, int end_dim) {
   dc_module *m = dc_module_new(&type_flatten, sizeof(dc__act_state));

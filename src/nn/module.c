@@ -36,8 +36,10 @@ char *dc__fmt_float(double v, char *buf, size_t n) {
 }
 
 char *dc__fmt_pair(dc__pair p, char *buf, size_t n) {
-  if (p.is_pair) snprintf(buf, n, "(%d, %d)", p.v[0], p.v[1]);
-  else snprintf(buf, n, "%d", p.v[0]);
+  if (p.is_pair)
+    snprintf(buf, n, "(%d, %d)", p.v[0], p.v[1]);
+  else
+    snprintf(buf, n, "%d", p.v[0]);
   return buf;
 }
 
@@ -166,15 +168,19 @@ const dc_module_type *dc_module_get_type(const dc_module *m) { return m ? m->typ
 static bool check_name(dc_module *m, const char *what, const char *name, const dc__entries *e) {
   if (!name || !*name || strchr(name, '.')) {
     m->failed = true;
-    dc__err(DC_ERR_ARG, "%s: invalid name '%s' in %s: names must be non-empty and contain no "
-                        "'.'", what, name ? name : "(null)", m->type->name);
+    dc__err(DC_ERR_ARG,
+            "%s: invalid name '%s' in %s: names must be non-empty and contain no "
+            "'.'",
+            what, name ? name : "(null)", m->type->name);
     return false;
   }
   if (entries_find(&m->params, name) >= 0 || entries_find(&m->buffers, name) >= 0 ||
       entries_find(&m->children, name) >= 0) {
     m->failed = true;
-    dc__err(DC_ERR_ARG, "%s: %s already has an attribute named '%s'; pick another name or "
-                        "replace the child with dc_module_set_child", what, m->type->name, name);
+    dc__err(DC_ERR_ARG,
+            "%s: %s already has an attribute named '%s'; pick another name or "
+            "replace the child with dc_module_set_child",
+            what, m->type->name, name);
     (void)e;
     return false;
   }
@@ -209,9 +215,7 @@ dc_module *dc_module_add(dc_module *m, const char *name, dc_module *child) {
 }
 
 /* Takes over the caller's reference to t as an owned, unscoped one. */
-static dc_tensor *take_tensor(dc_tensor *t) {
-  return t->scope_level == 0 ? t : dc__take(t);
-}
+static dc_tensor *take_tensor(dc_tensor *t) { return t->scope_level == 0 ? t : dc__take(t); }
 
 static dc_tensor *add_tensor(dc_module *m, const char *what, dc__entries *e, const char *name,
                              dc_tensor *t, bool persistent, bool is_param) {
@@ -226,8 +230,9 @@ static dc_tensor *add_tensor(dc_module *m, const char *what, dc__entries *e, con
   if (is_param && (!dc_dtype_is_float(t->dtype) || t->grad_fn)) {
     m->failed = true;
     if (t->scope_level == 0) dc_free(t);
-    return dc__err(DC_ERR_ARG, "%s: parameter '%s' of %s must be a floating-point leaf tensor "
-                               "(got %s%s); use dc_detach or dc_to_dtype first",
+    return dc__err(DC_ERR_ARG,
+                   "%s: parameter '%s' of %s must be a floating-point leaf tensor "
+                   "(got %s%s); use dc_detach or dc_to_dtype first",
                    what, name ? name : "(null)", m->type->name, dc_dtype_name(t->dtype),
                    t->grad_fn ? " with a grad_fn" : "");
   }
@@ -289,8 +294,10 @@ dc_tensor *dc_module_forward(dc_module *m, dc_tensor *x) {
       snprintf(msg, sizeof msg, "%s", dc_last_error());
       dc_status st = dc_last_status();
       dc__module_path(m, path, sizeof path);
-      if (*path) dc__err(st ? st : DC_ERR_ARG, "%s (%s): %s", path, m->type->name, msg);
-      else dc__err(st ? st : DC_ERR_ARG, "%s: %s", m->type->name, msg);
+      if (*path)
+        dc__err(st ? st : DC_ERR_ARG, "%s (%s): %s", path, m->type->name, msg);
+      else
+        dc__err(st ? st : DC_ERR_ARG, "%s: %s", m->type->name, msg);
       g_err_tagged = true;
     }
     return NULL;
@@ -339,8 +346,8 @@ static dc_module *walk(const dc_module *m, const char *path, size_t len, const c
     part[k] = '\0';
     dc_module *c = dc_module_child(m, part);
     if (!c)
-      return dc__err(DC_ERR_ARG, "%s: '%s': %s has no child named '%s'", what, path,
-                     m->type->name, part);
+      return dc__err(DC_ERR_ARG, "%s: '%s': %s has no child named '%s'", what, path, m->type->name,
+                     part);
     m = c;
     p += k + (dot ? 1 : 0);
     if (dot && p == end) return dc__err(DC_ERR_ARG, "%s: malformed path '%s'", what, path);
@@ -386,8 +393,10 @@ dc_module *dc_module_set_child(dc_module *m, const char *path, dc_module *child)
   if (!owner || !*leaf || entries_find(&owner->params, leaf) >= 0 ||
       entries_find(&owner->buffers, leaf) >= 0) {
     dc_module_free(child);
-    return owner ? dc__err(DC_ERR_ARG, "dc_module_set_child: '%s' is not a valid child name "
-                                       "(empty or used by a parameter/buffer)", path)
+    return owner ? dc__err(DC_ERR_ARG,
+                           "dc_module_set_child: '%s' is not a valid child name "
+                           "(empty or used by a parameter/buffer)",
+                           path)
                  : NULL;
   }
   int i = entries_find(&owner->children, leaf);
@@ -422,19 +431,22 @@ static bool list_push(name_list *l, const char *prefix, const char *name, void *
     void *old = is_mod ? (void *)l->m : (void *)l->t;
     void *it = dc__realloc(old, z * (size_t)l->cap, z * (size_t)cap);
     if (!it) return false;
-    if (is_mod) l->m = it;
-    else l->t = it;
+    if (is_mod)
+      l->m = it;
+    else
+      l->t = it;
     l->cap = cap;
   }
   size_t len = strlen(prefix) + strlen(name) + 2;
   char *s = dc__malloc(len);
   if (!s) return false;
   snprintf(s, len, "%s%s%s", prefix, *prefix && *name ? "." : "", name);
-  if (is_mod) l->m[l->n++] = (dc_named_module){s, ptr};
-  else l->t[l->n++] = (dc_named_tensor){s, ptr};
+  if (is_mod)
+    l->m[l->n++] = (dc_named_module){s, ptr};
+  else
+    l->t[l->n++] = (dc_named_tensor){s, ptr};
   return true;
 }
-
 
 static bool seen_tensor(const name_list *l, const dc_tensor *t) {
   for (int i = 0; i < l->n; i++)
@@ -537,7 +549,8 @@ dc_named_module *dc_module_modules(const dc_module *m, int *n) {
 
 int64_t dc_module_num_parameters(const dc_module *m, bool trainable_only) {
   int n;
-  dc_named_tensor *l = dc__module_list(m, trainable_only ? DC__LIST_TRAINABLE : DC__LIST_PARAMS, &n);
+  dc_named_tensor *l =
+      dc__module_list(m, trainable_only ? DC__LIST_TRAINABLE : DC__LIST_PARAMS, &n);
   int64_t total = 0;
   for (int i = 0; i < n; i++) total += dc_numel(l[i].tensor);
   dc_named_tensors_free(l, n);
@@ -586,7 +599,8 @@ int dc_module_to_dtype(dc_module *m, dc_dtype dt) {
     return dc__errs(DC_ERR_ARG, "dc_module_to_dtype: %s is not a floating-point dtype",
                     dc_dtype_name(dt));
   int rc = DC_OK;
-  for (int i = 0; i < m->params.n && rc == DC_OK; i++) rc = convert_tensor(m->params.items[i].ptr, dt);
+  for (int i = 0; i < m->params.n && rc == DC_OK; i++)
+    rc = convert_tensor(m->params.items[i].ptr, dt);
   for (int i = 0; i < m->buffers.n && rc == DC_OK; i++)
     rc = convert_tensor(m->buffers.items[i].ptr, dt);
   for (int i = 0; i < m->children.n && rc == DC_OK; i++)

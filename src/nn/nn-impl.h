@@ -24,13 +24,13 @@ struct dc_module {
   const dc_module_type *type;
   int32_t refcount;
   bool training;
-  bool failed;         /* a registration failed; dc_module_ok frees the module */
-  dc_module *parent;   /* weak: the container this module was first added to (error paths) */
-  const char *name;    /* weak: its name there (the parent's entry owns the string) */
-  dc__entries params;  /* dc_tensor*, registration order */
-  dc__entries buffers; /* dc_tensor* */
+  bool failed;          /* a registration failed; dc_module_ok frees the module */
+  dc_module *parent;    /* weak: the container this module was first added to (error paths) */
+  const char *name;     /* weak: its name there (the parent's entry owns the string) */
+  dc__entries params;   /* dc_tensor*, registration order */
+  dc__entries buffers;  /* dc_tensor* */
   dc__entries children; /* dc_module* */
-  void *state;         /* type-specific configuration block, zeroed at creation */
+  void *state;          /* type-specific configuration block, zeroed at creation */
 };
 
 /* An int or an (h, w) pair as the user gave it (reprs print it back the same way). */
@@ -60,13 +60,13 @@ typedef struct dc__pool_state {
 } dc__pool_state;
 
 typedef struct dc__adaptive_state {
-  int64_t out[2];  /* 0 = keep the input size (None) */
+  int64_t out[2]; /* 0 = keep the input size (None) */
   bool is_pair;
 } dc__adaptive_state;
 
 typedef struct dc__bn_state {
-  int64_t c;     /* C */
-  int dims;      /* 1 or 2 (BatchNorm1d / BatchNorm2d) */
+  int64_t c; /* C */
+  int dims;  /* 1 or 2 (BatchNorm1d / BatchNorm2d) */
   double eps, momentum;
   bool cumulative; /* momentum=None */
   bool affine, track;
@@ -74,9 +74,9 @@ typedef struct dc__bn_state {
 
 /* Activations, dropout and flatten: two scalar arguments and an int. */
 typedef struct dc__act_state {
-  double a, b;     /* negative_slope / alpha / beta,threshold / min,max / p */
-  int dim, dim2;   /* softmax dim / flatten start,end */
-  bool flag;       /* gelu tanh approximation */
+  double a, b;             /* negative_slope / alpha / beta,threshold / min,max / p */
+  int dim, dim2;           /* softmax dim / flatten start,end */
+  bool flag;               /* gelu tanh approximation */
   bool a_is_int, b_is_int; /* repr: print as ints (Softplus(beta=1, threshold=20)) */
 } dc__act_state;
 

@@ -19,8 +19,10 @@ static dc_tensor *bn_forward(dc_module *m, dc_tensor *x) {
                    (long long)s->c, (long long)s->c, a);
   bool batch_stats = m->training || !s->track;
   if (batch_stats && s->c > 0 && dc_numel(x) / s->c <= 1)
-    return dc__err(DC_ERR_ARG, "expected more than 1 value per channel when training, got input "
-                               "%s; use a batch of 2 or more, or eval mode", a);
+    return dc__err(DC_ERR_ARG,
+                   "expected more than 1 value per channel when training, got input "
+                   "%s; use a batch of 2 or more, or eval mode",
+                   a);
   double factor = s->momentum;
   if (m->training && s->track) {
     int64_t *nbt = dc_data(dc__own_buffer(m, "num_batches_tracked"));
@@ -29,15 +31,15 @@ static dc_tensor *bn_forward(dc_module *m, dc_tensor *x) {
   }
   dc_tensor *rm = s->track ? dc__own_buffer(m, "running_mean") : NULL;
   dc_tensor *rv = s->track ? dc__own_buffer(m, "running_var") : NULL;
-  return dc_batch_norm(x, rm, rv, dc__own_param(m, "weight"), dc__own_param(m, "bias"),
-                       batch_stats, factor, s->eps);
+  return dc_batch_norm(x, rm, rv, dc__own_param(m, "weight"), dc__own_param(m, "bias"), batch_stats,
+                       factor, s->eps);
 }
 
 static void bn_repr(const dc_module *m, char *buf, size_t n) {
   const dc__bn_state *s = m->state;
   char e[32], mo[32];
-  snprintf(buf, n, "%lld, eps=%s, momentum=%s, affine=%s, track_running_stats=%s",
-           (long long)s->c, dc__fmt_float(s->eps, e, sizeof e),
+  snprintf(buf, n, "%lld, eps=%s, momentum=%s, affine=%s, track_running_stats=%s", (long long)s->c,
+           dc__fmt_float(s->eps, e, sizeof e),
            s->cumulative ? "None" : dc__fmt_float(s->momentum, mo, sizeof mo),
            s->affine ? "True" : "False", s->track ? "True" : "False");
 }
@@ -53,21 +55,27 @@ static int bn_reset(dc_module *m) {
   return rc;
 }
 
-const dc_module_type dc__type_batchnorm1d = {.name = "BatchNorm1d", .forward = bn_forward,
-                                             .extra_repr = bn_repr, .reset = bn_reset};
-const dc_module_type dc__type_batchnorm2d = {.name = "BatchNorm2d", .forward = bn_forward,
-                                             .extra_repr = bn_repr, .reset = bn_reset};
+const dc_module_type dc__type_batchnorm1d = {
+    .name = "BatchNorm1d", .forward = bn_forward, .extra_repr = bn_repr, .reset = bn_reset};
+const dc_module_type dc__type_batchnorm2d = {
+    .name = "BatchNorm2d", .forward = bn_forward, .extra_repr = bn_repr, .reset = bn_reset};
 
 static dc_module *bn_new(const dc_module_type *type, int dims, int64_t c, dc_nn_batchnorm_opts o) {
   if (c <= 0)
     return dc__err(DC_ERR_ARG, "%s: num_features must be positive, got %lld", type->name,
                    (long long)c);
-  dc__bn_state s = {.c = c, .dims = dims, .eps = o.eps != 0 ? o.eps : 1e-5,
-                    .momentum = o.momentum != 0 ? o.momentum : 0.1, .cumulative = o.cumulative,
-                    .affine = !o.no_affine, .track = !o.no_running_stats};
+  dc__bn_state s = {.c = c,
+                    .dims = dims,
+                    .eps = o.eps != 0 ? o.eps : 1e-5,
+                    .momentum = o.momentum != 0 ? o.momentum : 0.1,
+                    .cumulative = o.cumulative,
+                    .affine = !o.no_affine,
+                    .track = !o.no_running_stats};
   if (s.eps < 0 || s.momentum < 0 || s.momentum > 1)
-    return dc__err(DC_ERR_ARG, "%s: eps must be >= 0 and momentum in [0, 1], got eps=%g "
-                               "momentum=%g", type->name, s.eps, s.momentum);
+    return dc__err(DC_ERR_ARG,
+                   "%s: eps must be >= 0 and momentum in [0, 1], got eps=%g "
+                   "momentum=%g",
+                   type->name, s.eps, s.momentum);
   dc_module *m = dc_module_new(type, sizeof s);
   if (!m) return NULL;
   *(dc__bn_state *)m->state = s;

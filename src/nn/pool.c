@@ -6,7 +6,8 @@
 #include <stdio.h>
 
 static dc_pool2d_opts pool_opts(const dc__pool_state *s) {
-  dc_pool2d_opts o = {.ceil_mode = s->ceil_mode, .exclude_pad = s->exclude_pad,
+  dc_pool2d_opts o = {.ceil_mode = s->ceil_mode,
+                      .exclude_pad = s->exclude_pad,
                       .divisor_override = s->divisor_override};
   for (int i = 0; i < 2; i++) {
     o.kernel[i] = s->kernel.v[i];
@@ -49,16 +50,17 @@ static void avgpool_repr(const dc_module *m, char *buf, size_t n) {
            dc__fmt_pair(s->stride, st, sizeof st), dc__fmt_pair(s->padding, p, sizeof p));
 }
 
-const dc_module_type dc__type_maxpool2d = {.name = "MaxPool2d", .forward = maxpool_forward,
-                                           .extra_repr = maxpool_repr};
-const dc_module_type dc__type_avgpool2d = {.name = "AvgPool2d", .forward = avgpool_forward,
-                                           .extra_repr = avgpool_repr};
+const dc_module_type dc__type_maxpool2d = {
+    .name = "MaxPool2d", .forward = maxpool_forward, .extra_repr = maxpool_repr};
+const dc_module_type dc__type_avgpool2d = {
+    .name = "AvgPool2d", .forward = avgpool_forward, .extra_repr = avgpool_repr};
 
 static dc_module *pool_new(const dc_module_type *type, int kernel_size, dc_nn_pool2d_opts o) {
   dc__pool_state s = {.kernel = dc__nn_pair(kernel_size, o.kernel_hw, 0),
                       .padding = dc__nn_pair(o.padding, o.padding_hw, 0),
                       .dilation = dc__nn_pair(o.dilation, o.dilation_hw, 1),
-                      .ceil_mode = o.ceil_mode, .exclude_pad = o.exclude_pad,
+                      .ceil_mode = o.ceil_mode,
+                      .exclude_pad = o.exclude_pad,
                       .divisor_override = o.divisor_override};
   s.stride = o.stride || o.stride_hw[0] || o.stride_hw[1] ? dc__nn_pair(o.stride, o.stride_hw, 1)
                                                           : s.kernel;
@@ -67,17 +69,19 @@ static dc_module *pool_new(const dc_module_type *type, int kernel_size, dc_nn_po
                    o.divisor_override);
   for (int i = 0; i < 2; i++) {
     if (s.kernel.v[i] < 1 || s.stride.v[i] < 1 || s.dilation.v[i] < 1 || s.padding.v[i] < 0)
-      return dc__err(DC_ERR_ARG, "%s: kernel_size, stride and dilation must be positive and "
-                                 "padding non-negative, got kernel (%d, %d), stride (%d, %d), "
-                                 "padding (%d, %d), dilation (%d, %d)", type->name,
-                     s.kernel.v[0], s.kernel.v[1], s.stride.v[0], s.stride.v[1], s.padding.v[0],
-                     s.padding.v[1], s.dilation.v[0], s.dilation.v[1]);
-    int keff = type == &dc__type_maxpool2d ? (s.kernel.v[i] - 1) * s.dilation.v[i] + 1
-                                            : s.kernel.v[i];
+      return dc__err(DC_ERR_ARG,
+                     "%s: kernel_size, stride and dilation must be positive and "
+                     "padding non-negative, got kernel (%d, %d), stride (%d, %d), "
+                     "padding (%d, %d), dilation (%d, %d)",
+                     type->name, s.kernel.v[0], s.kernel.v[1], s.stride.v[0], s.stride.v[1],
+                     s.padding.v[0], s.padding.v[1], s.dilation.v[0], s.dilation.v[1]);
+    int keff =
+        type == &dc__type_maxpool2d ? (s.kernel.v[i] - 1) * s.dilation.v[i] + 1 : s.kernel.v[i];
     if (s.padding.v[i] > keff / 2)
-      return dc__err(DC_ERR_ARG, "%s: padding should be at most half of the (dilated) kernel size, got "
-                                 "padding (%d, %d) for kernel (%d, %d)", type->name,
-                     s.padding.v[0], s.padding.v[1], s.kernel.v[0], s.kernel.v[1]);
+      return dc__err(DC_ERR_ARG,
+                     "%s: padding should be at most half of the (dilated) kernel size, got "
+                     "padding (%d, %d) for kernel (%d, %d)",
+                     type->name, s.padding.v[0], s.padding.v[1], s.kernel.v[0], s.kernel.v[1]);
   }
   dc_module *m = dc_module_new(type, sizeof s);
   if (m) *(dc__pool_state *)m->state = s;
@@ -110,8 +114,10 @@ static void adaptive_repr(const dc_module *m, char *buf, size_t n) {
   }
   snprintf(buf, n, "output_size=(");
   for (int i = 0; i < 2; i++) {
-    if (s->out[i]) dc__appendf(buf, n, "%lld", (long long)s->out[i]);
-    else dc__appendf(buf, n, "None");
+    if (s->out[i])
+      dc__appendf(buf, n, "%lld", (long long)s->out[i]);
+    else
+      dc__appendf(buf, n, "None");
     dc__appendf(buf, n, "%s", i ? ")" : ", ");
   }
 }
@@ -123,8 +129,10 @@ const dc_module_type dc__type_adaptive_maxpool2d = {
 
 static dc_module *adaptive_new(const dc_module_type *type, int64_t oh, int64_t ow) {
   if (oh < 0 || ow < 0)
-    return dc__err(DC_ERR_ARG, "%s: output_size must be positive (or 0 for None), got (%lld, "
-                               "%lld)", type->name, (long long)oh, (long long)ow);
+    return dc__err(DC_ERR_ARG,
+                   "%s: output_size must be positive (or 0 for None), got (%lld, "
+                   "%lld)",
+                   type->name, (long long)oh, (long long)ow);
   dc_module *m = dc_module_new(type, sizeof(dc__adaptive_state));
   if (m) *(dc__adaptive_state *)m->state = (dc__adaptive_state){{oh, ow}, oh != ow || oh == 0};
   return m;

@@ -37,11 +37,11 @@ static void *spec_err(const parser *p, size_t at, const char *fmt, ...) {
 typedef enum tok_kind { T_END, T_NAME, T_NUM, T_STR, T_PUNCT } tok_kind;
 typedef struct token {
   tok_kind kind;
-  size_t at;   /* offset in the spec */
+  size_t at; /* offset in the spec */
   char text[64];
   double num;
   bool is_int;
-  char ch;     /* T_PUNCT: one of ( ) , = */
+  char ch; /* T_PUNCT: one of ( ) , = */
 } token;
 
 static bool next_token(parser *p, token *t) {
@@ -122,7 +122,7 @@ typedef struct value {
   double num;
   bool is_int;
   char str[64];
-  int n;                   /* tuple length */
+  int n; /* tuple length */
   double tup[MAX_TUPLE];
   bool tup_none[MAX_TUPLE];
   bool tup_int[MAX_TUPLE];
@@ -143,8 +143,7 @@ static bool name_value(parser *p, const token *t, value *v) {
     v->kind = V_NONE;
   } else if (name_is(t->text, "classes") || name_is(t->text, "num_classes")) {
     if (p->opts.classes <= 0) {
-      spec_err(p, t->at, "'%s' is used but no number of classes was given (--classes N)",
-               t->text);
+      spec_err(p, t->at, "'%s' is used but no number of classes was given (--classes N)", t->text);
       return false;
     }
     v->kind = V_NUM;
@@ -171,7 +170,8 @@ static bool parse_value(parser *p, value *v) {
     v->kind = V_STR;
     snprintf(v->str, sizeof v->str, "%s", t.text);
     return true;
-  case T_NAME: return name_value(p, &t, v);
+  case T_NAME:
+    return name_value(p, &t, v);
   case T_PUNCT:
     if (t.ch != '(') break;
     v->kind = V_TUPLE;
@@ -193,13 +193,14 @@ static bool parse_value(parser *p, value *v) {
       v->tup_int[v->n++] = el.is_int;
       if (!next_token(p, &e)) return false;
       if (is_punct(&e, ')')) return true;
-      if (!is_punct(&e, ','))
-        return spec_err(p, e.at, "expected ',' or ')' in a tuple"), false;
+      if (!is_punct(&e, ',')) return spec_err(p, e.at, "expected ',' or ')' in a tuple"), false;
     }
-  case T_END: break;
+  case T_END:
+    break;
   }
-  spec_err(p, t.at, t.kind == T_END ? "expected a value, got the end of the spec"
-                                    : "expected a value (number, name or tuple), got '%s'",
+  spec_err(p, t.at,
+           t.kind == T_END ? "expected a value, got the end of the spec"
+                           : "expected a value (number, name or tuple), got '%s'",
            t.text);
   return false;
 }
@@ -215,7 +216,7 @@ typedef enum arg_kind {
   A_OPTFLOAT, /* float or None */
   A_OPTINT,
   A_BOOL,
-  A_DIM,     /* int or None */
+  A_DIM, /* int or None */
   A_STR
 } arg_kind;
 
@@ -233,9 +234,15 @@ struct layerdef {
   argdef args[MAX_ARGS];
 };
 
-static int ival(const value *v, int dflt) { return v->given && v->kind == V_NUM ? (int)v->num : dflt; }
-static double fval(const value *v, double dflt) { return v->given && v->kind == V_NUM ? v->num : dflt; }
-static bool bval(const value *v, bool dflt) { return v->given && v->kind == V_BOOL ? v->num != 0 : dflt; }
+static int ival(const value *v, int dflt) {
+  return v->given && v->kind == V_NUM ? (int)v->num : dflt;
+}
+static double fval(const value *v, double dflt) {
+  return v->given && v->kind == V_NUM ? v->num : dflt;
+}
+static bool bval(const value *v, bool dflt) {
+  return v->given && v->kind == V_BOOL ? v->num != 0 : dflt;
+}
 static bool is_tuple(const value *v) { return v->given && v->kind == V_TUPLE; }
 
 /* Square value or (h, w) override from an int-or-pair argument. */
@@ -264,8 +271,10 @@ static dc_module *build_conv2d(parser *p, const layerdef *L, const value *v, siz
   int k = 0;
   pair_arg(&v[2], &k, o.kernel_hw);
   pair_arg(&v[3], &o.stride, o.stride_hw);
-  if (v[4].given && v[4].kind == V_STR) o.padding_same = name_is(v[4].str, "same");
-  else pair_arg(&v[4], &o.padding, o.padding_hw);
+  if (v[4].given && v[4].kind == V_STR)
+    o.padding_same = name_is(v[4].str, "same");
+  else
+    pair_arg(&v[4], &o.padding, o.padding_hw);
   pair_arg(&v[5], &o.dilation, o.dilation_hw);
   if (v[8].given && !name_is(v[8].str, "zeros"))
     return spec_err(p, v[8].at, "padding_mode='%s' is not supported (only 'zeros')", v[8].str);
@@ -294,8 +303,10 @@ static dc_module *build_pool(parser *p, const layerdef *L, const value *v, size_
   if (m) {
     dc__pool_state *s = m->state;
     mark_pair(&s->kernel, &v[0]);
-    if (v[1].given && v[1].kind != V_NONE) mark_pair(&s->stride, &v[1]);
-    else s->stride.is_pair = s->kernel.is_pair;
+    if (v[1].given && v[1].kind != V_NONE)
+      mark_pair(&s->stride, &v[1]);
+    else
+      s->stride.is_pair = s->kernel.is_pair;
     mark_pair(&s->padding, &v[2]);
     if (max) mark_pair(&s->dilation, &v[3]);
   }
@@ -332,7 +343,7 @@ static dc_module *build_bn(parser *p, const layerdef *L, const value *v, size_t 
                             .no_running_stats = !bval(&v[4], true)};
   int64_t c = (int64_t)v[0].num;
   dc_module *m = strcmp(L->name, "BatchNorm1d") == 0 ? dc_nn_batchnorm1d_opt(c, o)
-                                                      : dc_nn_batchnorm2d_opt(c, o);
+                                                     : dc_nn_batchnorm2d_opt(c, o);
   if (m) { /* exact values, 0 included (the C options read 0 as "default") */
     dc__bn_state *s = m->state;
     s->eps = fval(&v[1], 1e-5);
@@ -379,8 +390,7 @@ static dc_module *build_act(parser *p, const layerdef *L, const value *v, size_t
   if (!strcmp(n, "GELU")) {
     bool tanh_approx = v[0].given && name_is(v[0].str, "tanh");
     if (v[0].given && !tanh_approx && !name_is(v[0].str, "none"))
-      return spec_err(p, v[0].at, "GELU: approximate must be 'none' or 'tanh', got '%s'",
-                      v[0].str);
+      return spec_err(p, v[0].at, "GELU: approximate must be 'none' or 'tanh', got '%s'", v[0].str);
     return dc_nn_gelu(tanh_approx);
   }
   if (!strcmp(n, "Softmax") || !strcmp(n, "LogSoftmax")) {
@@ -391,31 +401,57 @@ static dc_module *build_act(parser *p, const layerdef *L, const value *v, size_t
   return spec_err(p, at, "internal: no builder for %s", n);
 }
 
-#define INPLACE {"inplace", A_BOOL, false}
+#define INPLACE                                                                                    \
+  { "inplace", A_BOOL, false }
 static const layerdef LAYERS[] = {
-    {"Linear", build_linear,
+    {"Linear",
+     build_linear,
      {{"in_features", A_INT, true}, {"out_features", A_INT, true}, {"bias", A_BOOL, false}}},
-    {"Conv2d", build_conv2d,
-     {{"in_channels", A_INT, true}, {"out_channels", A_INT, true}, {"kernel_size", A_PAIR, true},
-      {"stride", A_PAIR, false}, {"padding", A_PADDING, false}, {"dilation", A_PAIR, false},
-      {"groups", A_INT, false}, {"bias", A_BOOL, false}, {"padding_mode", A_STR, false}}},
-    {"MaxPool2d", build_maxpool,
-     {{"kernel_size", A_PAIR, true}, {"stride", A_OPTPAIR, false}, {"padding", A_PAIR, false},
-      {"dilation", A_PAIR, false}, {"return_indices", A_BOOL, false},
+    {"Conv2d",
+     build_conv2d,
+     {{"in_channels", A_INT, true},
+      {"out_channels", A_INT, true},
+      {"kernel_size", A_PAIR, true},
+      {"stride", A_PAIR, false},
+      {"padding", A_PADDING, false},
+      {"dilation", A_PAIR, false},
+      {"groups", A_INT, false},
+      {"bias", A_BOOL, false},
+      {"padding_mode", A_STR, false}}},
+    {"MaxPool2d",
+     build_maxpool,
+     {{"kernel_size", A_PAIR, true},
+      {"stride", A_OPTPAIR, false},
+      {"padding", A_PAIR, false},
+      {"dilation", A_PAIR, false},
+      {"return_indices", A_BOOL, false},
       {"ceil_mode", A_BOOL, false}}},
-    {"AvgPool2d", build_avgpool,
-     {{"kernel_size", A_PAIR, true}, {"stride", A_OPTPAIR, false}, {"padding", A_PAIR, false},
-      {"ceil_mode", A_BOOL, false}, {"count_include_pad", A_BOOL, false},
+    {"AvgPool2d",
+     build_avgpool,
+     {{"kernel_size", A_PAIR, true},
+      {"stride", A_OPTPAIR, false},
+      {"padding", A_PAIR, false},
+      {"ceil_mode", A_BOOL, false},
+      {"count_include_pad", A_BOOL, false},
       {"divisor_override", A_OPTINT, false}}},
     {"AdaptiveAvgPool2d", build_adaptive, {{"output_size", A_OUTSIZE, true}}},
-    {"AdaptiveMaxPool2d", build_adaptive,
+    {"AdaptiveMaxPool2d",
+     build_adaptive,
      {{"output_size", A_OUTSIZE, true}, {"return_indices", A_BOOL, false}}},
-    {"BatchNorm1d", build_bn,
-     {{"num_features", A_INT, true}, {"eps", A_FLOAT, false}, {"momentum", A_OPTFLOAT, false},
-      {"affine", A_BOOL, false}, {"track_running_stats", A_BOOL, false}}},
-    {"BatchNorm2d", build_bn,
-     {{"num_features", A_INT, true}, {"eps", A_FLOAT, false}, {"momentum", A_OPTFLOAT, false},
-      {"affine", A_BOOL, false}, {"track_running_stats", A_BOOL, false}}},
+    {"BatchNorm1d",
+     build_bn,
+     {{"num_features", A_INT, true},
+      {"eps", A_FLOAT, false},
+      {"momentum", A_OPTFLOAT, false},
+      {"affine", A_BOOL, false},
+      {"track_running_stats", A_BOOL, false}}},
+    {"BatchNorm2d",
+     build_bn,
+     {{"num_features", A_INT, true},
+      {"eps", A_FLOAT, false},
+      {"momentum", A_OPTFLOAT, false},
+      {"affine", A_BOOL, false},
+      {"track_running_stats", A_BOOL, false}}},
     {"Dropout", build_act, {{"p", A_FLOAT, false}, INPLACE}},
     {"Dropout2d", build_act, {{"p", A_FLOAT, false}, INPLACE}},
     {"Flatten", build_act, {{"start_dim", A_INT, false}, {"end_dim", A_INT, false}}},
@@ -430,8 +466,7 @@ static const layerdef LAYERS[] = {
     {"Softmax", build_act, {{"dim", A_DIM, false}}},
     {"LogSoftmax", build_act, {{"dim", A_DIM, false}}},
     {"Softplus", build_act, {{"beta", A_FLOAT, false}, {"threshold", A_FLOAT, false}}},
-    {"Hardtanh", build_act,
-     {{"min_val", A_FLOAT, false}, {"max_val", A_FLOAT, false}, INPLACE}},
+    {"Hardtanh", build_act, {{"min_val", A_FLOAT, false}, {"max_val", A_FLOAT, false}, INPLACE}},
 };
 #undef INPLACE
 enum { NLAYERS = (int)(sizeof LAYERS / sizeof LAYERS[0]) };
@@ -453,17 +488,28 @@ static bool is_integral(double x) { return x == floor(x) && fabs(x) < 2147483648
 
 static const char *kind_text(arg_kind k) {
   switch (k) {
-  case A_INT: return "an integer";
-  case A_PAIR: return "an integer or a tuple (h, w)";
-  case A_OPTPAIR: return "an integer, a tuple (h, w) or None";
-  case A_PADDING: return "an integer, a tuple (h, w), 'same' or 'valid'";
-  case A_OUTSIZE: return "an integer or a tuple (h, w) (None keeps the input size)";
-  case A_FLOAT: return "a number";
-  case A_OPTFLOAT: return "a number or None";
-  case A_OPTINT: return "an integer or None";
-  case A_BOOL: return "True or False";
-  case A_DIM: return "an integer dim or None";
-  case A_STR: return "a name";
+  case A_INT:
+    return "an integer";
+  case A_PAIR:
+    return "an integer or a tuple (h, w)";
+  case A_OPTPAIR:
+    return "an integer, a tuple (h, w) or None";
+  case A_PADDING:
+    return "an integer, a tuple (h, w), 'same' or 'valid'";
+  case A_OUTSIZE:
+    return "an integer or a tuple (h, w) (None keeps the input size)";
+  case A_FLOAT:
+    return "a number";
+  case A_OPTFLOAT:
+    return "a number or None";
+  case A_OPTINT:
+    return "an integer or None";
+  case A_BOOL:
+    return "True or False";
+  case A_DIM:
+    return "an integer dim or None";
+  case A_STR:
+    return "a name";
   }
   return "a value";
 }
@@ -481,24 +527,44 @@ static bool check_arg(parser *p, const layerdef *L, const argdef *a, value *v) {
   bool num_int = v->kind == V_NUM && v->is_int && is_integral(v->num);
   bool ok;
   switch (a->kind) {
-  case A_INT: ok = num_int; break;
-  case A_PAIR: ok = num_int || int_tuple(v, false); break;
-  case A_OPTPAIR: ok = num_int || int_tuple(v, false) || v->kind == V_NONE; break;
+  case A_INT:
+    ok = num_int;
+    break;
+  case A_PAIR:
+    ok = num_int || int_tuple(v, false);
+    break;
+  case A_OPTPAIR:
+    ok = num_int || int_tuple(v, false) || v->kind == V_NONE;
+    break;
   case A_PADDING:
     ok = num_int || int_tuple(v, false) ||
          (v->kind == V_STR && (name_is(v->str, "same") || name_is(v->str, "valid")));
-    if (ok && v->kind == V_STR && name_is(v->str, "valid")) *v = (value){.given = true, .at = v->at,
-                                                                          .kind = V_NUM, .num = 0,
-                                                                          .is_int = true};
+    if (ok && v->kind == V_STR && name_is(v->str, "valid"))
+      *v = (value){.given = true, .at = v->at, .kind = V_NUM, .num = 0, .is_int = true};
     break;
-  case A_OUTSIZE: ok = num_int || int_tuple(v, true); break;
-  case A_FLOAT: ok = v->kind == V_NUM; break;
-  case A_OPTFLOAT: ok = v->kind == V_NUM || v->kind == V_NONE; break;
-  case A_OPTINT: ok = num_int || v->kind == V_NONE; break;
-  case A_BOOL: ok = v->kind == V_BOOL; break;
-  case A_DIM: ok = num_int || v->kind == V_NONE; break;
-  case A_STR: ok = v->kind == V_STR; break;
-  default: ok = false;
+  case A_OUTSIZE:
+    ok = num_int || int_tuple(v, true);
+    break;
+  case A_FLOAT:
+    ok = v->kind == V_NUM;
+    break;
+  case A_OPTFLOAT:
+    ok = v->kind == V_NUM || v->kind == V_NONE;
+    break;
+  case A_OPTINT:
+    ok = num_int || v->kind == V_NONE;
+    break;
+  case A_BOOL:
+    ok = v->kind == V_BOOL;
+    break;
+  case A_DIM:
+    ok = num_int || v->kind == V_NONE;
+    break;
+  case A_STR:
+    ok = v->kind == V_STR;
+    break;
+  default:
+    ok = false;
   }
   if (!ok) spec_err(p, v->at, "%s: %s must be %s", L->name, a->name, kind_text(a->kind));
   return ok;
@@ -537,10 +603,15 @@ static bool parse_args(parser *p, const layerdef *L, value *v) {
             if (d < bd) bd = d, best = L->args[i].name;
           }
           char args[512] = "";
-          for (int i = 0; i < na; i++) dc__appendf(args, sizeof args, "%s%s", i ? ", " : "", L->args[i].name);
-          if (best) return spec_err(p, at, "%s has no argument '%s' (did you mean '%s'?)", L->name, a.text, best), false;
+          for (int i = 0; i < na; i++)
+            dc__appendf(args, sizeof args, "%s%s", i ? ", " : "", L->args[i].name);
+          if (best)
+            return spec_err(p, at, "%s has no argument '%s' (did you mean '%s'?)", L->name, a.text,
+                            best),
+                   false;
           return spec_err(p, at, "%s has no argument '%s'; its arguments are: %s", L->name, a.text,
-                          na ? args : "(none)"), false;
+                          na ? args : "(none)"),
+                 false;
         }
         seen_kw = true;
       } else {
@@ -556,7 +627,8 @@ static bool parse_args(parser *p, const layerdef *L, value *v) {
     }
     if (v[slot].given)
       return spec_err(p, at, "%s got multiple values for argument '%s'", L->name,
-                      L->args[slot].name), false;
+                      L->args[slot].name),
+             false;
     if (!parse_value(p, &v[slot]) || !check_arg(p, L, &L->args[slot], &v[slot])) return false;
     if (!next_token(p, &b)) return false;
     if (is_punct(&b, ')')) return true;
@@ -569,8 +641,10 @@ static dc_module *parse_layer(parser *p) {
   token t;
   if (!next_token(p, &t)) return NULL;
   if (t.kind != T_NAME)
-    return spec_err(p, t.at, t.kind == T_END ? "expected a layer name, got the end of the spec"
-                                             : "expected a layer name, got '%s'", t.text);
+    return spec_err(p, t.at,
+                    t.kind == T_END ? "expected a layer name, got the end of the spec"
+                                    : "expected a layer name, got '%s'",
+                    t.text);
   const layerdef *L = find_layer(t.text);
   if (!L) {
     const char *best = NULL;
@@ -582,7 +656,8 @@ static dc_module *parse_layer(parser *p) {
     if (bd <= 3 || bd * 2 <= (int)strlen(t.text))
       return spec_err(p, t.at, "unknown layer '%s' (did you mean '%s'?)", t.text, best);
     char all[1024] = "";
-    for (int i = 0; i < NLAYERS; i++) dc__appendf(all, sizeof all, "%s%s", i ? ", " : "", LAYERS[i].name);
+    for (int i = 0; i < NLAYERS; i++)
+      dc__appendf(all, sizeof all, "%s%s", i ? ", " : "", LAYERS[i].name);
     return spec_err(p, t.at, "unknown layer '%s'; known layers: %s", t.text, all);
   }
   value v[MAX_ARGS] = {0};
@@ -606,7 +681,8 @@ dc_module *dc_nn_from_spec_opt(const char *spec, dc_spec_opts o) {
   parser p = {.src = spec, .opts = o};
   token t;
   if (!peek_token(&p, &t)) return NULL;
-  if (t.kind == T_END) return spec_err(&p, 0, "empty spec: give layers like \"linear(4, 2), relu\"");
+  if (t.kind == T_END)
+    return spec_err(&p, 0, "empty spec: give layers like \"linear(4, 2), relu\"");
   dc_module *seq = dc_module_new(&dc__type_sequential, 0);
   if (!seq) return NULL;
   for (;;) {

@@ -12,7 +12,6 @@ struct dc_state_dict {
   dc_tensor **vals; /* owned references (dc__ref) */
 };
 
-
 dc_state_dict *dc_state_dict_new(void) { return dc__calloc(1, sizeof(dc_state_dict)); }
 
 void dc_state_dict_free(dc_state_dict *sd) {
@@ -34,7 +33,10 @@ static int find_key(const dc_state_dict *sd, const char *key) {
 
 int dc_state_dict_set(dc_state_dict *sd, const char *key, dc_tensor *t) {
   if (!sd || !key || !t)
-    return dc__errs(DC_ERR_ARG, "dc_state_dict_set: NULL %s", !sd ? "dict" : !key ? "key" : "tensor");
+    return dc__errs(DC_ERR_ARG, "dc_state_dict_set: NULL %s",
+                    !sd    ? "dict"
+                    : !key ? "key"
+                           : "tensor");
   int i = find_key(sd, key);
   if (i >= 0) {
     dc__ref(t);
@@ -123,7 +125,8 @@ static char **copy_keys(char **src, int n) {
 int dc_module_load_state_dict(dc_module *m, const dc_state_dict *sd, bool strict,
                               dc_load_result *res) {
   if (res) *res = (dc_load_result){0};
-  if (!m || !sd) return dc__errs(DC_ERR_ARG, "load_state_dict: NULL %s", m ? "state dict" : "module");
+  if (!m || !sd)
+    return dc__errs(DC_ERR_ARG, "load_state_dict: NULL %s", m ? "state dict" : "module");
   int n;
   dc_named_tensor *l = dc__module_list(m, DC__LIST_STATE, &n);
   if (!l) return dc_last_status();
@@ -147,9 +150,10 @@ int dc_module_load_state_dict(dc_module *m, const dc_state_dict *sd, bool strict
     used[j] = true;
     if (!shape_ok(l[i].tensor, sd->vals[j])) {
       char a[128], b[128];
-      dc__appendf(mism, sizeof mism, "\n  size mismatch for %s: copying a tensor of shape %s "
-                  "from the state dict, the shape in the model is %s", l[i].name,
-                  dc_shape_str(dc_shape_of(sd->vals[j]), a, sizeof a),
+      dc__appendf(mism, sizeof mism,
+                  "\n  size mismatch for %s: copying a tensor of shape %s "
+                  "from the state dict, the shape in the model is %s",
+                  l[i].name, dc_shape_str(dc_shape_of(sd->vals[j]), a, sizeof a),
                   dc_shape_str(dc_shape_of(l[i].tensor), b, sizeof b));
       nbad++;
     }
@@ -157,8 +161,8 @@ int dc_module_load_state_dict(dc_module *m, const dc_state_dict *sd, bool strict
   for (int j = 0; j < sd->n; j++)
     if (!used[j]) unexpected[nunex++] = sd->keys[j];
   if (nbad || (strict && (nmiss || nunex))) {
-    snprintf(msg, sizeof msg, "load_state_dict: error(s) in loading the state dict for %s:",
-             m->type->name);
+    snprintf(msg, sizeof msg,
+             "load_state_dict: error(s) in loading the state dict for %s:", m->type->name);
     if (strict && nmiss) {
       dc__appendf(msg, sizeof msg, "\n  missing key(s):");
       for (int k = 0; k < nmiss; k++) add_key(msg, sizeof msg, k, missing[k]);

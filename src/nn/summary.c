@@ -44,8 +44,8 @@ int dc__summary_enter(dc_module *m, dc_tensor *x) {
   dc_model_summary *s = r->s;
   if (s->nrows == r->cap) {
     int cap = r->cap ? r->cap * 2 : 32;
-    dc_summary_row *rows = dc__realloc(s->rows, sizeof *rows * (size_t)r->cap,
-                                       sizeof *rows * (size_t)cap);
+    dc_summary_row *rows =
+        dc__realloc(s->rows, sizeof *rows * (size_t)r->cap, sizeof *rows * (size_t)cap);
     if (!rows) {
       r->failed = true;
       return -1;
@@ -64,8 +64,11 @@ int dc__summary_enter(dc_module *m, dc_tensor *x) {
     r->failed = true;
     return -1;
   }
-  s->rows[s->nrows] = (dc_summary_row){.name = name, .type = m->type->name, .depth = r->depth,
-                                       .is_leaf = m->children.n == 0, .params = own_params(m)};
+  s->rows[s->nrows] = (dc_summary_row){.name = name,
+                                       .type = m->type->name,
+                                       .depth = r->depth,
+                                       .is_leaf = m->children.n == 0,
+                                       .params = own_params(m)};
   r->depth++;
   return s->nrows++;
 }
@@ -75,8 +78,10 @@ void dc__summary_leave(int row, dc_module *m, dc_tensor *x, dc_tensor *y) {
   dc_summary_row *w = &r->s->rows[row];
   r->depth--;
   w->out_shape = dc_shape_of(y);
-  if (m->type->macs) w->macs = m->type->macs(m, dc_shape_of(x), w->out_shape);
-  else w->macs = y->ndim > 0 ? y->shape[0] * w->params : w->params;
+  if (m->type->macs)
+    w->macs = m->type->macs(m, dc_shape_of(x), w->out_shape);
+  else
+    w->macs = y->ndim > 0 ? y->shape[0] * w->params : w->params;
 }
 
 void dc_summary_free(dc_model_summary *s) {
@@ -88,7 +93,8 @@ void dc_summary_free(dc_model_summary *s) {
 
 static int64_t tensor_bytes(const dc_named_tensor *l, int n) {
   int64_t b = 0;
-  for (int i = 0; i < n; i++) b += dc_numel(l[i].tensor) * (int64_t)dc_dtype_size(l[i].tensor->dtype);
+  for (int i = 0; i < n; i++)
+    b += dc_numel(l[i].tensor) * (int64_t)dc_dtype_size(l[i].tensor->dtype);
   return b;
 }
 
@@ -113,8 +119,10 @@ static void totals(dc_model_summary *s, const dc_module *m) {
 dc_model_summary *dc_summary(dc_module *m, dc_shape input_shape) {
   if (!m) return dc__err(DC_ERR_ARG, "summary: module is NULL");
   if (input_shape.ndim < 1 || input_shape.ndim >= DC_MAX_DIMS)
-    return dc__err(DC_ERR_ARG, "summary: the input shape (without the batch) needs 1 to %d dims, "
-                               "got %d", DC_MAX_DIMS - 1, input_shape.ndim);
+    return dc__err(DC_ERR_ARG,
+                   "summary: the input shape (without the batch) needs 1 to %d dims, "
+                   "got %d",
+                   DC_MAX_DIMS - 1, input_shape.ndim);
   dc_shape in = {.ndim = input_shape.ndim + 1, .d = {1}};
   for (int i = 0; i < input_shape.ndim; i++) {
     if (input_shape.d[i] <= 0)
@@ -177,8 +185,10 @@ static void row_label(const dc_summary_row *r, char *buf, size_t n) {
   if (r->depth == 1) dc__appendf(buf, n, "├─");
   for (int d = 1; d < r->depth; d++) dc__appendf(buf, n, "│    ");
   if (r->depth > 1) dc__appendf(buf, n, "└─");
-  if (*r->name) dc__appendf(buf, n, "%s (%s)", r->name, r->type);
-  else dc__appendf(buf, n, "%s", r->type);
+  if (*r->name)
+    dc__appendf(buf, n, "%s (%s)", r->name, r->type);
+  else
+    dc__appendf(buf, n, "%s", r->type);
 }
 
 enum { COL = 25 };

@@ -60,11 +60,23 @@ Test(module, parameter_names_in_pytorch_order) {
   cr_assert_not_null(m, "%s", dc_last_error());
   int n;
   dc_named_tensor *p = dc_module_parameters(m, &n);
-  const char *want[] = {"conv1.weight", "bn1.weight", "bn1.bias", "layer1.0.conv1.weight",
-                        "layer1.0.bn1.weight", "layer1.0.bn1.bias", "layer1.0.conv2.weight",
-                        "layer1.0.bn2.weight", "layer1.0.bn2.bias", "layer1.1.conv1.weight",
-                        "layer1.1.bn1.weight", "layer1.1.bn1.bias", "layer1.1.conv2.weight",
-                        "layer1.1.bn2.weight", "layer1.1.bn2.bias", "fc.weight", "fc.bias"};
+  const char *want[] = {"conv1.weight",
+                        "bn1.weight",
+                        "bn1.bias",
+                        "layer1.0.conv1.weight",
+                        "layer1.0.bn1.weight",
+                        "layer1.0.bn1.bias",
+                        "layer1.0.conv2.weight",
+                        "layer1.0.bn2.weight",
+                        "layer1.0.bn2.bias",
+                        "layer1.1.conv1.weight",
+                        "layer1.1.bn1.weight",
+                        "layer1.1.bn1.bias",
+                        "layer1.1.conv2.weight",
+                        "layer1.1.bn2.weight",
+                        "layer1.1.bn2.bias",
+                        "fc.weight",
+                        "fc.bias"};
   cr_assert_eq(n, 17);
   for (int i = 0; i < n; i++) cr_assert_str_eq(p[i].name, want[i]);
   dc_named_tensors_free(p, n);
@@ -199,9 +211,10 @@ Test(state_dict, strict_reports_every_problem) {
   for (int i = 0; i < dc_state_dict_size(sd); i++) {
     const char *k = dc_state_dict_key_at(sd, i);
     if (strcmp(k, "layer1.0.bn1.running_mean") == 0) continue; /* missing */
-    if (strcmp(k, "fc.weight") == 0) /* mis-shaped */
+    if (strcmp(k, "fc.weight") == 0)                           /* mis-shaped */
       dc_state_dict_set(bad, k, dc_module_get_parameter(other, "weight"));
-    else dc_state_dict_set(bad, k, dc_state_dict_tensor_at(sd, i));
+    else
+      dc_state_dict_set(bad, k, dc_state_dict_tensor_at(sd, i));
   }
   dc_tensor *extra = dc_zeros(DC_SHAPE(3), DC_F32);
   dc_state_dict_set(bad, "head.bias", extra); /* unexpected */
@@ -213,7 +226,8 @@ Test(state_dict, strict_reports_every_problem) {
   cr_assert(strstr(e, "missing key(s): \"layer1.0.bn1.running_mean\""), "%s", e);
   cr_assert(strstr(e, "unexpected key(s): \"head.bias\""), "%s", e);
   cr_assert(strstr(e, "size mismatch for fc.weight: copying a tensor of shape [5, 8] from the "
-                      "state dict, the shape in the model is [10, 8]"), "%s", e);
+                      "state dict, the shape in the model is [10, 8]"),
+            "%s", e);
   cr_assert_eq(res.nmissing, 1);
   cr_assert_eq(res.nunexpected, 1);
   dc_load_result_free(&res);
@@ -364,7 +378,8 @@ Test(init, seed_reproduces_a_model) {
   dc_module *a = dc_nn_from_spec("conv2d(3,8,3), linear(8,4)");
   dc_manual_seed(7);
   dc_module *b = dc_nn_from_spec("conv2d(3,8,3), linear(8,4)");
-  dc_tensor *wa = dc_module_get_parameter(a, "1.weight"), *wb = dc_module_get_parameter(b, "1.weight");
+  dc_tensor *wa = dc_module_get_parameter(a, "1.weight"),
+            *wb = dc_module_get_parameter(b, "1.weight");
   for (int64_t i = 0; i < dc_numel(wa); i++) cr_assert_eq(dc_item_at(wa, i), dc_item_at(wb, i));
   /* default Linear init: U(-1/sqrt(in), 1/sqrt(in)) for weight and bias */
   double mean, std, lo, hi;
@@ -389,8 +404,8 @@ Test(init, orthogonal_rows_and_columns) {
         double dot = 0;
         for (int64_t t = 0; t < len; t++)
           dot += cols ? p[t * c + i] * p[t * c + j] : p[i * c + t] * p[j * c + t];
-        cr_assert_float_eq(dot, i == j ? 4.0 : 0.0, 1e-9, "%lldx%lld (%lld,%lld): %g",
-                           (long long)r, (long long)c, (long long)i, (long long)j, dot);
+        cr_assert_float_eq(dot, i == j ? 4.0 : 0.0, 1e-9, "%lldx%lld (%lld,%lld): %g", (long long)r,
+                           (long long)c, (long long)i, (long long)j, dot);
       }
     dc_free(w);
   }
@@ -500,8 +515,8 @@ Test(gradcheck, every_layer_through_its_module) {
   gradcheck_spec("conv2d(4, 4, (3, 2), groups=2, dilation=(1, 2), padding='same')",
                  DC_SHAPE(1, 4, 5, 6), true);
   gradcheck_spec("maxpool2d(2, ceil_mode=True)", DC_SHAPE(1, 2, 5, 5), true);
-  gradcheck_spec("avgpool2d(3, stride=2, padding=1, count_include_pad=False)",
-                 DC_SHAPE(1, 2, 5, 6), true);
+  gradcheck_spec("avgpool2d(3, stride=2, padding=1, count_include_pad=False)", DC_SHAPE(1, 2, 5, 6),
+                 true);
   gradcheck_spec("adaptiveavgpool2d((2, 3)), adaptivemaxpool2d(1)", DC_SHAPE(2, 2, 5, 7), true);
   gradcheck_spec("batchnorm2d(2)", DC_SHAPE(3, 2, 3, 3), true);
   gradcheck_spec("batchnorm2d(2)", DC_SHAPE(3, 2, 3, 3), false);

@@ -100,12 +100,16 @@ Test(spec, whitespace_newlines_and_trailing_comma) {
 }
 
 Test(spec, errors_point_at_the_column) {
-  expect_error("conv2d(1,32,5), relu, maxpol2d(2)", "unknown layer 'maxpol2d' (did you mean "
-               "'MaxPool2d'?)", 23);
+  expect_error("conv2d(1,32,5), relu, maxpol2d(2)",
+               "unknown layer 'maxpol2d' (did you mean "
+               "'MaxPool2d'?)",
+               23);
   expect_error("convv2d(1,2,3)", "did you mean 'Conv2d'?", 1);
   expect_error("frobnicate(3)", "known layers: Linear, Conv2d", 1);
-  expect_error("linear(3, 4, biass=False)", "Linear has no argument 'biass' (did you mean "
-               "'bias'?)", 14);
+  expect_error("linear(3, 4, biass=False)",
+               "Linear has no argument 'biass' (did you mean "
+               "'bias'?)",
+               14);
   expect_error("conv2d(1, 2)", "missing the required argument 'kernel_size'", 1);
   expect_error("linear(3, 4.5)", "out_features must be an integer", 11);
   expect_error("linear(3, 4, True, 5)", "takes at most 3 arguments", 20);
@@ -116,8 +120,10 @@ Test(spec, errors_point_at_the_column) {
   expect_error("linear(3, 4) relu", "expected ',' between layers", 14);
   expect_error("conv2d(1, 2, (3, 3, 3))", "kernel_size must be an integer or a tuple", 14);
   expect_error("conv2d(1, 2, 3, padding='full')", "padding must be", 25);
-  expect_error("conv2d(1, 2, 3, stride=2, padding='same')", "padding='same' is not supported for "
-               "strided", 1);
+  expect_error("conv2d(1, 2, 3, stride=2, padding='same')",
+               "padding='same' is not supported for "
+               "strided",
+               1);
   expect_error("conv2d(4, 6, 3, groups=4)", "divisible by groups", 1);
   expect_error("linear(3, 4", "expected ',' or ')' after an argument of Linear", 12);
   expect_error("dropout(1.5)", "between 0 and 1", 1);
