@@ -144,34 +144,61 @@ int dc__cpu_gemm_ref(dc_tensor *out, const dc_tensor *a, const dc_tensor *b, boo
  * summed in a fixed order, so results do not depend on the thread count. */
 enum { MR = 8, NR = 16, KC = 256, MC = 64, NC = 512 };
 
+/* Eight doubles as one GCC vector (a zmm register with AVX-512, two ymm with AVX2): written
+ * this way so the compiler emits broadcast-FMA tiles instead of shuffling the accumulators. */
+typedef double gemm_v8d __attribute__((vector_size(64)));
+
 /* acc [MR, NR] = ap [kc, MR] . bp [kc, NR] */
 __attribute__((target_clones("avx512f", "avx2", "default"))) static void
 micro_tile(int64_t kc, const double *restrict ap, const double *restrict bp, double *restrict acc) {
-  double c[MR][NR] = {{0}};
-  for (int64_t p = 0; p < kc; p++)
+  gemm_v8d c[MR][NR / 8];
+  for (int i = 0; i < MR; i++) c[i][0] = c[i][1] = (gemm_v8d){0};
+  for (int64_t p = 0; p < kc; p++) {
+    gemm_v8d b0, b1;
+    memcpy(&b0, bp + p * NR, sizeof b0);
+    memcpy(&b1, bp + p * NR + 8, sizeof b1);
     for (int i = 0; i < MR; i++) {
-      double av = ap[p * MR + i];
-      for (int j = 0; j < NR; j++) c[i][j] += av * bp[p * NR + j];
+      double a = ap[p * MR + i];
+      gemm_v8d av = {a, a, a, a, a, a, a, a};
+      c[i][0] += av * b0;
+      c[i][1] += av * b1;
     }
+  }
   memcpy(acc, c, sizeof c);
+}
+
+/* dst [width] = n elements of m from element off with stride st, then zeros */
+static inline void load_run(double *dst, const gemm_mat *m, int64_t off, int64_t st, int64_t n,
+                            int width) {
+  int64_t i = 0;
+  if (m->dt == DC_F32) {
+    const float *src = (const float *)m->data + off;
+    for (; i < n; i++) dst[i] = src[i * st];
+  } else {
+    const double *src = (const double *)m->data + off;
+    for (; i < n; i++) dst[i] = src[i * st];
+  }
+  for (; i < width; i++) dst[i] = 0.0;
 }
 
 /* dst [ceil(rows/MR)][kc][MR] from m's rows r0.., columns p0.. (a's layout: rows = M) */
 static void pack_a(double *dst, const gemm_mat *m, int64_t base, int64_t r0, int64_t rows,
                    int64_t p0, int64_t kc) {
-  for (int64_t ib = 0; ib < rows; ib += MR)
-    for (int64_t p = 0; p < kc; p++)
-      for (int64_t i = 0; i < MR; i++)
-        *dst++ = ib + i < rows ? mat_load(m, base + (r0 + ib + i) * m->sr + (p0 + p) * m->sc) : 0.0;
+  for (int64_t ib = 0; ib < rows; ib += MR) {
+    int64_t nr = rows - ib < MR ? rows - ib : MR;
+    for (int64_t p = 0; p < kc; p++, dst += MR)
+      load_run(dst, m, base + (r0 + ib) * m->sr + (p0 + p) * m->sc, m->sr, nr, MR);
+  }
 }
 
 /* dst [ceil(cols/NR)][kc][NR] from m's rows p0.., columns c0.. (b's layout: rows = K) */
 static void pack_b(double *dst, const gemm_mat *m, int64_t base, int64_t p0, int64_t kc, int64_t c0,
                    int64_t cols) {
-  for (int64_t jb = 0; jb < cols; jb += NR)
-    for (int64_t p = 0; p < kc; p++)
-      for (int64_t j = 0; j < NR; j++)
-        *dst++ = jb + j < cols ? mat_load(m, base + (p0 + p) * m->sr + (c0 + jb + j) * m->sc) : 0.0;
+  for (int64_t jb = 0; jb < cols; jb += NR) {
+    int64_t nc = cols - jb < NR ? cols - jb : NR;
+    for (int64_t p = 0; p < kc; p++, dst += NR)
+      load_run(dst, m, base + (p0 + p) * m->sr + (c0 + jb) * m->sc, m->sc, nc, NR);
+  }
 }
 
 /* out tile [rows <= MR, cols <= NR] at (i0, j0) of batch bi = alpha * acc + beta * out */
@@ -192,9 +219,11 @@ static void store_tile(const gemm_args *g, int64_t bi, int64_t i0, int64_t j0, i
   }
 }
 
-/* One task: batch bi, rows [i0, i0+mc), columns [j0, j0+nc); pa, pb are its pack buffers. */
-static void blocked_task(const gemm_args *g, int64_t bi, int64_t i0, int64_t mc, int64_t j0,
-                         int64_t nc, double *pa, double *pb) {
+/* Task t of B x mt x nt: batch bi, MC rows from i0, NC columns from j0; pa, pb pack buffers. */
+static void blocked_task(const gemm_args *g, int64_t t, int64_t mt, int64_t nt, double *pa,
+                         double *pb) {
+  int64_t bi = t / (mt * nt), r = t % (mt * nt), i0 = (r / nt) * MC, j0 = (r % nt) * NC;
+  int64_t mc = g->M - i0 < MC ? g->M - i0 : MC, nc = g->N - j0 < NC ? g->N - j0 : NC;
   double acc[MR * NR];
   int64_t abase = bi * g->a.sb, bbase = bi * g->b.sb;
   for (int64_t p0 = 0; p0 < g->K; p0 += KC) {
@@ -211,25 +240,33 @@ static void blocked_task(const gemm_args *g, int64_t bi, int64_t i0, int64_t mc,
   }
 }
 
+/* Pack buffers up to this many doubles live on the stack (tiny products skip malloc). */
+#define GEMM_STACK_DOUBLES 2048
+
 static int gemm_blocked(const gemm_args *g) {
   int64_t mt = (g->M + MC - 1) / MC, nt = (g->N + NC - 1) / NC, ntask = g->B * mt * nt;
   int64_t kc = g->K < KC ? g->K : KC;
   int64_t mcp = ((g->M < MC ? g->M : MC) + MR - 1) / MR * MR;
   int64_t ncp = ((g->N < NC ? g->N : NC) + NR - 1) / NR * NR;
   double macs = (double)g->B * (double)g->M * (double)g->N * (double)g->K;
-  bool par = macs >= 1e6 && ntask > 1 && !omp_in_parallel();
+  bool par = macs >= 1e6 && ntask > 1 && !omp_in_parallel() && omp_get_max_threads() > 1;
   int nthr = par ? omp_get_max_threads() : 1;
   size_t per = (size_t)((mcp + ncp) * kc); /* doubles of pack buffer per thread */
-  double *buf = dc__malloc(sizeof(double) * per * (size_t)nthr);
+  double stack_buf[GEMM_STACK_DOUBLES] __attribute__((aligned(64)));
+  double *buf = per * (size_t)nthr <= GEMM_STACK_DOUBLES
+                    ? stack_buf
+                    : dc__malloc(sizeof(double) * per * (size_t)nthr);
   if (!buf) return dc_last_status();
-#pragma omp parallel for schedule(static) num_threads(nthr) if (par)
-  for (int64_t t = 0; t < ntask; t++) {
-    double *pa = buf + per * (size_t)omp_get_thread_num(), *pb = pa + mcp * kc;
-    int64_t bi = t / (mt * nt), r = t % (mt * nt), i0 = (r / nt) * MC, j0 = (r % nt) * NC;
-    blocked_task(g, bi, i0, g->M - i0 < MC ? g->M - i0 : MC, j0, g->N - j0 < NC ? g->N - j0 : NC,
-                 pa, pb);
+  if (!par) {
+    for (int64_t t = 0; t < ntask; t++) blocked_task(g, t, mt, nt, buf, buf + mcp * kc);
+  } else {
+#pragma omp parallel for schedule(static) num_threads(nthr)
+    for (int64_t t = 0; t < ntask; t++) {
+      double *pa = buf + per * (size_t)omp_get_thread_num();
+      blocked_task(g, t, mt, nt, pa, pa + mcp * kc);
+    }
   }
-  dc__free(buf);
+  if (buf != stack_buf) dc__free(buf);
   return DC_OK;
 }
 
