@@ -170,9 +170,14 @@ typedef enum dc_progress_mode {
 typedef struct dc_run_opts {
   const char *out_dir;    /* NULL: runs/<config file stem> */
   bool resume;            /* continue from out_dir/last.ckpt */
-  FILE *log;              /* NULL: stderr */
+  FILE *log;              /* progress; NULL: stderr */
   dc_progress_mode progress;
+  FILE *out;              /* the final results (test accuracy, per-class table); NULL: stdout */
+  bool no_summary;        /* do not print the final results */
   int stop_after_epochs;  /* > 0: stop (as if interrupted) after this many epochs in this call */
+  /* When non-NULL and set non-zero (by a signal handler), the run stops after the current step
+   * with DC_ERR_STATE; the last finished epoch's checkpoint stays for --resume. */
+  volatile int *interrupt;
 } dc_run_opts;
 
 typedef struct dc_run_result {

@@ -53,7 +53,8 @@ static axis nice_axis(double lo, double hi, int nticks) {
 /* One panel: which metric, its data range, where it is drawn. */
 typedef struct panel {
   double x0, y0, w, h; /* plot area in device units */
-  axis xa, ya;
+  axis xa, ya;         /* tick ranges */
+  double xlo, xhi;     /* x data range shown (the ticks plus a margin for the markers) */
   int metric;          /* 0 loss, 1 accuracy (percent) */
 } panel;
 
@@ -63,7 +64,7 @@ static double value(const dc_epoch_stats *r, int metric, bool val) {
   return 100 * a;
 }
 
-static double px(const panel *p, double x) { return p->x0 + (x - p->xa.lo) / (p->xa.hi - p->xa.lo) * p->w; }
+static double px(const panel *p, double x) { return p->x0 + (x - p->xlo) / (p->xhi - p->xlo) * p->w; }
 static double py(const panel *p, double y) { return p->y0 + p->h - (y - p->ya.lo) / (p->ya.hi - p->ya.lo) * p->h; }
 
 static void text_at(cairo_t *cr, double x, double y, const char *s, double ax, double ay) {
@@ -255,6 +256,8 @@ static void draw(cairo_t *cr, const dc_history *const *runs, const char *const *
     if (m == 1 && p.ya.lo < 0) p.ya.lo = 0;
     double xs = emax <= 10 ? 1 : ceil(nice_step(emax / 8.0));
     p.xa = (axis){emax <= 10 ? 1 : 0, emax <= 1 ? 2 : ceil(emax / xs) * xs, xs};
+    double margin = 0.03 * (p.xa.hi - p.xa.lo);
+    p.xlo = p.xa.lo - margin, p.xhi = p.xa.hi + margin;
     draw_axes(cr, &p, m == 0 ? "Loss" : "Accuracy", m == 0 ? "cross-entropy loss" : "accuracy (%)");
     cairo_save(cr);
     cairo_rectangle(cr, p.x0, p.y0, p.w, p.h);

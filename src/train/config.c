@@ -65,7 +65,7 @@ static const cfg_key SCHEMA[] = {
   {"optim", "momentum", CT_FLOAT, "0", NULL, "sgd / rmsprop momentum"},
   {"optim", "nesterov", CT_BOOL, "false", NULL, "sgd: Nesterov momentum"},
   {"optim", "dampening", CT_FLOAT, "0", NULL, "sgd: dampening of the momentum"},
-  {"optim", "weight_decay", CT_FLOAT, "0", NULL, "L2 penalty (adamw: decoupled weight decay; empty default 0.01)"},
+  {"optim", "weight_decay", CT_FLOAT, "", NULL, "L2 penalty; adamw: decoupled weight decay (empty: 0, adamw 0.01)"},
   {"optim", "betas", CT_FLOATS, "0.9,0.999", NULL, "adam / adamw: beta1, beta2"},
   {"optim", "eps", CT_FLOAT, "", NULL, "adam / adamw / rmsprop / adagrad epsilon (empty: default)"},
   {"optim", "amsgrad", CT_BOOL, "false", NULL, "adam / adamw: AMSGrad"},
@@ -857,3 +857,14 @@ int dc__config_line(const dc_config *c, const char *key) {
 }
 
 const char *dc__config_name(const dc_config *c) { return c->name; }
+
+/* Keys whose resolved values differ between a and b, as "section.key" separated by ", "
+ * (written into buf; "" when none). */
+void dc__config_diff(const dc_config *a, const dc_config *b, char *buf, size_t n) {
+  buf[0] = 0;
+  size_t at = 0;
+  for (int k = 0; k < NKEYS && at < n; k++)
+    if (strcmp(a->resolved[k], b->resolved[k]) != 0)
+      at += (size_t)snprintf(buf + at, n - at, "%s%s.%s", at ? ", " : "", SCHEMA[k].section,
+                             SCHEMA[k].key);
+}

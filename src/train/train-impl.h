@@ -16,6 +16,8 @@ bool dc__config_bool(const dc_config *c, const char *key);
 int dc__config_list(const dc_config *c, const char *key, double *out, int max);
 int dc__config_line(const dc_config *c, const char *key); /* 0: default or --set */
 const char *dc__config_name(const dc_config *c);
+/* Keys whose values differ, "section.key, ..." into buf ("" when none). */
+void dc__config_diff(const dc_config *a, const dc_config *b, char *buf, size_t n);
 
 /* ---- what a configuration builds ---- */
 typedef struct dc__data {
@@ -37,6 +39,8 @@ dc_module *dc__build_model(const dc_config *c, const dc__data *d);
 dc_optim *dc__build_optim(const dc_config *c, dc_module *m);
 int dc__build_sched(const dc_config *c, dc_optim *o, int64_t steps_per_epoch, dc_sched **out,
                     dc_sched_when *when);
+/* A non-zero seed for one purpose (stream) of a run, derived from the configured seed. */
+uint64_t dc__seed_stream(uint64_t seed, uint64_t stream);
 /* Loss function and its options (cross-entropy with label smoothing, multi-margin). */
 typedef struct dc__loss_cfg {
   int kind; /* 0 cross-entropy, 1 multi-margin */

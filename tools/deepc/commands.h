@@ -14,7 +14,11 @@
 /* clang-format off */
 #define DC_CLI_COMMANDS(X) \
   X(data, "what a dataset holds (info), download one (fetch), loader speed (bench)") \
+  X(eval, "score a checkpoint of `deepc train`: accuracy, per-class table, confusion matrix") \
   X(graph, "build a graph from an expression; print values and gradients; export DOT/SVG") \
+  X(plot, "draw loss/accuracy curves of one or several runs on the same axes (PNG/SVG)") \
+  X(search, "grid search over configuration values, ranked by validation accuracy") \
+  X(train, "train a model from a configuration file: progress, curves, checkpoints, report") \
   /* end of the command list */
 /* clang-format on */
 

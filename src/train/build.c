@@ -1,0 +1,587 @@
+/* From a checked configuration to the parts of a run: datasets with their split and
+ * transforms, the model (cnn / mlp / layer spec) checked by a dry forward pass, the optimizer,
+ * the learning-rate schedule and the loss. The training loop itself is trainer.c's. */
+#include "train-impl.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <string.h>
+
+/* ======================= data ======================= */
+typedef struct known_stats {
+  const char *name;
+  int channels;
+  double mean[3], std[3];
+} known_stats;
+
+/* The usual published statistics (torchvision examples) */
+static const known_stats STATS[] = {
+    {"mnist", 1, {0.1307}, {0.3081}},
+    {"fashion-mnist", 1, {0.2860}, {0.3530}},
+    {"cifar10", 3, {0.4914, 0.4822, 0.4465}, {0.2470, 0.2435, 0.2616}},
+    {"cifar100", 3, {0.5071, 0.4865, 0.4409}, {0.2673, 0.2564, 0.2762}},
+};
+
+void dc__data_free(dc__data *d) {
+  if (!d) return;
+  dc_dataset_free(d->train);
+  dc_dataset_free(d->val);
+  dc_dataset_free(d->test);
+  for (int64_t k = 0; d->class_names && k < d->num_classes; k++) dc__free(d->class_names[k]);
+  dc__free(d->class_names);
+  memset(d, 0, sizeof *d);
+}
+
+static bool same_name(const char *a, const char *b) {
+  for (; *a && *b; a++, b++) {
+    char x = (char)tolower((unsigned char)*a), y = (char)tolower((unsigned char)*b);
+    if (x == '_') x = '-';
+    if (y == '_') y = '-';
+    if (x != y) return false;
+  }
+  return *a == *b;
+}
+
+/* Opens a named dataset or a path; *test may stay NULL for a path without a test part. */
+static int open_sets(const char *name, const char *dir, dc_dataset **train, dc_dataset **test) {
+  const char *d = dir && *dir ? dir : NULL;
+  if (same_name(name, "mnist")) {
+    *train = dc_mnist(d, true);
+    *test = *train ? dc_mnist(d, false) : NULL;
+  } else if (same_name(name, "fashion-mnist") || same_name(name, "fashionmnist")) {
+    *train = dc_fashion_mnist(d, true);
+    *test = *train ? dc_fashion_mnist(d, false) : NULL;
+  } else if (same_name(name, "cifar10") || same_name(name, "cifar-10")) {
+    *train = dc_cifar10(d, true);
+    *test = *train ? dc_cifar10(d, false) : NULL;
+  } else if (same_name(name, "cifar100") || same_name(name, "cifar-100")) {
+    *train = dc_cifar100(d, true, false);
+    *test = *train ? dc_cifar100(d, false, false) : NULL;
+  } else {
+    *train = dc_dataset_open(name);
+    *test = NULL;
+    if (!*train)
+      return dc__errs(dc_last_status(),
+                      "data.dataset: '%s' is neither mnist, fashion-mnist, cifar10, cifar100 "
+                      "nor a dataset file or folder: %s",
+                      name, dc_last_error());
+    return DC_OK;
+  }
+  if (!*train || !*test) {
+    dc_dataset_free(*train);
+    *train = NULL;
+    return dc_last_status() ? dc_last_status() : DC_ERR_IO;
+  }
+  return DC_OK;
+}
+
+/* Splits ds into (first, second) with len(first) = n, shuffled with seed. Consumes ds. */
+static int split_two(dc_dataset *ds, int64_t n, uint64_t seed, dc_dataset **a, dc_dataset **b) {
+  int64_t len = dc_dataset_len(ds), lengths[2] = {n, len - n};
+  dc_dataset *out[2] = {NULL, NULL};
+  int rc = dc_random_split(ds, lengths, 2, seed, out);
+  dc_dataset_free(ds);
+  if (rc != DC_OK) return rc;
+  *a = out[0];
+  if (b)
+    *b = out[1];
+  else
+    dc_dataset_free(out[1]);
+  return DC_OK;
+}
+
+static dc_dataset *first_n(dc_dataset *ds, int64_t n) {
+  int64_t *idx = dc__malloc(sizeof *idx * (size_t)n);
+  if (!idx) return NULL;
+  for (int64_t i = 0; i < n; i++) idx[i] = i;
+  dc_dataset *s = dc_subset(ds, idx, n);
+  dc__free(idx);
+  return s;
+}
+
+/* Whether samples are uint8 images [H, W, C] (then ToTensor applies). */
+static int sample_kind(dc_dataset *ds, bool *image) {
+  dc_scope_begin();
+  dc_tensor *x = NULL, *y = NULL;
+  int rc = dc_dataset_get(ds, 0, 1, &x, &y);
+  if (rc == DC_OK) *image = x->dtype == DC_U8 && (x->ndim == 3 || x->ndim == 2);
+  dc_scope_end();
+  return rc;
+}
+
+/* Per-channel mean and std of up to 2000 samples after ToTensor. */
+static int measure_stats(dc_dataset *ds, int *channels, double *mean, double *std) {
+  int64_t n = dc_dataset_len(ds) < 2000 ? dc_dataset_len(ds) : 2000;
+  double s[3] = {0}, s2[3] = {0}, cnt = 0;
+  int C = 0;
+  dc_transform *tt = dc_tf_to_tensor();
+  if (!tt) return dc_last_status();
+  int rc = DC_OK;
+  for (int64_t i = 0; i < n && rc == DC_OK; i++) {
+    dc_scope_begin();
+    dc_tensor *x = NULL, *y = NULL;
+    rc = dc_dataset_get(ds, i, 1, &x, &y);
+    dc_tensor *t = rc == DC_OK ? dc_transform_apply(tt, x, 1) : NULL;
+    if (rc == DC_OK && !t) rc = dc_last_status();
+    if (t) {
+      C = (int)t->shape[0];
+      if (C > 3) C = 3;
+      int64_t hw = dc_numel(t) / t->shape[0];
+      const float *p = dc_data(t);
+      for (int c = 0; c < C; c++)
+        for (int64_t j = 0; j < hw; j++) {
+          double v = p[c * hw + j];
+          s[c] += v, s2[c] += v * v;
+        }
+      cnt += (double)hw;
+    }
+    dc_scope_end();
+  }
+  dc_transform_free(tt);
+  if (rc != DC_OK) return rc;
+  *channels = C;
+  for (int c = 0; c < C; c++) {
+    mean[c] = s[c] / cnt;
+    double var = s2[c] / cnt - mean[c] * mean[c];
+    std[c] = var > 1e-12 ? sqrt(var) : 1.0;
+  }
+  return DC_OK;
+}
+
+/* [augmentation...] ToTensor Normalize, or NULL (+ *none) when nothing applies. */
+static dc_transform *make_transform(const dc_config *c, bool image, bool augment, int channels,
+                                    const double *mean, const double *std, bool normalize,
+                                    int64_t h, int64_t w) {
+  dc_transform *tfs[8];
+  int n = 0;
+  if (!image) return NULL;
+  if (augment) {
+    int64_t pad = dc__config_int(c, "data.random_crop");
+    double rot = dc__config_float(c, "data.rotation");
+    if (pad > 0) tfs[n++] = dc_tf_random_crop(h, w, .padding = (int)pad);
+    if (dc__config_bool(c, "data.hflip")) tfs[n++] = dc_tf_random_hflip(0.5);
+    if (rot > 0) tfs[n++] = dc_tf_random_rotation(-rot, rot, 0);
+  }
+  tfs[n++] = dc_tf_to_tensor();
+  if (normalize) tfs[n++] = dc_tf_normalize(mean, std, channels);
+  return dc_tf_compose(tfs, n);
+}
+
+static int class_names(dc__data *d, dc_dataset *ds) {
+  int64_t K = dc_dataset_num_classes(ds);
+  if (K < 1)
+    return dc__errs(DC_ERR_ARG,
+                    "data.dataset: %s has no classes (deepc train does classification: the "
+                    "targets must be class indices)",
+                    dc_dataset_path(ds));
+  d->num_classes = K;
+  d->class_names = dc__calloc((size_t)K, sizeof *d->class_names);
+  if (!d->class_names) return DC_ERR_NOMEM;
+  for (int64_t k = 0; k < K; k++) {
+    const char *nm = dc_dataset_class_name(ds, k);
+    char buf[32];
+    if (!nm) snprintf(buf, sizeof buf, "%lld", (long long)k), nm = buf;
+    if (!(d->class_names[k] = dc__strdup(nm))) return DC_ERR_NOMEM;
+  }
+  return DC_OK;
+}
+
+static uint64_t mix(uint64_t seed, uint64_t stream) {
+  uint64_t z = seed * 0x9E3779B97F4A7C15ull + stream * 0xBF58476D1CE4E5B9ull + 0x94D049BB133111EBull;
+  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+  z ^= z >> 31;
+  return z ? z : 1;
+}
+
+uint64_t dc__seed_stream(uint64_t seed, uint64_t stream) { return mix(seed, stream); }
+
+int dc__build_data(const dc_config *c, dc__data *d, const char *override) {
+  memset(d, 0, sizeof *d);
+  const char *name = override && *override ? override : dc_config_get(c, "data.dataset");
+  uint64_t seed = (uint64_t)dc__config_int(c, "train.seed");
+  dc_dataset *full = NULL, *test = NULL;
+  int rc = open_sets(name, dc_config_get(c, "data.dir"), &full, &test);
+  if (rc != DC_OK) return rc;
+  if ((rc = class_names(d, full)) != DC_OK) goto fail;
+  if (!test) { /* a single file or folder: hold out a test part */
+    int64_t len = dc_dataset_len(full), nt = (int64_t)llround(0.2 * (double)len);
+    if (nt < 1 || nt >= len) {
+      rc = dc__errs(DC_ERR_ARG, "data.dataset: %s has %lld samples, too few to hold out a test set",
+                    name, (long long)len);
+      goto fail;
+    }
+    dc_dataset *rest = NULL;
+    rc = split_two(full, nt, mix(seed, 11), &test, &rest);
+    full = rest;
+    if (rc != DC_OK) goto fail;
+  }
+  int64_t limit = dc__config_int(c, "data.train_limit");
+  if (limit > 0 && limit < dc_dataset_len(full)) {
+    rc = split_two(full, limit, mix(seed, 12), &full, NULL);
+    if (rc != DC_OK) {
+      full = NULL;
+      goto fail;
+    }
+  }
+  int64_t tlimit = dc__config_int(c, "data.test_limit");
+  if (tlimit > 0 && tlimit < dc_dataset_len(test)) {
+    dc_dataset *t = first_n(test, tlimit);
+    dc_dataset_free(test);
+    test = t;
+    if (!test) goto fail_status;
+  }
+  double vs = dc__config_float(c, "data.val_split");
+  if (!(vs >= 0 && vs < 1)) {
+    rc = dc__errs(DC_ERR_ARG, "data.val_split: must be in [0, 1), got %g", vs);
+    goto fail;
+  }
+  int64_t nval = (int64_t)llround(vs * (double)dc_dataset_len(full));
+  if (vs > 0 && nval < 1) nval = 1;
+  if (nval >= dc_dataset_len(full)) {
+    rc = dc__errs(DC_ERR_ARG, "data.val_split: %g leaves no training samples of %lld", vs,
+                  (long long)dc_dataset_len(full));
+    goto fail;
+  }
+  if (nval > 0) {
+    dc_dataset *tr = NULL, *va = NULL;
+    int64_t lengths[2] = {dc_dataset_len(full) - nval, nval};
+    dc_dataset *out[2];
+    rc = dc_random_split(full, lengths, 2, mix(seed, 13), out);
+    if (rc != DC_OK) goto fail;
+    dc_dataset_free(full);
+    full = NULL;
+    tr = out[0], va = out[1];
+    d->train = tr;
+    d->val = va;
+  } else {
+    d->train = full;
+    full = NULL;
+    d->val = NULL;
+    d->val_is_test = true;
+  }
+  d->test = test;
+  test = NULL;
+
+  /* transforms */
+  bool image = false;
+  if ((rc = sample_kind(d->train, &image)) != DC_OK) goto fail;
+  int C = 0;
+  double mean[8] = {0}, std[8] = {0};
+  bool normalize = image && dc__config_bool(c, "data.normalize");
+  if (normalize) {
+    int nm = dc__config_list(c, "data.mean", mean, 8), ns = dc__config_list(c, "data.std", std, 8);
+    if (nm > 0 || ns > 0) {
+      if (nm != ns) {
+        rc = dc__errs(DC_ERR_ARG, "data.mean has %d values but data.std %d", nm, ns);
+        goto fail;
+      }
+      C = nm;
+    } else {
+      for (size_t i = 0; i < sizeof STATS / sizeof STATS[0]; i++)
+        if (same_name(name, STATS[i].name)) {
+          C = STATS[i].channels;
+          memcpy(mean, STATS[i].mean, sizeof STATS[i].mean);
+          memcpy(std, STATS[i].std, sizeof STATS[i].std);
+        }
+      if (!C && (rc = measure_stats(d->train, &C, mean, std)) != DC_OK) goto fail;
+    }
+  }
+  int64_t hw[2] = {0, 0};
+  if (image) {
+    dc_scope_begin();
+    dc_tensor *x = NULL, *y = NULL;
+    rc = dc_dataset_get(d->train, 0, 1, &x, &y);
+    if (rc == DC_OK) hw[0] = x->shape[0], hw[1] = x->ndim > 1 ? x->shape[1] : 1;
+    dc_scope_end();
+    if (rc != DC_OK) goto fail;
+  }
+  dc_dataset *sets[3] = {d->train, d->val, d->test};
+  for (int s = 0; s < 3; s++) {
+    if (!sets[s] || !image) continue;
+    dc_transform *tf = make_transform(c, image, s == 0, C, mean, std, normalize, hw[0], hw[1]);
+    if (!tf || (rc = dc_dataset_set_transform(sets[s], tf)) != DC_OK) {
+      rc = dc_last_status() ? dc_last_status() : DC_ERR_ARG;
+      goto fail;
+    }
+  }
+  /* the shape of one input as the model sees it */
+  dc_scope_begin();
+  dc_tensor *x = NULL, *y = NULL;
+  rc = dc_dataset_get(d->test, 0, 1, &x, &y);
+  if (rc == DC_OK) d->sample_shape = dc_shape_of(x);
+  if (rc == DC_OK && x->dtype != DC_F32 && x->dtype != DC_F64)
+    rc = dc__errs(DC_ERR_ARG, "data.dataset: samples are %s, expected floating-point inputs",
+                  dc_dtype_name(x->dtype));
+  dc_scope_end();
+  if (rc != DC_OK) goto fail;
+  return DC_OK;
+fail_status:
+  rc = dc_last_status() ? dc_last_status() : DC_ERR_NOMEM;
+fail:
+  dc_dataset_free(full);
+  dc_dataset_free(test);
+  dc__data_free(d);
+  return rc;
+}
+
+/* ======================= model ======================= */
+static dc_module *activation(const char *name) {
+  if (strcmp(name, "relu") == 0) return dc_nn_relu();
+  if (strcmp(name, "leaky_relu") == 0) return dc_nn_leaky_relu(0.01);
+  if (strcmp(name, "elu") == 0) return dc_nn_elu(1.0);
+  if (strcmp(name, "gelu") == 0) return dc_nn_gelu(false);
+  if (strcmp(name, "tanh") == 0) return dc_nn_tanh();
+  return dc_nn_sigmoid();
+}
+
+static int64_t feature_count(dc_shape s) {
+  int64_t n = 1;
+  for (int i = 0; i < s.ndim; i++) n *= s.d[i];
+  return n;
+}
+
+/* Hidden widths: the configured list, or the architecture's default. */
+static int hidden_widths(const dc_config *c, bool cnn, double *h, int max) {
+  int n = dc__config_list(c, "model.hidden", h, max);
+  if (n > 0) return n;
+  if (cnn) {
+    h[0] = 64;
+    return 1;
+  }
+  h[0] = 256, h[1] = 128, h[2] = 64;
+  return 3;
+}
+
+static dc_module *build_mlp(const dc_config *c, const dc__data *d) {
+  double hid[32];
+  int nh = hidden_widths(c, false, hid, 32);
+  const char *act = dc_config_get(c, "model.activation");
+  bool bn = dc__config_bool(c, "model.batchnorm");
+  double p = dc__config_float(c, "model.dropout");
+  dc_module *seq = dc_nn_sequential(dc_nn_flatten(1, -1));
+  int64_t in = feature_count(d->sample_shape);
+  for (int i = 0; seq && i < nh; i++) {
+    int64_t w = (int64_t)hid[i];
+    seq = dc_nn_sequential_append(seq, dc_nn_linear(in, w));
+    if (seq && bn) seq = dc_nn_sequential_append(seq, dc_nn_batchnorm1d(w));
+    if (seq) seq = dc_nn_sequential_append(seq, activation(act));
+    if (seq && p > 0) seq = dc_nn_sequential_append(seq, dc_nn_dropout(p));
+    in = w;
+  }
+  if (seq) seq = dc_nn_sequential_append(seq, dc_nn_linear(in, d->num_classes));
+  return seq;
+}
+
+static dc_module *build_cnn(const dc_config *c, const dc__data *d) {
+  if (d->sample_shape.ndim != 3)
+    return dc__err(DC_ERR_ARG,
+                   "model.arch = cnn needs image inputs [C, H, W]; this dataset gives %d-d "
+                   "samples (use arch = mlp)",
+                   d->sample_shape.ndim);
+  double ch[32], hid[32];
+  int nc = dc__config_list(c, "model.channels", ch, 32);
+  int nh = hidden_widths(c, true, hid, 32);
+  int k = (int)dc__config_int(c, "model.kernel"), pool = (int)dc__config_int(c, "model.pool");
+  bool bn = dc__config_bool(c, "model.batchnorm");
+  double p = dc__config_float(c, "model.dropout");
+  const char *act = dc_config_get(c, "model.activation");
+  if (k < 1) return dc__err(DC_ERR_ARG, "model.kernel must be >= 1");
+  int64_t cin = d->sample_shape.d[0], h = d->sample_shape.d[1], w = d->sample_shape.d[2];
+  dc_module *seq = dc_nn_sequential_of(NULL, 0);
+  for (int i = 0; seq && i < nc; i++) {
+    int64_t cout = (int64_t)ch[i];
+    seq = dc_nn_sequential_append(seq, dc_nn_conv2d(cin, cout, k, .padding = k / 2));
+    if (seq && bn) seq = dc_nn_sequential_append(seq, dc_nn_batchnorm2d(cout));
+    if (seq) seq = dc_nn_sequential_append(seq, activation(act));
+    h = h + 2 * (k / 2) - k + 1, w = w + 2 * (k / 2) - k + 1;
+    if (seq && pool > 1) {
+      seq = dc_nn_sequential_append(seq, dc_nn_maxpool2d(pool));
+      h /= pool, w /= pool;
+    }
+    if (h < 1 || w < 1) {
+      dc_module_free(seq);
+      return dc__err(DC_ERR_ARG,
+                     "model: conv block %d leaves no pixels (%lld x %lld input, kernel %d, pool %d); "
+                     "use fewer blocks (model.channels) or a smaller pool",
+                     i + 1, (long long)d->sample_shape.d[1], (long long)d->sample_shape.d[2], k,
+                     pool);
+    }
+    cin = cout;
+  }
+  if (seq) seq = dc_nn_sequential_append(seq, dc_nn_flatten(1, -1));
+  if (seq && p > 0) seq = dc_nn_sequential_append(seq, dc_nn_dropout(p));
+  int64_t in = cin * h * w;
+  for (int i = 0; seq && i < nh; i++) {
+    int64_t wd = (int64_t)hid[i];
+    seq = dc_nn_sequential_append(seq, dc_nn_linear(in, wd));
+    if (seq && bn) seq = dc_nn_sequential_append(seq, dc_nn_batchnorm1d(wd));
+    if (seq) seq = dc_nn_sequential_append(seq, activation(act));
+    in = wd;
+  }
+  if (seq) seq = dc_nn_sequential_append(seq, dc_nn_linear(in, d->num_classes));
+  return seq;
+}
+
+dc_module *dc__build_model(const dc_config *c, const dc__data *d) {
+  const char *arch = dc_config_get(c, "model.arch");
+  const char *spec = dc_config_get(c, "model.layers");
+  if (!*arch) arch = *spec ? "layers" : "cnn";
+  dc_module *m;
+  if (strcmp(arch, "layers") == 0) {
+    if (!*spec)
+      return dc__err(DC_ERR_ARG, "model.arch = layers needs model.layers (a layer list such as "
+                                 "flatten, linear(784, 10))");
+    m = dc_nn_from_spec(spec, .classes = d->num_classes);
+    if (!m) return dc__err(dc_last_status(), "model.layers: %s", dc_last_error());
+  } else if (strcmp(arch, "mlp") == 0) {
+    m = build_mlp(c, d);
+  } else {
+    m = build_cnn(c, d);
+  }
+  if (!m) return NULL;
+  /* a dry run on one zero sample: an impossible shape names its layer */
+  dc_model_summary *s = dc_summary(m, d->sample_shape);
+  if (!s) {
+    char shp[64];
+    dc_shape_str(d->sample_shape, shp, sizeof shp);
+    dc__err(DC_ERR_ARG, "model: the layers do not fit inputs of shape %s: %s", shp,
+            dc_last_error());
+    dc_module_free(m);
+    return NULL;
+  }
+  dc_shape out = s->output_shape;
+  dc_summary_free(s);
+  if (out.ndim != 2 || out.d[1] != d->num_classes) {
+    char shp[64];
+    dc_shape_str(out, shp, sizeof shp);
+    dc__err(DC_ERR_ARG,
+            "model: the output for one sample has shape %s but the dataset has %lld classes "
+            "(end the layers with linear(..., classes))",
+            shp, (long long)d->num_classes);
+    dc_module_free(m);
+    return NULL;
+  }
+  return m;
+}
+
+/* ======================= optimizer and schedule ======================= */
+dc_optim *dc__build_optim(const dc_config *c, dc_module *m) {
+  static const char *const NAMES[] = {"sgd", "adam", "adamw", "rmsprop", "adagrad"};
+  const char *name = dc_config_get(c, "optim.name");
+  dc_optim_kind kind = DC_OPTIM_ADAM;
+  for (int k = 0; k < 5; k++)
+    if (strcmp(name, NAMES[k]) == 0) kind = (dc_optim_kind)k;
+  dc_optim_hparams hp = dc_optim_defaults(kind);
+  double lr = dc__config_float(c, "optim.lr");
+  if (!isnan(lr))
+    hp.lr = lr;
+  else if (isnan(hp.lr))
+    return dc__err(DC_ERR_ARG, "optim.lr is required for %s (e.g. lr = 0.01)", name);
+  hp.momentum = dc__config_float(c, "optim.momentum");
+  if (kind == DC_OPTIM_ADAGRAD) hp.momentum = 0;
+  hp.nesterov = dc__config_bool(c, "optim.nesterov");
+  hp.dampening = dc__config_float(c, "optim.dampening");
+  double wd = dc__config_float(c, "optim.weight_decay");
+  if (!isnan(wd)) hp.weight_decay = wd;
+  double betas[2];
+  if (dc__config_list(c, "optim.betas", betas, 2) == 2) hp.betas[0] = betas[0], hp.betas[1] = betas[1];
+  double eps = dc__config_float(c, "optim.eps");
+  if (!isnan(eps)) hp.eps = eps;
+  hp.amsgrad = dc__config_bool(c, "optim.amsgrad");
+  if (kind == DC_OPTIM_RMSPROP) hp.alpha = dc__config_float(c, "optim.alpha");
+  int n = 0;
+  dc_named_tensor *ps = dc_module_trainable_parameters(m, &n);
+  if (!ps) return NULL;
+  dc_tensor **arr = dc__malloc(sizeof *arr * (size_t)(n ? n : 1));
+  if (!arr) {
+    dc_named_tensors_free(ps, n);
+    return NULL;
+  }
+  for (int i = 0; i < n; i++) arr[i] = ps[i].tensor;
+  dc_optim *o = dc_optim_create(kind, arr, n, hp);
+  dc__free(arr);
+  dc_named_tensors_free(ps, n);
+  if (!o) return dc__err(dc_last_status(), "optim: %s", dc_last_error());
+  return o;
+}
+
+int dc__build_sched(const dc_config *c, dc_optim *o, int64_t steps_per_epoch, dc_sched **out,
+                    dc_sched_when *when) {
+  *out = NULL;
+  *when = DC_SCHED_PER_EPOCH;
+  const char *name = dc_config_get(c, "schedule.name");
+  int epochs = (int)dc__config_int(c, "train.epochs");
+  int warm = (int)dc__config_int(c, "schedule.warmup_epochs");
+  double gamma = dc__config_float(c, "schedule.gamma");
+  dc_sched *main = NULL;
+  if (strcmp(name, "onecycle") == 0 || strcmp(name, "plateau") == 0) {
+    if (warm > 0)
+      return dc__errs(DC_ERR_ARG, "schedule.warmup_epochs: %s has its own warm-up or none; set "
+                                  "warmup_epochs = 0", name);
+    if (name[0] == 'o') {
+      double max_lr = dc__config_float(c, "schedule.max_lr");
+      if (!(max_lr > 0)) max_lr = 10 * dc_optim_get_lr(o, 0);
+      dc_onecycle_opts oc = dc_onecycle_defaults(max_lr, (int64_t)epochs * steps_per_epoch);
+      oc.pct_start = dc__config_float(c, "schedule.pct_start");
+      *out = dc_sched_onecycle_lr(o, oc);
+      *when = DC_SCHED_PER_STEP;
+    } else {
+      dc_plateau_opts po = dc_plateau_defaults();
+      po.factor = dc__config_float(c, "schedule.factor");
+      po.patience = (int)dc__config_int(c, "schedule.patience");
+      *out = dc_sched_reduce_on_plateau(o, po);
+      *when = DC_SCHED_ON_VAL_LOSS;
+    }
+    return *out ? DC_OK : dc__errs(dc_last_status(), "schedule: %s", dc_last_error());
+  }
+  if (strcmp(name, "step") == 0) {
+    main = dc_sched_step_lr(o, (int)dc__config_int(c, "schedule.step_size"), gamma);
+  } else if (strcmp(name, "multistep") == 0) {
+    double ms[64];
+    int n = dc__config_list(c, "schedule.milestones", ms, 64);
+    if (n == 0) return dc__errs(DC_ERR_ARG, "schedule.milestones: multistep needs epochs, e.g. 5,8");
+    int mi[64];
+    for (int i = 0; i < n; i++) mi[i] = (int)ms[i] - warm;
+    main = dc_sched_multistep_lr(o, mi, n, gamma);
+  } else if (strcmp(name, "exponential") == 0) {
+    main = dc_sched_exponential_lr(o, gamma);
+  } else if (strcmp(name, "cosine") == 0) {
+    int tmax = (int)dc__config_int(c, "schedule.t_max");
+    if (tmax == 0) tmax = epochs - warm > 0 ? epochs - warm : 1;
+    main = dc_sched_cosine_annealing_lr(o, tmax, dc__config_float(c, "schedule.eta_min"));
+  } else if (warm == 0) {
+    return DC_OK; /* none */
+  }
+  if (strcmp(name, "none") != 0 && !main)
+    return dc__errs(dc_last_status(), "schedule: %s", dc_last_error());
+  if (warm > 0) {
+    dc_sched *w = dc_sched_linear_lr(o, 0.1, 1.0, warm);
+    if (!w) {
+      dc_sched_free(main);
+      return dc__errs(dc_last_status(), "schedule.warmup_epochs: %s", dc_last_error());
+    }
+    if (main) {
+      dc_sched *both[2] = {w, main};
+      int ms[1] = {warm};
+      *out = dc_sched_sequential_lr(o, both, 2, ms);
+    } else {
+      *out = w;
+    }
+  } else {
+    *out = main;
+  }
+  return *out ? DC_OK : dc__errs(dc_last_status(), "schedule: %s", dc_last_error());
+}
+
+/* ======================= loss ======================= */
+void dc__build_loss(const dc_config *c, dc__loss_cfg *l) {
+  l->kind = strcmp(dc_config_get(c, "train.loss"), "multi_margin") == 0;
+  l->label_smoothing = dc__config_float(c, "train.label_smoothing");
+}
+
+dc_tensor *dc__loss_call(dc_tensor *out, dc_tensor *target, void *ud) {
+  const dc__loss_cfg *l = ud;
+  if (l && l->kind == 1) return dc_multi_margin_loss(out, target);
+  return dc_cross_entropy(out, target, .label_smoothing = l ? l->label_smoothing : 0);
+}

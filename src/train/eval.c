@@ -1,0 +1,109 @@
+/* Evaluating a checkpoint written by a run: the model is rebuilt from the configuration stored
+ * in it, its weights loaded, and the test split (or another dataset) scored: accuracy, top-5,
+ * per-class table and confusion matrix. */
+#include "train-impl.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+
+int dc_eval_checkpoint(const char *path, const dc_eval_opts *opts, dc_metrics **m_out) {
+  if (!path) return dc__errs(DC_ERR_ARG, "eval: NULL checkpoint path");
+  dc_eval_opts o = opts ? *opts : (dc_eval_opts){0};
+  FILE *out = o.out ? o.out : stdout;
+  if (m_out) *m_out = NULL;
+  dc_ckpt *ck = dc_ckpt_load(path);
+  if (!ck) return dc_last_status();
+  const char *text = dc_ckpt_meta(ck, "config");
+  if (!text) {
+    dc_ckpt_free(ck);
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: no configuration in the checkpoint's metadata (it was not written by "
+                    "`deepc train`); cannot rebuild the model",
+                    path);
+  }
+  dc_config *c = dc_config_parse(text, path);
+  if (!c) {
+    dc_ckpt_free(ck);
+    return dc__errs(dc_last_status(), "%s: stored configuration: %s", path, dc_last_error());
+  }
+  int rc = DC_OK;
+  if (o.limit > 0 || o.train_split) {
+    /* evaluate exactly the requested split: no hold-out */
+    char buf[64];
+    snprintf(buf, sizeof buf, "data.test_limit=%lld", (long long)o.limit);
+    rc = dc_config_set(c, buf);
+  }
+  if (rc == DC_OK) rc = dc_config_set(c, "data.train_limit=0");
+  if (rc == DC_OK) rc = dc_config_set(c, "data.val_split=0");
+  dc__data d;
+  if (rc == DC_OK) rc = dc__build_data(c, &d, o.data);
+  if (rc != DC_OK) {
+    dc_config_free(c);
+    dc_ckpt_free(ck);
+    return rc;
+  }
+  dc_module *model = NULL;
+  dc_loader *l = NULL;
+  dc_metrics *m = NULL;
+  dc_state_dict *sd = NULL;
+  const char *classes = dc_ckpt_meta(ck, "classes");
+  int64_t kk = 1;
+  for (const char *p = classes; p && *p; p++) kk += *p == '\n';
+  if (classes && kk != d.num_classes) {
+    rc = dc__errs(DC_ERR_ARG, "eval: the checkpoint's model has %lld classes but %s has %lld",
+                  (long long)kk, o.data ? o.data : dc_config_get(c, "data.dataset"),
+                  (long long)d.num_classes);
+    goto done;
+  }
+  if (!(model = dc__build_model(c, &d))) goto fail_status;
+  if (!(sd = dc_ckpt_get_state_dict(ck, "model."))) goto fail_status;
+  if ((rc = dc_module_load_state_dict(model, sd, true, NULL)) != DC_OK) goto done;
+  dc_dataset *ds = d.test;
+  if (o.train_split) {
+    ds = d.train;
+    if (o.limit > 0 && o.limit < dc_dataset_len(ds)) {
+      int64_t *idx = dc__malloc(sizeof *idx * (size_t)o.limit);
+      if (!idx) goto fail_status;
+      for (int64_t i = 0; i < o.limit; i++) idx[i] = i;
+      dc_dataset *sub = dc_subset(ds, idx, o.limit);
+      dc__free(idx);
+      if (!sub) goto fail_status;
+      dc_dataset_free(d.train);
+      d.train = ds = sub;
+    }
+  }
+  if (!(l = dc_loader_new(ds, .batch_size = dc__config_int(c, "train.eval_batch_size"),
+                          .num_workers = (int)dc__config_int(c, "data.workers"), .seed = 1)))
+    goto fail_status;
+  if (!(m = dc_metrics_new(d.num_classes, 5))) goto fail_status;
+  dc__loss_cfg loss;
+  dc__build_loss(c, &loss);
+  if ((rc = dc_evaluate(model, l, dc__loss_call, &loss, m)) != DC_OK) goto done;
+  const char *const *names = (const char *const *)d.class_names;
+  const char *ep = dc_ckpt_meta(ck, "epoch");
+  fprintf(out, "%s (epoch %s) on %s, %s split: %lld samples\n", path, ep ? ep : "?",
+          o.data ? o.data : dc_config_get(c, "data.dataset"), o.train_split ? "training" : "test",
+          (long long)m->count);
+  fprintf(out, "accuracy: %.2f%%   top-%d: %.2f%%   loss: %.4f   macro F1: %.2f%%\n\n",
+          100 * dc_metrics_accuracy(m), m->topk, 100 * dc_metrics_topk_accuracy(m),
+          dc_metrics_mean_loss(m), 100 * dc_metrics_macro_f1(m));
+  if (o.markdown) fprintf(out, "## Per-class results\n\n");
+  dc_metrics_print_classes(out, m, names, o.markdown);
+  fprintf(out, o.markdown ? "\n## Confusion matrix (rows: true, columns: predicted)\n\n"
+                          : "\nconfusion matrix (rows: true class, columns: predicted class)\n");
+  dc_metrics_print_confusion(out, m, names, o.markdown);
+  if (m_out) *m_out = m, m = NULL;
+  goto done;
+fail_status:
+  rc = dc_last_status() ? dc_last_status() : DC_ERR_NOMEM;
+done:
+  dc_metrics_free(m);
+  dc_loader_free(l);
+  dc_state_dict_free(sd);
+  dc_module_free(model);
+  dc__data_free(&d);
+  dc_config_free(c);
+  dc_ckpt_free(ck);
+  return rc;
+}

@@ -1,0 +1,107 @@
+/* `deepc train CONFIG [--set key=value ...] [--out DIR] [--resume]`: reads a configuration
+ * file, applies the --set overrides and runs it (src/train/run.c): progress on stderr, final
+ * test accuracy and per-class table on stdout, every output file in DIR. */
+#include "commands.h"
+
+#include <deepc/deepc.h>
+#include <deepc/train.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char USAGE[] =
+    "usage: deepc train CONFIG [--set section.key=value ...] [--out DIR] [--resume]\n"
+    "                   [--seed N] [--epochs N] [--progress auto|bar|lines|none]\n"
+    "       deepc train --help-config        list every configuration key with its default\n"
+    "Trains the model described by the INI file CONFIG (see docs/training.md and configs/).\n"
+    "  --set K=V      override a key, e.g. --set optim.lr=0.01 --set train.epochs=3\n"
+    "  --out DIR      output folder (default runs/<CONFIG name>): metrics.csv, curves.png,\n"
+    "                 curves.svg, report.md, config.ini, tb/ (TensorBoard), last.ckpt, best.ckpt\n"
+    "  --resume       continue the run in DIR from last.ckpt (bit-identical to an\n"
+    "                 uninterrupted run on the CPU)\n"
+    "  --seed N       same as --set train.seed=N (initialisation, split, shuffling, dropout,\n"
+    "                 augmentation)\n"
+    "  --epochs N     same as --set train.epochs=N\n"
+    "  --stop-after N stop after N epochs of this call (as if interrupted; for --resume)\n"
+    "  --progress M   a bar on a terminal, plain lines when piped (auto), or none\n"
+    "Ctrl-C stops after the current batch; the last finished epoch can be resumed.\n";
+
+static volatile int g_interrupt;
+static void on_sigint(int sig) {
+  (void)sig;
+  g_interrupt = 1;
+}
+
+int dc_cmd_train(int argc, char **argv) {
+  const char *cfg_path = NULL, *out = NULL, *v = NULL;
+  bool resume = false;
+  int stop_after = 0;
+  dc_progress_mode mode = DC_PROGRESS_AUTO;
+  /* first pass: the config path and help */
+  for (int i = 1; i < argc; i++) {
+    if (dc_cli_is_help(argv[i])) {
+      fputs(USAGE, stdout);
+      return DC_CLI_OK;
+    }
+    if (strcmp(argv[i], "--help-config") == 0) {
+      dc_config_print_schema(stdout);
+      return DC_CLI_OK;
+    }
+  }
+  for (int i = 1; i < argc; i++) {
+    if (argv[i][0] != '-') {
+      if (cfg_path) return dc_cli_usage_error("train", "more than one CONFIG ('%s', '%s')", cfg_path, argv[i]);
+      cfg_path = argv[i];
+    } else if (dc_cli_opt(argc, argv, &i, "--set", &v) || dc_cli_opt(argc, argv, &i, "--seed", &v) ||
+               dc_cli_opt(argc, argv, &i, "--epochs", &v)) {
+      if (!v) return dc_cli_usage_error("train", "%s needs a value", argv[i]);
+    } else if (dc_cli_opt(argc, argv, &i, "--out", &v)) {
+      if (!v) return dc_cli_usage_error("train", "--out needs a folder");
+      out = v;
+    } else if (dc_cli_opt(argc, argv, &i, "--stop-after", &v)) {
+      if (!v || atoi(v) < 1) return dc_cli_usage_error("train", "--stop-after needs a number >= 1");
+      stop_after = atoi(v);
+    } else if (dc_cli_opt(argc, argv, &i, "--progress", &v)) {
+      if (!v) return dc_cli_usage_error("train", "--progress needs auto, bar, lines or none");
+      if (strcmp(v, "auto") == 0) mode = DC_PROGRESS_AUTO;
+      else if (strcmp(v, "bar") == 0) mode = DC_PROGRESS_BAR;
+      else if (strcmp(v, "lines") == 0) mode = DC_PROGRESS_LINES;
+      else if (strcmp(v, "none") == 0) mode = DC_PROGRESS_QUIET;
+      else return dc_cli_usage_error("train", "--progress %s: use auto, bar, lines or none", v);
+    } else if (strcmp(argv[i], "--resume") == 0) {
+      resume = true;
+    } else {
+      return dc_cli_usage_error("train", "unknown option '%s'", argv[i]);
+    }
+  }
+  if (!cfg_path) return dc_cli_usage_error("train", "missing CONFIG (e.g. configs/fashion_cnn.ini)");
+  dc_config *c = dc_config_load(cfg_path);
+  if (!c) return dc_cli_lib_error("train");
+  /* second pass: overrides in command-line order */
+  for (int i = 1; i < argc; i++) {
+    char buf[512];
+    if (dc_cli_opt(argc, argv, &i, "--set", &v)) {
+      if (dc_config_set(c, v) != DC_OK) goto fail;
+    } else if (dc_cli_opt(argc, argv, &i, "--seed", &v)) {
+      snprintf(buf, sizeof buf, "train.seed=%s", v);
+      if (dc_config_set(c, buf) != DC_OK) goto fail;
+    } else if (dc_cli_opt(argc, argv, &i, "--epochs", &v)) {
+      snprintf(buf, sizeof buf, "train.epochs=%s", v);
+      if (dc_config_set(c, buf) != DC_OK) goto fail;
+    } else if (dc_cli_opt(argc, argv, &i, "--out", &v) || dc_cli_opt(argc, argv, &i, "--stop-after", &v) ||
+               dc_cli_opt(argc, argv, &i, "--progress", &v)) {
+      /* handled above */
+    }
+  }
+  signal(SIGINT, on_sigint);
+  dc_run_opts o = {.out_dir = out, .resume = resume, .progress = mode, .stop_after_epochs = stop_after,
+                   .interrupt = &g_interrupt};
+  int rc = dc_run(c, &o, NULL);
+  signal(SIGINT, SIG_DFL);
+  dc_config_free(c);
+  return rc == DC_OK ? DC_CLI_OK : dc_cli_lib_error("train");
+fail:
+  dc_config_free(c);
+  return dc_cli_lib_error("train");
+}
