@@ -127,7 +127,8 @@ DC_API void dc_npz_free(dc_npz *z);
 /* Python pickles of NumPy arrays and plain containers, through a restricted reader: only the
  * opcodes of protocols 2-5 that build data, and only the globals NumPy needs to rebuild arrays
  * (numpy.core.multiarray._reconstruct / scalar, numpy.ndarray, numpy.dtype,
- * numpy.core.numeric._frombuffer, _codecs.encode, collections.OrderedDict). Anything else
+ * numpy.core.numeric._frombuffer, _codecs.encode, collections.OrderedDict, and bytes() for
+ * protocol 2's empty bytes). Anything else
  * (os.system, builtins.eval, ...) is refused with its name and byte offset: nothing runs. */
 typedef enum dc_py_kind {
   DC_PY_NONE = 0,

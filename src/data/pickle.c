@@ -1,6 +1,6 @@
 /* A restricted Python unpickler for data files: protocols 2-5, only the opcodes that build plain
  * values and containers, and only the globals NumPy uses to rebuild arrays (_reconstruct /
- * ndarray / dtype, scalar, _frombuffer, _codecs.encode, OrderedDict). Every other opcode or
+ * ndarray / dtype, scalar, _frombuffer, _codecs.encode, OrderedDict, bytes()). Every other opcode or
  * global is refused with its name and byte offset, so nothing in a file can run code. Also the
  * pickle dataset: (features, targets) found in a tuple, list or dict. */
 #include "data-impl.h"
@@ -24,6 +24,7 @@ typedef enum pk_global {
   G_FROMBUFFER,
   G_ENCODE,
   G_ODICT,
+  G_BYTES,
   G_COUNT
 } pk_global;
 
@@ -41,6 +42,8 @@ static const struct {
     {"numpy._core.numeric", "_frombuffer", G_FROMBUFFER},
     {"_codecs", "encode", G_ENCODE},
     {"collections", "OrderedDict", G_ODICT},
+    {"__builtin__", "bytes", G_BYTES}, /* protocol 2's empty bytes: bytes() */
+    {"builtins", "bytes", G_BYTES},
 };
 
 typedef struct pyo {
@@ -461,6 +464,12 @@ static pyo *reduce(pk *p, pyo *fn, pyo *args) {
     }
     return pk_new(p, DC_PY_DICT);
   }
+  case G_BYTES:
+    if (na != 0) {
+      pk_fail(p, DC_ERR_FORMAT, "bytes is only allowed as bytes() (protocol 2's empty bytes)");
+      return NULL;
+    }
+    return make_str(p, DC_PY_BYTES, (const uint8_t *)"", 0);
   case G_NDARRAY:
   case G_COUNT: break;
   }
@@ -683,8 +692,12 @@ static int run(pk *p) {
       if (!(y = pop(p)) || !(x = top(p)) || !list_append(p, x, &y, 1)) return dc_last_status();
       continue;
     case 'e':
-      if (!pop_mark(p, &from) || !(x = top(p)) || !list_append(p, x, p->stack + from, p->sp - from))
+      if (!pop_mark(p, &from)) return dc_last_status();
+      if (from <= stack_floor(p)) {
+        pk_fail(p, DC_ERR_FORMAT, "APPENDS without a list below the mark");
         return dc_last_status();
+      }
+      if (!list_append(p, p->stack[from - 1], p->stack + from, p->sp - from)) return dc_last_status();
       p->sp = from;
       continue;
     case 's':
