@@ -1,0 +1,179 @@
+/* Benchmark of the functional nn layers against PyTorch: forward + backward (input and parameter
+ * gradients) of Conv2d(32->32, 5x5, pad 2) on 64x32x14x14, Conv2d(64->64, 3x3, pad 1) on
+ * 128x64x32x32, and BatchNorm2d and MaxPool2d(2) on both tensors. Reports the median of several
+ * timed runs; with --torch it also runs bench/torch_nn_bench.py (Debian's PyTorch, same thread
+ * count) and prints the ratio deepc / torch (below 1: deepc is faster).
+ * usage: nn_bench [--threads N] [--runs R] [--torch path/to/torch_nn_bench.py] */
+#include <deepc/deepc.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#define MAX_CASES 16
+
+typedef struct bench_case {
+  const char *name;
+  int kind;             /* 0 conv, 1 batch norm, 2 max pool */
+  int64_t n, c, h, w;   /* input [N, C, H, W] */
+  int k, pad;           /* conv kernel and padding (conv only) */
+  double fwd_ms, fb_ms; /* medians */
+  double torch_fwd, torch_fb;
+} bench_case;
+
+static bench_case g_cases[] = {
+    {"conv5x5 64x32x14x14", 0, 64, 32, 14, 14, 5, 2, 0, 0, -1, -1},
+    {"conv3x3 128x64x32x32", 0, 128, 64, 32, 32, 3, 1, 0, 0, -1, -1},
+    {"batchnorm2d 64x32x14x14", 1, 64, 32, 14, 14, 0, 0, 0, 0, -1, -1},
+    {"batchnorm2d 128x64x32x32", 1, 128, 64, 32, 32, 0, 0, 0, 0, -1, -1},
+    {"maxpool2d(2) 64x32x14x14", 2, 64, 32, 14, 14, 0, 0, 0, 0, -1, -1},
+    {"maxpool2d(2) 128x64x32x32", 2, 128, 64, 32, 32, 0, 0, 0, 0, -1, -1},
+};
+#define NCASES ((int)(sizeof g_cases / sizeof *g_cases))
+
+static double now_ms(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
+}
+
+static int cmp_double(const void *a, const void *b) {
+  double x = *(const double *)a, y = *(const double *)b;
+  return (x > y) - (x < y);
+}
+
+/* Layer state of one case: input, parameters, running stats, upstream gradient. */
+typedef struct bench_state {
+  dc_tensor *x, *w, *b, *rm, *rv, *g;
+} bench_state;
+
+static dc_tensor *forward(const bench_case *c, bench_state *s) {
+  switch (c->kind) {
+  case 0: return dc_conv2d_f(s->x, s->w, s->b, .padding = {c->pad, c->pad});
+  case 1: return dc_batch_norm(s->x, s->rm, s->rv, s->w, s->b, true, 0.1, 1e-5);
+  default: return dc_max_pool2d_f(s->x, .kernel = {2, 2});
+  }
+}
+
+static dc_tensor *param(dc_tensor *t) { return dc_requires_grad_(t, true); }
+
+static int setup(const bench_case *c, bench_state *s) {
+  memset(s, 0, sizeof *s);
+  s->x = param(dc_randn(DC_SHAPE(c->n, c->c, c->h, c->w), DC_F32));
+  if (c->kind == 0) {
+    s->w = param(dc_randn(DC_SHAPE(c->c, c->c, c->k, c->k), DC_F32));
+    s->b = param(dc_randn(DC_SHAPE(c->c), DC_F32));
+  } else if (c->kind == 1) {
+    s->w = param(dc_ones(DC_SHAPE(c->c), DC_F32));
+    s->b = param(dc_zeros(DC_SHAPE(c->c), DC_F32));
+    s->rm = dc_zeros(DC_SHAPE(c->c), DC_F32);
+    s->rv = dc_ones(DC_SHAPE(c->c), DC_F32);
+  }
+  dc_tensor *y = forward(c, s);
+  if (!y) return -1;
+  s->g = dc_randn(dc_shape_of(y), DC_F32);
+  dc_free(y);
+  return s->g ? 0 : -1;
+}
+
+static void teardown(bench_state *s) {
+  dc_tensor *all[] = {s->x, s->w, s->b, s->rm, s->rv, s->g};
+  for (size_t i = 0; i < sizeof all / sizeof *all; i++) {
+    if (all[i]) dc_zero_grad(all[i]);
+    dc_free(all[i]);
+  }
+}
+
+/* One timed sample: `inner` iterations, ms per iteration. */
+static double sample(const bench_case *c, bench_state *s, int inner, bool with_backward) {
+  double t0 = now_ms();
+  for (int i = 0; i < inner; i++) {
+    dc_scope_begin();
+    if (!with_backward) dc_set_grad_enabled(false);
+    dc_tensor *y = forward(c, s);
+    if (!y || (with_backward && dc_backward(y, .grad = s->g) != DC_OK)) {
+      fprintf(stderr, "nn_bench: %s failed: %s\n", c->name, dc_last_error());
+      exit(1);
+    }
+    dc_set_grad_enabled(true);
+    dc_scope_end();
+    dc_tensor *ps[] = {s->x, s->w, s->b};
+    for (int k = 0; k < 3; k++)
+      if (ps[k]) dc_zero_grad(ps[k]);
+  }
+  return (now_ms() - t0) / inner;
+}
+
+static double median_ms(const bench_case *c, bench_state *s, int runs, bool with_backward) {
+  double first = sample(c, s, 1, with_backward); /* warm-up: primitives, scratch buffers */
+  int inner = first < 20 ? (int)(60 / (first + 0.01)) + 1 : 1;
+  double t[64];
+  if (runs > 64) runs = 64;
+  for (int r = 0; r < runs; r++) t[r] = sample(c, s, inner, with_backward);
+  qsort(t, (size_t)runs, sizeof *t, cmp_double);
+  return t[runs / 2];
+}
+
+/* Reads "name<TAB>fwd_ms<TAB>fwd_bwd_ms" lines from the PyTorch script. */
+static void run_torch(const char *script, int threads, int runs) {
+  char cmd[1024];
+  snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=%d /usr/bin/python3 %s --threads %d --runs %d",
+           threads, script, threads, runs);
+  FILE *p = popen(cmd, "r");
+  if (!p) {
+    fprintf(stderr, "nn_bench: cannot run %s\n", cmd);
+    return;
+  }
+  char line[512];
+  while (fgets(line, sizeof line, p)) {
+    char *tab = strchr(line, '\t');
+    if (!tab) continue;
+    *tab = '\0';
+    for (int i = 0; i < NCASES; i++)
+      if (strcmp(line, g_cases[i].name) == 0)
+        sscanf(tab + 1, "%lf %lf", &g_cases[i].torch_fwd, &g_cases[i].torch_fb);
+  }
+  if (pclose(p) != 0) fprintf(stderr, "nn_bench: %s failed\n", script);
+}
+
+int main(int argc, char **argv) {
+  int threads = 2, runs = 7;
+  const char *torch = NULL;
+  for (int i = 1; i < argc; i++) {
+    if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--torch") && i + 1 < argc) torch = argv[++i];
+    else {
+      fprintf(stderr, "usage: %s [--threads N] [--runs R] [--torch torch_nn_bench.py]\n", argv[0]);
+      return 2;
+    }
+  }
+  if (runs < 1) runs = 1;
+  omp_set_num_threads(threads);
+  if (torch) run_torch(torch, threads, runs);
+  dc_manual_seed(0);
+  printf("%-28s %10s %10s %10s %10s %8s\n", "layer (forward + backward)", "deepc fwd", "torch fwd",
+         "deepc f+b", "torch f+b", "ratio");
+  for (int i = 0; i < NCASES; i++) {
+    bench_case *c = &g_cases[i];
+    bench_state s;
+    if (setup(c, &s) != 0) {
+      fprintf(stderr, "nn_bench: %s: %s\n", c->name, dc_last_error());
+      return 1;
+    }
+    c->fwd_ms = median_ms(c, &s, runs, false);
+    c->fb_ms = median_ms(c, &s, runs, true);
+    teardown(&s);
+    printf("%-28s %8.2fms ", c->name, c->fwd_ms);
+    if (c->torch_fwd > 0) printf("%8.2fms ", c->torch_fwd);
+    else printf("%10s ", "-");
+    printf("%8.2fms ", c->fb_ms);
+    if (c->torch_fb > 0) printf("%8.2fms %8.2f\n", c->torch_fb, c->fb_ms / c->torch_fb);
+    else printf("%10s %8s\n", "-", "-");
+    fflush(stdout);
+  }
+  printf("(%d threads, median of %d runs; ratio = deepc f+b / torch f+b, below 1 is faster)\n",
+         threads, runs);
+  return 0;
+}
