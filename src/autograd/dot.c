@@ -69,46 +69,48 @@ static void map_free(ptr_map *m) {
   dc__free(m->vals);
 }
 
-/* The graph in export order: tensors and nodes by breadth-first discovery from `out`. */
+/* The graph in export order: tensors and op nodes by breadth-first discovery from `out`. */
+typedef struct dot_op {
+  dc_node *node;
+  int32_t out; /* index of the tensor the node produced */
+} dot_op;
+
 typedef struct dot_graph {
-  dc_tensor **tensors;
+  dc_tensor **tensors; /* [nt] */
   size_t nt, capt;
-  dc_node **nodes;
+  dot_op *ops; /* [nn] */
   size_t nn, capn;
-  int32_t *node_out; /* [nn] index of the tensor each node produced */
-  size_t capo;
   ptr_map tmap, nmap;
 } dot_graph;
 
-static bool push_ptr(void ***v, size_t *n, size_t *cap, void *p) {
-  if (*n == *cap) {
-    size_t c = *cap ? *cap * 2 : 32;
-    void **q = dc__realloc(*v, *cap * sizeof *q, c * sizeof *q);
-    if (!q) return false;
-    *v = q;
-    *cap = c;
-  }
-  (*v)[(*n)++] = p;
-  return true;
+/* arr with room for n + 1 elements of elem bytes (arr itself when it has room), or NULL. */
+static void *reserve(void *arr, size_t *cap, size_t n, size_t elem) {
+  if (n < *cap) return arr;
+  size_t c = *cap ? *cap * 2 : 32;
+  void *q = dc__realloc(arr, *cap * elem, c * elem);
+  if (q) *cap = c;
+  return q;
 }
 
 static int32_t add_tensor(dot_graph *g, dc_tensor *t) {
   int32_t id = map_get(&g->tmap, t);
   if (id >= 0) return id;
+  dc_tensor **v = reserve(g->tensors, &g->capt, g->nt, sizeof *v);
+  if (!v) return -1;
+  g->tensors = v;
   id = (int32_t)g->nt;
-  if (!map_put(&g->tmap, t, id) ||
-      !push_ptr((void ***)&g->tensors, &g->nt, &g->capt, t))
-    return -1;
+  if (!map_put(&g->tmap, t, id)) return -1;
+  g->tensors[g->nt++] = t;
   return id;
 }
 
-static int32_t add_node(dot_graph *g, dc_node *n) {
-  int32_t id = map_get(&g->nmap, n);
-  if (id >= 0) return id;
-  id = (int32_t)g->nn;
-  if (!map_put(&g->nmap, n, id) || !push_ptr((void ***)&g->nodes, &g->nn, &g->capn, n))
-    return -1;
-  return id;
+static bool add_op(dot_graph *g, dc_node *n, int32_t out) {
+  dot_op *v = reserve(g->ops, &g->capn, g->nn, sizeof *v);
+  if (!v) return false;
+  g->ops = v;
+  if (!map_put(&g->nmap, n, (int32_t)g->nn)) return false;
+  g->ops[g->nn++] = (dot_op){n, out};
+  return true;
 }
 
 /* Breadth-first: tensors[k] is visited in order; its grad_fn and that node's inputs are added. */
@@ -117,15 +119,7 @@ static bool collect(dot_graph *g, dc_tensor *out) {
   for (size_t k = 0; k < g->nt; k++) {
     dc_node *n = g->tensors[k]->grad_fn;
     if (!n || map_get(&g->nmap, n) >= 0) continue;
-    if (add_node(g, n) < 0) return false;
-    if (g->nn > g->capo) {
-      size_t c = g->capn;
-      int32_t *q = dc__realloc(g->node_out, g->capo * sizeof *q, c * sizeof *q);
-      if (!q) return false;
-      g->node_out = q;
-      g->capo = c;
-    }
-    g->node_out[g->nn - 1] = (int32_t)k;
+    if (!add_op(g, n, (int32_t)k)) return false;
     for (int i = 0; i < n->ninputs; i++)
       if (n->inputs[i] && add_tensor(g, n->inputs[i]) < 0) return false;
   }
@@ -141,12 +135,16 @@ static void put_escaped(FILE *f, const char *s) {
 }
 
 static void put_number(FILE *f, double v) {
-  if (isnan(v)) fputs("nan", f);
-  else if (isinf(v)) fputs(v > 0 ? "inf" : "-inf", f);
-  else fprintf(f, "%.6g", v);
+  if (isnan(v))
+    fputs("nan", f);
+  else if (isinf(v))
+    fputs(v > 0 ? "inf" : "-inf", f);
+  else
+    fprintf(f, "%.6g", v);
 }
 
-/* Values of a small CPU tensor: "0.5" for one element, "[1, 2, 3]" (row-major) otherwise. */
+/* Values of a small CPU tensor: "0.5" for one element, "[1, 2, 3]" (row-major) otherwise, one
+ * line per row of the last dim when there are several rows. */
 static void put_values(FILE *f, const char *what, const dc_tensor *t) {
   int64_t n = dc_numel(t);
   fprintf(f, "\\n%s ", what);
@@ -154,9 +152,10 @@ static void put_values(FILE *f, const char *what, const dc_tensor *t) {
     fprintf(f, "(%lld elements)", (long long)n);
     return;
   }
+  int64_t row = t->ndim > 0 ? t->shape[t->ndim - 1] : 1;
   if (t->ndim > 0) fputc('[', f);
   for (int64_t k = 0; k < n; k++) {
-    if (k) fputs(", ", f);
+    if (k) fputs(k % row == 0 ? ",\\n" : ", ", f);
     put_number(f, dc_item_at(t, k));
   }
   if (t->ndim > 0) fputc(']', f);
@@ -174,8 +173,10 @@ static void put_tensor(FILE *f, int32_t id, const dc_tensor *t, bool is_out, dc_
   if (o.values) put_values(f, "value", t);
   if (o.grads && t->grad) put_values(f, "grad", t->grad);
   fputs("\"", f);
-  if (!t->grad_fn && t->requires_grad) fputs(", style=filled, fillcolor=\"#cfe2f3\"", f);
-  else if (!t->requires_grad) fputs(", style=dashed", f);
+  if (!t->grad_fn && t->requires_grad)
+    fputs(", style=filled, fillcolor=\"#cfe2f3\"", f);
+  else if (!t->requires_grad)
+    fputs(", style=dashed", f);
   if (is_out) fputs(", peripheries=2", f);
   fputs("];\n", f);
 }
@@ -189,31 +190,33 @@ static void write_graph(FILE *f, const dot_graph *g, dc_dot_opts o) {
   for (size_t k = 0; k < g->nt; k++) put_tensor(f, (int32_t)k, g->tensors[k], k == 0, o);
   for (size_t k = 0; k < g->nn; k++) {
     fprintf(f, "  op%zu [label=\"", k);
-    put_escaped(f, g->nodes[k]->op->name);
+    put_escaped(f, g->ops[k].node->op->name);
     fputs("\", shape=box, style=filled, fillcolor=\"#eeeeee\"];\n", f);
   }
   /* edges: each op's inputs (numbered when the op has several, as order matters for sub, div,
    * pow...), then the op to its output tensor */
   for (size_t k = 0; k < g->nn; k++) {
-    const dc_node *n = g->nodes[k];
+    const dc_node *n = g->ops[k].node;
     for (int i = 0; i < n->ninputs; i++) {
       if (!n->inputs[i]) continue;
       fprintf(f, "  t%d -> op%zu", (int)map_get(&g->tmap, n->inputs[i]), k);
       if (n->ninputs > 1) fprintf(f, " [label=\"%d\"]", i);
       fputs(";\n", f);
     }
-    fprintf(f, "  op%zu -> t%d;\n", k, (int)g->node_out[k]);
+    fprintf(f, "  op%zu -> t%d;\n", k, (int)g->ops[k].out);
   }
   fputs("}\n", f);
 }
 
 int dc_graph_dot(FILE *f, dc_tensor *out, dc_dot_opts opts) {
-  if (!f) return dc__errs(DC_ERR_ARG, "graph_dot: FILE is NULL; pass an open stream (stdout, or "
-                                      "one from fopen(path, \"w\"))");
+  if (!f)
+    return dc__errs(DC_ERR_ARG, "graph_dot: FILE is NULL; pass an open stream (stdout, or "
+                                "one from fopen(path, \"w\"))");
   if (!out) return dc__errs(DC_ERR_ARG, "graph_dot: tensor is NULL (an earlier op failed?)");
   dot_graph g = {0};
   int rc = DC_OK;
-  if (!collect(&g, out)) rc = dc__errs(DC_ERR_NOMEM, "graph_dot: out of memory walking the graph");
+  if (!collect(&g, out))
+    rc = dc__errs(DC_ERR_NOMEM, "graph_dot: out of memory walking the graph");
   else {
     write_graph(f, &g, opts);
     if (fflush(f) != 0 || ferror(f))
@@ -221,8 +224,7 @@ int dc_graph_dot(FILE *f, dc_tensor *out, dc_dot_opts opts) {
                                "stream?)");
   }
   dc__free(g.tensors);
-  dc__free(g.nodes);
-  dc__free(g.node_out);
+  dc__free(g.ops);
   map_free(&g.tmap);
   map_free(&g.nmap);
   return rc;
