@@ -18,6 +18,7 @@
   X(graph, "build a graph from an expression; print values and gradients; export DOT/SVG") \
   X(plot, "draw loss/accuracy curves of one or several runs on the same axes (PNG/SVG)") \
   X(search, "grid search over configuration values, ranked by validation accuracy") \
+  X(summary, "print a model's layers, output shapes, parameters and multiply-adds") \
   X(train, "train a model from a configuration file: progress, curves, checkpoints, report") \
   /* end of the command list */
 /* clang-format on */
