@@ -73,6 +73,9 @@ typedef struct dc_linalg_kernels {
    * broadcast (batch stride 0 on a or b); ta/tb transpose the last two dims of a/b. */
   int (*gemm_batched)(dc_tensor *out, const dc_tensor *a, const dc_tensor *b, bool ta, bool tb,
                       float alpha, float beta);
+  /* Optional (NULL: ops copy the bias into out and call gemm_batched with beta 1):
+   * out [M, N] (contiguous) = x [M, K] . w [N, K]^T + bias [N] (bias may be NULL), fused. */
+  int (*linear)(dc_tensor *out, const dc_tensor *x, const dc_tensor *w, const dc_tensor *bias);
 } dc_linalg_kernels;
 
 typedef struct dc_index_kernels {

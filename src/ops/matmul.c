@@ -310,8 +310,12 @@ dc_tensor *dc_linear(dc_tensor *x, dc_tensor *w, dc_tensor *bias) {
   }
   dc_tensor *o2 = dc__alias(out, 2, o2s, ost, out->offset);
   int rc = x2 && o2 ? DC_OK : dc_last_status();
-  if (rc == DC_OK && bias) rc = be->ew->copy(o2, bias);
-  if (rc == DC_OK) rc = be->linalg->gemm_batched(o2, x2, w, false, true, 1.0f, bias ? 1.0f : 0.0f);
+  if (rc == DC_OK && be->linalg->linear) { /* fused bias */
+    rc = be->linalg->linear(o2, x2, w, bias);
+  } else if (rc == DC_OK) {
+    if (bias) rc = be->ew->copy(o2, bias);
+    if (rc == DC_OK) rc = be->linalg->gemm_batched(o2, x2, w, false, true, 1.0f, bias ? 1.0f : 0.0f);
+  }
   dc_free(x2);
   dc_free(o2);
   dc_node *node;

@@ -106,6 +106,33 @@ Test(gemm, large_k_blocks_and_float64) {
   dc_scope_end();
 }
 
+Test(gemm, fused_linear_entry_matches_reference) {
+  dc_scope_begin();
+  dc_manual_seed(14);
+  const int paths[] = {DC__GEMM_ONEDNN, DC__GEMM_BLOCKED};
+  const int64_t shapes[][3] = {{70, 50, 33}, {3, 5, 4}, {64, 0, 7}}; /* M, K, N */
+  for (int p = 0; p < 2; p++)
+    for (int s = 0; s < 3; s++)
+      for (int dt = 0; dt < 2; dt++) {
+        dc_dtype t = dt ? DC_F64 : DC_F32;
+        int64_t M = shapes[s][0], K = shapes[s][1], N = shapes[s][2];
+        dc_tensor *x = dc_randn(DC_SHAPE(M, K), t), *w = dc_randn(DC_SHAPE(N, K), t);
+        dc_tensor *bias = dc_slice(dc_randn(DC_SHAPE(2 * N), t), 0, 0, 2 * N, 2); /* strided */
+        dc_tensor *o1 = dc_empty(DC_SHAPE(M, N), t), *o2 = dc_empty(DC_SHAPE(M, N), t);
+        dc__cpu_gemm_force = paths[p];
+        int rc = dc__cpu_linalg.linear(o1, x, w, bias);
+        dc__cpu_gemm_force = DC__GEMM_AUTO;
+        cr_assert_eq(rc, DC_OK, "%s", dc_last_error());
+        cr_assert_eq(dc_copy_(o2, bias), DC_OK);
+        cr_assert_eq(dc__cpu_gemm_ref(o2, x, w, false, true, 1, 1), DC_OK);
+        cr_assert_lt(max_diff(o1, o2), dt ? 1e-12 : 1e-4, "path %d shape %d", paths[p], s);
+        cr_assert_eq(dc__cpu_linalg.linear(o1, x, w, NULL), DC_OK);
+        cr_assert_eq(dc__cpu_gemm_ref(o2, x, w, false, true, 1, 0), DC_OK);
+        cr_assert_lt(max_diff(o1, o2), dt ? 1e-12 : 1e-4, "no bias: path %d shape %d", paths[p], s);
+      }
+  dc_scope_end();
+}
+
 Test(gemm, empty_dims_and_k_zero) {
   dc_scope_begin();
   dc_tensor *a = dc_ones(DC_SHAPE(1, 4, 0), DC_F32), *b = dc_ones(DC_SHAPE(1, 0, 3), DC_F32);

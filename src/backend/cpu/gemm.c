@@ -22,10 +22,12 @@ typedef struct gemm_mat {
   int64_t sb, sr, sc; /* strides in elements: batch, row, column */
 } gemm_mat;
 
-/* out [B, M, N] (contiguous) = alpha * a [B, M, K] . b [B, K, N] + beta * out */
+/* out [B, M, N] (contiguous) = alpha * a [B, M, K] . b [B, K, N] + bias [N] + beta * out */
 typedef struct gemm_args {
   int64_t B, M, N, K;
   gemm_mat a, b;
+  const char *bias; /* [N] of out's dtype, or NULL */
+  int64_t sbias;    /* its stride in elements */
   char *out;
   dc_dtype dt; /* of out */
   float alpha, beta;
@@ -33,6 +35,12 @@ typedef struct gemm_args {
 
 static inline double mat_load(const gemm_mat *m, int64_t off) {
   return m->dt == DC_F32 ? (double)((const float *)m->data)[off] : ((const double *)m->data)[off];
+}
+
+static inline double bias_at(const gemm_args *g, int64_t j) {
+  if (!g->bias) return 0.0;
+  return g->dt == DC_F32 ? (double)((const float *)g->bias)[j * g->sbias]
+                         : ((const double *)g->bias)[j * g->sbias];
 }
 
 /* ---- argument decoding ---- */
@@ -96,16 +104,19 @@ static int make_args(gemm_args *g, dc_tensor *out, const dc_tensor *a, const dc_
   return DC_OK;
 }
 
-/* out = beta * out (the K == 0 product, which oneDNN does not accept) */
+/* out = bias + beta * out (the K == 0 product, which oneDNN does not accept) */
 static void scale_out(const gemm_args *g) {
-  int64_t n = g->B * g->M * g->N;
-  if (g->dt == DC_F32) {
-    float *o = (float *)g->out;
-    for (int64_t i = 0; i < n; i++) o[i] = g->beta == 0.0f ? 0.0f : g->beta * o[i];
-  } else {
-    double *o = (double *)g->out;
-    for (int64_t i = 0; i < n; i++) o[i] = g->beta == 0.0f ? 0.0 : (double)g->beta * o[i];
-  }
+  for (int64_t r = 0; r < g->B * g->M; r++)
+    for (int64_t j = 0; j < g->N; j++) {
+      int64_t o = r * g->N + j;
+      if (g->dt == DC_F32) {
+        float *c = (float *)g->out;
+        c[o] = (float)(bias_at(g, j) + (g->beta == 0.0f ? 0.0 : (double)g->beta * c[o]));
+      } else {
+        double *c = (double *)g->out;
+        c[o] = bias_at(g, j) + (g->beta == 0.0f ? 0.0 : (double)g->beta * c[o]);
+      }
+    }
 }
 
 /* ---- naive reference (test oracle): double accumulation, any strides, one thread ---- */
@@ -119,12 +130,13 @@ static void gemm_naive(const gemm_args *g) {
           s += mat_load(&g->a, bi * g->a.sb + i * g->a.sr + p * g->a.sc) *
                mat_load(&g->b, bi * g->b.sb + p * g->b.sr + j * g->b.sc);
         int64_t o = (bi * g->M + i) * g->N + j;
+        s = g->alpha * s + bias_at(g, j);
         if (g->dt == DC_F32) {
           float *c = (float *)g->out;
-          c[o] = (float)(g->alpha * s + (g->beta == 0.0f ? 0.0 : (double)g->beta * c[o]));
+          c[o] = (float)(s + (g->beta == 0.0f ? 0.0 : (double)g->beta * c[o]));
         } else {
           double *c = (double *)g->out;
-          c[o] = g->alpha * s + (g->beta == 0.0f ? 0.0 : (double)g->beta * c[o]);
+          c[o] = s + (g->beta == 0.0f ? 0.0 : (double)g->beta * c[o]);
         }
       }
 }
@@ -201,20 +213,23 @@ static void pack_b(double *dst, const gemm_mat *m, int64_t base, int64_t p0, int
   }
 }
 
-/* out tile [rows <= MR, cols <= NR] at (i0, j0) of batch bi = alpha * acc + beta * out */
+/* out tile [rows <= MR, cols <= NR] at (i0, j0) of batch bi = alpha * acc + beta * out, plus
+ * the bias when first (the first K slice) */
 static void store_tile(const gemm_args *g, int64_t bi, int64_t i0, int64_t j0, int64_t rows,
-                       int64_t cols, const double *acc, float beta) {
+                       int64_t cols, const double *acc, float beta, bool first) {
+  double bias[NR]; /* [cols] */
+  for (int64_t j = 0; j < cols; j++) bias[j] = first ? bias_at(g, j0 + j) : 0.0;
   for (int64_t i = 0; i < rows; i++) {
     int64_t o = (bi * g->M + i0 + i) * g->N + j0;
     const double *s = acc + i * NR;
     if (g->dt == DC_F32) {
       float *c = (float *)g->out + o;
       for (int64_t j = 0; j < cols; j++)
-        c[j] = (float)(g->alpha * s[j] + (beta == 0.0f ? 0.0 : (double)beta * c[j]));
+        c[j] = (float)(g->alpha * s[j] + bias[j] + (beta == 0.0f ? 0.0 : (double)beta * c[j]));
     } else {
       double *c = (double *)g->out + o;
       for (int64_t j = 0; j < cols; j++)
-        c[j] = g->alpha * s[j] + (beta == 0.0f ? 0.0 : (double)beta * c[j]);
+        c[j] = g->alpha * s[j] + bias[j] + (beta == 0.0f ? 0.0 : (double)beta * c[j]);
     }
   }
 }
@@ -235,7 +250,7 @@ static void blocked_task(const gemm_args *g, int64_t t, int64_t mt, int64_t nt, 
       for (int64_t ib = 0; ib < mc; ib += MR) {
         micro_tile(kc, pa + ib * kc, pb + jb * kc, acc);
         int64_t rows = mc - ib < MR ? mc - ib : MR, cols = nc - jb < NR ? nc - jb : NR;
-        store_tile(g, bi, i0 + ib, j0 + jb, rows, cols, acc, beta);
+        store_tile(g, bi, i0 + ib, j0 + jb, rows, cols, acc, beta, p0 == 0);
       }
   }
 }
@@ -300,6 +315,7 @@ typedef struct mm_key {
   int64_t ba, bb, b, m, n, k; /* batch of a, of b (1 = broadcast), of out; sizes */
   int64_t as[3], bs[3];       /* strides of a [B, M, K] and b [B, K, N] */
   float alpha, beta;
+  int64_t bias; /* 1 when a contiguous bias [N] is added */
   int64_t nthr; /* oneDNN fixes its thread count when the primitive is made */
 } mm_key;
 
@@ -323,17 +339,18 @@ static void md_init(dnnl_memory_desc_t *md, int64_t nb, int64_t r, int64_t c, co
 
 /* Makes the primitive for key k; NULL when oneDNN refuses (the caller falls back). */
 static dnnl_primitive_t mm_create(const mm_key *k, size_t *scratch) {
-  dnnl_memory_desc_t a, b, c;
-  int64_t cs[3] = {k->m * k->n, k->n, 1};
+  dnnl_memory_desc_t a, b, c, bias;
+  int64_t cs[3] = {k->m * k->n, k->n, 1}, bs[3] = {k->n, k->n, 1};
   md_init(&a, k->ba, k->m, k->k, k->as);
   md_init(&b, k->bb, k->k, k->n, k->bs);
   md_init(&c, k->b, k->m, k->n, cs);
+  md_init(&bias, 1, 1, k->n, bs);
   dnnl_matmul_desc_t desc;
   dnnl_primitive_attr_t attr = NULL;
   dnnl_post_ops_t po = NULL;
   dnnl_primitive_desc_t pd = NULL;
   dnnl_primitive_t prim = NULL;
-  if (dnnl_matmul_desc_init(&desc, &a, &b, NULL, &c) != dnnl_success) return NULL;
+  if (dnnl_matmul_desc_init(&desc, &a, &b, k->bias ? &bias : NULL, &c) != dnnl_success) return NULL;
   if (dnnl_primitive_attr_create(&attr) != dnnl_success) return NULL;
   bool ok = dnnl_primitive_attr_set_scratchpad_mode(attr, dnnl_scratchpad_mode_user) == 0;
   if (ok && k->alpha != 1.0f)
@@ -418,118 +435,144 @@ static void pack_plain(float *dst, const gemm_mat *m, int64_t nb, int64_t r, int
       for (int64_t j = 0; j < c; j++) *dst++ = (float)mat_load(m, bi * m->sb + i * m->sr + j * m->sc);
 }
 
-static int gemm_onednn(gemm_args *g) {
-  pthread_once(&g_dnnl_once, dnnl_init);
-  if (!g_engine) return gemm_blocked(g);
-  dnnl_stream_t stream = thread_stream();
-  if (!stream) return gemm_blocked(g);
-
-  mm_key k;
-  memset(&k, 0, sizeof k);
-  k.b = g->B;
-  k.ba = g->a.sb ? g->B : 1;
-  k.bb = g->b.sb ? g->B : 1;
-  k.m = g->M;
-  k.n = g->N;
-  k.k = g->K;
-  float *tmp_a = NULL, *tmp_b = NULL;
-  const void *pa = g->a.data, *pb = g->b.data;
+/* Operands as oneDNN will read them: the cache key and data pointers, packing into tmp[]
+ * (freed by the caller) what oneDNN cannot stride over. */
+static int onednn_prepare(const gemm_args *g, mm_key *k, const void **ptr, float **tmp) {
+  memset(k, 0, sizeof *k);
+  k->b = g->B;
+  k->ba = g->a.sb ? g->B : 1;
+  k->bb = g->b.sb ? g->B : 1;
+  k->m = g->M;
+  k->n = g->N;
+  k->k = g->K;
+  ptr[0] = g->a.data;
+  ptr[1] = g->b.data;
+  ptr[2] = g->bias;
   int64_t asr = g->a.sr, asc = g->a.sc, bsr = g->b.sr, bsc = g->b.sc;
+  int64_t asb = g->a.sb, bsb = g->b.sb;
   if (!dnnl_layout(g->M, g->K, &asr, &asc)) {
-    tmp_a = dc__malloc(sizeof(float) * (size_t)(k.ba * g->M * g->K));
-    if (!tmp_a) return DC_ERR_NOMEM;
-    pack_plain(tmp_a, &g->a, k.ba, g->M, g->K);
-    pa = tmp_a;
+    if (!(tmp[0] = dc__malloc(sizeof(float) * (size_t)(k->ba * g->M * g->K)))) return DC_ERR_NOMEM;
+    pack_plain(tmp[0], &g->a, k->ba, g->M, g->K);
+    ptr[0] = tmp[0];
     asr = g->K;
     asc = 1;
+    asb = g->M * g->K;
   }
   if (!dnnl_layout(g->K, g->N, &bsr, &bsc)) {
-    tmp_b = dc__malloc(sizeof(float) * (size_t)(k.bb * g->K * g->N));
-    if (!tmp_b) {
-      dc__free(tmp_a);
-      return DC_ERR_NOMEM;
-    }
-    pack_plain(tmp_b, &g->b, k.bb, g->K, g->N);
-    pb = tmp_b;
+    if (!(tmp[1] = dc__malloc(sizeof(float) * (size_t)(k->bb * g->K * g->N)))) return DC_ERR_NOMEM;
+    pack_plain(tmp[1], &g->b, k->bb, g->K, g->N);
+    ptr[1] = tmp[1];
     bsr = g->N;
     bsc = 1;
+    bsb = g->K * g->N;
   }
-  int64_t asb = tmp_a ? g->M * g->K : g->a.sb, bsb = tmp_b ? g->K * g->N : g->b.sb;
+  if (g->bias && g->sbias != 1 && g->N > 1) {
+    if (!(tmp[2] = dc__malloc(sizeof(float) * (size_t)g->N))) return DC_ERR_NOMEM;
+    for (int64_t j = 0; j < g->N; j++) tmp[2][j] = (float)bias_at(g, j);
+    ptr[2] = tmp[2];
+  }
   /* b shared by all batches and a's batches stacked as rows: one [B*M, K] . [K, N] product */
-  if (k.bb == 1 && k.ba == k.b && k.b > 1 && asc == 1 && asb == g->M * asr) {
-    k.m *= k.b;
-    k.b = k.ba = 1;
+  if (k->bb == 1 && k->ba == k->b && k->b > 1 && asc == 1 && asb == g->M * asr) {
+    k->m *= k->b;
+    k->b = k->ba = 1;
   }
   /* a broadcast batch has one matrix: give it the stride of a dense one */
-  k.as[0] = k.ba > 1 ? asb : (asr * k.m > asc * k.k ? asr * k.m : asc * k.k);
-  k.as[1] = asr;
-  k.as[2] = asc;
-  k.bs[0] = k.bb > 1 ? bsb : (bsr * k.k > bsc * k.n ? bsr * k.k : bsc * k.n);
-  k.bs[1] = bsr;
-  k.bs[2] = bsc;
-  k.alpha = g->alpha;
-  k.beta = g->beta;
-  k.nthr = omp_in_parallel() ? 1 : omp_get_max_threads();
+  k->as[0] = k->ba > 1 ? asb : (asr * k->m > asc * k->k ? asr * k->m : asc * k->k);
+  k->as[1] = asr;
+  k->as[2] = asc;
+  k->bs[0] = k->bb > 1 ? bsb : (bsr * k->k > bsc * k->n ? bsr * k->k : bsc * k->n);
+  k->bs[1] = bsr;
+  k->bs[2] = bsc;
+  k->alpha = g->alpha;
+  k->beta = g->beta;
+  k->bias = g->bias != NULL;
+  k->nthr = omp_in_parallel() ? 1 : omp_get_max_threads();
+  return DC_OK;
+}
 
-  int rc = DC_OK;
-  mm_entry *e = mm_acquire(&k);
-  if (!e) {
-    rc = gemm_blocked(g);
-  } else {
-    void *scratch = e->scratch ? dc__malloc(e->scratch) : NULL;
-    dnnl_memory_desc_t ma, mb, mc, ms;
-    int nargs = e->scratch ? 4 : 3;
-    dnnl_memory_t mem[4] = {NULL, NULL, NULL, NULL};
-    int64_t cs[3] = {k.m * k.n, k.n, 1};
-    md_init(&ma, k.ba, k.m, k.k, k.as);
-    md_init(&mb, k.bb, k.k, k.n, k.bs);
-    md_init(&mc, k.b, k.m, k.n, cs);
-    dnnl_dims_t sdims = {(int64_t)e->scratch};
-    dnnl_memory_desc_init_by_tag(&ms, 1, sdims, dnnl_u8, dnnl_a);
-    bool ok = (!e->scratch || scratch) &&
-              dnnl_memory_create(&mem[0], &ma, g_engine, (void *)pa) == dnnl_success &&
-              dnnl_memory_create(&mem[1], &mb, g_engine, (void *)pb) == dnnl_success &&
-              dnnl_memory_create(&mem[2], &mc, g_engine, g->out) == dnnl_success &&
-              (nargs == 3 || dnnl_memory_create(&mem[3], &ms, g_engine, scratch) == dnnl_success);
-    if (ok) {
-      dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, mem[0]},
-                                 {DNNL_ARG_WEIGHTS, mem[1]},
-                                 {DNNL_ARG_DST, mem[2]},
-                                 {DNNL_ARG_SCRATCHPAD, mem[3]}};
-      ok = dnnl_primitive_execute(e->prim, stream, nargs, args) == dnnl_success &&
-           dnnl_stream_wait(stream) == dnnl_success;
-      if (!ok) rc = dc__errs(DC_ERR_BACKEND, "matmul: oneDNN failed to run a [%lld, %lld] x [%lld, %lld] product",
-                             (long long)k.m, (long long)k.k, (long long)k.k, (long long)k.n);
-    } else {
-      rc = e->scratch && !scratch ? DC_ERR_NOMEM
-                                  : dc__errs(DC_ERR_BACKEND, "matmul: oneDNN could not wrap the operands");
-    }
-    for (int i = 0; i < 4; i++)
-      if (mem[i]) dnnl_memory_destroy(mem[i]);
-    dc__free(scratch);
-    mm_release(e);
+/* Runs entry e on src ptr[0], weights ptr[1], bias ptr[2] (or NULL) into out. */
+static int onednn_execute(const mm_entry *e, dnnl_stream_t stream, const void *const *ptr,
+                          void *out) {
+  const mm_key *k = &e->key;
+  void *scratch = e->scratch ? dc__malloc(e->scratch) : NULL;
+  if (e->scratch && !scratch) return DC_ERR_NOMEM;
+  dnnl_memory_desc_t md[5];
+  int64_t cs[3] = {k->m * k->n, k->n, 1}, bs[3] = {k->n, k->n, 1};
+  md_init(&md[0], k->ba, k->m, k->k, k->as);
+  md_init(&md[1], k->bb, k->k, k->n, k->bs);
+  md_init(&md[2], k->b, k->m, k->n, cs);
+  md_init(&md[3], 1, 1, k->n, bs);
+  dnnl_memory_desc_init_by_tag(&md[4], 1, (dnnl_dims_t){(int64_t)e->scratch}, dnnl_u8, dnnl_a);
+  const int arg_of[5] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS,
+                         DNNL_ARG_SCRATCHPAD};
+  void *data[5] = {(void *)ptr[0], (void *)ptr[1], out, (void *)ptr[2], scratch};
+  dnnl_exec_arg_t args[5];
+  int nargs = 0;
+  bool ok = true;
+  for (int i = 0; i < 5 && ok; i++) {
+    if ((i == 3 && !k->bias) || (i == 4 && !e->scratch)) continue;
+    args[nargs].arg = arg_of[i];
+    ok = dnnl_memory_create(&args[nargs].memory, &md[i], g_engine, data[i]) == dnnl_success;
+    if (ok) nargs++;
   }
-  dc__free(tmp_a);
-  dc__free(tmp_b);
+  ok = ok && dnnl_primitive_execute(e->prim, stream, nargs, args) == dnnl_success &&
+       dnnl_stream_wait(stream) == dnnl_success;
+  for (int i = 0; i < nargs; i++) dnnl_memory_destroy(args[i].memory);
+  dc__free(scratch);
+  if (ok) return DC_OK;
+  return dc__errs(DC_ERR_BACKEND, "matmul: oneDNN failed to run a [%lld, %lld] x [%lld, %lld] "
+                  "product", (long long)k->m, (long long)k->k, (long long)k->k, (long long)k->n);
+}
+
+static int gemm_onednn(gemm_args *g) {
+  pthread_once(&g_dnnl_once, dnnl_init);
+  dnnl_stream_t stream = g_engine ? thread_stream() : NULL;
+  if (!stream) return gemm_blocked(g);
+  mm_key k;
+  const void *ptr[3];
+  float *tmp[3] = {NULL, NULL, NULL};
+  int rc = onednn_prepare(g, &k, ptr, tmp);
+  if (rc == DC_OK) {
+    mm_entry *e = mm_acquire(&k);
+    rc = e ? onednn_execute(e, stream, ptr, g->out) : gemm_blocked(g);
+    if (e) mm_release(e);
+  }
+  for (int i = 0; i < 3; i++) dc__free(tmp[i]);
   return rc;
 }
 
-/* ---- the kernel-table entry ---- */
+/* ---- the kernel-table entries ---- */
+
+static int gemm_run(gemm_args *g) {
+  if (g->B == 0 || g->M == 0 || g->N == 0) return DC_OK;
+  if (g->K == 0) {
+    scale_out(g);
+    return DC_OK;
+  }
+  if (g->dt == DC_F64 || dc__cpu_gemm_force == DC__GEMM_BLOCKED) return gemm_blocked(g);
+  double macs = (double)g->B * (double)g->M * (double)g->N * (double)g->K;
+  if (dc__cpu_gemm_force == DC__GEMM_AUTO && macs <= GEMM_SMALL_MACS) return gemm_blocked(g);
+  return gemm_onednn(g);
+}
 
 static int cpu_gemm_batched(dc_tensor *out, const dc_tensor *a, const dc_tensor *b, bool ta,
                             bool tb, float alpha, float beta) {
   gemm_args g = {0};
   int rc = make_args(&g, out, a, b, ta, tb, alpha, beta);
-  if (rc != DC_OK) return rc;
-  if (g.B == 0 || g.M == 0 || g.N == 0) return DC_OK;
-  if (g.K == 0) {
-    scale_out(&g);
-    return DC_OK;
-  }
-  if (g.dt == DC_F64 || dc__cpu_gemm_force == DC__GEMM_BLOCKED) return gemm_blocked(&g);
-  double macs = (double)g.B * (double)g.M * (double)g.N * (double)g.K;
-  if (dc__cpu_gemm_force == DC__GEMM_AUTO && macs <= GEMM_SMALL_MACS) return gemm_blocked(&g);
-  return gemm_onednn(&g);
+  return rc == DC_OK ? gemm_run(&g) : rc;
 }
 
-const dc_linalg_kernels dc__cpu_linalg = {.gemm_batched = cpu_gemm_batched};
+static int cpu_linear(dc_tensor *out, const dc_tensor *x, const dc_tensor *w, const dc_tensor *bias) {
+  gemm_args g = {0};
+  int rc = make_args(&g, out, x, w, false, true, 1.0f, 0.0f);
+  if (rc != DC_OK) return rc;
+  if (bias) {
+    if (bias->ndim != 1 || bias->shape[0] != g.N || bias->dtype != out->dtype)
+      return bad_args("bias must be 1-D [N] of out's dtype", out, x, w, false, true);
+    g.bias = DC__PTR(bias, bias->offset);
+    g.sbias = bias->stride[0];
+  }
+  return gemm_run(&g);
+}
+
+const dc_linalg_kernels dc__cpu_linalg = {.gemm_batched = cpu_gemm_batched, .linear = cpu_linear};
