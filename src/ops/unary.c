@@ -54,7 +54,7 @@ static dc_tensor *gelu_tanh_second(dc_tensor *x) {
   return dc_mul(dc_rsub_scalar(dc_square(th), 1.0), s);
 }
 
-/* d/dg = kop(gg, t); d/dt: relu none, sigmoid gg g (1 - 2y), tanh -2 gg g y, gelu gg g f''(x) */
+/* d/dg = kop(gg, t); d/dt: relu 0, sigmoid gg g (1 - 2y), tanh -2 gg g y, gelu gg g f''(x) */
 static int act_grad_backward(dc_node *n, dc_tensor *gg, dc_tensor **gin) {
   dc_binary_op kop = (dc_binary_op)n->i[0];
   dc_tensor *g = n->inputs[0], *t = n->inputs[1];
@@ -62,7 +62,11 @@ static int act_grad_backward(dc_node *n, dc_tensor *gg, dc_tensor **gin) {
     gin[0] = act_grad(kop, gg, t);
     if (!gin[0]) return dc_last_status();
   }
-  if (!dc__needs_grad(n, 1) || kop == DC_BIN_RELU_BWD) return DC_OK;
+  if (!dc__needs_grad(n, 1)) return DC_OK;
+  if (kop == DC_BIN_RELU_BWD) { /* piecewise constant in x */
+    gin[1] = dc_zeros_like(t);
+    return gin[1] ? DC_OK : dc_last_status();
+  }
   dc_tensor *d = NULL;
   if (kop == DC_BIN_SIGMOID_BWD) d = dc_rsub_scalar(dc_mul_scalar(t, 2.0), 1.0);
   else if (kop == DC_BIN_TANH_BWD) d = dc_mul_scalar(t, -2.0);

@@ -349,7 +349,10 @@ static double un_ref(dc_unary_op op, double x, const double *p) {
   case DC_UN_MUL_SCALAR: return x * p[0];
   case DC_UN_DIV_SCALAR: return x / p[0];
   case DC_UN_RSUB_SCALAR: return p[0] - x;
-  case DC_UN_POW_SCALAR: return p[0] == 0.0 ? 1.0 : pow(x, p[0]);
+  case DC_UN_POW_SCALAR: /* PyTorch's special exponents: +-0.5 go through sqrt */
+    if (p[0] == 0.5) return sqrt(x);
+    if (p[0] == -0.5) return 1.0 / sqrt(x);
+    return p[0] == 0.0 ? 1.0 : pow(x, p[0]);
   case DC_UN_GT_SCALAR: return x > p[0];
   case DC_UN_LT_SCALAR: return x < p[0];
   case DC_UN_EQ_SCALAR: return x == p[0];

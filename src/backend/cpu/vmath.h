@@ -59,8 +59,9 @@ static inline float dc__expf(float x) {
   p = p * r + 1.6666665459e-1f;
   p = p * r + 5.0000001201e-1f;
   p = p * r * r + r + 1.0f;
-  int32_t n1 = ni >> 1, n2 = ni - n1;
-  return p * dc__bits_to_f32((n1 + 127) << 23) * dc__bits_to_f32((n2 + 127) << 23);
+  int32_t n1 = ni >> 1, n2 = ni - n1; /* (NaN input: garbage n, but p is NaN) */
+  int32_t s1 = (int32_t)((uint32_t)(n1 + 127) << 23), s2 = (int32_t)((uint32_t)(n2 + 127) << 23);
+  return p * dc__bits_to_f32(s1) * dc__bits_to_f32(s2);
 }
 
 /* log(x): x = m 2^e with m in [sqrt(1/2), sqrt(2)), log(m) by Cephes' degree-9 polynomial in
