@@ -4,6 +4,7 @@
 #include <criterion/criterion.h>
 #include <deepc/deepc.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "backend/cpu/cpu-impl.h"
@@ -159,6 +160,26 @@ Test(gemm, kernel_rejects_bad_arguments) {
             dc_last_error());
   dc_tensor *bd = dc_ones(DC_SHAPE(3, 5), DC_F64);
   cr_assert_eq(dc__cpu_linalg.gemm_batched(o, a, bd, false, false, 1, 0), DC_ERR_ARG);
+  dc_scope_end();
+}
+
+Test(gemm, results_do_not_depend_on_the_thread_count) {
+  dc_scope_begin();
+  dc_manual_seed(15);
+  const int64_t shapes[][3] = {{1, 100000, 1}, {16, 65536, 16}, {64, 1024, 256}, {7, 63, 129},
+                               {2, 3000, 600}, {300, 200, 100}};
+  for (int s = 0; s < 6; s++)
+    for (int dt = 0; dt < 2; dt++) {
+      dc_tensor *a = dc_randn(DC_SHAPE(shapes[s][0], shapes[s][1]), dt ? DC_F64 : DC_F32);
+      dc_tensor *b = dc_randn(DC_SHAPE(shapes[s][1], shapes[s][2]), dt ? DC_F64 : DC_F32);
+      omp_set_num_threads(1);
+      dc_tensor *r1 = dc_matmul(a, b);
+      omp_set_num_threads(2);
+      dc_tensor *r2 = dc_matmul(a, b);
+      cr_assert(r1 && r2, "%s", dc_last_error());
+      cr_assert_eq(memcmp(dc_data(r1), dc_data(r2), (size_t)dc_numel(r1) * dc_dtype_size(r1->dtype)),
+                   0, "shape %d dtype %d differs between 1 and 2 threads", s, dt);
+    }
   dc_scope_end();
 }
 

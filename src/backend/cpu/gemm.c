@@ -13,7 +13,7 @@
 int dc__cpu_gemm_force = DC__GEMM_AUTO;
 
 /* float32 products with at most this many multiply-adds skip oneDNN (its call costs more). */
-#define GEMM_SMALL_MACS (48 * 48 * 48)
+#define GEMM_SMALL_MACS (40 * 40 * 40)
 
 /* One logical operand [B, R, C] as strides over a typed buffer (batch stride 0: broadcast). */
 typedef struct gemm_mat {
