@@ -17,13 +17,13 @@ extern "C" {
 /* ======================= history of a run ======================= */
 /* One row per finished epoch; NaN where a value is unknown (no validation set). */
 typedef struct dc_epoch_stats {
-  int epoch;           /* 1-based */
-  double train_loss;   /* mean over the epoch's samples */
-  double train_acc;    /* fraction in [0, 1] */
+  int epoch;         /* 1-based */
+  double train_loss; /* mean over the epoch's samples */
+  double train_acc;  /* fraction in [0, 1] */
   double val_loss;
   double val_acc;
-  double lr;           /* learning rate of group 0 during the epoch (at its start) */
-  double seconds;      /* wall time of the epoch (training and validation) */
+  double lr;      /* learning rate of group 0 during the epoch (at its start) */
+  double seconds; /* wall time of the epoch (training and validation) */
 } dc_epoch_stats;
 
 typedef struct dc_history {

@@ -34,7 +34,7 @@ DC_API void dc_metrics_reset(dc_metrics *m);
 DC_API int dc_metrics_update(dc_metrics *m, dc_tensor *output, dc_tensor *target);
 DC_API void dc_metrics_add_loss(dc_metrics *m, double mean_loss, int64_t batch);
 DC_API int dc_metrics_merge(dc_metrics *into, const dc_metrics *from);
-DC_API double dc_metrics_accuracy(const dc_metrics *m);      /* NaN when empty */
+DC_API double dc_metrics_accuracy(const dc_metrics *m); /* NaN when empty */
 DC_API double dc_metrics_topk_accuracy(const dc_metrics *m);
 DC_API double dc_metrics_mean_loss(const dc_metrics *m);
 /* Per class (NaN when undefined: no sample of the class, or nothing predicted as it). Recall is
@@ -65,17 +65,17 @@ typedef struct dc_trainer dc_trainer;
 typedef dc_tensor *(*dc_loss_fn)(dc_tensor *output, dc_tensor *target, void *ud);
 
 typedef struct dc_step_info {
-  int epoch;         /* 1-based */
-  int64_t batch;     /* 1-based within the epoch */
-  int64_t nbatches;  /* batches per epoch */
-  int64_t step;      /* optimizer steps since the start of training (all epochs) */
-  int64_t samples;   /* samples seen this epoch */
-  double loss;       /* this batch's loss */
-  double mean_loss;  /* running mean over the epoch */
-  double mean_acc;   /* running accuracy over the epoch */
+  int epoch;        /* 1-based */
+  int64_t batch;    /* 1-based within the epoch */
+  int64_t nbatches; /* batches per epoch */
+  int64_t step;     /* optimizer steps since the start of training (all epochs) */
+  int64_t samples;  /* samples seen this epoch */
+  double loss;      /* this batch's loss */
+  double mean_loss; /* running mean over the epoch */
+  double mean_acc;  /* running accuracy over the epoch */
   double lr;
-  double seconds;    /* since the epoch started */
-  bool skipped;      /* the loss was not finite and the step was skipped (on_nan = skip) */
+  double seconds; /* since the epoch started */
+  bool skipped;   /* the loss was not finite and the step was skipped (on_nan = skip) */
 } dc_step_info;
 
 /* Callbacks return DC_OK to go on; anything else stops training (fit returns it). */
@@ -91,18 +91,18 @@ typedef enum dc_sched_when {
 } dc_sched_when;
 
 typedef struct dc_trainer_opts {
-  int epochs;             /* total epochs (a resumed trainer runs the remaining ones) */
-  dc_loss_fn loss;        /* NULL: cross-entropy, mean */
+  int epochs;      /* total epochs (a resumed trainer runs the remaining ones) */
+  dc_loss_fn loss; /* NULL: cross-entropy, mean */
   void *loss_ud;
-  dc_loader *val;         /* validation loader or NULL */
-  dc_sched *sched;        /* or NULL; the trainer steps it, the caller frees it */
+  dc_loader *val;  /* validation loader or NULL */
+  dc_sched *sched; /* or NULL; the trainer steps it, the caller frees it */
   dc_sched_when sched_when;
-  int64_t num_classes;    /* for the metrics; 0: the model output's width */
-  double clip_grad_norm;  /* > 0: clip the global L2 norm of the gradients */
-  dc_nan_policy on_nan;   /* a non-finite loss stops training (naming the step) or is skipped */
-  int patience;           /* early stopping: epochs without improvement (0: off) */
-  double min_delta;       /* smallest change that counts as an improvement */
-  dc_monitor monitor;     /* for early stopping and the best epoch (needs val) */
+  int64_t num_classes;   /* for the metrics; 0: the model output's width */
+  double clip_grad_norm; /* > 0: clip the global L2 norm of the gradients */
+  dc_nan_policy on_nan;  /* a non-finite loss stops training (naming the step) or is skipped */
+  int patience;          /* early stopping: epochs without improvement (0: off) */
+  double min_delta;      /* smallest change that counts as an improvement */
+  dc_monitor monitor;    /* for early stopping and the best epoch (needs val) */
   dc_step_callback on_step;
   dc_epoch_callback on_epoch; /* after the epoch is complete (history, best, RNG state) */
   void *cb_ud;
@@ -164,17 +164,17 @@ typedef enum dc_progress_mode {
   DC_PROGRESS_AUTO = 0, /* a bar when the log is a terminal, plain lines otherwise */
   DC_PROGRESS_BAR,
   DC_PROGRESS_LINES,
-  DC_PROGRESS_QUIET     /* nothing but errors */
+  DC_PROGRESS_QUIET /* nothing but errors */
 } dc_progress_mode;
 
 typedef struct dc_run_opts {
-  const char *out_dir;    /* NULL: runs/<config file stem> */
-  bool resume;            /* continue from out_dir/last.ckpt */
-  FILE *log;              /* progress; NULL: stderr */
+  const char *out_dir; /* NULL: runs/<config file stem> */
+  bool resume;         /* continue from out_dir/last.ckpt */
+  FILE *log;           /* progress; NULL: stderr */
   dc_progress_mode progress;
-  FILE *out;              /* the final results (test accuracy, per-class table); NULL: stdout */
-  bool no_summary;        /* do not print the final results */
-  int stop_after_epochs;  /* > 0: stop (as if interrupted) after this many epochs in this call */
+  FILE *out;             /* the final results (test accuracy, per-class table); NULL: stdout */
+  bool no_summary;       /* do not print the final results */
+  int stop_after_epochs; /* > 0: stop (as if interrupted) after this many epochs in this call */
   /* When non-NULL and set non-zero (by a signal handler), the run stops after the current step
    * with DC_ERR_STATE; the last finished epoch's checkpoint stays for --resume. */
   volatile int *interrupt;
@@ -187,8 +187,8 @@ typedef struct dc_run_result {
   double train_loss, train_acc; /* last epoch */
   double val_loss, val_acc;     /* last epoch */
   double best_val_acc, best_val_loss;
-  double test_loss, test_acc;   /* model used for the test: best (restore_best) or last */
-  double seconds;               /* wall time of the whole run */
+  double test_loss, test_acc; /* model used for the test: best (restore_best) or last */
+  double seconds;             /* wall time of the whole run */
   char out_dir[1024];
 } dc_run_result;
 
@@ -198,10 +198,10 @@ typedef struct dc_run_result {
 DC_API int dc_run(const dc_config *c, const dc_run_opts *o, dc_run_result *res);
 
 typedef struct dc_eval_opts {
-  const char *data;  /* dataset name or path; NULL: the checkpoint's configured test set */
-  bool train_split;  /* evaluate on the training split instead of the test split */
-  int64_t limit;     /* first n samples only (0: all) */
-  FILE *out;         /* NULL: stdout */
+  const char *data; /* dataset name or path; NULL: the checkpoint's configured test set */
+  bool train_split; /* evaluate on the training split instead of the test split */
+  int64_t limit;    /* first n samples only (0: all) */
+  FILE *out;        /* NULL: stdout */
   bool markdown;
 } dc_eval_opts;
 /* Rebuilds the model from the configuration stored in a checkpoint, loads its weights and
@@ -217,8 +217,8 @@ typedef struct dc_grid_axis {
   const char *const *values;
   int n;
 } dc_grid_axis;
-DC_API int dc_search(const dc_config *c, const dc_grid_axis *axes, int naxes,
-                     const dc_run_opts *o, FILE *table);
+DC_API int dc_search(const dc_config *c, const dc_grid_axis *axes, int naxes, const dc_run_opts *o,
+                     FILE *table);
 
 #ifdef __cplusplus
 }

@@ -138,15 +138,24 @@ const char *dc_ckpt_meta(const dc_ckpt *c, const char *key) {
 /* ---- dtypes ---- */
 static const char *st_dtype(dc_dtype dt) {
   switch (dt) {
-  case DC_F32: return "F32";
-  case DC_F64: return "F64";
-  case DC_I64: return "I64";
-  case DC_I32: return "I32";
-  case DC_U8: return "U8";
-  case DC_BOOL: return "BOOL";
-  case DC_BF16: return "BF16";
-  case DC_F16: return "F16";
-  case DC_DTYPE_COUNT: break;
+  case DC_F32:
+    return "F32";
+  case DC_F64:
+    return "F64";
+  case DC_I64:
+    return "I64";
+  case DC_I32:
+    return "I32";
+  case DC_U8:
+    return "U8";
+  case DC_BOOL:
+    return "BOOL";
+  case DC_BF16:
+    return "BF16";
+  case DC_F16:
+    return "F16";
+  case DC_DTYPE_COUNT:
+    break;
   }
   return NULL;
 }
@@ -167,7 +176,8 @@ static char *header_json(const dc_ckpt *c, uint64_t *data_len) {
   uint64_t off = 0;
   if (c->nmeta) {
     cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
-    for (int i = 0; meta && i < c->nmeta; i++) cJSON_AddStringToObject(meta, c->mkeys[i], c->mvals[i]);
+    for (int i = 0; meta && i < c->nmeta; i++)
+      cJSON_AddStringToObject(meta, c->mkeys[i], c->mvals[i]);
   }
   for (int i = 0; i < c->n; i++) {
     const dc_tensor *t = c->tensors[i];
@@ -288,7 +298,8 @@ static int cmp_span(const void *a, const void *b) {
 static dc_tensor *load_entry(const char *path, const cJSON *e, const unsigned char *data,
                              uint64_t data_len, uint64_t *span) {
   const char *name = e->string;
-  if (!cJSON_IsObject(e)) return dc__err(DC_ERR_FORMAT, "%s: entry '%s' is not an object", path, name);
+  if (!cJSON_IsObject(e))
+    return dc__err(DC_ERR_FORMAT, "%s: entry '%s' is not an object", path, name);
   const cJSON *jd = cJSON_GetObjectItemCaseSensitive(e, "dtype");
   const cJSON *js = cJSON_GetObjectItemCaseSensitive(e, "shape");
   const cJSON *jo = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
@@ -316,8 +327,9 @@ static dc_tensor *load_entry(const char *path, const cJSON *e, const unsigned ch
     return dc__err(DC_ERR_FORMAT, "%s: entry '%s': data_offsets must be [begin, end]", path, name);
   double b = cJSON_GetArrayItem(jo, 0)->valuedouble, en = cJSON_GetArrayItem(jo, 1)->valuedouble;
   if (!(b >= 0 && en >= b && en <= (double)data_len))
-    return dc__err(DC_ERR_FORMAT, "%s: entry '%s': data_offsets [%.0f, %.0f] outside the %llu data bytes",
-                   path, name, b, en, (unsigned long long)data_len);
+    return dc__err(DC_ERR_FORMAT,
+                   "%s: entry '%s': data_offsets [%.0f, %.0f] outside the %llu data bytes", path,
+                   name, b, en, (unsigned long long)data_len);
   int64_t nb;
   if (dc__mul_overflow(numel, (int64_t)dc_dtype_size(dt), &nb) || (double)nb != en - b)
     return dc__err(DC_ERR_FORMAT, "%s: entry '%s': %.0f data bytes for %lld elements of %s", path,
@@ -348,7 +360,8 @@ static unsigned char *read_file(const char *path, uint64_t *size) {
   fclose(f);
   if (got != (size_t)st.st_size) {
     dc__free(buf);
-    return dc__err(DC_ERR_IO, "%s: short read (%zu of %lld bytes)", path, got, (long long)st.st_size);
+    return dc__err(DC_ERR_IO, "%s: short read (%zu of %lld bytes)", path, got,
+                   (long long)st.st_size);
   }
   *size = got;
   return buf;
@@ -420,14 +433,17 @@ dc_ckpt *dc_ckpt_load(const char *path) {
     if (spans[2 * i] != at) {
       dc__err(DC_ERR_FORMAT, "%s: data bytes [%llu, %llu) %s", path, (unsigned long long)at,
               (unsigned long long)spans[2 * i],
-              spans[2 * i] > at ? "belong to no tensor (gap)" : "are used by two tensors (overlap)");
+              spans[2 * i] > at ? "belong to no tensor (gap)"
+                                : "are used by two tensors (overlap)");
       goto fail;
     }
     at = spans[2 * i + 1];
   }
   if (at != data_len) {
-    dc__err(DC_ERR_FORMAT, "%s: the tensors end at data byte %llu but the file holds %llu (truncated or padded file)",
-            path, (unsigned long long)at, (unsigned long long)data_len);
+    dc__err(
+        DC_ERR_FORMAT,
+        "%s: the tensors end at data byte %llu but the file holds %llu (truncated or padded file)",
+        path, (unsigned long long)at, (unsigned long long)data_len);
     goto fail;
   }
   dc__free(spans);

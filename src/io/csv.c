@@ -14,8 +14,7 @@ int dc_history_append(dc_history *h, const dc_epoch_stats *row) {
   if (!h || !row) return dc__errs(DC_ERR_ARG, "history_append: NULL argument");
   if (h->n == h->cap) {
     int cap = h->cap ? h->cap * 2 : 16;
-    dc_epoch_stats *r =
-        dc__realloc(h->rows, sizeof *r * (size_t)h->cap, sizeof *r * (size_t)cap);
+    dc_epoch_stats *r = dc__realloc(h->rows, sizeof *r * (size_t)h->cap, sizeof *r * (size_t)cap);
     if (!r) return DC_ERR_NOMEM;
     h->rows = r;
     h->cap = cap;
@@ -37,13 +36,20 @@ enum { NCOLS = 7 };
 
 static double *field(dc_epoch_stats *r, int col) {
   switch (col) {
-  case 1: return &r->train_loss;
-  case 2: return &r->train_acc;
-  case 3: return &r->val_loss;
-  case 4: return &r->val_acc;
-  case 5: return &r->lr;
-  case 6: return &r->seconds;
-  default: return NULL;
+  case 1:
+    return &r->train_loss;
+  case 2:
+    return &r->train_acc;
+  case 3:
+    return &r->val_loss;
+  case 4:
+    return &r->val_acc;
+  case 5:
+    return &r->lr;
+  case 6:
+    return &r->seconds;
+  default:
+    return NULL;
   }
 }
 
@@ -118,15 +124,21 @@ int dc_history_read_csv(const char *path, dc_history *out) {
   }
   if (found == 0 || map[0] != 0) {
     fclose(f);
-    return dc__errs(DC_ERR_FORMAT, "%s: line 1: expected a header starting with 'epoch,' (a deepc metrics.csv)", path);
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: line 1: expected a header starting with 'epoch,' (a deepc metrics.csv)",
+                    path);
   }
   int lineno = 1, rc = DC_OK;
   while (fgets(line, sizeof line, f)) {
     lineno++;
     if (line[0] == '\n' || line[0] == 0) continue;
     int n = split(line, cells, 32);
-    dc_epoch_stats r = {.train_loss = NAN, .train_acc = NAN, .val_loss = NAN, .val_acc = NAN,
-                        .lr = NAN, .seconds = NAN};
+    dc_epoch_stats r = {.train_loss = NAN,
+                        .train_acc = NAN,
+                        .val_loss = NAN,
+                        .val_acc = NAN,
+                        .lr = NAN,
+                        .seconds = NAN};
     for (int i = 0; i < n && i < nh; i++) {
       if (map[i] < 0 || !cells[i][0]) continue;
       char *end;

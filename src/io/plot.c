@@ -64,13 +64,18 @@ static double value(const dc_epoch_stats *r, int metric, bool val) {
   return 100 * a;
 }
 
-static double px(const panel *p, double x) { return p->x0 + (x - p->xlo) / (p->xhi - p->xlo) * p->w; }
-static double py(const panel *p, double y) { return p->y0 + p->h - (y - p->ya.lo) / (p->ya.hi - p->ya.lo) * p->h; }
+static double px(const panel *p, double x) {
+  return p->x0 + (x - p->xlo) / (p->xhi - p->xlo) * p->w;
+}
+static double py(const panel *p, double y) {
+  return p->y0 + p->h - (y - p->ya.lo) / (p->ya.hi - p->ya.lo) * p->h;
+}
 
 static void text_at(cairo_t *cr, double x, double y, const char *s, double ax, double ay) {
   cairo_text_extents_t te;
   cairo_text_extents(cr, s, &te);
-  cairo_move_to(cr, x - te.width * ax - te.x_bearing, y + te.height * ay - (te.height + te.y_bearing));
+  cairo_move_to(cr, x - te.width * ax - te.x_bearing,
+                y + te.height * ay - (te.height + te.y_bearing));
   cairo_show_text(cr, s);
 }
 
@@ -245,7 +250,8 @@ static void draw(cairo_t *cr, const dc_history *const *runs, const char *const *
   }
   double pw = (W - 2 * (ML + MR) - GAP) / 2.0;
   for (int m = 0; m < 2; m++) {
-    panel p = {.x0 = ML + m * (pw + ML + MR + GAP), .y0 = MT, .w = pw, .h = H - MT - MB, .metric = m};
+    panel p = {
+        .x0 = ML + m * (pw + ML + MR + GAP), .y0 = MT, .w = pw, .h = H - MT - MB, .metric = m};
     double lo, hi;
     int emax = 1;
     ranges(runs, nruns, m, &lo, &hi, &emax);
@@ -296,7 +302,8 @@ int dc_plot_curves(const char *path, const dc_history *const *runs, const char *
   if (st == CAIRO_STATUS_SUCCESS) st = cairo_surface_status(s);
   cairo_surface_destroy(s);
   if (st != CAIRO_STATUS_SUCCESS)
-    return dc__errs(DC_ERR_IO, "%s: drawing the curves failed (%s)", path, cairo_status_to_string(st));
+    return dc__errs(DC_ERR_IO, "%s: drawing the curves failed (%s)", path,
+                    cairo_status_to_string(st));
   return DC_OK;
 }
 
@@ -307,7 +314,8 @@ int dc_plot_curves(const char *path, const dc_history *const *runs, const char *
   (void)runs, (void)labels, (void)nruns, (void)title;
   return dc__errs(DC_ERR_UNSUPPORTED,
                   "plot_curves: %s: deepc was built without cairo (install libcairo2-dev: "
-                  "scripts/install-deps.sh) ", path ? path : "");
+                  "scripts/install-deps.sh) ",
+                  path ? path : "");
 }
 
 #endif

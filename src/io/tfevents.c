@@ -1,6 +1,7 @@
 /* TensorBoard event files: TFRecord framing with masked CRC32C and hand-encoded Event /
  * Summary protobufs (scalars only), so TensorBoard's reader shows a run's curves without any
- * protobuf library. Field numbers are those of tensorflow/core/util/event.proto and summary.proto. */
+ * protobuf library. Field numbers are those of tensorflow/core/util/event.proto and summary.proto.
+ */
 #include <deepc/io.h>
 
 #include "../core/core-impl.h"
@@ -167,7 +168,8 @@ int dc_tb_add_scalar(dc_tb_writer *w, const char *tag, int64_t step, double valu
 
 int dc_tb_flush(dc_tb_writer *w) {
   if (!w) return dc__errs(DC_ERR_ARG, "tb_flush: NULL");
-  if (fflush(w->f) != 0) return dc__errs(DC_ERR_IO, "%s: flush failed (%s)", w->path, strerror(errno));
+  if (fflush(w->f) != 0)
+    return dc__errs(DC_ERR_IO, "%s: flush failed (%s)", w->path, strerror(errno));
   return DC_OK;
 }
 
@@ -176,7 +178,8 @@ const char *dc_tb_path(const dc_tb_writer *w) { return w ? w->path : NULL; }
 int dc_tb_close(dc_tb_writer *w) {
   if (!w) return DC_OK;
   int rc = DC_OK;
-  if (fclose(w->f) != 0) rc = dc__errs(DC_ERR_IO, "%s: close failed (%s)", w->path, strerror(errno));
+  if (fclose(w->f) != 0)
+    rc = dc__errs(DC_ERR_IO, "%s: close failed (%s)", w->path, strerror(errno));
   dc__free(w);
   return rc;
 }

@@ -61,10 +61,10 @@ static int open_sets(const char *name, const char *dir, dc_dataset **train, dc_d
     *train = dc_dataset_open(name);
     *test = NULL;
     if (!*train)
-      return dc__errs(dc_last_status(),
-                      "data.dataset: '%s' is neither mnist, fashion-mnist, cifar10, cifar100 "
-                      "nor a dataset file or folder: %s",
-                      name, dc_last_error());
+      return dc__rewrap(dc_last_status(),
+                        "data.dataset: '%s' is neither mnist, fashion-mnist, cifar10, cifar100 "
+                        "nor a dataset file or folder: %s",
+                        name, dc_last_error());
     return DC_OK;
   }
   if (!*train || !*test) {
@@ -187,7 +187,8 @@ static int class_names(dc__data *d, dc_dataset *ds) {
 }
 
 static uint64_t mix(uint64_t seed, uint64_t stream) {
-  uint64_t z = seed * 0x9E3779B97F4A7C15ull + stream * 0xBF58476D1CE4E5B9ull + 0x94D049BB133111EBull;
+  uint64_t z =
+      seed * 0x9E3779B97F4A7C15ull + stream * 0xBF58476D1CE4E5B9ull + 0x94D049BB133111EBull;
   z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
   z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
   z ^= z >> 31;
@@ -401,11 +402,11 @@ static dc_module *build_cnn(const dc_config *c, const dc__data *d) {
     }
     if (h < 1 || w < 1) {
       dc_module_free(seq);
-      return dc__err(DC_ERR_ARG,
-                     "model: conv block %d leaves no pixels (%lld x %lld input, kernel %d, pool %d); "
-                     "use fewer blocks (model.channels) or a smaller pool",
-                     i + 1, (long long)d->sample_shape.d[1], (long long)d->sample_shape.d[2], k,
-                     pool);
+      return dc__err(
+          DC_ERR_ARG,
+          "model: conv block %d leaves no pixels (%lld x %lld input, kernel %d, pool %d); "
+          "use fewer blocks (model.channels) or a smaller pool",
+          i + 1, (long long)d->sample_shape.d[1], (long long)d->sample_shape.d[2], k, pool);
     }
     cin = cout;
   }
@@ -433,7 +434,8 @@ dc_module *dc__build_model(const dc_config *c, const dc__data *d) {
       return dc__err(DC_ERR_ARG, "model.arch = layers needs model.layers (a layer list such as "
                                  "flatten, linear(784, 10))");
     m = dc_nn_from_spec(spec, .classes = d->num_classes);
-    if (!m) return dc__err(dc_last_status(), "model.layers: %s", dc_last_error());
+    if (!m)
+      return (dc__rewrap(dc_last_status(), "model.layers: %s", dc_last_error()), (void *)NULL);
   } else if (strcmp(arch, "mlp") == 0) {
     m = build_mlp(c, d);
   } else {
@@ -445,8 +447,8 @@ dc_module *dc__build_model(const dc_config *c, const dc__data *d) {
   if (!s) {
     char shp[64];
     dc_shape_str(d->sample_shape, shp, sizeof shp);
-    dc__err(DC_ERR_ARG, "model: the layers do not fit inputs of shape %s: %s", shp,
-            dc_last_error());
+    dc__rewrap(DC_ERR_ARG, "model: the layers do not fit inputs of shape %s: %s", shp,
+               dc_last_error());
     dc_module_free(m);
     return NULL;
   }
@@ -485,7 +487,8 @@ dc_optim *dc__build_optim(const dc_config *c, dc_module *m) {
   double wd = dc__config_float(c, "optim.weight_decay");
   if (!isnan(wd)) hp.weight_decay = wd;
   double betas[2];
-  if (dc__config_list(c, "optim.betas", betas, 2) == 2) hp.betas[0] = betas[0], hp.betas[1] = betas[1];
+  if (dc__config_list(c, "optim.betas", betas, 2) == 2)
+    hp.betas[0] = betas[0], hp.betas[1] = betas[1];
   double eps = dc__config_float(c, "optim.eps");
   if (!isnan(eps)) hp.eps = eps;
   hp.amsgrad = dc__config_bool(c, "optim.amsgrad");
@@ -502,7 +505,7 @@ dc_optim *dc__build_optim(const dc_config *c, dc_module *m) {
   dc_optim *o = dc_optim_create(kind, arr, n, hp);
   dc__free(arr);
   dc_named_tensors_free(ps, n);
-  if (!o) return dc__err(dc_last_status(), "optim: %s", dc_last_error());
+  if (!o) return (dc__rewrap(dc_last_status(), "optim: %s", dc_last_error()), (void *)NULL);
   return o;
 }
 
@@ -517,8 +520,10 @@ int dc__build_sched(const dc_config *c, dc_optim *o, int64_t steps_per_epoch, dc
   dc_sched *main = NULL;
   if (strcmp(name, "onecycle") == 0 || strcmp(name, "plateau") == 0) {
     if (warm > 0)
-      return dc__errs(DC_ERR_ARG, "schedule.warmup_epochs: %s has its own warm-up or none; set "
-                                  "warmup_epochs = 0", name);
+      return dc__errs(DC_ERR_ARG,
+                      "schedule.warmup_epochs: %s has its own warm-up or none; set "
+                      "warmup_epochs = 0",
+                      name);
     if (name[0] == 'o') {
       double max_lr = dc__config_float(c, "schedule.max_lr");
       if (!(max_lr > 0)) max_lr = 10 * dc_optim_get_lr(o, 0);
@@ -533,14 +538,15 @@ int dc__build_sched(const dc_config *c, dc_optim *o, int64_t steps_per_epoch, dc
       *out = dc_sched_reduce_on_plateau(o, po);
       *when = DC_SCHED_ON_VAL_LOSS;
     }
-    return *out ? DC_OK : dc__errs(dc_last_status(), "schedule: %s", dc_last_error());
+    return *out ? DC_OK : dc__rewrap(dc_last_status(), "schedule: %s", dc_last_error());
   }
   if (strcmp(name, "step") == 0) {
     main = dc_sched_step_lr(o, (int)dc__config_int(c, "schedule.step_size"), gamma);
   } else if (strcmp(name, "multistep") == 0) {
     double ms[64];
     int n = dc__config_list(c, "schedule.milestones", ms, 64);
-    if (n == 0) return dc__errs(DC_ERR_ARG, "schedule.milestones: multistep needs epochs, e.g. 5,8");
+    if (n == 0)
+      return dc__errs(DC_ERR_ARG, "schedule.milestones: multistep needs epochs, e.g. 5,8");
     int mi[64];
     for (int i = 0; i < n; i++) mi[i] = (int)ms[i] - warm;
     main = dc_sched_multistep_lr(o, mi, n, gamma);
@@ -554,12 +560,12 @@ int dc__build_sched(const dc_config *c, dc_optim *o, int64_t steps_per_epoch, dc
     return DC_OK; /* none */
   }
   if (strcmp(name, "none") != 0 && !main)
-    return dc__errs(dc_last_status(), "schedule: %s", dc_last_error());
+    return dc__rewrap(dc_last_status(), "schedule: %s", dc_last_error());
   if (warm > 0) {
     dc_sched *w = dc_sched_linear_lr(o, 0.1, 1.0, warm);
     if (!w) {
       dc_sched_free(main);
-      return dc__errs(dc_last_status(), "schedule.warmup_epochs: %s", dc_last_error());
+      return dc__rewrap(dc_last_status(), "schedule.warmup_epochs: %s", dc_last_error());
     }
     if (main) {
       dc_sched *both[2] = {w, main};
@@ -571,7 +577,7 @@ int dc__build_sched(const dc_config *c, dc_optim *o, int64_t steps_per_epoch, dc
   } else {
     *out = main;
   }
-  return *out ? DC_OK : dc__errs(dc_last_status(), "schedule: %s", dc_last_error());
+  return *out ? DC_OK : dc__rewrap(dc_last_status(), "schedule: %s", dc_last_error());
 }
 
 /* ======================= loss ======================= */

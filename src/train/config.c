@@ -89,10 +89,10 @@ static const char *const SECTIONS[] = {"model", "data", "train", "optim", "sched
 enum { NSECTIONS = (int)(sizeof SECTIONS / sizeof SECTIONS[0]) };
 
 struct dc_config {
-  char *name;             /* file name for messages */
-  char *values[NKEYS];    /* raw values as written; NULL = default */
-  int lines[NKEYS];       /* where each value came from (0: --set) */
-  char *resolved[NKEYS];  /* values with ${vars} replaced, or the default */
+  char *name;            /* file name for messages */
+  char *values[NKEYS];   /* raw values as written; NULL = default */
+  int lines[NKEYS];      /* where each value came from (0: --set) */
+  char *resolved[NKEYS]; /* values with ${vars} replaced, or the default */
   int nvars;
   char **var_names, **var_values; /* [nvars] */
   int *var_lines;
@@ -200,7 +200,8 @@ static bool parse_float(const char *s, double *out) {
 }
 
 static int parse_bool(const char *s) {
-  static const char *const T[] = {"true", "yes", "on", "1"}, *const F[] = {"false", "no", "off", "0"};
+  static const char *const T[] = {"true", "yes", "on", "1"}, *const F[] = {"false", "no", "off",
+                                                                           "0"};
   for (int i = 0; i < 4; i++) {
     if (strcasecmp(s, T[i]) == 0) return 1;
     if (strcasecmp(s, F[i]) == 0) return 0;
@@ -237,20 +238,23 @@ static int check_value(const dc_config *c, int k, const char *v) {
   switch (s->type) {
   case CT_INT:
     if (!parse_int(v, &iv) || iv < INT32_MIN || iv > INT32_MAX)
-      return dc__errs(DC_ERR_ARG, "%s%s.%s: expected an integer, got '%s'", at, s->section, s->key, v);
+      return dc__errs(DC_ERR_ARG, "%s%s.%s: expected an integer, got '%s'", at, s->section, s->key,
+                      v);
     if (iv < 0)
       return dc__errs(DC_ERR_ARG, "%s%s.%s: must be >= 0, got %s", at, s->section, s->key, v);
     return DC_OK;
   case CT_FLOAT:
     if (!parse_float(v, &fv))
-      return dc__errs(DC_ERR_ARG, "%s%s.%s: expected a number, got '%s'", at, s->section, s->key, v);
+      return dc__errs(DC_ERR_ARG, "%s%s.%s: expected a number, got '%s'", at, s->section, s->key,
+                      v);
     return DC_OK;
   case CT_BOOL:
     if (parse_bool(v) < 0)
       return dc__errs(DC_ERR_ARG, "%s%s.%s: expected true or false, got '%s'", at, s->section,
                       s->key, v);
     return DC_OK;
-  case CT_STR: return DC_OK;
+  case CT_STR:
+    return DC_OK;
   case CT_ENUM: {
     const char *p = s->choices;
     size_t lv = strlen(v);
@@ -444,12 +448,12 @@ static int assign(dc_config *c, const char *section, const char *key, const char
   if (k < 0) {
     char hint[160];
     suggest_key(section, key, hint, sizeof hint);
-    return dc__errs(DC_ERR_ARG, "%sunknown key '%s' in [%s]%s (`deepc train --help-config` lists the keys)", at, key,
-                    section, hint);
+    return dc__errs(DC_ERR_ARG,
+                    "%sunknown key '%s' in [%s]%s (`deepc train --help-config` lists the keys)", at,
+                    key, section, hint);
   }
   if (from_file && c->values[k])
-    return dc__errs(DC_ERR_ARG, "%s%s.%s is already set on line %d", at, section, key,
-                    c->lines[k]);
+    return dc__errs(DC_ERR_ARG, "%s%s.%s is already set on line %d", at, section, key, c->lines[k]);
   char *v = dc__strdup(value);
   if (!v) return DC_ERR_NOMEM;
   dc__free(c->values[k]);
@@ -596,7 +600,8 @@ dc_config *dc_config_default(void) { return dc_config_parse("", "defaults"); }
 dc_config *dc_config_load(const char *path) {
   if (!path) return dc__err(DC_ERR_ARG, "config_load: path is NULL");
   FILE *f = fopen(path, "rb");
-  if (!f) return dc__err(DC_ERR_IO, "%s: cannot open the configuration file (%s)", path, strerror(errno));
+  if (!f)
+    return dc__err(DC_ERR_IO, "%s: cannot open the configuration file (%s)", path, strerror(errno));
   fseek(f, 0, SEEK_END);
   long n = ftell(f);
   fseek(f, 0, SEEK_SET);
@@ -642,8 +647,8 @@ fail:
 static int split_key(const char *full, char *section, size_t ns, char *key, size_t nk) {
   const char *dot = strchr(full, '.');
   if (!dot || dot == full || !dot[1])
-    return dc__errs(DC_ERR_ARG,
-                    "--set: '%s' is not of the form section.key (e.g. optim.lr=0.01)", full);
+    return dc__errs(DC_ERR_ARG, "--set: '%s' is not of the form section.key (e.g. optim.lr=0.01)",
+                    full);
   snprintf(section, ns, "%.*s", (int)(dot - full), full);
   snprintf(key, nk, "%s", dot + 1);
   char *s = trim(section), *k = trim(key);
@@ -775,7 +780,8 @@ char *dc_config_to_string(const dc_config *c, bool only_set) {
   sb_printf(&b, "%s", "");
   if (c->nvars) {
     sb_printf(&b, "[vars]\n");
-    for (int i = 0; i < c->nvars; i++) sb_printf(&b, "%s = %s\n", c->var_names[i], c->var_values[i]);
+    for (int i = 0; i < c->nvars; i++)
+      sb_printf(&b, "%s = %s\n", c->var_names[i], c->var_values[i]);
     sb_printf(&b, "\n");
   }
   for (int s = 0; s < NSECTIONS - 1; s++) {
@@ -867,4 +873,15 @@ void dc__config_diff(const dc_config *a, const dc_config *b, char *buf, size_t n
     if (strcmp(a->resolved[k], b->resolved[k]) != 0)
       at += (size_t)snprintf(buf + at, n - at, "%s%s.%s", at ? ", " : "", SCHEMA[k].section,
                              SCHEMA[k].key);
+}
+
+/* dc__errs for messages that quote dc_last_error(): formats into a local buffer first, since
+ * dc__errs writes into the very buffer dc_last_error() returns. */
+int dc__rewrap(dc_status s, const char *fmt, ...) {
+  char msg[2048];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  return dc__errs(s, "%s", msg);
 }

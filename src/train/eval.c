@@ -25,7 +25,7 @@ int dc_eval_checkpoint(const char *path, const dc_eval_opts *opts, dc_metrics **
   dc_config *c = dc_config_parse(text, path);
   if (!c) {
     dc_ckpt_free(ck);
-    return dc__errs(dc_last_status(), "%s: stored configuration: %s", path, dc_last_error());
+    return dc__rewrap(dc_last_status(), "%s: stored configuration: %s", path, dc_last_error());
   }
   int rc = DC_OK;
   if (o.limit > 0 || o.train_split) {

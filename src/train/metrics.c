@@ -49,7 +49,8 @@ static double *to_f64(dc_tensor *t, const char *what) {
   dc_set_grad_enabled(prev);
   if (rc != DC_OK) {
     dc__free(buf);
-    return dc__err((dc_status)rc, "metrics: cannot read the %s: %s", what, dc_last_error());
+    return (dc__rewrap((dc_status)rc, "metrics: cannot read the %s: %s", what, dc_last_error()),
+            (void *)NULL);
   }
   return buf;
 }
@@ -72,7 +73,7 @@ int dc_metrics_update(dc_metrics *m, dc_tensor *out, dc_tensor *target) {
   int rc = check_batch(m, out, target, "metrics_update");
   if (rc != DC_OK) return rc;
   int64_t B = out->shape[0], K = out->shape[1];
-  double *x = to_f64(out, "output"); /* [B, K] */
+  double *x = to_f64(out, "output");               /* [B, K] */
   double *y = x ? to_f64(target, "target") : NULL; /* [B] */
   if (!x || !y) {
     dc__free(x);
@@ -83,8 +84,9 @@ int dc_metrics_update(dc_metrics *m, dc_tensor *out, dc_tensor *target) {
     if (!(yv >= 0 && yv < (double)K) || yv != floor(yv)) {
       dc__free(x);
       dc__free(y);
-      return dc__errs(DC_ERR_ARG, "metrics_update: target %g of sample %lld is not a class in [0, %lld)",
-                      yv, (long long)i, (long long)K);
+      return dc__errs(DC_ERR_ARG,
+                      "metrics_update: target %g of sample %lld is not a class in [0, %lld)", yv,
+                      (long long)i, (long long)K);
     }
   }
   for (int64_t i = 0; i < B; i++) {

@@ -45,9 +45,10 @@ void dc__progress_step(dc__progress *p, const dc_step_info *s, int64_t batch_siz
     if (!last && now - p->last_draw < 0.1) return;
     p->last_draw = now;
     char tail[160];
-    snprintf(tail, sizeof tail, " %3d%% %lld/%lld | %6.0f samples/s | loss %.4f acc %5.2f%% | ETA %s",
-             pct, (long long)s->batch, (long long)s->nbatches, rate, s->mean_loss,
-             100 * s->mean_acc, eta_s);
+    snprintf(tail, sizeof tail,
+             " %3d%% %lld/%lld | %6.0f samples/s | loss %.4f acc %5.2f%% | ETA %s", pct,
+             (long long)s->batch, (long long)s->nbatches, rate, s->mean_loss, 100 * s->mean_acc,
+             eta_s);
     char head[32];
     snprintf(head, sizeof head, "epoch %d/%d ", s->epoch, p->epochs);
     int barw = p->width - 1 - (int)strlen(head) - (int)strlen(tail) - 2;
@@ -58,7 +59,8 @@ void dc__progress_step(dc__progress *p, const dc_step_info *s, int64_t batch_siz
       for (int i = 0; i < barw; i++) bar[i] = i < fill ? '#' : '.';
       bar[barw] = 0;
     }
-    fprintf(p->f, "\r%s%s%s%s%s\033[K", head, barw >= 5 ? "[" : "", bar, barw >= 5 ? "]" : "", tail);
+    fprintf(p->f, "\r%s%s%s%s%s\033[K", head, barw >= 5 ? "[" : "", bar, barw >= 5 ? "]" : "",
+            tail);
     fflush(p->f);
   } else {
     /* a line at each quarter of a long epoch */

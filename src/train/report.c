@@ -66,7 +66,8 @@ int dc__write_report(const char *path, const dc_config *c, const dc__data *d, co
     dc_metrics_print_confusion(f, test, (const char *const *)d->class_names, true);
   }
   fprintf(f, "\n## Curves\n\n![loss and accuracy](curves.png)\n\n");
-  fprintf(f, "## History\n\n| epoch | train loss | train acc | val loss | val acc | lr | seconds |\n");
+  fprintf(f,
+          "## History\n\n| epoch | train loss | train acc | val loss | val acc | lr | seconds |\n");
   fprintf(f, "|---:|---:|---:|---:|---:|---:|---:|\n");
   for (int i = 0; i < h->n; i++) {
     const dc_epoch_stats *e = &h->rows[i];

@@ -116,7 +116,8 @@ static int on_epoch(dc_trainer *t, const dc_epoch_stats *e, void *ud) {
   int rc = dc_history_write_csv(dc_trainer_history(t), path);
   if (rc != DC_OK) return rc;
   if (r->tb) {
-    const char *tags[] = {"loss/train", "loss/val", "accuracy/train", "accuracy/val", "lr", "epoch_seconds"};
+    const char *tags[] = {"loss/train",   "loss/val", "accuracy/train",
+                          "accuracy/val", "lr",       "epoch_seconds"};
     double v[] = {e->train_loss, e->val_loss, e->train_acc, e->val_acc, e->lr, e->seconds};
     for (int i = 0; i < 6 && rc == DC_OK; i++)
       if (!isnan(v[i])) rc = dc_tb_add_scalar(r->tb, tags[i], e->epoch, v[i]);
@@ -135,7 +136,8 @@ static int on_epoch(dc_trainer *t, const dc_epoch_stats *e, void *ud) {
   if (rc != DC_OK) return rc;
   if ((rc = write_curves(r, dc_trainer_history(t))) != DC_OK) return rc;
   r->epochs_this_call++;
-  if (r->o->stop_after_epochs > 0 && r->epochs_this_call >= r->o->stop_after_epochs) return RUN_STOP;
+  if (r->o->stop_after_epochs > 0 && r->epochs_this_call >= r->o->stop_after_epochs)
+    return RUN_STOP;
   return DC_OK;
 }
 
@@ -152,9 +154,10 @@ static void default_dir(const dc_config *c, char *buf, size_t n) {
 static void print_summary(FILE *f, const run_ctx *r, const dc_run_result *res,
                           const dc_metrics *test) {
   bool best_w = dc__config_bool(r->cfg, "train.restore_best") && res->best_epoch > 0;
-  fprintf(f, "\ntest accuracy: %.2f%% (loss %.4f) with the weights of epoch %d", 100 * res->test_acc,
-          res->test_loss, best_w ? res->best_epoch : res->epochs_done);
-  if (!isnan(res->best_val_acc)) fprintf(f, " (best validation accuracy %.2f%%)", 100 * res->best_val_acc);
+  fprintf(f, "\ntest accuracy: %.2f%% (loss %.4f) with the weights of epoch %d",
+          100 * res->test_acc, res->test_loss, best_w ? res->best_epoch : res->epochs_done);
+  if (!isnan(res->best_val_acc))
+    fprintf(f, " (best validation accuracy %.2f%%)", 100 * res->best_val_acc);
   fprintf(f, "\n\n");
   dc_metrics_print_classes(f, test, (const char *const *)r->data->class_names, false);
   fprintf(f, "\nconfusion matrix (rows: true class, columns: predicted class)\n");
@@ -236,8 +239,10 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
   FILE *log = o.log ? o.log : stderr;
   FILE *out = o.out ? o.out : stdout;
   if (strcmp(dc_config_get(c, "train.device"), "cpu") != 0)
-    return dc__errs(DC_ERR_UNSUPPORTED, "train.device = %s: this build of deepc trains on the CPU "
-                                        "only (set device = cpu)", dc_config_get(c, "train.device"));
+    return dc__errs(DC_ERR_UNSUPPORTED,
+                    "train.device = %s: this build of deepc trains on the CPU "
+                    "only (set device = cpu)",
+                    dc_config_get(c, "train.device"));
   int rc = dc__mkdirs(r.dir);
   if (rc != DC_OK) return rc;
   char path[1100];
@@ -245,7 +250,8 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
   if (o.resume) {
     path_in(path, sizeof path, &r, "last.ckpt");
     if (!dc__path_exists(path))
-      return dc__errs(DC_ERR_IO, "--resume: %s does not exist (nothing to resume in %s)", path, r.dir);
+      return dc__errs(DC_ERR_IO, "--resume: %s does not exist (nothing to resume in %s)", path,
+                      r.dir);
     if (!(resume = dc_ckpt_load(path))) return dc_last_status();
   }
   uint64_t seed = (uint64_t)dc__config_int(c, "train.seed");
@@ -277,8 +283,10 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
   }
   if (!(model = dc__build_model(c, &data))) goto fail_status;
   if (!(opt = dc__build_optim(c, model))) goto fail_status;
-  if (!(tl = make_loader(data.train, r.batch_size, true, workers, dc__seed_stream(seed, 1)))) goto fail_status;
-  if (!(te = make_loader(data.test, ebs, false, workers, dc__seed_stream(seed, 3)))) goto fail_status;
+  if (!(tl = make_loader(data.train, r.batch_size, true, workers, dc__seed_stream(seed, 1))))
+    goto fail_status;
+  if (!(te = make_loader(data.test, ebs, false, workers, dc__seed_stream(seed, 3))))
+    goto fail_status;
   if (data.val && !(vl = make_loader(data.val, ebs, false, workers, dc__seed_stream(seed, 2))))
     goto fail_status;
   dc_sched_when when;
@@ -308,7 +316,7 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
     if (warn[0] && o.progress != DC_PROGRESS_QUIET)
       fprintf(log, "warning: --resume with settings that differ from the checkpoint's: %s\n", warn);
     if ((rc = dc_trainer_load_state(t, resume)) != DC_OK) {
-      rc = dc__errs((dc_status)rc, "--resume from %s/last.ckpt: %s", r.dir, dc_last_error());
+      rc = dc__rewrap((dc_status)rc, "--resume from %s/last.ckpt: %s", r.dir, dc_last_error());
       goto done;
     }
   }
@@ -325,10 +333,12 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
   dc__progress_init(&r.prog, log, o.progress, epochs);
   if (o.progress != DC_PROGRESS_QUIET) {
     char cnt[32];
-    fprintf(log, "%s %s: %s parameters, %lld train / %lld %s / %lld test samples, %d epochs -> %s\n",
+    fprintf(log,
+            "%s %s: %s parameters, %lld train / %lld %s / %lld test samples, %d epochs -> %s\n",
             resume ? "resuming" : "training", dc__config_name(c),
             dc_format_count(dc_module_num_parameters(model, false), cnt, sizeof cnt),
-            (long long)dc_dataset_len(data.train), (long long)(vl ? dc_dataset_len(data.val) : dc_dataset_len(data.test)),
+            (long long)dc_dataset_len(data.train),
+            (long long)(vl ? dc_dataset_len(data.val) : dc_dataset_len(data.test)),
             vl ? "validation" : "test (as validation)", (long long)dc_dataset_len(data.test),
             epochs, r.dir);
     if (resume) fprintf(log, "resuming after epoch %d\n", dc_trainer_epochs_done(t));

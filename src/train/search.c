@@ -10,7 +10,7 @@
 #include <string.h>
 
 typedef struct trial {
-  char name[512];   /* "optim.lr=0.1,model.dropout=0.3" */
+  char name[512]; /* "optim.lr=0.1,model.dropout=0.3" */
   dc_run_result r;
   int status;
   char error[512];
@@ -18,7 +18,8 @@ typedef struct trial {
 
 static int by_val_acc(const void *a, const void *b) {
   const trial *x = a, *y = b;
-  double u = x->status == DC_OK ? x->r.best_val_acc : -1, v = y->status == DC_OK ? y->r.best_val_acc : -1;
+  double u = x->status == DC_OK ? x->r.best_val_acc : -1,
+         v = y->status == DC_OK ? y->r.best_val_acc : -1;
   if (isnan(u)) u = -1;
   if (isnan(v)) v = -1;
   return u < v ? 1 : u > v ? -1 : 0;
@@ -36,8 +37,9 @@ static void folder_name(const char *name, char *buf, size_t n) {
 
 static void print_table(FILE *f, const trial *ts, int n, bool md) {
   if (md)
-    fprintf(f, "| rank | configuration | best val acc | val loss | best epoch | epochs | seconds |\n"
-               "|---:|---|---:|---:|---:|---:|---:|\n");
+    fprintf(f,
+            "| rank | configuration | best val acc | val loss | best epoch | epochs | seconds |\n"
+            "|---:|---|---:|---:|---:|---:|---:|\n");
   else
     fprintf(f, "%4s  %-44s %12s %9s %5s %7s %8s\n", "rank", "configuration", "best val acc",
             "val loss", "best", "epochs", "seconds");
@@ -81,7 +83,8 @@ int dc_search(const dc_config *base, const dc_grid_axis *axes, int naxes, const 
       if (!c) return dc_last_status();
       int rc = dc_config_set_value(c, axes[a].key, axes[a].values[v]);
       dc_config_free(c);
-      if (rc != DC_OK) return dc__errs((dc_status)rc, "--grid %s: %s", axes[a].key, dc_last_error());
+      if (rc != DC_OK)
+        return dc__rewrap((dc_status)rc, "--grid %s: %s", axes[a].key, dc_last_error());
     }
   char dir[1024];
   if (o.out_dir) {
@@ -90,7 +93,8 @@ int dc_search(const dc_config *base, const dc_grid_axis *axes, int naxes, const 
     const char *name = dc__config_name(base), *s = strrchr(name, '/');
     s = s ? s + 1 : name;
     const char *dot = strrchr(s, '.');
-    snprintf(dir, sizeof dir, "runs/search-%.*s", dot && dot != s ? (int)(dot - s) : (int)strlen(s), s);
+    snprintf(dir, sizeof dir, "runs/search-%.*s", dot && dot != s ? (int)(dot - s) : (int)strlen(s),
+             s);
   }
   int rc = dc__mkdirs(dir);
   if (rc != DC_OK) return rc;
@@ -112,8 +116,8 @@ int dc_search(const dc_config *base, const dc_grid_axis *axes, int naxes, const 
     }
     for (int a = 0; a < naxes && a < 64; a++) {
       dc_config_set_value(c, axes[a].key, axes[a].values[idx[a]]);
-      at += (size_t)snprintf(t->name + at, sizeof t->name - at, "%s%s=%s", a ? "," : "", axes[a].key,
-                             axes[a].values[idx[a]]);
+      at += (size_t)snprintf(t->name + at, sizeof t->name - at, "%s%s=%s", a ? "," : "",
+                             axes[a].key, axes[a].values[idx[a]]);
       if (at >= sizeof t->name) at = sizeof t->name - 1;
     }
     if (naxes == 0) snprintf(t->name, sizeof t->name, "base");
@@ -139,7 +143,9 @@ int dc_search(const dc_config *base, const dc_grid_axis *axes, int naxes, const 
           (long long)total, dir);
   print_table(table, ts, (int)total, false);
   if (ts[0].status == DC_OK)
-    fprintf(table, "\nbest: %s\n  best validation accuracy %.2f%% (epoch %d); test accuracy %.2f%% (loss %.4f)\n  run folder: %s\n",
+    fprintf(table,
+            "\nbest: %s\n  best validation accuracy %.2f%% (epoch %d); test accuracy %.2f%% (loss "
+            "%.4f)\n  run folder: %s\n",
             ts[0].name, 100 * ts[0].r.best_val_acc, ts[0].r.best_epoch, 100 * ts[0].r.test_acc,
             ts[0].r.test_loss, ts[0].r.out_dir);
   fflush(table);
@@ -148,7 +154,8 @@ int dc_search(const dc_config *base, const dc_grid_axis *axes, int naxes, const 
   snprintf(path, sizeof path, "%s/search.md", dir);
   FILE *f = fopen(path, "w");
   if (f) {
-    fprintf(f, "# Grid search: %s\n\nRanked by best validation accuracy.\n\n", dc__config_name(base));
+    fprintf(f, "# Grid search: %s\n\nRanked by best validation accuracy.\n\n",
+            dc__config_name(base));
     print_table(f, ts, (int)total, true);
     if (ts[0].status == DC_OK)
       fprintf(f, "\nBest configuration: `%s`, test accuracy **%.2f %%** (%s).\n", ts[0].name,

@@ -16,6 +16,9 @@ bool dc__config_bool(const dc_config *c, const char *key);
 int dc__config_list(const dc_config *c, const char *key, double *out, int max);
 int dc__config_line(const dc_config *c, const char *key); /* 0: default or --set */
 const char *dc__config_name(const dc_config *c);
+/* Sets the error like dc__errs, for messages that quote dc_last_error() (which dc__errs would
+ * overwrite while formatting); returns s. */
+int dc__rewrap(dc_status s, const char *fmt, ...) DC__PRINTF(2, 3);
 /* Keys whose values differ, "section.key, ..." into buf ("" when none). */
 void dc__config_diff(const dc_config *a, const dc_config *b, char *buf, size_t n);
 
@@ -52,12 +55,12 @@ dc_tensor *dc__loss_call(dc_tensor *out, dc_tensor *target, void *ud); /* ud: dc
 /* ---- progress display (progress.c) ---- */
 typedef struct dc__progress {
   FILE *f;
-  bool bar;   /* redraw one line with \r */
+  bool bar; /* redraw one line with \r */
   bool quiet;
   int epochs;
   double last_draw;
   int last_pct;
-  int width;  /* terminal columns */
+  int width; /* terminal columns */
 } dc__progress;
 void dc__progress_init(dc__progress *p, FILE *f, dc_progress_mode mode, int epochs);
 void dc__progress_step(dc__progress *p, const dc_step_info *s, int64_t batch_size);
@@ -65,9 +68,9 @@ void dc__progress_epoch(dc__progress *p, const dc_epoch_stats *e, bool best);
 double dc__now(void); /* monotonic seconds */
 
 /* ---- reports (report.c) ---- */
-int dc__write_report(const char *path, const dc_config *c, const dc__data *d,
-                     const dc_history *h, const dc_run_result *r, const dc_metrics *test,
-                     const char *model_repr, int64_t nparams);
+int dc__write_report(const char *path, const dc_config *c, const dc__data *d, const dc_history *h,
+                     const dc_run_result *r, const dc_metrics *test, const char *model_repr,
+                     int64_t nparams);
 
 /* Folder helpers. */
 int dc__mkdirs(const char *path);

@@ -18,7 +18,7 @@ struct dc_trainer {
   int64_t steps;
   int best_epoch;
   double best_value;
-  int bad_epochs;     /* epochs since the last improvement */
+  int bad_epochs; /* epochs since the last improvement */
   bool stopped_early;
   bool last_is_best;
   int64_t skipped;    /* non-finite losses skipped */
@@ -39,8 +39,12 @@ static dc_tensor *default_loss(dc_tensor *out, dc_tensor *target, void *ud) {
 
 dc_trainer *dc_trainer_new(dc_module *model, dc_optim *opt, dc_loader *train, dc_trainer_opts o) {
   if (!model || !opt || !train)
-    return dc__err(DC_ERR_ARG, "trainer_new: %s is NULL", !model ? "model" : !opt ? "optimizer" : "train loader");
-  if (o.epochs < 0) return dc__err(DC_ERR_ARG, "trainer_new: epochs must be >= 0, got %d", o.epochs);
+    return dc__err(DC_ERR_ARG, "trainer_new: %s is NULL",
+                   !model ? "model"
+                   : !opt ? "optimizer"
+                          : "train loader");
+  if (o.epochs < 0)
+    return dc__err(DC_ERR_ARG, "trainer_new: epochs must be >= 0, got %d", o.epochs);
   if (o.patience < 0) return dc__err(DC_ERR_ARG, "trainer_new: patience must be >= 0");
   dc_trainer *t = dc__calloc(1, sizeof *t);
   if (!t) return NULL;
@@ -89,8 +93,9 @@ int dc_evaluate(dc_module *model, dc_loader *l, dc_loss_fn loss, void *ud, dc_me
     dc_tensor *x = NULL, *y = NULL;
     int r = dc_loader_next(l, &x, &y);
     if (r <= 0) {
-      if (r < 0) rc = dc__errs(dc_last_status(), "evaluate: batch %lld: %s", (long long)batch + 1,
-                               dc_last_error());
+      if (r < 0)
+        rc = dc__rewrap(dc_last_status(), "evaluate: batch %lld: %s", (long long)batch + 1,
+                        dc_last_error());
       dc_scope_end();
       break;
     }
@@ -143,7 +148,8 @@ static int train_step(dc_trainer *t, dc_tensor *x, dc_tensor *y, dc_metrics *m, 
   dc_optim_zero_grad(t->opt);
   if (rc != DC_OK) return rc;
   t->steps++;
-  if (t->o.sched && t->o.sched_when == DC_SCHED_PER_STEP && (rc = dc_sched_step(t->o.sched)) != DC_OK)
+  if (t->o.sched && t->o.sched_when == DC_SCHED_PER_STEP &&
+      (rc = dc_sched_step(t->o.sched)) != DC_OK)
     return rc;
   *loss_sum += lv * (double)B;
   return dc_metrics_update(m, out, y);
@@ -152,7 +158,7 @@ static int train_step(dc_trainer *t, dc_tensor *x, dc_tensor *y, dc_metrics *m, 
 /* Updates the best epoch and the early-stopping counter from the epoch's row. */
 static void track_best(dc_trainer *t, const dc_epoch_stats *e) {
   bool has_val = t->o.val != NULL;
-  double v = !has_val ? -e->train_loss
+  double v = !has_val                              ? -e->train_loss
              : t->o.monitor == DC_MONITOR_VAL_LOSS ? -e->val_loss
                                                    : e->val_acc; /* larger is better */
   bool improved = isnan(t->best_value) ? !isnan(v) : v > t->best_value + t->o.min_delta;
@@ -185,8 +191,8 @@ int dc_trainer_epoch(dc_trainer *t, dc_epoch_stats *out) {
     int r = dc_loader_next(t->train, &x, &y);
     if (r <= 0) {
       if (r < 0)
-        rc = dc__errs(dc_last_status() ? dc_last_status() : DC_ERR_IO, "epoch %d, batch %lld: %s",
-                      epoch, (long long)s.batch + 1, dc_last_error());
+        rc = dc__rewrap(dc_last_status() ? dc_last_status() : DC_ERR_IO, "epoch %d, batch %lld: %s",
+                        epoch, (long long)s.batch + 1, dc_last_error());
       dc_scope_end();
       break;
     }
@@ -200,7 +206,8 @@ int dc_trainer_epoch(dc_trainer *t, dc_epoch_stats *out) {
         dc_module_train(t->model, true);
         dc_set_grad_enabled(prev);
         K = probe && probe->ndim == 2 ? probe->shape[1] : 0;
-        if (K <= 0) rc = dc__errs(DC_ERR_ARG, "trainer: set num_classes (the model output is not [B, K])");
+        if (K <= 0)
+          rc = dc__errs(DC_ERR_ARG, "trainer: set num_classes (the model output is not [B, K])");
         t->o.num_classes = K;
       }
       if (rc == DC_OK && !(m = dc_metrics_new(K, 1))) rc = dc_last_status();
@@ -259,7 +266,18 @@ int dc_trainer_fit(dc_trainer *t) {
 }
 
 /* ---- state for checkpoints ---- */
-enum { C_EPOCHS, C_STEPS, C_BEST_EPOCH, C_BAD, C_STOPPED, C_SKIPPED, C_RNG_SEED, C_RNG_CTR, C_LAST_BEST, NCOUNTERS };
+enum {
+  C_EPOCHS,
+  C_STEPS,
+  C_BEST_EPOCH,
+  C_BAD,
+  C_STOPPED,
+  C_SKIPPED,
+  C_RNG_SEED,
+  C_RNG_CTR,
+  C_LAST_BEST,
+  NCOUNTERS
+};
 enum { HCOLS = 7 };
 
 static int put_tensor(dc_ckpt *c, const char *name, const void *data, dc_shape s, dc_dtype dt) {
@@ -289,10 +307,11 @@ int dc_trainer_save_state(const dc_trainer *t, dc_ckpt *c) {
     if (rc != DC_OK) return rc;
   }
   uint64_t ctr = 0, seed = dc_rng_get_state(&ctr);
-  int64_t cnt[NCOUNTERS] = {t->epochs_done, t->steps, t->best_epoch, t->bad_epochs,
-                            t->stopped_early, t->skipped, (int64_t)seed, (int64_t)ctr,
-                            t->last_is_best};
-  if ((rc = put_tensor(c, "trainer.counters", cnt, DC_SHAPE(NCOUNTERS), DC_I64)) != DC_OK) return rc;
+  int64_t cnt[NCOUNTERS] = {t->epochs_done, t->steps,         t->best_epoch,
+                            t->bad_epochs,  t->stopped_early, t->skipped,
+                            (int64_t)seed,  (int64_t)ctr,     t->last_is_best};
+  if ((rc = put_tensor(c, "trainer.counters", cnt, DC_SHAPE(NCOUNTERS), DC_I64)) != DC_OK)
+    return rc;
   if ((rc = put_tensor(c, "trainer.best_value", &t->best_value, DC_SCALAR_SHAPE, DC_F64)) != DC_OK)
     return rc;
   int n = t->hist.n;
@@ -300,7 +319,8 @@ int dc_trainer_save_state(const dc_trainer *t, dc_ckpt *c) {
   if (!h) return DC_ERR_NOMEM;
   for (int i = 0; i < n; i++) {
     const dc_epoch_stats *r = &t->hist.rows[i];
-    double row[HCOLS] = {r->epoch, r->train_loss, r->train_acc, r->val_loss, r->val_acc, r->lr, r->seconds};
+    double row[HCOLS] = {r->epoch,   r->train_loss, r->train_acc, r->val_loss,
+                         r->val_acc, r->lr,         r->seconds};
     memcpy(h + i * HCOLS, row, sizeof row);
   }
   rc = put_tensor(c, "trainer.history", h, DC_SHAPE(n, HCOLS), DC_F64);
@@ -323,18 +343,19 @@ int dc_trainer_load_state(dc_trainer *t, const dc_ckpt *c) {
   if (!sd) return dc_last_status();
   int rc = dc_module_load_state_dict(t->model, sd, true, NULL);
   dc_state_dict_free(sd);
-  if (rc != DC_OK) return dc__errs((dc_status)rc, "checkpoint model: %s", dc_last_error());
+  if (rc != DC_OK) return dc__rewrap((dc_status)rc, "checkpoint model: %s", dc_last_error());
   dc_optim_state st;
   if ((rc = dc_ckpt_get_optim_state(c, "optim.", &st)) != DC_OK) return rc;
   rc = dc_optim_load_state_dict(t->opt, &st);
   dc_optim_state_free(&st);
-  if (rc != DC_OK) return dc__errs((dc_status)rc, "checkpoint optimizer: %s", dc_last_error());
+  if (rc != DC_OK) return dc__rewrap((dc_status)rc, "checkpoint optimizer: %s", dc_last_error());
   if (t->o.sched) {
     if ((rc = dc_ckpt_get_optim_state(c, "sched.", &st)) != DC_OK) return rc;
     rc = st.n ? dc_sched_load_state_dict(t->o.sched, &st)
-              : dc__errs(DC_ERR_FORMAT, "checkpoint: no schedule state, but a schedule is configured");
+              : dc__errs(DC_ERR_FORMAT,
+                         "checkpoint: no schedule state, but a schedule is configured");
     dc_optim_state_free(&st);
-    if (rc != DC_OK) return dc__errs((dc_status)rc, "checkpoint schedule: %s", dc_last_error());
+    if (rc != DC_OK) return dc__rewrap((dc_status)rc, "checkpoint schedule: %s", dc_last_error());
   }
   const int64_t *k = dc_data(cnt);
   t->epochs_done = (int)k[C_EPOCHS];

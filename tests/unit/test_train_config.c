@@ -63,14 +63,16 @@ Test(config, errors) {
   expect_error("[optim]\nlrr = 0.1\n", "did you mean 'lr'");
   expect_error("[train]\nlr = 0.1\n", "did you mean 'lr' in [optim]");
   expect_error("[optimizer]\nlr = 0.1\n", "did you mean [optim]");
-  expect_error("[train]\nepochs = three\n", "t.ini:2: train.epochs: expected an integer, got 'three'");
+  expect_error("[train]\nepochs = three\n",
+               "t.ini:2: train.epochs: expected an integer, got 'three'");
   expect_error("[train]\nepochs = -2\n", "must be >= 0");
   expect_error("[model]\nbatchnorm = maybe\n", "expected true or false");
   expect_error("[optim]\nname = adma\n", "did you mean 'adam'");
   expect_error("[model]\nchannels = 32,x\n", "comma-separated list of integers");
   expect_error("epochs = 3\n", "before any [section]");
   expect_error("[train]\nepochs = 3\nepochs = 4\n", "already set on line 2");
-  expect_error("[model]\nlayers = linear(${widht}, 10)\n[vars]\nwidth = 4\n", "did you mean 'width'");
+  expect_error("[model]\nlayers = linear(${widht}, 10)\n[vars]\nwidth = 4\n",
+               "did you mean 'width'");
   expect_error("[train\n", "malformed section header");
   expect_error("[train]\njust words\n", "expected 'key = value'");
   cr_assert_null(dc_config_load("/nonexistent/x.ini"));

@@ -141,16 +141,21 @@ Test(ckpt, corrupted, .init = setup, .fini = teardown) {
   cr_assert_null(dc_ckpt_load(path));
   cr_assert(strstr(dc_last_error(), "header length"), "%s", dc_last_error());
   expect_bad(path, "[1,2]", 0, "not a JSON object");
-  expect_bad(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4, "4 data bytes for 2");
-  expect_bad(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 8, "truncated or padded");
+  expect_bad(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4,
+             "4 data bytes for 2");
+  expect_bad(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 8,
+             "truncated or padded");
   expect_bad(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "gap");
   expect_bad(path,
              "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"
              "\"b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}",
              8, "overlap");
-  expect_bad(path, "{\"a\":{\"dtype\":\"F8_E4M3\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1, "not supported");
-  expect_bad(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4, "not a size");
-  expect_bad(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,400]}}", 4, "outside");
+  expect_bad(path, "{\"a\":{\"dtype\":\"F8_E4M3\",\"shape\":[1],\"data_offsets\":[0,1]}}", 1,
+             "not supported");
+  expect_bad(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[-1],\"data_offsets\":[0,4]}}", 4,
+             "not a size");
+  expect_bad(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,400]}}", 4,
+             "outside");
   expect_bad(path, "{\"__metadata__\":{\"k\":1}}", 0, "not a string");
   cr_assert_null(dc_ckpt_load("/nonexistent/x.ckpt"));
 }
@@ -209,8 +214,13 @@ Test(tb, crc_and_records, .init = setup, .fini = teardown) {
 static dc_history make_history(int n, double shift) {
   dc_history h = {0};
   for (int e = 1; e <= n; e++) {
-    dc_epoch_stats r = {e, 1.0 / e + shift, 0.6 + 0.3 * (1 - 1.0 / e), 1.2 / e + shift,
-                        0.55 + 0.3 * (1 - 1.0 / e), 1e-3, 1.25};
+    dc_epoch_stats r = {e,
+                        1.0 / e + shift,
+                        0.6 + 0.3 * (1 - 1.0 / e),
+                        1.2 / e + shift,
+                        0.55 + 0.3 * (1 - 1.0 / e),
+                        1e-3,
+                        1.25};
     if (e == 2) r.val_loss = NAN;
     dc_history_append(&h, &r);
   }

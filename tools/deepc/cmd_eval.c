@@ -47,6 +47,7 @@ int dc_cmd_eval(int argc, char **argv) {
       return dc_cli_usage_error("eval", "unknown option '%s'", argv[i]);
     }
   }
-  if (!ckpt) return dc_cli_usage_error("eval", "missing CHECKPOINT (e.g. runs/fashion_cnn/best.ckpt)");
+  if (!ckpt)
+    return dc_cli_usage_error("eval", "missing CHECKPOINT (e.g. runs/fashion_cnn/best.ckpt)");
   return dc_eval_checkpoint(ckpt, &o, NULL) == DC_OK ? DC_CLI_OK : dc_cli_lib_error("eval");
 }

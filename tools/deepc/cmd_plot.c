@@ -54,7 +54,8 @@ int dc_cmd_plot(int argc, char **argv) {
       return dc_cli_usage_error("plot", "unknown option '%s'", argv[i]);
     }
   }
-  if (n == 0) return dc_cli_usage_error("plot", "give at least one run folder (e.g. runs/fashion_cnn)");
+  if (n == 0)
+    return dc_cli_usage_error("plot", "give at least one run folder (e.g. runs/fashion_cnn)");
   static dc_history hs[MAX_RUNS];
   static char names[MAX_RUNS][128];
   const dc_history *runs[MAX_RUNS];

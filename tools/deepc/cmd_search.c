@@ -60,7 +60,8 @@ int dc_cmd_search(int argc, char **argv) {
       const char *sep = strchr(eq + 1, ';') ? ";" : ",";
       int nv = 0;
       char *save = NULL;
-      for (char *tok = strtok_r(storage[naxes], sep, &save); tok; tok = strtok_r(NULL, sep, &save)) {
+      for (char *tok = strtok_r(storage[naxes], sep, &save); tok;
+           tok = strtok_r(NULL, sep, &save)) {
         if (nv == MAX_VALUES) break;
         values[naxes][nv++] = tok;
       }
@@ -72,16 +73,21 @@ int dc_cmd_search(int argc, char **argv) {
       if (!v) rc = dc_cli_usage_error("search", "--out needs a folder");
       out = v;
     } else if (dc_cli_opt(argc, argv, &i, "--progress", &v)) {
-      if (v && strcmp(v, "bar") == 0) mode = DC_PROGRESS_BAR;
-      else if (v && strcmp(v, "lines") == 0) mode = DC_PROGRESS_LINES;
-      else if (v && strcmp(v, "none") == 0) mode = DC_PROGRESS_QUIET;
-      else if (!v || strcmp(v, "auto") != 0) rc = dc_cli_usage_error("search", "--progress needs auto, bar, lines or none");
+      if (v && strcmp(v, "bar") == 0)
+        mode = DC_PROGRESS_BAR;
+      else if (v && strcmp(v, "lines") == 0)
+        mode = DC_PROGRESS_LINES;
+      else if (v && strcmp(v, "none") == 0)
+        mode = DC_PROGRESS_QUIET;
+      else if (!v || strcmp(v, "auto") != 0)
+        rc = dc_cli_usage_error("search", "--progress needs auto, bar, lines or none");
     } else {
       rc = dc_cli_usage_error("search", "unknown option '%s'", argv[i]);
     }
   }
   if (rc == DC_CLI_OK && !cfg_path) rc = dc_cli_usage_error("search", "missing CONFIG");
-  if (rc == DC_CLI_OK && naxes == 0) rc = dc_cli_usage_error("search", "give at least one --grid key=v1,v2");
+  if (rc == DC_CLI_OK && naxes == 0)
+    rc = dc_cli_usage_error("search", "give at least one --grid key=v1,v2");
   dc_config *c = rc == DC_CLI_OK ? dc_config_load(cfg_path) : NULL;
   if (rc == DC_CLI_OK && !c) rc = dc_cli_lib_error("search");
   for (int i = 1; i < argc && rc == DC_CLI_OK; i++)

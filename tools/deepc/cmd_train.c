@@ -51,9 +51,11 @@ int dc_cmd_train(int argc, char **argv) {
   }
   for (int i = 1; i < argc; i++) {
     if (argv[i][0] != '-') {
-      if (cfg_path) return dc_cli_usage_error("train", "more than one CONFIG ('%s', '%s')", cfg_path, argv[i]);
+      if (cfg_path)
+        return dc_cli_usage_error("train", "more than one CONFIG ('%s', '%s')", cfg_path, argv[i]);
       cfg_path = argv[i];
-    } else if (dc_cli_opt(argc, argv, &i, "--set", &v) || dc_cli_opt(argc, argv, &i, "--seed", &v) ||
+    } else if (dc_cli_opt(argc, argv, &i, "--set", &v) ||
+               dc_cli_opt(argc, argv, &i, "--seed", &v) ||
                dc_cli_opt(argc, argv, &i, "--epochs", &v)) {
       if (!v) return dc_cli_usage_error("train", "%s needs a value", argv[i]);
     } else if (dc_cli_opt(argc, argv, &i, "--out", &v)) {
@@ -64,18 +66,24 @@ int dc_cmd_train(int argc, char **argv) {
       stop_after = atoi(v);
     } else if (dc_cli_opt(argc, argv, &i, "--progress", &v)) {
       if (!v) return dc_cli_usage_error("train", "--progress needs auto, bar, lines or none");
-      if (strcmp(v, "auto") == 0) mode = DC_PROGRESS_AUTO;
-      else if (strcmp(v, "bar") == 0) mode = DC_PROGRESS_BAR;
-      else if (strcmp(v, "lines") == 0) mode = DC_PROGRESS_LINES;
-      else if (strcmp(v, "none") == 0) mode = DC_PROGRESS_QUIET;
-      else return dc_cli_usage_error("train", "--progress %s: use auto, bar, lines or none", v);
+      if (strcmp(v, "auto") == 0)
+        mode = DC_PROGRESS_AUTO;
+      else if (strcmp(v, "bar") == 0)
+        mode = DC_PROGRESS_BAR;
+      else if (strcmp(v, "lines") == 0)
+        mode = DC_PROGRESS_LINES;
+      else if (strcmp(v, "none") == 0)
+        mode = DC_PROGRESS_QUIET;
+      else
+        return dc_cli_usage_error("train", "--progress %s: use auto, bar, lines or none", v);
     } else if (strcmp(argv[i], "--resume") == 0) {
       resume = true;
     } else {
       return dc_cli_usage_error("train", "unknown option '%s'", argv[i]);
     }
   }
-  if (!cfg_path) return dc_cli_usage_error("train", "missing CONFIG (e.g. configs/fashion_cnn.ini)");
+  if (!cfg_path)
+    return dc_cli_usage_error("train", "missing CONFIG (e.g. configs/fashion_cnn.ini)");
   dc_config *c = dc_config_load(cfg_path);
   if (!c) return dc_cli_lib_error("train");
   /* second pass: overrides in command-line order */
@@ -89,13 +97,17 @@ int dc_cmd_train(int argc, char **argv) {
     } else if (dc_cli_opt(argc, argv, &i, "--epochs", &v)) {
       snprintf(buf, sizeof buf, "train.epochs=%s", v);
       if (dc_config_set(c, buf) != DC_OK) goto fail;
-    } else if (dc_cli_opt(argc, argv, &i, "--out", &v) || dc_cli_opt(argc, argv, &i, "--stop-after", &v) ||
+    } else if (dc_cli_opt(argc, argv, &i, "--out", &v) ||
+               dc_cli_opt(argc, argv, &i, "--stop-after", &v) ||
                dc_cli_opt(argc, argv, &i, "--progress", &v)) {
       /* handled above */
     }
   }
   signal(SIGINT, on_sigint);
-  dc_run_opts o = {.out_dir = out, .resume = resume, .progress = mode, .stop_after_epochs = stop_after,
+  dc_run_opts o = {.out_dir = out,
+                   .resume = resume,
+                   .progress = mode,
+                   .stop_after_epochs = stop_after,
                    .interrupt = &g_interrupt};
   int rc = dc_run(c, &o, NULL);
   signal(SIGINT, SIG_DFL);
