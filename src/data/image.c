@@ -177,6 +177,12 @@ static void png_read_mem(png_structp p, png_bytep data, png_size_t len) {
 
 static int decode_png(const uint8_t *buf, size_t n, bool gray, int64_t max_pixels, dc__arr *out,
                       const char *what) {
+  if (n >= 24 && memcmp(buf + 12, "IHDR", 4) == 0) { /* the size, before libpng allocates */
+    int64_t w = (int64_t)((uint32_t)buf[16] << 24 | (uint32_t)buf[17] << 16 | (uint32_t)buf[18] << 8 | buf[19]);
+    int64_t h = (int64_t)((uint32_t)buf[20] << 24 | (uint32_t)buf[21] << 16 | (uint32_t)buf[22] << 8 | buf[23]);
+    int rc = check_pixels(w, h, max_pixels, "PNG", what);
+    if (rc) return rc;
+  }
   png_ctx c = {buf, n, 0, "", NULL};
   png_structp p = png_create_read_struct(PNG_LIBPNG_VER_STRING, &c, png_on_error, png_on_warning);
   if (!p) return dc__errs(DC_ERR_NOMEM, "%s: cannot start the PNG decoder", what);

@@ -449,9 +449,10 @@ static pyo *reduce(pk *p, pyo *fn, pyo *args) {
     return make_array(p, item(args, 1), s, fortran, item(args, 0));
   }
   case G_ENCODE: {
-    if (na < 1 || item(args, 0)->pub.kind != DC_PY_STR || item(args, 0)->ik ||
-        (na >= 2 && (item(args, 1)->pub.kind != DC_PY_STR ||
-                     strcmp(item(args, 1)->pub.str, "latin1") != 0))) {
+    if (na != 2 || item(args, 0)->pub.kind != DC_PY_STR || item(args, 0)->ik ||
+        item(args, 1)->pub.kind != DC_PY_STR || item(args, 1)->ik ||
+        (strcmp(item(args, 1)->pub.str, "latin1") != 0 &&
+         strcmp(item(args, 1)->pub.str, "latin-1") != 0)) {
       pk_fail(p, DC_ERR_FORMAT, "_codecs.encode is only allowed as encode(str, 'latin1')");
       return NULL;
     }
