@@ -117,8 +117,9 @@ int main(int argc, char **argv) {
   bool have_torch = torch && run_torch(script, runs, tr);
 
   printf("float32 matmul, median of %d runs (peak about 225 GFLOP/s per core with AVX-512)\n", runs);
-  printf("%-20s %-26s %3s %12s %10s %12s %10s %7s\n", "M x K x N", "case", "thr", "deepc GF/s",
-         "deepc us", "torch GF/s", "torch us", "ratio");
+  printf("%-20s %-26s %3s %12s %10s", "M x K x N", "case", "thr", "deepc GF/s", "deepc us");
+  if (have_torch) printf(" %12s %10s %7s", "torch GF/s", "torch us", "ratio");
+  printf("\n");
   for (int c = 0; c < N_CASES; c++)
     for (int th = 0; th < 2; th++) {
       char shape[64];

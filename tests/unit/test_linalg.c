@@ -97,7 +97,7 @@ Test(gemm, transposes_strides_broadcast_alpha_beta) {
 Test(gemm, large_k_blocks_and_float64) {
   dc_scope_begin();
   dc_manual_seed(5);
-  /* K spans three KC slices, N two NC panels, M two MR tiles */
+  /* K spans three KC slices, N three NC panels, M two MR tiles */
   dc_tensor *a = dc_randn(DC_SHAPE(2, 9, 600), DC_F64), *b = dc_randn(DC_SHAPE(2, 600, 530), DC_F64);
   double d = kernel_vs_ref(DC__GEMM_AUTO, a, b, false, false, 2, 9, 530, 1.0f, 0.5f);
   cr_assert_lt(d, 1e-10);

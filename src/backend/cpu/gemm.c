@@ -154,7 +154,7 @@ int dc__cpu_gemm_ref(dc_tensor *out, const dc_tensor *a, const dc_tensor *b, boo
  * slice of a is packed as [MC/MR][KC][MR] and of b as [NC/NR][KC][NR], both zero-padded, and an
  * MR x NR register tile is accumulated per pair. Every output element is owned by one task and
  * summed in a fixed order, so results do not depend on the thread count. */
-enum { MR = 8, NR = 16, KC = 256, MC = 64, NC = 512 };
+enum { MR = 8, NR = 16, KC = 256, MC = 128, NC = 256 };
 
 /* Eight doubles as one GCC vector (a zmm register with AVX-512, two ymm with AVX2): written
  * this way so the compiler emits broadcast-FMA tiles instead of shuffling the accumulators. */
