@@ -185,7 +185,7 @@ static int list_classes(const char *root, strlist *classes) {
     else if (dir && !strlist_push(classes, dc__strdup(e->d_name))) rc = DC_ERR_NOMEM;
   }
   closedir(d);
-  if (rc == DC_OK) qsort(classes->s, (size_t)classes->n, sizeof *classes->s, cmp_str);
+  if (rc == DC_OK && classes->n) qsort(classes->s, (size_t)classes->n, sizeof *classes->s, cmp_str);
   return rc;
 }
 
@@ -212,7 +212,7 @@ dc_dataset *dc_image_folder_opt(const char *root, dc_image_folder_opts o) {
       walk_free(&wl);
       goto fail;
     }
-    qsort(wl.f, (size_t)wl.n, sizeof *wl.f, cmp_walk);
+    if (wl.n) qsort(wl.f, (size_t)wl.n, sizeof *wl.f, cmp_walk);
     int64_t found = 0;
     for (int64_t i = 0; i < wl.n; i++) {
       if (!decodable_name(wl.f[i].name)) {

@@ -338,7 +338,8 @@ Test(npy, malformed_headers) {
 }
 
 Test(npy, corrupt_npz) {
-  put("bad.npz", "PK\x03\x04 this is not really a zip archive at all", 46);
+  static const char junk[] = "PK\x03\x04 this is not really a zip archive at all";
+  put("bad.npz", junk, sizeof junk - 1);
   EXPECT_ERROR(dc_npz_load(at("bad.npz")), "bad.npz", "not a readable .npz");
   EXPECT_ERROR(dc_npz_dataset(at("missing.npz"), NULL, NULL), "missing.npz", "cannot open");
 }
