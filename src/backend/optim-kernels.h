@@ -47,7 +47,8 @@ typedef struct dc_optk_buf {
 } dc_optk_buf;
 
 struct dc_optim_kernels {
-  /* Applies the rule to every slot: vectorised, threaded over fixed chunks of all slots. */
+  /* Applies the rule to every slot: vectorised, threaded over fixed chunks of all slots. A
+   * kernel that fails (allocation) must do so before it changes any element. */
   int (*step)(dc_optk_rule rule, const dc_optk_slot *slots, int nslots);
   /* The same update as a plain serial loop per element: the test oracle (bitwise equal). */
   int (*step_ref)(dc_optk_rule rule, const dc_optk_slot *slots, int nslots);

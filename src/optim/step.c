@@ -147,7 +147,8 @@ int dc__optim_step_with(dc_optim *o, bool reference) {
   dc_tensor **tmp = dc__calloc((size_t)n, sizeof *tmp);     /* contiguous copies of gradients */
   dc_tensor **fresh = dc__calloc((size_t)n, sizeof *fresh); /* new SGD momentum buffers */
   const void **grads = dc__calloc((size_t)n, sizeof *grads);
-  if (!slots || !khp || !tmp || !fresh || !grads) {
+  bool *had = dc__calloc((size_t)n, sizeof *had); /* has_state before this step */
+  if (!slots || !khp || !tmp || !fresh || !grads || !had) {
     rc = DC_ERR_NOMEM;
     goto done;
   }
@@ -173,13 +174,24 @@ int dc__optim_step_with(dc_optim *o, bool reference) {
       dc__optim_pstate *s = &o->state[i];
       bool init_buf = fresh[i] != NULL;
       if (init_buf) s->buf[0] = fresh[i];
-      fresh[i] = NULL;
+      had[i] = s->has_state;
       s->step++;
       s->has_state = true;
       slots[nslots++] = make_slot(o, i, &khp[g], &G->hp, grads[i], init_buf);
     }
   }
   rc = (reference ? be->optim->step_ref : be->optim->step)(rule_of(o->kind), slots, nslots);
+  for (int i = 0; i < n; i++) {
+    if (!grads[i]) continue;
+    if (rc == DC_OK) { /* the new buffers now belong to the state */
+      fresh[i] = NULL;
+      continue;
+    }
+    dc__optim_pstate *s = &o->state[i]; /* the kernel failed (it changes nothing then): undo */
+    if (fresh[i]) s->buf[0] = NULL;
+    s->step--;
+    s->has_state = had[i];
+  }
 done:
   for (int i = 0; tmp && i < n; i++) dc__unref(tmp[i]);
   for (int i = 0; fresh && i < n; i++) dc__unref(fresh[i]);
@@ -188,6 +200,7 @@ done:
   dc__free(tmp);
   dc__free(fresh);
   dc__free(grads);
+  dc__free(had);
   return rc;
 }
 

@@ -6,6 +6,7 @@
 #include <criterion/criterion.h>
 #include <deepc/deepc.h>
 #include <math.h>
+#include <omp.h>
 #include <string.h>
 
 #include "optim/optim-impl.h"
@@ -308,6 +309,26 @@ Test(optim_kernels, skipped_params_and_zero_grad) {
   free_params(p);
 }
 
+Test(optim_clip, norm_independent_of_thread_count) {
+  dc_tensor *p[NP];
+  make_params(p, DC_F32, 8);
+  double norms[2][4];
+  const double orders[4] = {2.0, 1.0, 3.5, INFINITY};
+  for (int t = 0; t < 2; t++) {
+    omp_set_num_threads(t + 1);
+    for (int k = 0; k < 4; k++) {
+      set_grads(p, 1);
+      cr_assert_eq(dc_clip_grad_norm_(p, NP, 1e30, orders[k], true, &norms[t][k]), DC_OK);
+    }
+  }
+  omp_set_num_threads(2);
+  for (int k = 0; k < 4; k++)
+    cr_assert(memcmp(&norms[0][k], &norms[1][k], sizeof(double)) == 0,
+              "norm of order %g: %.17g with 1 thread, %.17g with 2", orders[k], norms[0][k],
+              norms[1][k]);
+  free_params(p);
+}
+
 /* ---- resume: 10 steps, save, fresh objects, load, 10 more == 20 uninterrupted ---- */
 
 typedef enum sched_choice { NO_SCHED, ONECYCLE, WARMUP_COSINE, PLATEAU } sched_choice;
@@ -482,4 +503,46 @@ Test(optim_clip, errors_and_edge_cases) {
   cr_assert_float_eq(total, 0.5, 1e-5);
   dc_free(before);
   free_params(p);
+}
+
+/* ---- allocation failures: clean errors, no leaks, and a failed step changes nothing ---- */
+
+Test(optim_state, allocation_failures) {
+  config c[16];
+  int nc = configs(c);
+  int64_t live = dc_live_tensors();
+  for (int ci = 0; ci < nc; ci += 2) {
+    dc_tensor *a[NP];
+    make_params(a, DC_F32, 31);
+    dc_optim *oa = dc_optim_create(c[ci].kind, a, NP, c[ci].hp);
+    set_grads(a, 0);
+    cr_assert_eq(dc_optim_step(oa), DC_OK, "%s", dc_last_error());
+    for (int nth = 1; nth < 40; nth++) {
+      dc_tensor *b[NP];
+      make_params(b, DC_F32, 31);
+      set_grads(b, 0);
+      dc_alloc_fail_at(nth);
+      dc_optim *ob = dc_optim_create(c[ci].kind, b, NP, c[ci].hp);
+      int rc = ob ? dc_optim_step(ob) : DC_ERR_NOMEM;
+      dc_optim_state st = {0};
+      if (ob && rc == DC_OK && dc_optim_state_dict(ob, &st) == DC_OK)
+        dc_optim_load_state_dict(ob, &st); /* may fail: must leave the state as it was */
+      dc_alloc_fail_at(0);
+      dc_optim_state_free(&st);
+      if (!ob) {
+        cr_assert_eq(dc_last_status(), DC_ERR_NOMEM, "%s", dc_last_error());
+        ob = dc_optim_create(c[ci].kind, b, NP, c[ci].hp);
+      }
+      if (rc != DC_OK) cr_assert_eq(dc_optim_step(ob), DC_OK, "%s", dc_last_error());
+      for (int k = 0; k < NP; k++)
+        cr_assert(same_bits(a[k], b[k]), "%s: a step after allocation %d failed differs",
+                  dc_optim_kind_name(c[ci].kind), nth);
+      dc_optim_free(ob);
+      free_params(b);
+    }
+    dc_optim_free(oa);
+    free_params(a);
+  }
+  cr_assert_eq(dc_live_tensors(), live, "tensors leaked: %lld",
+               (long long)(dc_live_tensors() - live));
 }
