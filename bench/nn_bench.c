@@ -2,8 +2,9 @@
  * gradients) of Conv2d(32->32, 5x5, pad 2) on 64x32x14x14, Conv2d(64->64, 3x3, pad 1) on
  * 128x64x32x32, and BatchNorm2d and MaxPool2d(2) on both tensors. Reports the median of several
  * timed runs; with --torch it also runs bench/torch_nn_bench.py (Debian's PyTorch, same thread
- * count) and prints the ratio deepc / torch (below 1: deepc is faster).
- * usage: nn_bench [--threads N] [--runs R] [--torch path/to/torch_nn_bench.py] */
+ * count), alternating with deepc in rounds so both see the same machine load, and prints the
+ * ratio deepc / torch (below 1: deepc is faster).
+ * usage: nn_bench [--threads N] [--runs R] [--rounds K] [--torch path/to/torch_nn_bench.py] */
 #include <deepc/deepc.h>
 #include <omp.h>
 #include <stdio.h>
@@ -18,17 +19,17 @@ typedef struct bench_case {
   int kind;             /* 0 conv, 1 batch norm, 2 max pool */
   int64_t n, c, h, w;   /* input [N, C, H, W] */
   int k, pad;           /* conv kernel and padding (conv only) */
-  double fwd_ms, fb_ms; /* medians */
-  double torch_fwd, torch_fb;
+  double fwd_ms, fb_ms, fb_min; /* medians, and the fastest forward + backward run */
+  double torch_fwd, torch_fb, torch_fb_min;
 } bench_case;
 
 static bench_case g_cases[] = {
-    {"conv5x5 64x32x14x14", 0, 64, 32, 14, 14, 5, 2, 0, 0, -1, -1},
-    {"conv3x3 128x64x32x32", 0, 128, 64, 32, 32, 3, 1, 0, 0, -1, -1},
-    {"batchnorm2d 64x32x14x14", 1, 64, 32, 14, 14, 0, 0, 0, 0, -1, -1},
-    {"batchnorm2d 128x64x32x32", 1, 128, 64, 32, 32, 0, 0, 0, 0, -1, -1},
-    {"maxpool2d(2) 64x32x14x14", 2, 64, 32, 14, 14, 0, 0, 0, 0, -1, -1},
-    {"maxpool2d(2) 128x64x32x32", 2, 128, 64, 32, 32, 0, 0, 0, 0, -1, -1},
+    {"conv5x5 64x32x14x14", 0, 64, 32, 14, 14, 5, 2, 0, 0, 0, -1, -1, -1},
+    {"conv3x3 128x64x32x32", 0, 128, 64, 32, 32, 3, 1, 0, 0, 0, -1, -1, -1},
+    {"batchnorm2d 64x32x14x14", 1, 64, 32, 14, 14, 0, 0, 0, 0, 0, -1, -1, -1},
+    {"batchnorm2d 128x64x32x32", 1, 128, 64, 32, 32, 0, 0, 0, 0, 0, -1, -1, -1},
+    {"maxpool2d(2) 64x32x14x14", 2, 64, 32, 14, 14, 0, 0, 0, 0, 0, -1, -1, -1},
+    {"maxpool2d(2) 128x64x32x32", 2, 128, 64, 32, 32, 0, 0, 0, 0, 0, -1, -1, -1},
 };
 #define NCASES ((int)(sizeof g_cases / sizeof *g_cases))
 
@@ -105,56 +106,64 @@ static double sample(const bench_case *c, bench_state *s, int inner, bool with_b
   return (now_ms() - t0) / inner;
 }
 
-static double median_ms(const bench_case *c, bench_state *s, int runs, bool with_backward) {
+/* Median (and *min, the fastest run) of `runs` samples after a warm-up. */
+static double median_ms(const bench_case *c, bench_state *s, int runs, bool with_backward,
+                        double *min) {
   double first = sample(c, s, 1, with_backward); /* warm-up: primitives, scratch buffers */
   int inner = first < 20 ? (int)(60 / (first + 0.01)) + 1 : 1;
   double t[64];
   if (runs > 64) runs = 64;
   for (int r = 0; r < runs; r++) t[r] = sample(c, s, inner, with_backward);
   qsort(t, (size_t)runs, sizeof *t, cmp_double);
+  if (min) *min = t[0];
   return t[runs / 2];
 }
 
-/* Reads "name<TAB>fwd_ms<TAB>fwd_bwd_ms" lines from the PyTorch script. */
-static void run_torch(const char *script, int threads, int runs) {
-  char cmd[1024];
-  snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=%d /usr/bin/python3 %s --threads %d --runs %d",
-           threads, script, threads, runs);
+/* Runs the PyTorch script for case i and reads its line
+ * "name<TAB>fwd_ms fwd_bwd_ms fwd_bwd_min_ms" into t[3]; false on failure. */
+static bool run_torch(const char *script, int i, int threads, int runs, double t[3]) {
+  char cmd[1024], line[512];
+  snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=%d /usr/bin/python3 %s --threads %d --runs %d --case %d",
+           threads, script, threads, runs, i);
   FILE *p = popen(cmd, "r");
-  if (!p) {
-    fprintf(stderr, "nn_bench: cannot run %s\n", cmd);
-    return;
-  }
-  char line[512];
-  while (fgets(line, sizeof line, p)) {
+  bool ok = false;
+  while (p && fgets(line, sizeof line, p)) {
     char *tab = strchr(line, '\t');
-    if (!tab) continue;
-    *tab = '\0';
-    for (int i = 0; i < NCASES; i++)
-      if (strcmp(line, g_cases[i].name) == 0)
-        sscanf(tab + 1, "%lf %lf", &g_cases[i].torch_fwd, &g_cases[i].torch_fb);
+    if (tab && strncmp(line, g_cases[i].name, (size_t)(tab - line)) == 0)
+      ok = sscanf(tab + 1, "%lf %lf %lf", &t[0], &t[1], &t[2]) == 3;
   }
-  if (pclose(p) != 0) fprintf(stderr, "nn_bench: %s failed\n", script);
+  if (!p || pclose(p) != 0 || !ok) {
+    fprintf(stderr, "nn_bench: '%s' failed\n", cmd);
+    return false;
+  }
+  return true;
+}
+
+static double median_of(double *v, int n) {
+  qsort(v, (size_t)n, sizeof *v, cmp_double);
+  return v[n / 2];
 }
 
 int main(int argc, char **argv) {
-  int threads = 2, runs = 7;
+  int threads = 2, runs = 5, rounds = 3;
   const char *torch = NULL;
   for (int i = 1; i < argc; i++) {
     if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
     else if (!strcmp(argv[i], "--torch") && i + 1 < argc) torch = argv[++i];
     else {
-      fprintf(stderr, "usage: %s [--threads N] [--runs R] [--torch torch_nn_bench.py]\n", argv[0]);
+      fprintf(stderr, "usage: %s [--threads N] [--runs R] [--rounds K] [--torch torch_nn_bench.py]\n",
+              argv[0]);
       return 2;
     }
   }
   if (runs < 1) runs = 1;
+  if (rounds < 1 || rounds > 16) rounds = rounds < 1 ? 1 : 16;
   omp_set_num_threads(threads);
-  if (torch) run_torch(torch, threads, runs);
   dc_manual_seed(0);
-  printf("%-28s %10s %10s %10s %10s %8s\n", "layer (forward + backward)", "deepc fwd", "torch fwd",
-         "deepc f+b", "torch f+b", "ratio");
+  printf("%-28s %10s %10s %10s %10s %7s %7s\n", "layer", "deepc fwd", "torch fwd", "deepc f+b",
+         "torch f+b", "ratio", "min-r");
   for (int i = 0; i < NCASES; i++) {
     bench_case *c = &g_cases[i];
     bench_state s;
@@ -162,18 +171,35 @@ int main(int argc, char **argv) {
       fprintf(stderr, "nn_bench: %s: %s\n", c->name, dc_last_error());
       return 1;
     }
-    c->fwd_ms = median_ms(c, &s, runs, false);
-    c->fb_ms = median_ms(c, &s, runs, true);
+    /* alternate deepc and PyTorch so both see the same machine load */
+    double f[16], fb[16], tf[16], tfb[16], mn;
+    int nt = 0;
+    c->fb_min = c->torch_fb_min = 1e300;
+    for (int r = 0; r < rounds; r++) {
+      double t[3];
+      if (torch && run_torch(torch, i, threads, runs, t)) {
+        tf[nt] = t[0], tfb[nt++] = t[1];
+        if (t[2] < c->torch_fb_min) c->torch_fb_min = t[2];
+      }
+      f[r] = median_ms(c, &s, runs, false, NULL);
+      fb[r] = median_ms(c, &s, runs, true, &mn);
+      if (mn < c->fb_min) c->fb_min = mn;
+    }
     teardown(&s);
+    c->fwd_ms = median_of(f, rounds);
+    c->fb_ms = median_of(fb, rounds);
+    if (nt) c->torch_fwd = median_of(tf, nt), c->torch_fb = median_of(tfb, nt);
     printf("%-28s %8.2fms ", c->name, c->fwd_ms);
     if (c->torch_fwd > 0) printf("%8.2fms ", c->torch_fwd);
     else printf("%10s ", "-");
     printf("%8.2fms ", c->fb_ms);
-    if (c->torch_fb > 0) printf("%8.2fms %8.2f\n", c->torch_fb, c->fb_ms / c->torch_fb);
-    else printf("%10s %8s\n", "-", "-");
+    if (c->torch_fb > 0)
+      printf("%8.2fms %7.2f %7.2f\n", c->torch_fb, c->fb_ms / c->torch_fb, c->fb_min / c->torch_fb_min);
+    else printf("%10s %7s %7s\n", "-", "-", "-");
     fflush(stdout);
   }
-  printf("(%d threads, median of %d runs; ratio = deepc f+b / torch f+b, below 1 is faster)\n",
-         threads, runs);
+  printf("(%d threads; median over %d alternating rounds of the median of %d runs; ratio = deepc\n"
+         " f+b / torch f+b, min-r the same for the fastest runs; below 1 deepc is faster)\n",
+         threads, rounds, runs);
   return 0;
 }

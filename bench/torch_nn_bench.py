@@ -1,7 +1,7 @@
 """PyTorch side of bench/nn_bench.c: the same layers, shapes and timing rule (forward + backward of
 input and parameter gradients, median of several runs), one line per case:
-name<TAB>forward_ms<TAB>forward_backward_ms. Run with Debian's torch: /usr/bin/python3.
-usage: torch_nn_bench.py [--threads N] [--runs R]"""
+name<TAB>forward_ms forward_backward_ms forward_backward_min_ms. Run with Debian's torch: /usr/bin/python3.
+usage: torch_nn_bench.py [--threads N] [--runs R] [--case I]"""
 import argparse
 import time
 
@@ -44,24 +44,27 @@ def median_ms(mod, x, g, runs, backward):
     first = sample(mod, x, g, 1, backward)
     inner = int(60 / (first + 0.01)) + 1 if first < 20 else 1
     t = sorted(sample(mod, x, g, inner, backward) for _ in range(runs))
-    return t[len(t) // 2]
+    return t[len(t) // 2], t[0]
 
 
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--runs", type=int, default=7)
+    ap.add_argument("--runs", type=int, default=5)
+    ap.add_argument("--case", type=int, default=-1, help="run only this case (index)")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
-    for name, kind, shape, k, pad in CASES:
+    for i, (name, kind, shape, k, pad) in enumerate(CASES):
+        if a.case >= 0 and i != a.case:
+            continue
         mod = layer(kind, shape, k, pad)
         mod.train()
         x = torch.randn(*shape, requires_grad=True)
         g = torch.randn_like(mod(x))
-        fwd = median_ms(mod, x, g, a.runs, False)
-        fb = median_ms(mod, x, g, a.runs, True)
-        print(f"{name}\t{fwd:.3f} {fb:.3f}", flush=True)
+        fwd, _ = median_ms(mod, x, g, a.runs, False)
+        fb, fb_min = median_ms(mod, x, g, a.runs, True)
+        print(f"{name}\t{fwd:.3f} {fb:.3f} {fb_min:.3f}", flush=True)
 
 
 if __name__ == "__main__":

@@ -92,8 +92,9 @@ dc_tensor *dc_batch_norm(dc_tensor *x, dc_tensor *running_mean, dc_tensor *runni
   bool batch_stats = training || !running_mean;
   const struct dc_nn_kernels *k = dc__nn_kernels("batch_norm", x);
   if (!k) return NULL;
-  dc_tensor *xc = dc_contiguous(x);
-  dc_tensor *wc = weight ? dc_contiguous(weight) : NULL, *bc = bias ? dc_contiguous(bias) : NULL;
+  dc_tensor *xc = dc__nn_prepare(x, x->dtype);
+  dc_tensor *wc = weight ? dc__nn_prepare(weight, x->dtype) : NULL;
+  dc_tensor *bc = bias ? dc__nn_prepare(bias, x->dtype) : NULL;
   dc_tensor *y = dc__new(dc_shape_of(x), x->dtype, x->device);
   dc_tensor *mean = dc__new(DC_SHAPE(C), x->dtype, x->device);
   dc_tensor *invstd = dc__new(DC_SHAPE(C), x->dtype, x->device);
@@ -113,9 +114,9 @@ dc_tensor *dc_batch_norm(dc_tensor *x, dc_tensor *running_mean, dc_tensor *runni
     dc__save(n, 0, mean);
     dc__save(n, 1, invstd);
   }
-  dc_free(xc);
-  dc_free(wc);
-  dc_free(bc);
+  dc__unref(xc);
+  dc__unref(wc);
+  dc__unref(bc);
   dc_free(mean);
   dc_free(invstd);
   if (!ok) {

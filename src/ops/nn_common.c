@@ -40,9 +40,9 @@ bool dc__nn_check_reduction(const char *op, dc_reduction r) {
 }
 
 dc_tensor *dc__nn_prepare(dc_tensor *t, dc_dtype dt) {
-  if (t->dtype == dt) return dc_contiguous(t);
-  dc_tensor *c = dc_to_dtype(t, dt); /* a fresh contiguous copy */
-  return c;
+  if (t->dtype == dt && dc_is_contiguous(t)) return dc__ref(t);
+  dc_tensor *c = t->dtype == dt ? dc_contiguous(t) : dc_to_dtype(t, dt); /* a contiguous copy */
+  return c ? dc__take(c) : NULL;
 }
 
 bool dc__nn_no_double_backward(const char *op) {

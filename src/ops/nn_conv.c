@@ -145,16 +145,17 @@ static dc_tensor *conv2d_batched(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_co
   if (b && !dc__nn_check_vector("conv2d", "bias", b, g.k)) return NULL;
   const struct dc_nn_kernels *k = dc__nn_kernels("conv2d", x);
   if (!k) return NULL;
-  dc_tensor *xc = dc_contiguous(x), *wc = dc_contiguous(w), *bc = b ? dc_contiguous(b) : NULL;
+  dc_tensor *xc = dc__nn_prepare(x, x->dtype), *wc = dc__nn_prepare(w, x->dtype);
+  dc_tensor *bc = b ? dc__nn_prepare(b, x->dtype) : NULL;
   dc_tensor *y =
       xc && wc && (bc || !b) ? dc__new(DC_SHAPE(g.n, g.k, g.oh, g.ow), x->dtype, x->device) : NULL;
   dc_node *n = NULL;
   bool ok = y && k->conv2d_forward(y, xc, wc, bc, &g) == DC_OK &&
             dc__record(&OP_CONV2D, y, b ? 3 : 2, (dc_tensor *[]){xc, wc, bc}, &n);
   if (ok && n) memcpy(n->i, &g, sizeof g);
-  dc_free(xc);
-  dc_free(wc);
-  dc_free(bc);
+  dc__unref(xc);
+  dc__unref(wc);
+  dc__unref(bc);
   if (!ok) {
     dc_free(y);
     return NULL;

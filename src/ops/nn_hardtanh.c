@@ -27,7 +27,8 @@ dc_tensor *dc_hardtanh(dc_tensor *x, double min_val, double max_val) {
                    max_val);
   const struct dc_nn_kernels *k = dc__nn_kernels("hardtanh", x);
   if (!k) return NULL;
-  dc_tensor *xc = dc_contiguous(x), *y = xc ? dc__new(dc_shape_of(x), x->dtype, x->device) : NULL;
+  dc_tensor *xc = dc__nn_prepare(x, x->dtype),
+            *y = xc ? dc__new(dc_shape_of(x), x->dtype, x->device) : NULL;
   dc_node *n = NULL;
   bool ok = y && k->hardtanh_forward(y, xc, min_val, max_val) == DC_OK &&
             dc__record(&OP_HARDTANH, y, 1, &xc, &n);
@@ -35,7 +36,7 @@ dc_tensor *dc_hardtanh(dc_tensor *x, double min_val, double max_val) {
     n->f[0] = min_val;
     n->f[1] = max_val;
   }
-  dc_free(xc);
+  dc__unref(xc);
   if (!ok) {
     dc_free(y);
     return NULL;

@@ -49,7 +49,8 @@ static const dc_opdef OP_PWLOSS_NAMED[DC_PWLOSS_COUNT] = {
     {"hinge_loss", pwloss_backward},
 };
 
-/* t broadcast to shape s, contiguous, in dtype dt (NULL for NULL); what names it in errors. */
+/* t broadcast to shape s, contiguous, in dtype dt, as an owned reference (dc__unref it; NULL for
+ * NULL); what names it in errors. */
 static dc_tensor *spread(const char *op, const char *what, dc_tensor *t, dc_shape s, dc_dtype dt,
                          bool *failed) {
   if (!t) return NULL;
@@ -107,10 +108,10 @@ static dc_tensor *pointwise_loss(dc_pwloss_op kind, dc_tensor *input, dc_tensor 
     if (wc) dc__save(n, 0, wc);
     if (pc) dc__save(n, 1, pc);
   }
-  dc_free(xc);
-  dc_free(tc);
-  dc_free(wc);
-  dc_free(pc);
+  dc__unref(xc);
+  dc__unref(tc);
+  dc__unref(wc);
+  dc__unref(pc);
   if (!ok) {
     dc_free(out);
     return NULL;
@@ -167,14 +168,15 @@ static int xent_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
 static const dc_opdef OP_CROSS_ENTROPY = {"cross_entropy", xent_backward};
 static const dc_opdef OP_NLL = {"nll_loss", xent_backward};
 
-/* Integer class indices as a contiguous int64 tensor; floats are refused. */
+/* Integer class indices as an owned reference to a contiguous int64 tensor (dc__unref it);
+ * floats are refused. */
 static dc_tensor *class_indices(const char *op, dc_tensor *target) {
   if (dc_dtype_is_float(target->dtype))
     return dc__err(DC_ERR_ARG,
                    "%s: target must hold int64 class indices, got %s (probability "
                    "targets are not supported; turn one-hot rows into indices with dc_argmax)",
                    op, dc_dtype_name(target->dtype));
-  return target->dtype == DC_I64 ? dc_contiguous(target) : dc_to_dtype(target, DC_I64);
+  return dc__nn_prepare(target, DC_I64);
 }
 
 /* The target shape a class loss expects for input [N, C, d...] (or [C]): [N, d...] (or []). */
@@ -223,7 +225,7 @@ static dc_tensor *class_loss(bool log_softmax, dc_tensor *input, dc_tensor *targ
     return NULL;
   const struct dc_nn_kernels *k = dc__nn_kernels(op, input);
   if (!k) return NULL;
-  dc_tensor *xc = dc_contiguous(input), *tc = class_indices(op, target);
+  dc_tensor *xc = dc__nn_prepare(input, input->dtype), *tc = class_indices(op, target);
   dc_tensor *wc = o.weight ? dc__nn_prepare(o.weight, input->dtype) : NULL;
   dc_tensor *lse = log_softmax ? dc__new(DC_SHAPE(p.rows), input->dtype, input->device) : NULL;
   dc_shape os = o.reduction == DC_REDUCTION_NONE ? dc_shape_of(target) : DC_SCALAR_SHAPE;
@@ -241,9 +243,9 @@ static dc_tensor *class_loss(bool log_softmax, dc_tensor *input, dc_tensor *targ
     if (wc) dc__save(n, 1, wc);
     if (lse) dc__save(n, 2, lse);
   }
-  dc_free(xc);
-  dc_free(tc);
-  dc_free(wc);
+  dc__unref(xc);
+  dc__unref(tc);
+  dc__unref(wc);
   dc_free(lse);
   if (!ok) {
     dc_free(out);
@@ -306,7 +308,7 @@ dc_tensor *dc_multi_margin_loss_opt(dc_tensor *input, dc_tensor *target, dc_mult
     return NULL;
   const struct dc_nn_kernels *k = dc__nn_kernels(op, input);
   if (!k) return NULL;
-  dc_tensor *xc = dc_contiguous(input), *tc = class_indices(op, target);
+  dc_tensor *xc = dc__nn_prepare(input, input->dtype), *tc = class_indices(op, target);
   dc_tensor *wc = o.weight ? dc__nn_prepare(o.weight, input->dtype) : NULL;
   dc_shape os = o.reduction == DC_REDUCTION_NONE ? dc_shape_of(target) : DC_SCALAR_SHAPE;
   dc_tensor *out = dc__new(os, input->dtype, input->device);
@@ -325,9 +327,9 @@ dc_tensor *dc_multi_margin_loss_opt(dc_tensor *input, dc_tensor *target, dc_mult
     if (wc) dc__save(n, 1, wc);
   }
   dc_free(x2);
-  dc_free(xc);
-  dc_free(tc);
-  dc_free(wc);
+  dc__unref(xc);
+  dc__unref(tc);
+  dc__unref(wc);
   if (!ok) {
     dc_free(out);
     return NULL;

@@ -20,7 +20,9 @@ bool dc__nn_check_same_dtype(const char *op, const char *what_a, const dc_tensor
 bool dc__nn_check_vector(const char *op, const char *what, const dc_tensor *t, int64_t n);
 /* reduction is one of dc_reduction. */
 bool dc__nn_check_reduction(const char *op, dc_reduction r);
-/* A contiguous tensor with t's values in dtype dt, differentiable; caller dc_frees it. */
+/* An owned reference (release with dc__unref) to a contiguous tensor with t's values in dtype dt:
+ * t itself when it already is one (no view node in between, so its gradient arrives without a
+ * copy), else a differentiable copy. */
 dc_tensor *dc__nn_prepare(dc_tensor *t, dc_dtype dt);
 /* Inside a backward rule: false (with an error) when the rule is asked to build a graph
  * (create_graph), which the fused kernels cannot. */

@@ -147,7 +147,7 @@ static dc_tensor *pool_run(int kind, dc_tensor *x, const dc_pool2d_geom *g) {
   bool is_max = kind == POOL_MAX || kind == POOL_ADAPTIVE_MAX;
   if (is_max && g->h * g->w > INT32_MAX)
     return dc__err(DC_ERR_ARG, "%s: planes of more than 2^31 elements are not supported", op);
-  dc_tensor *xc = dc_contiguous(x), *y = xc ? dc__new(ys, x->dtype, x->device) : NULL;
+  dc_tensor *xc = dc__nn_prepare(x, x->dtype), *y = xc ? dc__new(ys, x->dtype, x->device) : NULL;
   dc_tensor *idx =
       y && is_max ? dc__new(DC_SHAPE(g->planes, g->oh, g->ow), DC_I32, x->device) : NULL;
   int rc = DC_ERR_NOMEM;
@@ -174,7 +174,7 @@ static dc_tensor *pool_run(int kind, dc_tensor *x, const dc_pool2d_geom *g) {
     n->i[DC_NODE_MAX_INTS - 1] = kind;
     if (idx) dc__save(n, 0, idx);
   }
-  dc_free(xc);
+  dc__unref(xc);
   dc_free(idx);
   if (!ok) {
     dc_free(y);
