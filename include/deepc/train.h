@@ -174,6 +174,7 @@ typedef struct dc_run_opts {
   dc_progress_mode progress;
   FILE *out;             /* the final results (test accuracy, per-class table); NULL: stdout */
   bool no_summary;       /* do not print the final results */
+  bool show_model;       /* print the model's layer table (torchinfo-like) before training */
   int stop_after_epochs; /* > 0: stop (as if interrupted) after this many epochs in this call */
   /* When non-NULL and set non-zero (by a signal handler), the run stops after the current step
    * with DC_ERR_STATE; the last finished epoch's checkpoint stays for --resume. */

@@ -808,7 +808,7 @@ void dc_config_print_schema(FILE *f) {
       const cfg_key *e = &SCHEMA[k];
       if (strcmp(e->section, SECTIONS[s]) != 0) continue;
       char def[64];
-      snprintf(def, sizeof def, "%s", e->def[0] ? e->def : "(auto)");
+      snprintf(def, sizeof def, "%s", e->def[0] ? e->def : e->type == CT_STR ? "(none)" : "(auto)");
       fprintf(f, "  %-16s %-7s %-14s %s", e->key, TYPE[e->type], def, e->help);
       if (e->type == CT_ENUM) fprintf(f, " {%s}", e->choices);
       fprintf(f, "\n");

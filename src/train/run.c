@@ -341,6 +341,11 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
             (long long)(vl ? dc_dataset_len(data.val) : dc_dataset_len(data.test)),
             vl ? "validation" : "test (as validation)", (long long)dc_dataset_len(data.test),
             epochs, r.dir);
+    if (o.show_model) {
+      dc_model_summary *ms = dc_summary(model, data.sample_shape);
+      if (ms) dc_summary_print(log, ms);
+      dc_summary_free(ms);
+    }
     if (resume) fprintf(log, "resuming after epoch %d\n", dc_trainer_epochs_done(t));
     fflush(log);
   }

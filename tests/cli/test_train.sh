@@ -143,6 +143,18 @@ grep -q "test accuracy" <<<"$s" || fail "no test accuracy of the best run: $s"
 grep -q "^   1  optim.lr=0.002 " <<<"$s" || fail "ranking: $s"
 expect_error "did you mean 'lr'" "$DEEPC" search "$tmp/small.ini" --grid optim.lrr=1,2
 
+# ---- the C example of docs/training.md compiles warning-free and runs ----
+awk '/^```c$/ { f = 1; next } /^```/ { f = 0 } f' "$SRC/docs/training.md" >"$tmp/doc.c"
+sanitize=()
+grep -q '^DC_SANITIZE:BOOL=ON' "$DEEPC_BUILD/CMakeCache.txt" 2>/dev/null && sanitize=(-fsanitize=address,undefined)
+if ${CC:-cc} -std=gnu11 -Wall -Wextra -Werror "${sanitize[@]}" -I"$SRC/include" "$tmp/doc.c" \
+  -o "$tmp/doc.bin" "$DEEPC_BUILD/libdeepc.so" -Wl,-rpath,"$DEEPC_BUILD" -lm 2>"$tmp/doc.cc"; then
+  "$tmp/doc.bin" >"$tmp/doc.out" 2>&1 || fail "docs/training.md example failed: $(cat "$tmp/doc.out")"
+  grep -q "last validation accuracy" "$tmp/doc.out" || fail "docs/training.md example output"
+else
+  fail "docs/training.md example does not compile: $(cat "$tmp/doc.cc")"
+fi
+
 if [ $failures -ne 0 ]; then
   echo "$failures failure(s)"
   exit 1

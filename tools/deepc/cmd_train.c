@@ -108,7 +108,8 @@ int dc_cmd_train(int argc, char **argv) {
                    .resume = resume,
                    .progress = mode,
                    .stop_after_epochs = stop_after,
-                   .interrupt = &g_interrupt};
+                   .interrupt = &g_interrupt,
+                   .show_model = mode != DC_PROGRESS_QUIET};
   int rc = dc_run(c, &o, NULL);
   signal(SIGINT, SIG_DFL);
   dc_config_free(c);
