@@ -377,6 +377,12 @@ Test(elementwise, binary_fast_matches_reference) {
       check_binary(c, a, b0, s);
       check_binary(c, a, bt, s);
       check_binary(c, dc_transpose(b, 0, 1), dc_transpose(a, 0, 1), DC_SHAPE(33, 41));
+      /* short rows with a broadcast row (fused into multi-row kernel calls), 3-D broadcasts */
+      dc_tensor *tall = uniform(DC_SHAPE(300, 7), dt, c->alo, c->ahi);
+      check_binary(c, tall, uniform(DC_SHAPE(7), dt, c->blo, c->bhi), DC_SHAPE(300, 7));
+      check_binary(c, uniform(DC_SHAPE(7), dt, c->alo, c->ahi), tall, DC_SHAPE(300, 7));
+      check_binary(c, uniform(DC_SHAPE(4, 1, 5), dt, c->alo, c->ahi),
+                   uniform(DC_SHAPE(3, 1), dt, c->blo, c->bhi), DC_SHAPE(4, 3, 5));
       if (c->op == DC_BIN_EQ || c->op == DC_BIN_MAXIMUM) {
         check_binary(c, a, a, s); /* ties */
         double sp[] = {NAN, 1, NAN, -INFINITY, 0.0, -0.0};

@@ -6,10 +6,16 @@
 #include "cpu-impl.h"
 #include "vmath.h"
 
+#include <string.h>
+
 /* ---- the driver ---- */
 
 #define EW_BLOCK 16384 /* elements per work item: fixed, so results never depend on threads */
 #define EW_TILE 1024   /* elements per gathered tile */
+
+/* How an item's rows are run: all operands contiguous along the row; short rows fused with a
+ * broadcast row replicated into a tile (a bias: [R, N] + [N]); or through gathered tiles. */
+typedef enum ew_mode { EW_DIRECT, EW_FUSED_ROWS, EW_TILED } ew_mode;
 
 typedef struct ew_plan {
   dc__ew_kernel kern;
@@ -18,10 +24,11 @@ typedef struct ew_plan {
   const dc_tensor *t[DC__LOOP_MAX_OPS];
   size_t z[DC__LOOP_MAX_OPS];            /* element sizes */
   dc__loop L;
+  ew_mode mode;
   int64_t rows_per_item, blocks_per_row; /* one of them is 1 */
 } ew_plan;
 
-/* dst[0..n) = src[k * stride] for elements of z bytes (stride 0: one value repeated). */
+/* dst[0..n) = src[k * stride] for elements of z bytes. */
 static void gather(char *dst, const char *src, int64_t stride, int64_t n, size_t z) {
   switch (z) {
   case 1:
@@ -36,6 +43,31 @@ static void gather(char *dst, const char *src, int64_t stride, int64_t n, size_t
   default:
     for (int64_t k = 0; k < n; k++) ((uint64_t *)dst)[k] = ((const uint64_t *)src)[k * stride];
     break;
+  }
+}
+
+/* dst[0..n) = *src (a broadcast value) */
+static void fill_value(char *dst, const char *src, int64_t n, size_t z) {
+  switch (z) {
+  case 1: memset(dst, *src, (size_t)n); break;
+  case 2: {
+    uint16_t v;
+    memcpy(&v, src, 2);
+    for (int64_t k = 0; k < n; k++) ((uint16_t *)dst)[k] = v;
+    break;
+  }
+  case 4: {
+    uint32_t v;
+    memcpy(&v, src, 4);
+    for (int64_t k = 0; k < n; k++) ((uint32_t *)dst)[k] = v;
+    break;
+  }
+  default: {
+    uint64_t v;
+    memcpy(&v, src, 8);
+    for (int64_t k = 0; k < n; k++) ((uint64_t *)dst)[k] = v;
+    break;
+  }
   }
 }
 
@@ -56,67 +88,119 @@ static void scatter(char *dst, int64_t stride, const char *src, int64_t n, size_
   }
 }
 
-/* One row segment [c0, c1) where some operand's last dim is not contiguous: tiles through
- * buffers. Stride-0 inputs are filled once per segment (the value is constant along the row). */
-static __attribute__((noinline)) void run_tiled(const ew_plan *P, const int64_t *off, int64_t c0,
-                                                int64_t c1) {
+/* Element offsets and odometer position of row r0. */
+static void first_row(const dc__loop *L, int64_t r0, int64_t *off, int64_t *idx) {
+  dc__loop_row(L, r0, off);
+  for (int d = L->ndim - 2; d >= 0; d--) {
+    idx[d] = r0 % L->shape[d];
+    r0 /= L->shape[d];
+  }
+}
+
+static void next_row(const dc__loop *L, int64_t *off, int64_t *idx) {
+  for (int d = L->ndim - 2; d >= 0; d--) {
+    for (int k = 0; k < L->nops; k++) off[k] += L->stride[k][d];
+    if (++idx[d] < L->shape[d]) return;
+    for (int k = 0; k < L->nops; k++) off[k] -= L->shape[d] * L->stride[k][d];
+    idx[d] = 0;
+  }
+}
+
+/* Rows [r0, r1), columns [c0, c1), every operand contiguous along the row. */
+static void run_direct(const ew_plan *P, int64_t r0, int64_t r1, int64_t c0, int64_t c1) {
+  int64_t off[DC__LOOP_MAX_OPS], idx[DC_MAX_DIMS];
+  char *ptr[DC__LOOP_MAX_OPS];
+  first_row(&P->L, r0, off, idx);
+  for (int64_t r = r0; r < r1; r++) {
+    for (int k = 0; k < P->nops; k++) ptr[k] = DC__PTR(P->t[k], off[k] + c0);
+    P->kern(P->ctx, c1 - c0, ptr);
+    next_row(&P->L, off, idx);
+  }
+}
+
+/* Rows [r0, r1) of a 2-D loop with short contiguous rows, where inputs are either contiguous
+ * across rows or one row broadcast to all (outer stride 0): that row is replicated into a tile
+ * once, so each kernel call covers many rows. */
+static __attribute__((noinline)) void run_fused_rows(const ew_plan *P, int64_t r0, int64_t r1) {
   _Alignas(64) char buf[DC__LOOP_MAX_OPS][EW_TILE * 8];
+  const dc__loop *L = &P->L;
+  int64_t n = L->inner, g = EW_TILE / n < r1 - r0 ? EW_TILE / n : r1 - r0;
+  char *ptr[DC__LOOP_MAX_OPS];
+  for (int k = 1; k < P->nops; k++) {
+    if (L->stride[k][0] != 0) continue;
+    size_t row = (size_t)n * P->z[k], have = row; /* replicate by doubling */
+    memcpy(buf[k], DC__PTR(P->t[k], L->base[k]), row);
+    for (; have < (size_t)g * row; have *= 2)
+      memcpy(buf[k] + have, buf[k], have * 2 <= (size_t)g * row ? have : (size_t)g * row - have);
+  }
+  for (int64_t r = r0; r < r1; r += g) {
+    int64_t rows = r1 - r < g ? r1 - r : g;
+    for (int k = 0; k < P->nops; k++)
+      ptr[k] = k > 0 && L->stride[k][0] == 0 ? buf[k] : DC__PTR(P->t[k], L->base[k] + r * L->stride[k][0]);
+    P->kern(P->ctx, rows * n, ptr);
+  }
+}
+
+/* Rows [r0, r1), columns [c0, c1), some operand not contiguous along the row: tiles through
+ * buffers. A stride-0 input is filled with its value once and refilled only when the value's
+ * address changes (a column broadcast: once per row; a 0-d operand: once per item). */
+static __attribute__((noinline)) void run_tiled(const ew_plan *P, int64_t r0, int64_t r1,
+                                                int64_t c0, int64_t c1) {
+  _Alignas(64) char buf[DC__LOOP_MAX_OPS][EW_TILE * 8];
+  const char *filled[DC__LOOP_MAX_OPS] = {NULL};
+  int64_t filled_n[DC__LOOP_MAX_OPS] = {0};
+  int64_t off[DC__LOOP_MAX_OPS], idx[DC_MAX_DIMS];
   char *base[DC__LOOP_MAX_OPS], *ptr[DC__LOOP_MAX_OPS];
   const int64_t *is = P->L.istride;
-  for (int k = 0; k < P->nops; k++) base[k] = DC__PTR(P->t[k], off[k] + c0 * is[k]);
-  bool filled[DC__LOOP_MAX_OPS] = {false};
-  for (int64_t t0 = 0; t0 < c1 - c0; t0 += EW_TILE) {
-    int64_t n = c1 - c0 - t0 < EW_TILE ? c1 - c0 - t0 : EW_TILE;
-    for (int k = 0; k < P->nops; k++) {
-      char *src = base[k] + (size_t)(t0 * is[k]) * P->z[k];
-      if (is[k] == 1) {
-        ptr[k] = src;
-      } else {
-        ptr[k] = buf[k];
-        if (k > 0 && !(is[k] == 0 && filled[k])) gather(buf[k], src, is[k], n, P->z[k]);
-        filled[k] = is[k] == 0 && n == EW_TILE;
+  first_row(&P->L, r0, off, idx);
+  for (int64_t r = r0; r < r1; r++) {
+    for (int k = 0; k < P->nops; k++) base[k] = DC__PTR(P->t[k], off[k] + c0 * is[k]);
+    for (int64_t t0 = 0; t0 < c1 - c0; t0 += EW_TILE) {
+      int64_t n = c1 - c0 - t0 < EW_TILE ? c1 - c0 - t0 : EW_TILE;
+      for (int k = 0; k < P->nops; k++) {
+        char *src = base[k] + (size_t)(t0 * is[k]) * P->z[k];
+        ptr[k] = is[k] == 1 ? src : buf[k];
+        if (k == 0 || is[k] == 1) continue;
+        if (is[k] != 0) {
+          gather(buf[k], src, is[k], n, P->z[k]);
+        } else if (filled[k] != src || filled_n[k] < n) {
+          fill_value(buf[k], src, n, P->z[k]);
+          filled[k] = src;
+          filled_n[k] = n;
+        }
       }
+      P->kern(P->ctx, n, ptr);
+      if (is[0] != 1) scatter(base[0] + (size_t)(t0 * is[0]) * P->z[0], is[0], buf[0], n, P->z[0]);
     }
-    P->kern(P->ctx, n, ptr);
-    if (is[0] != 1) scatter(base[0] + (size_t)(t0 * is[0]) * P->z[0], is[0], buf[0], n, P->z[0]);
+    next_row(&P->L, off, idx);
   }
 }
 
-static void run_segment(const ew_plan *P, const int64_t *off, int64_t c0, int64_t c1) {
-  bool contig = true;
-  for (int k = 0; k < P->nops; k++) contig &= P->L.istride[k] == 1;
-  if (!contig) {
-    run_tiled(P, off, c0, c1);
-    return;
-  }
-  char *ptr[DC__LOOP_MAX_OPS];
-  for (int k = 0; k < P->nops; k++) ptr[k] = DC__PTR(P->t[k], off[k] + c0);
-  P->kern(P->ctx, c1 - c0, ptr);
-}
-
-/* Work item it: a block of one long row, or a run of whole short rows (odometer over rows). */
+/* Work item it: a block of one long row, or a run of whole short rows. */
 static void run_item(const ew_plan *P, int64_t it) {
   const dc__loop *L = &P->L;
   int64_t r0 = it / P->blocks_per_row * P->rows_per_item;
   int64_t r1 = r0 + P->rows_per_item < L->rows ? r0 + P->rows_per_item : L->rows;
   int64_t c0 = it % P->blocks_per_row * EW_BLOCK;
   int64_t c1 = c0 + EW_BLOCK < L->inner ? c0 + EW_BLOCK : L->inner;
-  int64_t off[DC__LOOP_MAX_OPS], idx[DC_MAX_DIMS];
-  dc__loop_row(L, r0, off);
-  int64_t r = r0;
-  for (int d = L->ndim - 2; d >= 0; d--) {
-    idx[d] = r % L->shape[d];
-    r /= L->shape[d];
+  switch (P->mode) {
+  case EW_DIRECT: run_direct(P, r0, r1, c0, c1); break;
+  case EW_FUSED_ROWS: run_fused_rows(P, r0, r1); break;
+  case EW_TILED: run_tiled(P, r0, r1, c0, c1); break;
   }
-  for (r = r0; r < r1; r++) {
-    run_segment(P, off, c0, c1);
-    for (int d = L->ndim - 2; d >= 0; d--) { /* next row: increment the odometer */
-      for (int k = 0; k < P->nops; k++) off[k] += L->stride[k][d];
-      if (++idx[d] < L->shape[d]) break;
-      for (int k = 0; k < P->nops; k++) off[k] -= L->shape[d] * L->stride[k][d];
-      idx[d] = 0;
-    }
+}
+
+static ew_mode pick_mode(const dc__loop *L) {
+  bool contig = true;
+  for (int k = 0; k < L->nops; k++) contig &= L->istride[k] == 1;
+  if (!contig) return EW_TILED;
+  if (L->ndim != 2 || L->inner > EW_TILE / 4 || L->stride[0][0] != L->inner) return EW_DIRECT;
+  bool bcast = false;
+  for (int k = 1; k < L->nops; k++) {
+    if (L->stride[k][0] == 0) bcast = true;
+    else if (L->stride[k][0] != L->inner) return EW_DIRECT;
   }
+  return bcast ? EW_FUSED_ROWS : EW_DIRECT;
 }
 
 static bool same_layout_contiguous(const dc_tensor *out, int nin, const dc_tensor *const *in) {
@@ -165,6 +249,7 @@ void dc__cpu_ew_apply(dc__ew_kernel kern, const void *ctx, dc_tensor *out, int n
   for (int k = 0; k < P.nops; k++) P.z[k] = dc_dtype_size(P.t[k]->dtype);
   dc__loop_setup(&P.L, dc_shape_of(out), P.nops, P.t);
   if (P.L.rows == 0 || P.L.inner == 0) return;
+  P.mode = pick_mode(&P.L);
   bool long_rows = P.L.inner >= EW_BLOCK;
   P.blocks_per_row = long_rows ? (P.L.inner + EW_BLOCK - 1) / EW_BLOCK : 1;
   P.rows_per_item = long_rows ? 1 : EW_BLOCK / P.L.inner;
@@ -204,12 +289,23 @@ DC__CLONES static void bin_f32(dc_binary_op op, float *restrict o, const float *
   case DC_BIN_DIV: for (int64_t i = 0; i < n; i++) o[i] = a[i] / b[i]; break;
   case DC_BIN_POW: for (int64_t i = 0; i < n; i++) o[i] = powf(a[i], b[i]); break;
   case DC_BIN_MAXIMUM:
-    for (int64_t i = 0; i < n; i++) o[i] = a[i] != a[i] ? a[i] : (a[i] > b[i] ? a[i] : b[i]);
+    for (int64_t i = 0; i < n; i++) { /* NaN propagates; loads before the select vectorise */
+      float u = a[i], v = b[i];
+      o[i] = u != u ? u : (u > v ? u : v);
+    }
     break;
   case DC_BIN_MINIMUM:
-    for (int64_t i = 0; i < n; i++) o[i] = a[i] != a[i] ? a[i] : (a[i] < b[i] ? a[i] : b[i]);
+    for (int64_t i = 0; i < n; i++) {
+      float u = a[i], v = b[i];
+      o[i] = u != u ? u : (u < v ? u : v);
+    }
     break;
-  case DC_BIN_RELU_BWD: for (int64_t i = 0; i < n; i++) o[i] = b[i] > 0.0f ? a[i] : 0.0f; break;
+  case DC_BIN_RELU_BWD:
+    for (int64_t i = 0; i < n; i++) {
+      float g = a[i];
+      o[i] = b[i] > 0.0f ? g : 0.0f;
+    }
+    break;
   case DC_BIN_SIGMOID_BWD:
     for (int64_t i = 0; i < n; i++) o[i] = a[i] * (b[i] * (1.0f - b[i]));
     break;
@@ -244,12 +340,23 @@ DC__CLONES static void bin_f64(dc_binary_op op, double *restrict o, const double
   case DC_BIN_DIV: for (int64_t i = 0; i < n; i++) o[i] = a[i] / b[i]; break;
   case DC_BIN_POW: for (int64_t i = 0; i < n; i++) o[i] = pow(a[i], b[i]); break;
   case DC_BIN_MAXIMUM:
-    for (int64_t i = 0; i < n; i++) o[i] = a[i] != a[i] ? a[i] : (a[i] > b[i] ? a[i] : b[i]);
+    for (int64_t i = 0; i < n; i++) {
+      double u = a[i], v = b[i];
+      o[i] = u != u ? u : (u > v ? u : v);
+    }
     break;
   case DC_BIN_MINIMUM:
-    for (int64_t i = 0; i < n; i++) o[i] = a[i] != a[i] ? a[i] : (a[i] < b[i] ? a[i] : b[i]);
+    for (int64_t i = 0; i < n; i++) {
+      double u = a[i], v = b[i];
+      o[i] = u != u ? u : (u < v ? u : v);
+    }
     break;
-  case DC_BIN_RELU_BWD: for (int64_t i = 0; i < n; i++) o[i] = b[i] > 0.0 ? a[i] : 0.0; break;
+  case DC_BIN_RELU_BWD:
+    for (int64_t i = 0; i < n; i++) {
+      double g = a[i];
+      o[i] = b[i] > 0.0 ? g : 0.0;
+    }
+    break;
   case DC_BIN_SIGMOID_BWD: for (int64_t i = 0; i < n; i++) o[i] = a[i] * (b[i] * (1.0 - b[i])); break;
   case DC_BIN_TANH_BWD: for (int64_t i = 0; i < n; i++) o[i] = a[i] * (1.0 - b[i] * b[i]); break;
   case DC_BIN_GELU_BWD: for (int64_t i = 0; i < n; i++) o[i] = a[i] * gelu_grad_f64(b[i]); break;
@@ -421,19 +528,31 @@ int dc__cpu_binary(dc_binary_op op, dc_tensor *out, const dc_tensor *a, const dc
 
 DC__CLONES static void where_u8(uint8_t *restrict o, const uint8_t *restrict c,
                                 const uint8_t *restrict a, const uint8_t *restrict b, int64_t n) {
-  for (int64_t i = 0; i < n; i++) o[i] = c[i] ? a[i] : b[i];
+  for (int64_t i = 0; i < n; i++) { /* both loads unconditional, so the select vectorises */
+    uint8_t u = a[i], v = b[i];
+    o[i] = c[i] ? u : v;
+  }
 }
 DC__CLONES static void where_u16(uint16_t *restrict o, const uint8_t *restrict c,
                                  const uint16_t *restrict a, const uint16_t *restrict b, int64_t n) {
-  for (int64_t i = 0; i < n; i++) o[i] = c[i] ? a[i] : b[i];
+  for (int64_t i = 0; i < n; i++) {
+    uint16_t u = a[i], v = b[i];
+    o[i] = c[i] ? u : v;
+  }
 }
 DC__CLONES static void where_u32(uint32_t *restrict o, const uint8_t *restrict c,
                                  const uint32_t *restrict a, const uint32_t *restrict b, int64_t n) {
-  for (int64_t i = 0; i < n; i++) o[i] = c[i] ? a[i] : b[i];
+  for (int64_t i = 0; i < n; i++) {
+    uint32_t u = a[i], v = b[i];
+    o[i] = c[i] ? u : v;
+  }
 }
 DC__CLONES static void where_u64(uint64_t *restrict o, const uint8_t *restrict c,
                                  const uint64_t *restrict a, const uint64_t *restrict b, int64_t n) {
-  for (int64_t i = 0; i < n; i++) o[i] = c[i] ? a[i] : b[i];
+  for (int64_t i = 0; i < n; i++) {
+    uint64_t u = a[i], v = b[i];
+    o[i] = c[i] ? u : v;
+  }
 }
 
 static void where_piece(const void *ctx, int64_t n, char *const *p) {

@@ -97,6 +97,7 @@ static double un_ref(dc_unary_op op, double x, const double *p);
 /* float64: the same formulas with libm (scalar calls for the transcendental ones). */
 DC__CLONES static void un_f64(dc_unary_op op, double *restrict o, const double *restrict x,
                               int64_t n, const double *p) {
+  const double p0 = p[0], p1 = p[1]; /* locals: a conditional load of p[0] blocks vectorising */
   switch (op) {
   case DC_UN_NEG: for (int64_t i = 0; i < n; i++) o[i] = -x[i]; break;
   case DC_UN_ABS: for (int64_t i = 0; i < n; i++) o[i] = fabs(x[i]); break;
@@ -109,18 +110,18 @@ DC__CLONES static void un_f64(dc_unary_op op, double *restrict o, const double *
   case DC_UN_RECIPROCAL: for (int64_t i = 0; i < n; i++) o[i] = 1.0 / x[i]; break;
   case DC_UN_RELU: for (int64_t i = 0; i < n; i++) o[i] = x[i] < 0.0 ? 0.0 : x[i]; break;
   case DC_UN_LEAKY_RELU:
-    for (int64_t i = 0; i < n; i++) o[i] = x[i] > 0.0 ? x[i] : x[i] * p[0];
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] > 0.0 ? x[i] : x[i] * p0;
     break;
   case DC_UN_CLAMP:
     for (int64_t i = 0; i < n; i++) {
-      double t = x[i] < p[0] ? p[0] : x[i];
-      o[i] = t > p[1] ? p[1] : t;
+      double t = x[i] < p0 ? p0 : x[i];
+      o[i] = t > p1 ? p1 : t;
     }
     break;
-  case DC_UN_ADD_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = x[i] + p[0]; break;
-  case DC_UN_MUL_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = x[i] * p[0]; break;
-  case DC_UN_DIV_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = x[i] / p[0]; break;
-  case DC_UN_RSUB_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = p[0] - x[i]; break;
+  case DC_UN_ADD_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = x[i] + p0; break;
+  case DC_UN_MUL_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = x[i] * p0; break;
+  case DC_UN_DIV_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = x[i] / p0; break;
+  case DC_UN_RSUB_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = p0 - x[i]; break;
   case DC_UN_EXP: case DC_UN_LOG: case DC_UN_SIGMOID: case DC_UN_TANH: case DC_UN_ELU:
   case DC_UN_SELU: case DC_UN_GELU: case DC_UN_GELU_TANH: case DC_UN_SOFTPLUS:
   case DC_UN_POW_SCALAR:
