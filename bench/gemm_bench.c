@@ -10,7 +10,7 @@
 #include <string.h>
 #include <time.h>
 
-#define RUNS 7
+#define RUNS 9
 #define MAX_CASES 16
 
 typedef struct bench_case {
@@ -32,11 +32,21 @@ static const bench_case CASES[] = {
 
 typedef struct result {
   double gflops, us; /* median GFLOP/s and microseconds per call */
+  double best;       /* best-run GFLOP/s */
+  /* median GFLOP per CPU-second times the thread count: the rate each thread reaches on its
+   * core, which stays measurable when other processes share the cores (wall time does not) */
+  double cpu_gflops;
 } result;
 
 static double now(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
+}
+
+static double cpu_now(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
   return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
 }
 
@@ -46,21 +56,25 @@ static int cmp_double(const void *a, const void *b) {
 }
 
 /* Median over RUNS samples; each sample repeats the product until ~0.2 GFLOP has run. */
-static result time_matmul(const bench_case *c, int runs) {
-  dc_tensor *a = dc_randn(DC_SHAPE(c->m, c->k), DC_F32), *b = dc_randn(DC_SHAPE(c->k, c->n), DC_F32);
+static result time_matmul(const bench_case *c, int runs, int threads) {
+  dc_tensor *a = dc_randn(DC_SHAPE(c->m, c->k), DC_F32),
+            *b = dc_randn(DC_SHAPE(c->k, c->n), DC_F32);
   double flops = 2.0 * (double)c->m * (double)c->k * (double)c->n;
   int reps = flops >= 2e8 ? 1 : (int)(2e8 / flops);
-  double t[RUNS];
+  double t[RUNS], ct[RUNS];
   dc_free(dc_matmul(a, b)); /* warm-up: makes and caches the oneDNN primitive */
   for (int r = 0; r < runs; r++) {
-    double t0 = now();
+    double t0 = now(), c0 = cpu_now();
     for (int i = 0; i < reps; i++) dc_free(dc_matmul(a, b));
     t[r] = (now() - t0) / reps;
+    ct[r] = (cpu_now() - c0) / reps;
   }
   qsort(t, (size_t)runs, sizeof t[0], cmp_double);
+  qsort(ct, (size_t)runs, sizeof ct[0], cmp_double);
   dc_free(a);
   dc_free(b);
-  return (result){flops / t[runs / 2] / 1e9, t[runs / 2] * 1e6};
+  return (result){flops / t[runs / 2] / 1e9, t[runs / 2] * 1e6, flops / t[0] / 1e9,
+                  flops * threads / ct[runs / 2] / 1e9};
 }
 
 /* Runs bench/torch_matmul.py; fills tr[thread index][case]; false when torch is unavailable. */
@@ -83,7 +97,7 @@ static bool run_torch(const char *script, int runs, result tr[2][MAX_CASES]) {
     if (sscanf(line, "torch %lld %lld %lld %d %lf %lf", &m, &k, &n, &th, &gf, &us) != 6) continue;
     for (int c = 0; c < N_CASES; c++)
       if (CASES[c].m == m && CASES[c].k == k && CASES[c].n == n && (th == 1 || th == 2)) {
-        tr[th - 1][c] = (result){gf, us};
+        tr[th - 1][c] = (result){gf, us, gf, 0};
         got++;
       }
   }
@@ -93,15 +107,17 @@ static bool run_torch(const char *script, int runs, result tr[2][MAX_CASES]) {
 int main(int argc, char **argv) {
   bool quick = false, torch = true;
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--quick")) quick = true;
-    else if (!strcmp(argv[i], "--no-torch")) torch = false;
+    if (!strcmp(argv[i], "--quick"))
+      quick = true;
+    else if (!strcmp(argv[i], "--no-torch"))
+      torch = false;
   }
   int runs = quick ? 3 : RUNS;
   dc_manual_seed(0);
   result dr[2][MAX_CASES] = {{{0}}}, tr[2][MAX_CASES] = {{{0}}};
   for (int th = 1; th <= 2; th++) {
     omp_set_num_threads(th);
-    for (int c = 0; c < N_CASES; c++) dr[th - 1][c] = time_matmul(&CASES[c], runs);
+    for (int c = 0; c < N_CASES; c++) dr[th - 1][c] = time_matmul(&CASES[c], runs, th);
   }
   /* the script sits beside this source file (CMake compiles it by absolute path) */
   char script[2048];
@@ -116,8 +132,12 @@ int main(int argc, char **argv) {
   }
   bool have_torch = torch && run_torch(script, runs, tr);
 
-  printf("float32 matmul, median of %d runs (peak about 225 GFLOP/s per core with AVX-512)\n", runs);
-  printf("%-20s %-26s %3s %12s %10s", "M x K x N", "case", "thr", "deepc GF/s", "deepc us");
+  printf("float32 matmul, median of %d runs (peak about 225 GFLOP/s per core with AVX-512)\n"
+         "cpu GF/s = GFLOP per CPU-second x threads: the per-core rate, meaningful when other\n"
+         "processes share the cores and wall-clock GF/s is not\n",
+         runs);
+  printf("%-20s %-26s %3s %12s %10s %10s %10s", "M x K x N", "case", "thr", "deepc GF/s",
+         "best GF/s", "cpu GF/s", "deepc us");
   if (have_torch) printf(" %12s %10s %7s", "torch GF/s", "torch us", "ratio");
   printf("\n");
   for (int c = 0; c < N_CASES; c++)
@@ -125,8 +145,8 @@ int main(int argc, char **argv) {
       char shape[64];
       snprintf(shape, sizeof shape, "%lldx%lldx%lld", (long long)CASES[c].m, (long long)CASES[c].k,
                (long long)CASES[c].n);
-      printf("%-20s %-26s %3d %12.1f %10.2f", shape, CASES[c].what, th + 1, dr[th][c].gflops,
-             dr[th][c].us);
+      printf("%-20s %-26s %3d %12.1f %10.1f %10.1f %10.2f", shape, CASES[c].what, th + 1,
+             dr[th][c].gflops, dr[th][c].best, dr[th][c].cpu_gflops, dr[th][c].us);
       if (have_torch)
         printf(" %12.1f %10.2f %7.2f", tr[th][c].gflops, tr[th][c].us,
                dr[th][c].gflops / tr[th][c].gflops);

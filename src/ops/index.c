@@ -45,8 +45,8 @@ static dc_tensor *copy_of(const dc_tensor *x) {
 
 /* Per-dim size check shared by gather and scatter_add: index must fit inside t (all dims but
  * `skip`, or all dims when skip < 0). */
-static bool index_fits(const char *op, const dc_tensor *index, const dc_tensor *t, const char *tname,
-                       int skip) {
+static bool index_fits(const char *op, const dc_tensor *index, const dc_tensor *t,
+                       const char *tname, int skip) {
   char si[128], st[128];
   if (index->ndim != t->ndim) {
     dc__err(DC_ERR_ARG, "%s: index %s and %s %s must have the same number of dims", op,
@@ -56,9 +56,10 @@ static bool index_fits(const char *op, const dc_tensor *index, const dc_tensor *
   }
   for (int d = 0; d < t->ndim; d++)
     if (d != skip && index->shape[d] > t->shape[d]) {
-      dc__err(DC_ERR_ARG, "%s: index %s is larger than %s %s in dim %d (%lld > %lld); the index "
-              "may not be larger than %s in any dim%s", op,
-              dc_shape_str(dc_shape_of(index), si, sizeof si), tname,
+      dc__err(DC_ERR_ARG,
+              "%s: index %s is larger than %s %s in dim %d (%lld > %lld); the index "
+              "may not be larger than %s in any dim%s",
+              op, dc_shape_str(dc_shape_of(index), si, sizeof si), tname,
               dc_shape_str(dc_shape_of(t), st, sizeof st), d, (long long)index->shape[d],
               (long long)t->shape[d], tname, skip >= 0 ? " but `dim`" : "");
       return false;
@@ -131,9 +132,10 @@ dc_tensor *dc_scatter_add(dc_tensor *x, int dim, dc_tensor *index, dc_tensor *sr
       !check_same_device("scatter_add", x, src))
     return NULL;
   if (x->dtype != src->dtype)
-    return dc__err(DC_ERR_ARG, "scatter_add: input is %s but src is %s; they must have the same "
-                   "dtype (convert src with dc_to_dtype)", dc_dtype_name(x->dtype),
-                   dc_dtype_name(src->dtype));
+    return dc__err(DC_ERR_ARG,
+                   "scatter_add: input is %s but src is %s; they must have the same "
+                   "dtype (convert src with dc_to_dtype)",
+                   dc_dtype_name(x->dtype), dc_dtype_name(src->dtype));
   if (!dc__wrap_dim("scatter_add", &dim, x->ndim)) return NULL;
   if (!index_fits("scatter_add", index, src, "src", -1) ||
       !index_fits("scatter_add", index, x, "input", dim))
@@ -194,12 +196,15 @@ dc_tensor *dc_index_select(dc_tensor *x, int dim, dc_tensor *index) {
     return NULL;
   if (index->ndim > 1) {
     char si[128];
-    return dc__err(DC_ERR_ARG, "index_select: index must be 0-D or 1-D, got %s; flatten it and "
-                   "reshape the result", dc_shape_str(dc_shape_of(index), si, sizeof si));
+    return dc__err(DC_ERR_ARG,
+                   "index_select: index must be 0-D or 1-D, got %s; flatten it and "
+                   "reshape the result",
+                   dc_shape_str(dc_shape_of(index), si, sizeof si));
   }
   if (!dc__wrap_dim("index_select", &dim, x->ndim)) return NULL;
   dc_shape s = dc_shape_of(x);
-  if (s.ndim > 0) s.d[dim] = dc_numel(index);
+  if (s.ndim > 0)
+    s.d[dim] = dc_numel(index);
   else if (dc_numel(index) != 1)
     return dc__err(DC_ERR_ARG, "index_select: a 0-d input takes exactly one index, got %lld",
                    (long long)dc_numel(index));
@@ -240,9 +245,10 @@ static bool one_hot_classes(const dc_tensor *labels, int64_t *num_classes) {
   }
   for (int64_t i = 0; ok && i < n; i++)
     if (v[i] < 0 || v[i] >= *num_classes) {
-      dc__err(DC_ERR_ARG, "one_hot: label %lld (element %lld) is out of range for num_classes "
-              "%lld; labels must be in 0..%lld", (long long)v[i], (long long)i,
-              (long long)*num_classes, (long long)*num_classes - 1);
+      dc__err(DC_ERR_ARG,
+              "one_hot: label %lld (element %lld) is out of range for num_classes "
+              "%lld; labels must be in 0..%lld",
+              (long long)v[i], (long long)i, (long long)*num_classes, (long long)*num_classes - 1);
       ok = false;
     }
   dc__free(v);
@@ -252,8 +258,10 @@ static bool one_hot_classes(const dc_tensor *labels, int64_t *num_classes) {
 dc_tensor *dc_one_hot(dc_tensor *labels, int64_t num_classes) {
   if (!dc__check_nonnull("one_hot", 1, labels)) return NULL;
   if (labels->dtype != DC_I64)
-    return dc__err(DC_ERR_ARG, "one_hot: labels must be int64 class indices, got %s; convert with "
-                   "dc_to_dtype(labels, DC_I64)", dc_dtype_name(labels->dtype));
+    return dc__err(DC_ERR_ARG,
+                   "one_hot: labels must be int64 class indices, got %s; convert with "
+                   "dc_to_dtype(labels, DC_I64)",
+                   dc_dtype_name(labels->dtype));
   if (labels->ndim >= DC_MAX_DIMS)
     return dc__err(DC_ERR_ARG, "one_hot: labels have %d dims; at most %d are supported",
                    labels->ndim, DC_MAX_DIMS - 1);
@@ -273,8 +281,8 @@ dc_tensor *dc_one_hot(dc_tensor *labels, int64_t num_classes) {
   dc_tensor *idx = one ? dc__alias(labels, nd + 1, ish, ist, labels->offset) : NULL;
   dc_tensor *src = idx ? dc__alias(one, nd + 1, ish, zst, one->offset) : NULL;
   const dc_backend *be = dc__backend(labels->device);
-  bool ok = src && be->ew->fill(one, 1.0) == DC_OK &&
-            be->index->scatter_add(out, nd, idx, src) == DC_OK;
+  bool ok =
+      src && be->ew->fill(one, 1.0) == DC_OK && be->index->scatter_add(out, nd, idx, src) == DC_OK;
   dc_free(src);
   dc_free(idx);
   dc_free(one);
@@ -327,12 +335,15 @@ static bool check_list(const char *op, dc_tensor *const *ts, int n, dc_dtype *dt
   }
   for (int k = 0; k < n; k++) {
     if (!ts[k]) {
-      if (dc_last_status() == DC_OK) dc__err(DC_ERR_ARG, "%s: tensor %d of the list is NULL", op, k);
+      if (dc_last_status() == DC_OK)
+        dc__err(DC_ERR_ARG, "%s: tensor %d of the list is NULL", op, k);
       return false;
     }
     if (ts[k]->device != ts[0]->device) {
-      dc__err(DC_ERR_ARG, "%s: tensor %d is on a different device from tensor 0; move it with "
-              "dc_to_device", op, k);
+      dc__err(DC_ERR_ARG,
+              "%s: tensor %d is on a different device from tensor 0; move it with "
+              "dc_to_device",
+              op, k);
       return false;
     }
     *dt = k ? dc__promote(*dt, ts[k]->dtype) : ts[k]->dtype;
@@ -381,8 +392,10 @@ dc_tensor *dc_cat(dc_tensor *const *ts, int n, int dim) {
   const dc_tensor *r = ts[ref];
   char s0[128], s1[128];
   if (r->ndim == 0)
-    return dc__err(DC_ERR_ARG, "cat: tensor %d is 0-d and cannot be concatenated; use dc_stack, "
-                   "or dc_unsqueeze it first", ref);
+    return dc__err(DC_ERR_ARG,
+                   "cat: tensor %d is 0-d and cannot be concatenated; use dc_stack, "
+                   "or dc_unsqueeze it first",
+                   ref);
   if (!dc__wrap_dim("cat", &dim, r->ndim)) return NULL;
   int64_t lens[64], *len = n <= 64 ? lens : dc__malloc(sizeof(int64_t) * (size_t)n);
   if (!len) return NULL;
@@ -404,13 +417,15 @@ dc_tensor *dc_cat(dc_tensor *const *ts, int n, int dim) {
     if (!match) {
       if (len != lens) dc__free(len);
       if (bad < 0)
-        return dc__err(DC_ERR_ARG, "cat: tensor %d has %d dims but tensor %d has %d (shapes %s and "
-                       "%s); all inputs need the same number of dims", k, t->ndim, ref, r->ndim,
-                       dc_shape_str(dc_shape_of(t), s1, sizeof s1),
+        return dc__err(DC_ERR_ARG,
+                       "cat: tensor %d has %d dims but tensor %d has %d (shapes %s and "
+                       "%s); all inputs need the same number of dims",
+                       k, t->ndim, ref, r->ndim, dc_shape_str(dc_shape_of(t), s1, sizeof s1),
                        dc_shape_str(dc_shape_of(r), s0, sizeof s0));
-      return dc__err(DC_ERR_ARG, "cat: sizes must match except in dim %d, but tensor %d has size "
-                     "%lld in dim %d where tensor %d has %lld (shapes %s and %s)", dim, k,
-                     (long long)t->shape[bad], bad, ref, (long long)r->shape[bad],
+      return dc__err(DC_ERR_ARG,
+                     "cat: sizes must match except in dim %d, but tensor %d has size "
+                     "%lld in dim %d where tensor %d has %lld (shapes %s and %s)",
+                     dim, k, (long long)t->shape[bad], bad, ref, (long long)r->shape[bad],
                      dc_shape_str(dc_shape_of(t), s1, sizeof s1),
                      dc_shape_str(dc_shape_of(r), s0, sizeof s0));
     }
@@ -437,8 +452,8 @@ dc_tensor *dc_stack(dc_tensor *const *ts, int n, int dim) {
   if (!check_list("stack", ts, n, &dt)) return NULL;
   const dc_tensor *r = ts[0];
   if (r->ndim >= DC_MAX_DIMS)
-    return dc__err(DC_ERR_ARG, "stack: inputs have %d dims; the result would exceed %d",
-                   r->ndim, DC_MAX_DIMS);
+    return dc__err(DC_ERR_ARG, "stack: inputs have %d dims; the result would exceed %d", r->ndim,
+                   DC_MAX_DIMS);
   if (!dc__wrap_dim("stack", &dim, r->ndim + 1)) return NULL;
   char s0[128], s1[128];
   for (int k = 1; k < n; k++)
@@ -446,9 +461,10 @@ dc_tensor *dc_stack(dc_tensor *const *ts, int n, int dim) {
       int bad = -1;
       for (int d = 0; bad < 0 && d < r->ndim && d < ts[k]->ndim; d++)
         if (ts[k]->shape[d] != r->shape[d]) bad = d;
-      return dc__err(DC_ERR_ARG, "stack: every tensor must have the same shape, but tensor %d is "
-                     "%s and tensor 0 is %s (first difference in dim %d)", k,
-                     dc_shape_str(dc_shape_of(ts[k]), s1, sizeof s1),
+      return dc__err(DC_ERR_ARG,
+                     "stack: every tensor must have the same shape, but tensor %d is "
+                     "%s and tensor 0 is %s (first difference in dim %d)",
+                     k, dc_shape_str(dc_shape_of(ts[k]), s1, sizeof s1),
                      dc_shape_str(dc_shape_of(r), s0, sizeof s0), bad < 0 ? r->ndim : bad);
     }
   dc_shape os = {.ndim = r->ndim + 1};

@@ -12,15 +12,18 @@
 static bool check_operands(const char *op, const dc_tensor *a, const dc_tensor *b) {
   char sa[128], sb[128];
   if (a->dtype != b->dtype || !dc_dtype_is_float(a->dtype)) {
-    dc__err(DC_ERR_ARG, "%s: both operands must have the same float dtype, got %s %s and %s %s; "
-            "convert one with dc_to_dtype", op, dc_dtype_name(a->dtype),
-            dc_shape_str(dc_shape_of(a), sa, sizeof sa), dc_dtype_name(b->dtype),
-            dc_shape_str(dc_shape_of(b), sb, sizeof sb));
+    dc__err(DC_ERR_ARG,
+            "%s: both operands must have the same float dtype, got %s %s and %s %s; "
+            "convert one with dc_to_dtype",
+            op, dc_dtype_name(a->dtype), dc_shape_str(dc_shape_of(a), sa, sizeof sa),
+            dc_dtype_name(b->dtype), dc_shape_str(dc_shape_of(b), sb, sizeof sb));
     return false;
   }
   if (a->dtype != DC_F32 && a->dtype != DC_F64) {
-    dc__err(DC_ERR_UNSUPPORTED, "%s: dtype %s is not supported; convert to float32 with "
-            "dc_to_dtype", op, dc_dtype_name(a->dtype));
+    dc__err(DC_ERR_UNSUPPORTED,
+            "%s: dtype %s is not supported; convert to float32 with "
+            "dc_to_dtype",
+            op, dc_dtype_name(a->dtype));
     return false;
   }
   if (a->device != b->device) {
@@ -33,9 +36,11 @@ static bool check_operands(const char *op, const dc_tensor *a, const dc_tensor *
 static void *inner_mismatch(const char *op, const dc_tensor *a, const dc_tensor *b, int64_t ka,
                             int64_t kb) {
   char sa[128], sb[128];
-  return dc__err(DC_ERR_ARG, "%s: shapes %s and %s cannot be multiplied (%lld != %lld): the last "
+  return dc__err(DC_ERR_ARG,
+                 "%s: shapes %s and %s cannot be multiplied (%lld != %lld): the last "
                  "dim of the first operand must equal the %s of the second; transpose one of them "
-                 "or fix the layer sizes", op, dc_shape_str(dc_shape_of(a), sa, sizeof sa),
+                 "or fix the layer sizes",
+                 op, dc_shape_str(dc_shape_of(a), sa, sizeof sa),
                  dc_shape_str(dc_shape_of(b), sb, sizeof sb), (long long)ka, (long long)kb,
                  b->ndim == 1 ? "size of the vector" : "second-to-last dim");
 }
@@ -106,8 +111,10 @@ static bool rows_fold(const dc_tensor *x, int64_t *row_stride) {
   *row_stride = x->shape[x->ndim - 1] * x->stride[x->ndim - 1];
   for (int d = x->ndim - 2; d >= 0; d--) {
     if (x->shape[d] == 1) continue;
-    if (want < 0) *row_stride = x->stride[d];
-    else if (x->stride[d] != want) return false;
+    if (want < 0)
+      *row_stride = x->stride[d];
+    else if (x->stride[d] != want)
+      return false;
     want = x->stride[d] * x->shape[d];
   }
   return true;
@@ -120,8 +127,10 @@ static dc_tensor *matmul_fold(dc_tensor *a, dc_tensor *b) {
   for (int d = 0; d < a->ndim - 1; d++) rows *= a->shape[d];
   dc_shape os = dc_shape_of(a);
   os.ndim--;
-  if (b->ndim == 2) os.d[os.ndim++] = b->shape[1];
-  else os.d[os.ndim - 1] = m;
+  if (b->ndim == 2)
+    os.d[os.ndim++] = b->shape[1];
+  else
+    os.d[os.ndim - 1] = m;
   dc_tensor *b2 = b->ndim == 1 ? dc_unsqueeze(b, 1) : b;
   dc_tensor *a2, *r;
   if (a->ndim == 3 && !rows_fold(a, &rs)) {
@@ -180,8 +189,10 @@ dc_tensor *dc_matmul(dc_tensor *a, dc_tensor *b) {
   if (!dc__check_nonnull("matmul", 2, a, b)) return NULL;
   if (a->ndim == 0 || b->ndim == 0) {
     char sa[128], sb[128];
-    return dc__err(DC_ERR_ARG, "matmul: both operands need at least 1 dim, got shapes %s and %s; "
-                   "use dc_mul to multiply by a scalar", dc_shape_str(dc_shape_of(a), sa, sizeof sa),
+    return dc__err(DC_ERR_ARG,
+                   "matmul: both operands need at least 1 dim, got shapes %s and %s; "
+                   "use dc_mul to multiply by a scalar",
+                   dc_shape_str(dc_shape_of(a), sa, sizeof sa),
                    dc_shape_str(dc_shape_of(b), sb, sizeof sb));
   }
   if (!check_operands("matmul", a, b)) return NULL;
@@ -189,8 +200,8 @@ dc_tensor *dc_matmul(dc_tensor *a, dc_tensor *b) {
   if (ka != kb) return inner_mismatch("matmul", a, b, ka, kb);
   dc_tensor *a2 = NULL, *b2 = NULL, *r = NULL, *out = NULL;
   if (a->ndim <= 2 && b->ndim <= 2) {
-    a2 = a->ndim == 1 ? dc_unsqueeze(a, 0) : a;  /* [1, K] */
-    b2 = b->ndim == 1 ? dc_unsqueeze(b, 1) : b;  /* [K, 1] */
+    a2 = a->ndim == 1 ? dc_unsqueeze(a, 0) : a; /* [1, K] */
+    b2 = b->ndim == 1 ? dc_unsqueeze(b, 1) : b; /* [K, 1] */
     r = mm_core(a2, b2);
     if (a->ndim == 2 && b->ndim == 2) return r;
     dc_shape os = {0};
@@ -216,13 +227,17 @@ dc_tensor *dc_bmm(dc_tensor *a, dc_tensor *b) {
   if (!dc__check_nonnull("bmm", 2, a, b)) return NULL;
   char sa[128], sb[128];
   if (a->ndim != 3 || b->ndim != 3)
-    return dc__err(DC_ERR_ARG, "bmm: both operands must be 3-D [B, M, K] and [B, K, N], got %s "
+    return dc__err(DC_ERR_ARG,
+                   "bmm: both operands must be 3-D [B, M, K] and [B, K, N], got %s "
                    "and %s; use dc_matmul for other ranks",
-                   dc_shape_str(dc_shape_of(a), sa, sizeof sa), dc_shape_str(dc_shape_of(b), sb, sizeof sb));
+                   dc_shape_str(dc_shape_of(a), sa, sizeof sa),
+                   dc_shape_str(dc_shape_of(b), sb, sizeof sb));
   if (!check_operands("bmm", a, b)) return NULL;
   if (a->shape[0] != b->shape[0])
-    return dc__err(DC_ERR_ARG, "bmm: batch sizes differ (%s and %s); bmm does not broadcast, use "
-                   "dc_matmul", dc_shape_str(dc_shape_of(a), sa, sizeof sa),
+    return dc__err(DC_ERR_ARG,
+                   "bmm: batch sizes differ (%s and %s); bmm does not broadcast, use "
+                   "dc_matmul",
+                   dc_shape_str(dc_shape_of(a), sa, sizeof sa),
                    dc_shape_str(dc_shape_of(b), sb, sizeof sb));
   if (a->shape[2] != b->shape[1]) return inner_mismatch("bmm", a, b, a->shape[2], b->shape[1]);
   return mm_core(a, b);
@@ -264,16 +279,18 @@ static bool check_linear(dc_tensor *x, dc_tensor *w, dc_tensor *bias) {
     return false;
   }
   if (x->ndim == 0) {
-    dc__err(DC_ERR_ARG, "linear: input must have at least 1 dim [..., in_features], got a 0-d tensor");
+    dc__err(DC_ERR_ARG,
+            "linear: input must have at least 1 dim [..., in_features], got a 0-d tensor");
     return false;
   }
   if (!check_operands("linear", x, w)) return false;
   if (x->shape[x->ndim - 1] != w->shape[1]) {
-    dc__err(DC_ERR_ARG, "linear: input %s has %lld features in its last dim but weight %s expects "
+    dc__err(DC_ERR_ARG,
+            "linear: input %s has %lld features in its last dim but weight %s expects "
             "%lld (weight is [out_features, in_features]); reshape/flatten the input or fix "
-            "in_features", dc_shape_str(dc_shape_of(x), sx, sizeof sx),
-            (long long)x->shape[x->ndim - 1], dc_shape_str(dc_shape_of(w), sw, sizeof sw),
-            (long long)w->shape[1]);
+            "in_features",
+            dc_shape_str(dc_shape_of(x), sx, sizeof sx), (long long)x->shape[x->ndim - 1],
+            dc_shape_str(dc_shape_of(w), sw, sizeof sw), (long long)w->shape[1]);
     return false;
   }
   if (bias && (bias->ndim != 1 || bias->shape[0] != w->shape[0])) {
@@ -297,7 +314,8 @@ dc_tensor *dc_linear(dc_tensor *x, dc_tensor *w, dc_tensor *bias) {
   dc_tensor *out = dc__new(os, x->dtype, x->device);
   if (!out) return NULL;
   /* x as [M, K] and out as [M, N] without autograd: a view when x's rows merge, else a copy */
-  int64_t x2s[2] = {m, k}, o2s[2] = {m, nout}, ost[2] = {nout, 1}, xst[2] = {0, x->stride[x->ndim - 1]};
+  int64_t x2s[2] = {m, k}, o2s[2] = {m, nout}, ost[2] = {nout, 1},
+          xst[2] = {0, x->stride[x->ndim - 1]};
   dc_tensor *x2 = NULL;
   if (rows_fold(x, &xst[0])) {
     x2 = dc__alias(x, 2, x2s, xst, x->offset);
@@ -314,7 +332,8 @@ dc_tensor *dc_linear(dc_tensor *x, dc_tensor *w, dc_tensor *bias) {
     rc = be->linalg->linear(o2, x2, w, bias);
   } else if (rc == DC_OK) {
     if (bias) rc = be->ew->copy(o2, bias);
-    if (rc == DC_OK) rc = be->linalg->gemm_batched(o2, x2, w, false, true, 1.0f, bias ? 1.0f : 0.0f);
+    if (rc == DC_OK)
+      rc = be->linalg->gemm_batched(o2, x2, w, false, true, 1.0f, bias ? 1.0f : 0.0f);
   }
   dc_free(x2);
   dc_free(o2);

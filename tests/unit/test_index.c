@@ -73,8 +73,8 @@ Test(scatter_add, values_duplicates_and_out_of_place) {
   dc_tensor *i0 = i64((int64_t[]){1, 0, 1, 1}, DC_SHAPE(1, 4));
   expect_values(dc_scatter_add(dc_ones(DC_SHAPE(2, 4), DC_F64), 0, i0, src),
                 (double[]){1, 3, 1, 1, 2, 1, 4, 5}, 8, "dim 0");
-  expect_error(dc_scatter_add(x, 1, i64((int64_t[]){4}, DC_SHAPE(1, 1)), src), "scatter_add",
-               "4", "0..3");
+  expect_error(dc_scatter_add(x, 1, i64((int64_t[]){4}, DC_SHAPE(1, 1)), src), "scatter_add", "4",
+               "0..3");
   expect_error(dc_scatter_add(x, 1, ix, dc_ones(DC_SHAPE(2, 4), DC_F32)), "scatter_add", "float32",
                NULL);
   expect_error(dc_scatter_add(x, 1, ix, dc_ones(DC_SHAPE(2, 2), DC_F64)), "scatter_add", "src",
@@ -95,12 +95,14 @@ Test(index_select, values_duplicates_strides) {
   dc_tensor *r2 = dc_index_select(x, -1, i64((int64_t[]){3, 1}, DC_SHAPE(2)));
   expect_values(dc_select(r2, 0, 0), (double[]){3, 1, 7, 5, 11, 9}, 6, "dim -1");
   /* strided input (transposed) and strided index (every other element) */
-  dc_tensor *xt = dc_transpose(x, 0, 2); /* [4, 3, 2] */
+  dc_tensor *xt = dc_transpose(x, 0, 2);                                           /* [4, 3, 2] */
   dc_tensor *is = dc_slice(i64((int64_t[]){1, 9, 0, 9}, DC_SHAPE(4)), 0, 0, 4, 2); /* {1, 0} */
   dc_tensor *r3 = dc_index_select(xt, 2, is);
   expect_values(dc_select(dc_select(r3, 0, 1), 0, 0), (double[]){13, 1}, 2, "strided");
-  expect_error(dc_index_select(x, 1, i64((int64_t[]){3}, DC_SHAPE(1))), "index_select", "3", "0..2");
-  expect_error(dc_index_select(x, 1, dc_zeros(DC_SHAPE(2, 2), DC_I64)), "index_select", "1-D", NULL);
+  expect_error(dc_index_select(x, 1, i64((int64_t[]){3}, DC_SHAPE(1))), "index_select", "3",
+               "0..2");
+  expect_error(dc_index_select(x, 1, dc_zeros(DC_SHAPE(2, 2), DC_I64)), "index_select", "1-D",
+               NULL);
   expect_error(dc_index_select(x, 1, dc_zeros(DC_SHAPE(2), DC_F32)), "index_select", "int64", NULL);
   dc_scope_end();
 }
@@ -126,7 +128,8 @@ Test(index_add, contiguous_and_strided_kernels_agree) {
     cr_assert_float_eq(dc_item_at(outt, i), dc_item_at(out, i), 0);
   }
   cr_assert_neq(dc__cpu_index.index_add(out, 0, i64((int64_t[]){5}, DC_SHAPE(1)),
-                                        dc_ones(DC_SHAPE(1, 3000), DC_F32)), DC_OK);
+                                        dc_ones(DC_SHAPE(1, 3000), DC_F32)),
+                DC_OK);
   cr_assert(strstr(dc_last_error(), "index_add") && strstr(dc_last_error(), "5"));
   dc_scope_end();
 }
@@ -234,11 +237,16 @@ typedef struct ix_case {
 static dc_tensor *ix_fn(dc_tensor *const *in, int n, void *ud) {
   const ix_case *c = ud;
   switch (c->op) {
-  case 0: return dc_gather(in[0], c->dim, c->index);
-  case 1: return dc_scatter_add(in[0], c->dim, c->index, in[1]);
-  case 2: return dc_index_select(in[0], c->dim, c->index);
-  case 3: return dc_cat(in, n, c->dim);
-  default: return dc_stack(in, n, c->dim);
+  case 0:
+    return dc_gather(in[0], c->dim, c->index);
+  case 1:
+    return dc_scatter_add(in[0], c->dim, c->index, in[1]);
+  case 2:
+    return dc_index_select(in[0], c->dim, c->index);
+  case 3:
+    return dc_cat(in, n, c->dim);
+  default:
+    return dc_stack(in, n, c->dim);
   }
 }
 

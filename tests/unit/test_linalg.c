@@ -45,7 +45,8 @@ Test(gemm, odd_sizes_all_paths_match_reference) {
     for (int in = 0; in < 4; in++)
       for (int ik = 0; ik < 4; ik++) {
         int64_t M = sz[im], N = sz[in], K = sz[ik];
-        dc_tensor *a = dc_randn(DC_SHAPE(1, M, K), DC_F32), *b = dc_randn(DC_SHAPE(1, K, N), DC_F32);
+        dc_tensor *a = dc_randn(DC_SHAPE(1, M, K), DC_F32),
+                  *b = dc_randn(DC_SHAPE(1, K, N), DC_F32);
         for (int p = 0; p < 2; p++) {
           double d = kernel_vs_ref(paths[p], a, b, false, false, 1, M, N, 1.0f, 0.0f);
           cr_assert(d < 1e-4 * sqrt((double)K), "M=%lld N=%lld K=%lld path %d: diff %g",
@@ -98,7 +99,8 @@ Test(gemm, large_k_blocks_and_float64) {
   dc_scope_begin();
   dc_manual_seed(5);
   /* K spans three KC slices, N three NC panels, M two MR tiles */
-  dc_tensor *a = dc_randn(DC_SHAPE(2, 9, 600), DC_F64), *b = dc_randn(DC_SHAPE(2, 600, 530), DC_F64);
+  dc_tensor *a = dc_randn(DC_SHAPE(2, 9, 600), DC_F64),
+            *b = dc_randn(DC_SHAPE(2, 600, 530), DC_F64);
   double d = kernel_vs_ref(DC__GEMM_AUTO, a, b, false, false, 2, 9, 530, 1.0f, 0.5f);
   cr_assert_lt(d, 1e-10);
   dc_tensor *af = dc_to_dtype(a, DC_F32), *bf = dc_to_dtype(b, DC_F32);
@@ -166,8 +168,8 @@ Test(gemm, kernel_rejects_bad_arguments) {
 Test(gemm, results_do_not_depend_on_the_thread_count) {
   dc_scope_begin();
   dc_manual_seed(15);
-  const int64_t shapes[][3] = {{1, 100000, 1}, {16, 65536, 16}, {64, 1024, 256}, {7, 63, 129},
-                               {2, 3000, 600}, {300, 200, 100}};
+  const int64_t shapes[][3] = {{1, 100000, 1}, {16, 65536, 16}, {64, 1024, 256},
+                               {7, 63, 129},   {2, 3000, 600},  {300, 200, 100}};
   for (int s = 0; s < 6; s++)
     for (int dt = 0; dt < 2; dt++) {
       dc_tensor *a = dc_randn(DC_SHAPE(shapes[s][0], shapes[s][1]), dt ? DC_F64 : DC_F32);
@@ -177,8 +179,9 @@ Test(gemm, results_do_not_depend_on_the_thread_count) {
       omp_set_num_threads(2);
       dc_tensor *r2 = dc_matmul(a, b);
       cr_assert(r1 && r2, "%s", dc_last_error());
-      cr_assert_eq(memcmp(dc_data(r1), dc_data(r2), (size_t)dc_numel(r1) * dc_dtype_size(r1->dtype)),
-                   0, "shape %d dtype %d differs between 1 and 2 threads", s, dt);
+      cr_assert_eq(
+          memcmp(dc_data(r1), dc_data(r2), (size_t)dc_numel(r1) * dc_dtype_size(r1->dtype)), 0,
+          "shape %d dtype %d differs between 1 and 2 threads", s, dt);
     }
   dc_scope_end();
 }
@@ -188,7 +191,8 @@ Test(gemm, results_do_not_depend_on_the_thread_count) {
 /* Reference: r[i] = sum_k a[..., i, k] b[..., k, j] computed by the kernel reference on
  * materialised [B, M, K] / [B, K, N] copies made with deepc views (expand + reshape). */
 static dc_tensor *ref_matmul(dc_tensor *a, dc_tensor *b, dc_shape out_shape) {
-  dc_tensor *a2 = a->ndim == 1 ? dc_unsqueeze(a, 0) : a, *b2 = b->ndim == 1 ? dc_unsqueeze(b, 1) : b;
+  dc_tensor *a2 = a->ndim == 1 ? dc_unsqueeze(a, 0) : a,
+            *b2 = b->ndim == 1 ? dc_unsqueeze(b, 1) : b;
   dc_shape ba = {0}, bb = {0}, bc = {0};
   ba.ndim = a2->ndim - 2;
   bb.ndim = b2->ndim - 2;
@@ -245,7 +249,8 @@ Test(matmul, shapes_and_values_of_every_case) {
       cr_assert_not_null(r, "case %d: %s", c, dc_last_error());
       char s1[64], s2[64];
       cr_assert(dc_shape_equal(dc_shape_of(r), MM_CASES[c].out), "case %d: got %s want %s", c,
-                dc_shape_str(dc_shape_of(r), s1, sizeof s1), dc_shape_str(MM_CASES[c].out, s2, sizeof s2));
+                dc_shape_str(dc_shape_of(r), s1, sizeof s1),
+                dc_shape_str(MM_CASES[c].out, s2, sizeof s2));
       cr_assert_eq(r->dtype, t);
       cr_assert_lt(max_diff(r, ref_matmul(a, b, MM_CASES[c].out)), dt ? 1e-12 : 1e-5, "case %d", c);
     }
@@ -262,7 +267,7 @@ Test(matmul, non_contiguous_operands) {
   cr_assert_lt(max_diff(r, ref_matmul(a, b, DC_SHAPE(2, 3, 4))), 1e-5);
   dc_tensor *a4 = dc_permute(dc_randn(DC_SHAPE(3, 2, 5, 4), DC_F64), (int[]){1, 0, 2, 3}, 4);
   dc_tensor *b4 = dc_slice(dc_randn(DC_SHAPE(8, 6), DC_F64), 1, 0, 6, 2); /* [8, 3], stride 2 */
-  cr_assert_null(dc_matmul(a4, b4)); /* 4 != 8 */
+  cr_assert_null(dc_matmul(a4, b4));                                      /* 4 != 8 */
   dc_tensor *b5 = dc_slice(dc_randn(DC_SHAPE(4, 6), DC_F64), 1, 0, 6, 2); /* [4, 3] */
   dc_tensor *r5 = dc_matmul(a4, b5);
   cr_assert_not_null(r5, "%s", dc_last_error());
@@ -275,7 +280,8 @@ Test(matmul, bad_input) {
   dc_tensor *a = dc_ones(DC_SHAPE(2, 3), DC_F32), *b = dc_ones(DC_SHAPE(4, 5), DC_F32);
   cr_assert_null(dc_matmul(a, b));
   const char *e = dc_last_error();
-  cr_assert(strstr(e, "matmul") && strstr(e, "[2, 3]") && strstr(e, "[4, 5]") && strstr(e, "transpose"),
+  cr_assert(strstr(e, "matmul") && strstr(e, "[2, 3]") && strstr(e, "[4, 5]") &&
+                strstr(e, "transpose"),
             "%s", e);
   cr_assert_null(dc_matmul(a, dc_ones(DC_SHAPE(3, 2), DC_F64)));
   cr_assert(strstr(dc_last_error(), "float32") && strstr(dc_last_error(), "float64"), "%s",

@@ -17,8 +17,8 @@ int dc__cpu_gemm_force = DC__GEMM_AUTO;
 
 /* One logical operand [B, R, C] as strides over a typed buffer (batch stride 0: broadcast). */
 typedef struct gemm_mat {
-  const char *data; /* element [0, 0, 0] */
-  dc_dtype dt;      /* DC_F32 or DC_F64 */
+  const char *data;   /* element [0, 0, 0] */
+  dc_dtype dt;        /* DC_F32 or DC_F64 */
   int64_t sb, sr, sc; /* strides in elements: batch, row, column */
 } gemm_mat;
 
@@ -80,8 +80,8 @@ static int bad_args(const char *what, const dc_tensor *out, const dc_tensor *a, 
                   dc_dtype_name(b->dtype), tb ? " transposed" : "");
 }
 
-static int make_args(gemm_args *g, dc_tensor *out, const dc_tensor *a, const dc_tensor *b,
-                     bool ta, bool tb, float alpha, float beta) {
+static int make_args(gemm_args *g, dc_tensor *out, const dc_tensor *a, const dc_tensor *b, bool ta,
+                     bool tb, float alpha, float beta) {
   if (a->ndim < 2 || a->ndim > 3 || b->ndim < 2 || b->ndim > 3 || out->ndim < 2 || out->ndim > 3)
     return bad_args("operands must be 2-D or 3-D", out, a, b, ta, tb);
   if (!dc_dtype_is_float(out->dtype) || out->dtype != a->dtype || out->dtype != b->dtype ||
@@ -366,7 +366,8 @@ static dnnl_primitive_t mm_create(const mm_key *k, size_t *scratch) {
     ok = impl && strncmp(impl, "ref", 3) != 0; /* the reference impl is slower than ours */
   }
   if (ok) {
-    *scratch = dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
+    *scratch =
+        dnnl_memory_desc_get_size(dnnl_primitive_desc_query_md(pd, dnnl_query_scratchpad_md, 0));
     ok = dnnl_primitive_create(&prim, pd) == dnnl_success;
   }
   if (pd) dnnl_primitive_desc_destroy(pd);
@@ -432,7 +433,8 @@ static bool dnnl_layout(int64_t r, int64_t c, int64_t *sr, int64_t *sc) {
 static void pack_plain(float *dst, const gemm_mat *m, int64_t nb, int64_t r, int64_t c) {
   for (int64_t bi = 0; bi < nb; bi++)
     for (int64_t i = 0; i < r; i++)
-      for (int64_t j = 0; j < c; j++) *dst++ = (float)mat_load(m, bi * m->sb + i * m->sr + j * m->sc);
+      for (int64_t j = 0; j < c; j++)
+        *dst++ = (float)mat_load(m, bi * m->sb + i * m->sr + j * m->sc);
 }
 
 /* Operands as oneDNN will read them: the cache key and data pointers, packing into tmp[]
@@ -520,8 +522,10 @@ static int onednn_execute(const mm_entry *e, dnnl_stream_t stream, const void *c
   for (int i = 0; i < nargs; i++) dnnl_memory_destroy(args[i].memory);
   dc__free(scratch);
   if (ok) return DC_OK;
-  return dc__errs(DC_ERR_BACKEND, "matmul: oneDNN failed to run a [%lld, %lld] x [%lld, %lld] "
-                  "product", (long long)k->m, (long long)k->k, (long long)k->k, (long long)k->n);
+  return dc__errs(DC_ERR_BACKEND,
+                  "matmul: oneDNN failed to run a [%lld, %lld] x [%lld, %lld] "
+                  "product",
+                  (long long)k->m, (long long)k->k, (long long)k->k, (long long)k->n);
 }
 
 static int gemm_onednn(gemm_args *g) {
@@ -562,7 +566,8 @@ static int cpu_gemm_batched(dc_tensor *out, const dc_tensor *a, const dc_tensor 
   return rc == DC_OK ? gemm_run(&g) : rc;
 }
 
-static int cpu_linear(dc_tensor *out, const dc_tensor *x, const dc_tensor *w, const dc_tensor *bias) {
+static int cpu_linear(dc_tensor *out, const dc_tensor *x, const dc_tensor *w,
+                      const dc_tensor *bias) {
   gemm_args g = {0};
   int rc = make_args(&g, out, x, w, false, true, 1.0f, 0.0f);
   if (rc != DC_OK) return rc;

@@ -12,12 +12,12 @@
 
 /* Up to 3 operands seen with one iteration shape; row r = one coordinate of the other dims. */
 typedef struct idx_iter {
-  int nd;                              /* dims other than `dim` */
-  int64_t shape[DC_MAX_DIMS];          /* their sizes */
-  int64_t stride[3][DC_MAX_DIMS];      /* their strides per operand */
-  int64_t base[3];                     /* storage offset per operand */
-  int64_t dstride[3];                  /* stride along `dim` per operand */
-  int64_t rows;                        /* product of shape[] */
+  int nd;                         /* dims other than `dim` */
+  int64_t shape[DC_MAX_DIMS];     /* their sizes */
+  int64_t stride[3][DC_MAX_DIMS]; /* their strides per operand */
+  int64_t base[3];                /* storage offset per operand */
+  int64_t dstride[3];             /* stride along `dim` per operand */
+  int64_t rows;                   /* product of shape[] */
 } idx_iter;
 
 /* shape: the iteration shape (ndim dims); ops[k] must have at least those sizes. */
@@ -48,9 +48,10 @@ static inline void iter_row(const idx_iter *it, int nops, int64_t r, int64_t *of
 }
 
 static int bad_index(const char *op, int64_t value, int dim, int64_t size) {
-  return dc__errs(DC_ERR_ARG, "%s: index %lld is out of range for dim %d of size %lld (valid "
-                  "indices are 0..%lld)", op, (long long)value, dim, (long long)size,
-                  (long long)size - 1);
+  return dc__errs(DC_ERR_ARG,
+                  "%s: index %lld is out of range for dim %d of size %lld (valid "
+                  "indices are 0..%lld)",
+                  op, (long long)value, dim, (long long)size, (long long)size - 1);
 }
 
 /* Checks a 1-D int64 index [L] against size; DC_OK or the error. */
@@ -65,25 +66,47 @@ static int check_index_1d(const char *op, const dc_tensor *index, int dim, int64
 /* dst = src for one element of size z (a pure copy works for every dtype) */
 static inline void copy_elem(char *dst, const char *src, size_t z) {
   switch (z) {
-  case 8: memcpy(dst, src, 8); break;
-  case 4: memcpy(dst, src, 4); break;
-  case 2: memcpy(dst, src, 2); break;
-  default: *dst = *src; break;
+  case 8:
+    memcpy(dst, src, 8);
+    break;
+  case 4:
+    memcpy(dst, src, 4);
+    break;
+  case 2:
+    memcpy(dst, src, 2);
+    break;
+  default:
+    *dst = *src;
+    break;
   }
 }
 
 /* *dst += *src for one element of dtype dt */
 static inline void add_elem(char *dst, const char *src, dc_dtype dt) {
   switch (dt) {
-  case DC_F32: *(float *)dst += *(const float *)src; break;
-  case DC_F64: *(double *)dst += *(const double *)src; break;
-  case DC_I64: *(int64_t *)dst += *(const int64_t *)src; break;
-  case DC_I32: *(int32_t *)dst += *(const int32_t *)src; break;
-  case DC_U8: *(uint8_t *)dst = (uint8_t)(*(uint8_t *)dst + *(const uint8_t *)src); break;
-  case DC_BOOL: *(uint8_t *)dst = *(uint8_t *)dst || *(const uint8_t *)src; break;
+  case DC_F32:
+    *(float *)dst += *(const float *)src;
+    break;
+  case DC_F64:
+    *(double *)dst += *(const double *)src;
+    break;
+  case DC_I64:
+    *(int64_t *)dst += *(const int64_t *)src;
+    break;
+  case DC_I32:
+    *(int32_t *)dst += *(const int32_t *)src;
+    break;
+  case DC_U8:
+    *(uint8_t *)dst = (uint8_t)(*(uint8_t *)dst + *(const uint8_t *)src);
+    break;
+  case DC_BOOL:
+    *(uint8_t *)dst = *(uint8_t *)dst || *(const uint8_t *)src;
+    break;
   case DC_BF16:
   case DC_F16:
-  case DC_DTYPE_COUNT: dc__store(dst, dt, dc__load(dst, dt) + dc__load(src, dt)); break;
+  case DC_DTYPE_COUNT:
+    dc__store(dst, dt, dc__load(dst, dt) + dc__load(src, dt));
+    break;
   }
 }
 
@@ -113,7 +136,8 @@ static int cpu_gather(dc_tensor *out, const dc_tensor *x, int dim, const dc_tens
         }
         break;
       }
-      copy_elem(DC__PTR(out, off[0] + j * it.dstride[0]), DC__PTR(x, off[2] + v * it.dstride[2]), z);
+      copy_elem(DC__PTR(out, off[0] + j * it.dstride[0]), DC__PTR(x, off[2] + v * it.dstride[2]),
+                z);
     }
   }
   return failed ? bad_index("gather", bad, dim, size) : DC_OK;
@@ -148,7 +172,7 @@ static int cpu_scatter_add(dc_tensor *out, int dim, const dc_tensor *index, cons
     }
   }
   if (failed) return bad_index("scatter_add", bad, dim, size);
-  /* rows differ in a dim other than `dim`, so no two rows touch the same element of out */
+    /* rows differ in a dim other than `dim`, so no two rows touch the same element of out */
 #pragma omp parallel for schedule(static) if (it.rows * len >= DC__PAR_MIN && it.rows > 1)
   for (int64_t r = 0; r < it.rows; r++) {
     int64_t off[3];
