@@ -1,5 +1,8 @@
 /* Functional neural-network ops (PyTorch's torch.nn.functional): convolution, pooling, batch
  * norm, dropout and losses, each differentiable. Layers (nn.h) are thin modules over these.
+ * Inputs may be float32 or float64 (float64 runs on reference kernels, for gradcheck). Backward
+ * passes are fused kernels, so a backward with create_graph through these ops fails with
+ * DC_ERR_UNSUPPORTED (dropout and hardtanh excepted).
  * Shapes: N batch, C/Cin channels, K/Cout filters, H/W height/width, kH/kW kernel size. */
 #ifndef DEEPC_NN_FUNCTIONAL_H
 #define DEEPC_NN_FUNCTIONAL_H
@@ -75,8 +78,9 @@ DC_API dc_tensor *dc_dropout2d(dc_tensor *x, double p, bool training);
 DC_API dc_tensor *dc_hardtanh(dc_tensor *x, double min_val, double max_val);
 
 /* ---- losses (input first, target second, like PyTorch) ----
- * reduction NONE keeps the element shape, SUM and MEAN give a 0-d tensor. Targets and weights are
- * converted to the input's dtype. */
+ * reduction NONE keeps the element shape, SUM and MEAN give a 0-d tensor. Float targets and
+ * weights are converted to the input's dtype; class indices are int64 (other integer types are
+ * converted). */
 typedef enum dc_reduction {
   DC_REDUCTION_MEAN = 0,
   DC_REDUCTION_SUM,

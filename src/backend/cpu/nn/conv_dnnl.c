@@ -42,21 +42,31 @@ typedef struct conv_entry {
 static dnnl_engine_t g_engine;
 static pthread_once_t g_engine_once = PTHREAD_ONCE_INIT;
 static dnnl_status_t g_engine_status = dnnl_runtime_error;
-static _Thread_local dnnl_stream_t t_stream;
+static pthread_key_t g_stream_key; /* each thread's stream, destroyed when the thread exits */
 static pthread_mutex_t g_lock = PTHREAD_MUTEX_INITIALIZER;
 static conv_entry *g_cache[CACHE_CAP];
 static uint64_t g_clock;
 static int64_t g_created;
 
-static void engine_init(void) { g_engine_status = dnnl_engine_create(&g_engine, dnnl_cpu, 0); }
+static void stream_destroy(void *s) { dnnl_stream_destroy(s); }
+
+static void engine_init(void) {
+  if (pthread_key_create(&g_stream_key, stream_destroy) != 0) return;
+  g_engine_status = dnnl_engine_create(&g_engine, dnnl_cpu, 0);
+}
 
 static dnnl_stream_t get_stream(void) {
   pthread_once(&g_engine_once, engine_init);
   if (g_engine_status != dnnl_success) return NULL;
-  if (!t_stream &&
-      dnnl_stream_create(&t_stream, g_engine, dnnl_stream_default_flags) != dnnl_success)
-    t_stream = NULL;
-  return t_stream;
+  dnnl_stream_t s = pthread_getspecific(g_stream_key);
+  if (!s) {
+    if (dnnl_stream_create(&s, g_engine, dnnl_stream_default_flags) != dnnl_success) return NULL;
+    if (pthread_setspecific(g_stream_key, s) != 0) {
+      dnnl_stream_destroy(s);
+      return NULL;
+    }
+  }
+  return s;
 }
 
 int64_t dc__cpu_conv2d_dnnl_created(void) { return __atomic_load_n(&g_created, __ATOMIC_RELAXED); }
