@@ -41,6 +41,12 @@ static int collect(const char *fn, dc_tensor *const *params, int n, dc_optk_buf 
   return DC_OK;
 }
 
+/* The gradients were written in place. */
+static void bump_versions(dc_tensor *const *params, int n) {
+  for (int i = 0; i < n; i++)
+    if (params[i]->grad) params[i]->grad->storage->version++;
+}
+
 static const struct dc_optim_kernels *kernels(const char *fn, dc_device dev) {
   const dc_backend *be = dc__backend(dev);
   if (!be) return NULL;
@@ -121,7 +127,10 @@ int dc_clip_grad_norm_(dc_tensor *const *params, int n, double max_norm, double 
     coef = (1.0 / (total + 1e-6)) * max_norm;
     if (coef > 1.0) coef = 1.0;
   }
-  if (coef != 1.0) rc = k->scale(bufs, nb, coef); /* x * 1 == x: skip the pass */
+  if (coef != 1.0) { /* x * 1 == x: skip the pass */
+    rc = k->scale(bufs, nb, coef);
+    if (rc == DC_OK) bump_versions(params, n);
+  }
 done:
   dc__free(norms);
   dc__free(bufs);
@@ -145,6 +154,7 @@ int dc_clip_grad_value_(dc_tensor *const *params, int n, double clip_value) {
   }
   const struct dc_optim_kernels *k = kernels(fn, dev);
   rc = k ? k->clamp(bufs, nb, -clip_value, clip_value) : (int)dc_last_status();
+  if (rc == DC_OK) bump_versions(params, n);
   dc__free(bufs);
   return rc;
 }

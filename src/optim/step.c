@@ -185,6 +185,7 @@ int dc__optim_step_with(dc_optim *o, bool reference) {
     if (!grads[i]) continue;
     if (rc == DC_OK) { /* the new buffers now belong to the state */
       fresh[i] = NULL;
+      o->params[i]->storage->version++; /* written in place */
       continue;
     }
     dc__optim_pstate *s = &o->state[i]; /* the kernel failed (it changes nothing then): undo */

@@ -12,6 +12,7 @@
 #include "optim/optim-impl.h"
 
 #define NP 4
+#define SMALL 3 /* the parameters below the threading threshold */
 static const dc_shape SHAPES[NP] = {{1, {7}}, {2, {3, 5}}, {3, {2, 3, 2}}, {1, {40001}}};
 
 static dc_tensor *param(int k, dc_dtype dt, uint64_t seed) {
@@ -21,17 +22,22 @@ static dc_tensor *param(int k, dc_dtype dt, uint64_t seed) {
   return dc_requires_grad_(p, true);
 }
 
+/* The first n of the parameters (the last one is large enough for the threaded path). */
+static void make_n_params(dc_tensor **ps, int n, dc_dtype dt, uint64_t seed) {
+  for (int k = 0; k < n; k++) ps[k] = param(k, dt, seed);
+}
 static void make_params(dc_tensor **ps, dc_dtype dt, uint64_t seed) {
-  for (int k = 0; k < NP; k++) ps[k] = param(k, dt, seed);
+  make_n_params(ps, NP, dt, seed);
 }
 
-static void free_params(dc_tensor **ps) {
-  for (int k = 0; k < NP; k++) dc_free(ps[k]);
+static void free_n_params(dc_tensor **ps, int n) {
+  for (int k = 0; k < n; k++) dc_free(ps[k]);
 }
+static void free_params(dc_tensor **ps) { free_n_params(ps, NP); }
 
 /* A gradient that depends only on (step, k, element): the same in every run. */
-static void set_grads(dc_tensor **ps, int step) {
-  for (int k = 0; k < NP; k++) {
+static void set_n_grads(dc_tensor **ps, int n, int step) {
+  for (int k = 0; k < n; k++) {
     dc_zero_grad(ps[k]);
     if (k == 0 && step % 5 == 2) continue; /* no gradient this step */
     dc_tensor *g = dc_empty(dc_shape_of(ps[k]), ps[k]->dtype);
@@ -46,6 +52,8 @@ static void set_grads(dc_tensor **ps, int step) {
     dc_free(g);
   }
 }
+
+static void set_grads(dc_tensor **ps, int step) { set_n_grads(ps, NP, step); }
 
 static bool same_bits(const dc_tensor *a, const dc_tensor *b) {
   return dc_numel(a) == dc_numel(b) && a->dtype == b->dtype &&
@@ -354,46 +362,47 @@ static dc_sched *make_sched(dc_optim *o, sched_choice s) {
   return NULL;
 }
 
-static void run_steps(dc_optim *o, dc_sched *s, dc_tensor **p, int from, int to) {
+static void run_steps(dc_optim *o, dc_sched *s, dc_tensor **p, int n, int from, int to) {
   for (int step = from; step < to; step++) {
-    set_grads(p, step);
+    set_n_grads(p, n, step);
     cr_assert_eq(dc_optim_step(o), DC_OK, "%s", dc_last_error());
     if (s && dc_sched_step_metric(s, 1.0 + (step % 3 == 0)) != DC_OK)
       cr_assert_eq(dc_sched_step(s), DC_OK, "%s", dc_last_error());
   }
 }
 
-static void resume_case(const config *c, sched_choice sc, dc_dtype dt) {
+/* n parameters: SMALL, or NP to include the threaded size */
+static void resume_case(const config *c, sched_choice sc, dc_dtype dt, int n) {
   dc_tensor *a[NP], *b[NP];
-  make_params(a, dt, 21);
-  make_params(b, dt, 21);
-  dc_optim *oa = dc_optim_create(c->kind, a, NP, c->hp);
+  make_n_params(a, n, dt, 21);
+  make_n_params(b, n, dt, 21);
+  dc_optim *oa = dc_optim_create(c->kind, a, n, c->hp);
   dc_sched *sa = make_sched(oa, sc);
-  run_steps(oa, sa, a, 0, 20);
+  run_steps(oa, sa, a, n, 0, 20);
 
-  dc_optim *ob = dc_optim_create(c->kind, b, NP, c->hp);
+  dc_optim *ob = dc_optim_create(c->kind, b, n, c->hp);
   dc_sched *sb = make_sched(ob, sc);
-  run_steps(ob, sb, b, 0, 10);
+  run_steps(ob, sb, b, n, 0, 10);
   dc_optim_state st, ss = {0};
   cr_assert_eq(dc_optim_state_dict(ob, &st), DC_OK, "%s", dc_last_error());
   if (sb) cr_assert_eq(dc_sched_state_dict(sb, &ss), DC_OK, "%s", dc_last_error());
   dc_tensor *saved[NP];
-  for (int k = 0; k < NP; k++) { /* a plain copy: not recorded by autograd */
+  for (int k = 0; k < n; k++) { /* a plain copy: not recorded by autograd */
     saved[k] = dc_empty(dc_shape_of(b[k]), dt);
     cr_assert_eq(dc_copy_(saved[k], b[k]), DC_OK);
   }
   dc_sched_free(sb);
   dc_optim_free(ob);
-  free_params(b);
+  free_n_params(b, n);
 
   /* a fresh process would read these from a checkpoint */
-  for (int k = 0; k < NP; k++) b[k] = dc_requires_grad_(saved[k], true);
-  dc_optim *oc = dc_optim_create(c->kind, b, NP, c->hp);
+  for (int k = 0; k < n; k++) b[k] = dc_requires_grad_(saved[k], true);
+  dc_optim *oc = dc_optim_create(c->kind, b, n, c->hp);
   dc_sched *sc2 = make_sched(oc, sc);
   cr_assert_eq(dc_optim_load_state_dict(oc, &st), DC_OK, "%s", dc_last_error());
   if (sc2) cr_assert_eq(dc_sched_load_state_dict(sc2, &ss), DC_OK, "%s", dc_last_error());
-  run_steps(oc, sc2, b, 10, 20);
-  for (int k = 0; k < NP; k++)
+  run_steps(oc, sc2, b, n, 10, 20);
+  for (int k = 0; k < n; k++)
     cr_assert(same_bits(a[k], b[k]),
               "%s %s, schedule %d: resumed run differs from the "
               "uninterrupted one (param %d)",
@@ -406,23 +415,24 @@ static void resume_case(const config *c, sched_choice sc, dc_dtype dt) {
   dc_sched_free(sc2);
   dc_optim_free(oa);
   dc_optim_free(oc);
-  free_params(a);
-  free_params(b);
+  free_n_params(a, n);
+  free_n_params(b, n);
 }
 
 Test(optim_state, resume_is_bit_identical) {
   int64_t live = dc_live_tensors();
   config c[16];
   int nc = configs(c);
-  for (int ci = 0; ci < nc; ci++) resume_case(&c[ci], NO_SCHED, ci % 2 ? DC_F64 : DC_F32);
+  for (int ci = 0; ci < nc; ci++)
+    resume_case(&c[ci], NO_SCHED, ci % 2 ? DC_F64 : DC_F32, ci == 3 ? NP : SMALL);
   config sgd = {DC_OPTIM_SGD, hp_of(DC_OPTIM_SGD, 0.1)};
   sgd.hp.momentum = 0.9;
-  resume_case(&sgd, WARMUP_COSINE, DC_F32);
-  resume_case(&sgd, ONECYCLE, DC_F32);
-  resume_case(&sgd, PLATEAU, DC_F64);
+  resume_case(&sgd, WARMUP_COSINE, DC_F32, NP);
+  resume_case(&sgd, ONECYCLE, DC_F32, SMALL);
+  resume_case(&sgd, PLATEAU, DC_F64, SMALL);
   config adam = {DC_OPTIM_ADAM, hp_of(DC_OPTIM_ADAM, 1e-3)};
-  resume_case(&adam, ONECYCLE, DC_F32);
-  resume_case(&adam, WARMUP_COSINE, DC_F64);
+  resume_case(&adam, ONECYCLE, DC_F32, SMALL);
+  resume_case(&adam, WARMUP_COSINE, DC_F64, SMALL);
   cr_assert_eq(dc_live_tensors(), live, "tensors leaked: %lld",
                (long long)(dc_live_tensors() - live));
 }
@@ -512,17 +522,17 @@ Test(optim_state, allocation_failures) {
   int nc = configs(c);
   int64_t live = dc_live_tensors();
   for (int ci = 0; ci < nc; ci += 2) {
-    dc_tensor *a[NP];
-    make_params(a, DC_F32, 31);
-    dc_optim *oa = dc_optim_create(c[ci].kind, a, NP, c[ci].hp);
-    set_grads(a, 0);
+    dc_tensor *a[SMALL];
+    make_n_params(a, SMALL, DC_F32, 31);
+    dc_optim *oa = dc_optim_create(c[ci].kind, a, SMALL, c[ci].hp);
+    set_n_grads(a, SMALL, 0);
     cr_assert_eq(dc_optim_step(oa), DC_OK, "%s", dc_last_error());
     for (int nth = 1; nth < 40; nth++) {
-      dc_tensor *b[NP];
-      make_params(b, DC_F32, 31);
-      set_grads(b, 0);
+      dc_tensor *b[SMALL];
+      make_n_params(b, SMALL, DC_F32, 31);
+      set_n_grads(b, SMALL, 0);
       dc_alloc_fail_at(nth);
-      dc_optim *ob = dc_optim_create(c[ci].kind, b, NP, c[ci].hp);
+      dc_optim *ob = dc_optim_create(c[ci].kind, b, SMALL, c[ci].hp);
       int rc = ob ? dc_optim_step(ob) : DC_ERR_NOMEM;
       dc_optim_state st = {0};
       if (ob && rc == DC_OK && dc_optim_state_dict(ob, &st) == DC_OK)
@@ -531,17 +541,17 @@ Test(optim_state, allocation_failures) {
       dc_optim_state_free(&st);
       if (!ob) {
         cr_assert_eq(dc_last_status(), DC_ERR_NOMEM, "%s", dc_last_error());
-        ob = dc_optim_create(c[ci].kind, b, NP, c[ci].hp);
+        ob = dc_optim_create(c[ci].kind, b, SMALL, c[ci].hp);
       }
       if (rc != DC_OK) cr_assert_eq(dc_optim_step(ob), DC_OK, "%s", dc_last_error());
-      for (int k = 0; k < NP; k++)
+      for (int k = 0; k < SMALL; k++)
         cr_assert(same_bits(a[k], b[k]), "%s: a step after allocation %d failed differs",
                   dc_optim_kind_name(c[ci].kind), nth);
       dc_optim_free(ob);
-      free_params(b);
+      free_n_params(b, SMALL);
     }
     dc_optim_free(oa);
-    free_params(a);
+    free_n_params(a, SMALL);
   }
   cr_assert_eq(dc_live_tensors(), live, "tensors leaked: %lld",
                (long long)(dc_live_tensors() - live));
