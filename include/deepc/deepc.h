@@ -12,6 +12,7 @@
 #include "nn.h"
 #include "optim.h"
 #include "data.h"
+#include "zoo.h"
 
 #define DEEPC_VERSION_MAJOR 0
 #define DEEPC_VERSION_MINOR 1

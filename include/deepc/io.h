@@ -101,6 +101,79 @@ DC_API uint32_t dc_crc32c_mask(uint32_t crc);
 DC_API int dc_plot_curves(const char *path, const dc_history *const *runs,
                           const char *const *labels, int nruns, const char *title);
 
+/* ======================= weight files: PyTorch .pth, safetensors, deepc checkpoints =======================
+ * A dc_weights is the ordered list of named tensors of one file, kept as raw little-endian bytes
+ * in the file's own element type (int16, complex64, float8 ... included, so files convert
+ * without loss), plus string metadata. Readers check everything (see docs/zoo.md):
+ *  - .pth / .pt (torch.save's zip archive): a restricted unpickler that accepts only what state
+ *    dicts use (collections.OrderedDict, torch._utils._rebuild_tensor_v2 / _rebuild_parameter,
+ *    torch.*Storage, persistent ids) and refuses any other opcode or global naming it and its
+ *    offset; entry names, sizes and CRC-32s; views (offset, strides) within their storage.
+ *    Nested dicts are flattened with dots ("model_state_dict.fc.weight"); plain values (epoch,
+ *    lr) and each dict's _metadata become metadata. Legacy (pre-1.6) and TorchScript files are
+ *    refused with a message saying how to re-save them.
+ *  - safetensors: header length <= 100,000,000, a JSON object, known dtypes, shapes matching
+ *    data_offsets, tensors tiling the data exactly, no duplicate names, string metadata.
+ *  - deepc checkpoints (dc_ckpt_save): read as safetensors; format DC_WEIGHTS_CKPT. */
+typedef enum dc_weights_format {
+  DC_WEIGHTS_AUTO = 0,    /* reading: from the content; writing: from the extension */
+  DC_WEIGHTS_PTH,         /* .pth .pt .bin: torch.save zip archive (protocol 2 pickle) */
+  DC_WEIGHTS_SAFETENSORS, /* .safetensors */
+  DC_WEIGHTS_CKPT         /* .ckpt: deepc checkpoint (safetensors layout, "model.<key>" names) */
+} dc_weights_format;
+
+typedef struct dc_weights dc_weights;
+
+DC_API dc_weights *dc_weights_new(void);
+DC_API void dc_weights_free(dc_weights *w);
+/* Reads any of the formats (detected from the content). */
+DC_API dc_weights *dc_weights_load(const char *path);
+/* Same from memory; what names the data in messages. */
+DC_API dc_weights *dc_weights_parse(const void *data, size_t n, const char *what);
+/* Writes atomically (temporary file + rename). DC_WEIGHTS_AUTO picks the format from the
+ * extension (.pth/.pt/.bin, .safetensors, .ckpt). A .ckpt gets the metadata
+ * format=deepc-checkpoint. .pth files hold the tensors and the "_metadata" entry only. */
+DC_API int dc_weights_save(const dc_weights *w, const char *path, dc_weights_format fmt);
+DC_API dc_weights_format dc_weights_get_format(const dc_weights *w);
+DC_API const char *dc_weights_format_name(dc_weights_format f); /* "pth", "safetensors", ... */
+
+DC_API int dc_weights_count(const dc_weights *w);
+DC_API int dc_weights_find(const dc_weights *w, const char *name); /* index or -1 */
+DC_API const char *dc_weights_name(const dc_weights *w, int i);
+/* PyTorch's dtype name ("float32", "int16", "complex64", "float8_e4m3fn"). */
+DC_API const char *dc_weights_dtype_name(const dc_weights *w, int i);
+DC_API dc_shape dc_weights_shape(const dc_weights *w, int i);
+/* The raw bytes (little-endian, row-major, numel * element size). */
+DC_API const void *dc_weights_data(const dc_weights *w, int i, size_t *nbytes);
+/* CRC-32 (zlib's, as Python's zlib.crc32) of those bytes. */
+DC_API uint32_t dc_weights_crc32(const dc_weights *w, int i);
+/* A new tensor (caller's scope) with entry i's values: int8/int16/uint16 become int32 and
+ * uint32/uint64 int64; complex and float8 entries are errors naming the key. */
+DC_API dc_tensor *dc_weights_tensor(const dc_weights *w, int i);
+/* Appends (or replaces) an entry holding a copy of t's values. */
+DC_API int dc_weights_add(dc_weights *w, const char *name, dc_tensor *t);
+
+DC_API int dc_weights_meta_count(const dc_weights *w);
+DC_API const char *dc_weights_meta_key(const dc_weights *w, int i);
+DC_API const char *dc_weights_meta_value(const dc_weights *w, int i);
+DC_API const char *dc_weights_meta(const dc_weights *w, const char *key); /* NULL if absent */
+DC_API int dc_weights_set_meta(dc_weights *w, const char *key, const char *value);
+
+/* A new list of the entries whose name starts with prefix (NULL/"": all), the prefix replaced
+ * by new_prefix (NULL: removed); metadata is copied. NULL + error when nothing matches. */
+DC_API dc_weights *dc_weights_select(const dc_weights *w, const char *prefix,
+                                     const char *new_prefix);
+/* A state dict of the entries under prefix (prefix removed), as tensors (dc_weights_tensor). */
+DC_API dc_state_dict *dc_weights_state_dict(const dc_weights *w, const char *prefix);
+/* The state dict's tensors (copies), names prefixed with prefix (NULL: none). */
+DC_API dc_weights *dc_weights_from_state_dict(const dc_state_dict *sd, const char *prefix);
+
+/* Shortcuts for state dicts. dc_pth_save writes what torch.load + load_state_dict read. */
+DC_API dc_state_dict *dc_pth_load(const char *path);
+DC_API int dc_pth_save(const dc_state_dict *sd, const char *path);
+DC_API dc_state_dict *dc_safetensors_load(const char *path);
+DC_API int dc_safetensors_save(const dc_state_dict *sd, const char *path);
+
 #ifdef __cplusplus
 }
 #endif

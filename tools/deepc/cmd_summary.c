@@ -10,11 +10,13 @@
 #include <string.h>
 
 static const char USAGE[] =
-    "usage: deepc summary SPEC --input CxHxW [--classes N] [--repr]\n"
+    "usage: deepc summary SPEC|MODEL --input CxHxW [--classes N] [--repr]\n"
     "Builds a model from a layer spec and prints, like torchinfo, each layer's output shape,\n"
     "parameter count and multiply-adds (for a batch of one), then the totals.\n"
     "  SPEC           layers with PyTorch's arguments, e.g.\n"
     "                 \"conv2d(1,32,5,padding=2), relu, maxpool2d(2), flatten, linear(6272,10)\"\n"
+    "  MODEL          or a zoo model: resnet18/34/50, vgg11..19[_bn][_cifar], lenet5,\n"
+    "                 cnn_fashion, mlp (torchvision's layers and parameter names)\n"
     "  --input SHAPE  one input without the batch: CxHxW for images (3x32x32), F for vectors;\n"
     "                 'x', ',' or the sign '\xc3\x97' separate the sizes\n"
     "  --classes N    value of the name `classes` in the spec (linear(128, classes)); the\n"
@@ -79,7 +81,13 @@ int dc_cmd_summary(int argc, char **argv) {
     if (*end || end == classes || ncls <= 0)
       return dc_cli_usage_error("summary", "--classes '%s' is not a positive integer", classes);
   }
-  dc_module *m = dc_nn_from_spec(spec, .classes = ncls);
+  /* a zoo name (resnet34, vgg11_bn, ...) fitted to the input, or a layer spec */
+  int64_t nfeat = 1;
+  for (int d = 0; d < shape.ndim; d++) nfeat *= shape.d[d];
+  dc_module *m = dc_zoo_has(spec)
+                     ? dc_zoo_create(spec, .num_classes = ncls, .in_features = nfeat,
+                                     .in_channels = shape.ndim == 3 ? shape.d[0] : 0)
+                     : dc_nn_from_spec(spec, .classes = ncls);
   if (!m) return dc_cli_lib_error("summary");
   dc_model_summary *s = dc_summary(m, shape);
   int rc = DC_CLI_OK;

@@ -13,10 +13,13 @@
  * `deepc --help`. */
 /* clang-format off */
 #define DC_CLI_COMMANDS(X) \
+  X(convert, "convert weights between PyTorch .pth, safetensors and deepc checkpoints") \
   X(data, "what a dataset holds (info), download one (fetch), loader speed (bench)") \
   X(eval, "score a checkpoint of `deepc train`: accuracy, per-class table, confusion matrix") \
   X(graph, "build a graph from an expression; print values and gradients; export DOT/SVG") \
+  X(inspect, "list the tensors of a .pth / safetensors / checkpoint file: dtype, shape, CRC") \
   X(plot, "draw loss/accuracy curves of one or several runs on the same axes (PNG/SVG)") \
+  X(predict, "run a zoo model with a weight file on a .npy batch; write the raw outputs") \
   X(search, "grid search over configuration values, ranked by validation accuracy") \
   X(summary, "print a model's layers, output shapes, parameters and multiply-adds") \
   X(train, "train a model from a configuration file: progress, curves, checkpoints, report") \

@@ -1,0 +1,257 @@
+/* safetensors files: 8-byte little-endian header length N (at most 100,000,000, as the reference
+ * implementation), N bytes of JSON ({"name": {"dtype", "shape", "data_offsets"}, "__metadata__":
+ * {str: str}}, starting with '{', padded with spaces), then the data. Every rule of the format is
+ * enforced: known dtypes, integral sizes and offsets, shape x dtype size == end - begin, tensors
+ * tiling the data with no gap or overlap, the data ending exactly at the end of the file, no
+ * duplicate names. Writing puts __metadata__ first and pads the header to 8 bytes. */
+#include "weights-impl.h"
+
+#include <cjson/cJSON.h>
+#include <errno.h>
+#include <math.h>
+#include <string.h>
+
+#define ST_MAX_HEADER 100000000ull
+#define ST_MAX_INT 9007199254740992.0 /* 2^53: larger JSON numbers are not exact */
+
+typedef struct span {
+  uint64_t begin, end;
+  int entry;
+} span;
+
+static int cmp_span(const void *a, const void *b) {
+  const span *x = a, *y = b;
+  if (x->begin != y->begin) return x->begin < y->begin ? -1 : 1;
+  return x->end < y->end ? -1 : x->end > y->end;
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static bool json_uint(const cJSON *x, uint64_t *out) {
+  if (!cJSON_IsNumber(x)) return false;
+  double v = x->valuedouble;
+  if (!(v >= 0 && v <= ST_MAX_INT) || v != floor(v)) return false;
+  *out = (uint64_t)v;
+  return true;
+}
+
+/* Reads one tensor entry's dtype, shape and offsets (data copied after the tiling check). */
+static int parse_entry(const cJSON *e, const char *what, uint64_t data_len, dc__wdt *dt,
+                       dc_shape *s, span *sp) {
+  const char *name = e->string;
+  if (!cJSON_IsObject(e))
+    return dc__errs(DC_ERR_FORMAT, "%s: entry '%s' is not an object", what, name);
+  const cJSON *jd = cJSON_GetObjectItemCaseSensitive(e, "dtype");
+  const cJSON *js = cJSON_GetObjectItemCaseSensitive(e, "shape");
+  const cJSON *jo = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+  if (!cJSON_IsString(jd))
+    return dc__errs(DC_ERR_FORMAT, "%s: entry '%s' has no dtype string", what, name);
+  if (!dc__wdt_from_st(jd->valuestring, dt))
+    return dc__errs(DC_ERR_FORMAT, "%s: entry '%s': unknown dtype '%s'", what, name,
+                    jd->valuestring);
+  if (!cJSON_IsArray(js))
+    return dc__errs(DC_ERR_FORMAT, "%s: entry '%s': shape is not a list", what, name);
+  int nd = cJSON_GetArraySize(js);
+  if (nd > DC_MAX_DIMS)
+    return dc__errs(DC_ERR_UNSUPPORTED, "%s: entry '%s' has %d dimensions (deepc handles up to %d)",
+                    what, name, nd, DC_MAX_DIMS);
+  s->ndim = nd;
+  uint64_t numel = 1;
+  bool overflow = false;
+  int d = 0;
+  for (const cJSON *x = js->child; x; x = x->next, d++) {
+    uint64_t v;
+    if (!json_uint(x, &v))
+      return dc__errs(DC_ERR_FORMAT, "%s: entry '%s': shape[%d] is not a size", what, name, d);
+    s->d[d] = (int64_t)v;
+    if (__builtin_mul_overflow(numel, v, &numel)) overflow = true;
+  }
+  if (!cJSON_IsArray(jo) || cJSON_GetArraySize(jo) != 2 || !json_uint(jo->child, &sp->begin) ||
+      !json_uint(jo->child->next, &sp->end))
+    return dc__errs(DC_ERR_FORMAT, "%s: entry '%s': data_offsets must be [begin, end] integers",
+                    what, name);
+  if (sp->end < sp->begin || sp->end > data_len)
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: entry '%s': data_offsets [%llu, %llu] outside the %llu data bytes", what,
+                    name, (unsigned long long)sp->begin, (unsigned long long)sp->end,
+                    (unsigned long long)data_len);
+  uint64_t nb;
+  if (overflow || __builtin_mul_overflow(numel, (uint64_t)dc__wdt_table[*dt].size, &nb) ||
+      nb != sp->end - sp->begin) {
+    char sh[160];
+    return dc__errs(
+        DC_ERR_FORMAT, "%s: entry '%s': shape %s of %s needs %s bytes but data_offsets span %llu",
+        what, name, dc_shape_str(*s, sh, sizeof sh), jd->valuestring,
+        overflow ? "too many" : (snprintf(sh, sizeof sh, "%llu", (unsigned long long)nb), sh),
+        (unsigned long long)(sp->end - sp->begin));
+  }
+  return DC_OK;
+}
+
+static int parse_metadata(const cJSON *m, const char *what, dc_weights *w) {
+  if (!cJSON_IsObject(m)) return dc__errs(DC_ERR_FORMAT, "%s: __metadata__ is not an object", what);
+  for (const cJSON *x = m->child; x; x = x->next) {
+    if (!cJSON_IsString(x))
+      return dc__errs(DC_ERR_FORMAT, "%s: __metadata__['%s'] is not a string", what, x->string);
+    int rc = dc_weights_set_meta(w, x->string, x->valuestring);
+    if (rc != DC_OK) return rc;
+  }
+  return DC_OK;
+}
+
+/* Names must be unique (cJSON keeps duplicates: the format forbids them). */
+static int check_duplicates(const cJSON *root, int n, const char *what) {
+  const char **names = dc__malloc(sizeof *names * (size_t)(n ? n : 1));
+  if (!names) return DC_ERR_NOMEM;
+  int k = 0;
+  for (const cJSON *e = root->child; e; e = e->next) names[k++] = e->string;
+  qsort(names, (size_t)k, sizeof *names, cmp_str);
+  int rc = DC_OK;
+  for (int i = 1; i < k && rc == DC_OK; i++)
+    if (strcmp(names[i - 1], names[i]) == 0)
+      rc = dc__errs(DC_ERR_FORMAT, "%s: the name '%s' appears twice in the header", what, names[i]);
+  dc__free(names);
+  return rc;
+}
+
+dc_weights *dc__safetensors_parse(const uint8_t *mem, size_t n, const char *what) {
+  if (n < 8)
+    return dc__err(DC_ERR_FORMAT, "%s: %zu bytes is too short for a safetensors file", what, n);
+  uint64_t hl = 0;
+  for (int i = 0; i < 8; i++) hl |= (uint64_t)mem[i] << (8 * i);
+  if (hl > ST_MAX_HEADER || hl > n - 8)
+    return dc__err(DC_ERR_FORMAT, "%s: offset 0: header length %llu %s (file of %zu bytes)", what,
+                   (unsigned long long)hl,
+                   hl > ST_MAX_HEADER ? "exceeds the limit of 100,000,000" : "runs past the end",
+                   n);
+  const char *h = (const char *)mem + 8;
+  size_t hn = (size_t)hl;
+  if (hn == 0 || h[0] != '{')
+    return dc__err(DC_ERR_FORMAT, "%s: offset 8: the header does not start with '{'", what);
+  while (hn > 0 && h[hn - 1] == ' ') hn--; /* padding */
+  const char *end = NULL;
+  cJSON *root = cJSON_ParseWithLengthOpts(h, hn, &end, false);
+  if (!root || !cJSON_IsObject(root) || end != h + hn) {
+    size_t at = root && end ? (size_t)(end - h) : end ? (size_t)(end - h) : 0;
+    cJSON_Delete(root);
+    return dc__err(DC_ERR_FORMAT, "%s: offset %zu: the header is not one JSON object", what,
+                   8 + at);
+  }
+  uint64_t data_len = n - 8 - hl;
+  const uint8_t *data = mem + 8 + hl;
+  int nent = cJSON_GetArraySize(root);
+  dc_weights *w = dc_weights_new();
+  span *spans = dc__malloc(sizeof *spans * (size_t)(nent + 1));
+  dc__wdt *dts = dc__malloc(sizeof *dts * (size_t)(nent + 1));
+  dc_shape *shapes = dc__malloc(sizeof *shapes * (size_t)(nent + 1));
+  const cJSON **ents = dc__malloc(sizeof *ents * (size_t)(nent + 1));
+  int ns = 0;
+  if (!w || !spans || !dts || !shapes || !ents || check_duplicates(root, nent, what) != DC_OK)
+    goto fail;
+  for (const cJSON *e = root->child; e; e = e->next) {
+    if (strcmp(e->string, "__metadata__") == 0) {
+      if (parse_metadata(e, what, w) != DC_OK) goto fail;
+      continue;
+    }
+    if (parse_entry(e, what, data_len, &dts[ns], &shapes[ns], &spans[ns]) != DC_OK) goto fail;
+    spans[ns].entry = ns;
+    ents[ns++] = e;
+  }
+  /* tiling: sorted by begin, each starts where the previous ended, the last ends the file */
+  span *sorted = dc__malloc(sizeof *sorted * (size_t)(ns + 1));
+  if (!sorted) goto fail;
+  memcpy(sorted, spans, sizeof *spans * (size_t)ns);
+  qsort(sorted, (size_t)ns, sizeof *sorted, cmp_span);
+  uint64_t at = 0;
+  for (int i = 0; i < ns; i++) {
+    if (sorted[i].begin != at) {
+      dc__err(DC_ERR_FORMAT, "%s: data bytes [%llu, %llu) %s (entry '%s')", what,
+              (unsigned long long)(at < sorted[i].begin ? at : sorted[i].begin),
+              (unsigned long long)(at < sorted[i].begin ? sorted[i].begin : at),
+              sorted[i].begin > at ? "belong to no tensor (gap)"
+                                   : "are used by two tensors (overlap)",
+              ents[sorted[i].entry]->string);
+      dc__free(sorted);
+      goto fail;
+    }
+    at = sorted[i].end;
+  }
+  dc__free(sorted);
+  if (at != data_len) {
+    dc__err(DC_ERR_FORMAT, "%s: the tensors end at data byte %llu but the file holds %llu (%s)",
+            what, (unsigned long long)at, (unsigned long long)data_len,
+            at < data_len ? "trailing bytes" : "truncated");
+    goto fail;
+  }
+  for (int i = 0; i < ns; i++) {
+    uint64_t nb = spans[i].end - spans[i].begin;
+    uint8_t *buf = nb ? dc__malloc((size_t)nb) : NULL;
+    if (nb && !buf) goto fail;
+    if (nb) memcpy(buf, data + spans[i].begin, (size_t)nb);
+    if (dc__weights_push(w, ents[i]->string, dts[i], shapes[i].ndim, shapes[i].d, buf, nb) != DC_OK)
+      goto fail;
+  }
+  dc__free(spans);
+  dc__free(dts);
+  dc__free(shapes);
+  dc__free(ents);
+  cJSON_Delete(root);
+  w->format = DC_WEIGHTS_SAFETENSORS;
+  return w;
+fail:
+  if (!dc_last_status()) dc__err(DC_ERR_NOMEM, "%s: out of memory", what);
+  dc__free(spans);
+  dc__free(dts);
+  dc__free(shapes);
+  dc__free(ents);
+  cJSON_Delete(root);
+  dc_weights_free(w);
+  return NULL;
+}
+
+/* ---- writing ---- */
+int dc__safetensors_write(const dc_weights *w, FILE *f, const char *what) {
+  cJSON *root = cJSON_CreateObject();
+  if (!root) return DC_ERR_NOMEM;
+  if (w->nmeta) {
+    cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
+    for (int i = 0; meta && i < w->nmeta; i++)
+      cJSON_AddStringToObject(meta, w->mkeys[i], w->mvals[i]);
+  }
+  uint64_t off = 0;
+  for (int i = 0; i < w->n; i++) {
+    const dc__wentry *e = &w->e[i];
+    if (strcmp(e->name, "__metadata__") == 0) {
+      cJSON_Delete(root);
+      return dc__errs(DC_ERR_ARG, "%s: '__metadata__' cannot name a tensor", what);
+    }
+    cJSON *o = cJSON_AddObjectToObject(root, e->name);
+    if (!o) break;
+    cJSON_AddStringToObject(o, "dtype", dc__wdt_table[e->dt].st);
+    cJSON *sh = cJSON_AddArrayToObject(o, "shape");
+    for (int d = 0; sh && d < e->ndim; d++)
+      cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)e->shape[d]));
+    cJSON *offs = cJSON_AddArrayToObject(o, "data_offsets");
+    if (offs) {
+      cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
+      cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(off + e->nbytes)));
+    }
+    off += e->nbytes;
+  }
+  char *json = cJSON_PrintUnformatted(root);
+  cJSON_Delete(root);
+  if (!json) return dc__errs(DC_ERR_NOMEM, "%s: out of memory building the header", what);
+  size_t hl = strlen(json), padded = (hl + 7) / 8 * 8;
+  uint8_t len8[8];
+  for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+  bool ok = fwrite(len8, 1, 8, f) == 8 && fwrite(json, 1, hl, f) == hl &&
+            fwrite("        ", 1, padded - hl, f) == padded - hl;
+  free(json);
+  for (int i = 0; ok && i < w->n; i++)
+    ok =
+        w->e[i].nbytes == 0 || fwrite(w->e[i].data, 1, (size_t)w->e[i].nbytes, f) == w->e[i].nbytes;
+  if (!ok) return dc__errs(DC_ERR_IO, "%s: write failed (%s)", what, strerror(errno));
+  return DC_OK;
+}

@@ -1,0 +1,114 @@
+/* Internals of the weight-file layer (weights.c, pth.c, safetensors.c, zip.c): the element types
+ * files can hold (more than deepc computes with), the in-memory list of named raw tensors, and
+ * the stored-zip writer / libzip-based reader the .pth format needs. Not installed. */
+#ifndef DC_IO_WEIGHTS_IMPL_H
+#define DC_IO_WEIGHTS_IMPL_H
+
+#include "../core/core-impl.h"
+
+#include <deepc/io.h>
+
+#include <stdio.h>
+
+/* Element types of weight files: name in PyTorch, safetensors code, torch storage class, bytes,
+ * and the deepc dtype it becomes (-1: none; int8/int16/uint16 widen to int32, uint32/uint64
+ * to int64 as for NumPy files). */
+#define DC__WDT_LIST(X)                                                                            \
+  X(DC__W_F64, "float64", "F64", "DoubleStorage", 8, DC_F64)                                       \
+  X(DC__W_F32, "float32", "F32", "FloatStorage", 4, DC_F32)                                        \
+  X(DC__W_F16, "float16", "F16", "HalfStorage", 2, DC_F16)                                         \
+  X(DC__W_BF16, "bfloat16", "BF16", "BFloat16Storage", 2, DC_BF16)                                 \
+  X(DC__W_I64, "int64", "I64", "LongStorage", 8, DC_I64)                                           \
+  X(DC__W_I32, "int32", "I32", "IntStorage", 4, DC_I32)                                            \
+  X(DC__W_I16, "int16", "I16", "ShortStorage", 2, DC_I32)                                          \
+  X(DC__W_I8, "int8", "I8", "CharStorage", 1, DC_I32)                                              \
+  X(DC__W_U8, "uint8", "U8", "ByteStorage", 1, DC_U8)                                              \
+  X(DC__W_BOOL, "bool", "BOOL", "BoolStorage", 1, DC_BOOL)                                         \
+  X(DC__W_U16, "uint16", "U16", "UInt16Storage", 2, DC_I32)                                        \
+  X(DC__W_U32, "uint32", "U32", "UInt32Storage", 4, DC_I64)                                        \
+  X(DC__W_U64, "uint64", "U64", "UInt64Storage", 8, DC_I64)                                        \
+  X(DC__W_C64, "complex64", "C64", "ComplexFloatStorage", 8, -1)                                   \
+  X(DC__W_C128, "complex128", "C128", "ComplexDoubleStorage", 16, -1)                              \
+  X(DC__W_F8E4M3, "float8_e4m3fn", "F8_E4M3", "Float8_e4m3fnStorage", 1, -1)                       \
+  X(DC__W_F8E5M2, "float8_e5m2", "F8_E5M2", "Float8_e5m2Storage", 1, -1)
+
+typedef enum dc__wdt {
+#define DC__X(e, t, s, st, sz, dc) e,
+  DC__WDT_LIST(DC__X)
+#undef DC__X
+      DC__W_COUNT
+} dc__wdt;
+
+typedef struct dc__wdt_info {
+  const char *torch;   /* "float32" */
+  const char *st;      /* "F32" */
+  const char *storage; /* "FloatStorage" */
+  int size;            /* bytes per element */
+  int dc;              /* dc_dtype, or -1 */
+} dc__wdt_info;
+extern const dc__wdt_info dc__wdt_table[DC__W_COUNT];
+bool dc__wdt_from_st(const char *code, dc__wdt *out);
+bool dc__wdt_from_storage(const char *storage_class, dc__wdt *out);
+dc__wdt dc__wdt_from_dc(dc_dtype dt);
+
+/* One named tensor of a file: shape and contiguous little-endian row-major bytes. */
+typedef struct dc__wentry {
+  char *name;
+  dc__wdt dt;
+  int ndim;
+  int64_t shape[DC_MAX_DIMS];
+  uint8_t *data;   /* dc__malloc'ed, nbytes (NULL when empty) */
+  uint64_t nbytes; /* numel * element size */
+} dc__wentry;
+
+struct dc_weights {
+  dc_weights_format format; /* the file it came from (DC_WEIGHTS_AUTO when built in memory) */
+  int n, cap;
+  dc__wentry *e; /* [n], file order */
+  int nmeta, mcap;
+  char **mkeys, **mvals; /* [nmeta] */
+};
+
+/* Appends an entry; takes over data (freed on failure too). Names must be unique. */
+int dc__weights_push(dc_weights *w, const char *name, dc__wdt dt, int ndim, const int64_t *shape,
+                     uint8_t *data, uint64_t nbytes);
+/* Refuses duplicate names (naming one); what names the file. */
+int dc__weights_check_unique(const dc_weights *w, const char *what);
+
+/* ---- formats (what names the source in messages) ---- */
+dc_weights *dc__pth_parse(const uint8_t *mem, size_t n, const char *what);
+int dc__pth_write(const dc_weights *w, FILE *f, const char *folder, const char *what);
+dc_weights *dc__safetensors_parse(const uint8_t *mem, size_t n, const char *what);
+int dc__safetensors_write(const dc_weights *w, FILE *f, const char *what);
+
+/* ---- zip: reading through libzip (sizes and CRCs checked), writing stored entries ---- */
+typedef struct dc__zipr dc__zipr;
+dc__zipr *dc__zipr_open(const uint8_t *mem, size_t n, const char *what);
+void dc__zipr_close(dc__zipr *z);
+int64_t dc__zipr_count(const dc__zipr *z);
+const char *dc__zipr_name(const dc__zipr *z, int64_t i);
+int64_t dc__zipr_find(const dc__zipr *z, const char *name); /* -1 when absent */
+uint64_t dc__zipr_size(const dc__zipr *z, int64_t i);       /* uncompressed bytes */
+/* Reads entry i (exactly its size bytes) into buf, checking its CRC-32. */
+int dc__zipr_read(dc__zipr *z, int64_t i, uint8_t *buf, uint64_t size);
+
+typedef struct dc__zipw_entry {
+  char *name;
+  uint64_t offset, size; /* local header offset, data bytes */
+  uint32_t crc;
+} dc__zipw_entry;
+typedef struct dc__zipw {
+  FILE *f;
+  uint64_t pos;
+  int n, cap;
+  dc__zipw_entry *ents;
+  bool force_zip64; /* write ZIP64 records even when not needed (tests) */
+  const char *what;
+} dc__zipw;
+/* Stored (uncompressed) entries, data aligned to 64 bytes as torch.save does. */
+int dc__zipw_add(dc__zipw *w, const char *name, const void *data, uint64_t n);
+/* Writes the central directory; frees the entry list either way. */
+int dc__zipw_finish(dc__zipw *w);
+void dc__zipw_discard(dc__zipw *w);
+
+#endif
