@@ -98,6 +98,7 @@ int dc__cpu_batch_norm_forward(dc_tensor *y, dc_tensor *save_mean, dc_tensor *sa
                                const dc_tensor *x, const dc_tensor *weight, const dc_tensor *bias,
                                dc_tensor *running_mean, dc_tensor *running_var, bool batch_stats,
                                double momentum, double eps) {
+  dc__cpu_nn_hint_tensor(y);
   bool f64 = x->dtype == DC_F64;
   int64_t N = x->shape[0], C = x->shape[1], S = dc_numel(x) / (N * C > 0 ? N * C : 1);
   int64_t M = N * S;
@@ -160,6 +161,7 @@ int dc__cpu_batch_norm_forward(dc_tensor *y, dc_tensor *save_mean, dc_tensor *sa
 int dc__cpu_batch_norm_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_tensor *gy,
                                 const dc_tensor *x, const dc_tensor *weight, const dc_tensor *mean,
                                 const dc_tensor *invstd, bool batch_stats) {
+  dc__cpu_nn_hint_tensor(gx);
   bool f64 = x->dtype == DC_F64;
   int64_t N = x->shape[0], C = x->shape[1], S = dc_numel(x) / (N * C > 0 ? N * C : 1);
   double M = (double)(N * S);

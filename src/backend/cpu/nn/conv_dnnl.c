@@ -289,7 +289,10 @@ static dnnl_memory_t mem(const dnnl_memory_desc_t *md, void *data) {
 static dnnl_memory_t prim_mem(const conv_arg *a, void *user_data, bool fill, dnnl_stream_t s,
                               void **ws, int *rc) {
   *ws = NULL;
-  if (a->same) return mem(&a->prim, user_data);
+  if (a->same) {
+    if (!fill) dc__cpu_nn_hint_output(user_data, dnnl_memory_desc_get_size(&a->user));
+    return mem(&a->prim, user_data);
+  }
   *ws = dc__cpu_ws_get(dnnl_memory_desc_get_size(&a->prim));
   if (!*ws) {
     *rc = DC_ERR_NOMEM;
@@ -314,6 +317,7 @@ static dnnl_memory_t prim_mem(const conv_arg *a, void *user_data, bool fill, dnn
 /* Copies a primitive-side output back to the user's buffer when the layouts differ. */
 static int to_user(const conv_arg *a, dnnl_memory_t m, void *user_data, dnnl_stream_t s) {
   if (a->same) return DC_OK;
+  dc__cpu_nn_hint_output(user_data, dnnl_memory_desc_get_size(&a->user));
   dnnl_memory_t u = mem(&a->user, user_data);
   if (!u) return DC_ERR_BACKEND;
   int r = run(a->to_user, s, 2, (dnnl_exec_arg_t[]){{DNNL_ARG_FROM, m}, {DNNL_ARG_TO, u}});

@@ -19,6 +19,7 @@ int dc__cpu_dropout_mask(dc_tensor *mask, double p) {
 }
 
 int dc__cpu_apply_mask(dc_tensor *y, const dc_tensor *x, const dc_tensor *mask, int64_t inner) {
+  dc__cpu_nn_hint_tensor(y);
   int64_t n = dc_numel(y);
   if (x->dtype == DC_F32) {
     float *py = dc_data(y);

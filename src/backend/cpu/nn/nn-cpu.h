@@ -26,6 +26,13 @@ int64_t dc__cpu_conv2d_dnnl_created(void);
  * for fresh pages every step; 2 MiB-aligned with transparent huge pages when large ---- */
 void *dc__cpu_ws_get(size_t nbytes);
 void dc__cpu_ws_put(void *p);
+/* Called by kernels on a large output they are about to write for the first time: first-touch
+ * page faults of fresh 4 KiB pages dominate memory-bound kernels, so ask for huge pages. */
+void dc__cpu_nn_hint_output(void *p, size_t nbytes);
+/* The hint for a whole tensor (NULL is ignored). */
+static inline void dc__cpu_nn_hint_tensor(const dc_tensor *t) {
+  if (t) dc__cpu_nn_hint_output(dc_data(t), (size_t)dc_numel(t) * dc_dtype_size(t->dtype));
+}
 
 /* ---- pooling (pool.c) ---- */
 int dc__cpu_max_pool2d_forward(dc_tensor *y, dc_tensor *idx, const dc_tensor *x,

@@ -78,6 +78,8 @@ static bool is_2x2(const dc_pool2d_geom *g) {
 
 int dc__cpu_max_pool2d_forward(dc_tensor *y, dc_tensor *idx, const dc_tensor *x,
                                const dc_pool2d_geom *g) {
+  dc__cpu_nn_hint_tensor(y);
+  dc__cpu_nn_hint_tensor(idx);
   bool f64 = x->dtype == DC_F64;
   const void *px = dc_data(x);
   void *py = dc_data(y);
@@ -118,6 +120,7 @@ INLINE void scatter_plane(void *pgx, const void *pgy, const int32_t *pi, const d
 
 int dc__cpu_max_pool2d_backward(dc_tensor *gx, const dc_tensor *gy, const dc_tensor *idx,
                                 const dc_pool2d_geom *g) {
+  dc__cpu_nn_hint_tensor(gx);
   bool f64 = gx->dtype == DC_F64;
   void *pgx = dc_data(gx);
   const void *pgy = dc_data(gy);
@@ -173,6 +176,7 @@ INLINE void avg_plane(void *py, const void *px, const dc_pool2d_geom *g, int64_t
 }
 
 int dc__cpu_avg_pool2d_forward(dc_tensor *y, const dc_tensor *x, const dc_pool2d_geom *g) {
+  dc__cpu_nn_hint_tensor(y);
   bool f64 = x->dtype == DC_F64;
   const void *px = dc_data(x);
   void *py = dc_data(y);
@@ -204,6 +208,7 @@ INLINE void avg_plane_backward(void *pgx, const void *pgy, const dc_pool2d_geom 
 }
 
 int dc__cpu_avg_pool2d_backward(dc_tensor *gx, const dc_tensor *gy, const dc_pool2d_geom *g) {
+  dc__cpu_nn_hint_tensor(gx);
   bool f64 = gx->dtype == DC_F64;
   void *pgx = dc_data(gx);
   const void *pgy = dc_data(gy);
@@ -250,6 +255,7 @@ INLINE void adaptive_plane(void *py, int32_t *pi, const void *px, const dc_pool2
 
 static int adaptive_forward(dc_tensor *y, dc_tensor *idx, const dc_tensor *x,
                             const dc_pool2d_geom *g, bool is_max) {
+  dc__cpu_nn_hint_tensor(y);
   bool f64 = x->dtype == DC_F64;
   const void *px = dc_data(x);
   void *py = dc_data(y);
@@ -293,6 +299,7 @@ INLINE void adaptive_avg_plane_backward(void *pgx, const void *pgy, const dc_poo
 
 int dc__cpu_adaptive_avg_pool2d_backward(dc_tensor *gx, const dc_tensor *gy,
                                          const dc_pool2d_geom *g) {
+  dc__cpu_nn_hint_tensor(gx);
   bool f64 = gx->dtype == DC_F64;
   void *pgx = dc_data(gx);
   const void *pgy = dc_data(gy);

@@ -1,6 +1,7 @@
-/* Scratch buffers for the CPU nn kernels (oneDNN's blocked copies of activations): a small pool
- * of buffers reused across calls, because first-touching fresh pages costs far more than the
- * copy itself. Large buffers are 2 MiB-aligned and ask for transparent huge pages. */
+/* Memory helpers of the CPU nn kernels: scratch buffers (oneDNN's blocked copies of activations)
+ * pooled and reused across calls, because first-touching fresh pages costs far more than the copy
+ * itself (large ones 2 MiB-aligned with transparent huge pages), and the huge-page hint for large
+ * fresh outputs. */
 #include "nn-cpu.h"
 
 #include <pthread.h>
@@ -85,4 +86,19 @@ void dc__cpu_ws_put(void *p) {
     }
   pthread_mutex_unlock(&g_lock);
   ws_free(p); /* a one-off buffer (pool full) */
+}
+
+/* glibc serves blocks of this size or more with a fresh mmap each time (its dynamic threshold
+ * stops there), so such outputs are always first-touched; smaller ones get recycled heap. */
+#define HINT_MIN ((size_t)32 << 20)
+
+void dc__cpu_nn_hint_output(void *p, size_t n) {
+#ifdef MADV_HUGEPAGE
+  if (n < HINT_MIN) return;
+  uintptr_t a = ((uintptr_t)p + WS_HUGE - 1) & ~(uintptr_t)(WS_HUGE - 1);
+  uintptr_t e = ((uintptr_t)p + n) & ~(uintptr_t)(WS_HUGE - 1);
+  if (e > a) madvise((void *)a, e - a, MADV_HUGEPAGE);
+#else
+  (void)p, (void)n;
+#endif
 }
