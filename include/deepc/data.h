@@ -231,6 +231,13 @@ typedef struct dc_loader_opts {
                          (so dc_manual_seed reproduces a run) */
   bool pin_memory;    /* batches in reusable host buffers (page-locked once a GPU backend is
                          present) */
+  /* Data-parallel sharding (PyTorch's DistributedSampler, dist.h): with num_replicas > 1 this
+   * loader yields only rank's share of each epoch's order (positions rank, rank + num_replicas,
+   * ...), padded by repeating the order's head so every rank has the same number of batches, or
+   * without padding when shard_uneven (evaluation). Give every rank the same seed. */
+  int num_replicas; /* 0 or 1: no sharding */
+  int rank;         /* in [0, num_replicas) */
+  bool shard_uneven;
 } dc_loader_opts;
 /* The loader keeps a reference to ds. Batch order and content depend only on the seed and the
  * epoch, never on num_workers. */

@@ -5,6 +5,7 @@
  * buffers come from a recycling pool and become tensors without a copy. */
 #include "data-impl.h"
 
+#include <deepc/dist.h>
 #include <pthread.h>
 #include <string.h>
 
@@ -114,7 +115,8 @@ struct dc_loader {
   dc_loader_opts o;
   uint64_t seed;
   int64_t n, nbatches, epoch;
-  int64_t *perm; /* [n] this epoch's order, NULL without shuffle */
+  int64_t *perm; /* [n] this epoch's order, NULL without shuffle or sharding */
+  int64_t *order; /* [ds->n] the whole epoch's order when sharded (dist.h), else NULL */
   pthread_mutex_t mu;
   pthread_cond_t work_cv, done_cv;
   pthread_t *threads;
@@ -175,7 +177,8 @@ static void produce(dc_loader *l, int64_t b, batch_slot *slot, dc__sample *s) {
   int64_t k = start, idx = 0;
   for (; k < end && rc == DC_OK; k++) {
     idx = l->perm ? l->perm[k] : k;
-    rc = dc__dataset_fetch(l->ds, idx, s, dc__mix_seed(l->aug_seed, 0, (uint64_t)k));
+    int64_t pos = l->order ? k * l->o.num_replicas + l->o.rank : k; /* in the whole epoch */
+    rc = dc__dataset_fetch(l->ds, idx, s, dc__mix_seed(l->aug_seed, 0, (uint64_t)pos));
     if (rc) break;
     if (k == start) {
       slot->has_y = s->has_y;
@@ -248,7 +251,11 @@ static void quiesce(dc_loader *l) {
 }
 
 static void start_epoch(dc_loader *l) {
-  if (l->perm) dc__permutation(l->perm, l->n, dc__mix_seed(l->seed, DC__STREAM_SHUFFLE, (uint64_t)l->epoch));
+  int64_t *p = l->order ? l->order : l->perm, n = l->order ? l->ds->n : l->n;
+  if (l->o.shuffle) dc__permutation(p, n, dc__mix_seed(l->seed, DC__STREAM_SHUFFLE, (uint64_t)l->epoch));
+  if (l->order)
+    dc_dist_shard(l->o.shuffle ? l->order : NULL, n, l->o.num_replicas, l->o.rank,
+                  l->o.shard_uneven, l->perm);
   l->aug_seed = dc__mix_seed(l->seed, DC__STREAM_AUGMENT, (uint64_t)l->epoch);
   l->next_claim = l->next_deliver = 0;
   l->started = true;
@@ -273,6 +280,7 @@ void dc_loader_free(dc_loader *l) {
   dc__free(l->threads);
   dc__free(l->slots);
   dc__free(l->perm);
+  dc__free(l->order);
   dc__free(l);
 }
 
@@ -280,6 +288,10 @@ dc_loader *dc_loader_opt(dc_dataset *ds, dc_loader_opts o) {
   if (!ds) return dc__err(DC_ERR_ARG, "loader: dataset is NULL");
   if (o.batch_size == 0) o.batch_size = 1;
   if (o.prefetch == 0) o.prefetch = 2;
+  if (o.num_replicas == 1) o.num_replicas = 0;
+  if (o.num_replicas < 0 || o.rank < 0 || (o.num_replicas ? o.rank >= o.num_replicas : o.rank > 0))
+    return dc__err(DC_ERR_ARG, "loader: need 0 <= rank < num_replicas (got rank %d of %d)",
+                   o.rank, o.num_replicas);
   if (o.batch_size < 0 || o.num_workers < 0 || o.num_workers > DC__LOADER_MAX_WORKERS ||
       o.prefetch < 0 || o.prefetch > 64)
     return dc__err(DC_ERR_ARG, "loader: need batch_size >= 1, 0 <= num_workers <= %d and "
@@ -288,7 +300,7 @@ dc_loader *dc_loader_opt(dc_dataset *ds, dc_loader_opts o) {
   dc_loader *l = dc__calloc(1, sizeof *l);
   if (!l) return NULL;
   l->o = o;
-  l->n = ds->n;
+  l->n = o.num_replicas ? dc_dist_shard_len(ds->n, o.num_replicas, o.rank, o.shard_uneven) : ds->n;
   l->nbatches = o.drop_last ? l->n / o.batch_size : (l->n + o.batch_size - 1) / o.batch_size;
   if (o.seed) {
     l->seed = o.seed;
@@ -304,7 +316,10 @@ dc_loader *dc_loader_opt(dc_dataset *ds, dc_loader_opts o) {
   l->ds = dc__dataset_retain(ds);
   l->slots = dc__calloc((size_t)l->depth, sizeof *l->slots);
   l->pool = pool_new(2 * l->depth + 4, o.pin_memory);
-  if (!l->slots || !l->pool || (o.shuffle && !(l->perm = dc__malloc(sizeof *l->perm * (size_t)(l->n ? l->n : 1))))) {
+  bool sharded = o.num_replicas > 0;
+  if (!l->slots || !l->pool ||
+      ((o.shuffle || sharded) && !(l->perm = dc__malloc(sizeof *l->perm * (size_t)(l->n ? l->n : 1)))) ||
+      (sharded && !(l->order = dc__malloc(sizeof *l->order * (size_t)(ds->n ? ds->n : 1))))) {
     dc_loader_free(l);
     return NULL;
   }
