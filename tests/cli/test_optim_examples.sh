@@ -5,6 +5,7 @@
 # warning-free against the built library, exits 0 and prints its ```output block.
 # CTest sets DEEPC_BUILD and DEEPC_SRC.
 set -u
+export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" # no spinning threads on a busy machine
 build="${DEEPC_BUILD:?set DEEPC_BUILD to the build directory}"
 doc="${DEEPC_SRC:?set DEEPC_SRC to the source directory}/docs/optim.md"
 tmp=$(mktemp -d)
