@@ -10,7 +10,7 @@
 
 #define WS_SLOTS 16
 #define WS_HUGE ((size_t)2 << 20)
-#define WS_KEEP_MAX ((size_t)1 << 30) /* bytes the pool keeps for reuse at most */
+#define WS_KEEP_MAX ((size_t)512 << 20) /* bytes the pool keeps for reuse at most */
 
 typedef struct ws_slot {
   void *p;  /* aligned buffer, NULL when the slot is empty */
