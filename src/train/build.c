@@ -152,13 +152,26 @@ static int measure_stats(dc_dataset *ds, int *channels, double *mean, double *st
 static dc_transform *make_transform(const dc_config *c, bool image, bool augment, int channels,
                                     const double *mean, const double *std, bool normalize,
                                     int64_t h, int64_t w) {
-  dc_transform *tfs[8];
+  dc_transform *tfs[10];
   int n = 0;
   if (!image) return NULL;
+  int64_t resize = dc__config_int(c, "data.resize"), crop = dc__config_int(c, "data.crop");
+  int64_t pad = dc__config_int(c, "data.random_crop");
+  bool rrc = dc__config_bool(c, "data.random_resized_crop");
+  if (augment && rrc) {
+    int64_t sz = crop ? crop : resize ? resize : h;
+    tfs[n++] = dc_tf_random_resized_crop(sz, sz);
+  } else {
+    if (resize) tfs[n++] = dc_tf_resize(resize, 0);
+    if (crop && augment)
+      tfs[n++] = dc_tf_random_crop(crop, crop, .padding = (int)pad, .pad_if_needed = true);
+    else if (crop)
+      tfs[n++] = dc_tf_center_crop(crop, crop);
+    else if (augment && pad > 0)
+      tfs[n++] = dc_tf_random_crop(h, w, .padding = (int)pad);
+  }
   if (augment) {
-    int64_t pad = dc__config_int(c, "data.random_crop");
     double rot = dc__config_float(c, "data.rotation");
-    if (pad > 0) tfs[n++] = dc_tf_random_crop(h, w, .padding = (int)pad);
     if (dc__config_bool(c, "data.hflip")) tfs[n++] = dc_tf_random_hflip(0.5);
     if (rot > 0) tfs[n++] = dc_tf_random_rotation(-rot, rot, 0);
   }
@@ -205,6 +218,19 @@ int dc__build_data(const dc_config *c, dc__data *d, const char *override) {
   int rc = open_sets(name, dc_config_get(c, "data.dir"), &full, &test);
   if (rc != DC_OK) return rc;
   if ((rc = class_names(d, full)) != DC_OK) goto fail;
+  const char *test_path = dc_config_get(c, "data.test");
+  if (!test && *test_path && !(override && *override)) {
+    test = dc_dataset_open(test_path);
+    if (!test) {
+      rc = dc__rewrap(dc_last_status(), "data.test: %s", dc_last_error());
+      goto fail;
+    }
+    if (dc_dataset_num_classes(test) != d->num_classes) {
+      rc = dc__errs(DC_ERR_ARG, "data.test: %s has %lld classes, the training set %lld", test_path,
+                    (long long)dc_dataset_num_classes(test), (long long)d->num_classes);
+      goto fail;
+    }
+  }
   if (!test) { /* a single file or folder: hold out a test part */
     int64_t len = dc_dataset_len(full), nt = (int64_t)llround(0.2 * (double)len);
     if (nt < 1 || nt >= len) {
@@ -424,12 +450,46 @@ static dc_module *build_cnn(const dc_config *c, const dc__data *d) {
   return seq;
 }
 
+/* A model of the zoo with the dataset's classes and input channels. */
+static dc_module *build_zoo(const dc_config *c, const dc__data *d, const char *arch) {
+  double hid[32];
+  int64_t hidden[32];
+  int nh = dc__config_list(c, "model.hidden", hid, 32);
+  for (int i = 0; i < nh; i++) hidden[i] = (int64_t)hid[i];
+  dc_zoo_opts zo = {.num_classes = d->num_classes,
+                    .in_channels = d->sample_shape.ndim == 3 ? d->sample_shape.d[0] : 0,
+                    .in_features = feature_count(d->sample_shape),
+                    .hidden = nh ? hidden : NULL,
+                    .nhidden = nh,
+                    .width = dc__config_int(c, "model.width"),
+                    .small_input = dc__config_bool(c, "model.small_input")};
+  if (dc_config_is_set(c, "model.dropout")) {
+    double p = dc__config_float(c, "model.dropout");
+    zo.dropout = p > 0 ? p : -1;
+  }
+  dc_module *m = dc_zoo_create_opt(arch, zo);
+  if (!m) dc__rewrap(dc_last_status(), "model.arch = %s: %s", arch, dc_last_error());
+  return m;
+}
+
+/* model.pretrained and model.freeze. */
+static int transfer(const dc_config *c, dc_module *m) {
+  const char *pre = dc_config_get(c, "model.pretrained"), *fr = dc_config_get(c, "model.freeze");
+  if (*pre && dc_zoo_load_pretrained(m, pre) != DC_OK)
+    return dc__rewrap(dc_last_status(), "model.pretrained: %s", dc_last_error());
+  if (*fr && dc_zoo_freeze(m, fr) != DC_OK)
+    return dc__rewrap(dc_last_status(), "model.freeze: %s", dc_last_error());
+  return DC_OK;
+}
+
 dc_module *dc__build_model(const dc_config *c, const dc__data *d) {
   const char *arch = dc_config_get(c, "model.arch");
   const char *spec = dc_config_get(c, "model.layers");
   if (!*arch) arch = *spec ? "layers" : "cnn";
   dc_module *m;
-  if (strcmp(arch, "layers") == 0) {
+  if (strcmp(arch, "cnn") != 0 && strcmp(arch, "mlp") != 0 && strcmp(arch, "layers") != 0) {
+    m = build_zoo(c, d, arch);
+  } else if (strcmp(arch, "layers") == 0) {
     if (!*spec)
       return dc__err(DC_ERR_ARG, "model.arch = layers needs model.layers (a layer list such as "
                                  "flatten, linear(784, 10))");
@@ -454,6 +514,10 @@ dc_module *dc__build_model(const dc_config *c, const dc__data *d) {
   }
   dc_shape out = s->output_shape;
   dc_summary_free(s);
+  if (transfer(c, m) != DC_OK) {
+    dc_module_free(m);
+    return NULL;
+  }
   if (out.ndim != 2 || out.d[1] != d->num_classes) {
     char shp[64];
     dc_shape_str(out, shp, sizeof shp);

@@ -23,8 +23,9 @@ typedef struct cfg_key {
 
 /* clang-format off */
 static const cfg_key SCHEMA[] = {
-  {"model", "arch", CT_ENUM, "", "cnn|mlp|layers",
-   "cnn: conv blocks + FC head; mlp: hidden layers; layers: the 'layers' spec. Empty: layers if given, else cnn"},
+  {"model", "arch", CT_STR, "", NULL,
+   "cnn: conv blocks + FC head; mlp: hidden layers; layers: the 'layers' spec; or a zoo model "
+   "(lenet5, cnn_fashion, vgg11_bn_cifar, resnet18, ...). Empty: layers if given, else cnn"},
   {"model", "layers", CT_STR, "", NULL,
    "layer spec, e.g. conv2d(1,32,5,padding=2), relu, maxpool2d(2), flatten, linear(6272,classes)"},
   {"model", "channels", CT_INTS, "32,32,64", NULL, "cnn: output channels of each conv block"},
@@ -34,8 +35,13 @@ static const cfg_key SCHEMA[] = {
   {"model", "dropout", CT_FLOAT, "0.3", NULL, "cnn: dropout before the FC head; mlp: after each hidden layer (0: none)"},
   {"model", "hidden", CT_INTS, "", NULL, "widths of the hidden FC layers (cnn default 64; mlp default 256,128,64)"},
   {"model", "activation", CT_ENUM, "relu", "relu|leaky_relu|elu|gelu|tanh|sigmoid", "activation function"},
+  {"model", "width", CT_INT, "0", NULL, "zoo resnet: channels of the first stage (0: 64)"},
+  {"model", "small_input", CT_BOOL, "false", NULL, "zoo resnet: 3x3 stride-1 stem without max pooling (32x32 images)"},
+  {"model", "pretrained", CT_STR, "", NULL, "weights to start from (.pth, .safetensors, .ckpt); a head of another shape is left fresh"},
+  {"model", "freeze", CT_STR, "", NULL, "modules kept fixed: 'backbone' (all but the head) or paths such as 'conv1, layer1'"},
   {"data", "dataset", CT_STR, "fashion-mnist", NULL,
    "mnist, fashion-mnist, cifar10, cifar100, or a path (IDX, CIFAR .bin, image folder, .npz, .csv)"},
+  {"data", "test", CT_STR, "", NULL, "when dataset is a path: the test set's path (empty: hold out 20% of the dataset)"},
   {"data", "dir", CT_STR, "", NULL, "folder holding the named dataset (empty: the usual places)"},
   {"data", "val_split", CT_FLOAT, "0.1", NULL, "fraction of the training set held out for validation (0: validate on the test set)"},
   {"data", "train_limit", CT_INT, "0", NULL, "use only this many training samples (0: all), picked at random with the seed"},
@@ -43,6 +49,9 @@ static const cfg_key SCHEMA[] = {
   {"data", "normalize", CT_BOOL, "true", NULL, "subtract the mean and divide by the std per channel"},
   {"data", "mean", CT_FLOATS, "", NULL, "per-channel means (empty: the dataset's known values, else measured)"},
   {"data", "std", CT_FLOATS, "", NULL, "per-channel standard deviations (empty: as mean)"},
+  {"data", "resize", CT_INT, "0", NULL, "resize the shorter side of every image to n pixels (0: off)"},
+  {"data", "crop", CT_INT, "0", NULL, "n x n crop: at random for training, the centre for evaluation (0: off)"},
+  {"data", "random_resized_crop", CT_BOOL, "false", NULL, "training: a random area and aspect ratio resized to crop x crop (Inception-style)"},
   {"data", "random_crop", CT_INT, "0", NULL, "augmentation: pad by n then crop back at random (0: off)"},
   {"data", "hflip", CT_BOOL, "false", NULL, "augmentation: random horizontal flips"},
   {"data", "rotation", CT_FLOAT, "0", NULL, "augmentation: random rotation within +-degrees (0: off)"},
@@ -60,6 +69,7 @@ static const cfg_key SCHEMA[] = {
   {"train", "min_delta", CT_FLOAT, "0", NULL, "smallest change of the monitored metric that counts"},
   {"train", "on_nan", CT_ENUM, "stop", "stop|skip", "a non-finite loss stops training, or its step is skipped"},
   {"train", "restore_best", CT_BOOL, "true", NULL, "evaluate the test set with the best epoch's weights"},
+  {"train", "sync_batchnorm", CT_BOOL, "false", NULL, "data-parallel runs (mpirun -np N): batch-norm statistics over every rank's samples (default: each rank its own)"},
   {"optim", "name", CT_ENUM, "adam", "sgd|adam|adamw|rmsprop|adagrad", "optimizer"},
   {"optim", "lr", CT_FLOAT, "", NULL, "learning rate (empty: the optimizer's default; sgd needs one)"},
   {"optim", "momentum", CT_FLOAT, "0", NULL, "sgd / rmsprop momentum"},
@@ -228,10 +238,39 @@ static bool check_list(const char *s, bool ints) {
   return true;
 }
 
+/* model.arch: cnn, mlp, layers or a zoo model. */
+static int check_arch(const char *at, const char *v) {
+  if (!*v || strcmp(v, "cnn") == 0 || strcmp(v, "mlp") == 0 || strcmp(v, "layers") == 0 ||
+      dc_zoo_has(v))
+    return DC_OK;
+  const char *const *names = dc_zoo_names();
+  static const char *const OWN[] = {"cnn", "mlp", "layers"};
+  const char *best = NULL;
+  int bd = 99;
+  for (int i = 0; i < 3; i++) {
+    int d = edit_distance(v, OWN[i]);
+    if (d < bd) bd = d, best = OWN[i];
+  }
+  for (int i = 0; names && names[i]; i++) {
+    int d = edit_distance(v, names[i]);
+    if (d < bd) bd = d, best = names[i];
+  }
+  char hint[96] = "";
+  if (best && close_enough(v, best, bd)) snprintf(hint, sizeof hint, "; did you mean '%s'?", best);
+  char list[512] = "";
+  size_t at_list = 0;
+  for (int i = 0; names && names[i] && at_list + 32 < sizeof list; i++)
+    at_list +=
+        (size_t)snprintf(list + at_list, sizeof list - at_list, "%s%s", i ? ", " : "", names[i]);
+  return dc__errs(DC_ERR_ARG, "%smodel.arch: '%s' is not cnn, mlp, layers or a zoo model (%s)%s",
+                  at, v, list, hint);
+}
+
 static int check_value(const dc_config *c, int k, const char *v) {
   const cfg_key *s = &SCHEMA[k];
   char at[256];
   where(c, c->lines[k], at, sizeof at);
+  if (strcmp(s->section, "model") == 0 && strcmp(s->key, "arch") == 0) return check_arch(at, v);
   if (!*v && s->def[0] == 0) return DC_OK; /* optional value left empty */
   int64_t iv;
   double fv;

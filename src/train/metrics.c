@@ -197,7 +197,7 @@ static void pct(char *buf, size_t n, double v) {
 
 int dc_metrics_print_classes(FILE *f, const dc_metrics *m, const char *const *names, bool md) {
   if (!f || !m) return dc__errs(DC_ERR_ARG, "metrics_print_classes: NULL argument");
-  int w = 5;
+  int w = 9; /* "macro avg" */
   char lb[32];
   for (int64_t k = 0; k < m->num_classes; k++) {
     int l = (int)strlen(class_label(names, k, lb, sizeof lb));

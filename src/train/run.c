@@ -4,6 +4,7 @@
  * report.md. Resuming reloads last.ckpt and continues bit for bit. */
 #include "train-impl.h"
 
+#include <deepc/dist.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -43,6 +44,7 @@ typedef struct run_ctx {
   int64_t batch_size;
   int epochs_this_call;
   char shape[64];
+  bool writer; /* rank 0 of a data-parallel job (or the only process): writes the outputs */
 } run_ctx;
 
 static void path_in(char *buf, size_t n, const run_ctx *r, const char *name) {
@@ -113,7 +115,7 @@ static int on_epoch(dc_trainer *t, const dc_epoch_stats *e, void *ud) {
   dc__progress_epoch(&r->prog, e, dc_trainer_is_best(t));
   char path[1100];
   path_in(path, sizeof path, r, "metrics.csv");
-  int rc = dc_history_write_csv(dc_trainer_history(t), path);
+  int rc = r->writer ? dc_history_write_csv(dc_trainer_history(t), path) : DC_OK;
   if (rc != DC_OK) return rc;
   if (r->tb) {
     const char *tags[] = {"loss/train",   "loss/val", "accuracy/train",
@@ -124,17 +126,17 @@ static int on_epoch(dc_trainer *t, const dc_epoch_stats *e, void *ud) {
     if (rc == DC_OK) rc = dc_tb_flush(r->tb);
     if (rc != DC_OK) return rc;
   }
-  dc_ckpt *c = make_ckpt(t, r);
-  if (!c) return dc_last_status();
+  dc_ckpt *c = r->writer ? make_ckpt(t, r) : NULL;
+  if (r->writer && !c) return dc_last_status();
   path_in(path, sizeof path, r, "last.ckpt");
-  rc = dc_ckpt_save(c, path);
-  if (rc == DC_OK && dc_trainer_is_best(t)) {
+  rc = c ? dc_ckpt_save(c, path) : DC_OK;
+  if (rc == DC_OK && c && dc_trainer_is_best(t)) {
     path_in(path, sizeof path, r, "best.ckpt");
     rc = dc_ckpt_save(c, path);
   }
   dc_ckpt_free(c);
   if (rc != DC_OK) return rc;
-  if ((rc = write_curves(r, dc_trainer_history(t))) != DC_OK) return rc;
+  if (r->writer && (rc = write_curves(r, dc_trainer_history(t))) != DC_OK) return rc;
   r->epochs_this_call++;
   if (r->o->stop_after_epochs > 0 && r->epochs_this_call >= r->o->stop_after_epochs)
     return RUN_STOP;
@@ -199,13 +201,17 @@ static int load_weights(dc_module *m, const char *path) {
   return rc;
 }
 
+/* In a data-parallel job each rank loads its shard (dist.h): equal shards for training, uneven
+ * ones (no sample twice) for evaluation, whose metrics are summed over the ranks. */
 static dc_loader *make_loader(dc_dataset *ds, int64_t bs, bool train, int workers, uint64_t seed) {
   if (!ds) return NULL;
-  int64_t len = dc_dataset_len(ds);
+  int R = dc_dist_size(), rank = dc_dist_rank();
+  int64_t len = R > 1 ? dc_dist_shard_len(dc_dataset_len(ds), R, rank, !train) : dc_dataset_len(ds);
   /* a last batch of one sample cannot be batch-normalised in training mode */
   bool drop_last = train && len > bs && len % bs == 1;
   return dc_loader_new(ds, .batch_size = bs, .shuffle = train, .drop_last = drop_last,
-                       .num_workers = workers, .seed = seed);
+                       .num_workers = workers, .seed = seed, .num_replicas = R, .rank = rank,
+                       .shard_uneven = !train);
 }
 
 /* Checks that a resumed configuration matches the checkpoint's; returns a warning or "". */
@@ -228,7 +234,12 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
   dc_run_opts o = opts ? *opts : (dc_run_opts){0};
   dc_run_result res = {0};
   double t_start = dc__now();
-  run_ctx r = {.cfg = c, .o = &o};
+  run_ctx r = {.cfg = c, .o = &o, .writer = dc_dist_is_main()};
+  int nranks = dc_dist_size();
+  if (!r.writer) { /* data-parallel: rank 0 alone logs and writes */
+    o.progress = DC_PROGRESS_QUIET;
+    o.no_summary = true;
+  }
   if (o.out_dir)
     snprintf(r.dir, sizeof r.dir, "%s", o.out_dir);
   else
@@ -269,6 +280,7 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
   dc_sched *sched = NULL;
   dc_loader *tl = NULL, *vl = NULL, *te = NULL;
   dc_trainer *t = NULL;
+  dc_dist_ddp *ddp = NULL;
   dc_metrics *test = NULL;
   char *repr = NULL;
   dc__loss_cfg loss;
@@ -281,9 +293,20 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
     rc = dc__errs(DC_ERR_ARG, "train.batch_size and train.eval_batch_size must be >= 1");
     goto done;
   }
+  if (r.batch_size % nranks != 0) {
+    rc = dc__errs(DC_ERR_ARG, "train.batch_size = %lld is the batch of the whole job and must be "
+                  "a multiple of its %d ranks (each rank takes batch_size / %d)",
+                  (long long)r.batch_size, nranks, nranks);
+    goto done;
+  }
   if (!(model = dc__build_model(c, &data))) goto fail_status;
+  if (nranks > 1 && dc__config_bool(c, "train.sync_batchnorm") &&
+      (rc = dc_dist_convert_sync_batchnorm(model)) != DC_OK)
+    goto done;
   if (!(opt = dc__build_optim(c, model))) goto fail_status;
-  if (!(tl = make_loader(data.train, r.batch_size, true, workers, dc__seed_stream(seed, 1))))
+  if (nranks > 1 && !(ddp = dc_dist_ddp_new(model))) goto fail_status;
+  if (!(tl = make_loader(data.train, r.batch_size / nranks, true, workers,
+                         dc__seed_stream(seed, 1))))
     goto fail_status;
   if (!(te = make_loader(data.test, ebs, false, workers, dc__seed_stream(seed, 3))))
     goto fail_status;
@@ -308,6 +331,7 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
       .on_step = on_step,
       .on_epoch = on_epoch,
       .cb_ud = &r,
+      .dist = dc_dist_trainer_hooks(ddp),
   };
   if (!(t = dc_trainer_new(model, opt, tl, to))) goto fail_status;
   if (resume) {
@@ -321,14 +345,14 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
     }
   }
   /* outputs */
-  char *cfg_text = dc_config_to_string(c, false);
-  if (!cfg_text) goto fail_status;
+  char *cfg_text = r.writer ? dc_config_to_string(c, false) : NULL;
+  if (r.writer && !cfg_text) goto fail_status;
   path_in(path, sizeof path, &r, "config.ini");
-  FILE *cf = fopen(path, "w");
+  FILE *cf = cfg_text ? fopen(path, "w") : NULL;
   if (cf) fputs(cfg_text, cf), fclose(cf);
   free(cfg_text);
   path_in(path, sizeof path, &r, "tb");
-  if (!(r.tb = dc_tb_open(path))) goto fail_status;
+  if (r.writer && !(r.tb = dc_tb_open(path))) goto fail_status;
   repr = dc_module_repr(model);
   dc__progress_init(&r.prog, log, o.progress, epochs);
   if (o.progress != DC_PROGRESS_QUIET) {
@@ -363,19 +387,22 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
   fill_result(&res, t);
   /* the test set, with the best epoch's weights when asked */
   path_in(path, sizeof path, &r, "best.ckpt");
+  if (nranks > 1 && (rc = dc_dist_barrier()) != DC_OK) goto done; /* rank 0's files are written */
   if (dc__config_bool(c, "train.restore_best") && res.best_epoch > 0 &&
       res.best_epoch != res.epochs_done && dc__path_exists(path) &&
       (rc = load_weights(model, path)) != DC_OK)
     goto done;
   if (!(test = dc_metrics_new(data.num_classes, 5))) goto fail_status;
   if ((rc = dc_evaluate(model, te, dc__loss_call, &loss, test)) != DC_OK) goto done;
+  if ((rc = dc_dist_metrics_all_reduce(test, NULL)) != DC_OK) goto done;
   res.test_loss = dc_metrics_mean_loss(test);
   res.test_acc = dc_metrics_accuracy(test);
   res.seconds = dc__now() - t_start;
-  if ((rc = write_curves(&r, dc_trainer_history(t))) != DC_OK) goto done;
+  if (r.writer && (rc = write_curves(&r, dc_trainer_history(t))) != DC_OK) goto done;
   path_in(path, sizeof path, &r, "report.md");
-  rc = dc__write_report(path, c, &data, dc_trainer_history(t), &res, test, repr,
-                        dc_module_num_parameters(model, false));
+  rc = r.writer ? dc__write_report(path, c, &data, dc_trainer_history(t), &res, test, repr,
+                                   dc_module_num_parameters(model, false))
+                : DC_OK;
   if (rc != DC_OK) goto done;
   if (!o.no_summary) print_summary(out, &r, &res, test);
   goto done;
@@ -386,6 +413,7 @@ done:
   dc_metrics_free(test);
   dc_tb_close(r.tb);
   dc_trainer_free(t);
+  dc_dist_ddp_free(ddp);
   dc_sched_free(sched);
   dc_loader_free(tl);
   dc_loader_free(vl);

@@ -128,6 +128,8 @@ static int train_step(dc_trainer *t, dc_tensor *x, dc_tensor *y, dc_metrics *m, 
                     (long long)dc_numel(loss));
   double lv = dc_item(loss);
   int64_t B = out->shape[0];
+  int rc = t->o.dist.reduce_loss ? t->o.dist.reduce_loss(&lv, t->o.dist.ud) : DC_OK;
+  if (rc != DC_OK) return rc;
   s->loss = lv;
   s->skipped = false;
   if (!isfinite(lv)) {
@@ -141,7 +143,8 @@ static int train_step(dc_trainer *t, dc_tensor *x, dc_tensor *y, dc_metrics *m, 
     s->skipped = true;
     return DC_OK;
   }
-  int rc = dc_backward(loss);
+  rc = dc_backward(loss);
+  if (rc == DC_OK && t->o.dist.after_backward) rc = t->o.dist.after_backward(t->o.dist.ud);
   if (rc == DC_OK && t->o.clip_grad_norm > 0)
     rc = dc_clip_grad_norm_(t->params, t->nparams, t->o.clip_grad_norm, 2.0, false, NULL);
   if (rc == DC_OK) rc = dc_optim_step(t->opt);
@@ -228,6 +231,11 @@ int dc_trainer_epoch(dc_trainer *t, dc_epoch_stats *out) {
     dc_metrics_free(m);
     return rc;
   }
+  if (m && t->o.dist.reduce_metrics &&
+      (rc = t->o.dist.reduce_metrics(m, &loss_sum, t->o.dist.ud)) != DC_OK) {
+    dc_metrics_free(m);
+    return rc;
+  }
   dc_epoch_stats e = {.epoch = epoch, .lr = lr, .val_loss = NAN, .val_acc = NAN};
   e.train_loss = m && m->count ? loss_sum / (double)m->count : NAN;
   e.train_acc = dc_metrics_accuracy(m);
@@ -235,6 +243,8 @@ int dc_trainer_epoch(dc_trainer *t, dc_epoch_stats *out) {
     dc_metrics *vm = dc_metrics_new(K > 0 ? K : 1, 1);
     if (!vm) rc = dc_last_status();
     if (rc == DC_OK) rc = dc_evaluate(t->model, t->o.val, t->o.loss, t->o.loss_ud, vm);
+    if (rc == DC_OK && t->o.dist.reduce_metrics)
+      rc = t->o.dist.reduce_metrics(vm, NULL, t->o.dist.ud);
     if (rc == DC_OK) {
       e.val_loss = dc_metrics_mean_loss(vm);
       e.val_acc = dc_metrics_accuracy(vm);
