@@ -81,8 +81,8 @@ DC_API dc_dataset *dc_pickle_dataset(const char *path);
 DC_API dc_dataset *dc_dataset_open(const char *path);
 
 DC_API int64_t dc_dataset_len(const dc_dataset *ds);
-DC_API const char *dc_dataset_format(const dc_dataset *ds); /* "MNIST", "ImageFolder", ... */
-DC_API const char *dc_dataset_path(const dc_dataset *ds);   /* file or folder read ("" if none) */
+DC_API const char *dc_dataset_format(const dc_dataset *ds);  /* "MNIST", "ImageFolder", ... */
+DC_API const char *dc_dataset_path(const dc_dataset *ds);    /* file or folder read ("" if none) */
 DC_API int64_t dc_dataset_num_classes(const dc_dataset *ds); /* 0: no class structure */
 DC_API const char *dc_dataset_class_name(const dc_dataset *ds, int64_t k); /* NULL if unknown */
 /* Class index of sample i without decoding it; -1 (and an error) when there is none. */
@@ -106,8 +106,8 @@ DC_API int dc_random_split(dc_dataset *ds, const int64_t *lengths, int n, uint64
                            dc_dataset **out);
 /* Fractions summing to 1: floor(len * f) each, the remainder given one by one from the first
  * (PyTorch 1.13's rule). */
-DC_API int dc_random_split_fractions(dc_dataset *ds, const double *fractions, int n,
-                                     uint64_t seed, dc_dataset **out);
+DC_API int dc_random_split_fractions(dc_dataset *ds, const double *fractions, int n, uint64_t seed,
+                                     dc_dataset **out);
 /* Samples of ds[0], then ds[1], ...; class names from the first. Keeps references. */
 DC_API dc_dataset *dc_concat_dataset(dc_dataset *const *ds, int n);
 
@@ -145,13 +145,13 @@ typedef enum dc_py_kind {
 } dc_py_kind;
 typedef struct dc_pyobj {
   dc_py_kind kind;
-  int64_t i;                /* BOOL, INT */
-  double f;                 /* FLOAT */
-  const char *str;          /* STR (UTF-8), BYTES, OTHER: NUL-terminated; len bytes */
+  int64_t i;       /* BOOL, INT */
+  double f;        /* FLOAT */
+  const char *str; /* STR (UTF-8), BYTES, OTHER: NUL-terminated; len bytes */
   size_t len;
-  int64_t n;                /* TUPLE/LIST: n items; DICT: n pairs */
-  struct dc_pyobj **items;  /* DICT: key items[2k], value items[2k+1] */
-  dc_tensor *array;         /* ARRAY: owned by the pickle (borrow, or dc_clone to keep) */
+  int64_t n;               /* TUPLE/LIST: n items; DICT: n pairs */
+  struct dc_pyobj **items; /* DICT: key items[2k], value items[2k+1] */
+  dc_tensor *array;        /* ARRAY: owned by the pickle (borrow, or dc_clone to keep) */
 } dc_pyobj;
 typedef struct dc_pickle dc_pickle;
 DC_API dc_pickle *dc_pickle_load(const char *path);
@@ -178,16 +178,21 @@ DC_API dc_transform *dc_tf_resize_aa(int64_t h, int64_t w, dc_antialias aa);
 #define dc_tf_resize(h, w) dc_tf_resize_aa((h), (w), DC_ANTIALIAS_AUTO)
 DC_API dc_transform *dc_tf_center_crop(int64_t h, int64_t w); /* pads with 0 when larger */
 
-typedef enum dc_pad_mode { DC_PAD_CONSTANT = 0, DC_PAD_EDGE, DC_PAD_REFLECT, DC_PAD_SYMMETRIC } dc_pad_mode;
+typedef enum dc_pad_mode {
+  DC_PAD_CONSTANT = 0,
+  DC_PAD_EDGE,
+  DC_PAD_REFLECT,
+  DC_PAD_SYMMETRIC
+} dc_pad_mode;
 typedef struct dc_random_crop_opts {
-  int padding;          /* on every side */
-  int padding_ltrb[4];  /* left, top, right, bottom; used instead when any is non-zero */
+  int padding;         /* on every side */
+  int padding_ltrb[4]; /* left, top, right, bottom; used instead when any is non-zero */
   bool pad_if_needed;
-  double fill;          /* constant padding value (pixel value of the image's type) */
+  double fill; /* constant padding value (pixel value of the image's type) */
   dc_pad_mode padding_mode;
 } dc_random_crop_opts;
 DC_API dc_transform *dc_tf_random_crop_opt(int64_t h, int64_t w, dc_random_crop_opts o);
-#define dc_tf_random_crop(h, w, ...) \
+#define dc_tf_random_crop(h, w, ...)                                                               \
   dc_tf_random_crop_opt((h), (w), (dc_random_crop_opts){__VA_ARGS__})
 
 typedef struct dc_random_resized_crop_opts {
@@ -197,7 +202,7 @@ typedef struct dc_random_resized_crop_opts {
 } dc_random_resized_crop_opts;
 DC_API dc_transform *dc_tf_random_resized_crop_opt(int64_t h, int64_t w,
                                                    dc_random_resized_crop_opts o);
-#define dc_tf_random_resized_crop(h, w, ...) \
+#define dc_tf_random_resized_crop(h, w, ...)                                                       \
   dc_tf_random_resized_crop_opt((h), (w), (dc_random_resized_crop_opts){__VA_ARGS__})
 
 DC_API dc_transform *dc_tf_random_hflip(double p);
@@ -213,8 +218,8 @@ DC_API dc_transform *dc_tf_random_rotation(double min_deg, double max_deg, doubl
 /* Runs tfs in order; takes ownership of all of them (NULL entries make it fail and free the
  * rest). */
 DC_API dc_transform *dc_tf_compose(dc_transform *const *tfs, int n);
-#define DC_TF_COMPOSE(...) \
-  dc_tf_compose((dc_transform *[]){__VA_ARGS__}, \
+#define DC_TF_COMPOSE(...)                                                                         \
+  dc_tf_compose((dc_transform *[]){__VA_ARGS__},                                                   \
                 (int)(sizeof((dc_transform *[]){__VA_ARGS__}) / sizeof(dc_transform *)))
 DC_API void dc_transform_free(dc_transform *tf);
 /* Applies tf to one image: uint8 [H, W, C] or [H, W] (PIL-like) or float [..., C, H, W]. */
@@ -225,12 +230,12 @@ typedef struct dc_loader_opts {
   int64_t batch_size; /* 0 = 1 */
   bool shuffle;
   bool drop_last;
-  int num_workers;    /* threads decoding ahead; 0 = load in the calling thread */
-  int prefetch;       /* batches in flight per worker; 0 = 2 */
-  uint64_t seed;      /* shuffling and augmentation; 0 = one draw from the deepc generator
-                         (so dc_manual_seed reproduces a run) */
-  bool pin_memory;    /* batches in reusable host buffers (page-locked once a GPU backend is
-                         present) */
+  int num_workers; /* threads decoding ahead; 0 = load in the calling thread */
+  int prefetch;    /* batches in flight per worker; 0 = 2 */
+  uint64_t seed;   /* shuffling and augmentation; 0 = one draw from the deepc generator
+                      (so dc_manual_seed reproduces a run) */
+  bool pin_memory; /* batches in reusable host buffers (page-locked once a GPU backend is
+                      present) */
   /* Data-parallel sharding (PyTorch's DistributedSampler, dist.h): with num_replicas > 1 this
    * loader yields only rank's share of each epoch's order (positions rank, rank + num_replicas,
    * ...), padded by repeating the order's head so every rank has the same number of batches, or

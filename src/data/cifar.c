@@ -9,27 +9,46 @@
 
 #define CIFAR_PIXELS 3072 /* 3 x 32 x 32 */
 
-static const char *const CIFAR10_NAMES[10] = {"airplane", "automobile", "bird", "cat", "deer",
-                                              "dog", "frog", "horse", "ship", "truck"};
-static const char *const CIFAR100_COARSE[20] = {
-    "aquatic_mammals", "fish", "flowers", "food_containers", "fruit_and_vegetables",
-    "household_electrical_devices", "household_furniture", "insects", "large_carnivores",
-    "large_man-made_outdoor_things", "large_natural_outdoor_scenes",
-    "large_omnivores_and_herbivores", "medium_mammals", "non-insect_invertebrates", "people",
-    "reptiles", "small_mammals", "trees", "vehicles_1", "vehicles_2"};
+static const char *const CIFAR10_NAMES[10] = {"airplane", "automobile", "bird",  "cat",  "deer",
+                                              "dog",      "frog",       "horse", "ship", "truck"};
+static const char *const CIFAR100_COARSE[20] = {"aquatic_mammals",
+                                                "fish",
+                                                "flowers",
+                                                "food_containers",
+                                                "fruit_and_vegetables",
+                                                "household_electrical_devices",
+                                                "household_furniture",
+                                                "insects",
+                                                "large_carnivores",
+                                                "large_man-made_outdoor_things",
+                                                "large_natural_outdoor_scenes",
+                                                "large_omnivores_and_herbivores",
+                                                "medium_mammals",
+                                                "non-insect_invertebrates",
+                                                "people",
+                                                "reptiles",
+                                                "small_mammals",
+                                                "trees",
+                                                "vehicles_1",
+                                                "vehicles_2"};
 static const char *const CIFAR100_FINE[100] = {
-    "apple", "aquarium_fish", "baby", "bear", "beaver", "bed", "bee", "beetle", "bicycle",
-    "bottle", "bowl", "boy", "bridge", "bus", "butterfly", "camel", "can", "castle",
-    "caterpillar", "cattle", "chair", "chimpanzee", "clock", "cloud", "cockroach", "couch",
-    "crab", "crocodile", "cup", "dinosaur", "dolphin", "elephant", "flatfish", "forest", "fox",
-    "girl", "hamster", "house", "kangaroo", "keyboard", "lamp", "lawn_mower", "leopard", "lion",
-    "lizard", "lobster", "man", "maple_tree", "motorcycle", "mountain", "mouse", "mushroom",
-    "oak_tree", "orange", "orchid", "otter", "palm_tree", "pear", "pickup_truck", "pine_tree",
-    "plain", "plate", "poppy", "porcupine", "possum", "rabbit", "raccoon", "ray", "road",
-    "rocket", "rose", "sea", "seal", "shark", "shrew", "skunk", "skyscraper", "snail", "snake",
-    "spider", "squirrel", "streetcar", "sunflower", "sweet_pepper", "table", "tank",
-    "telephone", "television", "tiger", "tractor", "train", "trout", "tulip", "turtle",
-    "wardrobe", "whale", "willow_tree", "wolf", "woman", "worm"};
+    "apple",       "aquarium_fish", "baby",      "bear",       "beaver",       "bed",
+    "bee",         "beetle",        "bicycle",   "bottle",     "bowl",         "boy",
+    "bridge",      "bus",           "butterfly", "camel",      "can",          "castle",
+    "caterpillar", "cattle",        "chair",     "chimpanzee", "clock",        "cloud",
+    "cockroach",   "couch",         "crab",      "crocodile",  "cup",          "dinosaur",
+    "dolphin",     "elephant",      "flatfish",  "forest",     "fox",          "girl",
+    "hamster",     "house",         "kangaroo",  "keyboard",   "lamp",         "lawn_mower",
+    "leopard",     "lion",          "lizard",    "lobster",    "man",          "maple_tree",
+    "motorcycle",  "mountain",      "mouse",     "mushroom",   "oak_tree",     "orange",
+    "orchid",      "otter",         "palm_tree", "pear",       "pickup_truck", "pine_tree",
+    "plain",       "plate",         "poppy",     "porcupine",  "possum",       "rabbit",
+    "raccoon",     "ray",           "road",      "rocket",     "rose",         "sea",
+    "seal",        "shark",         "shrew",     "skunk",      "skyscraper",   "snail",
+    "snake",       "spider",        "squirrel",  "streetcar",  "sunflower",    "sweet_pepper",
+    "table",       "tank",          "telephone", "television", "tiger",        "tractor",
+    "train",       "trout",         "tulip",     "turtle",     "wardrobe",     "whale",
+    "willow_tree", "wolf",          "woman",     "worm"};
 
 /* Reads one non-empty name per line; returns how many (up to max) or -1 if unreadable. */
 static int read_names(const char *path, char **names, int max) {
@@ -80,9 +99,11 @@ static int read_batch(const char *path, int lbl_bytes, bool coarse, int nclasses
   if (rc) return rc;
   size_t rec = (size_t)lbl_bytes + CIFAR_PIXELS;
   if (n % rec != 0 || n == 0) {
-    rc = dc__errs(DC_ERR_FORMAT, "%s: %zu bytes is not a whole number of %zu-byte %s records "
-                                 "(%zu records and %zu bytes left over): truncated, or not a %s "
-                                 "batch", path, n, rec, format, n / rec, n % rec, format);
+    rc = dc__errs(DC_ERR_FORMAT,
+                  "%s: %zu bytes is not a whole number of %zu-byte %s records "
+                  "(%zu records and %zu bytes left over): truncated, or not a %s "
+                  "batch",
+                  path, n, rec, format, n / rec, n % rec, format);
     dc__free(mem);
     return rc;
   }
@@ -103,8 +124,10 @@ static int read_batch(const char *path, int lbl_bytes, bool coarse, int nclasses
     const uint8_t *p = mem + (size_t)r * rec;
     int label = p[lbl_bytes == 2 && !coarse ? 1 : 0];
     if (label >= nclasses) {
-      rc = dc__errs(DC_ERR_FORMAT, "%s: record %lld (offset %zu): %slabel %d is out of range "
-                                   "for %d classes", path, (long long)r, (size_t)r * rec,
+      rc = dc__errs(DC_ERR_FORMAT,
+                    "%s: record %lld (offset %zu): %slabel %d is out of range "
+                    "for %d classes",
+                    path, (long long)r, (size_t)r * rec,
                     lbl_bytes == 2 ? (coarse ? "coarse " : "fine ") : "", label, nclasses);
       dc__free(mem);
       return rc;
@@ -143,7 +166,7 @@ static dc_dataset *cifar_from_files(const char *dir, char **files, int nfiles, b
   dc__free(x);
   dc__free(y);
   if (!ds) return NULL;
-  int nrc = !c100 ? set_names(ds, dir, "batches.meta.txt", 10, CIFAR10_NAMES)
+  int nrc = !c100    ? set_names(ds, dir, "batches.meta.txt", 10, CIFAR10_NAMES)
             : coarse ? set_names(ds, dir, "coarse_label_names.txt", 20, CIFAR100_COARSE)
                      : set_names(ds, dir, "fine_label_names.txt", 100, CIFAR100_FINE);
   if (nrc) {
@@ -158,14 +181,18 @@ static int cifar_files(const char *dir, bool train, bool c100, char **files) {
   int n = 0;
   if (c100) {
     files[n] = dc__path_join(dir, train ? "train.bin" : "test.bin");
-    if (files[n] && dc__is_file(files[n])) n++;
-    else dc__free(files[n]);
+    if (files[n] && dc__is_file(files[n]))
+      n++;
+    else
+      dc__free(files[n]);
     return n;
   }
   for (int k = 1; k <= (train ? 5 : 1); k++) {
     char name[32];
-    if (train) snprintf(name, sizeof name, "data_batch_%d.bin", k);
-    else snprintf(name, sizeof name, "test_batch.bin");
+    if (train)
+      snprintf(name, sizeof name, "data_batch_%d.bin", k);
+    else
+      snprintf(name, sizeof name, "test_batch.bin");
     char *p = dc__path_join(dir, name);
     if (!p || !dc__is_file(p)) {
       dc__free(p);
@@ -208,8 +235,10 @@ static dc_dataset *cifar(const char *dir, bool train, bool c100, bool coarse) {
   size_t at = 0;
   for (int k = 0; k < n && at < sizeof where; k++)
     at += (size_t)snprintf(where + at, sizeof where - at, "%s%s", k ? ", " : "", dirs[k]);
-  return dc__err(DC_ERR_IO, "%s: no %s batch files (%s) in %s; run `deepc data fetch %s` "
-                            "(online) or pass the folder", name, c100 ? "CIFAR-100" : "CIFAR-10",
+  return dc__err(DC_ERR_IO,
+                 "%s: no %s batch files (%s) in %s; run `deepc data fetch %s` "
+                 "(online) or pass the folder",
+                 name, c100 ? "CIFAR-100" : "CIFAR-10",
                  c100 ? (train ? "train.bin" : "test.bin")
                       : (train ? "data_batch_1..5.bin" : "test_batch.bin"),
                  where, name);

@@ -35,8 +35,10 @@ static bool csv_next(csv_reader *r, csv_field *f, bool *eol) {
     f->quoted = true;
     f->s = ++i;
     while (i < r->n && !(b[i] == '"' && (i + 1 >= r->n || b[i + 1] != '"'))) {
-      if (b[i] == '"') i++; /* "" escape */
-      else if (b[i] == '\n') r->line++;
+      if (b[i] == '"')
+        i++; /* "" escape */
+      else if (b[i] == '\n')
+        r->line++;
       i++;
     }
     f->e = i;
@@ -131,8 +133,10 @@ static dc_tensor *resolve_labels(const csv_labels *l, char ***names, int64_t *nn
     if (!t) return NULL;
     for (int64_t i = 0; i < l->n; i++) {
       double v = strtod(l->text[i], NULL);
-      if (all_int) ((int64_t *)dc_data(t))[i] = (int64_t)v;
-      else ((float *)dc_data(t))[i] = (float)v;
+      if (all_int)
+        ((int64_t *)dc_data(t))[i] = (int64_t)v;
+      else
+        ((float *)dc_data(t))[i] = (float)v;
     }
     return t;
   }
@@ -193,8 +197,10 @@ dc_dataset *dc_csv_dataset_opt(const char *path, dc_csv_opts o) {
   r.line = 1;
   for (int64_t c = 0; c < ncols; c++) {
     csv_next(&r, &f, &eol);
-    if (o.no_header) snprintf(cell, sizeof cell, "%lld", (long long)c);
-    else csv_text(&r, &f, cell, sizeof cell);
+    if (o.no_header)
+      snprintf(cell, sizeof cell, "%lld", (long long)c);
+    else
+      csv_text(&r, &f, cell, sizeof cell);
     if (!(header[c] = dc__strdup(cell))) goto done;
   }
   if (o.no_header) {

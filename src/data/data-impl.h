@@ -1,7 +1,7 @@
-/* Internals of the data layer shared by the src/data files: the sample in flight, the dataset object
- * and its table of functions, the per-sample generator, bounded file reading (plain or gzip),
- * image decoders, resampling kernels and checksums. Letters: N samples, H/W height/width,
- * C channels, F features. Symbols carry the dc__ prefix and are not installed. */
+/* Internals of the data layer shared by the src/data files: the sample in flight, the dataset
+ * object and its table of functions, the per-sample generator, bounded file reading (plain or
+ * gzip), image decoders, resampling kernels and checksums. Letters: N samples, H/W height/width, C
+ * channels, F features. Symbols carry the dc__ prefix and are not installed. */
 #ifndef DC_DATA_IMPL_H
 #define DC_DATA_IMPL_H
 
@@ -28,7 +28,7 @@ void dc__arr_swap(dc__arr *a, dc__arr *b);
 
 /* One sample on its way through the transforms. */
 typedef struct dc__sample {
-  dc__arr x;   /* hwc: [H, W, C] uint8 (a PIL-like image); else float [..., C, H, W] or [F] */
+  dc__arr x; /* hwc: [H, W, C] uint8 (a PIL-like image); else float [..., C, H, W] or [F] */
   bool hwc;
   bool has_y;
   dc__arr y;   /* target: [] int64 for a class, else a row of the targets tensor */
@@ -60,13 +60,13 @@ typedef struct dc__dataset_vt {
 struct dc_dataset {
   const dc__dataset_vt *vt;
   int32_t refcount;
-  int64_t n;          /* samples */
-  char format[32];    /* "MNIST", "CIFAR-10", "ImageFolder", ... */
-  char *path;         /* file or folder ("" for in-memory sets) */
-  int64_t nclasses;   /* 0: none */
-  char **classes;     /* [nclasses] names, or NULL */
-  int64_t skipped;    /* files passed over while scanning */
-  dc_transform *tf;   /* owned; applied after the parent's (subsets) */
+  int64_t n;        /* samples */
+  char format[32];  /* "MNIST", "CIFAR-10", "ImageFolder", ... */
+  char *path;       /* file or folder ("" for in-memory sets) */
+  int64_t nclasses; /* 0: none */
+  char **classes;   /* [nclasses] names, or NULL */
+  int64_t skipped;  /* files passed over while scanning */
+  dc_transform *tf; /* owned; applied after the parent's (subsets) */
   void *impl;
 };
 dc_dataset *dc__dataset_new(const dc__dataset_vt *vt, const char *format, const char *path,
@@ -93,7 +93,7 @@ int dc__read_file(const char *path, size_t max, uint8_t **buf, size_t *n);
 int dc__read_file_arr(const char *path, size_t max, dc__arr *buf, size_t *n);
 bool dc__is_dir(const char *path);
 bool dc__is_file(const char *path);
-int64_t dc__file_size(const char *path); /* -1 when missing */
+int64_t dc__file_size(const char *path);           /* -1 when missing */
 char *dc__path_join(const char *a, const char *b); /* dc__malloc'ed */
 const char *dc__path_ext(const char *path);        /* ".gz" or "" */
 bool dc__ends_with_ci(const char *s, const char *suffix);
@@ -104,11 +104,11 @@ bool dc__ends_with_ci(const char *s, const char *suffix);
  * magic. Reads report corrupt or truncated compressed data as errors naming `what`. */
 typedef struct dc__src {
   const uint8_t *mem;
-  size_t n, pos;     /* compressed input and read position */
+  size_t n, pos; /* compressed input and read position */
   bool gz;
-  uint64_t out_pos;  /* bytes delivered so far (offset in the decompressed stream) */
-  void *z;           /* z_stream when gz */
-  const char *what;  /* file name for messages */
+  uint64_t out_pos; /* bytes delivered so far (offset in the decompressed stream) */
+  void *z;          /* z_stream when gz */
+  const char *what; /* file name for messages */
 } dc__src;
 int dc__src_open(dc__src *s, const uint8_t *mem, size_t n, const char *what);
 /* Reads up to k bytes; *got < k only at the end of the stream. */
@@ -124,6 +124,8 @@ int dc__gunzip_file(const char *src, const char *dst);
 int dc__untar(const char *archive, const char *dir, int64_t *nfiles);
 
 /* ---- dataset files (idx.c) */
+/* IDX bytes (plain or gzip) into a new tensor (caller's scope); `what` names them in errors. */
+dc_tensor *dc__idx_parse(const uint8_t *mem, size_t n, const char *what);
 /* Finds train-/t10k- images and labels IDX files (plain or .gz) in dir. */
 bool dc__idx_find_pair(const char *dir, bool train, char **images, char **labels);
 /* Candidate folders for a dataset name in search order ($DEEPC_DATA/name,
@@ -164,9 +166,11 @@ void dc__rgb_to_l_u8(const uint8_t *rgb, uint8_t *l, int64_t npix);
 
 /* ---- resampling (resample.c). Images are planes: uint8 interleaved [H, W, C] or float planar
  * [P, H, W] (P planes). */
-/* PIL's bilinear resample (antialiased when shrinking, 22-bit fixed point): exact PIL output. */
-int dc__resize_pil_u8(const uint8_t *in, int64_t h, int64_t w, int64_t c, uint8_t *out,
-                      int64_t oh, int64_t ow, dc__arr *tmp);
+/* PIL's bilinear resample (antialiased when shrinking, 22-bit fixed point): exact PIL output.
+ * win = {y, x, h, w} computes only that window of the oh x ow result (NULL: all of it); the
+ * pixels are the same as cropping the full result. out holds win's h x w x c bytes. */
+int dc__resize_pil_u8(const uint8_t *in, int64_t h, int64_t w, int64_t c, uint8_t *out, int64_t oh,
+                      int64_t ow, const int64_t *win, dc__arr *tmp);
 /* torch.nn.functional.interpolate(mode="bilinear", align_corners=False, antialias=aa). */
 int dc__resize_f32(const float *in, int64_t p, int64_t h, int64_t w, float *out, int64_t oh,
                    int64_t ow, bool aa, dc__arr *tmp);

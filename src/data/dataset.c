@@ -233,11 +233,13 @@ dc_dataset *dc__array_dataset(dc_tensor *x, dc_tensor *y, bool hwc, const char *
   if (x->device != DC_CPU || (y && y->device != DC_CPU))
     return dc__err(DC_ERR_ARG, "dataset %s: tensors must be on the CPU", format);
   if (x->ndim < 1)
-    return dc__err(DC_ERR_ARG, "dataset %s: features need a sample dimension, got shape %s",
-                   format, dc_shape_str(dc_shape_of(x), b1, sizeof b1));
+    return dc__err(DC_ERR_ARG, "dataset %s: features need a sample dimension, got shape %s", format,
+                   dc_shape_str(dc_shape_of(x), b1, sizeof b1));
   if (y && (y->ndim < 1 || y->shape[0] != x->shape[0]))
-    return dc__err(DC_ERR_ARG, "dataset %s: features %s and targets %s disagree on the number "
-                               "of samples", format, dc_shape_str(dc_shape_of(x), b1, sizeof b1),
+    return dc__err(DC_ERR_ARG,
+                   "dataset %s: features %s and targets %s disagree on the number "
+                   "of samples",
+                   format, dc_shape_str(dc_shape_of(x), b1, sizeof b1),
                    dc_shape_str(dc_shape_of(y), b2, sizeof b2));
   if (hwc && (x->dtype != DC_U8 || x->ndim < 3 || x->ndim > 4))
     return dc__err(DC_ERR_ARG, "dataset %s: images must be uint8 [N, H, W] or [N, H, W, C]",
@@ -270,8 +272,8 @@ dc_dataset *dc__array_dataset(dc_tensor *x, dc_tensor *y, bool hwc, const char *
 dc_dataset *dc__xy_dataset(dc_tensor *x, dc_tensor *y, const char *format, const char *path) {
   if (!x) return dc__err(DC_ERR_ARG, "dataset %s: features tensor is NULL", format);
   bool hwc = x->dtype == DC_U8 &&
-             (x->ndim == 3 || (x->ndim == 4 && (x->shape[3] == 1 || x->shape[3] == 3 ||
-                                                x->shape[3] == 4)));
+             (x->ndim == 3 ||
+              (x->ndim == 4 && (x->shape[3] == 1 || x->shape[3] == 3 || x->shape[3] == 4)));
   dc_tensor *labels = NULL;
   int64_t nclasses = 0;
   if (y && y->ndim == 1 && !dc_dtype_is_float(y->dtype) && y->dtype != DC_BOOL) {
@@ -280,17 +282,19 @@ dc_dataset *dc__xy_dataset(dc_tensor *x, dc_tensor *y, const char *format, const
     for (int64_t i = 0; i < labels->shape[0]; i++) {
       if (p[i] < 0) {
         dc_free(labels);
-        return dc__err(DC_ERR_FORMAT, "%s: target %lld of sample %lld is negative; class "
-                                      "labels must be 0..K-1", path && *path ? path : format,
-                       (long long)p[i], (long long)i);
+        return dc__err(DC_ERR_FORMAT,
+                       "%s: target %lld of sample %lld is negative; class "
+                       "labels must be 0..K-1",
+                       path && *path ? path : format, (long long)p[i], (long long)i);
       }
       if (p[i] >= nclasses) nclasses = p[i] + 1;
     }
     if (nclasses > (int64_t)1 << 24) {
       dc_free(labels);
-      return dc__err(DC_ERR_FORMAT, "%s: largest class label %lld is implausible for a "
-                                    "classification set", path && *path ? path : format,
-                     (long long)(nclasses - 1));
+      return dc__err(DC_ERR_FORMAT,
+                     "%s: largest class label %lld is implausible for a "
+                     "classification set",
+                     path && *path ? path : format, (long long)(nclasses - 1));
     }
   }
   dc_dataset *ds = dc__array_dataset(x, labels ? labels : y, hwc, format, path);
@@ -345,10 +349,11 @@ static dc_dataset *subset_new(dc_dataset *ds, const int64_t *indices, int64_t n)
   u->parent = dc__dataset_retain(ds);
   char fmt[32];
   snprintf(fmt, sizeof fmt, "Subset(%.20s)", ds->format);
-  dc_dataset *r = dc__dataset_new(ds->vt->label ? &SUBSET_VT : &SUBSET_NOLABEL_VT, fmt, ds->path,
-                                  n, u);
+  dc_dataset *r =
+      dc__dataset_new(ds->vt->label ? &SUBSET_VT : &SUBSET_NOLABEL_VT, fmt, ds->path, n, u);
   if (!r || dc__dataset_set_classes(r, ds->nclasses, (const char *const *)ds->classes) != DC_OK) {
-    if (r) dc_dataset_free(r);
+    if (r)
+      dc_dataset_free(r);
     else {
       dc_dataset_free(u->parent);
       dc__free(u->idx);
@@ -366,9 +371,10 @@ dc_dataset *dc_subset(dc_dataset *ds, const int64_t *indices, int64_t n) {
                    indices ? "" : " and no index array");
   for (int64_t k = 0; k < n; k++)
     if (indices[k] < 0 || indices[k] >= ds->n)
-      return dc__err(DC_ERR_ARG, "subset: index %lld (position %lld) is out of range for a "
-                                 "dataset of %lld samples", (long long)indices[k], (long long)k,
-                     (long long)ds->n);
+      return dc__err(DC_ERR_ARG,
+                     "subset: index %lld (position %lld) is out of range for a "
+                     "dataset of %lld samples",
+                     (long long)indices[k], (long long)k, (long long)ds->n);
   return subset_new(ds, indices, n);
 }
 
@@ -407,9 +413,10 @@ int dc_random_split(dc_dataset *ds, const int64_t *lengths, int n, uint64_t seed
     if (sum > ds->n) break;
   }
   if (sum != ds->n)
-    return dc__errs(DC_ERR_ARG, "random_split: the lengths sum to %lld%s but the dataset has "
-                                "%lld samples", (long long)sum, sum > ds->n ? " or more" : "",
-                    (long long)ds->n);
+    return dc__errs(DC_ERR_ARG,
+                    "random_split: the lengths sum to %lld%s but the dataset has "
+                    "%lld samples",
+                    (long long)sum, sum > ds->n ? " or more" : "", (long long)ds->n);
   return split_by_lengths(ds, lengths, n, seed, out);
 }
 
@@ -448,8 +455,10 @@ static int concat_find(const concat_impl *c, int64_t i, int64_t *local) {
   int lo = 0, hi = c->n - 1;
   while (lo < hi) {
     int mid = (lo + hi) / 2;
-    if (i < c->ends[mid]) hi = mid;
-    else lo = mid + 1;
+    if (i < c->ends[mid])
+      hi = mid;
+    else
+      lo = mid + 1;
   }
   *local = i - (lo ? c->ends[lo - 1] : 0);
   return lo;

@@ -55,8 +55,10 @@ int dc__check_md5(const char *path, const char *md5) {
   int rc = dc__file_digest(path, false, hex);
   if (rc) return rc;
   if (strcasecmp(hex, md5) != 0)
-    return dc__errs(DC_ERR_FORMAT, "%s: MD5 checksum %s does not match the expected %s (a "
-                                   "corrupt, truncated or different file)", path, hex, md5);
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: MD5 checksum %s does not match the expected %s (a "
+                    "corrupt, truncated or different file)",
+                    path, hex, md5);
   return DC_OK;
 }
 
@@ -164,8 +166,10 @@ int dc_data_fetch(const char *name, const char *dir, FILE *progress) {
   for (size_t k = 0; name && k < sizeof SETS / sizeof *SETS; k++)
     if (strcmp(SETS[k].name, name) == 0) set = &SETS[k];
   if (!set)
-    return dc__errs(DC_ERR_ARG, "data fetch: unknown dataset '%s' (mnist, fashion-mnist, "
-                                "cifar10, cifar100)", name ? name : "(null)");
+    return dc__errs(DC_ERR_ARG,
+                    "data fetch: unknown dataset '%s' (mnist, fashion-mnist, "
+                    "cifar10, cifar100)",
+                    name ? name : "(null)");
   const char *env = getenv("DEEPC_DATA");
   const char *base = dir ? dir : env && *env ? env : "data";
   char target[4096];
@@ -197,8 +201,10 @@ int dc_data_fetch(const char *name, const char *dir, FILE *progress) {
                                  dc_last_error());
       }
       if (rc)
-        rc = dc__errs((dc_status)rc, "data fetch %s: %s. Without network, place %s (MD5 %s) in "
-                                     "%s yourself", set->name, errors, ff->name, ff->md5, target);
+        rc = dc__errs((dc_status)rc,
+                      "data fetch %s: %s. Without network, place %s (MD5 %s) in "
+                      "%s yourself",
+                      set->name, errors, ff->name, ff->md5, target);
     }
     if (rc == DC_OK && !set->tar) { /* gunzip beside the .gz */
       char plain[4096];

@@ -99,8 +99,7 @@ bool dc__ends_with_ci(const char *s, const char *suffix) {
 
 static int read_open(const char *path, size_t max, FILE **f, size_t *size) {
   *f = fopen(path, "rb");
-  if (!*f)
-    return dc__errs(DC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+  if (!*f) return dc__errs(DC_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
   struct stat st;
   if (fstat(fileno(*f), &st) != 0 || !S_ISREG(st.st_mode)) {
     fclose(*f);
@@ -108,8 +107,10 @@ static int read_open(const char *path, size_t max, FILE **f, size_t *size) {
   }
   if ((uint64_t)st.st_size > (uint64_t)max) {
     fclose(*f);
-    return dc__errs(DC_ERR_FORMAT, "%s: the file is %lld bytes, more than the %zu bytes this "
-                                   "reader accepts", path, (long long)st.st_size, max);
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: the file is %lld bytes, more than the %zu bytes this "
+                    "reader accepts",
+                    path, (long long)st.st_size, max);
   }
   *size = (size_t)st.st_size;
   return DC_OK;
@@ -181,8 +182,10 @@ int dc__src_open(dc__src *s, const uint8_t *mem, size_t n, const char *what) {
   s->gz = true;
   return DC_OK;
 #else
-  return dc__errs(DC_ERR_UNSUPPORTED, "%s: gzip-compressed, but deepc was built without zlib; "
-                                      "gunzip the file first", what);
+  return dc__errs(DC_ERR_UNSUPPORTED,
+                  "%s: gzip-compressed, but deepc was built without zlib; "
+                  "gunzip the file first",
+                  what);
 #endif
 }
 
@@ -230,9 +233,11 @@ int dc__src_read(dc__src *s, void *buf, size_t k, size_t *got) {
       break;
     }
     if (r == Z_BUF_ERROR && z->avail_in == 0 && s->pos >= s->n)
-      return dc__errs(DC_ERR_FORMAT, "%s: the compressed data ends early, after %llu "
-                                     "decompressed bytes: the file is truncated (download it "
-                                     "again)", s->what, (unsigned long long)s->out_pos);
+      return dc__errs(DC_ERR_FORMAT,
+                      "%s: the compressed data ends early, after %llu "
+                      "decompressed bytes: the file is truncated (download it "
+                      "again)",
+                      s->what, (unsigned long long)s->out_pos);
     if (r != Z_OK && r != Z_BUF_ERROR)
       return dc__errs(DC_ERR_FORMAT, "%s: corrupt gzip data near decompressed offset %llu (%s)",
                       s->what, (unsigned long long)s->out_pos, z->msg ? z->msg : "zlib error");
@@ -402,9 +407,10 @@ static int tar_extract_file(dc__src *s, const char *dir, const char *name, uint6
 /* Reads a member's data (long names, pax headers) into a NUL-terminated buffer. */
 static int tar_read_text(dc__src *s, uint64_t size, char **out, const char *archive) {
   if (size > 65536)
-    return dc__errs(DC_ERR_FORMAT, "%s: extended header of %llu bytes at offset %llu is too "
-                                   "long", archive, (unsigned long long)size,
-                    (unsigned long long)s->out_pos);
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: extended header of %llu bytes at offset %llu is too "
+                    "long",
+                    archive, (unsigned long long)size, (unsigned long long)s->out_pos);
   char *t = dc__malloc((size_t)size + 1);
   if (!t) return DC_ERR_NOMEM;
   size_t got;
@@ -471,15 +477,17 @@ int dc__untar(const char *archive, const char *dir, int64_t *nfiles) {
     for (int i = 0; i < 512; i++) sum += (i >= 148 && i < 156) ? ' ' : h[i];
     uint64_t size;
     if (!tar_number(h + 148, 8, &want) || want != sum || !tar_number(h + 124, 12, &size)) {
-      rc = dc__errs(DC_ERR_FORMAT, "%s: offset %llu: not a tar header (bad checksum or size "
-                                   "field); is this a .tar.gz archive?", archive,
-                    (unsigned long long)at);
+      rc = dc__errs(DC_ERR_FORMAT,
+                    "%s: offset %llu: not a tar header (bad checksum or size "
+                    "field); is this a .tar.gz archive?",
+                    archive, (unsigned long long)at);
       break;
     }
     if (size > dc__src_max_size(&s)) {
-      rc = dc__errs(DC_ERR_FORMAT, "%s: offset %llu: member size %llu exceeds what the archive "
-                                   "can hold", archive, (unsigned long long)at,
-                    (unsigned long long)size);
+      rc = dc__errs(DC_ERR_FORMAT,
+                    "%s: offset %llu: member size %llu exceeds what the archive "
+                    "can hold",
+                    archive, (unsigned long long)at, (unsigned long long)size);
       break;
     }
     char type = (char)h[156];
@@ -507,9 +515,10 @@ int dc__untar(const char *archive, const char *dir, int64_t *nfiles) {
     while (strncmp(name, "./", 2) == 0) memmove(name, name + 2, strlen(name + 2) + 1);
     bool regular = type == '0' || type == '\0' || type == '7';
     if ((regular || type == '5') && strcmp(name, ".") != 0 && !tar_safe_name(name)) {
-      rc = dc__errs(DC_ERR_FORMAT, "%s: offset %llu: refusing member '%s' (absolute path or "
-                                   "'..' would write outside %s)", archive,
-                    (unsigned long long)at, name, dir);
+      rc = dc__errs(DC_ERR_FORMAT,
+                    "%s: offset %llu: refusing member '%s' (absolute path or "
+                    "'..' would write outside %s)",
+                    archive, (unsigned long long)at, name, dir);
       break;
     }
     if (regular) {

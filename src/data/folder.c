@@ -13,8 +13,8 @@
 #define DC__IMAGE_FILE_MAX ((size_t)1 << 30) /* 1 GiB per image file */
 
 typedef struct folder_impl {
-  char **files;       /* [N] paths */
-  int64_t *labels;    /* [N] class indices */
+  char **files;    /* [N] paths */
+  int64_t *labels; /* [N] class indices */
   bool gray;
   int64_t max_pixels;
 } folder_impl;
@@ -96,8 +96,10 @@ static void walk_free(walk_list *l) {
 /* Recursively lists files under dir (following links, like os.walk(followlinks=True)). */
 static int walk(const char *dir, int depth, walk_list *out) {
   if (depth > DC__FOLDER_MAX_DEPTH)
-    return dc__errs(DC_ERR_FORMAT, "image_folder: %s: folders nested deeper than %d (a symlink "
-                                   "loop?)", dir, DC__FOLDER_MAX_DEPTH);
+    return dc__errs(DC_ERR_FORMAT,
+                    "image_folder: %s: folders nested deeper than %d (a symlink "
+                    "loop?)",
+                    dir, DC__FOLDER_MAX_DEPTH);
   DIR *d = opendir(dir);
   if (!d) return dc__errs(DC_ERR_IO, "image_folder: cannot list %s: %s", dir, strerror(errno));
   int rc = DC_OK;
@@ -181,8 +183,10 @@ static int list_classes(const char *root, strlist *classes) {
     char *p = dc__path_join(root, e->d_name);
     bool dir = p && dc__is_dir(p);
     dc__free(p);
-    if (!p) rc = DC_ERR_NOMEM;
-    else if (dir && !strlist_push(classes, dc__strdup(e->d_name))) rc = DC_ERR_NOMEM;
+    if (!p)
+      rc = DC_ERR_NOMEM;
+    else if (dir && !strlist_push(classes, dc__strdup(e->d_name)))
+      rc = DC_ERR_NOMEM;
   }
   closedir(d);
   if (rc == DC_OK && classes->n) qsort(classes->s, (size_t)classes->n, sizeof *classes->s, cmp_str);
@@ -242,8 +246,10 @@ dc_dataset *dc_image_folder_opt(const char *root, dc_image_folder_opts o) {
                                     empty_len ? ", " : "", classes.s[k]);
   }
   if (empty_len) {
-    dc__err(DC_ERR_FORMAT, "image_folder: %s: class folder(s) %s hold no JPEG, PNG, PPM or PGM "
-                           "file; remove them or add images", root, empty);
+    dc__err(DC_ERR_FORMAT,
+            "image_folder: %s: class folder(s) %s hold no JPEG, PNG, PPM or PGM "
+            "file; remove them or add images",
+            root, empty);
     goto fail;
   }
   folder_impl *f = dc__calloc(1, sizeof *f);

@@ -37,10 +37,14 @@ static void md5_block(md5_ctx *c, const uint8_t *p) {
   for (int i = 0; i < 64; i++) {
     uint32_t f;
     int g;
-    if (i < 16) f = (b & cc) | (~b & d), g = i;
-    else if (i < 32) f = (d & b) | (~d & cc), g = (5 * i + 1) % 16;
-    else if (i < 48) f = b ^ cc ^ d, g = (3 * i + 5) % 16;
-    else f = cc ^ (b | ~d), g = (7 * i) % 16;
+    if (i < 16)
+      f = (b & cc) | (~b & d), g = i;
+    else if (i < 32)
+      f = (d & b) | (~d & cc), g = (5 * i + 1) % 16;
+    else if (i < 48)
+      f = b ^ cc ^ d, g = (3 * i + 5) % 16;
+    else
+      f = cc ^ (b | ~d), g = (7 * i) % 16;
     uint32_t t = d;
     d = cc;
     cc = b;
@@ -136,7 +140,9 @@ static void sha_block(sha_ctx *c, const uint8_t *p) {
 
 static void sha_init(sha_ctx *c) {
   *c = (sha_ctx){{0x6a09e667, 0xbb67ae85, 0x3c6ef372, 0xa54ff53a, 0x510e527f, 0x9b05688c,
-                  0x1f83d9ab, 0x5be0cd19}, 0, {0}};
+                  0x1f83d9ab, 0x5be0cd19},
+                 0,
+                 {0}};
 }
 
 static void sha_update(sha_ctx *c, const uint8_t *p, size_t n) {
@@ -188,16 +194,20 @@ int dc__file_digest(const char *path, bool sha256, char *hex) {
   sha_init(&s);
   size_t got;
   while ((got = fread(buf, 1, CHUNK, f)) > 0) {
-    if (sha256) sha_update(&s, buf, got);
-    else md5_update(&m, buf, got);
+    if (sha256)
+      sha_update(&s, buf, got);
+    else
+      md5_update(&m, buf, got);
   }
   int rc = ferror(f) ? dc__errs(DC_ERR_IO, "%s: read error", path) : DC_OK;
   fclose(f);
   dc__free(buf);
   uint8_t d[32];
   int len = sha256 ? 32 : 16;
-  if (sha256) sha_final(&s, d);
-  else md5_final(&m, d);
+  if (sha256)
+    sha_final(&s, d);
+  else
+    md5_final(&m, d);
   for (int i = 0; i < len; i++) sprintf(hex + 2 * i, "%02x", d[i]);
   hex[2 * len] = '\0';
   return rc;

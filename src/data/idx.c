@@ -8,23 +8,42 @@
 
 #define DC__IDX_MAX_FILE ((size_t)1 << 34) /* 16 GiB */
 
-static const char *const MNIST_CLASSES[10] = {"0 - zero", "1 - one", "2 - two", "3 - three",
-                                              "4 - four", "5 - five", "6 - six", "7 - seven",
+static const char *const MNIST_CLASSES[10] = {"0 - zero",  "1 - one",  "2 - two", "3 - three",
+                                              "4 - four",  "5 - five", "6 - six", "7 - seven",
                                               "8 - eight", "9 - nine"};
-static const char *const FASHION_CLASSES[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress",
-                                                "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                                                "Ankle boot"};
+static const char *const FASHION_CLASSES[10] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                                "Coat",        "Sandal",    "Shirt",    "Sneaker",
+                                                "Bag",         "Ankle boot"};
 
 /* Element type of an IDX type code: file size, deepc dtype (int8/int16 widen to int32). */
 static bool idx_type(uint8_t code, int *fsize, dc_dtype *dt) {
   switch (code) {
-  case 0x08: *fsize = 1; *dt = DC_U8; return true;
-  case 0x09: *fsize = 1; *dt = DC_I32; return true;
-  case 0x0B: *fsize = 2; *dt = DC_I32; return true;
-  case 0x0C: *fsize = 4; *dt = DC_I32; return true;
-  case 0x0D: *fsize = 4; *dt = DC_F32; return true;
-  case 0x0E: *fsize = 8; *dt = DC_F64; return true;
-  default: return false;
+  case 0x08:
+    *fsize = 1;
+    *dt = DC_U8;
+    return true;
+  case 0x09:
+    *fsize = 1;
+    *dt = DC_I32;
+    return true;
+  case 0x0B:
+    *fsize = 2;
+    *dt = DC_I32;
+    return true;
+  case 0x0C:
+    *fsize = 4;
+    *dt = DC_I32;
+    return true;
+  case 0x0D:
+    *fsize = 4;
+    *dt = DC_F32;
+    return true;
+  case 0x0E:
+    *fsize = 8;
+    *dt = DC_F64;
+    return true;
+  default:
+    return false;
   }
 }
 
@@ -33,8 +52,12 @@ static void idx_convert(uint8_t code, const uint8_t *raw, void *out, int64_t n) 
   for (int64_t i = 0; i < n; i++) {
     const uint8_t *p = raw;
     switch (code) {
-    case 0x09: ((int32_t *)out)[i] = (int8_t)p[i]; break;
-    case 0x0B: ((int32_t *)out)[i] = (int16_t)(uint16_t)(p[2 * i] << 8 | p[2 * i + 1]); break;
+    case 0x09:
+      ((int32_t *)out)[i] = (int8_t)p[i];
+      break;
+    case 0x0B:
+      ((int32_t *)out)[i] = (int16_t)(uint16_t)(p[2 * i] << 8 | p[2 * i + 1]);
+      break;
     case 0x0C:
     case 0x0D: {
       uint32_t v = (uint32_t)p[4 * i] << 24 | (uint32_t)p[4 * i + 1] << 16 |
@@ -48,13 +71,13 @@ static void idx_convert(uint8_t code, const uint8_t *raw, void *out, int64_t n) 
       memcpy((char *)out + 8 * i, &v, 8);
       break;
     }
-    default: break;
+    default:
+      break;
     }
   }
 }
 
-/* Parses IDX bytes (plain or gzip) into a new tensor (caller's scope). */
-static dc_tensor *idx_parse(const uint8_t *mem, size_t n, const char *path) {
+dc_tensor *dc__idx_parse(const uint8_t *mem, size_t n, const char *path) {
   dc__src s;
   if (dc__src_open(&s, mem, n, path)) return NULL;
   dc_tensor *t = NULL;
@@ -69,39 +92,41 @@ static dc_tensor *idx_parse(const uint8_t *mem, size_t n, const char *path) {
   int fsize;
   dc_dtype dt;
   if (hdr[0] != 0 || hdr[1] != 0 || !idx_type(hdr[2], &fsize, &dt)) {
-    dc__err(DC_ERR_FORMAT, "%s: offset 0: magic %02x %02x %02x %02x is not IDX (expected 00 00, "
-                           "a type byte 08/09/0B/0C/0D/0E, a dimension count)", path, hdr[0],
-            hdr[1], hdr[2], hdr[3]);
+    dc__err(DC_ERR_FORMAT,
+            "%s: offset 0: magic %02x %02x %02x %02x is not IDX (expected 00 00, "
+            "a type byte 08/09/0B/0C/0D/0E, a dimension count)",
+            path, hdr[0], hdr[1], hdr[2], hdr[3]);
     goto fail;
   }
   int ndim = hdr[3];
   if (ndim < 1 || ndim > DC_MAX_DIMS) {
-    dc__err(DC_ERR_FORMAT, "%s: offset 3: %d dimensions; deepc reads IDX files with 1 to %d",
-            path, ndim, DC_MAX_DIMS);
+    dc__err(DC_ERR_FORMAT, "%s: offset 3: %d dimensions; deepc reads IDX files with 1 to %d", path,
+            ndim, DC_MAX_DIMS);
     goto fail;
   }
   if (dc__src_read(&s, hdr + 4, (size_t)(4 * ndim), &got)) goto fail;
   if (got < (size_t)(4 * ndim)) {
-    dc__err(DC_ERR_FORMAT, "%s: offset %zu: file ends inside the %d dimension sizes", path,
-            4 + got, ndim);
+    dc__err(DC_ERR_FORMAT, "%s: offset %zu: file ends inside the %d dimension sizes", path, 4 + got,
+            ndim);
     goto fail;
   }
   dc_shape shape = {.ndim = ndim};
   int64_t numel = 1, bytes;
   for (int d = 0; d < ndim; d++) {
     const uint8_t *p = hdr + 4 + 4 * d;
-    shape.d[d] = (int64_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+    shape.d[d] =
+        (int64_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
     if (__builtin_mul_overflow(numel, shape.d[d], &numel)) numel = INT64_MAX;
   }
   uint64_t hdr_len = 4 + 4 * (uint64_t)ndim;
   if (__builtin_mul_overflow(numel, (int64_t)fsize, &bytes) ||
       (uint64_t)bytes > dc__src_max_size(&s) - (s.gz ? 0 : hdr_len)) {
     char b[128];
-    dc__err(DC_ERR_FORMAT, "%s: offset 4: dimension sizes %s declare %s%lld bytes of data, more "
-                           "than the file can hold (%zu bytes%s)", path,
-            dc_shape_str(shape, b, sizeof b), numel == INT64_MAX ? "over " : "",
-            (long long)(numel == INT64_MAX ? INT64_MAX : bytes), n,
-            s.gz ? " of gzip data" : "");
+    dc__err(DC_ERR_FORMAT,
+            "%s: offset 4: dimension sizes %s declare %s%lld bytes of data, more "
+            "than the file can hold (%zu bytes%s)",
+            path, dc_shape_str(shape, b, sizeof b), numel == INT64_MAX ? "over " : "",
+            (long long)(numel == INT64_MAX ? INT64_MAX : bytes), n, s.gz ? " of gzip data" : "");
     goto fail;
   }
   if (!(t = dc__new(shape, dt, DC_CPU))) goto fail;
@@ -112,17 +137,19 @@ static dc_tensor *idx_parse(const uint8_t *mem, size_t n, const char *path) {
   }
   if (dc__src_read(&s, dst, (size_t)bytes, &got)) goto fail;
   if (got < (size_t)bytes) {
-    dc__err(DC_ERR_FORMAT, "%s: truncated: the header declares %lld data bytes but the data "
-                           "ends after %zu (at offset %llu)", path, (long long)bytes, got,
-            (unsigned long long)(hdr_len + got));
+    dc__err(DC_ERR_FORMAT,
+            "%s: truncated: the header declares %lld data bytes but the data "
+            "ends after %zu (at offset %llu)",
+            path, (long long)bytes, got, (unsigned long long)(hdr_len + got));
     goto fail;
   }
   uint8_t extra;
   if (dc__src_read(&s, &extra, 1, &got)) goto fail;
   if (got) {
-    dc__err(DC_ERR_FORMAT, "%s: offset %llu: data continues past the %lld bytes the header "
-                           "declares (wrong dimension sizes, or two files joined)", path,
-            (unsigned long long)(hdr_len + (uint64_t)bytes), (long long)bytes);
+    dc__err(DC_ERR_FORMAT,
+            "%s: offset %llu: data continues past the %lld bytes the header "
+            "declares (wrong dimension sizes, or two files joined)",
+            path, (unsigned long long)(hdr_len + (uint64_t)bytes), (long long)bytes);
     goto fail;
   }
   if (raw) idx_convert(hdr[2], raw, dc_data(t), numel);
@@ -141,7 +168,7 @@ dc_tensor *dc_idx_load(const char *path) {
   uint8_t *mem;
   size_t n;
   if (dc__read_file(path, DC__IDX_MAX_FILE, &mem, &n)) return NULL;
-  dc_tensor *t = idx_parse(mem, n, path);
+  dc_tensor *t = dc__idx_parse(mem, n, path);
   dc__free(mem);
   return t;
 }
@@ -157,14 +184,17 @@ static dc_dataset *idx_pair(const char *images, const char *labels, int64_t ncla
   if (!y) goto done;
   if (x->dtype != DC_U8 || x->ndim < 3 || x->ndim > 4 ||
       (x->ndim == 4 && x->shape[3] != 1 && x->shape[3] != 3)) {
-    dc__err(DC_ERR_FORMAT, "%s: images must be uint8 [N, H, W] (or [N, H, W, C]), this IDX file "
-                           "holds %s %s", images, dc_dtype_name(x->dtype),
-            dc_shape_str(dc_shape_of(x), b1, sizeof b1));
+    dc__err(DC_ERR_FORMAT,
+            "%s: images must be uint8 [N, H, W] (or [N, H, W, C]), this IDX file "
+            "holds %s %s",
+            images, dc_dtype_name(x->dtype), dc_shape_str(dc_shape_of(x), b1, sizeof b1));
     goto done;
   }
   if (y->ndim != 1 || y->dtype != DC_U8 || y->shape[0] != x->shape[0]) {
-    dc__err(DC_ERR_FORMAT, "%s: labels must be uint8 [%lld] to match %s, this IDX file holds %s "
-                           "%s", labels, (long long)x->shape[0], images, dc_dtype_name(y->dtype),
+    dc__err(DC_ERR_FORMAT,
+            "%s: labels must be uint8 [%lld] to match %s, this IDX file holds %s "
+            "%s",
+            labels, (long long)x->shape[0], images, dc_dtype_name(y->dtype),
             dc_shape_str(dc_shape_of(y), b2, sizeof b2));
     goto done;
   }
@@ -172,9 +202,10 @@ static dc_dataset *idx_pair(const char *images, const char *labels, int64_t ncla
   int64_t maxl = -1;
   for (int64_t i = 0; i < y->shape[0]; i++) {
     if (nclasses > 0 && p[i] >= nclasses) {
-      dc__err(DC_ERR_FORMAT, "%s: record %lld (offset %lld): label %d is out of range for %lld "
-                             "classes", labels, (long long)i, (long long)(8 + i), p[i],
-              (long long)nclasses);
+      dc__err(DC_ERR_FORMAT,
+              "%s: record %lld (offset %lld): label %d is out of range for %lld "
+              "classes",
+              labels, (long long)i, (long long)(8 + i), p[i], (long long)nclasses);
       goto done;
     }
     if (p[i] > maxl) maxl = p[i];
@@ -192,8 +223,7 @@ done:
   return ds;
 }
 
-dc_dataset *dc_idx_dataset(const char *images_path, const char *labels_path,
-                           int64_t num_classes) {
+dc_dataset *dc_idx_dataset(const char *images_path, const char *labels_path, int64_t num_classes) {
   if (!images_path || !labels_path)
     return dc__err(DC_ERR_ARG, "idx_dataset: need an images file and a labels file");
   return idx_pair(images_path, labels_path, num_classes, "IDX", NULL);
@@ -278,9 +308,10 @@ static dc_dataset *mnist_like(const char *dir, bool train, bool fashion) {
   size_t at = 0;
   for (int k = 0; k < n && at < sizeof where; k++)
     at += (size_t)snprintf(where + at, sizeof where - at, "%s%s", k ? ", " : "", dirs[k]);
-  return dc__err(DC_ERR_IO, "%s: no %s files (%s-images-idx3-ubyte[.gz] and "
-                            "%s-labels-idx1-ubyte[.gz]) in %s; %s", name, format,
-                 train ? "train" : "t10k", train ? "train" : "t10k", where,
+  return dc__err(DC_ERR_IO,
+                 "%s: no %s files (%s-images-idx3-ubyte[.gz] and "
+                 "%s-labels-idx1-ubyte[.gz]) in %s; %s",
+                 name, format, train ? "train" : "t10k", train ? "train" : "t10k", where,
                  fashion ? "install Debian's dataset-fashion-mnist, run `deepc data fetch "
                            "fashion-mnist` (online), or pass the folder"
                          : "run `deepc data fetch mnist` (online), scripts/install-deps.sh "

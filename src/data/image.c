@@ -18,7 +18,8 @@
 void dc__rgb_to_l_u8(const uint8_t *rgb, uint8_t *l, int64_t npix) {
   for (int64_t i = 0; i < npix; i++)
     l[i] = (uint8_t)((rgb[3 * i] * 19595u + rgb[3 * i + 1] * 38470u + rgb[3 * i + 2] * 7471u +
-                      0x8000u) >> 16);
+                      0x8000u) >>
+                     16);
 }
 
 /* PIL's convert("RGB") of an L image, in place: [npix] -> [npix, 3]. */
@@ -39,9 +40,10 @@ static int check_pixels(int64_t w, int64_t h, int64_t max_pixels, const char *ki
     return dc__errs(DC_ERR_FORMAT, "%s: %s header declares an empty %lldx%lld image", what, kind,
                     (long long)w, (long long)h);
   if (w > max_pixels / h)
-    return dc__errs(DC_ERR_FORMAT, "%s: %s header declares %lldx%lld pixels, over the limit of "
-                                   "%lld (a decompression bomb, or raise max_pixels)", what, kind,
-                    (long long)w, (long long)h, (long long)max_pixels);
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: %s header declares %lldx%lld pixels, over the limit of "
+                    "%lld (a decompression bomb, or raise max_pixels)",
+                    what, kind, (long long)w, (long long)h, (long long)max_pixels);
   return DC_OK;
 }
 
@@ -140,8 +142,7 @@ static int decode_jpeg(const uint8_t *buf, size_t n, bool gray, int64_t max_pixe
   jpeg_destroy_decompress(&ci);
   dc__free(e.row);
   e.row = NULL;
-  if (e.truncated)
-    return dc__errs(DC_ERR_FORMAT, "%s: truncated JPEG (%s)", what, e.msg);
+  if (e.truncated) return dc__errs(DC_ERR_FORMAT, "%s: truncated JPEG (%s)", what, e.msg);
   if (gray && oc != 1) dc__rgb_to_l_u8(px, px, h * w);
   if (!gray && oc == 1) l_to_rgb_inplace(px, h * w);
   return DC_OK;
@@ -178,8 +179,10 @@ static void png_read_mem(png_structp p, png_bytep data, png_size_t len) {
 static int decode_png(const uint8_t *buf, size_t n, bool gray, int64_t max_pixels, dc__arr *out,
                       const char *what) {
   if (n >= 24 && memcmp(buf + 12, "IHDR", 4) == 0) { /* the size, before libpng allocates */
-    int64_t w = (int64_t)((uint32_t)buf[16] << 24 | (uint32_t)buf[17] << 16 | (uint32_t)buf[18] << 8 | buf[19]);
-    int64_t h = (int64_t)((uint32_t)buf[20] << 24 | (uint32_t)buf[21] << 16 | (uint32_t)buf[22] << 8 | buf[23]);
+    int64_t w = (int64_t)((uint32_t)buf[16] << 24 | (uint32_t)buf[17] << 16 |
+                          (uint32_t)buf[18] << 8 | buf[19]);
+    int64_t h = (int64_t)((uint32_t)buf[20] << 24 | (uint32_t)buf[21] << 16 |
+                          (uint32_t)buf[22] << 8 | buf[23]);
     int rc = check_pixels(w, h, max_pixels, "PNG", what);
     if (rc) return rc;
   }
@@ -216,8 +219,7 @@ static int decode_png(const uint8_t *buf, size_t n, bool gray, int64_t max_pixel
   int oc = png_get_channels(p, info);
   if (png_get_rowbytes(p, info) != (size_t)w * (size_t)oc || (oc != 1 && oc != 3))
     png_error(p, "unexpected row layout after conversion");
-  if (!out_reserve(out, h, w, gray ? 1 : 3) ||
-      !(c.rows = dc__malloc(sizeof *c.rows * (size_t)h))) {
+  if (!out_reserve(out, h, w, gray ? 1 : 3) || !(c.rows = dc__malloc(sizeof *c.rows * (size_t)h))) {
     png_destroy_read_struct(&p, &info, NULL);
     return DC_ERR_NOMEM;
   }
@@ -264,8 +266,10 @@ static int decode_pnm(const uint8_t *buf, size_t n, bool gray, int64_t max_pixel
   int64_t w, h, maxval;
   if (!pnm_number(buf, n, &pos, &w) || !pnm_number(buf, n, &pos, &h) ||
       !pnm_number(buf, n, &pos, &maxval) || pos >= n)
-    return dc__errs(DC_ERR_FORMAT, "%s: offset %zu: bad or truncated P%c header (width, height, "
-                                   "maxval)", what, pos, buf[1]);
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: offset %zu: bad or truncated P%c header (width, height, "
+                    "maxval)",
+                    what, pos, buf[1]);
   pos++; /* the single whitespace before the raster */
   int rc = check_pixels(w, h, max_pixels, "PNM", what);
   if (rc) return rc;
@@ -274,9 +278,10 @@ static int decode_pnm(const uint8_t *buf, size_t n, bool gray, int64_t max_pixel
                     (long long)maxval);
   size_t need = (size_t)(w * h * c);
   if (n - pos < need)
-    return dc__errs(DC_ERR_FORMAT, "%s: truncated: %lldx%lld P%c needs %zu pixel bytes from "
-                                   "offset %zu, the file has %zu", what, (long long)w,
-                    (long long)h, buf[1], need, pos, n - pos);
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: truncated: %lldx%lld P%c needs %zu pixel bytes from "
+                    "offset %zu, the file has %zu",
+                    what, (long long)w, (long long)h, buf[1], need, pos, n - pos);
   if (!out_reserve(out, h, w, gray ? 1 : 3)) return DC_ERR_NOMEM;
   uint8_t *px = out->data;
   for (size_t i = 0; i < need; i++)
@@ -291,9 +296,10 @@ int dc__image_decode(const uint8_t *buf, size_t n, bool gray, int64_t max_pixels
   const char *kind = dc__image_kind(buf, n);
   if (max_pixels <= 0) max_pixels = DC_MAX_IMAGE_PIXELS;
   if (!kind)
-    return dc__errs(DC_ERR_FORMAT, "%s: offset 0: not a JPEG, PNG or binary PPM/PGM image "
-                                   "(first bytes %02x %02x %02x)", what, n > 0 ? buf[0] : 0,
-                    n > 1 ? buf[1] : 0, n > 2 ? buf[2] : 0);
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: offset 0: not a JPEG, PNG or binary PPM/PGM image "
+                    "(first bytes %02x %02x %02x)",
+                    what, n > 0 ? buf[0] : 0, n > 1 ? buf[1] : 0, n > 2 ? buf[2] : 0);
   if (kind[0] == 'J') {
 #ifdef DC_HAVE_JPEG
     return decode_jpeg(buf, n, gray, max_pixels, out, what);

@@ -21,7 +21,7 @@ typedef struct buf_pool {
   void **bufs;   /* [n] free buffers */
   size_t *sizes; /* [n] their sizes */
   int n, cap;
-  bool pinned;   /* page-locked buffers requested (for a GPU backend) */
+  bool pinned; /* page-locked buffers requested (for a GPU backend) */
 } buf_pool;
 
 static buf_pool *pool_new(int cap, bool pinned) {
@@ -94,7 +94,7 @@ static void pool_release(void *data, void *ud) {
 typedef enum slot_state { SLOT_FREE = 0, SLOT_BUSY, SLOT_READY } slot_state;
 
 typedef struct batch_arr {
-  void *buf;   /* pool buffer: 64-byte header holding its size, then the data */
+  void *buf; /* pool buffer: 64-byte header holding its size, then the data */
   size_t bytes;
   dc_dtype dt;
   int ndim;
@@ -106,7 +106,7 @@ typedef struct batch_slot {
   int64_t index; /* batch number in the epoch */
   batch_arr x, y;
   bool has_y;
-  int status;    /* DC_OK or the error of the batch */
+  int status; /* DC_OK or the error of the batch */
   char *msg;
 } batch_slot;
 
@@ -115,7 +115,7 @@ struct dc_loader {
   dc_loader_opts o;
   uint64_t seed;
   int64_t n, nbatches, epoch;
-  int64_t *perm; /* [n] this epoch's order, NULL without shuffle or sharding */
+  int64_t *perm;  /* [n] this epoch's order, NULL without shuffle or sharding */
   int64_t *order; /* [ds->n] the whole epoch's order when sharded (dist.h), else NULL */
   pthread_mutex_t mu;
   pthread_cond_t work_cv, done_cv;
@@ -192,8 +192,9 @@ static void produce(dc_loader *l, int64_t b, batch_slot *slot, dc__sample *s) {
       char a[128], c[128];
       const dc__arr *row = same_layout(&slot->x, &s->x) ? &s->y : &s->x;
       const batch_arr *first = row == &s->x ? &slot->x : &slot->y;
-      rc = dc__errs(DC_ERR_ARG, "sample is %s but the batch's first sample is %s; add a "
-                                "Resize/CenterCrop so every sample has one size",
+      rc = dc__errs(DC_ERR_ARG,
+                    "sample is %s but the batch's first sample is %s; add a "
+                    "Resize/CenterCrop so every sample has one size",
                     layout_str(row->dtype, row->ndim, row->shape, a, sizeof a),
                     layout_str(first->dt, first->ndim - 1, first->shape + 1, c, sizeof c));
       break;
@@ -207,8 +208,10 @@ static void produce(dc_loader *l, int64_t b, batch_slot *slot, dc__sample *s) {
   }
   if (rc) {
     char msg[2300];
-    snprintf(msg, sizeof msg, "loader: batch %lld, sample %lld of the epoch (dataset index "
-                              "%lld): %s", (long long)b, (long long)k, (long long)idx,
+    snprintf(msg, sizeof msg,
+             "loader: batch %lld, sample %lld of the epoch (dataset index "
+             "%lld): %s",
+             (long long)b, (long long)k, (long long)idx,
              dc_last_error()[0] ? dc_last_error() : dc_strerror((dc_status)rc));
     slot->status = rc;
     slot->msg = dc__strdup(msg);
@@ -252,7 +255,8 @@ static void quiesce(dc_loader *l) {
 
 static void start_epoch(dc_loader *l) {
   int64_t *p = l->order ? l->order : l->perm, n = l->order ? l->ds->n : l->n;
-  if (l->o.shuffle) dc__permutation(p, n, dc__mix_seed(l->seed, DC__STREAM_SHUFFLE, (uint64_t)l->epoch));
+  if (l->o.shuffle)
+    dc__permutation(p, n, dc__mix_seed(l->seed, DC__STREAM_SHUFFLE, (uint64_t)l->epoch));
   if (l->order)
     dc_dist_shard(l->o.shuffle ? l->order : NULL, n, l->o.num_replicas, l->o.rank,
                   l->o.shard_uneven, l->perm);
@@ -290,13 +294,14 @@ dc_loader *dc_loader_opt(dc_dataset *ds, dc_loader_opts o) {
   if (o.prefetch == 0) o.prefetch = 2;
   if (o.num_replicas == 1) o.num_replicas = 0;
   if (o.num_replicas < 0 || o.rank < 0 || (o.num_replicas ? o.rank >= o.num_replicas : o.rank > 0))
-    return dc__err(DC_ERR_ARG, "loader: need 0 <= rank < num_replicas (got rank %d of %d)",
-                   o.rank, o.num_replicas);
+    return dc__err(DC_ERR_ARG, "loader: need 0 <= rank < num_replicas (got rank %d of %d)", o.rank,
+                   o.num_replicas);
   if (o.batch_size < 0 || o.num_workers < 0 || o.num_workers > DC__LOADER_MAX_WORKERS ||
       o.prefetch < 0 || o.prefetch > 64)
-    return dc__err(DC_ERR_ARG, "loader: need batch_size >= 1, 0 <= num_workers <= %d and "
-                               "0 <= prefetch <= 64 (got %lld, %d, %d)", DC__LOADER_MAX_WORKERS,
-                   (long long)o.batch_size, o.num_workers, o.prefetch);
+    return dc__err(DC_ERR_ARG,
+                   "loader: need batch_size >= 1, 0 <= num_workers <= %d and "
+                   "0 <= prefetch <= 64 (got %lld, %d, %d)",
+                   DC__LOADER_MAX_WORKERS, (long long)o.batch_size, o.num_workers, o.prefetch);
   dc_loader *l = dc__calloc(1, sizeof *l);
   if (!l) return NULL;
   l->o = o;
@@ -318,7 +323,8 @@ dc_loader *dc_loader_opt(dc_dataset *ds, dc_loader_opts o) {
   l->pool = pool_new(2 * l->depth + 4, o.pin_memory);
   bool sharded = o.num_replicas > 0;
   if (!l->slots || !l->pool ||
-      ((o.shuffle || sharded) && !(l->perm = dc__malloc(sizeof *l->perm * (size_t)(l->n ? l->n : 1)))) ||
+      ((o.shuffle || sharded) &&
+       !(l->perm = dc__malloc(sizeof *l->perm * (size_t)(l->n ? l->n : 1)))) ||
       (sharded && !(l->order = dc__malloc(sizeof *l->order * (size_t)(ds->n ? ds->n : 1))))) {
     dc_loader_free(l);
     return NULL;
@@ -344,8 +350,12 @@ dc_loader *dc_loader_opt(dc_dataset *ds, dc_loader_opts o) {
 static dc_tensor *wrap(dc_loader *l, batch_arr *a) {
   dc_storage *st = dc__malloc(sizeof *st);
   if (!st) return NULL;
-  *st = (dc_storage){.data = (char *)a->buf + 64, .nbytes = a->bytes, .device = DC_CPU,
-                     .refcount = 1, .free_fn = pool_release, .free_ud = l->pool};
+  *st = (dc_storage){.data = (char *)a->buf + 64,
+                     .nbytes = a->bytes,
+                     .device = DC_CPU,
+                     .refcount = 1,
+                     .free_fn = pool_release,
+                     .free_ud = l->pool};
   a->buf = NULL; /* owned by the storage now */
   pthread_mutex_lock(&l->pool->mu);
   l->pool->refs++;
@@ -388,8 +398,7 @@ int dc_loader_next(dc_loader *l, dc_tensor **x, dc_tensor **y) {
     produce(l, b, slot, &l->inline_sample);
     pthread_mutex_lock(&l->mu);
   } else {
-    while (!(slot->state == SLOT_READY && slot->index == b))
-      pthread_cond_wait(&l->done_cv, &l->mu);
+    while (!(slot->state == SLOT_READY && slot->index == b)) pthread_cond_wait(&l->done_cv, &l->mu);
   }
   l->next_deliver++;
   pthread_cond_broadcast(&l->work_cv);
@@ -413,7 +422,8 @@ int64_t dc_loader_len(const dc_loader *l) { return l ? l->nbatches : 0; }
 int64_t dc_loader_epoch(const dc_loader *l) { return l ? l->epoch : 0; }
 
 int dc_loader_set_epoch(dc_loader *l, int64_t epoch) {
-  if (!l || epoch < 0) return dc__errs(DC_ERR_ARG, "loader_set_epoch: need a loader and epoch >= 0");
+  if (!l || epoch < 0)
+    return dc__errs(DC_ERR_ARG, "loader_set_epoch: need a loader and epoch >= 0");
   pthread_mutex_lock(&l->mu);
   quiesce(l);
   l->epoch = epoch;

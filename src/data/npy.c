@@ -84,30 +84,42 @@ bool dc__npy_type_parse(const char *d, dc__npy_type *o) {
   o->kind = kind;
   o->fsize = size;
   o->swap = order == '>' && size > 1;
-  bool ok = d[2] >= '1' && d[2] <= '9' && (d[3] == '\0' || (d[4] == '\0' && isdigit((unsigned char)d[3])));
-  if (ok && kind == 'f' && size == 4) o->dt = DC_F32;
-  else if (ok && kind == 'f' && size == 8) o->dt = DC_F64;
-  else if (ok && kind == 'f' && size == 2) o->dt = DC_F16;
-  else if (ok && kind == 'i' && size == 8) o->dt = DC_I64;
-  else if (ok && kind == 'i' && (size == 4 || size == 2 || size == 1)) o->dt = DC_I32;
-  else if (ok && kind == 'u' && size == 1) o->dt = DC_U8;
-  else if (ok && kind == 'u' && size == 2) o->dt = DC_I32;
-  else if (ok && kind == 'u' && (size == 4 || size == 8)) o->dt = DC_I64;
-  else if (ok && kind == 'b' && size == 1) o->dt = DC_BOOL;
-  else return false;
+  bool ok = d[2] >= '1' && d[2] <= '9' &&
+            (d[3] == '\0' || (d[4] == '\0' && isdigit((unsigned char)d[3])));
+  if (ok && kind == 'f' && size == 4)
+    o->dt = DC_F32;
+  else if (ok && kind == 'f' && size == 8)
+    o->dt = DC_F64;
+  else if (ok && kind == 'f' && size == 2)
+    o->dt = DC_F16;
+  else if (ok && kind == 'i' && size == 8)
+    o->dt = DC_I64;
+  else if (ok && kind == 'i' && (size == 4 || size == 2 || size == 1))
+    o->dt = DC_I32;
+  else if (ok && kind == 'u' && size == 1)
+    o->dt = DC_U8;
+  else if (ok && kind == 'u' && size == 2)
+    o->dt = DC_I32;
+  else if (ok && kind == 'u' && (size == 4 || size == 8))
+    o->dt = DC_I64;
+  else if (ok && kind == 'b' && size == 1)
+    o->dt = DC_BOOL;
+  else
+    return false;
   return true;
 }
 
 static int parse_descr(const hparse *h, const char *d, npy_header *o) {
   if (dc__npy_type_parse(d, &o->t)) return DC_OK;
   char m[160];
-  snprintf(m, sizeof m, "dtype '%.16s' is not supported (numbers and bools only; object arrays "
-                        "would need pickle and are refused)", d);
+  snprintf(m, sizeof m,
+           "dtype '%.16s' is not supported (numbers and bools only; object arrays "
+           "would need pickle and are refused)",
+           d);
   return herr(h, m);
 }
 
-static int parse_header(const char *text, size_t n, size_t base, const char *what,
-                        npy_header *o) {
+static int parse_header(const char *text, size_t n, size_t base, const char *what, npy_header *o) {
   hparse h = {text, text + n, what, base, text};
   bool have_descr = false, have_fortran = false, have_shape = false;
   if (!hchar(&h, '{')) return herr(&h, "expected '{'");
@@ -122,9 +134,12 @@ static int parse_header(const char *text, size_t n, size_t base, const char *wha
       if (rc) return rc;
       have_descr = true;
     } else if (strcmp(key, "fortran_order") == 0) {
-      if (hword(&h, "True")) o->fortran = true;
-      else if (hword(&h, "False")) o->fortran = false;
-      else return herr(&h, "fortran_order must be True or False");
+      if (hword(&h, "True"))
+        o->fortran = true;
+      else if (hword(&h, "False"))
+        o->fortran = false;
+      else
+        return herr(&h, "fortran_order must be True or False");
       have_fortran = true;
     } else if (strcmp(key, "shape") == 0) {
       if (!hchar(&h, '(')) return herr(&h, "shape must be a tuple");
@@ -167,10 +182,14 @@ static void npy_convert(const dc__npy_type *o, const uint8_t *raw, void *out, in
     for (int k = 0; k < z; k++) b[k] = raw[i * z + (o->swap ? z - 1 - k : k)];
     switch (o->dt) {
     case DC_I32:
-      if (o->kind == 'i' && z == 1) ((int32_t *)out)[i] = (int8_t)b[0];
-      else if (o->kind == 'i' && z == 2) ((int32_t *)out)[i] = (int16_t)(b[0] | b[1] << 8);
-      else if (o->kind == 'u' && z == 2) ((int32_t *)out)[i] = (uint16_t)(b[0] | b[1] << 8);
-      else memcpy((char *)out + 4 * i, b, 4);
+      if (o->kind == 'i' && z == 1)
+        ((int32_t *)out)[i] = (int8_t)b[0];
+      else if (o->kind == 'i' && z == 2)
+        ((int32_t *)out)[i] = (int16_t)(b[0] | b[1] << 8);
+      else if (o->kind == 'u' && z == 2)
+        ((int32_t *)out)[i] = (uint16_t)(b[0] | b[1] << 8);
+      else
+        memcpy((char *)out + 4 * i, b, 4);
       break;
     case DC_I64:
       if (z == 4) {
@@ -181,8 +200,12 @@ static void npy_convert(const dc__npy_type *o, const uint8_t *raw, void *out, in
         memcpy((char *)out + 8 * i, b, 8);
       }
       break;
-    case DC_BOOL: ((uint8_t *)out)[i] = b[0] != 0; break;
-    default: memcpy((char *)out + (size_t)(i * z), b, (size_t)z); break;
+    case DC_BOOL:
+      ((uint8_t *)out)[i] = b[0] != 0;
+      break;
+    default:
+      memcpy((char *)out + (size_t)(i * z), b, (size_t)z);
+      break;
     }
   }
 }
@@ -239,9 +262,11 @@ dc_tensor *dc__npy_parse(const uint8_t *mem, size_t n, const char *what) {
   size_t data_at = hstart + hlen, have = n - data_at;
   char b[128];
   if (__builtin_mul_overflow(numel, (int64_t)o.t.fsize, &bytes) || (uint64_t)bytes != have)
-    return dc__err(DC_ERR_FORMAT, "%s: offset %zu: shape %s of %d-byte elements needs %s%lld "
-                                  "data bytes, the file has %zu (%s)", what, data_at,
-                   dc_shape_str(o.shape, b, sizeof b), o.t.fsize, numel == INT64_MAX ? "over " : "",
+    return dc__err(DC_ERR_FORMAT,
+                   "%s: offset %zu: shape %s of %d-byte elements needs %s%lld "
+                   "data bytes, the file has %zu (%s)",
+                   what, data_at, dc_shape_str(o.shape, b, sizeof b), o.t.fsize,
+                   numel == INT64_MAX ? "over " : "",
                    (long long)(numel == INT64_MAX ? INT64_MAX : bytes), have,
                    (uint64_t)bytes > have ? "truncated" : "extra data after the array");
   return dc__npy_make(&o.t, o.shape, o.fortran, mem + data_at);
@@ -261,15 +286,30 @@ int dc_npy_save(const char *path, const dc_tensor *t) {
   if (!path || !t) return dc__errs(DC_ERR_ARG, "npy_save: path or tensor is NULL");
   const char *descr = NULL;
   switch (t->dtype) {
-  case DC_F32: descr = "<f4"; break;
-  case DC_F64: descr = "<f8"; break;
-  case DC_I64: descr = "<i8"; break;
-  case DC_I32: descr = "<i4"; break;
-  case DC_U8: descr = "|u1"; break;
-  case DC_BOOL: descr = "|b1"; break;
-  case DC_F16: descr = "<f2"; break;
+  case DC_F32:
+    descr = "<f4";
+    break;
+  case DC_F64:
+    descr = "<f8";
+    break;
+  case DC_I64:
+    descr = "<i8";
+    break;
+  case DC_I32:
+    descr = "<i4";
+    break;
+  case DC_U8:
+    descr = "|u1";
+    break;
+  case DC_BOOL:
+    descr = "|b1";
+    break;
+  case DC_F16:
+    descr = "<f2";
+    break;
   case DC_BF16:
-  case DC_DTYPE_COUNT: break;
+  case DC_DTYPE_COUNT:
+    break;
   }
   if (!descr)
     return dc__errs(DC_ERR_UNSUPPORTED, "npy_save: NumPy has no %s dtype; convert to float32",
@@ -293,8 +333,8 @@ int dc_npy_save(const char *path, const dc_tensor *t) {
   FILE *f = rc ? NULL : fopen(path, "wb");
   if (!rc && !f) rc = dc__errs(DC_ERR_IO, "npy_save: cannot create %s: %s", path, strerror(errno));
   if (f) {
-    uint8_t pre[10] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)(len & 0xFF),
-                       (uint8_t)(len >> 8)};
+    uint8_t pre[10] = {
+        0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, (uint8_t)(len & 0xFF), (uint8_t)(len >> 8)};
     bool ok = fwrite(pre, 1, 10, f) == 10 && fwrite(hdr, 1, (size_t)len, f) == (size_t)len &&
               fwrite(data, 1, bytes, f) == bytes;
     if (fclose(f) != 0 || !ok) rc = dc__errs(DC_ERR_IO, "npy_save: write to %s failed", path);
@@ -334,15 +374,17 @@ static int npz_member(zip_t *za, zip_uint64_t i, const char *what, size_t file_s
   size_t nl = strlen(st.name);
   if (nl < 4 || strcmp(st.name + nl - 4, ".npy") != 0) return DC_OK; /* not an array */
   if (st.comp_method != ZIP_CM_STORE && st.comp_method != ZIP_CM_DEFLATE)
-    return dc__errs(DC_ERR_UNSUPPORTED, "%s: member %s uses compression method %d; deepc reads "
-                                        "stored or deflated members (np.savez / savez_compressed)",
+    return dc__errs(DC_ERR_UNSUPPORTED,
+                    "%s: member %s uses compression method %d; deepc reads "
+                    "stored or deflated members (np.savez / savez_compressed)",
                     what, st.name, (int)st.comp_method);
   uint64_t cap = st.comp_method == ZIP_CM_STORE ? st.comp_size : st.comp_size * 1032u + 1024u;
   if (st.size > cap || st.comp_size > file_size || st.size > DC__NPY_MAX_FILE)
-    return dc__errs(DC_ERR_FORMAT, "%s: member %s declares %llu bytes from %llu compressed in a "
-                                   "%zu-byte file: impossible (corrupt or malicious archive)",
-                    what, st.name, (unsigned long long)st.size,
-                    (unsigned long long)st.comp_size, file_size);
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: member %s declares %llu bytes from %llu compressed in a "
+                    "%zu-byte file: impossible (corrupt or malicious archive)",
+                    what, st.name, (unsigned long long)st.size, (unsigned long long)st.comp_size,
+                    file_size);
   uint8_t *buf = dc__malloc((size_t)st.size ? (size_t)st.size : 1);
   if (!buf) return DC_ERR_NOMEM;
   int rc = DC_OK;
@@ -364,10 +406,13 @@ static int npz_member(zip_t *za, zip_uint64_t i, const char *what, size_t file_s
   dc__free(buf);
   if (!t) return rc ? rc : (int)dc_last_status();
   char *name = dc__malloc(nl - 3);
-  char **nn = name ? dc__realloc(z->names, sizeof *nn * (size_t)z->n, sizeof *nn * (size_t)(z->n + 1)) : NULL;
+  char **nn =
+      name ? dc__realloc(z->names, sizeof *nn * (size_t)z->n, sizeof *nn * (size_t)(z->n + 1))
+           : NULL;
   if (nn) z->names = nn;
-  dc_tensor **na = nn ? dc__realloc(z->arrays, sizeof *na * (size_t)z->n,
-                                    sizeof *na * (size_t)(z->n + 1)) : NULL;
+  dc_tensor **na =
+      nn ? dc__realloc(z->arrays, sizeof *na * (size_t)z->n, sizeof *na * (size_t)(z->n + 1))
+         : NULL;
   if (!na) {
     dc__free(name);
     dc_free(t);
@@ -402,8 +447,10 @@ dc_npz *dc__npz_parse(const uint8_t *mem, size_t n, const char *what) {
   int rc = z ? DC_OK : DC_ERR_NOMEM;
   zip_int64_t count = zip_get_num_entries(za, 0);
   for (zip_int64_t i = 0; rc == DC_OK && i < count; i++) {
-    if (z->n >= 100000) rc = dc__errs(DC_ERR_FORMAT, "%s: more than 100000 arrays", what);
-    else rc = npz_member(za, (zip_uint64_t)i, what, n, z);
+    if (z->n >= 100000)
+      rc = dc__errs(DC_ERR_FORMAT, "%s: more than 100000 arrays", what);
+    else
+      rc = npz_member(za, (zip_uint64_t)i, what, n, z);
   }
   zip_discard(za);
   if (rc == DC_OK && z->n == 0)
@@ -431,10 +478,18 @@ dc_npz *dc_npz_load(const char *path) {
 }
 
 /* The usual (features, targets) key pairs, in order of preference. */
-static const char *const XY_KEYS[][2] = {
-    {"x", "y"},           {"X", "y"},          {"X", "Y"},           {"x_train", "y_train"},
-    {"X_train", "y_train"}, {"data", "labels"}, {"data", "targets"},  {"features", "targets"},
-    {"features", "labels"}, {"images", "labels"}, {"inputs", "targets"}, {"arr_0", "arr_1"}};
+static const char *const XY_KEYS[][2] = {{"x", "y"},
+                                         {"X", "y"},
+                                         {"X", "Y"},
+                                         {"x_train", "y_train"},
+                                         {"X_train", "y_train"},
+                                         {"data", "labels"},
+                                         {"data", "targets"},
+                                         {"features", "targets"},
+                                         {"features", "labels"},
+                                         {"images", "labels"},
+                                         {"inputs", "targets"},
+                                         {"arr_0", "arr_1"}};
 
 int dc__pick_xy(int n, char *const *names, const char *xk, const char *yk, int *xi, int *yi) {
   *xi = *yi = -1;
@@ -467,8 +522,10 @@ dc_dataset *dc_npz_dataset(const char *path, const char *x_key, const char *y_ke
     size_t at = 0;
     for (int i = 0; i < z->n && at < sizeof keys; i++)
       at += (size_t)snprintf(keys + at, sizeof keys - at, "%s%s", i ? ", " : "", z->names[i]);
-    dc__err(DC_ERR_FORMAT, "%s: cannot tell features from targets among arrays [%s]; name them "
-                           "(x_key, y_key)", path, keys);
+    dc__err(DC_ERR_FORMAT,
+            "%s: cannot tell features from targets among arrays [%s]; name them "
+            "(x_key, y_key)",
+            path, keys);
     dc_npz_free(z);
     return NULL;
   }

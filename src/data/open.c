@@ -65,9 +65,9 @@ static dc_dataset *open_idx(const char *path, const uint8_t *m) {
       dc__free(labels);
       if (ds && ds->nclasses == 10) {
         bool fashion = path_says_fashion(path);
-        static const char *const FASHION[10] = {"T-shirt/top", "Trouser", "Pullover", "Dress",
-                                                "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-                                                "Ankle boot"};
+        static const char *const FASHION[10] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                                "Coat",        "Sandal",    "Shirt",    "Sneaker",
+                                                "Bag",         "Ankle boot"};
         snprintf(ds->format, sizeof ds->format, "%s", fashion ? "Fashion-MNIST" : "MNIST (IDX)");
         if (fashion && dc__dataset_set_classes(ds, 10, FASHION) != DC_OK) {
           dc_dataset_free(ds);
@@ -125,8 +125,9 @@ dc_dataset *dc_dataset_open(const char *path) {
   uint8_t m[16] = {0};
   bool gz;
   size_t n = peek(path, m, sizeof m, &gz);
-  if (n >= 4 && m[0] == 0 && m[1] == 0 && (m[2] == 0x08 || m[2] == 0x09 || m[2] == 0x0B ||
-                                           m[2] == 0x0C || m[2] == 0x0D || m[2] == 0x0E))
+  if (n >= 4 && m[0] == 0 && m[1] == 0 &&
+      (m[2] == 0x08 || m[2] == 0x09 || m[2] == 0x0B || m[2] == 0x0C || m[2] == 0x0D ||
+       m[2] == 0x0E))
     return open_idx(path, m);
   if (n >= 6 && memcmp(m, "\x93NUMPY", 6) == 0) {
     dc_tensor *t = dc_npy_load(path);
@@ -142,9 +143,12 @@ dc_dataset *dc_dataset_open(const char *path) {
     return dc_csv_dataset(path, .delimiter = 0);
   if (!gz && (size % 3073 == 0 || size % 3074 == 0) && size > 0) return dc__cifar_file(path);
   if (dc__image_kind(m, n))
-    return dc__err(DC_ERR_FORMAT, "%s: a single %s image; give its folder (ImageFolder layout "
-                                  "root/<class>/<image>)", path, dc__image_kind(m, n));
-  return dc__err(DC_ERR_FORMAT, "%s: cannot tell the format (first bytes %02x %02x %02x %02x): "
-                                "expected IDX, CIFAR .bin, .npy, .npz, .csv, a pickle or a folder",
+    return dc__err(DC_ERR_FORMAT,
+                   "%s: a single %s image; give its folder (ImageFolder layout "
+                   "root/<class>/<image>)",
+                   path, dc__image_kind(m, n));
+  return dc__err(DC_ERR_FORMAT,
+                 "%s: cannot tell the format (first bytes %02x %02x %02x %02x): "
+                 "expected IDX, CIFAR .bin, .npy, .npz, .csv, a pickle or a folder",
                  path, m[0], m[1], m[2], m[3]);
 }

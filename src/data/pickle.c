@@ -1,7 +1,7 @@
 /* A restricted Python unpickler for data files: protocols 2-5, only the opcodes that build plain
  * values and containers, and only the globals NumPy uses to rebuild arrays (_reconstruct /
- * ndarray / dtype, scalar, _frombuffer, _codecs.encode, OrderedDict, bytes()). Every other opcode or
- * global is refused with its name and byte offset, so nothing in a file can run code. Also the
+ * ndarray / dtype, scalar, _frombuffer, _codecs.encode, OrderedDict, bytes()). Every other opcode
+ * or global is refused with its name and byte offset, so nothing in a file can run code. Also the
  * pickle dataset: (features, targets) found in a tuple, list or dict. */
 #include "data-impl.h"
 
@@ -47,12 +47,12 @@ static const struct {
 };
 
 typedef struct pyo {
-  dc_pyobj pub;   /* first: the public view */
+  dc_pyobj pub; /* first: the public view */
   pk_kind ik;
-  int64_t cap;    /* items capacity (list, dict) */
-  pk_global g;    /* PK_GLOBAL */
-  bool seen;      /* visited by finish() */
-  char descr[8];  /* PK_DTYPE: "f4"; byte order from BUILD */
+  int64_t cap;   /* items capacity (list, dict) */
+  pk_global g;   /* PK_GLOBAL */
+  bool seen;     /* visited by finish() */
+  char descr[8]; /* PK_DTYPE: "f4"; byte order from BUILD */
   char order;
 } pyo;
 
@@ -78,30 +78,54 @@ typedef struct pk {
 
 static const char *op_name(uint8_t op) {
   switch (op) {
-  case 'c': return "GLOBAL";
-  case 'i': return "INST";
-  case 'o': return "OBJ";
-  case 0x81: return "NEWOBJ";
-  case 0x92: return "NEWOBJ_EX";
-  case 'P': return "PERSID";
-  case 'Q': return "BINPERSID";
-  case 0x82: return "EXT1";
-  case 0x83: return "EXT2";
-  case 0x84: return "EXT4";
-  case 'I': return "INT";
-  case 'L': return "LONG";
-  case 'F': return "FLOAT";
-  case 'S': return "STRING";
-  case 'V': return "UNICODE";
-  case 'p': return "PUT";
-  case 'g': return "GET";
-  case 0x97: return "NEXT_BUFFER";
-  case 0x98: return "READONLY_BUFFER";
-  case 0x8f: return "EMPTY_SET";
-  case 0x90: return "ADDITEMS";
-  case 0x91: return "FROZENSET";
-  case 0x8b: return "LONG4";
-  default: return "unknown";
+  case 'c':
+    return "GLOBAL";
+  case 'i':
+    return "INST";
+  case 'o':
+    return "OBJ";
+  case 0x81:
+    return "NEWOBJ";
+  case 0x92:
+    return "NEWOBJ_EX";
+  case 'P':
+    return "PERSID";
+  case 'Q':
+    return "BINPERSID";
+  case 0x82:
+    return "EXT1";
+  case 0x83:
+    return "EXT2";
+  case 0x84:
+    return "EXT4";
+  case 'I':
+    return "INT";
+  case 'L':
+    return "LONG";
+  case 'F':
+    return "FLOAT";
+  case 'S':
+    return "STRING";
+  case 'V':
+    return "UNICODE";
+  case 'p':
+    return "PUT";
+  case 'g':
+    return "GET";
+  case 0x97:
+    return "NEXT_BUFFER";
+  case 0x98:
+    return "READONLY_BUFFER";
+  case 0x8f:
+    return "EMPTY_SET";
+  case 0x90:
+    return "ADDITEMS";
+  case 0x91:
+    return "FROZENSET";
+  case 0x8b:
+    return "LONG4";
+  default:
+    return "unknown";
   }
 }
 
@@ -118,8 +142,9 @@ static void *pk_fail(pk *p, dc_status st, const char *fmt, ...) {
 static pyo *pk_new(pk *p, dc_py_kind kind) {
   dc_pickle *o = p->out;
   if (o->nobjs >= DC__PICKLE_MAX_OBJECTS)
-    return pk_fail(p, DC_ERR_FORMAT, "more than 4194304 objects; store large data as NumPy "
-                                     "arrays");
+    return pk_fail(p, DC_ERR_FORMAT,
+                   "more than 4194304 objects; store large data as NumPy "
+                   "arrays");
   if (o->nobjs == p->capobjs) {
     int64_t cap = p->capobjs ? p->capobjs * 2 : 64;
     pyo **a = dc__realloc(o->objs, sizeof *a * (size_t)p->capobjs, sizeof *a * (size_t)cap);
@@ -234,23 +259,38 @@ static pyo *make_seq(pk *p, dc_py_kind kind, pyo *const *items, int64_t n) {
 
 static const char *kind_name(const pyo *x) {
   switch (x->ik) {
-  case PK_GLOBAL: return "global";
-  case PK_DTYPE: return "numpy.dtype";
-  case PK_PENDING_ARRAY: return "ndarray under construction";
-  case PK_PUBLIC: break;
+  case PK_GLOBAL:
+    return "global";
+  case PK_DTYPE:
+    return "numpy.dtype";
+  case PK_PENDING_ARRAY:
+    return "ndarray under construction";
+  case PK_PUBLIC:
+    break;
   }
   switch (x->pub.kind) {
-  case DC_PY_NONE: return "None";
-  case DC_PY_BOOL: return "bool";
-  case DC_PY_INT: return "int";
-  case DC_PY_FLOAT: return "float";
-  case DC_PY_STR: return "str";
-  case DC_PY_BYTES: return "bytes";
-  case DC_PY_TUPLE: return "tuple";
-  case DC_PY_LIST: return "list";
-  case DC_PY_DICT: return "dict";
-  case DC_PY_ARRAY: return "ndarray";
-  case DC_PY_OTHER: return "object";
+  case DC_PY_NONE:
+    return "None";
+  case DC_PY_BOOL:
+    return "bool";
+  case DC_PY_INT:
+    return "int";
+  case DC_PY_FLOAT:
+    return "float";
+  case DC_PY_STR:
+    return "str";
+  case DC_PY_BYTES:
+    return "bytes";
+  case DC_PY_TUPLE:
+    return "tuple";
+  case DC_PY_LIST:
+    return "list";
+  case DC_PY_DICT:
+    return "dict";
+  case DC_PY_ARRAY:
+    return "ndarray";
+  case DC_PY_OTHER:
+    return "object";
   }
   return "object";
 }
@@ -315,7 +355,8 @@ static pyo *item(const pyo *t, int64_t i) { return (pyo *)t->pub.items[i]; }
 
 static bool get_shape(pk *p, const pyo *t, dc_shape *s) {
   if (!tuple_of(t, -1) || t->pub.n > DC_MAX_DIMS) {
-    pk_fail(p, DC_ERR_FORMAT, "array shape must be a tuple of at most 8 ints, got a %s", kind_name(t));
+    pk_fail(p, DC_ERR_FORMAT, "array shape must be a tuple of at most 8 ints, got a %s",
+            kind_name(t));
     return false;
   }
   s->ndim = (int)t->pub.n;
@@ -349,7 +390,8 @@ static pyo *make_array(pk *p, const pyo *dt, dc_shape shape, bool fortran, const
   dc__npy_type t;
   if (!dtype_type(p, dt, &t)) return NULL;
   if ((raw->pub.kind != DC_PY_BYTES && raw->pub.kind != DC_PY_STR) || raw->ik) {
-    pk_fail(p, DC_ERR_UNSUPPORTED, "array data is a %s, not bytes (object arrays are refused)", kind_name(raw));
+    pk_fail(p, DC_ERR_UNSUPPORTED, "array data is a %s, not bytes (object arrays are refused)",
+            kind_name(raw));
     return NULL;
   }
   int64_t numel = 1, bytes;
@@ -375,14 +417,16 @@ static pyo *make_array(pk *p, const pyo *dt, dc_shape shape, bool fortran, const
   return x;
 }
 
-/* UTF-8 text whose code points are all < 256 -> bytes (protocol 2's _codecs.encode(s, 'latin1')). */
+/* UTF-8 text whose code points are all < 256 -> bytes (protocol 2's _codecs.encode(s, 'latin1')).
+ */
 static pyo *latin1_bytes(pk *p, const pyo *s) {
   uint8_t *out = dc__malloc(s->pub.len + 1);
   if (!out) return NULL;
   size_t k = 0;
   const uint8_t *u = (const uint8_t *)s->pub.str;
   for (size_t i = 0; i < s->pub.len; k++) {
-    if (u[i] < 0x80) out[k] = u[i++];
+    if (u[i] < 0x80)
+      out[k] = u[i++];
     else if ((u[i] & 0xE0) == 0xC0 && i + 1 < s->pub.len && u[i] <= 0xC3) {
       out[k] = (uint8_t)((u[i] & 0x1F) << 6 | (u[i + 1] & 0x3F));
       i += 2;
@@ -399,8 +443,10 @@ static pyo *latin1_bytes(pk *p, const pyo *s) {
 
 static pyo *reduce(pk *p, pyo *fn, pyo *args) {
   if (fn->ik != PK_GLOBAL) {
-    pk_fail(p, DC_ERR_FORMAT, "REDUCE calls a %s; only the allowed NumPy globals can be "
-                              "called", kind_name(fn));
+    pk_fail(p, DC_ERR_FORMAT,
+            "REDUCE calls a %s; only the allowed NumPy globals can be "
+            "called",
+            kind_name(fn));
     return NULL;
   }
   if (!tuple_of(args, -1)) {
@@ -420,7 +466,7 @@ static pyo *reduce(pk *p, pyo *fn, pyo *args) {
   }
   case G_DTYPE: {
     const pyo *d = na >= 1 ? item(args, 0) : NULL;
-    if (!d || d->pub.kind != DC_PY_STR || d->ik || d->pub.len >= sizeof ((pyo *)0)->descr) {
+    if (!d || d->pub.kind != DC_PY_STR || d->ik || d->pub.len >= sizeof((pyo *)0)->descr) {
       pk_fail(p, DC_ERR_FORMAT, "numpy.dtype needs a short type string");
       return NULL;
     }
@@ -472,7 +518,8 @@ static pyo *reduce(pk *p, pyo *fn, pyo *args) {
     }
     return make_str(p, DC_PY_BYTES, (const uint8_t *)"", 0);
   case G_NDARRAY:
-  case G_COUNT: break;
+  case G_COUNT:
+    break;
   }
   pk_fail(p, DC_ERR_FORMAT, "calling numpy.ndarray directly is not allowed");
   return NULL;
@@ -494,8 +541,10 @@ static pyo *build(pk *p, pyo *obj, pyo *state) {
     return obj;
   }
   if (obj->ik != PK_PENDING_ARRAY) {
-    pk_fail(p, DC_ERR_FORMAT, "BUILD on a %s: only NumPy arrays and dtypes may be built (setting "
-                              "attributes of other objects is refused)", kind_name(obj));
+    pk_fail(p, DC_ERR_FORMAT,
+            "BUILD on a %s: only NumPy arrays and dtypes may be built (setting "
+            "attributes of other objects is refused)",
+            kind_name(obj));
     return NULL;
   }
   /* (version, shape, dtype, is_fortran, data) or the older form without version */
@@ -506,9 +555,10 @@ static pyo *build(pk *p, pyo *obj, pyo *state) {
   int64_t o = state->pub.n == 5 ? 1 : 0;
   dc_shape s;
   if (!get_shape(p, item(state, o), &s)) return NULL;
-  pyo *ret = make_array(p, item(state, o + 1), s, item(state, o + 2)->pub.kind == DC_PY_BOOL &&
-                                                     item(state, o + 2)->pub.i != 0,
-                        item(state, o + 3));
+  pyo *ret =
+      make_array(p, item(state, o + 1), s,
+                 item(state, o + 2)->pub.kind == DC_PY_BOOL && item(state, o + 2)->pub.i != 0,
+                 item(state, o + 3));
   if (!ret) return NULL;
   /* the memo may hold obj: turn obj itself into the array */
   obj->pub = ret->pub;
@@ -557,8 +607,10 @@ static pyo *global(pk *p, const char *module, const char *name) {
     }
   char full[300];
   snprintf(full, sizeof full, "%.140s.%.140s", module, name);
-  return pk_fail(p, DC_ERR_FORMAT, "refusing global '%s': only NumPy arrays and plain containers "
-                                   "are loaded (a pickle naming other globals can run code)", full);
+  return pk_fail(p, DC_ERR_FORMAT,
+                 "refusing global '%s': only NumPy arrays and plain containers "
+                 "are loaded (a pickle naming other globals can run code)",
+                 full);
 }
 
 /* ---- the interpreter ---- */
@@ -596,7 +648,8 @@ static int run(pk *p) {
     case '(': /* MARK */
       if (p->nmarks == p->capmarks) {
         int64_t cap = p->capmarks ? p->capmarks * 2 : 16;
-        int64_t *m = dc__realloc(p->marks, sizeof *m * (size_t)p->capmarks, sizeof *m * (size_t)cap);
+        int64_t *m =
+            dc__realloc(p->marks, sizeof *m * (size_t)p->capmarks, sizeof *m * (size_t)cap);
         if (!m) return DC_ERR_NOMEM;
         p->marks = m;
         p->capmarks = cap;
@@ -613,7 +666,9 @@ static int run(pk *p) {
     case '2': /* DUP */
       if (!(x = top(p))) return dc_last_status();
       break;
-    case 'N': x = pk_new(p, DC_PY_NONE); break;
+    case 'N':
+      x = pk_new(p, DC_PY_NONE);
+      break;
     case 0x88:
     case 0x89:
       if ((x = pk_new(p, DC_PY_BOOL))) x->pub.i = op == 0x88;
@@ -654,7 +709,9 @@ static int run(pk *p) {
     case 0x96: /* BINBYTES, SHORT_BINBYTES, BINBYTES8, BYTEARRAY8 */
     case 'T':
     case 'U': { /* BINSTRING, SHORT_BINSTRING (Python 2 str: bytes) */
-      int w = (op == 0x8c || op == 'C' || op == 'U') ? 1 : (op == 'X' || op == 'B' || op == 'T') ? 4 : 8;
+      int w = (op == 0x8c || op == 'C' || op == 'U')  ? 1
+              : (op == 'X' || op == 'B' || op == 'T') ? 4
+                                                      : 8;
       if (!pk_uint(p, w, &v)) return dc_last_status();
       const uint8_t *s;
       if (!pk_bytes(p, v > SIZE_MAX ? SIZE_MAX : (size_t)v, &s)) return dc_last_status();
@@ -662,15 +719,24 @@ static int run(pk *p) {
       x = make_str(p, text ? DC_PY_STR : DC_PY_BYTES, s, (size_t)v);
       break;
     }
-    case ')': x = pk_new(p, DC_PY_TUPLE); break;
-    case ']': x = pk_new(p, DC_PY_LIST); break;
-    case '}': x = pk_new(p, DC_PY_DICT); break;
+    case ')':
+      x = pk_new(p, DC_PY_TUPLE);
+      break;
+    case ']':
+      x = pk_new(p, DC_PY_LIST);
+      break;
+    case '}':
+      x = pk_new(p, DC_PY_DICT);
+      break;
     case 0x85:
     case 0x86:
     case 0x87: { /* TUPLE1..3 */
       int k = op - 0x84;
       if (p->sp - stack_floor(p) < k) {
-        pk_fail(p, DC_ERR_FORMAT, "TUPLE%s with too few items on the stack", k == 1 ? "1" : k == 2 ? "2" : "3");
+        pk_fail(p, DC_ERR_FORMAT, "TUPLE%s with too few items on the stack",
+                k == 1   ? "1"
+                : k == 2 ? "2"
+                         : "3");
         return dc_last_status();
       }
       p->sp -= k;
@@ -698,7 +764,8 @@ static int run(pk *p) {
         pk_fail(p, DC_ERR_FORMAT, "APPENDS without a list below the mark");
         return dc_last_status();
       }
-      if (!list_append(p, p->stack[from - 1], p->stack + from, p->sp - from)) return dc_last_status();
+      if (!list_append(p, p->stack[from - 1], p->stack + from, p->sp - from))
+        return dc_last_status();
       p->sp = from;
       continue;
     case 's':
@@ -776,8 +843,10 @@ static int run(pk *p) {
     default: {
       char b[64];
       snprintf(b, sizeof b, "0x%02x '%c' (%s)", op, op >= 32 && op < 127 ? op : '?', op_name(op));
-      pk_fail(p, DC_ERR_FORMAT, "opcode %s is not allowed: this reader only builds data (NumPy "
-                                "arrays, numbers, strings, containers)", b);
+      pk_fail(p, DC_ERR_FORMAT,
+              "opcode %s is not allowed: this reader only builds data (NumPy "
+              "arrays, numbers, strings, containers)",
+              b);
       return dc_last_status();
     }
     }
@@ -797,8 +866,10 @@ static int finish(pk *p, pyo *x, int depth) {
                     p->what);
   if (x->ik == PK_GLOBAL || x->ik == PK_DTYPE) {
     char d[64];
-    if (x->ik == PK_DTYPE) snprintf(d, sizeof d, "numpy.dtype('%c%s')", x->order, x->descr);
-    else snprintf(d, sizeof d, "global %d", (int)x->g);
+    if (x->ik == PK_DTYPE)
+      snprintf(d, sizeof d, "numpy.dtype('%c%s')", x->order, x->descr);
+    else
+      snprintf(d, sizeof d, "global %d", (int)x->g);
     x->ik = PK_PUBLIC;
     x->pub.kind = DC_PY_OTHER;
     x->pub.str = dc__strdup(d);
@@ -874,8 +945,10 @@ static dc_tensor *as_array(const dc_pyobj *o) {
   dc_tensor *t = dc_empty(DC_SHAPE(o->n), ints ? DC_I64 : DC_F32);
   for (int64_t i = 0; t && i < o->n; i++) {
     const dc_pyobj *v = o->items[i];
-    if (ints) ((int64_t *)dc_data(t))[i] = v->i;
-    else ((float *)dc_data(t))[i] = (float)(v->kind == DC_PY_FLOAT ? v->f : (double)v->i);
+    if (ints)
+      ((int64_t *)dc_data(t))[i] = v->i;
+    else
+      ((float *)dc_data(t))[i] = (float)(v->kind == DC_PY_FLOAT ? v->f : (double)v->i);
   }
   return t;
 }
@@ -889,8 +962,10 @@ dc_dataset *dc_pickle_dataset(const char *path) {
   dc_pickle *pkl = dc_pickle_load(path);
   if (!pkl) return NULL;
   const dc_pyobj *r = dc_pickle_root(pkl), *xo = NULL, *yo = NULL;
-  if (r->kind == DC_PY_ARRAY) xo = r;
-  else if (is_pair(r)) xo = r->items[0], yo = r->items[1];
+  if (r->kind == DC_PY_ARRAY)
+    xo = r;
+  else if (is_pair(r))
+    xo = r->items[0], yo = r->items[1];
   else if ((r->kind == DC_PY_TUPLE || r->kind == DC_PY_LIST) && r->n >= 1 && is_pair(r->items[0]))
     xo = r->items[0]->items[0], yo = r->items[0]->items[1];
   else if (r->kind == DC_PY_DICT) {
@@ -902,7 +977,8 @@ dc_dataset *dc_pickle_dataset(const char *path) {
       char *names[64];
       int nn = 0;
       for (int64_t i = 0; i < r->n && nn < 64; i++)
-        if (r->items[2 * i]->kind == DC_PY_STR) names[nn++] = (char *)(uintptr_t)r->items[2 * i]->str;
+        if (r->items[2 * i]->kind == DC_PY_STR)
+          names[nn++] = (char *)(uintptr_t)r->items[2 * i]->str;
       int xi, yi;
       if (dc__pick_xy(nn, names, NULL, NULL, &xi, &yi) == DC_OK) {
         xo = dc_pyobj_get(r, names[xi]);
@@ -913,9 +989,11 @@ dc_dataset *dc_pickle_dataset(const char *path) {
   dc_tensor *x = xo ? as_array(xo) : NULL, *y = yo ? as_array(yo) : NULL;
   dc_dataset *ds = NULL;
   if (!x || (yo && !y))
-    dc__err(DC_ERR_FORMAT, "%s: expected NumPy arrays as (features, targets), [features, "
-                           "targets] or a dict with keys like x/y, data/labels, "
-                           "features/targets", path);
+    dc__err(DC_ERR_FORMAT,
+            "%s: expected NumPy arrays as (features, targets), [features, "
+            "targets] or a dict with keys like x/y, data/labels, "
+            "features/targets",
+            path);
   else
     ds = dc__xy_dataset(x, y, "Pickle", path);
   dc_free(x);

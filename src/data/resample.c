@@ -9,6 +9,8 @@
 #include <string.h>
 
 #define PIL_PRECISION_BITS (32 - 8 - 2)
+/* Hot loops get AVX-512 / AVX2 versions picked at run time. */
+#define DC__DATA_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 
 static double triangle(double x) {
   if (x < 0.0) x = -x;
@@ -70,14 +72,71 @@ static void *carve(uint8_t **at, size_t bytes) {
   return p;
 }
 
-int dc__resize_pil_u8(const uint8_t *in, int64_t h, int64_t w, int64_t c, uint8_t *out,
-                      int64_t oh, int64_t ow, dc__arr *tmp) {
+/* Horizontal pass of PIL's resample over rows [y0, y1) of in [H, W, C] into mid [y1-y0, nx, C],
+ * output columns [x0, x0+nx) of the resized width. */
+DC__DATA_CLONES static void pil_horizontal(const uint8_t *in, int64_t w, int64_t c, int64_t y0,
+                                           int64_t y1, uint8_t *mid, int64_t x0, int64_t nx,
+                                           const int64_t *bh, const int32_t *ik, int ks) {
+  const int32_t half = 1 << (PIL_PRECISION_BITS - 1);
+  for (int64_t y = y0; y < y1; y++) {
+    const uint8_t *row = in + y * w * c;
+    uint8_t *o = mid + (y - y0) * nx * c;
+    for (int64_t xx = 0; xx < nx; xx++) {
+      int64_t xmin = bh[2 * (x0 + xx)], xn = bh[2 * (x0 + xx) + 1];
+      const int32_t *k = ik + (x0 + xx) * ks;
+      const uint8_t *p = row + xmin * c;
+      if (c == 3) {
+        int32_t s0 = half, s1 = half, s2 = half;
+        for (int64_t x = 0; x < xn; x++) {
+          s0 += p[3 * x] * k[x];
+          s1 += p[3 * x + 1] * k[x];
+          s2 += p[3 * x + 2] * k[x];
+        }
+        o[3 * xx] = pil_clip8(s0);
+        o[3 * xx + 1] = pil_clip8(s1);
+        o[3 * xx + 2] = pil_clip8(s2);
+      } else {
+        for (int64_t ch = 0; ch < c; ch++) {
+          int32_t ss = half;
+          for (int64_t x = 0; x < xn; x++) ss += p[x * c + ch] * k[x];
+          o[xx * c + ch] = pil_clip8(ss);
+        }
+      }
+    }
+  }
+}
+
+/* Vertical pass: output rows [r0, r0+nr) from src rows (src row 0 = input row sy0), each row n
+ * values, accumulating row by row into acc [n] so the inner loop runs along memory. */
+DC__DATA_CLONES static void pil_vertical(const uint8_t *src, int64_t sy0, int64_t n, uint8_t *out,
+                                         int64_t r0, int64_t nr, const int64_t *bv,
+                                         const int32_t *ik, int ks, int32_t *acc) {
+  for (int64_t yy = 0; yy < nr; yy++) {
+    int64_t ymin = bv[2 * (r0 + yy)] - sy0, yn = bv[2 * (r0 + yy) + 1];
+    const int32_t *k = ik + (r0 + yy) * ks;
+    for (int64_t i = 0; i < n; i++) acc[i] = 1 << (PIL_PRECISION_BITS - 1);
+    for (int64_t j = 0; j < yn; j++) {
+      const uint8_t *row = src + (ymin + j) * n;
+      int32_t kj = k[j];
+      for (int64_t i = 0; i < n; i++) acc[i] += row[i] * kj;
+    }
+    uint8_t *o = out + yy * n;
+    for (int64_t i = 0; i < n; i++) o[i] = pil_clip8(acc[i]);
+  }
+}
+
+int dc__resize_pil_u8(const uint8_t *in, int64_t h, int64_t w, int64_t c, uint8_t *out, int64_t oh,
+                      int64_t ow, const int64_t *win, dc__arr *tmp) {
   if (h <= 0 || w <= 0 || oh <= 0 || ow <= 0)
     return dc__errs(DC_ERR_ARG, "resize: cannot resize %lldx%lld to %lldx%lld", (long long)h,
                     (long long)w, (long long)oh, (long long)ow);
+  /* the output window [wy, wy+wh) x [wx, wx+ww) of the oh x ow result */
+  int64_t wy = win ? win[0] : 0, wx = win ? win[1] : 0, wh = win ? win[2] : oh,
+          ww = win ? win[3] : ow;
   int kh = pil_ksize(w, ow), kv = pil_ksize(h, oh);
-  size_t need = (size_t)(ow * kh) * (sizeof(double) + 4) + (size_t)(oh * kv) * (sizeof(double) + 4) +
-                (size_t)(ow + oh) * 2 * sizeof(int64_t) + (size_t)(h * ow * c) + 8 * 64;
+  size_t need = (size_t)(ow * kh) * (sizeof(double) + 4) +
+                (size_t)(oh * kv) * (sizeof(double) + 4) + (size_t)(ow + oh) * 2 * sizeof(int64_t) +
+                (size_t)(h * ww * c) + (size_t)(ww * c) * sizeof(int32_t) + 8 * 64;
   if (!dc__arr_reserve(tmp, need)) return DC_ERR_NOMEM;
   uint8_t *at = tmp->data;
   double *kkh = carve(&at, sizeof(double) * (size_t)(ow * kh));
@@ -86,52 +145,27 @@ int dc__resize_pil_u8(const uint8_t *in, int64_t h, int64_t w, int64_t c, uint8_
   int32_t *ikv = carve(&at, 4 * (size_t)(oh * kv));
   int64_t *bh = carve(&at, sizeof(int64_t) * 2 * (size_t)ow);
   int64_t *bv = carve(&at, sizeof(int64_t) * 2 * (size_t)oh);
-  uint8_t *mid = carve(&at, (size_t)(h * ow * c));
+  uint8_t *mid = carve(&at, (size_t)(h * ww * c));
+  int32_t *acc = carve(&at, sizeof(int32_t) * (size_t)(ww * c));
   pil_coeffs(w, ow, bh, kkh);
   pil_coeffs(h, oh, bv, kkv);
   pil_fixed(kkh, ikh, ow * kh);
   pil_fixed(kkv, ikv, oh * kv);
   bool need_h = ow != w, need_v = oh != h;
-  /* rows the vertical pass reads */
-  int64_t y0 = bv[0], y1 = bv[2 * (oh - 1)] + bv[2 * (oh - 1) + 1];
-  const uint8_t *src = in;
-  int64_t src_y0 = 0; /* row of `in` that src's row 0 is */
+  /* input rows the vertical pass reads (all output rows of the window when it is skipped) */
+  int64_t y0 = need_v ? bv[2 * wy] : wy;
+  int64_t y1 = need_v ? bv[2 * (wy + wh - 1)] + bv[2 * (wy + wh - 1) + 1] : wy + wh;
   if (need_h) {
-    if (!need_v) {
-      y0 = 0;
-      y1 = h;
-    }
-    for (int64_t y = y0; y < y1; y++) {
-      const uint8_t *row = in + (size_t)(y * w * c);
-      uint8_t *o = mid + (size_t)((y - y0) * ow * c);
-      for (int64_t xx = 0; xx < ow; xx++) {
-        int64_t xmin = bh[2 * xx], xn = bh[2 * xx + 1];
-        const int32_t *k = ikh + xx * kh;
-        for (int64_t ch = 0; ch < c; ch++) {
-          int32_t ss = 1 << (PIL_PRECISION_BITS - 1);
-          for (int64_t x = 0; x < xn; x++) ss += row[(xmin + x) * c + ch] * k[x];
-          o[xx * c + ch] = pil_clip8(ss);
-        }
-      }
-    }
-    src = mid;
-    src_y0 = y0;
+    pil_horizontal(in, w, c, y0, y1, mid, wx, ww, bh, ikh, kh);
+  } else { /* columns [wx, wx+ww) of the needed rows */
+    for (int64_t y = y0; y < y1; y++)
+      memcpy(mid + (y - y0) * ww * c, in + (y * w + wx) * c, (size_t)(ww * c));
   }
-  int64_t sw = need_h ? ow : w;
   if (!need_v) {
-    memcpy(out, src, (size_t)(oh * ow * c));
+    memcpy(out, mid, (size_t)(wh * ww * c));
     return DC_OK;
   }
-  for (int64_t yy = 0; yy < oh; yy++) {
-    int64_t ymin = bv[2 * yy] - src_y0, yn = bv[2 * yy + 1];
-    const int32_t *k = ikv + yy * kv;
-    uint8_t *o = out + (size_t)(yy * ow * c);
-    for (int64_t xc = 0; xc < sw * c; xc++) {
-      int32_t ss = 1 << (PIL_PRECISION_BITS - 1);
-      for (int64_t y = 0; y < yn; y++) ss += src[(ymin + y) * sw * c + xc] * k[y];
-      o[xc] = pil_clip8(ss);
-    }
-  }
+  pil_vertical(mid, y0, ww * c, out, wy, wh, bv, ikv, kv, acc);
   return DC_OK;
 }
 
@@ -190,10 +224,14 @@ int dc__resize_f32(const float *in, int64_t p, int64_t h, int64_t w, float *out,
     size_t need = (size_t)(ow + oh) * (2 * sizeof(int64_t) + 2 * sizeof(float)) + 8 * 64;
     if (!dc__arr_reserve(tmp, need)) return DC_ERR_NOMEM;
     uint8_t *at = tmp->data;
-    int64_t *xi = carve(&at, sizeof(int64_t) * (size_t)ow), *xo = carve(&at, sizeof(int64_t) * (size_t)ow);
-    int64_t *yi = carve(&at, sizeof(int64_t) * (size_t)oh), *yo = carve(&at, sizeof(int64_t) * (size_t)oh);
-    float *xl0 = carve(&at, sizeof(float) * (size_t)ow), *xl1 = carve(&at, sizeof(float) * (size_t)ow);
-    float *yl0 = carve(&at, sizeof(float) * (size_t)oh), *yl1 = carve(&at, sizeof(float) * (size_t)oh);
+    int64_t *xi = carve(&at, sizeof(int64_t) * (size_t)ow),
+            *xo = carve(&at, sizeof(int64_t) * (size_t)ow);
+    int64_t *yi = carve(&at, sizeof(int64_t) * (size_t)oh),
+            *yo = carve(&at, sizeof(int64_t) * (size_t)oh);
+    float *xl0 = carve(&at, sizeof(float) * (size_t)ow),
+          *xl1 = carve(&at, sizeof(float) * (size_t)ow);
+    float *yl0 = carve(&at, sizeof(float) * (size_t)oh),
+          *yl1 = carve(&at, sizeof(float) * (size_t)oh);
     lin_coeffs(w, ow, xi, xo, xl0, xl1);
     lin_coeffs(h, oh, yi, yo, yl0, yl1);
     for (int64_t c = 0; c < p; c++) {

@@ -24,18 +24,18 @@ typedef enum tf_kind {
 
 struct dc_transform {
   tf_kind kind;
-  int n;                  /* compose: items */
+  int n; /* compose: items */
   dc_transform **items;
-  int channels;           /* normalize: mean/std length; grayscale: output channels */
+  int channels; /* normalize: mean/std length; grayscale: output channels */
   float mean[16], std[16];
-  int64_t h, w;           /* resize, crops: output size (resize w == 0: shorter side) */
+  int64_t h, w; /* resize, crops: output size (resize w == 0: shorter side) */
   dc_antialias aa;
   dc_random_crop_opts crop;
   double scale[2], ratio[2]; /* random resized crop */
   double p;                  /* flip probability */
   bool jit_on[3];            /* brightness, contrast, saturation */
   double jit[3][2];
-  double deg[2], fill;       /* rotation */
+  double deg[2], fill; /* rotation */
 };
 
 static dc_transform *tf_new(tf_kind k) {
@@ -57,12 +57,16 @@ dc_transform *dc_tf_to_tensor(void) { return tf_new(TF_TO_TENSOR); }
 
 dc_transform *dc_tf_normalize(const double *mean, const double *std, int channels) {
   if (!mean || !std || channels < 1 || channels > 16)
-    return dc__err(DC_ERR_ARG, "tf_normalize: need mean and std arrays of 1 to 16 channels, got "
-                               "%d", channels);
+    return dc__err(DC_ERR_ARG,
+                   "tf_normalize: need mean and std arrays of 1 to 16 channels, got "
+                   "%d",
+                   channels);
   for (int c = 0; c < channels; c++)
     if (!(std[c] != 0) || !isfinite(mean[c]) || !isfinite(std[c]))
-      return dc__err(DC_ERR_ARG, "tf_normalize: std[%d] = %g, mean[%d] = %g; std must be finite "
-                                 "and non-zero", c, std[c], c, mean[c]);
+      return dc__err(DC_ERR_ARG,
+                     "tf_normalize: std[%d] = %g, mean[%d] = %g; std must be finite "
+                     "and non-zero",
+                     c, std[c], c, mean[c]);
   dc_transform *t = tf_new(TF_NORMALIZE);
   if (!t) return NULL;
   t->channels = channels;
@@ -129,10 +133,12 @@ dc_transform *dc_tf_random_resized_crop_opt(int64_t h, int64_t w, dc_random_resi
     o.ratio[0] = 3.0 / 4.0;
     o.ratio[1] = 4.0 / 3.0;
   }
-  if (!(o.scale[0] > 0 && o.scale[0] <= o.scale[1]) || !(o.ratio[0] > 0 && o.ratio[0] <= o.ratio[1]))
-    return dc__err(DC_ERR_ARG, "tf_random_resized_crop: need 0 < scale lo <= hi and 0 < ratio lo "
-                               "<= hi, got scale (%g, %g) ratio (%g, %g)", o.scale[0], o.scale[1],
-                   o.ratio[0], o.ratio[1]);
+  if (!(o.scale[0] > 0 && o.scale[0] <= o.scale[1]) ||
+      !(o.ratio[0] > 0 && o.ratio[0] <= o.ratio[1]))
+    return dc__err(DC_ERR_ARG,
+                   "tf_random_resized_crop: need 0 < scale lo <= hi and 0 < ratio lo "
+                   "<= hi, got scale (%g, %g) ratio (%g, %g)",
+                   o.scale[0], o.scale[1], o.ratio[0], o.ratio[1]);
   dc_transform *t = tf_new(TF_RANDOM_RESIZED_CROP);
   if (!t) return NULL;
   t->h = h;
@@ -144,7 +150,8 @@ dc_transform *dc_tf_random_resized_crop_opt(int64_t h, int64_t w, dc_random_resi
 }
 
 dc_transform *dc_tf_random_hflip(double p) {
-  if (!(p >= 0 && p <= 1)) return dc__err(DC_ERR_ARG, "tf_random_hflip: p = %g is not in [0, 1]", p);
+  if (!(p >= 0 && p <= 1))
+    return dc__err(DC_ERR_ARG, "tf_random_hflip: p = %g is not in [0, 1]", p);
   dc_transform *t = tf_new(TF_HFLIP);
   if (t) t->p = p;
   return t;
@@ -315,7 +322,8 @@ static int crop(dc__sample *s, int64_t top, int64_t left, int64_t oh, int64_t ow
         continue;
       }
       if (x0 > 0) memset(o, 0, (size_t)(x0 * g.b));
-      memcpy(o + x0 * g.b, in + ((p * g.h + sy) * g.w + left + x0) * g.b, (size_t)((x1 - x0) * g.b));
+      memcpy(o + x0 * g.b, in + ((p * g.h + sy) * g.w + left + x0) * g.b,
+             (size_t)((x1 - x0) * g.b));
       if (x1 < ow) memset(o + x1 * g.b, 0, (size_t)((ow - x1) * g.b));
     }
   swap_buffers(&s->x, &s->tmp);
@@ -327,8 +335,10 @@ static int crop(dc__sample *s, int64_t top, int64_t left, int64_t oh, int64_t ow
 static int64_t pad_index(int64_t i, int64_t n, dc_pad_mode m) {
   if (i >= 0 && i < n) return i;
   switch (m) {
-  case DC_PAD_CONSTANT: return -1;
-  case DC_PAD_EDGE: return i < 0 ? 0 : n - 1;
+  case DC_PAD_CONSTANT:
+    return -1;
+  case DC_PAD_EDGE:
+    return i < 0 ? 0 : n - 1;
   case DC_PAD_REFLECT:
     if (n == 1) return 0;
     while (i < 0 || i >= n) i = i < 0 ? -i : 2 * (n - 1) - i;
@@ -348,9 +358,11 @@ static int pad(dc__sample *s, int64_t l, int64_t t, int64_t r, int64_t b, double
   if (!geom_of(s, &g, "pad")) return dc_last_status();
   int64_t oh = g.h + t + b, ow = g.w + l + r;
   if (mode == DC_PAD_REFLECT && (l >= g.w || r >= g.w || t >= g.h || b >= g.h))
-    return dc__errs(DC_ERR_ARG, "pad: reflect padding (%lld, %lld, %lld, %lld) must be smaller "
-                                "than the %lldx%lld image", (long long)l, (long long)t,
-                    (long long)r, (long long)b, (long long)g.h, (long long)g.w);
+    return dc__errs(DC_ERR_ARG,
+                    "pad: reflect padding (%lld, %lld, %lld, %lld) must be smaller "
+                    "than the %lldx%lld image",
+                    (long long)l, (long long)t, (long long)r, (long long)b, (long long)g.h,
+                    (long long)g.w);
   if (!dc__arr_reserve(&s->tmp, (size_t)(g.p * oh * ow * g.b))) return DC_ERR_NOMEM;
   uint8_t px[16];
   fill_pixel(s, &g, fill, px);
@@ -364,8 +376,10 @@ static int pad(dc__sample *s, int64_t l, int64_t t, int64_t r, int64_t b, double
         int64_t sx = pad_index(x - l, g.w, mode);
         uint8_t *dst = o + x * g.b;
         if (sy < 0 || sx < 0) {
-          if (g.b <= 16) memcpy(dst, px, (size_t)g.b);
-          else memset(dst, 0, (size_t)g.b);
+          if (g.b <= 16)
+            memcpy(dst, px, (size_t)g.b);
+          else
+            memset(dst, 0, (size_t)g.b);
         } else {
           memcpy(dst, in + ((p * g.h + sy) * g.w + sx) * g.b, (size_t)g.b);
         }
@@ -406,40 +420,54 @@ static void shorter_side(int64_t h, int64_t w, int64_t size, int64_t *oh, int64_
   }
 }
 
-static int resize_to(dc__sample *s, int64_t oh, int64_t ow, dc_antialias aa) {
+/* torchvision's tensor path for uint8 without antialias: float, interpolate, round (into tmp). */
+static int resize_u8_bilinear(dc__sample *s, const geom *g, int64_t oh, int64_t ow) {
+  int64_t c = g->b;
+  if (!dc__arr_reserve(&s->tmp, (size_t)(oh * ow * c))) return DC_ERR_NOMEM;
+  size_t fin = (size_t)(c * g->h * g->w), fout = (size_t)(c * oh * ow);
+  float *buf = dc__malloc(sizeof(float) * (fin + fout));
+  if (!buf) return DC_ERR_NOMEM;
+  const uint8_t *in = s->x.data;
+  for (int64_t ch = 0; ch < c; ch++)
+    for (int64_t i = 0; i < g->h * g->w; i++) buf[ch * g->h * g->w + i] = in[i * c + ch];
+  int rc = dc__resize_f32(buf, c, g->h, g->w, buf + fin, oh, ow, false, &s->aux);
+  uint8_t *out = s->tmp.data;
+  for (int64_t ch = 0; rc == DC_OK && ch < c; ch++)
+    for (int64_t i = 0; i < oh * ow; i++) {
+      float v = rintf(buf[fin + (size_t)(ch * oh * ow + i)]);
+      out[i * c + ch] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+    }
+  dc__free(buf);
+  return rc;
+}
+
+/* Resizes to oh x ow; with win = {y, x, h, w} the result is that crop of the resized image
+ * (computed directly for uint8 images: only the pixels kept are resampled). */
+static int resize_to(dc__sample *s, int64_t oh, int64_t ow, dc_antialias aa, const int64_t *win) {
   geom g;
   if (!geom_of(s, &g, "resize")) return dc_last_status();
   if (oh < 1 || ow < 1 || oh > (1 << 20) || ow > (1 << 20))
     return dc__errs(DC_ERR_ARG, "resize: output size %lldx%lld is out of range", (long long)oh,
                     (long long)ow);
+  if (s->hwc && aa != DC_ANTIALIAS_OFF) {
+    int64_t c = g.b, rh = win ? win[2] : oh, rw = win ? win[3] : ow;
+    if (!dc__arr_reserve(&s->tmp, (size_t)(rh * rw * c))) return DC_ERR_NOMEM;
+    int rc = dc__resize_pil_u8(s->x.data, g.h, g.w, c, s->tmp.data, oh, ow, win, &s->aux);
+    if (rc) return rc;
+    swap_buffers(&s->x, &s->tmp);
+    set_hw(s, rh, rw);
+    return DC_OK;
+  }
   if (s->hwc) {
-    int64_t c = g.b;
-    if (!dc__arr_reserve(&s->tmp, (size_t)(oh * ow * c))) return DC_ERR_NOMEM;
-    if (aa != DC_ANTIALIAS_OFF) {
-      int rc = dc__resize_pil_u8(s->x.data, g.h, g.w, c, s->tmp.data, oh, ow, &s->aux);
-      if (rc) return rc;
-    } else { /* torchvision's tensor path on uint8: float, interpolate, round */
-      size_t fin = (size_t)(c * g.h * g.w), fout = (size_t)(c * oh * ow);
-      float *buf = dc__malloc(sizeof(float) * (fin + fout));
-      if (!buf) return DC_ERR_NOMEM;
-      const uint8_t *in = s->x.data;
-      for (int64_t ch = 0; ch < c; ch++)
-        for (int64_t i = 0; i < g.h * g.w; i++) buf[ch * g.h * g.w + i] = in[i * c + ch];
-      int rc = dc__resize_f32(buf, c, g.h, g.w, buf + fin, oh, ow, false, &s->aux);
-      uint8_t *out = s->tmp.data;
-      for (int64_t ch = 0; rc == DC_OK && ch < c; ch++)
-        for (int64_t i = 0; i < oh * ow; i++) {
-          float v = rintf(buf[fin + (size_t)(ch * oh * ow + i)]);
-          out[i * c + ch] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
-        }
-      dc__free(buf);
-      if (rc) return rc;
-    }
+    int rc = resize_u8_bilinear(s, &g, oh, ow);
+    if (rc) return rc;
   } else {
     if (s->x.dtype != DC_F32) {
       char b[128];
-      return dc__errs(DC_ERR_ARG, "resize: tensor images must be float32, got %s; use to_tensor "
-                                  "first", shape_text(s, b, sizeof b));
+      return dc__errs(DC_ERR_ARG,
+                      "resize: tensor images must be float32, got %s; use to_tensor "
+                      "first",
+                      shape_text(s, b, sizeof b));
     }
     if (!dc__arr_reserve(&s->tmp, sizeof(float) * (size_t)(g.p * oh * ow))) return DC_ERR_NOMEM;
     int rc = dc__resize_f32(s->x.data, g.p, g.h, g.w, s->tmp.data, oh, ow, aa == DC_ANTIALIAS_ON,
@@ -448,7 +476,7 @@ static int resize_to(dc__sample *s, int64_t oh, int64_t ow, dc_antialias aa) {
   }
   swap_buffers(&s->x, &s->tmp);
   set_hw(s, oh, ow);
-  return DC_OK;
+  return win ? crop(s, win[0], win[1], win[2], win[3]) : DC_OK;
 }
 
 /* ---- colour ---- */
@@ -485,8 +513,10 @@ static int to_tensor(dc__sample *s) {
 static int normalize(const dc_transform *t, dc__sample *s) {
   char b[128];
   if (s->hwc || s->x.dtype != DC_F32 || s->x.ndim < 3)
-    return dc__errs(DC_ERR_ARG, "normalize: expects a float32 tensor image [..., C, H, W], got %s; "
-                                "apply to_tensor first", shape_text(s, b, sizeof b));
+    return dc__errs(DC_ERR_ARG,
+                    "normalize: expects a float32 tensor image [..., C, H, W], got %s; "
+                    "apply to_tensor first",
+                    shape_text(s, b, sizeof b));
   int64_t c = channels_of(s), hw = s->x.shape[s->x.ndim - 1] * s->x.shape[s->x.ndim - 2];
   if (t->channels != c && t->channels != 1)
     return dc__errs(DC_ERR_ARG, "normalize: mean/std have %d channels but the image %s has %lld",
@@ -520,8 +550,10 @@ static int grayscale(const dc_transform *t, dc__sample *s) {
   if (s->hwc) {
     if (!dc__arr_reserve(&s->tmp, (size_t)(hw * t->channels))) return DC_ERR_NOMEM;
     uint8_t *o = s->tmp.data;
-    if (c == 3) dc__rgb_to_l_u8(s->x.data, o, hw);
-    else memcpy(o, s->x.data, (size_t)hw);
+    if (c == 3)
+      dc__rgb_to_l_u8(s->x.data, o, hw);
+    else
+      memcpy(o, s->x.data, (size_t)hw);
     if (t->channels == 3)
       for (int64_t i = hw - 1; i >= 0; i--) o[3 * i] = o[3 * i + 1] = o[3 * i + 2] = o[i];
     s->tmp.dtype = DC_U8;
@@ -540,8 +572,10 @@ static int grayscale(const dc_transform *t, dc__sample *s) {
     float *o = s->tmp.data;
     for (int64_t k = 0; k < batch; k++) {
       float *ok = o + k * t->channels * hw;
-      if (c == 3) gray_f32(in + k * 3 * hw, hw, ok);
-      else memcpy(ok, in + k * hw, sizeof(float) * (size_t)hw);
+      if (c == 3)
+        gray_f32(in + k * 3 * hw, hw, ok);
+      else
+        memcpy(ok, in + k * hw, sizeof(float) * (size_t)hw);
       for (int ch = 1; ch < t->channels; ch++) memcpy(ok + ch * hw, ok, sizeof(float) * (size_t)hw);
     }
     s->tmp.dtype = DC_F32;
@@ -556,7 +590,8 @@ static int grayscale(const dc_transform *t, dc__sample *s) {
 /* PIL's Image.blend(im1, im2, alpha) of uint8 data, in place into im2. */
 static void blend_u8(const uint8_t *im1, uint8_t *im2, int64_t n, float alpha) {
   if (alpha >= 0 && alpha <= 1.0) {
-    for (int64_t i = 0; i < n; i++) im2[i] = (uint8_t)((float)im1[i] + alpha * (float)(im2[i] - im1[i]));
+    for (int64_t i = 0; i < n; i++)
+      im2[i] = (uint8_t)((float)im1[i] + alpha * (float)(im2[i] - im1[i]));
   } else {
     for (int64_t i = 0; i < n; i++) {
       float v = (float)im1[i] + alpha * (float)(im2[i] - im1[i]);
@@ -593,8 +628,10 @@ static int adjust(dc__sample *s, int k, double f) {
       memset(deg, 0, (size_t)n);
     } else {
       uint8_t *l = deg; /* L image first, expanded to C channels in place */
-      if (c == 3) dc__rgb_to_l_u8(px, l, hw);
-      else memcpy(l, px, (size_t)hw);
+      if (c == 3)
+        dc__rgb_to_l_u8(px, l, hw);
+      else
+        memcpy(l, px, (size_t)hw);
       if (k == 1) { /* mean of L rounded, as ImageStat */
         uint64_t sum = 0;
         for (int64_t i = 0; i < hw; i++) sum += l[i];
@@ -622,8 +659,10 @@ static int adjust(dc__sample *s, int k, double f) {
   float *l = s->tmp.data;
   for (int64_t bi = 0; bi < batch; bi++) {
     float *im = img + bi * c * hw;
-    if (c == 3) gray_f32(im, hw, l);
-    else memcpy(l, im, sizeof(float) * (size_t)hw);
+    if (c == 3)
+      gray_f32(im, hw, l);
+    else
+      memcpy(l, im, sizeof(float) * (size_t)hw);
     if (k == 1) {
       double sum = 0;
       for (int64_t i = 0; i < hw; i++) sum += l[i];
@@ -690,8 +729,8 @@ static int rotate_pil(dc__sample *s, double angle, double fill) {
       int32_t xx = a2 + a1 * (int32_t)y, yy = a5 + a4 * (int32_t)y;
       for (int64_t x = 0; x < g.w; x++, xx += a0, yy += a3) {
         int32_t xi = xx >> 16, yi = yy >> 16;
-        const uint8_t *src = xi >= 0 && xi < g.w && yi >= 0 && yi < g.h
-                                 ? in + ((int64_t)yi * g.w + xi) * g.b : px;
+        const uint8_t *src =
+            xi >= 0 && xi < g.w && yi >= 0 && yi < g.h ? in + ((int64_t)yi * g.w + xi) * g.b : px;
         memcpy(o + x * g.b, src, (size_t)g.b);
       }
     } else {
@@ -699,8 +738,8 @@ static int rotate_pil(dc__sample *s, double angle, double fill) {
       double yo = m[5] + m[4] * 0.5 + m[3] * 0.5 + m[4] * (double)y;
       for (int64_t x = 0; x < g.w; x++, xo += m[0], yo += m[3]) {
         int64_t xi = xo < 0.0 ? -1 : (int64_t)xo, yi = yo < 0.0 ? -1 : (int64_t)yo;
-        const uint8_t *src = xi >= 0 && xi < g.w && yi >= 0 && yi < g.h
-                                 ? in + (yi * g.w + xi) * g.b : px;
+        const uint8_t *src =
+            xi >= 0 && xi < g.w && yi >= 0 && yi < g.h ? in + (yi * g.w + xi) * g.b : px;
         memcpy(o + x * g.b, src, (size_t)g.b);
       }
     }
@@ -731,7 +770,8 @@ static int rotate_tensor(dc__sample *s, double angle, double fill) {
     for (int64_t x = 0; x < g.w; x++) {
       float bx = -(float)g.w * 0.5f + 0.5f + (float)x;
       float gx = bx * r[0] + by * r[1] + r[2], gy = bx * r[3] + by * r[4] + r[5];
-      float ix = ((gx + 1.0f) * (float)g.w - 1.0f) / 2.0f, iy = ((gy + 1.0f) * (float)g.h - 1.0f) / 2.0f;
+      float ix = ((gx + 1.0f) * (float)g.w - 1.0f) / 2.0f,
+            iy = ((gy + 1.0f) * (float)g.h - 1.0f) / 2.0f;
       int64_t xi = (int64_t)nearbyintf(ix), yi = (int64_t)nearbyintf(iy);
       bool inside = xi >= 0 && xi < g.w && yi >= 0 && yi < g.h;
       for (int64_t p = 0; p < g.p; p++)
@@ -760,8 +800,9 @@ static int random_crop(const dc_transform *t, dc__sample *s, dc__rng *r) {
     geom_of(s, &g, "random_crop");
   }
   if (g.h < t->h || g.w < t->w)
-    return dc__errs(DC_ERR_ARG, "random_crop: crop %lldx%lld is larger than the (padded) image "
-                                "%lldx%lld; set pad_if_needed or a smaller size",
+    return dc__errs(DC_ERR_ARG,
+                    "random_crop: crop %lldx%lld is larger than the (padded) image "
+                    "%lldx%lld; set pad_if_needed or a smaller size",
                     (long long)t->h, (long long)t->w, (long long)g.h, (long long)g.w);
   if (g.h == t->h && g.w == t->w) return DC_OK;
   int64_t i = dc__rng_randint(r, 0, g.h - t->h + 1);
@@ -803,7 +844,7 @@ static int random_resized_crop(const dc_transform *t, dc__sample *s, dc__rng *r)
     cj = (g.w - cw) / 2;
   }
   int rc = crop(s, ci, cj, ch, cw);
-  return rc ? rc : resize_to(s, t->h, t->w, t->aa);
+  return rc ? rc : resize_to(s, t->h, t->w, t->aa, NULL);
 }
 
 static int color_jitter(const dc_transform *t, dc__sample *s, dc__rng *r) {
@@ -842,51 +883,91 @@ static int center_crop(const dc_transform *t, dc__sample *s) {
   return crop(s, top, left, t->h, t->w);
 }
 
+static void resize_size(const dc_transform *t, const geom *g, int64_t *oh, int64_t *ow) {
+  *oh = t->h;
+  *ow = t->w;
+  if (t->w == 0) shorter_side(g->h, g->w, t->h, oh, ow);
+}
+
+/* Resize then CenterCrop as one step when the crop fits in the resized image: only the kept
+ * window is resampled (same pixels as the two steps). Advances *i past the crop. */
+static int resize_center_crop(const dc_transform *rs, const dc_transform *cc, dc__sample *s,
+                              int *i) {
+  geom g;
+  if (!geom_of(s, &g, "resize")) return dc_last_status();
+  int64_t oh, ow;
+  resize_size(rs, &g, &oh, &ow);
+  if (cc->h > oh || cc->w > ow || (oh == g.h && ow == g.w)) {
+    int rc = oh == g.h && ow == g.w ? DC_OK : resize_to(s, oh, ow, rs->aa, NULL);
+    if (rc) return rc;
+    ++*i;
+    return center_crop(cc, s);
+  }
+  int64_t win[4] = {(int64_t)nearbyint((double)(oh - cc->h) / 2.0),
+                    (int64_t)nearbyint((double)(ow - cc->w) / 2.0), cc->h, cc->w};
+  ++*i;
+  return resize_to(s, oh, ow, rs->aa, win);
+}
+
 int dc__tf_apply(const dc_transform *t, dc__sample *s, dc__rng *r) {
   switch (t->kind) {
   case TF_COMPOSE:
     for (int i = 0; i < t->n; i++) {
-      int rc = dc__tf_apply(t->items[i], s, r);
+      int rc =
+          i + 1 < t->n && t->items[i]->kind == TF_RESIZE && t->items[i + 1]->kind == TF_CENTER_CROP
+              ? resize_center_crop(t->items[i], t->items[i + 1], s, &i)
+              : dc__tf_apply(t->items[i], s, r);
       if (rc) return rc;
     }
     return DC_OK;
-  case TF_TO_TENSOR: return to_tensor(s);
-  case TF_NORMALIZE: return normalize(t, s);
+  case TF_TO_TENSOR:
+    return to_tensor(s);
+  case TF_NORMALIZE:
+    return normalize(t, s);
   case TF_RESIZE: {
     geom g;
     if (!geom_of(s, &g, "resize")) return dc_last_status();
-    int64_t oh = t->h, ow = t->w;
-    if (ow == 0) shorter_side(g.h, g.w, t->h, &oh, &ow);
+    int64_t oh, ow;
+    resize_size(t, &g, &oh, &ow);
     if (oh == g.h && ow == g.w) return DC_OK;
-    return resize_to(s, oh, ow, t->aa);
+    return resize_to(s, oh, ow, t->aa, NULL);
   }
-  case TF_CENTER_CROP: return center_crop(t, s);
-  case TF_RANDOM_CROP: return random_crop(t, s, r);
-  case TF_RANDOM_RESIZED_CROP: return random_resized_crop(t, s, r);
-  case TF_HFLIP: return dc__rng_uniform(r) < t->p ? hflip(s) : DC_OK;
-  case TF_GRAYSCALE: return grayscale(t, s);
-  case TF_JITTER: return color_jitter(t, s, r);
+  case TF_CENTER_CROP:
+    return center_crop(t, s);
+  case TF_RANDOM_CROP:
+    return random_crop(t, s, r);
+  case TF_RANDOM_RESIZED_CROP:
+    return random_resized_crop(t, s, r);
+  case TF_HFLIP:
+    return dc__rng_uniform(r) < t->p ? hflip(s) : DC_OK;
+  case TF_GRAYSCALE:
+    return grayscale(t, s);
+  case TF_JITTER:
+    return color_jitter(t, s, r);
   case TF_ROTATION: {
     double angle = t->deg[0] + (t->deg[1] - t->deg[0]) * dc__rng_uniform(r);
     return s->hwc ? rotate_pil(s, angle, t->fill) : rotate_tensor(s, angle, t->fill);
   }
-  case TF_KIND_COUNT: break;
+  case TF_KIND_COUNT:
+    break;
   }
   return dc__errs(DC_ERR_STATE, "transform: unknown kind %d", (int)t->kind);
 }
 
 dc_tensor *dc_transform_apply(const dc_transform *tf, dc_tensor *img, uint64_t seed) {
   if (!tf || !img) return dc__err(DC_ERR_ARG, "transform_apply: transform or image is NULL");
-  if (img->device != DC_CPU) return dc__err(DC_ERR_ARG, "transform_apply: image must be on the CPU");
+  if (img->device != DC_CPU)
+    return dc__err(DC_ERR_ARG, "transform_apply: image must be on the CPU");
   dc__sample s = {0};
   char b[128];
   bool u8img = img->dtype == DC_U8 && (img->ndim == 2 || img->ndim == 3);
   if (!u8img && (!dc_dtype_is_float(img->dtype) || img->ndim < 2))
-    return dc__err(DC_ERR_ARG, "transform_apply: expects uint8 [H, W, C] / [H, W] or a float "
-                               "[..., C, H, W] image, got %s %s", dc_dtype_name(img->dtype),
-                   dc_shape_str(dc_shape_of(img), b, sizeof b));
-  dc_tensor *src = img->dtype == DC_U8 || img->dtype == DC_F32 ? dc_contiguous(img)
-                                                               : dc_to_dtype(img, DC_F32);
+    return dc__err(DC_ERR_ARG,
+                   "transform_apply: expects uint8 [H, W, C] / [H, W] or a float "
+                   "[..., C, H, W] image, got %s %s",
+                   dc_dtype_name(img->dtype), dc_shape_str(dc_shape_of(img), b, sizeof b));
+  dc_tensor *src =
+      img->dtype == DC_U8 || img->dtype == DC_F32 ? dc_contiguous(img) : dc_to_dtype(img, DC_F32);
   if (!src) return NULL;
   size_t bytes = (size_t)dc_numel(src) * dc_dtype_size(src->dtype);
   dc_tensor *out = NULL;

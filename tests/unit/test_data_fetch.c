@@ -143,7 +143,10 @@ static void tar_member(gzFile f, const char *name, char type, const char *data) 
   snprintf((char *)h + 124, 12, "%011o", (unsigned)n);
   snprintf((char *)h + 136, 12, "%011o", 0u);
   h[156] = (uint8_t)type;
-  memcpy(h + 257, "ustar\0" "00", 8);
+  memcpy(h + 257,
+         "ustar\0"
+         "00",
+         8);
   memset(h + 148, ' ', 8);
   unsigned sum = 0;
   for (int i = 0; i < 512; i++) sum += h[i];

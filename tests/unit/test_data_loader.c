@@ -209,10 +209,12 @@ Test(loader, errors_reach_the_caller_and_the_loader_goes_on) {
     cr_assert(got[0] == 1 && got[1] == 1 && got[2] == 1 && got[4] == 1, "workers %d", w);
     cr_assert_eq(got[3], -1);
     cr_assert(strstr(msg[3], "batch 3") && strstr(msg[3], "dataset index 37") &&
-                  strstr(msg[3], "record 37 is corrupt"), "%s", msg[3]);
+                  strstr(msg[3], "record 37 is corrupt"),
+              "%s", msg[3]);
     cr_assert_eq(got[5], -1);
     cr_assert(strstr(msg[5], "batch 5") && strstr(msg[5], "[3]") && strstr(msg[5], "[4]") &&
-                  strstr(msg[5], "Resize"), "%s", msg[5]);
+                  strstr(msg[5], "Resize"),
+              "%s", msg[5]);
     cr_assert_eq(dc_loader_next(l, &x, &y), 0);
     dc_loader_free(l);
     dc_dataset_free(ds);

@@ -51,14 +51,14 @@ static void put_gz(const char *name, const void *data, size_t n) {
   gzclose(f);
 }
 
-#define EXPECT_ERROR(call, ...)                                                                 \
-  do {                                                                                          \
-    dc_clear_error();                                                                           \
-    cr_assert_null((call), "expected failure");                                                 \
-    const char *subs_[] = {__VA_ARGS__};                                                        \
-    for (size_t k_ = 0; k_ < sizeof subs_ / sizeof *subs_; k_++)                                \
-      cr_assert(strstr(dc_last_error(), subs_[k_]), "message lacks '%s': %s", subs_[k_],        \
-                dc_last_error());                                                               \
+#define EXPECT_ERROR(call, ...)                                                                    \
+  do {                                                                                             \
+    dc_clear_error();                                                                              \
+    cr_assert_null((call), "expected failure");                                                    \
+    const char *subs_[] = {__VA_ARGS__};                                                           \
+    for (size_t k_ = 0; k_ < sizeof subs_ / sizeof *subs_; k_++)                                   \
+      cr_assert(strstr(dc_last_error(), subs_[k_]), "message lacks '%s': %s", subs_[k_],           \
+                dc_last_error());                                                                  \
   } while (0)
 
 /* Bytes allocated at the peak since the mark, for "nothing allocated from unchecked sizes". */
@@ -231,7 +231,8 @@ static void cifar_file(const char *name, int records, int label_bytes, int label
   for (int r = 0; r < records; r++) {
     uint8_t *p = b + (size_t)r * rec;
     for (int k = 0; k < label_bytes; k++) p[k] = (uint8_t)(label + k);
-    for (int i = 0; i < 3072; i++) p[label_bytes + i] = (uint8_t)(i / 1024 * 100 + r); /* R,G,B planes */
+    for (int i = 0; i < 3072; i++)
+      p[label_bytes + i] = (uint8_t)(i / 1024 * 100 + r); /* R,G,B planes */
   }
   put(name, b, (size_t)records * rec);
   free(b);
@@ -319,7 +320,8 @@ Test(npy, malformed_headers) {
   EXPECT_ERROR(dc_npy_load(at("nomagic.npy")), "offset 0", "not a .npy");
   put_npy("obj.npy", "{'descr': '|O', 'fortran_order': False, 'shape': (1,), }\n", v, 8);
   EXPECT_ERROR(dc_npy_load(at("obj.npy")), "'|O'", "refused");
-  put_npy("struct.npy", "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }\n", v, 4);
+  put_npy("struct.npy", "{'descr': [('a', '<f4')], 'fortran_order': False, 'shape': (1,), }\n", v,
+          4);
   EXPECT_ERROR(dc_npy_load(at("struct.npy")), "structured");
   put_npy("keys.npy", "{'descr': '<f4', 'shape': (1,), }\n", v, 4);
   EXPECT_ERROR(dc_npy_load(at("keys.npy")), "missing");
@@ -329,7 +331,8 @@ Test(npy, malformed_headers) {
   EXPECT_ERROR(dc_npy_load(at("short.npy")), "needs 16", "has 12", "truncated");
   mark();
   put_npy("huge.npy",
-          "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000, 1000000, 1000000), }\n", v, 4);
+          "{'descr': '<f8', 'fortran_order': False, 'shape': (1000000, 1000000, 1000000), }\n", v,
+          4);
   EXPECT_ERROR(dc_npy_load(at("huge.npy")), "huge.npy", "needs 8000000000000000000", "truncated");
   cr_assert_lt(grown(), 1 << 16);
   uint8_t b[12] = {0x93, 'N', 'U', 'M', 'P', 'Y', 1, 0, 0xFF, 0xFF, '{', '}'};
@@ -454,15 +457,17 @@ Test(images, png_claiming_100000_squared_pixels) {
 Test(images, ppm_pgm_and_bad_headers) {
   const char *ok = "P5\n# comment\n3 2\n255\n\x01\x02\x03\x04\x05\x06";
   dc__arr out = {0};
-  cr_assert_eq(dc__image_decode((const uint8_t *)ok, strlen(ok), false, 0, &out, "ok.pgm"), DC_OK, "%s",
-               dc_last_error());
+  cr_assert_eq(dc__image_decode((const uint8_t *)ok, strlen(ok), false, 0, &out, "ok.pgm"), DC_OK,
+               "%s", dc_last_error());
   cr_assert(out.shape[0] == 2 && out.shape[1] == 3 && out.shape[2] == 3);
   cr_assert_eq(((uint8_t *)out.data)[5], 2); /* gray replicated to RGB */
   const char *huge = "P6 100000 100000 255\n";
-  cr_assert_neq(dc__image_decode((const uint8_t *)huge, strlen(huge), false, 0, &out, "h.ppm"), DC_OK);
+  cr_assert_neq(dc__image_decode((const uint8_t *)huge, strlen(huge), false, 0, &out, "h.ppm"),
+                DC_OK);
   cr_assert(strstr(dc_last_error(), "over the limit"), "%s", dc_last_error());
   const char *cut = "P6 4 4 255\nabc";
-  cr_assert_neq(dc__image_decode((const uint8_t *)cut, strlen(cut), false, 0, &out, "c.ppm"), DC_OK);
+  cr_assert_neq(dc__image_decode((const uint8_t *)cut, strlen(cut), false, 0, &out, "c.ppm"),
+                DC_OK);
   cr_assert(strstr(dc_last_error(), "truncated"), "%s", dc_last_error());
   cr_assert_neq(dc__image_decode((const uint8_t *)"GIF89a", 6, false, 0, &out, "x.gif"), DC_OK);
   cr_assert(strstr(dc_last_error(), "not a JPEG, PNG"), "%s", dc_last_error());
@@ -500,9 +505,7 @@ Test(images, jpeg_truncated_corrupt_and_oversized) {
 /* ---- ImageFolder ---- */
 TestSuite(folder, .init = setup, .fini = teardown);
 
-static void mk(const char *rel) {
-  cr_assert_eq(mkdir(at(rel), 0755), 0, "mkdir %s", rel);
-}
+static void mk(const char *rel) { cr_assert_eq(mkdir(at(rel), 0755), 0, "mkdir %s", rel); }
 
 Test(folder, order_skips_and_empty_classes) {
   mk("root");
@@ -565,8 +568,10 @@ TestSuite(pickle, .init = setup, .fini = teardown);
 
 Test(pickle, plain_values) {
   /* protocol 2: {'a': 1, 'b': [1.5, None, True]} */
-  static const char p[] = "\x80\x02}q\x00(X\x01\x00\x00\x00" "aq\x01K\x01X\x01\x00\x00\x00"
-                          "bq\x02]q\x03(G?\xf8\x00\x00\x00\x00\x00\x00N\x88" "eu.";
+  static const char p[] = "\x80\x02}q\x00(X\x01\x00\x00\x00"
+                          "aq\x01K\x01X\x01\x00\x00\x00"
+                          "bq\x02]q\x03(G?\xf8\x00\x00\x00\x00\x00\x00N\x88"
+                          "eu.";
   dc_pickle *pk = LOADS(p);
   cr_assert_not_null(pk, "%s", dc_last_error());
   const dc_pyobj *r = dc_pickle_root(pk);
@@ -579,18 +584,31 @@ Test(pickle, plain_values) {
 }
 
 Test(pickle, code_is_refused) {
-  EXPECT_ERROR(LOADS("\x80\x02" "cos\nsystem\nq\x00X\x02\x00\x00\x00lsq\x01\x85q\x02Rq\x03."),
+  EXPECT_ERROR(LOADS("\x80\x02"
+                     "cos\nsystem\nq\x00X\x02\x00\x00\x00lsq\x01\x85q\x02Rq\x03."),
                "offset 2", "refusing global 'os.system'");
-  EXPECT_ERROR(LOADS("\x80\x02" "cposix\nsystem\n."), "'posix.system'");
-  EXPECT_ERROR(LOADS("\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00\x8c\x08" "builtins\x8c\x04"
+  EXPECT_ERROR(LOADS("\x80\x02"
+                     "cposix\nsystem\n."),
+               "'posix.system'");
+  EXPECT_ERROR(LOADS("\x80\x04\x95\x10\x00\x00\x00\x00\x00\x00\x00\x8c\x08"
+                     "builtins\x8c\x04"
                      "eval\x93."),
                "offset 27", "'builtins.eval'");
-  EXPECT_ERROR(LOADS("\x80\x02" "csubprocess\nPopen\n."), "'subprocess.Popen'");
+  EXPECT_ERROR(LOADS("\x80\x02"
+                     "csubprocess\nPopen\n."),
+               "'subprocess.Popen'");
   EXPECT_ERROR(LOADS("(i__builtin__\nlist\n."), "offset 1", "0x69 'i' (INST)");
-  EXPECT_ERROR(LOADS("\x80\x02X\x01\x00\x00\x00" "a)R."), "REDUCE calls a str");
+  EXPECT_ERROR(LOADS("\x80\x02X\x01\x00\x00\x00"
+                     "a)R."),
+               "REDUCE calls a str");
   EXPECT_ERROR(LOADS("\x80\x02}}b."), "BUILD on a dict");
-  EXPECT_ERROR(LOADS("\x80\x02" "cnumpy\nndarray\n)R."), "ndarray directly");
-  EXPECT_ERROR(LOADS("\x80\x02" "c_codecs\nencode\nX\x01\x00\x00\x00" "a\x85R."), "latin1");
+  EXPECT_ERROR(LOADS("\x80\x02"
+                     "cnumpy\nndarray\n)R."),
+               "ndarray directly");
+  EXPECT_ERROR(LOADS("\x80\x02"
+                     "c_codecs\nencode\nX\x01\x00\x00\x00"
+                     "a\x85R."),
+               "latin1");
   EXPECT_ERROR(LOADS("\x80\x02Q."), "BINPERSID");
   EXPECT_ERROR(LOADS("\x80\x01N."), "protocol 1");
 }
@@ -602,7 +620,9 @@ Test(pickle, corrupt_streams) {
   EXPECT_ERROR(LOADS("\x80\x02\x8e\xff\xff\xff\xff\xff\xff\xff\x7f"), "truncated");
   EXPECT_ERROR(LOADS("\x80\x02K\x01"), "truncated");
   EXPECT_ERROR(LOADS("\x80\x02t."), "no MARK");
-  EXPECT_ERROR(LOADS("\x80\x02K\x01K\x02" "a."), "APPEND to a int");
+  EXPECT_ERROR(LOADS("\x80\x02K\x01K\x02"
+                     "a."),
+               "APPEND to a int");
   EXPECT_ERROR(LOADS("\x80\x02(K\x01u."), "SETITEMS");
   EXPECT_ERROR(LOADS("\x80\x02Nr\xff\xff\xff\xff."), "memo index");
   EXPECT_ERROR(LOADS("\x80\x02\x8a\x09\x01\x02\x03\x04\x05\x06\x07\x08\x09."), "64 bits");
@@ -656,7 +676,10 @@ Test(pickle, array_shape_must_match_data) {
   /* _frombuffer(b'\x00'*4, dtype('f4') as '<', (2,), 'C'): 4 bytes for 2 floats */
   static const char p[] =
       "\x80\x05\x8c\x12numpy.core.numeric\x8c\x0b_frombuffer\x93(C\x04\x00\x00\x00\x00"
-      "\x8c\x05numpy\x8c\x05" "dtype\x93\x8c\x02" "f4\x89\x88\x87R(K\x03\x8c\x01<NNNJ\xff\xff\xff\xff"
-      "J\xff\xff\xff\xffK\x00tbK\x02\x85\x8c\x01" "CtR.";
+      "\x8c\x05numpy\x8c\x05"
+      "dtype\x93\x8c\x02"
+      "f4\x89\x88\x87R(K\x03\x8c\x01<NNNJ\xff\xff\xff\xff"
+      "J\xff\xff\xff\xffK\x00tbK\x02\x85\x8c\x01"
+      "CtR.";
   EXPECT_ERROR(LOADS(p), "shape [2] disagrees with its 4 data bytes");
 }

@@ -14,7 +14,8 @@ static dc_dataset *numbered(int64_t n) {
     x[2 * i + 1] = -(float)i;
     y[i] = i % 4;
   }
-  dc_tensor *tx = dc_from_data(x, DC_SHAPE(n, 2), DC_F32), *ty = dc_from_data(y, DC_SHAPE(n), DC_I64);
+  dc_tensor *tx = dc_from_data(x, DC_SHAPE(n, 2), DC_F32),
+            *ty = dc_from_data(y, DC_SHAPE(n), DC_I64);
   dc_dataset *ds = dc_tensor_dataset(tx, ty);
   dc_free(tx);
   dc_free(ty);
@@ -134,8 +135,8 @@ Test(split, transforms_by_seed_and_on_subsets) {
   dc_dataset *ds = dc_tensor_dataset(x, NULL);
   dc_free(x);
   cr_assert_not_null(ds, "%s", dc_last_error());
-  cr_assert_eq(dc_dataset_set_transform(ds, DC_TF_COMPOSE(dc_tf_random_crop(6, 6, .padding = 1),
-                                                          dc_tf_to_tensor())),
+  cr_assert_eq(dc_dataset_set_transform(
+                   ds, DC_TF_COMPOSE(dc_tf_random_crop(6, 6, .padding = 1), dc_tf_to_tensor())),
                DC_OK);
   dc_tensor *a, *b, *c, *y = (dc_tensor *)1;
   cr_assert_eq(dc_dataset_get(ds, 2, 123, &a, &y), DC_OK);

@@ -26,8 +26,8 @@ static const char USAGE[] =
     "         CenterCrop) + Normalize, with N worker threads\n";
 
 static bool known_name(const char *s) {
-  return strcmp(s, "mnist") == 0 || strcmp(s, "fashion-mnist") == 0 ||
-         strcmp(s, "cifar10") == 0 || strcmp(s, "cifar100") == 0;
+  return strcmp(s, "mnist") == 0 || strcmp(s, "fashion-mnist") == 0 || strcmp(s, "cifar10") == 0 ||
+         strcmp(s, "cifar100") == 0;
 }
 
 static bool exists(const char *p) {
@@ -61,21 +61,36 @@ static void print_tree(const dc_pyobj *o, int depth, const char *key, tree_budge
   }
   printf("%*s%s%s", 2 * depth + 2, "", key ? key : "", key ? ": " : "");
   switch (o->kind) {
-  case DC_PY_NONE: printf("None\n"); return;
-  case DC_PY_BOOL: printf("%s\n", o->i ? "True" : "False"); return;
-  case DC_PY_INT: printf("int %lld\n", (long long)o->i); return;
-  case DC_PY_FLOAT: printf("float %g\n", o->f); return;
-  case DC_PY_STR: printf("str '%.60s'%s\n", o->str, o->len > 60 ? "..." : ""); return;
-  case DC_PY_BYTES: printf("bytes (%zu)\n", o->len); return;
+  case DC_PY_NONE:
+    printf("None\n");
+    return;
+  case DC_PY_BOOL:
+    printf("%s\n", o->i ? "True" : "False");
+    return;
+  case DC_PY_INT:
+    printf("int %lld\n", (long long)o->i);
+    return;
+  case DC_PY_FLOAT:
+    printf("float %g\n", o->f);
+    return;
+  case DC_PY_STR:
+    printf("str '%.60s'%s\n", o->str, o->len > 60 ? "..." : "");
+    return;
+  case DC_PY_BYTES:
+    printf("bytes (%zu)\n", o->len);
+    return;
   case DC_PY_ARRAY:
     printf("ndarray ");
     print_shape(stdout, o->array);
     printf("\n");
     return;
-  case DC_PY_OTHER: printf("%s\n", o->str ? o->str : "object"); return;
+  case DC_PY_OTHER:
+    printf("%s\n", o->str ? o->str : "object");
+    return;
   case DC_PY_TUPLE:
   case DC_PY_LIST:
-  case DC_PY_DICT: break;
+  case DC_PY_DICT:
+    break;
   }
   const char *kind = o->kind == DC_PY_TUPLE ? "tuple" : o->kind == DC_PY_LIST ? "list" : "dict";
   printf("%s of %lld\n", kind, (long long)o->n);
@@ -85,16 +100,20 @@ static void print_tree(const dc_pyobj *o, int depth, const char *key, tree_budge
     char k[96];
     if (o->kind == DC_PY_DICT) {
       const dc_pyobj *kk = o->items[2 * i];
-      if (kk->kind == DC_PY_STR) snprintf(k, sizeof k, "'%.80s'", kk->str);
-      else if (kk->kind == DC_PY_INT) snprintf(k, sizeof k, "%lld", (long long)kk->i);
-      else snprintf(k, sizeof k, "(key)");
+      if (kk->kind == DC_PY_STR)
+        snprintf(k, sizeof k, "'%.80s'", kk->str);
+      else if (kk->kind == DC_PY_INT)
+        snprintf(k, sizeof k, "%lld", (long long)kk->i);
+      else
+        snprintf(k, sizeof k, "(key)");
       print_tree(o->items[2 * i + 1], depth + 1, k, b);
     } else {
       snprintf(k, sizeof k, "[%lld]", (long long)i);
       print_tree(o->items[i], depth + 1, k, b);
     }
   }
-  if (shown < o->n && b->lines > 0) printf("%*s... %lld more\n", 2 * depth + 4, "", (long long)(o->n - shown));
+  if (shown < o->n && b->lines > 0)
+    printf("%*s... %lld more\n", 2 * depth + 4, "", (long long)(o->n - shown));
 }
 
 /* ---- info ---- */
@@ -135,8 +154,10 @@ static void describe(dc_dataset *ds, const char *label) {
       bool image = x->dtype == DC_U8 && x->ndim == 3;
       printf("%s\n", image ? " (H, W, C image)" : "");
       printf("%starget:  ", label);
-      if (y) print_shape(stdout, y);
-      else printf("none");
+      if (y)
+        print_shape(stdout, y);
+      else
+        printf("none");
       printf("\n");
     } else {
       printf("%ssample:  cannot read sample 0: %s\n", label, dc_last_error());
@@ -168,8 +189,10 @@ static void describe(dc_dataset *ds, const char *label) {
   int64_t bad = 0;
   for (int64_t i = 0; i < n; i++) {
     int64_t c = dc_dataset_label(ds, i);
-    if (c >= 0 && c < K) count[c]++;
-    else bad++;
+    if (c >= 0 && c < K)
+      count[c]++;
+    else
+      bad++;
   }
   printf("%sclasses: %lld\n", label, (long long)K);
   for (int64_t k = 0; k < K && k < 200; k++) {
@@ -185,7 +208,8 @@ static int cmd_info(int argc, char **argv) {
   const char *path = NULL, *dir = NULL, *v;
   bool gray = false;
   for (int i = 0; i < argc; i++) {
-    if (strcmp(argv[i], "--grayscale") == 0) gray = true;
+    if (strcmp(argv[i], "--grayscale") == 0)
+      gray = true;
     else if (dc_cli_opt(argc, argv, &i, "--dir", &v)) {
       if (!v) return dc_cli_usage_error("data", "--dir needs a folder");
       dir = v;
@@ -193,7 +217,8 @@ static int cmd_info(int argc, char **argv) {
       return dc_cli_usage_error("data", "unknown option '%s' for info", argv[i]);
     else if (path)
       return dc_cli_usage_error("data", "info takes one PATH, got '%s' and '%s'", path, argv[i]);
-    else path = argv[i];
+    else
+      path = argv[i];
   }
   if (!path) return dc_cli_usage_error("data", "info needs a PATH (file or folder) or a NAME");
   if (!exists(path) && known_name(path)) {
@@ -227,8 +252,10 @@ static int cmd_info(int argc, char **argv) {
   }
   dc_dataset *ds;
   struct stat st;
-  if (gray && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) ds = dc_image_folder(path, .grayscale = true);
-  else ds = dc_dataset_open(path);
+  if (gray && stat(path, &st) == 0 && S_ISDIR(st.st_mode))
+    ds = dc_image_folder(path, .grayscale = true);
+  else
+    ds = dc_dataset_open(path);
   if (!ds) return dc_cli_error("data", "%s cannot be read as a dataset: %s", path, dc_last_error());
   describe(ds, "");
   dc_dataset_free(ds);
@@ -247,10 +274,12 @@ static int cmd_fetch(int argc, char **argv) {
       return dc_cli_usage_error("data", "unknown option '%s' for fetch", argv[i]);
     else if (name)
       return dc_cli_usage_error("data", "fetch takes one NAME, got '%s' and '%s'", name, argv[i]);
-    else name = argv[i];
+    else
+      name = argv[i];
   }
   if (!name || !known_name(name))
-    return dc_cli_usage_error("data", "fetch needs one of mnist, fashion-mnist, cifar10, cifar100%s%s",
+    return dc_cli_usage_error("data",
+                              "fetch needs one of mnist, fashion-mnist, cifar10, cifar100%s%s",
                               name ? ", not " : "", name ? name : "");
   printf("fetching %s\n", name);
   if (dc_data_fetch(name, dir, stdout) != DC_OK) return dc_cli_lib_error("data");
@@ -263,6 +292,13 @@ static int cmd_fetch(int argc, char **argv) {
 static double seconds(void) {
   struct timespec t;
   clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+/* CPU time of every thread of the process (workers included). */
+static double cpu_seconds(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
   return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
 }
 
@@ -282,25 +318,36 @@ static int cmd_bench(int argc, char **argv) {
   for (int i = 0; i < argc; i++) {
     long long *dst = NULL, lo = 0, hi = 1 << 20;
     const char *what = NULL;
-    if (dc_cli_opt(argc, argv, &i, "--batch", &v)) dst = &batch, lo = 1, what = "--batch";
-    else if (dc_cli_opt(argc, argv, &i, "--workers", &v)) dst = &workers, hi = 256, what = "--workers";
-    else if (dc_cli_opt(argc, argv, &i, "--epochs", &v)) dst = &epochs, lo = 1, what = "--epochs";
-    else if (dc_cli_opt(argc, argv, &i, "--batches", &v)) dst = &maxb, what = "--batches";
-    else if (dc_cli_opt(argc, argv, &i, "--resize", &v)) dst = &resize, what = "--resize";
-    else if (dc_cli_opt(argc, argv, &i, "--crop", &v)) dst = &crop, what = "--crop";
-    else if (dc_cli_opt(argc, argv, &i, "--seed", &v)) dst = &seed, lo = 1, hi = INT64_MAX, what = "--seed";
-    else if (strcmp(argv[i], "--no-normalize") == 0) normalize = false;
-    else if (strcmp(argv[i], "--shuffle") == 0) shuffle = true;
+    if (dc_cli_opt(argc, argv, &i, "--batch", &v))
+      dst = &batch, lo = 1, what = "--batch";
+    else if (dc_cli_opt(argc, argv, &i, "--workers", &v))
+      dst = &workers, hi = 256, what = "--workers";
+    else if (dc_cli_opt(argc, argv, &i, "--epochs", &v))
+      dst = &epochs, lo = 1, what = "--epochs";
+    else if (dc_cli_opt(argc, argv, &i, "--batches", &v))
+      dst = &maxb, what = "--batches";
+    else if (dc_cli_opt(argc, argv, &i, "--resize", &v))
+      dst = &resize, what = "--resize";
+    else if (dc_cli_opt(argc, argv, &i, "--crop", &v))
+      dst = &crop, what = "--crop";
+    else if (dc_cli_opt(argc, argv, &i, "--seed", &v))
+      dst = &seed, lo = 1, hi = INT64_MAX, what = "--seed";
+    else if (strcmp(argv[i], "--no-normalize") == 0)
+      normalize = false;
+    else if (strcmp(argv[i], "--shuffle") == 0)
+      shuffle = true;
     else if (argv[i][0] == '-' && argv[i][1] == '-')
       return dc_cli_usage_error("data", "unknown option '%s' for bench", argv[i]);
-    else if (path) return dc_cli_usage_error("data", "bench takes one PATH or NAME");
-    else path = argv[i];
+    else if (path)
+      return dc_cli_usage_error("data", "bench takes one PATH or NAME");
+    else
+      path = argv[i];
     if (dst && !parse_int(v, lo, hi, dst))
       return dc_cli_usage_error("data", "%s needs an integer in [%lld, %lld]", what, lo, hi);
   }
   if (!path) return dc_cli_usage_error("data", "bench needs a PATH or NAME");
-  dc_dataset *ds = !exists(path) && known_name(path) ? open_named(path, NULL, true)
-                                                      : dc_dataset_open(path);
+  dc_dataset *ds =
+      !exists(path) && known_name(path) ? open_named(path, NULL, true) : dc_dataset_open(path);
   if (!ds) return dc_cli_lib_error("data");
   dc_transform *tfs[4];
   int n = 0;
@@ -336,7 +383,7 @@ static int cmd_bench(int argc, char **argv) {
          normalize ? " + Normalize" : "");
   int rc = DC_CLI_OK;
   for (long long e = 0; e < epochs && rc == DC_CLI_OK; e++) {
-    double t0 = seconds(), first = 0;
+    double t0 = seconds(), first = 0, cpu0 = cpu_seconds();
     long long samples = 0, batches = 0;
     int r;
     dc_tensor *x, *y;
@@ -348,12 +395,15 @@ static int cmd_bench(int argc, char **argv) {
       dc_free(y);
       if (maxb && batches >= maxb) break;
     }
-    double dt = seconds() - t0;
-    if (r < 0) rc = dc_cli_lib_error("data");
+    double dt = seconds() - t0, cpu = cpu_seconds() - cpu0;
+    if (r < 0)
+      rc = dc_cli_lib_error("data");
     else
       printf("epoch %lld: %lld batches, %lld samples in %.3f s: %.0f samples/s, %.1f us per "
-             "batch (first batch after %.1f ms)\n", e + 1, batches, samples, dt,
-             (double)samples / dt, dt / (double)(batches ? batches : 1) * 1e6, first * 1e3);
+             "batch (first batch after %.1f ms); CPU %.3f s: %.0f samples per CPU-second\n",
+             e + 1, batches, samples, dt, (double)samples / dt,
+             dt / (double)(batches ? batches : 1) * 1e6, first * 1e3, cpu,
+             cpu > 0 ? (double)samples / cpu : 0.0);
     if (maxb) dc_loader_set_epoch(l, e + 1);
   }
   dc_loader_free(l);
