@@ -438,6 +438,30 @@ Test(elementwise, where_and_axpy_match_reference) {
   dc_scope_end();
 }
 
+/* Kernels called in place (out == x, as src/dist does) give the out-of-place result, including
+ * the multi-pass ones (elu, softplus, gelu gradient). */
+Test(elementwise, kernels_in_place) {
+  dc_scope_begin();
+  dc_manual_seed(5);
+  const dc_unary_op uops[] = {DC_UN_ELU, DC_UN_SOFTPLUS, DC_UN_DIV_SCALAR, DC_UN_EXP, DC_UN_SELU};
+  for (int k = 0; k < 5; k++) {
+    for (int big = 0; big < 2; big++) {
+      dc_shape s = big ? DC_SHAPE(40001) : DC_SHAPE(37, 3);
+      dc_tensor *x = uniform(s, DC_F32, -6, 6), *ref = dc_empty(s, DC_F32);
+      double p[2] = {2.0, 3.0};
+      cr_assert_eq(dc__cpu_unary(uops[k], ref, x, p), DC_OK);
+      cr_assert_eq(dc__cpu_unary(uops[k], x, x, p), DC_OK);
+      cr_assert_eq(memcmp(dc_data(x), dc_data(ref), (size_t)dc_numel(x) * 4), 0, "unary op %d", k);
+    }
+  }
+  dc_tensor *g = uniform(DC_SHAPE(20000), DC_F32, -1, 1), *x = uniform(DC_SHAPE(20000), DC_F32, -4, 4);
+  dc_tensor *ref = dc_empty(DC_SHAPE(20000), DC_F32);
+  cr_assert_eq(dc__cpu_binary(DC_BIN_GELU_BWD, ref, g, x), DC_OK);
+  cr_assert_eq(dc__cpu_binary(DC_BIN_GELU_BWD, g, g, x), DC_OK);
+  cr_assert_eq(memcmp(dc_data(g), dc_data(ref), 20000 * 4), 0);
+  dc_scope_end();
+}
+
 /* Same bits with 1 and 2 threads, for sizes that cut blocks unevenly, contiguous and strided. */
 Test(elementwise, results_do_not_depend_on_thread_count) {
   dc_scope_begin();

@@ -25,6 +25,7 @@ typedef struct ew_plan {
   size_t z[DC__LOOP_MAX_OPS];            /* element sizes */
   dc__loop L;
   ew_mode mode;
+  bool copy_in[DC__LOOP_MAX_OPS];        /* input shares out's storage: read it through a tile */
   int64_t rows_per_item, blocks_per_row; /* one of them is 1 */
 } ew_plan;
 
@@ -159,8 +160,9 @@ static __attribute__((noinline)) void run_tiled(const ew_plan *P, int64_t r0, in
       int64_t n = c1 - c0 - t0 < EW_TILE ? c1 - c0 - t0 : EW_TILE;
       for (int k = 0; k < P->nops; k++) {
         char *src = base[k] + (size_t)(t0 * is[k]) * P->z[k];
-        ptr[k] = is[k] == 1 ? src : buf[k];
-        if (k == 0 || is[k] == 1) continue;
+        bool direct = is[k] == 1 && !P->copy_in[k];
+        ptr[k] = direct ? src : buf[k];
+        if (k == 0 || direct) continue;
         if (is[k] != 0) {
           gather(buf[k], src, is[k], n, P->z[k]);
         } else if (filled[k] != src || filled_n[k] < n) {
@@ -190,9 +192,9 @@ static void run_item(const ew_plan *P, int64_t it) {
   }
 }
 
-static ew_mode pick_mode(const dc__loop *L) {
+static ew_mode pick_mode(const dc__loop *L, const bool *copy_in) {
   bool contig = true;
-  for (int k = 0; k < L->nops; k++) contig &= L->istride[k] == 1;
+  for (int k = 0; k < L->nops; k++) contig &= L->istride[k] == 1 && !copy_in[k];
   if (!contig) return EW_TILED;
   if (L->ndim != 2 || L->inner > EW_TILE / 4 || L->stride[0][0] != L->inner) return EW_DIRECT;
   bool bcast = false;
@@ -237,19 +239,23 @@ static void apply_flat(dc__ew_kernel kern, const void *ctx, dc_tensor *out, int 
 }
 
 void dc__cpu_ew_apply(dc__ew_kernel kern, const void *ctx, dc_tensor *out, int nin,
-                      const dc_tensor *const *in) {
+                      const dc_tensor *const *in, bool in_place_ok) {
   DC__ASSERT(nin >= 0 && nin < DC__LOOP_MAX_OPS);
-  if (same_layout_contiguous(out, nin, in)) {
+  bool copy_in[DC__LOOP_MAX_OPS] = {false}, any_copy = false;
+  for (int k = 0; k < nin && !in_place_ok; k++)
+    any_copy |= copy_in[k + 1] = in[k]->storage == out->storage;
+  if (!any_copy && same_layout_contiguous(out, nin, in)) {
     apply_flat(kern, ctx, out, nin, in);
     return;
   }
   ew_plan P = {.kern = kern, .ctx = ctx, .nops = nin + 1};
+  memcpy(P.copy_in, copy_in, sizeof copy_in);
   P.t[0] = out;
   for (int k = 0; k < nin; k++) P.t[k + 1] = in[k];
   for (int k = 0; k < P.nops; k++) P.z[k] = dc_dtype_size(P.t[k]->dtype);
   dc__loop_setup(&P.L, dc_shape_of(out), P.nops, P.t);
   if (P.L.rows == 0 || P.L.inner == 0) return;
-  P.mode = pick_mode(&P.L);
+  P.mode = pick_mode(&P.L, P.copy_in);
   bool long_rows = P.L.inner >= EW_BLOCK;
   P.blocks_per_row = long_rows ? (P.L.inner + EW_BLOCK - 1) / EW_BLOCK : 1;
   P.rows_per_item = long_rows ? 1 : EW_BLOCK / P.L.inner;
@@ -520,7 +526,7 @@ int dc__cpu_binary(dc_binary_op op, dc_tensor *out, const dc_tensor *a, const dc
   if (!bin_fast_ok(op, out, a, b)) return dc__cpu_binary_ref(op, out, a, b);
   bin_ctx c = {op, a->dtype};
   const dc_tensor *in[2] = {a, b};
-  dc__cpu_ew_apply(bin_piece, &c, out, 2, in);
+  dc__cpu_ew_apply(bin_piece, &c, out, 2, in, false);
   return DC_OK;
 }
 
@@ -571,7 +577,7 @@ int dc__cpu_where(dc_tensor *out, const dc_tensor *c, const dc_tensor *a, const 
     return dc__cpu_where_ref(out, c, a, b);
   size_t z = dc_dtype_size(out->dtype);
   const dc_tensor *in[3] = {c, a, b};
-  dc__cpu_ew_apply(where_piece, &z, out, 3, in);
+  dc__cpu_ew_apply(where_piece, &z, out, 3, in, false);
   return DC_OK;
 }
 
@@ -611,7 +617,7 @@ int dc__cpu_axpy(dc_tensor *out, const dc_tensor *a, double alpha, const dc_tens
   if (!ok) return dc__cpu_axpy_ref(out, a, alpha, b);
   axpy_ctx c = {dt, alpha};
   const dc_tensor *in[2] = {a, b};
-  dc__cpu_ew_apply(axpy_piece, &c, out, 2, in);
+  dc__cpu_ew_apply(axpy_piece, &c, out, 2, in, true);
   return DC_OK;
 }
 

@@ -25,10 +25,13 @@ int dc__cpu_axpy_ref(dc_tensor *out, const dc_tensor *a, double alpha, const dc_
 /* Elementwise driver (binary.c): calls kern on contiguous pieces of out (ptr[0]) and nin <= 3
  * inputs (ptr[1..], broadcast to out's shape) of any layout; operands whose last dim is not
  * contiguous are gathered into / scattered from per-thread tiles. Work is cut into fixed blocks
- * run by OpenMP above DC__PAR_MIN elements, so results do not depend on the thread count. */
+ * run by OpenMP above DC__PAR_MIN elements, so results do not depend on the thread count.
+ * Unless in_place_ok (kern reads each element before writing it, without restrict), inputs
+ * that share out's storage are read through tiles, so the unary/binary kernels may be called
+ * in place (out == x). */
 typedef void (*dc__ew_kernel)(const void *ctx, int64_t n, char *const *ptr);
 void dc__cpu_ew_apply(dc__ew_kernel kern, const void *ctx, dc_tensor *out, int nin,
-                      const dc_tensor *const *in);
+                      const dc_tensor *const *in, bool in_place_ok);
 
 /* GEMM (gemm.c): the naive reference (double accumulation; the test oracle), same contract as
  * dc__cpu_linalg.gemm_batched, and a switch tests use to force one path of the fast kernel. */

@@ -313,7 +313,7 @@ int dc__cpu_unary(dc_unary_op op, dc_tensor *out, const dc_tensor *x, const doub
     c.pi[k] = sat_i64(p[k]);
   }
   const dc_tensor *in[1] = {x};
-  dc__cpu_ew_apply(un_piece, &c, out, 1, in);
+  dc__cpu_ew_apply(un_piece, &c, out, 1, in, false);
   return DC_OK;
 }
 
