@@ -438,6 +438,49 @@ Test(elementwise, where_and_axpy_match_reference) {
   dc_scope_end();
 }
 
+/* Max error in float32 ulps (of the correctly rounded result) over 2^20 points per function. */
+static double max_ulps(dc_unary_op op, dc_tensor *x, double (*f)(double), double *worst_x) {
+  dc_tensor *y = dc_empty(dc_shape_of(x), DC_F32);
+  cr_assert_eq(dc__cpu_unary(op, y, x, NULL), DC_OK);
+  const float *xp = dc_data(x), *yp = dc_data(y);
+  double worst = 0;
+  for (int64_t i = 0; i < dc_numel(x); i++) {
+    double want = f(xp[i]);
+    if (fabs(want) < 1e-37 || fabs(want) > 3e38) continue; /* denormal / overflow edges */
+    double ulp = ldexp(1.0, ilogb((float)want) - 23);
+    double e = fabs(yp[i] - want) / ulp;
+    if (e > worst) {
+      worst = e;
+      *worst_x = xp[i];
+    }
+  }
+  return worst;
+}
+static double sigmoid_ref(double x) { return 1.0 / (1.0 + exp(-x)); }
+
+Test(elementwise, transcendental_accuracy_sweep) {
+  dc_scope_begin();
+  const int64_t n = 1 << 20;
+  struct {
+    dc_unary_op op;
+    const char *name;
+    double (*f)(double);
+    double lo, hi, bound;
+    bool log_spaced;
+  } C[] = {{DC_UN_EXP, "exp", exp, -87.3, 88.7, 1.5, false},
+           {DC_UN_LOG, "log", log, -87.0, 88.0, 1.5, true},
+           {DC_UN_LOG, "log near 1", log, 0.5, 2.0, 1.5, false},
+           {DC_UN_TANH, "tanh", tanh, -9.0, 9.0, 2.5, false},
+           {DC_UN_SIGMOID, "sigmoid", sigmoid_ref, -80.0, 30.0, 3.0, false}};
+  for (size_t k = 0; k < sizeof C / sizeof C[0]; k++) {
+    dc_tensor *x = dc_linspace(C[k].lo, C[k].hi, n, DC_F64);
+    if (C[k].log_spaced) x = dc_exp(x);
+    double wx = 0, e = max_ulps(C[k].op, dc_to_dtype(x, DC_F32), C[k].f, &wx);
+    cr_assert(e <= C[k].bound, "%s: %.2f ulp at x = %.9g (bound %.1f)", C[k].name, e, wx, C[k].bound);
+  }
+  dc_scope_end();
+}
+
 /* Kernels called in place (out == x, as src/dist does) give the out-of-place result, including
  * the multi-pass ones (elu, softplus, gelu gradient). */
 Test(elementwise, kernels_in_place) {
