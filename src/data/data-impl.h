@@ -124,6 +124,8 @@ int dc__gunzip_file(const char *src, const char *dst);
 int dc__untar(const char *archive, const char *dir, int64_t *nfiles);
 
 /* ---- dataset files (idx.c) */
+extern const char *const dc__mnist_classes[10];   /* "0 - zero", ... (torchvision's) */
+extern const char *const dc__fashion_classes[10]; /* "T-shirt/top", ... */
 /* IDX bytes (plain or gzip) into a new tensor (caller's scope); `what` names them in errors. */
 dc_tensor *dc__idx_parse(const uint8_t *mem, size_t n, const char *what);
 /* Finds train-/t10k- images and labels IDX files (plain or .gz) in dir. */

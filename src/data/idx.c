@@ -8,12 +8,12 @@
 
 #define DC__IDX_MAX_FILE ((size_t)1 << 34) /* 16 GiB */
 
-static const char *const MNIST_CLASSES[10] = {"0 - zero",  "1 - one",  "2 - two", "3 - three",
-                                              "4 - four",  "5 - five", "6 - six", "7 - seven",
-                                              "8 - eight", "9 - nine"};
-static const char *const FASHION_CLASSES[10] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
-                                                "Coat",        "Sandal",    "Shirt",    "Sneaker",
-                                                "Bag",         "Ankle boot"};
+const char *const dc__mnist_classes[10] = {"0 - zero",  "1 - one",  "2 - two", "3 - three",
+                                           "4 - four",  "5 - five", "6 - six", "7 - seven",
+                                           "8 - eight", "9 - nine"};
+const char *const dc__fashion_classes[10] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
+                                             "Coat",        "Sandal",    "Shirt",    "Sneaker",
+                                             "Bag",         "Ankle boot"};
 
 /* Element type of an IDX type code: file size, deepc dtype (int8/int16 widen to int32). */
 static bool idx_type(uint8_t code, int *fsize, dc_dtype *dt) {
@@ -276,7 +276,7 @@ int dc__data_search_dirs(const char *name, const char *torch_name, char dirs[][1
 static dc_dataset *mnist_like(const char *dir, bool train, bool fashion) {
   const char *name = fashion ? "fashion-mnist" : "mnist";
   const char *format = fashion ? "Fashion-MNIST" : "MNIST";
-  const char *const *names = fashion ? FASHION_CLASSES : MNIST_CLASSES;
+  const char *const *names = fashion ? dc__fashion_classes : dc__mnist_classes;
   char dirs[12][1024];
   int n = 0;
   if (dir) {

@@ -65,11 +65,8 @@ static dc_dataset *open_idx(const char *path, const uint8_t *m) {
       dc__free(labels);
       if (ds && ds->nclasses == 10) {
         bool fashion = path_says_fashion(path);
-        static const char *const FASHION[10] = {"T-shirt/top", "Trouser",   "Pullover", "Dress",
-                                                "Coat",        "Sandal",    "Shirt",    "Sneaker",
-                                                "Bag",         "Ankle boot"};
-        snprintf(ds->format, sizeof ds->format, "%s", fashion ? "Fashion-MNIST" : "MNIST (IDX)");
-        if (fashion && dc__dataset_set_classes(ds, 10, FASHION) != DC_OK) {
+        snprintf(ds->format, sizeof ds->format, "%s", fashion ? "Fashion-MNIST" : "MNIST");
+        if (dc__dataset_set_classes(ds, 10, fashion ? dc__fashion_classes : dc__mnist_classes)) {
           dc_dataset_free(ds);
           return NULL;
         }
