@@ -201,3 +201,37 @@ Test(autograd, ten_thousand_scoped_steps_flat_memory) {
   dc_free(x);
   dc_free(y);
 }
+
+/* ---- gradcheck of every view / copy op (float64) ---- */
+static dc_tensor *view_fn(dc_tensor *const *in, int n, void *ud) {
+  dc_tensor *x = in[0]; /* [2, 3, 4] */
+  switch (*(int *)ud) {
+  case 0: return dc_reshape(x, DC_SHAPE(4, -1));
+  case 1: return dc_view(x, DC_SHAPE(6, 4));
+  case 2: return dc_permute(x, (int[]){2, 0, 1}, 3);
+  case 3: return dc_transpose(x, 0, 2);
+  case 4: return dc_narrow(x, 2, 1, 2);
+  case 5: return dc_slice(x, 2, 0, 4, 3);
+  case 6: return dc_select(x, 1, 2);
+  case 7: return dc_expand(dc_narrow(x, 0, 0, 1), DC_SHAPE(5, 3, 4));
+  case 8: return dc_squeeze(dc_narrow(x, 1, 1, 1), 1);
+  case 9: return dc_unsqueeze(x, 1);
+  case 10: return dc_flatten(dc_transpose(x, 1, 2), 0, 1);
+  case 11: return dc_contiguous(dc_transpose(x, 0, 1));
+  case 12: return dc_clone(x);
+  case 13: return dc_to_dtype(dc_to_dtype(x, DC_F32), DC_F64);
+  default: return NULL;
+  }
+}
+
+Test(autograd, gradcheck_views_and_copies) {
+  dc_scope_begin();
+  dc_manual_seed(2);
+  dc_tensor *x = dc_requires_grad_(dc_randn(DC_SHAPE(2, 3, 4), DC_F64), true);
+  for (int k = 0; k <= 13; k++) {
+    /* the float32 round trip needs a step far above float32 rounding */
+    dc_gradcheck_opts o = {.eps = k == 13 ? 1e-2 : 0, .atol = k == 13 ? 1e-4 : 0};
+    cr_assert(dc_gradcheck_opt(view_fn, &x, 1, &k, o), "view case %d: %s", k, dc_last_error());
+  }
+  dc_scope_end();
+}
