@@ -16,6 +16,7 @@
 typedef struct bench_case {
   int64_t m, k, n;
   const char *what;
+  bool linear; /* time dc_linear(x [M, K], w [N, K], bias [N]) instead of dc_matmul */
 } bench_case;
 
 static const bench_case CASES[] = {
@@ -26,6 +27,8 @@ static const bench_case CASES[] = {
     {64, 784, 256, "MNIST layer 1"},
     {256, 784, 128, "MNIST layer 1, batch 256"},
     {1024, 64, 256, "weight grad (K = batch)"},
+    {64, 1024, 256, "dc_linear + bias, W^T", true},
+    {64, 64, 10, "dc_linear + bias, W^T", true},
     {64, 10, 10, "tiny (per-call overhead)"},
 };
 #define N_CASES (int)(sizeof CASES / sizeof CASES[0])
@@ -57,15 +60,16 @@ static int cmp_double(const void *a, const void *b) {
 
 /* Median over RUNS samples; each sample repeats the product until ~0.2 GFLOP has run. */
 static result time_matmul(const bench_case *c, int runs, int threads) {
-  dc_tensor *a = dc_randn(DC_SHAPE(c->m, c->k), DC_F32),
-            *b = dc_randn(DC_SHAPE(c->k, c->n), DC_F32);
+  dc_tensor *a = dc_randn(DC_SHAPE(c->m, c->k), DC_F32);
+  dc_tensor *b = dc_randn(c->linear ? DC_SHAPE(c->n, c->k) : DC_SHAPE(c->k, c->n), DC_F32);
+  dc_tensor *bias = c->linear ? dc_randn(DC_SHAPE(c->n), DC_F32) : NULL;
   double flops = 2.0 * (double)c->m * (double)c->k * (double)c->n;
   int reps = flops >= 2e8 ? 1 : (int)(2e8 / flops);
   double t[RUNS], ct[RUNS];
-  dc_free(dc_matmul(a, b)); /* warm-up: makes and caches the oneDNN primitive */
+  dc_free(c->linear ? dc_linear(a, b, bias) : dc_matmul(a, b)); /* warm-up: caches the primitive */
   for (int r = 0; r < runs; r++) {
     double t0 = now(), c0 = cpu_now();
-    for (int i = 0; i < reps; i++) dc_free(dc_matmul(a, b));
+    for (int i = 0; i < reps; i++) dc_free(c->linear ? dc_linear(a, b, bias) : dc_matmul(a, b));
     t[r] = (now() - t0) / reps;
     ct[r] = (cpu_now() - c0) / reps;
   }
@@ -73,6 +77,7 @@ static result time_matmul(const bench_case *c, int runs, int threads) {
   qsort(ct, (size_t)runs, sizeof ct[0], cmp_double);
   dc_free(a);
   dc_free(b);
+  dc_free(bias);
   return (result){flops / t[runs / 2] / 1e9, t[runs / 2] * 1e6, flops / t[0] / 1e9,
                   flops * threads / ct[runs / 2] / 1e9};
 }
@@ -83,8 +88,8 @@ static bool run_torch(const char *script, int runs, result tr[2][MAX_CASES]) {
   char cmd[4096];
   int len = snprintf(cmd, sizeof cmd, "%s %s %d", py, script, runs);
   for (int c = 0; c < N_CASES; c++)
-    len += snprintf(cmd + len, sizeof cmd - (size_t)len, " %lld,%lld,%lld", (long long)CASES[c].m,
-                    (long long)CASES[c].k, (long long)CASES[c].n);
+    len += snprintf(cmd + len, sizeof cmd - (size_t)len, " %lld,%lld,%lld%s", (long long)CASES[c].m,
+                    (long long)CASES[c].k, (long long)CASES[c].n, CASES[c].linear ? ",L" : "");
   snprintf(cmd + len, sizeof cmd - (size_t)len, " t=1 t=2 2>/dev/null");
   FILE *p = popen(cmd, "r");
   if (!p) return false;
@@ -92,11 +97,14 @@ static bool run_torch(const char *script, int runs, result tr[2][MAX_CASES]) {
   int got = 0;
   while (fgets(line, sizeof line, p)) {
     long long m, k, n;
-    int th;
+    int th, used = 0;
     double gf, us;
-    if (sscanf(line, "torch %lld %lld %lld %d %lf %lf", &m, &k, &n, &th, &gf, &us) != 6) continue;
+    if (sscanf(line, "torch %lld %lld %lld %n", &m, &k, &n, &used) != 3 || !used) continue;
+    bool linear = line[used] == 'L';
+    if (sscanf(line + used + (linear ? 1 : 0), "%d %lf %lf", &th, &gf, &us) != 3) continue;
     for (int c = 0; c < N_CASES; c++)
-      if (CASES[c].m == m && CASES[c].k == k && CASES[c].n == n && (th == 1 || th == 2)) {
+      if (CASES[c].m == m && CASES[c].k == k && CASES[c].n == n && CASES[c].linear == linear &&
+          (th == 1 || th == 2)) {
         tr[th - 1][c] = (result){gf, us, gf, 0};
         got++;
       }

@@ -193,24 +193,41 @@ static inline void load_run(double *dst, const gemm_mat *m, int64_t off, int64_t
   for (; i < width; i++) dst[i] = 0.0;
 }
 
+/* dst [kc][width] = the [n, kc] block of m at element off (n <= width rows with stride sn, kc
+ * columns with stride sk) transposed, zero-padded to width; reads run along the unit stride. */
+static void pack_panel(double *dst, const gemm_mat *m, int64_t off, int64_t sn, int64_t sk,
+                       int64_t n, int64_t kc, int width) {
+  if (sk != 1 || n == 1) {
+    for (int64_t p = 0; p < kc; p++) load_run(dst + p * width, m, off + p * sk, sn, n, width);
+    return;
+  }
+  for (int64_t p = 0; p < kc; p++)
+    for (int64_t i = n; i < width; i++) dst[p * width + i] = 0.0;
+  for (int64_t i = 0; i < n; i++) { /* row i of the block is contiguous: read it in order */
+    if (m->dt == DC_F32) {
+      const float *src = (const float *)m->data + off + i * sn;
+      for (int64_t p = 0; p < kc; p++) dst[p * width + i] = src[p];
+    } else {
+      const double *src = (const double *)m->data + off + i * sn;
+      for (int64_t p = 0; p < kc; p++) dst[p * width + i] = src[p];
+    }
+  }
+}
+
 /* dst [ceil(rows/MR)][kc][MR] from m's rows r0.., columns p0.. (a's layout: rows = M) */
 static void pack_a(double *dst, const gemm_mat *m, int64_t base, int64_t r0, int64_t rows,
                    int64_t p0, int64_t kc) {
-  for (int64_t ib = 0; ib < rows; ib += MR) {
-    int64_t nr = rows - ib < MR ? rows - ib : MR;
-    for (int64_t p = 0; p < kc; p++, dst += MR)
-      load_run(dst, m, base + (r0 + ib) * m->sr + (p0 + p) * m->sc, m->sr, nr, MR);
-  }
+  for (int64_t ib = 0; ib < rows; ib += MR, dst += kc * MR)
+    pack_panel(dst, m, base + (r0 + ib) * m->sr + p0 * m->sc, m->sr, m->sc,
+               rows - ib < MR ? rows - ib : MR, kc, MR);
 }
 
 /* dst [ceil(cols/NR)][kc][NR] from m's rows p0.., columns c0.. (b's layout: rows = K) */
 static void pack_b(double *dst, const gemm_mat *m, int64_t base, int64_t p0, int64_t kc, int64_t c0,
                    int64_t cols) {
-  for (int64_t jb = 0; jb < cols; jb += NR) {
-    int64_t nc = cols - jb < NR ? cols - jb : NR;
-    for (int64_t p = 0; p < kc; p++, dst += NR)
-      load_run(dst, m, base + (p0 + p) * m->sr + (c0 + jb) * m->sc, m->sc, nc, NR);
-  }
+  for (int64_t jb = 0; jb < cols; jb += NR, dst += kc * NR)
+    pack_panel(dst, m, base + p0 * m->sr + (c0 + jb) * m->sc, m->sc, m->sr,
+               cols - jb < NR ? cols - jb : NR, kc, NR);
 }
 
 /* out tile [rows <= MR, cols <= NR] at (i0, j0) of batch bi = alpha * acc + beta * out, plus
