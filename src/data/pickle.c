@@ -10,7 +10,7 @@
 #include <string.h>
 
 #define DC__PICKLE_MAX_FILE ((size_t)1 << 36)
-#define DC__PICKLE_MAX_OBJECTS ((int64_t)1 << 22)
+#define DC__PICKLE_MAX_OBJECTS ((int64_t)1 << 21) /* bounds memory to a few hundred MB */
 #define DC__PICKLE_MAX_DEPTH 100
 
 /* Internal kinds beyond the public ones (pub.kind is DC_PY_OTHER for them). */
@@ -74,6 +74,7 @@ typedef struct pk {
   int64_t nmarks, capmarks;
   pyo **memo;
   int64_t capmemo, nmemo; /* slots, entries set (MEMOIZE's next index) */
+  pyo *none, *yes, *no;   /* shared None / True / False */
 } pk;
 
 static const char *op_name(uint8_t op) {
@@ -143,7 +144,7 @@ static pyo *pk_new(pk *p, dc_py_kind kind) {
   dc_pickle *o = p->out;
   if (o->nobjs >= DC__PICKLE_MAX_OBJECTS)
     return pk_fail(p, DC_ERR_FORMAT,
-                   "more than 4194304 objects; store large data as NumPy "
+                   "more than 2097152 objects; store large data as NumPy "
                    "arrays");
   if (o->nobjs == p->capobjs) {
     int64_t cap = p->capobjs ? p->capobjs * 2 : 64;
@@ -666,13 +667,16 @@ static int run(pk *p) {
     case '2': /* DUP */
       if (!(x = top(p))) return dc_last_status();
       break;
-    case 'N':
-      x = pk_new(p, DC_PY_NONE);
+    case 'N': /* None, True, False: one shared object each (they are never mutated) */
+      x = p->none ? p->none : (p->none = pk_new(p, DC_PY_NONE));
       break;
     case 0x88:
-    case 0x89:
-      if ((x = pk_new(p, DC_PY_BOOL))) x->pub.i = op == 0x88;
+    case 0x89: {
+      pyo **b = op == 0x88 ? &p->yes : &p->no;
+      if (!*b && (*b = pk_new(p, DC_PY_BOOL))) (*b)->pub.i = op == 0x88;
+      x = *b;
       break;
+    }
     case 'J':
     case 'K':
     case 'M':
