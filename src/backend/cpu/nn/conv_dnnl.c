@@ -189,6 +189,11 @@ static bool build_backward_data(conv_entry *e) {
        arg_init(&e->d_wei, &d.wei, pd, dnnl_query_weights_md, 0, true) &&
        arg_init(&e->d_ddst, &d.dst, pd, dnnl_query_diff_dst_md, 0, true);
   dnnl_primitive_desc_destroy(pd);
+  if (!ok) { /* leave the entry as unbuilt, so no later call uses half of it */
+    if (e->bwd_data) dnnl_primitive_destroy(e->bwd_data);
+    e->bwd_data = NULL;
+    arg_destroy(&e->d_dsrc), arg_destroy(&e->d_wei), arg_destroy(&e->d_ddst);
+  }
   return ok;
 }
 
@@ -211,6 +216,12 @@ static bool build_backward_weights(conv_entry *e) {
         arg_init(&e->w_dbias, &d.bias, pd, dnnl_query_diff_weights_md, 1, false)) &&
        arg_init(&e->w_ddst, &d.dst, pd, dnnl_query_diff_dst_md, 0, true);
   dnnl_primitive_desc_destroy(pd);
+  if (!ok) {
+    if (e->bwd_weights) dnnl_primitive_destroy(e->bwd_weights);
+    e->bwd_weights = NULL;
+    arg_destroy(&e->w_src), arg_destroy(&e->w_dwei), arg_destroy(&e->w_dbias);
+    arg_destroy(&e->w_ddst);
+  }
   return ok;
 }
 
