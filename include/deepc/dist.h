@@ -9,6 +9,7 @@
 
 #include "nn.h"
 #include "tensor.h"
+#include "train.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -136,6 +137,16 @@ DC_API int dc_dist_sampler_indices(int64_t n, int num_replicas, int rank, bool s
 DC_API int dc_dist_convert_sync_batchnorm(dc_module *m);
 /* y = sum over ranks of x, differentiable (its backward all-reduces the gradient). */
 DC_API dc_tensor *dc_dist_all_reduce_sum(dc_tensor *x);
+
+/* ======================= with the trainer (train.h) =======================
+ * The trainer's data-parallel hooks for a model wrapped in d: the batch loss is averaged over
+ * the ranks, the gradients are synchronised with dc_dist_ddp_sync after each backward, and each
+ * epoch's metrics are summed over the ranks, so every rank logs the numbers of the whole job.
+ *   to.dist = dc_dist_trainer_hooks(ddp); t = dc_trainer_new(model, opt, sharded_loader, to); */
+DC_API dc_trainer_dist dc_dist_trainer_hooks(dc_dist_ddp *d);
+/* Sums m over the ranks (confusion matrix, counts, top-k hits, loss sum) and *loss_sum (may be
+ * NULL). Every rank must have the same number of classes. */
+DC_API int dc_dist_metrics_all_reduce(dc_metrics *m, double *loss_sum);
 
 #ifdef __cplusplus
 }

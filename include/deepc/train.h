@@ -90,6 +90,18 @@ typedef enum dc_sched_when {
   DC_SCHED_ON_VAL_LOSS    /* dc_sched_step_metric(validation loss) after each epoch */
 } dc_sched_when;
 
+/* Data-parallel training (dist.h: dc_dist_trainer_hooks fills these); all NULL in one process.
+ * reduce_loss: the batch loss becomes its mean over the ranks (so every rank takes the same
+ * NaN decision); after_backward: between backward and clipping/step (gradient all-reduce);
+ * reduce_metrics: an epoch's training or validation metrics become sums over the ranks
+ * (loss_sum may be NULL). */
+typedef struct dc_trainer_dist {
+  int (*reduce_loss)(double *loss, void *ud);
+  int (*after_backward)(void *ud);
+  int (*reduce_metrics)(dc_metrics *m, double *loss_sum, void *ud);
+  void *ud;
+} dc_trainer_dist;
+
 typedef struct dc_trainer_opts {
   int epochs;      /* total epochs (a resumed trainer runs the remaining ones) */
   dc_loss_fn loss; /* NULL: cross-entropy, mean */
@@ -106,6 +118,7 @@ typedef struct dc_trainer_opts {
   dc_step_callback on_step;
   dc_epoch_callback on_epoch; /* after the epoch is complete (history, best, RNG state) */
   void *cb_ud;
+  dc_trainer_dist dist; /* data-parallel hooks */
 } dc_trainer_opts;
 
 /* The trainer borrows model, opt and the loaders (free them after the trainer). */

@@ -4,6 +4,7 @@
 #include "commands.h"
 
 #include <deepc/deepc.h>
+#include <deepc/dist.h>
 #include <deepc/train.h>
 #include <signal.h>
 #include <stdio.h>
@@ -25,7 +26,9 @@ static const char USAGE[] =
     "  --epochs N     same as --set train.epochs=N\n"
     "  --stop-after N stop after N epochs of this call (as if interrupted; for --resume)\n"
     "  --progress M   a bar on a terminal, plain lines when piped (auto), or none\n"
-    "Ctrl-C stops after the current batch; the last finished epoch can be resumed.\n";
+    "Ctrl-C stops after the current batch; the last finished epoch can be resumed.\n"
+    "Data-parallel: mpirun -np N deepc train CONFIG trains one model on N processes (batch_size\n"
+    "is the whole job's; rank 0 writes the outputs; see docs/distributed.md).\n";
 
 static volatile int g_interrupt;
 static void on_sigint(int sig) {
@@ -103,6 +106,8 @@ int dc_cmd_train(int argc, char **argv) {
       /* handled above */
     }
   }
+  /* under mpirun: one rank of a data-parallel job (docs/distributed.md); else one process */
+  if (dc_dist_init() != DC_OK) goto fail;
   signal(SIGINT, on_sigint);
   dc_run_opts o = {.out_dir = out,
                    .resume = resume,
@@ -112,6 +117,10 @@ int dc_cmd_train(int argc, char **argv) {
                    .show_model = mode != DC_PROGRESS_QUIET};
   int rc = dc_run(c, &o, NULL);
   signal(SIGINT, SIG_DFL);
+  if (rc != DC_OK && dc_dist_size() > 1) /* ends every rank, with this rank's message */
+    dc_dist_abort(DC_CLI_FAIL, "train: %s", dc_last_error());
+  int frc = dc_dist_finalize();
+  if (rc == DC_OK) rc = frc;
   dc_config_free(c);
   return rc == DC_OK ? DC_CLI_OK : dc_cli_lib_error("train");
 fail:
