@@ -249,8 +249,8 @@ dc_tensor *dc_bmm(dc_tensor *a, dc_tensor *b) {
  * gin[2] = gout summed over all but the last dim (x taken as [M, K], M = rows of x) */
 static int linear_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   dc_tensor *x = n->inputs[0], *w = n->inputs[1];
-  int64_t k = w->shape[1], nout = w->shape[0], m = dc_numel(gout) / (nout ? nout : 1);
-  if (nout == 0) m = dc_numel(x) / (k ? k : 1);
+  int64_t k = w->shape[1], nout = w->shape[0], m = 1;
+  for (int d = 0; d < x->ndim - 1; d++) m *= x->shape[d];
   dc_tensor *g2 = dc_reshape(gout, DC_SHAPE(m, nout));
   if (!g2) return dc_last_status();
   if (dc__needs_grad(n, 0)) {

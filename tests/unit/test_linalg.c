@@ -339,6 +339,21 @@ Test(linear, values_shapes_and_bias) {
   dc_scope_end();
 }
 
+Test(linear, empty_inner_dim_backward) {
+  dc_scope_begin();
+  /* K = 0: y is the bias alone; the gradients of x and w are empty, the bias's counts rows */
+  dc_tensor *x = dc_requires_grad_(dc_ones(DC_SHAPE(3, 0), DC_F64), true);
+  dc_tensor *w = dc_requires_grad_(dc_ones(DC_SHAPE(4, 0), DC_F64), true);
+  dc_tensor *b = dc_requires_grad_(dc_ones(DC_SHAPE(4), DC_F64), true);
+  dc_tensor *y = dc_linear(x, w, b);
+  cr_assert_not_null(y, "%s", dc_last_error());
+  cr_assert_eq(dc_backward(dc_sum_all(y)), DC_OK, "%s", dc_last_error());
+  cr_assert(dc_shape_equal(dc_shape_of(x->grad), DC_SHAPE(3, 0)));
+  cr_assert(dc_shape_equal(dc_shape_of(w->grad), DC_SHAPE(4, 0)));
+  cr_assert_float_eq(dc_item_at(b->grad, 1), 3.0, 1e-12);
+  dc_scope_end();
+}
+
 /* ---- float64 gradchecks ---- */
 
 static dc_tensor *mm_fn(dc_tensor *const *in, int n, void *ud) { return dc_matmul(in[0], in[1]); }
