@@ -102,9 +102,11 @@ static int write_curves(const run_ctx *r, const dc_history *h) {
   path_in(png, sizeof png, r, "curves.png");
   path_in(svg, sizeof svg, r, "curves.svg");
   const dc_history *runs[1] = {h};
-  const char *title = dc__config_name(r->cfg);
-  const char *slash = strrchr(title, '/');
-  if (slash) title = slash + 1;
+  char title[256];
+  const char *name = dc__config_name(r->cfg), *slash = strrchr(name, '/');
+  snprintf(title, sizeof title, "%s", slash ? slash + 1 : name);
+  char *dot = strrchr(title, '.');
+  if (dot && dot != title) *dot = 0;
   int rc = dc_plot_curves(png, runs, NULL, 1, title);
   if (rc == DC_OK) rc = dc_plot_curves(svg, runs, NULL, 1, title);
   return rc;

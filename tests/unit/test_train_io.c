@@ -13,6 +13,10 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#if __has_include(<cairo.h>)
+#include <cairo.h>
+#define DC_TEST_HAVE_CAIRO 1
+#endif
 
 static char dir[256];
 
@@ -270,4 +274,7 @@ Test(plot, png_and_svg, .init = setup, .fini = teardown) {
   cr_assert_neq(dc_plot_curves("/tmp/x.jpg", runs, NULL, 1, NULL), DC_OK);
   dc_history_clear(&a);
   dc_history_clear(&b);
+#ifdef DC_TEST_HAVE_CAIRO
+  cairo_debug_reset_static_data(); /* cairo's and fontconfig's font caches (LeakSanitizer) */
+#endif
 }
