@@ -4,7 +4,9 @@
  * float32 add inside a scope (no grad, one input requiring grad), ns/op; (3) exp, tanh,
  * sigmoid and gelu throughput in Gelem/s. Each line gives the median of RUNS samples and, in
  * brackets, the best one (on a shared machine the best is the steadier number). The same cases
- * run in PyTorch (/usr/bin/python3 or $DC_PYTHON) unless --no-torch; --quick uses 2^24. */
+ * run in PyTorch (/usr/bin/python3 or $DC_PYTHON) unless --no-torch; --quick uses 2^24.
+ * On a machine shared with other jobs run it with OMP_WAIT_POLICY=passive: with libgomp's default
+ * spinning barrier each 2-thread region waits a scheduler slice for a descheduled worker. */
 #include <deepc/deepc.h>
 
 #include <omp.h>
