@@ -23,8 +23,6 @@ static MPI_Comm g_comm = MPI_COMM_NULL; /* a duplicate of MPI_COMM_WORLD with MP
 
 dc__dist_state dc__dist = {.rank = 0, .size = 1, .local_rank = 0, .local_size = 1};
 
-static const char *const OP_NAMES[DC_DIST_OP_COUNT] = {"sum", "average", "max", "min"};
-
 double dc__dist_now(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -219,6 +217,8 @@ void *dc__dist_ptr(const dc_tensor *t) {
 }
 
 #ifdef DC_HAVE_MPI
+static const char *const OP_NAMES[DC_DIST_OP_COUNT] = {"sum", "average", "max", "min"};
+
 static bool mpi_type(dc_dtype dt, dc_dist_op op, MPI_Datatype *out) {
   switch (dt) {
   case DC_F32: *out = MPI_FLOAT; return true;

@@ -7,7 +7,10 @@
 
 #ifdef DC_HAVE_NCCL
 #  include <cuda_runtime.h>
+#  pragma GCC diagnostic push
+#  pragma GCC diagnostic ignored "-Wstrict-prototypes" /* nccl.h's f() declarations */
 #  include <nccl.h>
+#  pragma GCC diagnostic pop
 #  include <string.h>
 
 static ncclComm_t g_nccl;
