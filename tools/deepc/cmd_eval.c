@@ -2,6 +2,7 @@
  * model from the configuration stored in a checkpoint of `deepc train` and prints accuracy,
  * per-class accuracy and the confusion matrix (src/train/eval.c does the work). */
 #include "commands.h"
+#include "train-cli.h"
 
 #include <deepc/deepc.h>
 #include <deepc/train.h>
@@ -21,6 +22,8 @@ static const char USAGE[] =
     "  --markdown   tables in markdown\n";
 
 int dc_cmd_eval(int argc, char **argv) {
+  dc_cli_prefer_passive_omp(argc, argv);
+  dc_cli_keep_freed_memory();
   const char *ckpt = NULL, *v = NULL;
   dc_eval_opts o = {0};
   for (int i = 1; i < argc; i++) {

@@ -2,6 +2,7 @@
  * search over configuration values, one run folder per combination, ranked by validation
  * accuracy with the best configuration's test accuracy (src/train/search.c). */
 #include "commands.h"
+#include "train-cli.h"
 
 #include <deepc/deepc.h>
 #include <deepc/train.h>
@@ -29,6 +30,8 @@ static void on_sigint(int sig) {
 }
 
 int dc_cmd_search(int argc, char **argv) {
+  dc_cli_prefer_passive_omp(argc, argv);
+  dc_cli_keep_freed_memory();
   const char *cfg_path = NULL, *out = NULL, *v = NULL;
   dc_progress_mode mode = DC_PROGRESS_AUTO;
   static char *storage[MAX_AXES];

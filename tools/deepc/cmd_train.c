@@ -2,14 +2,17 @@
  * file, applies the --set overrides and runs it (src/train/run.c): progress on stderr, final
  * test accuracy and per-class table on stdout, every output file in DIR. */
 #include "commands.h"
+#include "train-cli.h"
 
 #include <deepc/deepc.h>
 #include <deepc/dist.h>
 #include <deepc/train.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 static const char USAGE[] =
     "usage: deepc train CONFIG [--set section.key=value ...] [--out DIR] [--resume]\n"
@@ -30,6 +33,26 @@ static const char USAGE[] =
     "Data-parallel: mpirun -np N deepc train CONFIG trains one model on N processes (batch_size\n"
     "is the whole job's; rank 0 writes the outputs; see docs/distributed.md).\n";
 
+void dc_cli_keep_freed_memory(void) {
+#ifdef M_MMAP_THRESHOLD
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+#endif
+}
+
+void dc_cli_prefer_passive_omp(int argc, char **argv) {
+  if (getenv("OMP_WAIT_POLICY") || getenv("DEEPC_NO_REEXEC")) return;
+  char **args = calloc((size_t)argc + 2, sizeof *args);
+  if (!args) return;
+  args[0] = (char *)"deepc";
+  for (int i = 0; i < argc; i++) args[i + 1] = argv[i];
+  setenv("OMP_WAIT_POLICY", "passive", 1);
+  setenv("DEEPC_NO_REEXEC", "1", 1); /* never twice */
+  fflush(NULL);
+  execv("/proc/self/exe", args);
+  free(args); /* exec failed: go on with the defaults */
+}
+
 static volatile int g_interrupt;
 static void on_sigint(int sig) {
   (void)sig;
@@ -37,6 +60,8 @@ static void on_sigint(int sig) {
 }
 
 int dc_cmd_train(int argc, char **argv) {
+  dc_cli_prefer_passive_omp(argc, argv);
+  dc_cli_keep_freed_memory();
   const char *cfg_path = NULL, *out = NULL, *v = NULL;
   bool resume = false;
   int stop_after = 0;
