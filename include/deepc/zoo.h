@@ -25,9 +25,11 @@ typedef struct dc_zoo_opts {
   bool small_input;        /* ResNet: 3x3 stride-1 stem without max pooling (CIFAR/MNIST-size
                               images); conv1 keeps its name, its kernel is 3x3 */
   double dropout;          /* VGG classifier / CNN dropout (0: 0.5 / 0.3); < 0: none */
+  bool no_init;            /* skip torchvision's re-initialisation (layers keep PyTorch's
+                              default init): faster when pretrained weights come next */
 } dc_zoo_opts;
 
-/* A model by name (case-insensitive, '-' or '_' alike):
+/* A model by name (ignoring case, '-' and '_': "ResNet-18" is resnet18):
  *   mlp                      Flatten, Linear+ReLU per hidden width, Linear(classes)
  *   lenet5                   LeNet-5 for 1x28x28: conv(6,5,pad 2) tanh avgpool conv(16,5) tanh
  *                            avgpool, 400-120-84-classes with tanh
@@ -78,6 +80,10 @@ typedef struct dc_pretrained_opts {
  * as with torchvision's model.fc = nn.Linear(512, 2) after loading. Mis-shaped keys elsewhere
  * are errors naming the key and both shapes; nothing changes on error. */
 DC_API int dc_zoo_load_pretrained_opt(dc_module *m, const char *path, dc_pretrained_opts o);
+/* Same from a weight file already read (dc_weights_load in io.h); what names it in messages. */
+typedef struct dc_weights dc_weights;
+DC_API int dc_zoo_load_weights(dc_module *m, const dc_weights *w, const char *what,
+                               dc_pretrained_opts o);
 #define dc_zoo_load_pretrained(m, path, ...)                                                       \
   dc_zoo_load_pretrained_opt((m), (path), (dc_pretrained_opts){__VA_ARGS__})
 

@@ -80,12 +80,12 @@ static int parse_entry(const cJSON *e, const char *what, uint64_t data_len, dc__
   uint64_t nb;
   if (overflow || __builtin_mul_overflow(numel, (uint64_t)dc__wdt_table[*dt].size, &nb) ||
       nb != sp->end - sp->begin) {
-    char sh[160];
-    return dc__errs(
-        DC_ERR_FORMAT, "%s: entry '%s': shape %s of %s needs %s bytes but data_offsets span %llu",
-        what, name, dc_shape_str(*s, sh, sizeof sh), jd->valuestring,
-        overflow ? "too many" : (snprintf(sh, sizeof sh, "%llu", (unsigned long long)nb), sh),
-        (unsigned long long)(sp->end - sp->begin));
+    char sh[160], need[32] = "too many";
+    if (!overflow) snprintf(need, sizeof need, "%llu", (unsigned long long)nb);
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: entry '%s': shape %s of %s needs %s bytes but data_offsets span %llu",
+                    what, name, dc_shape_str(*s, sh, sizeof sh), jd->valuestring, need,
+                    (unsigned long long)(sp->end - sp->begin));
   }
   return DC_OK;
 }

@@ -396,7 +396,9 @@ dc_weights *dc_weights_parse(const void *data, size_t n, const char *what) {
                    "%s: a tar archive: PyTorch's oldest torch.save format is not supported; "
                    "re-save it with torch.save(torch.load(path), new_path)",
                    what);
-  if (n >= 9 && m[8] == '{') {
+  uint64_t hl = 0;
+  for (int i = 0; i < 8 && n >= 8; i++) hl |= (uint64_t)m[i] << (8 * i);
+  if ((n >= 9 && m[8] == '{') || (n >= 8 && hl <= n - 8)) { /* safetensors-like */
     dc_weights *w = dc__safetensors_parse(m, n, what);
     if (w) {
       const char *f = dc_weights_meta(w, "format");

@@ -1,7 +1,8 @@
 /* Model zoo: the registry of names (dc_zoo_create), the course's small networks (MLP, LeNet-5,
  * the baseline Fashion-MNIST CNN) and the 32x32 CIFAR VGGs, all flat Sequentials with PyTorch's
  * keys ("0.weight", ...). torchvision's VGG and ResNet live in zoo_vgg.c and zoo_resnet.c.
- * Shapes: N batch, C channels, H/W height/width, F features, K classes. */
+ * Names match ignoring case, '-' and '_'. Shapes: N batch, C channels, H/W height/width,
+ * F features, K classes. */
 #include "zoo-impl.h"
 
 #include <ctype.h>
@@ -89,27 +90,29 @@ enum { NZOO = (int)(sizeof ZOO / sizeof ZOO[0]) };
 
 static const struct {
   const char *alias, *name;
-} ALIASES[] = {{"lenet", "lenet5"}, {"lenet_5", "lenet5"}, {"fashion_cnn", "cnn_fashion"}};
+} ALIASES[] = {{"lenet", "lenet5"}, {"fashion_cnn", "cnn_fashion"}};
 
-/* Lower case with '-' as '_' into buf; false when too long. */
+/* Lower case without '-' and '_' into buf ("ResNet-18" and "resnet18" alike); false when too
+ * long. */
 static bool canonical(const char *name, char *buf, size_t n) {
   size_t k = 0;
-  for (; name[k]; k++) {
+  for (; *name; name++) {
+    if (*name == '-' || *name == '_') continue;
     if (k + 1 >= n) return false;
-    char ch = (char)tolower((unsigned char)name[k]);
-    buf[k] = ch == '-' ? '_' : ch;
+    buf[k++] = (char)tolower((unsigned char)*name);
   }
   buf[k] = '\0';
   return true;
 }
 
 static const zoo_entry *find(const char *name) {
-  char c[64];
+  char c[64], z[64];
   if (!name || !canonical(name, c, sizeof c)) return NULL;
   for (size_t a = 0; a < sizeof ALIASES / sizeof ALIASES[0]; a++)
-    if (strcmp(c, ALIASES[a].alias) == 0) snprintf(c, sizeof c, "%s", ALIASES[a].name);
+    if (canonical(ALIASES[a].alias, z, sizeof z) && strcmp(c, z) == 0)
+      canonical(ALIASES[a].name, c, sizeof c);
   for (int i = 0; i < NZOO; i++)
-    if (strcmp(ZOO[i].name, c) == 0) return &ZOO[i];
+    if (canonical(ZOO[i].name, z, sizeof z) && strcmp(z, c) == 0) return &ZOO[i];
   return NULL;
 }
 
@@ -202,5 +205,6 @@ static int init_one(dc_module *m, const char *path, void *ud) {
 }
 
 int dc__zoo_init_torchvision(dc_module *m, double linear_std) {
+  if (!m) return DC_ERR_ARG;
   return dc_module_apply(m, init_one, &linear_std);
 }

@@ -125,7 +125,7 @@ dc_module *dc_zoo_resnet(int depth, dc_zoo_opts o) {
   dc_module_add(m, "fc", dc_nn_linear(inplanes, dc__zoo_classes(o, 1000)));
   m = dc_module_ok(m);
   if (!m) return NULL;
-  int rc = dc__zoo_init_torchvision(m, 0);
+  int rc = o.no_init ? DC_OK : dc__zoo_init_torchvision(m, 0);
   if (rc == DC_OK && o.zero_init_residual) rc = dc_module_apply(m, zero_last_bn, NULL);
   if (rc != DC_OK) {
     dc_module_free(m);

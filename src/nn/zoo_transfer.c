@@ -174,6 +174,14 @@ int dc_zoo_load_pretrained_opt(dc_module *m, const char *path, dc_pretrained_opt
   if (!m || !path) return dc__errs(DC_ERR_ARG, "zoo_load_pretrained: NULL argument");
   dc_weights *w = dc_weights_load(path);
   if (!w) return dc_last_status();
+  int rc = dc_zoo_load_weights(m, w, path, o);
+  dc_weights_free(w);
+  return rc;
+}
+
+int dc_zoo_load_weights(dc_module *m, const dc_weights *w, const char *path, dc_pretrained_opts o) {
+  if (!m || !w) return dc__errs(DC_ERR_ARG, "zoo_load_weights: NULL argument");
+  if (!path) path = "weights";
   dc_state_dict *msd = dc_module_state_dict(m), *sd = NULL, *use = NULL;
   char head[256] = "", skipped[512] = "", missing[1024] = "", unexpected[1024] = "";
   int nmiss = 0, nunexp = 0, rc = DC_OK;
@@ -236,6 +244,5 @@ done:
   dc_state_dict_free(use);
   dc_state_dict_free(sd);
   dc_state_dict_free(msd);
-  dc_weights_free(w);
   return rc;
 }

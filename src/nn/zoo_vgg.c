@@ -70,7 +70,7 @@ dc_module *dc_zoo_vgg(int depth, bool batch_norm, bool cifar, dc_zoo_opts o) {
                                  dc_nn_linear(4096, 4096), dc_nn_relu(), dc_nn_dropout(p),
                                  dc_nn_linear(4096, dc__zoo_classes(o, 1000))));
   m = dc_module_ok(m);
-  if (m && dc__zoo_init_torchvision(m, 0.01) != DC_OK) {
+  if (m && !o.no_init && dc__zoo_init_torchvision(m, 0.01) != DC_OK) {
     dc_module_free(m);
     return NULL;
   }

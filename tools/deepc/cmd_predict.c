@@ -142,18 +142,21 @@ int dc_cmd_predict(int argc, char **argv) {
   dc_zoo_opts o = {.in_channels = x->ndim == 4 ? x->shape[1] : 0,
                    .in_features = feats,
                    .small_input = small,
-                   .width = width};
-  if (!(w = dc_weights_load(weights))) goto done;
-  if (!classes) { /* from the head's weight in the file */
-    dc_module *probe = dc_zoo_create_opt(model, o);
-    char head[256];
-    if (probe && dc_zoo_head_name(probe, head, sizeof head)) classes = classes_in(w, head, prefix);
-    dc_module_free(probe);
-    if (!classes) dc_clear_error();
+                   .width = width,
+                   .num_classes = classes,
+                   .no_init = true};
+  if (!(w = dc_weights_load(weights)) || !(m = dc_zoo_create_opt(model, o))) goto done;
+  if (!classes) { /* a head as wide as the head's weight in the file (a fine-tuned model) */
+    char head[256], wname[300];
+    int64_t k = dc_zoo_head_name(m, head, sizeof head) ? classes_in(w, head, prefix) : 0;
+    snprintf(wname, sizeof wname, "%s.weight", head);
+    dc_tensor *hw = k > 0 ? dc_module_get_parameter(m, wname) : NULL;
+    if (hw && hw->shape[0] != k && dc_zoo_replace_head(m, k) != DC_OK) goto done;
+    dc_clear_error();
   }
-  o.num_classes = classes;
-  if (!(m = dc_zoo_create_opt(model, o))) goto done;
-  if (dc_zoo_load_pretrained(m, weights, .prefix = prefix, .keep_head = true) != DC_OK) goto done;
+  if (dc_zoo_load_weights(m, w, weights,
+                          (dc_pretrained_opts){.prefix = prefix, .keep_head = true}) != DC_OK)
+    goto done;
   dc_module_eval(m);
   if (!(y = run_batches(m, xf, batch))) goto done;
   if (dc_npy_save(output, y) != DC_OK) goto done;
