@@ -81,6 +81,12 @@ expect_error "(Linear)" "$DEEPC" train "$tmp/small.ini" \
   --set "model.layers=flatten, linear(784, 100), relu, linear(90, classes)" --set model.arch=layers
 expect_error "optim.lr is required for sgd" "$DEEPC" train "$tmp/small.ini" --set optim.name=sgd \
   --set optim.lr=
+expect_error "did you mean 'resnet18'" "$DEEPC" train "$tmp/small.ini" --set model.arch=resnet19
+fm_test=/usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz
+if [ -f "$fm_test" ]; then
+  expect_error "data.test: /nonexistent/test" "$DEEPC" train "$tmp/small.ini" \
+    --set data.dataset="$fm_test" --set data.test=/nonexistent/test
+fi
 "$DEEPC" train --help-config | grep -q "weight_decay" || fail "--help-config lacks weight_decay"
 
 # ---- a full run: accuracy and files ----
