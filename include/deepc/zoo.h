@@ -94,9 +94,9 @@ DC_API int dc_zoo_load_weights(dc_module *m, const dc_weights *w, const char *wh
 DC_API int dc_zoo_freeze(dc_module *m, const char *what);
 
 /* Splits the trainable parameters into parameter groups for dc_optim_new (frozen ones are
- * left out): groups[0] the backbone with learning rate backbone_lr, groups[1] the head with
- * hp.lr; other hyper-parameters from hp. *ngroups is 1 when only the head trains. Free with
- * dc_zoo_param_groups_free. */
+ * left out): groups[0] the head with hp.lr, groups[1] the rest (the backbone) with learning rate
+ * backbone_lr; other hyper-parameters from hp. *ngroups is 1 when only the head trains. Free
+ * with dc_zoo_param_groups_free. */
 DC_API int dc_zoo_param_groups(const dc_module *m, dc_optim_hparams hp, double backbone_lr,
                                dc_param_group groups[2], int *ngroups);
 DC_API void dc_zoo_param_groups_free(dc_param_group *groups, int ngroups);

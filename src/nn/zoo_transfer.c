@@ -123,7 +123,8 @@ int dc_zoo_param_groups(const dc_module *m, dc_optim_hparams hp, double backbone
       bb[nb++] = ps[i].tensor;
   }
   dc_named_tensors_free(ps, n);
-  *ngroups = 0;
+  groups[0] = (dc_param_group){.params = hd, .n = nh, .hp = hp};
+  *ngroups = 1;
   if (nb) {
     dc_optim_hparams bh = hp;
     bh.lr = backbone_lr;
@@ -131,7 +132,6 @@ int dc_zoo_param_groups(const dc_module *m, dc_optim_hparams hp, double backbone
   } else {
     dc__free(bb);
   }
-  groups[(*ngroups)++] = (dc_param_group){.params = hd, .n = nh, .hp = hp};
   return DC_OK;
 }
 

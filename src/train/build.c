@@ -557,6 +557,17 @@ dc_optim *dc__build_optim(const dc_config *c, dc_module *m) {
   if (!isnan(eps)) hp.eps = eps;
   hp.amsgrad = dc__config_bool(c, "optim.amsgrad");
   if (kind == DC_OPTIM_RMSPROP) hp.alpha = dc__config_float(c, "optim.alpha");
+  double blr = dc__config_float(c, "optim.backbone_lr");
+  if (!isnan(blr)) { /* group 0: the head at lr; group 1: the rest at backbone_lr */
+    dc_param_group g[2];
+    int ng = 0;
+    if (dc_zoo_param_groups(m, hp, blr, g, &ng) != DC_OK)
+      return (dc__rewrap(dc_last_status(), "optim.backbone_lr: %s", dc_last_error()), (void *)NULL);
+    dc_optim *o = dc_optim_new(kind, g, ng);
+    dc_zoo_param_groups_free(g, ng);
+    if (!o) return (dc__rewrap(dc_last_status(), "optim: %s", dc_last_error()), (void *)NULL);
+    return o;
+  }
   int n = 0;
   dc_named_tensor *ps = dc_module_trainable_parameters(m, &n);
   if (!ps) return NULL;

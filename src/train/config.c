@@ -72,6 +72,7 @@ static const cfg_key SCHEMA[] = {
   {"train", "sync_batchnorm", CT_BOOL, "false", NULL, "data-parallel runs (mpirun -np N): batch-norm statistics over every rank's samples (default: each rank its own)"},
   {"optim", "name", CT_ENUM, "adam", "sgd|adam|adamw|rmsprop|adagrad", "optimizer"},
   {"optim", "lr", CT_FLOAT, "", NULL, "learning rate (empty: the optimizer's default; sgd needs one)"},
+  {"optim", "backbone_lr", CT_FLOAT, "", NULL, "learning rate of everything but the final layer (fine-tuning: a second parameter group; empty: lr for all)"},
   {"optim", "momentum", CT_FLOAT, "0", NULL, "sgd / rmsprop momentum"},
   {"optim", "nesterov", CT_BOOL, "false", NULL, "sgd: Nesterov momentum"},
   {"optim", "dampening", CT_FLOAT, "0", NULL, "sgd: dampening of the momentum"},

@@ -175,11 +175,12 @@ Test(transfer, head_freeze_groups) {
   hp.lr = 0.01;
   cr_assert_eq(dc_zoo_param_groups(m, hp, 0.001, g, &ng), DC_OK);
   cr_assert_eq(ng, 2);
-  cr_assert_eq(g[1].n, 2);
-  cr_assert_eq(g[0].hp.lr, 0.001);
+  cr_assert_eq(g[0].n, 2);
+  cr_assert_eq(g[1].hp.lr, 0.001);
   dc_optim *o = dc_optim_new(DC_OPTIM_SGD, g, ng);
   cr_assert_not_null(o, "%s", dc_last_error());
-  cr_assert_eq(dc_optim_get_lr(o, 1), 0.01);
+  cr_assert_eq(dc_optim_get_lr(o, 0), 0.01);
+  cr_assert_eq(dc_optim_get_lr(o, 1), 0.001);
   dc_optim_free(o);
   dc_zoo_param_groups_free(g, ng);
   dc_module_free(m);
