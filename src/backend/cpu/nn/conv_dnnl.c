@@ -7,10 +7,12 @@
 #include "nn-cpu.h"
 
 #include <oneapi/dnnl/dnnl.h>
+#include <omp.h>
 #include <pthread.h>
 #include <string.h>
 
 #define CACHE_CAP 64
+#define SMALL_REORDER ((size_t)256 << 10) /* bytes; see run_reorder */
 
 /* One tensor argument of a primitive: the user's plain layout, the primitive's chosen one, and
  * the reorders between them (NULL when the layouts are equal, or not built yet). */
@@ -288,6 +290,18 @@ static int run(dnnl_primitive_t p, dnnl_stream_t s, int nargs, const dnnl_exec_a
   return DC_OK;
 }
 
+/* A reorder of `bytes`: small ones (weights) run on the calling thread alone, since waking the
+ * team costs more than the copy (and much more on a busy machine). */
+static int run_reorder(dnnl_primitive_t p, dnnl_stream_t s, dnnl_memory_t from, dnnl_memory_t to,
+                       size_t bytes) {
+  int threads = omp_get_max_threads();
+  bool alone = bytes < SMALL_REORDER && threads > 1;
+  if (alone) omp_set_num_threads(1);
+  int rc = run(p, s, 2, (dnnl_exec_arg_t[]){{DNNL_ARG_FROM, from}, {DNNL_ARG_TO, to}});
+  if (alone) omp_set_num_threads(threads);
+  return rc;
+}
+
 /* A memory object over data with layout md (NULL on failure). */
 static dnnl_memory_t mem(const dnnl_memory_desc_t *md, void *data) {
   dnnl_memory_t m = NULL;
@@ -312,8 +326,8 @@ static dnnl_memory_t prim_mem(const conv_arg *a, void *user_data, bool fill, dnn
   dnnl_memory_t m = mem(&a->prim, *ws);
   if (m && fill) {
     dnnl_memory_t u = mem(&a->user, user_data);
-    int r = u ? run(a->to_prim, s, 2, (dnnl_exec_arg_t[]){{DNNL_ARG_FROM, u}, {DNNL_ARG_TO, m}})
-              : DC_ERR_BACKEND;
+    int r =
+        u ? run_reorder(a->to_prim, s, u, m, dnnl_memory_desc_get_size(&a->user)) : DC_ERR_BACKEND;
     if (u) dnnl_memory_destroy(u);
     if (r != DC_OK) {
       *rc = r;
@@ -331,7 +345,7 @@ static int to_user(const conv_arg *a, dnnl_memory_t m, void *user_data, dnnl_str
   dc__cpu_nn_hint_output(user_data, dnnl_memory_desc_get_size(&a->user));
   dnnl_memory_t u = mem(&a->user, user_data);
   if (!u) return DC_ERR_BACKEND;
-  int r = run(a->to_user, s, 2, (dnnl_exec_arg_t[]){{DNNL_ARG_FROM, m}, {DNNL_ARG_TO, u}});
+  int r = run_reorder(a->to_user, s, m, u, dnnl_memory_desc_get_size(&a->user));
   dnnl_memory_destroy(u);
   return r;
 }
