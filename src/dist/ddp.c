@@ -143,7 +143,10 @@ static int make_buckets(dc_dist_ddp *d) {
 static int make_groups(dc_dist_ddp *d) {
   int nb = 0;
   dc_named_tensor *bl = dc_module_buffers(d->model, &nb);
-  if (!bl) return nb == 0 && dc_last_status() != DC_ERR_NOMEM ? DC_OK : DC_ERR_NOMEM;
+  if (nb == 0) {
+    dc_named_tensors_free(bl, nb);
+    return bl || dc_last_status() != DC_ERR_NOMEM ? DC_OK : DC_ERR_NOMEM;
+  }
   int rc = DC_OK;
   d->groups = dc__calloc((size_t)nb, sizeof *d->groups);
   if (!d->groups) rc = DC_ERR_NOMEM;

@@ -54,7 +54,9 @@ static void path_in(char *buf, size_t n, const run_ctx *r, const char *name) {
 static int on_step(dc_trainer *t, const dc_step_info *s, void *ud) {
   (void)t;
   run_ctx *r = ud;
-  dc__progress_step(&r->prog, s, r->batch_size);
+  dc_step_info job = *s; /* data-parallel: every rank has as many samples as rank 0 */
+  job.samples *= dc_dist_size();
+  dc__progress_step(&r->prog, &job, r->batch_size);
   if (r->o->interrupt && *r->o->interrupt)
     return dc__errs(DC_ERR_STATE,
                     "interrupted at epoch %d, batch %lld; the checkpoint of epoch %d is in "
