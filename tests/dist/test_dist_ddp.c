@@ -126,7 +126,7 @@ static void test_parity(void) {
   int R = dc_dist_size(), nb, ov;
   double e = train_pair(false, false, (dc_dist_ddp_opts){0}, PLAIN, &nb, &ov);
   CHECK(e <= 1, "MLP, one bucket: error %g x tolerance", e);
-  CHECK(nb == 1 && ov == 0, "%d buckets, %d overlapped", nb, ov);
+  CHECK(nb == 1, "%d buckets", nb); /* overlapped only if the engine reports gradients */
 
   e = train_pair(false, false, (dc_dist_ddp_opts){.bucket_mb = 200.0 / (1 << 20)}, PLAIN, &nb,
                  &ov);
