@@ -8,6 +8,7 @@ relative differences are printed, the target is 1e-4 relative to the largest out
 `deepc summary resnet34` reports torchvision's parameter count.
 """
 import os
+import re
 import subprocess
 import tempfile
 
@@ -18,6 +19,7 @@ import torchvision
 
 from dc import run_tests
 
+SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 DEEPC = os.path.join(os.path.dirname(os.path.abspath(os.environ.get("DEEPC_LIB", "build/x"))), "deepc")
 TMP = tempfile.mkdtemp(prefix="dc_zoo_parity_")
 RTOL = 1e-4
@@ -129,6 +131,33 @@ def test_summary_resnet34_parameter_count():
     assert n == 21797672
     assert f"Total params: {n:,}" in r.stdout, r.stdout[-600:]
     assert "layer4.2 (BasicBlock)" in r.stdout
+
+
+def test_docs_finetune_example_compiles_and_runs():
+    """The C example of docs/zoo.md loads a torchvision checkpoint into a 2-class ResNet-18."""
+    doc = open(os.path.join(SRC, "docs", "zoo.md")).read()
+    match = re.search(r"<!-- example: finetune -->\s*```c\n(.*?)```", doc, re.S)
+    assert match, "docs/zoo.md lacks the finetune example block"
+    lib = os.path.abspath(os.environ.get("DEEPC_LIB", os.path.join(SRC, "build", "libdeepc.so")))
+    src, exe, pth = (os.path.join(TMP, n) for n in ("finetune.c", "finetune", "resnet18.pth"))
+    with open(src, "w") as f:
+        f.write(match.group(1))
+    cc = subprocess.run(["cc", "-std=gnu11", "-Wall", "-Wextra", "-Werror", src, "-o", exe, "-I",
+                         os.path.join(SRC, "include"), lib, "-Wl,-rpath," + os.path.dirname(lib),
+                         "-lm"], capture_output=True, text=True)
+    assert cc.returncode == 0, cc.stderr
+    tv = torchvision.models.resnet18()
+    torch.save(tv.state_dict(), pth)
+    run = subprocess.run([exe, pth], capture_output=True, text=True, timeout=300)
+    os.remove(pth)
+    assert run.returncode == 0, run.stdout + run.stderr
+    assert "head fc left as initialised (fc.weight: file [1000, 512], model [2, 512])" in run.stdout, run.stdout
+    frozen = ("conv1.", "bn1.", "layer1.")
+    trainable = sum(p.numel() for n, p in tv.named_parameters() if not n.startswith(frozen + ("fc.",)))
+    total = sum(p.numel() for n, p in tv.named_parameters() if not n.startswith("fc.")) + 2 * 512 + 2
+    assert f"trainable: {trainable + 1026} of {total} parameters in 2 groups" in run.stdout, run.stdout
+    losses = [float(v) for v in re.findall(r"step \d: loss ([0-9.]+)", run.stdout)]
+    assert len(losses) == 2 and all(0 < v < 10 for v in losses), run.stdout
 
 
 if __name__ == "__main__":
