@@ -258,6 +258,7 @@ static void draw(cairo_t *cr, const dc_history *const *runs, const char *const *
     if (m == 0 && isfinite(lo) && lo > 0 && lo < 0.25 * hi) lo = 0; /* losses: start at 0 */
     if (m == 1 && isfinite(hi) && hi > 100) hi = 100;
     p.ya = nice_axis(lo, hi, 7);
+    if (isfinite(lo) && lo >= 0 && p.ya.lo < 0) p.ya.lo = 0; /* no negative losses */
     if (m == 1 && p.ya.hi > 100 && hi <= 100) p.ya.hi = 100;
     if (m == 1 && p.ya.lo < 0) p.ya.lo = 0;
     double xs = emax <= 10 ? 1 : ceil(nice_step(emax / 8.0));
