@@ -146,6 +146,11 @@ static dc_tensor *conv_fn(dc_tensor *const *in, int n, void *ud) {
   return dc_conv2d_opt(in[0], in[1], n > 2 ? in[2] : NULL, *(const dc_conv2d_opts *)ud);
 }
 
+/* a non-contiguous input (H and W swapped by a view) and a transposed weight */
+static dc_tensor *conv_strided_fn(dc_tensor *const *in, int n, void *ud) {
+  return dc_conv2d_f(dc_transpose(in[0], 2, 3), dc_transpose(in[1], 2, 3), NULL, .padding = {1, 0});
+}
+
 Test(nn_conv, gradcheck_float64) {
   dc_scope_begin();
   dc_manual_seed(2);
@@ -160,6 +165,9 @@ Test(nn_conv, gradcheck_float64) {
                         leaf(uniform(DC_SHAPE(2), DC_F64, -1, 1))};
     gradcheck(conv_fn, in, 3, &opts[i]);
   }
+  dc_tensor *in[2] = {leaf(uniform(DC_SHAPE(2, 3, 4, 5), DC_F64, -1, 1)),
+                      leaf(uniform(DC_SHAPE(2, 3, 2, 3), DC_F64, -1, 1))};
+  gradcheck(conv_strided_fn, in, 2, NULL);
   dc_scope_end();
 }
 
