@@ -2,6 +2,8 @@
 
 usage: check_run.py files RUN_DIR MIN_TEST_ACC
        check_run.py same-ckpt A.ckpt B.ckpt      (model/optimizer/trainer state bit for bit)
+       check_run.py torch-mlp CKPT N ACC        (PyTorch scores the checkpoint's 784-h-10 MLP on
+                                                 the first N Fashion-MNIST test images: ACC %)
 Exits non-zero with a message on the first failed check.
 """
 import csv, json, math, os, struct, sys
@@ -165,9 +167,42 @@ def same_ckpt(a, b):
     print("checkpoints identical: %d entries" % len(keys))
 
 
+def torch_mlp(path, n, want):
+    """Loads the weights of a deepc MLP checkpoint into the same PyTorch network and scores it
+    on the first n test images with the same normalisation: the accuracies must agree."""
+    import gzip
+    import numpy as np
+    import torch
+    t, meta = load_ckpt(path)
+    h = json.loads(open(path, "rb").read()[8:8 + struct.unpack("<Q", open(path, "rb").read(8))[0]])
+    sd = {k[6:]: torch.tensor(np.frombuffer(t[k], np.float32).reshape(h[k]["shape"]).copy())
+          for k in t if k.startswith("model.")}
+    hidden = sd["1.weight"].shape[0]
+    m = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(784, hidden), torch.nn.ReLU(),
+                            torch.nn.Linear(hidden, 10))
+    m.load_state_dict(sd, strict=True)
+    d = "/usr/share/datasets/fashion-mnist/"
+
+    def idx(p):
+        b = gzip.open(p).read()
+        nd = b[3]
+        dims = np.frombuffer(b[4:4 + 4 * nd], ">u4")
+        return np.frombuffer(b[4 + 4 * nd:], np.uint8).reshape(dims)
+    x = torch.tensor(idx(d + "t10k-images-idx3-ubyte.gz")[:n], dtype=torch.float32)
+    x = (x.unsqueeze(1) / 255 - 0.2860) / 0.3530
+    y = torch.tensor(idx(d + "t10k-labels-idx1-ubyte.gz")[:n].astype(np.int64))
+    with torch.no_grad():
+        acc = 100 * (m(x).argmax(1) == y).float().mean().item()
+    if abs(acc - want) > 0.1 + 1e-9:
+        fail("PyTorch scores the checkpoint %.2f%%, deepc %.2f%%" % (acc, want))
+    print("PyTorch agrees: %.2f%%" % acc)
+
+
 if __name__ == "__main__":
     if sys.argv[1] == "files":
         check_files(sys.argv[2], float(sys.argv[3]))
+    elif sys.argv[1] == "torch-mlp":
+        torch_mlp(sys.argv[2], int(sys.argv[3]), float(sys.argv[4]))
     elif sys.argv[1] == "same-ckpt":
         same_ckpt(sys.argv[2], sys.argv[3])
     else:

@@ -118,6 +118,10 @@ acc_train=$(sed -n 's/^test accuracy: \([0-9.]*\)%.*/\1/p' <<<"$out")
 [ -n "$acc_eval" ] && [ "$acc_eval" = "$acc_train" ] ||
   fail "eval accuracy '$acc_eval' vs train's test accuracy '$acc_train'"
 grep -q "confusion matrix" <<<"$ev" || fail "eval prints no confusion matrix"
+# PyTorch, given the checkpoint's weights, scores the same test images the same
+if [ -f /usr/share/datasets/fashion-mnist/t10k-images-idx3-ubyte.gz ] && [ -n "$acc_eval" ]; then
+  "$PY" "$CHECK" torch-mlp "$tmp/run_a/best.ckpt" 1000 "$acc_eval" || fail "PyTorch disagrees"
+fi
 expect_error "cannot open the checkpoint" "$DEEPC" eval "$tmp/none.ckpt"
 
 # ---- plot two runs on the same axes ----
