@@ -20,16 +20,16 @@ typedef struct bench_case {
 } bench_case;
 
 static const bench_case CASES[] = {
-    {1024, 1024, 1024, "square"},
-    {2048, 2048, 2048, "square"},
-    {64, 1024, 256, "MLP forward"},
-    {64, 256, 128, "MLP forward"},
-    {64, 784, 256, "MNIST layer 1"},
-    {256, 784, 128, "MNIST layer 1, batch 256"},
-    {1024, 64, 256, "weight grad (K = batch)"},
+    {1024, 1024, 1024, "square", false},
+    {2048, 2048, 2048, "square", false},
+    {64, 1024, 256, "MLP forward", false},
+    {64, 256, 128, "MLP forward", false},
+    {64, 784, 256, "MNIST layer 1", false},
+    {256, 784, 128, "MNIST layer 1, batch 256", false},
+    {1024, 64, 256, "weight grad (K = batch)", false},
     {64, 1024, 256, "dc_linear + bias, W^T", true},
     {64, 64, 10, "dc_linear + bias, W^T", true},
-    {64, 10, 10, "tiny (per-call overhead)"},
+    {64, 10, 10, "tiny (per-call overhead)", false},
 };
 #define N_CASES (int)(sizeof CASES / sizeof CASES[0])
 
