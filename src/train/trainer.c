@@ -135,10 +135,13 @@ static int train_step(dc_trainer *t, dc_tensor *x, dc_tensor *y, dc_metrics *m, 
   if (!isfinite(lv)) {
     if (t->o.on_nan == DC_NAN_STOP)
       return dc__errs(DC_ERR_STATE,
-                      "training stopped: the loss became %g at epoch %d, batch %lld (step %lld); "
+                      "training stopped: the loss became %s at epoch %d, batch %lld (step %lld); "
                       "lower the learning rate, clip the gradients (train.clip_grad_norm) or skip "
                       "such steps (train.on_nan = skip)",
-                      lv, s->epoch, (long long)s->batch, (long long)t->steps + 1);
+                      isnan(lv) ? "NaN"
+                      : lv > 0  ? "+infinity"
+                                : "-infinity",
+                      s->epoch, (long long)s->batch, (long long)t->steps + 1);
     t->skipped++;
     s->skipped = true;
     return DC_OK;
