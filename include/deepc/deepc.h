@@ -13,6 +13,8 @@
 #include "optim.h"
 #include "data.h"
 #include "zoo.h"
+#include "io.h"
+#include "train.h"
 
 #define DEEPC_VERSION_MAJOR 0
 #define DEEPC_VERSION_MINOR 1
