@@ -369,24 +369,45 @@ int dc__dist_test(dc__dist_req *req, bool *done) {
   return rc;
 }
 
-/* Polls like MPI's own blocking calls (busy, yielding the core once the wait is not short) and
- * checks the clock every few hundred polls. */
+/* How long a wait polls without sleeping (microseconds): $DEEPC_DIST_SPIN_US, default 200. */
+static double spin_budget(void) {
+  static double us = -1;
+  if (us < 0) {
+    const char *v = getenv("DEEPC_DIST_SPIN_US");
+    us = v && atof(v) >= 0 ? atof(v) : 200;
+  }
+  return us * 1e-6;
+}
+
+/* Polls (MPI progresses only inside MPI calls) with the core yielded between polls; once the
+ * wait is longer than the spin budget, i.e. another rank is still computing, it sleeps between
+ * polls (20 us doubling to 1 ms), so a waiting rank does not take CPU time from busy ones on a
+ * shared machine. Checks the deadline as it goes. */
 int dc__dist_wait(dc__dist_req *req) {
-  double deadline = 0;
-  for (long spins = 0;; spins++) {
+  double start = 0, deadline = 0, spin = spin_budget();
+  long nap_ns = 20000;
+  for (long polls = 0;; polls++) {
     bool done;
     int rc = dc__dist_test(req, &done);
     if (rc != DC_OK || done) return rc;
-    if (spins > 64) sched_yield();
-    if ((spins & 255) == 0) {
-      double now = dc__dist_now();
-      if (deadline == 0) deadline = now + dc_dist_timeout();
-      else if (now > deadline)
-        return dc__errs(DC_ERR_STATE,
-                        "dist: %s timed out after %.0f s on rank %d of %d: another rank did not "
-                        "join it (it failed, hangs, or runs different code); set the limit with "
-                        "DEEPC_DIST_TIMEOUT",
-                        req->what, dc_dist_timeout(), dc__dist.rank, dc__dist.size);
+    if (polls < 16) continue;
+    double now = dc__dist_now();
+    if (start == 0) {
+      start = now;
+      deadline = now + dc_dist_timeout();
+    } else if (now > deadline) {
+      return dc__errs(DC_ERR_STATE,
+                      "dist: %s timed out after %.0f s on rank %d of %d: another rank did not "
+                      "join it (it failed, hangs, or runs different code); set the limit with "
+                      "DEEPC_DIST_TIMEOUT",
+                      req->what, dc_dist_timeout(), dc__dist.rank, dc__dist.size);
+    }
+    if (now - start < spin) {
+      sched_yield();
+    } else {
+      struct timespec ts = {0, nap_ns};
+      nanosleep(&ts, NULL);
+      if (nap_ns < 1000000) nap_ns *= 2;
     }
   }
 }
