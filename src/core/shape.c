@@ -37,6 +37,7 @@ int64_t dc_numel(const dc_tensor *t) {
 }
 
 bool dc_is_contiguous(const dc_tensor *t) {
+  if (dc_numel(t) == 0) return true; /* like torch: nothing to lay out */
   int64_t s = 1;
   for (int d = t->ndim - 1; d >= 0; d--) {
     if (t->shape[d] != 1 && t->stride[d] != s) return false;

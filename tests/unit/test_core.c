@@ -185,3 +185,13 @@ Test(core, alloc_fault_injection_is_clean) {
   cr_assert_not_null(dc_zeros(DC_SHAPE(8), DC_F32));
   dc_scope_end();
 }
+
+Test(core, empty_tensors_are_contiguous_and_reduce) {
+  dc_scope_begin();
+  dc_tensor *e = dc_zeros(DC_SHAPE(0, 4), DC_F32);
+  cr_assert(dc_is_contiguous(e));
+  dc_tensor *s = dc_sum_all(e);
+  cr_assert_not_null(s, "%s", dc_last_error());
+  cr_assert_eq(dc_item(s), 0.0);
+  dc_scope_end();
+}
