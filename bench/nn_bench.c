@@ -19,17 +19,17 @@ typedef struct bench_case {
   int kind;             /* 0 conv, 1 batch norm, 2 max pool */
   int64_t n, c, h, w;   /* input [N, C, H, W] */
   int k, pad;           /* conv kernel and padding (conv only) */
-  double fwd_ms, fb_ms, fb_min; /* medians, and the fastest forward + backward run */
-  double torch_fwd, torch_fb, torch_fb_min;
+  double fwd_ms, fb_ms; /* medians */
+  double torch_fwd, torch_fb;
 } bench_case;
 
 static bench_case g_cases[] = {
-    {"conv5x5 64x32x14x14", 0, 64, 32, 14, 14, 5, 2, 0, 0, 0, -1, -1, -1},
-    {"conv3x3 128x64x32x32", 0, 128, 64, 32, 32, 3, 1, 0, 0, 0, -1, -1, -1},
-    {"batchnorm2d 64x32x14x14", 1, 64, 32, 14, 14, 0, 0, 0, 0, 0, -1, -1, -1},
-    {"batchnorm2d 128x64x32x32", 1, 128, 64, 32, 32, 0, 0, 0, 0, 0, -1, -1, -1},
-    {"maxpool2d(2) 64x32x14x14", 2, 64, 32, 14, 14, 0, 0, 0, 0, 0, -1, -1, -1},
-    {"maxpool2d(2) 128x64x32x32", 2, 128, 64, 32, 32, 0, 0, 0, 0, 0, -1, -1, -1},
+    {"conv5x5 64x32x14x14", 0, 64, 32, 14, 14, 5, 2, 0, 0, -1, -1},
+    {"conv3x3 128x64x32x32", 0, 128, 64, 32, 32, 3, 1, 0, 0, -1, -1},
+    {"batchnorm2d 64x32x14x14", 1, 64, 32, 14, 14, 0, 0, 0, 0, -1, -1},
+    {"batchnorm2d 128x64x32x32", 1, 128, 64, 32, 32, 0, 0, 0, 0, -1, -1},
+    {"maxpool2d(2) 64x32x14x14", 2, 64, 32, 14, 14, 0, 0, 0, 0, -1, -1},
+    {"maxpool2d(2) 128x64x32x32", 2, 128, 64, 32, 32, 0, 0, 0, 0, -1, -1},
 };
 #define NCASES ((int)(sizeof g_cases / sizeof *g_cases))
 
@@ -51,9 +51,12 @@ typedef struct bench_state {
 
 static dc_tensor *forward(const bench_case *c, bench_state *s) {
   switch (c->kind) {
-  case 0: return dc_conv2d_f(s->x, s->w, s->b, .padding = {c->pad, c->pad});
-  case 1: return dc_batch_norm(s->x, s->rm, s->rv, s->w, s->b, true, 0.1, 1e-5);
-  default: return dc_max_pool2d_f(s->x, .kernel = {2, 2});
+  case 0:
+    return dc_conv2d_f(s->x, s->w, s->b, .padding = {c->pad, c->pad});
+  case 1:
+    return dc_batch_norm(s->x, s->rm, s->rv, s->w, s->b, true, 0.1, 1e-5);
+  default:
+    return dc_max_pool2d_f(s->x, .kernel = {2, 2});
   }
 }
 
@@ -106,31 +109,30 @@ static double sample(const bench_case *c, bench_state *s, int inner, bool with_b
   return (now_ms() - t0) / inner;
 }
 
-/* Median (and *min, the fastest run) of `runs` samples after a warm-up. */
-static double median_ms(const bench_case *c, bench_state *s, int runs, bool with_backward,
-                        double *min) {
+/* Median of `runs` samples after a warm-up. */
+static double median_ms(const bench_case *c, bench_state *s, int runs, bool with_backward) {
   double first = sample(c, s, 1, with_backward); /* warm-up: primitives, scratch buffers */
   int inner = first < 20 ? (int)(60 / (first + 0.01)) + 1 : 1;
   double t[64];
   if (runs > 64) runs = 64;
   for (int r = 0; r < runs; r++) t[r] = sample(c, s, inner, with_backward);
   qsort(t, (size_t)runs, sizeof *t, cmp_double);
-  if (min) *min = t[0];
   return t[runs / 2];
 }
 
-/* Runs the PyTorch script for case i and reads its line
- * "name<TAB>fwd_ms fwd_bwd_ms fwd_bwd_min_ms" into t[3]; false on failure. */
-static bool run_torch(const char *script, int i, int threads, int runs, double t[3]) {
+/* Runs the PyTorch script for case i and reads its line "name<TAB>fwd_ms fwd_bwd_ms" into t[2];
+ * false on failure. */
+static bool run_torch(const char *script, int i, int threads, int runs, double t[2]) {
   char cmd[1024], line[512];
-  snprintf(cmd, sizeof cmd, "OMP_NUM_THREADS=%d /usr/bin/python3 %s --threads %d --runs %d --case %d",
-           threads, script, threads, runs, i);
+  snprintf(cmd, sizeof cmd,
+           "OMP_NUM_THREADS=%d /usr/bin/python3 %s --threads %d --runs %d --case %d", threads,
+           script, threads, runs, i);
   FILE *p = popen(cmd, "r");
   bool ok = false;
   while (p && fgets(line, sizeof line, p)) {
     char *tab = strchr(line, '\t');
     if (tab && strncmp(line, g_cases[i].name, (size_t)(tab - line)) == 0)
-      ok = sscanf(tab + 1, "%lf %lf %lf", &t[0], &t[1], &t[2]) == 3;
+      ok = sscanf(tab + 1, "%lf %lf", &t[0], &t[1]) == 2;
   }
   if (!p || pclose(p) != 0 || !ok) {
     fprintf(stderr, "nn_bench: '%s' failed\n", cmd);
@@ -148,12 +150,17 @@ int main(int argc, char **argv) {
   int threads = 2, runs = 5, rounds = 3;
   const char *torch = NULL;
   for (int i = 1; i < argc; i++) {
-    if (!strcmp(argv[i], "--threads") && i + 1 < argc) threads = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--runs") && i + 1 < argc) runs = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--rounds") && i + 1 < argc) rounds = atoi(argv[++i]);
-    else if (!strcmp(argv[i], "--torch") && i + 1 < argc) torch = argv[++i];
+    if (!strcmp(argv[i], "--threads") && i + 1 < argc)
+      threads = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--runs") && i + 1 < argc)
+      runs = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--rounds") && i + 1 < argc)
+      rounds = atoi(argv[++i]);
+    else if (!strcmp(argv[i], "--torch") && i + 1 < argc)
+      torch = argv[++i];
     else {
-      fprintf(stderr, "usage: %s [--threads N] [--runs R] [--rounds K] [--torch torch_nn_bench.py]\n",
+      fprintf(stderr,
+              "usage: %s [--threads N] [--runs R] [--rounds K] [--torch torch_nn_bench.py]\n",
               argv[0]);
       return 2;
     }
@@ -162,8 +169,8 @@ int main(int argc, char **argv) {
   if (rounds < 1 || rounds > 16) rounds = rounds < 1 ? 1 : 16;
   omp_set_num_threads(threads);
   dc_manual_seed(0);
-  printf("%-28s %10s %10s %10s %10s %7s %7s\n", "layer", "deepc fwd", "torch fwd", "deepc f+b",
-         "torch f+b", "ratio", "min-r");
+  printf("%-28s %10s %10s %10s %10s %7s\n", "layer", "deepc fwd", "torch fwd", "deepc f+b",
+         "torch f+b", "ratio");
   for (int i = 0; i < NCASES; i++) {
     bench_case *c = &g_cases[i];
     bench_state s;
@@ -172,34 +179,32 @@ int main(int argc, char **argv) {
       return 1;
     }
     /* alternate deepc and PyTorch so both see the same machine load */
-    double f[16], fb[16], tf[16], tfb[16], mn;
+    double f[16], fb[16], tf[16], tfb[16];
     int nt = 0;
-    c->fb_min = c->torch_fb_min = 1e300;
     for (int r = 0; r < rounds; r++) {
-      double t[3];
-      if (torch && run_torch(torch, i, threads, runs, t)) {
-        tf[nt] = t[0], tfb[nt++] = t[1];
-        if (t[2] < c->torch_fb_min) c->torch_fb_min = t[2];
-      }
-      f[r] = median_ms(c, &s, runs, false, NULL);
-      fb[r] = median_ms(c, &s, runs, true, &mn);
-      if (mn < c->fb_min) c->fb_min = mn;
+      double t[2];
+      if (torch && run_torch(torch, i, threads, runs, t)) tf[nt] = t[0], tfb[nt++] = t[1];
+      f[r] = median_ms(c, &s, runs, false);
+      fb[r] = median_ms(c, &s, runs, true);
     }
     teardown(&s);
     c->fwd_ms = median_of(f, rounds);
     c->fb_ms = median_of(fb, rounds);
     if (nt) c->torch_fwd = median_of(tf, nt), c->torch_fb = median_of(tfb, nt);
     printf("%-28s %8.2fms ", c->name, c->fwd_ms);
-    if (c->torch_fwd > 0) printf("%8.2fms ", c->torch_fwd);
-    else printf("%10s ", "-");
+    if (c->torch_fwd > 0)
+      printf("%8.2fms ", c->torch_fwd);
+    else
+      printf("%10s ", "-");
     printf("%8.2fms ", c->fb_ms);
     if (c->torch_fb > 0)
-      printf("%8.2fms %7.2f %7.2f\n", c->torch_fb, c->fb_ms / c->torch_fb, c->fb_min / c->torch_fb_min);
-    else printf("%10s %7s %7s\n", "-", "-", "-");
+      printf("%8.2fms %7.2f\n", c->torch_fb, c->fb_ms / c->torch_fb);
+    else
+      printf("%10s %7s\n", "-", "-");
     fflush(stdout);
   }
   printf("(%d threads; median over %d alternating rounds of the median of %d runs; ratio = deepc\n"
-         " f+b / torch f+b, min-r the same for the fastest runs; below 1 deepc is faster)\n",
+         " f+b / torch f+b, below 1 deepc is faster)\n",
          threads, rounds, runs);
   return 0;
 }

@@ -1,6 +1,6 @@
 """PyTorch side of bench/nn_bench.c: the same layers, shapes and timing rule (forward + backward of
 input and parameter gradients, median of several runs), one line per case:
-name<TAB>forward_ms forward_backward_ms forward_backward_min_ms. Run with Debian's torch: /usr/bin/python3.
+name<TAB>forward_ms forward_backward_ms. Run with Debian's torch: /usr/bin/python3.
 usage: torch_nn_bench.py [--threads N] [--runs R] [--case I]"""
 import argparse
 import time
@@ -44,7 +44,7 @@ def median_ms(mod, x, g, runs, backward):
     first = sample(mod, x, g, 1, backward)
     inner = int(60 / (first + 0.01)) + 1 if first < 20 else 1
     t = sorted(sample(mod, x, g, inner, backward) for _ in range(runs))
-    return t[len(t) // 2], t[0]
+    return t[len(t) // 2]
 
 
 def main():
@@ -62,9 +62,9 @@ def main():
         mod.train()
         x = torch.randn(*shape, requires_grad=True)
         g = torch.randn_like(mod(x))
-        fwd, _ = median_ms(mod, x, g, a.runs, False)
-        fb, fb_min = median_ms(mod, x, g, a.runs, True)
-        print(f"{name}\t{fwd:.3f} {fb:.3f} {fb_min:.3f}", flush=True)
+        fwd = median_ms(mod, x, g, a.runs, False)
+        fb = median_ms(mod, x, g, a.runs, True)
+        print(f"{name}\t{fwd:.3f} {fb:.3f}", flush=True)
 
 
 if __name__ == "__main__":
