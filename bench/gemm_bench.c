@@ -66,7 +66,9 @@ static result time_matmul(const bench_case *c, int runs, int threads) {
   double flops = 2.0 * (double)c->m * (double)c->k * (double)c->n;
   int reps = flops >= 2e8 ? 1 : (int)(2e8 / flops);
   double t[RUNS], ct[RUNS];
-  dc_free(c->linear ? dc_linear(a, b, bias) : dc_matmul(a, b)); /* warm-up: caches the primitive */
+  /* warm-up (about 0.2 s): caches the primitive and lets the heap and the clock settle */
+  for (double w0 = now(); now() - w0 < 0.2;)
+    dc_free(c->linear ? dc_linear(a, b, bias) : dc_matmul(a, b));
   for (int r = 0; r < runs; r++) {
     double t0 = now(), c0 = cpu_now();
     for (int i = 0; i < reps; i++) dc_free(c->linear ? dc_linear(a, b, bias) : dc_matmul(a, b));

@@ -4,7 +4,7 @@
 set -euo pipefail
 build=${1:-build}
 export OMP_WAIT_POLICY=${OMP_WAIT_POLICY:-passive}
-for b in gemm_bench ew_bench nn_bench; do
+for b in peak_bench gemm_bench ew_bench nn_bench; do
   if [ -x "$build/bench/$b" ]; then
     echo "== $b =="
     "$build/bench/$b"

@@ -186,6 +186,39 @@ Test(gemm, results_do_not_depend_on_the_thread_count) {
   dc_scope_end();
 }
 
+/* Products of 2^27 multiply-adds and more run on oneDNN's sgemm, which may split K between
+ * threads: the same at a fixed thread count, within float32 rounding of each other and of a
+ * float64 product across thread counts, for every transpose. */
+Test(gemm, large_products_match_float64_and_repeat_exactly) {
+  dc_scope_begin();
+  dc_manual_seed(16);
+  const int64_t m = 256, k = 2048, n = 512;
+  for (int t = 0; t < 4; t++) {
+    dc_tensor *a = dc_randn(t & 1 ? DC_SHAPE(k, m) : DC_SHAPE(m, k), DC_F32);
+    dc_tensor *b = dc_randn(t & 2 ? DC_SHAPE(n, k) : DC_SHAPE(k, n), DC_F32);
+    dc_tensor *at = t & 1 ? dc_transpose(a, 0, 1) : a, *bt = t & 2 ? dc_transpose(b, 0, 1) : b;
+    dc_tensor *ref = dc_matmul(dc_to_dtype(at, DC_F64), dc_to_dtype(bt, DC_F64));
+    for (int th = 1; th <= 2; th++) {
+      omp_set_num_threads(th);
+      dc_tensor *r1 = dc_matmul(at, bt), *r2 = dc_matmul(at, bt);
+      cr_assert(r1 && r2 && ref, "%s", dc_last_error());
+      cr_assert_eq(memcmp(dc_data(r1), dc_data(r2), (size_t)dc_numel(r1) * sizeof(float)), 0,
+                   "transpose case %d, %d threads: two runs differ", t, th);
+      const float *p = dc_data(r1);
+      const double *q = dc_data(ref);
+      double worst = 0;
+      for (int64_t i = 0; i < m * n; i++) {
+        double e = fabs((double)p[i] - q[i]) / (1.0 + fabs(q[i]));
+        worst = e > worst ? e : worst;
+      }
+      /* sums of 2048 products of unit normals: float32 rounding adds up to ~1e-4 */
+      cr_assert_lt(worst, 5e-4, "transpose case %d, %d threads: off by %g", t, th, worst);
+    }
+  }
+  omp_set_num_threads(2);
+  dc_scope_end();
+}
+
 /* ---- matmul: every torch.matmul case against a naive product ---- */
 
 /* Reference: r[i] = sum_k a[..., i, k] b[..., k, j] computed by the kernel reference on

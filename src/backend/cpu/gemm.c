@@ -546,6 +546,32 @@ static int onednn_execute(const mm_entry *e, dnnl_stream_t stream, const void *c
                   (long long)k->m, (long long)k->k, (long long)k->k, (long long)k->n);
 }
 
+/* A large unbatched product without bias goes to oneDNN's BLAS-style sgemm: its JIT kernel beats
+ * the matmul primitive on square and wide products (2 threads, bench/gemm_bench.c: 2048^3 410 vs
+ * 351 GF/s, 1024^3 400 vs 375), while the primitive stays ahead on tall, narrow ones (N <= 64).
+ * sgemm may split K between threads, so its float32 sums can differ in the last bits between
+ * thread counts (as MKL's do in PyTorch); it is reproducible at a fixed thread count. Below
+ * SGEMM_MIN_MACS (which every layer of the course networks is) the primitive keeps results
+ * independent of the thread count. */
+#define SGEMM_MIN_MACS ((double)(1 << 27))
+
+static bool use_sgemm(const mm_key *k) {
+  double macs = (double)k->m * (double)k->n * (double)k->k;
+  return k->b == 1 && !k->bias && macs >= SGEMM_MIN_MACS && (k->n >= 128 || k->m <= 4 * k->n);
+}
+
+/* out [m, n] contiguous = alpha * a [m, k] . b [k, n] + beta * out, strides from k */
+static int sgemm_run(const mm_key *k, const void *const *ptr, void *out) {
+  char ta = k->as[2] == 1 ? 'N' : 'T', tb = k->bs[2] == 1 ? 'N' : 'T';
+  dnnl_dim_t lda = ta == 'N' ? k->as[1] : k->as[2], ldb = tb == 'N' ? k->bs[1] : k->bs[2];
+  if (dnnl_sgemm(ta, tb, k->m, k->n, k->k, k->alpha, ptr[0], lda, ptr[1], ldb, k->beta, out,
+                 k->n) == dnnl_success)
+    return DC_OK;
+  return dc__errs(DC_ERR_BACKEND,
+                  "matmul: oneDNN sgemm failed on a [%lld, %lld] x [%lld, %lld] product",
+                  (long long)k->m, (long long)k->k, (long long)k->k, (long long)k->n);
+}
+
 static int gemm_onednn(gemm_args *g) {
   pthread_once(&g_dnnl_once, dnnl_init);
   dnnl_stream_t stream = g_engine ? thread_stream() : NULL;
@@ -554,7 +580,9 @@ static int gemm_onednn(gemm_args *g) {
   const void *ptr[3];
   float *tmp[3] = {NULL, NULL, NULL};
   int rc = onednn_prepare(g, &k, ptr, tmp);
-  if (rc == DC_OK) {
+  if (rc == DC_OK && use_sgemm(&k)) {
+    rc = sgemm_run(&k, ptr, g->out);
+  } else if (rc == DC_OK) {
     mm_entry *e = mm_acquire(&k);
     rc = e ? onednn_execute(e, stream, ptr, g->out) : gemm_blocked(g);
     if (e) mm_release(e);
