@@ -409,7 +409,15 @@ static dc_module *build_cnn(const dc_config *c, const dc__data *d) {
   double ch[32], hid[32];
   int nc = dc__config_list(c, "model.channels", ch, 32);
   int nh = hidden_widths(c, true, hid, 32);
-  int k = (int)dc__config_int(c, "model.kernel"), pool = (int)dc__config_int(c, "model.pool");
+  int k = (int)dc__config_int(c, "model.kernel");
+  double pl[4] = {2, 0, 0, 0}; /* model.pool: MaxPool2d(kernel, stride = kernel, padding = 0) */
+  int npl = dc__config_list(c, "model.pool", pl, 4);
+  int pool = npl > 0 ? (int)pl[0] : 0, pstride = npl > 1 ? (int)pl[1] : pool;
+  int ppad = npl > 2 ? (int)pl[2] : 0;
+  if (npl > 3 || (pool > 1 && (pstride < 1 || ppad < 0 || 2 * ppad > pool)))
+    return dc__err(DC_ERR_ARG,
+                   "model.pool: expected a size k or k,stride,padding with stride >= 1 and "
+                   "padding <= k/2 (MaxPool2d's rules), e.g. 2 or 4,3,1");
   bool bn = dc__config_bool(c, "model.batchnorm");
   double p = dc__config_float(c, "model.dropout");
   const char *act = dc_config_get(c, "model.activation");
@@ -423,8 +431,9 @@ static dc_module *build_cnn(const dc_config *c, const dc__data *d) {
     if (seq) seq = dc_nn_sequential_append(seq, activation(act));
     h = h + 2 * (k / 2) - k + 1, w = w + 2 * (k / 2) - k + 1;
     if (seq && pool > 1) {
-      seq = dc_nn_sequential_append(seq, dc_nn_maxpool2d(pool));
-      h /= pool, w /= pool;
+      seq = dc_nn_sequential_append(seq, dc_nn_maxpool2d(pool, .stride = pstride, .padding = ppad));
+      h = h + 2 * ppad < pool ? 0 : (h + 2 * ppad - pool) / pstride + 1;
+      w = w + 2 * ppad < pool ? 0 : (w + 2 * ppad - pool) / pstride + 1;
     }
     if (h < 1 || w < 1) {
       dc_module_free(seq);

@@ -30,7 +30,7 @@ static const cfg_key SCHEMA[] = {
    "layer spec, e.g. conv2d(1,32,5,padding=2), relu, maxpool2d(2), flatten, linear(6272,classes)"},
   {"model", "channels", CT_INTS, "32,32,64", NULL, "cnn: output channels of each conv block"},
   {"model", "kernel", CT_INT, "5", NULL, "cnn: square kernel size (padding keeps the size)"},
-  {"model", "pool", CT_INT, "2", NULL, "cnn: max-pool size after each block (0 or 1: none)"},
+  {"model", "pool", CT_INTS, "2", NULL, "cnn: max pooling after each block: size k, or k,stride,padding like MaxPool2d(4,3,1) (0 or 1: none)"},
   {"model", "batchnorm", CT_BOOL, "true", NULL, "cnn/mlp: batch norm after each conv / hidden layer"},
   {"model", "dropout", CT_FLOAT, "0.3", NULL, "cnn: dropout before the FC head; mlp: after each hidden layer (0: none)"},
   {"model", "hidden", CT_INTS, "", NULL, "widths of the hidden FC layers (cnn default 64; mlp default 256,128,64)"},
