@@ -44,7 +44,8 @@ static double *to_f64(dc_tensor *t, const char *what) {
   if (!buf) return NULL;
   bool prev = dc_set_grad_enabled(false);
   dc_tensor *d = t->dtype == DC_F64 ? NULL : dc_to_dtype(t, DC_F64);
-  int rc = dc_copy_to_buffer(d ? d : t, buf, sizeof *buf * (size_t)n);
+  int rc = t->dtype != DC_F64 && !d ? (int)dc_last_status() /* conversion failed (memory) */
+                                    : dc_copy_to_buffer(d ? d : t, buf, sizeof *buf * (size_t)n);
   dc_free(d);
   dc_set_grad_enabled(prev);
   if (rc != DC_OK) {

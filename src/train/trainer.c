@@ -212,7 +212,9 @@ int dc_trainer_epoch(dc_trainer *t, dc_epoch_stats *out) {
         dc_module_train(t->model, true);
         dc_set_grad_enabled(prev);
         K = probe && probe->ndim == 2 ? probe->shape[1] : 0;
-        if (K <= 0)
+        if (!probe) /* the forward's own error (out of memory, bad shapes) */
+          rc = dc_last_status() ? dc_last_status() : DC_ERR_ARG;
+        else if (K <= 0)
           rc = dc__errs(DC_ERR_ARG, "trainer: set num_classes (the model output is not [B, K])");
         t->o.num_classes = K;
       }
@@ -261,9 +263,9 @@ int dc_trainer_epoch(dc_trainer *t, dc_epoch_stats *out) {
     rc = dc_sched_step_metric(t->o.sched, t->o.val ? e.val_loss : e.train_loss);
   if (rc != DC_OK) return rc;
   e.seconds = dc__now() - t0;
+  if ((rc = dc_history_append(&t->hist, &e)) != DC_OK) return rc; /* not counted if it fails */
   t->epochs_done = epoch;
   track_best(t, &e);
-  if ((rc = dc_history_append(&t->hist, &e)) != DC_OK) return rc;
   if (out) *out = e;
   if (t->o.on_epoch) rc = t->o.on_epoch(t, &e, t->o.cb_ud);
   return rc;
