@@ -128,8 +128,9 @@ extern const char *const dc__mnist_classes[10];   /* "0 - zero", ... (torchvisio
 extern const char *const dc__fashion_classes[10]; /* "T-shirt/top", ... */
 /* IDX bytes (plain or gzip) into a new tensor (caller's scope); `what` names them in errors. */
 dc_tensor *dc__idx_parse(const uint8_t *mem, size_t n, const char *what);
-/* Finds train-/t10k- images and labels IDX files (plain or .gz) in dir. */
-bool dc__idx_find_pair(const char *dir, bool train, char **images, char **labels);
+/* Finds train-/t10k- images and labels IDX files (plain or .gz) in dir: 1 both found
+ * (dc__malloc'ed paths), 0 not both, -1 out of memory (error set). */
+int dc__idx_find_pair(const char *dir, bool train, char **images, char **labels);
 /* Candidate folders for a dataset name in search order ($DEEPC_DATA/name,
  * $DEEPC_DATA/torch_name/raw, data/name, the project's data/name); returns the count. */
 int dc__data_search_dirs(const char *name, const char *torch_name, char dirs[][1024], int max);

@@ -232,31 +232,36 @@ dc_dataset *dc_idx_dataset(const char *images_path, const char *labels_path, int
 /* ---- finding the MNIST / Fashion-MNIST files ---- */
 
 /* Tries the usual names of one file (with and without .gz, '-' or '.' before idx) in dir. */
-static char *find_idx_file(const char *dir, const char *stem, const char *kind) {
+/* dir/<stem>[-.]<kind>[.gz] in *found when one exists (NULL when none); false when memory ran
+ * out (the error is set). */
+static bool find_idx_file(const char *dir, const char *stem, const char *kind, char **found) {
   static const char *const gz[] = {"", ".gz"};
   char name[128];
+  *found = NULL;
   for (int dot = 0; dot < 2; dot++)
     for (int z = 0; z < 2; z++) {
       snprintf(name, sizeof name, "%s%s%s%s", stem, dot ? "." : "-", kind, gz[z]);
       char *p = dc__path_join(dir, name);
-      if (p && dc__is_file(p)) return p;
+      if (!p) return false;
+      if (dc__is_file(p)) return (*found = p), true;
       dc__free(p);
     }
-  return NULL;
+  return true;
 }
 
-bool dc__idx_find_pair(const char *dir, bool train, char **images, char **labels) {
+int dc__idx_find_pair(const char *dir, bool train, char **images, char **labels) {
   const char *stem = train ? "train" : "t10k";
   char st_img[32], st_lbl[32];
   snprintf(st_img, sizeof st_img, "%s-images", stem);
   snprintf(st_lbl, sizeof st_lbl, "%s-labels", stem);
-  *images = find_idx_file(dir, st_img, "idx3-ubyte");
-  *labels = *images ? find_idx_file(dir, st_lbl, "idx1-ubyte") : NULL;
-  if (*images && *labels) return true;
+  *labels = NULL;
+  bool ok = find_idx_file(dir, st_img, "idx3-ubyte", images) &&
+            (!*images || find_idx_file(dir, st_lbl, "idx1-ubyte", labels));
+  if (ok && *images && *labels) return 1;
   dc__free(*images);
   dc__free(*labels);
   *images = *labels = NULL;
-  return false;
+  return ok ? 0 : -1;
 }
 
 int dc__data_search_dirs(const char *name, const char *torch_name, char dirs[][1024], int max) {
@@ -298,7 +303,9 @@ static dc_dataset *mnist_like(const char *dir, bool train, bool fashion) {
   }
   for (int k = 0; k < n; k++) {
     char *img, *lbl;
-    if (!dc__idx_find_pair(dirs[k], train, &img, &lbl)) continue;
+    int found = dc__idx_find_pair(dirs[k], train, &img, &lbl);
+    if (found < 0) return NULL; /* out of memory */
+    if (!found) continue;
     dc_dataset *ds = idx_pair(img, lbl, 10, format, names);
     dc__free(img);
     dc__free(lbl);

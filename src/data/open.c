@@ -3,6 +3,7 @@
  * `deepc data info` and by commands that take a dataset path. */
 #include "data-impl.h"
 
+#include <stdint.h>
 #include <stdio.h>
 #include <string.h>
 #include <strings.h>
@@ -13,7 +14,8 @@ static bool path_says_fashion(const char *path) {
   return false;
 }
 
-/* First bytes of a file, gunzipped when it is gzip: returns how many (up to n). */
+/* First bytes of a file, gunzipped when it is gzip: returns how many (up to n), SIZE_MAX when
+ * memory ran out (the error is set). */
 static size_t peek(const char *path, uint8_t *out, size_t n, bool *gz) {
   uint8_t head[64 * 1024];
   *gz = false;
@@ -25,10 +27,12 @@ static size_t peek(const char *path, uint8_t *out, size_t n, bool *gz) {
     *gz = true;
     dc__src s;
     size_t k = 0;
-    if (dc__src_open(&s, head, got, path) == DC_OK) {
-      if (dc__src_read(&s, out, n, &k) != DC_OK) k = 0;
+    int rc = dc__src_open(&s, head, got, path);
+    if (rc == DC_OK) {
+      if ((rc = dc__src_read(&s, out, n, &k)) != DC_OK) k = 0;
       dc__src_close(&s);
     }
+    if (rc == DC_ERR_NOMEM) return SIZE_MAX;
     dc_clear_error();
     return k;
   }
@@ -37,12 +41,14 @@ static size_t peek(const char *path, uint8_t *out, size_t n, bool *gz) {
   return k;
 }
 
-/* The labels file beside an IDX images file (images-idx3 -> labels-idx1), or NULL. */
-static char *labels_beside(const char *images) {
+/* The labels file beside an IDX images file (images-idx3 -> labels-idx1), or NULL; *nomem when
+ * memory ran out. */
+static char *labels_beside(const char *images, bool *nomem) {
   const char *at = strstr(images, "images");
+  *nomem = false;
   if (!at) return NULL;
   char *l = dc__malloc(strlen(images) + 1);
-  if (!l) return NULL;
+  if (!l) return (*nomem = true), NULL;
   strcpy(l, images);
   memcpy(l + (at - images), "labels", 6);
   char *idx = strstr(l + (at - images), "idx3");
@@ -59,7 +65,9 @@ static char *labels_beside(const char *images) {
 
 static dc_dataset *open_idx(const char *path, const uint8_t *m) {
   if (m[3] >= 3) { /* images */
-    char *labels = labels_beside(path);
+    bool nomem;
+    char *labels = labels_beside(path, &nomem);
+    if (nomem) return NULL;
     if (labels) {
       dc_dataset *ds = dc_idx_dataset(path, labels, 0);
       dc__free(labels);
@@ -88,18 +96,22 @@ static dc_dataset *open_idx(const char *path, const uint8_t *m) {
 
 static dc_dataset *open_dir(const char *path) {
   char *img, *lbl;
-  for (int train = 1; train >= 0; train--)
-    if (dc__idx_find_pair(path, train, &img, &lbl)) {
+  for (int train = 1; train >= 0; train--) {
+    int found = dc__idx_find_pair(path, train, &img, &lbl);
+    if (found < 0) return NULL; /* out of memory */
+    if (found) {
       dc__free(img);
       dc__free(lbl);
       return path_says_fashion(path) ? dc_fashion_mnist(path, train) : dc_mnist(path, train);
     }
+  }
   static const char *const c10[] = {"data_batch_1.bin", "test_batch.bin",
                                     "cifar-10-batches-bin/data_batch_1.bin",
                                     "cifar-10-batches-bin/test_batch.bin"};
   for (int k = 0; k < 4; k++) {
     char *p = dc__path_join(path, c10[k]);
-    bool hit = p && dc__is_file(p);
+    if (!p) return NULL;
+    bool hit = dc__is_file(p);
     dc__free(p);
     if (hit) return dc_cifar10(path, k % 2 == 0);
   }
@@ -107,7 +119,8 @@ static dc_dataset *open_dir(const char *path) {
                                      "cifar-100-binary/test.bin"};
   for (int k = 0; k < 4; k++) {
     char *p = dc__path_join(path, c100[k]);
-    bool hit = p && dc__is_file(p);
+    if (!p) return NULL;
+    bool hit = dc__is_file(p);
     dc__free(p);
     if (hit) return dc_cifar100(path, k % 2 == 0, false);
   }
@@ -122,6 +135,7 @@ dc_dataset *dc_dataset_open(const char *path) {
   uint8_t m[16] = {0};
   bool gz;
   size_t n = peek(path, m, sizeof m, &gz);
+  if (n == SIZE_MAX) return NULL;
   if (n >= 4 && m[0] == 0 && m[1] == 0 &&
       (m[2] == 0x08 || m[2] == 0x09 || m[2] == 0x0B || m[2] == 0x0C || m[2] == 0x0D ||
        m[2] == 0x0E))
