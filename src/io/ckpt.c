@@ -223,6 +223,14 @@ static int write_data(const dc_ckpt *c, FILE *f) {
   return 0;
 }
 
+/* DEEPC_DEBUG_CKPT_DELAY_MS=n (tests/fault/kill_trials.sh): sleep n ms after the header and
+ * again before the rename, so that kills land inside checkpoint writes. */
+static void debug_delay(void) {
+  const char *e = getenv("DEEPC_DEBUG_CKPT_DELAY_MS");
+  long ms = e ? strtol(e, NULL, 10) : 0;
+  if (ms > 0 && ms < 100000) usleep((useconds_t)ms * 1000);
+}
+
 static void fsync_dir(const char *path) {
   char dir[4096];
   snprintf(dir, sizeof dir, "%s", path);
@@ -263,11 +271,13 @@ int dc_ckpt_save(const dc_ckpt *c, const char *path) {
   static const char spaces[8] = "        ";
   int bad = write_all(f, len8, 8) || write_all(f, json, hl) || write_all(f, spaces, padded - hl);
   free(json);
+  debug_delay();
   if (!bad) bad = write_data(c, f);
   int e = errno;
   if (!bad && fflush(f) != 0) bad = -1, e = errno;
   if (!bad && fsync(fileno(f)) != 0) bad = -1, e = errno;
   if (fclose(f) != 0 && !bad) bad = -1, e = errno;
+  if (!bad) debug_delay();
   if (!bad && rename(tmp, path) != 0) bad = -1, e = errno;
   if (bad) {
     remove(tmp);

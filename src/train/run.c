@@ -5,9 +5,12 @@
 #include "train-impl.h"
 
 #include <deepc/dist.h>
+#include <dirent.h>
 #include <errno.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -26,6 +29,27 @@ int dc__mkdirs(const char *path) {
   if (mkdir(buf, 0777) != 0 && errno != EEXIST)
     return dc__errs(DC_ERR_IO, "%s: cannot create the folder (%s)", buf, strerror(errno));
   return DC_OK;
+}
+
+/* Removes what a killed run left in dir: "<name>.tmp-<pid>" files of checkpoints being written
+ * by a process that no longer exists, and the "<name>.tmp" files of metrics.csv and report.md. */
+static void remove_stale_temps(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return;
+  for (struct dirent *e; (e = readdir(d));) {
+    const char *t = strstr(e->d_name, ".tmp");
+    if (!t) continue;
+    bool stale = strcmp(t, ".tmp") == 0;
+    if (!stale && t[4] == '-') {
+      char *end;
+      long pid = strtol(t + 5, &end, 10);
+      stale = *end == 0 && pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
+    }
+    char path[2048];
+    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
+    if (stale) remove(path);
+  }
+  closedir(d);
 }
 
 bool dc__path_exists(const char *path) {
@@ -132,12 +156,15 @@ static int on_epoch(dc_trainer *t, const dc_epoch_stats *e, void *ud) {
   }
   dc_ckpt *c = r->writer ? make_ckpt(t, r) : NULL;
   if (r->writer && !c) return dc_last_status();
-  path_in(path, sizeof path, r, "last.ckpt");
-  rc = c ? dc_ckpt_save(c, path) : DC_OK;
-  if (rc == DC_OK && c && dc_trainer_is_best(t)) {
+  /* best.ckpt before last.ckpt: a run killed between the two redoes the epoch on --resume and
+   * writes both again, so best.ckpt is never older than last.ckpt says it should be */
+  rc = DC_OK;
+  if (c && dc_trainer_is_best(t)) {
     path_in(path, sizeof path, r, "best.ckpt");
     rc = dc_ckpt_save(c, path);
   }
+  path_in(path, sizeof path, r, "last.ckpt");
+  if (rc == DC_OK && c) rc = dc_ckpt_save(c, path);
   dc_ckpt_free(c);
   if (rc != DC_OK) return rc;
   if (r->writer && (rc = write_curves(r, dc_trainer_history(t))) != DC_OK) return rc;
@@ -260,6 +287,7 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
                     dc_config_get(c, "train.device"));
   int rc = dc__mkdirs(r.dir);
   if (rc != DC_OK) return rc;
+  if (r.writer) remove_stale_temps(r.dir);
   char path[1100];
   dc_ckpt *resume = NULL;
   if (o.resume) {
