@@ -13,6 +13,7 @@
  * `deepc --help`. */
 /* clang-format off */
 #define DC_CLI_COMMANDS(X) \
+  X(bench, "training steps per second of a reference workload (PyTorch's bench script)") \
   X(convert, "convert weights between PyTorch .pth, safetensors and deepc checkpoints") \
   X(data, "what a dataset holds (info), download one (fetch), loader speed (bench)") \
   X(eval, "score a checkpoint of `deepc train`: accuracy, per-class table, confusion matrix") \

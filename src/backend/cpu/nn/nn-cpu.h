@@ -35,6 +35,8 @@ static inline void dc__cpu_nn_hint_tensor(const dc_tensor *t) {
 }
 
 /* ---- pooling (pool.c) ---- */
+/* Tests set this to run the portable 2x2 max-pool kernel instead of the AVX-512 one. */
+extern bool dc__cpu_pool_scalar;
 int dc__cpu_max_pool2d_forward(dc_tensor *y, dc_tensor *idx, const dc_tensor *x,
                                const dc_pool2d_geom *g);
 int dc__cpu_max_pool2d_backward(dc_tensor *gx, const dc_tensor *gy, const dc_tensor *idx,

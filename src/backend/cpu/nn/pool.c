@@ -10,6 +10,8 @@
 
 #define INLINE static inline __attribute__((always_inline))
 
+bool dc__cpu_pool_scalar; /* tests: true runs the portable 2x2 kernel instead of AVX-512 */
+
 static bool par_planes(const dc_pool2d_geom *g) { return g->planes * g->h * g->w >= DC__PAR_MIN; }
 
 /* ---- max pooling ---- */
@@ -70,6 +72,55 @@ max_plane_2x2_f32(float *restrict y, int32_t *restrict idx, const float *restric
   }
 }
 
+#if defined(__x86_64__) || defined(__i386__)
+#include <immintrin.h>
+#define HAVE_AVX512_POOL 1
+/* The same 2x2 kernel 16 outputs at a time: the even and odd columns of both input rows are
+ * split with permutes, and the comparisons (strictly greater, or NaN) run as masked blends, so a
+ * row costs no branches. Equal to max_plane_2x2_f32 element for element, indices included. */
+__attribute__((target("avx512f"))) static void
+max_plane_2x2_avx512(float *restrict y, int32_t *restrict idx, const float *restrict x, int64_t H,
+                     int64_t W, int64_t OH, int64_t OW) {
+  (void)H;
+  const __m512i even = _mm512_setr_epi32(0, 2, 4, 6, 8, 10, 12, 14, 16, 18, 20, 22, 24, 26, 28, 30);
+  const __m512i odd = _mm512_add_epi32(even, _mm512_set1_epi32(1));
+  const __m512i one = _mm512_set1_epi32(1), iw = _mm512_set1_epi32((int32_t)W),
+                iw1 = _mm512_set1_epi32((int32_t)W + 1);
+  for (int64_t oh = 0; oh < OH; oh++) {
+    const float *r0 = x + 2 * oh * W, *r1 = r0 + W;
+    float *yr = y + oh * OW;
+    int32_t *ir = idx + oh * OW;
+    int32_t base = (int32_t)(2 * oh * W);
+    for (int64_t ow = 0; ow < OW; ow += 16) {
+      int64_t rem = OW - ow < 16 ? OW - ow : 16, n2 = 2 * rem;
+      __mmask16 om = (__mmask16)(rem == 16 ? 0xFFFF : (1u << rem) - 1);
+      __mmask16 mlo = (__mmask16)(n2 >= 16 ? 0xFFFF : (1u << n2) - 1);
+      __mmask16 mhi = (__mmask16)(n2 >= 32 ? 0xFFFF : n2 > 16 ? (1u << (n2 - 16)) - 1 : 0);
+      __m512 a0 = _mm512_maskz_loadu_ps(mlo, r0 + 2 * ow);
+      __m512 a1 = _mm512_maskz_loadu_ps(mhi, r0 + 2 * ow + 16);
+      __m512 c0 = _mm512_maskz_loadu_ps(mlo, r1 + 2 * ow);
+      __m512 c1 = _mm512_maskz_loadu_ps(mhi, r1 + 2 * ow + 16);
+      __m512 a = _mm512_permutex2var_ps(a0, even, a1), b = _mm512_permutex2var_ps(a0, odd, a1);
+      __m512 c = _mm512_permutex2var_ps(c0, even, c1), d = _mm512_permutex2var_ps(c0, odd, c1);
+      __m512 m = a;
+      __m512i i = _mm512_setzero_si512();
+      __mmask16 t = _mm512_cmp_ps_mask(b, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(b, b, _CMP_UNORD_Q);
+      m = _mm512_mask_mov_ps(m, t, b);
+      i = _mm512_mask_mov_epi32(i, t, one);
+      t = _mm512_cmp_ps_mask(c, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(c, c, _CMP_UNORD_Q);
+      m = _mm512_mask_mov_ps(m, t, c);
+      i = _mm512_mask_mov_epi32(i, t, iw);
+      t = _mm512_cmp_ps_mask(d, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(d, d, _CMP_UNORD_Q);
+      m = _mm512_mask_mov_ps(m, t, d);
+      i = _mm512_mask_mov_epi32(i, t, iw1);
+      __m512i pos = _mm512_add_epi32(_mm512_set1_epi32(base + (int32_t)(2 * ow)), even);
+      _mm512_mask_storeu_ps(yr + ow, om, m);
+      _mm512_mask_storeu_epi32(ir + ow, om, _mm512_add_epi32(pos, i));
+    }
+  }
+}
+#endif
+
 static bool is_2x2(const dc_pool2d_geom *g) {
   return g->kernel[0] == 2 && g->kernel[1] == 2 && g->stride[0] == 2 && g->stride[1] == 2 &&
          g->pad[0] == 0 && g->pad[1] == 0 && g->dilation[0] == 1 && g->dilation[1] == 1 &&
@@ -86,6 +137,15 @@ int dc__cpu_max_pool2d_forward(dc_tensor *y, dc_tensor *idx, const dc_tensor *x,
   int32_t *pi = idx ? dc_data(idx) : NULL;
   int64_t osz = g->oh * g->ow;
   if (!f64 && pi && is_2x2(g)) {
+#ifdef HAVE_AVX512_POOL
+    if (__builtin_cpu_supports("avx512f") && !dc__cpu_pool_scalar) {
+#pragma omp parallel for schedule(static) if (par_planes(g))
+      for (int64_t p = 0; p < g->planes; p++)
+        max_plane_2x2_avx512((float *)py + p * osz, pi + p * osz,
+                             (const float *)px + p * g->h * g->w, g->h, g->w, g->oh, g->ow);
+      return DC_OK;
+    }
+#endif
 #pragma omp parallel for schedule(static) if (par_planes(g))
     for (int64_t p = 0; p < g->planes; p++)
       max_plane_2x2_f32((float *)py + p * osz, pi + p * osz, (const float *)px + p * g->h * g->w,

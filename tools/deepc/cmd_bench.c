@@ -1,0 +1,193 @@
+/* `deepc bench WORKLOAD`: training throughput of the reference workloads of
+ * ../shared/bench/torch_workloads.py (same network, batch, loss, optimizer, hyper-parameters,
+ * warm-up and timed steps on synthetic in-memory data); prints one JSON line with the script's
+ * fields plus peak memory. bench/compare runs it beside PyTorch. */
+#include "commands.h"
+
+#include <deepc/deepc.h>
+#include <omp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+static const char USAGE[] =
+    "usage: deepc bench WORKLOAD [--device cpu|cuda] [--steps N] [--batch B] [--threads T]\n"
+    "Times full training steps (forward, cross-entropy, backward, optimizer step) on synthetic\n"
+    "data already in memory, like ../shared/bench/torch_workloads.py, and prints one JSON line:\n"
+    "workload, device, batch, steps, threads, samples_per_s, ms_per_step, loss (of the last\n"
+    "step), peak_rss_mb (the process's peak resident memory), alloc_peak_mb (the peak of\n"
+    "deepc's own allocations), gflop_per_step (6 x forward multiply-adds x batch: forward\n"
+    "2 FLOPs per multiply-add, backward about twice the forward) and gflop_per_s.\n"
+    "  WORKLOAD       mlp_cifar_gray     1024-256-128-64-10 MLP, batch 64, SGD lr 0.01\n"
+    "                 cnn_fashion        the Fashion-MNIST baseline CNN, batch 64, Adam lr 1e-3\n"
+    "                 vgg11_cifar        VGG11 with batch norm on 3x32x32, batch 128,\n"
+    "                                    SGD lr 0.05 momentum 0.9 weight decay 5e-4\n"
+    "                 resnet34_finetune  ResNet34 on 3x224x224, 2 classes, batch 32,\n"
+    "                                    SGD lr 1e-3 momentum 0.9\n"
+    "  --device D     cpu (default); cuda needs the CUDA backend, which this build lacks\n"
+    "  --steps N      timed steps (default 50), after max(3, N/10) warm-up steps\n"
+    "  --batch B      batch size (default: the workload's)\n"
+    "  --threads T    CPU threads (default: OMP_NUM_THREADS or every core)\n";
+
+typedef struct bench_workload {
+  const char *name;
+  const char *zoo;     /* zoo model */
+  int64_t in[3];       /* one input [C, H, W] */
+  int64_t classes;     /* outputs */
+  int batch;           /* default batch */
+  dc_optim_kind optim; /* with lr, momentum, weight decay below */
+  double lr, momentum, weight_decay;
+} bench_workload;
+
+static const bench_workload WORKLOADS[] = {
+    {"mlp_cifar_gray", "mlp", {1, 32, 32}, 10, 64, DC_OPTIM_SGD, 0.01, 0, 0},
+    {"cnn_fashion", "cnn_fashion", {1, 28, 28}, 10, 64, DC_OPTIM_ADAM, 1e-3, 0, 0},
+    {"vgg11_cifar", "vgg11_bn_cifar", {3, 32, 32}, 10, 128, DC_OPTIM_SGD, 0.05, 0.9, 5e-4},
+    {"resnet34_finetune", "resnet34", {3, 224, 224}, 2, 32, DC_OPTIM_SGD, 1e-3, 0.9, 0},
+};
+enum { NWORKLOADS = (int)(sizeof WORKLOADS / sizeof WORKLOADS[0]) };
+
+static double now_s(void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
+}
+
+static bool parse_int(const char *s, long lo, long hi, long *out) {
+  char *end;
+  long v = strtol(s, &end, 10);
+  if (end == s || *end || v < lo || v > hi) return false;
+  *out = v;
+  return true;
+}
+
+static dc_module *build_model(const bench_workload *w) {
+  static const int64_t MLP_HIDDEN[] = {256, 128, 64};
+  dc_zoo_opts o = {.num_classes = w->classes};
+  if (strcmp(w->zoo, "mlp") == 0) {
+    o.in_features = w->in[0] * w->in[1] * w->in[2];
+    o.hidden = MLP_HIDDEN;
+    o.nhidden = 3;
+  }
+  return dc_zoo_create_opt(w->zoo, o);
+}
+
+static dc_optim *build_optim(const bench_workload *w, dc_module *m) {
+  int n;
+  dc_named_tensor *ps = dc_module_trainable_parameters(m, &n);
+  if (!ps) return NULL;
+  dc_tensor **t = malloc((size_t)n * sizeof *t);
+  dc_optim *o = NULL;
+  if (t) {
+    for (int i = 0; i < n; i++) t[i] = ps[i].tensor;
+    dc_optim_hparams hp = dc_optim_defaults(w->optim);
+    hp.lr = w->lr;
+    hp.momentum = w->momentum;
+    hp.weight_decay = w->weight_decay;
+    o = dc_optim_create(w->optim, t, n, hp);
+  }
+  free(t);
+  dc_named_tensors_free(ps, n);
+  return o;
+}
+
+/* One training step; *loss receives its value. */
+static int train_step(dc_module *m, dc_optim *o, dc_tensor *x, dc_tensor *y, double *loss) {
+  dc_optim_zero_grad(o);
+  dc_scope_begin();
+  dc_tensor *l = dc_cross_entropy(dc_module_forward(m, x), y);
+  int rc = l ? dc_backward(l) : (int)dc_last_status();
+  if (rc == DC_OK) rc = dc_optim_step(o);
+  if (rc == DC_OK) *loss = dc_item(l);
+  dc_scope_end();
+  return rc;
+}
+
+static int run(const bench_workload *w, int batch, int steps, int threads) {
+  dc_manual_seed(0);
+  dc_module *m = build_model(w);
+  dc_optim *o = m ? build_optim(w, m) : NULL;
+  dc_tensor *x = dc_randn(DC_SHAPE(batch, w->in[0], w->in[1], w->in[2]), DC_F32);
+  dc_tensor *y = dc_randint(0, w->classes, DC_SHAPE(batch), DC_I64);
+  int rc = (m && o && x && y) ? DC_OK : DC_CLI_FAIL;
+  double loss = 0, t0 = 0, dt = 0;
+  int warm = steps / 10 > 3 ? steps / 10 : 3;
+  for (int i = 0; rc == DC_OK && i < warm + steps; i++) {
+    if (i == warm) t0 = now_s();
+    rc = train_step(m, o, x, y, &loss);
+  }
+  dt = now_s() - t0;
+  /* training FLOPs: forward multiply-adds x 2, backward about twice the forward */
+  double gflop = 0;
+  if (rc == DC_OK) {
+    dc_model_summary *sum = dc_summary(m, DC_SHAPE(w->in[0], w->in[1], w->in[2]));
+    if (!sum) rc = DC_CLI_FAIL;
+    else gflop = 6.0 * (double)sum->total_macs * batch / 1e9;
+    dc_summary_free(sum);
+  }
+  if (rc == DC_OK) {
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    dc_alloc_stats st = dc_alloc_get_stats();
+    printf("{\"workload\": \"%s\", \"device\": \"cpu\", \"deepc\": \"%s\", \"batch\": %d, "
+           "\"steps\": %d, \"threads\": %d, \"samples_per_s\": %.1f, \"ms_per_step\": %.3f, "
+           "\"loss\": %.6g, \"peak_rss_mb\": %.1f, \"alloc_peak_mb\": %.1f, "
+           "\"gflop_per_step\": %.4g, \"gflop_per_s\": %.1f}\n",
+           w->name, DEEPC_VERSION, batch, steps, threads, batch * steps / dt, 1000 * dt / steps,
+           loss, (double)ru.ru_maxrss / 1024.0, (double)st.peak_bytes / (1024.0 * 1024.0), gflop, gflop * steps / dt);
+    fflush(stdout);
+  }
+  dc_free(x);
+  dc_free(y);
+  dc_optim_free(o);
+  dc_module_free(m);
+  return rc == DC_OK ? DC_CLI_OK : dc_cli_lib_error("bench");
+}
+
+int dc_cmd_bench(int argc, char **argv) {
+  const char *name = NULL, *device = "cpu", *v;
+  long steps = 50, batch = 0, threads = 0;
+  for (int i = 1; i < argc; i++) {
+    if (dc_cli_is_help(argv[i])) {
+      fputs(USAGE, stdout);
+      return DC_CLI_OK;
+    }
+    if (dc_cli_opt(argc, argv, &i, "--device", &v)) {
+      if (!v) return dc_cli_usage_error("bench", "--device needs cpu or cuda");
+      device = v;
+    } else if (dc_cli_opt(argc, argv, &i, "--steps", &v)) {
+      if (!v || !parse_int(v, 1, 1000000, &steps))
+        return dc_cli_usage_error("bench", "--steps needs a whole number from 1 to 1000000");
+    } else if (dc_cli_opt(argc, argv, &i, "--batch", &v)) {
+      if (!v || !parse_int(v, 1, 1000000, &batch))
+        return dc_cli_usage_error("bench", "--batch needs a whole number from 1 to 1000000");
+    } else if (dc_cli_opt(argc, argv, &i, "--threads", &v)) {
+      if (!v || !parse_int(v, 1, 4096, &threads))
+        return dc_cli_usage_error("bench", "--threads needs a whole number from 1 to 4096");
+    } else if (argv[i][0] == '-') {
+      return dc_cli_usage_error("bench", "unknown option '%s'", argv[i]);
+    } else if (name) {
+      return dc_cli_usage_error("bench", "one WORKLOAD only (got '%s' and '%s')", name, argv[i]);
+    } else {
+      name = argv[i];
+    }
+  }
+  if (!name)
+    return dc_cli_usage_error("bench", "missing the WORKLOAD (mlp_cifar_gray, cnn_fashion, "
+                                       "vgg11_cifar or resnet34_finetune)");
+  const bench_workload *w = NULL;
+  for (int k = 0; k < NWORKLOADS; k++)
+    if (strcmp(WORKLOADS[k].name, name) == 0) w = &WORKLOADS[k];
+  if (!w)
+    return dc_cli_usage_error("bench", "unknown workload '%s' (mlp_cifar_gray, cnn_fashion, "
+                                       "vgg11_cifar or resnet34_finetune)", name);
+  if (strcmp(device, "cuda") == 0)
+    return dc_cli_error("bench", "--device cuda: this deepc has no CUDA backend (it is not "
+                                 "written yet); run with --device cpu");
+  if (strcmp(device, "cpu") != 0)
+    return dc_cli_usage_error("bench", "--device '%s': expected cpu or cuda", device);
+  if (threads > 0) omp_set_num_threads((int)threads);
+  return run(w, batch > 0 ? (int)batch : w->batch, (int)steps, omp_get_max_threads());
+}
