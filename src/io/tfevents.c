@@ -141,8 +141,12 @@ dc_tb_writer *dc_tb_open(const char *dir) {
   event_head(&e, 0);
   static const char version[] = "brain.Event:2";
   put_bytes(&e, 3, version, sizeof version - 1);
-  if (write_record(w, &e) != DC_OK || fflush(w->f) != 0) {
+  int rc = write_record(w, &e);
+  if (rc == DC_OK && fflush(w->f) != 0) /* a full disk shows here (the record was buffered) */
+    rc = dc__errs(DC_ERR_IO, "%s: write failed (%s)", w->path, strerror(errno));
+  if (rc != DC_OK) {
     fclose(w->f);
+    remove(w->path); /* no empty event file left behind */
     dc__free(w);
     return NULL;
   }
