@@ -8,7 +8,7 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DDC_WERROR=ON
 endif
 
-.PHONY: all deps build test test-unit test-asan demo bench examples clean format install
+.PHONY: all deps build test test-unit test-asan demo bench examples exercises clean format install
 
 all: build
 
@@ -38,6 +38,11 @@ demo: build
 
 bench: build
 	@bash bench/run.sh $(BUILD)
+
+# The course exercises (docs/exercises.md), outputs in runs/course/; QUICK=1: the few-batch
+# versions that CI runs (tests/cli/test_exercises.sh).
+exercises: build
+	@bash examples/course/run_all.sh --build $(BUILD) $(if $(QUICK),--quick)
 
 install: build
 	cmake --install $(BUILD)
