@@ -56,15 +56,16 @@ static bool csv_next(csv_reader *r, csv_field *f, bool *eol) {
   return true;
 }
 
-/* Copies a field (unescaping "") into out (at most n-1 chars); returns its length. */
+/* Copies a field (unescaping "") into out (at most n-1 chars); returns its length, or SIZE_MAX
+ * when it did not fit (out then holds its head). */
 static size_t csv_text(const csv_reader *r, const csv_field *f, char *out, size_t n) {
-  size_t k = 0;
-  for (size_t i = f->s; i < f->e && k + 1 < n; i++) {
+  size_t k = 0, i = f->s;
+  for (; i < f->e && k + 1 < n; i++) {
     if (f->quoted && r->b[i] == '"' && i + 1 < f->e && r->b[i + 1] == '"') i++;
     out[k++] = r->b[i];
   }
   out[k] = '\0';
-  return k;
+  return i < f->e ? SIZE_MAX : k;
 }
 
 static bool blank_line(const csv_reader *r) {
@@ -95,7 +96,8 @@ static char guess_delimiter(const char *b, size_t n) {
 
 static bool parse_number(const char *s, double *v) {
   while (isspace((unsigned char)*s)) s++;
-  if (!*s) return false;
+  /* decimal only, as Python's float(): no C99 hex floats ("0x1p3") */
+  if (!*s || strpbrk(s, "xX")) return false;
   char *end;
   *v = strtod(s, &end);
   while (isspace((unsigned char)*end)) end++;
@@ -236,8 +238,13 @@ dc_dataset *dc_csv_dataset_opt(const char *path, dc_csv_opts o) {
     dc__err(DC_ERR_FORMAT, "%s: no feature columns besides the label", path);
     goto done;
   }
+  /* rows to hold: one per line, and no more than the bytes allow (a row of ncols cells takes at
+   * least ncols bytes: delimiters and the newline), so a wide header over many short lines
+   * cannot ask for rows x columns floats the file does not hold */
   int64_t max_rows = 1;
   for (size_t i = r.pos; i < n; i++) max_rows += mem[i] == '\n';
+  if (max_rows > (int64_t)((n - r.pos) / (size_t)ncols) + 1)
+    max_rows = (int64_t)((n - r.pos) / (size_t)ncols) + 1;
   if (!(feat = dc__malloc(sizeof(float) * (size_t)(max_rows * nf))) ||
       (label_col >= 0 && !(lab.text = dc__calloc((size_t)max_rows, sizeof *lab.text))))
     goto done;
@@ -254,7 +261,13 @@ dc_dataset *dc_csv_dataset_opt(const char *path, dc_csv_opts o) {
                 (long long)line, (long long)ncols);
         goto done;
       }
-      csv_text(&r, &f, cell, sizeof cell);
+      if (csv_text(&r, &f, cell, sizeof cell) == SIZE_MAX || memchr(r.b + f.s, 0, f.e - f.s)) {
+        dc__err(DC_ERR_FORMAT,
+                "%s: line %lld, column %lld ('%s'): a cell of %zu bytes (at most %zu, no NUL "
+                "bytes)",
+                path, (long long)line, (long long)c + 1, header[c], f.e - f.s, sizeof cell - 1);
+        goto done;
+      }
       if (c == label_col) {
         if (!(lab.text[rows] = dc__strdup(cell))) goto done;
         lab.n = rows + 1;

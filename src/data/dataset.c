@@ -237,9 +237,10 @@ dc_dataset *dc__array_dataset(dc_tensor *x, dc_tensor *y, bool hwc, const char *
                    dc_shape_str(dc_shape_of(x), b1, sizeof b1));
   if (y && (y->ndim < 1 || y->shape[0] != x->shape[0]))
     return dc__err(DC_ERR_ARG,
-                   "dataset %s: features %s and targets %s disagree on the number "
-                   "of samples",
-                   format, dc_shape_str(dc_shape_of(x), b1, sizeof b1),
+                   "%s%sdataset %s: features of shape %s and targets of shape %s disagree on the "
+                   "number of samples",
+                   path && *path ? path : "", path && *path ? ": " : "", format,
+                   dc_shape_str(dc_shape_of(x), b1, sizeof b1),
                    dc_shape_str(dc_shape_of(y), b2, sizeof b2));
   if (hwc && (x->dtype != DC_U8 || x->ndim < 3 || x->ndim > 4))
     return dc__err(DC_ERR_ARG, "dataset %s: images must be uint8 [N, H, W] or [N, H, W, C]",

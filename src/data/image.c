@@ -209,6 +209,28 @@ static int decode_png(const uint8_t *buf, size_t n, bool gray, int64_t max_pixel
     png_destroy_read_struct(&p, &info, NULL);
     return rc;
   }
+  /* deflate expands at most 1032:1: IDAT chunks too small for the declared rows are refused
+   * before the pixel buffer exists (a 10000x10000 header over a few bytes of data) */
+  uint64_t idat = 0;
+  for (size_t at = 8; at + 8 <= n;) {
+    uint64_t len = (uint64_t)buf[at] << 24 | (uint64_t)buf[at + 1] << 16 |
+                   (uint64_t)buf[at + 2] << 8 | buf[at + 3];
+    if (memcmp(buf + at + 4, "IDAT", 4) == 0) idat += len < n - at - 8 ? len : n - at - 8;
+    if (len > n - at - 8) break;
+    at += 12 + (size_t)len;
+  }
+  int src_ch = ctype == PNG_COLOR_TYPE_RGB ? 3 : ctype == PNG_COLOR_TYPE_RGB_ALPHA ? 4
+               : ctype == PNG_COLOR_TYPE_GRAY_ALPHA                     ? 2
+                                                                        : 1;
+  uint64_t raw = (uint64_t)h * (1 + ((uint64_t)w * (uint64_t)src_ch * (uint64_t)depth + 7) / 8);
+  if (raw > idat * 1032u + 1024u) {
+    png_destroy_read_struct(&p, &info, NULL);
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: PNG IDAT chunks hold %llu bytes, too few to inflate to the %llu bytes of "
+                    "the %ux%u image the IHDR declares (truncated, or a decompression bomb)",
+                    what, (unsigned long long)idat, (unsigned long long)raw, (unsigned)w,
+                    (unsigned)h);
+  }
   bool src_gray = !(ctype & PNG_COLOR_MASK_COLOR);
   if (ctype == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(p);
   if (src_gray && depth < 8) png_set_expand_gray_1_2_4_to_8(p);
@@ -274,8 +296,8 @@ static int decode_pnm(const uint8_t *buf, size_t n, bool gray, int64_t max_pixel
   int rc = check_pixels(w, h, max_pixels, "PNM", what);
   if (rc) return rc;
   if (maxval < 1 || maxval > 255)
-    return dc__errs(DC_ERR_UNSUPPORTED, "%s: maxval %lld: deepc reads 8-bit PPM/PGM only", what,
-                    (long long)maxval);
+    return dc__errs(DC_ERR_UNSUPPORTED, "%s: P%c header: maxval %lld: deepc reads 8-bit PPM/PGM only",
+                    what, buf[1], (long long)maxval);
   size_t need = (size_t)(w * h * c);
   if (n - pos < need)
     return dc__errs(DC_ERR_FORMAT,

@@ -52,6 +52,7 @@ typedef struct pyo {
   int64_t cap;   /* items capacity (list, dict) */
   pk_global g;   /* PK_GLOBAL */
   bool seen;     /* visited by finish() */
+  int depth;     /* containers nested inside (0 for a scalar or an empty container) */
   char descr[8]; /* PK_DTYPE: "f4"; byte order from BUILD */
   char order;
 } pyo;
@@ -250,9 +251,20 @@ static bool items_reserve(pyo *x, int64_t n) {
   return true;
 }
 
+/* Raises container x's depth to hold item y; an error (at the opcode) past the limit, checked as
+ * the pickle runs so a million nested lists stop at the 101st. */
+static bool deepen(pk *p, pyo *x, const pyo *y) {
+  if (y->depth + 1 > x->depth) x->depth = y->depth + 1;
+  if (x->depth <= DC__PICKLE_MAX_DEPTH) return true;
+  pk_fail(p, DC_ERR_FORMAT, "containers nested deeper than %d levels", DC__PICKLE_MAX_DEPTH);
+  return false;
+}
+
 static pyo *make_seq(pk *p, dc_py_kind kind, pyo *const *items, int64_t n) {
   pyo *x = pk_new(p, kind);
   if (!x || !items_reserve(x, n)) return NULL;
+  for (int64_t i = 0; i < n; i++)
+    if (!deepen(p, x, items[i])) return NULL;
   for (int64_t i = 0; i < n; i++) x->pub.items[i] = &items[i]->pub;
   x->pub.n = n;
   return x;
@@ -302,6 +314,8 @@ static bool list_append(pk *p, pyo *list, pyo *const *items, int64_t n) {
     return false;
   }
   if (!items_reserve(list, list->pub.n + n)) return false;
+  for (int64_t i = 0; i < n; i++)
+    if (!deepen(p, list, items[i])) return false;
   for (int64_t i = 0; i < n; i++) list->pub.items[list->pub.n++] = &items[i]->pub;
   return true;
 }
@@ -314,6 +328,15 @@ static bool dict_set(pk *p, pyo *d, pyo *const *kv, int64_t n) {
   if (n % 2) {
     pk_fail(p, DC_ERR_FORMAT, "SETITEMS with an odd number of items");
     return false;
+  }
+  for (int64_t k = 0; k < n; k++)
+    if (!deepen(p, d, kv[k])) return false;
+  for (int64_t k = 0; k < n; k += 2) {
+    dc_py_kind kk = kv[k]->pub.kind;
+    if (kv[k]->ik == PK_PENDING_ARRAY || kk == DC_PY_LIST || kk == DC_PY_DICT || kk == DC_PY_ARRAY) {
+      pk_fail(p, DC_ERR_FORMAT, "a dict key is a %s (unhashable in Python)", kind_name(kv[k]));
+      return false;
+    }
   }
   for (int64_t k = 0; k < n; k += 2) {
     const dc_pyobj *key = &kv[k]->pub;

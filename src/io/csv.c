@@ -5,6 +5,7 @@
 #include "../core/core-impl.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -146,6 +147,11 @@ int dc_history_read_csv(const char *path, dc_history *out) {
       if (*end) {
         rc = dc__errs(DC_ERR_FORMAT, "%s:%d: column %s: '%s' is not a number", path, lineno,
                       COLS[map[i]], cells[i]);
+        break;
+      }
+      if (map[i] == 0 && !(v >= 0 && v <= INT_MAX && v == (double)(int)v)) {
+        rc = dc__errs(DC_ERR_FORMAT, "%s:%d: column epoch: '%s' is not an epoch number", path,
+                      lineno, cells[i]);
         break;
       }
       if (map[i] == 0)

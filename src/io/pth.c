@@ -474,9 +474,9 @@ static int check_layout(pth_ctx *c) {
     for (int64_t i = 0; i < n; i++)
       if (strstr(dc__zipr_name(c->z, i), "constants.pkl"))
         return dc__errs(DC_ERR_UNSUPPORTED,
-                        "%s: a TorchScript archive (torch.jit.save) is not "
+                        "%s: entry '%s': a TorchScript archive (torch.jit.save) is not "
                         "supported; save model.state_dict() with torch.save",
-                        c->what);
+                        c->what, dc__zipr_name(c->z, i));
     return dc__errs(DC_ERR_FORMAT,
                     "%s: a zip archive without <folder>/data.pkl: not a torch.save file", c->what);
   }
@@ -488,9 +488,9 @@ static int check_layout(pth_ctx *c) {
                       nm, c->folder);
     if (strcmp(nm + fl, "constants.pkl") == 0 || strncmp(nm + fl, "code/", 5) == 0)
       return dc__errs(DC_ERR_UNSUPPORTED,
-                      "%s: a TorchScript archive (torch.jit.save) is not supported; save "
-                      "model.state_dict() with torch.save instead",
-                      c->what);
+                      "%s: entry '%s': a TorchScript archive (torch.jit.save) is not supported; "
+                      "save model.state_dict() with torch.save instead",
+                      c->what, nm);
     if (dc__zipr_find(c->z, nm) != i)
       return dc__errs(DC_ERR_FORMAT, "%s: entry '%s' appears twice", c->what, nm);
   }

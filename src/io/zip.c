@@ -16,6 +16,26 @@ struct dc__zipr {
   const char *what;
 };
 
+/* What libzip's refusal of an archive means, naming the part of the file at fault. */
+static const char *zip_refusal(zip_error_t *ze) {
+  switch (zip_error_code_zip(ze)) {
+  case ZIP_ER_NOZIP:
+    return "no end-of-central-directory record in the last 64 KiB (truncated, or not a zip "
+           "archive)";
+  case ZIP_ER_INCONS:
+    return "the central directory disagrees with the entries' local headers (entries that "
+           "overlap, lie past the end or claim other sizes)";
+  case ZIP_ER_EXISTS:
+    return "two entries of the central directory have the same name";
+  case ZIP_ER_SEEK:
+  case ZIP_ER_READ:
+  case ZIP_ER_EOF:
+    return "the central directory points past the end of the file (truncated)";
+  default:
+    return zip_error_strerror(ze);
+  }
+}
+
 dc__zipr *dc__zipr_open(const uint8_t *mem, size_t n, const char *what) {
   dc__zipr *z = dc__calloc(1, sizeof *z);
   if (!z) return NULL;
@@ -25,8 +45,8 @@ dc__zipr *dc__zipr_open(const uint8_t *mem, size_t n, const char *what) {
   zip_source_t *src = zip_source_buffer_create(mem, n, 0, &ze);
   z->za = src ? zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &ze) : NULL;
   if (!z->za) {
-    dc__err(DC_ERR_FORMAT, "%s: not a readable zip archive (truncated or corrupt?): %s", what,
-            zip_error_strerror(&ze));
+    dc__err(DC_ERR_FORMAT, "%s: not a readable zip archive: zip directory: %s", what,
+            zip_refusal(&ze));
     if (src) zip_source_free(src);
     zip_error_fini(&ze);
     dc__free(z);

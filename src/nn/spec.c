@@ -182,6 +182,8 @@ static bool parse_value(parser *p, value *v) {
         next_token(p, &e);
         return true;
       }
+      if (is_punct(&e, '(')) /* before recursing: "((((..." a million deep stays flat */
+        return spec_err(p, e.at, "a tuple holds numbers (or None)"), false;
       value el;
       if (!parse_value(p, &el)) return false;
       if (el.kind != V_NUM && el.kind != V_NONE)

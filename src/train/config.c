@@ -367,7 +367,9 @@ static char *substitute(const dc_config *c, int k, const char *v) {
       size_t lv = strlen(c->var_values[vi]);
       if (n + lv + 1 > cap + 63) {
         dc__free(out);
-        return dc__err(DC_ERR_ARG, "%s.%s: ${...} expands too far (nested or repeated vars)",
+        char at[256];
+        where(c, c->lines[k], at, sizeof at);
+        return dc__err(DC_ERR_ARG, "%s%s.%s: ${...} expands too far (nested or repeated vars)", at,
                        SCHEMA[k].section, SCHEMA[k].key);
       }
       memcpy(out + n, c->var_values[vi], lv);
@@ -657,9 +659,14 @@ dc_config *dc_config_load(const char *path) {
   size_t got = fread(text, 1, (size_t)n, f);
   fclose(f);
   text[got] = 0;
-  if (memchr(text, 0, got)) {
+  const char *nul = memchr(text, 0, got);
+  if (nul) {
+    int line = 1;
+    for (const char *q = text; q < nul; q++) line += *q == '\n';
+    size_t off = (size_t)(nul - text);
     dc__free(text);
-    return dc__err(DC_ERR_FORMAT, "%s: binary data in a configuration file", path);
+    return dc__err(DC_ERR_FORMAT, "%s:%d: binary data in a configuration file (a NUL byte at offset %zu)",
+                   path, line, off);
   }
   dc_config *c = dc_config_parse(text, path);
   dc__free(text);

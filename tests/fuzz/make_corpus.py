@@ -1,12 +1,19 @@
 """Writes the fuzz targets' seed corpora (run with Debian's /usr/bin/python3; the outputs are
 checked in): small torch.save files (a layer stack's state dict, views and shared storages,
 every dtype, a nested training checkpoint with optimizer state, pickle protocol 4), their
-data.pkl pickles, and safetensors files laid out as the reference writer does."""
+data.pkl pickles, safetensors files laid out as the reference writer does, and small valid files
+of every dataset reader (IDX, CIFAR, npy/npz, NumPy pickles, CSV, PNG/JPEG/PNM), deepc
+checkpoints, zip archives, `deepc train` configurations and layer specs."""
+import gzip
 import io
 import json
 import os
+import pickle
 import struct
 import zipfile
+
+import numpy as np
+from PIL import Image
 
 import torch
 import torch.nn as nn
@@ -89,3 +96,125 @@ out("safetensors", "net.safetensors", safetensors(dict(net.state_dict()), {"form
 out("safetensors", "dtypes.safetensors", safetensors({k: v for k, v in dtypes.items() if "complex" not in k}))
 out("safetensors", "views.safetensors", safetensors(views))
 out("safetensors", "empty.safetensors", safetensors({}))
+
+
+# ---- deepc checkpoints (safetensors layout, "model.*" names, string metadata)
+out("ckpt", "net.ckpt", safetensors({"model." + k: v for k, v in net.state_dict().items()},
+                                    {"format": "deepc-checkpoint", "epoch": "2"}))
+out("ckpt", "trainer.ckpt", safetensors({"trainer.step": torch.tensor([5]), "optim.0.momentum": torch.ones(3),
+                                        "model.w": torch.arange(6.0).reshape(2, 3)}, {"config": "[train]\nepochs = 2\n"}))
+out("ckpt", "empty.ckpt", safetensors({}, {"format": "deepc-checkpoint"}))
+
+# ---- zip archives: .pth files and .npz files (stored and deflated)
+out("zip", "net.pth", files["net.pth"])
+
+
+def npz(arrays, compressed):
+    b = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(b, **arrays)
+    return b.getvalue()
+
+
+rng = np.random.default_rng(0)
+x = rng.integers(0, 255, size=(3, 4, 4), dtype=np.uint8)
+y = np.array([0, 2, 1], dtype=np.int64)
+out("zip", "xy.npz", npz({"x": x, "y": y}, False))
+out("zip", "xy_deflated.npz", npz({"x": x, "y": y}, True))
+
+# ---- IDX (MNIST's format): uint8 images and labels, gzip, int16 / float32 / float64 data
+def idx(a, code):
+    a = np.ascontiguousarray(a)
+    return bytes([0, 0, code, a.ndim]) + b"".join(struct.pack(">I", d) for d in a.shape) + a.astype(a.dtype.newbyteorder(">")).tobytes()
+
+
+out("idx", "images.idx", idx(x, 0x08))
+out("idx", "labels.idx", idx(y.astype(np.uint8), 0x08))
+out("idx", "images.idx.gz", gzip.compress(idx(x, 0x08), mtime=0))
+out("idx", "int16.idx", idx(np.arange(-3, 3, dtype=np.int16).reshape(2, 3), 0x0B))
+out("idx", "int32.idx", idx(np.arange(4, dtype=np.int32), 0x0C))
+out("idx", "float32.idx", idx(np.linspace(0, 1, 6, dtype=np.float32).reshape(3, 2), 0x0D))
+out("idx", "float64.idx", idx(np.linspace(0, 1, 4, dtype=np.float64), 0x0E))
+out("idx", "int8.idx", idx(np.arange(-2, 2, dtype=np.int8), 0x09))
+
+# ---- CIFAR binary batches: the first byte of a fuzz input picks the file name fuzz_cifar.c
+# writes (0: data_batch_1.bin, 2: train.bin = CIFAR-100), so the label doubles as that choice
+px = rng.integers(0, 255, size=(2, 3072), dtype=np.uint8)
+out("cifar", "cifar10.bin", b"".join(bytes([k * 4]) + px[k].tobytes() for k in range(2)))
+out("cifar", "cifar100.bin", b"".join(bytes([2 + 4 * k, 7]) + px[k].tobytes() for k in range(2)))
+
+# ---- .npy (and the .npz above through the same target)
+def npy(a, version=None):
+    b = io.BytesIO()
+    if version:
+        np.lib.format.write_array(b, a, version=version)
+    else:
+        np.save(b, a)
+    return b.getvalue()
+
+
+out("npy", "f4.npy", npy(np.arange(6, dtype=np.float32).reshape(2, 3)))
+out("npy", "be_i8.npy", npy(np.arange(4, dtype=">i8")))
+out("npy", "fortran.npy", npy(np.asfortranarray(np.arange(6, dtype=np.float64).reshape(2, 3))))
+out("npy", "bool.npy", npy(np.array([True, False])))
+out("npy", "u2_v2.npy", npy(np.arange(3, dtype=np.uint16), (2, 0)))
+out("npy", "scalar.npy", npy(np.float32(3.5)))
+out("npy", "empty.npy", npy(np.zeros((0, 3), dtype=np.uint8)))
+out("npy", "xy.npz", npz({"x": x, "y": y}, False))
+out("npy", "xy_deflated.npz", npz({"x": x, "y": y}, True))
+
+# ---- NumPy pickles (dc_pickle_loads), CIFAR's Python batch layout among them
+batch = {b"batch_label": b"training batch 1 of 5", b"labels": [3, 1],
+         b"data": rng.integers(0, 255, size=(2, 3072), dtype=np.uint8), b"filenames": [b"a.png", b"b.png"]}
+for proto in (2, 4, 5):
+    out("pydata", f"cifar_batch_p{proto}.pkl", pickle.dumps(batch, protocol=proto))
+    out("pydata", f"xy_p{proto}.pkl", pickle.dumps((np.arange(6, dtype=np.float32).reshape(3, 2), np.array([0, 1, 0])), protocol=proto))
+out("pydata", "containers_p2.pkl", pickle.dumps({"a": [1, 2.5, None, True, "s", b"b", (1,), {"k": -7}],
+                                               "big": 2 ** 70, "neg": -2 ** 40}, protocol=2))
+out("pydata", "dtypes_p4.pkl", pickle.dumps([np.array([1, 2], dtype=t) for t in
+                                            ("<i2", ">f8", "u1", "?", "<u4", "<f2")], protocol=4))
+out("pydata", "memo_p2.pkl", pickle.dumps([[1, 2]] * 3, protocol=2))
+
+# ---- CSV (dc_csv_dataset, dc_history_read_csv)
+out("csv", "iris.csv", b"sepal_length,sepal_width,species\n5.1,3.5,setosa\n4.9,3.0,setosa\n6.3,3.3,virginica\n")
+out("csv", "quoted.csv", b'\xef\xbb\xbf"a","b,c",label\r\n1,"2",0\r\n3,4,1\r\n')
+out("csv", "semicolon.csv", b"x;y;target\n1e3;-2.5;1.5\n;3;0\n")
+out("csv", "metrics.csv", b"epoch,train_loss,train_acc,val_loss,val_acc,lr,seconds\n1,0.5,0.8,0.6,0.79,0.1,3.5\n2,0.4,0.85,,,0.1,3.4\n")
+
+# ---- images: PNG (gray, RGB, palette, 16-bit, alpha, interlaced), JPEG (baseline, progressive,
+# gray, CMYK), PPM/PGM
+img = Image.fromarray(rng.integers(0, 255, size=(6, 5, 3), dtype=np.uint8))
+
+
+def saved_img(im, fmt, **kw):
+    b = io.BytesIO()
+    im.save(b, fmt, **kw)
+    return b.getvalue()
+
+
+out("image", "rgb.png", saved_img(img, "PNG"))
+out("image", "gray.png", saved_img(img.convert("L"), "PNG"))
+out("image", "palette.png", saved_img(img.convert("P"), "PNG"))
+out("image", "rgba.png", saved_img(img.convert("RGBA"), "PNG"))
+out("image", "gray16.png", saved_img(Image.fromarray(np.arange(30, dtype=np.uint16).reshape(5, 6) * 1000), "PNG"))
+out("image", "gray_alpha.png", saved_img(img.convert("LA"), "PNG"))
+out("image", "baseline.jpg", saved_img(img, "JPEG", quality=90))
+out("image", "progressive.jpg", saved_img(img, "JPEG", progressive=True))
+out("image", "gray.jpg", saved_img(img.convert("L"), "JPEG"))
+out("image", "cmyk.jpg", saved_img(img.convert("CMYK"), "JPEG"))
+out("image", "rgb.ppm", saved_img(img, "PPM"))
+out("image", "gray.pgm", saved_img(img.convert("L"), "PPM"))
+
+# ---- configurations and layer specs (one target reads both)
+root = os.path.dirname(os.path.dirname(HERE))
+for name in sorted(os.listdir(os.path.join(root, "configs"))):
+    with open(os.path.join(root, "configs", name), "rb") as f:
+        out("config", name, f.read())
+out("config", "vars.ini", b"[vars]\nw = 64\nd = ${w}\n[model]\narch = mlp\nhidden = ${w}, ${d}\n"
+                         b"[optim]\nname = sgd\nlr = 0.1\nmomentum = 0.9\n  # continuation\n")
+out("config", "layers.ini", b"[model]\nlayers = conv2d(1, 8, 3, padding=1), relu, maxpool2d(2),\n"
+                           b"  flatten, linear(8*14*14, classes)\n[train]\nepochs = 1\n")
+out("config", "spec_cnn.txt", b"conv2d(1, 32, 5, padding=2), batchnorm2d(32), relu, maxpool2d(2), "
+                             b"flatten, dropout(0.3), linear(6272, 10)")
+out("config", "spec_mlp.txt", b"Flatten(), Linear(784, 64, bias=False), ReLU(inplace=True), Linear(64, classes), LogSoftmax(dim=1)")
+out("config", "spec_pool.txt", b"conv2d(3, 4, (3, 5), stride=(1, 2), padding='same'), avgpool2d(2, ceil_mode=True), "
+                              b"adaptiveavgpool2d((1, None)), hardtanh(-1.5, 2)")

@@ -1,0 +1,29 @@
+/* Fuzz target: the NumPy pickle reader of src/data (dc_pickle_loads: protocols 2-5, arrays,
+ * containers, an allowlist of globals), then the (features, targets) pick of dc_pickle_dataset
+ * for inputs it accepts (CIFAR's Python batches go that way). */
+#define _GNU_SOURCE
+#include "fuzz.h"
+
+#include <deepc/deepc.h>
+
+static void walk(const dc_pyobj *o, int depth) {
+  if (!o || depth > 64) return;
+  if (o->kind == DC_PY_ARRAY) dc_fuzz_touch(o->array);
+  if (o->kind == DC_PY_TUPLE || o->kind == DC_PY_LIST || o->kind == DC_PY_DICT)
+    for (int64_t i = 0; i < (o->kind == DC_PY_DICT ? 2 * o->n : o->n); i++)
+      walk(o->items[i], depth + 1);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+  dc_pickle *p = dc_pickle_loads(data, size);
+  if (p) {
+    walk(dc_pickle_root(p), 0);
+    dc_pyobj_get(dc_pickle_root(p), "data");
+    dc_pickle_free(p);
+    dc_dataset *ds = dc_pickle_dataset(dc_fuzz_file(data, size, "fuzz.pkl"));
+    dc_dataset_free(ds);
+  }
+  dc_clear_error();
+  dc_fuzz_check_live("pydata");
+  return 0;
+}
