@@ -12,6 +12,7 @@ PKGS=(
   graphviz               # renders `deepc graph` DOT output to SVG
   python3-torch python3-torchvision python3-numpy   # PyTorch-parity tests under /usr/bin/python3
   dataset-fashion-mnist  # the demo's data
+  python3-sklearn        # its CSV data sets (breast cancer, wine) for the course exercises
   libopenmpi-dev openmpi-bin
 )
 
