@@ -33,6 +33,15 @@ DC_API bool dc_is_grad_enabled(void);
 #define dc_no_grad_begin() bool dc__prev_grad_mode = dc_set_grad_enabled(false)
 #define dc_no_grad_end() dc_set_grad_enabled(dc__prev_grad_mode)
 
+/* Anomaly detection (torch.autograd.set_detect_anomaly), for the whole process, off by default.
+ * When on, every op that records a node checks its floating-point output (grad mode on or off)
+ * and every backward node the gradients it returns: the first NaN or infinity makes the op
+ * return NULL (dc_backward an error status) with a DC_ERR_STATE message naming the op, forward
+ * or backward, the element, and the shapes and dtypes of its inputs (marking those already
+ * non-finite). Costs one pass over each output while on. Returns the previous mode. */
+DC_API bool dc_set_detect_anomaly(bool on);
+DC_API bool dc_is_anomaly_enabled(void);
+
 /* Name of the op that produced t ("mul", "sigmoid", ...), or NULL for a leaf. */
 DC_API const char *dc_grad_fn_name(const dc_tensor *t);
 

@@ -48,6 +48,15 @@ void dc__node_release(dc_node *n);
 /* True when the input k of n needs a gradient. */
 bool dc__needs_grad(const dc_node *n, int k);
 
+/* Anomaly mode (anomaly.c): the flag dc__record and the engine test before calling the checks.
+ * dc__anomaly_forward: false + error when out holds NaN/inf; dc__anomaly_backward: runs n's rule
+ * (its own ops unchecked), then an error status when a gradient gin[k] holds NaN/inf.
+ * dc__first_nonfinite: index of the first NaN/inf of a floating-point tensor, -1 when none. */
+extern bool dc__anomaly_on;
+bool dc__anomaly_forward(const char *op, dc_tensor *out, int n, dc_tensor *const *inputs);
+int dc__anomaly_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin);
+int64_t dc__first_nonfinite(const dc_tensor *t);
+
 /* Sums g [broadcast shape] down to shape s (the backward of broadcasting). A new reference. */
 dc_tensor *dc__sum_to(dc_tensor *g, dc_shape s);
 

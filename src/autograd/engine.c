@@ -107,7 +107,9 @@ static int run_node(dc_node *n, const dc_backward_opts *o, node_vec *ready) {
     rc = accumulate(&n->out->grad, n->gacc, n->out, o->create_graph);
   if (rc == DC_OK && (rc = dc_scope_begin()) == DC_OK) {
     bool prev = dc_set_grad_enabled(o->create_graph);
-    if (n->gacc) rc = n->op->backward(n, n->gacc, gin);
+    if (n->gacc) /* anomaly mode: the rule runs with its ops unchecked, then gin is checked */
+      rc = DC__UNLIKELY(dc__anomaly_on) ? dc__anomaly_backward(n, n->gacc, gin)
+                                        : n->op->backward(n, n->gacc, gin);
     dc_set_grad_enabled(prev);
     for (int k = 0; rc == DC_OK && k < n->ninputs; k++) {
       dc_tensor *t = n->inputs[k];

@@ -22,6 +22,7 @@ bool dc__any_requires_grad(int n, dc_tensor *const *ts) {
 bool dc__record(const dc_opdef *op, dc_tensor *out, int n, dc_tensor *const *inputs,
                 dc_node **node) {
   *node = NULL;
+  if (DC__UNLIKELY(dc__anomaly_on) && !dc__anomaly_forward(op->name, out, n, inputs)) return false;
   if (g_no_grad || !dc__any_requires_grad(n, inputs)) return true;
   dc_node *nd = dc__calloc(1, sizeof *nd);
   if (!nd) return false;

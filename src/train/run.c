@@ -69,6 +69,7 @@ typedef struct run_ctx {
   int epochs_this_call;
   char shape[64];
   bool writer; /* rank 0 of a data-parallel job (or the only process): writes the outputs */
+  int64_t skipped; /* skipped steps already reported (train.on_nan = skip) */
 } run_ctx;
 
 static void path_in(char *buf, size_t n, const run_ctx *r, const char *name) {
@@ -141,6 +142,13 @@ static int write_curves(const run_ctx *r, const dc_history *h) {
 static int on_epoch(dc_trainer *t, const dc_epoch_stats *e, void *ud) {
   run_ctx *r = ud;
   dc__progress_epoch(&r->prog, e, dc_trainer_is_best(t));
+  int64_t skipped = dc_trainer_skipped_steps(t);
+  if (skipped > r->skipped && r->o->progress != DC_PROGRESS_QUIET) {
+    fprintf(r->o->log ? r->o->log : stderr,
+            "epoch %d: %lld steps skipped (non-finite loss or gradients; %lld in all)\n", e->epoch,
+            (long long)(skipped - r->skipped), (long long)skipped);
+    r->skipped = skipped;
+  }
   char path[1100];
   path_in(path, sizeof path, r, "metrics.csv");
   int rc = r->writer ? dc_history_write_csv(dc_trainer_history(t), path) : DC_OK;
@@ -315,6 +323,7 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
   dc_dist_ddp *ddp = NULL;
   dc_metrics *test = NULL;
   char *repr = NULL;
+  bool anomaly_prev = false, anomaly_set = false; /* train.detect_anomaly, restored at the end */
   dc__loss_cfg loss;
   dc__build_loss(c, &loss);
   r.batch_size = dc__config_int(c, "train.batch_size");
@@ -366,6 +375,8 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
       .dist = dc_dist_trainer_hooks(ddp),
   };
   if (!(t = dc_trainer_new(model, opt, tl, to))) goto fail_status;
+  anomaly_prev = dc_set_detect_anomaly(dc__config_bool(c, "train.detect_anomaly"));
+  anomaly_set = true;
   if (resume) {
     char warn[1100];
     resume_check(c, resume, warn, sizeof warn);
@@ -375,6 +386,7 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
       rc = dc__rewrap((dc_status)rc, "--resume from %s/last.ckpt: %s", r.dir, dc_last_error());
       goto done;
     }
+    r.skipped = dc_trainer_skipped_steps(t);
   }
   /* outputs */
   char *cfg_text = r.writer ? dc_config_to_string(c, false) : NULL;
@@ -441,6 +453,7 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
 fail_status:
   rc = dc_last_status() ? dc_last_status() : DC_ERR_NOMEM;
 done:
+  if (anomaly_set) dc_set_detect_anomaly(anomaly_prev);
   free(repr);
   dc_metrics_free(test);
   dc_tb_close(r.tb);

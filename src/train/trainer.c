@@ -4,6 +4,8 @@
  * loader epoch, counters, history). Shapes: B batch, K classes. */
 #include "train-impl.h"
 
+#include "../autograd/autograd-impl.h"
+
 #include <math.h>
 #include <string.h>
 #include <time.h>
@@ -117,12 +119,26 @@ int dc_evaluate(dc_module *model, dc_loader *l, dc_loss_fn loss, void *ud, dc_me
   return rc;
 }
 
+/* The first parameter whose gradient holds NaN or infinity, or -1. */
+static int nonfinite_grad(const dc_trainer *t) {
+  for (int i = 0; i < t->nparams; i++)
+    if (t->params[i]->grad && dc__first_nonfinite(t->params[i]->grad) >= 0) return i;
+  return -1;
+}
+
+/* an anomaly (anomaly mode) found in the step's forward or backward, with the step named */
+static int step_error(const dc_trainer *t, const dc_step_info *s, int rc) {
+  if (!dc_is_anomaly_enabled()) return rc;
+  return dc__rewrap((dc_status)rc, "training stopped at epoch %d, batch %lld (step %lld): %s",
+                    s->epoch, (long long)s->batch, (long long)t->steps + 1, dc_last_error());
+}
+
 /* ---- one training step (inside the caller's scope) ---- */
 static int train_step(dc_trainer *t, dc_tensor *x, dc_tensor *y, dc_metrics *m, dc_step_info *s,
                       double *loss_sum) {
   dc_tensor *out = dc_module_forward(t->model, x);
   dc_tensor *loss = out ? t->o.loss(out, y, t->o.loss_ud) : NULL;
-  if (!loss) return dc_last_status() ? dc_last_status() : DC_ERR_ARG;
+  if (!loss) return step_error(t, s, dc_last_status() ? dc_last_status() : DC_ERR_ARG);
   if (dc_numel(loss) != 1)
     return dc__errs(DC_ERR_ARG, "trainer: the loss must be one number, got %lld elements",
                     (long long)dc_numel(loss));
@@ -147,7 +163,17 @@ static int train_step(dc_trainer *t, dc_tensor *x, dc_tensor *y, dc_metrics *m, 
     return DC_OK;
   }
   rc = dc_backward(loss);
+  if (rc != DC_OK) rc = step_error(t, s, rc);
   if (rc == DC_OK && t->o.dist.after_backward) rc = t->o.dist.after_backward(t->o.dist.ud);
+  int bad;
+  if (rc == DC_OK && t->o.on_nan == DC_NAN_SKIP && (bad = nonfinite_grad(t)) >= 0) {
+    /* a finite loss with non-finite gradients (an overflow in the backward): skipped too; the
+     * same decision on every rank, the gradients being all-reduced */
+    dc_optim_zero_grad(t->opt);
+    t->skipped++;
+    s->skipped = true;
+    return DC_OK;
+  }
   if (rc == DC_OK && t->o.clip_grad_norm > 0)
     rc = dc_clip_grad_norm_(t->params, t->nparams, t->o.clip_grad_norm, 2.0, false, NULL);
   if (rc == DC_OK) rc = dc_optim_step(t->opt);
@@ -307,6 +333,17 @@ int dc_trainer_save_state(const dc_trainer *t, dc_ckpt *c) {
   if (!t || !c) return dc__errs(DC_ERR_ARG, "trainer_save_state: NULL argument");
   dc_state_dict *sd = dc_module_state_dict(t->model);
   if (!sd) return dc_last_status();
+  for (int i = 0; i < dc_state_dict_size(sd); i++) /* never a checkpoint of diverged weights */
+    if (dc__first_nonfinite(dc_state_dict_tensor_at(sd, i)) >= 0) {
+      int e = dc__errs(DC_ERR_STATE,
+                       "trainer_save_state: the model's '%s' holds NaN or infinity after %lld "
+                       "steps (epoch %d): the weights diverged, so no checkpoint is written and "
+                       "the previous one stays; lower the learning rate, clip the gradients "
+                       "(train.clip_grad_norm) or find the op with train.detect_anomaly = true",
+                       dc_state_dict_key_at(sd, i), (long long)t->steps, t->epochs_done);
+      dc_state_dict_free(sd);
+      return e;
+    }
   int rc = dc_ckpt_add_state_dict(c, "model.", sd);
   dc_state_dict_free(sd);
   if (rc != DC_OK) return rc;
