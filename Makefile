@@ -2,13 +2,15 @@
 # install the Debian packages the project needs first (scripts/install-deps.sh, idempotent).
 BUILD ?= build
 ASAN_BUILD ?= build-asan
+FUZZ_BUILD ?= build-fuzz
+FUZZ_SECONDS ?= 8
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 ifeq ($(CI),true)
 CMAKE_FLAGS += -DDC_WERROR=ON
 endif
 
-.PHONY: all deps build test test-unit test-asan demo bench examples exercises clean format install
+.PHONY: all deps build test test-unit test-asan test-fuzz demo bench examples exercises clean format install
 
 all: build
 
@@ -21,10 +23,12 @@ $(BUILD)/build.ninja: CMakeLists.txt
 build: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The whole suite: unit, parity and CLI tests, then the same unit tests under ASan+UBSan.
+# The whole suite: unit, parity and CLI tests, then the same unit tests under ASan+UBSan, then
+# every file reader's libFuzzer target for FUZZ_SECONDS each.
 test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(MAKE) test-asan
+	$(MAKE) test-fuzz
 
 test-asan: deps
 	# -Werror stays on the main build: sanitizer instrumentation makes GCC emit false warnings.
@@ -32,6 +36,13 @@ test-asan: deps
 	cmake --build $(ASAN_BUILD) -j $(JOBS)
 	cd $(ASAN_BUILD) && ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1 \
 	  ctest --output-on-failure -j $(JOBS) -L unit
+
+# libFuzzer (clang, ASan+UBSan) on every reader, starting from tests/fuzz/corpus (docs/reliability.md).
+test-fuzz: deps
+	CC=clang cmake -S . -B $(FUZZ_BUILD) -G Ninja -DCMAKE_BUILD_TYPE=Release -DDC_FUZZ=ON \
+	  -DDC_FUZZ_SECONDS=$(FUZZ_SECONDS) $(CMAKE_FLAGS) -DDC_WERROR=OFF
+	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_all
+	cd $(FUZZ_BUILD) && ctest --output-on-failure -j $(JOBS) -L fuzz
 
 demo: build
 	@bash scripts/demo.sh $(BUILD)
@@ -51,4 +62,4 @@ format:
 	clang-format -i $$(git ls-files '*.c' '*.h')
 
 clean:
-	rm -rf $(BUILD) $(ASAN_BUILD)
+	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

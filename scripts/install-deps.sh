@@ -11,6 +11,8 @@ PKGS=(
   libcairo2-dev          # curves.png / curves.svg
   graphviz               # renders `deepc graph` DOT output to SVG
   python3-torch python3-torchvision python3-numpy   # PyTorch-parity tests under /usr/bin/python3
+  python3-pil            # tests/bad/make_bad.py and the fuzz seeds write PNG/JPEG files
+  clang libclang-rt-14-dev   # `make test-fuzz`: libFuzzer targets of the file readers
   dataset-fashion-mnist  # the demo's data
   python3-sklearn        # its CSV data sets (breast cancer, wine) for the course exercises
   libopenmpi-dev openmpi-bin

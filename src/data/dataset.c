@@ -282,11 +282,12 @@ dc_dataset *dc__xy_dataset(dc_tensor *x, dc_tensor *y, const char *format, const
     const int64_t *p = dc_data(labels);
     for (int64_t i = 0; i < labels->shape[0]; i++) {
       if (p[i] < 0) {
+        long long bad = (long long)p[i]; /* read before labels (and p) are freed */
         dc_free(labels);
         return dc__err(DC_ERR_FORMAT,
                        "%s: target %lld of sample %lld is negative; class "
                        "labels must be 0..K-1",
-                       path && *path ? path : format, (long long)p[i], (long long)i);
+                       path && *path ? path : format, bad, (long long)i);
       }
       if (p[i] >= nclasses) nclasses = p[i] + 1;
     }

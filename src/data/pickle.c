@@ -212,6 +212,9 @@ static bool push(pk *p, pyo *x) {
   return true;
 }
 
+/* &stack[i] (NULL while nothing was ever pushed: no offset may be added to a null pointer) */
+static pyo **stack_at(pk *p, int64_t i) { return p->stack ? p->stack + i : NULL; }
+
 static int64_t stack_floor(const pk *p) { return p->nmarks ? p->marks[p->nmarks - 1] : 0; }
 
 static pyo *pop(pk *p) {
@@ -767,18 +770,18 @@ static int run(pk *p) {
         return dc_last_status();
       }
       p->sp -= k;
-      x = make_seq(p, DC_PY_TUPLE, p->stack + p->sp, k);
+      x = make_seq(p, DC_PY_TUPLE, stack_at(p, p->sp), k);
       break;
     }
     case 't':
     case 'l':
       if (!pop_mark(p, &from)) return dc_last_status();
-      x = make_seq(p, op == 't' ? DC_PY_TUPLE : DC_PY_LIST, p->stack + from, p->sp - from);
+      x = make_seq(p, op == 't' ? DC_PY_TUPLE : DC_PY_LIST, stack_at(p, from), p->sp - from);
       p->sp = from;
       break;
     case 'd':
       if (!pop_mark(p, &from)) return dc_last_status();
-      if (!(x = pk_new(p, DC_PY_DICT)) || !dict_set(p, x, p->stack + from, p->sp - from))
+      if (!(x = pk_new(p, DC_PY_DICT)) || !dict_set(p, x, stack_at(p, from), p->sp - from))
         return dc_last_status() ? dc_last_status() : DC_ERR_NOMEM;
       p->sp = from;
       break;
@@ -791,7 +794,7 @@ static int run(pk *p) {
         pk_fail(p, DC_ERR_FORMAT, "APPENDS without a list below the mark");
         return dc_last_status();
       }
-      if (!list_append(p, p->stack[from - 1], p->stack + from, p->sp - from))
+      if (!list_append(p, p->stack[from - 1], stack_at(p, from), p->sp - from))
         return dc_last_status();
       p->sp = from;
       continue;
@@ -800,7 +803,7 @@ static int run(pk *p) {
         pk_fail(p, DC_ERR_FORMAT, "SETITEM with too few items on the stack");
         return dc_last_status();
       }
-      if (!dict_set(p, p->stack[p->sp - 3], p->stack + p->sp - 2, 2)) return dc_last_status();
+      if (!dict_set(p, p->stack[p->sp - 3], stack_at(p, p->sp - 2), 2)) return dc_last_status();
       p->sp -= 2;
       continue;
     case 'u':
@@ -809,7 +812,7 @@ static int run(pk *p) {
         pk_fail(p, DC_ERR_FORMAT, "SETITEMS without a dict below the mark");
         return dc_last_status();
       }
-      if (!dict_set(p, p->stack[from - 1], p->stack + from, p->sp - from)) return dc_last_status();
+      if (!dict_set(p, p->stack[from - 1], stack_at(p, from), p->sp - from)) return dc_last_status();
       p->sp = from;
       continue;
     case 'q':

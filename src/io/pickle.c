@@ -252,6 +252,9 @@ static bool utf8_ok(const uint8_t *s, size_t n) {
 }
 
 /* ---- the stack ---- */
+/* &stack[i] (NULL while nothing was ever pushed: no offset may be added to a null pointer) */
+static dc__pv **stack_at(dc__pickle_vm *vm, int64_t i) { return vm->stack ? vm->stack + i : NULL; }
+
 static bool push(dc__pickle_vm *vm, dc__pv *x) {
   if (!x) return false;
   if (vm->sp == vm->capstack) {
@@ -561,18 +564,18 @@ static bool step(dc__pickle_vm *vm, bool *done, dc__pv **root) {
       return false;
     }
     vm->sp -= k;
-    x = make_seq(vm, DC__PV_TUPLE, vm->stack + vm->sp, k);
+    x = make_seq(vm, DC__PV_TUPLE, stack_at(vm, vm->sp), k);
     break;
   }
   case 't':
   case 'l':
     if (!pop_mark(vm, &from)) return false;
-    x = make_seq(vm, op == 't' ? DC__PV_TUPLE : DC__PV_LIST, vm->stack + from, vm->sp - from);
+    x = make_seq(vm, op == 't' ? DC__PV_TUPLE : DC__PV_LIST, stack_at(vm, from), vm->sp - from);
     vm->sp = from;
     break;
   case 'd':
     if (!pop_mark(vm, &from)) return false;
-    if (!(x = dc__pv_new(vm, DC__PV_DICT)) || !dict_set(vm, x, vm->stack + from, vm->sp - from))
+    if (!(x = dc__pv_new(vm, DC__PV_DICT)) || !dict_set(vm, x, stack_at(vm, from), vm->sp - from))
       return false;
     vm->sp = from;
     break;
@@ -586,8 +589,8 @@ static bool step(dc__pickle_vm *vm, bool *done, dc__pv **root) {
                       op == 'e' ? "APPENDS" : "SETITEMS", op == 'e' ? "list" : "dict");
       return false;
     }
-    if (op == 'e' ? !list_append(vm, vm->stack[from - 1], vm->stack + from, vm->sp - from)
-                  : !dict_set(vm, vm->stack[from - 1], vm->stack + from, vm->sp - from))
+    if (op == 'e' ? !list_append(vm, vm->stack[from - 1], stack_at(vm, from), vm->sp - from)
+                  : !dict_set(vm, vm->stack[from - 1], stack_at(vm, from), vm->sp - from))
       return false;
     vm->sp = from;
     return true;
@@ -596,7 +599,7 @@ static bool step(dc__pickle_vm *vm, bool *done, dc__pv **root) {
       dc__pickle_fail(vm, DC_ERR_FORMAT, "SETITEM with too few items on the stack");
       return false;
     }
-    if (!dict_set(vm, vm->stack[vm->sp - 3], vm->stack + vm->sp - 2, 2)) return false;
+    if (!dict_set(vm, vm->stack[vm->sp - 3], stack_at(vm, vm->sp - 2), 2)) return false;
     vm->sp -= 2;
     return true;
   case 'q':

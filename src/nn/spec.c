@@ -262,8 +262,19 @@ static void mark_pair(dc__pair *pr, const value *v) {
   if (is_tuple(v)) pr->is_pair = true;
 }
 
+/* Specs come from files and command lines: a layer beyond 2^31 parameters (8 GiB of float32,
+ * 20x VGG's largest) is refused before anything is allocated. */
+#define SPEC_MAX_PARAMS 2147483648.0
+static bool params_ok(parser *p, size_t at, const char *name, double n) {
+  if (n <= SPEC_MAX_PARAMS) return true;
+  spec_err(p, at, "%s with %.3g parameters: more than 2^31 (8 GiB of float32); a typo in a size?",
+           name, n);
+  return false;
+}
+
 static dc_module *build_linear(parser *p, const layerdef *L, const value *v, size_t at) {
-  (void)p, (void)L, (void)at;
+  (void)L;
+  if (!params_ok(p, at, "Linear", v[0].num * v[1].num + v[1].num)) return NULL;
   return dc_nn_linear((int64_t)v[0].num, (int64_t)v[1].num, .no_bias = !bval(&v[2], true));
 }
 
@@ -278,9 +289,12 @@ static dc_module *build_conv2d(parser *p, const layerdef *L, const value *v, siz
   else
     pair_arg(&v[4], &o.padding, o.padding_hw);
   pair_arg(&v[5], &o.dilation, o.dilation_hw);
+  double kh = is_tuple(&v[2]) ? o.kernel_hw[0] : k, kw = is_tuple(&v[2]) ? o.kernel_hw[1] : k;
+  if (!params_ok(p, at, "Conv2d",
+                 v[0].num / (o.groups > 0 ? o.groups : 1) * v[1].num * kh * kw + v[1].num))
+    return NULL;
   if (v[8].given && !name_is(v[8].str, "zeros"))
     return spec_err(p, v[8].at, "padding_mode='%s' is not supported (only 'zeros')", v[8].str);
-  (void)at;
   return dc_nn_conv2d_opt((int64_t)v[0].num, (int64_t)v[1].num, k, o);
 }
 
@@ -339,10 +353,10 @@ static dc_module *build_adaptive(parser *p, const layerdef *L, const value *v, s
 }
 
 static dc_module *build_bn(parser *p, const layerdef *L, const value *v, size_t at) {
-  (void)p, (void)at;
   dc_nn_batchnorm_opts o = {.cumulative = v[2].given && v[2].kind == V_NONE,
                             .no_affine = !bval(&v[3], true),
                             .no_running_stats = !bval(&v[4], true)};
+  if (!params_ok(p, at, L->name, 4 * v[0].num)) return NULL;
   int64_t c = (int64_t)v[0].num;
   dc_module *m = strcmp(L->name, "BatchNorm1d") == 0 ? dc_nn_batchnorm1d_opt(c, o)
                                                      : dc_nn_batchnorm2d_opt(c, o);

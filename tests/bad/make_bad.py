@@ -158,6 +158,7 @@ def pickle_cases(reader, wrap):
         expect="deep|nest|offset|mark|stack")
     put(reader, "nest_tuples_1M" + ext, wrap(b"\x80\x02N" + b"\x85" * 1000000 + b"."), expect="deep|nest|offset")
     put(reader, "stack_underflow" + ext, wrap(b"\x80\x02R."), expect="offset")
+    put(reader, "mark_on_empty_stack" + ext, wrap(b"\x80\x02(t(dR."), expect="offset")
     put(reader, "setitems_no_mark" + ext, wrap(b"\x80\x02}Nu."), expect="offset")
     put(reader, "stop_empty" + ext, wrap(b"\x80\x02."), expect="offset")
     put(reader, "no_stop" + ext, wrap(b"\x80\x02}"), expect="offset|STOP|end")
