@@ -130,6 +130,20 @@ struct dc_nn_kernels {
   int (*multi_margin_backward)(dc_tensor *gx, const dc_tensor *gout, const dc_tensor *x,
                                const dc_tensor *target, const dc_tensor *weight, int p,
                                double margin, double scale);
+
+  /* ---- optional (NULL: the op runs batch norm, then ReLU): batch norm and the ReLU after it
+   * in one pass. Forward: batch_norm_forward's arguments, y = max(bn(x), 0) (NaN stays NaN).
+   * Backward: batch_norm_backward's, with gy masked by y > 0 (y [N, C, S], the forward's
+   * output) as it is read. */
+  int (*batch_norm_relu_forward)(dc_tensor *y, dc_tensor *save_mean, dc_tensor *save_invstd,
+                                 const dc_tensor *x, const dc_tensor *weight,
+                                 const dc_tensor *bias, dc_tensor *running_mean,
+                                 dc_tensor *running_var, bool batch_stats, double momentum,
+                                 double eps);
+  int (*batch_norm_relu_backward)(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb,
+                                  const dc_tensor *gy, const dc_tensor *y, const dc_tensor *x,
+                                  const dc_tensor *weight, const dc_tensor *mean,
+                                  const dc_tensor *invstd, bool batch_stats);
 };
 
 #endif

@@ -94,7 +94,7 @@ static void dropout_repr(const dc_module *m, char *buf, size_t n) {
   snprintf(buf, n, "p=%s, inplace=False", fmt_num(ACT(m)->a, ACT(m)->a_is_int, a, sizeof a));
 }
 
-static const dc_module_type type_relu = {.name = "ReLU", .forward = relu_fw};
+const dc_module_type dc__type_relu = {.name = "ReLU", .forward = relu_fw};
 static const dc_module_type type_selu = {.name = "SELU", .forward = selu_fw};
 static const dc_module_type type_sigmoid = {.name = "Sigmoid", .forward = sigmoid_fw};
 static const dc_module_type type_tanh = {.name = "Tanh", .forward = tanh_fw};
@@ -124,7 +124,7 @@ static dc_module *act_new(const dc_module_type *type, dc__act_state s) {
 
 static bool integral(double v) { return v == floor(v) && fabs(v) < 1e15; }
 
-dc_module *dc_nn_relu(void) { return act_new(&type_relu, (dc__act_state){0}); }
+dc_module *dc_nn_relu(void) { return act_new(&dc__type_relu, (dc__act_state){0}); }
 dc_module *dc_nn_selu(void) { return act_new(&type_selu, (dc__act_state){0}); }
 dc_module *dc_nn_sigmoid(void) { return act_new(&type_sigmoid, (dc__act_state){0}); }
 dc_module *dc_nn_tanh(void) { return act_new(&type_tanh, (dc__act_state){0}); }
@@ -166,7 +166,13 @@ dc_module *dc_nn_dropout2d(double p) { return dropout_new(&type_dropout2d, p); }
 static dc_tensor *sequential_forward(dc_module *m, dc_tensor *x) {
   dc_tensor *h = x;
   for (int i = 0; i < m->children.n; i++) {
-    dc_tensor *next = dc_module_forward(m->children.items[i].ptr, h);
+    /* BatchNorm followed by ReLU runs as one fused op (then i skips the ReLU) */
+    bool fused = false;
+    dc_tensor *next = i + 1 < m->children.n
+                          ? dc__bn_relu_forward(m->children.items[i].ptr,
+                                                m->children.items[i + 1].ptr, h, &fused)
+                          : dc_module_forward(m->children.items[i].ptr, h);
+    i += fused;
     if (h != x && next != h) dc_free(h); /* the graph keeps what backward needs */
     if (!next) return NULL;
     h = next;

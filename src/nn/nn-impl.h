@@ -115,9 +115,20 @@ extern _Thread_local dc__summary_rec *dc__summary_active;
 int dc__summary_enter(dc_module *m, dc_tensor *x);
 void dc__summary_leave(int row, dc_module *m, dc_tensor *x, dc_tensor *y);
 
+/* ---- BatchNorm + ReLU fusion (norm.c) ----
+ * dc__bn_relu_forward(bn, relu, x): when bn is a BatchNorm1d/2d module, relu a ReLU module and
+ * no summary is recording, runs both as one op (dc__batch_norm_relu, src/ops/nn_batchnorm.c:
+ * the same values and gradients, one pass and one tensor less) and sets *fused; else returns
+ * dc_module_forward(bn, x) and leaves *fused false (the caller then runs relu itself). Errors
+ * name bn's path as dc_module_forward does. */
+dc_tensor *dc__bn_relu_forward(dc_module *bn, dc_module *relu, dc_tensor *x, bool *fused);
+dc_tensor *dc__batch_norm_relu(dc_tensor *x, dc_tensor *running_mean, dc_tensor *running_var,
+                               dc_tensor *weight, dc_tensor *bias, bool training, double momentum,
+                               double eps);
+
 /* Layer type objects (the spec parser and the summary compare against them). */
 extern const dc_module_type dc__type_sequential, dc__type_linear, dc__type_conv2d,
     dc__type_maxpool2d, dc__type_avgpool2d, dc__type_adaptive_avgpool2d,
-    dc__type_adaptive_maxpool2d, dc__type_batchnorm1d, dc__type_batchnorm2d;
+    dc__type_adaptive_maxpool2d, dc__type_batchnorm1d, dc__type_batchnorm2d, dc__type_relu;
 
 #endif

@@ -6,8 +6,13 @@
 
 #include <stdio.h>
 
+/* set by dc__bn_relu_forward for the one bn_forward call it makes */
+static _Thread_local bool g_fuse_relu;
+
 static dc_tensor *bn_forward(dc_module *m, dc_tensor *x) {
   const dc__bn_state *s = m->state;
+  bool relu = g_fuse_relu;
+  g_fuse_relu = false;
   char a[128];
   dc_shape_str(dc_shape_of(x), a, sizeof a);
   bool rank_ok = s->dims == 2 ? x->ndim == 4 : (x->ndim == 2 || x->ndim == 3);
@@ -31,8 +36,19 @@ static dc_tensor *bn_forward(dc_module *m, dc_tensor *x) {
   }
   dc_tensor *rm = s->track ? dc__own_buffer(m, "running_mean") : NULL;
   dc_tensor *rv = s->track ? dc__own_buffer(m, "running_var") : NULL;
-  return dc_batch_norm(x, rm, rv, dc__own_param(m, "weight"), dc__own_param(m, "bias"), batch_stats,
-                       factor, s->eps);
+  return (relu ? dc__batch_norm_relu : dc_batch_norm)(x, rm, rv, dc__own_param(m, "weight"),
+                                                      dc__own_param(m, "bias"), batch_stats,
+                                                      factor, s->eps);
+}
+
+dc_tensor *dc__bn_relu_forward(dc_module *bn, dc_module *relu, dc_tensor *x, bool *fused) {
+  *fused = bn && relu && !dc__summary_active &&
+           (bn->type == &dc__type_batchnorm1d || bn->type == &dc__type_batchnorm2d) &&
+           relu->type == &dc__type_relu;
+  g_fuse_relu = *fused;
+  dc_tensor *y = dc_module_forward(bn, x);
+  g_fuse_relu = false;
+  return y;
 }
 
 static void bn_repr(const dc_module *m, char *buf, size_t n) {

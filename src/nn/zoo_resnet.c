@@ -12,13 +12,23 @@ static dc_tensor *step(dc_module *m, const char *child, dc_tensor *x, const dc_t
   return y;
 }
 
+/* y = relu(bn(x)) with the child "relu", as one fused op when it can (dc__bn_relu_forward). */
+static dc_tensor *bn_relu_step(dc_module *m, const char *bn, dc_tensor *x, const dc_tensor *input) {
+  bool fused;
+  dc_tensor *y = dc__bn_relu_forward(dc_module_child(m, bn), dc_module_child(m, "relu"), x, &fused);
+  if (x != input) dc_free(x);
+  return fused ? y : step(m, "relu", y, input);
+}
+
 /* out = relu(branch(x) + (downsample ? downsample(x) : x)); the branch is the named children in
  * order, with relu between them. */
 static dc_tensor *residual(dc_module *m, dc_tensor *x, const char *const *branch, int nb) {
   dc_tensor *h = x;
   for (int i = 0; i < nb; i++) {
-    h = step(m, branch[i], h, x);
-    if (branch[i][0] == 'b' && i + 1 < nb) h = step(m, "relu", h, x); /* after bn1, bn2 */
+    if (branch[i][0] == 'b' && i + 1 < nb) /* bn1, bn2: then relu */
+      h = bn_relu_step(m, branch[i], h, x);
+    else
+      h = step(m, branch[i], h, x);
   }
   dc_module *ds = dc_module_child(m, "downsample");
   dc_tensor *id = ds ? dc_module_forward(ds, x) : x;
@@ -43,8 +53,15 @@ static dc_tensor *resnet_forward(dc_module *m, dc_tensor *x) {
   static const char *const STAGES[] = {"conv1",  "bn1",    "relu",   "maxpool", "layer1",
                                        "layer2", "layer3", "layer4", "avgpool"};
   dc_tensor *h = x;
-  for (size_t i = 0; i < sizeof STAGES / sizeof STAGES[0]; i++)
-    if (dc_module_child(m, STAGES[i])) h = step(m, STAGES[i], h, x);
+  for (size_t i = 0; i < sizeof STAGES / sizeof STAGES[0]; i++) {
+    if (!dc_module_child(m, STAGES[i])) continue;
+    if (i == 1 && dc_module_child(m, "relu")) { /* bn1, relu */
+      h = bn_relu_step(m, "bn1", h, x);
+      i++;
+    } else {
+      h = step(m, STAGES[i], h, x);
+    }
+  }
   dc_tensor *f = h ? dc_flatten(h, 1, -1) : NULL;
   if (h != x) dc_free(h);
   dc_tensor *y = dc_module_forward(dc_module_child(m, "fc"), f);

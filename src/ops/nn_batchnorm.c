@@ -1,6 +1,8 @@
 /* batch_norm: checks, the fused forward (batch statistics or running statistics, running-stat
  * update in place) and the backward rule (fused kernel: training-mode gradient through the batch
- * statistics, or eval-mode with constant statistics).
+ * statistics, or eval-mode with constant statistics). batch_norm_relu: the same followed by a
+ * ReLU in the same pass (what BatchNorm + ReLU modules run in a Sequential or a ResNet block):
+ * no intermediate tensor, and the backward masks the incoming gradient as it reads it.
  * Shapes: x [N, C, *] seen as [N, C, S]; weight, bias, running stats, saved mean/invstd [C]. */
 #include "nn_ops.h"
 
@@ -8,8 +10,9 @@
  * normalised x; (eval): gx = w * invstd * gy. gw = sum(gy * xhat), gb = sum(gy) over N, S.
  * ints: i[0] batch statistics used, i[1] / i[2] index of weight / bias among the inputs (0: none)
  */
-static int batch_norm_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
-  if (!dc__nn_no_double_backward("batch_norm")) return DC_ERR_UNSUPPORTED;
+static int bn_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin, bool relu) {
+  if (!dc__nn_no_double_backward(relu ? "batch_norm_relu" : "batch_norm"))
+    return DC_ERR_UNSUPPORTED;
   dc_tensor *x = n->inputs[0];
   int iw = (int)n->i[1], ib = (int)n->i[2];
   dc_tensor *w = iw ? n->inputs[iw] : NULL;
@@ -22,15 +25,26 @@ static int batch_norm_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
       (ib && dc__needs_grad(n, ib) && !gb))
     return dc__nn_status();
   const struct dc_nn_kernels *k = dc__nn_kernels("batch_norm", x);
-  int rc = k ? k->batch_norm_backward(gx, gw, gb, gy, x, w, n->saved[0], n->saved[1], n->i[0] != 0)
-             : dc__nn_status();
+  int rc = !k     ? dc__nn_status()
+           : relu ? k->batch_norm_relu_backward(gx, gw, gb, gy, n->saved[2], x, w, n->saved[0],
+                                                n->saved[1], n->i[0] != 0)
+                  : k->batch_norm_backward(gx, gw, gb, gy, x, w, n->saved[0], n->saved[1],
+                                           n->i[0] != 0);
   if (rc != DC_OK) return rc;
   gin[0] = gx;
   if (iw) gin[iw] = gw;
   if (ib) gin[ib] = gb;
   return DC_OK;
 }
+static int batch_norm_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
+  return bn_backward(n, gout, gin, false);
+}
+/* the same with gout masked by y > 0 (saved[2] is y, the ReLU output) */
+static int batch_norm_relu_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
+  return bn_backward(n, gout, gin, true);
+}
 static const dc_opdef OP_BATCH_NORM = {"batch_norm", batch_norm_backward};
+static const dc_opdef OP_BATCH_NORM_RELU = {"batch_norm_relu", batch_norm_relu_backward};
 
 /* A [C] parameter or statistic: shape, dtype (floats), and contiguity for those written in place.
  */
@@ -57,9 +71,9 @@ static bool check_channel_vec(const char *what, const dc_tensor *t, const dc_ten
   return true;
 }
 
-dc_tensor *dc_batch_norm(dc_tensor *x, dc_tensor *running_mean, dc_tensor *running_var,
-                         dc_tensor *weight, dc_tensor *bias, bool training, double momentum,
-                         double eps) {
+static dc_tensor *batch_norm(dc_tensor *x, dc_tensor *running_mean, dc_tensor *running_var,
+                             dc_tensor *weight, dc_tensor *bias, bool training, double momentum,
+                             double eps, bool relu) {
   if (!dc__check_nonnull("batch_norm", 1, x) || !dc__nn_check_float("batch_norm", "input", x))
     return NULL;
   char xs[128];
@@ -92,6 +106,9 @@ dc_tensor *dc_batch_norm(dc_tensor *x, dc_tensor *running_mean, dc_tensor *runni
   bool batch_stats = training || !running_mean;
   const struct dc_nn_kernels *k = dc__nn_kernels("batch_norm", x);
   if (!k) return NULL;
+  if (relu && (!k->batch_norm_relu_forward || !k->batch_norm_relu_backward))
+    return dc_relu(batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps,
+                              false));
   dc_tensor *xc = dc__nn_prepare(x, x->dtype);
   dc_tensor *wc = weight ? dc__nn_prepare(weight, x->dtype) : NULL;
   dc_tensor *bc = bias ? dc__nn_prepare(bias, x->dtype) : NULL;
@@ -99,20 +116,27 @@ dc_tensor *dc_batch_norm(dc_tensor *x, dc_tensor *running_mean, dc_tensor *runni
   dc_tensor *mean = dc__new(DC_SHAPE(C), x->dtype, x->device);
   dc_tensor *invstd = dc__new(DC_SHAPE(C), x->dtype, x->device);
   bool ok = xc && (wc || !weight) && (bc || !bias) && y && mean && invstd &&
-            k->batch_norm_forward(y, mean, invstd, xc, wc, bc, running_mean, running_var,
-                                  batch_stats, momentum, eps) == DC_OK;
+            (relu ? k->batch_norm_relu_forward : k->batch_norm_forward)(
+                y, mean, invstd, xc, wc, bc, running_mean, running_var, batch_stats, momentum,
+                eps) == DC_OK;
   dc_tensor *ins[3] = {xc};
   int nin = 1, iw = 0, ib = 0;
   if (wc) ins[iw = nin++] = wc;
   if (bc) ins[ib = nin++] = bc;
   dc_node *n = NULL;
-  ok = ok && dc__record(&OP_BATCH_NORM, y, nin, ins, &n);
+  ok = ok && dc__record(relu ? &OP_BATCH_NORM_RELU : &OP_BATCH_NORM, y, nin, ins, &n);
   if (ok && n) {
     n->i[0] = batch_stats;
     n->i[1] = iw;
     n->i[2] = ib;
     dc__save(n, 0, mean);
     dc__save(n, 1, invstd);
+    if (relu) { /* the output masks the gradient: saved as an alias without grad_fn (no cycle) */
+      dc_tensor *alias = dc__alias_same(y);
+      ok = alias != NULL;
+      if (ok) dc__save(n, 2, alias);
+      dc_free(alias);
+    }
   }
   dc__unref(xc);
   dc__unref(wc);
@@ -124,4 +148,16 @@ dc_tensor *dc_batch_norm(dc_tensor *x, dc_tensor *running_mean, dc_tensor *runni
     return NULL;
   }
   return y;
+}
+
+dc_tensor *dc_batch_norm(dc_tensor *x, dc_tensor *running_mean, dc_tensor *running_var,
+                         dc_tensor *weight, dc_tensor *bias, bool training, double momentum,
+                         double eps) {
+  return batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, false);
+}
+
+dc_tensor *dc__batch_norm_relu(dc_tensor *x, dc_tensor *running_mean, dc_tensor *running_var,
+                               dc_tensor *weight, dc_tensor *bias, bool training, double momentum,
+                               double eps) {
+  return batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, true);
 }

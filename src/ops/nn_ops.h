@@ -27,6 +27,10 @@ dc_tensor *dc__nn_prepare(dc_tensor *t, dc_dtype dt);
 /* Inside a backward rule: false (with an error) when the rule is asked to build a graph
  * (create_graph), which the fused kernels cannot. */
 bool dc__nn_no_double_backward(const char *op);
+/* relu(batch_norm(...)) as one op (nn_batchnorm.c; declared for src/nn in nn-impl.h too). */
+dc_tensor *dc__batch_norm_relu(dc_tensor *x, dc_tensor *running_mean, dc_tensor *running_var,
+                               dc_tensor *weight, dc_tensor *bias, bool training, double momentum,
+                               double eps);
 /* Backward rule result: DC_OK, or the current error status (DC_ERR_NOMEM when none is set). */
 int dc__nn_status(void);
 

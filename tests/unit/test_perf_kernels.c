@@ -1,12 +1,13 @@
 /* The speed paths of issue 9 against the plain code they replace: the AVX-512 2x2 max pooling
  * against the portable kernel (values and argmax indices bit for bit, NaN and ties included, row
- * widths around the 16-lane blocks). */
+ * widths around the 16-lane blocks); batch norm fused with ReLU against the two ops. */
 #include <criterion/criterion.h>
 #include <deepc/deepc.h>
 #include <math.h>
 #include <string.h>
 
 #include "backend/cpu/nn/nn-cpu.h"
+#include "nn/nn-impl.h"
 
 /* y and the input gradient of a 2x2 max pool of x with gradient gy (positions of the maxima). */
 static void pool_run(dc_tensor *x, dc_tensor *gy, dc_tensor **y, dc_tensor **gx) {
@@ -51,4 +52,44 @@ Test(perf_kernels, max_pool_2x2_avx512_matches_portable) {
     dc_zero_grad(x);
     dc_scope_end();
   }
+}
+
+/* relu(batch_norm(x)) through the fused op and through the two ops, training and eval mode:
+ * outputs, running statistics and the gradients of x, weight and bias. */
+static void bn_relu_case(dc_dtype dt, bool training, double tol) {
+  dc_scope_begin();
+  dc_manual_seed(7);
+  dc_tensor *x = dc_requires_grad_(dc_randn(DC_SHAPE(8, 5, 33, 33), dt), true);
+  dc_tensor *w = dc_requires_grad_(dc_randn(DC_SHAPE(5), dt), true);
+  dc_tensor *b = dc_requires_grad_(dc_randn(DC_SHAPE(5), dt), true);
+  dc_tensor *gy = dc_randn(DC_SHAPE(8, 5, 33, 33), dt);
+  dc_tensor *rm[2], *rv[2], *y[2], *g[2][3];
+  for (int k = 0; k < 2; k++) {
+    rm[k] = dc_zeros(DC_SHAPE(5), dt);
+    rv[k] = dc_ones(DC_SHAPE(5), dt);
+    y[k] = k ? dc__batch_norm_relu(x, rm[k], rv[k], w, b, training, 0.1, 1e-5)
+             : dc_relu(dc_batch_norm(x, rm[k], rv[k], w, b, training, 0.1, 1e-5));
+    cr_assert_not_null(y[k], "%s", dc_last_error());
+    cr_assert_eq(dc_backward(y[k], .grad = gy), DC_OK, "%s", dc_last_error());
+    g[k][0] = dc_clone(x->grad), g[k][1] = dc_clone(w->grad), g[k][2] = dc_clone(b->grad);
+    dc_zero_grad(x), dc_zero_grad(w), dc_zero_grad(b);
+  }
+  dc_tensor *pairs[][2] = {{y[0], y[1]},       {rm[0], rm[1]},       {rv[0], rv[1]},
+                           {g[0][0], g[1][0]}, {g[0][1], g[1][1]}, {g[0][2], g[1][2]}};
+  const char *names[] = {"y", "running_mean", "running_var", "grad x", "grad weight", "grad bias"};
+  for (int p = 0; p < 6; p++)
+    for (int64_t i = 0; i < dc_numel(pairs[p][0]); i++) {
+      double a = dc_item_at(pairs[p][0], i), c = dc_item_at(pairs[p][1], i);
+      cr_assert(fabs(a - c) <= tol * (1 + fabs(a)), "%s %s, %s [%lld]: %.9g vs %.9g (fused)",
+                dc_dtype_name(dt), training ? "train" : "eval", names[p], (long long)i, a, c);
+    }
+  dc_scope_end();
+}
+
+Test(perf_kernels, batch_norm_relu_fused_matches_separate) {
+  bn_relu_case(DC_F64, true, 0);
+  bn_relu_case(DC_F64, false, 0);
+  /* float32: FMA contraction may round the fused expression differently (an ulp) */
+  bn_relu_case(DC_F32, true, 1e-6);
+  bn_relu_case(DC_F32, false, 1e-6);
 }

@@ -1,7 +1,9 @@
-/* CPU batch norm, forward and backward, threaded over channels. Statistics take one pass per
- * channel (shifted sums, so the variance does not cancel), the normalisation a second pass that
- * finds the channel's data still in cache; the backward pass is one reduction plus one fused
- * elementwise pass. Row sums run in float lanes and are combined in double, in a fixed order.
+/* CPU batch norm, forward and backward, threaded over channels, alone or fused with the ReLU
+ * that follows it (y = max(bn(x), 0) in the same pass; the backward masks gy with y > 0 as it
+ * reads it). Statistics take one pass per channel (shifted sums, so the variance does not
+ * cancel), the normalisation a second pass that finds the channel's data still in cache; the
+ * backward pass is one reduction plus one fused elementwise pass. Row sums run in float lanes
+ * and are combined in double, in a fixed order.
  * Shapes: x, y, gx, gy [N, C, S]; weight, bias, running stats, mean, invstd, gw, gb [C]. */
 #include "nn-cpu.h"
 
@@ -76,10 +78,54 @@ static void dot_row_f64(const double *dy, const double *x, int64_t S, double m, 
   }
 }
 
+/* s1 += sum(dy'), s2 += sum(dy' * (x - m)) with dy' = y > 0 ? dy : 0 (the ReLU's gradient) */
+CLONES static void dot_row_relu_f32(const float *restrict dy, const float *restrict y,
+                                    const float *restrict x, int64_t S, float m, double *s1,
+                                    double *s2) {
+  float a[LANES] = {0}, b[LANES] = {0};
+  int64_t s = 0;
+  for (; s + LANES <= S; s += LANES)
+    for (int j = 0; j < LANES; j++) {
+      float d = y[s + j] > 0 ? dy[s + j] : 0.0f;
+      a[j] += d;
+      b[j] += d * (x[s + j] - m);
+    }
+  double t1 = 0, t2 = 0;
+  for (int j = 0; j < LANES; j++) {
+    t1 += a[j];
+    t2 += b[j];
+  }
+  for (; s < S; s++) {
+    float d = y[s] > 0 ? dy[s] : 0.0f;
+    t1 += d;
+    t2 += (double)d * ((double)x[s] - m);
+  }
+  *s1 += t1;
+  *s2 += t2;
+}
+
+static void dot_row_relu_f64(const double *dy, const double *y, const double *x, int64_t S,
+                             double m, double *s1, double *s2) {
+  for (int64_t s = 0; s < S; s++) {
+    double d = y[s] > 0 ? dy[s] : 0.0;
+    *s1 += d;
+    *s2 += d * (x[s] - m);
+  }
+}
+
 /* y = x * a + b */
 CLONES static void affine_row_f32(float *restrict y, const float *restrict x, int64_t S, float a,
                                   float b) {
   for (int64_t s = 0; s < S; s++) y[s] = x[s] * a + b;
+}
+
+/* y = relu(x * a + b), NaN kept as the ReLU keeps it */
+CLONES static void affine_relu_row_f32(float *restrict y, const float *restrict x, int64_t S,
+                                       float a, float b) {
+  for (int64_t s = 0; s < S; s++) {
+    float v = x[s] * a + b;
+    y[s] = v < 0.0f ? 0.0f : v;
+  }
 }
 
 /* gx = dy * k + x * a + b */
@@ -88,16 +134,28 @@ CLONES static void grad_row_f32(float *restrict gx, const float *restrict dy,
   for (int64_t s = 0; s < S; s++) gx[s] = dy[s] * k + x[s] * a + b;
 }
 
+/* gx = dy' * k + x * a + b, dy' = y > 0 ? dy : 0 (equal to grad_row_f32 of the masked dy up to
+ * where the compiler contracts the products into FMAs: an ulp apart at most) */
+CLONES static void grad_row_relu_f32(float *restrict gx, const float *restrict dy,
+                                     const float *restrict y, const float *restrict x, int64_t S,
+                                     float k, float a, float b) {
+  for (int64_t s = 0; s < S; s++) {
+    float d = y[s] > 0 ? dy[s] : 0.0f, t = x[s] * a + b;
+    gx[s] = d * k + t;
+  }
+}
+
 /* ---- forward ---- */
 
 static double ld_opt(const dc_tensor *t, int64_t c, double dflt) {
   return t ? dc__nn_ld(dc_data(t), c, t->dtype == DC_F64) : dflt;
 }
 
-int dc__cpu_batch_norm_forward(dc_tensor *y, dc_tensor *save_mean, dc_tensor *save_invstd,
-                               const dc_tensor *x, const dc_tensor *weight, const dc_tensor *bias,
-                               dc_tensor *running_mean, dc_tensor *running_var, bool batch_stats,
-                               double momentum, double eps) {
+/* relu: y = max(bn(x), 0) */
+static int bn_forward(dc_tensor *y, dc_tensor *save_mean, dc_tensor *save_invstd,
+                      const dc_tensor *x, const dc_tensor *weight, const dc_tensor *bias,
+                      dc_tensor *running_mean, dc_tensor *running_var, bool batch_stats,
+                      double momentum, double eps, bool relu) {
   dc__cpu_nn_hint_tensor(y);
   bool f64 = x->dtype == DC_F64;
   int64_t N = x->shape[0], C = x->shape[1], S = dc_numel(x) / (N * C > 0 ? N * C : 1);
@@ -145,7 +203,12 @@ int dc__cpu_batch_norm_forward(dc_tensor *y, dc_tensor *save_mean, dc_tensor *sa
       if (f64) {
         const double *xr = (const double *)(px + off);
         double *yr = (double *)(py + off);
-        for (int64_t s = 0; s < S; s++) yr[s] = (xr[s] - mean) * a + beta;
+        for (int64_t s = 0; s < S; s++) {
+          double v = (xr[s] - mean) * a + beta;
+          yr[s] = relu && v < 0 ? 0.0 : v;
+        }
+      } else if (relu) {
+        affine_relu_row_f32((float *)(py + off), (const float *)(px + off), S, (float)a, (float)b);
       } else {
         affine_row_f32((float *)(py + off), (const float *)(px + off), S, (float)a, (float)b);
       }
@@ -156,16 +219,34 @@ int dc__cpu_batch_norm_forward(dc_tensor *y, dc_tensor *save_mean, dc_tensor *sa
   return DC_OK;
 }
 
+int dc__cpu_batch_norm_forward(dc_tensor *y, dc_tensor *save_mean, dc_tensor *save_invstd,
+                               const dc_tensor *x, const dc_tensor *weight, const dc_tensor *bias,
+                               dc_tensor *running_mean, dc_tensor *running_var, bool batch_stats,
+                               double momentum, double eps) {
+  return bn_forward(y, save_mean, save_invstd, x, weight, bias, running_mean, running_var,
+                    batch_stats, momentum, eps, false);
+}
+
+int dc__cpu_batch_norm_relu_forward(dc_tensor *y, dc_tensor *save_mean, dc_tensor *save_invstd,
+                                    const dc_tensor *x, const dc_tensor *weight,
+                                    const dc_tensor *bias, dc_tensor *running_mean,
+                                    dc_tensor *running_var, bool batch_stats, double momentum,
+                                    double eps) {
+  return bn_forward(y, save_mean, save_invstd, x, weight, bias, running_mean, running_var,
+                    batch_stats, momentum, eps, true);
+}
+
 /* ---- backward ---- */
 
-int dc__cpu_batch_norm_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_tensor *gy,
-                                const dc_tensor *x, const dc_tensor *weight, const dc_tensor *mean,
-                                const dc_tensor *invstd, bool batch_stats) {
+/* yr: the ReLU output [N, C, S] of the fused forward (its gradient masks gy), or NULL */
+static int bn_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_tensor *gy,
+                       const dc_tensor *yr, const dc_tensor *x, const dc_tensor *weight,
+                       const dc_tensor *mean, const dc_tensor *invstd, bool batch_stats) {
   dc__cpu_nn_hint_tensor(gx);
   bool f64 = x->dtype == DC_F64;
   int64_t N = x->shape[0], C = x->shape[1], S = dc_numel(x) / (N * C > 0 ? N * C : 1);
   double M = (double)(N * S);
-  const char *px = dc_data(x), *pdy = dc_data(gy);
+  const char *px = dc_data(x), *pdy = dc_data(gy), *pyr = yr ? dc_data(yr) : NULL;
   char *pgx = gx ? dc_data(gx) : NULL;
   size_t z = dc_dtype_size(x->dtype);
   bool need_sums = gw || gb || (gx && batch_stats);
@@ -175,8 +256,14 @@ int dc__cpu_batch_norm_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, con
     double sdy = 0, sdyx = 0;
     for (int64_t n = 0; need_sums && n < N; n++) {
       size_t off = (size_t)((n * C + c) * S) * z;
-      if (f64)
+      if (f64 && pyr)
+        dot_row_relu_f64((const double *)(pdy + off), (const double *)(pyr + off),
+                         (const double *)(px + off), S, m, &sdy, &sdyx);
+      else if (f64)
         dot_row_f64((const double *)(pdy + off), (const double *)(px + off), S, m, &sdy, &sdyx);
+      else if (pyr)
+        dot_row_relu_f32((const float *)(pdy + off), (const float *)(pyr + off),
+                         (const float *)(px + off), S, (float)m, &sdy, &sdyx);
       else
         dot_row_f32((const float *)(pdy + off), (const float *)(px + off), S, (float)m, &sdy,
                     &sdyx);
@@ -197,8 +284,16 @@ int dc__cpu_batch_norm_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, con
       size_t off = (size_t)((n * C + c) * S) * z;
       if (f64) {
         const double *dr = (const double *)(pdy + off), *xr = (const double *)(px + off);
+        const double *yrr = pyr ? (const double *)(pyr + off) : NULL;
         double *gr = (double *)(pgx + off);
-        for (int64_t s = 0; s < S; s++) gr[s] = (dr[s] - gmean - (xr[s] - m) * proj) * k;
+        for (int64_t s = 0; s < S; s++) {
+          double d = !yrr || yrr[s] > 0 ? dr[s] : 0.0;
+          gr[s] = (d - gmean - (xr[s] - m) * proj) * k;
+        }
+      } else if (pyr) {
+        grad_row_relu_f32((float *)(pgx + off), (const float *)(pdy + off),
+                          (const float *)(pyr + off), (const float *)(px + off), S, (float)k,
+                          (float)a, (float)b);
       } else {
         grad_row_f32((float *)(pgx + off), (const float *)(pdy + off), (const float *)(px + off), S,
                      (float)k, (float)a, (float)b);
@@ -206,4 +301,17 @@ int dc__cpu_batch_norm_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, con
     }
   }
   return DC_OK;
+}
+
+int dc__cpu_batch_norm_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_tensor *gy,
+                                const dc_tensor *x, const dc_tensor *weight, const dc_tensor *mean,
+                                const dc_tensor *invstd, bool batch_stats) {
+  return bn_backward(gx, gw, gb, gy, NULL, x, weight, mean, invstd, batch_stats);
+}
+
+int dc__cpu_batch_norm_relu_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb,
+                                     const dc_tensor *gy, const dc_tensor *y, const dc_tensor *x,
+                                     const dc_tensor *weight, const dc_tensor *mean,
+                                     const dc_tensor *invstd, bool batch_stats) {
+  return bn_backward(gx, gw, gb, gy, y, x, weight, mean, invstd, batch_stats);
 }

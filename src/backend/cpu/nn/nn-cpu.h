@@ -57,6 +57,16 @@ int dc__cpu_batch_norm_forward(dc_tensor *y, dc_tensor *save_mean, dc_tensor *sa
 int dc__cpu_batch_norm_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_tensor *gy,
                                 const dc_tensor *x, const dc_tensor *weight, const dc_tensor *mean,
                                 const dc_tensor *invstd, bool batch_stats);
+/* Batch norm followed by ReLU (the optional fused entries of nn-kernels.h). */
+int dc__cpu_batch_norm_relu_forward(dc_tensor *y, dc_tensor *save_mean, dc_tensor *save_invstd,
+                                    const dc_tensor *x, const dc_tensor *weight,
+                                    const dc_tensor *bias, dc_tensor *running_mean,
+                                    dc_tensor *running_var, bool batch_stats, double momentum,
+                                    double eps);
+int dc__cpu_batch_norm_relu_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb,
+                                     const dc_tensor *gy, const dc_tensor *y, const dc_tensor *x,
+                                     const dc_tensor *weight, const dc_tensor *mean,
+                                     const dc_tensor *invstd, bool batch_stats);
 
 /* ---- dropout, hardtanh, losses (loss.c, xent.c) ---- */
 int dc__cpu_dropout_mask(dc_tensor *mask, double p);

@@ -44,4 +44,6 @@ const struct dc_nn_kernels dc__cpu_nn = {
     .xent_backward = dc__cpu_xent_backward,
     .multi_margin_forward = dc__cpu_multi_margin_forward,
     .multi_margin_backward = dc__cpu_multi_margin_backward,
+    .batch_norm_relu_forward = dc__cpu_batch_norm_relu_forward,
+    .batch_norm_relu_backward = dc__cpu_batch_norm_relu_backward,
 };
