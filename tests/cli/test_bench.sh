@@ -10,11 +10,11 @@ has() { grep -qF -- "$2" <<<"$1" || fail "expected '$2' in:"$'\n'"$1"; }
 out=$("$deepc" bench mlp_cifar_gray --steps 3 --batch 16 --threads 1)
 for f in '"workload": "mlp_cifar_gray"' '"device": "cpu"' '"batch": 16' '"steps": 3' \
   '"threads": 1' '"samples_per_s": ' '"ms_per_step": ' '"loss": ' '"peak_rss_mb": ' \
-  '"alloc_peak_mb": ' '"gflop_per_step": 0.02916'; do
+  '"tensor_peak_mb": ' '"alloc_peak_mb": ' '"gflop_per_step": 0.02916'; do
   has "$out" "$f"
 done
 [ "$(wc -l <<<"$out")" = 1 ] || fail "expected one line, got: $out"
-/usr/bin/python3 -c 'import json,sys; j=json.loads(sys.argv[1]); assert j["samples_per_s"] > 0 and j["loss"] > 0, j' "$out" ||
+/usr/bin/python3 -c 'import json,sys; j=json.loads(sys.argv[1]); assert j["samples_per_s"] > 0 and j["loss"] > 0 and j["tensor_peak_mb"] > 0.5, j' "$out" ||
   fail "bad JSON: $out"
 
 out=$("$deepc" bench cnn_fashion --steps 1 --batch 4)

@@ -6,6 +6,8 @@
 
 #include <deepc/deepc.h>
 #include <omp.h>
+
+#include "backend/cpu/cpu-impl.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,9 +19,10 @@ static const char USAGE[] =
     "Times full training steps (forward, cross-entropy, backward, optimizer step) on synthetic\n"
     "data already in memory, like ../shared/bench/torch_workloads.py, and prints one JSON line:\n"
     "workload, device, batch, steps, threads, samples_per_s, ms_per_step, loss (of the last\n"
-    "step), peak_rss_mb (the process's peak resident memory), alloc_peak_mb (the peak of\n"
-    "deepc's own allocations), gflop_per_step (6 x forward multiply-adds x batch: forward\n"
-    "2 FLOPs per multiply-add, backward about twice the forward) and gflop_per_s.\n"
+    "step), peak_rss_mb (the process's peak resident memory), tensor_peak_mb (the peak of\n"
+    "tensor storage), alloc_peak_mb (the peak of deepc's other allocations), gflop_per_step\n"
+    "(6 x forward multiply-adds x batch: forward 2 FLOPs per multiply-add, backward about\n"
+    "twice the forward) and gflop_per_s.\n"
     "  WORKLOAD       mlp_cifar_gray     1024-256-128-64-10 MLP, batch 64, SGD lr 0.01\n"
     "                 cnn_fashion        the Fashion-MNIST baseline CNN, batch 64, Adam lr 1e-3\n"
     "                 vgg11_cifar        VGG11 with batch norm on 3x32x32, batch 128,\n"
@@ -133,10 +136,11 @@ static int run(const bench_workload *w, int batch, int steps, int threads) {
     dc_alloc_stats st = dc_alloc_get_stats();
     printf("{\"workload\": \"%s\", \"device\": \"cpu\", \"deepc\": \"%s\", \"batch\": %d, "
            "\"steps\": %d, \"threads\": %d, \"samples_per_s\": %.1f, \"ms_per_step\": %.3f, "
-           "\"loss\": %.6g, \"peak_rss_mb\": %.1f, \"alloc_peak_mb\": %.1f, "
+           "\"loss\": %.6g, \"peak_rss_mb\": %.1f, \"tensor_peak_mb\": %.1f, \"alloc_peak_mb\": %.1f, "
            "\"gflop_per_step\": %.4g, \"gflop_per_s\": %.1f}\n",
            w->name, DEEPC_VERSION, batch, steps, threads, batch * steps / dt, 1000 * dt / steps,
-           loss, (double)ru.ru_maxrss / 1024.0, (double)st.peak_bytes / (1024.0 * 1024.0), gflop, gflop * steps / dt);
+           loss, (double)ru.ru_maxrss / 1024.0, (double)dc__cpu_tensor_bytes_peak() / (1024.0 * 1024.0),
+           (double)st.peak_bytes / (1024.0 * 1024.0), gflop, gflop * steps / dt);
     fflush(stdout);
   }
   dc_free(x);

@@ -10,6 +10,10 @@ extern const dc_linalg_kernels dc__cpu_linalg;
 extern const dc_index_kernels dc__cpu_index;
 extern const dc_random_kernels dc__cpu_rand;
 
+/* Peak bytes of CPU tensor storage since the start (tensor data is allocated by the backend, not
+ * through dc__malloc, so dc_alloc_get_stats leaves it out); `deepc bench` reports it. */
+int64_t dc__cpu_tensor_bytes_peak(void);
+
 /* Elementwise kernels (unary.c, binary.c), collected into dc__cpu_ew by copy.c. */
 int dc__cpu_unary(dc_unary_op op, dc_tensor *out, const dc_tensor *x, const double *p);
 int dc__cpu_binary(dc_binary_op op, dc_tensor *out, const dc_tensor *a, const dc_tensor *b);
