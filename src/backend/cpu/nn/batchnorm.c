@@ -78,6 +78,55 @@ static void dot_row_f64(const double *dy, const double *x, int64_t S, double m, 
   }
 }
 
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define HAVE_AVX512_BN 1
+/* dot_row_relu_f32 for AVX-512 with explicit masks (the compiler leaves the select in the lane
+ * loop scalar): the same lanes, the same order, the same sums. */
+__attribute__((target("avx512f"))) static void
+dot_row_relu_avx512(const float *restrict dy, const float *restrict y, const float *restrict x,
+                    int64_t S, float m, double *s1, double *s2) {
+  __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps(), vm = _mm512_set1_ps(m);
+  int64_t s = 0;
+  for (; s + LANES <= S; s += LANES) {
+    __mmask16 pos = _mm512_cmp_ps_mask(_mm512_loadu_ps(y + s), _mm512_setzero_ps(), _CMP_GT_OQ);
+    __m512 d = _mm512_maskz_mov_ps(pos, _mm512_loadu_ps(dy + s));
+    a = _mm512_add_ps(a, d);
+    b = _mm512_fmadd_ps(d, _mm512_sub_ps(_mm512_loadu_ps(x + s), vm), b);
+  }
+  float la[LANES], lb[LANES];
+  _mm512_storeu_ps(la, a);
+  _mm512_storeu_ps(lb, b);
+  double t1 = 0, t2 = 0;
+  for (int j = 0; j < LANES; j++) {
+    t1 += la[j];
+    t2 += lb[j];
+  }
+  for (; s < S; s++) {
+    float d = y[s] > 0 ? dy[s] : 0.0f;
+    t1 += d;
+    t2 += (double)d * ((double)x[s] - m);
+  }
+  *s1 += t1;
+  *s2 += t2;
+}
+
+/* grad_row_relu_f32 for AVX-512 */
+__attribute__((target("avx512f"))) static void
+grad_row_relu_avx512(float *restrict gx, const float *restrict dy, const float *restrict y,
+                     const float *restrict x, int64_t S, float k, float a, float b) {
+  __m512 vk = _mm512_set1_ps(k), va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b);
+  int64_t s = 0;
+  for (; s + LANES <= S; s += LANES) {
+    __mmask16 pos = _mm512_cmp_ps_mask(_mm512_loadu_ps(y + s), _mm512_setzero_ps(), _CMP_GT_OQ);
+    __m512 d = _mm512_maskz_mov_ps(pos, _mm512_loadu_ps(dy + s));
+    __m512 t = _mm512_fmadd_ps(_mm512_loadu_ps(x + s), va, vb);
+    _mm512_storeu_ps(gx + s, _mm512_fmadd_ps(d, vk, t));
+  }
+  for (; s < S; s++) gx[s] = (y[s] > 0 ? dy[s] : 0.0f) * k + (x[s] * a + b);
+}
+#endif
+
 /* s1 += sum(dy'), s2 += sum(dy' * (x - m)) with dy' = y > 0 ? dy : 0 (the ReLU's gradient) */
 CLONES static void dot_row_relu_f32(const float *restrict dy, const float *restrict y,
                                     const float *restrict x, int64_t S, float m, double *s1,
@@ -250,6 +299,11 @@ static int bn_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_ten
   char *pgx = gx ? dc_data(gx) : NULL;
   size_t z = dc_dtype_size(x->dtype);
   bool need_sums = gw || gb || (gx && batch_stats);
+#ifdef HAVE_AVX512_BN
+  bool use_avx512 = __builtin_cpu_supports("avx512f");
+#else
+  bool use_avx512 = false;
+#endif
 #pragma omp parallel for schedule(static) if (N * C * S >= DC__PAR_MIN)
   for (int64_t c = 0; c < C; c++) {
     double m = dc__nn_ld(dc_data(mean), c, f64), is = dc__nn_ld(dc_data(invstd), c, f64);
@@ -261,6 +315,9 @@ static int bn_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_ten
                          (const double *)(px + off), S, m, &sdy, &sdyx);
       else if (f64)
         dot_row_f64((const double *)(pdy + off), (const double *)(px + off), S, m, &sdy, &sdyx);
+      else if (pyr && use_avx512)
+        dot_row_relu_avx512((const float *)(pdy + off), (const float *)(pyr + off),
+                            (const float *)(px + off), S, (float)m, &sdy, &sdyx);
       else if (pyr)
         dot_row_relu_f32((const float *)(pdy + off), (const float *)(pyr + off),
                          (const float *)(px + off), S, (float)m, &sdy, &sdyx);
@@ -290,6 +347,10 @@ static int bn_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_ten
           double d = !yrr || yrr[s] > 0 ? dr[s] : 0.0;
           gr[s] = (d - gmean - (xr[s] - m) * proj) * k;
         }
+      } else if (pyr && use_avx512) {
+        grad_row_relu_avx512((float *)(pgx + off), (const float *)(pdy + off),
+                             (const float *)(pyr + off), (const float *)(px + off), S, (float)k,
+                             (float)a, (float)b);
       } else if (pyr) {
         grad_row_relu_f32((float *)(pgx + off), (const float *)(pdy + off),
                           (const float *)(pyr + off), (const float *)(px + off), S, (float)k,
