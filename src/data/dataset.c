@@ -291,12 +291,16 @@ dc_dataset *dc__xy_dataset(dc_tensor *x, dc_tensor *y, const char *format, const
       }
       if (p[i] >= nclasses) nclasses = p[i] + 1;
     }
-    if (nclasses > (int64_t)1 << 24) {
+    /* every class gets a name: a label of 16 million in a 200-byte file would make 16 million
+     * (found by fuzz_pydata); more than 65536 classes need 1/4 as many samples */
+    if (nclasses > (int64_t)1 << 24 ||
+        (nclasses > (int64_t)1 << 16 && nclasses > 4 * labels->shape[0])) {
+      long long n = (long long)labels->shape[0];
       dc_free(labels);
       return dc__err(DC_ERR_FORMAT,
                      "%s: largest class label %lld is implausible for a "
-                     "classification set",
-                     path && *path ? path : format, (long long)(nclasses - 1));
+                     "classification set of %lld samples",
+                     path && *path ? path : format, (long long)(nclasses - 1), n);
     }
   }
   dc_dataset *ds = dc__array_dataset(x, labels ? labels : y, hwc, format, path);

@@ -120,6 +120,8 @@ put("pickleds", "labels_mismatch.pkl", pickle.dumps({"data": np.zeros((2, 3), np
     expect="label|sample|rows|length|3")
 put("pickleds", "labels_negative.pkl", pickle.dumps({"data": np.zeros((2, 3), np.uint8), "labels": [0, -4]}, protocol=2),
     expect="label|-4|negative")
+put("pickleds", "labels_huge.pkl", pickle.dumps({"data": np.zeros((2, 3), np.uint8), "labels": [0, 16000000]}, protocol=2),
+    expect="implausible")  # fuzz_pydata: 16 million class names for a 200-byte file
 put("pickleds", "data_not_array.pkl", pickle.dumps({"data": "hello", "labels": [0]}, protocol=2))
 put("pickleds", "no_arrays.pkl", pickle.dumps([1, 2, 3], protocol=2))
 
