@@ -6,18 +6,21 @@
 
 #include <deepc/deepc.h>
 
-static void walk(const dc_pyobj *o, int depth) {
-  if (!o || depth > 64) return;
+/* Visits at most *budget nodes: memo'd containers make the tree a DAG that can be 2^depth
+ * nodes when expanded (a billion laughs); the reader itself visits each object once. */
+static void walk(const dc_pyobj *o, int depth, long *budget) {
+  if (!o || depth > 64 || --*budget < 0) return;
   if (o->kind == DC_PY_ARRAY) dc_fuzz_touch(o->array);
   if (o->kind == DC_PY_TUPLE || o->kind == DC_PY_LIST || o->kind == DC_PY_DICT)
     for (int64_t i = 0; i < (o->kind == DC_PY_DICT ? 2 * o->n : o->n); i++)
-      walk(o->items[i], depth + 1);
+      walk(o->items[i], depth + 1, budget);
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   dc_pickle *p = dc_pickle_loads(data, size);
   if (p) {
-    walk(dc_pickle_root(p), 0);
+    long budget = 100000;
+    walk(dc_pickle_root(p), 0, &budget);
     dc_pyobj_get(dc_pickle_root(p), "data");
     dc_pickle_free(p);
     dc_dataset *ds = dc_pickle_dataset(dc_fuzz_file(data, size, "fuzz.pkl"));
