@@ -197,6 +197,12 @@ void dc__free(void *p) {
   g_alloc.free(b, g_alloc.ud);
 }
 
+size_t dc__malloc_size(const void *p) {
+  size_t n;
+  memcpy(&n, (const char *)p - DC__HDR, sizeof n);
+  return n;
+}
+
 char *dc__strdup(const char *s) {
   size_t n = strlen(s) + 1;
   char *d = dc__malloc(n);

@@ -37,6 +37,7 @@ void *dc__malloc(size_t n);            /* 64-byte aligned; sets DC_ERR_NOMEM mes
 void *dc__calloc(size_t n, size_t size);
 void *dc__realloc(void *p, size_t old_n, size_t n);
 void dc__free(void *p);
+size_t dc__malloc_size(const void *p); /* the n a dc__malloc(n) block was asked with */
 char *dc__strdup(const char *s);
 /* n * size with overflow check: false (and an error naming what) on overflow. */
 bool dc__mul_overflow(int64_t a, int64_t b, int64_t *out);

@@ -20,7 +20,7 @@ static const char USAGE[] =
     "data already in memory, like ../shared/bench/torch_workloads.py, and prints one JSON line:\n"
     "workload, device, batch, steps, threads, samples_per_s, ms_per_step, loss (of the last\n"
     "step), peak_rss_mb (the process's peak resident memory), tensor_peak_mb (the peak of\n"
-    "tensor storage), alloc_peak_mb (the peak of deepc's other allocations), gflop_per_step\n"
+    "tensor storage), alloc_peak_mb (the peak of all deepc allocations), gflop_per_step\n"
     "(6 x forward multiply-adds x batch: forward 2 FLOPs per multiply-add, backward about\n"
     "twice the forward) and gflop_per_s.\n"
     "  WORKLOAD       mlp_cifar_gray     1024-256-128-64-10 MLP, batch 64, SGD lr 0.01\n"

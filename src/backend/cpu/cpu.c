@@ -2,27 +2,15 @@
  * in its own file (copy.c, unary.c, binary.c, reduce.c, gemm.c, index.c, random.c, nn/...). */
 #include "cpu-impl.h"
 
-#ifdef __GLIBC__
-#include <malloc.h>
-#endif
-
-/* Bytes of tensor storage held now and at most (the block sizes the C library reports). */
+/* Bytes of tensor storage held now and at most. Storage goes through the library's allocation
+ * hook like every other allocation (statistics, fault injection, a user allocator, the block
+ * cache that keeps large buffers from being faulted in again every training step). */
 static int64_t g_tensor_live, g_tensor_peak;
 
-static int64_t block_bytes(void *p) {
-#ifdef __GLIBC__
-  return (int64_t)malloc_usable_size(p);
-#else
-  (void)p;
-  return 0;
-#endif
-}
-
 static void *cpu_alloc(size_t n) {
-  void *p = NULL;
-  size_t rounded = (n + 63) & ~(size_t)63;
-  if (posix_memalign(&p, 64, rounded) != 0) return NULL;
-  int64_t live = __atomic_add_fetch(&g_tensor_live, block_bytes(p), __ATOMIC_RELAXED);
+  void *p = dc__malloc(n);
+  if (!p) return NULL;
+  int64_t live = __atomic_add_fetch(&g_tensor_live, (int64_t)n, __ATOMIC_RELAXED);
   int64_t peak = __atomic_load_n(&g_tensor_peak, __ATOMIC_RELAXED);
   while (live > peak && !__atomic_compare_exchange_n(&g_tensor_peak, &peak, live, true,
                                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
@@ -31,8 +19,9 @@ static void *cpu_alloc(size_t n) {
 }
 
 static void cpu_free(void *p) {
-  if (p) __atomic_sub_fetch(&g_tensor_live, block_bytes(p), __ATOMIC_RELAXED);
-  free(p);
+  if (!p) return;
+  __atomic_sub_fetch(&g_tensor_live, (int64_t)dc__malloc_size(p), __ATOMIC_RELAXED);
+  dc__free(p);
 }
 
 int64_t dc__cpu_tensor_bytes_peak(void) { return __atomic_load_n(&g_tensor_peak, __ATOMIC_RELAXED); }
