@@ -125,7 +125,7 @@ bool dc__check_shape(const char *op, dc_shape s) {
     dc__err(DC_ERR_ARG, "%s: a tensor has 0 to %d dims, got %d", op, DC_MAX_DIMS, s.ndim);
     return false;
   }
-  int64_t n = 1;
+  int64_t n = 1, span = 1; /* span: product of the sizes with 0 taken as 1 (what strides hold) */
   for (int d = 0; d < s.ndim; d++) {
     if (s.d[d] < 0) {
       char buf[128];
@@ -133,7 +133,8 @@ bool dc__check_shape(const char *op, dc_shape s) {
               dc_shape_str(s, buf, sizeof buf));
       return false;
     }
-    if (dc__mul_overflow(n, s.d[d], &n) || n > ((int64_t)1 << 48)) {
+    if (dc__mul_overflow(n, s.d[d], &n) || n > ((int64_t)1 << 48) ||
+        dc__mul_overflow(span, s.d[d] > 0 ? s.d[d] : 1, &span) || span > ((int64_t)1 << 62)) {
       char buf[128];
       dc__err(DC_ERR_ARG, "%s: shape %s has too many elements", op, dc_shape_str(s, buf, sizeof buf));
       return false;
