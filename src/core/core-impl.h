@@ -11,19 +11,19 @@
 #include <stdlib.h>
 
 #if defined(__GNUC__)
-#  define DC__PRINTF(a, b) __attribute__((format(printf, a, b)))
-#  define DC__LIKELY(x) __builtin_expect(!!(x), 1)
-#  define DC__UNLIKELY(x) __builtin_expect(!!(x), 0)
+#define DC__PRINTF(a, b) __attribute__((format(printf, a, b)))
+#define DC__LIKELY(x) __builtin_expect(!!(x), 1)
+#define DC__UNLIKELY(x) __builtin_expect(!!(x), 0)
 #else
-#  define DC__PRINTF(a, b)
-#  define DC__LIKELY(x) (x)
-#  define DC__UNLIKELY(x) (x)
+#define DC__PRINTF(a, b)
+#define DC__LIKELY(x) (x)
+#define DC__UNLIKELY(x) (x)
 #endif
 
 /* Always-on assert for broken invariants (programmer errors, not bad input). */
-#define DC__ASSERT(cond)                                             \
-  do {                                                               \
-    if (DC__UNLIKELY(!(cond))) dc__assert_fail(#cond, __FILE__, __LINE__); \
+#define DC__ASSERT(cond)                                                                           \
+  do {                                                                                             \
+    if (DC__UNLIKELY(!(cond))) dc__assert_fail(#cond, __FILE__, __LINE__);                         \
   } while (0)
 void dc__assert_fail(const char *expr, const char *file, int line);
 
@@ -33,11 +33,17 @@ int dc__errs(dc_status s, const char *fmt, ...) DC__PRINTF(2, 3); /* returns s *
 void dc__verr(dc_status s, const char *fmt, va_list ap);
 
 /* ---- allocation through the hook ---- */
-void *dc__malloc(size_t n);            /* 64-byte aligned; sets DC_ERR_NOMEM message on failure */
+void *dc__malloc(size_t n); /* 64-byte aligned; sets DC_ERR_NOMEM message on failure */
 void *dc__calloc(size_t n, size_t size);
 void *dc__realloc(void *p, size_t old_n, size_t n);
 void dc__free(void *p);
 size_t dc__malloc_size(const void *p); /* the n a dc__malloc(n) block was asked with */
+
+/* fsync of the folder holding path, so that a rename into it survives a crash (fs.c) */
+void dc__fsync_parent(const char *path);
+/* What libzip's refusal of an archive means, naming the part of the file at fault (io/zip.c) */
+struct zip_error;
+const char *dc__zip_refusal(struct zip_error *ze);
 char *dc__strdup(const char *s);
 /* n * size with overflow check: false (and an error naming what) on overflow. */
 bool dc__mul_overflow(int64_t a, int64_t b, int64_t *out);
@@ -48,7 +54,7 @@ struct dc_storage {
   size_t nbytes;
   dc_device device;
   int32_t refcount;
-  uint32_t version;      /* bumped by in-place writes */
+  uint32_t version;                      /* bumped by in-place writes */
   void (*free_fn)(void *data, void *ud); /* NULL: data came from the device allocator */
   void *free_ud;
 };
@@ -98,17 +104,18 @@ bool dc__any_requires_grad(int n, dc_tensor *const *ts);
 /* ---- strided loops ---- *
  * dc__loop describes up to 4 operands (operand 0 is the output) over a common shape, with
  * dims coalesced where memory allows. Kernels iterate outer rows and run an inner loop over the
- * last dim: for (r = 0; r < L.rows; r++) { dc__loop_row(&L, r, off); inner(L.inner, off, L.istride) } */
+ * last dim: for (r = 0; r < L.rows; r++) { dc__loop_row(&L, r, off); inner(L.inner, off, L.istride)
+ * } */
 #define DC__LOOP_MAX_OPS 4
 typedef struct dc__loop {
   int nops;
-  int ndim;                                  /* >= 1 after setup */
-  int64_t shape[DC_MAX_DIMS];                /* coalesced shape */
+  int ndim;                                      /* >= 1 after setup */
+  int64_t shape[DC_MAX_DIMS];                    /* coalesced shape */
   int64_t stride[DC__LOOP_MAX_OPS][DC_MAX_DIMS]; /* elements, per operand */
-  int64_t base[DC__LOOP_MAX_OPS];            /* storage offset of each operand */
-  int64_t inner;                             /* size of the last dim */
-  int64_t istride[DC__LOOP_MAX_OPS];         /* stride of the last dim per operand */
-  int64_t rows;                              /* product of the other dims */
+  int64_t base[DC__LOOP_MAX_OPS];                /* storage offset of each operand */
+  int64_t inner;                                 /* size of the last dim */
+  int64_t istride[DC__LOOP_MAX_OPS];             /* stride of the last dim per operand */
+  int64_t rows;                                  /* product of the other dims */
 } dc__loop;
 /* ops[0] defines the shape s; the others are broadcast to it. */
 void dc__loop_setup(dc__loop *L, dc_shape s, int nops, const dc_tensor *const *ops);

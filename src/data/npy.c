@@ -364,26 +364,6 @@ dc_tensor *dc_npz_get(const dc_npz *z, const char *name) {
 }
 
 #ifdef DC_HAVE_ZIP
-/* What libzip's refusal of an archive means, naming the part of the file at fault. */
-static const char *zip_refusal(zip_error_t *ze) {
-  switch (zip_error_code_zip(ze)) {
-  case ZIP_ER_NOZIP:
-    return "no end-of-central-directory record in the last 64 KiB (truncated, or not a zip "
-           "archive)";
-  case ZIP_ER_INCONS:
-    return "the central directory disagrees with the entries' local headers (entries that "
-           "overlap, lie past the end or claim other sizes)";
-  case ZIP_ER_EXISTS:
-    return "two entries of the central directory have the same name";
-  case ZIP_ER_SEEK:
-  case ZIP_ER_READ:
-  case ZIP_ER_EOF:
-    return "the central directory points past the end of the file (truncated)";
-  default:
-    return zip_error_strerror(ze);
-  }
-}
-
 /* A member name that could not be a path inside the archive's folder ("../x.npy", "/x.npy"). */
 static bool npz_unsafe_name(const char *name) {
   if (name[0] == '/' || name[0] == '\\') return true;
@@ -471,7 +451,7 @@ dc_npz *dc__npz_parse(const uint8_t *mem, size_t n, const char *what) {
   zip_t *za = src ? zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &ze) : NULL;
   if (!za) {
     dc__err(DC_ERR_FORMAT, "%s: not a readable .npz (zip) archive: zip directory: %s", what,
-            zip_refusal(&ze));
+            dc__zip_refusal(&ze));
     if (src) zip_source_free(src);
     zip_error_fini(&ze);
     return NULL;

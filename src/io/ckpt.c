@@ -231,23 +231,6 @@ static void debug_delay(void) {
   if (ms > 0 && ms < 100000) usleep((useconds_t)ms * 1000);
 }
 
-static void fsync_dir(const char *path) {
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%s", path);
-  char *slash = strrchr(dir, '/');
-  if (slash == dir)
-    dir[1] = 0;
-  else if (slash)
-    *slash = 0;
-  else
-    snprintf(dir, sizeof dir, ".");
-  int fd = open(dir, O_RDONLY | O_DIRECTORY);
-  if (fd >= 0) {
-    fsync(fd);
-    close(fd);
-  }
-}
-
 int dc_ckpt_save(const dc_ckpt *c, const char *path) {
   if (!c || !path) return dc__errs(DC_ERR_ARG, "ckpt_save: NULL argument");
   for (int i = 0; i < c->n; i++)
@@ -287,7 +270,7 @@ int dc_ckpt_save(const dc_ckpt *c, const char *path) {
                     "unchanged",
                     path, strerror(e));
   }
-  fsync_dir(path);
+  dc__fsync_parent(path);
   return DC_OK;
 }
 

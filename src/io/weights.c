@@ -482,24 +482,6 @@ static int write_st(const dc_weights *w, FILE *f, const char *path, bool ckpt) {
   return rc;
 }
 
-/* fsync of the folder holding path, so that the rename itself survives a crash */
-static void fsync_parent(const char *path) {
-  char dir[4096];
-  snprintf(dir, sizeof dir, "%s", path);
-  char *slash = strrchr(dir, '/');
-  if (slash == dir)
-    dir[1] = 0;
-  else if (slash)
-    *slash = 0;
-  else
-    snprintf(dir, sizeof dir, ".");
-  int fd = open(dir, O_RDONLY | O_DIRECTORY);
-  if (fd >= 0) {
-    fsync(fd);
-    close(fd);
-  }
-}
-
 int dc_weights_save(const dc_weights *w, const char *path, dc_weights_format fmt) {
   if (!w || !path) return dc__errs(DC_ERR_ARG, "weights_save: NULL argument");
   if (fmt == DC_WEIGHTS_AUTO) fmt = format_of_path(path);
@@ -528,7 +510,7 @@ int dc_weights_save(const dc_weights *w, const char *path, dc_weights_format fmt
                strerror(e));
     return rc;
   }
-  fsync_parent(path);
+  dc__fsync_parent(path);
   return DC_OK;
 }
 

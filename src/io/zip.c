@@ -17,7 +17,7 @@ struct dc__zipr {
 };
 
 /* What libzip's refusal of an archive means, naming the part of the file at fault. */
-static const char *zip_refusal(zip_error_t *ze) {
+const char *dc__zip_refusal(zip_error_t *ze) {
   switch (zip_error_code_zip(ze)) {
   case ZIP_ER_NOZIP:
     return "no end-of-central-directory record in the last 64 KiB (truncated, or not a zip "
@@ -46,7 +46,7 @@ dc__zipr *dc__zipr_open(const uint8_t *mem, size_t n, const char *what) {
   z->za = src ? zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &ze) : NULL;
   if (!z->za) {
     dc__err(DC_ERR_FORMAT, "%s: not a readable zip archive: zip directory: %s", what,
-            zip_refusal(&ze));
+            dc__zip_refusal(&ze));
     if (src) zip_source_free(src);
     zip_error_fini(&ze);
     dc__free(z);
