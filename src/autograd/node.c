@@ -48,7 +48,7 @@ bool dc__record(const dc_opdef *op, dc_tensor *out, int n, dc_tensor *const *inp
 }
 
 void dc__save(dc_node *n, int k, dc_tensor *t) {
-  DC__ASSERT(k >= 0 && k < DC_NODE_MAX_SAVED && !n->saved[k]);
+  DC__CHECK(k >= 0 && k < DC_NODE_MAX_SAVED && !n->saved[k], );
   n->saved[k] = dc__ref(t);
 }
 

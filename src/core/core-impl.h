@@ -20,12 +20,17 @@
 #define DC__UNLIKELY(x) (x)
 #endif
 
-/* Always-on assert for broken invariants (programmer errors, not bad input). */
-#define DC__ASSERT(cond)                                                                           \
+/* Always-on check of an invariant (a programmer error, not bad input): when it is broken the
+ * library records a DC_ERR_STATE error naming the condition and its place, and the function
+ * returns `ret` (leave it empty in a void function). It never exits or aborts. */
+#define DC__CHECK(cond, ret)                                                                       \
   do {                                                                                             \
-    if (DC__UNLIKELY(!(cond))) dc__assert_fail(#cond, __FILE__, __LINE__);                         \
+    if (DC__UNLIKELY(!(cond))) {                                                                   \
+      dc__invariant_broken(#cond, __FILE__, __LINE__);                                             \
+      return ret;                                                                                  \
+    }                                                                                              \
   } while (0)
-void dc__assert_fail(const char *expr, const char *file, int line);
+void dc__invariant_broken(const char *expr, const char *file, int line);
 
 /* ---- errors: set the thread-local message; return NULL / status for tail calls ---- */
 void *dc__err(dc_status s, const char *fmt, ...) DC__PRINTF(2, 3);

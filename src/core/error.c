@@ -18,15 +18,24 @@ void dc_clear_error(void) {
 
 const char *dc_strerror(dc_status s) {
   switch (s) {
-  case DC_OK: return "ok";
-  case DC_ERR_ARG: return "invalid argument";
-  case DC_ERR_NOMEM: return "out of memory";
-  case DC_ERR_IO: return "i/o error";
-  case DC_ERR_FORMAT: return "malformed or unsupported file";
-  case DC_ERR_STATE: return "invalid state";
-  case DC_ERR_BACKEND: return "backend failure";
-  case DC_ERR_UNSUPPORTED: return "not supported";
-  case DC_STATUS_COUNT: break;
+  case DC_OK:
+    return "ok";
+  case DC_ERR_ARG:
+    return "invalid argument";
+  case DC_ERR_NOMEM:
+    return "out of memory";
+  case DC_ERR_IO:
+    return "i/o error";
+  case DC_ERR_FORMAT:
+    return "malformed or unsupported file";
+  case DC_ERR_STATE:
+    return "invalid state";
+  case DC_ERR_BACKEND:
+    return "backend failure";
+  case DC_ERR_UNSUPPORTED:
+    return "not supported";
+  case DC_STATUS_COUNT:
+    break;
   }
   return "unknown status";
 }
@@ -52,7 +61,8 @@ int dc__errs(dc_status s, const char *fmt, ...) {
   return (int)s;
 }
 
-void dc__assert_fail(const char *expr, const char *file, int line) {
-  fprintf(stderr, "deepc: internal invariant broken: %s (%s:%d)\n", expr, file, line);
-  abort(); /* programmer error, never bad input */
+void dc__invariant_broken(const char *expr, const char *file, int line) {
+  dc__err(DC_ERR_STATE,
+          "internal error: invariant '%s' broken at %s:%d (a deepc bug: please report it)", expr,
+          file, line);
 }

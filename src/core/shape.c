@@ -105,7 +105,7 @@ void dc__broadcast_strides(const dc_tensor *t, dc_shape s, int64_t *stride) {
 }
 
 void dc__loop_setup(dc__loop *L, dc_shape s, int nops, const dc_tensor *const *ops) {
-  DC__ASSERT(nops >= 1 && nops <= DC__LOOP_MAX_OPS);
+  DC__CHECK(nops >= 1 && nops <= DC__LOOP_MAX_OPS, );
   int64_t st[DC__LOOP_MAX_OPS][DC_MAX_DIMS];
   for (int k = 0; k < nops; k++) {
     dc__broadcast_strides(ops[k], s, st[k]);

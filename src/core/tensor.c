@@ -196,7 +196,7 @@ void dc_free(dc_tensor *t) {
 void dc__unref(dc_tensor *t) {
   if (!t) return;
   if (__atomic_sub_fetch(&t->refcount, 1, __ATOMIC_ACQ_REL) > 0) return;
-  DC__ASSERT(t->scope_level == 0);
+  DC__CHECK(t->scope_level == 0, );
   if (t->grad_fn) {
     if (t->grad_fn->out == t) t->grad_fn->out = NULL;
     dc__node_release(t->grad_fn);

@@ -80,7 +80,7 @@ static const dc_opdef OP_ACT_GRAD = {"activation_backward", act_grad_backward};
 
 static dc_tensor *act_grad(dc_binary_op kop, dc_tensor *g, dc_tensor *t) {
   if (!dc__check_nonnull("activation_backward", 2, g, t)) return NULL;
-  DC__ASSERT(g->dtype == t->dtype && dc_shape_equal(dc_shape_of(g), dc_shape_of(t)));
+  DC__CHECK(g->dtype == t->dtype && dc_shape_equal(dc_shape_of(g), dc_shape_of(t)), NULL);
   dc_tensor *out = dc__new(dc_shape_of(g), g->dtype, g->device);
   const dc_backend *be = out ? dc__backend(g->device) : NULL;
   dc_node *n = NULL;

@@ -240,7 +240,7 @@ static void apply_flat(dc__ew_kernel kern, const void *ctx, dc_tensor *out, int 
 
 void dc__cpu_ew_apply(dc__ew_kernel kern, const void *ctx, dc_tensor *out, int nin,
                       const dc_tensor *const *in, bool in_place_ok) {
-  DC__ASSERT(nin >= 0 && nin < DC__LOOP_MAX_OPS);
+  DC__CHECK(nin >= 0 && nin < DC__LOOP_MAX_OPS, );
   bool copy_in[DC__LOOP_MAX_OPS] = {false}, any_copy = false;
   for (int k = 0; k < nin && !in_place_ok; k++)
     any_copy |= copy_in[k + 1] = in[k]->storage == out->storage;

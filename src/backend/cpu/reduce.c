@@ -159,7 +159,7 @@ static void reduce_pass(red_ctx *c, int64_t M) {
 }
 
 static int cpu_reduce(dc_reduce_op op, dc_tensor *out, const dc_tensor *x, uint32_t mask) {
-  DC__ASSERT(dc_is_contiguous(x) && dc_is_contiguous(out));
+  DC__CHECK(dc_is_contiguous(x) && dc_is_contiguous(out), DC_ERR_STATE);
   if (x->dtype != DC_F32 && x->dtype != DC_F64)
     return dc__errs(DC_ERR_ARG, "reduce: dtype %s not supported by the CPU kernel", dc_dtype_name(x->dtype));
   groups g;
@@ -211,7 +211,7 @@ static int cpu_reduce(dc_reduce_op op, dc_tensor *out, const dc_tensor *x, uint3
 /* x contiguous [O, D, I]; values [O, I] (x's dtype), indices [O, I] int64 */
 static int cpu_arg_reduce(bool is_max, dc_tensor *values, dc_tensor *indices, const dc_tensor *x,
                           int dim) {
-  DC__ASSERT(dc_is_contiguous(x));
+  DC__CHECK(dc_is_contiguous(x), DC_ERR_STATE);
   int64_t O = 1, D = x->shape[dim], I = 1;
   for (int d = 0; d < dim; d++) O *= x->shape[d];
   for (int d = dim + 1; d < x->ndim; d++) I *= x->shape[d];
@@ -258,7 +258,7 @@ static void softmax_row_f32(float *y, const float *x, int64_t n, bool lg) {
 
 /* x, out contiguous [O, D, I]; softmax over D */
 static int cpu_softmax(dc_tensor *out, const dc_tensor *x, int dim, bool lg) {
-  DC__ASSERT(dc_is_contiguous(x) && dc_is_contiguous(out));
+  DC__CHECK(dc_is_contiguous(x) && dc_is_contiguous(out), DC_ERR_STATE);
   int64_t O = 1, D = x->shape[dim], I = 1;
   for (int d = 0; d < dim; d++) O *= x->shape[d];
   for (int d = dim + 1; d < x->ndim; d++) I *= x->shape[d];
