@@ -3,37 +3,10 @@
 # produces one, naming the step, the op and its shapes, with no checkpoint written for the
 # unfinished epoch; train.on_nan = skip skips such steps and reports how many per epoch.
 set -u
-DEEPC="${DEEPC_BUILD:?set DEEPC_BUILD to the build directory}/deepc"
-PY=${DC_PYTHON:-/usr/bin/python3}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() {
-  echo "FAIL: $*"
-  failures=$((failures + 1))
-}
-export OMP_NUM_THREADS=1
-"$PY" - "$tmp" <<'PYEOF'
-import sys, numpy as np
-r = np.random.default_rng(1)
-for name, n in (("train", 200), ("test", 50)):
-    y = r.integers(0, 3, n).astype(np.int64)
-    x = (r.standard_normal((n, 16)) + y[:, None]).astype(np.float32)
-    np.savez(f"{sys.argv[1]}/{name}.npz", x=x, y=y)
-PYEOF
-cat >"$tmp/a.ini" <<INI
-[model]
-arch = mlp
-hidden = 16
-batchnorm = false
-[data]
-dataset = $tmp/train.npz
-test = $tmp/test.npz
-val_split = 0.1
-workers = 0
-[train]
-epochs = 2
-batch_size = 20
+source "$(dirname "$0")/lib.sh"
+write_npz 200 50
+mlp_config "$tmp/a.ini" 2
+cat >>"$tmp/a.ini" <<INI
 [optim]
 name = sgd
 lr = 1e30

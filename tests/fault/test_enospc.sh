@@ -6,40 +6,12 @@
 # (enospc_shim.c); where user namespaces allow it, also from a real, nearly full tmpfs.
 #   DEEPC_BUILD=build SHIM=build/tests/fault/libdc_enospc_shim.so bash tests/fault/test_enospc.sh
 set -u
-BUILD=${DEEPC_BUILD:?set DEEPC_BUILD to the build directory}
-DEEPC="$BUILD/deepc"
+source "$(dirname "$0")/lib.sh"
+BUILD=$DEEPC_BUILD
 SHIM=${SHIM:-$BUILD/tests/fault/libdc_enospc_shim.so}
-PY=${DC_PYTHON:-/usr/bin/python3}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() {
-  echo "FAIL: $*"
-  failures=$((failures + 1))
-}
-export OMP_NUM_THREADS=1
-
-"$PY" - "$tmp" <<'EOF'
-import sys, numpy as np
-r = np.random.default_rng(1)
-for name, n in (("train", 400), ("test", 100)):
-    y = r.integers(0, 3, n).astype(np.int64)
-    x = (r.standard_normal((n, 16)) + y[:, None]).astype(np.float32)
-    np.savez(f"{sys.argv[1]}/{name}.npz", x=x, y=y)
-EOF
-cat >"$tmp/s.ini" <<EOF
-[model]
-arch = mlp
-hidden = 16
-batchnorm = false
-[data]
-dataset = $tmp/train.npz
-test = $tmp/test.npz
-val_split = 0.1
-workers = 0
-[train]
-epochs = 4
-batch_size = 20
+write_npz 400 100
+mlp_config "$tmp/s.ini" 4
+cat >>"$tmp/s.ini" <<EOF
 seed = 5
 [optim]
 name = sgd
