@@ -13,11 +13,7 @@
 #include <string.h>
 #include <time.h>
 
-static double now_s(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + (double)t.tv_nsec * 1e-9;
-}
+#include "bench_util.h"
 
 static int fail(const char *what) {
   dc_dist_abort(1, "dist_bench: %s: %s", what, dc_last_error());
@@ -29,10 +25,14 @@ int main(int argc, char **argv) {
   int64_t batch = 64;
   double bucket_mb = 0;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (strcmp(argv[i], "--steps") == 0) steps = atoi(argv[i + 1]);
-    else if (strcmp(argv[i], "--warmup") == 0) warmup = atoi(argv[i + 1]);
-    else if (strcmp(argv[i], "--batch") == 0) batch = atoll(argv[i + 1]);
-    else if (strcmp(argv[i], "--bucket-mb") == 0) bucket_mb = atof(argv[i + 1]);
+    if (strcmp(argv[i], "--steps") == 0)
+      steps = atoi(argv[i + 1]);
+    else if (strcmp(argv[i], "--warmup") == 0)
+      warmup = atoi(argv[i + 1]);
+    else if (strcmp(argv[i], "--batch") == 0)
+      batch = atoll(argv[i + 1]);
+    else if (strcmp(argv[i], "--bucket-mb") == 0)
+      bucket_mb = atof(argv[i + 1]);
   }
   if (dc_dist_init() != DC_OK) return fail("init");
   int R = dc_dist_size(), r = dc_dist_rank();
@@ -61,21 +61,21 @@ int main(int argc, char **argv) {
   for (int s = 0; s < warmup + steps; s++) {
     if (s == warmup) {
       if (dc_dist_barrier() != DC_OK) return fail("barrier");
-      t0 = now_s();
+      t0 = bench_now();
       sync_s = 0;
     }
     dc_scope_begin();
     dc_tensor *l = dc_cross_entropy(dc_module_forward(model, x), y);
     if (!l || dc_backward(l) != DC_OK) return fail("step");
-    double ts = now_s();
+    double ts = bench_now();
     if (dc_dist_ddp_sync(ddp) != DC_OK) return fail("gradient all-reduce");
-    sync_s += now_s() - ts;
+    sync_s += bench_now() - ts;
     if (dc_optim_step(opt) != DC_OK) return fail("optimizer step");
     dc_optim_zero_grad(opt);
     loss = dc_item(l);
     dc_scope_end();
   }
-  double el = now_s() - t0;
+  double el = bench_now() - t0;
   double times[2] = {el, sync_s}; /* the slowest rank sets the pace */
   dc_dist_all_reduce_buffer(times, 2, DC_F64, DC_DIST_MAX);
   if (r == 0)

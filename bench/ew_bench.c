@@ -17,18 +17,9 @@
 
 #include "backend/backend.h"
 
+#include "bench_util.h"
+
 #define RUNS 7
-
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
 
 /* median and best of n samples; rate: samples are seconds turned into work / second */
 typedef struct stat2 {
@@ -36,7 +27,7 @@ typedef struct stat2 {
 } stat2;
 
 static stat2 summarize(double *t, int n, double work) {
-  qsort(t, (size_t)n, sizeof t[0], cmp_double);
+  qsort(t, (size_t)n, sizeof t[0], bench_cmp_double);
   if (work > 0) return (stat2){work / t[n / 2], work / t[0]};
   return (stat2){t[n / 2], t[0]};
 }
@@ -63,15 +54,15 @@ static bw_result bench_add_bandwidth(int64_t n) {
   double tm[RUNS], tk[RUNS], to[RUNS];
   par_memcpy(dc_data(out), dc_data(a), n); /* touch every page first */
   for (int r = 0; r < RUNS; r++) {
-    double t0 = now();
+    double t0 = bench_now();
     par_memcpy(dc_data(out), dc_data(a), n);
-    tm[r] = now() - t0;
-    t0 = now();
+    tm[r] = bench_now() - t0;
+    t0 = bench_now();
     be->ew->binary(DC_BIN_ADD, out, a, b);
-    tk[r] = now() - t0;
-    t0 = now();
+    tk[r] = bench_now() - t0;
+    t0 = bench_now();
     dc_tensor *y = dc_add(a, b);
-    to[r] = now() - t0;
+    to[r] = bench_now() - t0;
     dc_free(y);
   }
   double gb = 4.0 * (double)n / 1e9;
@@ -90,11 +81,11 @@ static stat2 bench_add_overhead(bool grad) {
   enum { OPS = 1000 };
   double t[RUNS + 2];
   for (int r = 0; r < RUNS + 2; r++) { /* the first two samples warm caches and the scope list */
-    double t0 = now();
+    double t0 = bench_now();
     dc_scope_begin();
     for (int i = 0; i < OPS; i++) dc_add(a, b);
     dc_scope_end();
-    t[r] = (now() - t0) / OPS * 1e9;
+    t[r] = (bench_now() - t0) / OPS * 1e9;
   }
   dc_free(a);
   dc_free(b);
@@ -108,9 +99,9 @@ static stat2 bench_unary(dc_unary_op op, int64_t n) {
   double t[RUNS];
   be->ew->unary(op, out, x, NULL);
   for (int r = 0; r < RUNS; r++) {
-    double t0 = now();
+    double t0 = bench_now();
     be->ew->unary(op, out, x, NULL);
-    t[r] = now() - t0;
+    t[r] = bench_now() - t0;
   }
   dc_free(x);
   dc_free(out);
@@ -195,8 +186,10 @@ static const char *vs(const torch_vals *tv, const char *key, stat2 mine, bool hi
 int main(int argc, char **argv) {
   bool quick = false, torch = true;
   for (int i = 1; i < argc; i++) {
-    if (strcmp(argv[i], "--quick") == 0) quick = true;
-    else if (strcmp(argv[i], "--no-torch") == 0) torch = false;
+    if (strcmp(argv[i], "--quick") == 0)
+      quick = true;
+    else if (strcmp(argv[i], "--no-torch") == 0)
+      torch = false;
   }
   int64_t n = quick ? (int64_t)1 << 24 : (int64_t)1 << 26, m = (int64_t)1 << 22;
   dc_manual_seed(0);
@@ -226,8 +219,8 @@ int main(int argc, char **argv) {
   const struct {
     dc_unary_op op;
     const char *name;
-  } U[] = {{DC_UN_EXP, "exp"}, {DC_UN_TANH, "tanh"}, {DC_UN_SIGMOID, "sigmoid"},
-           {DC_UN_GELU, "gelu"}};
+  } U[] = {
+      {DC_UN_EXP, "exp"}, {DC_UN_TANH, "tanh"}, {DC_UN_SIGMOID, "sigmoid"}, {DC_UN_GELU, "gelu"}};
   for (int th = 1; th <= 2; th++) {
     omp_set_num_threads(th);
     for (int k = 0; k < 4; k++) {

@@ -10,6 +10,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #define RUNS 9
 #define MAX_CASES 16
 
@@ -41,23 +43,6 @@ typedef struct result {
   double cpu_gflops;
 } result;
 
-static double now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static double cpu_now(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &t);
-  return (double)t.tv_sec + 1e-9 * (double)t.tv_nsec;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 /* Median over RUNS samples; each sample repeats the product until ~0.2 GFLOP has run. */
 static result time_matmul(const bench_case *c, int runs, int threads) {
   dc_tensor *a = dc_randn(DC_SHAPE(c->m, c->k), DC_F32);
@@ -67,16 +52,16 @@ static result time_matmul(const bench_case *c, int runs, int threads) {
   int reps = flops >= 2e8 ? 1 : (int)(2e8 / flops);
   double t[RUNS], ct[RUNS];
   /* warm-up (about 0.2 s): caches the primitive and lets the heap and the clock settle */
-  for (double w0 = now(); now() - w0 < 0.2;)
+  for (double w0 = bench_now(); bench_now() - w0 < 0.2;)
     dc_free(c->linear ? dc_linear(a, b, bias) : dc_matmul(a, b));
   for (int r = 0; r < runs; r++) {
-    double t0 = now(), c0 = cpu_now();
+    double t0 = bench_now(), c0 = bench_cpu_now();
     for (int i = 0; i < reps; i++) dc_free(c->linear ? dc_linear(a, b, bias) : dc_matmul(a, b));
-    t[r] = (now() - t0) / reps;
-    ct[r] = (cpu_now() - c0) / reps;
+    t[r] = (bench_now() - t0) / reps;
+    ct[r] = (bench_cpu_now() - c0) / reps;
   }
-  qsort(t, (size_t)runs, sizeof t[0], cmp_double);
-  qsort(ct, (size_t)runs, sizeof ct[0], cmp_double);
+  qsort(t, (size_t)runs, sizeof t[0], bench_cmp_double);
+  qsort(ct, (size_t)runs, sizeof ct[0], bench_cmp_double);
   dc_free(a);
   dc_free(b);
   dc_free(bias);

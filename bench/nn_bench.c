@@ -12,6 +12,8 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #define MAX_CASES 16
 
 typedef struct bench_case {
@@ -32,17 +34,6 @@ static bench_case g_cases[] = {
     {"maxpool2d(2) 128x64x32x32", 2, 128, 64, 32, 32, 0, 0, 0, 0, -1, -1},
 };
 #define NCASES ((int)(sizeof g_cases / sizeof *g_cases))
-
-static double now_ms(void) {
-  struct timespec t;
-  clock_gettime(CLOCK_MONOTONIC, &t);
-  return (double)t.tv_sec * 1e3 + (double)t.tv_nsec * 1e-6;
-}
-
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
 
 /* Layer state of one case: input, parameters, running stats, upstream gradient. */
 typedef struct bench_state {
@@ -91,7 +82,7 @@ static void teardown(bench_state *s) {
 
 /* One timed sample: `inner` iterations, ms per iteration. */
 static double sample(const bench_case *c, bench_state *s, int inner, bool with_backward) {
-  double t0 = now_ms();
+  double t0 = (1e3 * bench_now());
   for (int i = 0; i < inner; i++) {
     dc_scope_begin();
     if (!with_backward) dc_set_grad_enabled(false);
@@ -106,7 +97,7 @@ static double sample(const bench_case *c, bench_state *s, int inner, bool with_b
     for (int k = 0; k < 3; k++)
       if (ps[k]) dc_zero_grad(ps[k]);
   }
-  return (now_ms() - t0) / inner;
+  return ((1e3 * bench_now()) - t0) / inner;
 }
 
 /* Median of `runs` samples after a warm-up. */
@@ -116,7 +107,7 @@ static double median_ms(const bench_case *c, bench_state *s, int runs, bool with
   double t[64];
   if (runs > 64) runs = 64;
   for (int r = 0; r < runs; r++) t[r] = sample(c, s, inner, with_backward);
-  qsort(t, (size_t)runs, sizeof *t, cmp_double);
+  qsort(t, (size_t)runs, sizeof *t, bench_cmp_double);
   return t[runs / 2];
 }
 
@@ -139,11 +130,6 @@ static bool run_torch(const char *script, int i, int threads, int runs, double t
     return false;
   }
   return true;
-}
-
-static double median_of(double *v, int n) {
-  qsort(v, (size_t)n, sizeof *v, cmp_double);
-  return v[n / 2];
 }
 
 int main(int argc, char **argv) {
@@ -188,9 +174,9 @@ int main(int argc, char **argv) {
       fb[r] = median_ms(c, &s, runs, true);
     }
     teardown(&s);
-    c->fwd_ms = median_of(f, rounds);
-    c->fb_ms = median_of(fb, rounds);
-    if (nt) c->torch_fwd = median_of(tf, nt), c->torch_fb = median_of(tfb, nt);
+    c->fwd_ms = bench_median(f, rounds);
+    c->fb_ms = bench_median(fb, rounds);
+    if (nt) c->torch_fwd = bench_median(tf, nt), c->torch_fb = bench_median(tfb, nt);
     printf("%-28s %8.2fms ", c->name, c->fwd_ms);
     if (c->torch_fwd > 0)
       printf("%8.2fms ", c->torch_fwd);

@@ -8,15 +8,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "bench_util.h"
+
 #define RUNS 9
 #define ITERS 20000000L
 #define ACC 12 /* independent accumulators: enough to hide the FMA latency on two ports */
-
-static double now(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 /* ITERS x ACC FMAs of 16 lanes each; returns a value so the compiler keeps the loop */
 __attribute__((target("avx512f"))) static float fma_loop(long iters) {
@@ -30,27 +26,22 @@ __attribute__((target("avx512f"))) static float fma_loop(long iters) {
   return _mm512_reduce_add_ps(s);
 }
 
-static int cmp_double(const void *a, const void *b) {
-  double x = *(const double *)a, y = *(const double *)b;
-  return (x > y) - (x < y);
-}
-
 /* median GFLOP/s of `threads` threads each running fma_loop */
 static double peak(int threads, long iters) {
   double g[RUNS];
   volatile float sink = 0;
   for (int r = 0; r < RUNS; r++) {
-    double t0 = now();
+    double t0 = bench_now();
 #pragma omp parallel num_threads(threads)
     {
       float v = fma_loop(iters);
 #pragma omp atomic
       sink += v;
     }
-    double dt = now() - t0;
+    double dt = bench_now() - t0;
     g[r] = 2.0 * 16 * ACC * (double)iters * threads / dt / 1e9;
   }
-  qsort(g, RUNS, sizeof g[0], cmp_double);
+  qsort(g, RUNS, sizeof g[0], bench_cmp_double);
   (void)sink;
   return g[RUNS / 2];
 }
