@@ -29,6 +29,27 @@ typedef struct dc_conv2d_opts {
  * float32 runs on oneDNN, float64 on a direct reference kernel (for gradcheck). */
 DC_API dc_tensor *dc_conv2d_opt(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_conv2d_opts o);
 #define dc_conv2d_f(x, w, b, ...) dc_conv2d_opt((x), (w), (b), (dc_conv2d_opts){__VA_ARGS__})
+/* How float32 convolutions run on the CPU (oneDNN). Winograd F(4x4, 3x3) does about 2.25x fewer
+ * multiplications on 3x3 stride-1 layers and is 1.5-3x faster there, with slightly larger
+ * rounding error (a few float32 ulps of the output's scale; docs/performance.md).
+ * DC_CONV_ALGO_AUTO (the default): Winograd on 3x3, stride 1, undilated, ungrouped layers with
+ *   at least 16 input and 16 output channels, an output of at least 4x4 and at least 64 output
+ *   tiles of 4x4 in the batch (where it measured faster); direct convolution elsewhere.
+ * DC_CONV_ALGO_DIRECT: always direct, as PyTorch computes on the CPU.
+ * DC_CONV_ALGO_WINOGRAD: Winograd on every 3x3 stride-1 undilated ungrouped layer.
+ * Results do not depend on the thread count in any mode. Process-wide; the first value comes
+ * from $DEEPC_CONV_ALGO (auto, direct or winograd). A layer keeps the mode its forward ran with
+ * for its backward. dc_set_conv_algo returns the previous mode. */
+typedef enum dc_conv_algo {
+  DC_CONV_ALGO_AUTO = 0,
+  DC_CONV_ALGO_DIRECT = 1,
+  DC_CONV_ALGO_WINOGRAD = 2,
+} dc_conv_algo;
+DC_API dc_conv_algo dc_set_conv_algo(dc_conv_algo a);
+DC_API dc_conv_algo dc_get_conv_algo(void);
+/* "auto", "direct", "winograd" -> the mode; -1 for anything else */
+DC_API int dc_conv_algo_parse(const char *name);
+
 /* Output size of one spatial dim, PyTorch's rule (ceil_mode: a last window must start inside the
  * input or its left padding), or -1 if the kernel does not fit or an argument is invalid. */
 DC_API int64_t dc_conv_out_size(int64_t in, int k, int stride, int pad, int dilation,

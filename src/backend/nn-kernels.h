@@ -21,6 +21,7 @@ typedef struct dc_conv2d_geom {
   int64_t oh, ow;     /* output [N, K, OH, OW] */
   int64_t stride[2], dilation[2], groups;
   int64_t pad_l[2], pad_r[2]; /* top/left and bottom/right zero padding */
+  int64_t algo;               /* dc_conv_algo in force when the forward ran (backward uses it too) */
 } dc_conv2d_geom;
 
 /* Pooling geometry: a plane is one (n, c) image; windows of max/avg pooling. */

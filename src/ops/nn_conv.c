@@ -5,10 +5,43 @@
 #include "nn_ops.h"
 
 #include <assert.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <string.h>
 
 static_assert(sizeof(dc_conv2d_geom) <= sizeof(int64_t) * DC_NODE_MAX_INTS,
               "conv2d geometry must fit in a node's ints");
+
+/* ---- algorithm choice (dc_set_conv_algo) ---- */
+static int g_algo = -1; /* -1: not read from the environment yet */
+static pthread_once_t g_algo_once = PTHREAD_ONCE_INIT;
+
+int dc_conv_algo_parse(const char *name) {
+  if (!name) return -1;
+  if (strcmp(name, "auto") == 0) return DC_CONV_ALGO_AUTO;
+  if (strcmp(name, "direct") == 0) return DC_CONV_ALGO_DIRECT;
+  if (strcmp(name, "winograd") == 0) return DC_CONV_ALGO_WINOGRAD;
+  return -1;
+}
+
+/* an unknown $DEEPC_CONV_ALGO is ignored (auto): a library never fails on the environment */
+static void algo_from_env(void) {
+  int a = dc_conv_algo_parse(getenv("DEEPC_CONV_ALGO"));
+  int unset = -1;
+  __atomic_compare_exchange_n(&g_algo, &unset, a < 0 ? DC_CONV_ALGO_AUTO : a, false,
+                              __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+}
+
+dc_conv_algo dc_get_conv_algo(void) {
+  pthread_once(&g_algo_once, algo_from_env);
+  return (dc_conv_algo)__atomic_load_n(&g_algo, __ATOMIC_RELAXED);
+}
+
+dc_conv_algo dc_set_conv_algo(dc_conv_algo a) {
+  pthread_once(&g_algo_once, algo_from_env);
+  if (a != DC_CONV_ALGO_DIRECT && a != DC_CONV_ALGO_WINOGRAD) a = DC_CONV_ALGO_AUTO;
+  return (dc_conv_algo)__atomic_exchange_n(&g_algo, (int)a, __ATOMIC_RELAXED);
+}
 
 /* floor(a / b) for b > 0 */
 static int64_t floor_div(int64_t a, int64_t b) { return a >= 0 ? a / b : -((-a + b - 1) / b); }
@@ -142,6 +175,7 @@ static bool resolve_geom(dc_conv2d_geom *g, const dc_tensor *x, const dc_tensor 
 static dc_tensor *conv2d_batched(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_conv2d_opts o) {
   dc_conv2d_geom g;
   if (!resolve_geom(&g, x, w, o)) return NULL;
+  g.algo = dc_get_conv_algo();
   if (b && !dc__nn_check_vector("conv2d", "bias", b, g.k)) return NULL;
   const struct dc_nn_kernels *k = dc__nn_kernels("conv2d", x);
   if (!k) return NULL;

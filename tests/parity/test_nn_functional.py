@@ -85,6 +85,7 @@ CONV_CASES = [  # x shape, weight shape, opts (stride, padding, dilation, groups
     ((1, 16, 11, 10), (8, 16, 5, 5), dict(stride=(2, 2), padding=(2, 2))),
     ((5, 1, 28, 28), (6, 1, 5, 5), dict()),
     ((3, 7, 12), (4, 3, 3, 3), dict(padding=(1, 1))),  # unbatched
+    ((8, 32, 12, 10), (24, 32, 3, 3), dict(padding=(1, 1))),  # Winograd under the default auto
 ]
 
 

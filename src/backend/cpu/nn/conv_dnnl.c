@@ -2,6 +2,7 @@
  * weights + bias). oneDNN picks the memory formats (format_tag any, usually nChw16c on AVX-512);
  * the API stays NCHW, so activations are reordered into reused scratch buffers only when the
  * chosen format differs. Primitives and reorders are cached per geometry (creation is slow).
+ * The algorithm is direct or Winograd F(4x4, 3x3) per layer (conv_alg, dc_set_conv_algo).
  * Shapes: x [N, C, H, W], w [K, C/G, kH, kW] (oneDNN's [G, K/G, C/G, kH, kW] when grouped),
  * b [K], y [N, K, OH, OW]. */
 #include "nn-cpu.h"
@@ -151,19 +152,57 @@ static bool descs_init(conv_descs *d, const dc_conv2d_geom *g) {
   return ok;
 }
 
-static bool build_forward(conv_entry *e) {
-  conv_descs d;
-  if (!descs_init(&d, &e->key.g)) return false;
+/* The oneDNN algorithm for this layer under g->algo (dc_set_conv_algo). Winograd needs 3x3,
+ * stride 1, no dilation, no groups; AUTO also wants enough channels and 4x4 output tiles to
+ * amortise the transforms (measured per layer on ResNet34 and VGG11: docs/performance.md). */
+static dnnl_alg_kind_t conv_alg(const dc_conv2d_geom *g) {
+  bool fits = g->kh == 3 && g->kw == 3 && g->stride[0] == 1 && g->stride[1] == 1 &&
+              g->dilation[0] == 1 && g->dilation[1] == 1 && g->groups == 1;
+  if (!fits || g->algo == DC_CONV_ALGO_DIRECT) return dnnl_convolution_direct;
+  if (g->algo == DC_CONV_ALGO_WINOGRAD) return dnnl_convolution_winograd;
+  int64_t tiles = g->n * ((g->oh + 3) / 4) * ((g->ow + 3) / 4);
+  bool pays = g->c >= 16 && g->k >= 16 && g->oh >= 4 && g->ow >= 4 && tiles >= 64;
+  return pays ? dnnl_convolution_winograd : dnnl_convolution_direct;
+}
+
+enum { FWD, BWD_DATA, BWD_WEIGHTS };
+
+/* The primitive descriptor of one pass with algorithm alg (false when oneDNN has none). */
+static bool pass_pd(conv_entry *e, const conv_descs *d, int pass, dnnl_alg_kind_t alg,
+                    dnnl_primitive_desc_t *pd) {
   dnnl_convolution_desc_t cd;
-  if (dnnl_dilated_convolution_forward_desc_init(
-          &cd, dnnl_forward_training, dnnl_convolution_direct, &d.any_src, &d.any_wei,
-          e->key.has_bias ? &d.any_bias : NULL, &d.any_dst, d.strides, d.dilates, d.pad_l,
-          d.pad_r) != dnnl_success)
-    return false;
-  if (dnnl_primitive_desc_create(&e->fwd_pd, &cd, NULL, g_engine, NULL) != dnnl_success) {
-    e->fwd_pd = NULL;
+  const dnnl_memory_desc_t *bias = e->key.has_bias ? &d->any_bias : NULL;
+  dnnl_status_t st =
+      pass == FWD ? dnnl_dilated_convolution_forward_desc_init(
+                        &cd, dnnl_forward_training, alg, &d->any_src, &d->any_wei, bias,
+                        &d->any_dst, d->strides, d->dilates, d->pad_l, d->pad_r)
+      : pass == BWD_DATA
+          ? dnnl_dilated_convolution_backward_data_desc_init(&cd, alg, &d->any_src, &d->any_wei,
+                                                             &d->any_dst, d->strides, d->dilates,
+                                                             d->pad_l, d->pad_r)
+          : dnnl_dilated_convolution_backward_weights_desc_init(
+                &cd, alg, &d->any_src, &d->any_wei, bias, &d->any_dst, d->strides, d->dilates,
+                d->pad_l, d->pad_r);
+  if (st != dnnl_success) return false;
+  if (dnnl_primitive_desc_create(pd, &cd, NULL, g_engine, pass == FWD ? NULL : e->fwd_pd) !=
+      dnnl_success) {
+    *pd = NULL;
     return false;
   }
+  return true;
+}
+
+/* The pass's descriptor with the layer's algorithm, else direct (Winograd is not offered on
+ * every CPU). */
+static bool pass_pd_any(conv_entry *e, const conv_descs *d, int pass, dnnl_primitive_desc_t *pd) {
+  dnnl_alg_kind_t alg = conv_alg(&e->key.g);
+  return pass_pd(e, d, pass, alg, pd) ||
+         (alg != dnnl_convolution_direct && pass_pd(e, d, pass, dnnl_convolution_direct, pd));
+}
+
+static bool build_forward(conv_entry *e) {
+  conv_descs d;
+  if (!descs_init(&d, &e->key.g) || !pass_pd_any(e, &d, FWD, &e->fwd_pd)) return false;
   if (dnnl_primitive_create(&e->fwd, e->fwd_pd) != dnnl_success) {
     e->fwd = NULL;
     return false;
@@ -177,14 +216,8 @@ static bool build_forward(conv_entry *e) {
 
 static bool build_backward_data(conv_entry *e) {
   conv_descs d;
-  if (!descs_init(&d, &e->key.g)) return false;
-  dnnl_convolution_desc_t cd;
-  if (dnnl_dilated_convolution_backward_data_desc_init(&cd, dnnl_convolution_direct, &d.any_src,
-                                                       &d.any_wei, &d.any_dst, d.strides, d.dilates,
-                                                       d.pad_l, d.pad_r) != dnnl_success)
-    return false;
   dnnl_primitive_desc_t pd;
-  if (dnnl_primitive_desc_create(&pd, &cd, NULL, g_engine, e->fwd_pd) != dnnl_success) return false;
+  if (!descs_init(&d, &e->key.g) || !pass_pd_any(e, &d, BWD_DATA, &pd)) return false;
   bool ok = dnnl_primitive_create(&e->bwd_data, pd) == dnnl_success;
   if (!ok) e->bwd_data = NULL;
   ok = ok && arg_init(&e->d_dsrc, &d.src, pd, dnnl_query_diff_src_md, 0, false) &&
@@ -201,15 +234,8 @@ static bool build_backward_data(conv_entry *e) {
 
 static bool build_backward_weights(conv_entry *e) {
   conv_descs d;
-  if (!descs_init(&d, &e->key.g)) return false;
-  dnnl_convolution_desc_t cd;
-  if (dnnl_dilated_convolution_backward_weights_desc_init(
-          &cd, dnnl_convolution_direct, &d.any_src, &d.any_wei,
-          e->key.has_bias ? &d.any_bias : NULL, &d.any_dst, d.strides, d.dilates, d.pad_l,
-          d.pad_r) != dnnl_success)
-    return false;
   dnnl_primitive_desc_t pd;
-  if (dnnl_primitive_desc_create(&pd, &cd, NULL, g_engine, e->fwd_pd) != dnnl_success) return false;
+  if (!descs_init(&d, &e->key.g) || !pass_pd_any(e, &d, BWD_WEIGHTS, &pd)) return false;
   bool ok = dnnl_primitive_create(&e->bwd_weights, pd) == dnnl_success;
   if (!ok) e->bwd_weights = NULL;
   ok = ok && arg_init(&e->w_src, &d.src, pd, dnnl_query_src_md, 0, true) &&
