@@ -77,11 +77,32 @@ static void jpeg_on_error(j_common_ptr c) {
 static void jpeg_on_message(j_common_ptr c, int level) {
   jpeg_err *e = (jpeg_err *)c->err;
   if (level >= 0) return; /* trace messages */
-  if (c->err->msg_code == JWRN_JPEG_EOF) {
+  if (c->err->msg_code == JWRN_JPEG_EOF) { /* stop now: libjpeg would decode the rest as gray */
     e->truncated = true;
     (*c->err->format_message)(c, e->msg);
+    longjmp(e->jb, 1);
   }
   c->err->num_warnings++;
+}
+
+/* Huffman coding spends at least one bit on every 8x8 block of a component (its DC difference;
+ * a 1-bit code at the least), so a complete file of n bytes holds at most 8n blocks of its
+ * smallest component. Checked before the pixels are allocated: a 200-byte file that claims
+ * 10000x10000 is refused rather than decoded into 300 MB of gray. (Arithmetic coding has no such
+ * bound; those files rely on max_pixels, and stop at the end of their data.) */
+static int check_jpeg_size(const struct jpeg_decompress_struct *ci, size_t n, const char *what) {
+  if (ci->arith_code || ci->num_components < 1) return DC_OK;
+  uint64_t least = UINT64_MAX;
+  for (int k = 0; k < ci->num_components; k++) {
+    uint64_t b = (uint64_t)ci->comp_info[k].width_in_blocks * ci->comp_info[k].height_in_blocks;
+    if (b < least) least = b;
+  }
+  if (least <= (uint64_t)n * 8) return DC_OK;
+  return dc__errs(DC_ERR_FORMAT,
+                  "%s: JPEG header declares %ux%u pixels (%llu 8x8 blocks in each component at "
+                  "least) but the file has %zu bytes, too few to code them (one bit per block at "
+                  "least): truncated, or a decompression bomb",
+                  what, ci->image_width, ci->image_height, (unsigned long long)least, n);
 }
 
 static int decode_jpeg(const uint8_t *buf, size_t n, bool gray, int64_t max_pixels, dc__arr *out,
@@ -95,12 +116,14 @@ static int decode_jpeg(const uint8_t *buf, size_t n, bool gray, int64_t max_pixe
   if (setjmp(e.jb)) {
     jpeg_destroy_decompress(&ci);
     dc__free(e.row);
+    if (e.truncated) return dc__errs(DC_ERR_FORMAT, "%s: truncated JPEG (%s)", what, e.msg);
     return dc__errs(DC_ERR_FORMAT, "%s: corrupt JPEG: %s", what, e.msg);
   }
   jpeg_create_decompress(&ci);
   jpeg_mem_src(&ci, buf, (unsigned long)n);
   jpeg_read_header(&ci, TRUE);
   int rc = check_pixels(ci.image_width, ci.image_height, max_pixels, "JPEG", what);
+  if (!rc) rc = check_jpeg_size(&ci, n, what);
   if (rc) {
     jpeg_destroy_decompress(&ci);
     return rc;
@@ -142,7 +165,6 @@ static int decode_jpeg(const uint8_t *buf, size_t n, bool gray, int64_t max_pixe
   jpeg_destroy_decompress(&ci);
   dc__free(e.row);
   e.row = NULL;
-  if (e.truncated) return dc__errs(DC_ERR_FORMAT, "%s: truncated JPEG (%s)", what, e.msg);
   if (gray && oc != 1) dc__rgb_to_l_u8(px, px, h * w);
   if (!gray && oc == 1) l_to_rgb_inplace(px, h * w);
   return DC_OK;

@@ -523,12 +523,20 @@ def png(w, h, depth=8, color=2, idat=None, interlace=0, crc_ok=True):
     return b"\x89PNG\r\n\x1a\n" + c + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
 
 
-def jpeg_claim(w, h):
-    """A baseline JPEG whose SOF0 claims w x h (the scan is the 5x4 image's)."""
-    data = bytearray(saved_img(img, "JPEG"))
-    at = data.find(b"\xff\xc0")
+def jpeg_claim(w, h, progressive=False):
+    """A baseline (SOF0) or progressive (SOF2) JPEG that claims w x h (the scans are the 5x4
+    image's)."""
+    data = bytearray(saved_img(img, "JPEG", progressive=progressive))
+    at = data.find(b"\xff\xc2" if progressive else b"\xff\xc0")
     struct.pack_into(">HH", data, at + 5, h, w)
     return bytes(data)
+
+
+def jpeg_gray_claim(w, h):
+    data = bytearray(saved_img(img.convert("L"), "JPEG"))
+    at = data.find(b"\xff\xc0")
+    struct.pack_into(">HH", data, at + 5, h, w)
+    return data
 
 
 def put_img(name, data, mode="bad", expect=""):
@@ -552,6 +560,11 @@ put_img("png_10000x10000_tiny_idat.png", png(10000, 10000, color=0), expect="IDA
 put_img("png_idat_garbage.png", png(4, 4, idat=b"\x78\x9c\xff\xff\xff\xff"), expect="IDAT|data|zlib|deflate|inflate")
 put_img("jpeg_65000x65000.jpg", jpeg_claim(65000, 65000), expect="65000x65000")
 put_img("jpeg_0x4.jpg", jpeg_claim(0, 4), expect="0x4|empty|JPEG")
+# within the pixel limit, but far more 8x8 blocks than a few hundred bytes can code: refused
+# before 243 MB of pixels are allocated (libjpeg would fill them with gray)
+put_img("jpeg_9000x9000_bomb.jpg", jpeg_claim(9000, 9000), expect="9000x9000")
+put_img("jpeg_9000x9000_bomb_progressive.jpg", jpeg_claim(9000, 9000, True), expect="9000x9000")
+put_img("jpeg_2000x2000_gray.jpg", bytes(jpeg_gray_claim(2000, 2000)), expect="2000x2000")
 put_img("jpeg_huffman.jpg", saved_img(img, "JPEG")[:200] + b"\xff\xd9", expect="JPEG|truncated|data")
 put_img("ppm_100000x100000.ppm", b"P6\n100000 100000\n255\n" + b"\x00" * 64, expect="100000x100000")
 put_img("ppm_overflow.ppm", b"P6\n99999999999999999999 1\n255\n" + b"\x00" * 64, expect="P6|header|99999")
