@@ -88,6 +88,9 @@ if [ -f "$fm_test" ]; then
     --set data.dataset="$fm_test" --set data.test=/nonexistent/test
 fi
 "$DEEPC" train --help-config | grep -q "weight_decay" || fail "--help-config lacks weight_decay"
+DEEPC_CONV_ALGO=fast expect_error "DEEPC_CONV_ALGO=fast: expected auto, direct or winograd" \
+  "$DEEPC" train "$tmp/small.ini"
+"$DEEPC" train --help | grep -q "DEEPC_CONV_ALGO" || fail "train --help does not name DEEPC_CONV_ALGO"
 
 # ---- a full run: accuracy and files ----
 out=$("$DEEPC" train "$tmp/small.ini" --out "$tmp/run_a" 2>"$tmp/a.log")

@@ -31,7 +31,9 @@ static const char USAGE[] =
     "  --progress M   a bar on a terminal, plain lines when piped (auto), or none\n"
     "Ctrl-C stops after the current batch; the last finished epoch can be resumed.\n"
     "Data-parallel: mpirun -np N deepc train CONFIG trains one model on N processes (batch_size\n"
-    "is the whole job's; rank 0 writes the outputs; see docs/distributed.md).\n";
+    "is the whole job's; rank 0 writes the outputs; see docs/distributed.md).\n"
+    "Environment: OMP_NUM_THREADS (threads), DEEPC_CONV_ALGO=auto|direct|winograd (how 3x3\n"
+    "convolutions run; auto, the default, uses Winograd where it is faster; docs/nn.md).\n";
 
 void dc_cli_keep_freed_memory(void) {
 #ifdef M_MMAP_THRESHOLD
@@ -62,6 +64,11 @@ static void on_sigint(int sig) {
 int dc_cmd_train(int argc, char **argv) {
   dc_cli_prefer_passive_omp(argc, argv);
   dc_cli_keep_freed_memory();
+  const char *algo = getenv("DEEPC_CONV_ALGO");
+  if (algo && dc_conv_algo_parse(algo) < 0) {
+    fprintf(stderr, "deepc train: DEEPC_CONV_ALGO=%s: expected auto, direct or winograd\n", algo);
+    return DC_CLI_USAGE;
+  }
   const char *cfg_path = NULL, *out = NULL, *v = NULL;
   bool resume = false;
   int stop_after = 0;
