@@ -6,6 +6,7 @@
 #include <deepc/io.h>
 
 #include "../core/core-impl.h"
+#include "weights-impl.h"
 
 #include <cjson/cJSON.h>
 #include <errno.h>
@@ -170,36 +171,17 @@ static bool dtype_from(const char *s, dc_dtype *out) {
 }
 
 /* ---- saving ---- */
-static char *header_json(const dc_ckpt *c, uint64_t *data_len) {
-  cJSON *root = cJSON_CreateObject();
-  if (!root) return dc__err(DC_ERR_NOMEM, "ckpt_save: out of memory");
-  uint64_t off = 0;
-  if (c->nmeta) {
-    cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
-    for (int i = 0; meta && i < c->nmeta; i++)
-      cJSON_AddStringToObject(meta, c->mkeys[i], c->mvals[i]);
-  }
+static char *header_json(const dc_ckpt *c, uint64_t *data_len, const char *path) {
+  dc__st_entry *ent = dc__calloc((size_t)c->n + 1, sizeof *ent);
+  if (!ent) return dc__err(DC_ERR_NOMEM, "%s: out of memory building the header", path);
   for (int i = 0; i < c->n; i++) {
     const dc_tensor *t = c->tensors[i];
-    cJSON *e = cJSON_AddObjectToObject(root, c->names[i]);
-    if (!e) break;
-    cJSON_AddStringToObject(e, "dtype", st_dtype(t->dtype));
-    cJSON *shape = cJSON_AddArrayToObject(e, "shape");
-    for (int d = 0; shape && d < t->ndim; d++)
-      cJSON_AddItemToArray(shape, cJSON_CreateNumber((double)t->shape[d]));
-    uint64_t nb = (uint64_t)dc_numel(t) * dc_dtype_size(t->dtype);
-    cJSON *offs = cJSON_AddArrayToObject(e, "data_offsets");
-    if (offs) {
-      cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
-      cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(off + nb)));
-    }
-    off += nb;
+    ent[i] = (dc__st_entry){c->names[i], st_dtype(t->dtype), t->ndim, t->shape,
+                            (uint64_t)dc_numel(t) * dc_dtype_size(t->dtype)};
   }
-  char *s = cJSON_PrintUnformatted(root);
-  cJSON_Delete(root);
-  if (!s) return dc__err(DC_ERR_NOMEM, "ckpt_save: out of memory building the header");
-  *data_len = off;
-  return s;
+  char *json = dc__st_header_json(ent, c->n, c->mkeys, c->mvals, c->nmeta, data_len, path);
+  dc__free(ent);
+  return json;
 }
 
 static int write_all(FILE *f, const void *p, size_t n) { return fwrite(p, 1, n, f) == n ? 0 : -1; }
@@ -237,7 +219,7 @@ int dc_ckpt_save(const dc_ckpt *c, const char *path) {
     if (!st_dtype(c->tensors[i]->dtype))
       return dc__errs(DC_ERR_ARG, "ckpt_save: tensor '%s' has an unsupported dtype", c->names[i]);
   uint64_t data_len = 0;
-  char *json = header_json(c, &data_len);
+  char *json = header_json(c, &data_len, path);
   if (!json) return dc_last_status();
   size_t hl = strlen(json), padded = (hl + 7) / 8 * 8;
   char tmp[4200];

@@ -212,37 +212,48 @@ fail:
 }
 
 /* ---- writing ---- */
-int dc__safetensors_write(const dc_weights *w, FILE *f, const char *what) {
+char *dc__st_header_json(const dc__st_entry *e, int n, char *const *mkeys, char *const *mvals,
+                         int nmeta, uint64_t *data_len, const char *what) {
   cJSON *root = cJSON_CreateObject();
-  if (!root) return DC_ERR_NOMEM;
-  if (w->nmeta) {
+  bool ok = root != NULL;
+  if (ok && nmeta) {
     cJSON *meta = cJSON_AddObjectToObject(root, "__metadata__");
-    for (int i = 0; meta && i < w->nmeta; i++)
-      cJSON_AddStringToObject(meta, w->mkeys[i], w->mvals[i]);
+    ok = meta != NULL;
+    for (int i = 0; ok && i < nmeta; i++) ok = cJSON_AddStringToObject(meta, mkeys[i], mvals[i]);
   }
   uint64_t off = 0;
-  for (int i = 0; i < w->n; i++) {
-    const dc__wentry *e = &w->e[i];
-    if (strcmp(e->name, "__metadata__") == 0) {
-      cJSON_Delete(root);
-      return dc__errs(DC_ERR_ARG, "%s: '__metadata__' cannot name a tensor", what);
-    }
-    cJSON *o = cJSON_AddObjectToObject(root, e->name);
-    if (!o) break;
-    cJSON_AddStringToObject(o, "dtype", dc__wdt_table[e->dt].st);
-    cJSON *sh = cJSON_AddArrayToObject(o, "shape");
-    for (int d = 0; sh && d < e->ndim; d++)
-      cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)e->shape[d]));
-    cJSON *offs = cJSON_AddArrayToObject(o, "data_offsets");
-    if (offs) {
-      cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off));
-      cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(off + e->nbytes)));
-    }
-    off += e->nbytes;
+  for (int i = 0; ok && i < n; i++) {
+    cJSON *o = cJSON_AddObjectToObject(root, e[i].name);
+    cJSON *dt = o ? cJSON_AddStringToObject(o, "dtype", e[i].dtype) : NULL;
+    cJSON *sh = dt ? cJSON_AddArrayToObject(o, "shape") : NULL;
+    cJSON *offs = sh ? cJSON_AddArrayToObject(o, "data_offsets") : NULL;
+    ok = offs != NULL;
+    for (int d = 0; ok && d < e[i].ndim; d++)
+      ok = cJSON_AddItemToArray(sh, cJSON_CreateNumber((double)e[i].shape[d]));
+    ok = ok && cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)off)) &&
+         cJSON_AddItemToArray(offs, cJSON_CreateNumber((double)(off + e[i].nbytes)));
+    off += e[i].nbytes;
   }
-  char *json = cJSON_PrintUnformatted(root);
+  char *json = ok ? cJSON_PrintUnformatted(root) : NULL;
   cJSON_Delete(root);
-  if (!json) return dc__errs(DC_ERR_NOMEM, "%s: out of memory building the header", what);
+  if (!json) return dc__err(DC_ERR_NOMEM, "%s: out of memory building the header", what);
+  *data_len = off;
+  return json;
+}
+
+int dc__safetensors_write(const dc_weights *w, FILE *f, const char *what) {
+  for (int i = 0; i < w->n; i++)
+    if (strcmp(w->e[i].name, "__metadata__") == 0)
+      return dc__errs(DC_ERR_ARG, "%s: '__metadata__' cannot name a tensor", what);
+  dc__st_entry *ent = dc__calloc((size_t)w->n + 1, sizeof *ent);
+  if (!ent) return dc__errs(DC_ERR_NOMEM, "%s: out of memory building the header", what);
+  for (int i = 0; i < w->n; i++)
+    ent[i] = (dc__st_entry){w->e[i].name, dc__wdt_table[w->e[i].dt].st, w->e[i].ndim,
+                            w->e[i].shape, w->e[i].nbytes};
+  uint64_t data_len;
+  char *json = dc__st_header_json(ent, w->n, w->mkeys, w->mvals, w->nmeta, &data_len, what);
+  dc__free(ent);
+  if (!json) return dc_last_status();
   size_t hl = strlen(json), padded = (hl + 7) / 8 * 8;
   uint8_t len8[8];
   for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));

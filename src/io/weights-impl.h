@@ -80,6 +80,18 @@ dc_weights *dc__pth_parse(const uint8_t *mem, size_t n, const char *what);
 int dc__pth_write(const dc_weights *w, FILE *f, const char *folder, const char *what);
 dc_weights *dc__safetensors_parse(const uint8_t *mem, size_t n, const char *what);
 int dc__safetensors_write(const dc_weights *w, FILE *f, const char *what);
+/* One tensor of a safetensors header, in data order. */
+typedef struct dc__st_entry {
+  const char *name, *dtype; /* dtype: "F32", "I64", ... */
+  int ndim;
+  const int64_t *shape; /* [ndim] */
+  uint64_t nbytes;
+} dc__st_entry;
+/* The JSON header (unpadded, free() it) of n entries and nmeta metadata pairs; every cJSON node
+ * is checked, so an allocation failure gives NULL (DC_ERR_NOMEM recorded, naming what), never a
+ * header with a field left out. *data_len: the sum of the entries' bytes. */
+char *dc__st_header_json(const dc__st_entry *e, int n, char *const *mkeys, char *const *mvals,
+                         int nmeta, uint64_t *data_len, const char *what);
 
 /* ---- zip: reading through libzip (sizes and CRCs checked), writing stored entries ---- */
 typedef struct dc__zipr dc__zipr;

@@ -428,3 +428,60 @@ Test(faults_save, trainer_state, .init = setup, .fini = teardown) {
   dc_free(x);
   dc_free(y);
 }
+
+/* ---- the JSON header under allocation failure ----
+ * cJSON allocates with malloc, outside deepc's hook (its hooks are process-wide; docs/
+ * reliability.md), so this test installs failing hooks in its own process: the Nth cJSON
+ * allocation fails. Saving must then fail cleanly and leave the previous file as it was, never
+ * write a header with a field missing. */
+#include <cjson/cJSON.h>
+
+static long g_json_allocs, g_json_fail_at;
+static void *json_malloc(size_t n) {
+  if (++g_json_allocs == g_json_fail_at) return NULL;
+  return malloc(n);
+}
+
+static void json_sweep(bool ckpt) {
+  char path[512], before_bytes[64];
+  in_dir(path, sizeof path, ckpt ? "h.ckpt" : "h.safetensors");
+  dc_tensor *a = dc_arange(0, 6, 1, DC_F32), *b = dc_ones(DC_SHAPE(2, 3), DC_F64);
+  dc_ckpt *c = dc_ckpt_new();
+  dc_weights *w = dc_weights_new();
+  cr_assert(dc_ckpt_set_tensor(c, "a", a) == DC_OK && dc_ckpt_set_tensor(c, "b", b) == DC_OK);
+  cr_assert(dc_ckpt_set_meta(c, "epoch", "3") == DC_OK);
+  cr_assert(dc_weights_add(w, "a", a) == DC_OK && dc_weights_add(w, "b", b) == DC_OK);
+  int rc = ckpt ? dc_ckpt_save(c, path) : dc_weights_save(w, path, DC_WEIGHTS_SAFETENSORS);
+  cr_assert_eq(rc, DC_OK, "%s", dc_last_error());
+  size_t n0;
+  unsigned char *good = slurp(path, &n0);
+  snprintf(before_bytes, sizeof before_bytes, "%zu", n0);
+  long failed = 0;
+  for (g_json_fail_at = 1;; g_json_fail_at++) {
+    g_json_allocs = 0;
+    cJSON_InitHooks(&(cJSON_Hooks){json_malloc, free});
+    rc = ckpt ? dc_ckpt_save(c, path) : dc_weights_save(w, path, DC_WEIGHTS_SAFETENSORS);
+    cJSON_InitHooks(NULL);
+    size_t n1;
+    unsigned char *now = slurp(path, &n1);
+    cr_assert(n1 == n0 && memcmp(now, good, n0) == 0,
+              "allocation %ld failed: the file changed (%zu bytes, was %s)", g_json_fail_at, n1,
+              before_bytes);
+    free(now);
+    if (rc == DC_OK) break; /* no allocation left to fail */
+    cr_assert_eq(rc, DC_ERR_NOMEM, "allocation %ld: %s", g_json_fail_at, dc_last_error());
+    cr_assert(strstr(dc_last_error(), "header"), "%s", dc_last_error());
+    failed++;
+  }
+  cr_assert_gt(failed, 10, "only %ld cJSON allocations were tried", failed);
+  char listing[1024];
+  list_dir(listing, sizeof listing);
+  cr_assert(!strstr(listing, ".tmp"), "temporary files left: %s", listing);
+  free(good);
+  dc_ckpt_free(c);
+  dc_weights_free(w);
+  dc_free(a), dc_free(b);
+}
+
+Test(faults_save, json_header_ckpt, .init = setup, .fini = teardown) { json_sweep(true); }
+Test(faults_save, json_header_safetensors, .init = setup, .fini = teardown) { json_sweep(false); }
