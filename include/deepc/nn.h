@@ -278,7 +278,8 @@ DC_API int dc_init_orthogonal_(dc_tensor *t, double gain);
 
 /* ---- layer specs ---- */
 typedef struct dc_spec_opts {
-  int64_t classes; /* value of the name `classes` / `num_classes` in a spec (0: not set) */
+  int64_t classes;    /* value of the name `classes` / `num_classes` in a spec (0: not set) */
+  int64_t max_params; /* refuse a layer with more parameters than this (0: 2^31) */
 } dc_spec_opts;
 /* Builds a Sequential from a comma-separated list of layers with PyTorch's constructor
  * arguments, positional or by keyword, case-insensitive names:

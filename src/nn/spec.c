@@ -263,12 +263,20 @@ static void mark_pair(dc__pair *pr, const value *v) {
 }
 
 /* Specs come from files and command lines: a layer beyond 2^31 parameters (8 GiB of float32,
- * 20x VGG's largest) is refused before anything is allocated. */
+ * 20x VGG's largest), or beyond the caller's max_params, is refused before anything is
+ * allocated. */
 #define SPEC_MAX_PARAMS 2147483648.0
 static bool params_ok(parser *p, size_t at, const char *name, double n) {
-  if (n <= SPEC_MAX_PARAMS) return true;
-  spec_err(p, at, "%s with %.3g parameters: more than 2^31 (8 GiB of float32); a typo in a size?",
-           name, n);
+  double cap = p->opts.max_params > 0 && (double)p->opts.max_params < SPEC_MAX_PARAMS
+                   ? (double)p->opts.max_params
+                   : SPEC_MAX_PARAMS;
+  if (n <= cap) return true;
+  if (cap < SPEC_MAX_PARAMS)
+    spec_err(p, at, "%s with %.3g parameters: more than the limit of %lld (max_params)", name, n,
+             (long long)p->opts.max_params);
+  else
+    spec_err(p, at, "%s with %.3g parameters: more than 2^31 (8 GiB of float32); a typo in a size?",
+             name, n);
   return false;
 }
 

@@ -134,3 +134,13 @@ Test(spec, errors_point_at_the_column) {
   expect_error("", "empty spec", 1);
   expect_error("relu,\nlinear(3 4)", "expected ',' or ')'", 10);
 }
+
+Test(spec, max_params_refuses_larger_layers) {
+  dc_module *m = dc_nn_from_spec("flatten, linear(1024, 1024), relu", .max_params = 1 << 20);
+  cr_assert_null(m, "1,049,600 parameters passed a limit of 1,048,576");
+  cr_assert(strstr(dc_last_error(), "more than the limit of 1048576"), "%s", dc_last_error());
+  cr_assert(strstr(dc_last_error(), "Linear"), "%s", dc_last_error());
+  m = dc_nn_from_spec("flatten, linear(1023, 1024, bias=False), relu", .max_params = 1 << 20);
+  cr_assert_not_null(m, "%s", dc_last_error());
+  dc_module_free(m);
+}
