@@ -19,6 +19,9 @@ done
 
 out=$("$deepc" bench cnn_fashion --steps 1 --batch 4)
 has "$out" '"workload": "cnn_fashion"'
+has "$out" '"conv_algo": "auto"'
+out=$(DEEPC_CONV_ALGO=direct "$deepc" bench cnn_fashion --steps 1 --batch 4)
+has "$out" '"conv_algo": "direct"'
 
 if err=$("$deepc" bench mlp_cifar_gray --device cuda 2>&1); then fail "--device cuda succeeded"; fi
 has "$err" "no CUDA backend"

@@ -137,10 +137,11 @@ static int run(const bench_workload *w, int batch, int steps, int threads) {
     printf("{\"workload\": \"%s\", \"device\": \"cpu\", \"deepc\": \"%s\", \"batch\": %d, "
            "\"steps\": %d, \"threads\": %d, \"samples_per_s\": %.1f, \"ms_per_step\": %.3f, "
            "\"loss\": %.6g, \"peak_rss_mb\": %.1f, \"tensor_peak_mb\": %.1f, \"alloc_peak_mb\": %.1f, "
-           "\"gflop_per_step\": %.4g, \"gflop_per_s\": %.1f}\n",
+           "\"gflop_per_step\": %.4g, \"gflop_per_s\": %.1f, \"conv_algo\": \"%s\"}\n",
            w->name, DEEPC_VERSION, batch, steps, threads, batch * steps / dt, 1000 * dt / steps,
            loss, (double)ru.ru_maxrss / 1024.0, (double)dc__cpu_tensor_bytes_peak() / (1024.0 * 1024.0),
-           (double)st.peak_bytes / (1024.0 * 1024.0), gflop, gflop * steps / dt);
+           (double)st.peak_bytes / (1024.0 * 1024.0), gflop, gflop * steps / dt,
+           (const char *[]){"auto", "direct", "winograd"}[dc_get_conv_algo()]);
     fflush(stdout);
   }
   dc_free(x);
