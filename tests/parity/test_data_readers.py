@@ -304,6 +304,30 @@ def test_image_folder_vs_torchvision():
     assert not folder(b(root), FolderOpts()) and "empty_class" in err(), err()
 
 
+def test_jpeg_bomb_bound_accepts_real_files():
+    """The JPEG size bound (one bit per 8x8 block at least) refuses bombs, never a real file:
+    uniform images, the most compressible there are, decode as PIL decodes them, in baseline and
+    progressive form, gray and colour, subsampled or not."""
+    root = os.path.join(TMP, "uniform")
+    cases = [("white_rgb.jpg", np.full((1500, 2000, 3), 255, np.uint8), dict(quality=50)),
+             ("black_gray.jpg", np.zeros((2000, 1600), np.uint8), dict(quality=10)),
+             ("gray_prog.jpg", np.full((1200, 1700), 128, np.uint8), dict(progressive=True)),
+             # optimised Huffman tables: about 2 bits a block, the most compact PIL writes
+             ("gray_opt.jpg", np.full((1200, 1700), 128, np.uint8), dict(progressive=True, optimize=True)),
+             ("rgb_444_prog.jpg", np.full((800, 1000, 3), 40, np.uint8),
+              dict(progressive=True, subsampling=0, quality=5))]
+    os.makedirs(os.path.join(root, "c"), exist_ok=True)
+    for name, arr, kw in cases:
+        Image.fromarray(arr).save(os.path.join(root, "c", name), "JPEG", **kw)
+    tv = torchvision.datasets.ImageFolder(root)
+    ds = folder(b(root), FolderOpts())
+    assert ds, err()
+    for i in range(len(tv.samples)):
+        got, _ = sample(ds, i)  # asserts success, with the message
+        assert np.array_equal(got, np.asarray(tv[i][0])), f"{tv.samples[i][0]}: pixels differ"
+    ds_free(ds)
+
+
 def test_cifar_batches():
     d10 = os.path.join(TMP, "cifar-10-batches-bin")
     os.makedirs(d10, exist_ok=True)
