@@ -4,13 +4,7 @@
 # numbers are checked against PyTorch by tests/parity/test_examples.py). CTest sets DEEPC_BUILD.
 set -u
 EX="${DEEPC_BUILD:?set DEEPC_BUILD to the build directory}/examples"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() {
-  echo "FAIL: $*"
-  failures=$((failures + 1))
-}
+source "$(dirname "$0")/../common.sh"
 
 # --- one_hidden_layer ---------------------------------------------------------------------------
 out=$("$EX/one_hidden_layer" 2>&1) || fail "one_hidden_layer exited non-zero:"$'\n'"$out"

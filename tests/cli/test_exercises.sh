@@ -7,13 +7,7 @@ set -u
 build="${DEEPC_BUILD:?set DEEPC_BUILD to the build directory}"
 src="${DEEPC_SRC:?set DEEPC_SRC to the source directory}"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2} OMP_WAIT_POLICY=PASSIVE
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() {
-  echo "FAIL: $*"
-  failures=$((failures + 1))
-}
+source "$(dirname "$0")/../common.sh"
 has() { grep -qF -- "$2" "$1" 2>/dev/null || fail "$(basename "$(dirname "$1")")/$(basename "$1") lacks '$2'"; }
 exists() { for f in "$@"; do [ -s "$f" ] || fail "not written: ${f#$tmp/}"; done; }
 # floor FILE REGEX MIN: the first percentage on the line matching REGEX is at least MIN

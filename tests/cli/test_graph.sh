@@ -4,14 +4,7 @@
 # CTest sets DEEPC_BUILD (the build dir with the deepc binary) and DEEPC_SRC.
 set -u
 DEEPC="${DEEPC_BUILD:?set DEEPC_BUILD to the build directory}/deepc"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-
-fail() {
-  echo "FAIL: $*"
-  failures=$((failures + 1))
-}
+source "$(dirname "$0")/../common.sh"
 
 # expect_row OUT NODE VALUE GRAD: the TSV row of NODE has this value and gradient (|diff| <= 1e-9
 # relative); GRAD may be '-' (no gradient).

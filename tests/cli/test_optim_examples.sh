@@ -8,13 +8,7 @@ set -u
 export OMP_WAIT_POLICY="${OMP_WAIT_POLICY:-PASSIVE}" # no spinning threads on a busy machine
 build="${DEEPC_BUILD:?set DEEPC_BUILD to the build directory}"
 doc="${DEEPC_SRC:?set DEEPC_SRC to the source directory}/docs/optim.md"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() {
-  echo "FAIL: $*"
-  failures=$((failures + 1))
-}
+source "$(dirname "$0")/../common.sh"
 
 # split the guide: N.c (+ N.out when an ```output block follows it) for every ```c block, and
 # ex_NAME.out for the ```output block after a ```sh block that runs build/examples/NAME

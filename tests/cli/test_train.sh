@@ -8,15 +8,8 @@ DEEPC="${DEEPC_BUILD:?set DEEPC_BUILD to the build directory}/deepc"
 SRC="${DEEPC_SRC:?set DEEPC_SRC}"
 PY="${DC_PYTHON:-/usr/bin/python3}"
 CHECK="$SRC/tests/cli/check_run.py"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
+source "$(dirname "$0")/../common.sh"
 export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
-
-fail() {
-  echo "FAIL: $*"
-  failures=$((failures + 1))
-}
 
 # expect_error TEXT CMD...: CMD exits non-zero and its stderr contains TEXT.
 expect_error() {

@@ -21,13 +21,7 @@ fi
 export OMPI_MCA_btl_vader_single_copy_mechanism=none OMPI_MCA_rmaps_base_oversubscribe=1
 export OMPI_MCA_btl=self,vader OMP_NUM_THREADS=1
 MPI="mpirun --allow-run-as-root --oversubscribe"
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() {
-  echo "FAIL: $*"
-  failures=$((failures + 1))
-}
+source "$(dirname "$0")/../common.sh"
 
 # close_csv A B RTOL: the loss/accuracy columns of two metrics.csv agree within RTOL.
 close_csv() {

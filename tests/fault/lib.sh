@@ -3,13 +3,7 @@
 # config for `deepc train` on it.
 DEEPC="${DEEPC_BUILD:?set DEEPC_BUILD to the build directory}/deepc"
 PY=${DC_PYTHON:-/usr/bin/python3}
-tmp=$(mktemp -d)
-trap 'rm -rf "$tmp"' EXIT
-failures=0
-fail() {
-  echo "FAIL: $*"
-  failures=$((failures + 1))
-}
+source "$(dirname "${BASH_SOURCE[0]}")/../common.sh"
 export OMP_NUM_THREADS=1
 
 # write_npz NTRAIN NTEST: $tmp/train.npz and $tmp/test.npz, x [n, 16] float32, y [n] int64
