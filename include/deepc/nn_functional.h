@@ -47,8 +47,10 @@ typedef enum dc_conv_algo {
 } dc_conv_algo;
 DC_API dc_conv_algo dc_set_conv_algo(dc_conv_algo a);
 DC_API dc_conv_algo dc_get_conv_algo(void);
-/* "auto", "direct", "winograd" -> the mode; -1 for anything else */
+/* "auto", "direct", "winograd" -> the mode; -1 for anything else. dc_conv_algo_name: the
+ * reverse (NULL for a value outside the enum). */
 DC_API int dc_conv_algo_parse(const char *name);
+DC_API const char *dc_conv_algo_name(dc_conv_algo a);
 
 /* Output size of one spatial dim, PyTorch's rule (ceil_mode: a last window must start inside the
  * input or its left padding), or -1 if the kernel does not fit or an argument is invalid. */

@@ -13,23 +13,24 @@ static_assert(sizeof(dc_conv2d_geom) <= sizeof(int64_t) * DC_NODE_MAX_INTS,
               "conv2d geometry must fit in a node's ints");
 
 /* ---- algorithm choice (dc_set_conv_algo) ---- */
-static int g_algo = -1; /* -1: not read from the environment yet */
+static const char *const ALGO_NAMES[] = {"auto", "direct", "winograd"}; /* by dc_conv_algo */
+static int g_algo;                                                     /* a dc_conv_algo */
 static pthread_once_t g_algo_once = PTHREAD_ONCE_INIT;
 
 int dc_conv_algo_parse(const char *name) {
-  if (!name) return -1;
-  if (strcmp(name, "auto") == 0) return DC_CONV_ALGO_AUTO;
-  if (strcmp(name, "direct") == 0) return DC_CONV_ALGO_DIRECT;
-  if (strcmp(name, "winograd") == 0) return DC_CONV_ALGO_WINOGRAD;
+  for (int a = 0; name && a < (int)(sizeof ALGO_NAMES / sizeof *ALGO_NAMES); a++)
+    if (strcmp(name, ALGO_NAMES[a]) == 0) return a;
   return -1;
+}
+
+const char *dc_conv_algo_name(dc_conv_algo a) {
+  return a >= DC_CONV_ALGO_AUTO && a <= DC_CONV_ALGO_WINOGRAD ? ALGO_NAMES[a] : NULL;
 }
 
 /* an unknown $DEEPC_CONV_ALGO is ignored (auto): a library never fails on the environment */
 static void algo_from_env(void) {
   int a = dc_conv_algo_parse(getenv("DEEPC_CONV_ALGO"));
-  int unset = -1;
-  __atomic_compare_exchange_n(&g_algo, &unset, a < 0 ? DC_CONV_ALGO_AUTO : a, false,
-                              __ATOMIC_RELAXED, __ATOMIC_RELAXED);
+  __atomic_store_n(&g_algo, a < 0 ? DC_CONV_ALGO_AUTO : a, __ATOMIC_RELAXED);
 }
 
 dc_conv_algo dc_get_conv_algo(void) {
@@ -39,7 +40,7 @@ dc_conv_algo dc_get_conv_algo(void) {
 
 dc_conv_algo dc_set_conv_algo(dc_conv_algo a) {
   pthread_once(&g_algo_once, algo_from_env);
-  if (a != DC_CONV_ALGO_DIRECT && a != DC_CONV_ALGO_WINOGRAD) a = DC_CONV_ALGO_AUTO;
+  if (!dc_conv_algo_name(a)) a = DC_CONV_ALGO_AUTO;
   return (dc_conv_algo)__atomic_exchange_n(&g_algo, (int)a, __ATOMIC_RELAXED);
 }
 

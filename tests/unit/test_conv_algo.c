@@ -154,6 +154,9 @@ Test(conv_algo, names_and_modes) {
   cr_assert_eq(dc_conv_algo_parse("winograd"), DC_CONV_ALGO_WINOGRAD);
   cr_assert_eq(dc_conv_algo_parse("Winograd"), -1);
   cr_assert_eq(dc_conv_algo_parse(NULL), -1);
+  for (int a = DC_CONV_ALGO_AUTO; a <= DC_CONV_ALGO_WINOGRAD; a++)
+    cr_assert_eq(dc_conv_algo_parse(dc_conv_algo_name((dc_conv_algo)a)), a);
+  cr_assert_null(dc_conv_algo_name((dc_conv_algo)3));
   dc_conv_algo first = dc_get_conv_algo();
   cr_assert_eq(first, DC_CONV_ALGO_AUTO, "the default (no $DEEPC_CONV_ALGO) is auto");
   cr_assert_eq(dc_set_conv_algo(DC_CONV_ALGO_DIRECT), DC_CONV_ALGO_AUTO);

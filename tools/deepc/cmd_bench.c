@@ -141,7 +141,7 @@ static int run(const bench_workload *w, int batch, int steps, int threads) {
            w->name, DEEPC_VERSION, batch, steps, threads, batch * steps / dt, 1000 * dt / steps,
            loss, (double)ru.ru_maxrss / 1024.0, (double)dc__cpu_tensor_bytes_peak() / (1024.0 * 1024.0),
            (double)st.peak_bytes / (1024.0 * 1024.0), gflop, gflop * steps / dt,
-           (const char *[]){"auto", "direct", "winograd"}[dc_get_conv_algo()]);
+           dc_conv_algo_name(dc_get_conv_algo()));
     fflush(stdout);
   }
   dc_free(x);

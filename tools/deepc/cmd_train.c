@@ -64,11 +64,6 @@ static void on_sigint(int sig) {
 int dc_cmd_train(int argc, char **argv) {
   dc_cli_prefer_passive_omp(argc, argv);
   dc_cli_keep_freed_memory();
-  const char *algo = getenv("DEEPC_CONV_ALGO");
-  if (algo && dc_conv_algo_parse(algo) < 0) {
-    fprintf(stderr, "deepc train: DEEPC_CONV_ALGO=%s: expected auto, direct or winograd\n", algo);
-    return DC_CLI_USAGE;
-  }
   const char *cfg_path = NULL, *out = NULL, *v = NULL;
   bool resume = false;
   int stop_after = 0;

@@ -7,6 +7,7 @@
 
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 typedef struct cli_command {
@@ -164,5 +165,12 @@ int main(int argc, char **argv) {
   }
   const cli_command *c = find_command(cmd);
   if (!c) return unknown_command(cmd);
+  /* the library ignores a value it does not know; a command line says so */
+  const char *algo = getenv("DEEPC_CONV_ALGO");
+  if (algo && dc_conv_algo_parse(algo) < 0) {
+    fprintf(stderr, "deepc %s: DEEPC_CONV_ALGO=%s: expected auto, direct or winograd\n", cmd,
+            algo);
+    return DC_CLI_USAGE;
+  }
   return c->run(argc - 1, argv + 1);
 }
