@@ -34,7 +34,7 @@ for t in "$@"; do start "$t" "$n"; n=$((n + 1)); done
 for p in "${pids[@]}"; do wait "$p"; done
 stamp=$(date +%Y%m%d-%H%M%S)
 
-stat() { # log, name: the value of libFuzzer's final stat::name (0 when missing)
+final_stat() { # log, name: the value of libFuzzer's final stat::name (0 when missing)
   local v
   v=$(sed -n "s/^stat::$2: *//p" "$1" | tail -1)
   echo "${v:-0}"
@@ -52,9 +52,9 @@ stat() { # log, name: the value of libFuzzer's final stat::name (0 when missing)
     for log in "$work/$t"/run*.log; do
       [ -f "$log" ] || continue
       procs=$((procs + 1))
-      execs=$((execs + $(stat "$log" number_of_executed_units)))
-      added=$((added + $(stat "$log" new_units_added)))
-      r=$(stat "$log" peak_rss_mb)
+      execs=$((execs + $(final_stat "$log" number_of_executed_units)))
+      added=$((added + $(final_stat "$log" new_units_added)))
+      r=$(final_stat "$log" peak_rss_mb)
       [ "$r" -gt "$rss" ] && rss=$r
     done
     crashes=$(find "$work/$t/crashes" -type f | wc -l)
