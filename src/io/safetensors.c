@@ -248,8 +248,8 @@ int dc__safetensors_write(const dc_weights *w, FILE *f, const char *what) {
   dc__st_entry *ent = dc__calloc((size_t)w->n + 1, sizeof *ent);
   if (!ent) return dc__errs(DC_ERR_NOMEM, "%s: out of memory building the header", what);
   for (int i = 0; i < w->n; i++)
-    ent[i] = (dc__st_entry){w->e[i].name, dc__wdt_table[w->e[i].dt].st, w->e[i].ndim,
-                            w->e[i].shape, w->e[i].nbytes};
+    ent[i] = (dc__st_entry){w->e[i].name, dc__wdt_table[w->e[i].dt].st, w->e[i].ndim, w->e[i].shape,
+                            w->e[i].nbytes};
   uint64_t data_len;
   char *json = dc__st_header_json(ent, w->n, w->mkeys, w->mvals, w->nmeta, &data_len, what);
   dc__free(ent);

@@ -14,7 +14,7 @@ static_assert(sizeof(dc_conv2d_geom) <= sizeof(int64_t) * DC_NODE_MAX_INTS,
 
 /* ---- algorithm choice (dc_set_conv_algo) ---- */
 static const char *const ALGO_NAMES[] = {"auto", "direct", "winograd"}; /* by dc_conv_algo */
-static int g_algo;                                                     /* a dc_conv_algo */
+static int g_algo;                                                      /* a dc_conv_algo */
 static pthread_once_t g_algo_once = PTHREAD_ONCE_INIT;
 
 int dc_conv_algo_parse(const char *name) {

@@ -112,12 +112,12 @@ Test(conv_algo, auto_chooses_per_layer) {
     int64_t n, c, k, h, w;
     bool winograd;
   } cases[] = {
-      {8, 32, 32, 16, 16, true},   /* 8 x 4 x 4 = 128 tiles */
-      {8, 3, 32, 16, 16, false},   /* 3 input channels */
-      {8, 32, 8, 16, 16, false},   /* 8 output channels */
-      {128, 32, 32, 2, 2, false},  /* 2x2 outputs: a 6x6 tile for 4 values */
-      {2, 32, 32, 16, 16, false},  /* 2 x 4 x 4 = 32 tiles */
-      {4, 32, 32, 16, 16, true},   /* 64 tiles */
+      {8, 32, 32, 16, 16, true},  /* 8 x 4 x 4 = 128 tiles */
+      {8, 3, 32, 16, 16, false},  /* 3 input channels */
+      {8, 32, 8, 16, 16, false},  /* 8 output channels */
+      {128, 32, 32, 2, 2, false}, /* 2x2 outputs: a 6x6 tile for 4 values */
+      {2, 32, 32, 16, 16, false}, /* 2 x 4 x 4 = 32 tiles */
+      {4, 32, 32, 16, 16, true},  /* 64 tiles */
   };
   for (size_t i = 0; i < sizeof cases / sizeof *cases; i++) {
     layer l = make_layer(cases[i].n, cases[i].c, cases[i].k, cases[i].h, cases[i].w);

@@ -168,8 +168,7 @@ int main(int argc, char **argv) {
   /* the library ignores a value it does not know; a command line says so */
   const char *algo = getenv("DEEPC_CONV_ALGO");
   if (algo && dc_conv_algo_parse(algo) < 0) {
-    fprintf(stderr, "deepc %s: DEEPC_CONV_ALGO=%s: expected auto, direct or winograd\n", cmd,
-            algo);
+    fprintf(stderr, "deepc %s: DEEPC_CONV_ALGO=%s: expected auto, direct or winograd\n", cmd, algo);
     return DC_CLI_USAGE;
   }
   return c->run(argc - 1, argv + 1);
