@@ -89,7 +89,7 @@ struct dc_nn_kernels {
    * (gradient through the batch statistics), else the eval-mode one (stats are constants). */
   int (*batch_norm_backward)(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_tensor *gy,
                              const dc_tensor *x, const dc_tensor *weight, const dc_tensor *mean,
-                             const dc_tensor *invstd, bool batch_stats);
+                                const dc_tensor *invstd, bool batch_stats);
 
   /* ---- dropout and hardtanh ---- */
   /* in place: u (uniform [0, 1) draws) becomes the mask: 1/(1-p) where u < 1 - p, else 0 */
@@ -144,7 +144,27 @@ struct dc_nn_kernels {
   int (*batch_norm_relu_backward)(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb,
                                   const dc_tensor *gy, const dc_tensor *y, const dc_tensor *x,
                                   const dc_tensor *weight, const dc_tensor *mean,
-                                  const dc_tensor *invstd, bool batch_stats);
+                                const dc_tensor *invstd, bool batch_stats);
+
+  /* ---- optional (NULL, or a plan that says DC_ERR_UNSUPPORTED: the op runs the four ops):
+   * conv2d -> batch norm -> ReLU -> max pooling 2x2 stride 2 (floor mode) in one op, the
+   * convolution's output kept in between in a layout of the backend's choosing.
+   * Shapes: x, w, b and g as conv2d; yc the convolution's output [N, K, OH, OW] in the backend's
+   * layout, stored as float32 [bytes / 4]; y [N, K, OH/2, OW/2] (NCHW); idx uint8 of y's size,
+   * each window's argmax in the backend's order; bn_w, bn_b, running stats, mean, invstd [K].
+   * conv_block_plan: DC_OK and yc's size in bytes when the backend fuses this float32 layer. */
+  int (*conv_block_plan)(const dc_conv2d_geom *g, bool has_bias, size_t *bytes);
+  /* batch norm as batch_norm_forward; idx NULL when no backward will run */
+  int (*conv_block_forward)(dc_tensor *y, dc_tensor *yc, dc_tensor *idx, dc_tensor *stats, const dc_tensor *x, const dc_tensor *w,
+                            const dc_tensor *b, const dc_tensor *bn_w, const dc_tensor *bn_b,
+                            dc_tensor *running_mean, dc_tensor *running_var, bool batch_stats,
+                            double momentum, double eps, const dc_conv2d_geom *g);
+  /* gx, gw, gb (the convolution's) and gbn_w, gbn_b [K] (the batch norm's): NULL when not
+   * wanted; gy [N, K, OH/2, OW/2]; batch_stats as batch_norm_backward */
+  int (*conv_block_backward)(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, dc_tensor *gbn_w,
+                             dc_tensor *gbn_b, const dc_tensor *gy, const dc_tensor *x,
+                             const dc_tensor *w, const dc_tensor *yc, const dc_tensor *idx,
+                             const dc_tensor *bn_w, const dc_tensor *bn_b, const dc_tensor *stats, bool batch_stats, const dc_conv2d_geom *g);
 };
 
 #endif

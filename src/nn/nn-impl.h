@@ -126,6 +126,20 @@ dc_tensor *dc__batch_norm_relu(dc_tensor *x, dc_tensor *running_mean, dc_tensor 
                                dc_tensor *weight, dc_tensor *bias, bool training, double momentum,
                                double eps);
 
+/* ---- Conv2d + BatchNorm2d + ReLU + MaxPool2d(2) fusion (conv.c) ----
+ * dc__conv_block_forward(mods, n, x, &fused): when mods[0..3] (n of them available) are those
+ * four layers, the pooling 2x2 with stride 2, no padding, dilation 1 and floor mode, no summary
+ * is recording and the backend fuses the layer (dc__conv_block, src/ops/nn_conv_block.c), runs
+ * them as one op and sets *fused (the caller then skips the other three); else returns NULL
+ * with *fused false and no error, and the caller runs mods[0] alone. Errors (fused, NULL) name
+ * the conv's path. dc__conv_block_off turns the fusion off (tests compare both). */
+extern bool dc__conv_block_off;
+dc_tensor *dc__conv_block_forward(dc_module *const *mods, int n, dc_tensor *x, bool *fused);
+dc_tensor *dc__conv_block(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_conv2d_opts o,
+                          dc_tensor *running_mean, dc_tensor *running_var, dc_tensor *bn_w,
+                          dc_tensor *bn_b, bool training, double momentum, double eps,
+                          bool *fused);
+
 /* Layer type objects (the spec parser and the summary compare against them). */
 extern const dc_module_type dc__type_sequential, dc__type_linear, dc__type_conv2d,
     dc__type_maxpool2d, dc__type_avgpool2d, dc__type_adaptive_avgpool2d,

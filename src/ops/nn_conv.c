@@ -173,10 +173,15 @@ static bool resolve_geom(dc_conv2d_geom *g, const dc_tensor *x, const dc_tensor 
   return true;
 }
 
+bool dc__conv_geom(dc_conv2d_geom *g, const dc_tensor *x, const dc_tensor *w, dc_conv2d_opts o) {
+  if (!resolve_geom(g, x, w, o)) return false;
+  g->algo = dc_get_conv_algo();
+  return true;
+}
+
 static dc_tensor *conv2d_batched(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_conv2d_opts o) {
   dc_conv2d_geom g;
-  if (!resolve_geom(&g, x, w, o)) return NULL;
-  g.algo = dc_get_conv_algo();
+  if (!dc__conv_geom(&g, x, w, o)) return NULL;
   if (b && !dc__nn_check_vector("conv2d", "bias", b, g.k)) return NULL;
   const struct dc_nn_kernels *k = dc__nn_kernels("conv2d", x);
   if (!k) return NULL;

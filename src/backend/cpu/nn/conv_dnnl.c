@@ -390,8 +390,9 @@ static int backend_err(int rc) {
   return rc;
 }
 
-int dc__cpu_conv2d_dnnl_forward(dc_tensor *y, const dc_tensor *x, const dc_tensor *w,
-                                const dc_tensor *b, const dc_conv2d_geom *g) {
+/* y_prim: y is in the primitive's dst layout (the fused conv block's), else in NCHW */
+static int forward(void *y, bool y_prim, const dc_tensor *x, const dc_tensor *w,
+                   const dc_tensor *b, const dc_conv2d_geom *g) {
   dnnl_stream_t s = get_stream();
   conv_entry *e = s ? acquire(g, b != NULL, false, false) : NULL;
   if (!e) return DC_ERR_UNSUPPORTED;
@@ -401,14 +402,21 @@ int dc__cpu_conv2d_dnnl_forward(dc_tensor *y, const dc_tensor *x, const dc_tenso
   m[0] = prim_mem(&e->f_src, dc_data(x), true, s, &ws[0], &rc);
   if (m[0]) m[1] = prim_mem(&e->f_wei, dc_data(w), true, s, &ws[1], &rc);
   if (m[1] && b) m[2] = prim_mem(&e->f_bias, dc_data(b), true, s, &ws[2], &rc);
-  if (m[1] && (m[2] || !b)) m[3] = prim_mem(&e->f_dst, dc_data(y), false, s, &ws[3], &rc);
+  if (m[1] && (m[2] || !b)) {
+    if (y_prim) {
+      m[3] = mem(&e->f_dst.prim, y);
+      if (!m[3]) rc = DC_ERR_BACKEND;
+    } else {
+      m[3] = prim_mem(&e->f_dst, y, false, s, &ws[3], &rc);
+    }
+  }
   if (m[3]) {
     dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, m[0]},
                                {DNNL_ARG_WEIGHTS, m[1]},
                                {DNNL_ARG_DST, m[3]},
                                {DNNL_ARG_BIAS, m[2]}};
     rc = run(e->fwd, s, b ? 4 : 3, args);
-    if (rc == DC_OK) rc = to_user(&e->f_dst, m[3], dc_data(y), s);
+    if (rc == DC_OK && !y_prim) rc = to_user(&e->f_dst, m[3], y, s);
   } else if (rc == DC_OK) {
     rc = DC_ERR_BACKEND;
   }
@@ -417,9 +425,20 @@ int dc__cpu_conv2d_dnnl_forward(dc_tensor *y, const dc_tensor *x, const dc_tenso
   return backend_err(rc);
 }
 
-int dc__cpu_conv2d_dnnl_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_tensor *gy,
-                                 const dc_tensor *x, const dc_tensor *w, const dc_conv2d_geom *g) {
-  if (!gx && !gw) return gb ? dc__cpu_conv2d_ref_backward(NULL, NULL, gb, gy, x, w, g) : DC_OK;
+int dc__cpu_conv2d_dnnl_forward(dc_tensor *y, const dc_tensor *x, const dc_tensor *w,
+                                const dc_tensor *b, const dc_conv2d_geom *g) {
+  return forward(dc_data(y), false, x, w, b, g);
+}
+
+int dc__cpu_conv2d_dnnl_forward_blocked(void *y, const dc_tensor *x, const dc_tensor *w,
+                                        const dc_tensor *b, const dc_conv2d_geom *g) {
+  return forward(y, true, x, w, b, g);
+}
+
+/* gy: NCHW, or (gy_prim) in the primitives' diff_dst layout, which conv_block_plan checked to be
+ * the forward's dst layout */
+static int backward(dc_tensor *gx, void *gw, dc_tensor *gb, const void *gy, bool gy_prim,
+                    const dc_tensor *x, const dc_tensor *w, const dc_conv2d_geom *g) {
   dnnl_stream_t s = get_stream();
   /* with a frozen bias (gb NULL) the entry without bias serves: its forward pd is only a hint */
   bool has_bias = gb != NULL;
@@ -431,7 +450,9 @@ int dc__cpu_conv2d_dnnl_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, co
   dnnl_memory_t m[7] = {0};
   void *ws[7] = {0};
   if (gx) {
-    m[0] = prim_mem(&e->d_ddst, dc_data(gy), true, s, &ws[0], &rc);
+    m[0] = gy_prim ? mem(&e->d_ddst.prim, (void *)gy)
+                   : prim_mem(&e->d_ddst, (void *)gy, true, s, &ws[0], &rc);
+    if (!m[0] && rc == DC_OK) rc = DC_ERR_BACKEND;
     if (m[0]) m[1] = prim_mem(&e->d_wei, dc_data(w), true, s, &ws[1], &rc);
     if (m[1]) m[2] = prim_mem(&e->d_dsrc, dc_data(gx), false, s, &ws[2], &rc);
     if (m[2]) {
@@ -457,10 +478,12 @@ int dc__cpu_conv2d_dnnl_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, co
         m[4] = reuse;
         if (!reuse) rc = DC_ERR_BACKEND;
       } else {
-        m[4] = prim_mem(&e->w_ddst, dc_data(gy), true, s, &ws[4], &rc);
+        m[4] = gy_prim ? mem(&e->w_ddst.prim, (void *)gy)
+                       : prim_mem(&e->w_ddst, (void *)gy, true, s, &ws[4], &rc);
+        if (!m[4] && rc == DC_OK) rc = DC_ERR_BACKEND;
       }
     }
-    if (m[4]) m[5] = prim_mem(&e->w_dwei, dc_data(gw), false, s, &ws[5], &rc);
+    if (m[4]) m[5] = prim_mem(&e->w_dwei, gw, false, s, &ws[5], &rc);
     if (m[5] && has_bias) m[6] = prim_mem(&e->w_dbias, dc_data(gb), false, s, &ws[6], &rc);
     if (m[5] && (m[6] || !has_bias)) {
       dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, m[3]},
@@ -468,15 +491,53 @@ int dc__cpu_conv2d_dnnl_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, co
                                  {DNNL_ARG_DIFF_WEIGHTS, m[5]},
                                  {DNNL_ARG_DIFF_BIAS, m[6]}};
       rc = run(e->bwd_weights, s, has_bias ? 4 : 3, args);
-      if (rc == DC_OK) rc = to_user(&e->w_dwei, m[5], dc_data(gw), s);
+      if (rc == DC_OK) rc = to_user(&e->w_dwei, m[5], gw, s);
       if (rc == DC_OK && has_bias) rc = to_user(&e->w_dbias, m[6], dc_data(gb), s);
     } else if (rc == DC_OK) {
       rc = DC_ERR_BACKEND;
     }
-  } else if (gb && rc == DC_OK) {
-    rc = dc__cpu_conv2d_ref_backward(NULL, NULL, gb, gy, x, w, g);
   }
   drop(m, ws, 7);
   release(e);
   return backend_err(rc);
+}
+
+int dc__cpu_conv2d_dnnl_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_tensor *gy,
+                                 const dc_tensor *x, const dc_tensor *w, const dc_conv2d_geom *g) {
+  if (!gx && !gw) return gb ? dc__cpu_conv2d_ref_backward(NULL, NULL, gb, gy, x, w, g) : DC_OK;
+  int rc = backward(gx, gw ? dc_data(gw) : NULL, gb, dc_data(gy), false, x, w, g);
+  if (rc == DC_OK && !gw && gb) rc = dc__cpu_conv2d_ref_backward(NULL, NULL, gb, gy, x, w, g);
+  return rc;
+}
+
+int dc__cpu_conv2d_dnnl_backward_blocked(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb,
+                                         const void *gy, const dc_tensor *x, const dc_tensor *w,
+                                         const dc_conv2d_geom *g) {
+  if (!gx && !gw && !gb) return DC_OK;
+  /* the bias gradient comes from the weights pass, which then writes the weight gradient into
+   * scratch when that is not wanted (frozen weights) */
+  void *gwd = gw ? dc_data(gw) : gb ? dc__cpu_ws_get((size_t)dc_numel(w) * sizeof(float)) : NULL;
+  if (!gwd && (gw || gb)) return dc__errs(DC_ERR_NOMEM, "conv2d: out of memory for scratch");
+  int rc = backward(gx, gwd, gb, gy, true, x, w, g);
+  if (!gw) dc__cpu_ws_put(gwd);
+  return rc;
+}
+
+/* aBcd16b ([N][K/16][H][W][16]) with dims d: the layout the fused conv block's kernels read */
+static bool is_blocked16(const dnnl_memory_desc_t *md, const dnnl_dims_t d) {
+  dnnl_memory_desc_t b;
+  return dnnl_memory_desc_init_by_tag(&b, 4, d, dnnl_f32, dnnl_aBcd16b) == dnnl_success &&
+         dnnl_memory_desc_equal(md, &b);
+}
+
+int dc__cpu_conv2d_dnnl_blocked_plan(const dc_conv2d_geom *g, bool has_bias, size_t *bytes) {
+  if (g->k % 16 || !get_stream()) return DC_ERR_UNSUPPORTED;
+  conv_entry *e = acquire(g, has_bias, true, true);
+  if (!e) return DC_ERR_UNSUPPORTED;
+  dnnl_dims_t d = {g->n, g->k, g->oh, g->ow};
+  bool ok = is_blocked16(&e->f_dst.prim, d) && is_blocked16(&e->d_ddst.prim, d) &&
+            is_blocked16(&e->w_ddst.prim, d);
+  *bytes = dnnl_memory_desc_get_size(&e->f_dst.prim);
+  release(e);
+  return ok ? DC_OK : DC_ERR_UNSUPPORTED;
 }

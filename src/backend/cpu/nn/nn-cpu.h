@@ -19,6 +19,16 @@ int dc__cpu_conv2d_dnnl_forward(dc_tensor *y, const dc_tensor *x, const dc_tenso
                                 const dc_tensor *b, const dc_conv2d_geom *g);
 int dc__cpu_conv2d_dnnl_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_tensor *gy,
                                  const dc_tensor *x, const dc_tensor *w, const dc_conv2d_geom *g);
+/* The fused conv block's convolution (conv_block.c): the forward writes y, and the backward
+ * reads gy, in the primitives' own blocked layout aBcd16b ([N][K/16][OH][OW][16]).
+ * blocked_plan: DC_OK and the bytes of that buffer when forward, backward-data and
+ * backward-weights all use aBcd16b for it, else DC_ERR_UNSUPPORTED (no message). */
+int dc__cpu_conv2d_dnnl_blocked_plan(const dc_conv2d_geom *g, bool has_bias, size_t *bytes);
+int dc__cpu_conv2d_dnnl_forward_blocked(void *y, const dc_tensor *x, const dc_tensor *w,
+                                        const dc_tensor *b, const dc_conv2d_geom *g);
+int dc__cpu_conv2d_dnnl_backward_blocked(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb,
+                                         const void *gy, const dc_tensor *x, const dc_tensor *w,
+                                         const dc_conv2d_geom *g);
 /* Number of oneDNN primitive sets created so far (tests check that the cache hits). */
 int64_t dc__cpu_conv2d_dnnl_created(void);
 
@@ -66,7 +76,20 @@ int dc__cpu_batch_norm_relu_forward(dc_tensor *y, dc_tensor *save_mean, dc_tenso
 int dc__cpu_batch_norm_relu_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb,
                                      const dc_tensor *gy, const dc_tensor *y, const dc_tensor *x,
                                      const dc_tensor *weight, const dc_tensor *mean,
-                                     const dc_tensor *invstd, bool batch_stats);
+                                const dc_tensor *invstd, bool batch_stats);
+
+/* ---- conv2d -> batch norm -> ReLU -> 2x2 max pooling in one op (conv_block.c) ---- */
+int dc__cpu_conv_block_plan(const dc_conv2d_geom *g, bool has_bias, size_t *bytes);
+int dc__cpu_conv_block_forward(dc_tensor *y, dc_tensor *yc, dc_tensor *idx, dc_tensor *stats, const dc_tensor *x, const dc_tensor *w,
+                               const dc_tensor *b, const dc_tensor *bn_w, const dc_tensor *bn_b,
+                               dc_tensor *running_mean, dc_tensor *running_var, bool batch_stats,
+                               double momentum, double eps, const dc_conv2d_geom *g);
+int dc__cpu_conv_block_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, dc_tensor *gbn_w,
+                                dc_tensor *gbn_b, const dc_tensor *gy, const dc_tensor *x,
+                                const dc_tensor *w, const dc_tensor *yc, const dc_tensor *idx,
+                                const dc_tensor *bn_w, const dc_tensor *bn_b,
+                                const dc_tensor *stats, bool batch_stats,
+                                const dc_conv2d_geom *g);
 
 /* ---- dropout, hardtanh, losses (loss.c, xent.c) ---- */
 int dc__cpu_dropout_mask(dc_tensor *mask, double p);

@@ -46,4 +46,7 @@ const struct dc_nn_kernels dc__cpu_nn = {
     .multi_margin_backward = dc__cpu_multi_margin_backward,
     .batch_norm_relu_forward = dc__cpu_batch_norm_relu_forward,
     .batch_norm_relu_backward = dc__cpu_batch_norm_relu_backward,
+    .conv_block_plan = dc__cpu_conv_block_plan,
+    .conv_block_forward = dc__cpu_conv_block_forward,
+    .conv_block_backward = dc__cpu_conv_block_backward,
 };

@@ -1,0 +1,353 @@
+/* CPU conv2d -> batch norm -> ReLU -> 2x2 max pooling (stride 2, floor mode) as one op: the
+ * optional conv_block entries of nn-kernels.h, which Conv2d, BatchNorm2d, ReLU, MaxPool2d(2) in
+ * a Sequential run as. The convolution (oneDNN) leaves its output in its own blocked layout
+ * yc [N][K/16][OH][OW][16]; the batch-norm statistics, the normalisation, the ReLU and the
+ * pooling then run over the 16 channels of a block per AVX-512 vector, and only the pooled
+ * output, a quarter of the size, is written in NCHW. Neither direction reorders the full-size
+ * activation, and the backward reads it twice instead of six times.
+ * Forward: yc = conv(x); statistics of yc (shifted sums, as batchnorm.c); per 2x2 window
+ * z = yc * a + b, r = max(z, 0) (NaN kept), y = the first largest r (a NaN wins), idx = its
+ * position 0..3 (row-major in the window).
+ * Backward: d = gy at the window's argmax where z > 0, else 0 (the pooling's and the ReLU's
+ * gradients); the batch-norm sums over d, which is zero outside the argmaxes; then one pass
+ * writes the convolution's output gradient gyc = d * k + yc * a' + b' (batchnorm.c's formula)
+ * in the blocked layout for oneDNN's backward-data and backward-weights passes.
+ * Per-channel sums run in float lanes per (n, channel block) and are combined in double in
+ * batch order, so the result does not depend on the thread count.
+ * Shapes: x [N, C, H, W]; w [K, C, kH, kW]; yc, gyc [N, K/16, OH, OW, 16]; y, gy [N, K, PH, PW]
+ * with PH = OH/2, PW = OW/2; idx uint8 [N, K/16, PH, PW, 16]; per-channel vectors [K]. */
+#include "nn-cpu.h"
+
+#include <math.h>
+
+#define V 16 /* channels per block: the floats of one vector */
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+
+#define AVX512 __attribute__((target("avx512f")))
+
+typedef struct blk_geom {
+  int64_t n, kb, oh, ow, ph, pw; /* batch, channel blocks, conv output, pooled output */
+} blk_geom;
+
+static blk_geom geom_of(const dc_conv2d_geom *g) {
+  return (blk_geom){g->n, g->k / V, g->oh, g->ow, g->oh / 2, g->ow / 2};
+}
+
+/* relu(z) with NaN kept (z < 0 is false for NaN) */
+AVX512 static inline __m512 relu(__m512 z) {
+  return _mm512_mask_mov_ps(z, _mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_LT_OQ),
+                            _mm512_setzero_ps());
+}
+
+/* the 16 lanes of a float vector added into double sums s[16] */
+AVX512 static void add_lanes(double *s, __m512 v) {
+  float t[V];
+  _mm512_storeu_ps(t, v);
+  for (int l = 0; l < V; l++) s[l] += t[l];
+}
+
+/* ---- forward ---- */
+
+/* s1 += sum(y - shift), s2 += sum((y - shift)^2) over the S positions of one block plane
+ * y [S][16]; four accumulators of each */
+AVX512 static void stats_plane(const float *y, int64_t S, __m512 shift, double *s1, double *s2) {
+  __m512 a[4], b[4];
+  for (int u = 0; u < 4; u++) a[u] = b[u] = _mm512_setzero_ps();
+  int64_t s = 0;
+  for (; s + 4 <= S; s += 4)
+    for (int u = 0; u < 4; u++) {
+      __m512 d = _mm512_sub_ps(_mm512_loadu_ps(y + (s + u) * V), shift);
+      a[u] = _mm512_add_ps(a[u], d);
+      b[u] = _mm512_fmadd_ps(d, d, b[u]);
+    }
+  for (; s < S; s++) {
+    __m512 d = _mm512_sub_ps(_mm512_loadu_ps(y + s * V), shift);
+    a[0] = _mm512_add_ps(a[0], d);
+    b[0] = _mm512_fmadd_ps(d, d, b[0]);
+  }
+  add_lanes(s1, _mm512_add_ps(_mm512_add_ps(a[0], a[1]), _mm512_add_ps(a[2], a[3])));
+  add_lanes(s2, _mm512_add_ps(_mm512_add_ps(b[0], b[1]), _mm512_add_ps(b[2], b[3])));
+}
+
+/* One block plane: r = relu(yc * a + b), pooled 2x2: out [PH * PW][16] the maxima, ix (when
+ * not NULL) their positions in the window */
+AVX512 static void norm_pool_plane(const float *yc, float *out, uint8_t *ix, const blk_geom *b,
+                                   __m512 va, __m512 vb) {
+  const int64_t row = b->ow * V;
+  for (int64_t i = 0; i < b->ph; i++)
+    for (int64_t j = 0; j < b->pw; j++) {
+      const float *p = yc + 2 * i * row + 2 * j * V;
+      const float *q[4] = {p, p + V, p + row, p + row + V};
+      __m512 best = relu(_mm512_fmadd_ps(_mm512_loadu_ps(q[0]), va, vb));
+      __m512i id = _mm512_setzero_si512();
+      for (int k = 1; k < 4; k++) {
+        __m512 r = relu(_mm512_fmadd_ps(_mm512_loadu_ps(q[k]), va, vb));
+        __mmask16 m =
+            _mm512_cmp_ps_mask(r, best, _CMP_GT_OQ) | _mm512_cmp_ps_mask(r, r, _CMP_UNORD_Q);
+        best = _mm512_mask_mov_ps(best, m, r);
+        id = _mm512_mask_mov_epi32(id, m, _mm512_set1_epi32(k));
+      }
+      int64_t o = (i * b->pw + j) * V;
+      _mm512_storeu_ps(out + o, best);
+      if (ix) _mm_storeu_si128((__m128i *)(ix + o), _mm512_cvtepi32_epi8(id));
+    }
+}
+
+/* ---- backward ---- */
+
+/* One block plane: d [P][16] holds gy (transposed) on entry and the masked gradient on exit:
+ * gy where the window's argmax has z = yc * a + b > 0, else 0. s1 += sum(d),
+ * s2 += sum(d * (yc - mean)) (batchnorm.c's sums, over the argmaxes, the only nonzero d). */
+AVX512 static void grad_pool_plane(const float *yc, float *d, const uint8_t *ix, const blk_geom *b,
+                                   __m512 va, __m512 vb, __m512 vm, double *s1, double *s2) {
+  const int64_t row = b->ow * V;
+  __m512 acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps();
+  for (int64_t i = 0; i < b->ph; i++)
+    for (int64_t j = 0; j < b->pw; j++) {
+      int64_t o = (i * b->pw + j) * V;
+      const float *p = yc + 2 * i * row + 2 * j * V;
+      __m512i id = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(ix + o)));
+      __m512 y = _mm512_loadu_ps(p);
+      y = _mm512_mask_loadu_ps(y, _mm512_cmpeq_epi32_mask(id, _mm512_set1_epi32(1)), p + V);
+      y = _mm512_mask_loadu_ps(y, _mm512_cmpeq_epi32_mask(id, _mm512_set1_epi32(2)), p + row);
+      y = _mm512_mask_loadu_ps(y, _mm512_cmpeq_epi32_mask(id, _mm512_set1_epi32(3)), p + row + V);
+      __mmask16 pos =
+          _mm512_cmp_ps_mask(_mm512_fmadd_ps(y, va, vb), _mm512_setzero_ps(), _CMP_GT_OQ);
+      __m512 g = _mm512_maskz_mov_ps(pos, _mm512_loadu_ps(d + o));
+      _mm512_storeu_ps(d + o, g);
+      acc1 = _mm512_add_ps(acc1, g);
+      acc2 = _mm512_fmadd_ps(g, _mm512_sub_ps(y, vm), acc2);
+    }
+  add_lanes(s1, acc1);
+  add_lanes(s2, acc2);
+}
+
+/* gyc = d' * k + yc * a + b over one block plane, d' = d at the window's argmax, else 0 (also
+ * on the last row / column that floor-mode pooling leaves out) */
+AVX512 static void grad_conv_plane(float *gyc, const float *yc, const float *d, const uint8_t *ix,
+                                   const blk_geom *b, __m512 vk, __m512 va, __m512 vb) {
+  const int64_t row = b->ow * V;
+  for (int64_t i = 0; i < b->ph; i++) {
+    for (int64_t j = 0; j < b->pw; j++) {
+      int64_t o = (i * b->pw + j) * V, off = 2 * i * row + 2 * j * V;
+      __m512i id = _mm512_cvtepu8_epi32(_mm_loadu_si128((const __m128i *)(ix + o)));
+      __m512 g = _mm512_loadu_ps(d + o);
+      const int64_t at[4] = {off, off + V, off + row, off + row + V};
+      for (int k = 0; k < 4; k++) {
+        __m512 dk = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(id, _mm512_set1_epi32(k)), g);
+        __m512 t = _mm512_fmadd_ps(_mm512_loadu_ps(yc + at[k]), va, vb);
+        _mm512_storeu_ps(gyc + at[k], _mm512_fmadd_ps(dk, vk, t));
+      }
+    }
+    if (b->ow & 1) /* the column pooling leaves out */
+      for (int64_t r = 2 * i; r < 2 * i + 2; r++) {
+        int64_t at = r * row + (b->ow - 1) * V;
+        _mm512_storeu_ps(gyc + at, _mm512_fmadd_ps(_mm512_loadu_ps(yc + at), va, vb));
+      }
+  }
+  if (b->oh & 1) /* the row pooling leaves out */
+    for (int64_t w = 0; w < b->ow; w++) {
+      int64_t at = (b->oh - 1) * row + w * V;
+      _mm512_storeu_ps(gyc + at, _mm512_fmadd_ps(_mm512_loadu_ps(yc + at), va, vb));
+    }
+}
+
+/* vector of 16 floats from doubles */
+AVX512 static __m512 vec_of(const double *v) {
+  float t[V];
+  for (int l = 0; l < V; l++) t[l] = (float)v[l];
+  return _mm512_loadu_ps(t);
+}
+
+/* ---- entry points ---- */
+
+static double ld_opt(const dc_tensor *t, int64_t c, double dflt) {
+  return t ? ((const float *)dc_data(t))[c] : dflt;
+}
+
+int dc__cpu_conv_block_plan(const dc_conv2d_geom *g, bool has_bias, size_t *bytes) {
+  if (!__builtin_cpu_supports("avx512f") || g->oh < 2 || g->ow < 2 || g->n < 1)
+    return DC_ERR_UNSUPPORTED;
+  return dc__cpu_conv2d_dnnl_blocked_plan(g, has_bias, bytes);
+}
+
+/* NCHW planes [16][P] from block-plane vectors v [P][16], and back */
+static void to_planes(float *planes, const float *v, int64_t P) {
+  for (int l = 0; l < V; l++)
+    for (int64_t p = 0; p < P; p++) planes[l * P + p] = v[p * V + l];
+}
+static void from_planes(float *v, const float *planes, int64_t P) {
+  for (int64_t p = 0; p < P; p++)
+    for (int l = 0; l < V; l++) v[p * V + l] = planes[l * P + p];
+}
+
+/* AVX-512 throughout: the plan has checked the CPU */
+AVX512 int dc__cpu_conv_block_forward(dc_tensor *y, dc_tensor *yc, dc_tensor *idx, dc_tensor *stats,
+                                      const dc_tensor *x, const dc_tensor *w, const dc_tensor *b,
+                                      const dc_tensor *bn_w, const dc_tensor *bn_b,
+                                      dc_tensor *running_mean, dc_tensor *running_var,
+                                      bool batch_stats, double momentum, double eps,
+                                      const dc_conv2d_geom *g) {
+  int rc = dc__cpu_conv2d_dnnl_forward_blocked(dc_data(yc), x, w, b, g);
+  if (rc != DC_OK) return rc;
+  const blk_geom bg = geom_of(g);
+  const int64_t K = g->k, S = bg.oh * bg.ow, P = bg.ph * bg.pw, items = bg.n * bg.kb;
+  const float *pyc = dc_data(yc);
+  double *sums = dc__cpu_ws_get((size_t)(bg.n * K * 2) * sizeof(double));  /* [N][K][s1, s2] */
+  float *pooled = dc__cpu_ws_get((size_t)(items * P * V) * sizeof(float)); /* [N][K/16][P][16] */
+  if (!pooled || !sums) {
+    dc__cpu_ws_put(pooled);
+    dc__cpu_ws_put(sums);
+    return dc__errs(DC_ERR_NOMEM, "conv_block: out of memory for scratch buffers");
+  }
+  bool par = items * S * V >= DC__PAR_MIN;
+  if (batch_stats) {
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t it = 0; it < items; it++) {
+      int64_t n = it / bg.kb, cb = it % bg.kb;
+      double *s = sums + (n * K + cb * V) * 2;
+      double s1[V] = {0}, s2[V] = {0};
+      stats_plane(pyc + it * S * V, S, _mm512_loadu_ps(pyc + cb * S * V), s1, s2);
+      for (int l = 0; l < V; l++) s[2 * l] = s1[l], s[2 * l + 1] = s2[l];
+    }
+  }
+  double M = (double)(bg.n * S);
+  float *st = dc_data(stats); /* [4][K]: mean, invstd, a, b */
+  float *rm = running_mean ? dc_data(running_mean) : NULL;
+  float *rv = running_var ? dc_data(running_var) : NULL;
+  for (int64_t c = 0; c < K; c++) {
+    double m, var;
+    if (batch_stats) { /* batchnorm.c's formulas, the shift its first element */
+      double shift = pyc[(c / V) * S * V + c % V], s1 = 0, s2 = 0;
+      for (int64_t n = 0; n < bg.n; n++) {
+        s1 += sums[(n * K + c) * 2];
+        s2 += sums[(n * K + c) * 2 + 1];
+      }
+      double dm = s1 / M;
+      m = shift + dm;
+      var = s2 / M - dm * dm;
+      if (var < 0) var = 0;
+      if (rm) rm[c] = (float)((1 - momentum) * rm[c] + momentum * m);
+      if (rv)
+        rv[c] = (float)((1 - momentum) * rv[c] + momentum * (M > 1 ? var * M / (M - 1) : var));
+    } else {
+      m = ld_opt(running_mean, c, 0);
+      var = ld_opt(running_var, c, 1);
+    }
+    double is = 1.0 / sqrt(var + eps), a = is * ld_opt(bn_w, c, 1.0);
+    st[c] = (float)m;
+    st[K + c] = (float)is;
+    st[2 * K + c] = (float)a;
+    st[3 * K + c] = (float)(ld_opt(bn_b, c, 0.0) - m * a);
+  }
+  if (batch_stats && rm) running_mean->storage->version++;
+  if (batch_stats && rv) running_var->storage->version++;
+  uint8_t *pix = idx ? dc_data(idx) : NULL;
+  float *py = dc_data(y);
+  dc__cpu_nn_hint_tensor(y);
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t it = 0; it < items; it++) {
+    int64_t n = it / bg.kb, cb = it % bg.kb;
+    float *out = pooled + it * P * V;
+    norm_pool_plane(pyc + it * S * V, out, pix ? pix + it * P * V : NULL, &bg,
+                    _mm512_loadu_ps(st + 2 * K + cb * V), _mm512_loadu_ps(st + 3 * K + cb * V));
+    to_planes(py + (n * K + cb * V) * P, out, P);
+  }
+  dc__cpu_ws_put(sums);
+  dc__cpu_ws_put(pooled);
+  return DC_OK;
+}
+
+AVX512 int dc__cpu_conv_block_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb,
+                                       dc_tensor *gbn_w, dc_tensor *gbn_b, const dc_tensor *gy,
+                                       const dc_tensor *x, const dc_tensor *w, const dc_tensor *yc,
+                                       const dc_tensor *idx, const dc_tensor *bn_w,
+                                       const dc_tensor *bn_b, const dc_tensor *stats,
+                                       bool batch_stats, const dc_conv2d_geom *g) {
+  const blk_geom bg = geom_of(g);
+  const int64_t K = g->k, S = bg.oh * bg.ow, P = bg.ph * bg.pw, items = bg.n * bg.kb;
+  bool need_gyc = gx || gw || gb;
+  if (!need_gyc && !gbn_w && !gbn_b) return DC_OK;
+  const float *pyc = dc_data(yc), *pgy = dc_data(gy), *st = dc_data(stats); /* [4][K] */
+  const float *pm = st, *pis = st + K;
+  const uint8_t *pix = dc_data(idx);
+  /* [N][K][2] sums per (n, channel), then [K][3] the backward's k, a', b' */
+  double *sums = dc__cpu_ws_get((size_t)(bg.n * K * 2 + K * 3) * sizeof(double));
+  float *d = dc__cpu_ws_get((size_t)(items * P * V) * sizeof(float)); /* [N][K/16][P][16] */
+  float *gyc = need_gyc ? dc__cpu_ws_get((size_t)(items * S * V) * sizeof(float)) : NULL;
+  if (!sums || !d || (need_gyc && !gyc)) {
+    dc__cpu_ws_put(sums), dc__cpu_ws_put(d), dc__cpu_ws_put(gyc);
+    return dc__errs(DC_ERR_NOMEM, "conv_block: out of memory for scratch buffers");
+  }
+  double *co = sums + bg.n * K * 2;
+  bool par = items * S * V >= DC__PAR_MIN;
+#pragma omp parallel for schedule(static) if (par)
+  for (int64_t it = 0; it < items; it++) {
+    int64_t n = it / bg.kb, cb = it % bg.kb;
+    double s1[V] = {0}, s2[V] = {0};
+    float *dp = d + it * P * V;
+    from_planes(dp, pgy + (n * K + cb * V) * P, P);
+    grad_pool_plane(pyc + it * S * V, dp, pix + it * P * V, &bg,
+                    _mm512_loadu_ps(st + 2 * K + cb * V), _mm512_loadu_ps(st + 3 * K + cb * V),
+                    _mm512_loadu_ps(pm + cb * V), s1, s2);
+    double *s = sums + (n * K + cb * V) * 2;
+    for (int l = 0; l < V; l++) s[2 * l] = s1[l], s[2 * l + 1] = s2[l];
+  }
+  double M = (double)(bg.n * S);
+  for (int64_t c = 0; c < K; c++) { /* batchnorm.c's backward coefficients */
+    double sdy = 0, sdyx = 0, m = pm[c], is = pis[c];
+    for (int64_t n = 0; n < bg.n; n++) {
+      sdy += sums[(n * K + c) * 2];
+      sdyx += sums[(n * K + c) * 2 + 1];
+    }
+    if (gbn_b) ((float *)dc_data(gbn_b))[c] = (float)sdy;
+    if (gbn_w) ((float *)dc_data(gbn_w))[c] = (float)(sdyx * is);
+    double k = ld_opt(bn_w, c, 1.0) * is, a = 0, b = 0;
+    if (batch_stats && M > 0) {
+      double proj = sdyx * is * is / M, gmean = sdy / M;
+      a = -proj * k;
+      b = (m * proj - gmean) * k;
+    }
+    co[3 * c] = k, co[3 * c + 1] = a, co[3 * c + 2] = b;
+  }
+  int rc = DC_OK;
+  if (need_gyc) {
+#pragma omp parallel for schedule(static) if (par)
+    for (int64_t it = 0; it < items; it++) {
+      int64_t cb = it % bg.kb;
+      double k[V], a[V], b[V];
+      for (int l = 0; l < V; l++) {
+        int64_t c = cb * V + l;
+        k[l] = co[3 * c], a[l] = co[3 * c + 1], b[l] = co[3 * c + 2];
+      }
+      grad_conv_plane(gyc + it * S * V, pyc + it * S * V, d + it * P * V, pix + it * P * V, &bg,
+                      vec_of(k), vec_of(a), vec_of(b));
+    }
+    rc = dc__cpu_conv2d_dnnl_backward_blocked(gx, gw, gb, gyc, x, w, g);
+  }
+  dc__cpu_ws_put(sums), dc__cpu_ws_put(d), dc__cpu_ws_put(gyc);
+  return rc;
+}
+
+#else /* no AVX-512 kernels: the plan says no, so the other entries are never called */
+int dc__cpu_conv_block_plan(const dc_conv2d_geom *g, bool has_bias, size_t *bytes) {
+  (void)g, (void)has_bias, (void)bytes;
+  return DC_ERR_UNSUPPORTED;
+}
+int dc__cpu_conv_block_forward(dc_tensor *y, dc_tensor *yc, dc_tensor *idx, dc_tensor *stats,
+                               const dc_tensor *x, const dc_tensor *w, const dc_tensor *b,
+                               const dc_tensor *bn_w, const dc_tensor *bn_b,
+                               dc_tensor *running_mean, dc_tensor *running_var, bool batch_stats,
+                               double momentum, double eps, const dc_conv2d_geom *g) {
+  return DC_ERR_UNSUPPORTED;
+}
+int dc__cpu_conv_block_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, dc_tensor *gbn_w,
+                                dc_tensor *gbn_b, const dc_tensor *gy, const dc_tensor *x,
+                                const dc_tensor *w, const dc_tensor *yc, const dc_tensor *idx,
+                                const dc_tensor *bn_w, const dc_tensor *bn_b,
+                                const dc_tensor *stats, bool batch_stats, const dc_conv2d_geom *g) {
+  return DC_ERR_UNSUPPORTED;
+}
+#endif

@@ -1,0 +1,215 @@
+/* The fused conv block (Conv2d, BatchNorm2d, ReLU, MaxPool2d(2) in a Sequential as one op,
+ * src/ops/nn_conv_block.c) against the same layers run one by one: output, every parameter's
+ * gradient, the input's gradient, running statistics and num_batches_tracked, in training and
+ * eval mode, with odd sizes (the row and column floor-mode pooling drops), no conv bias, no
+ * batch-norm affine, cumulative momentum, frozen weights, NaN inputs; the same bits on 1 and
+ * 2 threads; and which layer patterns fuse. */
+#include <criterion/criterion.h>
+#include <deepc/deepc.h>
+#include <math.h>
+#include <omp.h>
+#include <string.h>
+
+#include "nn/nn-impl.h"
+
+typedef struct block_case {
+  int64_t n, c, h, w, k; /* x [N, C, H, W], K filters */
+  int ks, pad, stride;
+  bool conv_bias, affine, cumulative, training, freeze_conv_w, x_grad;
+} block_case;
+
+static dc_module *make_model(const block_case *t) {
+  dc_manual_seed(42);
+  dc_module *m = dc_nn_sequential(
+      dc_nn_conv2d(t->c, t->k, t->ks, .padding = t->pad, .stride = t->stride,
+                   .no_bias = !t->conv_bias),
+      dc_nn_batchnorm2d(t->k, .no_affine = !t->affine, .cumulative = t->cumulative), dc_nn_relu(),
+      dc_nn_maxpool2d(2));
+  cr_assert_not_null(m, "%s", dc_last_error());
+  dc_module_train(m, t->training);
+  if (t->freeze_conv_w) dc_requires_grad_(dc_module_get_parameter(m, "0.weight"), false);
+  return m;
+}
+
+/* everything the case produces, in a fixed order: y, x.grad, parameter grads, buffers */
+typedef struct block_run {
+  dc_tensor *t[16];
+  char name[16][32];
+  int n;
+} block_run;
+
+static void keep(block_run *r, const char *name, const dc_tensor *t) {
+  cr_assert_lt(r->n, 16);
+  snprintf(r->name[r->n], sizeof r->name[0], "%s", name);
+  r->t[r->n++] = t ? dc_clone((dc_tensor *)t) : NULL;
+}
+
+static block_run run_case(const block_case *t, bool fuse, const char *want_fn, int threads,
+                          bool nans) {
+  char what[64];
+  snprintf(what, sizeof what, "x [%lld, %lld, %lld, %lld], K %lld", (long long)t->n,
+           (long long)t->c, (long long)t->h, (long long)t->w, (long long)t->k);
+  dc_module *m = make_model(t);
+  dc_manual_seed(7);
+  dc_tensor *x = dc_randn(DC_SHAPE(t->n, t->c, t->h, t->w), DC_F32);
+  if (nans) {
+    float *p = dc_data(x);
+    p[5] = NAN, p[dc_numel(x) / 2] = NAN;
+  }
+  if (t->x_grad) dc_requires_grad_(x, true);
+  dc__conv_block_off = !fuse;
+  int old_threads = omp_get_max_threads();
+  omp_set_num_threads(threads);
+  block_run r = {.n = 0};
+  for (int step = 0; step < 2; step++) { /* twice: the running statistics move twice */
+    dc_tensor *y = dc_module_forward(m, x);
+    cr_assert_not_null(y, "%s", dc_last_error());
+    cr_assert_str_eq(dc_grad_fn_name(y) ? dc_grad_fn_name(y) : "(none)", want_fn, "%s", what);
+    if (step == 1) keep(&r, "y", y);
+    dc_manual_seed(9 + step);
+    dc_tensor *gy = dc_randn(dc_shape_of(y), DC_F32);
+    if (dc_grad_fn_name(y)) cr_assert_eq(dc_backward(y, .grad = gy), DC_OK, "%s", dc_last_error());
+  }
+  omp_set_num_threads(old_threads);
+  dc__conv_block_off = false;
+  keep(&r, "x.grad", x->grad);
+  int np = 0, nb = 0;
+  dc_named_tensor *ps = dc_module_parameters(m, &np), *bs = dc_module_buffers(m, &nb);
+  for (int i = 0; i < np; i++) {
+    char nm[32];
+    snprintf(nm, sizeof nm, "%s.grad", ps[i].name);
+    keep(&r, nm, ps[i].tensor->grad);
+  }
+  for (int i = 0; i < nb; i++) keep(&r, bs[i].name, bs[i].tensor);
+  dc_named_tensors_free(ps, np);
+  dc_named_tensors_free(bs, nb);
+  dc_module_free(m);
+  return r;
+}
+
+static double max_abs(const dc_tensor *t) {
+  double m = 0;
+  for (int64_t e = 0; t && e < dc_numel(t); e++) {
+    double v = dc_item_at(t, e);
+    if (isfinite(v) && fabs(v) > m) m = fabs(v);
+  }
+  return m;
+}
+
+/* |a - b| <= tol * (scale of the tensor), per element; NaN where NaN. In training mode the
+ * conv bias's gradient is zero up to rounding (batch norm subtracts the mean right after), so both
+ * runs' must just be tiny next to the other gradients. */
+static void assert_close(const block_run *a, const block_run *b, double tol, bool training,
+                         const char *what) {
+  cr_assert_eq(a->n, b->n);
+  double wscale = 0;
+  for (int i = 0; i < a->n; i++)
+    if (strstr(a->name[i], "grad") && strcmp(a->name[i], "0.bias.grad") != 0 &&
+        max_abs(a->t[i]) > wscale)
+      wscale = max_abs(a->t[i]);
+  for (int i = 0; i < a->n; i++) {
+    if (training && strcmp(a->name[i], "0.bias.grad") == 0) {
+      double u = max_abs(a->t[i]), v = max_abs(b->t[i]);
+      cr_assert(u <= 1e-4 * wscale && v <= 1e-4 * wscale, "%s: conv bias grad %g, %g vs %g", what,
+                u, v, wscale);
+      continue;
+    }
+    cr_assert_eq(a->t[i] == NULL, b->t[i] == NULL, "%s: %s present in one run only", what,
+                 a->name[i]);
+    if (!a->t[i]) continue;
+    int64_t n = dc_numel(a->t[i]);
+    cr_assert_eq(n, dc_numel(b->t[i]));
+    double scale = max_abs(a->t[i]);
+    for (int64_t e = 0; e < n; e++) {
+      double u = dc_item_at(a->t[i], e), v = dc_item_at(b->t[i], e);
+      if (isnan(u) || isnan(v)) {
+        cr_assert(isnan(u) && isnan(v), "%s: %s[%lld]: %g vs %g", what, a->name[i], (long long)e, u,
+                  v);
+        continue;
+      }
+      cr_assert(fabs(u - v) <= tol * (scale + 1e-30), "%s: %s[%lld]: %.9g vs %.9g (scale %g)", what,
+                a->name[i], (long long)e, u, v, scale);
+    }
+  }
+}
+
+static void assert_same_bits(const block_run *a, const block_run *b) {
+  for (int i = 0; i < a->n; i++) {
+    if (!a->t[i]) continue;
+    size_t bytes = (size_t)dc_numel(a->t[i]) * dc_dtype_size(a->t[i]->dtype);
+    cr_assert(memcmp(dc_data(a->t[i]), dc_data(b->t[i]), bytes) == 0,
+              "%s differs between 1 and 2 threads", a->name[i]);
+  }
+}
+
+static void free_run(block_run *r) {
+  for (int i = 0; i < r->n; i++) dc_free(r->t[i]);
+}
+
+static const block_case CASES[] = {
+    /* the Fashion-MNIST CNN's first and last blocks */
+    {4, 1, 12, 12, 32, 5, 2, 1, true, true, false, true, false, false},
+    {4, 32, 7, 7, 64, 5, 2, 1, true, true, false, true, false, true},
+    /* odd sizes both ways, 3x3 (Winograd under auto), no conv bias, no affine */
+    {3, 16, 9, 11, 16, 3, 1, 1, false, false, false, true, false, true},
+    /* stride 2, cumulative momentum, frozen conv weight (bias gradient alone) */
+    {2, 16, 13, 10, 32, 3, 0, 2, true, true, true, true, true, true},
+    /* eval mode: running statistics, eval-mode batch-norm gradient */
+    {3, 16, 8, 8, 16, 5, 2, 1, true, true, false, false, false, true},
+};
+
+Test(conv_block, fused_matches_layer_by_layer) {
+  for (size_t c = 0; c < sizeof CASES / sizeof *CASES; c++) {
+    dc_scope_begin();
+    char what[32];
+    snprintf(what, sizeof what, "case %zu", c);
+    block_run fused = run_case(&CASES[c], true, "conv_bn_relu_pool", 2, false);
+    block_run plain = run_case(&CASES[c], false, "max_pool2d", 2, false);
+    /* float32: the batch statistics are summed in another order */
+    assert_close(&plain, &fused, 2e-5, CASES[c].training, what);
+    block_run one = run_case(&CASES[c], true, "conv_bn_relu_pool", 1, false);
+    assert_same_bits(&fused, &one);
+    free_run(&fused), free_run(&plain), free_run(&one);
+    dc_scope_end();
+  }
+}
+
+Test(conv_block, nan_inputs_propagate_as_layer_by_layer) {
+  dc_scope_begin();
+  block_case t = CASES[0];
+  t.training = false; /* a NaN in training mode poisons every statistic: both all-NaN */
+  block_run fused = run_case(&t, true, "conv_bn_relu_pool", 2, true);
+  block_run plain = run_case(&t, false, "max_pool2d", 2, true);
+  assert_close(&plain, &fused, 2e-5, false, "NaN input");
+  free_run(&fused), free_run(&plain);
+  dc_scope_end();
+}
+
+/* Only the exact pattern fuses: a 3x3 pool, ceil mode, BatchNorm1d-free orders run layer by
+ * layer; float64 runs layer by layer; no_grad still fuses (no node). */
+Test(conv_block, which_patterns_fuse) {
+  dc_scope_begin();
+  dc_manual_seed(1);
+  dc_tensor *x = dc_randn(DC_SHAPE(2, 3, 8, 8), DC_F32);
+  dc_module *pool3 = dc_nn_sequential(dc_nn_conv2d(3, 16, 3, .padding = 1), dc_nn_batchnorm2d(16),
+                                      dc_nn_relu(), dc_nn_maxpool2d(3));
+  dc_module *ceil = dc_nn_sequential(dc_nn_conv2d(3, 16, 3, .padding = 1), dc_nn_batchnorm2d(16),
+                                     dc_nn_relu(), dc_nn_maxpool2d(2, .ceil_mode = true));
+  dc_module *ok = dc_nn_sequential(dc_nn_conv2d(3, 16, 3, .padding = 1), dc_nn_batchnorm2d(16),
+                                   dc_nn_relu(), dc_nn_maxpool2d(2));
+  dc_module *k12 = dc_nn_sequential(dc_nn_conv2d(3, 12, 3, .padding = 1), dc_nn_batchnorm2d(12),
+                                    dc_nn_relu(), dc_nn_maxpool2d(2));
+  cr_assert_str_eq(dc_grad_fn_name(dc_module_forward(pool3, x)), "max_pool2d");
+  cr_assert_str_eq(dc_grad_fn_name(dc_module_forward(ceil, x)), "max_pool2d");
+  cr_assert_str_eq(dc_grad_fn_name(dc_module_forward(ok, x)), "conv_bn_relu_pool");
+  /* 12 channels: no 16-channel blocks, so layer by layer */
+  cr_assert_str_eq(dc_grad_fn_name(dc_module_forward(k12, x)), "max_pool2d");
+  dc_no_grad_begin();
+  dc_tensor *y = dc_module_forward(ok, x);
+  dc_no_grad_end();
+  cr_assert_not_null(y, "%s", dc_last_error());
+  cr_assert_null(dc_grad_fn_name(y));
+  cr_assert_eq(y->shape[3], 4);
+  dc_module_free(pool3), dc_module_free(ceil), dc_module_free(ok), dc_module_free(k12);
+  dc_scope_end();
+}
