@@ -167,12 +167,6 @@ static double ld_opt(const dc_tensor *t, int64_t c, double dflt) {
   return t ? ((const float *)dc_data(t))[c] : dflt;
 }
 
-int dc__cpu_conv_block_plan(const dc_conv2d_geom *g, bool has_bias, size_t *bytes) {
-  if (!__builtin_cpu_supports("avx512f") || g->oh < 2 || g->ow < 2 || g->n < 1)
-    return DC_ERR_UNSUPPORTED;
-  return dc__cpu_conv2d_dnnl_blocked_plan(g, has_bias, bytes);
-}
-
 /* NCHW planes [16][P] from block-plane vectors v [P][16], and back */
 static void to_planes(float *planes, const float *v, int64_t P) {
   for (int l = 0; l < V; l++)
@@ -183,6 +177,56 @@ static void from_planes(float *v, const float *planes, int64_t P) {
     for (int l = 0; l < V; l++) v[p * V + l] = planes[l * P + p];
 }
 
+/* The convolution runs as Winograd F(2x2, 5x5) (wino5.c) on the layers it fits unless
+ * direct convolution is asked for, else through oneDNN. */
+static bool use_wino5(const dc_conv2d_geom *g) {
+  return g->algo != DC_CONV_ALGO_DIRECT && dc__cpu_wino5_fits(g);
+}
+
+int dc__cpu_conv_block_plan(const dc_conv2d_geom *g, bool has_bias, size_t *bytes) {
+  if (!__builtin_cpu_supports("avx512f") || g->oh < 2 || g->ow < 2 || g->n < 1)
+    return DC_ERR_UNSUPPORTED;
+  if (!use_wino5(g)) return dc__cpu_conv2d_dnnl_blocked_plan(g, has_bias, bytes);
+  *bytes = (size_t)(g->n * g->k * g->oh * g->ow) * sizeof(float);
+  return DC_OK;
+}
+
+/* nchw [N, C, H, W] from the blocked blk [N, C/16, H, W, 16] */
+static void blocked_copy(float *blk, float *nchw, int64_t n, int64_t c, int64_t hw) {
+#pragma omp parallel for schedule(static) if (n * c * hw >= DC__PAR_MIN)
+  for (int64_t it = 0; it < n * (c / V); it++) /* it = n * C/16 + cb */
+    to_planes(nchw + it * V * hw, blk + it * hw * V, hw);
+}
+
+/* The block's convolution: yc = conv(x) in the blocked layout */
+static int conv_forward(float *yc, const dc_tensor *x, const dc_tensor *w, const dc_tensor *b,
+                        const dc_conv2d_geom *g) {
+  if (!use_wino5(g)) return dc__cpu_conv2d_dnnl_forward_blocked(yc, x, w, b, g);
+  return dc__cpu_wino5_forward(yc, dc_data(x), dc_data(w), b ? dc_data(b) : NULL, g);
+}
+
+/* ... and its gradients from gyc in the blocked layout (each of gx, gw, gb NULL when not
+ * wanted) */
+static int conv_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const float *gyc,
+                         const dc_tensor *x, const dc_tensor *w, const dc_conv2d_geom *g) {
+  if (!use_wino5(g)) return dc__cpu_conv2d_dnnl_backward_blocked(gx, gw, gb, gyc, x, w, g);
+  int rc = DC_OK;
+  if (gx) { /* in the blocked layout, then NCHW */
+    float *buf = dc__cpu_ws_get((size_t)dc_numel(x) * sizeof(float));
+    rc = buf ? dc__cpu_wino5_backward_data(buf, gyc, dc_data(w), g)
+             : dc__errs(DC_ERR_NOMEM, "conv2d: out of memory for scratch buffers");
+    if (rc == DC_OK) blocked_copy(buf, dc_data(gx), g->n, g->c, g->h * g->w);
+    dc__cpu_ws_put(buf);
+  }
+  if (rc == DC_OK && (gw || gb)) {
+    float *gwd = gw ? dc_data(gw) : dc__cpu_ws_get((size_t)dc_numel(w) * sizeof(float));
+    rc = gwd ? dc__cpu_wino5_backward_weights(gwd, gb ? dc_data(gb) : NULL, dc_data(x), gyc, g)
+             : dc__errs(DC_ERR_NOMEM, "conv2d: out of memory for scratch buffers");
+    if (!gw) dc__cpu_ws_put(gwd);
+  }
+  return rc;
+}
+
 /* AVX-512 throughout: the plan has checked the CPU */
 AVX512 int dc__cpu_conv_block_forward(dc_tensor *y, dc_tensor *yc, dc_tensor *idx, dc_tensor *stats,
                                       const dc_tensor *x, const dc_tensor *w, const dc_tensor *b,
@@ -190,7 +234,7 @@ AVX512 int dc__cpu_conv_block_forward(dc_tensor *y, dc_tensor *yc, dc_tensor *id
                                       dc_tensor *running_mean, dc_tensor *running_var,
                                       bool batch_stats, double momentum, double eps,
                                       const dc_conv2d_geom *g) {
-  int rc = dc__cpu_conv2d_dnnl_forward_blocked(dc_data(yc), x, w, b, g);
+  int rc = conv_forward(dc_data(yc), x, w, b, g);
   if (rc != DC_OK) return rc;
   const blk_geom bg = geom_of(g);
   const int64_t K = g->k, S = bg.oh * bg.ow, P = bg.ph * bg.pw, items = bg.n * bg.kb;
@@ -325,7 +369,7 @@ AVX512 int dc__cpu_conv_block_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *
       grad_conv_plane(gyc + it * S * V, pyc + it * S * V, d + it * P * V, pix + it * P * V, &bg,
                       vec_of(k), vec_of(a), vec_of(b));
     }
-    rc = dc__cpu_conv2d_dnnl_backward_blocked(gx, gw, gb, gyc, x, w, g);
+    rc = conv_backward(gx, gw, gb, gyc, x, w, g);
   }
   dc__cpu_ws_put(sums), dc__cpu_ws_put(d), dc__cpu_ws_put(gyc);
   return rc;
@@ -341,6 +385,8 @@ int dc__cpu_conv_block_forward(dc_tensor *y, dc_tensor *yc, dc_tensor *idx, dc_t
                                const dc_tensor *bn_w, const dc_tensor *bn_b,
                                dc_tensor *running_mean, dc_tensor *running_var, bool batch_stats,
                                double momentum, double eps, const dc_conv2d_geom *g) {
+  (void)y, (void)yc, (void)idx, (void)stats, (void)x, (void)w, (void)b, (void)bn_w, (void)bn_b;
+  (void)running_mean, (void)running_var, (void)batch_stats, (void)momentum, (void)eps, (void)g;
   return DC_ERR_UNSUPPORTED;
 }
 int dc__cpu_conv_block_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, dc_tensor *gbn_w,
@@ -348,6 +394,8 @@ int dc__cpu_conv_block_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, dc_
                                 const dc_tensor *w, const dc_tensor *yc, const dc_tensor *idx,
                                 const dc_tensor *bn_w, const dc_tensor *bn_b,
                                 const dc_tensor *stats, bool batch_stats, const dc_conv2d_geom *g) {
+  (void)gx, (void)gw, (void)gb, (void)gbn_w, (void)gbn_b, (void)gy, (void)x, (void)w, (void)yc;
+  (void)idx, (void)bn_w, (void)bn_b, (void)stats, (void)batch_stats, (void)g;
   return DC_ERR_UNSUPPORTED;
 }
 #endif

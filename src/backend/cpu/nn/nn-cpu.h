@@ -78,6 +78,17 @@ int dc__cpu_batch_norm_relu_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb
                                      const dc_tensor *weight, const dc_tensor *mean,
                                 const dc_tensor *invstd, bool batch_stats);
 
+/* Winograd F(2x2, 5x5) on the 16-channel blocked layout (wino5.c): x [N, C, H, W] (NCHW),
+ * gx [N, C/16, H, W, 16], y, gy [N, K/16, OH, OW, 16], w, gw [K, C, 5, 5], b, gb [K] (NULL: none). fits: the layer is
+ * 5x5, stride 1, undilated, ungrouped, C and K multiples of 16, padding <= 4, on AVX-512. */
+bool dc__cpu_wino5_fits(const dc_conv2d_geom *g);
+int dc__cpu_wino5_forward(float *y, const float *x, const float *w, const float *b,
+                          const dc_conv2d_geom *g);
+int dc__cpu_wino5_backward_data(float *gx, const float *gy, const float *w,
+                                const dc_conv2d_geom *g);
+int dc__cpu_wino5_backward_weights(float *gw, float *gb, const float *x, const float *gy,
+                                   const dc_conv2d_geom *g);
+
 /* ---- conv2d -> batch norm -> ReLU -> 2x2 max pooling in one op (conv_block.c) ---- */
 int dc__cpu_conv_block_plan(const dc_conv2d_geom *g, bool has_bias, size_t *bytes);
 int dc__cpu_conv_block_forward(dc_tensor *y, dc_tensor *yc, dc_tensor *idx, dc_tensor *stats, const dc_tensor *x, const dc_tensor *w,

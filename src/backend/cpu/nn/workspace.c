@@ -8,7 +8,7 @@
 #include <string.h>
 #include <sys/mman.h>
 
-#define WS_SLOTS 16
+#define WS_SLOTS 64
 #define WS_HUGE ((size_t)2 << 20)
 #define WS_KEEP_MAX ((size_t)512 << 20) /* bytes the pool keeps for reuse at most */
 
