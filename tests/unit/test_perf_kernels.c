@@ -1,12 +1,14 @@
 /* The speed paths of issue 9 against the plain code they replace: the AVX-512 2x2 max pooling
  * against the portable kernel (values and argmax indices bit for bit, NaN and ties included, row
- * widths around the 16-lane blocks); batch norm fused with ReLU against the two ops. */
+ * widths around the 16-lane blocks); batch norm fused with ReLU against the two ops; the AVX-512
+ * uniform generator against Philox. */
 #include <criterion/criterion.h>
 #include <deepc/deepc.h>
 #include <math.h>
 #include <string.h>
 
 #include "backend/cpu/nn/nn-cpu.h"
+#include "core/philox.h"
 #include "nn/nn-impl.h"
 
 /* y and the input gradient of a 2x2 max pool of x with gradient gy (positions of the maxima). */
@@ -74,7 +76,7 @@ static void bn_relu_case(dc_dtype dt, bool training, double tol) {
     g[k][0] = dc_clone(x->grad), g[k][1] = dc_clone(w->grad), g[k][2] = dc_clone(b->grad);
     dc_zero_grad(x), dc_zero_grad(w), dc_zero_grad(b);
   }
-  dc_tensor *pairs[][2] = {{y[0], y[1]},       {rm[0], rm[1]},       {rv[0], rv[1]},
+  dc_tensor *pairs[][2] = {{y[0], y[1]},       {rm[0], rm[1]},     {rv[0], rv[1]},
                            {g[0][0], g[1][0]}, {g[0][1], g[1][1]}, {g[0][2], g[1][2]}};
   const char *names[] = {"y", "running_mean", "running_var", "grad x", "grad weight", "grad bias"};
   for (int p = 0; p < 6; p++)
@@ -92,4 +94,26 @@ Test(perf_kernels, batch_norm_relu_fused_matches_separate) {
   /* float32: FMA contraction may round the fused expression differently (an ulp) */
   bn_relu_case(DC_F32, true, 1e-6);
   bn_relu_case(DC_F32, false, 1e-6);
+}
+
+/* dc_rand's AVX-512 Philox (16 blocks at once) gives the scalar generator's bits: element i of
+ * a uniform draw is a + (b - a) * u01d(philox(seed, 0, counter + i)), for sizes around the
+ * 16-lane blocks and offsets that carry into the counter's high word. */
+Test(perf_kernels, uniform_avx512_matches_scalar_philox) {
+  static const int64_t sizes[] = {1, 15, 16, 17, 1000, 4099};
+  for (size_t k = 0; k < sizeof sizes / sizeof *sizes; k++) {
+    dc_scope_begin();
+    dc_manual_seed(1000 + k);
+    dc_tensor *t = dc_empty(DC_SHAPE(sizes[k]), DC_F32);
+    uint64_t seed = 0x123456789abcdefull + k, ctr = 0xfffffff0ull + 3 * k; /* carries at 2^32 */
+    cr_assert_eq(dc__cpu_rand.uniform(t, seed, ctr, -2.0, 3.0), DC_OK);
+    const float *p = dc_data(t);
+    for (int64_t i = 0; i < sizes[k]; i++) {
+      dc__u32x4 r = dc__philox(seed, 0, ctr + (uint64_t)i);
+      float want = (float)(-2.0 + 5.0 * dc__u01d(r.v[0], r.v[1]));
+      cr_assert(memcmp(&want, &p[i], sizeof want) == 0, "size %lld [%lld]: %.9g vs %.9g",
+                (long long)sizes[k], (long long)i, p[i], want);
+    }
+    dc_scope_end();
+  }
 }
