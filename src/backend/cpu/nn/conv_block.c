@@ -25,6 +25,8 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include "transpose16.h"
+
 #define AVX512 __attribute__((target("avx512f")))
 
 typedef struct blk_geom {
@@ -167,14 +169,19 @@ static double ld_opt(const dc_tensor *t, int64_t c, double dflt) {
   return t ? ((const float *)dc_data(t))[c] : dflt;
 }
 
-/* NCHW planes [16][P] from block-plane vectors v [P][16], and back */
-static void to_planes(float *planes, const float *v, int64_t P) {
+/* NCHW planes [16][P] from block-plane vectors v [P][16], and back: 16x16 transposes, the
+ * last P % 16 positions one by one */
+AVX512 static void to_planes(float *planes, const float *v, int64_t P) {
+  int64_t p = 0;
+  for (; p + V <= P; p += V) dc__copy_transposed16(planes + p, P, v + p * V, V);
   for (int l = 0; l < V; l++)
-    for (int64_t p = 0; p < P; p++) planes[l * P + p] = v[p * V + l];
+    for (int64_t q = p; q < P; q++) planes[l * P + q] = v[q * V + l];
 }
-static void from_planes(float *v, const float *planes, int64_t P) {
-  for (int64_t p = 0; p < P; p++)
-    for (int l = 0; l < V; l++) v[p * V + l] = planes[l * P + p];
+AVX512 static void from_planes(float *v, const float *planes, int64_t P) {
+  int64_t p = 0;
+  for (; p + V <= P; p += V) dc__copy_transposed16(v + p * V, V, planes + p, P);
+  for (int64_t q = p; q < P; q++)
+    for (int l = 0; l < V; l++) v[q * V + l] = planes[l * P + q];
 }
 
 /* The convolution runs as Winograd F(2x2, 5x5) (wino5.c) on the layers it fits unless
@@ -192,7 +199,7 @@ int dc__cpu_conv_block_plan(const dc_conv2d_geom *g, bool has_bias, size_t *byte
 }
 
 /* nchw [N, C, H, W] from the blocked blk [N, C/16, H, W, 16] */
-static void blocked_copy(float *blk, float *nchw, int64_t n, int64_t c, int64_t hw) {
+AVX512 static void blocked_copy(float *blk, float *nchw, int64_t n, int64_t c, int64_t hw) {
 #pragma omp parallel for schedule(static) if (n * c * hw >= DC__PAR_MIN)
   for (int64_t it = 0; it < n * (c / V); it++) /* it = n * C/16 + cb */
     to_planes(nchw + it * V * hw, blk + it * hw * V, hw);

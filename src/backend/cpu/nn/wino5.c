@@ -22,6 +22,8 @@
 #if defined(__x86_64__)
 #include <immintrin.h>
 
+#include "transpose16.h"
+
 #define V16 16
 #define TB 24      /* tiles per block: a multiple of the micro-kernels' row counts 6, 8, 12 */
 #define PARTIALS 4 /* fixed partial sums of the weight gradient (thread-count independent) */
@@ -157,16 +159,18 @@ AVX512 static float *padded_input(const float *src, bool nchw, const tiling *tl)
         memset(row, 0, (size_t)(PW * V16) * sizeof(float));
         continue;
       }
-      for (int64_t c = 0; c < PW; c++) {
-        int64_t xx = c - tl->pl;
-        if (xx < 0 || xx >= W) {
-          _mm512_storeu_ps(row + c * V16, _mm512_setzero_ps());
-        } else if (nchw) { /* 16 channels of one pixel, H * W apart */
-          const float *px = src + (it * V16 * H + yy) * W + xx;
-          for (int l = 0; l < V16; l++) row[c * V16 + l] = px[l * H * W];
-        } else {
-          _mm512_storeu_ps(row + c * V16, _mm512_loadu_ps(src + ((it * H + yy) * W + xx) * V16));
-        }
+      for (int64_t c = 0; c < tl->pl; c++) _mm512_storeu_ps(row + c * V16, _mm512_setzero_ps());
+      for (int64_t c = tl->pl + W; c < PW; c++)
+        _mm512_storeu_ps(row + c * V16, _mm512_setzero_ps());
+      float *img = row + tl->pl * V16; /* the image's W pixels of this row */
+      if (nchw) { /* 16 channels of a pixel lie H * W apart: 16x16 transposes */
+        const float *px = src + (it * V16 * H + yy) * W;
+        int64_t xx = 0;
+        for (; xx + V16 <= W; xx += V16) dc__copy_transposed16(img + xx * V16, V16, px + xx, H * W);
+        for (; xx < W; xx++)
+          for (int l = 0; l < V16; l++) img[xx * V16 + l] = px[l * H * W + xx];
+      } else {
+        memcpy(img, src + (it * H + yy) * W * V16, (size_t)(W * V16) * sizeof(float));
       }
     }
   }
