@@ -160,6 +160,8 @@ static const block_case CASES[] = {
     /* 5x5 Winograd (wino5.c) without padding on odd sizes, more tiles than one block of 24;
      * frozen weight with a bias; 48 filters (a 32 + 16 split of the products) */
     {5, 32, 15, 13, 48, 5, 0, 1, true, true, false, true, true, true},
+    /* 3x3 with 128 4x4 output tiles: oneDNN's Winograd F(4x4, 3x3) under auto (VGG's blocks) */
+    {8, 16, 16, 16, 32, 3, 1, 1, true, true, false, true, false, true},
     /* a row of 37 pixels: two 16-pixel transposes and 5 single ones in every layout copy */
     {2, 16, 10, 37, 16, 5, 2, 1, true, true, false, true, false, true},
     /* 5x5 with padding 4 (the largest it takes), 64 input channels, no conv bias */
