@@ -1,8 +1,9 @@
 /* The threaded DataLoader: a pthreads pool decodes and transforms batches ahead of the training
- * loop into a ring of slots; the caller receives batch k only after batch k-1, so the order is
- * fixed. Shuffling and every random transform are seeded by (seed, epoch, position), never by
- * the thread that happens to run them, so any worker count gives the same batches. Batch
- * buffers come from a recycling pool and become tensors without a copy. */
+ * loop into a ring of slots, woken when half the ring is free; the caller receives batch k only
+ * after batch k-1, so the order is fixed. Shuffling and every random transform are seeded by
+ * (seed, epoch, position), never by the thread that happens to run them, so any worker count
+ * gives the same batches. Batch buffers come from a recycling pool and become tensors without a
+ * copy. */
 #include "data-impl.h"
 
 #include <deepc/dist.h>
@@ -124,6 +125,7 @@ struct dc_loader {
   batch_slot *slots; /* [depth] ring, batch k in slot k % depth */
   int64_t next_claim, next_deliver;
   int inflight;
+  int idle; /* workers asleep on work_cv */
   bool started, stop;
   uint64_t aug_seed; /* this epoch's augmentation seed */
   dc__sample inline_sample;
@@ -226,8 +228,11 @@ static void *worker_main(void *arg) {
   pthread_mutex_lock(&l->mu);
   for (;;) {
     while (!l->stop && !(l->started && l->next_claim < l->nbatches &&
-                         l->next_claim < l->next_deliver + l->depth))
+                         l->next_claim < l->next_deliver + l->depth)) {
+      l->idle++;
       pthread_cond_wait(&l->work_cv, &l->mu);
+      l->idle--;
+    }
     if (l->stop) break;
     int64_t b = l->next_claim++;
     batch_slot *slot = &l->slots[b % l->depth];
@@ -372,6 +377,21 @@ static dc_tensor *wrap(dc_loader *l, batch_arr *a) {
   return t;
 }
 
+/* Batches that idle workers could claim now (lock held). */
+static int64_t claimable(const dc_loader *l) {
+  if (!l->started || l->idle == 0) return 0;
+  int64_t end = l->next_deliver + l->depth;
+  return (end < l->nbatches ? end : l->nbatches) - l->next_claim;
+}
+
+/* Whether to wake the idle workers after a delivery (lock held): only once half the ring is free
+ * (or all the epoch's remaining batches fit), so that a worker produces batches in runs instead
+ * of being woken once per batch; every wake-up can preempt the training thread. */
+static bool refill_due(const dc_loader *l) {
+  int64_t c = claimable(l), half = (l->depth + 1) / 2, left = l->nbatches - l->next_claim;
+  return c > 0 && c >= (half < left ? half : left);
+}
+
 int dc_loader_next(dc_loader *l, dc_tensor **x, dc_tensor **y) {
   if (x) *x = NULL;
   if (y) *y = NULL;
@@ -380,10 +400,7 @@ int dc_loader_next(dc_loader *l, dc_tensor **x, dc_tensor **y) {
     return -1;
   }
   pthread_mutex_lock(&l->mu);
-  if (!l->started) {
-    start_epoch(l);
-    pthread_cond_broadcast(&l->work_cv);
-  }
+  if (!l->started) start_epoch(l);
   if (l->next_deliver >= l->nbatches) {
     l->started = false;
     l->epoch++;
@@ -397,24 +414,34 @@ int dc_loader_next(dc_loader *l, dc_tensor **x, dc_tensor **y) {
     slot->index = b;
     produce(l, b, slot, &l->inline_sample);
     pthread_mutex_lock(&l->mu);
-  } else {
+  } else if (!(slot->state == SLOT_READY && slot->index == b)) {
+    if (claimable(l) > 0) pthread_cond_broadcast(&l->work_cv); /* batch b may be unclaimed */
     while (!(slot->state == SLOT_READY && slot->index == b)) pthread_cond_wait(&l->done_cv, &l->mu);
   }
+  /* take the batch out of its slot, which goes back to the workers */
+  batch_slot got = *slot;
+  slot->x.buf = slot->y.buf = NULL;
+  slot->msg = NULL;
+  slot_clear(l, slot);
   l->next_deliver++;
-  pthread_cond_broadcast(&l->work_cv);
-  int rc = slot->status;
+  bool wake = refill_due(l);
+  pthread_mutex_unlock(&l->mu);
+  /* woken after the unlock, a worker does not block on the mutex the caller still holds */
+  if (wake) pthread_cond_broadcast(&l->work_cv);
+  int rc = got.status;
   if (rc) {
-    dc__err((dc_status)rc, "%s", slot->msg ? slot->msg : "loader: batch failed");
+    dc__err((dc_status)rc, "%s", got.msg ? got.msg : "loader: batch failed");
   } else {
-    *x = wrap(l, &slot->x);
-    if (*x && slot->has_y && y && !(*y = wrap(l, &slot->y))) {
+    *x = wrap(l, &got.x);
+    if (*x && got.has_y && y && !(*y = wrap(l, &got.y))) {
       dc_free(*x);
       *x = NULL;
     }
     if (!*x) rc = DC_ERR_NOMEM;
   }
-  slot_clear(l, slot);
-  pthread_mutex_unlock(&l->mu);
+  arr_release(l->pool, &got.x);
+  arr_release(l->pool, &got.y);
+  dc__free(got.msg);
   return rc ? -1 : 1;
 }
 

@@ -1,7 +1,8 @@
 /* Unit tests of the threaded DataLoader: the same seed gives the same batches (content and order,
- * augmentation included) for 0, 1 and several workers; epochs reshuffle and set_epoch replays
- * one; drop_last; errors of a sample reach the caller with batch, sample and cause, and the
- * loader goes on; shutdown mid-epoch; batches outliving the loader; nothing leaks. */
+ * augmentation included) for 0, 1 and several workers and any ring depth; epochs reshuffle and
+ * set_epoch replays one; drop_last; errors of a sample reach the caller with batch, sample
+ * and cause, and the loader goes on; shutdown mid-epoch; batches outliving the loader; nothing
+ * leaks. */
 #include <criterion/criterion.h>
 #include <deepc/deepc.h>
 
@@ -82,11 +83,14 @@ Test(loader, same_batches_for_any_worker_count) {
   dc_loader_opts o = {.batch_size = 10, .shuffle = true, .seed = 7};
   run_bytes r0 = run(ds, o, 3);
   cr_assert_eq(r0.batches, 33);
-  for (int w = 1; w <= 4; w += 3) {
-    o.num_workers = w;
-    o.prefetch = w == 4 ? 1 : 3;
+  /* rings shallower and deeper than an epoch's 11 batches: workers woken at every batch, once
+   * half the ring is free, or once for the epoch's tail */
+  static const int WP[][2] = {{1, 3}, {4, 1}, {1, 4}, {2, 8}, {1, 16}};
+  for (int k = 0; k < 5; k++) {
+    o.num_workers = WP[k][0];
+    o.prefetch = WP[k][1];
     run_bytes rw = run(ds, o, 3);
-    cr_assert(same(r0, rw), "%d workers gave different batches", w);
+    cr_assert(same(r0, rw), "%d workers, prefetch %d gave different batches", WP[k][0], WP[k][1]);
     free(rw.b);
   }
   o.seed = 8;
