@@ -179,12 +179,13 @@ AVX512 static float *padded_input(const float *src, bool nchw, const tiling *tl)
 
 /* Vb[r][e][*] for the tiles t0 .. t0 + TB - 1 (zeros past the last): the input transform of
  * each 16-channel block of the 6x6 input patch of tile t, read from the padded copy xp. The
- * column transforms run first; a tile right of the previous one shares 4 of its 6 columns. */
-AVX512 static void input_block(float *Vb, const float *xp, const tiling *tl, int64_t t0) {
+ * column transforms come first, for a whole row of tiles at once (colt [PW][6], each input
+ * column serves up to 3 tiles), then each tile's 6 row transforms. */
+AVX512 static void input_block(float *Vb, __m512 *colt, const float *xp, const tiling *tl,
+                               int64_t t0) {
   const int64_t C = tl->cin, PW = tl->pw, plane_size = tl->ph * PW * V16;
   for (int64_t cb = 0; cb < C / V16; cb++) {
-    __m512 colt[36], v[36]; /* colt [6 rows][6 columns] = BT d */
-    int64_t prev = -1;      /* the tile whose columns colt holds */
+    int64_t strip = -1; /* the (image, tile row) colt holds */
     for (int64_t r = 0; r < TB; r++) {
       int64_t t = t0 + r;
       float *dst = Vb + r * 36 * C + cb * V16;
@@ -192,22 +193,22 @@ AVX512 static void input_block(float *Vb, const float *xp, const tiling *tl, int
         for (int e = 0; e < 36; e++) _mm512_storeu_ps(dst + e * C, _mm512_setzero_ps());
         continue;
       }
-      int64_t n = t / (tl->th * tl->tw), ty = (t / tl->tw) % tl->th, tx = t % tl->tw;
-      const float *p0 = xp + (n * (C / V16) + cb) * plane_size + (2 * ty * PW + 2 * tx) * V16;
-      int j0 = 0;
-      if (prev == t - 1 && tx > 0) { /* the same row of tiles: shift by 2 columns */
-        for (int i = 0; i < 6; i++)
-          for (int j = 0; j < 4; j++) colt[i * 6 + j] = colt[i * 6 + j + 2];
-        j0 = 4;
+      int64_t row = t / tl->tw, n = row / tl->th, ty = row % tl->th, tx = t % tl->tw;
+      if (row != strip) { /* BT applied to every column of this row of tiles' 6 input rows */
+        const float *p0 = xp + (n * (C / V16) + cb) * plane_size + 2 * ty * PW * V16;
+        for (int64_t x = 0; x < PW; x++) {
+          __m512 d[6];
+          for (int i = 0; i < 6; i++) d[i] = _mm512_loadu_ps(p0 + (i * PW + x) * V16);
+          bt6(colt + x * 6, 1, d, 1);
+        }
+        strip = row;
       }
-      for (int j = j0; j < 6; j++) {
-        __m512 d[6];
-        for (int i = 0; i < 6; i++) d[i] = _mm512_loadu_ps(p0 + (i * PW + j) * V16);
-        bt6(colt + j, 6, d, 1);
+      const __m512 *c0 = colt + 2 * tx * 6;
+      for (int i = 0; i < 6; i++) { /* row i of the tile: BT over its 6 columns */
+        __m512 o[6];
+        bt6(o, 1, c0 + i, 6);
+        for (int j = 0; j < 6; j++) _mm512_storeu_ps(dst + (i * 6 + j) * C, o[j]);
       }
-      for (int i = 0; i < 6; i++) bt6(v + i * 6, 1, colt + i * 6, 1); /* rows */
-      for (int e = 0; e < 36; e++) _mm512_storeu_ps(dst + e * C, v[e]);
-      prev = t;
     }
   }
 }
@@ -349,7 +350,7 @@ AVX512 static void block_weight_products(float *dU, const float *Vb, const float
 AVX512 static int wino_conv(float *out, const float *in, bool nchw, const float *U,
                             const float *bias, const tiling *tl) {
   int nt = omp_get_max_threads();
-  size_t per = (size_t)36 * TB * (size_t)(tl->cin + tl->cout);
+  size_t per = (size_t)36 * TB * (size_t)(tl->cin + tl->cout) + (size_t)(6 * tl->pw * V16);
   float *xp = padded_input(in, nchw, tl);
   float *scratch = xp ? dc__cpu_ws_get((size_t)nt * per * sizeof(float)) : NULL;
   if (!scratch) {
@@ -359,9 +360,10 @@ AVX512 static int wino_conv(float *out, const float *in, bool nchw, const float 
 #pragma omp parallel num_threads(nt) if (tl->blocks > 1)
   {
     float *Vb = scratch + (size_t)omp_get_thread_num() * per, *Mb = Vb + 36 * TB * tl->cin;
+    __m512 *colt = (__m512 *)(Mb + 36 * TB * tl->cout);
 #pragma omp for schedule(static)
     for (int64_t b = 0; b < tl->blocks; b++) {
-      input_block(Vb, xp, tl, b * TB);
+      input_block(Vb, colt, xp, tl, b * TB);
       block_products(Mb, Vb, U, tl->cin, tl->cout);
       output_block(out, Mb, bias, tl, b * TB);
     }
@@ -400,7 +402,7 @@ AVX512 int dc__cpu_wino5_backward_weights(float *gw, float *gb, const float *x, 
   tiling tl = tiling_of(g->n, g->c, g->k, g->h, g->w, g->oh, g->ow, g->pad_l[0], g->pad_l[1]);
   const int64_t C = g->c, K = g->k, CK = C * K;
   int nt = omp_get_max_threads();
-  size_t per = (size_t)36 * TB * (size_t)(C + K);
+  size_t per = (size_t)36 * TB * (size_t)(C + K) + (size_t)(6 * tl.pw * V16);
   float *scratch = dc__cpu_ws_get((size_t)nt * per * sizeof(float));
   float *dU = dc__cpu_ws_get((size_t)PARTIALS * 36 * CK * sizeof(float));
   float *xp = scratch && dU ? padded_input(x, true, &tl) : NULL;
@@ -414,10 +416,11 @@ AVX512 int dc__cpu_wino5_backward_weights(float *gw, float *gb, const float *x, 
 #pragma omp parallel num_threads(nt)
   {
     float *Vb = scratch + (size_t)omp_get_thread_num() * per, *Zb = Vb + 36 * TB * C;
+    __m512 *colt = (__m512 *)(Zb + 36 * TB * K);
 #pragma omp for schedule(static)
     for (int p = 0; p < PARTIALS; p++)
       for (int64_t b = p * tl.blocks / PARTIALS; b < (p + 1) * tl.blocks / PARTIALS; b++) {
-        input_block(Vb, xp, &tl, b * TB);
+        input_block(Vb, colt, xp, &tl, b * TB);
         grad_block(Zb, gy, &tl, b * TB);
         block_weight_products(dU + (size_t)p * 36 * CK, Vb, Zb, C, K);
       }
