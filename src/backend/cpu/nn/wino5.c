@@ -305,12 +305,15 @@ AVX512 static void block_products(float *Mb, const float *Vb, const float *U, in
   }
 }
 
-/* dU[c][R rows from c0][KV vectors] += sum over the block's tiles of V[r][c] Z[r][k] */
+/* dU[c][R rows from c0][KV vectors] += (first: =) sum over the block's tiles of V[r][c] Z[r][k]
+ */
 AVX512 static INLINE void gemm_acc_rows(float *dU, int64_t ldu, const float *V, int64_t ldv,
-                                        const float *Z, int64_t ldz, const int R, const int KV) {
+                                        const float *Z, int64_t ldz, const int R, const int KV,
+                                        bool first) {
   __m512 acc[12][4];
   for (int i = 0; i < R; i++)
-    for (int v = 0; v < KV; v++) acc[i][v] = _mm512_loadu_ps(dU + i * ldu + v * V16);
+    for (int v = 0; v < KV; v++)
+      acc[i][v] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(dU + i * ldu + v * V16);
   for (int r = 0; r < TB; r++) {
     __m512 z[4];
     for (int v = 0; v < KV; v++) z[v] = _mm512_loadu_ps(Z + r * ldz + v * V16);
@@ -323,9 +326,9 @@ AVX512 static INLINE void gemm_acc_rows(float *dU, int64_t ldu, const float *V, 
     for (int v = 0; v < KV; v++) _mm512_storeu_ps(dU + i * ldu + v * V16, acc[i][v]);
 }
 
-/* dU[e] += Vb[.][e]^T . Zb[.][e] for every element e: [cin][TB] . [TB][cout] */
+/* dU[e] += (first: =) Vb[.][e]^T . Zb[.][e] for every element e: [cin][TB] . [TB][cout] */
 AVX512 static void block_weight_products(float *dU, const float *Vb, const float *Zb, int64_t cin,
-                                         int64_t cout) {
+                                         int64_t cout, bool first) {
   const int64_t lda = 36 * cin, ldz = 36 * cout;
   for (int e = 0; e < 36; e++) {
     const float *A = Vb + e * cin, *Z = Zb + e * cout;
@@ -333,13 +336,13 @@ AVX512 static void block_weight_products(float *dU, const float *Vb, const float
     int64_t k = 0;
     for (; k + 64 <= cout; k += 64)
       for (int64_t c = 0; c < cin; c += 8)
-        gemm_acc_rows(D + c * cout + k, cout, A + c, lda, Z + k, ldz, 8, 4);
+        gemm_acc_rows(D + c * cout + k, cout, A + c, lda, Z + k, ldz, 8, 4, first);
     for (; k + 32 <= cout; k += 32)
       for (int64_t c = 0; c < cin; c += 8)
-        gemm_acc_rows(D + c * cout + k, cout, A + c, lda, Z + k, ldz, 8, 2);
+        gemm_acc_rows(D + c * cout + k, cout, A + c, lda, Z + k, ldz, 8, 2, first);
     for (; k < cout; k += 16)
       for (int64_t c = 0; c < cin; c += 8)
-        gemm_acc_rows(D + c * cout + k, cout, A + c, lda, Z + k, ldz, 8, 1);
+        gemm_acc_rows(D + c * cout + k, cout, A + c, lda, Z + k, ldz, 8, 1, first);
   }
 }
 
@@ -411,19 +414,22 @@ AVX512 int dc__cpu_wino5_backward_weights(float *gw, float *gb, const float *x, 
     return scratch && dU ? DC_ERR_NOMEM
                          : dc__errs(DC_ERR_NOMEM, "conv2d: out of memory for Winograd buffers");
   }
-  memset(dU, 0, (size_t)PARTIALS * 36 * CK * sizeof(float));
-  /* partial p sums the blocks [p * blocks / P, (p + 1) * blocks / P) in order */
+  /* partial p sums the blocks [p * blocks / P, (p + 1) * blocks / P) in order; its first block
+   * writes it (an empty one is zeroed) */
 #pragma omp parallel num_threads(nt)
   {
     float *Vb = scratch + (size_t)omp_get_thread_num() * per, *Zb = Vb + 36 * TB * C;
     __m512 *colt = (__m512 *)(Zb + 36 * TB * K);
 #pragma omp for schedule(static)
-    for (int p = 0; p < PARTIALS; p++)
-      for (int64_t b = p * tl.blocks / PARTIALS; b < (p + 1) * tl.blocks / PARTIALS; b++) {
+    for (int p = 0; p < PARTIALS; p++) {
+      int64_t b0 = p * tl.blocks / PARTIALS, b1 = (p + 1) * tl.blocks / PARTIALS;
+      if (b0 == b1) memset(dU + (size_t)p * 36 * CK, 0, (size_t)36 * CK * sizeof(float));
+      for (int64_t b = b0; b < b1; b++) {
         input_block(Vb, colt, xp, &tl, b * TB);
         grad_block(Zb, gy, &tl, b * TB);
-        block_weight_products(dU + (size_t)p * 36 * CK, Vb, Zb, C, K);
+        block_weight_products(dU + (size_t)p * 36 * CK, Vb, Zb, C, K, b == b0);
       }
+    }
   }
   /* gw[k][c] = G^T (sum of the partials)[c][k] G, 16 values of k per vector (scattered) */
   const __m512i lane =
