@@ -18,7 +18,7 @@ typedef struct block_case {
   bool conv_bias, affine, cumulative, training, freeze_conv_w, x_grad;
 } block_case;
 
-static dc_module *make_model(const block_case *t) {
+static dc_module *make_model(const block_case *t, dc_dtype dt) {
   dc_manual_seed(42);
   dc_module *m = dc_nn_sequential(
       dc_nn_conv2d(t->c, t->k, t->ks, .padding = t->pad, .stride = t->stride,
@@ -28,6 +28,7 @@ static dc_module *make_model(const block_case *t) {
   cr_assert_not_null(m, "%s", dc_last_error());
   dc_module_train(m, t->training);
   if (t->freeze_conv_w) dc_requires_grad_(dc_module_get_parameter(m, "0.weight"), false);
+  cr_assert_eq(dc_module_to_dtype(m, dt), DC_OK, "%s", dc_last_error());
   return m;
 }
 
@@ -44,14 +45,14 @@ static void keep(block_run *r, const char *name, const dc_tensor *t) {
   r->t[r->n++] = t ? dc_clone((dc_tensor *)t) : NULL;
 }
 
-static block_run run_case(const block_case *t, bool fuse, const char *want_fn, int threads,
-                          bool nans) {
+static block_run run_case_dt(const block_case *t, bool fuse, const char *want_fn, int threads,
+                             bool nans, dc_dtype dt) {
   char what[64];
   snprintf(what, sizeof what, "x [%lld, %lld, %lld, %lld], K %lld", (long long)t->n,
            (long long)t->c, (long long)t->h, (long long)t->w, (long long)t->k);
-  dc_module *m = make_model(t);
+  dc_module *m = make_model(t, dt);
   dc_manual_seed(7);
-  dc_tensor *x = dc_randn(DC_SHAPE(t->n, t->c, t->h, t->w), DC_F32);
+  dc_tensor *x = dc_to_dtype(dc_randn(DC_SHAPE(t->n, t->c, t->h, t->w), DC_F32), dt);
   if (nans) {
     float *p = dc_data(x);
     p[5] = NAN, p[dc_numel(x) / 2] = NAN;
@@ -68,7 +69,7 @@ static block_run run_case(const block_case *t, bool fuse, const char *want_fn, i
       cr_assert_str_eq(dc_grad_fn_name(y) ? dc_grad_fn_name(y) : "(none)", want_fn, "%s", what);
     if (step == 1) keep(&r, "y", y);
     dc_manual_seed(9 + step);
-    dc_tensor *gy = dc_randn(dc_shape_of(y), DC_F32);
+    dc_tensor *gy = dc_to_dtype(dc_randn(dc_shape_of(y), DC_F32), dt);
     if (dc_grad_fn_name(y)) cr_assert_eq(dc_backward(y, .grad = gy), DC_OK, "%s", dc_last_error());
   }
   omp_set_num_threads(old_threads);
@@ -95,6 +96,11 @@ static double max_abs(const dc_tensor *t) {
     if (isfinite(v) && fabs(v) > m) m = fabs(v);
   }
   return m;
+}
+
+static block_run run_case(const block_case *t, bool fuse, const char *want_fn, int threads,
+                          bool nans) {
+  return run_case_dt(t, fuse, want_fn, threads, nans, DC_F32);
 }
 
 /* |a - b| <= tol * (scale of the tensor), per element; NaN where NaN. In training mode the
@@ -241,7 +247,7 @@ Test(conv_block, evaluation_in_chunks) {
   for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
     dc_scope_begin();
     const block_case *t = &cases[c];
-    dc_module *m = make_model(t);
+    dc_module *m = make_model(t, DC_F32);
     dc_manual_seed(3);
     dc_tensor *x = dc_randn(DC_SHAPE(t->n, t->c, t->h, t->w), DC_F32);
     /* running statistics away from 0 / 1, so that eval mode differs from training */
@@ -266,4 +272,40 @@ Test(conv_block, evaluation_in_chunks) {
     dc_module_free(m);
     dc_scope_end();
   }
+}
+
+/* max |a - ref| / max |ref| of a float32 result against the float64 reference */
+static double rel_err(const dc_tensor *a, const dc_tensor *ref) {
+  double worst = 0, scale = 0;
+  for (int64_t i = 0; i < dc_numel(a); i++) {
+    double r = dc_item_at(ref, i);
+    worst = fmax(worst, fabs(dc_item_at(a, i) - r));
+    scale = fmax(scale, fabs(r));
+  }
+  return worst / scale;
+}
+
+/* The 5x5 Winograd against a float64 reference (the layers one by one in float64), next to
+ * oneDNN's direct convolution in the same fused block: output, input gradient and the conv's
+ * and batch norm's parameter gradients. The conv bias's gradient is rounding noise around zero
+ * in training mode (test above) and is left out. */
+Test(conv_block, winograd_5x5_close_to_float64_like_direct) {
+  dc_scope_begin();
+  const block_case t = {4, 32, 12, 10, 48, 5, 2, 1, true, true, false, true, false, true};
+  dc_conv_algo old = dc_set_conv_algo(DC_CONV_ALGO_AUTO);
+  block_run wg = run_case(&t, true, "conv_bn_relu_pool", 2, false);
+  dc_set_conv_algo(DC_CONV_ALGO_DIRECT);
+  block_run d = run_case(&t, true, NULL, 2, false);
+  dc_set_conv_algo(old);
+  block_run ref = run_case_dt(&t, true, "max_pool2d", 2, false, DC_F64); /* float64: unfused */
+  for (int i = 0; i < ref.n; i++) {
+    bool wanted = strcmp(ref.name[i], "y") == 0 || strstr(ref.name[i], "grad");
+    if (!ref.t[i] || !wanted || strcmp(ref.name[i], "0.bias.grad") == 0) continue;
+    double ew = rel_err(wg.t[i], ref.t[i]), ed = rel_err(d.t[i], ref.t[i]);
+    cr_log_info("%s: winograd %.2e, direct %.2e of max |value|", ref.name[i], ew, ed);
+    cr_assert_lt(ed, 1e-5, "direct %s off by %g of its scale", ref.name[i], ed);
+    cr_assert_lt(ew, 2e-5, "winograd %s off by %g of its scale", ref.name[i], ew);
+  }
+  free_run(&wg), free_run(&d), free_run(&ref);
+  dc_scope_end();
 }

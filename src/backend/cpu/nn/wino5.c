@@ -317,7 +317,7 @@ AVX512 static void block_products(float *Mb, const float *Vb, const float *U, in
 AVX512 static INLINE void gemm_acc_rows(float *dU, int64_t ldu, const float *V, int64_t ldv,
                                         const float *Z, int64_t ldz, int64_t tb, const int R,
                                         const int KV, bool first) {
-  __m512 acc[12][4];
+  __m512 acc[16][4];
   for (int i = 0; i < R; i++)
     for (int v = 0; v < KV; v++)
       acc[i][v] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(dU + i * ldu + v * V16);
@@ -340,16 +340,26 @@ AVX512 static void block_weight_products(float *dU, const float *Vb, const float
   for (int e = 0; e < 36; e++) {
     const float *A = Vb + e * cin, *Z = Zb + e * cout;
     float *D = dU + e * cin * cout;
+    /* rows of c per call: as many as the 29 registers left after the KV vectors of Z allow
+     * (6 x 4, 12 x 2, 16 x 1 accumulators), then 4-row tails (cin is a multiple of 16) */
     int64_t k = 0;
-    for (; k + 64 <= cout; k += 64)
-      for (int64_t c = 0; c < cin; c += 8)
-        gemm_acc_rows(D + c * cout + k, cout, A + c, lda, Z + k, ldz, tb, 8, 4, first);
-    for (; k + 32 <= cout; k += 32)
-      for (int64_t c = 0; c < cin; c += 8)
-        gemm_acc_rows(D + c * cout + k, cout, A + c, lda, Z + k, ldz, tb, 8, 2, first);
+    for (; k + 64 <= cout; k += 64) {
+      int64_t c = 0;
+      for (; c + 6 <= cin; c += 6)
+        gemm_acc_rows(D + c * cout + k, cout, A + c, lda, Z + k, ldz, tb, 6, 4, first);
+      for (; c < cin; c += 2)
+        gemm_acc_rows(D + c * cout + k, cout, A + c, lda, Z + k, ldz, tb, 2, 4, first);
+    }
+    for (; k + 32 <= cout; k += 32) {
+      int64_t c = 0;
+      for (; c + 12 <= cin; c += 12)
+        gemm_acc_rows(D + c * cout + k, cout, A + c, lda, Z + k, ldz, tb, 12, 2, first);
+      for (; c < cin; c += 4)
+        gemm_acc_rows(D + c * cout + k, cout, A + c, lda, Z + k, ldz, tb, 4, 2, first);
+    }
     for (; k < cout; k += 16)
-      for (int64_t c = 0; c < cin; c += 8)
-        gemm_acc_rows(D + c * cout + k, cout, A + c, lda, Z + k, ldz, tb, 8, 1, first);
+      for (int64_t c = 0; c < cin; c += 16)
+        gemm_acc_rows(D + c * cout + k, cout, A + c, lda, Z + k, ldz, tb, 16, 1, first);
   }
 }
 
