@@ -1,7 +1,7 @@
 /* CPU conv2d -> batch norm -> ReLU -> 2x2 max pooling (stride 2, floor mode) as one op: the
  * optional conv_block entries of nn-kernels.h, which Conv2d, BatchNorm2d, ReLU, MaxPool2d(2) in
- * a Sequential run as. The convolution (oneDNN) leaves its output in its own blocked layout
- * yc [N][K/16][OH][OW][16]; the batch-norm statistics, the normalisation, the ReLU and the
+ * a Sequential run as. The convolution (oneDNN, or Winograd F(2x2, 5x5) from wino5.c for 5x5
+ * layers) leaves its output in the blocked layout yc [N][K/16][OH][OW][16]; the batch-norm statistics, the normalisation, the ReLU and the
  * pooling then run over the 16 channels of a block per AVX-512 vector, and only the pooled
  * output, a quarter of the size, is written in NCHW. Neither direction reorders the full-size
  * activation, and the backward reads it twice instead of six times.
@@ -11,7 +11,7 @@
  * Backward: d = gy at the window's argmax where z > 0, else 0 (the pooling's and the ReLU's
  * gradients); the batch-norm sums over d, which is zero outside the argmaxes; then one pass
  * writes the convolution's output gradient gyc = d * k + yc * a' + b' (batchnorm.c's formula)
- * in the blocked layout for oneDNN's backward-data and backward-weights passes.
+ * in the blocked layout for the convolution's backward-data and backward-weights passes.
  * Per-channel sums run in float lanes per (n, channel block) and are combined in double in
  * batch order, so the result does not depend on the thread count.
  * Shapes: x [N, C, H, W]; w [K, C, kH, kW]; yc, gyc [N, K/16, OH, OW, 16]; y, gy [N, K, PH, PW]
