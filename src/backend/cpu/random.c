@@ -63,11 +63,10 @@ AVX512DQ static void uniform16_f32(float *out, uint64_t seed, uint64_t c, int64_
     k1 += 0xBB67AE85u;
   }
   __m512d va = _mm512_set1_pd(a), vd = _mm512_set1_pd(b - a);
-  for (int h = 0; h < 2; h++) {
-    __m512d u = u01d8(_mm512_extracti64x4_epi64(c0, h), _mm512_extracti64x4_epi64(c1, h));
-    __m512d v = _mm512_add_pd(va, _mm512_mul_pd(vd, u));
-    _mm256_storeu_ps(out + 8 * h, _mm512_cvtpd_ps(v));
-  }
+  __m512d lo = u01d8(_mm512_extracti64x4_epi64(c0, 0), _mm512_extracti64x4_epi64(c1, 0));
+  __m512d hi = u01d8(_mm512_extracti64x4_epi64(c0, 1), _mm512_extracti64x4_epi64(c1, 1));
+  _mm256_storeu_ps(out, _mm512_cvtpd_ps(_mm512_add_pd(va, _mm512_mul_pd(vd, lo))));
+  _mm256_storeu_ps(out + 8, _mm512_cvtpd_ps(_mm512_add_pd(va, _mm512_mul_pd(vd, hi))));
 }
 #endif
 

@@ -1,11 +1,11 @@
 /* CPU conv2d -> batch norm -> ReLU -> 2x2 max pooling (stride 2, floor mode) as one op: the
  * optional conv_block entries of nn-kernels.h, which Conv2d, BatchNorm2d, ReLU, MaxPool2d(2) in
  * a Sequential run as. The convolution (oneDNN, or Winograd F(2x2, 5x5) from wino5.c for 5x5
- * layers) leaves its output in the blocked layout yc [N][K/16][OH][OW][16]; the batch-norm statistics, the normalisation, the ReLU and the
- * pooling then run over the 16 channels of a block per AVX-512 vector, and only the pooled
- * output, a quarter of the size, is written in NCHW. Neither direction reorders the full-size
- * activation, and the backward reads it twice instead of six times.
- * Forward: yc = conv(x); statistics of yc (shifted sums, as batchnorm.c); per 2x2 window
+ * layers) leaves its output in the blocked layout yc [N][K/16][OH][OW][16]; the batch-norm
+ * statistics, the normalisation, the ReLU and the pooling then run over the 16 channels of a block
+ * per AVX-512 vector, and only the pooled output, a quarter of the size, is written in NCHW.
+ * Neither direction reorders the full-size activation, and the backward reads it twice instead of
+ * six times. Forward: yc = conv(x); statistics of yc (shifted sums, as batchnorm.c); per 2x2 window
  * z = yc * a + b, r = max(z, 0) (NaN kept), y = the first largest r (a NaN wins), idx = its
  * position 0..3 (row-major in the window).
  * Backward: d = gy at the window's argmax where z > 0, else 0 (the pooling's and the ReLU's
@@ -54,7 +54,9 @@ AVX512 static void add_lanes(double *s, __m512 v) {
 
 /* s1 += sum(y - shift), s2 += sum((y - shift)^2) over the S positions of one block plane
  * y [S][16]; four accumulators of each */
-AVX512 static void stats_plane(const float *y, int64_t S, __m512 shift, double *s1, double *s2) {
+AVX512 static void stats_plane(const float *y, int64_t S, const float *shift16, double *s1,
+                               double *s2) {
+  const __m512 shift = _mm512_loadu_ps(shift16);
   __m512 a[4], b[4];
   for (int u = 0; u < 4; u++) a[u] = b[u] = _mm512_setzero_ps();
   int64_t s = 0;
@@ -76,7 +78,8 @@ AVX512 static void stats_plane(const float *y, int64_t S, __m512 shift, double *
 /* One block plane: r = relu(yc * a + b), pooled 2x2: out [PH * PW][16] the maxima, ix (when
  * not NULL) their positions in the window */
 AVX512 static void norm_pool_plane(const float *yc, float *out, uint8_t *ix, const blk_geom *b,
-                                   __m512 va, __m512 vb) {
+                                   const float *a16, const float *b16) {
+  const __m512 va = _mm512_loadu_ps(a16), vb = _mm512_loadu_ps(b16);
   const int64_t row = b->ow * V;
   for (int64_t i = 0; i < b->ph; i++)
     for (int64_t j = 0; j < b->pw; j++) {
@@ -103,7 +106,9 @@ AVX512 static void norm_pool_plane(const float *yc, float *out, uint8_t *ix, con
  * gy where the window's argmax has z = yc * a + b > 0, else 0. s1 += sum(d),
  * s2 += sum(d * (yc - mean)) (batchnorm.c's sums, over the argmaxes, the only nonzero d). */
 AVX512 static void grad_pool_plane(const float *yc, float *d, const uint8_t *ix, const blk_geom *b,
-                                   __m512 va, __m512 vb, __m512 vm, double *s1, double *s2) {
+                                   const float *a16, const float *b16, const float *m16, double *s1,
+                                   double *s2) {
+  const __m512 va = _mm512_loadu_ps(a16), vb = _mm512_loadu_ps(b16), vm = _mm512_loadu_ps(m16);
   const int64_t row = b->ow * V;
   __m512 acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps();
   for (int64_t i = 0; i < b->ph; i++)
@@ -129,7 +134,12 @@ AVX512 static void grad_pool_plane(const float *yc, float *d, const uint8_t *ix,
 /* gyc = d' * k + yc * a + b over one block plane, d' = d at the window's argmax, else 0 (also
  * on the last row / column that floor-mode pooling leaves out) */
 AVX512 static void grad_conv_plane(float *gyc, const float *yc, const float *d, const uint8_t *ix,
-                                   const blk_geom *b, __m512 vk, __m512 va, __m512 vb) {
+                                   const blk_geom *b, const double *co) {
+  float kab[3][V]; /* the block's 16 channels of co [16][k, a, b] */
+  for (int l = 0; l < V; l++)
+    for (int j = 0; j < 3; j++) kab[j][l] = (float)co[3 * l + j];
+  const __m512 vk = _mm512_loadu_ps(kab[0]), va = _mm512_loadu_ps(kab[1]),
+               vb = _mm512_loadu_ps(kab[2]);
   const int64_t row = b->ow * V;
   for (int64_t i = 0; i < b->ph; i++) {
     for (int64_t j = 0; j < b->pw; j++) {
@@ -154,13 +164,6 @@ AVX512 static void grad_conv_plane(float *gyc, const float *yc, const float *d, 
       int64_t at = (b->oh - 1) * row + w * V;
       _mm512_storeu_ps(gyc + at, _mm512_fmadd_ps(_mm512_loadu_ps(yc + at), va, vb));
     }
-}
-
-/* vector of 16 floats from doubles */
-AVX512 static __m512 vec_of(const double *v) {
-  float t[V];
-  for (int l = 0; l < V; l++) t[l] = (float)v[l];
-  return _mm512_loadu_ps(t);
 }
 
 /* ---- entry points ---- */
@@ -260,7 +263,7 @@ AVX512 int dc__cpu_conv_block_forward(dc_tensor *y, dc_tensor *yc, dc_tensor *id
       int64_t n = it / bg.kb, cb = it % bg.kb;
       double *s = sums + (n * K + cb * V) * 2;
       double s1[V] = {0}, s2[V] = {0};
-      stats_plane(pyc + it * S * V, S, _mm512_loadu_ps(pyc + cb * S * V), s1, s2);
+      stats_plane(pyc + it * S * V, S, pyc + cb * S * V, s1, s2);
       for (int l = 0; l < V; l++) s[2 * l] = s1[l], s[2 * l + 1] = s2[l];
     }
   }
@@ -302,8 +305,8 @@ AVX512 int dc__cpu_conv_block_forward(dc_tensor *y, dc_tensor *yc, dc_tensor *id
   for (int64_t it = 0; it < items; it++) {
     int64_t n = it / bg.kb, cb = it % bg.kb;
     float *out = pooled + it * P * V;
-    norm_pool_plane(pyc + it * S * V, out, pix ? pix + it * P * V : NULL, &bg,
-                    _mm512_loadu_ps(st + 2 * K + cb * V), _mm512_loadu_ps(st + 3 * K + cb * V));
+    norm_pool_plane(pyc + it * S * V, out, pix ? pix + it * P * V : NULL, &bg, st + 2 * K + cb * V,
+                    st + 3 * K + cb * V);
     to_planes(py + (n * K + cb * V) * P, out, P);
   }
   dc__cpu_ws_put(sums);
@@ -340,9 +343,8 @@ AVX512 int dc__cpu_conv_block_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *
     double s1[V] = {0}, s2[V] = {0};
     float *dp = d + it * P * V;
     from_planes(dp, pgy + (n * K + cb * V) * P, P);
-    grad_pool_plane(pyc + it * S * V, dp, pix + it * P * V, &bg,
-                    _mm512_loadu_ps(st + 2 * K + cb * V), _mm512_loadu_ps(st + 3 * K + cb * V),
-                    _mm512_loadu_ps(pm + cb * V), s1, s2);
+    grad_pool_plane(pyc + it * S * V, dp, pix + it * P * V, &bg, st + 2 * K + cb * V,
+                    st + 3 * K + cb * V, pm + cb * V, s1, s2);
     double *s = sums + (n * K + cb * V) * 2;
     for (int l = 0; l < V; l++) s[2 * l] = s1[l], s[2 * l + 1] = s2[l];
   }
@@ -368,13 +370,8 @@ AVX512 int dc__cpu_conv_block_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *
 #pragma omp parallel for schedule(static) if (par)
     for (int64_t it = 0; it < items; it++) {
       int64_t cb = it % bg.kb;
-      double k[V], a[V], b[V];
-      for (int l = 0; l < V; l++) {
-        int64_t c = cb * V + l;
-        k[l] = co[3 * c], a[l] = co[3 * c + 1], b[l] = co[3 * c + 2];
-      }
       grad_conv_plane(gyc + it * S * V, pyc + it * S * V, d + it * P * V, pix + it * P * V, &bg,
-                      vec_of(k), vec_of(a), vec_of(b));
+                      co + 3 * cb * V);
     }
     rc = conv_backward(gx, gw, gb, gyc, x, w, g);
   }

@@ -93,14 +93,19 @@ AVX512 static INLINE void a6(__m512 *o, int os, const __m512 *dy, int ds) {
  * kernel rotated by 180 degrees with w's in and out channels swapped (backward data).
  * w [K][C][5][5]; forward: ci = c, co = k; flip: ci = k, co = c. 16 values of co per vector
  * (gathered from w). */
-AVX512 static void filter_transform(float *U, const float *w, int64_t K, int64_t C, bool flip) {
+/* lane l of a vector gathered at stride: l * stride */
+AVX512 static inline __m512i lanes_at(int64_t stride) {
+  return _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
+                            _mm512_set1_epi32((int)stride));
+}
+
+/* One (ci, block of 16 co) of filter_transform (vector code out of the OpenMP region: clang's
+ * outlined regions do not inherit the target attribute) */
+AVX512 static void filter_one(float *U, const float *w, int64_t K, int64_t C, bool flip,
+                              int64_t it) {
   const int64_t CI = flip ? K : C, CO = flip ? C : K;
-  /* lane l of the co block reads w at lane * stride */
-  const __m512i lane =
-      _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                         _mm512_set1_epi32((int)(flip ? 25 : C * 25)));
-#pragma omp parallel for schedule(static) if (K * C >= 1024)
-  for (int64_t it = 0; it < CI * (CO / V16); it++) {
+  const __m512i lane = lanes_at(flip ? 25 : C * 25); /* lane l of the co block */
+  {
     int64_t ci = it / (CO / V16), co0 = (it % (CO / V16)) * V16;
     const float *base = w + (flip ? (ci * C + co0) : (co0 * C + ci)) * 25;
     __m512 f[25], t[30];
@@ -128,6 +133,12 @@ AVX512 static void filter_transform(float *U, const float *w, int64_t K, int64_t
   }
 }
 
+static void filter_transform(float *U, const float *w, int64_t K, int64_t C, bool flip) {
+  const int64_t CI = flip ? K : C, CO = flip ? C : K;
+#pragma omp parallel for schedule(static) if (K * C >= 1024)
+  for (int64_t it = 0; it < CI * (CO / V16); it++) filter_one(U, w, K, C, flip, it);
+}
+
 /* ---- tiles ---- */
 
 typedef struct tiling {
@@ -149,15 +160,23 @@ static tiling tiling_of(int64_t n, int64_t cin, int64_t cout, int64_t h, int64_t
 /* The input as the tiles read it, zero-padded on every side: xp [N, Cin/16, PH, PW, 16] with
  * the image at rows pt.., columns pl... src is NCHW [N, Cin, H, W] (nchw) or blocked. NULL when
  * out of memory (then an error is set). */
-AVX512 static float *padded_input(const float *src, bool nchw, const tiling *tl) {
-  const int64_t CB = tl->cin / V16, H = tl->h, W = tl->w, PH = tl->ph, PW = tl->pw;
+AVX512 static void pad_one(float *xp, const float *src, bool nchw, const tiling *tl, int64_t it);
+static float *padded_input(const float *src, bool nchw, const tiling *tl) {
+  const int64_t CB = tl->cin / V16, PH = tl->ph, PW = tl->pw;
   float *xp = dc__cpu_ws_get((size_t)(tl->n * CB * PH * PW * V16) * sizeof(float));
   if (!xp) {
     dc__errs(DC_ERR_NOMEM, "conv2d: out of memory for Winograd buffers");
     return NULL;
   }
 #pragma omp parallel for schedule(static) if (tl->n * CB * PH * PW * V16 >= DC__PAR_MIN)
-  for (int64_t it = 0; it < tl->n * CB; it++) { /* it = n * CB + cb */
+  for (int64_t it = 0; it < tl->n * CB; it++) pad_one(xp, src, nchw, tl, it);
+  return xp;
+}
+
+/* One (image, channel block) plane of padded_input */
+AVX512 static void pad_one(float *xp, const float *src, bool nchw, const tiling *tl, int64_t it) {
+  const int64_t H = tl->h, W = tl->w, PH = tl->ph, PW = tl->pw;
+  { /* it = n * CB + cb */
     float *dst = xp + it * PH * PW * V16;
     for (int64_t r = 0; r < PH; r++) {
       int64_t yy = r - tl->pt;
@@ -181,7 +200,6 @@ AVX512 static float *padded_input(const float *src, bool nchw, const tiling *tl)
       }
     }
   }
-  return xp;
 }
 
 /* Vb[r][e][*] for the tiles t0 .. t0 + TB - 1 (zeros past the last): the input transform of
@@ -365,6 +383,49 @@ AVX512 static void block_weight_products(float *dU, const float *Vb, const float
 
 /* ---- the passes ---- */
 
+/* gw for one (c, block of 16 k): G^T (the partials' sum) G, 16 values of k per vector
+ * (scattered into gw [K][C][5][5]) */
+AVX512 static void weights_one(float *gw, const float *dU, int64_t C, int64_t K, int64_t it) {
+  const int64_t CK = C * K;
+  const __m512i lane = lanes_at(C * 25);
+  {
+    int64_t c = it / (K / V16), k0 = (it % (K / V16)) * V16;
+    __m512 u[36], t[30];
+    for (int e = 0; e < 36; e++) {
+      __m512 s = _mm512_loadu_ps(dU + (size_t)e * CK + c * K + k0);
+      for (int p = 1; p < PARTIALS; p++)
+        s = _mm512_add_ps(s, _mm512_loadu_ps(dU + ((size_t)p * 36 + e) * CK + c * K + k0));
+      u[e] = s;
+    }
+    for (int a = 0; a < 5; a++) /* t = G^T u [5][6] */
+      for (int j = 0; j < 6; j++) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int i = 0; i < 6; i++)
+          if (G5[i][a] != 0)
+            acc = _mm512_fmadd_ps(_mm512_set1_ps((float)G5[i][a]), u[i * 6 + j], acc);
+        t[a * 6 + j] = acc;
+      }
+    float *base = gw + (k0 * C + c) * 25;
+    for (int a = 0; a < 5; a++) /* gw = t G [5][5] */
+      for (int bb = 0; bb < 5; bb++) {
+        __m512 acc = _mm512_setzero_ps();
+        for (int j = 0; j < 6; j++)
+          if (G5[j][bb] != 0)
+            acc = _mm512_fmadd_ps(_mm512_set1_ps((float)G5[j][bb]), t[a * 6 + j], acc);
+        _mm512_i32scatter_ps(base, _mm512_add_epi32(lane, _mm512_set1_epi32(a * 5 + bb)), acc, 4);
+      }
+  }
+}
+
+/* out[l] = sum over the P positions of plane [P][16], lane l (float lanes, then double) */
+AVX512 static void plane_sums(double *out, const float *plane, int64_t P) {
+  __m512 s = _mm512_setzero_ps();
+  for (int64_t p = 0; p < P; p++) s = _mm512_add_ps(s, _mm512_loadu_ps(plane + p * V16));
+  float l[V16];
+  _mm512_storeu_ps(l, s);
+  for (int j = 0; j < V16; j++) out[j] = l[j];
+}
+
 /* tiles per block of the forward and backward-data products */
 static int64_t conv_tb(const dc_conv2d_geom *g) { return g->c + g->k <= 64 ? TB_NARROW : TB_WIDE; }
 
@@ -453,38 +514,9 @@ AVX512 int dc__cpu_wino5_backward_weights(float *gw, float *gb, const float *x, 
       }
     }
   }
-  /* gw[k][c] = G^T (sum of the partials)[c][k] G, 16 values of k per vector (scattered) */
-  const __m512i lane =
-      _mm512_mullo_epi32(_mm512_set_epi32(15, 14, 13, 12, 11, 10, 9, 8, 7, 6, 5, 4, 3, 2, 1, 0),
-                         _mm512_set1_epi32((int)(C * 25)));
+  /* gw[k][c] = G^T (sum of the partials)[c][k] G */
 #pragma omp parallel for schedule(static) if (CK >= 1024)
-  for (int64_t it = 0; it < C * (K / V16); it++) {
-    int64_t c = it / (K / V16), k0 = (it % (K / V16)) * V16;
-    __m512 u[36], t[30];
-    for (int e = 0; e < 36; e++) {
-      __m512 s = _mm512_loadu_ps(dU + (size_t)e * CK + c * K + k0);
-      for (int p = 1; p < PARTIALS; p++)
-        s = _mm512_add_ps(s, _mm512_loadu_ps(dU + ((size_t)p * 36 + e) * CK + c * K + k0));
-      u[e] = s;
-    }
-    for (int a = 0; a < 5; a++) /* t = G^T u [5][6] */
-      for (int j = 0; j < 6; j++) {
-        __m512 acc = _mm512_setzero_ps();
-        for (int i = 0; i < 6; i++)
-          if (G5[i][a] != 0)
-            acc = _mm512_fmadd_ps(_mm512_set1_ps((float)G5[i][a]), u[i * 6 + j], acc);
-        t[a * 6 + j] = acc;
-      }
-    float *base = gw + (k0 * C + c) * 25;
-    for (int a = 0; a < 5; a++) /* gw = t G [5][5] */
-      for (int bb = 0; bb < 5; bb++) {
-        __m512 acc = _mm512_setzero_ps();
-        for (int j = 0; j < 6; j++)
-          if (G5[j][bb] != 0)
-            acc = _mm512_fmadd_ps(_mm512_set1_ps((float)G5[j][bb]), t[a * 6 + j], acc);
-        _mm512_i32scatter_ps(base, _mm512_add_epi32(lane, _mm512_set1_epi32(a * 5 + bb)), acc, 4);
-      }
-  }
+  for (int64_t it = 0; it < C * (K / V16); it++) weights_one(gw, dU, C, K, it);
   if (gb) { /* the bias gradient: gy summed per channel, per image in float, then in order */
     const int64_t KB = K / V16, OHW = g->oh * g->ow;
     double *acc = dc__cpu_ws_get((size_t)(g->n * K) * sizeof(double)); /* [N][K] */
@@ -493,14 +525,7 @@ AVX512 int dc__cpu_wino5_backward_weights(float *gw, float *gb, const float *x, 
       return dc__errs(DC_ERR_NOMEM, "conv2d: out of memory for Winograd buffers");
     }
 #pragma omp parallel for schedule(static)
-    for (int64_t it = 0; it < g->n * KB; it++) {
-      const float *plane = gy + it * OHW * V16;
-      __m512 s = _mm512_setzero_ps();
-      for (int64_t p = 0; p < OHW; p++) s = _mm512_add_ps(s, _mm512_loadu_ps(plane + p * V16));
-      float l[V16];
-      _mm512_storeu_ps(l, s);
-      for (int j = 0; j < V16; j++) acc[it * V16 + j] = l[j];
-    }
+    for (int64_t it = 0; it < g->n * KB; it++) plane_sums(acc + it * V16, gy + it * OHW * V16, OHW);
     for (int64_t k = 0; k < K; k++) {
       double s = 0;
       for (int64_t n = 0; n < g->n; n++) s += acc[(n * KB + k / V16) * V16 + k % V16];
