@@ -174,15 +174,19 @@ static const block_case CASES[] = {
     {2, 64, 6, 7, 32, 5, 4, 1, false, true, false, true, false, true},
 };
 
-/* under auto (5x5 layers with 16k channels on Winograd F(2x2, 5x5)) and direct (oneDNN) */
+/* under auto (5x5 layers with 16k channels and outputs of 8x8 or more on Winograd F(2x2, 5x5)),
+ * winograd (every 5x5 layer with 16k channels, e.g. the 7x7 output with 64 filters) and direct
+ * (oneDNN) */
 Test(conv_block, fused_matches_layer_by_layer) {
-  for (int algo = 0; algo < 2; algo++) {
-    dc_conv_algo old = dc_set_conv_algo(algo ? DC_CONV_ALGO_DIRECT : DC_CONV_ALGO_AUTO);
+  static const dc_conv_algo algos[] = {DC_CONV_ALGO_AUTO, DC_CONV_ALGO_WINOGRAD,
+                                       DC_CONV_ALGO_DIRECT};
+  for (int algo = 0; algo < 3; algo++) {
+    dc_conv_algo old = dc_set_conv_algo(algos[algo]);
     for (size_t c = 0; c < sizeof CASES / sizeof *CASES; c++) {
       dc_scope_begin();
       char what[48];
-      snprintf(what, sizeof what, "case %zu, %s", c, algo ? "direct" : "auto");
-      const char *want = algo ? NULL : "conv_bn_relu_pool";
+      snprintf(what, sizeof what, "case %zu, %s", c, dc_conv_algo_name(algos[algo]));
+      const char *want = algos[algo] == DC_CONV_ALGO_DIRECT ? NULL : "conv_bn_relu_pool";
       block_run fused = run_case(&CASES[c], true, want, 2, false);
       block_run plain = run_case(&CASES[c], false, "max_pool2d", 2, false);
       /* float32: the batch statistics are summed in another order */

@@ -190,7 +190,8 @@ AVX512 static void from_planes(float *v, const float *planes, int64_t P) {
 /* The convolution runs as Winograd F(2x2, 5x5) (wino5.c) on the layers it fits unless
  * direct convolution is asked for, else through oneDNN. */
 static bool use_wino5(const dc_conv2d_geom *g) {
-  return g->algo != DC_CONV_ALGO_DIRECT && dc__cpu_wino5_fits(g);
+  return g->algo != DC_CONV_ALGO_DIRECT && dc__cpu_wino5_fits(g) &&
+         (g->algo == DC_CONV_ALGO_WINOGRAD || (g->oh >= 8 && g->ow >= 8));
 }
 
 int dc__cpu_conv_block_plan(const dc_conv2d_geom *g, bool has_bias, size_t *bytes) {
