@@ -4,6 +4,7 @@
  * Shapes: N batch, Cin/Cout channels, H/W input size, Ho/Wo output size, kH/kW kernel. */
 #include "nn-impl.h"
 
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -159,36 +160,34 @@ dc_module *dc_nn_conv2d_opt(int64_t in_channels, int64_t out_channels, int kerne
 
 bool dc__conv_block_off;
 
+static bool g_env_off; /* $DEEPC_CONV_BLOCK=0 turns the fusion off (measurements) */
+static pthread_once_t g_env_once = PTHREAD_ONCE_INIT;
+static void env_read(void) {
+  const char *e = getenv("DEEPC_CONV_BLOCK");
+  g_env_off = e && strcmp(e, "0") == 0;
+}
+
 dc_tensor *dc__conv_block_forward(dc_module *const *mods, int n, dc_tensor *x, bool *fused) {
   *fused = false;
-  static int env_off = -1; /* $DEEPC_CONV_BLOCK=0 turns the fusion off (measurements) */
-  if (env_off < 0) {
-    const char *e = getenv("DEEPC_CONV_BLOCK");
-    env_off = e && strcmp(e, "0") == 0;
-  }
-  if (dc__conv_block_off || env_off || n < 4 || !x || x->ndim != 4 || dc__summary_active) return NULL;
+  pthread_once(&g_env_once, env_read);
+  if (dc__conv_block_off || g_env_off || n < 4 || !x || x->ndim != 4 || dc__summary_active)
+    return NULL;
   dc_module *conv = mods[0], *bn = mods[1], *relu = mods[2], *pool = mods[3];
   if (conv->type != &dc__type_conv2d || bn->type != &dc__type_batchnorm2d ||
       relu->type != &dc__type_relu || pool->type != &dc__type_maxpool2d)
     return NULL;
   const dc__conv_state *cs = conv->state;
-  const dc__bn_state *bs = bn->state;
   const dc__pool_state *ps = pool->state;
   for (int i = 0; i < 2; i++)
     if (ps->kernel.v[i] != 2 || ps->stride.v[i] != 2 || ps->padding.v[i] != 0 ||
         ps->dilation.v[i] != 1)
       return NULL;
-  if (ps->ceil_mode || x->shape[1] != cs->cin || bs->c != cs->cout) return NULL;
-  /* BatchNorm's own bookkeeping (norm.c's bn_forward): counted only when the block runs */
-  dc_tensor *nbt = bn->training && bs->track ? dc__own_buffer(bn, "num_batches_tracked") : NULL;
-  double factor = bs->momentum;
-  if (nbt && bs->cumulative) factor = 1.0 / (double)(*(int64_t *)dc_data(nbt) + 1);
-  dc_tensor *y =
-      dc__conv_block(x, dc__own_param(conv, "weight"), dc__own_param(conv, "bias"),
-                     conv_opts(cs), bs->track ? dc__own_buffer(bn, "running_mean") : NULL,
-                     bs->track ? dc__own_buffer(bn, "running_var") : NULL,
-                     dc__own_param(bn, "weight"), dc__own_param(bn, "bias"),
-                     bn->training || !bs->track, factor, bs->eps, fused);
-  if (y && nbt) (*(int64_t *)dc_data(nbt))++;
+  if (ps->ceil_mode || x->shape[1] != cs->cin || ((const dc__bn_state *)bn->state)->c != cs->cout)
+    return NULL;
+  dc__bn_call c = dc__bn_call_of(bn); /* num_batches_tracked counts only when the block runs */
+  dc_tensor *y = dc__conv_block(x, dc__own_param(conv, "weight"), dc__own_param(conv, "bias"),
+                                conv_opts(cs), c.running_mean, c.running_var, c.weight, c.bias,
+                                c.batch_stats, c.momentum, c.eps, fused);
+  if (y && c.nbt) (*c.nbt)++;
   return y;
 }

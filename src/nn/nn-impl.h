@@ -126,6 +126,18 @@ dc_tensor *dc__batch_norm_relu(dc_tensor *x, dc_tensor *running_mean, dc_tensor 
                                dc_tensor *weight, dc_tensor *bias, bool training, double momentum,
                                double eps);
 
+/* What a BatchNorm1d/2d module passes to its batch-norm op on this call (norm.c): running stats
+ * (NULL untracked), affine parameters (NULL without), batch statistics or running ones, the
+ * momentum (1 / (num_batches_tracked + 1) for momentum=None) and eps. nbt: the counter the
+ * caller increments once the call is made (NULL when it does not count: eval or untracked). */
+typedef struct dc__bn_call {
+  dc_tensor *running_mean, *running_var, *weight, *bias;
+  bool batch_stats;
+  double momentum, eps;
+  int64_t *nbt;
+} dc__bn_call;
+dc__bn_call dc__bn_call_of(dc_module *m);
+
 /* ---- Conv2d + BatchNorm2d + ReLU + MaxPool2d(2) fusion (conv.c) ----
  * dc__conv_block_forward(mods, n, x, &fused): when mods[0..3] (n of them available) are those
  * four layers, the pooling 2x2 with stride 2, no padding, dilation 1 and floor mode, no summary
@@ -137,8 +149,7 @@ extern bool dc__conv_block_off;
 dc_tensor *dc__conv_block_forward(dc_module *const *mods, int n, dc_tensor *x, bool *fused);
 dc_tensor *dc__conv_block(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_conv2d_opts o,
                           dc_tensor *running_mean, dc_tensor *running_var, dc_tensor *bn_w,
-                          dc_tensor *bn_b, bool training, double momentum, double eps,
-                          bool *fused);
+                          dc_tensor *bn_b, bool training, double momentum, double eps, bool *fused);
 
 /* Layer type objects (the spec parser and the summary compare against them). */
 extern const dc_module_type dc__type_sequential, dc__type_linear, dc__type_conv2d,

@@ -28,17 +28,26 @@ static dc_tensor *bn_forward(dc_module *m, dc_tensor *x) {
                    "expected more than 1 value per channel when training, got input "
                    "%s; use a batch of 2 or more, or eval mode",
                    a);
-  double factor = s->momentum;
+  dc__bn_call c = dc__bn_call_of(m);
+  if (c.nbt) (*c.nbt)++;
+  return (relu ? dc__batch_norm_relu : dc_batch_norm)(x, c.running_mean, c.running_var, c.weight,
+                                                      c.bias, c.batch_stats, c.momentum, c.eps);
+}
+
+dc__bn_call dc__bn_call_of(dc_module *m) {
+  const dc__bn_state *s = m->state;
+  dc__bn_call c = {.running_mean = s->track ? dc__own_buffer(m, "running_mean") : NULL,
+                   .running_var = s->track ? dc__own_buffer(m, "running_var") : NULL,
+                   .weight = dc__own_param(m, "weight"),
+                   .bias = dc__own_param(m, "bias"),
+                   .batch_stats = m->training || !s->track,
+                   .momentum = s->momentum,
+                   .eps = s->eps};
   if (m->training && s->track) {
-    int64_t *nbt = dc_data(dc__own_buffer(m, "num_batches_tracked"));
-    (*nbt)++;
-    if (s->cumulative) factor = 1.0 / (double)*nbt;
+    c.nbt = dc_data(dc__own_buffer(m, "num_batches_tracked"));
+    if (s->cumulative) c.momentum = 1.0 / (double)(*c.nbt + 1);
   }
-  dc_tensor *rm = s->track ? dc__own_buffer(m, "running_mean") : NULL;
-  dc_tensor *rv = s->track ? dc__own_buffer(m, "running_var") : NULL;
-  return (relu ? dc__batch_norm_relu : dc_batch_norm)(x, rm, rv, dc__own_param(m, "weight"),
-                                                      dc__own_param(m, "bias"), batch_stats,
-                                                      factor, s->eps);
+  return c;
 }
 
 dc_tensor *dc__bn_relu_forward(dc_module *bn, dc_module *relu, dc_tensor *x, bool *fused) {

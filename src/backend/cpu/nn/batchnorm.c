@@ -196,10 +196,6 @@ CLONES static void grad_row_relu_f32(float *restrict gx, const float *restrict d
 
 /* ---- forward ---- */
 
-static double ld_opt(const dc_tensor *t, int64_t c, double dflt) {
-  return t ? dc__nn_ld(dc_data(t), c, t->dtype == DC_F64) : dflt;
-}
-
 /* relu: y = max(bn(x), 0) */
 static int bn_forward(dc_tensor *y, dc_tensor *save_mean, dc_tensor *save_invstd,
                       const dc_tensor *x, const dc_tensor *weight, const dc_tensor *bias,
@@ -224,29 +220,16 @@ static int bn_forward(dc_tensor *y, dc_tensor *save_mean, dc_tensor *save_invstd
         else
           stats_row_f32((const float *)row, S, (float)shift, &s1, &s2);
       }
-      double d = s1 / (double)M;
-      mean = shift + d;
-      var = s2 / (double)M - d * d;
-      if (var < 0) var = 0;
-      if (running_mean) {
-        double rm = ld_opt(running_mean, c, 0);
-        dc__nn_st(dc_data(running_mean), c, running_mean->dtype == DC_F64,
-                  (1 - momentum) * rm + momentum * mean);
-      }
-      if (running_var) {
-        double rv = ld_opt(running_var, c, 1),
-               unbiased = M > 1 ? var * (double)M / (double)(M - 1) : var;
-        dc__nn_st(dc_data(running_var), c, running_var->dtype == DC_F64,
-                  (1 - momentum) * rv + momentum * unbiased);
-      }
+      dc__bn_moments(shift, s1, s2, (double)M, c, running_mean, running_var, momentum, &mean, &var);
     } else {
-      mean = ld_opt(running_mean, c, 0);
-      var = ld_opt(running_var, c, 1);
+      mean = dc__nn_ld_opt(running_mean, c, 0);
+      var = dc__nn_ld_opt(running_var, c, 1);
     }
     double invstd = 1.0 / sqrt(var + eps);
     dc__nn_st(dc_data(save_mean), c, f64, mean);
     dc__nn_st(dc_data(save_invstd), c, f64, invstd);
-    double beta = ld_opt(bias, c, 0.0), a = invstd * ld_opt(weight, c, 1.0), b = beta - mean * a;
+    double beta = dc__nn_ld_opt(bias, c, 0.0), a = invstd * dc__nn_ld_opt(weight, c, 1.0),
+           b = beta - mean * a;
     for (int64_t n = 0; n < N; n++) {
       size_t off = (size_t)((n * C + c) * S) * z;
       if (f64) {
@@ -330,13 +313,9 @@ static int bn_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_ten
     if (!gx) continue;
     /* training: gx = (dy - mean(dy) - (x - m) * is^2 * mean(dy * (x - m))) * w * is
      * eval:     gx = dy * w * is */
-    double k = ld_opt(weight, c, 1.0) * is, a = 0, b = 0, proj = 0, gmean = 0;
-    if (batch_stats && M > 0) {
-      proj = sdyx * is * is / M;
-      gmean = sdy / M;
-      a = -proj * k;
-      b = (m * proj - gmean) * k;
-    }
+    dc__bn_grad t =
+        dc__bn_grad_of(dc__nn_ld_opt(weight, c, 1.0), m, is, sdy, sdyx, M, batch_stats);
+    double k = t.k, a = t.a, b = t.b, proj = t.proj, gmean = t.gmean;
     for (int64_t n = 0; n < N; n++) {
       size_t off = (size_t)((n * C + c) * S) * z;
       if (f64) {

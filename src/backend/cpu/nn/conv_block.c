@@ -168,10 +168,6 @@ AVX512 static void grad_conv_plane(float *gyc, const float *yc, const float *d, 
 
 /* ---- entry points ---- */
 
-static double ld_opt(const dc_tensor *t, int64_t c, double dflt) {
-  return t ? ((const float *)dc_data(t))[c] : dflt;
-}
-
 /* NCHW planes [16][P] from block-plane vectors v [P][16], and back: 16x16 transposes, the
  * last P % 16 positions one by one */
 AVX512 static void to_planes(float *planes, const float *v, int64_t P) {
@@ -270,8 +266,6 @@ AVX512 int dc__cpu_conv_block_forward(dc_tensor *y, dc_tensor *yc, dc_tensor *id
   }
   double M = (double)(bg.n * S);
   float *st = dc_data(stats); /* [4][K]: mean, invstd, a, b */
-  float *rm = running_mean ? dc_data(running_mean) : NULL;
-  float *rv = running_var ? dc_data(running_var) : NULL;
   for (int64_t c = 0; c < K; c++) {
     double m, var;
     if (batch_stats) { /* batchnorm.c's formulas, the shift its first element */
@@ -280,25 +274,19 @@ AVX512 int dc__cpu_conv_block_forward(dc_tensor *y, dc_tensor *yc, dc_tensor *id
         s1 += sums[(n * K + c) * 2];
         s2 += sums[(n * K + c) * 2 + 1];
       }
-      double dm = s1 / M;
-      m = shift + dm;
-      var = s2 / M - dm * dm;
-      if (var < 0) var = 0;
-      if (rm) rm[c] = (float)((1 - momentum) * rm[c] + momentum * m);
-      if (rv)
-        rv[c] = (float)((1 - momentum) * rv[c] + momentum * (M > 1 ? var * M / (M - 1) : var));
+      dc__bn_moments(shift, s1, s2, M, c, running_mean, running_var, momentum, &m, &var);
     } else {
-      m = ld_opt(running_mean, c, 0);
-      var = ld_opt(running_var, c, 1);
+      m = dc__nn_ld_opt(running_mean, c, 0);
+      var = dc__nn_ld_opt(running_var, c, 1);
     }
-    double is = 1.0 / sqrt(var + eps), a = is * ld_opt(bn_w, c, 1.0);
+    double is = 1.0 / sqrt(var + eps), a = is * dc__nn_ld_opt(bn_w, c, 1.0);
     st[c] = (float)m;
     st[K + c] = (float)is;
     st[2 * K + c] = (float)a;
-    st[3 * K + c] = (float)(ld_opt(bn_b, c, 0.0) - m * a);
+    st[3 * K + c] = (float)(dc__nn_ld_opt(bn_b, c, 0.0) - m * a);
   }
-  if (batch_stats && rm) running_mean->storage->version++;
-  if (batch_stats && rv) running_var->storage->version++;
+  if (batch_stats && running_mean) running_mean->storage->version++;
+  if (batch_stats && running_var) running_var->storage->version++;
   uint8_t *pix = idx ? dc_data(idx) : NULL;
   float *py = dc_data(y);
   dc__cpu_nn_hint_tensor(y);
@@ -358,13 +346,8 @@ AVX512 int dc__cpu_conv_block_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *
     }
     if (gbn_b) ((float *)dc_data(gbn_b))[c] = (float)sdy;
     if (gbn_w) ((float *)dc_data(gbn_w))[c] = (float)(sdyx * is);
-    double k = ld_opt(bn_w, c, 1.0) * is, a = 0, b = 0;
-    if (batch_stats && M > 0) {
-      double proj = sdyx * is * is / M, gmean = sdy / M;
-      a = -proj * k;
-      b = (m * proj - gmean) * k;
-    }
-    co[3 * c] = k, co[3 * c + 1] = a, co[3 * c + 2] = b;
+    dc__bn_grad gr = dc__bn_grad_of(dc__nn_ld_opt(bn_w, c, 1.0), m, is, sdy, sdyx, M, batch_stats);
+    co[3 * c] = gr.k, co[3 * c + 1] = gr.a, co[3 * c + 2] = gr.b;
   }
   int rc = DC_OK;
   if (need_gyc) {

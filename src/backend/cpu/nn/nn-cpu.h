@@ -76,11 +76,12 @@ int dc__cpu_batch_norm_relu_forward(dc_tensor *y, dc_tensor *save_mean, dc_tenso
 int dc__cpu_batch_norm_relu_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb,
                                      const dc_tensor *gy, const dc_tensor *y, const dc_tensor *x,
                                      const dc_tensor *weight, const dc_tensor *mean,
-                                const dc_tensor *invstd, bool batch_stats);
+                                     const dc_tensor *invstd, bool batch_stats);
 
 /* Winograd F(2x2, 5x5) on the 16-channel blocked layout (wino5.c): x [N, C, H, W] (NCHW),
- * gx [N, C/16, H, W, 16], y, gy [N, K/16, OH, OW, 16], w, gw [K, C, 5, 5], b, gb [K] (NULL: none). fits: the layer is
- * 5x5, stride 1, undilated, ungrouped, C and K multiples of 16, padding <= 4, on AVX-512. */
+ * gx [N, C/16, H, W, 16], y, gy [N, K/16, OH, OW, 16], w, gw [K, C, 5, 5], b, gb [K] (NULL: none).
+ * fits: the layer is 5x5, stride 1, undilated, ungrouped, C and K multiples of 16, padding <= 4, on
+ * AVX-512. */
 bool dc__cpu_wino5_fits(const dc_conv2d_geom *g);
 int dc__cpu_wino5_forward(float *y, const float *x, const float *w, const float *b,
                           const dc_conv2d_geom *g);
@@ -91,16 +92,16 @@ int dc__cpu_wino5_backward_weights(float *gw, float *gb, const float *x, const f
 
 /* ---- conv2d -> batch norm -> ReLU -> 2x2 max pooling in one op (conv_block.c) ---- */
 int dc__cpu_conv_block_plan(const dc_conv2d_geom *g, bool has_bias, size_t *bytes);
-int dc__cpu_conv_block_forward(dc_tensor *y, dc_tensor *yc, dc_tensor *idx, dc_tensor *stats, const dc_tensor *x, const dc_tensor *w,
-                               const dc_tensor *b, const dc_tensor *bn_w, const dc_tensor *bn_b,
+int dc__cpu_conv_block_forward(dc_tensor *y, dc_tensor *yc, dc_tensor *idx, dc_tensor *stats,
+                               const dc_tensor *x, const dc_tensor *w, const dc_tensor *b,
+                               const dc_tensor *bn_w, const dc_tensor *bn_b,
                                dc_tensor *running_mean, dc_tensor *running_var, bool batch_stats,
                                double momentum, double eps, const dc_conv2d_geom *g);
 int dc__cpu_conv_block_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, dc_tensor *gbn_w,
                                 dc_tensor *gbn_b, const dc_tensor *gy, const dc_tensor *x,
                                 const dc_tensor *w, const dc_tensor *yc, const dc_tensor *idx,
                                 const dc_tensor *bn_w, const dc_tensor *bn_b,
-                                const dc_tensor *stats, bool batch_stats,
-                                const dc_conv2d_geom *g);
+                                const dc_tensor *stats, bool batch_stats, const dc_conv2d_geom *g);
 
 /* ---- dropout, hardtanh, losses (loss.c, xent.c) ---- */
 int dc__cpu_dropout_mask(dc_tensor *mask, double p);
@@ -137,6 +138,49 @@ static inline void dc__nn_st(void *base, int64_t i, bool f64, double v) {
     ((double *)base)[i] = v;
   else
     ((float *)base)[i] = (float)v;
+}
+
+/* t[c] of a float32/float64 [C] tensor, or dflt when t is NULL */
+static inline double dc__nn_ld_opt(const dc_tensor *t, int64_t c, double dflt) {
+  return t ? dc__nn_ld(dc_data(t), c, t->dtype == DC_F64) : dflt;
+}
+
+/* ---- batch-norm arithmetic per channel (batchnorm.c, conv_block.c: the same doubles) ---- */
+/* mean and biased variance of M values from s1 = sum(x - shift), s2 = sum((x - shift)^2); the
+ * running statistics of channel c (when given) move by momentum, the variance unbiased */
+static inline void dc__bn_moments(double shift, double s1, double s2, double M, int64_t c,
+                                  dc_tensor *running_mean, dc_tensor *running_var, double momentum,
+                                  double *mean, double *var) {
+  double d = s1 / M;
+  *mean = shift + d;
+  *var = s2 / M - d * d;
+  if (*var < 0) *var = 0;
+  if (running_mean)
+    dc__nn_st(dc_data(running_mean), c, running_mean->dtype == DC_F64,
+              (1 - momentum) * dc__nn_ld_opt(running_mean, c, 0) + momentum * *mean);
+  if (running_var) {
+    double unbiased = M > 1 ? *var * M / (M - 1) : *var;
+    dc__nn_st(dc_data(running_var), c, running_var->dtype == DC_F64,
+              (1 - momentum) * dc__nn_ld_opt(running_var, c, 1) + momentum * unbiased);
+  }
+}
+
+/* The backward's per-channel terms from the forward's mean m and 1/std is, the weight w and
+ * the sums sdy = sum(dy), sdyx = sum(dy * (x - m)) over M values: gx = dy * k + x * a + b, that
+ * is (dy - gmean - (x - m) * proj) * k; training mode (batch_stats) only has gmean and proj. */
+typedef struct dc__bn_grad {
+  double k, a, b, proj, gmean;
+} dc__bn_grad;
+static inline dc__bn_grad dc__bn_grad_of(double w, double m, double is, double sdy, double sdyx,
+                                         double M, bool batch_stats) {
+  dc__bn_grad r = {.k = w * is};
+  if (batch_stats && M > 0) {
+    r.proj = sdyx * is * is / M;
+    r.gmean = sdy / M;
+    r.a = -r.proj * r.k;
+    r.b = (m * r.proj - r.gmean) * r.k;
+  }
+  return r;
 }
 
 /* Deterministic sums: work is cut into blocks of this many elements whose partial sums are
