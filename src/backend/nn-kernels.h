@@ -51,6 +51,9 @@ typedef struct dc_xent_params {
   dc_reduction reduction;
 } dc_xent_params;
 
+/* conv_block's layers after the batch norm; pooling comes only with the ReLU */
+enum { DC_CONV_BLOCK_RELU = 1, DC_CONV_BLOCK_POOL = 2 };
+
 struct dc_nn_kernels {
   int version;
 
@@ -146,25 +149,28 @@ struct dc_nn_kernels {
                                   const dc_tensor *weight, const dc_tensor *mean,
                                 const dc_tensor *invstd, bool batch_stats);
 
-  /* ---- optional (NULL, or a plan that says DC_ERR_UNSUPPORTED: the op runs the four ops):
-   * conv2d -> batch norm -> ReLU -> max pooling 2x2 stride 2 (floor mode) in one op, the
-   * convolution's output kept in between in a layout of the backend's choosing.
+  /* ---- optional (NULL, or a plan that says DC_ERR_UNSUPPORTED: the op runs the layers):
+   * conv2d -> batch norm [-> ReLU [-> max pooling 2x2 stride 2 (floor mode)]] in one op, the
+   * convolution's output kept in between in a layout of the backend's choosing; mode says which
+   * layers follow the batch norm (DC_CONV_BLOCK_RELU, | DC_CONV_BLOCK_POOL).
    * Shapes: x, w, b and g as conv2d; yc the convolution's output [N, K, OH, OW] in the backend's
-   * layout, stored as float32 [bytes / 4]; y [N, K, OH/2, OW/2] (NCHW); idx uint8 of y's size,
-   * each window's argmax in the backend's order; bn_w, bn_b, running stats, mean, invstd [K].
+   * layout, stored as float32 [bytes / 4]; y [N, K, OH/2, OW/2] pooled, else [N, K, OH, OW]
+   * (NCHW); idx (pooled) uint8 of y's size, each window's argmax in the backend's order, else
+   * NULL; bn_w, bn_b, running stats [K]; stats [4, K] what the forward used (mean, invstd, and
+   * the affine a, b of yc).
    * conv_block_plan: DC_OK and yc's size in bytes when the backend fuses this float32 layer. */
   int (*conv_block_plan)(const dc_conv2d_geom *g, bool has_bias, size_t *bytes);
-  /* batch norm as batch_norm_forward; idx NULL when no backward will run */
+  /* batch norm as batch_norm_forward; idx NULL when no backward will run or not pooled */
   int (*conv_block_forward)(dc_tensor *y, dc_tensor *yc, dc_tensor *idx, dc_tensor *stats, const dc_tensor *x, const dc_tensor *w,
                             const dc_tensor *b, const dc_tensor *bn_w, const dc_tensor *bn_b,
                             dc_tensor *running_mean, dc_tensor *running_var, bool batch_stats,
-                            double momentum, double eps, const dc_conv2d_geom *g);
+                            double momentum, double eps, const dc_conv2d_geom *g, int mode);
   /* gx, gw, gb (the convolution's) and gbn_w, gbn_b [K] (the batch norm's): NULL when not
-   * wanted; gy [N, K, OH/2, OW/2]; batch_stats as batch_norm_backward */
+   * wanted; gy y's shape; batch_stats as batch_norm_backward */
   int (*conv_block_backward)(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, dc_tensor *gbn_w,
                              dc_tensor *gbn_b, const dc_tensor *gy, const dc_tensor *x,
                              const dc_tensor *w, const dc_tensor *yc, const dc_tensor *idx,
-                             const dc_tensor *bn_w, const dc_tensor *bn_b, const dc_tensor *stats, bool batch_stats, const dc_conv2d_geom *g);
+                             const dc_tensor *bn_w, const dc_tensor *bn_b, const dc_tensor *stats, bool batch_stats, const dc_conv2d_geom *g, int mode);
 };
 
 #endif

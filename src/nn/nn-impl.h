@@ -138,18 +138,21 @@ typedef struct dc__bn_call {
 } dc__bn_call;
 dc__bn_call dc__bn_call_of(dc_module *m);
 
-/* ---- Conv2d + BatchNorm2d + ReLU + MaxPool2d(2) fusion (conv.c) ----
- * dc__conv_block_forward(mods, n, x, &fused): when mods[0..3] (n of them available) are those
- * four layers, the pooling 2x2 with stride 2, no padding, dilation 1 and floor mode, no summary
- * is recording and the backend fuses the layer (dc__conv_block, src/ops/nn_conv_block.c), runs
- * them as one op and sets *fused (the caller then skips the other three); else returns NULL
- * with *fused false and no error, and the caller runs mods[0] alone. Errors (fused, NULL) name
- * the conv's path. dc__conv_block_off turns the fusion off (tests compare both). */
+/* ---- Conv2d + BatchNorm2d [+ ReLU [+ MaxPool2d(2)]] fusion (conv.c) ----
+ * dc__conv_block_forward(mods, n, x, &used): when mods[0..1] (n available) are a Conv2d and a
+ * BatchNorm2d of its channels, no summary is recording and the backend fuses the layer
+ * (dc__conv_block, src/ops/nn_conv_block.c), runs them as one op together with a ReLU in mods[2]
+ * and then a MaxPool2d(2) (2x2, stride 2, no padding, dilation 1, floor mode) in mods[3], and sets
+ * *used to the number of layers that ran (2, 3 or 4; the caller skips them); else returns NULL
+ * with *used 0 and no error, and the caller runs mods[0] alone. Errors (used > 0, NULL) name the
+ * conv's path. dc__conv_block_off turns the fusion off (tests compare both). */
 extern bool dc__conv_block_off;
-dc_tensor *dc__conv_block_forward(dc_module *const *mods, int n, dc_tensor *x, bool *fused);
+dc_tensor *dc__conv_block_forward(dc_module *const *mods, int n, dc_tensor *x, int *used);
+/* mode: DC_CONV_BLOCK_RELU, | DC_CONV_BLOCK_POOL (src/backend/nn-kernels.h) */
 dc_tensor *dc__conv_block(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_conv2d_opts o,
                           dc_tensor *running_mean, dc_tensor *running_var, dc_tensor *bn_w,
-                          dc_tensor *bn_b, bool training, double momentum, double eps, bool *fused);
+                          dc_tensor *bn_b, bool training, double momentum, double eps, int mode,
+                          bool *fused);
 
 /* Layer type objects (the spec parser and the summary compare against them). */
 extern const dc_module_type dc__type_sequential, dc__type_linear, dc__type_conv2d,

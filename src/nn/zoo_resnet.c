@@ -20,16 +20,28 @@ static dc_tensor *bn_relu_step(dc_module *m, const char *bn, dc_tensor *x, const
   return fused ? y : step(m, "relu", y, input);
 }
 
+/* y = the children conv, bn (and relu when relu) on x: one fused op when the backend runs it
+ * (dc__conv_block_forward), else the layers one by one */
+static dc_tensor *conv_bn_step(dc_module *m, const char *conv, const char *bn, bool relu,
+                               dc_tensor *x, const dc_tensor *input) {
+  dc_module *mods[3] = {dc_module_child(m, conv), dc_module_child(m, bn),
+                        dc_module_child(m, "relu")};
+  int used = 0;
+  dc_tensor *y = mods[0] && mods[1] ? dc__conv_block_forward(mods, relu ? 3 : 2, x, &used) : NULL;
+  if (used) {
+    if (x != input) dc_free(x);
+    return y;
+  }
+  y = step(m, conv, x, input);
+  return relu ? bn_relu_step(m, bn, y, input) : step(m, bn, y, input);
+}
+
 /* out = relu(branch(x) + (downsample ? downsample(x) : x)); the branch is the named children in
- * order, with relu between them. */
+ * (conv, bn) pairs, with relu between them. */
 static dc_tensor *residual(dc_module *m, dc_tensor *x, const char *const *branch, int nb) {
   dc_tensor *h = x;
-  for (int i = 0; i < nb; i++) {
-    if (branch[i][0] == 'b' && i + 1 < nb) /* bn1, bn2: then relu */
-      h = bn_relu_step(m, branch[i], h, x);
-    else
-      h = step(m, branch[i], h, x);
-  }
+  for (int i = 0; i + 1 < nb; i += 2)
+    h = conv_bn_step(m, branch[i], branch[i + 1], i + 2 < nb, h, x);
   dc_module *ds = dc_module_child(m, "downsample");
   dc_tensor *id = ds ? dc_module_forward(ds, x) : x;
   dc_tensor *s = h && id ? dc_add(h, id) : NULL;
@@ -55,9 +67,10 @@ static dc_tensor *resnet_forward(dc_module *m, dc_tensor *x) {
   dc_tensor *h = x;
   for (size_t i = 0; i < sizeof STAGES / sizeof STAGES[0]; i++) {
     if (!dc_module_child(m, STAGES[i])) continue;
-    if (i == 1 && dc_module_child(m, "relu")) { /* bn1, relu */
-      h = bn_relu_step(m, "bn1", h, x);
-      i++;
+    if (i == 0 && dc_module_child(m, "bn1")) { /* conv1, bn1 (, relu) */
+      bool relu = dc_module_child(m, "relu") != NULL;
+      h = conv_bn_step(m, "conv1", "bn1", relu, h, x);
+      i += relu ? 2 : 1;
     } else {
       h = step(m, STAGES[i], h, x);
     }

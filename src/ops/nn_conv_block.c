@@ -1,11 +1,12 @@
-/* conv_block: conv2d -> batch norm -> ReLU -> max pooling 2x2 (stride 2, floor mode) as one op,
- * what Conv2d, BatchNorm2d, ReLU, MaxPool2d(2) in a Sequential run as when the backend fuses
- * the layer (conv_block_plan in nn-kernels.h; on the CPU, float32 with oneDNN's 16-channel
- * blocked layout). The same values and gradients as the four ops, within float32 rounding
- * of the batch statistics, without the three full-size intermediate tensors. When the backend
- * does not fuse a layer, dc__conv_block says so without an error and the caller runs the ops.
+/* conv_block: conv2d -> batch norm [-> ReLU [-> max pooling 2x2 (stride 2, floor mode)]] as one
+ * op, what Conv2d, BatchNorm2d[, ReLU[, MaxPool2d(2)]] in a Sequential (and ResNet's blocks) run
+ * as when the backend fuses the layer (conv_block_plan in nn-kernels.h; on the CPU, float32 with
+ * oneDNN's 16-channel blocked layout). The same values and gradients as the separate ops, within
+ * float32 rounding of the batch statistics, without the full-size intermediate tensors. When the
+ * backend does not fuse a layer, dc__conv_block says so without an error and the caller runs the
+ * ops. Graph nodes are named conv_bn_relu_pool, conv_bn_relu or conv_bn.
  * Shapes: x [N, C, H, W]; w [K, C/G, kH, kW]; b, bn_w, bn_b, running stats [K]; the
- * convolution's output [N, K, OH, OW]; y [N, K, OH/2, OW/2]. */
+ * convolution's output [N, K, OH, OW]; y [N, K, OH/2, OW/2] pooled, else [N, K, OH, OW]. */
 #include "nn_ops.h"
 
 #include <assert.h>
@@ -14,16 +15,16 @@
 #define EVAL_CHUNK 64 /* images per conv_block_forward call in evaluation */
 
 /* node ints: the conv geometry, then these */
-enum { I_BATCH_STATS = 19, I_B, I_BN_W, I_BN_B };
+enum { I_BATCH_STATS = 19, I_B, I_BN_W, I_BN_B, I_MODE };
 static_assert(sizeof(dc_conv2d_geom) <= sizeof(int64_t) * I_BATCH_STATS,
               "conv geometry must fit before the block's own ints");
-static_assert(I_BN_B < DC_NODE_MAX_INTS, "conv_block ints must fit in a node");
+static_assert(I_MODE < DC_NODE_MAX_INTS, "conv_block ints must fit in a node");
 
-/* saved: 0 the convolution's output in the backend's layout, 1 the argmax of each window,
+/* saved: 0 the convolution's output in the backend's layout, 1 the argmax of each window (pooled),
  * 2 the statistics [4, K] (mean, invstd, and the affine a, b the forward used).
  * grads: all of the convolution's and the batch norm's inputs in one kernel call. */
 static int conv_block_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
-  if (!dc__nn_no_double_backward("conv_bn_relu_pool")) return DC_ERR_UNSUPPORTED;
+  if (!dc__nn_no_double_backward(n->op->name)) return DC_ERR_UNSUPPORTED;
   dc_conv2d_geom g;
   memcpy(&g, n->i, sizeof g);
   int ib = (int)n->i[I_B], ibw = (int)n->i[I_BN_W], ibb = (int)n->i[I_BN_B];
@@ -37,14 +38,15 @@ static int conv_block_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
       gr[k] = dc__new(dc_shape_of(n->inputs[k]), DC_F32, x->device);
       ok = gr[k] != NULL;
     }
-  const struct dc_nn_kernels *kn = ok ? dc__nn_kernels("conv_bn_relu_pool", x) : NULL;
+  const struct dc_nn_kernels *kn = ok ? dc__nn_kernels(n->op->name, x) : NULL;
   if (!kn) {
     for (int k = 0; k < 5; k++) dc_free(gr[k]);
     return dc__nn_status();
   }
   int rc = kn->conv_block_backward(gr[0], gr[1], ib ? gr[ib] : NULL, ibw ? gr[ibw] : NULL,
                                    ibb ? gr[ibb] : NULL, gy, x, w, n->saved[0], n->saved[1], bn_w,
-                                   bn_b, n->saved[2], n->i[I_BATCH_STATS] != 0, &g);
+                                   bn_b, n->saved[2], n->i[I_BATCH_STATS] != 0, &g,
+                                   (int)n->i[I_MODE]);
   if (rc != DC_OK) {
     for (int k = 0; k < 5; k++) dc_free(gr[k]);
     return rc;
@@ -52,7 +54,10 @@ static int conv_block_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   for (int k = 0; k < n->ninputs; k++) gin[k] = gr[k];
   return DC_OK;
 }
-static const dc_opdef OP_CONV_BLOCK = {"conv_bn_relu_pool", conv_block_backward};
+/* by mode (DC_CONV_BLOCK_RELU | DC_CONV_BLOCK_POOL); pooling comes only with the ReLU */
+static const dc_opdef OP_CONV_BN = {"conv_bn", conv_block_backward},
+                      OP_CONV_BN_RELU = {"conv_bn_relu", conv_block_backward},
+                      OP_CONV_BN_RELU_POOL = {"conv_bn_relu_pool", conv_block_backward};
 
 /* a float32 [K] vector on x's device, or NULL */
 static bool vec_ok(const dc_tensor *t, const dc_tensor *x, int64_t K, bool inplace) {
@@ -63,8 +68,13 @@ static bool vec_ok(const dc_tensor *t, const dc_tensor *x, int64_t K, bool inpla
 dc_tensor *dc__conv_block(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_conv2d_opts o,
                           dc_tensor *running_mean, dc_tensor *running_var, dc_tensor *bn_w,
                           dc_tensor *bn_b, bool training, double momentum, double eps,
-                          bool *fused) {
+                          int mode, bool *fused) {
   *fused = false;
+  const bool pool = mode & DC_CONV_BLOCK_POOL;
+  const dc_opdef *op = pool ? &OP_CONV_BN_RELU_POOL
+                       : mode & DC_CONV_BLOCK_RELU ? &OP_CONV_BN_RELU
+                                                   : &OP_CONV_BN;
+  if (pool && !(mode & DC_CONV_BLOCK_RELU)) return NULL; /* not a pattern the backend runs */
   if (!x || !w || x->dtype != DC_F32 || w->dtype != DC_F32 || x->ndim != 4 || w->ndim != 4 ||
       (b && b->dtype != DC_F32) || (running_mean == NULL) != (running_var == NULL) || !(eps >= 0) ||
       !(momentum >= 0 && momentum <= 1))
@@ -77,7 +87,7 @@ dc_tensor *dc__conv_block(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_conv2d_op
       !vec_ok(running_mean, x, K, true) || !vec_ok(running_var, x, K, true) ||
       (batch_stats && g.n * g.oh * g.ow <= 1))
     return NULL;
-  const struct dc_nn_kernels *k = dc__nn_kernels("conv_bn_relu_pool", x);
+  const struct dc_nn_kernels *k = dc__nn_kernels(op->name, x);
   size_t bytes = 0;
   if (!k || !k->conv_block_plan || k->conv_block_plan(&g, b != NULL, &bytes) != DC_OK ||
       bytes % sizeof(float))
@@ -102,31 +112,32 @@ dc_tensor *dc__conv_block(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_conv2d_op
     cbytes = bytes;
   }
   dc_tensor *y = NULL, *yc = NULL, *idx = NULL, *stats = NULL;
+  const int64_t ps = pool ? 2 : 1; /* the pooling's stride */
   if (ok) {
-    y = dc__new(DC_SHAPE(g.n, K, g.oh / 2, g.ow / 2), DC_F32, x->device);
+    y = dc__new(DC_SHAPE(g.n, K, g.oh / ps, g.ow / ps), DC_F32, x->device);
     yc = dc__new(DC_SHAPE((int64_t)(cbytes / sizeof(float))), DC_F32, x->device);
-    idx = grad ? dc__new(DC_SHAPE(g.n, K, g.oh / 2, g.ow / 2), DC_U8, x->device) : NULL;
+    idx = grad && pool ? dc__new(DC_SHAPE(g.n, K, g.oh / 2, g.ow / 2), DC_U8, x->device) : NULL;
     stats = dc__new(DC_SHAPE(4, K), DC_F32, x->device);
   }
-  ok = ok && y && yc && (idx || !grad) && stats;
+  ok = ok && y && yc && (idx || !grad || !pool) && stats;
   for (int64_t n0 = 0; ok && n0 < g.n; n0 += chunk) {
     gc.n = g.n - n0 < chunk ? g.n - n0 : chunk;
     dc_tensor *xv = ins[0], *yv = y;
     if (chunk < g.n) { /* views of images n0 .. n0 + gc.n - 1 */
-      int64_t xs[4] = {gc.n, g.c, g.h, g.w}, ys[4] = {gc.n, K, g.oh / 2, g.ow / 2};
+      int64_t xs[4] = {gc.n, g.c, g.h, g.w}, ys[4] = {gc.n, K, g.oh / ps, g.ow / ps};
       xv = dc__alias(ins[0], 4, xs, ins[0]->stride, ins[0]->offset + n0 * ins[0]->stride[0]);
       yv = dc__alias(y, 4, ys, y->stride, y->offset + n0 * y->stride[0]);
     }
     ok = xv && yv &&
          k->conv_block_forward(yv, yc, idx, stats, xv, ins[1], ib ? ins[ib] : NULL,
                                ibw ? ins[ibw] : NULL, ibb ? ins[ibb] : NULL, running_mean,
-                               running_var, batch_stats, momentum, eps, &gc) == DC_OK;
+                               running_var, batch_stats, momentum, eps, &gc, mode) == DC_OK;
     if (xv != ins[0]) dc_free(xv);
     if (yv != y) dc_free(yv);
   }
   dc_node *n = NULL;
-  ok = ok && dc__record(&OP_CONV_BLOCK, y, nin, ins, &n);
-  if (ok && n && !idx) /* dc__record and the grad test above disagree: a bug, not bad input */
+  ok = ok && dc__record(op, y, nin, ins, &n);
+  if (ok && n && pool && !idx) /* dc__record and the grad test above disagree: a bug */
     ok = dc__err(DC_ERR_STATE, "conv_bn_relu_pool: a graph node without saved argmaxes") != NULL;
   if (ok && n) {
     memcpy(n->i, &g, sizeof g);
@@ -134,6 +145,7 @@ dc_tensor *dc__conv_block(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_conv2d_op
     n->i[I_B] = ib;
     n->i[I_BN_W] = ibw;
     n->i[I_BN_B] = ibb;
+    n->i[I_MODE] = mode;
     dc__save(n, 0, yc);
     dc__save(n, 1, idx);
     dc__save(n, 2, stats);

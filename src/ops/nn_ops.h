@@ -34,11 +34,12 @@ dc_tensor *dc__batch_norm_relu(dc_tensor *x, dc_tensor *running_mean, dc_tensor 
 /* conv2d's geometry for x [N, C, H, W] and w (4-D): sizes, padding ("same" resolved) and the
  * algorithm in force; false with an error naming the problem (nn_conv.c). */
 bool dc__conv_geom(dc_conv2d_geom *g, const dc_tensor *x, const dc_tensor *w, dc_conv2d_opts o);
-/* max_pool2d(relu(batch_norm(conv2d(x)))) with a 2x2 window, stride 2, as one op (nn_conv_block.c;
- * declared for src/nn in nn-impl.h too). */
+/* batch_norm(conv2d(x)), then by mode (DC_CONV_BLOCK_RELU, | DC_CONV_BLOCK_POOL: nn-kernels.h)
+ * relu and max_pool2d with a 2x2 window, stride 2, as one op (nn_conv_block.c; declared for
+ * src/nn in nn-impl.h too). */
 dc_tensor *dc__conv_block(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_conv2d_opts o,
                           dc_tensor *running_mean, dc_tensor *running_var, dc_tensor *bn_w,
-                          dc_tensor *bn_b, bool training, double momentum, double eps,
+                          dc_tensor *bn_b, bool training, double momentum, double eps, int mode,
                           bool *fused);
 /* Backward rule result: DC_OK, or the current error status (DC_ERR_NOMEM when none is set). */
 int dc__nn_status(void);

@@ -1,9 +1,10 @@
-/* The fused conv block (Conv2d, BatchNorm2d, ReLU, MaxPool2d(2) in a Sequential as one op,
- * src/ops/nn_conv_block.c) against the same layers run one by one: output, every parameter's
- * gradient, the input's gradient, running statistics and num_batches_tracked, in training and
- * eval mode, with odd sizes (the row and column floor-mode pooling drops), no conv bias, no
- * batch-norm affine, cumulative momentum, frozen weights, NaN inputs; the same bits on 1 and
- * 2 threads; and which layer patterns fuse. */
+/* The fused conv block (Conv2d, BatchNorm2d[, ReLU[, MaxPool2d(2)]] in a Sequential, and in
+ * ResNet's blocks, as one op, src/ops/nn_conv_block.c) against the same layers run one by one:
+ * output, every parameter's gradient, the input's gradient, running statistics and
+ * num_batches_tracked, in training and eval mode, with odd sizes (the row and column floor-mode
+ * pooling drops, rows that are not a multiple of 16 pixels), no conv bias, no batch-norm affine,
+ * cumulative momentum, frozen weights, NaN inputs; the same bits on 1 and 2 threads; which layer
+ * patterns fuse; a whole ResNet fused and layer by layer. */
 #include <criterion/criterion.h>
 #include <deepc/deepc.h>
 #include <math.h>
@@ -16,15 +17,21 @@ typedef struct block_case {
   int64_t n, c, h, w, k; /* x [N, C, H, W], K filters */
   int ks, pad, stride;
   bool conv_bias, affine, cumulative, training, freeze_conv_w, x_grad;
+  int tail; /* after the batch norm: 0 ReLU and MaxPool2d(2), 1 ReLU, 2 nothing */
 } block_case;
+
+/* the graph function of the fused op and of the layers one by one, by tail */
+static const char *const FUSED_FN[] = {"conv_bn_relu_pool", "conv_bn_relu", "conv_bn"};
+static const char *const PLAIN_FN[] = {"max_pool2d", "batch_norm_relu", "batch_norm"};
 
 static dc_module *make_model(const block_case *t, dc_dtype dt) {
   dc_manual_seed(42);
   dc_module *m = dc_nn_sequential(
       dc_nn_conv2d(t->c, t->k, t->ks, .padding = t->pad, .stride = t->stride,
                    .no_bias = !t->conv_bias),
-      dc_nn_batchnorm2d(t->k, .no_affine = !t->affine, .cumulative = t->cumulative), dc_nn_relu(),
-      dc_nn_maxpool2d(2));
+      dc_nn_batchnorm2d(t->k, .no_affine = !t->affine, .cumulative = t->cumulative));
+  if (t->tail < 2) m = dc_nn_sequential_append(m, dc_nn_relu());
+  if (t->tail < 1) m = dc_nn_sequential_append(m, dc_nn_maxpool2d(2));
   cr_assert_not_null(m, "%s", dc_last_error());
   dc_module_train(m, t->training);
   if (t->freeze_conv_w) dc_requires_grad_(dc_module_get_parameter(m, "0.weight"), false);
@@ -155,23 +162,34 @@ static void free_run(block_run *r) {
 
 static const block_case CASES[] = {
     /* the Fashion-MNIST CNN's first and last blocks */
-    {4, 1, 12, 12, 32, 5, 2, 1, true, true, false, true, false, false},
-    {4, 32, 7, 7, 64, 5, 2, 1, true, true, false, true, false, true},
+    {4, 1, 12, 12, 32, 5, 2, 1, true, true, false, true, false, false, 0},
+    {4, 32, 7, 7, 64, 5, 2, 1, true, true, false, true, false, true, 0},
     /* odd sizes both ways, 3x3 (Winograd under auto), no conv bias, no affine */
-    {3, 16, 9, 11, 16, 3, 1, 1, false, false, false, true, false, true},
+    {3, 16, 9, 11, 16, 3, 1, 1, false, false, false, true, false, true, 0},
     /* stride 2, cumulative momentum, frozen conv weight (bias gradient alone) */
-    {2, 16, 13, 10, 32, 3, 0, 2, true, true, true, true, true, true},
+    {2, 16, 13, 10, 32, 3, 0, 2, true, true, true, true, true, true, 0},
     /* eval mode: running statistics, eval-mode batch-norm gradient */
-    {3, 16, 8, 8, 16, 5, 2, 1, true, true, false, false, false, true},
+    {3, 16, 8, 8, 16, 5, 2, 1, true, true, false, false, false, true, 0},
     /* 5x5 Winograd (wino5.c) without padding on odd sizes, more tiles than one block of 24;
      * frozen weight with a bias; 48 filters (a 32 + 16 split of the products) */
-    {5, 32, 15, 13, 48, 5, 0, 1, true, true, false, true, true, true},
+    {5, 32, 15, 13, 48, 5, 0, 1, true, true, false, true, true, true, 0},
     /* 3x3 with 128 4x4 output tiles: oneDNN's Winograd F(4x4, 3x3) under auto (VGG's blocks) */
-    {8, 16, 16, 16, 32, 3, 1, 1, true, true, false, true, false, true},
+    {8, 16, 16, 16, 32, 3, 1, 1, true, true, false, true, false, true, 0},
     /* a row of 37 pixels: two 16-pixel transposes and 5 single ones in every layout copy */
-    {2, 16, 10, 37, 16, 5, 2, 1, true, true, false, true, false, true},
+    {2, 16, 10, 37, 16, 5, 2, 1, true, true, false, true, false, true, 0},
     /* 5x5 with padding 4 (the largest it takes), 64 input channels, no conv bias */
-    {2, 64, 6, 7, 32, 5, 4, 1, false, true, false, true, false, true},
+    {2, 64, 6, 7, 32, 5, 4, 1, false, true, false, true, false, true, 0},
+    /* without pooling: ResNet's 3x3 layers (Winograd F(4x4, 3x3) under auto), its stride-2
+     * 3x3 and 1x1 downsample layers, its 7x7 stem; 37 and 21-pixel rows (transposes of 16 and
+     * single pixels) */
+    {8, 16, 16, 16, 32, 3, 1, 1, false, true, false, true, false, true, 1},
+    {4, 32, 16, 16, 32, 3, 1, 1, false, true, false, true, false, true, 2},
+    {3, 16, 13, 11, 32, 3, 1, 2, false, true, false, true, false, true, 1},
+    {3, 16, 13, 11, 32, 1, 0, 2, false, true, true, true, false, true, 2},
+    {2, 3, 41, 37, 16, 7, 3, 2, false, true, false, true, false, false, 1},
+    {2, 16, 10, 37, 16, 5, 2, 1, true, false, false, true, true, true, 1},
+    {3, 16, 8, 8, 16, 3, 1, 1, true, true, false, false, false, true, 1},
+    {3, 16, 8, 8, 16, 3, 1, 1, false, true, false, false, false, true, 2},
 };
 
 /* under auto (5x5 layers with 16k channels and outputs of 8x8 or more on Winograd F(2x2, 5x5)),
@@ -186,9 +204,9 @@ Test(conv_block, fused_matches_layer_by_layer) {
       dc_scope_begin();
       char what[48];
       snprintf(what, sizeof what, "case %zu, %s", c, dc_conv_algo_name(algos[algo]));
-      const char *want = algos[algo] == DC_CONV_ALGO_DIRECT ? NULL : "conv_bn_relu_pool";
+      const char *want = algos[algo] == DC_CONV_ALGO_DIRECT ? NULL : FUSED_FN[CASES[c].tail];
       block_run fused = run_case(&CASES[c], true, want, 2, false);
-      block_run plain = run_case(&CASES[c], false, "max_pool2d", 2, false);
+      block_run plain = run_case(&CASES[c], false, PLAIN_FN[CASES[c].tail], 2, false);
       /* float32: the batch statistics are summed in another order */
       assert_close(&plain, &fused, 2e-5, CASES[c].training, what);
       block_run one = run_case(&CASES[c], true, want, 1, false);
@@ -211,8 +229,9 @@ Test(conv_block, nan_inputs_propagate_as_layer_by_layer) {
   dc_scope_end();
 }
 
-/* Only the exact pattern fuses: a 3x3 pool, ceil mode, BatchNorm1d-free orders run layer by
- * layer; float64 runs layer by layer; no_grad still fuses (no node). */
+/* Which patterns fuse: a 3x3 pool or ceil mode runs after a fused conv_bn_relu; conv, bn without
+ * a ReLU fuses as conv_bn; conv without a batch norm and 12 channels run layer by layer; no_grad
+ * still fuses (no node). */
 Test(conv_block, which_patterns_fuse) {
   dc_scope_begin();
   dc_manual_seed(1);
@@ -230,6 +249,19 @@ Test(conv_block, which_patterns_fuse) {
   cr_assert_str_eq(dc_grad_fn_name(dc_module_forward(ok, x)), "conv_bn_relu_pool");
   /* 12 channels: no 16-channel blocks, so layer by layer */
   cr_assert_str_eq(dc_grad_fn_name(dc_module_forward(k12, x)), "max_pool2d");
+  dc_module *cbr = dc_nn_sequential(dc_nn_conv2d(3, 16, 3, .padding = 1), dc_nn_batchnorm2d(16),
+                                    dc_nn_relu());
+  dc_module *cb = dc_nn_sequential(dc_nn_conv2d(3, 16, 3, .padding = 1), dc_nn_batchnorm2d(16),
+                                   dc_nn_sigmoid());
+  dc_module *cr = dc_nn_sequential(dc_nn_conv2d(3, 16, 3, .padding = 1), dc_nn_relu(),
+                                   dc_nn_batchnorm2d(16));
+  cr_assert_str_eq(dc_grad_fn_name(dc_module_forward(cbr, x)), "conv_bn_relu");
+  cr_assert_str_eq(dc_grad_fn_name(dc_module_forward(cb, x)), "sigmoid");
+  cr_assert_str_eq(dc_grad_fn_name(dc_module_forward(dc_module_child(cb, "0"), x)), "conv2d");
+  dc_module *cb2 = dc_nn_sequential(dc_nn_conv2d(3, 16, 3, .padding = 1), dc_nn_batchnorm2d(16));
+  cr_assert_str_eq(dc_grad_fn_name(dc_module_forward(cb2, x)), "conv_bn");
+  cr_assert_str_eq(dc_grad_fn_name(dc_module_forward(cr, x)), "batch_norm");
+  dc_module_free(cbr), dc_module_free(cb), dc_module_free(cb2), dc_module_free(cr);
   dc_no_grad_begin();
   dc_tensor *y = dc_module_forward(ok, x);
   dc_no_grad_end();
@@ -245,8 +277,8 @@ Test(conv_block, which_patterns_fuse) {
  * a batch that is not a multiple of 64, through Winograd (5x5) and oneDNN (3x3). */
 Test(conv_block, evaluation_in_chunks) {
   static const block_case cases[] = {
-      {150, 16, 9, 10, 32, 5, 2, 1, true, true, false, false, false, false},
-      {130, 16, 12, 12, 16, 3, 1, 1, true, true, false, false, false, false},
+      {150, 16, 9, 10, 32, 5, 2, 1, true, true, false, false, false, false, 0},
+      {130, 16, 12, 12, 16, 3, 1, 1, true, true, false, false, false, false, 0},
   };
   for (size_t c = 0; c < sizeof cases / sizeof *cases; c++) {
     dc_scope_begin();
@@ -295,7 +327,7 @@ static double rel_err(const dc_tensor *a, const dc_tensor *ref) {
  * in training mode (test above) and is left out. */
 Test(conv_block, winograd_5x5_close_to_float64_like_direct) {
   dc_scope_begin();
-  const block_case t = {4, 32, 12, 10, 48, 5, 2, 1, true, true, false, true, false, true};
+  const block_case t = {4, 32, 12, 10, 48, 5, 2, 1, true, true, false, true, false, true, 0};
   dc_conv_algo old = dc_set_conv_algo(DC_CONV_ALGO_AUTO);
   block_run wg = run_case(&t, true, "conv_bn_relu_pool", 2, false);
   dc_set_conv_algo(DC_CONV_ALGO_DIRECT);
@@ -312,4 +344,48 @@ Test(conv_block, winograd_5x5_close_to_float64_like_direct) {
   }
   free_run(&wg), free_run(&d), free_run(&ref);
   dc_scope_end();
+}
+
+/* A ResNet-18 of width 16 on 3x24x24 images (the 7x7 stem, stride-2 and 1x1 downsample layers,
+ * Winograd 3x3 layers under auto) trained two steps with every conv -> BN (-> ReLU) fused and
+ * layer by layer: the same logits, input and parameter gradients and running statistics. */
+static block_run resnet_run(bool fuse, bool training) {
+  dc_manual_seed(5);
+  dc_module *m = dc_zoo_create("resnet18", .num_classes = 3, .width = 16);
+  cr_assert_not_null(m, "%s", dc_last_error());
+  dc_module_train(m, training);
+  dc_manual_seed(6);
+  dc_tensor *x = dc_randn(DC_SHAPE(4, 3, 24, 24), DC_F32);
+  dc_requires_grad_(x, true);
+  dc__conv_block_off = !fuse;
+  block_run r = {.n = 0};
+  for (int step = 0; step < 2; step++) {
+    dc_tensor *y = dc_module_forward(m, x);
+    cr_assert_not_null(y, "%s", dc_last_error());
+    if (step == 1) keep(&r, "y", y);
+    cr_assert_eq(dc_backward(dc_sum(y, NULL, 0, false), ), DC_OK, "%s", dc_last_error());
+  }
+  dc__conv_block_off = false;
+  keep(&r, "x.grad", x->grad);
+  int np = 0, nb = 0;
+  dc_named_tensor *ps = dc_module_parameters(m, &np), *bs = dc_module_buffers(m, &nb);
+  /* block_run holds 16: the first parameters' and buffers' (stem, layer1) and the last ones */
+  for (int i = 0; i < np; i++)
+    if (i < 5 || i >= np - 2) keep(&r, ps[i].name, ps[i].tensor->grad);
+  for (int i = 0; i < nb; i++)
+    if (i < 4 || i >= nb - 3) keep(&r, bs[i].name, bs[i].tensor);
+  dc_named_tensors_free(ps, np);
+  dc_named_tensors_free(bs, nb);
+  dc_module_free(m);
+  return r;
+}
+
+Test(conv_block, resnet_fused_matches_layer_by_layer) {
+  for (int training = 1; training >= 0; training--) {
+    dc_scope_begin();
+    block_run fused = resnet_run(true, training), plain = resnet_run(false, training);
+    assert_close(&plain, &fused, 1e-4, training, training ? "resnet18, training" : "resnet18, eval");
+    free_run(&fused), free_run(&plain);
+    dc_scope_end();
+  }
 }

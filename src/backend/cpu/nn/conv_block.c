@@ -1,21 +1,23 @@
-/* CPU conv2d -> batch norm -> ReLU -> 2x2 max pooling (stride 2, floor mode) as one op: the
- * optional conv_block entries of nn-kernels.h, which Conv2d, BatchNorm2d, ReLU, MaxPool2d(2) in
- * a Sequential run as. The convolution (oneDNN, or Winograd F(2x2, 5x5) from wino5.c for 5x5
- * layers) leaves its output in the blocked layout yc [N][K/16][OH][OW][16]; the batch-norm
- * statistics, the normalisation, the ReLU and the pooling then run over the 16 channels of a block
- * per AVX-512 vector, and only the pooled output, a quarter of the size, is written in NCHW.
- * Neither direction reorders the full-size activation, and the backward reads it twice instead of
- * six times. Forward: yc = conv(x); statistics of yc (shifted sums, as batchnorm.c); per 2x2 window
- * z = yc * a + b, r = max(z, 0) (NaN kept), y = the first largest r (a NaN wins), idx = its
- * position 0..3 (row-major in the window).
- * Backward: d = gy at the window's argmax where z > 0, else 0 (the pooling's and the ReLU's
- * gradients); the batch-norm sums over d, which is zero outside the argmaxes; then one pass
- * writes the convolution's output gradient gyc = d * k + yc * a' + b' (batchnorm.c's formula)
- * in the blocked layout for the convolution's backward-data and backward-weights passes.
+/* CPU conv2d -> batch norm [-> ReLU [-> 2x2 max pooling (stride 2, floor mode)]] as one op: the
+ * optional conv_block entries of nn-kernels.h, which Conv2d, BatchNorm2d[, ReLU[, MaxPool2d(2)]]
+ * in a Sequential and ResNet's blocks run as. The convolution (oneDNN, or Winograd F(2x2, 5x5)
+ * from wino5.c for 5x5 layers) leaves its output in the blocked layout yc [N][K/16][OH][OW][16];
+ * the batch-norm statistics, the normalisation, the ReLU and the pooling then run over the 16
+ * channels of a block per AVX-512 vector, and only the output is written in NCHW (pooled: a
+ * quarter of the size; else through 16x16 transposes in the same pass). Neither direction
+ * reorders the full-size activation on its own, and the pooled backward reads it twice instead
+ * of six times. Forward: yc = conv(x); statistics of yc (shifted sums, as batchnorm.c);
+ * z = yc * a + b, r = max(z, 0) (NaN kept) with the ReLU; pooled, per 2x2 window y = the first
+ * largest r (a NaN wins), idx = its position 0..3 (row-major in the window).
+ * Backward: d = gy (at the window's argmax when pooled, else 0) where z > 0 with the ReLU, else
+ * 0 (the pooling's and the ReLU's gradients); the batch-norm sums over d; then one pass writes the
+ * convolution's output gradient gyc = d * k + yc * a' + b' (batchnorm.c's formula) in the
+ * blocked layout for the convolution's backward-data and backward-weights passes.
  * Per-channel sums run in float lanes per (n, channel block) and are combined in double in
  * batch order, so the result does not depend on the thread count.
  * Shapes: x [N, C, H, W]; w [K, C, kH, kW]; yc, gyc [N, K/16, OH, OW, 16]; y, gy [N, K, PH, PW]
- * with PH = OH/2, PW = OW/2; idx uint8 [N, K/16, PH, PW, 16]; per-channel vectors [K]. */
+ * with PH = OH/2, PW = OW/2 when pooled, else OH, OW; idx uint8 [N, K/16, PH, PW, 16] (pooled);
+ * per-channel vectors [K]. */
 #include "nn-cpu.h"
 
 #include <math.h>
@@ -166,6 +168,97 @@ AVX512 static void grad_conv_plane(float *gyc, const float *yc, const float *d, 
     }
 }
 
+/* ---- without pooling: the output and its gradient are full-size NCHW planes ---- */
+
+/* z = yc * a + b at position p of one block plane y [S][16], relu'd when relu_on */
+AVX512 static inline __m512 norm_at(const float *yc, int64_t p, __m512 va, __m512 vb,
+                                    bool relu_on) {
+  __m512 z = _mm512_fmadd_ps(_mm512_loadu_ps(yc + p * V), va, vb);
+  return relu_on ? relu(z) : z;
+}
+
+/* One block plane: out, NCHW planes [16][S], = z (relu'd when relu_on); 16 positions per
+ * transpose, the last S % 16 one by one */
+AVX512 static void norm_plane(const float *yc, float *out, int64_t S, const float *a16,
+                              const float *b16, bool relu_on) {
+  const __m512 va = _mm512_loadu_ps(a16), vb = _mm512_loadu_ps(b16);
+  int64_t p = 0;
+  for (; p + V <= S; p += V) {
+    __m512 r[V];
+    for (int q = 0; q < V; q++) r[q] = norm_at(yc, p + q, va, vb, relu_on);
+    dc__transpose16(r);
+    for (int l = 0; l < V; l++) _mm512_storeu_ps(out + l * S + p, r[l]);
+  }
+  for (; p < S; p++) {
+    float t[V];
+    _mm512_storeu_ps(t, norm_at(yc, p, va, vb, relu_on));
+    for (int l = 0; l < V; l++) out[l * S + p] = t[l];
+  }
+}
+
+/* The gradient d at position p of one block plane from gy's planes [16][S]: r[q] (q < cnt) the
+ * 16 channels of gy at p + q, zeroed with the ReLU where z = yc * a + b is not > 0 */
+AVX512 static inline void grad_at(__m512 *r, int cnt, const float *gy, int64_t S, int64_t p,
+                                  const float *yc, __m512 va, __m512 vb, bool relu_on) {
+  if (cnt == V) {
+    for (int l = 0; l < V; l++) r[l] = _mm512_loadu_ps(gy + l * S + p);
+    dc__transpose16(r);
+  } else {
+    float t[V];
+    for (int l = 0; l < V; l++) t[l] = gy[l * S + p];
+    r[0] = _mm512_loadu_ps(t);
+  }
+  if (relu_on)
+    for (int q = 0; q < cnt; q++) {
+      __m512 z = _mm512_fmadd_ps(_mm512_loadu_ps(yc + (p + q) * V), va, vb);
+      r[q] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_GT_OQ), r[q]);
+    }
+}
+
+/* One block plane: s1 += sum(d), s2 += sum(d * (yc - mean)) (batchnorm.c's sums) */
+AVX512 static void grad_sums_plane(const float *yc, const float *gy, int64_t S, const float *a16,
+                                   const float *b16, const float *m16, bool relu_on, double *s1,
+                                   double *s2) {
+  const __m512 va = _mm512_loadu_ps(a16), vb = _mm512_loadu_ps(b16), vm = _mm512_loadu_ps(m16);
+  __m512 acc1 = _mm512_setzero_ps(), acc2 = _mm512_setzero_ps();
+  for (int64_t p = 0; p < S;) {
+    int cnt = S - p >= V ? V : 1;
+    __m512 r[V];
+    grad_at(r, cnt, gy, S, p, yc, va, vb, relu_on);
+    for (int q = 0; q < cnt; q++) {
+      acc1 = _mm512_add_ps(acc1, r[q]);
+      acc2 = _mm512_fmadd_ps(r[q], _mm512_sub_ps(_mm512_loadu_ps(yc + (p + q) * V), vm), acc2);
+    }
+    p += cnt;
+  }
+  add_lanes(s1, acc1);
+  add_lanes(s2, acc2);
+}
+
+/* gyc = d * k + yc * a' + b' over one block plane; a16, b16 the forward's affine (the ReLU's
+ * mask), co [16][k, a', b'] */
+AVX512 static void grad_conv_plane_full(float *gyc, const float *yc, const float *gy, int64_t S,
+                                        const float *a16, const float *b16, bool relu_on,
+                                        const double *co) {
+  float kab[3][V];
+  for (int l = 0; l < V; l++)
+    for (int j = 0; j < 3; j++) kab[j][l] = (float)co[3 * l + j];
+  const __m512 vk = _mm512_loadu_ps(kab[0]), va2 = _mm512_loadu_ps(kab[1]),
+               vb2 = _mm512_loadu_ps(kab[2]);
+  const __m512 va = _mm512_loadu_ps(a16), vb = _mm512_loadu_ps(b16);
+  for (int64_t p = 0; p < S;) {
+    int cnt = S - p >= V ? V : 1;
+    __m512 r[V];
+    grad_at(r, cnt, gy, S, p, yc, va, vb, relu_on);
+    for (int q = 0; q < cnt; q++) {
+      int64_t at = (p + q) * V;
+      __m512 t = _mm512_fmadd_ps(_mm512_loadu_ps(yc + at), va2, vb2);
+      _mm512_storeu_ps(gyc + at, _mm512_fmadd_ps(r[q], vk, t));
+    }
+    p += cnt;
+  }
+}
+
 /* ---- entry points ---- */
 
 /* NCHW planes [16][P] from block-plane vectors v [P][16], and back: 16x16 transposes, the
@@ -240,15 +333,17 @@ AVX512 int dc__cpu_conv_block_forward(dc_tensor *y, dc_tensor *yc, dc_tensor *id
                                       const dc_tensor *bn_w, const dc_tensor *bn_b,
                                       dc_tensor *running_mean, dc_tensor *running_var,
                                       bool batch_stats, double momentum, double eps,
-                                      const dc_conv2d_geom *g) {
+                                      const dc_conv2d_geom *g, int mode) {
   int rc = conv_forward(dc_data(yc), x, w, b, g);
   if (rc != DC_OK) return rc;
   const blk_geom bg = geom_of(g);
   const int64_t K = g->k, S = bg.oh * bg.ow, P = bg.ph * bg.pw, items = bg.n * bg.kb;
   const float *pyc = dc_data(yc);
   double *sums = dc__cpu_ws_get((size_t)(bg.n * K * 2) * sizeof(double));  /* [N][K][s1, s2] */
-  float *pooled = dc__cpu_ws_get((size_t)(items * P * V) * sizeof(float)); /* [N][K/16][P][16] */
-  if (!pooled || !sums) {
+  const bool pool = mode & DC_CONV_BLOCK_POOL, relu_on = mode & DC_CONV_BLOCK_RELU;
+  float *pooled = pool ? dc__cpu_ws_get((size_t)(items * P * V) * sizeof(float)) /* [N][K/16][P][16] */
+                       : NULL;
+  if ((pool && !pooled) || !sums) {
     dc__cpu_ws_put(pooled);
     dc__cpu_ws_put(sums);
     return dc__errs(DC_ERR_NOMEM, "conv_block: out of memory for scratch buffers");
@@ -293,6 +388,11 @@ AVX512 int dc__cpu_conv_block_forward(dc_tensor *y, dc_tensor *yc, dc_tensor *id
 #pragma omp parallel for schedule(static) if (par)
   for (int64_t it = 0; it < items; it++) {
     int64_t n = it / bg.kb, cb = it % bg.kb;
+    if (!pool) {
+      norm_plane(pyc + it * S * V, py + (n * K + cb * V) * S, S, st + 2 * K + cb * V,
+                 st + 3 * K + cb * V, relu_on);
+      continue;
+    }
     float *out = pooled + it * P * V;
     norm_pool_plane(pyc + it * S * V, out, pix ? pix + it * P * V : NULL, &bg, st + 2 * K + cb * V,
                     st + 3 * K + cb * V);
@@ -308,19 +408,21 @@ AVX512 int dc__cpu_conv_block_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *
                                        const dc_tensor *x, const dc_tensor *w, const dc_tensor *yc,
                                        const dc_tensor *idx, const dc_tensor *bn_w,
                                        const dc_tensor *bn_b, const dc_tensor *stats,
-                                       bool batch_stats, const dc_conv2d_geom *g) {
+                                       bool batch_stats, const dc_conv2d_geom *g, int mode) {
   const blk_geom bg = geom_of(g);
   const int64_t K = g->k, S = bg.oh * bg.ow, P = bg.ph * bg.pw, items = bg.n * bg.kb;
   bool need_gyc = gx || gw || gb;
   if (!need_gyc && !gbn_w && !gbn_b) return DC_OK;
   const float *pyc = dc_data(yc), *pgy = dc_data(gy), *st = dc_data(stats); /* [4][K] */
   const float *pm = st, *pis = st + K;
-  const uint8_t *pix = dc_data(idx);
+  const bool pool = mode & DC_CONV_BLOCK_POOL, relu_on = mode & DC_CONV_BLOCK_RELU;
+  const uint8_t *pix = pool ? dc_data(idx) : NULL;
   /* [N][K][2] sums per (n, channel), then [K][3] the backward's k, a', b' */
   double *sums = dc__cpu_ws_get((size_t)(bg.n * K * 2 + K * 3) * sizeof(double));
-  float *d = dc__cpu_ws_get((size_t)(items * P * V) * sizeof(float)); /* [N][K/16][P][16] */
+  /* pooled: the masked gradient [N][K/16][P][16] */
+  float *d = pool ? dc__cpu_ws_get((size_t)(items * P * V) * sizeof(float)) : NULL;
   float *gyc = need_gyc ? dc__cpu_ws_get((size_t)(items * S * V) * sizeof(float)) : NULL;
-  if (!sums || !d || (need_gyc && !gyc)) {
+  if (!sums || (pool && !d) || (need_gyc && !gyc)) {
     dc__cpu_ws_put(sums), dc__cpu_ws_put(d), dc__cpu_ws_put(gyc);
     return dc__errs(DC_ERR_NOMEM, "conv_block: out of memory for scratch buffers");
   }
@@ -330,10 +432,15 @@ AVX512 int dc__cpu_conv_block_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *
   for (int64_t it = 0; it < items; it++) {
     int64_t n = it / bg.kb, cb = it % bg.kb;
     double s1[V] = {0}, s2[V] = {0};
-    float *dp = d + it * P * V;
-    from_planes(dp, pgy + (n * K + cb * V) * P, P);
-    grad_pool_plane(pyc + it * S * V, dp, pix + it * P * V, &bg, st + 2 * K + cb * V,
-                    st + 3 * K + cb * V, pm + cb * V, s1, s2);
+    if (pool) {
+      float *dp = d + it * P * V;
+      from_planes(dp, pgy + (n * K + cb * V) * P, P);
+      grad_pool_plane(pyc + it * S * V, dp, pix + it * P * V, &bg, st + 2 * K + cb * V,
+                      st + 3 * K + cb * V, pm + cb * V, s1, s2);
+    } else {
+      grad_sums_plane(pyc + it * S * V, pgy + (n * K + cb * V) * S, S, st + 2 * K + cb * V,
+                      st + 3 * K + cb * V, pm + cb * V, relu_on, s1, s2);
+    }
     double *s = sums + (n * K + cb * V) * 2;
     for (int l = 0; l < V; l++) s[2 * l] = s1[l], s[2 * l + 1] = s2[l];
   }
@@ -353,9 +460,13 @@ AVX512 int dc__cpu_conv_block_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *
   if (need_gyc) {
 #pragma omp parallel for schedule(static) if (par)
     for (int64_t it = 0; it < items; it++) {
-      int64_t cb = it % bg.kb;
-      grad_conv_plane(gyc + it * S * V, pyc + it * S * V, d + it * P * V, pix + it * P * V, &bg,
-                      co + 3 * cb * V);
+      int64_t n = it / bg.kb, cb = it % bg.kb;
+      if (pool)
+        grad_conv_plane(gyc + it * S * V, pyc + it * S * V, d + it * P * V, pix + it * P * V, &bg,
+                        co + 3 * cb * V);
+      else
+        grad_conv_plane_full(gyc + it * S * V, pyc + it * S * V, pgy + (n * K + cb * V) * S, S,
+                             st + 2 * K + cb * V, st + 3 * K + cb * V, relu_on, co + 3 * cb * V);
     }
     rc = conv_backward(gx, gw, gb, gyc, x, w, g);
   }
@@ -372,18 +483,19 @@ int dc__cpu_conv_block_forward(dc_tensor *y, dc_tensor *yc, dc_tensor *idx, dc_t
                                const dc_tensor *x, const dc_tensor *w, const dc_tensor *b,
                                const dc_tensor *bn_w, const dc_tensor *bn_b,
                                dc_tensor *running_mean, dc_tensor *running_var, bool batch_stats,
-                               double momentum, double eps, const dc_conv2d_geom *g) {
+                               double momentum, double eps, const dc_conv2d_geom *g, int mode) {
   (void)y, (void)yc, (void)idx, (void)stats, (void)x, (void)w, (void)b, (void)bn_w, (void)bn_b;
   (void)running_mean, (void)running_var, (void)batch_stats, (void)momentum, (void)eps, (void)g;
+  (void)mode;
   return DC_ERR_UNSUPPORTED;
 }
 int dc__cpu_conv_block_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, dc_tensor *gbn_w,
                                 dc_tensor *gbn_b, const dc_tensor *gy, const dc_tensor *x,
                                 const dc_tensor *w, const dc_tensor *yc, const dc_tensor *idx,
                                 const dc_tensor *bn_w, const dc_tensor *bn_b,
-                                const dc_tensor *stats, bool batch_stats, const dc_conv2d_geom *g) {
+                                const dc_tensor *stats, bool batch_stats, const dc_conv2d_geom *g, int mode) {
   (void)gx, (void)gw, (void)gb, (void)gbn_w, (void)gbn_b, (void)gy, (void)x, (void)w, (void)yc;
-  (void)idx, (void)bn_w, (void)bn_b, (void)stats, (void)batch_stats, (void)g;
+  (void)idx, (void)bn_w, (void)bn_b, (void)stats, (void)batch_stats, (void)g, (void)mode;
   return DC_ERR_UNSUPPORTED;
 }
 #endif

@@ -96,12 +96,12 @@ int dc__cpu_conv_block_forward(dc_tensor *y, dc_tensor *yc, dc_tensor *idx, dc_t
                                const dc_tensor *x, const dc_tensor *w, const dc_tensor *b,
                                const dc_tensor *bn_w, const dc_tensor *bn_b,
                                dc_tensor *running_mean, dc_tensor *running_var, bool batch_stats,
-                               double momentum, double eps, const dc_conv2d_geom *g);
+                               double momentum, double eps, const dc_conv2d_geom *g, int mode);
 int dc__cpu_conv_block_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, dc_tensor *gbn_w,
                                 dc_tensor *gbn_b, const dc_tensor *gy, const dc_tensor *x,
                                 const dc_tensor *w, const dc_tensor *yc, const dc_tensor *idx,
                                 const dc_tensor *bn_w, const dc_tensor *bn_b,
-                                const dc_tensor *stats, bool batch_stats, const dc_conv2d_geom *g);
+                                const dc_tensor *stats, bool batch_stats, const dc_conv2d_geom *g, int mode);
 
 /* ---- dropout, hardtanh, losses (loss.c, xent.c) ---- */
 int dc__cpu_dropout_mask(dc_tensor *mask, double p);
