@@ -30,7 +30,7 @@ typedef enum dc_unary_op {
 #define DC_BINARY_LIST(X) \
   X(ADD) X(SUB) X(MUL) X(DIV) X(POW) X(MAXIMUM) X(MINIMUM) \
   X(EQ) X(NE) X(LT) X(LE) X(GT) X(GE) \
-  X(RELU_BWD) X(SIGMOID_BWD) X(TANH_BWD) X(GELU_BWD) X(GELU_TANH_BWD)
+  X(RELU_BWD) X(SIGMOID_BWD) X(TANH_BWD) X(GELU_BWD) X(GELU_TANH_BWD) X(ADD_RELU)
 typedef enum dc_binary_op {
 #define DC_X(n) DC_BIN_##n,
   DC_BINARY_LIST(DC_X)

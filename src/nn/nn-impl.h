@@ -138,6 +138,9 @@ typedef struct dc__bn_call {
 } dc__bn_call;
 dc__bn_call dc__bn_call_of(dc_module *m);
 
+/* relu(a + b) as one op (src/ops/unary.c): ResNet's residual join */
+dc_tensor *dc__add_relu(dc_tensor *a, dc_tensor *b);
+
 /* ---- Conv2d + BatchNorm2d [+ ReLU [+ MaxPool2d(2)]] fusion (conv.c) ----
  * dc__conv_block_forward(mods, n, x, &used): when mods[0..1] (n available) are a Conv2d and a
  * BatchNorm2d of its channels, no summary is recording and the backend fuses the layer

@@ -44,6 +44,13 @@ static dc_tensor *residual(dc_module *m, dc_tensor *x, const char *const *branch
     h = conv_bn_step(m, branch[i], branch[i + 1], i + 2 < nb, h, x);
   dc_module *ds = dc_module_child(m, "downsample");
   dc_tensor *id = ds ? dc_module_forward(ds, x) : x;
+  dc_module *relu = dc_module_child(m, "relu");
+  if (h && id && relu && relu->type == &dc__type_relu && !dc__summary_active) {
+    dc_tensor *y = dc__add_relu(h, id); /* one op */
+    dc_free(h);
+    if (id != x) dc_free(id);
+    return y;
+  }
   dc_tensor *s = h && id ? dc_add(h, id) : NULL;
   dc_free(h);
   if (id != x) dc_free(id);

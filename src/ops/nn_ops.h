@@ -41,6 +41,9 @@ dc_tensor *dc__conv_block(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_conv2d_op
                           dc_tensor *running_mean, dc_tensor *running_var, dc_tensor *bn_w,
                           dc_tensor *bn_b, bool training, double momentum, double eps, int mode,
                           bool *fused);
+/* relu(a + b) as one op (unary.c, beside relu; declared for src/nn in nn-impl.h too): one pass,
+ * the output saved for the backward; other shapes or dtypes run dc_add then dc_relu. */
+dc_tensor *dc__add_relu(dc_tensor *a, dc_tensor *b);
 /* Backward rule result: DC_OK, or the current error status (DC_ERR_NOMEM when none is set). */
 int dc__nn_status(void);
 

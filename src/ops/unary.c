@@ -4,6 +4,7 @@
  * through them too. Kernels: src/backend/cpu/unary.c and binary.c. */
 #include "../autograd/autograd-impl.h"
 #include "../backend/backend.h"
+#include "nn_ops.h"
 
 #include <math.h>
 
@@ -333,4 +334,44 @@ dc_tensor *dc_clamp(dc_tensor *x, double lo, double hi) {
     }
   }
   return unary_op("clamp", &OP_CLAMP, DC_UN_CLAMP, x, lo, hi, 0, &n);
+}
+
+/* ---- relu(a + b) as one op (ResNet's residual join) ---- */
+
+/* both inputs: g where the output is > 0 (relu's rule: a + b > 0 exactly where relu(a + b) > 0),
+ * from the saved output */
+static int add_relu_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
+  dc_tensor *gr = act_grad(DC_BIN_RELU_BWD, g, n->saved[0]);
+  for (int k = 0; k < 2 && gr; k++)
+    if (dc__needs_grad(n, k)) gin[k] = dc__sum_to(gr, dc_shape_of(n->inputs[k]));
+  return rule_status(gin, n);
+}
+static const dc_opdef OP_ADD_RELU = {"add_relu", add_relu_backward};
+
+dc_tensor *dc__add_relu(dc_tensor *a, dc_tensor *b) {
+  if (!dc__check_nonnull("add_relu", 2, a, b)) return NULL;
+  if (!dc_shape_equal(dc_shape_of(a), dc_shape_of(b)) || a->dtype != b->dtype ||
+      !dc_dtype_is_float(a->dtype) || a->device != b->device) { /* broadcasting, promotion */
+    dc_tensor *s = dc_add(a, b), *y = s ? dc_relu(s) : NULL;
+    dc_free(s);
+    return y;
+  }
+  dc_tensor *out = dc__new(dc_shape_of(a), a->dtype, a->device);
+  const dc_backend *be = out ? dc__backend(a->device) : NULL;
+  dc_node *n = NULL;
+  if (!be || be->ew->binary(DC_BIN_ADD_RELU, out, a, b) != DC_OK ||
+      !dc__record(&OP_ADD_RELU, out, 2, (dc_tensor *[]){a, b}, &n)) {
+    dc_free(out);
+    return NULL;
+  }
+  if (n) {
+    dc_tensor *y = dc__alias_same(out); /* the output without its grad_fn: no cycle */
+    if (!y) {
+      dc_free(out);
+      return NULL;
+    }
+    dc__save(n, 0, y);
+    dc_free(y);
+  }
+  return out;
 }

@@ -344,6 +344,7 @@ static const bin_case BIN_CASES[] = {
     {DC_BIN_TANH_BWD, "tanh_bwd", -5, 5, -1, 1, 4, 1e-7},
     {DC_BIN_GELU_BWD, "gelu_bwd", -5, 5, -8, 8, 8, 1e-6},
     {DC_BIN_GELU_TANH_BWD, "gelu_tanh_bwd", -5, 5, -8, 8, 8, 1e-6},
+    {DC_BIN_ADD_RELU, "add_relu", -5, 5, -5, 5, 0, 0},
 };
 
 static bool bin_is_cmp(dc_binary_op op) { return op >= DC_BIN_EQ && op <= DC_BIN_GE; }

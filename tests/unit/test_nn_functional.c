@@ -1,7 +1,7 @@
 /* Functional nn ops: the oneDNN convolution against the direct reference (forward, input, weight
  * and bias gradients over strides, padding incl. "same", dilation, groups), the primitive cache,
- * float64 gradcheck of every op (conv, pools, batch norm train/eval, dropout, hardtanh, every
- * loss and reduction), PyTorch's window rules (ceil_mode, ties, NaN), batch-norm running stats,
+ * float64 gradcheck of every op (conv, pools, batch norm train/eval, dropout, hardtanh, the fused
+ * residual add + ReLU, every loss and reduction), PyTorch's window rules (ceil_mode, ties, NaN), batch-norm running stats,
  * dropout reproducibility, and bad input with messages that name shapes, labels and fixes. */
 #include <criterion/criterion.h>
 #include <deepc/deepc.h>
@@ -10,6 +10,7 @@
 
 #include "autograd/autograd-impl.h"
 #include "backend/cpu/nn/nn-cpu.h"
+#include "nn/nn-impl.h"
 
 /* ---- helpers ---- */
 
@@ -302,6 +303,49 @@ Test(nn_pool, bad_input) {
   ASSERT_ERROR(dc_max_pool2d_f(dc_zeros(DC_SHAPE(4, 9), DC_F32), .kernel = {2, 2}), "[4, 9]",
                "[N, C, H, W]");
   ASSERT_ERROR(dc_adaptive_avg_pool2d(x, -1, 2), "adaptive_avg_pool2d", ">= 1");
+  dc_scope_end();
+}
+
+/* ---- relu(a + b) as one op (ResNet's residual join) ---- */
+
+static dc_tensor *add_relu_fn(dc_tensor *const *in, int n, void *ud) {
+  (void)n, (void)ud;
+  return dc__add_relu(in[0], in[1]);
+}
+
+/* float64 gradcheck away from the kink; float32 values and both gradients bit for bit those of
+ * dc_relu(dc_add(a, b)), NaN kept; broadcasting falls back to the two ops */
+Test(nn_add_relu, gradcheck_and_same_as_two_ops) {
+  dc_scope_begin();
+  dc_manual_seed(8);
+  dc_tensor *a = uniform(DC_SHAPE(3, 4, 5), DC_F64, -2, 2), *b = uniform(DC_SHAPE(3, 4, 5), DC_F64, -2, 2);
+  double *pa = dc_data(a), *pb = dc_data(b);
+  for (int64_t i = 0; i < dc_numel(a); i++) /* |a + b| >= 0.1: no difference step crosses 0 */
+    if (fabs(pa[i] + pb[i]) < 0.1) pa[i] += pa[i] + pb[i] < 0 ? -0.2 : 0.2;
+  dc_tensor *in[2] = {leaf(a), leaf(b)};
+  gradcheck(add_relu_fn, in, 2, NULL);
+  dc_tensor *a32 = leaf(dc_randn(DC_SHAPE(2, 3, 33), DC_F32)), *b32 = leaf(dc_randn(DC_SHAPE(2, 3, 33), DC_F32));
+  ((float *)dc_data(a32))[4] = NAN;
+  dc_tensor *gy = dc_randn(DC_SHAPE(2, 3, 33), DC_F32), *y[2], *ga[2], *gb[2];
+  for (int k = 0; k < 2; k++) {
+    dc_zero_grad(a32), dc_zero_grad(b32);
+    y[k] = k ? dc__add_relu(a32, b32) : dc_relu(dc_add(a32, b32));
+    cr_assert_not_null(y[k], "%s", dc_last_error());
+    cr_assert_eq(dc_backward(y[k], .grad = gy), DC_OK, "%s", dc_last_error());
+    ga[k] = dc_clone(a32->grad), gb[k] = dc_clone(b32->grad);
+  }
+  cr_assert_str_eq(dc_grad_fn_name(y[1]), "add_relu");
+  cr_assert(isnan(dc_item_at(y[1], 4)));
+  dc_tensor *pairs[][2] = {{y[0], y[1]}, {ga[0], ga[1]}, {gb[0], gb[1]}};
+  for (int p = 0; p < 3; p++)
+    for (int64_t i = 0; i < dc_numel(pairs[p][0]); i++) {
+      double u = dc_item_at(pairs[p][0], i), v = dc_item_at(pairs[p][1], i);
+      cr_assert((isnan(u) && isnan(v)) || u == v, "pair %d element %lld: %g vs %g", p, (long long)i, u, v);
+    }
+  dc_tensor *row = leaf(dc_randn(DC_SHAPE(33), DC_F32)); /* broadcast: add, then relu */
+  dc_tensor *yb = dc__add_relu(a32, row);
+  cr_assert_not_null(yb, "%s", dc_last_error());
+  cr_assert_str_eq(dc_grad_fn_name(yb), "relu");
   dc_scope_end();
 }
 

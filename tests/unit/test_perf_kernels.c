@@ -56,6 +56,57 @@ Test(perf_kernels, max_pool_2x2_avx512_matches_portable) {
   }
 }
 
+/* Other windows without dilation (the AVX-512 gather kernel) against the portable one, bit for
+ * bit: ResNet's 3x3 stride-2 padded stem pooling, stride 1, ceil mode, a 2x3 window, rows
+ * around 16 outputs, with ties and NaNs; with and without a graph (argmax indices or none). */
+Test(perf_kernels, max_pool_avx512_matches_portable) {
+  static const struct {
+    int64_t h, w;
+    int kh, kw, sh, sw, ph, pw;
+    bool ceil;
+  } cases[] = {
+      {12, 12, 3, 3, 2, 2, 1, 1, false}, {9, 35, 3, 3, 2, 2, 1, 1, false},
+      {7, 33, 3, 3, 1, 1, 1, 1, false},  {10, 37, 3, 3, 2, 2, 0, 0, true},
+      {8, 40, 2, 3, 2, 3, 1, 1, true},   {5, 17, 2, 2, 2, 2, 0, 0, false},
+      {6, 50, 5, 5, 3, 3, 2, 2, false},
+  };
+  for (size_t k = 0; k < sizeof cases / sizeof *cases; k++) {
+    for (int graph = 0; graph < 2; graph++) {
+      dc_scope_begin();
+      dc_manual_seed(k + 11);
+      dc_tensor *x = dc_randn(DC_SHAPE(2, 3, cases[k].h, cases[k].w), DC_F32);
+      float *p = dc_data(x);
+      for (int64_t i = 0; i < dc_numel(x); i++) {
+        if (i % 5 == 0) p[i] = roundf(p[i]);
+        if (i % 37 == 3) p[i] = NAN;
+        if (i % 41 == 7) p[i] = -INFINITY;
+      }
+      dc_requires_grad_(x, graph);
+      dc_tensor *y[2], *gx[2] = {NULL, NULL};
+      for (int s = 0; s < 2; s++) {
+        dc__cpu_pool_scalar = s == 0;
+        dc_zero_grad(x);
+        y[s] = dc_max_pool2d_f(x, .kernel = {cases[k].kh, cases[k].kw},
+                               .stride = {cases[k].sh, cases[k].sw},
+                               .padding = {cases[k].ph, cases[k].pw}, .ceil_mode = cases[k].ceil);
+        cr_assert_not_null(y[s], "%s", dc_last_error());
+        if (graph) {
+          dc_manual_seed(3);
+          dc_tensor *gy = dc_randn(dc_shape_of(y[s]), DC_F32);
+          cr_assert_eq(dc_backward(y[s], .grad = gy), DC_OK, "%s", dc_last_error());
+          gx[s] = dc_clone(x->grad);
+        }
+      }
+      dc__cpu_pool_scalar = false;
+      char what[64];
+      snprintf(what, sizeof what, "case %zu%s: values", k, graph ? " (graph)" : "");
+      assert_bitwise(y[1], y[0], what);
+      if (graph) assert_bitwise(gx[1], gx[0], "max pool gradient (argmax positions)");
+      dc_scope_end();
+    }
+  }
+}
+
 /* relu(batch_norm(x)) through the fused op and through the two ops, training and eval mode:
  * outputs, running statistics and the gradients of x, weight and bias. */
 static void bn_relu_case(dc_dtype dt, bool training, double tol) {

@@ -323,6 +323,12 @@ DC__CLONES static void bin_f32(dc_binary_op op, float *restrict o, const float *
   case DC_BIN_GELU_TANH_BWD:
     for (int64_t i = 0; i < n; i++) o[i] = a[i] * gelu_tanh_grad_f32(b[i]);
     break;
+  case DC_BIN_ADD_RELU: /* NaN kept */
+    for (int64_t i = 0; i < n; i++) {
+      float v = a[i] + b[i];
+      o[i] = v < 0.0f ? 0.0f : v;
+    }
+    break;
   case DC_BIN_EQ: case DC_BIN_NE: case DC_BIN_LT: case DC_BIN_LE: case DC_BIN_GT: case DC_BIN_GE:
   case DC_BINARY_COUNT: break;
   }
@@ -368,6 +374,12 @@ DC__CLONES static void bin_f64(dc_binary_op op, double *restrict o, const double
   case DC_BIN_GELU_BWD: for (int64_t i = 0; i < n; i++) o[i] = a[i] * gelu_grad_f64(b[i]); break;
   case DC_BIN_GELU_TANH_BWD:
     for (int64_t i = 0; i < n; i++) o[i] = a[i] * gelu_tanh_grad_f64(b[i]);
+    break;
+  case DC_BIN_ADD_RELU:
+    for (int64_t i = 0; i < n; i++) {
+      double v = a[i] + b[i];
+      o[i] = v < 0.0 ? 0.0 : v;
+    }
     break;
   case DC_BIN_EQ: case DC_BIN_NE: case DC_BIN_LT: case DC_BIN_LE: case DC_BIN_GT: case DC_BIN_GE:
   case DC_BINARY_COUNT: break;
@@ -643,6 +655,7 @@ static double bin_ref(dc_binary_op op, double a, double b) {
   case DC_BIN_TANH_BWD: return a * (1.0 - b * b);
   case DC_BIN_GELU_BWD: return a * gelu_grad_f64(b);
   case DC_BIN_GELU_TANH_BWD: return a * gelu_tanh_grad_f64(b);
+  case DC_BIN_ADD_RELU: return a + b < 0 ? 0.0 : a + b;
   case DC_BINARY_COUNT: break;
   }
   return NAN;

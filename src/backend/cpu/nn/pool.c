@@ -1,7 +1,8 @@
 /* CPU pooling kernels: max / avg pooling with padding, dilation and ceil-mode windows, adaptive
  * avg / max pooling, and their backward passes, threaded over planes (one (n, c) image each).
  * Window rules follow PyTorch 1.13 exactly (first maximum wins, NaN counts as a maximum; avg
- * divisors with and without padding). MaxPool2d(2) has a vectorisable float32 fast path.
+ * divisors with and without padding). Float32 max pooling without dilation has AVX-512 paths
+ * (MaxPool2d(2) also a vectorisable portable one).
  * Shapes: x [P, H, W] (P = N*C planes), y and idx [P, OH, OW]; idx is int32 h * W + w. */
 #include "nn-cpu.h"
 
@@ -119,6 +120,50 @@ max_plane_2x2_avx512(float *restrict y, int32_t *restrict idx, const float *rest
     }
   }
 }
+
+/* Any window with dilation 1, 16 outputs of a row at a time: each window position is a masked
+ * gather of the 16 lanes' inputs, compared in max_plane's order (rows, then columns; strictly
+ * greater, or NaN) with the same first position where no input is larger than -inf. Equal to
+ * max_plane element for element, indices included. ResNet's 3x3 stride-2 stem pooling. */
+__attribute__((target("avx512f"))) static void
+max_plane_avx512(float *restrict y, int32_t *restrict idx, const float *restrict x,
+                 const dc_pool2d_geom *g) {
+  const int64_t H = g->h, W = g->w, OW = g->ow, kw = g->kernel[1];
+  const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+  const __m512i zero = _mm512_setzero_si512(), vw = _mm512_set1_epi32((int32_t)W);
+  const __m512 ninf = _mm512_set1_ps(-INFINITY);
+  for (int64_t oh = 0; oh < g->oh; oh++) {
+    int64_t h0 = oh * g->stride[0] - g->pad[0];
+    int64_t h1 = h0 + g->kernel[0] < H ? h0 + g->kernel[0] : H;
+    if (h0 < 0) h0 = 0;
+    for (int64_t ow = 0; ow < OW; ow += 16) {
+      int64_t rem = OW - ow < 16 ? OW - ow : 16;
+      __mmask16 om = (__mmask16)(rem == 16 ? 0xFFFF : (1u << rem) - 1);
+      /* the lanes' first window column, ow * stride - pad, and the first one inside */
+      __m512i w0 = _mm512_sub_epi32(
+          _mm512_mullo_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32((int32_t)ow)),
+                             _mm512_set1_epi32((int32_t)g->stride[1])),
+          _mm512_set1_epi32((int32_t)g->pad[1]));
+      __m512i best = _mm512_add_epi32(_mm512_set1_epi32((int32_t)(h0 * W)), _mm512_max_epi32(w0, zero));
+      __m512 m = ninf;
+      for (int64_t ih = h0; ih < h1; ih++) {
+        const float *row = x + ih * W;
+        __m512i at = _mm512_set1_epi32((int32_t)(ih * W));
+        for (int64_t k = 0; k < kw; k++) {
+          __m512i iw = _mm512_add_epi32(w0, _mm512_set1_epi32((int32_t)k));
+          __mmask16 in = om & _mm512_cmpge_epi32_mask(iw, zero) & _mm512_cmplt_epi32_mask(iw, vw);
+          __m512 v = _mm512_mask_i32gather_ps(ninf, in, iw, row, 4);
+          __mmask16 t = in & (_mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) |
+                              _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
+          m = _mm512_mask_mov_ps(m, t, v);
+          best = _mm512_mask_mov_epi32(best, t, _mm512_add_epi32(at, iw));
+        }
+      }
+      _mm512_mask_storeu_ps(y + oh * OW + ow, om, m);
+      if (idx) _mm512_mask_storeu_epi32(idx + oh * OW + ow, om, best);
+    }
+  }
+}
 #endif
 
 static bool is_2x2(const dc_pool2d_geom *g) {
@@ -152,6 +197,16 @@ int dc__cpu_max_pool2d_forward(dc_tensor *y, dc_tensor *idx, const dc_tensor *x,
                         g->h, g->w, g->oh, g->ow);
     return DC_OK;
   }
+#ifdef HAVE_AVX512_POOL
+  if (!f64 && g->dilation[0] == 1 && g->dilation[1] == 1 && __builtin_cpu_supports("avx512f") &&
+      !dc__cpu_pool_scalar) {
+#pragma omp parallel for schedule(static) if (par_planes(g))
+    for (int64_t p = 0; p < g->planes; p++)
+      max_plane_avx512((float *)py + p * osz, pi ? pi + p * osz : NULL,
+                       (const float *)px + p * g->h * g->w, g);
+    return DC_OK;
+  }
+#endif
 #pragma omp parallel for schedule(static) if (par_planes(g))
   for (int64_t p = 0; p < g->planes; p++) {
     if (f64)
