@@ -34,8 +34,8 @@ static const char USAGE[] =
     "is the whole job's; rank 0 writes the outputs; see docs/distributed.md).\n"
     "Environment: OMP_NUM_THREADS (threads), DEEPC_CONV_ALGO=auto|direct|winograd (how 3x3\n"
     "and 5x5 convolutions run; auto, the default, uses Winograd where it is faster),\n"
-    "DEEPC_CONV_BLOCK=0 (run Conv2d-BatchNorm2d-ReLU-MaxPool2d blocks layer by layer\n"
-    "instead of as one fused op; docs/nn.md).\n";
+    "DEEPC_CONV_BLOCK=0 (run Conv2d-BatchNorm2d[-ReLU[-MaxPool2d]] blocks layer by\n"
+    "layer instead of as one fused op; docs/nn.md).\n";
 
 void dc_cli_keep_freed_memory(void) {
 #ifdef M_MMAP_THRESHOLD
