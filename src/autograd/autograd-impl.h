@@ -44,6 +44,10 @@ bool dc__record(const dc_opdef *op, dc_tensor *out, int n, dc_tensor *const *inp
                 dc_node **node);
 /* Saves a tensor reference in slot k of the node. */
 void dc__save(dc_node *n, int k, dc_tensor *t);
+/* Saves an alias of the op's output out (without its grad_fn: no reference cycle) in saved[k],
+ * for rules that use the output (exp, pow, add_relu, ...); false (out of memory) when it could
+ * not. */
+bool dc__save_output(dc_node *n, int k, const dc_tensor *out);
 void dc__node_release(dc_node *n);
 /* True when the input k of n needs a gradient. */
 bool dc__needs_grad(const dc_node *n, int k);

@@ -52,6 +52,14 @@ void dc__save(dc_node *n, int k, dc_tensor *t) {
   n->saved[k] = dc__ref(t);
 }
 
+bool dc__save_output(dc_node *n, int k, const dc_tensor *out) {
+  dc_tensor *y = dc__alias_same(out);
+  if (!y) return false;
+  dc__save(n, k, y);
+  dc_free(y);
+  return true;
+}
+
 bool dc__needs_grad(const dc_node *n, int k) {
   return k < n->ninputs && n->inputs[k] && n->inputs[k]->requires_grad;
 }

@@ -211,13 +211,10 @@ dc_tensor *dc_pow(dc_tensor *a, dc_tensor *b) {
   dc_node *n;
   dc_tensor *out = binary_op("pow", &OP_POW, DC_BIN_POW, a, b, &n);
   if (n) {
-    dc_tensor *y = dc__alias_same(out); /* the output without its grad_fn: no cycle */
-    if (!y) {
+    if (!dc__save_output(n, 0, out)) {
       dc_free(out);
       return NULL;
     }
-    dc__save(n, 0, y);
-    dc_free(y);
   }
   return out;
 }

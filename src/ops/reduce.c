@@ -135,13 +135,10 @@ static dc_tensor *reduce(const char *name, const dc_opdef *def, dc_reduce_op op,
     n->i[9] = ks.ndim;
     memcpy(&n->i[10], ks.d, sizeof(int64_t) * (size_t)ks.ndim);
     if (op == DC_RED_MAX || op == DC_RED_MIN || op == DC_RED_LOGSUMEXP) {
-      dc_tensor *alias = dc__alias_same(out);
-      if (!alias) {
+      if (!dc__save_output(n, 0, out)) {
         dc_free(out);
         return NULL;
       }
-      dc__save(n, 0, alias);
-      dc_free(alias);
     }
   }
   return out;

@@ -47,13 +47,10 @@ static dc_tensor *softmax(const char *name, dc_tensor *x, int dim, bool lg) {
   if (n) {
     n->i[0] = dim;
     n->i[1] = lg;
-    dc_tensor *alias = dc__alias_same(out);
-    if (!alias) {
+    if (!dc__save_output(n, 0, out)) {
       dc_free(out);
       return NULL;
     }
-    dc__save(n, 0, alias);
-    dc_free(alias);
   }
   return out;
 }

@@ -236,13 +236,10 @@ static dc_tensor *unary_op(const char *name, const dc_opdef *od, dc_unary_op kop
     (*node)->f[0] = p[0];
     (*node)->f[1] = p[1];
     if (flags & UN_SAVE_OUT) {
-      dc_tensor *y = dc__alias_same(out); /* the output without its grad_fn: no cycle */
-      if (!y) {
+      if (!dc__save_output(*node, 0, out)) {
         dc_free(out);
         return NULL;
       }
-      dc__save(*node, 0, y);
-      dc_free(y);
     }
   }
   return out;
@@ -365,13 +362,10 @@ dc_tensor *dc__add_relu(dc_tensor *a, dc_tensor *b) {
     return NULL;
   }
   if (n) {
-    dc_tensor *y = dc__alias_same(out); /* the output without its grad_fn: no cycle */
-    if (!y) {
+    if (!dc__save_output(n, 0, out)) {
       dc_free(out);
       return NULL;
     }
-    dc__save(n, 0, y);
-    dc_free(y);
   }
   return out;
 }
