@@ -39,20 +39,16 @@ static int conv_block_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
       ok = gr[k] != NULL;
     }
   const struct dc_nn_kernels *kn = ok ? dc__nn_kernels(n->op->name, x) : NULL;
-  if (!kn) {
-    for (int k = 0; k < 5; k++) dc_free(gr[k]);
-    return dc__nn_status();
+  int rc = !kn ? dc__nn_status()
+               : kn->conv_block_backward(gr[0], gr[1], ib ? gr[ib] : NULL, ibw ? gr[ibw] : NULL,
+                                         ibb ? gr[ibb] : NULL, gy, x, w, n->saved[0], n->saved[1],
+                                         bn_w, bn_b, n->saved[2], n->i[I_BATCH_STATS] != 0, &g,
+                                         (int)n->i[I_MODE]);
+  for (int k = 0; k < 5; k++) {
+    if (rc == DC_OK && k < n->ninputs) gin[k] = gr[k];
+    else dc_free(gr[k]);
   }
-  int rc = kn->conv_block_backward(gr[0], gr[1], ib ? gr[ib] : NULL, ibw ? gr[ibw] : NULL,
-                                   ibb ? gr[ibb] : NULL, gy, x, w, n->saved[0], n->saved[1], bn_w,
-                                   bn_b, n->saved[2], n->i[I_BATCH_STATS] != 0, &g,
-                                   (int)n->i[I_MODE]);
-  if (rc != DC_OK) {
-    for (int k = 0; k < 5; k++) dc_free(gr[k]);
-    return rc;
-  }
-  for (int k = 0; k < n->ninputs; k++) gin[k] = gr[k];
-  return DC_OK;
+  return rc;
 }
 /* by mode (DC_CONV_BLOCK_RELU | DC_CONV_BLOCK_POOL); pooling comes only with the ReLU */
 static const dc_opdef OP_CONV_BN = {"conv_bn", conv_block_backward},

@@ -291,23 +291,26 @@ AVX512 static void grad_block(float *Zb, const float *gy, const tiling *tl, int6
 
 /* ---- the products ---- */
 
-/* Cm[R rows][KV vectors] = A[R][lda, first cin] . B[cin][ldb] (one element e) */
-AVX512 static INLINE void gemm_rows(float *Cm, int64_t ldc, const float *A, int64_t lda,
-                                    const float *B, int64_t ldb, int64_t cin, const int R,
-                                    const int KV) {
-  __m512 acc[12][4];
+/* The products' register tile: C[R rows][KV vectors] = (first) or += the sum over j < n of
+ * A(i, j) B[j][KV vectors], with A(i, j) = A[i * ai + j * aj] (R * KV accumulators and KV
+ * vectors of B in the 32 registers) */
+AVX512 static INLINE void gemm_tile(float *C, int64_t ldc, const float *A, int64_t ai, int64_t aj,
+                                    const float *B, int64_t ldb, int64_t n, const int R,
+                                    const int KV, bool first) {
+  __m512 acc[16][4];
   for (int i = 0; i < R; i++)
-    for (int v = 0; v < KV; v++) acc[i][v] = _mm512_setzero_ps();
-  for (int64_t c = 0; c < cin; c++) {
+    for (int v = 0; v < KV; v++)
+      acc[i][v] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(C + i * ldc + v * V16);
+  for (int64_t j = 0; j < n; j++) {
     __m512 b[4];
-    for (int v = 0; v < KV; v++) b[v] = _mm512_loadu_ps(B + c * ldb + v * V16);
+    for (int v = 0; v < KV; v++) b[v] = _mm512_loadu_ps(B + j * ldb + v * V16);
     for (int i = 0; i < R; i++) {
-      __m512 a = _mm512_set1_ps(A[i * lda + c]);
+      __m512 a = _mm512_set1_ps(A[i * ai + j * aj]);
       for (int v = 0; v < KV; v++) acc[i][v] = _mm512_fmadd_ps(a, b[v], acc[i][v]);
     }
   }
   for (int i = 0; i < R; i++)
-    for (int v = 0; v < KV; v++) _mm512_storeu_ps(Cm + i * ldc + v * V16, acc[i][v]);
+    for (int v = 0; v < KV; v++) _mm512_storeu_ps(C + i * ldc + v * V16, acc[i][v]);
 }
 
 /* Mb[.][e] = Vb[.][e] . U[e] for every element e: [TB][cin] . [cin][cout] */
@@ -320,35 +323,14 @@ AVX512 static void block_products(float *Mb, const float *Vb, const float *U, in
     int64_t k = 0;
     for (; k + 64 <= cout; k += 64)
       for (int r = 0; r < tb; r += 6)
-        gemm_rows(Cm + r * ldc + k, ldc, A + r * lda, lda, B + k, cout, cin, 6, 4);
+        gemm_tile(Cm + r * ldc + k, ldc, A + r * lda, lda, 1, B + k, cout, cin, 6, 4, true);
     for (; k + 32 <= cout; k += 32)
       for (int r = 0; r < tb; r += 12)
-        gemm_rows(Cm + r * ldc + k, ldc, A + r * lda, lda, B + k, cout, cin, 12, 2);
+        gemm_tile(Cm + r * ldc + k, ldc, A + r * lda, lda, 1, B + k, cout, cin, 12, 2, true);
     for (; k < cout; k += 16)
       for (int r = 0; r < tb; r += 12)
-        gemm_rows(Cm + r * ldc + k, ldc, A + r * lda, lda, B + k, cout, cin, 12, 1);
+        gemm_tile(Cm + r * ldc + k, ldc, A + r * lda, lda, 1, B + k, cout, cin, 12, 1, true);
   }
-}
-
-/* dU[c][R rows from c0][KV vectors] += (first: =) sum over the block's tiles of V[r][c] Z[r][k]
- */
-AVX512 static INLINE void gemm_acc_rows(float *dU, int64_t ldu, const float *V, int64_t ldv,
-                                        const float *Z, int64_t ldz, int64_t tb, const int R,
-                                        const int KV, bool first) {
-  __m512 acc[16][4];
-  for (int i = 0; i < R; i++)
-    for (int v = 0; v < KV; v++)
-      acc[i][v] = first ? _mm512_setzero_ps() : _mm512_loadu_ps(dU + i * ldu + v * V16);
-  for (int64_t r = 0; r < tb; r++) {
-    __m512 z[4];
-    for (int v = 0; v < KV; v++) z[v] = _mm512_loadu_ps(Z + r * ldz + v * V16);
-    for (int i = 0; i < R; i++) {
-      __m512 a = _mm512_set1_ps(V[r * ldv + i]);
-      for (int v = 0; v < KV; v++) acc[i][v] = _mm512_fmadd_ps(a, z[v], acc[i][v]);
-    }
-  }
-  for (int i = 0; i < R; i++)
-    for (int v = 0; v < KV; v++) _mm512_storeu_ps(dU + i * ldu + v * V16, acc[i][v]);
 }
 
 /* dU[e] += (first: =) Vb[.][e]^T . Zb[.][e] for every element e: [cin][TB] . [TB][cout] */
@@ -364,20 +346,20 @@ AVX512 static void block_weight_products(float *dU, const float *Vb, const float
     for (; k + 64 <= cout; k += 64) {
       int64_t c = 0;
       for (; c + 6 <= cin; c += 6)
-        gemm_acc_rows(D + c * cout + k, cout, A + c, lda, Z + k, ldz, tb, 6, 4, first);
+        gemm_tile(D + c * cout + k, cout, A + c, 1, lda, Z + k, ldz, tb, 6, 4, first);
       for (; c < cin; c += 2)
-        gemm_acc_rows(D + c * cout + k, cout, A + c, lda, Z + k, ldz, tb, 2, 4, first);
+        gemm_tile(D + c * cout + k, cout, A + c, 1, lda, Z + k, ldz, tb, 2, 4, first);
     }
     for (; k + 32 <= cout; k += 32) {
       int64_t c = 0;
       for (; c + 12 <= cin; c += 12)
-        gemm_acc_rows(D + c * cout + k, cout, A + c, lda, Z + k, ldz, tb, 12, 2, first);
+        gemm_tile(D + c * cout + k, cout, A + c, 1, lda, Z + k, ldz, tb, 12, 2, first);
       for (; c < cin; c += 4)
-        gemm_acc_rows(D + c * cout + k, cout, A + c, lda, Z + k, ldz, tb, 4, 2, first);
+        gemm_tile(D + c * cout + k, cout, A + c, 1, lda, Z + k, ldz, tb, 4, 2, first);
     }
     for (; k < cout; k += 16)
       for (int64_t c = 0; c < cin; c += 16)
-        gemm_acc_rows(D + c * cout + k, cout, A + c, lda, Z + k, ldz, tb, 16, 1, first);
+        gemm_tile(D + c * cout + k, cout, A + c, 1, lda, Z + k, ldz, tb, 16, 1, first);
   }
 }
 
@@ -388,33 +370,31 @@ AVX512 static void block_weight_products(float *dU, const float *Vb, const float
 AVX512 static void weights_one(float *gw, const float *dU, int64_t C, int64_t K, int64_t it) {
   const int64_t CK = C * K;
   const __m512i lane = lanes_at(C * 25);
-  {
-    int64_t c = it / (K / V16), k0 = (it % (K / V16)) * V16;
-    __m512 u[36], t[30];
-    for (int e = 0; e < 36; e++) {
-      __m512 s = _mm512_loadu_ps(dU + (size_t)e * CK + c * K + k0);
-      for (int p = 1; p < PARTIALS; p++)
-        s = _mm512_add_ps(s, _mm512_loadu_ps(dU + ((size_t)p * 36 + e) * CK + c * K + k0));
-      u[e] = s;
-    }
-    for (int a = 0; a < 5; a++) /* t = G^T u [5][6] */
-      for (int j = 0; j < 6; j++) {
-        __m512 acc = _mm512_setzero_ps();
-        for (int i = 0; i < 6; i++)
-          if (G5[i][a] != 0)
-            acc = _mm512_fmadd_ps(_mm512_set1_ps((float)G5[i][a]), u[i * 6 + j], acc);
-        t[a * 6 + j] = acc;
-      }
-    float *base = gw + (k0 * C + c) * 25;
-    for (int a = 0; a < 5; a++) /* gw = t G [5][5] */
-      for (int bb = 0; bb < 5; bb++) {
-        __m512 acc = _mm512_setzero_ps();
-        for (int j = 0; j < 6; j++)
-          if (G5[j][bb] != 0)
-            acc = _mm512_fmadd_ps(_mm512_set1_ps((float)G5[j][bb]), t[a * 6 + j], acc);
-        _mm512_i32scatter_ps(base, _mm512_add_epi32(lane, _mm512_set1_epi32(a * 5 + bb)), acc, 4);
-      }
+  int64_t c = it / (K / V16), k0 = (it % (K / V16)) * V16;
+  __m512 u[36], t[30];
+  for (int e = 0; e < 36; e++) {
+    __m512 s = _mm512_loadu_ps(dU + (size_t)e * CK + c * K + k0);
+    for (int p = 1; p < PARTIALS; p++)
+      s = _mm512_add_ps(s, _mm512_loadu_ps(dU + ((size_t)p * 36 + e) * CK + c * K + k0));
+    u[e] = s;
   }
+  for (int a = 0; a < 5; a++) /* t = G^T u [5][6] */
+    for (int j = 0; j < 6; j++) {
+      __m512 acc = _mm512_setzero_ps();
+      for (int i = 0; i < 6; i++)
+        if (G5[i][a] != 0)
+          acc = _mm512_fmadd_ps(_mm512_set1_ps((float)G5[i][a]), u[i * 6 + j], acc);
+      t[a * 6 + j] = acc;
+    }
+  float *base = gw + (k0 * C + c) * 25;
+  for (int a = 0; a < 5; a++) /* gw = t G [5][5] */
+    for (int bb = 0; bb < 5; bb++) {
+      __m512 acc = _mm512_setzero_ps();
+      for (int j = 0; j < 6; j++)
+        if (G5[j][bb] != 0)
+          acc = _mm512_fmadd_ps(_mm512_set1_ps((float)G5[j][bb]), t[a * 6 + j], acc);
+      _mm512_i32scatter_ps(base, _mm512_add_epi32(lane, _mm512_set1_epi32(a * 5 + bb)), acc, 4);
+    }
 }
 
 /* out[l] = sum over the P positions of plane [P][16], lane l (float lanes, then double) */
