@@ -35,7 +35,21 @@ typedef enum dc_dtype {
   DC_DTYPE_COUNT
 } dc_dtype;
 
-typedef enum dc_device { DC_CPU = 0, DC_CUDA, DC_DEVICE_COUNT } dc_device;
+/* X-macro list of device kinds: enum name, the name users write ("cpu", "cuda", "testdev").
+ * A build has the devices whose backend registered (dc_device_available): always cpu; cuda
+ * once its backend lands; testdev, a device whose memory the host cannot read, run by the CPU
+ * kernels, for tests (docs/internals.md). */
+#define DC_DEVICE_LIST(X) \
+  X(DC_CPU, "cpu")        \
+  X(DC_CUDA, "cuda")      \
+  X(DC_TESTDEV, "testdev")
+
+typedef enum dc_device {
+#define DC_X(name, str) name,
+  DC_DEVICE_LIST(DC_X)
+#undef DC_X
+  DC_DEVICE_COUNT
+} dc_device;
 
 /* A shape by value: dc_zeros(DC_SHAPE(64, 10), DC_F32). */
 typedef struct dc_shape {
@@ -75,7 +89,29 @@ DC_API size_t dc_dtype_size(dc_dtype dt);
 DC_API const char *dc_dtype_name(dc_dtype dt);
 DC_API bool dc_dtype_is_float(dc_dtype dt);
 
-/* ---- creation (NULL + dc_last_error() on failure) ---- */
+/* ---- devices ---- */
+/* "cpu", "cuda", "testdev"; "unknown" for a value outside the enum. */
+DC_API const char *dc_device_name(dc_device dev);
+/* True when this build has a backend for dev (the cpu always). */
+DC_API bool dc_device_available(dc_device dev);
+/* Parses a device name ("cpu", "cuda", "cuda:0", "testdev") into *dev. An unknown name, or a
+ * device this build lacks, is DC_ERR_ARG with a message naming the devices the build has. */
+DC_API int dc_device_parse(const char *name, dc_device *dev);
+/* The devices this build has, comma-separated ("cpu, testdev"), into buf; returns buf. */
+DC_API char *dc_devices_available(char *buf, size_t n);
+/* Waits until every kernel and transfer queued on dev has finished (a no-op on the cpu).
+ * Reading values to the host (dc_item, dc_item_at, dc_copy_to_buffer, dc_to_device to the cpu)
+ * synchronises by itself. */
+DC_API int dc_synchronize(dc_device dev);
+/* Bytes of tensor storage on dev now and at most since the start (or the last reset); either
+ * pointer may be NULL. */
+DC_API int dc_device_memory(dc_device dev, int64_t *live_bytes, int64_t *peak_bytes);
+DC_API void dc_device_memory_reset_peak(dc_device dev);
+
+/* ---- creation (NULL + dc_last_error() on failure) ----
+ * The functions without a device make cpu tensors; each has an _on variant that makes the
+ * tensor on a device, with the same values (random ones included: the same generator stream
+ * feeds every device). */
 DC_API dc_tensor *dc_empty(dc_shape s, dc_dtype dt);
 DC_API dc_tensor *dc_zeros(dc_shape s, dc_dtype dt);
 DC_API dc_tensor *dc_ones(dc_shape s, dc_dtype dt);
@@ -86,6 +122,18 @@ DC_API dc_tensor *dc_linspace(double start, double end, int64_t steps, dc_dtype 
 DC_API dc_tensor *dc_eye(int64_t n, int64_t m, dc_dtype dt);
 /* Copies n = numel(s) elements of type dt from data. */
 DC_API dc_tensor *dc_from_data(const void *data, dc_shape s, dc_dtype dt);
+DC_API dc_tensor *dc_empty_on(dc_shape s, dc_dtype dt, dc_device dev);
+DC_API dc_tensor *dc_zeros_on(dc_shape s, dc_dtype dt, dc_device dev);
+DC_API dc_tensor *dc_ones_on(dc_shape s, dc_dtype dt, dc_device dev);
+DC_API dc_tensor *dc_full_on(dc_shape s, double value, dc_dtype dt, dc_device dev);
+DC_API dc_tensor *dc_scalar_on(double value, dc_dtype dt, dc_device dev);
+DC_API dc_tensor *dc_arange_on(double start, double end, double step, dc_dtype dt, dc_device dev);
+DC_API dc_tensor *dc_linspace_on(double start, double end, int64_t steps, dc_dtype dt,
+                                 dc_device dev);
+DC_API dc_tensor *dc_eye_on(int64_t n, int64_t m, dc_dtype dt, dc_device dev);
+/* data is host memory; the tensor is made on dev (one transfer). */
+DC_API dc_tensor *dc_from_data_on(const void *data, dc_shape s, dc_dtype dt, dc_device dev);
+/* Same shape, dtype and device as t. */
 DC_API dc_tensor *dc_empty_like(const dc_tensor *t);
 DC_API dc_tensor *dc_zeros_like(const dc_tensor *t);
 DC_API dc_tensor *dc_ones_like(const dc_tensor *t);
@@ -100,6 +148,13 @@ DC_API dc_tensor *dc_randn(dc_shape s, dc_dtype dt); /* N(0,1) */
 DC_API dc_tensor *dc_randint(int64_t low, int64_t high, dc_shape s, dc_dtype dt); /* [low,high) */
 DC_API dc_tensor *dc_bernoulli(const dc_tensor *p); /* 0/1 with probability p, dtype of p */
 DC_API dc_tensor *dc_randperm(int64_t n);            /* int64 permutation of 0..n-1 */
+DC_API dc_tensor *dc_rand_on(dc_shape s, dc_dtype dt, dc_device dev);
+DC_API dc_tensor *dc_randn_on(dc_shape s, dc_dtype dt, dc_device dev);
+DC_API dc_tensor *dc_randint_on(int64_t low, int64_t high, dc_shape s, dc_dtype dt,
+                                dc_device dev);
+DC_API dc_tensor *dc_randperm_on(int64_t n, dc_device dev);
+DC_API dc_tensor *dc_rand_like(const dc_tensor *t);
+DC_API dc_tensor *dc_randn_like(const dc_tensor *t);
 /* In place: fill with U[a,b) or N(mean,std) (used by initialisers). */
 DC_API int dc_uniform_(dc_tensor *t, double a, double b);
 DC_API int dc_normal_(dc_tensor *t, double mean, double std);
@@ -111,13 +166,16 @@ DC_API bool dc_is_contiguous(const dc_tensor *t);
 DC_API bool dc_shape_equal(dc_shape a, dc_shape b);
 /* Formats a shape as "[64, 10]" into buf (always NUL-terminated); returns buf. */
 DC_API char *dc_shape_str(dc_shape s, char *buf, size_t n);
-/* Pointer to the first element (CPU tensors); NULL for other devices. */
+/* Pointer to the first element of a cpu tensor; NULL for other devices (their memory is not
+ * the host's: read it with the calls below, or move the tensor with dc_to_device). */
 DC_API void *dc_data(const dc_tensor *t);
-/* Element at a flat index of the logical (row-major) order, as double (CPU). */
+/* Element at a flat index of the logical (row-major) order, as double. On a device this copies
+ * the element to the host and so waits for the device (like PyTorch's .item()). */
 DC_API double dc_item_at(const dc_tensor *t, int64_t flat_index);
-/* Value of a one-element tensor. */
+/* Value of a one-element tensor (synchronises like dc_item_at). */
 DC_API double dc_item(const dc_tensor *t);
-/* Copies all elements in row-major order to out (numel elements of t->dtype). */
+/* Copies all elements in row-major order to out (numel elements of t->dtype), host memory, from
+ * any device (synchronises). */
 DC_API int dc_copy_to_buffer(const dc_tensor *t, void *out, size_t out_bytes);
 
 /* Prints like PyTorch: tensor([[...]], dtype=..., grad_fn=<...>) with elision past 1000 items. */
@@ -142,10 +200,18 @@ DC_API dc_tensor *dc_flatten(dc_tensor *t, int start_dim, int end_dim);
 DC_API dc_tensor *dc_contiguous(dc_tensor *t); /* t itself (a new reference) if contiguous */
 DC_API dc_tensor *dc_clone(dc_tensor *t);      /* always a copy, differentiable */
 DC_API dc_tensor *dc_to_dtype(dc_tensor *t, dc_dtype dt); /* differentiable between floats */
+/* A contiguous copy of t on dev (a copy also when t is on dev already); differentiable: the
+ * gradient goes back to t's device. Waits for the transfer to finish when dev is the cpu. A
+ * device this build lacks is DC_ERR_ARG naming the devices it has. */
 DC_API dc_tensor *dc_to_device(dc_tensor *t, dc_device dev);
-/* Copies src into dst (broadcasting src, converting dtype); not recorded by autograd. */
+/* Copies src into dst (broadcasting src, converting dtype, from any device to any device); not
+ * recorded by autograd. */
 DC_API int dc_copy_(dc_tensor *dst, const dc_tensor *src);
 DC_API int dc_fill_(dc_tensor *t, double value);
+/* Moves t to dev in place (PyTorch's param.data = param.data.to(dev)): t gets a new storage on
+ * dev holding its old storage's bytes; its shape, strides and offset keep their meaning, other
+ * tensors viewing the old storage keep it, t->grad is not moved. A no-op when t is on dev. */
+DC_API int dc_move_to_device_(dc_tensor *t, dc_device dev);
 
 #define DC_ALL_DIMS 127
 

@@ -7,7 +7,25 @@
 
 #include "../core/core-impl.h"
 
-#define DC_BACKEND_VERSION 1
+/* A backend built against another layout of these tables is refused at registration. 2: the
+ * registry (device, memory entries, capabilities) replaced alloc/free. */
+#define DC_BACKEND_VERSION 2
+
+/* Fused ops a backend may have, each behind optional entries; layers above ask
+ * dc__backend_supports() and run the unfused ops otherwise. The registry checks that a table's
+ * caps and its optional entries agree.
+ *   LINEAR          linalg->linear (x . w^T + bias in one product)
+ *   BATCH_NORM_RELU nn->batch_norm_relu_forward/backward
+ *   CONV_BLOCK      nn->conv_block_plan/forward/backward (conv -> bn [-> relu [-> pool]])
+ *   FUSED_OPTIM     optim->step/step_ref/norms/scale/clamp (multi-tensor updates, clipping) */
+#define DC_CAP_LIST(X) X(LINEAR) X(BATCH_NORM_RELU) X(CONV_BLOCK) X(FUSED_OPTIM)
+typedef enum dc_backend_cap {
+#define DC_X(n) DC_CAP_##n,
+  DC_CAP_LIST(DC_X)
+#undef DC_X
+  DC_CAP_COUNT
+} dc_backend_cap;
+#define DC_CAP_BIT(c) (1u << (c))
 
 /* Unary elementwise kernels: out = f(x; p[0], p[1]); out has x's shape and dtype (bool for the
  * *_SCALAR comparisons). Scalars p[] are already rounded to x's dtype by the op. */
@@ -96,22 +114,38 @@ typedef struct dc_random_kernels {
 struct dc_nn_kernels;    /* src/backend/nn-kernels.h: conv, pooling, batch norm */
 struct dc_optim_kernels; /* src/backend/optim-kernels.h: fused optimizer updates */
 
+/* One device's table. Mandatory: mem, ew, red, linalg (gemm_batched), index, rand, nn (every
+ * entry but the optional fused ones). */
 typedef struct dc_backend {
-  int version;
+  int version; /* DC_BACKEND_VERSION */
   const char *name;
-  void *(*alloc)(size_t nbytes); /* NULL on failure */
-  void (*free)(void *p);
+  dc_device device;
+  /* allocation, transfers (host to device, device to host, device to device) and
+   * synchronisation: core's contract (src/core/core-impl.h); the cpu's is core's host memory */
+  const dc_device_mem *mem;
+  uint32_t caps; /* DC_CAP_BIT(DC_CAP_x) for each fused op it has */
   const dc_elementwise_kernels *ew;
   const dc_reduce_kernels *red;
   const dc_linalg_kernels *linalg;
   const dc_index_kernels *index;
   const dc_random_kernels *rand;
-  const struct dc_nn_kernels *nn;       /* optional until the nn layer lands */
-  const struct dc_optim_kernels *optim; /* optional */
+  const struct dc_nn_kernels *nn;
+  const struct dc_optim_kernels *optim; /* with DC_CAP_FUSED_OPTIM, else NULL */
 } dc_backend;
 
-/* The backend of a device, or NULL (with an error) if that device is not built in. */
+/* ---- the registry (registry.c): one table per device ----
+ * Installs be for be->device after checking its versions (table, nn and optim families, memory
+ * entries), its mandatory entries and that caps match its optional entries; a second
+ * registration of a device replaces the first. The builtin backends (cpu, and testdev / cuda
+ * where built) register themselves on first use of any device. */
+int dc__backend_register(const dc_backend *be);
+/* The backend of a device, or NULL with an error naming the devices this build has. */
 const dc_backend *dc__backend(dc_device dev);
+/* Whether dev's backend has the fused op (false for a device not built in; no error). */
+bool dc__backend_supports(dc_device dev, dc_backend_cap cap);
+/* The name of a capability ("CONV_BLOCK"). */
+const char *dc__backend_cap_name(dc_backend_cap cap);
+
 extern const dc_backend dc__cpu_backend;
 
 #endif

@@ -7,6 +7,8 @@
 
 #include "backend.h"
 
+#define DC_OPTIM_KERNELS_VERSION 1
+
 /* The update rule; AdamW is DC_OPTK_ADAM with decoupled_wd. */
 typedef enum dc_optk_rule {
   DC_OPTK_SGD = 0,
@@ -47,6 +49,7 @@ typedef struct dc_optk_buf {
 } dc_optk_buf;
 
 struct dc_optim_kernels {
+  int version; /* DC_OPTIM_KERNELS_VERSION */
   /* Applies the rule to every slot: vectorised, threaded over fixed chunks of all slots. A
    * kernel that fails (allocation) must do so before it changes any element. */
   int (*step)(dc_optk_rule rule, const dc_optk_slot *slots, int nslots);

@@ -53,6 +53,52 @@ char *dc__strdup(const char *s);
 /* n * size with overflow check: false (and an error naming what) on overflow. */
 bool dc__mul_overflow(int64_t a, int64_t b, int64_t *out);
 
+/* ---- devices (device.c) ----
+ * The memory half of a backend: how a device allocates, frees and moves bytes. Core owns this
+ * contract so that storage, element reads and printing work on any device without calling up
+ * into the backend layer; a backend hands its dc_device_mem to core when it registers
+ * (src/backend/registry.c). Pointers are device pointers: byte offsets may be added to them, the
+ * host never dereferences them (except the cpu's). Entries return DC_OK or a status with
+ * dc__errs' message. */
+#define DC_DEVICE_MEM_VERSION 1
+typedef struct dc_device_mem {
+  int version;                   /* DC_DEVICE_MEM_VERSION */
+  void *(*alloc)(size_t nbytes); /* NULL on failure (no message needed) */
+  void (*free)(void *p);
+  /* host <- device, device <- host, device <- device (same device): n bytes, no overlap; each
+   * returns once the bytes may be reused on the source side (to_host: once they have arrived) */
+  int (*to_host)(void *host, const void *src, size_t n);
+  int (*from_host)(void *dst, const void *host, size_t n);
+  int (*copy)(void *dst, const void *src, size_t n);
+  int (*synchronize)(void); /* waits for everything queued on the device */
+} dc_device_mem;
+
+/* The cpu's memory entries: host memory through the allocation hook (dc__malloc). */
+extern const dc_device_mem dc__host_mem;
+/* Registers the builtin backends once (src/backend/registry.c); core calls it before it looks a
+ * device up, so that the first tensor made on any device finds its backend. */
+void dc__backends_init(void);
+/* Installs dev's memory entries (the registry calls this; checks the version). */
+int dc__device_mem_register(dc_device dev, const dc_device_mem *mem);
+/* dev's memory entries, or NULL with an error naming the devices this build has. */
+const dc_device_mem *dc__device_mem(dc_device dev);
+/* "device 'x' ..." errors name what is available: "cpu, testdev". */
+const char *dc__devices_str(void);
+/* Host copy of n bytes at byte offset off of t's storage (any device; synchronises). */
+int dc__storage_read(const dc_tensor *t, size_t off, void *host, size_t n);
+/* n host bytes into t's storage at byte offset off (any device). */
+int dc__storage_write(dc_tensor *t, size_t off, const void *host, size_t n);
+/* Copies contiguous src's elements into contiguous dst (same dtype and numel) on any two
+ * devices (access.c); device to device goes through a host buffer. */
+int dc__transfer(dc_tensor *dst, const dc_tensor *src);
+/* (src/ops/create.c) t, made on the cpu, moved to dev (t freed; NULL on failure). */
+dc_tensor *dc__host_to(dc_tensor *t, dc_device dev);
+/* (src/ops/random.c) Reserves counters for n values of the global generator; *seed gets its
+ * seed. */
+uint64_t dc__rng_take(int64_t n, uint64_t *seed);
+/* Bytes of tensor storage on dev now and at most (counted by storage.c). */
+void dc__device_bytes_add(dc_device dev, int64_t nbytes);
+
 /* ---- storage ---- */
 struct dc_storage {
   void *data;
@@ -68,7 +114,7 @@ void dc__storage_retain(dc_storage *s);
 void dc__storage_release(dc_storage *s);
 
 /* ---- tensors ---- */
-/* New contiguous tensor (uninitialised), registered in the current scope. */
+/* New contiguous tensor (uninitialised) on dev, registered in the current scope. */
 dc_tensor *dc__new(dc_shape s, dc_dtype dt, dc_device dev);
 /* New tensor header viewing t's storage with the given geometry (no autograd). */
 dc_tensor *dc__alias(const dc_tensor *t, int ndim, const int64_t *shape, const int64_t *stride,

@@ -33,7 +33,7 @@ static double round_to(double s, dc_dtype dt) {
 static bool same_device(const char *op, const dc_tensor *a, const dc_tensor *b) {
   if (a->device == b->device) return true;
   dc__err(DC_ERR_ARG, "%s: tensors are on different devices (%s and %s); move one with "
-          "dc_to_device", op, a->device == DC_CPU ? "cpu" : "cuda", b->device == DC_CPU ? "cpu" : "cuda");
+          "dc_to_device", op, dc_device_name(a->device), dc_device_name(b->device));
   return false;
 }
 

@@ -56,11 +56,33 @@ dc_tensor *dc_to_dtype(dc_tensor *x, dc_dtype dt) {
   return copy_as(&OP_TO, x, dt, x->device);
 }
 
+/* grad of a move between devices: gout moved back to the input's device */
+static int to_device_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
+  gin[0] = dc_to_device(gout, n->inputs[0]->device);
+  return gin[0] ? DC_OK : dc_last_status();
+}
+static const dc_opdef OP_TO_DEVICE = {"to_device", to_device_backward};
+
 dc_tensor *dc_to_device(dc_tensor *x, dc_device dev) {
   if (!dc__check_nonnull("to_device", 1, x)) return NULL;
-  if (dev == x->device) return dc_clone(x);
+  if ((int)dev < 0 || dev >= DC_DEVICE_COUNT)
+    return dc__err(DC_ERR_ARG, "to_device: invalid device %d", (int)dev);
   if (!dc__backend(dev)) return NULL;
-  return dc__err(DC_ERR_UNSUPPORTED, "to_device: copies between devices need the CUDA backend");
+  if (dev == x->device) return dc_clone(x);
+  const dc_backend *sbe = dc__backend(x->device);
+  dc_tensor *c = sbe ? dc__new(dc_shape_of(x), x->dtype, x->device) : NULL; /* contiguous */
+  dc_tensor *r = c && sbe->ew->copy(c, x) == DC_OK ? dc__new(dc_shape_of(x), x->dtype, dev) : NULL;
+  if (r && dc__transfer(r, c) != DC_OK) {
+    dc_free(r);
+    r = NULL;
+  }
+  dc_free(c);
+  dc_node *n;
+  if (r && dc_dtype_is_float(x->dtype) && !dc__record(&OP_TO_DEVICE, r, 1, &x, &n)) {
+    dc_free(r);
+    return NULL;
+  }
+  return r;
 }
 
 dc_tensor *dc_detach(dc_tensor *x) {

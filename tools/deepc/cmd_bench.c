@@ -7,12 +7,18 @@
 #include <deepc/deepc.h>
 #include <omp.h>
 
-#include "backend/cpu/cpu-impl.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
 #include <time.h>
+
+/* Peak bytes of tensor storage on the cpu since the start. */
+static int64_t cpu_tensor_peak(void) {
+  int64_t peak = 0;
+  dc_device_memory(DC_CPU, NULL, &peak);
+  return peak;
+}
 
 static const char USAGE[] =
     "usage: deepc bench WORKLOAD [--device cpu|cuda] [--steps N] [--batch B] [--threads T]\n"
@@ -139,7 +145,7 @@ static int run(const bench_workload *w, int batch, int steps, int threads) {
            "\"loss\": %.6g, \"peak_rss_mb\": %.1f, \"tensor_peak_mb\": %.1f, \"alloc_peak_mb\": %.1f, "
            "\"gflop_per_step\": %.4g, \"gflop_per_s\": %.1f, \"conv_algo\": \"%s\"}\n",
            w->name, DEEPC_VERSION, batch, steps, threads, batch * steps / dt, 1000 * dt / steps,
-           loss, (double)ru.ru_maxrss / 1024.0, (double)dc__cpu_tensor_bytes_peak() / (1024.0 * 1024.0),
+           loss, (double)ru.ru_maxrss / 1024.0, (double)cpu_tensor_peak() / (1024.0 * 1024.0),
            (double)st.peak_bytes / (1024.0 * 1024.0), gflop, gflop * steps / dt,
            dc_conv_algo_name(dc_get_conv_algo()));
     fflush(stdout);

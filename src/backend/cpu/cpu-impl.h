@@ -10,10 +10,6 @@ extern const dc_linalg_kernels dc__cpu_linalg;
 extern const dc_index_kernels dc__cpu_index;
 extern const dc_random_kernels dc__cpu_rand;
 
-/* Peak bytes of CPU tensor storage since the start (tensor data is allocated by the backend, not
- * through dc__malloc, so dc_alloc_get_stats leaves it out); `deepc bench` reports it. */
-int64_t dc__cpu_tensor_bytes_peak(void);
-
 /* Elementwise kernels (unary.c, binary.c), collected into dc__cpu_ew by copy.c. */
 int dc__cpu_unary(dc_unary_op op, dc_tensor *out, const dc_tensor *x, const double *p);
 int dc__cpu_binary(dc_binary_op op, dc_tensor *out, const dc_tensor *a, const dc_tensor *b);
@@ -44,19 +40,9 @@ int dc__cpu_gemm_ref(dc_tensor *out, const dc_tensor *a, const dc_tensor *b, boo
 enum { DC__GEMM_AUTO, DC__GEMM_ONEDNN, DC__GEMM_BLOCKED };
 extern int dc__cpu_gemm_force;
 
-/* Set when the nn / optim kernel families are built in (they define these tables). */
-#ifdef DC_HAVE_CPU_NN
+/* The nn and optim kernel families (nn/, optim/). */
 extern const struct dc_nn_kernels dc__cpu_nn;
-#  define DC__CPU_NN (&dc__cpu_nn)
-#else
-#  define DC__CPU_NN NULL
-#endif
-#ifdef DC_HAVE_CPU_OPTIM
 extern const struct dc_optim_kernels dc__cpu_optim;
-#  define DC__CPU_OPTIM (&dc__cpu_optim)
-#else
-#  define DC__CPU_OPTIM NULL
-#endif
 
 /* Work below this many elements runs on one thread (thread start-up costs more). */
 #define DC__PAR_MIN 32768

@@ -1,6 +1,6 @@
 /* The CPU nn kernel table: convolution (oneDNN for float32 with the direct reference as
  * fallback, the reference for float64), pooling, batch norm, dropout, hardtanh and losses.
- * Its existence switches on DC_HAVE_CPU_NN, which puts it into the CPU backend. */
+ */
 #include "nn-cpu.h"
 
 static int conv2d_forward(dc_tensor *y, const dc_tensor *x, const dc_tensor *w, const dc_tensor *b,

@@ -90,6 +90,7 @@ static int cpu_optim_step_ref(dc_optk_rule rule, const dc_optk_slot *slots, int 
 }
 
 const struct dc_optim_kernels dc__cpu_optim = {
+    .version = DC_OPTIM_KERNELS_VERSION,
     .step = cpu_optim_step,
     .step_ref = cpu_optim_step_ref,
     .norms = dc__cpu_optk_norms,

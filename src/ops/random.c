@@ -1,6 +1,9 @@
-/* The global generator state (seed, counter) and the random tensor constructors. Each draw of n
- * values consumes a fixed block of counters, so results never depend on thread count. */
+/* The global generator state (seed, counter) and the random tensor constructors on any device.
+ * Each draw of n values consumes a fixed block of counters, so results never depend on thread
+ * count or device: every backend's Philox kernels read the same stream. */
 #include "../backend/backend.h"
+
+#include <deepc/ops.h>
 
 #include <math.h>
 
@@ -28,6 +31,11 @@ static uint64_t take(int64_t n) {
   return c;
 }
 
+uint64_t dc__rng_take(int64_t n, uint64_t *seed) {
+  if (seed) *seed = g_seed;
+  return take(n);
+}
+
 static bool check_float(const char *op, dc_dtype dt) {
   if (dc_dtype_is_float(dt)) return true;
   dc__err(DC_ERR_ARG, "%s: dtype must be floating point, got %s", op, dc_dtype_name(dt));
@@ -50,9 +58,9 @@ int dc_normal_(dc_tensor *t, double mean, double std) {
   return be ? be->rand->normal(t, g_seed, take(dc_numel(t)), mean, std) : (int)dc_last_status();
 }
 
-dc_tensor *dc_rand(dc_shape s, dc_dtype dt) {
+dc_tensor *dc_rand_on(dc_shape s, dc_dtype dt, dc_device dev) {
   if (!check_float("rand", dt)) return NULL;
-  dc_tensor *t = dc__new(s, dt, DC_CPU);
+  dc_tensor *t = dc__new(s, dt, dev);
   if (t && dc_uniform_(t, 0.0, 1.0) != DC_OK) {
     dc_free(t);
     return NULL;
@@ -60,14 +68,24 @@ dc_tensor *dc_rand(dc_shape s, dc_dtype dt) {
   return t;
 }
 
-dc_tensor *dc_randn(dc_shape s, dc_dtype dt) {
+dc_tensor *dc_randn_on(dc_shape s, dc_dtype dt, dc_device dev) {
   if (!check_float("randn", dt)) return NULL;
-  dc_tensor *t = dc__new(s, dt, DC_CPU);
+  dc_tensor *t = dc__new(s, dt, dev);
   if (t && dc_normal_(t, 0.0, 1.0) != DC_OK) {
     dc_free(t);
     return NULL;
   }
   return t;
+}
+
+dc_tensor *dc_rand(dc_shape s, dc_dtype dt) { return dc_rand_on(s, dt, DC_CPU); }
+dc_tensor *dc_randn(dc_shape s, dc_dtype dt) { return dc_randn_on(s, dt, DC_CPU); }
+dc_tensor *dc_rand_like(const dc_tensor *t) {
+  return t ? dc_rand_on(dc_shape_of(t), t->dtype, t->device) : dc__err(DC_ERR_ARG, "rand_like: NULL");
+}
+dc_tensor *dc_randn_like(const dc_tensor *t) {
+  return t ? dc_randn_on(dc_shape_of(t), t->dtype, t->device)
+           : dc__err(DC_ERR_ARG, "randn_like: NULL");
 }
 
 dc_tensor *dc_randint(int64_t low, int64_t high, dc_shape s, dc_dtype dt) {
@@ -92,9 +110,31 @@ dc_tensor *dc_randint(int64_t low, int64_t high, dc_shape s, dc_dtype dt) {
   return t;
 }
 
+static dc_tensor *bernoulli_host(const dc_tensor *p);
+
 dc_tensor *dc_bernoulli(const dc_tensor *p) {
   if (!p) return dc__err(DC_ERR_ARG, "bernoulli: p is NULL");
   if (!check_float("bernoulli", p->dtype)) return NULL;
+  if (p->device == DC_CPU) return bernoulli_host(p);
+  /* u < p compared in double on p's device, as the host path does */
+  dc_tensor *u = dc__new(dc_shape_of(p), DC_F64, p->device);
+  if (!u) return NULL;
+  dc_tensor *lt = NULL, *t = NULL;
+  if (dc_uniform_(u, 0.0, 1.0) == DC_OK && (lt = dc_lt(u, (dc_tensor *)p)))
+    t = dc_to_dtype(lt, p->dtype);
+  dc_free(lt);
+  dc_free(u);
+  return t;
+}
+
+dc_tensor *dc_randint_on(int64_t low, int64_t high, dc_shape s, dc_dtype dt, dc_device dev) {
+  return dc__backend(dev) ? dc__host_to(dc_randint(low, high, s, dt), dev) : NULL;
+}
+dc_tensor *dc_randperm_on(int64_t n, dc_device dev) {
+  return dc__backend(dev) ? dc__host_to(dc_randperm(n), dev) : NULL;
+}
+
+static dc_tensor *bernoulli_host(const dc_tensor *p) {
   dc_tensor *u = dc__new(dc_shape_of(p), DC_F64, DC_CPU);
   if (!u) return NULL;
   dc_tensor *t = NULL;

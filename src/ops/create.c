@@ -1,23 +1,44 @@
-/* Tensor constructors (zeros, ones, full, arange, linspace, eye, from data) and element access. */
+/* Tensor constructors (zeros, ones, full, arange, linspace, eye, from data) on any device,
+ * element access, fill and copies across devices. Values computed on the host (arange,
+ * linspace, eye, from data) are made on the cpu and moved with one transfer. */
 #include "../backend/backend.h"
 
 #include <math.h>
 #include <string.h>
 
+dc_tensor *dc_empty_on(dc_shape s, dc_dtype dt, dc_device dev) { return dc__new(s, dt, dev); }
 dc_tensor *dc_empty(dc_shape s, dc_dtype dt) { return dc__new(s, dt, DC_CPU); }
 
-dc_tensor *dc_full(dc_shape s, double value, dc_dtype dt) {
-  dc_tensor *t = dc__new(s, dt, DC_CPU);
-  if (t && dc__backend(DC_CPU)->ew->fill(t, value) != DC_OK) {
+dc_tensor *dc_full_on(dc_shape s, double value, dc_dtype dt, dc_device dev) {
+  const dc_backend *be = dc__backend(dev);
+  dc_tensor *t = be ? dc__new(s, dt, dev) : NULL;
+  if (t && be->ew->fill(t, value) != DC_OK) {
     dc_free(t);
     return NULL;
   }
   return t;
 }
 
+dc_tensor *dc_full(dc_shape s, double value, dc_dtype dt) { return dc_full_on(s, value, dt, DC_CPU); }
 dc_tensor *dc_zeros(dc_shape s, dc_dtype dt) { return dc_full(s, 0.0, dt); }
 dc_tensor *dc_ones(dc_shape s, dc_dtype dt) { return dc_full(s, 1.0, dt); }
 dc_tensor *dc_scalar(double value, dc_dtype dt) { return dc_full(DC_SCALAR_SHAPE, value, dt); }
+dc_tensor *dc_zeros_on(dc_shape s, dc_dtype dt, dc_device dev) { return dc_full_on(s, 0.0, dt, dev); }
+dc_tensor *dc_ones_on(dc_shape s, dc_dtype dt, dc_device dev) { return dc_full_on(s, 1.0, dt, dev); }
+dc_tensor *dc_scalar_on(double value, dc_dtype dt, dc_device dev) {
+  return dc_full_on(DC_SCALAR_SHAPE, value, dt, dev);
+}
+
+dc_tensor *dc__host_to(dc_tensor *t, dc_device dev) {
+  if (!t || dev == DC_CPU) return t;
+  dc_tensor *r = dc__new(dc_shape_of(t), t->dtype, dev);
+  if (r && dc__transfer(r, t) != DC_OK) {
+    dc_free(r);
+    r = NULL;
+  }
+  dc_free(t);
+  return r;
+}
 
 dc_tensor *dc_empty_like(const dc_tensor *t) {
   return t ? dc__new(dc_shape_of(t), t->dtype, t->device) : dc__err(DC_ERR_ARG, "empty_like: NULL");
@@ -88,43 +109,17 @@ dc_tensor *dc_from_data(const void *data, dc_shape s, dc_dtype dt) {
   return t;
 }
 
-void *dc_data(const dc_tensor *t) {
-  if (!t || t->device != DC_CPU) return NULL;
-  return (char *)t->storage->data + (size_t)t->offset * dc_dtype_size(t->dtype);
+dc_tensor *dc_arange_on(double start, double end, double step, dc_dtype dt, dc_device dev) {
+  return dc__backend(dev) ? dc__host_to(dc_arange(start, end, step, dt), dev) : NULL;
 }
-
-/* Storage offset of the element at a flat row-major index. */
-static int64_t flat_offset(const dc_tensor *t, int64_t i) {
-  int64_t off = t->offset;
-  for (int d = t->ndim - 1; d >= 0; d--) {
-    off += (i % t->shape[d]) * t->stride[d];
-    i /= t->shape[d];
-  }
-  return off;
+dc_tensor *dc_linspace_on(double start, double end, int64_t steps, dc_dtype dt, dc_device dev) {
+  return dc__backend(dev) ? dc__host_to(dc_linspace(start, end, steps, dt), dev) : NULL;
 }
-
-double dc_item_at(const dc_tensor *t, int64_t i) {
-  if (!t || t->device != DC_CPU || i < 0 || i >= dc_numel(t)) {
-    dc__err(DC_ERR_ARG, "item_at: index %lld out of range (or tensor NULL / not on cpu)",
-            (long long)i);
-    return NAN;
-  }
-  return dc__load((const char *)t->storage->data + (size_t)flat_offset(t, i) * dc_dtype_size(t->dtype),
-                  t->dtype);
+dc_tensor *dc_eye_on(int64_t n, int64_t m, dc_dtype dt, dc_device dev) {
+  return dc__backend(dev) ? dc__host_to(dc_eye(n, m, dt), dev) : NULL;
 }
-
-double dc_item(const dc_tensor *t) {
-  if (!t) {
-    dc__err(DC_ERR_ARG, "item: tensor is NULL");
-    return NAN;
-  }
-  if (dc_numel(t) != 1) {
-    char b[128];
-    dc__err(DC_ERR_ARG, "item: only one-element tensors can be converted to a number, this one "
-                        "has shape %s", dc_shape_str(dc_shape_of(t), b, sizeof b));
-    return NAN;
-  }
-  return dc_item_at(t, 0);
+dc_tensor *dc_from_data_on(const void *data, dc_shape s, dc_dtype dt, dc_device dev) {
+  return dc__backend(dev) ? dc__host_to(dc_from_data(data, s, dt), dev) : NULL;
 }
 
 int dc_copy_to_buffer(const dc_tensor *t, void *out, size_t out_bytes) {
@@ -133,16 +128,15 @@ int dc_copy_to_buffer(const dc_tensor *t, void *out, size_t out_bytes) {
   if (out_bytes < need)
     return dc__errs(DC_ERR_ARG, "copy_to_buffer: buffer has %zu bytes, tensor needs %zu", out_bytes,
                     need);
-  if (t->device != DC_CPU)
-    return dc__errs(DC_ERR_UNSUPPORTED, "copy_to_buffer: move the tensor to the cpu first");
-  if (dc_is_contiguous(t)) {
-    memcpy(out, dc_data(t), need);
-    return DC_OK;
-  }
-  size_t z = dc_dtype_size(t->dtype);
-  for (int64_t i = 0, n = dc_numel(t); i < n; i++)
-    memcpy((char *)out + (size_t)i * z, (const char *)t->storage->data + (size_t)flat_offset(t, i) * z, z);
-  return DC_OK;
+  if (dc_is_contiguous(t))
+    return dc__storage_read(t, (size_t)t->offset * dc_dtype_size(t->dtype), out, need);
+  /* strided: gathered into a contiguous copy on t's device, then one transfer */
+  const dc_backend *be = dc__backend(t->device);
+  dc_tensor *c = be ? dc__new(dc_shape_of(t), t->dtype, t->device) : NULL;
+  int rc = c ? be->ew->copy(c, t) : (int)dc_last_status();
+  if (rc == DC_OK) rc = dc__storage_read(c, 0, out, need);
+  dc_free(c);
+  return rc;
 }
 
 int dc_fill_(dc_tensor *t, double value) {
@@ -163,10 +157,29 @@ int dc_copy_(dc_tensor *dst, const dc_tensor *src) {
                     dc_shape_str(dc_shape_of(src), a, sizeof a),
                     dc_shape_str(dc_shape_of(dst), b, sizeof b));
   }
-  if (dst->device != src->device)
-    return dc__errs(DC_ERR_UNSUPPORTED, "copy_: source and destination are on different devices");
   const dc_backend *be = dc__backend(dst->device);
   if (!be) return dc_last_status();
-  dst->storage->version++;
-  return be->ew->copy(dst, src);
+  if (dst->device == src->device) {
+    dst->storage->version++;
+    return be->ew->copy(dst, src);
+  }
+  /* across devices: broadcast and convert on the source's device, one transfer, then (for a
+   * strided destination) a copy on the destination's */
+  const dc_backend *sbe = dc__backend(src->device);
+  if (!sbe) return dc_last_status();
+  dc_tensor *a = dc__new(dc_shape_of(dst), dst->dtype, src->device);
+  int rc = a ? sbe->ew->copy(a, src) : (int)dc_last_status();
+  if (rc == DC_OK && dc_is_contiguous(dst)) {
+    rc = dc__transfer(dst, a);
+  } else if (rc == DC_OK) {
+    dc_tensor *b = dc__new(dc_shape_of(dst), dst->dtype, dst->device);
+    rc = b ? dc__transfer(b, a) : (int)dc_last_status();
+    if (rc == DC_OK) {
+      dst->storage->version++;
+      rc = be->ew->copy(dst, b);
+    }
+    dc_free(b);
+  }
+  dc_free(a);
+  return rc;
 }
