@@ -113,6 +113,31 @@ DC_API void dc_module_zero_grad(dc_module *m);
  * m.float()): the tensors keep their identity (optimizers and state dicts still point at them),
  * their gradients are dropped. num_batches_tracked stays int64. */
 DC_API int dc_module_to_dtype(dc_module *m, dc_dtype dt);
+/* Moves every parameter, gradient and buffer of the sub-tree to dev in place (PyTorch's
+ * m.to(device)): the tensors keep their identity, so an optimizer and a state dict holding them
+ * still work (move the optimizer's own state with dc_optimizer_to). A device this build lacks is
+ * DC_ERR_ARG naming the devices it has; a failure part-way names the tensor that failed, and
+ * the tensors before it stay moved. */
+DC_API int dc_module_to(dc_module *m, dc_device dev);
+
+/* ---- fusion: which layer patterns a container's forward runs as one op ----
+ * A Sequential (and ResNet's blocks and stem) runs these runs of children as one fused op when
+ * the module allows it and the backend of the input's device has the fused op; the fused op
+ * gives the same values and gradients up to float32 rounding of the batch statistics (docs/nn.md,
+ * "Fused layers"). $DEEPC_CONV_BLOCK=0 in the environment removes DC_FUSE_CONV_BLOCK for the
+ * whole process. dc_summary runs with DC_FUSE_NONE, so each layer gets its row. */
+typedef enum dc_fusion {
+  DC_FUSE_NONE = 0,
+  DC_FUSE_CONV_BLOCK = 1 << 0, /* Conv2d, BatchNorm2d[, ReLU[, MaxPool2d(2)]] */
+  DC_FUSE_BN_RELU = 1 << 1,    /* BatchNorm1d/2d, ReLU */
+  DC_FUSE_ADD_RELU = 1 << 2,   /* relu(branch + identity): a residual join */
+  DC_FUSE_ALL = (1 << 3) - 1   /* the default */
+} dc_fusion;
+/* Sets the fusions (a mask of dc_fusion) m and every module below it may use; returns m's
+ * previous mask. dc_module_set_fusion(m, DC_FUSE_NONE) runs every layer on its own (to compare
+ * fused and unfused runs, or to see each layer in a graph). */
+DC_API unsigned dc_module_set_fusion(dc_module *m, unsigned fusions);
+DC_API unsigned dc_module_fusion(const dc_module *m);
 
 /* Calls fn on every module, children before their parent (PyTorch's apply); path is the dotted
  * path from m. Stops at, and returns, the first non-zero status fn returns. */

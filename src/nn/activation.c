@@ -163,28 +163,10 @@ dc_module *dc_nn_dropout(double p) { return dropout_new(&type_dropout, p); }
 dc_module *dc_nn_dropout2d(double p) { return dropout_new(&type_dropout2d, p); }
 
 /* ---- Sequential ---- */
+/* The children in order, runs of them fused as the planner decides (fuse.c). */
 static dc_tensor *sequential_forward(dc_module *m, dc_tensor *x) {
-  dc_tensor *h = x;
-  for (int i = 0; i < m->children.n; i++) {
-    /* Conv2d, BatchNorm2d[, ReLU[, MaxPool2d(2)]] run as one op when the backend fuses them,
-     * and BatchNorm followed by ReLU as another (then i skips the layers that ran) */
-    dc_module *mods[4];
-    int avail = m->children.n - i < 4 ? m->children.n - i : 4;
-    for (int k = 0; k < avail; k++) mods[k] = m->children.items[i + k].ptr;
-    bool fused = false;
-    int used = 0;
-    dc_tensor *next = dc__conv_block_forward(mods, avail, h, &used);
-    if (used) {
-      i += used - 1;
-    } else {
-      next = avail > 1 ? dc__bn_relu_forward(mods[0], mods[1], h, &fused)
-                       : dc_module_forward(mods[0], h);
-      i += fused;
-    }
-    if (h != x && next != h) dc_free(h); /* the graph keeps what backward needs */
-    if (!next) return NULL;
-    h = next;
-  }
+  dc__layers l = dc__layers_children(m);
+  dc_tensor *h = dc__fuse_run(&l, dc__fuse_allowed(m, x->device), x);
   return h == x ? dc_reshape(x, dc_shape_of(x)) : h;
 }
 

@@ -4,12 +4,7 @@
  * Shapes: N batch, Cin/Cout channels, H/W input size, Ho/Wo output size, kH/kW kernel. */
 #include "nn-impl.h"
 
-#include "../backend/nn-kernels.h"
-
-#include <pthread.h>
 #include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
 
 dc__pair dc__nn_pair(int square, const int hw[2], int dflt) {
   if (hw[0] || hw[1]) return (dc__pair){{hw[0], hw[1]}, true};
@@ -26,6 +21,8 @@ static dc_conv2d_opts conv_opts(const dc__conv_state *s) {
   }
   return o;
 }
+
+dc_conv2d_opts dc__conv_opts(const dc_module *conv) { return conv_opts(conv->state); }
 
 /* Output size of one spatial dim; < 1 when the kernel does not fit. */
 static int64_t out_size(int64_t in, int k, int stride, int pad, int dil, bool same) {
@@ -156,50 +153,4 @@ dc_module *dc_nn_conv2d_opt(int64_t in_channels, int64_t out_channels, int kerne
     return NULL;
   }
   return m;
-}
-
-/* ---- Conv2d + BatchNorm2d [+ ReLU [+ MaxPool2d(2)]] as one op (nn-impl.h) ---- */
-
-bool dc__conv_block_off;
-
-static bool g_env_off; /* $DEEPC_CONV_BLOCK=0 turns the fusion off (measurements) */
-static pthread_once_t g_env_once = PTHREAD_ONCE_INIT;
-static void env_read(void) {
-  const char *e = getenv("DEEPC_CONV_BLOCK");
-  g_env_off = e && strcmp(e, "0") == 0;
-}
-
-/* a MaxPool2d(2): window 2x2, stride 2, no padding, dilation 1, floor mode */
-static bool is_pool2(const dc_module *m) {
-  if (m->type != &dc__type_maxpool2d) return false;
-  const dc__pool_state *ps = m->state;
-  for (int i = 0; i < 2; i++)
-    if (ps->kernel.v[i] != 2 || ps->stride.v[i] != 2 || ps->padding.v[i] != 0 ||
-        ps->dilation.v[i] != 1)
-      return false;
-  return !ps->ceil_mode;
-}
-
-dc_tensor *dc__conv_block_forward(dc_module *const *mods, int n, dc_tensor *x, int *used) {
-  *used = 0;
-  pthread_once(&g_env_once, env_read);
-  if (dc__conv_block_off || g_env_off || n < 2 || !x || x->ndim != 4 || dc__summary_active)
-    return NULL;
-  dc_module *conv = mods[0], *bn = mods[1];
-  if (conv->type != &dc__type_conv2d || bn->type != &dc__type_batchnorm2d) return NULL;
-  const dc__conv_state *cs = conv->state;
-  if (x->shape[1] != cs->cin || ((const dc__bn_state *)bn->state)->c != cs->cout) return NULL;
-  int mode = 0, count = 2;
-  if (n > 2 && mods[2]->type == &dc__type_relu) {
-    mode = DC_CONV_BLOCK_RELU, count = 3;
-    if (n > 3 && is_pool2(mods[3])) mode |= DC_CONV_BLOCK_POOL, count = 4;
-  }
-  dc__bn_call c = dc__bn_call_of(bn); /* num_batches_tracked counts only when the block runs */
-  bool fused;
-  dc_tensor *y = dc__conv_block(x, dc__own_param(conv, "weight"), dc__own_param(conv, "bias"),
-                                conv_opts(cs), c.running_mean, c.running_var, c.weight, c.bias,
-                                c.batch_stats, c.momentum, c.eps, mode, &fused);
-  if (fused) *used = count;
-  if (y && c.nbt) (*c.nbt)++;
-  return y;
 }

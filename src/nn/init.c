@@ -157,13 +157,15 @@ int dc_init_orthogonal_(dc_tensor *t, double gain) {
   bool tr = rows < cols;
   int64_t m = tr ? cols : rows, n = tr ? rows : cols;
   int rc = DC_ERR_NOMEM;
+  /* the normal draw and the QR on the host, then one copy into t on its device */
   dc_tensor *flat = dc__new(DC_SHAPE(rows, cols), DC_F64, DC_CPU), *out = NULL;
   double *a = dc__malloc(sizeof(double) * (size_t)(m * n));
   double *v = dc__malloc(sizeof(double) * (size_t)(m * n + n));
   double *q = dc__malloc(sizeof(double) * (size_t)(m * n));
   if (!flat || !a || !v || !q) goto done;
   if ((rc = dc_normal_(flat, 0.0, 1.0)) != DC_OK) goto done;
-  const double *f = dc_data(flat);
+  const double *f = q; /* the draw, row-major [rows, cols], until householder_q writes q */
+  if ((rc = dc_copy_to_buffer(flat, q, sizeof(double) * (size_t)(m * n))) != DC_OK) goto done;
   for (int64_t i = 0; i < rows; i++)
     for (int64_t j = 0; j < cols; j++) {
       if (tr)
@@ -172,11 +174,11 @@ int dc_init_orthogonal_(dc_tensor *t, double gain) {
         a[i * n + j] = f[i * cols + j];
     }
   householder_q(a, m, n, v, q);
-  out = dc__new(dc_shape_of(t), DC_F64, DC_CPU);
-  if (!out) goto done;
-  double *o = dc_data(out);
+  double *o = a; /* a is spent: the result [rows, cols] */
   for (int64_t i = 0; i < rows; i++)
     for (int64_t j = 0; j < cols; j++) o[i * cols + j] = gain * (tr ? q[j * n + i] : q[i * n + j]);
+  rc = DC_ERR_NOMEM;
+  if (!(out = dc_from_data(o, dc_shape_of(t), DC_F64))) goto done;
   rc = dc_copy_(t, out);
 done:
   dc_free(flat);

@@ -121,6 +121,7 @@ dc_module *dc_module_new(const dc_module_type *type, size_t state_size) {
   m->type = type;
   m->refcount = 1;
   m->training = true;
+  m->fusion = DC_FUSE_ALL;
   return m;
 }
 
@@ -283,11 +284,15 @@ char *dc__module_path(const dc_module *m, char *buf, size_t n) {
 }
 
 dc_tensor *dc_module_forward(dc_module *m, dc_tensor *x) {
+  return dc__module_call(m, x, NULL, NULL);
+}
+
+dc_tensor *dc__module_call(dc_module *m, dc_tensor *x, dc__forward_fn fn, const void *arg) {
   if (!m) return dc__err(DC_ERR_ARG, "dc_module_forward: module is NULL");
   if (!x) return NULL; /* keeps the error of the call that made x */
   g_err_tagged = false;
   int row = dc__summary_active ? dc__summary_enter(m, x) : -1;
-  dc_tensor *y = m->type->forward(m, x);
+  dc_tensor *y = fn ? fn(m, x, arg) : m->type->forward(m, x);
   if (!y) {
     if (!g_err_tagged) {
       char msg[2048], path[512];
@@ -314,6 +319,16 @@ void dc_module_train(dc_module *m, bool on) {
 }
 
 void dc_module_eval(dc_module *m) { dc_module_train(m, false); }
+
+unsigned dc_module_set_fusion(dc_module *m, unsigned fusions) {
+  if (!m) return DC_FUSE_NONE;
+  unsigned old = m->fusion;
+  m->fusion = fusions & DC_FUSE_ALL;
+  for (int i = 0; i < m->children.n; i++) dc_module_set_fusion(m->children.items[i].ptr, fusions);
+  return old;
+}
+
+unsigned dc_module_fusion(const dc_module *m) { return m ? m->fusion : DC_FUSE_NONE; }
 bool dc_module_is_training(const dc_module *m) { return m && m->training; }
 
 /* ---- lookup ---- */
@@ -605,6 +620,40 @@ int dc_module_to_dtype(dc_module *m, dc_dtype dt) {
     rc = convert_tensor(m->buffers.items[i].ptr, dt);
   for (int i = 0; i < m->children.n && rc == DC_OK; i++)
     rc = dc_module_to_dtype(m->children.items[i].ptr, dt);
+  return rc;
+}
+
+/* Moves each tensor of the list (and its gradient) to dev; a failure names the tensor. */
+static int move_list(const dc_named_tensor *l, int n, dc_device dev, const char *what) {
+  for (int i = 0; i < n; i++) {
+    dc_tensor *t = l[i].tensor;
+    bool grad = false;
+    int rc = dc_move_to_device_(t, dev);
+    if (rc == DC_OK && t->grad) grad = true, rc = dc_move_to_device_(t->grad, dev);
+    if (rc != DC_OK) {
+      char msg[1024];
+      snprintf(msg, sizeof msg, "%s", dc_last_error());
+      return dc__errs(rc, "module_to(%s): %s '%s'%s: %s (the tensors before it are moved)",
+                      dc_device_name(dev), what, l[i].name, grad ? " (its gradient)" : "", msg);
+    }
+  }
+  return DC_OK;
+}
+
+int dc_module_to(dc_module *m, dc_device dev) {
+  if (!m) return dc__errs(DC_ERR_ARG, "dc_module_to: module is NULL");
+  if (!dc_device_available(dev)) {
+    char has[128];
+    return dc__errs(DC_ERR_ARG, "module_to: device %s is not in this build of deepc, which has: %s",
+                    dc_device_name(dev), dc_devices_available(has, sizeof has));
+  }
+  int np = 0, nb = 0;
+  dc_named_tensor *ps = dc__module_list(m, DC__LIST_PARAMS, &np);
+  dc_named_tensor *bs = ps ? dc__module_list(m, DC__LIST_BUFFERS, &nb) : NULL;
+  int rc = !ps || !bs ? DC_ERR_NOMEM : move_list(ps, np, dev, "parameter");
+  if (rc == DC_OK) rc = move_list(bs, nb, dev, "buffer");
+  dc_named_tensors_free(ps, np);
+  dc_named_tensors_free(bs, nb);
   return rc;
 }
 

@@ -31,6 +31,7 @@ struct dc_module {
   dc__entries buffers;  /* dc_tensor* */
   dc__entries children; /* dc_module* */
   void *state;          /* type-specific configuration block, zeroed at creation */
+  unsigned fusion;      /* dc_fusion mask its forward may use (DC_FUSE_ALL) */
 };
 
 /* An int or an (h, w) pair as the user gave it (reprs print it back the same way). */
@@ -109,49 +110,86 @@ int dc__name_distance(const char *a, const char *b);
 /* Default PyTorch initialisation of a weight with fan_in and its bias: U(+-1/sqrt(fan_in)). */
 int dc__init_default_weight_bias(dc_tensor *w, dc_tensor *b);
 
-/* Summary hooks (summary.c): called by dc_module_forward around every call. */
+/* Summary hooks (summary.c): called by dc_module_forward around every call to record it. Only
+ * the recording reads dc__summary_active; what runs fused is the modules' fusion mask, which
+ * dc_summary sets to DC_FUSE_NONE for its run. */
 typedef struct dc__summary_rec dc__summary_rec;
 extern _Thread_local dc__summary_rec *dc__summary_active;
 int dc__summary_enter(dc_module *m, dc_tensor *x);
 void dc__summary_leave(int row, dc_module *m, dc_tensor *x, dc_tensor *y);
 
-/* ---- BatchNorm + ReLU fusion (norm.c) ----
- * dc__bn_relu_forward(bn, relu, x): when bn is a BatchNorm1d/2d module, relu a ReLU module and
- * no summary is recording, runs both as one op (dc__batch_norm_relu, src/ops/nn_batchnorm.c:
- * the same values and gradients, one pass and one tensor less) and sets *fused; else returns
- * dc_module_forward(bn, x) and leaves *fused false (the caller then runs relu itself). Errors
- * name bn's path as dc_module_forward does. */
-dc_tensor *dc__bn_relu_forward(dc_module *bn, dc_module *relu, dc_tensor *x, bool *fused);
-dc_tensor *dc__batch_norm_relu(dc_tensor *x, dc_tensor *running_mean, dc_tensor *running_var,
-                               dc_tensor *weight, dc_tensor *bias, bool training, double momentum,
-                               double eps);
+/* A forward function with an argument, run by dc__module_call as dc_module_forward runs the
+ * type's: summary row, errors naming the module's path. */
+typedef dc_tensor *(*dc__forward_fn)(dc_module *m, dc_tensor *x, const void *arg);
+dc_tensor *dc__module_call(dc_module *m, dc_tensor *x, dc__forward_fn fn, const void *arg);
 
 /* What a BatchNorm1d/2d module passes to its batch-norm op on this call (norm.c): running stats
  * (NULL untracked), affine parameters (NULL without), batch statistics or running ones, the
- * momentum (1 / (num_batches_tracked + 1) for momentum=None) and eps. nbt: the counter the
- * caller increments once the call is made (NULL when it does not count: eval or untracked). */
+ * momentum (1 / (num_batches_tracked + 1) for momentum=None, read from the device with dc_item)
+ * and eps. nbt: the counter to advance with dc__bn_count once the call is made (NULL when it
+ * does not count: eval or untracked). */
 typedef struct dc__bn_call {
   dc_tensor *running_mean, *running_var, *weight, *bias;
   bool batch_stats;
   double momentum, eps;
-  int64_t *nbt;
+  dc_tensor *nbt; /* int64 0-d */
 } dc__bn_call;
 dc__bn_call dc__bn_call_of(dc_module *m);
+/* num_batches_tracked += 1 as an op on its device; DC_OK or a status. */
+int dc__bn_count(dc_tensor *nbt);
+/* y = relu(bn(x)) as one op (dc__batch_norm_relu), through dc__module_call(bn) (norm.c). */
+dc_tensor *dc__bn_relu_forward(dc_module *bn, dc_tensor *x);
+/* A Conv2d's options for dc_conv2d_opt / dc__conv_block (conv.c). */
+dc_conv2d_opts dc__conv_opts(const dc_module *conv);
 
+/* ---- the fusion planner (fuse.c) ----
+ * Turns a run of layers (a Sequential's children, a ResNet block's branch) into steps: one
+ * child, or several run as one fused op. The plan depends on the layers' types and settings,
+ * the fusions the container allows (dc_module_fusion and $DEEPC_CONV_BLOCK) and the backend's
+ * capabilities (dc__backend_supports); what the input brings (its rank and channels, the
+ * backend's own plan of the conv block) is checked when the step runs, and a fused step that
+ * does not apply runs its layers unfused. */
+typedef struct dc__layers {
+  int n;
+  dc_module *const *mods;   /* the layers, or */
+  const dc__entry *entries; /* a module's children (mods NULL) */
+} dc__layers;
+dc__layers dc__layers_children(const dc_module *m);
+typedef enum dc__step_kind {
+  DC__STEP_LAYER,      /* layers[first] alone */
+  DC__STEP_CONV_BLOCK, /* Conv2d, BatchNorm2d[, ReLU[, MaxPool2d(2)]]: dc__conv_block */
+  DC__STEP_BN_RELU     /* BatchNorm1d/2d, ReLU: dc__batch_norm_relu */
+} dc__step_kind;
+typedef struct dc__step {
+  dc__step_kind kind;
+  int first, count; /* layers first .. first + count - 1 */
+  int mode;         /* conv block: DC_CONV_BLOCK_RELU | DC_CONV_BLOCK_POOL (nn-kernels.h) */
+} dc__step;
+/* The fusions a container allows on a device: its dc_module_fusion, less what $DEEPC_CONV_BLOCK
+ * turns off and what dev's backend lacks. */
+unsigned dc__fuse_allowed(const dc_module *owner, dc_device dev);
+/* The caps a backend has as a mask of DC_CAP_BIT (fusions it lacks are planned unfused). */
+uint32_t dc__fuse_caps(dc_device dev);
+/* The fusions of a dc_fusion mask a backend with caps can run. */
+unsigned dc__fuse_mask(unsigned fusion, uint32_t caps);
+/* The step starting at layer i under the fusion mask (already reduced by dc__fuse_mask). */
+dc__step dc__fuse_step(const dc__layers *l, int i, unsigned fusion);
+/* The whole plan into steps[0 .. max - 1]; returns the number of steps (at most l->n). */
+int dc__fuse_plan(const dc__layers *l, unsigned fusion, dc__step *steps, int max);
+/* Runs the layers on x by the plan, freeing the intermediate results (never x): the last result,
+ * x itself when there are no layers, NULL + error (naming the failing layer) on failure. */
+dc_tensor *dc__fuse_run(const dc__layers *l, unsigned fusion, dc_tensor *x);
+/* relu(a + b) as one op (dc__add_relu) for a residual join with this relu child? */
+bool dc__fuse_add_relu(unsigned fusion, const dc_module *relu);
+
+/* Fused ops from src/ops (nn_ops.h) */
+dc_tensor *dc__batch_norm_relu(dc_tensor *x, dc_tensor *running_mean, dc_tensor *running_var,
+                               dc_tensor *weight, dc_tensor *bias, bool training, double momentum,
+                               double eps);
 /* relu(a + b) as one op (src/ops/unary.c): ResNet's residual join */
 dc_tensor *dc__add_relu(dc_tensor *a, dc_tensor *b);
-
-/* ---- Conv2d + BatchNorm2d [+ ReLU [+ MaxPool2d(2)]] fusion (conv.c) ----
- * dc__conv_block_forward(mods, n, x, &used): when mods[0..1] (n available) are a Conv2d and a
- * BatchNorm2d of its channels, no summary is recording and the backend fuses the layer
- * (dc__conv_block, src/ops/nn_conv_block.c), runs them as one op together with a ReLU in mods[2]
- * and then a MaxPool2d(2) (2x2, stride 2, no padding, dilation 1, floor mode) in mods[3], and sets
- * *used to the number of layers that ran (2, 3 or 4; the caller skips them); else returns NULL
- * with *used 0 and no error, and the caller runs mods[0] alone. Errors (used > 0, NULL) name the
- * conv's path. dc__conv_block_off turns the fusion off (tests compare both). */
-extern bool dc__conv_block_off;
-dc_tensor *dc__conv_block_forward(dc_module *const *mods, int n, dc_tensor *x, int *used);
-/* mode: DC_CONV_BLOCK_RELU, | DC_CONV_BLOCK_POOL (src/backend/nn-kernels.h) */
+/* mode: DC_CONV_BLOCK_RELU, | DC_CONV_BLOCK_POOL (src/backend/nn-kernels.h); *fused false (no
+ * error) when the backend does not run this layer fused */
 dc_tensor *dc__conv_block(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_conv2d_opts o,
                           dc_tensor *running_mean, dc_tensor *running_var, dc_tensor *bn_w,
                           dc_tensor *bn_b, bool training, double momentum, double eps, int mode,

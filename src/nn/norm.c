@@ -6,13 +6,9 @@
 
 #include <stdio.h>
 
-/* set by dc__bn_relu_forward for the one bn_forward call it makes */
-static _Thread_local bool g_fuse_relu;
-
-static dc_tensor *bn_forward(dc_module *m, dc_tensor *x) {
+/* y = bn(x), then relu(y) in the same op when relu */
+static dc_tensor *bn_run(dc_module *m, dc_tensor *x, bool relu) {
   const dc__bn_state *s = m->state;
-  bool relu = g_fuse_relu;
-  g_fuse_relu = false;
   char a[128];
   dc_shape_str(dc_shape_of(x), a, sizeof a);
   bool rank_ok = s->dims == 2 ? x->ndim == 4 : (x->ndim == 2 || x->ndim == 3);
@@ -29,9 +25,20 @@ static dc_tensor *bn_forward(dc_module *m, dc_tensor *x) {
                    "%s; use a batch of 2 or more, or eval mode",
                    a);
   dc__bn_call c = dc__bn_call_of(m);
-  if (c.nbt) (*c.nbt)++;
+  if (c.nbt && dc__bn_count(c.nbt) != DC_OK) return NULL;
   return (relu ? dc__batch_norm_relu : dc_batch_norm)(x, c.running_mean, c.running_var, c.weight,
                                                       c.bias, c.batch_stats, c.momentum, c.eps);
+}
+
+static dc_tensor *bn_forward(dc_module *m, dc_tensor *x) { return bn_run(m, x, false); }
+
+static dc_tensor *bn_relu_fw(dc_module *m, dc_tensor *x, const void *arg) {
+  (void)arg;
+  return bn_run(m, x, true);
+}
+
+dc_tensor *dc__bn_relu_forward(dc_module *bn, dc_tensor *x) {
+  return dc__module_call(bn, x, bn_relu_fw, NULL);
 }
 
 dc__bn_call dc__bn_call_of(dc_module *m) {
@@ -44,20 +51,20 @@ dc__bn_call dc__bn_call_of(dc_module *m) {
                    .momentum = s->momentum,
                    .eps = s->eps};
   if (m->training && s->track) {
-    c.nbt = dc_data(dc__own_buffer(m, "num_batches_tracked"));
-    if (s->cumulative) c.momentum = 1.0 / (double)(*c.nbt + 1);
+    c.nbt = dc__own_buffer(m, "num_batches_tracked");
+    /* PyTorch's 1 / float(num_batches_tracked) after the increment: a synchronising read */
+    if (s->cumulative) c.momentum = 1.0 / (dc_item(c.nbt) + 1.0);
   }
   return c;
 }
 
-dc_tensor *dc__bn_relu_forward(dc_module *bn, dc_module *relu, dc_tensor *x, bool *fused) {
-  *fused = bn && relu && !dc__summary_active &&
-           (bn->type == &dc__type_batchnorm1d || bn->type == &dc__type_batchnorm2d) &&
-           relu->type == &dc__type_relu;
-  g_fuse_relu = *fused;
-  dc_tensor *y = dc_module_forward(bn, x);
-  g_fuse_relu = false;
-  return y;
+int dc__bn_count(dc_tensor *nbt) {
+  bool prev = dc_set_grad_enabled(false);
+  dc_tensor *next = dc_add_scalar(nbt, 1.0);
+  int rc = next ? dc_copy_(nbt, next) : (int)dc_last_status();
+  dc_set_grad_enabled(prev);
+  dc_free(next);
+  return rc;
 }
 
 static void bn_repr(const dc_module *m, char *buf, size_t n) {

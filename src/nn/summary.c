@@ -1,6 +1,6 @@
 /* Model summary (torchinfo's table): runs the model on a zero batch of one under no_grad in eval
- * mode, records every dc_module_forward call (path, type, depth, output shape, own parameters,
- * multiply-accumulates), then prints the table and the totals. */
+ * mode without fusion (DC_FUSE_NONE), records every dc_module_forward call (path, type, depth,
+ * output shape, own parameters, multiply-accumulates), then prints the table and the totals. */
 #include "nn-impl.h"
 
 #include <stdio.h>
@@ -116,6 +116,17 @@ static void totals(dc_model_summary *s, const dc_module *m) {
   dc_named_tensors_free(l, n);
 }
 
+/* where the model's first parameter (or buffer) lives: the input batch is made there */
+static dc_device model_device(const dc_module *m) {
+  if (m->params.n) return ((const dc_tensor *)m->params.items[0].ptr)->device;
+  if (m->buffers.n) return ((const dc_tensor *)m->buffers.items[0].ptr)->device;
+  for (int i = 0; i < m->children.n; i++) {
+    dc_device d = model_device(m->children.items[i].ptr);
+    if (d != DC_CPU) return d;
+  }
+  return DC_CPU;
+}
+
 dc_model_summary *dc_summary(dc_module *m, dc_shape input_shape) {
   if (!m) return dc__err(DC_ERR_ARG, "summary: module is NULL");
   if (input_shape.ndim < 1 || input_shape.ndim >= DC_MAX_DIMS)
@@ -140,23 +151,33 @@ dc_model_summary *dc_summary(dc_module *m, dc_shape input_shape) {
   }
   s->input_shape = in;
   bool *mode = dc__calloc((size_t)r.nmods, sizeof *mode);
-  if (!mode || dc_scope_begin() != DC_OK) {
+  unsigned *fusion = dc__calloc((size_t)r.nmods, sizeof *fusion);
+  if (!mode || !fusion || dc_scope_begin() != DC_OK) {
     dc__free(mode);
+    dc__free(fusion);
     dc_named_modules_free(r.mods, r.nmods);
     dc_summary_free(s);
     return NULL;
   }
-  for (int i = 0; i < r.nmods; i++) mode[i] = r.mods[i].module->training;
+  for (int i = 0; i < r.nmods; i++) {
+    mode[i] = r.mods[i].module->training;
+    fusion[i] = r.mods[i].module->fusion;
+  }
   dc_module_eval(m);
+  dc_module_set_fusion(m, DC_FUSE_NONE); /* every layer on its own, so each gets its row */
   bool prev = dc_set_grad_enabled(false);
   dc__summary_active = &r;
-  dc_tensor *y = dc_module_forward(m, dc_zeros(in, DC_F32));
+  dc_tensor *y = dc_module_forward(m, dc_zeros_on(in, DC_F32, model_device(m)));
   dc__summary_active = NULL;
   dc_set_grad_enabled(prev);
   if (y) s->output_shape = dc_shape_of(y);
   dc_scope_end();
-  for (int i = 0; i < r.nmods; i++) r.mods[i].module->training = mode[i];
+  for (int i = 0; i < r.nmods; i++) {
+    r.mods[i].module->training = mode[i];
+    r.mods[i].module->fusion = fusion[i];
+  }
   dc__free(mode);
+  dc__free(fusion);
   dc_named_modules_free(r.mods, r.nmods);
   if (!y || r.failed) {
     if (y) dc__err(DC_ERR_NOMEM, "summary: out of memory");

@@ -5,47 +5,24 @@
  * Shapes: N batch, C channels, H/W height/width, K classes. */
 #include "zoo-impl.h"
 
-/* y = child(x), dropping x when it is an intermediate result (not the block's input). */
-static dc_tensor *step(dc_module *m, const char *child, dc_tensor *x, const dc_tensor *input) {
-  dc_tensor *y = dc_module_forward(dc_module_child(m, child), x);
-  if (x != input) dc_free(x);
-  return y;
-}
-
-/* y = relu(bn(x)) with the child "relu", as one fused op when it can (dc__bn_relu_forward). */
-static dc_tensor *bn_relu_step(dc_module *m, const char *bn, dc_tensor *x, const dc_tensor *input) {
-  bool fused;
-  dc_tensor *y = dc__bn_relu_forward(dc_module_child(m, bn), dc_module_child(m, "relu"), x, &fused);
-  if (x != input) dc_free(x);
-  return fused ? y : step(m, "relu", y, input);
-}
-
-/* y = the children conv, bn (and relu when relu) on x: one fused op when the backend runs it
- * (dc__conv_block_forward), else the layers one by one */
-static dc_tensor *conv_bn_step(dc_module *m, const char *conv, const char *bn, bool relu,
-                               dc_tensor *x, const dc_tensor *input) {
-  dc_module *mods[3] = {dc_module_child(m, conv), dc_module_child(m, bn),
-                        dc_module_child(m, "relu")};
-  int used = 0;
-  dc_tensor *y = mods[0] && mods[1] ? dc__conv_block_forward(mods, relu ? 3 : 2, x, &used) : NULL;
-  if (used) {
-    if (x != input) dc_free(x);
-    return y;
-  }
-  y = step(m, conv, x, input);
-  return relu ? bn_relu_step(m, bn, y, input) : step(m, bn, y, input);
-}
-
-/* out = relu(branch(x) + (downsample ? downsample(x) : x)); the branch is the named children in
- * (conv, bn) pairs, with relu between them. */
+/* out = relu(branch(x) + (downsample ? downsample(x) : x)); the branch is the named children,
+ * conv, bn pairs with relu between them, run through the fusion planner (fuse.c): each pair
+ * with its relu as one conv block where the backend fuses it. */
 static dc_tensor *residual(dc_module *m, dc_tensor *x, const char *const *branch, int nb) {
-  dc_tensor *h = x;
-  for (int i = 0; i + 1 < nb; i += 2)
-    h = conv_bn_step(m, branch[i], branch[i + 1], i + 2 < nb, h, x);
+  dc_module *mods[8];
+  int n = 0;
+  for (int i = 0; i + 1 < nb; i += 2) {
+    mods[n++] = dc_module_child(m, branch[i]);
+    mods[n++] = dc_module_child(m, branch[i + 1]);
+    if (i + 2 < nb) mods[n++] = dc_module_child(m, "relu");
+  }
+  unsigned fusion = dc__fuse_allowed(m, x->device);
+  dc__layers l = {.n = n, .mods = mods};
+  dc_tensor *h = dc__fuse_run(&l, fusion, x);
   dc_module *ds = dc_module_child(m, "downsample");
   dc_tensor *id = ds ? dc_module_forward(ds, x) : x;
   dc_module *relu = dc_module_child(m, "relu");
-  if (h && id && relu && relu->type == &dc__type_relu && !dc__summary_active) {
+  if (h && id && dc__fuse_add_relu(fusion, relu)) {
     dc_tensor *y = dc__add_relu(h, id); /* one op */
     dc_free(h);
     if (id != x) dc_free(id);
@@ -54,7 +31,9 @@ static dc_tensor *residual(dc_module *m, dc_tensor *x, const char *const *branch
   dc_tensor *s = h && id ? dc_add(h, id) : NULL;
   dc_free(h);
   if (id != x) dc_free(id);
-  return step(m, "relu", s, NULL);
+  dc_tensor *y = dc_module_forward(relu, s);
+  dc_free(s);
+  return y;
 }
 
 static dc_tensor *basic_forward(dc_module *m, dc_tensor *x) {
@@ -67,21 +46,18 @@ static dc_tensor *bottleneck_forward(dc_module *m, dc_tensor *x) {
   return residual(m, x, B, 6);
 }
 
-/* x [N, C, H, W] -> stem -> layer1..4 -> avgpool -> flatten -> fc -> [N, K] */
+/* x [N, C, H, W] -> stem -> layer1..4 -> avgpool -> flatten -> fc -> [N, K]; the children
+ * present run through the fusion planner (the stem's conv1, bn1, relu as one conv block) */
 static dc_tensor *resnet_forward(dc_module *m, dc_tensor *x) {
   static const char *const STAGES[] = {"conv1",  "bn1",    "relu",   "maxpool", "layer1",
                                        "layer2", "layer3", "layer4", "avgpool"};
-  dc_tensor *h = x;
-  for (size_t i = 0; i < sizeof STAGES / sizeof STAGES[0]; i++) {
-    if (!dc_module_child(m, STAGES[i])) continue;
-    if (i == 0 && dc_module_child(m, "bn1")) { /* conv1, bn1 (, relu) */
-      bool relu = dc_module_child(m, "relu") != NULL;
-      h = conv_bn_step(m, "conv1", "bn1", relu, h, x);
-      i += relu ? 2 : 1;
-    } else {
-      h = step(m, STAGES[i], h, x);
-    }
-  }
+  enum { NSTAGES = sizeof STAGES / sizeof STAGES[0] };
+  dc_module *mods[NSTAGES];
+  int n = 0;
+  for (int i = 0; i < NSTAGES; i++)
+    if ((mods[n] = dc_module_child(m, STAGES[i]))) n++;
+  dc__layers l = {.n = n, .mods = mods};
+  dc_tensor *h = dc__fuse_run(&l, dc__fuse_allowed(m, x->device), x);
   dc_tensor *f = h ? dc_flatten(h, 1, -1) : NULL;
   if (h != x) dc_free(h);
   dc_tensor *y = dc_module_forward(dc_module_child(m, "fc"), f);

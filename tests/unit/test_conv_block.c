@@ -65,7 +65,7 @@ static block_run run_case_dt(const block_case *t, bool fuse, const char *want_fn
     p[5] = NAN, p[dc_numel(x) / 2] = NAN;
   }
   if (t->x_grad) dc_requires_grad_(x, true);
-  dc__conv_block_off = !fuse;
+  if (!fuse) dc_module_set_fusion(m, DC_FUSE_ALL & ~(unsigned)DC_FUSE_CONV_BLOCK);
   int old_threads = omp_get_max_threads();
   omp_set_num_threads(threads);
   block_run r = {.n = 0};
@@ -80,7 +80,6 @@ static block_run run_case_dt(const block_case *t, bool fuse, const char *want_fn
     if (dc_grad_fn_name(y)) cr_assert_eq(dc_backward(y, .grad = gy), DC_OK, "%s", dc_last_error());
   }
   omp_set_num_threads(old_threads);
-  dc__conv_block_off = false;
   keep(&r, "x.grad", x->grad);
   int np = 0, nb = 0;
   dc_named_tensor *ps = dc_module_parameters(m, &np), *bs = dc_module_buffers(m, &nb);
@@ -249,12 +248,12 @@ Test(conv_block, which_patterns_fuse) {
   cr_assert_str_eq(dc_grad_fn_name(dc_module_forward(ok, x)), "conv_bn_relu_pool");
   /* 12 channels: no 16-channel blocks, so layer by layer */
   cr_assert_str_eq(dc_grad_fn_name(dc_module_forward(k12, x)), "max_pool2d");
-  dc_module *cbr = dc_nn_sequential(dc_nn_conv2d(3, 16, 3, .padding = 1), dc_nn_batchnorm2d(16),
-                                    dc_nn_relu());
+  dc_module *cbr =
+      dc_nn_sequential(dc_nn_conv2d(3, 16, 3, .padding = 1), dc_nn_batchnorm2d(16), dc_nn_relu());
   dc_module *cb = dc_nn_sequential(dc_nn_conv2d(3, 16, 3, .padding = 1), dc_nn_batchnorm2d(16),
                                    dc_nn_sigmoid());
-  dc_module *cr = dc_nn_sequential(dc_nn_conv2d(3, 16, 3, .padding = 1), dc_nn_relu(),
-                                   dc_nn_batchnorm2d(16));
+  dc_module *cr =
+      dc_nn_sequential(dc_nn_conv2d(3, 16, 3, .padding = 1), dc_nn_relu(), dc_nn_batchnorm2d(16));
   cr_assert_str_eq(dc_grad_fn_name(dc_module_forward(cbr, x)), "conv_bn_relu");
   cr_assert_str_eq(dc_grad_fn_name(dc_module_forward(cb, x)), "sigmoid");
   cr_assert_str_eq(dc_grad_fn_name(dc_module_forward(dc_module_child(cb, "0"), x)), "conv2d");
@@ -291,14 +290,13 @@ Test(conv_block, evaluation_in_chunks) {
     dc_fill_(dc_module_get_buffer(m, "1.running_var"), 2.0);
     dc_tensor *y[3];
     for (int k = 0; k < 3; k++) {
-      dc__conv_block_off = k == 2;
+      dc_module_set_fusion(m, k == 2 ? DC_FUSE_ALL & ~(unsigned)DC_FUSE_CONV_BLOCK : DC_FUSE_ALL);
       bool prev = dc_set_grad_enabled(k != 0); /* k 0: no graph, in chunks */
       dc_requires_grad_(x, k == 1);
       y[k] = dc_module_forward(m, x);
       dc_set_grad_enabled(prev);
       cr_assert_not_null(y[k], "%s", dc_last_error());
     }
-    dc__conv_block_off = false;
     cr_assert_str_eq(dc_grad_fn_name(y[1]), "conv_bn_relu_pool");
     block_run a = {.n = 0}, b = {.n = 0}, d = {.n = 0};
     keep(&a, "y", y[0]), keep(&b, "y", y[1]), keep(&d, "y", y[2]);
@@ -357,7 +355,7 @@ static block_run resnet_run(bool fuse, bool training) {
   dc_manual_seed(6);
   dc_tensor *x = dc_randn(DC_SHAPE(4, 3, 24, 24), DC_F32);
   dc_requires_grad_(x, true);
-  dc__conv_block_off = !fuse;
+  if (!fuse) dc_module_set_fusion(m, DC_FUSE_ALL & ~(unsigned)DC_FUSE_CONV_BLOCK);
   block_run r = {.n = 0};
   for (int step = 0; step < 2; step++) {
     dc_tensor *y = dc_module_forward(m, x);
@@ -365,7 +363,6 @@ static block_run resnet_run(bool fuse, bool training) {
     if (step == 1) keep(&r, "y", y);
     cr_assert_eq(dc_backward(dc_sum(y, NULL, 0, false), ), DC_OK, "%s", dc_last_error());
   }
-  dc__conv_block_off = false;
   keep(&r, "x.grad", x->grad);
   int np = 0, nb = 0;
   dc_named_tensor *ps = dc_module_parameters(m, &np), *bs = dc_module_buffers(m, &nb);
@@ -384,7 +381,8 @@ Test(conv_block, resnet_fused_matches_layer_by_layer) {
   for (int training = 1; training >= 0; training--) {
     dc_scope_begin();
     block_run fused = resnet_run(true, training), plain = resnet_run(false, training);
-    assert_close(&plain, &fused, 1e-4, training, training ? "resnet18, training" : "resnet18, eval");
+    assert_close(&plain, &fused, 1e-4, training,
+                 training ? "resnet18, training" : "resnet18, eval");
     free_run(&fused), free_run(&plain);
     dc_scope_end();
   }
