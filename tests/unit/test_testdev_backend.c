@@ -26,6 +26,10 @@ static void assert_same_bits(const dc_tensor *a, const dc_tensor *b, const char 
   free(pb);
 }
 
+static void scope_in(void) { dc_scope_begin(); }
+static void scope_out(void) { dc_scope_end(); }
+TestSuite(testdev, .init = scope_in, .fini = scope_out);
+
 Test(testdev, is_built_in_with_the_cpu_capabilities) {
   cr_assert(dc_device_available(DC_TESTDEV));
   const dc_backend *be = dc__backend(DC_TESTDEV);
