@@ -201,6 +201,38 @@ Test(testdev_optim, every_optimizer_through_ops) {
   }
 }
 
+/* A device whose backend has no fused optimizer kernels (the test device's table registered
+ * again without DC_CAP_FUSED_OPTIM): dc_optim_step and clipping pick the ops by themselves. */
+static void drop_fused_optim(void) {
+  static dc_backend table;
+  table = *dc__backend(DC_TESTDEV);
+  table.caps &= ~DC_CAP_BIT(DC_CAP_FUSED_OPTIM);
+  table.optim = NULL;
+  cr_assert_eq(dc__backend_register(&table), DC_OK, "%s", dc_last_error());
+  cr_assert(!dc__backend_supports(DC_TESTDEV, DC_CAP_FUSED_OPTIM));
+}
+
+Test(testdev_optim, backend_without_fused_kernels) {
+  drop_fused_optim();
+  config c[32];
+  int n = configs(c);
+  for (int i = 0; i < n; i++) check_config(&c[i], DC_F32, DC__OPTIM_PATH_FUSED);
+  dc_tensor *pa[NP], *pb[NP];
+  make_params(pa, DC_F32, DC_CPU);
+  make_params(pb, DC_F32, DC_TESTDEV);
+  set_grads(pa, 1, 3.0);
+  set_grads(pb, 1, 3.0);
+  double na, nb;
+  cr_assert_eq(dc_clip_grad_norm_(pa, NP, 1.0, INFINITY, true, &na), DC_OK);
+  cr_assert_eq(dc_clip_grad_norm_(pb, NP, 1.0, INFINITY, true, &nb), DC_OK, "%s", dc_last_error());
+  cr_assert_eq(na, nb, "inf-norm %g vs %g", na, nb);
+  cr_assert_eq(dc_clip_grad_value_(pa, NP, 0.1), DC_OK);
+  cr_assert_eq(dc_clip_grad_value_(pb, NP, 0.1), DC_OK, "%s", dc_last_error());
+  for (int k = 0; k < NP; k++) assert_bits(pa[k]->grad, pb[k]->grad, "no fused kernels", "grad");
+  free_params(pa);
+  free_params(pb);
+}
+
 /* Hyper-parameters switched on between steps make their buffers on the parameters' device. */
 Test(testdev_optim, buffers_made_later_on_the_device) {
   dc_tensor *pa[NP], *pb[NP];
