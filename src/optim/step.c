@@ -203,16 +203,20 @@ int dc__optim_step_path(dc_optim *o, dc__optim_path path) {
     rc = DC_ERR_NOMEM;
     goto done;
   }
-  /* pass 1: check gradients and devices, make state; nothing observable changes if this fails */
+  /* pass 0: one device for the parameters being updated and their state */
+  for (int i = 0; i < n && rc == DC_OK; i++) {
+    if (!o->params[i]->grad) continue;
+    if (!have_dev) dev = o->params[i]->device;
+    have_dev = true;
+    rc = check_devices(o, i, dev);
+  }
+  if (rc != DC_OK || !have_dev) goto done;
+  /* pass 1: check gradients and make state; nothing observable changes if this fails */
   for (int g = 0; g < o->ngroups && rc == DC_OK; g++) {
     const dc__optim_group *G = &o->groups[g];
     khp[g] = kernel_hparams(o->kind, &G->hp);
     for (int i = G->first; i < G->first + G->n && rc == DC_OK; i++) {
       if (!o->params[i]->grad) continue;
-      if (!have_dev) dev = o->params[i]->device;
-      have_dev = true;
-      rc = check_devices(o, i, dev);
-      if (rc != DC_OK) break;
       grads[i] = grad_of(o, i, &tmp[i]);
       if (!grads[i])
         rc = dc__optim_failed();
@@ -220,7 +224,7 @@ int dc__optim_step_path(dc_optim *o, dc__optim_path path) {
         rc = ensure_buffers(o, i, &G->hp, &fresh[i]);
     }
   }
-  if (rc != DC_OK || !have_dev) goto done;
+  if (rc != DC_OK) goto done;
   /* pass 2: advance the counts and describe the update */
   for (int g = 0; g < o->ngroups; g++) {
     const dc__optim_group *G = &o->groups[g];
