@@ -65,7 +65,8 @@ typedef enum dc_dist_op {
 
 DC_API int dc_dist_barrier(void);
 /* In place over the whole tensor on every rank (contiguous; same shape and dtype everywhere).
- * CPU tensors go through MPI, CUDA tensors through NCCL. */
+ * CPU tensors go through MPI in place, CUDA tensors through NCCL (in a build with it), tensors
+ * on other devices through MPI on a host copy written back to the device (synchronises). */
 DC_API int dc_dist_all_reduce_(dc_tensor *t, dc_dist_op op);
 /* Copies root's values into t on every other rank. */
 DC_API int dc_dist_broadcast_(dc_tensor *t, int root);

@@ -52,7 +52,8 @@ typedef struct dc_ckpt dc_ckpt;
 DC_API dc_ckpt *dc_ckpt_new(void);
 DC_API void dc_ckpt_free(dc_ckpt *c);
 /* Adds (or replaces) an entry. The checkpoint keeps its own reference to t: for a saved
- * checkpoint the values are those at dc_ckpt_save time. */
+ * checkpoint the values are those at dc_ckpt_save time. t may be on any device: saving reads it
+ * to the host (dc_copy_to_buffer), so the file is the same byte for byte as for a cpu tensor. */
 DC_API int dc_ckpt_set_tensor(dc_ckpt *c, const char *name, dc_tensor *t);
 DC_API dc_tensor *dc_ckpt_tensor(const dc_ckpt *c, const char *name); /* borrowed; NULL if absent */
 DC_API int dc_ckpt_num_tensors(const dc_ckpt *c);
@@ -67,10 +68,13 @@ DC_API const char *dc_ckpt_meta(const dc_ckpt *c, const char *key); /* NULL if a
  * removed and an existing file at path is left as it was. */
 DC_API int dc_ckpt_save(const dc_ckpt *c, const char *path);
 /* Reads and checks a checkpoint (header size, dtypes, shapes against offsets, offsets tiling
- * the data exactly). Tensors are unscoped and owned by the checkpoint. */
+ * the data exactly). Tensors are cpu tensors, unscoped and owned by the checkpoint; loading
+ * them into a module or optimizer on a device (dc_module_load_state_dict,
+ * dc_optim_load_state_dict) copies them there with dc_copy_. */
 DC_API dc_ckpt *dc_ckpt_load(const char *path);
 
-/* Entries "<prefix><key>" for every state-dict entry (a copy of each value is taken). */
+/* Entries "<prefix><key>" for every state-dict entry (a cpu copy of each value is taken, from
+ * any device). */
 DC_API int dc_ckpt_add_state_dict(dc_ckpt *c, const char *prefix, const dc_state_dict *sd);
 /* A state dict of the entries whose name starts with prefix (the prefix removed). Free with
  * dc_state_dict_free. */
@@ -147,10 +151,10 @@ DC_API dc_shape dc_weights_shape(const dc_weights *w, int i);
 DC_API const void *dc_weights_data(const dc_weights *w, int i, size_t *nbytes);
 /* CRC-32 (zlib's, as Python's zlib.crc32) of those bytes. */
 DC_API uint32_t dc_weights_crc32(const dc_weights *w, int i);
-/* A new tensor (caller's scope) with entry i's values: int8/int16/uint16 become int32 and
+/* A new cpu tensor (caller's scope) with entry i's values: int8/int16/uint16 become int32 and
  * uint32/uint64 int64; complex and float8 entries are errors naming the key. */
 DC_API dc_tensor *dc_weights_tensor(const dc_weights *w, int i);
-/* Appends (or replaces) an entry holding a copy of t's values. */
+/* Appends (or replaces) an entry holding a copy of t's values (t on any device). */
 DC_API int dc_weights_add(dc_weights *w, const char *name, dc_tensor *t);
 
 DC_API int dc_weights_meta_count(const dc_weights *w);

@@ -1,8 +1,9 @@
 /* The job and its collectives: init from the MPI environment (a job of one rank without
  * mpirun), rank/size/local rank, barrier, all-reduce and broadcast of tensors and buffers, and
  * abort. Every collective is started non-blocking and polled against a deadline, so a rank that
- * died or hangs turns into an error message on the others instead of a hang. CUDA tensors go
- * to nccl.c. */
+ * died or hangs turns into an error message on the others instead of a hang. CPU buffers are
+ * reduced in place; CUDA tensors go to nccl.c when the build has NCCL; any other device's
+ * memory is staged through a host copy (the host never reads device memory itself). */
 #include "dist-impl.h"
 
 #include <signal.h>
@@ -188,6 +189,7 @@ void dc_dist_set_timeout(double seconds) {
 }
 
 void dc_dist_abort(int code, const char *fmt, ...) {
+  (void)code; /* MPI_Abort's exit code (a build without MPI only prints) */
   char msg[2048];
   va_list ap;
   va_start(ap, fmt);
@@ -270,14 +272,52 @@ static void divide(void *data, int64_t n, dc_dtype dt, int by) {
   }
 }
 
-#ifndef DC_HAVE_NCCL
-static int cuda_only_nccl(const char *what) {
-  return dc__errs(DC_ERR_UNSUPPORTED,
-                  "dist %s: the tensor is on the GPU but this deepc was built without NCCL; "
-                  "rebuild with NCCL (-DDC_WITH_NCCL=ON and NCCL installed) or move the tensor to "
-                  "the CPU", what);
+/* Device buffers NCCL takes directly (CUDA ones in a build with NCCL). */
+static bool nccl_device(dc_device dev) {
+#ifdef DC_HAVE_NCCL
+  return dev == DC_CUDA;
+#else
+  (void)dev;
+  return false;
+#endif
+}
+
+#ifdef DC_HAVE_MPI
+/* MPI on device memory: req->data (device) becomes a host copy, read from the device when
+ * copy_in (an all-reduce, a broadcast's root), the device pointer kept in req->dev_data. */
+static int stage_in(dc__dist_req *req, bool copy_in) {
+  const dc_device_mem *m = dc__device_mem(req->dev);
+  if (!m) return dc_last_status();
+  size_t nb = (size_t)req->n * dc_dtype_size(req->dt);
+  void *host = dc__malloc(nb ? nb : 1);
+  if (!host) return DC_ERR_NOMEM;
+  int rc = copy_in && nb ? m->to_host(host, req->data, nb) : DC_OK;
+  if (rc != DC_OK) {
+    dc__free(host);
+    return rc;
+  }
+  req->dev_data = req->data;
+  req->data = host;
+  req->stage_back = true;
+  return DC_OK;
 }
 #endif
+
+/* Ends the staging of a finished (or failed: write_back false) collective: the host copy back
+ * into device memory, then freed. */
+static int stage_out(dc__dist_req *req, bool write_back) {
+  if (!req->dev_data) return DC_OK;
+  int rc = DC_OK;
+  size_t nb = (size_t)req->n * dc_dtype_size(req->dt);
+  if (write_back && req->stage_back && nb) {
+    const dc_device_mem *m = dc__device_mem(req->dev);
+    rc = m ? m->from_host(req->dev_data, req->data, nb) : (int)dc_last_status();
+  }
+  dc__free(req->data);
+  req->data = req->dev_data;
+  req->dev_data = NULL;
+  return rc;
+}
 
 int dc__dist_iallreduce(void *data, int64_t n, dc_dtype dt, dc_device dev, dc_dist_op op,
                         const char *what, dc__dist_req *req) {
@@ -288,12 +328,10 @@ int dc__dist_iallreduce(void *data, int64_t n, dc_dtype dt, dc_device dev, dc_di
     req->avg = false;
     return rc;
   }
-  if (dev == DC_CUDA) {
+  if (nccl_device(dev)) {
 #ifdef DC_HAVE_NCCL
     req->avg = false; /* ncclAvg */
     return dc__nccl_start(data, n, dt, (int)op, false, req);
-#else
-    return cuda_only_nccl(what);
 #endif
   }
 #ifdef DC_HAVE_MPI
@@ -301,9 +339,13 @@ int dc__dist_iallreduce(void *data, int64_t n, dc_dtype dt, dc_device dev, dc_di
   if (!mpi_type(dt, op, &mt))
     return dc__errs(DC_ERR_UNSUPPORTED, "dist %s: %s of %s data over MPI is not supported; convert "
                                         "to float32 first", what, OP_NAMES[op], dc_dtype_name(dt));
+  if (dev != DC_CPU && (rc = stage_in(req, true)) != DC_OK) return rc;
   MPI_Request *r = (MPI_Request *)req->handle;
-  int e = MPI_Iallreduce(MPI_IN_PLACE, data, (int)n, mt, mpi_op(op), g_comm, r);
-  if (e != MPI_SUCCESS) return mpi_fail(e, what);
+  int e = MPI_Iallreduce(MPI_IN_PLACE, req->data, (int)n, mt, mpi_op(op), g_comm, r);
+  if (e != MPI_SUCCESS) {
+    stage_out(req, false);
+    return mpi_fail(e, what);
+  }
   req->kind = DC__DIST_MPI;
   return DC_OK;
 #else
@@ -321,17 +363,21 @@ int dc__dist_ibroadcast(void *data, int64_t n, dc_dtype dt, dc_device dev, int r
     return dc__errs(DC_ERR_ARG, "dist %s: root %d is not a rank (size %d)", what, root,
                     dc__dist.size);
   if (dc__dist.size == 1) return DC_OK;
-  if (dev == DC_CUDA) {
+  if (nccl_device(dev)) {
 #ifdef DC_HAVE_NCCL
     return dc__nccl_start(data, n, dt, root, true, req);
-#else
-    return cuda_only_nccl(what);
 #endif
   }
 #ifdef DC_HAVE_MPI
-  int e = MPI_Ibcast(data, (int)((size_t)n * dc_dtype_size(dt)), MPI_BYTE, root, g_comm,
+  bool root_here = dc__dist.rank == root;
+  if (dev != DC_CPU && (rc = stage_in(req, root_here)) != DC_OK) return rc;
+  req->stage_back = !root_here;
+  int e = MPI_Ibcast(req->data, (int)((size_t)n * dc_dtype_size(dt)), MPI_BYTE, root, g_comm,
                      (MPI_Request *)req->handle);
-  if (e != MPI_SUCCESS) return mpi_fail(e, what);
+  if (e != MPI_SUCCESS) {
+    stage_out(req, false);
+    return mpi_fail(e, what);
+  }
   req->kind = DC__DIST_MPI;
   return DC_OK;
 #else
@@ -350,6 +396,7 @@ int dc__dist_test(dc__dist_req *req, bool *done) {
     int e = MPI_Test((MPI_Request *)req->handle, &flag, MPI_STATUS_IGNORE);
     if (e != MPI_SUCCESS) {
       req->kind = DC__DIST_NONE;
+      stage_out(req, false);
       return mpi_fail(e, req->what);
     }
     *done = flag != 0;
@@ -365,6 +412,7 @@ int dc__dist_test(dc__dist_req *req, bool *done) {
   if (rc == DC_OK && *done) {
     if (req->avg) divide(req->data, req->n, req->dt, dc__dist.size);
     req->kind = DC__DIST_NONE;
+    rc = stage_out(req, true);
   }
   return rc;
 }

@@ -30,15 +30,23 @@ typedef struct dc__dist_req {
   dc__dist_kind kind;
   const char *what; /* names the operation in timeout messages ("all-reduce of bucket 2") */
   uint64_t handle[2]; /* the MPI_Request, or the NCCL completion event */
-  void *data;         /* AVG: divided by the size after completion */
+  void *data;         /* what the collective works on (host memory, or a NCCL device buffer);
+                       * AVG: divided by the size after completion */
   int64_t n;
   dc_dtype dt;
   dc_device dev;
   bool avg;
+  /* MPI on device memory: data is a host copy (dc__malloc'ed) of the device's n elements at
+   * dev_data, written back to dev_data when the collective completes, then freed */
+  void *dev_data;
+  bool stage_back; /* write the host copy back (a broadcast's root does not need to) */
 } dc__dist_req;
 
-/* Starts an all-reduce / broadcast of n elements at data (host memory for DC_CPU, device memory
- * for DC_CUDA). n must fit an int. In a job of one rank these complete at once. */
+/* Starts an all-reduce / broadcast of n elements at data: host memory for DC_CPU (MPI works on
+ * it in place), device memory otherwise: a CUDA buffer goes to NCCL when the build has it, any
+ * other device buffer is staged through host memory for MPI (copied to the host at the start,
+ * back to the device at completion: data is never dereferenced by the host). n must fit an
+ * int. In a job of one rank these complete at once. */
 int dc__dist_iallreduce(void *data, int64_t n, dc_dtype dt, dc_device dev, dc_dist_op op,
                         const char *what, dc__dist_req *req);
 int dc__dist_ibroadcast(void *data, int64_t n, dc_dtype dt, dc_device dev, int root,
@@ -48,7 +56,8 @@ int dc__dist_test(dc__dist_req *req, bool *done);
 /* Waits until done or the timeout (DC_ERR_STATE naming req->what and this rank). */
 int dc__dist_wait(dc__dist_req *req);
 
-/* Pointer to a contiguous tensor's first element (device memory for CUDA tensors). */
+/* Pointer to a contiguous tensor's first element: device memory for a tensor on a device, only
+ * for the collectives above (never dereferenced here). */
 void *dc__dist_ptr(const dc_tensor *t);
 
 /* ---- NCCL (nccl.c, built with DC_HAVE_NCCL) ---- */

@@ -80,9 +80,10 @@ static dc_tensor *sync_forward(dc_module *m, dc_tensor *x) {
   if (w && b) y = dc_add(dc_mul(y, per_channel(w, x->ndim)), per_channel(b, x->ndim));
   if (!y) return NULL;
   if (m->training && s->track) {
-    int64_t *nbt = dc_data(dc__own_buffer(m, "num_batches_tracked"));
-    (*nbt)++;
-    double f = s->cumulative ? 1.0 / (double)*nbt : s->momentum;
+    /* the counter advances by an op on its device; momentum None reads it (synchronising) */
+    dc_tensor *nbt = dc__own_buffer(m, "num_batches_tracked");
+    if (dc__bn_count(nbt) != DC_OK) return NULL;
+    double f = s->cumulative ? 1.0 / dc_item(nbt) : s->momentum;
     bool prev = dc_set_grad_enabled(false);
     int rc = update_running(dc__own_buffer(m, "running_mean"), mean, f);
     if (rc == DC_OK)

@@ -1,6 +1,8 @@
 /* Weight files as one list of named raw tensors (dc_weights): format detection, loading (the
  * file is mapped, then parsed by pth.c or safetensors.c), atomic saving, conversion to and from
- * dc_tensor / state dicts, selection by prefix, CRC-32 checksums. */
+ * dc_tensor / state dicts, selection by prefix, CRC-32 checksums. Entries are host bytes: a
+ * tensor on any device is read with dc_copy_to_buffer; tensors made from entries are cpu ones
+ * (dc_module_load_state_dict copies them onto the module's device). */
 #include "weights-impl.h"
 
 #include <deepc/autograd.h>
@@ -240,7 +242,6 @@ dc_tensor *dc_weights_tensor(const dc_weights *w, int i) {
 
 int dc_weights_add(dc_weights *w, const char *name, dc_tensor *t) {
   if (!w || !name || !t) return dc__errs(DC_ERR_ARG, "weights_add: NULL argument");
-  if (t->device != DC_CPU) return dc__errs(DC_ERR_ARG, "weights_add: '%s' is not on the CPU", name);
   size_t nb = (size_t)dc_numel(t) * dc_dtype_size(t->dtype);
   uint8_t *buf = nb ? dc__malloc(nb) : NULL;
   if (nb && !buf) return DC_ERR_NOMEM;

@@ -24,7 +24,7 @@ static int g_failures;
 #define CHECK_OK(expr) CHECK((expr) == DC_OK, "%s", "expected DC_OK")
 
 /* Largest |a - b| / (atol + rtol |b|) over two tensors of the same size (> 1 fails). */
-static double rel_err(const dc_tensor *a, const dc_tensor *b, double atol, double rtol) {
+static inline double rel_err(const dc_tensor *a, const dc_tensor *b, double atol, double rtol) {
   double worst = 0;
   for (int64_t i = 0; i < dc_numel(a); i++) {
     double x = dc_item_at(a, i), y = dc_item_at(b, i);
