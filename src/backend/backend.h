@@ -139,6 +139,9 @@ typedef struct dc_backend {
  * registration of a device replaces the first. The builtin backends (cpu, and testdev / cuda
  * where built) register themselves on first use of any device. */
 int dc__backend_register(const dc_backend *be);
+/* The same checks and install without first registering the builtins: for the builtins' own
+ * register functions (dc__cuda_register), which run inside that first registration. */
+int dc__backend_install(const dc_backend *be);
 /* The backend of a device, or NULL with an error naming the devices this build has. */
 const dc_backend *dc__backend(dc_device dev);
 /* Whether dev's backend has the fused op (false for a device not built in; no error). */

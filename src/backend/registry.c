@@ -28,15 +28,15 @@ static uint32_t caps_present(const dc_backend *be) {
     c |= DC_CAP_BIT(DC_CAP_BATCH_NORM_RELU);
   if (be->nn->conv_block_plan && be->nn->conv_block_forward && be->nn->conv_block_backward)
     c |= DC_CAP_BIT(DC_CAP_CONV_BLOCK);
-  if (be->optim && be->optim->step && be->optim->step_ref && be->optim->norms &&
-      be->optim->scale && be->optim->clamp)
+  if (be->optim && be->optim->step && be->optim->step_ref && be->optim->norms && be->optim->scale &&
+      be->optim->clamp)
     c |= DC_CAP_BIT(DC_CAP_FUSED_OPTIM);
   return c;
 }
 
 /* Every entry a table must have; returns the first missing one's name, or NULL. */
 static const char *missing_entry(const dc_backend *be) {
-#define NEED(p, name) \
+#define NEED(p, name)                                                                              \
   if (!(p)) return name
   NEED(be->ew, "ew");
   NEED(be->red, "red");
@@ -87,7 +87,7 @@ static const char *missing_entry(const dc_backend *be) {
   return NULL;
 }
 
-int dc__backend_register(const dc_backend *be) {
+int dc__backend_install(const dc_backend *be) {
   if (!be) return dc__errs(DC_ERR_ARG, "backend registration: NULL table");
   const char *name = be->name ? be->name : "?";
   if ((int)be->device < 0 || be->device >= DC_DEVICE_COUNT)
@@ -95,9 +95,10 @@ int dc__backend_register(const dc_backend *be) {
                     (int)be->device);
   const char *dev = dc_device_name(be->device);
   if (be->version != DC_BACKEND_VERSION)
-    return dc__errs(DC_ERR_STATE, "backend '%s' (%s): table version %d, this deepc needs %d; "
-                    "rebuild the backend against this deepc", name, dev, be->version,
-                    DC_BACKEND_VERSION);
+    return dc__errs(DC_ERR_STATE,
+                    "backend '%s' (%s): table version %d, this deepc needs %d; "
+                    "rebuild the backend against this deepc",
+                    name, dev, be->version, DC_BACKEND_VERSION);
   const char *miss = missing_entry(be);
   if (miss)
     return dc__errs(DC_ERR_STATE, "backend '%s' (%s): mandatory entry %s is missing", name, dev,
@@ -106,14 +107,18 @@ int dc__backend_register(const dc_backend *be) {
     return dc__errs(DC_ERR_STATE, "backend '%s' (%s): nn kernels version %d, this deepc needs %d",
                     name, dev, be->nn->version, DC_NN_KERNELS_VERSION);
   if (be->optim && be->optim->version != DC_OPTIM_KERNELS_VERSION)
-    return dc__errs(DC_ERR_STATE, "backend '%s' (%s): optim kernels version %d, this deepc needs "
-                    "%d", name, dev, be->optim->version, DC_OPTIM_KERNELS_VERSION);
+    return dc__errs(DC_ERR_STATE,
+                    "backend '%s' (%s): optim kernels version %d, this deepc needs "
+                    "%d",
+                    name, dev, be->optim->version, DC_OPTIM_KERNELS_VERSION);
   uint32_t have = caps_present(be);
   for (int c = 0; c < DC_CAP_COUNT; c++) {
     bool declared = be->caps & DC_CAP_BIT(c), present = have & DC_CAP_BIT(c);
     if (declared != present)
-      return dc__errs(DC_ERR_STATE, "backend '%s' (%s): capability %s is %s but its entries are "
-                      "%s", name, dev, g_cap_names[c], declared ? "declared" : "not declared",
+      return dc__errs(DC_ERR_STATE,
+                      "backend '%s' (%s): capability %s is %s but its entries are "
+                      "%s",
+                      name, dev, g_cap_names[c], declared ? "declared" : "not declared",
                       present ? "there" : "missing");
   }
   if (be->caps >> DC_CAP_COUNT)
@@ -135,9 +140,9 @@ int dc__cuda_register(void); /* registers when a GPU is present; else leaves cud
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static void register_builtins(void) {
-  dc__backend_register(&dc__cpu_backend);
+  dc__backend_install(&dc__cpu_backend);
 #ifdef DC_WITH_TESTDEV
-  dc__backend_register(&dc__testdev_backend);
+  dc__backend_install(&dc__testdev_backend);
 #endif
 #ifdef DC_WITH_CUDA
   dc__cuda_register();
@@ -147,12 +152,19 @@ static void register_builtins(void) {
 
 void dc__backends_init(void) { pthread_once(&g_once, register_builtins); }
 
+/* The builtins go in first, so that a table registered later replaces theirs (and is not
+ * replaced by them on the first lookup). */
+int dc__backend_register(const dc_backend *be) {
+  dc__backends_init();
+  return dc__backend_install(be);
+}
+
 const dc_backend *dc__backend(dc_device dev) {
   if (dev == DC_CPU) return &dc__cpu_backend; /* the hot path: no registry lookup */
   dc__backends_init();
-  const dc_backend *be =
-      (int)dev >= 0 && dev < DC_DEVICE_COUNT ? __atomic_load_n(&g_table[dev], __ATOMIC_ACQUIRE)
-                                             : NULL;
+  const dc_backend *be = (int)dev >= 0 && dev < DC_DEVICE_COUNT
+                             ? __atomic_load_n(&g_table[dev], __ATOMIC_ACQUIRE)
+                             : NULL;
   if (be) return be;
   return dc__err(DC_ERR_UNSUPPORTED, "device %s is not in this build of deepc, which has: %s",
                  dc_device_name(dev), dc__devices_str());
@@ -162,8 +174,8 @@ bool dc__backend_supports(dc_device dev, dc_backend_cap cap) {
   if ((int)cap < 0 || cap >= DC_CAP_COUNT) return false;
   if (dev == DC_CPU) return dc__cpu_backend.caps & DC_CAP_BIT(cap);
   dc__backends_init();
-  const dc_backend *be =
-      (int)dev >= 0 && dev < DC_DEVICE_COUNT ? __atomic_load_n(&g_table[dev], __ATOMIC_ACQUIRE)
-                                             : NULL;
+  const dc_backend *be = (int)dev >= 0 && dev < DC_DEVICE_COUNT
+                             ? __atomic_load_n(&g_table[dev], __ATOMIC_ACQUIRE)
+                             : NULL;
   return be && (be->caps & DC_CAP_BIT(cap));
 }

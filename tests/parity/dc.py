@@ -8,8 +8,13 @@ Run with /usr/bin/python3 (Debian's torch). DEEPC_LIB names the shared library (
     to_np(y), grad_np(x)                    # NumPy copies of values / .grad
 Tests are plain functions named test_*; run_tests(globals()) runs them, prints
 "N passed, M failed" and exits non-zero on any failure.
+DC_PARITY_DEVICE=testdev (or cuda) makes T() create its tensors on that device, so the ops under
+test run there; DC_PARITY_RECORD=FILE writes a digest of every value read back (to_np) to FILE,
+in order: tests/parity/compare_devices.py runs a suite on the cpu and on a device and requires
+the two records to be equal, bit for bit.
 """
 import ctypes as C
+import hashlib
 import os
 import sys
 import traceback
@@ -45,6 +50,11 @@ class BackwardOpts(C.Structure):
 
 
 F32, F64, I64, I32, U8, BOOL, BF16, F16 = range(8)
+DEVICES = {"cpu": 0, "cuda": 1, "testdev": 2}  # dc_device (include/deepc/tensor.h)
+DEVICE = DEVICES[os.environ.get("DC_PARITY_DEVICE", "cpu")]
+_RECORD_PATH = os.environ.get("DC_PARITY_RECORD")
+_record = []  # "test index dtype shape sha1" of each value read back, in order
+_current_test = "-"
 _NP = {F32: np.float32, F64: np.float64, I64: np.int64, I32: np.int32, U8: np.uint8,
        BOOL: np.bool_}
 _DT = {np.dtype(v): k for k, v in _NP.items()}
@@ -94,7 +104,7 @@ def err():
 def T(a, requires_grad=False, dtype=None):
     a = np.array(a if dtype is None else np.asarray(a, dtype=dtype), order="C")  # keeps 0-d
     dt = _DT[a.dtype]
-    t = lib.dc_from_data(a.ctypes.data_as(C.c_void_p), shape(*a.shape), dt)
+    t = lib.dc_from_data_on(a.ctypes.data_as(C.c_void_p), shape(*a.shape), dt, DEVICE)
     assert t, err()
     if requires_grad:
         assert lib.dc_requires_grad_(t, True), err()
@@ -113,6 +123,9 @@ def to_np(t):
     out = np.empty(dims, dtype=_NP[s.dtype])
     rc = lib.dc_copy_to_buffer(t, out.ctypes.data_as(C.c_void_p), C.c_size_t(out.nbytes))
     assert rc == 0, err()
+    if _RECORD_PATH:
+        digest = hashlib.sha1(out.tobytes()).hexdigest()
+        _record.append(f"{_current_test} {len(_record)} {out.dtype} {list(out.shape)} {digest}")
     return out
 
 
@@ -150,7 +163,9 @@ def check_close(name, got, want, rtol=1e-5, atol=1e-6):
 def run_tests(ns):
     tests = [(k, v) for k, v in sorted(ns.items()) if k.startswith("test_") and callable(v)]
     passed = failed = 0
+    global _current_test
     for name, fn in tests:
+        _current_test = name
         try:
             lib.dc_scope_begin()
             try:
@@ -164,4 +179,7 @@ def run_tests(ns):
             print(f"FAIL {name}")
             traceback.print_exc()
     print(f"{passed} passed, {failed} failed")
+    if _RECORD_PATH:
+        with open(_RECORD_PATH, "w") as f:
+            f.write("\n".join(_record) + "\n")
     sys.exit(1 if failed or not tests else 0)
