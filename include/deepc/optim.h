@@ -1,6 +1,7 @@
 /* Optimizers (SGD, Adam, AdamW, RMSprop, Adagrad) over parameter groups, learning-rate schedules
  * and gradient clipping, with torch.optim 1.13's update rules, defaults, error wording and
- * state_dict names. The update runs in the backend's fused multi-tensor kernels. */
+ * state_dict names, for parameters on any device. The update runs in the device backend's fused
+ * multi-tensor kernels (through ops where it has none). */
 #ifndef DEEPC_OPTIM_H
 #define DEEPC_OPTIM_H
 
@@ -67,9 +68,18 @@ DC_API dc_optim *dc_optim_adamw(dc_tensor *const *params, int n, double lr, doub
 /* torch's add_param_group (fine-tuning: unfreeze layers as training goes). */
 DC_API int dc_optim_add_param_group(dc_optim *o, dc_param_group g);
 DC_API void dc_optim_free(dc_optim *o);
+/* Moves every state buffer (momentum_buffer, exp_avg, ...) to dev, like PyTorch users moving
+ * the state tensors after optimizer.load_state_dict; state made later is made on the
+ * parameters' device. The parameters are not moved: that is dc_module_to's (or
+ * dc_move_to_device_'s) job, and a step needs both on one device. A device this build lacks
+ * is DC_ERR_ARG naming the devices it has; on any error nothing moves. */
+DC_API int dc_optimizer_to(dc_optim *opt, dc_device dev);
 
 /* One update of every parameter whose .grad is set (parameters with .grad == NULL are skipped,
- * like torch). Runs the fused multi-tensor kernel of the parameters' backend. */
+ * like torch). Runs the fused multi-tensor kernel of the parameters' backend, or the same rules
+ * through ops on a device without one; nothing is read back to the host. The parameters, their
+ * gradients and the state must be on one device: after moving the model (dc_module_to), move
+ * existing state with dc_optimizer_to (a step says so otherwise). */
 DC_API int dc_optim_step(dc_optim *o);
 /* Sets .grad of every parameter to NULL (torch's zero_grad(set_to_none=True)). */
 DC_API void dc_optim_zero_grad(dc_optim *o);
@@ -98,10 +108,14 @@ typedef struct dc_optim_state {
   int cap; /* internal */
 } dc_optim_state;
 
+/* Copies of the state; buffers stay on their device (read them with dc_copy_to_buffer or move
+ * them with dc_to_device to save them), the numbers are cpu tensors. */
 DC_API int dc_optim_state_dict(const dc_optim *o, dc_optim_state *out);
 /* Replaces the optimizer's state with st's (torch's load_state_dict): every parameter state is
  * taken from st (parameters without entries start fresh), group hyper-parameters named in st
- * are set, others kept. Checked first: nothing changes on error. */
+ * are set, others kept. Buffers are copied onto their parameter's device and dtype from any
+ * device (cpu state from a file into a model on a device). Checked first: nothing changes on
+ * error. */
 DC_API int dc_optim_load_state_dict(dc_optim *o, const dc_optim_state *st);
 /* Adds (or replaces) an entry; takes its own reference to t. For states read from a file. */
 DC_API int dc_optim_state_set(dc_optim_state *st, const char *name, dc_tensor *t);
@@ -166,6 +180,9 @@ DC_API dc_sched *dc_sched_reduce_on_plateau(dc_optim *o, dc_plateau_opts opts);
 
 DC_API int dc_sched_step(dc_sched *s);
 DC_API int dc_sched_step_metric(dc_sched *s, double metric);
+/* The same with a one-element tensor on any device (a loss), read with dc_item: this waits for
+ * the device, like torch's scheduler.step(loss) calling float(loss). */
+DC_API int dc_sched_step_metric_tensor(dc_sched *s, const dc_tensor *metric);
 /* The lr of a group after the last step (torch's get_last_lr()[group]); NaN + error if bad. */
 DC_API double dc_sched_get_last_lr(const dc_sched *s, int group);
 DC_API int64_t dc_sched_last_epoch(const dc_sched *s);
@@ -181,6 +198,8 @@ DC_API void dc_sched_free(dc_sched *s);
  * gradients are left untouched. Parameters with .grad == NULL are skipped. */
 DC_API int dc_clip_grad_norm_(dc_tensor *const *params, int n, double max_norm, double norm_type,
                               bool error_if_nonfinite, double *total_norm);
+/* Both work on the gradients' device; clip_grad_norm_ reads the per-tensor norms back to the
+ * host (it waits for the device once). */
 /* Clamps every gradient to [-clip_value, clip_value]. */
 DC_API int dc_clip_grad_value_(dc_tensor *const *params, int n, double clip_value);
 

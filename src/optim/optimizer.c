@@ -131,12 +131,13 @@ static int check_param(const dc_optim *o, const dc_tensor *p, int k, int g, dc_d
                     "%s: param %d of group %d is not contiguous; the fused update "
                     "needs contiguous parameters (make the leaf from a contiguous copy)",
                     name, k, g);
-  if (o->nparams == 0 && k == 0) *dev = p->device;
+  if (k == 0 && o->nparams == 0) *dev = p->device;
   if (p->device != *dev)
     return dc__errs(DC_ERR_ARG,
-                    "%s: param %d of group %d is on another device than the first "
-                    "parameter; one optimizer updates parameters of one device",
-                    name, k, g);
+                    "%s: param %d of group %d is on %s but the optimizer's first "
+                    "parameter is on %s; one optimizer updates parameters of one device "
+                    "(move them with dc_module_to first)",
+                    name, k, g, dc_device_name(p->device), dc_device_name(*dev));
   return DC_OK;
 }
 
@@ -219,7 +220,7 @@ int dc_optim_add_param_group(dc_optim *o, dc_param_group g) {
                     g.n);
   int rc = dc__optim_check_hparams(o->kind, &g.hp);
   if (rc != DC_OK) return rc;
-  dc_device dev = o->device;
+  dc_device dev = o->nparams > 0 ? o->params[0]->device : DC_CPU;
   for (int k = 0; k < g.n; k++) {
     rc = check_param(o, g.params[k], k, o->ngroups, &dev);
     if (rc != DC_OK) return rc;
@@ -227,7 +228,6 @@ int dc_optim_add_param_group(dc_optim *o, dc_param_group g) {
   rc = check_duplicates(o, &g);
   if (rc != DC_OK) return rc;
   if (!grow(o, g.n)) return DC_ERR_NOMEM;
-  o->device = dev;
   o->groups[o->ngroups] = (dc__optim_group){.hp = g.hp, .first = o->nparams, .n = g.n};
   for (int k = 0; k < g.n; k++) {
     o->params[o->nparams + k] = dc__ref(g.params[k]);

@@ -738,6 +738,18 @@ int dc_sched_step_metric(dc_sched *s, double metric) {
   return plateau_step(s, metric);
 }
 
+int dc_sched_step_metric_tensor(dc_sched *s, const dc_tensor *metric) {
+  if (!metric) return dc__errs(DC_ERR_ARG, "sched_step_metric_tensor: metric is NULL");
+  if (dc_numel(metric) != 1)
+    return dc__errs(DC_ERR_ARG,
+                    "sched_step_metric_tensor: the metric must hold one value, it has %lld",
+                    (long long)dc_numel(metric));
+  dc_clear_error();
+  double v = dc_item(metric); /* from any device: waits for it */
+  if (isnan(v) && dc_last_status() != DC_OK) return dc_last_status();
+  return dc_sched_step_metric(s, v);
+}
+
 double dc_sched_get_last_lr(const dc_sched *s, int group) {
   if (!s) {
     dc__err(DC_ERR_ARG, "sched_get_last_lr: schedule is NULL");

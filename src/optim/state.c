@@ -1,6 +1,7 @@
 /* Optimizer checkpoints: torch's state_dict flattened to named tensors ("state.3.exp_avg",
- * "param_groups.0.lr") and loaded back, so a resumed run continues bit for bit. Also the
- * dc_optim_state list itself (shared with the schedules in sched.c). */
+ * "param_groups.0.lr") and loaded back, so a resumed run continues bit for bit. Buffers are
+ * saved on their device and loaded onto the parameter's (from any device); numbers are read
+ * with dc_item. Also the dc_optim_state list itself (shared with the schedules in sched.c). */
 #include "optim-impl.h"
 
 #include <math.h>
@@ -175,7 +176,7 @@ static int save_group(const dc_optim *o, int g, dc_optim_state *out) {
   dc_tensor *idx = dc__new(DC_SHAPE(G->n), DC_I64, DC_CPU);
   if (!idx) return dc_last_status();
   dc__unscope(idx);
-  for (int k = 0; k < G->n; k++) ((int64_t *)idx->storage->data)[k] = G->first + k;
+  for (int k = 0; k < G->n; k++) ((int64_t *)dc_data(idx))[k] = G->first + k; /* a cpu tensor */
   snprintf(name, sizeof name, "param_groups.%d.params", g);
   return dc__optim_state_push(out, name, idx);
 }
@@ -247,8 +248,7 @@ static int load_state_entry(const dc_optim *o, load_plan *pl, const char *name, 
                     kn, name, kn, keys);
   }
   const dc_tensor *p = o->params[i];
-  if (!dc_shape_equal(dc_shape_of(t), dc_shape_of(p)) || !dc_dtype_is_float(t->dtype) ||
-      t->device != p->device) {
+  if (!dc_shape_equal(dc_shape_of(t), dc_shape_of(p)) || !dc_dtype_is_float(t->dtype)) {
     char a[128], b[128];
     return dc__errs(DC_ERR_ARG, "%s load_state_dict: '%s' is %s %s but param %ld is %s %s", kn,
                     name, dc_dtype_name(t->dtype), dc_shape_str(dc_shape_of(t), a, sizeof a), i,
@@ -259,7 +259,7 @@ static int load_state_entry(const dc_optim *o, load_plan *pl, const char *name, 
   if (!s->buf[k]) return dc_last_status();
   dc__unscope(s->buf[k]);
   s->has_state = true;
-  return dc__backend(p->device)->ew->copy(s->buf[k], t); /* converts to the param's dtype */
+  return dc_copy_(s->buf[k], t); /* to the param's device and dtype, like torch's cast */
 }
 
 static int load_group_entry(const dc_optim *o, load_plan *pl, const char *name, long g,
