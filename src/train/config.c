@@ -666,8 +666,9 @@ dc_config *dc_config_load(const char *path) {
     for (const char *q = text; q < nul; q++) line += *q == '\n';
     size_t off = (size_t)(nul - text);
     dc__free(text);
-    return dc__err(DC_ERR_FORMAT, "%s:%d: binary data in a configuration file (a NUL byte at offset %zu)",
-                   path, line, off);
+    return dc__err(DC_ERR_FORMAT,
+                   "%s:%d: binary data in a configuration file (a NUL byte at offset %zu)", path,
+                   line, off);
   }
   dc_config *c = dc_config_parse(text, path);
   dc__free(text);

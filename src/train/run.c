@@ -68,7 +68,7 @@ typedef struct run_ctx {
   int64_t batch_size;
   int epochs_this_call;
   char shape[64];
-  bool writer; /* rank 0 of a data-parallel job (or the only process): writes the outputs */
+  bool writer;     /* rank 0 of a data-parallel job (or the only process): writes the outputs */
   int64_t skipped; /* skipped steps already reported (train.on_nan = skip) */
 } run_ctx;
 
@@ -345,7 +345,8 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
     goto done;
   }
   if (r.batch_size % nranks != 0) {
-    rc = dc__errs(DC_ERR_ARG, "train.batch_size = %lld is the batch of the whole job and must be "
+    rc = dc__errs(DC_ERR_ARG,
+                  "train.batch_size = %lld is the batch of the whole job and must be "
                   "a multiple of its %d ranks (each rank takes batch_size / %d)",
                   (long long)r.batch_size, nranks, nranks);
     goto done;
@@ -364,7 +365,8 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
     goto fail_status;
   if (!(te = make_loader(data.test, ebs, false, workers, 0, dc__seed_stream(seed, 3), dev)))
     goto fail_status;
-  if (data.val && !(vl = make_loader(data.val, ebs, false, workers, 0, dc__seed_stream(seed, 2), dev)))
+  if (data.val &&
+      !(vl = make_loader(data.val, ebs, false, workers, 0, dc__seed_stream(seed, 2), dev)))
     goto fail_status;
   dc_sched_when when;
   if ((rc = dc__build_sched(c, opt, dc_loader_len(tl), &sched, &when)) != DC_OK) goto done;

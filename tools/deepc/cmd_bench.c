@@ -21,7 +21,8 @@ static int64_t cpu_tensor_peak(void) {
 }
 
 static const char USAGE[] =
-    "usage: deepc bench WORKLOAD [--device cpu|cuda|testdev] [--steps N] [--batch B] [--threads T]\n"
+    "usage: deepc bench WORKLOAD [--device cpu|cuda|testdev] [--steps N] [--batch B] [--threads "
+    "T]\n"
     "Times full training steps (forward, cross-entropy, backward, optimizer step) on synthetic\n"
     "data already in memory, like ../shared/bench/torch_workloads.py, and prints one JSON line:\n"
     "workload, device, batch, steps, threads, samples_per_s, ms_per_step, loss (of the last\n"
@@ -137,22 +138,25 @@ static int run(const bench_workload *w, int batch, int steps, int threads, dc_de
   double gflop = 0;
   if (rc == DC_OK) {
     dc_model_summary *sum = dc_summary(m, DC_SHAPE(w->in[0], w->in[1], w->in[2]));
-    if (!sum) rc = DC_CLI_FAIL;
-    else gflop = 6.0 * (double)sum->total_macs * batch / 1e9;
+    if (!sum)
+      rc = DC_CLI_FAIL;
+    else
+      gflop = 6.0 * (double)sum->total_macs * batch / 1e9;
     dc_summary_free(sum);
   }
   if (rc == DC_OK) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     dc_alloc_stats st = dc_alloc_get_stats();
-    printf("{\"workload\": \"%s\", \"device\": \"%s\", \"deepc\": \"%s\", \"batch\": %d, "
-           "\"steps\": %d, \"threads\": %d, \"samples_per_s\": %.1f, \"ms_per_step\": %.3f, "
-           "\"loss\": %.6g, \"peak_rss_mb\": %.1f, \"tensor_peak_mb\": %.1f, \"alloc_peak_mb\": %.1f, "
-           "\"gflop_per_step\": %.4g, \"gflop_per_s\": %.1f, \"conv_algo\": \"%s\"}\n",
-           w->name, dc_device_name(dev), DEEPC_VERSION, batch, steps, threads, batch * steps / dt, 1000 * dt / steps,
-           loss, (double)ru.ru_maxrss / 1024.0, (double)cpu_tensor_peak() / (1024.0 * 1024.0),
-           (double)st.peak_bytes / (1024.0 * 1024.0), gflop, gflop * steps / dt,
-           dc_conv_algo_name(dc_get_conv_algo()));
+    printf(
+        "{\"workload\": \"%s\", \"device\": \"%s\", \"deepc\": \"%s\", \"batch\": %d, "
+        "\"steps\": %d, \"threads\": %d, \"samples_per_s\": %.1f, \"ms_per_step\": %.3f, "
+        "\"loss\": %.6g, \"peak_rss_mb\": %.1f, \"tensor_peak_mb\": %.1f, \"alloc_peak_mb\": %.1f, "
+        "\"gflop_per_step\": %.4g, \"gflop_per_s\": %.1f, \"conv_algo\": \"%s\"}\n",
+        w->name, dc_device_name(dev), DEEPC_VERSION, batch, steps, threads, batch * steps / dt,
+        1000 * dt / steps, loss, (double)ru.ru_maxrss / 1024.0,
+        (double)cpu_tensor_peak() / (1024.0 * 1024.0), (double)st.peak_bytes / (1024.0 * 1024.0),
+        gflop, gflop * steps / dt, dc_conv_algo_name(dc_get_conv_algo()));
     fflush(stdout);
   }
   dc_free(x);
@@ -197,8 +201,10 @@ int dc_cmd_bench(int argc, char **argv) {
   for (int k = 0; k < NWORKLOADS; k++)
     if (strcmp(WORKLOADS[k].name, name) == 0) w = &WORKLOADS[k];
   if (!w)
-    return dc_cli_usage_error("bench", "unknown workload '%s' (mlp_cifar_gray, cnn_fashion, "
-                                       "vgg11_cifar or resnet34_finetune)", name);
+    return dc_cli_usage_error("bench",
+                              "unknown workload '%s' (mlp_cifar_gray, cnn_fashion, "
+                              "vgg11_cifar or resnet34_finetune)",
+                              name);
   dc_device dev;
   int drc = dc_cli_device("bench", device, &dev);
   if (drc != DC_CLI_OK) return drc;

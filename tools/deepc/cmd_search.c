@@ -103,8 +103,7 @@ int dc_cmd_search(int argc, char **argv) {
       rc = dc_cli_lib_error("search");
   if (rc == DC_CLI_OK) {
     signal(SIGINT, on_sigint);
-    dc_run_opts o = {
-        .out_dir = out, .progress = mode, .interrupt = &g_interrupt, .device = device};
+    dc_run_opts o = {.out_dir = out, .progress = mode, .interrupt = &g_interrupt, .device = device};
     if (dc_search(c, axes, naxes, &o, stdout) != DC_OK) rc = dc_cli_lib_error("search");
     signal(SIGINT, SIG_DFL);
   }

@@ -89,10 +89,9 @@ int dc_cmd_summary(int argc, char **argv) {
   /* a zoo name (resnet34, vgg11_bn, ...) fitted to the input, or a layer spec */
   int64_t nfeat = 1;
   for (int d = 0; d < shape.ndim; d++) nfeat *= shape.d[d];
-  dc_module *m = dc_zoo_has(spec)
-                     ? dc_zoo_create(spec, .num_classes = ncls, .in_features = nfeat,
-                                     .in_channels = shape.ndim == 3 ? shape.d[0] : 0)
-                     : dc_nn_from_spec(spec, .classes = ncls);
+  dc_module *m = dc_zoo_has(spec) ? dc_zoo_create(spec, .num_classes = ncls, .in_features = nfeat,
+                                                  .in_channels = shape.ndim == 3 ? shape.d[0] : 0)
+                                  : dc_nn_from_spec(spec, .classes = ncls);
   if (!m) return dc_cli_lib_error("summary");
   if (dev != DC_CPU && dc_module_to(m, dev) != DC_OK) {
     dc_module_free(m);

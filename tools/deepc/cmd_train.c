@@ -1,6 +1,6 @@
-/* `deepc train CONFIG [--set key=value ...] [--out DIR] [--resume] [--device D]`: reads a configuration
- * file, applies the --set overrides and runs it (src/train/run.c): progress on stderr, final
- * test accuracy and per-class table on stdout, every output file in DIR. */
+/* `deepc train CONFIG [--set key=value ...] [--out DIR] [--resume] [--device D]`: reads a
+ * configuration file, applies the --set overrides and runs it (src/train/run.c): progress on
+ * stderr, final test accuracy and per-class table on stdout, every output file in DIR. */
 #include "commands.h"
 #include "train-cli.h"
 
