@@ -53,7 +53,9 @@ DC_API dc_dataset *dc_image_folder_opt(const char *root, dc_image_folder_opts o)
 #define dc_image_folder(root, ...) dc_image_folder_opt((root), (dc_image_folder_opts){__VA_ARGS__})
 
 /* In-memory tensors: x [N, ...], y [N, ...] or NULL (no targets). uint8 x of shape [N, H, W] or
- * [N, H, W, C] (C in 1, 3, 4) is treated as images; anything else as rows. Keeps references. */
+ * [N, H, W, C] (C in 1, 3, 4) is treated as images; anything else as rows. Keeps references to
+ * cpu tensors; tensors on another device are copied to the host once, here (samples and batches
+ * are built on the host; dc_loader_opts.device hands batches to a device). */
 DC_API dc_dataset *dc_tensor_dataset(dc_tensor *x, dc_tensor *y);
 
 /* CSV with a header line: one label column (by name, by index, or the first column named
@@ -222,7 +224,9 @@ DC_API dc_transform *dc_tf_compose(dc_transform *const *tfs, int n);
   dc_tf_compose((dc_transform *[]){__VA_ARGS__},                                                   \
                 (int)(sizeof((dc_transform *[]){__VA_ARGS__}) / sizeof(dc_transform *)))
 DC_API void dc_transform_free(dc_transform *tf);
-/* Applies tf to one image: uint8 [H, W, C] or [H, W] (PIL-like) or float [..., C, H, W]. */
+/* Applies tf to one image: uint8 [H, W, C] or [H, W] (PIL-like) or float [..., C, H, W].
+ * Transforms run on the host: an image on another device is copied to the host (waiting for
+ * the device) and the result copied back to the image's device. */
 DC_API dc_tensor *dc_transform_apply(const dc_transform *tf, dc_tensor *img, uint64_t seed);
 
 /* ======================= loader ======================= */
@@ -243,13 +247,17 @@ typedef struct dc_loader_opts {
   int num_replicas; /* 0 or 1: no sharding */
   int rank;         /* in [0, num_replicas) */
   bool shard_uneven;
+  /* Where batches are handed out (PyTorch's batch.to(device)): the workers build every batch
+   * on the host and dc_loader_next copies it to this device; DC_CPU (the default) hands out the
+   * host batch itself. A device this build lacks is an error naming the devices it has. */
+  dc_device device;
 } dc_loader_opts;
 /* The loader keeps a reference to ds. Batch order and content depend only on the seed and the
  * epoch, never on num_workers. */
 DC_API dc_loader *dc_loader_opt(dc_dataset *ds, dc_loader_opts o);
 #define dc_loader_new(ds, ...) dc_loader_opt((ds), (dc_loader_opts){__VA_ARGS__})
 /* Next batch: *x [B, ...] (float32 [B, C, H, W] after ToTensor), *y [B] int64 (or [B, ...],
- * NULL without targets), in the caller's scope. Returns 1 for a batch, 0 at the end of an epoch
+ * NULL without targets), on the loader's device, in the caller's scope. Returns 1 for a batch, 0 at the end of an epoch
  * (the next call starts the next epoch, reshuffled), -1 on error: dc_last_error() names the
  * batch, the sample and the file; the following call goes on with the next batch. */
 DC_API int dc_loader_next(dc_loader *l, dc_tensor **x, dc_tensor **y);

@@ -192,6 +192,10 @@ typedef struct dc_run_opts {
   /* When non-NULL and set non-zero (by a signal handler), the run stops after the current step
    * with DC_ERR_STATE; the last finished epoch's checkpoint stays for --resume. */
   volatile int *interrupt;
+  /* "cpu", "testdev", "cuda": overrides train.device for this run without changing the
+   * configuration written to config.ini and the checkpoints (so a checkpoint is the same file
+   * whichever device trained it); NULL: train.device. */
+  const char *device;
 } dc_run_opts;
 
 typedef struct dc_run_result {
@@ -217,6 +221,7 @@ typedef struct dc_eval_opts {
   int64_t limit;    /* first n samples only (0: all) */
   FILE *out;        /* NULL: stdout */
   bool markdown;
+  const char *device; /* where to run the model ("cpu", "testdev", ...); NULL: the cpu */
 } dc_eval_opts;
 /* Rebuilds the model from the configuration stored in a checkpoint, loads its weights and
  * prints accuracy, per-class accuracy and the confusion matrix. m (may be NULL) receives the

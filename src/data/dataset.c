@@ -217,9 +217,19 @@ static void array_destroy(dc_dataset *ds) {
 static const dc__dataset_vt ARRAY_VT = {array_get, NULL, array_destroy};
 static const dc__dataset_vt ARRAY_LABELS_VT = {array_get, array_label, array_destroy};
 
-/* Takes an owned, unscoped reference to a contiguous version of t. */
+/* t itself when it is on the cpu, else an explicit copy to the host (which waits for the
+ * device), without recording a graph; a new reference either way (dc_free it). */
+static dc_tensor *on_host(dc_tensor *t) {
+  if (t->device == DC_CPU) return dc_contiguous(t);
+  bool prev = dc_set_grad_enabled(false);
+  dc_tensor *h = dc_to_device(t, DC_CPU);
+  dc_set_grad_enabled(prev);
+  return h;
+}
+
+/* Takes an owned, unscoped reference to a contiguous host version of t. */
 static dc_tensor *own_contiguous(dc_tensor *t) {
-  dc_tensor *c = dc_contiguous(t);
+  dc_tensor *c = on_host(t);
   if (!c) return NULL;
   dc__ref(c);
   dc_free(c);
@@ -230,8 +240,6 @@ dc_dataset *dc__array_dataset(dc_tensor *x, dc_tensor *y, bool hwc, const char *
                               const char *path) {
   char b1[128], b2[128];
   if (!x) return dc__err(DC_ERR_ARG, "dataset %s: features tensor is NULL", format);
-  if (x->device != DC_CPU || (y && y->device != DC_CPU))
-    return dc__err(DC_ERR_ARG, "dataset %s: tensors must be on the CPU", format);
   if (x->ndim < 1)
     return dc__err(DC_ERR_ARG, "dataset %s: features need a sample dimension, got shape %s", format,
                    dc_shape_str(dc_shape_of(x), b1, sizeof b1));
@@ -278,7 +286,10 @@ dc_dataset *dc__xy_dataset(dc_tensor *x, dc_tensor *y, const char *format, const
   dc_tensor *labels = NULL;
   int64_t nclasses = 0;
   if (y && y->ndim == 1 && !dc_dtype_is_float(y->dtype) && y->dtype != DC_BOOL) {
-    if (!(labels = dc_to_dtype(y, DC_I64))) return NULL;
+    dc_tensor *yh = on_host(y); /* the labels are read here, so on the host */
+    labels = yh ? dc_to_dtype(yh, DC_I64) : NULL;
+    dc_free(yh);
+    if (!labels) return NULL;
     const int64_t *p = dc_data(labels);
     for (int64_t i = 0; i < labels->shape[0]; i++) {
       if (p[i] < 0) {

@@ -3,7 +3,7 @@
  * after batch k-1, so the order is fixed. Shuffling and every random transform are seeded by
  * (seed, epoch, position), never by the thread that happens to run them, so any worker count
  * gives the same batches. Batch buffers come from a recycling pool and become tensors without a
- * copy. */
+ * copy; with a device in the options, each is copied to it when it is handed out. */
 #include "data-impl.h"
 
 #include <deepc/dist.h>
@@ -307,6 +307,11 @@ dc_loader *dc_loader_opt(dc_dataset *ds, dc_loader_opts o) {
                    "loader: need batch_size >= 1, 0 <= num_workers <= %d and "
                    "0 <= prefetch <= 64 (got %lld, %d, %d)",
                    DC__LOADER_MAX_WORKERS, (long long)o.batch_size, o.num_workers, o.prefetch);
+  if ((unsigned)o.device >= DC_DEVICE_COUNT || !dc_device_available(o.device)) {
+    char has[128];
+    return dc__err(DC_ERR_ARG, "loader: device %s is not in this build of deepc, which has: %s",
+                   dc_device_name(o.device), dc_devices_available(has, sizeof has));
+  }
   dc_loader *l = dc__calloc(1, sizeof *l);
   if (!l) return NULL;
   l->o = o;
@@ -377,6 +382,15 @@ static dc_tensor *wrap(dc_loader *l, batch_arr *a) {
   return t;
 }
 
+/* The host batch t handed to the loader's device: a copy there (t is freed), or t itself on
+ * the cpu. NULL (t freed) when the copy fails. */
+static dc_tensor *to_loader_device(const dc_loader *l, dc_tensor *t) {
+  if (!t || l->o.device == DC_CPU) return t;
+  dc_tensor *d = dc_to_device(t, l->o.device);
+  dc_free(t);
+  return d;
+}
+
 /* Batches that idle workers could claim now (lock held). */
 static int64_t claimable(const dc_loader *l) {
   if (!l->started || l->idle == 0) return 0;
@@ -432,12 +446,12 @@ int dc_loader_next(dc_loader *l, dc_tensor **x, dc_tensor **y) {
   if (rc) {
     dc__err((dc_status)rc, "%s", got.msg ? got.msg : "loader: batch failed");
   } else {
-    *x = wrap(l, &got.x);
-    if (*x && got.has_y && y && !(*y = wrap(l, &got.y))) {
+    *x = to_loader_device(l, wrap(l, &got.x));
+    if (*x && got.has_y && y && !(*y = to_loader_device(l, wrap(l, &got.y)))) {
       dc_free(*x);
       *x = NULL;
     }
-    if (!*x) rc = DC_ERR_NOMEM;
+    if (!*x) rc = dc_last_status() ? dc_last_status() : DC_ERR_NOMEM;
   }
   arr_release(l->pool, &got.x);
   arr_release(l->pool, &got.y);

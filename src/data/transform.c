@@ -954,10 +954,25 @@ int dc__tf_apply(const dc_transform *t, dc__sample *s, dc__rng *r) {
   return dc__errs(DC_ERR_STATE, "transform: unknown kind %d", (int)t->kind);
 }
 
+static dc_tensor *apply_host(const dc_transform *tf, dc_tensor *img, uint64_t seed);
+
+/* Transforms run on the host: an image on another device is copied to the host explicitly
+ * (waiting for the device), transformed there and the result copied back to its device, as
+ * torchvision's transforms give a tensor on the input's device. */
 dc_tensor *dc_transform_apply(const dc_transform *tf, dc_tensor *img, uint64_t seed) {
   if (!tf || !img) return dc__err(DC_ERR_ARG, "transform_apply: transform or image is NULL");
-  if (img->device != DC_CPU)
-    return dc__err(DC_ERR_ARG, "transform_apply: image must be on the CPU");
+  if (img->device == DC_CPU) return apply_host(tf, img, seed);
+  bool prev = dc_set_grad_enabled(false);
+  dc_tensor *host = dc_to_device(img, DC_CPU);
+  dc_tensor *out = host ? apply_host(tf, host, seed) : NULL;
+  dc_tensor *back = out ? dc_to_device(out, img->device) : NULL;
+  dc_set_grad_enabled(prev);
+  dc_free(out);
+  dc_free(host);
+  return back;
+}
+
+static dc_tensor *apply_host(const dc_transform *tf, dc_tensor *img, uint64_t seed) {
   dc__sample s = {0};
   char b[128];
   bool u8img = img->dtype == DC_U8 && (img->ndim == 2 || img->ndim == 3);

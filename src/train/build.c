@@ -127,7 +127,14 @@ static int measure_stats(dc_dataset *ds, int *channels, double *mean, double *st
       C = (int)t->shape[0];
       if (C > 3) C = 3;
       int64_t hw = dc_numel(t) / t->shape[0];
-      const float *p = dc_data(t);
+      /* an explicit host copy: the sample may come from a dataset of device tensors */
+      dc_tensor *ht = t->device == DC_CPU ? t : dc_to_device(t, DC_CPU);
+      const float *p = ht ? dc_data(ht) : NULL;
+      if (!p) {
+        rc = dc_last_status() ? dc_last_status() : DC_ERR_NOMEM;
+        dc_scope_end();
+        break;
+      }
       for (int c = 0; c < C; c++)
         for (int64_t j = 0; j < hw; j++) {
           double v = p[c * hw + j];
@@ -209,6 +216,15 @@ static uint64_t mix(uint64_t seed, uint64_t stream) {
 }
 
 uint64_t dc__seed_stream(uint64_t seed, uint64_t stream) { return mix(seed, stream); }
+
+int dc__run_device(const dc_config *c, const char *override, dc_device *dev) {
+  const char *name = override ? override : dc_config_get(c, "train.device");
+  int rc = dc_device_parse(name, dev);
+  if (rc != DC_OK)
+    return dc__rewrap((dc_status)rc, "%s %s: %s", override ? "--device" : "train.device =", name,
+                      dc_last_error());
+  return DC_OK;
+}
 
 int dc__build_data(const dc_config *c, dc__data *d, const char *override) {
   memset(d, 0, sizeof *d);

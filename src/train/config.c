@@ -60,7 +60,7 @@ static const cfg_key SCHEMA[] = {
   {"train", "batch_size", CT_INT, "64", NULL, "training batch size"},
   {"train", "eval_batch_size", CT_INT, "500", NULL, "batch size for validation and test"},
   {"train", "seed", CT_INT, "0", NULL, "fixes initialisation, split, shuffling, dropout and augmentation"},
-  {"train", "device", CT_ENUM, "cpu", "cpu|cuda", "where to train"},
+  {"train", "device", CT_ENUM, "cpu", "cpu|cuda|testdev", "where to train and evaluate (a device this build lacks is an error naming those it has; `--device` overrides it for one command)"},
   {"train", "loss", CT_ENUM, "cross_entropy", "cross_entropy|multi_margin", "loss function"},
   {"train", "label_smoothing", CT_FLOAT, "0", NULL, "cross-entropy label smoothing in [0, 1]"},
   {"train", "clip_grad_norm", CT_FLOAT, "0", NULL, "clip the global gradient norm to this (0: off)"},
@@ -666,8 +666,9 @@ dc_config *dc_config_load(const char *path) {
     for (const char *q = text; q < nul; q++) line += *q == '\n';
     size_t off = (size_t)(nul - text);
     dc__free(text);
-    return dc__err(DC_ERR_FORMAT, "%s:%d: binary data in a configuration file (a NUL byte at offset %zu)",
-                   path, line, off);
+    return dc__err(DC_ERR_FORMAT,
+                   "%s:%d: binary data in a configuration file (a NUL byte at offset %zu)", path,
+                   line, off);
   }
   dc_config *c = dc_config_parse(text, path);
   dc__free(text);

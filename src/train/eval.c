@@ -12,6 +12,9 @@ int dc_eval_checkpoint(const char *path, const dc_eval_opts *opts, dc_metrics **
   dc_eval_opts o = opts ? *opts : (dc_eval_opts){0};
   FILE *out = o.out ? o.out : stdout;
   if (m_out) *m_out = NULL;
+  dc_device dev = DC_CPU;
+  if (o.device && dc_device_parse(o.device, &dev) != DC_OK) /* before any work */
+    return dc__rewrap(dc_last_status(), "--device %s: %s", o.device, dc_last_error());
   dc_ckpt *ck = dc_ckpt_load(path);
   if (!ck) return dc_last_status();
   const char *text = dc_ckpt_meta(ck, "config");
@@ -59,6 +62,7 @@ int dc_eval_checkpoint(const char *path, const dc_eval_opts *opts, dc_metrics **
   if (!(model = dc__build_model(c, &d))) goto fail_status;
   if (!(sd = dc_ckpt_get_state_dict(ck, "model."))) goto fail_status;
   if ((rc = dc_module_load_state_dict(model, sd, true, NULL)) != DC_OK) goto done;
+  if (dev != DC_CPU && (rc = dc_module_to(model, dev)) != DC_OK) goto done;
   dc_dataset *ds = d.test;
   if (o.train_split) {
     ds = d.train;
@@ -74,7 +78,8 @@ int dc_eval_checkpoint(const char *path, const dc_eval_opts *opts, dc_metrics **
     }
   }
   if (!(l = dc_loader_new(ds, .batch_size = dc__config_int(c, "train.eval_batch_size"),
-                          .num_workers = (int)dc__config_int(c, "data.workers"), .seed = 1)))
+                          .num_workers = (int)dc__config_int(c, "data.workers"), .seed = 1,
+                          .device = dev)))
     goto fail_status;
   if (!(m = dc_metrics_new(d.num_classes, 5))) goto fail_status;
   dc__loss_cfg loss;

@@ -68,7 +68,7 @@ typedef struct run_ctx {
   int64_t batch_size;
   int epochs_this_call;
   char shape[64];
-  bool writer; /* rank 0 of a data-parallel job (or the only process): writes the outputs */
+  bool writer;     /* rank 0 of a data-parallel job (or the only process): writes the outputs */
   int64_t skipped; /* skipped steps already reported (train.on_nan = skip) */
 } run_ctx;
 
@@ -254,7 +254,7 @@ static int train_prefetch(dc_shape sample, int64_t bs, int workers) {
  * ones (no sample twice) for evaluation, whose metrics are summed over the ranks. Evaluation
  * loaders keep the default 2 batches per worker (prefetch 0). */
 static dc_loader *make_loader(dc_dataset *ds, int64_t bs, bool train, int workers, int prefetch,
-                              uint64_t seed) {
+                              uint64_t seed, dc_device dev) {
   if (!ds) return NULL;
   int R = dc_dist_size(), rank = dc_dist_rank();
   int64_t len = R > 1 ? dc_dist_shard_len(dc_dataset_len(ds), R, rank, !train) : dc_dataset_len(ds);
@@ -262,7 +262,7 @@ static dc_loader *make_loader(dc_dataset *ds, int64_t bs, bool train, int worker
   bool drop_last = train && len > bs && len % bs == 1;
   return dc_loader_new(ds, .batch_size = bs, .shuffle = train, .drop_last = drop_last,
                        .num_workers = workers, .prefetch = prefetch, .seed = seed,
-                       .num_replicas = R, .rank = rank, .shard_uneven = !train);
+                       .num_replicas = R, .rank = rank, .shard_uneven = !train, .device = dev);
 }
 
 /* Checks that a resumed configuration matches the checkpoint's; returns a warning or "". */
@@ -300,12 +300,10 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
   snprintf(res.out_dir, sizeof res.out_dir, "%s", r.dir);
   FILE *log = o.log ? o.log : stderr;
   FILE *out = o.out ? o.out : stdout;
-  if (strcmp(dc_config_get(c, "train.device"), "cpu") != 0)
-    return dc__errs(DC_ERR_UNSUPPORTED,
-                    "train.device = %s: this build of deepc trains on the CPU "
-                    "only (set device = cpu)",
-                    dc_config_get(c, "train.device"));
-  int rc = dc__mkdirs(r.dir);
+  dc_device dev;
+  int rc = dc__run_device(c, o.device, &dev); /* before any work */
+  if (rc != DC_OK) return rc;
+  rc = dc__mkdirs(r.dir);
   if (rc != DC_OK) return rc;
   if (r.writer) remove_stale_temps(r.dir);
   char path[1100];
@@ -347,12 +345,15 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
     goto done;
   }
   if (r.batch_size % nranks != 0) {
-    rc = dc__errs(DC_ERR_ARG, "train.batch_size = %lld is the batch of the whole job and must be "
+    rc = dc__errs(DC_ERR_ARG,
+                  "train.batch_size = %lld is the batch of the whole job and must be "
                   "a multiple of its %d ranks (each rank takes batch_size / %d)",
                   (long long)r.batch_size, nranks, nranks);
     goto done;
   }
   if (!(model = dc__build_model(c, &data))) goto fail_status;
+  /* the model goes to the device first, the optimizer (and its state) is built there */
+  if (dev != DC_CPU && (rc = dc_module_to(model, dev)) != DC_OK) goto done;
   if (nranks > 1 && dc__config_bool(c, "train.sync_batchnorm") &&
       (rc = dc_dist_convert_sync_batchnorm(model)) != DC_OK)
     goto done;
@@ -360,11 +361,12 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
   if (nranks > 1 && !(ddp = dc_dist_ddp_new(model))) goto fail_status;
   int64_t tbs = r.batch_size / nranks;
   int prefetch = train_prefetch(data.sample_shape, tbs, workers);
-  if (!(tl = make_loader(data.train, tbs, true, workers, prefetch, dc__seed_stream(seed, 1))))
+  if (!(tl = make_loader(data.train, tbs, true, workers, prefetch, dc__seed_stream(seed, 1), dev)))
     goto fail_status;
-  if (!(te = make_loader(data.test, ebs, false, workers, 0, dc__seed_stream(seed, 3))))
+  if (!(te = make_loader(data.test, ebs, false, workers, 0, dc__seed_stream(seed, 3), dev)))
     goto fail_status;
-  if (data.val && !(vl = make_loader(data.val, ebs, false, workers, 0, dc__seed_stream(seed, 2))))
+  if (data.val &&
+      !(vl = make_loader(data.val, ebs, false, workers, 0, dc__seed_stream(seed, 2), dev)))
     goto fail_status;
   dc_sched_when when;
   if ((rc = dc__build_sched(c, opt, dc_loader_len(tl), &sched, &when)) != DC_OK) goto done;

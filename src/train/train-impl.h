@@ -42,6 +42,9 @@ dc_module *dc__build_model(const dc_config *c, const dc__data *d);
 dc_optim *dc__build_optim(const dc_config *c, dc_module *m);
 int dc__build_sched(const dc_config *c, dc_optim *o, int64_t steps_per_epoch, dc_sched **out,
                     dc_sched_when *when);
+/* The device of a run: override ("--device", may be NULL) or train.device, parsed; a device
+ * this build lacks is DC_ERR_ARG naming the devices it has. */
+int dc__run_device(const dc_config *c, const char *override, dc_device *dev);
 /* A non-zero seed for one purpose (stream) of a run, derived from the configured seed. */
 uint64_t dc__seed_stream(uint64_t seed, uint64_t stream);
 /* Loss function and its options (cross-entropy with label smoothing, multi-margin). */

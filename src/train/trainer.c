@@ -119,10 +119,24 @@ int dc_evaluate(dc_module *model, dc_loader *l, dc_loss_fn loss, void *ud, dc_me
   return rc;
 }
 
+/* Whether t holds NaN or infinity. On a device the check runs there (the sum of t * 0 is NaN
+ * exactly when an element is not finite) and one number is read back. */
+static bool has_nonfinite(dc_tensor *t) {
+  if (t->device == DC_CPU) return dc__first_nonfinite(t) >= 0;
+  if (!dc_dtype_is_float(t->dtype)) return false;
+  bool prev = dc_set_grad_enabled(false);
+  dc_scope_begin();
+  dc_tensor *s = dc_sum(dc_mul_scalar(t, 0.0), NULL, 0, false);
+  bool bad = s && !isfinite(dc_item(s));
+  dc_scope_end();
+  dc_set_grad_enabled(prev);
+  return bad;
+}
+
 /* The first parameter whose gradient holds NaN or infinity, or -1. */
 static int nonfinite_grad(const dc_trainer *t) {
   for (int i = 0; i < t->nparams; i++)
-    if (t->params[i]->grad && dc__first_nonfinite(t->params[i]->grad) >= 0) return i;
+    if (t->params[i]->grad && has_nonfinite(t->params[i]->grad)) return i;
   return -1;
 }
 
@@ -334,7 +348,7 @@ int dc_trainer_save_state(const dc_trainer *t, dc_ckpt *c) {
   dc_state_dict *sd = dc_module_state_dict(t->model);
   if (!sd) return dc_last_status();
   for (int i = 0; i < dc_state_dict_size(sd); i++) /* never a checkpoint of diverged weights */
-    if (dc__first_nonfinite(dc_state_dict_tensor_at(sd, i)) >= 0) {
+    if (has_nonfinite(dc_state_dict_tensor_at(sd, i))) {
       int e = dc__errs(DC_ERR_STATE,
                        "trainer_save_state: the model's '%s' holds NaN or infinity after %lld "
                        "steps (epoch %d): the weights diverged, so no checkpoint is written and "
@@ -409,7 +423,8 @@ int dc_trainer_load_state(dc_trainer *t, const dc_ckpt *c) {
     dc_optim_state_free(&st);
     if (rc != DC_OK) return dc__rewrap((dc_status)rc, "checkpoint schedule: %s", dc_last_error());
   }
-  const int64_t *k = dc_data(cnt);
+  int64_t k[NCOUNTERS]; /* explicit host reads: the checkpoint's tensors may be anywhere */
+  if ((rc = dc_copy_to_buffer(cnt, k, sizeof k)) != DC_OK) return rc;
   t->epochs_done = (int)k[C_EPOCHS];
   t->steps = k[C_STEPS];
   t->best_epoch = (int)k[C_BEST_EPOCH];
@@ -420,11 +435,16 @@ int dc_trainer_load_state(dc_trainer *t, const dc_ckpt *c) {
   dc_rng_set_state((uint64_t)k[C_RNG_SEED], (uint64_t)k[C_RNG_CTR]);
   t->best_value = dc_item(best);
   dc_history_clear(&t->hist);
-  const double *h = dc_data(hist);
-  for (int64_t i = 0; i < hist->shape[0]; i++) {
+  size_t hbytes = sizeof(double) * (size_t)dc_numel(hist);
+  double *h = dc__malloc(hbytes ? hbytes : 1);
+  if (!h) return DC_ERR_NOMEM;
+  rc = dc_copy_to_buffer(hist, h, hbytes);
+  for (int64_t i = 0; rc == DC_OK && i < hist->shape[0]; i++) {
     const double *r = h + i * HCOLS;
     dc_epoch_stats e = {(int)r[0], r[1], r[2], r[3], r[4], r[5], r[6]};
-    if ((rc = dc_history_append(&t->hist, &e)) != DC_OK) return rc;
+    rc = dc_history_append(&t->hist, &e);
   }
+  dc__free(h);
+  if (rc != DC_OK) return rc;
   return dc_loader_set_epoch(t->train, t->epochs_done);
 }

@@ -21,7 +21,8 @@ static int64_t cpu_tensor_peak(void) {
 }
 
 static const char USAGE[] =
-    "usage: deepc bench WORKLOAD [--device cpu|cuda] [--steps N] [--batch B] [--threads T]\n"
+    "usage: deepc bench WORKLOAD [--device cpu|cuda|testdev] [--steps N] [--batch B] [--threads "
+    "T]\n"
     "Times full training steps (forward, cross-entropy, backward, optimizer step) on synthetic\n"
     "data already in memory, like ../shared/bench/torch_workloads.py, and prints one JSON line:\n"
     "workload, device, batch, steps, threads, samples_per_s, ms_per_step, loss (of the last\n"
@@ -35,7 +36,8 @@ static const char USAGE[] =
     "                                    SGD lr 0.05 momentum 0.9 weight decay 5e-4\n"
     "                 resnet34_finetune  ResNet34 on 3x224x224, 2 classes, batch 32,\n"
     "                                    SGD lr 1e-3 momentum 0.9\n"
-    "  --device D     cpu (default); cuda needs the CUDA backend, which this build lacks\n"
+    "  --device D     cpu (default), cuda or testdev (the model, its optimizer and the data\n"
+    "                 on that device; one this build lacks is an error naming those it has)\n"
     "  --steps N      timed steps (default 50), after max(3, N/10) warm-up steps\n"
     "  --batch B      batch size (default: the workload's)\n"
     "  --threads T    CPU threads (default: OMP_NUM_THREADS or every core)\n";
@@ -114,12 +116,16 @@ static int train_step(dc_module *m, dc_optim *o, dc_tensor *x, dc_tensor *y, dou
   return rc;
 }
 
-static int run(const bench_workload *w, int batch, int steps, int threads) {
+static int run(const bench_workload *w, int batch, int steps, int threads, dc_device dev) {
   dc_manual_seed(0);
   dc_module *m = build_model(w);
+  if (m && dev != DC_CPU && dc_module_to(m, dev) != DC_OK) { /* before the optimizer */
+    dc_module_free(m);
+    m = NULL;
+  }
   dc_optim *o = m ? build_optim(w, m) : NULL;
-  dc_tensor *x = dc_randn(DC_SHAPE(batch, w->in[0], w->in[1], w->in[2]), DC_F32);
-  dc_tensor *y = dc_randint(0, w->classes, DC_SHAPE(batch), DC_I64);
+  dc_tensor *x = dc_randn_on(DC_SHAPE(batch, w->in[0], w->in[1], w->in[2]), DC_F32, dev);
+  dc_tensor *y = dc_randint_on(0, w->classes, DC_SHAPE(batch), DC_I64, dev);
   int rc = (m && o && x && y) ? DC_OK : DC_CLI_FAIL;
   double loss = 0, t0 = 0, dt = 0;
   int warm = steps / 10 > 3 ? steps / 10 : 3;
@@ -132,22 +138,25 @@ static int run(const bench_workload *w, int batch, int steps, int threads) {
   double gflop = 0;
   if (rc == DC_OK) {
     dc_model_summary *sum = dc_summary(m, DC_SHAPE(w->in[0], w->in[1], w->in[2]));
-    if (!sum) rc = DC_CLI_FAIL;
-    else gflop = 6.0 * (double)sum->total_macs * batch / 1e9;
+    if (!sum)
+      rc = DC_CLI_FAIL;
+    else
+      gflop = 6.0 * (double)sum->total_macs * batch / 1e9;
     dc_summary_free(sum);
   }
   if (rc == DC_OK) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     dc_alloc_stats st = dc_alloc_get_stats();
-    printf("{\"workload\": \"%s\", \"device\": \"cpu\", \"deepc\": \"%s\", \"batch\": %d, "
-           "\"steps\": %d, \"threads\": %d, \"samples_per_s\": %.1f, \"ms_per_step\": %.3f, "
-           "\"loss\": %.6g, \"peak_rss_mb\": %.1f, \"tensor_peak_mb\": %.1f, \"alloc_peak_mb\": %.1f, "
-           "\"gflop_per_step\": %.4g, \"gflop_per_s\": %.1f, \"conv_algo\": \"%s\"}\n",
-           w->name, DEEPC_VERSION, batch, steps, threads, batch * steps / dt, 1000 * dt / steps,
-           loss, (double)ru.ru_maxrss / 1024.0, (double)cpu_tensor_peak() / (1024.0 * 1024.0),
-           (double)st.peak_bytes / (1024.0 * 1024.0), gflop, gflop * steps / dt,
-           dc_conv_algo_name(dc_get_conv_algo()));
+    printf(
+        "{\"workload\": \"%s\", \"device\": \"%s\", \"deepc\": \"%s\", \"batch\": %d, "
+        "\"steps\": %d, \"threads\": %d, \"samples_per_s\": %.1f, \"ms_per_step\": %.3f, "
+        "\"loss\": %.6g, \"peak_rss_mb\": %.1f, \"tensor_peak_mb\": %.1f, \"alloc_peak_mb\": %.1f, "
+        "\"gflop_per_step\": %.4g, \"gflop_per_s\": %.1f, \"conv_algo\": \"%s\"}\n",
+        w->name, dc_device_name(dev), DEEPC_VERSION, batch, steps, threads, batch * steps / dt,
+        1000 * dt / steps, loss, (double)ru.ru_maxrss / 1024.0,
+        (double)cpu_tensor_peak() / (1024.0 * 1024.0), (double)st.peak_bytes / (1024.0 * 1024.0),
+        gflop, gflop * steps / dt, dc_conv_algo_name(dc_get_conv_algo()));
     fflush(stdout);
   }
   dc_free(x);
@@ -166,7 +175,7 @@ int dc_cmd_bench(int argc, char **argv) {
       return DC_CLI_OK;
     }
     if (dc_cli_opt(argc, argv, &i, "--device", &v)) {
-      if (!v) return dc_cli_usage_error("bench", "--device needs cpu or cuda");
+      if (!v) return dc_cli_usage_error("bench", "--device needs cpu, cuda or testdev");
       device = v;
     } else if (dc_cli_opt(argc, argv, &i, "--steps", &v)) {
       if (!v || !parse_int(v, 1, 1000000, &steps))
@@ -192,13 +201,13 @@ int dc_cmd_bench(int argc, char **argv) {
   for (int k = 0; k < NWORKLOADS; k++)
     if (strcmp(WORKLOADS[k].name, name) == 0) w = &WORKLOADS[k];
   if (!w)
-    return dc_cli_usage_error("bench", "unknown workload '%s' (mlp_cifar_gray, cnn_fashion, "
-                                       "vgg11_cifar or resnet34_finetune)", name);
-  if (strcmp(device, "cuda") == 0)
-    return dc_cli_error("bench", "--device cuda: this deepc has no CUDA backend (it is not "
-                                 "written yet); run with --device cpu");
-  if (strcmp(device, "cpu") != 0)
-    return dc_cli_usage_error("bench", "--device '%s': expected cpu or cuda", device);
+    return dc_cli_usage_error("bench",
+                              "unknown workload '%s' (mlp_cifar_gray, cnn_fashion, "
+                              "vgg11_cifar or resnet34_finetune)",
+                              name);
+  dc_device dev;
+  int drc = dc_cli_device("bench", device, &dev);
+  if (drc != DC_CLI_OK) return drc;
   if (threads > 0) omp_set_num_threads((int)threads);
-  return run(w, batch > 0 ? (int)batch : w->batch, (int)steps, omp_get_max_threads());
+  return run(w, batch > 0 ? (int)batch : w->batch, (int)steps, omp_get_max_threads(), dev);
 }

@@ -12,6 +12,7 @@
 
 static const char USAGE[] =
     "usage: deepc eval CHECKPOINT [--data NAME|PATH] [--train] [--limit N] [--markdown]\n"
+    "                  [--device D]\n"
     "Scores a checkpoint written by `deepc train` (best.ckpt, last.ckpt) on the test split of\n"
     "its dataset: accuracy, top-5, loss, per-class precision/accuracy/F1 and the confusion\n"
     "matrix.\n"
@@ -19,7 +20,8 @@ static const char USAGE[] =
     "               cifar100 or a path (IDX, CIFAR .bin, image folder, .npz, .csv)\n"
     "  --train      score the training split instead of the test split\n"
     "  --limit N    only the first N samples\n"
-    "  --markdown   tables in markdown\n";
+    "  --markdown   tables in markdown\n"
+    "  --device D   run the model on cpu (default), cuda or testdev\n";
 
 int dc_cmd_eval(int argc, char **argv) {
   dc_cli_prefer_passive_omp(argc, argv);
@@ -42,6 +44,11 @@ int dc_cmd_eval(int argc, char **argv) {
       long long n = v ? strtoll(v, &end, 10) : 0;
       if (!v || *end || n < 1) return dc_cli_usage_error("eval", "--limit needs a number >= 1");
       o.limit = n;
+    } else if (dc_cli_opt(argc, argv, &i, "--device", &v)) {
+      dc_device dev;
+      int drc = dc_cli_device("eval", v, &dev);
+      if (drc != DC_CLI_OK) return drc;
+      o.device = v;
     } else if (strcmp(argv[i], "--train") == 0) {
       o.train_split = true;
     } else if (strcmp(argv[i], "--markdown") == 0) {

@@ -13,7 +13,7 @@
 
 static const char USAGE[] =
     "usage: deepc predict MODEL --weights FILE --input X.npy --output Y.npy [--batch B]\n"
-    "                     [--classes K] [--prefix P] [--small-input] [--width W]\n"
+    "                     [--classes K] [--prefix P] [--small-input] [--width W] [--device D]\n"
     "Runs a zoo model (resnet18/34/50, vgg11..19[_bn][_cifar], lenet5, cnn_fashion, mlp) with\n"
     "the weights of FILE (.pth/.pt, .safetensors, deepc .ckpt; names as torchvision's) in eval\n"
     "mode on the inputs of X.npy ([N, C, H, W] or [N, F], float) and writes the raw outputs\n"
@@ -23,7 +23,8 @@ static const char USAGE[] =
     "                 in FILE)\n"
     "  --prefix P     the model's entries in FILE start with P (default: found automatically)\n"
     "  --small-input  ResNet with the 3x3 stem and no max pooling (as trained on 32x32 images)\n"
-    "  --width W      ResNet base width (default 64)\n";
+    "  --width W      ResNet base width (default 64)\n"
+    "  --device D     run the model on cpu (default), cuda or testdev\n";
 
 /* Outputs of the head in the weights file: first dimension of "<prefix><head>.weight". */
 static int64_t classes_in(const dc_weights *w, const char *head, const char *prefix) {
@@ -81,6 +82,7 @@ int dc_cmd_predict(int argc, char **argv) {
   const char *model = NULL, *weights = NULL, *input = NULL, *output = NULL, *prefix = NULL, *v;
   long long batch = 32, classes = 0, width = 0;
   bool small = false;
+  dc_device dev = DC_CPU;
   for (int i = 1; i < argc; i++) {
     if (dc_cli_is_help(argv[i])) {
       fputs(USAGE, stdout);
@@ -102,7 +104,11 @@ int dc_cmd_predict(int argc, char **argv) {
       num = &classes;
     else if (dc_cli_opt(argc, argv, &i, "--width", &v))
       num = &width;
-    else if (strcmp(argv[i], "--small-input") == 0) {
+    else if (dc_cli_opt(argc, argv, &i, "--device", &v)) {
+      int drc = dc_cli_device("predict", v, &dev);
+      if (drc != DC_CLI_OK) return drc;
+      continue;
+    } else if (strcmp(argv[i], "--small-input") == 0) {
       small = true;
       continue;
     } else if (argv[i][0] == '-' && argv[i][1] == '-') {
@@ -158,6 +164,12 @@ int dc_cmd_predict(int argc, char **argv) {
                           (dc_pretrained_opts){.prefix = prefix, .keep_head = true}) != DC_OK)
     goto done;
   dc_module_eval(m);
+  if (dev != DC_CPU) { /* the model and the inputs on the device; the outputs come back */
+    dc_tensor *xd = dc_module_to(m, dev) == DC_OK ? dc_to_device(xf, dev) : NULL;
+    if (!xd) goto done;
+    dc_free(xf);
+    xf = xd;
+  }
   if (!(y = run_batches(m, xf, batch))) goto done;
   if (dc_npy_save(output, y) != DC_OK) goto done;
   char shp[64];

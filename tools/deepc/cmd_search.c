@@ -13,13 +13,14 @@
 
 static const char USAGE[] =
     "usage: deepc search CONFIG --grid section.key=v1,v2,... [--grid ...] [--set K=V ...]\n"
-    "                    [--out DIR] [--progress auto|bar|lines|none]\n"
+    "                    [--out DIR] [--device D] [--progress auto|bar|lines|none]\n"
     "Trains one model per combination of the --grid values (e.g. --grid model.pool=2,3\n"
     "--grid model.dropout=0,0.3 --grid model.batchnorm=true,false: 8 runs), each in\n"
     "DIR/<key=value,...> (DIR default runs/search-<CONFIG name>), then prints the runs ranked\n"
     "by their best validation accuracy and the test accuracy of the best one. The table is\n"
     "also written to DIR/search.md and DIR/search.csv. Values holding commas (lists) are\n"
-    "separated by ';' instead: --grid model.channels=16,32;32,64.\n";
+    "separated by ';' instead: --grid model.channels=16,32;32,64.\n"
+    "  --device D   train on cpu, cuda or testdev (overrides train.device)\n";
 
 enum { MAX_AXES = 16, MAX_VALUES = 64 };
 
@@ -32,7 +33,7 @@ static void on_sigint(int sig) {
 int dc_cmd_search(int argc, char **argv) {
   dc_cli_prefer_passive_omp(argc, argv);
   dc_cli_keep_freed_memory();
-  const char *cfg_path = NULL, *out = NULL, *v = NULL;
+  const char *cfg_path = NULL, *out = NULL, *v = NULL, *device = NULL;
   dc_progress_mode mode = DC_PROGRESS_AUTO;
   static char *storage[MAX_AXES];
   static const char *values[MAX_AXES][MAX_VALUES];
@@ -72,6 +73,10 @@ int dc_cmd_search(int argc, char **argv) {
       naxes++;
     } else if (dc_cli_opt(argc, argv, &i, "--set", &v)) {
       if (!v) rc = dc_cli_usage_error("search", "--set needs section.key=value");
+    } else if (dc_cli_opt(argc, argv, &i, "--device", &v)) {
+      dc_device dev;
+      rc = dc_cli_device("search", v, &dev);
+      device = v;
     } else if (dc_cli_opt(argc, argv, &i, "--out", &v)) {
       if (!v) rc = dc_cli_usage_error("search", "--out needs a folder");
       out = v;
@@ -98,7 +103,7 @@ int dc_cmd_search(int argc, char **argv) {
       rc = dc_cli_lib_error("search");
   if (rc == DC_CLI_OK) {
     signal(SIGINT, on_sigint);
-    dc_run_opts o = {.out_dir = out, .progress = mode, .interrupt = &g_interrupt};
+    dc_run_opts o = {.out_dir = out, .progress = mode, .interrupt = &g_interrupt, .device = device};
     if (dc_search(c, axes, naxes, &o, stdout) != DC_OK) rc = dc_cli_lib_error("search");
     signal(SIGINT, SIG_DFL);
   }

@@ -10,7 +10,7 @@
 #include <string.h>
 
 static const char USAGE[] =
-    "usage: deepc summary SPEC|MODEL --input CxHxW [--classes N] [--repr]\n"
+    "usage: deepc summary SPEC|MODEL --input CxHxW [--classes N] [--repr] [--device D]\n"
     "Builds a model from a layer spec and prints, like torchinfo, each layer's output shape,\n"
     "parameter count and multiply-adds (for a batch of one), then the totals.\n"
     "  SPEC           layers with PyTorch's arguments, e.g.\n"
@@ -21,7 +21,8 @@ static const char USAGE[] =
     "                 'x', ',' or the sign '\xc3\x97' separate the sizes\n"
     "  --classes N    value of the name `classes` in the spec (linear(128, classes)); the\n"
     "                 model must then give N outputs\n"
-    "  --repr         also print the model as PyTorch prints it\n";
+    "  --repr         also print the model as PyTorch prints it\n"
+    "  --device D     run the shape-finding forward on cpu (default), cuda or testdev\n";
 
 /* Parses "3x32x32" (separators x, X, ',' or U+00D7) into s; false on a malformed shape. */
 static bool parse_shape(const char *text, dc_shape *s) {
@@ -46,6 +47,7 @@ static bool parse_shape(const char *text, dc_shape *s) {
 
 int dc_cmd_summary(int argc, char **argv) {
   const char *spec = NULL, *input = NULL, *classes = NULL, *v;
+  dc_device dev = DC_CPU;
   bool repr = false;
   for (int i = 1; i < argc; i++) {
     if (dc_cli_is_help(argv[i])) {
@@ -58,6 +60,9 @@ int dc_cmd_summary(int argc, char **argv) {
     } else if (dc_cli_opt(argc, argv, &i, "--classes", &v)) {
       if (!v) return dc_cli_usage_error("summary", "--classes needs a number");
       classes = v;
+    } else if (dc_cli_opt(argc, argv, &i, "--device", &v)) {
+      int drc = dc_cli_device("summary", v, &dev);
+      if (drc != DC_CLI_OK) return drc;
     } else if (strcmp(argv[i], "--repr") == 0) {
       repr = true;
     } else if (argv[i][0] == '-' && argv[i][1] == '-') {
@@ -84,12 +89,15 @@ int dc_cmd_summary(int argc, char **argv) {
   /* a zoo name (resnet34, vgg11_bn, ...) fitted to the input, or a layer spec */
   int64_t nfeat = 1;
   for (int d = 0; d < shape.ndim; d++) nfeat *= shape.d[d];
-  dc_module *m = dc_zoo_has(spec)
-                     ? dc_zoo_create(spec, .num_classes = ncls, .in_features = nfeat,
-                                     .in_channels = shape.ndim == 3 ? shape.d[0] : 0)
-                     : dc_nn_from_spec(spec, .classes = ncls);
+  dc_module *m = dc_zoo_has(spec) ? dc_zoo_create(spec, .num_classes = ncls, .in_features = nfeat,
+                                                  .in_channels = shape.ndim == 3 ? shape.d[0] : 0)
+                                  : dc_nn_from_spec(spec, .classes = ncls);
   if (!m) return dc_cli_lib_error("summary");
-  dc_model_summary *s = dc_summary(m, shape);
+  if (dev != DC_CPU && dc_module_to(m, dev) != DC_OK) {
+    dc_module_free(m);
+    return dc_cli_lib_error("summary");
+  }
+  dc_model_summary *s = dc_summary(m, shape); /* the forward runs on the model's device */
   int rc = DC_CLI_OK;
   if (!s) {
     rc = dc_cli_lib_error("summary");

@@ -1,6 +1,6 @@
-/* `deepc train CONFIG [--set key=value ...] [--out DIR] [--resume]`: reads a configuration
- * file, applies the --set overrides and runs it (src/train/run.c): progress on stderr, final
- * test accuracy and per-class table on stdout, every output file in DIR. */
+/* `deepc train CONFIG [--set key=value ...] [--out DIR] [--resume] [--device D]`: reads a
+ * configuration file, applies the --set overrides and runs it (src/train/run.c): progress on
+ * stderr, final test accuracy and per-class table on stdout, every output file in DIR. */
 #include "commands.h"
 #include "train-cli.h"
 
@@ -16,7 +16,7 @@
 
 static const char USAGE[] =
     "usage: deepc train CONFIG [--set section.key=value ...] [--out DIR] [--resume]\n"
-    "                   [--seed N] [--epochs N] [--progress auto|bar|lines|none]\n"
+    "                   [--seed N] [--epochs N] [--device D] [--progress auto|bar|lines|none]\n"
     "       deepc train --help-config        list every configuration key with its default\n"
     "Trains the model described by the INI file CONFIG (see docs/training.md and configs/).\n"
     "  --set K=V      override a key, e.g. --set optim.lr=0.01 --set train.epochs=3\n"
@@ -27,6 +27,10 @@ static const char USAGE[] =
     "  --seed N       same as --set train.seed=N (initialisation, split, shuffling, dropout,\n"
     "                 augmentation)\n"
     "  --epochs N     same as --set train.epochs=N\n"
+    "  --device D     where to train: cpu, cuda or testdev (a device this build lacks is an\n"
+    "                 error naming those it has); overrides train.device without changing\n"
+    "                 the configuration stored in the outputs, so the checkpoints are the\n"
+    "                 same files as a run on another device that computes the same values\n"
     "  --stop-after N stop after N epochs of this call (as if interrupted; for --resume)\n"
     "  --progress M   a bar on a terminal, plain lines when piped (auto), or none\n"
     "Ctrl-C stops after the current batch; the last finished epoch can be resumed.\n"
@@ -66,7 +70,7 @@ static void on_sigint(int sig) {
 int dc_cmd_train(int argc, char **argv) {
   dc_cli_prefer_passive_omp(argc, argv);
   dc_cli_keep_freed_memory();
-  const char *cfg_path = NULL, *out = NULL, *v = NULL;
+  const char *cfg_path = NULL, *out = NULL, *v = NULL, *device = NULL;
   bool resume = false;
   int stop_after = 0;
   dc_progress_mode mode = DC_PROGRESS_AUTO;
@@ -93,6 +97,11 @@ int dc_cmd_train(int argc, char **argv) {
     } else if (dc_cli_opt(argc, argv, &i, "--out", &v)) {
       if (!v) return dc_cli_usage_error("train", "--out needs a folder");
       out = v;
+    } else if (dc_cli_opt(argc, argv, &i, "--device", &v)) {
+      dc_device dev;
+      int drc = dc_cli_device("train", v, &dev); /* before any work */
+      if (drc != DC_CLI_OK) return drc;
+      device = v;
     } else if (dc_cli_opt(argc, argv, &i, "--stop-after", &v)) {
       if (!v || atoi(v) < 1) return dc_cli_usage_error("train", "--stop-after needs a number >= 1");
       stop_after = atoi(v);
@@ -131,6 +140,7 @@ int dc_cmd_train(int argc, char **argv) {
       if (dc_config_set(c, buf) != DC_OK) goto fail;
     } else if (dc_cli_opt(argc, argv, &i, "--out", &v) ||
                dc_cli_opt(argc, argv, &i, "--stop-after", &v) ||
+               dc_cli_opt(argc, argv, &i, "--device", &v) ||
                dc_cli_opt(argc, argv, &i, "--progress", &v)) {
       /* handled above */
     }
@@ -143,6 +153,7 @@ int dc_cmd_train(int argc, char **argv) {
                    .progress = mode,
                    .stop_after_epochs = stop_after,
                    .interrupt = &g_interrupt,
+                   .device = device,
                    .show_model = mode != DC_PROGRESS_QUIET};
   int rc = dc_run(c, &o, NULL);
   signal(SIGINT, SIG_DFL);

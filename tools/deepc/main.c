@@ -69,6 +69,14 @@ bool dc_cli_is_help(const char *arg) {
   return strcmp(arg, "-h") == 0 || strcmp(arg, "--help") == 0;
 }
 
+int dc_cli_device(const char *cmd, const char *name, dc_device *dev) {
+  if (!name) return dc_cli_usage_error(cmd, "--device needs a device (cpu, cuda, testdev)");
+  if (dc_device_parse(name, dev) == DC_OK) return DC_CLI_OK;
+  bool cuda = strncmp(name, "cuda", 4) == 0 && (!name[4] || name[4] == ':');
+  return dc_cli_error(cmd, "--device %s: %s%s", name, dc_last_error(),
+                      cuda ? " (this deepc has no CUDA backend)" : "");
+}
+
 /* ---- dispatch ---- */
 
 static void print_help(FILE *f) {

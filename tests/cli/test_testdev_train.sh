@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# `deepc train --device testdev` against --device cpu on a slice of Fashion-MNIST: the same
+# logged losses (metrics.csv without its seconds column) and byte-identical checkpoints; an
+# absent device (cuda in this build) fails before any work, naming the devices the build has.
+set -u
+DEEPC="${DEEPC_BUILD:?set DEEPC_BUILD to the build directory}/deepc"
+source "$(dirname "$0")/../common.sh"
+export OMP_NUM_THREADS=${OMP_NUM_THREADS:-2}
+
+err=$("$DEEPC" train /nonexistent.ini --device cuda 2>&1) && fail "--device cuda succeeded"
+grep -qF "which has: cpu" <<<"$err" || fail "--device cuda: no list of devices in: $err"
+if ! "$DEEPC" train --help | grep -qF -- "--device"; then fail "train --help lacks --device"; fi
+if [ ! -f /usr/share/datasets/fashion-mnist/train-images-idx3-ubyte.gz ]; then
+  echo "SKIP: Fashion-MNIST not installed"
+  exit $((failures > 0))
+fi
+if ! grep -qF testdev <<<"$err"; then
+  echo "SKIP: this build has no test device (-DDC_TESTDEV=ON)"
+  exit $((failures > 0))
+fi
+cat >"$tmp/s.ini" <<'INI'
+[model]
+arch = mlp
+hidden = 32
+batchnorm = false
+dropout = 0
+[data]
+dataset = fashion-mnist
+train_limit = 256
+test_limit = 128
+val_split = 0.25
+workers = 1
+[train]
+epochs = 2
+batch_size = 32
+seed = 3
+[optim]
+name = adam
+lr = 0.002
+INI
+for d in cpu testdev; do
+  "$DEEPC" train "$tmp/s.ini" --device "$d" --out "$tmp/$d" --progress none >"$tmp/$d.out" \
+    2>"$tmp/$d.err" || fail "train --device $d: $(cat "$tmp/$d.err")"
+done
+cut -d, -f1-6 "$tmp/cpu/metrics.csv" >"$tmp/cpu.csv" 2>/dev/null
+cut -d, -f1-6 "$tmp/testdev/metrics.csv" >"$tmp/testdev.csv" 2>/dev/null
+cmp -s "$tmp/cpu.csv" "$tmp/testdev.csv" || fail "losses differ: $(diff "$tmp/cpu.csv" "$tmp/testdev.csv")"
+for f in last.ckpt best.ckpt; do
+  cmp -s "$tmp/cpu/$f" "$tmp/testdev/$f" || fail "$f differs between cpu and testdev"
+done
+[ $failures -eq 0 ] && echo "test_testdev_train: ok"
+exit $((failures > 0))
