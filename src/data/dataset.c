@@ -2,6 +2,7 @@
  * datasets over in-memory tensors, and torch.utils.data's Subset, random_split and
  * ConcatDataset. Readers of each file format live in their own files. */
 #include "data-impl.h"
+#include "deepc/autograd.h"
 
 #include "../core/philox.h"
 

@@ -3,6 +3,7 @@
  * tensor paths. Random parameters come from the sample's generator, so a seed reproduces an
  * augmentation whatever thread runs it. Resampling kernels live in resample.c. */
 #include "data-impl.h"
+#include "deepc/autograd.h"
 
 #include <math.h>
 #include <string.h>
