@@ -167,7 +167,7 @@ static int backward_scoped(dc_tensor *out, dc_backward_opts o) {
                       "outputs, this one has shape %s; pass .grad = a tensor of that shape",
                       dc_shape_str(dc_shape_of(out), b, sizeof b));
     }
-    g = dc_full(dc_shape_of(out), 1.0, out->dtype);
+    g = dc_full_on(dc_shape_of(out), 1.0, out->dtype, out->device);
     if (!g) return dc_last_status();
   } else if (!dc_shape_equal(dc_shape_of(g), dc_shape_of(out))) {
     char a[128], b[128];

@@ -147,6 +147,9 @@ void dc__broadcast_strides(const dc_tensor *t, dc_shape s, int64_t *stride);
 dc_dtype dc__promote(dc_dtype a, dc_dtype b);
 /* Converts t to dtype dt if needed (a new reference either way; autograd recorded). */
 dc_tensor *dc__as_dtype(dc_tensor *t, dc_dtype dt);
+/* t as an operand of a kernel on dev in dtype dt: dc__as_dtype, after a move to dev when t is
+ * elsewhere (only a 0-d cpu tensor may be: PyTorch's rule that those mix with any device). */
+dc_tensor *dc__as_operand(dc_tensor *t, dc_dtype dt, dc_device dev);
 
 /* Grad mode: true when an op with these inputs must record a node. */
 bool dc__grad_mode(void);

@@ -30,11 +30,23 @@ static double round_to(double s, dc_dtype dt) {
   return s;
 }
 
-static bool same_device(const char *op, const dc_tensor *a, const dc_tensor *b) {
-  if (a->device == b->device) return true;
-  dc__err(DC_ERR_ARG, "%s: tensors are on different devices (%s and %s); move one with "
-          "dc_to_device", op, dc_device_name(a->device), dc_device_name(b->device));
-  return false;
+/* The device an op on a and b (and c, may be NULL) runs on, PyTorch's rule: a 0-d cpu tensor
+ * mixes with tensors on any device; other tensors must share one. False (an error) otherwise. */
+static bool op_device(const char *op, const dc_tensor *a, const dc_tensor *b, const dc_tensor *c,
+                      dc_device *dev) {
+  const dc_tensor *ts[3] = {a, b, c}, *first = NULL;
+  for (int k = 0; k < 3; k++) {
+    const dc_tensor *t = ts[k];
+    if (!t || (t->ndim == 0 && t->device == DC_CPU)) continue;
+    if (first && t->device != first->device) {
+      dc__err(DC_ERR_ARG, "%s: tensors are on different devices (%s and %s); move one with "
+              "dc_to_device", op, dc_device_name(first->device), dc_device_name(t->device));
+      return false;
+    }
+    if (!first) first = t;
+  }
+  *dev = first ? first->device : DC_CPU;
+  return true;
 }
 
 /* Gradient g [broadcast shape] as the gradient of input t: summed back to t's shape. */
@@ -153,30 +165,37 @@ static bool binary_dtype(const char *name, dc_binary_op kop, const dc_tensor *a,
   return true;
 }
 
-/* True when an integer tensor holds a negative value (integer pow refuses those exponents). */
-static bool any_negative(const dc_tensor *t) {
-  int64_t n = dc_numel(t);
-  for (int64_t k = 0; k < n; k++)
-    if (dc_item_at(t, k) < 0) return true;
-  return false;
+/* 1 when an integer tensor holds a negative value (integer pow refuses those exponents), 0 when
+ * not, -1 on error. Reduced on the tensor's device; one explicit read of the answer. */
+static int any_negative(dc_tensor *t) {
+  dc_tensor *m = dc_numel(t) ? dc_amin(t, NULL, 0, false) : NULL;
+  if (dc_numel(t) && !m) return -1;
+  double v = m ? dc_item(m) : 0.0;
+  dc_free(m);
+  return v < 0;
 }
 
 /* out = a op b: checks, promotion, broadcast, kernel, autograd node (od NULL: not recorded). */
 static dc_tensor *binary_op(const char *name, const dc_opdef *od, dc_binary_op kop, dc_tensor *a,
                             dc_tensor *b, dc_node **node) {
   *node = NULL;
-  if (!dc__check_nonnull(name, 2, a, b) || !same_device(name, a, b)) return NULL;
+  dc_device dev;
+  if (!dc__check_nonnull(name, 2, a, b) || !op_device(name, a, b, NULL, &dev)) return NULL;
   dc_shape s;
   dc_dtype ct;
   if (!dc__broadcast_shapes(name, dc_shape_of(a), dc_shape_of(b), &s)) return NULL;
   if (!binary_dtype(name, kop, a, b, &ct)) return NULL;
-  if (kop == DC_BIN_POW && !dc_dtype_is_float(ct) && any_negative(b))
-    return dc__err(DC_ERR_ARG, "pow: integers to negative integer powers are not allowed; "
-                               "convert the base to a float dtype first");
+  if (kop == DC_BIN_POW && !dc_dtype_is_float(ct)) {
+    int neg = any_negative(b);
+    if (neg < 0) return NULL;
+    if (neg)
+      return dc__err(DC_ERR_ARG, "pow: integers to negative integer powers are not allowed; "
+                                 "convert the base to a float dtype first");
+  }
   bool cmp = kop >= DC_BIN_EQ && kop <= DC_BIN_GE;
-  dc_tensor *a2 = dc__as_dtype(a, ct), *b2 = a2 ? dc__as_dtype(b, ct) : NULL;
-  dc_tensor *out = b2 ? dc__new(s, cmp ? DC_BOOL : ct, a->device) : NULL;
-  const dc_backend *be = out ? dc__backend(a->device) : NULL;
+  dc_tensor *a2 = dc__as_operand(a, ct, dev), *b2 = a2 ? dc__as_operand(b, ct, dev) : NULL;
+  dc_tensor *out = b2 ? dc__new(s, cmp ? DC_BOOL : ct, dev) : NULL;
+  const dc_backend *be = out ? dc__backend(dev) : NULL;
   if (!be || be->ew->binary(kop, out, a2, b2) != DC_OK ||
       (od && !dc__record(od, out, 2, (dc_tensor *[]){a2, b2}, node))) {
     dc_free(out);
@@ -257,7 +276,8 @@ dc_tensor *dc_ge(dc_tensor *a, dc_tensor *b) {
 }
 
 dc_tensor *dc_add_scaled(dc_tensor *a, dc_tensor *b, double alpha) {
-  if (!dc__check_nonnull("add", 2, a, b) || !same_device("add", a, b)) return NULL;
+  dc_device dev;
+  if (!dc__check_nonnull("add", 2, a, b) || !op_device("add", a, b, NULL, &dev)) return NULL;
   dc_shape s;
   dc_dtype ct;
   if (!dc__broadcast_shapes("add", dc_shape_of(a), dc_shape_of(b), &s)) return NULL;
@@ -266,9 +286,9 @@ dc_tensor *dc_add_scaled(dc_tensor *a, dc_tensor *b, double alpha) {
     return dc__err(DC_ERR_ARG, "add: for integer tensors (%s) alpha must be an integer, got %g",
                    dc_dtype_name(ct), alpha);
   alpha = round_to(alpha, ct);
-  dc_tensor *a2 = dc__as_dtype(a, ct), *b2 = a2 ? dc__as_dtype(b, ct) : NULL;
-  dc_tensor *out = b2 ? dc__new(s, ct, a->device) : NULL;
-  const dc_backend *be = out ? dc__backend(a->device) : NULL;
+  dc_tensor *a2 = dc__as_operand(a, ct, dev), *b2 = a2 ? dc__as_operand(b, ct, dev) : NULL;
+  dc_tensor *out = b2 ? dc__new(s, ct, dev) : NULL;
+  const dc_backend *be = out ? dc__backend(dev) : NULL;
   dc_node *n = NULL;
   if (!be || be->ew->axpy(out, a2, alpha, b2) != DC_OK ||
       !dc__record(&OP_ADD_SCALED, out, 2, (dc_tensor *[]){a2, b2}, &n)) {
@@ -283,24 +303,20 @@ dc_tensor *dc_add_scaled(dc_tensor *a, dc_tensor *b, double alpha) {
 
 /* where(cond, a, b): cond is bool (other dtypes: nonzero is true), all three broadcast. */
 dc_tensor *dc_where(dc_tensor *cond, dc_tensor *a, dc_tensor *b) {
-  if (!dc__check_nonnull("where", 3, cond, a, b) || !same_device("where", a, b) ||
-      !same_device("where", cond, a))
+  dc_device dev;
+  if (!dc__check_nonnull("where", 3, cond, a, b) || !op_device("where", cond, a, b, &dev))
     return NULL;
   dc_shape s, s2;
   if (!dc__broadcast_shapes("where", dc_shape_of(a), dc_shape_of(b), &s2) ||
       !dc__broadcast_shapes("where", dc_shape_of(cond), s2, &s))
     return NULL;
   dc_dtype ct = result_type(a, b);
-  dc_tensor *c2 = NULL;
-  if (cond->dtype == DC_BOOL || cond->dtype == DC_U8) {
-    c2 = dc__ref(cond);
-  } else {
-    dc_tensor *c = dc_to_dtype(cond, DC_BOOL);
-    c2 = c ? dc__take(c) : NULL;
-  }
-  dc_tensor *a2 = c2 ? dc__as_dtype(a, ct) : NULL, *b2 = a2 ? dc__as_dtype(b, ct) : NULL;
-  dc_tensor *out = b2 ? dc__new(s, ct, a->device) : NULL;
-  const dc_backend *be = out ? dc__backend(a->device) : NULL;
+  bool cond_ok = cond->dtype == DC_BOOL || cond->dtype == DC_U8;
+  dc_tensor *c2 = dc__as_operand(cond, cond_ok ? cond->dtype : DC_BOOL, dev);
+  dc_tensor *a2 = c2 ? dc__as_operand(a, ct, dev) : NULL;
+  dc_tensor *b2 = a2 ? dc__as_operand(b, ct, dev) : NULL;
+  dc_tensor *out = b2 ? dc__new(s, ct, dev) : NULL;
+  const dc_backend *be = out ? dc__backend(dev) : NULL;
   dc_node *n = NULL;
   if (!be || be->ew->where(out, c2, a2, b2) != DC_OK ||
       !dc__record(&OP_WHERE, out, 2, (dc_tensor *[]){a2, b2}, &n)) {

@@ -96,6 +96,16 @@ dc_tensor *dc__as_dtype(dc_tensor *t, dc_dtype dt) {
   return r ? dc__take(r) : NULL;
 }
 
+dc_tensor *dc__as_operand(dc_tensor *t, dc_dtype dt, dc_device dev) {
+  if (t->device == dev) return dc__as_dtype(t, dt);
+  dc_tensor *m = dc_to_device(t, dev); /* a 0-d cpu tensor (PyTorch's mixing rule) */
+  if (!m) return NULL;
+  dc_tensor *mt = dc__take(m);
+  dc_tensor *r = mt ? dc__as_dtype(mt, dt) : NULL;
+  dc__unref(mt);
+  return r;
+}
+
 dc_tensor *dc__sum_to(dc_tensor *g, dc_shape s) {
   if (dc_shape_equal(dc_shape_of(g), s)) return dc_view(g, s); /* cheap, still in the graph */
   int lead = g->ndim - s.ndim;

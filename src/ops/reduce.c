@@ -201,7 +201,7 @@ static int select_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   dc_tensor *ik = dc_reshape(idx, ks);
   dc_shape ar = {.ndim = x->ndim};
   for (int d = 0; d < x->ndim; d++) ar.d[d] = d == dim ? x->shape[d] : 1;
-  dc_tensor *pos = dc_reshape(dc_arange(0, (double)x->shape[dim], 1, DC_I64), ar);
+  dc_tensor *pos = dc_reshape(dc_arange_on(0, (double)x->shape[dim], 1, DC_I64, x->device), ar);
   dc_tensor *zero = dc_zeros(DC_SCALAR_SHAPE, x->dtype);
   gin[0] = dc_where(dc_eq(pos, ik), dc_reshape(gout, ks), zero);
   if (gin[0] && !dc_shape_equal(dc_shape_of(gin[0]), dc_shape_of(x))) gin[0] = dc_expand(gin[0], dc_shape_of(x));
@@ -214,8 +214,8 @@ static dc_tensor *arg_reduce(const char *name, bool is_max, dc_tensor *x, int di
                              dc_tensor **indices, bool want_values) {
   if (!dc__check_nonnull(name, 1, x)) return NULL;
   if (x->ndim == 0) { /* a 0-d tensor: itself, index 0 */
-    if (indices && !(*indices = dc_zeros(DC_SCALAR_SHAPE, DC_I64))) return NULL;
-    return want_values ? dc_clone(x) : dc_zeros(DC_SCALAR_SHAPE, DC_I64);
+    if (indices && !(*indices = dc_zeros_on(DC_SCALAR_SHAPE, DC_I64, x->device))) return NULL;
+    return want_values ? dc_clone(x) : dc_zeros_on(DC_SCALAR_SHAPE, DC_I64, x->device);
   }
   if (!dc__wrap_dim(name, &dim, x->ndim)) return NULL;
   if (x->shape[dim] == 0)
