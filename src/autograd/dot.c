@@ -143,12 +143,12 @@ static void put_number(FILE *f, double v) {
     fprintf(f, "%.6g", v);
 }
 
-/* Values of a small CPU tensor: "0.5" for one element, "[1, 2, 3]" (row-major) otherwise, one
- * line per row of the last dim when there are several rows. */
+/* Values of a small tensor: "0.5" for one element, "[1, 2, 3]" (row-major) otherwise, one line
+ * per row of the last dim when there are several rows (on a device: explicit host reads). */
 static void put_values(FILE *f, const char *what, const dc_tensor *t) {
   int64_t n = dc_numel(t);
   fprintf(f, "\\n%s ", what);
-  if (t->device != DC_CPU || n > DOT_MAX_VALUES) {
+  if (n > DOT_MAX_VALUES) {
     fprintf(f, "(%lld elements)", (long long)n);
     return;
   }

@@ -5,7 +5,8 @@
 #include <math.h>
 #include <string.h>
 
-/* Fixed weights in [0.5, 1.5) from a private LCG (the global RNG is left untouched). */
+/* Fixed weights in [0.5, 1.5) from a private LCG (the global RNG is left untouched), made on the
+ * host and moved to out's device. */
 static dc_tensor *weights_like(const dc_tensor *out) {
   dc_tensor *r = dc_empty(dc_shape_of(out), DC_F64);
   if (!r) return NULL;
@@ -15,7 +16,7 @@ static dc_tensor *weights_like(const dc_tensor *out) {
     s = s * 6364136223846793005ull + 1442695040888963407ull;
     p[i] = 0.5 + (double)(s >> 11) * (1.0 / 9007199254740992.0);
   }
-  return r;
+  return dc__host_to(r, out->device);
 }
 
 /* sum(f(inputs) * r) as a 0-d tensor (graph recorded if grad mode is on) */
@@ -35,13 +36,19 @@ static dc_tensor *objective(dc_gradcheck_fn f, dc_tensor *const *in, int n, void
   return dc_sum_all(dc_mul(out, *r));
 }
 
-static double *elem(dc_tensor *t, int64_t i) {
+/* Byte offset in t's storage of the element at flat (row-major) index i. */
+static size_t elem_offset(const dc_tensor *t, int64_t i) {
   int64_t off = t->offset;
   for (int d = t->ndim - 1; d >= 0; d--) {
     off += (i % t->shape[d]) * t->stride[d];
     i /= t->shape[d];
   }
-  return (double *)t->storage->data + off;
+  return (size_t)off * sizeof(double);
+}
+
+/* x's element i set to v, on any device (the perturbation of a central difference). */
+static bool set_elem(dc_tensor *x, int64_t i, double v) {
+  return dc__storage_write(x, elem_offset(x, i), &v, sizeof v) == DC_OK;
 }
 
 static bool numeric_value(dc_gradcheck_fn f, dc_tensor *const *in, int n, void *ud, dc_tensor **r,
@@ -102,12 +109,10 @@ bool dc_gradcheck_opt(dc_gradcheck_fn f, dc_tensor *const *in, int n, void *ud, 
     if (!x->requires_grad) continue;
     for (int64_t j = 0, m = dc_numel(x); j < m && ok; j++) {
       double analytic = x->grad ? dc_item_at(x->grad, j) : 0.0;
-      double *p = elem(x, j), orig = *p, fp = 0, fm = 0;
-      *p = orig + eps;
-      bool good = numeric_value(f, in, n, ud, &r, &fp);
-      *p = orig - eps;
-      good = good && numeric_value(f, in, n, ud, &r, &fm);
-      *p = orig;
+      double orig = dc_item_at(x, j), fp = 0, fm = 0;
+      bool good = set_elem(x, j, orig + eps) && numeric_value(f, in, n, ud, &r, &fp);
+      good = good && set_elem(x, j, orig - eps) && numeric_value(f, in, n, ud, &r, &fm);
+      good = set_elem(x, j, orig) && good;
       if (!good) {
         ok = false;
         break;

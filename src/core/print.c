@@ -115,16 +115,10 @@ static void scan(const dc_tensor *t, int64_t *idx, int d, bool summ, double *mx,
   }
 }
 
-char *dc_to_string(const dc_tensor *t) {
+/* t (on the cpu) formatted as PyTorch prints it; the device, requires_grad and grad_fn shown are
+ * those of of (t itself, or the device tensor t is a host copy of). */
+static char *format(const dc_tensor *t, const dc_tensor *of) {
   sbuf b = {0};
-  if (!t) {
-    put(&b, "tensor(NULL)");
-    return b.p;
-  }
-  if (t->device != DC_CPU) {
-    put(&b, "tensor(<on device>, dtype=%s)", dc_dtype_name(t->dtype));
-    return b.p;
-  }
   bool summ = dc_numel(t) > 1000;
   int64_t idx[DC_MAX_DIMS] = {0};
   fmt_info f = {.is_float = dc_dtype_is_float(t->dtype), .prec = 4};
@@ -155,9 +149,10 @@ char *dc_to_string(const dc_tensor *t) {
     char sb[128];
     put(&b, ", size=(%s)", dc_shape_str(dc_shape_of(t), sb, sizeof sb));
   }
+  if (of->device != DC_CPU) put(&b, ", device='%s'", dc_device_name(of->device));
   if (show_dtype) put(&b, ", dtype=torch.%s", dc_dtype_name(t->dtype));
-  if (t->grad_fn) put(&b, ", grad_fn=<%s>", t->grad_fn->op->name);
-  else if (t->requires_grad) put(&b, ", requires_grad=True");
+  if (of->grad_fn) put(&b, ", grad_fn=<%s>", of->grad_fn->op->name);
+  else if (of->requires_grad) put(&b, ", requires_grad=True");
   put(&b, ")");
   if (b.oom) {
     dc__free(b.p);
@@ -167,6 +162,22 @@ char *dc_to_string(const dc_tensor *t) {
   char *r = malloc(b.n + 1);
   if (r) memcpy(r, b.p, b.n + 1);
   dc__free(b.p);
+  return r;
+}
+
+char *dc_to_string(const dc_tensor *t) {
+  if (!t) {
+    char *r = malloc(sizeof "tensor(NULL)");
+    if (r) memcpy(r, "tensor(NULL)", sizeof "tensor(NULL)");
+    return r;
+  }
+  if (t->device == DC_CPU) return format(t, t);
+  /* a device tensor: one explicit, synchronising read into a host copy, formatted */
+  dc_tensor *h = dc__new(dc_shape_of(t), t->dtype, DC_CPU);
+  size_t bytes = (size_t)dc_numel(t) * dc_dtype_size(t->dtype);
+  bool ok = h && (bytes == 0 || dc_copy_to_buffer(t, h->storage->data, bytes) == DC_OK);
+  char *r = ok ? format(h, t) : NULL;
+  dc_free(h);
   return r;
 }
 

@@ -168,11 +168,13 @@ static bool binary_dtype(const char *name, dc_binary_op kop, const dc_tensor *a,
 /* 1 when an integer tensor holds a negative value (integer pow refuses those exponents), 0 when
  * not, -1 on error. Reduced on the tensor's device; one explicit read of the answer. */
 static int any_negative(dc_tensor *t) {
-  dc_tensor *m = dc_numel(t) ? dc_amin(t, NULL, 0, false) : NULL;
-  if (dc_numel(t) && !m) return -1;
-  double v = m ? dc_item(m) : 0.0;
+  if (dc_numel(t) == 0) return 0;
+  dc_tensor *f = dc_to_dtype(t, DC_F64); /* keeps every sign; amin takes floats */
+  dc_tensor *m = f ? dc_amin(f, NULL, 0, false) : NULL;
+  int r = m ? dc_item(m) < 0 : -1;
   dc_free(m);
-  return v < 0;
+  dc_free(f);
+  return r;
 }
 
 /* out = a op b: checks, promotion, broadcast, kernel, autograd node (od NULL: not recorded). */
