@@ -17,8 +17,18 @@ bool dc__nn_check_float(const char *op, const char *what, const dc_tensor *t) {
   return false;
 }
 
+bool dc__nn_check_device(const char *op, const char *what, const dc_tensor *t,
+                         const dc_tensor *x) {
+  if (!t || t->device == x->device) return true;
+  dc__err(DC_ERR_ARG, "%s: %s is on %s but the input is on %s; move it with dc_to_device (or the "
+          "module with dc_module_to)", op, what, dc_device_name(t->device),
+          dc_device_name(x->device));
+  return false;
+}
+
 bool dc__nn_check_same_dtype(const char *op, const char *what_a, const dc_tensor *a,
                              const char *what_b, const dc_tensor *b) {
+  if (!dc__nn_check_device(op, what_b, b, a)) return false;
   if (a->dtype == b->dtype) return true;
   dc__err(DC_ERR_ARG, "%s: %s is %s but %s is %s; convert one with dc_to_dtype", op, what_a,
           dc_dtype_name(a->dtype), what_b, dc_dtype_name(b->dtype));

@@ -74,7 +74,9 @@ static dc_tensor *pointwise_loss(dc_pwloss_op kind, dc_tensor *input, dc_tensor 
                                  bool broadcast) {
   const char *op = PW_NAMES[kind];
   if (!dc__check_nonnull(op, 2, input, target) || !dc__nn_check_float(op, "input", input) ||
-      !dc__nn_check_reduction(op, r))
+      !dc__nn_check_reduction(op, r) || !dc__nn_check_device(op, "target", target, input) ||
+      !dc__nn_check_device(op, "weight", weight, input) ||
+      !dc__nn_check_device(op, "pos_weight", pos_weight, input))
     return NULL;
   dc_shape s = dc_shape_of(input);
   if (!dc_shape_equal(s, dc_shape_of(target))) {
@@ -203,7 +205,9 @@ static dc_tensor *class_loss(bool log_softmax, dc_tensor *input, dc_tensor *targ
                              dc_cross_entropy_opts o) {
   const char *op = log_softmax ? "cross_entropy" : "nll_loss";
   if (!dc__check_nonnull(op, 2, input, target) || !dc__nn_check_float(op, "input", input) ||
-      !dc__nn_check_reduction(op, o.reduction) || !check_class_shapes(op, input, target))
+      !dc__nn_check_reduction(op, o.reduction) || !check_class_shapes(op, input, target) ||
+      !dc__nn_check_device(op, "target", target, input) ||
+      !dc__nn_check_device(op, "class weight", o.weight, input))
     return NULL;
   if (!(o.label_smoothing >= 0 && o.label_smoothing <= 1))
     return dc__err(DC_ERR_ARG, "%s: label_smoothing must be in [0, 1], got %g", op,
@@ -291,7 +295,8 @@ static const dc_opdef OP_MULTI_MARGIN = {"multi_margin_loss", multi_margin_backw
 dc_tensor *dc_multi_margin_loss_opt(dc_tensor *input, dc_tensor *target, dc_multi_margin_opts o) {
   const char *op = "multi_margin_loss";
   if (!dc__check_nonnull(op, 2, input, target) || !dc__nn_check_float(op, "input", input) ||
-      !dc__nn_check_reduction(op, o.reduction))
+      !dc__nn_check_reduction(op, o.reduction) || !dc__nn_check_device(op, "target", target, input) ||
+      !dc__nn_check_device(op, "weight", o.weight, input))
     return NULL;
   char xs[128];
   if (input->ndim != 1 && input->ndim != 2)

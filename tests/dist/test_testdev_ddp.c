@@ -107,7 +107,7 @@ static uint8_t *train(const config *c, dc_device dev, size_t *n) {
           dc_last_error());
     dc_tensor *loss = dc_cross_entropy(out, my_rows(y, dev));
     /* the seed gradient on the loss's device (the engine's own ones are made on the cpu) */
-    CHECK_OK(dc_backward(loss, .grad = dc_ones_like(loss)));
+    CHECK_OK(dc_backward(loss));
     if (c->reports) report_grads(net);
     CHECK_OK(dc_dist_ddp_sync(ddp));
     CHECK_OK(dc_optim_step(opt));

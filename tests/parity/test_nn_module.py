@@ -16,7 +16,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
-from dc import (TP, Shape, T, backward, check, check_close, err, grad_np, lib, run_tests,
+from dc import (DEVICE, TP, Shape, T, backward, check, check_close, err, grad_np, lib, run_tests,
                 shape, to_np)
 
 raw = lib.raw
@@ -51,6 +51,7 @@ def sig(name, res, *args):
 
 
 sig("dc_nn_from_spec_opt", VP, C.c_char_p, SpecOpts)
+sig("dc_module_to", C.c_int, VP, C.c_int)
 sig("dc_module_free", None, VP)
 sig("dc_module_forward", TP, VP, TP)
 sig("dc_module_train", None, VP, C.c_bool)
@@ -70,8 +71,10 @@ sig("dc_summary_free", None, C.POINTER(Summary))
 
 
 def build(spec, classes=0):
+    """The module of spec, moved to the suite's device (DC_PARITY_DEVICE, dc.py)."""
     m = raw.dc_nn_from_spec_opt(spec.encode(), SpecOpts(classes))
     assert m, f"spec {spec!r}: {err()}"
+    assert raw.dc_module_to(m, DEVICE) == 0, f"spec {spec!r}: {err()}"
     return m
 
 

@@ -5,7 +5,8 @@ mode matters) and the course's networks (CIFAR VGGs of every depth, LeNet-5, the
 MLP) are saved with torch.save; deepc loads the files strictly (every key name and shape must
 match) and its eval outputs on the same inputs are compared with torch's: the max abs and
 relative differences are printed, the target is 1e-4 relative to the largest output.
-`deepc summary resnet34` reports torchvision's parameter count.
+`deepc summary resnet34` reports torchvision's parameter count. Under DC_PARITY_DEVICE (dc.py)
+the predictions run on that device (`--device`) and are recorded for compare_devices.py.
 """
 import os
 import re
@@ -17,12 +18,13 @@ import torch
 import torch.nn as nn
 import torchvision
 
-from dc import run_tests
+from dc import record, run_tests
 
 SRC = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..")
 DEEPC = os.path.join(os.path.dirname(os.path.abspath(os.environ.get("DEEPC_LIB", "build/x"))), "deepc")
 TMP = tempfile.mkdtemp(prefix="dc_zoo_parity_")
 RTOL = 1e-4
+DEVICE = os.environ.get("DC_PARITY_DEVICE", "cpu")
 
 
 def randomise_bn(m):
@@ -43,12 +45,13 @@ def check_model(name, model, x, extra=()):
     torch.save(model.state_dict(), p)
     np.save(xp, x.numpy())
     r = subprocess.run([DEEPC, "predict", name, "--weights", p, "--input", xp, "--output", yp,
-                        *extra], capture_output=True, text=True)
+                        "--device", DEVICE, *extra], capture_output=True, text=True)
     os.remove(p)
     assert r.returncode == 0, f"deepc predict {name}: {r.stderr}"
     with torch.no_grad():
         want = model(x).numpy()
     got = np.load(yp)
+    record(got)
     assert got.shape == want.shape, (got.shape, want.shape)
     diff = np.abs(got.astype(np.float64) - want)
     rel = diff.max() / max(np.abs(want).max(), 1e-12)
