@@ -178,7 +178,8 @@ DC_API double dc_item(const dc_tensor *t);
  * any device (synchronises). */
 DC_API int dc_copy_to_buffer(const dc_tensor *t, void *out, size_t out_bytes);
 
-/* Prints like PyTorch: tensor([[...]], dtype=..., grad_fn=<...>) with elision past 1000 items. */
+/* Prints like PyTorch: tensor([[...]], device='testdev', dtype=..., grad_fn=<...>) with elision
+ * past 1000 items (a tensor on a device is copied to the host once: it synchronises). */
 DC_API int dc_print(const dc_tensor *t);
 DC_API int dc_fprint(FILE *f, const dc_tensor *t);
 /* Same text into a malloc'ed string (free with free()). */
