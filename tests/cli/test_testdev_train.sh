@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# `deepc train --device testdev` against --device cpu on a slice of Fashion-MNIST: the same
+# `deepc train --device testdev` against --device cpu on a slice of Fashion-MNIST (an MLP, and
+# the default CNN of configs/fashion_cnn.ini for a few steps): the same
 # logged losses (metrics.csv without its seconds column) and checkpoints with the same header and
 # the same bytes in every tensor (the seconds column of trainer.history aside: wall time); an
 # absent device (cuda in this build) fails before any work, naming the devices the build has.
@@ -39,13 +40,6 @@ seed = 3
 name = adam
 lr = 0.002
 INI
-for d in cpu testdev; do
-  "$DEEPC" train "$tmp/s.ini" --device "$d" --out "$tmp/$d" --progress none >"$tmp/$d.out" \
-    2>"$tmp/$d.err" || fail "train --device $d: $(cat "$tmp/$d.err")"
-done
-cut -d, -f1-6 "$tmp/cpu/metrics.csv" >"$tmp/cpu.csv" 2>/dev/null
-cut -d, -f1-6 "$tmp/testdev/metrics.csv" >"$tmp/testdev.csv" 2>/dev/null
-cmp -s "$tmp/cpu.csv" "$tmp/testdev.csv" || fail "losses differ: $(diff "$tmp/cpu.csv" "$tmp/testdev.csv")"
 # Checkpoints (safetensors): header, then every tensor's bytes, with trainer.history's seconds
 # column (the last of each row) zeroed first.
 same_ckpt() {
@@ -75,8 +69,27 @@ if a[0] != b[0] or bad:
     sys.exit(1)
 PY
 }
-for f in last.ckpt best.ckpt; do
-  msg=$(same_ckpt "$tmp/cpu/$f" "$tmp/testdev/$f") || fail "$f differs between cpu and testdev: $msg"
-done
+# The same run on both devices: logged losses and checkpoints equal.
+compare_runs() { # name ini
+  for d in cpu testdev; do
+    "$DEEPC" train "$2" --device "$d" --out "$tmp/$1-$d" --progress none >"$tmp/$1-$d.out" \
+      2>"$tmp/$1-$d.err" || fail "$1: train --device $d: $(cat "$tmp/$1-$d.err")"
+  done
+  cut -d, -f1-6 "$tmp/$1-cpu/metrics.csv" >"$tmp/$1-cpu.csv" 2>/dev/null
+  cut -d, -f1-6 "$tmp/$1-testdev/metrics.csv" >"$tmp/$1-testdev.csv" 2>/dev/null
+  [ -s "$tmp/$1-cpu.csv" ] || fail "$1: no metrics.csv"
+  cmp -s "$tmp/$1-cpu.csv" "$tmp/$1-testdev.csv" ||
+    fail "$1: losses differ: $(diff "$tmp/$1-cpu.csv" "$tmp/$1-testdev.csv")"
+  for f in last.ckpt best.ckpt; do
+    msg=$(same_ckpt "$tmp/$1-cpu/$f" "$tmp/$1-testdev/$f") ||
+      fail "$1: $f differs between cpu and testdev: $msg"
+  done
+}
+compare_runs mlp "$tmp/s.ini"
+# The default CNN of `make demo` (configs/fashion_cnn.ini: conv blocks with batch norm, dropout),
+# Adam and the cosine schedule, a few steps on a slice.
+sed -e 's/^epochs = .*/epochs = 2/' -e 's/^\[data\]$/[data]\ntrain_limit = 160\ntest_limit = 64\nworkers = 1/' \
+  "$DEEPC_SRC/configs/fashion_cnn.ini" >"$tmp/c.ini"
+compare_runs cnn "$tmp/c.ini"
 [ $failures -eq 0 ] && echo "test_testdev_train: ok"
 exit $((failures > 0))
