@@ -19,35 +19,7 @@ bool dc_set_detect_anomaly(bool on) {
 }
 bool dc_is_anomaly_enabled(void) { return dc__anomaly_on; }
 
-static int64_t host_first_nonfinite(const dc_tensor *t);
-
-/* On a device: sum(t * 0) is NaN exactly when an element is NaN or infinite; the sum runs there
- * and one number comes back. Only when there is one is t read to the host to find it. */
-static int64_t device_first_nonfinite(const dc_tensor *t) {
-  if (!dc_dtype_is_float(t->dtype) || dc_numel(t) == 0) return -1;
-  bool outer = g_in_rule, prev = dc_set_grad_enabled(false);
-  g_in_rule = true; /* the check's own ops are not checked */
-  int64_t at = -1;
-  if (dc_scope_begin() == DC_OK) {
-    dc_tensor *s = dc_sum(dc_mul_scalar((dc_tensor *)t, 0.0), NULL, 0, false);
-    if (s && !isfinite(dc_item(s))) {
-      dc_tensor *h = dc_to_device((dc_tensor *)t, DC_CPU);
-      at = h ? host_first_nonfinite(h) : 0;
-    }
-    dc_scope_end();
-  }
-  dc_set_grad_enabled(prev);
-  g_in_rule = outer;
-  return at;
-}
-
-/* index of the first element that is NaN or infinite, -1 when all are finite (or t is not a
- * floating-point tensor) */
-int64_t dc__first_nonfinite(const dc_tensor *t) {
-  if (!t) return -1;
-  return t->device == DC_CPU ? host_first_nonfinite(t) : device_first_nonfinite(t);
-}
-
+/* The first NaN or infinity of a cpu tensor, -1 when none (or not floating point). */
 static int64_t host_first_nonfinite(const dc_tensor *t) {
   int64_t n = dc_numel(t);
   bool flat = dc_is_contiguous(t);
@@ -87,6 +59,33 @@ static int64_t host_first_nonfinite(const dc_tensor *t) {
   for (int64_t i = 0; i < n; i++) /* views and half types: element by element */
     if (!isfinite(dc_item_at(t, i))) return i;
   return -1;
+}
+
+/* On a device: sum(t * 0) is NaN exactly when an element is NaN or infinite; the sum runs there
+ * and one number comes back. Only when there is one is t read to the host to find it. */
+static int64_t device_first_nonfinite(const dc_tensor *t) {
+  if (!dc_dtype_is_float(t->dtype) || dc_numel(t) == 0) return -1;
+  bool outer = g_in_rule, prev = dc_set_grad_enabled(false);
+  g_in_rule = true; /* the check's own ops are not checked */
+  int64_t at = -1;
+  if (dc_scope_begin() == DC_OK) {
+    dc_tensor *s = dc_sum(dc_mul_scalar((dc_tensor *)t, 0.0), NULL, 0, false);
+    if (s && !isfinite(dc_item(s))) {
+      dc_tensor *h = dc_to_device((dc_tensor *)t, DC_CPU);
+      at = h ? host_first_nonfinite(h) : 0;
+    }
+    dc_scope_end();
+  }
+  dc_set_grad_enabled(prev);
+  g_in_rule = outer;
+  return at;
+}
+
+/* index of the first element that is NaN or infinite, -1 when all are finite (or t is not a
+ * floating-point tensor) */
+int64_t dc__first_nonfinite(const dc_tensor *t) {
+  if (!t) return -1;
+  return t->device == DC_CPU ? host_first_nonfinite(t) : device_first_nonfinite(t);
 }
 
 static const char *kind_of(double v) {

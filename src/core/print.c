@@ -166,11 +166,7 @@ static char *format(const dc_tensor *t, const dc_tensor *of) {
 }
 
 char *dc_to_string(const dc_tensor *t) {
-  if (!t) {
-    char *r = malloc(sizeof "tensor(NULL)");
-    if (r) memcpy(r, "tensor(NULL)", sizeof "tensor(NULL)");
-    return r;
-  }
+  if (!t) return strdup("tensor(NULL)");
   if (t->device == DC_CPU) return format(t, t);
   /* a device tensor: one explicit, synchronising read into a host copy, formatted */
   dc_tensor *h = dc__new(dc_shape_of(t), t->dtype, DC_CPU);

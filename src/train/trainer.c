@@ -120,7 +120,7 @@ int dc_evaluate(dc_module *model, dc_loader *l, dc_loss_fn loss, void *ud, dc_me
 }
 
 /* Whether t holds NaN or infinity (on a device the check runs there: anomaly.c). */
-static bool has_nonfinite(dc_tensor *t) { return dc__first_nonfinite(t) >= 0; }
+static bool has_nonfinite(const dc_tensor *t) { return dc__first_nonfinite(t) >= 0; }
 
 /* The first parameter whose gradient holds NaN or infinity, or -1. */
 static int nonfinite_grad(const dc_trainer *t) {

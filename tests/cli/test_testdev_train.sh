@@ -40,35 +40,6 @@ seed = 3
 name = adam
 lr = 0.002
 INI
-# Checkpoints (safetensors): header, then every tensor's bytes, with trainer.history's seconds
-# column (the last of each row) zeroed first.
-same_ckpt() {
-  python3 - "$1" "$2" <<'PY'
-import json, struct, sys
-def load(p):
-    b = open(p, "rb").read()
-    n = struct.unpack("<Q", b[:8])[0]
-    h = json.loads(b[8:8 + n])
-    out = {}
-    for k, v in h.items():
-        if k == "__metadata__":
-            continue
-        s, e = v["data_offsets"]
-        d = bytearray(b[8 + n + s:8 + n + e])
-        if k == "trainer.history":
-            cols = v["shape"][1]
-            for r in range(v["shape"][0]):
-                o = (r * cols + cols - 1) * 8
-                d[o:o + 8] = bytes(8)
-        out[k] = (v["dtype"], v["shape"], bytes(d))
-    return h.get("__metadata__"), out
-a, b = load(sys.argv[1]), load(sys.argv[2])
-bad = [k for k in a[1] if a[1][k] != b[1].get(k)] + [k for k in b[1] if k not in a[1]]
-if a[0] != b[0] or bad:
-    print("metadata differs" if a[0] != b[0] else "tensors differ: " + ", ".join(bad[:5]))
-    sys.exit(1)
-PY
-}
 # The same run on both devices: logged losses and checkpoints equal.
 compare_runs() { # name ini
   for d in cpu testdev; do
@@ -81,7 +52,8 @@ compare_runs() { # name ini
   cmp -s "$tmp/$1-cpu.csv" "$tmp/$1-testdev.csv" ||
     fail "$1: losses differ: $(diff "$tmp/$1-cpu.csv" "$tmp/$1-testdev.csv")"
   for f in last.ckpt best.ckpt; do
-    msg=$(same_ckpt "$tmp/$1-cpu/$f" "$tmp/$1-testdev/$f") ||
+    msg=$("${DC_PYTHON:-/usr/bin/python3}" "$DEEPC_SRC/tests/dist/compare_ckpt.py" \
+      "$tmp/$1-cpu/$f" "$tmp/$1-testdev/$f" --exact) ||
       fail "$1: $f differs between cpu and testdev: $msg"
   done
 }
