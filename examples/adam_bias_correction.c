@@ -3,7 +3,8 @@
  * 0 early on. Adam divides by (1 - beta1^t) and gets E[m_hat_t] = mu. Two deepc Adam optimizers
  * (bias correction on, and switched off) see the same gradients; the first moment each one's
  * update used is read back from its parameter step, averaged over N independent coordinates
- * (the estimate of the expectation), and printed for t = 2, 10, 100 with beta1 = 0.9.
+ * (the estimate of the expectation), and printed for t = 2, 10, 100 with beta1 = 0.9 and
+ * E[g] = G = 2 (the course's Adam question: E(m_hat_t) with and without bias correction).
  * Exit status 0 only when both agree with the formulas. */
 #include <deepc/deepc.h>
 
@@ -12,7 +13,7 @@
 #include <string.h>
 
 enum { N = 100000 };             /* coordinates: independent runs of the same experiment */
-static const double MU = 0.5;    /* E[g] */
+static const double MU = 2.0;    /* E[g] = G, as in the course's question (G = 2) */
 static const double SIGMA = 1.0; /* std of g */
 static const double BETA1 = 0.9, BETA2 = 0.999, LR = 1e-3, EPS = 1e-8;
 static const int REPORT[] = {2, 10, 100};
@@ -56,8 +57,8 @@ int main(void) {
          SIGMA, BETA1);
   printf("(means over %d independent coordinates; m_t read back from each optimizer's step)\n\n",
          N);
-  printf("%5s  %12s  %14s  %12s  %16s  %8s\n", "t", "1 - beta1^t", "E[m_t] no corr", "(1-b1^t)*mu",
-         "E[m_hat_t] corr", "mu");
+  printf("%5s  %12s  %14s  %12s  %16s  %8s\n", "t", "1 - beta1^t", "E[m_t] no corr", "(1-b1^t)*G",
+         "E[m_hat_t] corr", "G");
   int ok = 1, r = 0;
   for (int t = 1; t <= REPORT[2]; t++) {
     dc_tensor *g = dc_empty(DC_SHAPE(N), DC_F64);

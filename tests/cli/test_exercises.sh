@@ -32,7 +32,14 @@ has "$e/comp_graph.txt" "f = sigmoid(z)       0.731059     1.00000000"
 has "$e/comp_graph.txt" "x1                  -2.000000    -0.58983580    -0.58983580         ok"
 has "$e/graph.txt" "sigmoid(w0*x0 + w1*x1 + w2)  sigmoid     0.7310585786"
 [ "$(grep -c 'backward/forward' "$e/backward_cost.txt" 2>/dev/null)" = 2 ] || fail "backward_cost: two timing lines"
-exists "$e/comp_graph.dot" "$e/graph.dot"
+# text 001 P1 (f = sigmoid(h1 - h2) at the given point) and text 004 Q1, their numbers
+has "$e/p1_graph.txt" "sigmoid     0.01798620996       1"
+has "$e/p1_graph.txt" "x1                                       leaf        1                   0.03532541243"
+has "$e/p1_graph.txt" "x3*w4                                    mul         4                   -0.01766270621"
+has "$e/two_layer_xent.txt" "l(y_hat, y) = -log y_hat[1] = 0.07888973"
+has "$e/two_layer_xent.txt" "ok: autograd = by hand = finite differences"
+has "$e/two_layer_xent.txt" "hidden unit 1 is off"
+exists "$e/comp_graph.dot" "$e/graph.dot" "$e/p1_graph.dot"
 command -v dot >/dev/null && exists "$e/graph.png" "$e/comp_graph.png"
 
 # 2. convolution arithmetic, exactly
@@ -48,11 +55,19 @@ has "$e" "ok: deepc's conv2d agrees"
 
 # 3. optimizers
 for f in weight_decay adam_bias_correction; do has "$tmp/03_optimizers/$f.txt" "ok: "; done
+# text 004 Q2: beta1 = 0.9, G = 2: E[m_t] = (1 - 0.9^t) G without correction, G with it
+for row in "2 0.1900 0.3800" "10 0.6513 1.3026" "100 1.0000 1.9999"; do
+  set -- $row
+  awk -v t=$1 -v b=$2 -v m=$3 '$1 == t { f = 1; exit !($2 == b && $4 == m && $3 > m - 0.02 &&
+    $3 < m + 0.02 && $5 > 1.98 && $5 < 2.02) } END { exit !f }' \
+    "$tmp/03_optimizers/adam_bias_correction.txt" || fail "adam: the t = $1 row is not ($2, ~$3, $3, ~2)"
+done
 
 # 4. layer library, solver, MNIST
 e=$tmp/04_solver
-has "$e/binary.md" "train 284, validation 142, test 143 samples"
-[ "$(grep -c '^| .* %.*|$' "$e/binary.md")" = 4 ] || fail "solver: four model rows"
+has "$e/binary.md" "train 500, validation 250, test 250 samples"
+[ "$(grep -c '^| .* %.*|$' "$e/binary.md")" = 12 ] || fail "solver: 12 model rows (5 hidden sizes)"
+[ "$(grep -c 'hidden units chosen on validation' "$e/binary.md")" = 2 ] || fail "solver: two chosen sizes"
 floor "$e/binary.md" "^\| logistic regression" 85
 floor "$e/binary.md" "^\| linear SVM" 85
 e=$tmp/04_solver/mnist.md

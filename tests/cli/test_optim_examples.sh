@@ -41,9 +41,11 @@ for ex in adam_bias_correction weight_decay; do
   [ "$one" = "$out" ] || fail "$ex prints different numbers with 1 and 2 threads"
 done
 out=$("$build/examples/adam_bias_correction")
-# t = 2: 1 - 0.9^2 = 0.19, E[m_2] about 0.095 = 0.19 * 0.5; corrected about 0.5
-awk '$1 == 2 { exit !($2 == "0.1900" && $3 > 0.09 && $3 < 0.1 && $5 > 0.49 && $5 < 0.51) }' \
-  <<<"$out" || fail "adam_bias_correction: the t = 2 row is not (0.19, ~0.095, ~0.5)"
+# G = 2. t = 2: 1 - 0.9^2 = 0.19, E[m_2] about 0.38 = 0.19 * 2; corrected about 2
+awk '$1 == 2 { exit !($2 == "0.1900" && $3 > 0.37 && $3 < 0.39 && $4 == "0.3800" && $5 > 1.98 && $5 < 2.02) }' \
+  <<<"$out" || fail "adam_bias_correction: the t = 2 row is not (0.19, ~0.38, 0.38, ~2)"
+awk '$1 == 10 { exit !($4 == "1.3026" && $5 > 1.98 && $5 < 2.02) }' <<<"$out" ||
+  fail "adam_bias_correction: the t = 10 row is not (1.3026, ~2)"
 for t in 2 10 100; do
   grep -Eq "^ +$t " <<<"$out" || fail "adam_bias_correction prints no row for t = $t"
 done

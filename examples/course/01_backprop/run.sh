@@ -5,7 +5,8 @@
 # bce_2_500_2 (2-500-2 tanh/sigmoid network, binary cross-entropy), comp_graph (a graph of sums,
 # products and a sigmoid: every value and partial derivative against finite differences, drawn
 # with Graphviz), deepc graph (the same graph from an expression) and backward_cost (backward vs
-# forward time). --quick: fewer timing repetitions.
+# forward time); text 001 Problem 1's graph (deepc graph) and text 004 Q1's network
+# (two_layer_xent). --quick: fewer timing repetitions.
 source "$(dirname "$0")/../common.sh" "$@"
 reps=15
 [ $quick = 1 ] && reps=3
@@ -24,6 +25,13 @@ if command -v dot >/dev/null; then
   dot -Tpng "$out/comp_graph.dot" -o "$out/comp_graph.png"
   echo "drawn: $out/graph.png (deepc graph), $out/comp_graph.png (dc_graph_dot)"
 fi
-step "4. the cost of the backward pass against the forward pass"
+step "4. text 001, Problem 1: the graph at x = (1, 3, 2), w = (2, 1, 5, 2) (reading in README)"
+p1=(--set x1=1,x2=3,x3=2,w1=2,w2=1,w3=5,w4=2)
+"$deepc" graph "sigmoid((x1*w1 + x2*w2) - (w3 + x3*w4))" "${p1[@]}" | tee "$out/p1_graph.txt"
+"$deepc" graph "sigmoid((x1*w1 + x2*w2) - (w3 + x3*w4))" "${p1[@]}" --dot "$out/p1_graph.dot" >/dev/null
+command -v dot >/dev/null && dot -Tpng "$out/p1_graph.dot" -o "$out/p1_graph.png"
+step "5. text 004, Q1: two-layer ReLU network, softmax cross-entropy (reading in README)"
+"$bin/two_layer_xent" | tee "$out/two_layer_xent.txt"
+step "6. the cost of the backward pass against the forward pass"
 "$bin/backward_cost" --reps $reps | tee "$out/backward_cost.txt"
 echo "total: $(( $(date +%s) - course_start )) s"

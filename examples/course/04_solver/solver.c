@@ -1,10 +1,12 @@
 /* Exercise 4, binary part: a solver that trains a model with a chosen update rule on a
- * (features, targets) pickle split 50/25/25 % in file order (500/250/250 for the course's
- * 1000-sample data.pkl), keeps the weights of the best validation epoch and reports test
- * accuracy. Four models: logistic regression and a two-layer ReLU network with a logistic output
- * (binary cross-entropy), the same two with the SVM hinge loss (labels -1/+1, weight decay).
+ * (features, targets) pickle split in file order as the course asks (the first 500 samples for
+ * training, the next 250 for validation and the 250 after those for testing), keeps the weights
+ * of the best validation epoch and reports test accuracy. Four models: logistic regression and a
+ * two-layer ReLU network with a logistic output (binary cross-entropy), the same two with the SVM
+ * hinge loss (labels -1/+1, weight decay). The two-layer networks are trained for every hidden
+ * size of --hidden and the one with the best validation accuracy is reported.
  * usage: solver DATA.pkl [--update sgd|momentum|nesterov|adam] [--lr X] [--epochs N]
- *               [--hidden H] [--batch B] [--seed S]
+ *               [--hidden H,H,...] [--split TRAIN,VAL,TEST] [--batch B] [--seed S]
  * Features are standardised with the training split's mean and std. */
 #include <deepc/deepc.h>
 
@@ -22,7 +24,9 @@ typedef struct split {
 typedef struct solver_opts {
   const char *update;
   double lr;
-  int epochs, batch, hidden;
+  int epochs, batch;
+  int hidden[16], nhidden; /* hidden sizes tried for the two-layer networks */
+  int64_t split[3];        /* train, validation, test sample counts */
 } solver_opts;
 
 static int fail(const char *what) {
@@ -30,8 +34,9 @@ static int fail(const char *what) {
   return 1;
 }
 
-/* Reads (x, y) from the pickle, standardises x and splits it. */
-static int load(const char *path, split sp[3], int64_t *nfeat) {
+/* Reads (x, y) from the pickle, standardises x and splits it into the first want[0], the next
+ * want[1] and the next want[2] samples. */
+static int load(const char *path, const int64_t want[3], split sp[3], int64_t *nfeat) {
   dc_pickle *pk = dc_pickle_load(path);
   if (!pk) return fail(path);
   const dc_pyobj *r = dc_pickle_root(pk);
@@ -45,13 +50,17 @@ static int load(const char *path, split sp[3], int64_t *nfeat) {
   dc_tensor *x = dc_contiguous(dc_to_dtype(r->items[0]->array, DC_F64));
   dc_tensor *y = dc_contiguous(dc_to_dtype(r->items[1]->array, DC_F64));
   dc_shape xs = dc_shape_of(x);
-  if (!x || !y || xs.ndim != 2 || dc_numel(y) != xs.d[0] || xs.d[0] < 4) {
+  int64_t need = want[0] + want[1] + want[2];
+  if (!x || !y || xs.ndim != 2 || dc_numel(y) != xs.d[0] || xs.d[0] < need) {
     dc_scope_end();
     dc_pickle_free(pk);
-    fprintf(stderr, "solver: %s: features must be [N, F] and targets [N] with N >= 4\n", path);
+    fprintf(stderr,
+            "solver: %s: features must be [N, F] and targets [N] with N >= %lld (the split "
+            "%lld/%lld/%lld)\n",
+            path, (long long)need, (long long)want[0], (long long)want[1], (long long)want[2]);
     return 1;
   }
-  int64_t n = xs.d[0], f = xs.d[1], cut[4] = {0, n / 2, n / 2 + n / 4, n};
+  int64_t f = xs.d[1], cut[4] = {0, want[0], want[0] + want[1], need};
   double *xd = dc_data(x), *yd = dc_data(y);
   for (int64_t j = 0; j < f; j++) { /* standardise with the training split's statistics */
     double m = 0, v = 0;
@@ -59,7 +68,7 @@ static int load(const char *path, split sp[3], int64_t *nfeat) {
     m /= (double)cut[1];
     for (int64_t i = 0; i < cut[1]; i++) v += (xd[i * f + j] - m) * (xd[i * f + j] - m);
     double sd = sqrt(v / (double)cut[1]) + 1e-12;
-    for (int64_t i = 0; i < n; i++) xd[i * f + j] = (xd[i * f + j] - m) / sd;
+    for (int64_t i = 0; i < need; i++) xd[i * f + j] = (xd[i * f + j] - m) / sd;
   }
   for (int k = 0; k < 3; k++) {
     sp[k].n = cut[k + 1] - cut[k];
@@ -134,9 +143,11 @@ static dc_state_dict *snapshot(const dc_module *m) {
   return copy;
 }
 
-/* Trains one model; prints its row. Returns 0 or 1 on error. */
-static int run(const char *name, const char *spec, bool hinge, const split sp[3],
-               const solver_opts *o) {
+/* Trains one model; prints its row (hidden: its hidden size, 0 for none) and sets *val and *test
+ * to its best validation accuracy and the test accuracy of that epoch's weights. Returns 0 or 1
+ * on error. */
+static int run(const char *name, const char *spec, int hidden, bool hinge, const split sp[3],
+               const solver_opts *o, double *val, double *test) {
   dc_module *m = dc_nn_from_spec(spec);
   dc_optim *opt = m ? make_optim(m, o, hinge) : NULL;
   dc_state_dict *best = NULL;
@@ -175,16 +186,72 @@ static int run(const char *name, const char *spec, bool hinge, const split sp[3]
   double tr = accuracy(m, &sp[0]), te;
   if (dc_module_load_state_dict(m, best, true, NULL) != DC_OK) return fail(name);
   te = accuracy(m, &sp[2]);
-  printf("| %s | %s | %.4f | %.2f %% | %.2f %% (epoch %d) | %.2f %% |\n", name,
-         hinge ? "hinge" : "BCE", last_loss, 100 * tr, 100 * best_acc, best_epoch, 100 * te);
+  char h[16] = "-";
+  if (hidden) snprintf(h, sizeof h, "%d", hidden);
+  printf("| %s | %s | %s | %.4f | %.2f %% | %.2f %% (epoch %d) | %.2f %% |\n", name,
+         hinge ? "hinge" : "BCE", h, last_loss, 100 * tr, 100 * best_acc, best_epoch, 100 * te);
+  *val = best_acc, *test = te;
   dc_state_dict_free(best);
   dc_optim_free(opt);
   dc_module_free(m);
   return 0;
 }
 
+/* The linear model: one row. */
+static int linear(const char *name, bool hinge, const split sp[3], const solver_opts *o,
+                  int64_t f, char *chosen, size_t cap) {
+  char spec[64];
+  double val, test;
+  snprintf(spec, sizeof spec, "linear(%lld, 1)", (long long)f);
+  if (run(name, spec, 0, hinge, sp, o, &val, &test)) return 1;
+  snprintf(chosen, cap, "%s: test accuracy %.2f %%\n", name, 100 * test);
+  return 0;
+}
+
+/* The two-layer network for every hidden size: one row each; the size with the best validation
+ * accuracy (the first on ties) is the model reported. */
+static int two_layer(const char *name, bool hinge, const split sp[3], const solver_opts *o,
+                     int64_t f, char *chosen, size_t cap) {
+  double best_val = -1, best_test = 0;
+  int best_h = 0;
+  for (int k = 0; k < o->nhidden; k++) {
+    char spec[128];
+    int h = o->hidden[k];
+    double val, test;
+    snprintf(spec, sizeof spec, "linear(%lld, %d), relu, linear(%d, 1)", (long long)f, h, h);
+    if (run(name, spec, h, hinge, sp, o, &val, &test)) return 1;
+    if (val > best_val) best_val = val, best_test = test, best_h = h;
+  }
+  snprintf(chosen, cap, "%s: %d hidden units chosen on validation (%.2f %%), test accuracy %.2f %%\n",
+           name, best_h, 100 * best_val, 100 * best_test);
+  return 0;
+}
+
+/* "50,100,200" into o->hidden; false on a bad list. */
+static bool parse_hidden(solver_opts *o, const char *v) {
+  o->nhidden = 0;
+  for (const char *p = v; *p && o->nhidden < 16;) {
+    char *end;
+    long h = strtol(p, &end, 10);
+    if (end == p || h < 1 || h > 100000 || (*end && *end != ',')) return false;
+    o->hidden[o->nhidden++] = (int)h;
+    p = *end ? end + 1 : end;
+  }
+  return o->nhidden > 0;
+}
+
+static bool parse_split(solver_opts *o, const char *v) {
+  long long a, b, c;
+  char tail;
+  if (sscanf(v, "%lld,%lld,%lld%c", &a, &b, &c, &tail) != 3 || a < 1 || b < 1 || c < 1)
+    return false;
+  o->split[0] = a, o->split[1] = b, o->split[2] = c;
+  return true;
+}
+
 int main(int argc, char **argv) {
-  solver_opts o = {.update = "momentum", .epochs = 50, .batch = 50, .hidden = 64};
+  solver_opts o = {.update = "momentum", .epochs = 50, .batch = 50, .split = {500, 250, 250}};
+  bool args_ok = parse_hidden(&o, "10,25,50,100,200");
   const char *path = NULL;
   unsigned long long seed = 0;
   for (int i = 1; i < argc; i++) {
@@ -192,7 +259,8 @@ int main(int argc, char **argv) {
     if (!strcmp(a, "--update") && v) o.update = v, i++;
     else if (!strcmp(a, "--lr") && v) o.lr = atof(v), i++;
     else if (!strcmp(a, "--epochs") && v) o.epochs = atoi(v), i++;
-    else if (!strcmp(a, "--hidden") && v) o.hidden = atoi(v), i++;
+    else if (!strcmp(a, "--hidden") && v) args_ok &= parse_hidden(&o, v), i++;
+    else if (!strcmp(a, "--split") && v) args_ok &= parse_split(&o, v), i++;
     else if (!strcmp(a, "--batch") && v) o.batch = atoi(v), i++;
     else if (!strcmp(a, "--seed") && v) seed = strtoull(v, NULL, 10), i++;
     else if (a[0] != '-' && !path) path = a;
@@ -201,28 +269,31 @@ int main(int argc, char **argv) {
   const char *ups[] = {"sgd", "momentum", "nesterov", "adam"};
   bool known = false;
   for (int k = 0; k < 4; k++) known |= !strcmp(o.update, ups[k]);
-  if (!path || !known || o.epochs < 1 || o.batch < 1 || o.hidden < 1) {
+  if (!path || !known || !args_ok || o.epochs < 1 || o.batch < 1) {
     fprintf(stderr, "usage: solver DATA.pkl [--update sgd|momentum|nesterov|adam] [--lr X] "
-                    "[--epochs N] [--hidden H] [--batch B] [--seed S]\n");
+                    "[--epochs N] [--hidden H,H,...] [--split TRAIN,VAL,TEST] [--batch B] "
+                    "[--seed S]\n");
     return 2;
   }
   dc_manual_seed(seed);
   split sp[3];
   int64_t f = 0;
-  if (load(path, sp, &f)) return 1;
+  if (load(path, o.split, sp, &f)) return 1;
   printf("%s: %lld features; train %lld, validation %lld, test %lld samples; update %s, %d "
          "epochs, batch %d\n\n",
          path, (long long)f, (long long)sp[0].n, (long long)sp[1].n, (long long)sp[2].n,
          o.update, o.epochs, o.batch);
-  char lin[64], two[128];
-  snprintf(lin, sizeof lin, "linear(%lld, 1)", (long long)f);
-  snprintf(two, sizeof two, "linear(%lld, %d), relu, linear(%d, 1)", (long long)f, o.hidden,
-           o.hidden);
-  printf("| model | loss | final train loss | train acc | best val acc | test acc |\n");
-  printf("|---|---|---:|---:|---:|---:|\n");
-  int rc = run("logistic regression", lin, false, sp, &o) ||
-           run("two-layer, logistic output", two, false, sp, &o) ||
-           run("linear SVM", lin, true, sp, &o) || run("two-layer SVM", two, true, sp, &o);
+  printf("| model | loss | hidden | final train loss | train acc | best val acc | test acc |\n");
+  printf("|---|---|---:|---:|---:|---:|---:|\n");
+  char chosen[4][160];
+  int rc = linear("logistic regression", false, sp, &o, f, chosen[0], sizeof chosen[0]) ||
+           two_layer("two-layer, logistic output", false, sp, &o, f, chosen[1], sizeof chosen[1]) ||
+           linear("linear SVM", true, sp, &o, f, chosen[2], sizeof chosen[2]) ||
+           two_layer("two-layer SVM", true, sp, &o, f, chosen[3], sizeof chosen[3]);
+  if (!rc) {
+    printf("\n");
+    for (int k = 0; k < 4; k++) fputs(chosen[k], stdout);
+  }
   for (int k = 0; k < 3; k++) dc_free(sp[k].x), dc_free(sp[k].y);
   return rc;
 }
