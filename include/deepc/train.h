@@ -83,7 +83,10 @@ typedef int (*dc_step_callback)(dc_trainer *t, const dc_step_info *s, void *ud);
 typedef int (*dc_epoch_callback)(dc_trainer *t, const dc_epoch_stats *e, void *ud);
 
 typedef enum dc_nan_policy { DC_NAN_STOP = 0, DC_NAN_SKIP } dc_nan_policy;
-typedef enum dc_monitor { DC_MONITOR_VAL_ACC = 0, DC_MONITOR_VAL_LOSS } dc_monitor;
+/* What early stopping and the best epoch follow: validation accuracy (higher is better),
+ * validation loss or training loss (lower is better; TRAIN_LOSS also without a validation set:
+ * "stop when the training loss has flattened out"). */
+typedef enum dc_monitor { DC_MONITOR_VAL_ACC = 0, DC_MONITOR_VAL_LOSS, DC_MONITOR_TRAIN_LOSS } dc_monitor;
 typedef enum dc_sched_when {
   DC_SCHED_PER_EPOCH = 0, /* dc_sched_step after each epoch */
   DC_SCHED_PER_STEP,      /* after each optimizer step (OneCycleLR, warm-up) */

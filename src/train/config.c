@@ -65,7 +65,7 @@ static const cfg_key SCHEMA[] = {
   {"train", "label_smoothing", CT_FLOAT, "0", NULL, "cross-entropy label smoothing in [0, 1]"},
   {"train", "clip_grad_norm", CT_FLOAT, "0", NULL, "clip the global gradient norm to this (0: off)"},
   {"train", "early_stop", CT_INT, "0", NULL, "stop after this many epochs without improvement (0: off)"},
-  {"train", "monitor", CT_ENUM, "val_acc", "val_acc|val_loss", "metric for early stopping and best.ckpt"},
+  {"train", "monitor", CT_ENUM, "val_acc", "val_acc|val_loss|train_loss", "metric for early stopping and best.ckpt"},
   {"train", "min_delta", CT_FLOAT, "0", NULL, "smallest change of the monitored metric that counts"},
   {"train", "on_nan", CT_ENUM, "stop", "stop|skip", "a non-finite loss stops training, or its step is skipped (skip: also a step with non-finite gradients)"},
   {"train", "detect_anomaly", CT_BOOL, "false", NULL, "stop at the first NaN/inf any op produces, forward or backward, naming the op, its shapes and the step (slower)"},

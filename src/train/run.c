@@ -198,7 +198,8 @@ static void print_summary(FILE *f, const run_ctx *r, const dc_run_result *res,
   fprintf(f, "\ntest accuracy: %.2f%% (loss %.4f) with the weights of epoch %d",
           100 * res->test_acc, res->test_loss, best_w ? res->best_epoch : res->epochs_done);
   if (!isnan(res->best_val_acc))
-    fprintf(f, " (best validation accuracy %.2f%%)", 100 * res->best_val_acc);
+    fprintf(f, " (validation accuracy %.2f%% at the best epoch %d, by %s)",
+            100 * res->best_val_acc, res->best_epoch, dc_config_get(r->cfg, "train.monitor"));
   fprintf(f, "\n\n");
   dc_metrics_print_classes(f, test, (const char *const *)r->data->class_names, false);
   fprintf(f, "\nconfusion matrix (rows: true class, columns: predicted class)\n");
@@ -383,7 +384,9 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
       .on_nan = strcmp(nan_mode, "skip") == 0 ? DC_NAN_SKIP : DC_NAN_STOP,
       .patience = (int)dc__config_int(c, "train.early_stop"),
       .min_delta = dc__config_float(c, "train.min_delta"),
-      .monitor = strcmp(mon, "val_loss") == 0 ? DC_MONITOR_VAL_LOSS : DC_MONITOR_VAL_ACC,
+      .monitor = !strcmp(mon, "val_loss")     ? DC_MONITOR_VAL_LOSS
+                 : !strcmp(mon, "train_loss") ? DC_MONITOR_TRAIN_LOSS
+                                              : DC_MONITOR_VAL_ACC,
       .on_step = on_step,
       .on_epoch = on_epoch,
       .cb_ud = &r,

@@ -192,8 +192,9 @@ static int train_step(dc_trainer *t, dc_tensor *x, dc_tensor *y, dc_metrics *m, 
 
 /* Updates the best epoch and the early-stopping counter from the epoch's row. */
 static void track_best(dc_trainer *t, const dc_epoch_stats *e) {
-  bool has_val = t->o.val != NULL;
-  double v = !has_val                              ? -e->train_loss
+  bool by_train = t->o.monitor == DC_MONITOR_TRAIN_LOSS;
+  bool has_val = t->o.val != NULL || by_train; /* a metric to follow; else the last is best */
+  double v = !has_val || by_train                  ? -e->train_loss
              : t->o.monitor == DC_MONITOR_VAL_LOSS ? -e->val_loss
                                                    : e->val_acc; /* larger is better */
   bool improved = isnan(t->best_value) ? !isnan(v) : v > t->best_value + t->o.min_delta;

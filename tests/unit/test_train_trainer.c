@@ -130,6 +130,29 @@ Test(trainer, early_stopping) {
   free_rig(&r);
 }
 
+/* monitor = train loss: stops without a validation set once the training loss stops falling by
+ * min_delta (lr 0: from the first epoch on), and keeps going while it falls. */
+Test(trainer, early_stopping_on_train_loss) {
+  rig r = make_rig(0.0, 0.0);
+  dc_trainer_opts o = {
+      .epochs = 20, .patience = 2, .min_delta = 1e-6, .monitor = DC_MONITOR_TRAIN_LOSS};
+  dc_trainer *t = dc_trainer_new(r.m, r.opt, r.tl, o);
+  cr_assert_eq(dc_trainer_fit(t), DC_OK, "%s", dc_last_error());
+  cr_assert(dc_trainer_stopped_early(t));
+  cr_assert_eq(dc_trainer_epochs_done(t), 3);
+  cr_assert_eq(dc_trainer_best_epoch(t), 1);
+  dc_trainer_free(t);
+  free_rig(&r);
+  r = make_rig(0.05, 0.0); /* learning: the loss falls by more than 1e-6 each epoch */
+  o.epochs = 4;
+  t = dc_trainer_new(r.m, r.opt, r.tl, o);
+  cr_assert_eq(dc_trainer_fit(t), DC_OK, "%s", dc_last_error());
+  cr_assert(!dc_trainer_stopped_early(t));
+  cr_assert_eq(dc_trainer_epochs_done(t), 4);
+  dc_trainer_free(t);
+  free_rig(&r);
+}
+
 static dc_tensor *nan_after_3(dc_tensor *out, dc_tensor *target, void *ud) {
   int *calls = ud;
   dc_tensor *l = dc_cross_entropy(out, target);

@@ -4,8 +4,8 @@
 # two-layer network and a CNN on MNIST with hyper-parameters chosen on a 1/10 validation split.
 #   bash examples/course/04_solver/run.sh [--quick] [--build DIR] [--out DIR] [--data FILE.pkl]
 #                                         [--update sgd|momentum|nesterov|adam]
-# --data: the course's data.pkl (split 500/250/250); without it a pickle is written from
-# scikit-learn's breast cancer CSV (569 samples: 284/142/143). --quick: few images and epochs.
+# --data: the course's data.pkl (split 500/250/250); without it a 1000-sample pickle is written
+# from scikit-learn's digits (0-4 against 5-9), split the same. --quick: few images and epochs.
 data=""
 update=momentum
 args=()
@@ -30,7 +30,7 @@ step "1. the layer library: forward, and backward against finite differences"
 
 step "2. the solver on a binary pickle (update rule: $update)"
 if [ -z "$data" ]; then
-  data=$out/breast_cancer.pkl
+  data=$out/digits.pkl
   /usr/bin/python3 "$here/make_pickle.py" "$data"
 fi
 "$bin/solver" "$data" --update "$update" --epochs $epochs | tee "$out/binary.md"

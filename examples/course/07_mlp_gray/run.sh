@@ -32,7 +32,7 @@ fi
 lim=()
 [ $quick = 1 ] && lim=(--set data.train_limit=2000 --set data.test_limit=1000 --epochs 2)
 
-step "1. training until the validation loss stops improving"
+step "1. training until the training loss flattens (train and test loss per epoch)"
 "$deepc" train "$here/mlp.ini" "${set_data[@]}" "${lim[@]}" --out "$out/mlp" --progress none \
   > "$out/mlp.log" 2>&1
 grep "test accuracy" "$out/mlp.log"
