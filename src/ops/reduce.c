@@ -184,9 +184,37 @@ dc_tensor *dc_var(dc_tensor *x, const int *dims, int ndims, int correction, bool
   return v;
 }
 
+/* std = sqrt(var) with torch's std_backward rule: the gradient is 0 where std is 0 (a constant
+ * slice, or one element with correction 0), where plain sqrt would give inf * 0 = NaN. The
+ * denominator is 1 there, so that a second-order graph stays finite too. */
+static int std_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
+  dc_tensor *s = dc_is_grad_enabled() ? dc_sqrt(n->inputs[0]) : n->saved[0]; /* [out] */
+  dc_tensor *zero = dc_eq_scalar(s, 0.0);                                     /* [out] bool */
+  dc_tensor *den = dc_where(zero, dc_ones_like(s), dc_mul_scalar(s, 2.0));
+  dc_tensor *q = dc_div(g, den);
+  gin[0] = dc_where(zero, dc_zeros_like(q), q);
+  return gin[0] ? DC_OK : (int)dc_last_status();
+}
+
+static const dc_opdef OP_STD = {"std", std_backward};
+
+/* y = sqrt(v), recorded as one "std" node over the variance v */
+static dc_tensor *std_of_var(dc_tensor *v) {
+  dc_no_grad_begin();
+  dc_tensor *out = dc_sqrt(v); /* [out] */
+  dc_no_grad_end();
+  if (!out) return NULL;
+  dc_node *n;
+  if (!dc__record(&OP_STD, out, 1, &v, &n) || (n && !dc__save_output(n, 0, out))) {
+    dc_free(out);
+    return NULL;
+  }
+  return out;
+}
+
 dc_tensor *dc_std(dc_tensor *x, const int *dims, int ndims, int correction, bool keepdim) {
   if (dc_scope_begin() != DC_OK) return NULL;
-  dc_tensor *s = dc_keep(dc_sqrt(dc_var(x, dims, ndims, correction, keepdim)));
+  dc_tensor *s = dc_keep(std_of_var(dc_var(x, dims, ndims, correction, keepdim)));
   dc_scope_end();
   return s;
 }

@@ -86,6 +86,23 @@ def test_var_std():
                 lambda x, d, k: torch.std(x, dim=d, unbiased=bool(corr), keepdim=k), dtype=np.float64)
 
 
+def test_std_gradient_where_std_is_zero():
+    """torch's std_backward: 0 where std == 0 (one element with correction 0, equal elements),
+    not sqrt's inf * 0 = NaN; elsewhere in the same tensor the usual gradient."""
+    for a, d, corr in [(np.array([[1.0, 2.0, 3.0]]), (0,), 0),
+                       (np.array([[2.0, 2.0, 2.0], [1.0, 5.0, 0.5]]), (1,), 1),
+                       (np.full((2, 3), 7.0), (), 0)]:
+        for dtype in (np.float32, np.float64):
+            x = T(a.astype(dtype), requires_grad=True)
+            y = lib.dc_std(x, *dims(*d), corr, False)
+            backward(lib.dc_sum_all(y))
+            t = torch.tensor(a.astype(dtype), requires_grad=True)
+            (torch.std(t, dim=d, unbiased=bool(corr)) if d else t.std(unbiased=bool(corr))).sum().backward()
+            g = grad_np(x)
+            assert not np.isnan(g).any(), f"std{d} corr {corr}: NaN gradient {g}"
+            check_close(f"std{d} corr {corr} grad", g, t.grad.numpy())
+
+
 def test_max_dim_and_argmax():
     a = rng.standard_normal((4, 5, 3)).astype(np.float32)
     for d in (0, 1, 2, -1):
