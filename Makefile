@@ -10,7 +10,7 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DDC_WERROR=ON
 endif
 
-.PHONY: all deps build test test-unit test-asan test-fuzz demo bench examples exercises clean format install
+.PHONY: all deps build test test-parity-long test-unit test-asan test-fuzz demo bench examples exercises clean format install
 
 all: build
 
@@ -29,6 +29,14 @@ test: build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(MAKE) test-asan
 	$(MAKE) test-fuzz
+
+# The differential tester against PyTorch (tests/parity/test_differential.py) with 20000 cases
+# for each of three seeds; `make test` runs 300.
+test-parity-long: build
+	for seed in 2026 1 2; do \
+	  DC_DIFF_CASES=20000 DC_DIFF_SEED=$$seed DEEPC_LIB=$(BUILD)/libdeepc.so \
+	    /usr/bin/python3 tests/parity/test_differential.py || exit 1; \
+	done
 
 test-asan: deps
 	# -Werror stays on the main build: sanitizer instrumentation makes GCC emit false warnings.

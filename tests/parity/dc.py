@@ -159,9 +159,9 @@ def check_close(name, got, want, rtol=1e-5, atol=1e-6):
     if got.shape != want.shape:
         raise AssertionError(f"{name}: shape {got.shape} != torch {want.shape}")
     if not np.allclose(got, want, rtol=rtol, atol=atol, equal_nan=True):
-        diff = np.abs(got - want)
-        i = np.unravel_index(np.nanargmax(diff), diff.shape) if diff.size else ()
-        raise AssertionError(f"{name}: max |diff| {np.nanmax(diff):.3g} at {i}: "
+        bad = ~np.isclose(got, want, rtol=rtol, atol=atol, equal_nan=True)
+        i = tuple(int(v) for v in np.argwhere(bad)[0]) if bad.ndim else ()
+        raise AssertionError(f"{name}: {int(bad.sum())} of {bad.size} differ, first at {i}: "
                              f"deepc {got[i]!r} vs torch {want[i]!r} (rtol {rtol}, atol {atol})")
 
 
