@@ -190,9 +190,9 @@ dc_tensor *dc_var(dc_tensor *x, const int *dims, int ndims, int correction, bool
 static int std_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   dc_tensor *s = dc_is_grad_enabled() ? dc_sqrt(n->inputs[0]) : n->saved[0]; /* [out] */
   dc_tensor *zero = dc_eq_scalar(s, 0.0);                                     /* [out] bool */
-  dc_tensor *den = dc_where(zero, dc_ones_like(s), dc_mul_scalar(s, 2.0));
+  dc_tensor *den = dc_where(zero, dc_scalar(1.0, s->dtype), dc_mul_scalar(s, 2.0));
   dc_tensor *q = dc_div(g, den);
-  gin[0] = dc_where(zero, dc_zeros_like(q), q);
+  gin[0] = dc_where(zero, dc_scalar(0.0, q->dtype), q); /* 0-d constants, as clamp's rule */
   return gin[0] ? DC_OK : (int)dc_last_status();
 }
 
