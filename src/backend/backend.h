@@ -43,7 +43,8 @@ typedef enum dc_unary_op {
 
 /* Binary elementwise kernels with broadcasting: out = a op b (comparisons give bool). Ops pass a
  * and b in out's dtype (in the compute dtype for comparisons). The *_BWD entries are fused
- * activation gradients, a = gout: RELU_BWD (b = x) a * (x > 0); SIGMOID_BWD (b = y) a * y(1 - y);
+ * activation gradients, a = gout: RELU_BWD (b = x) 0 where x <= 0, else a
+ * (torch's threshold_backward: a NaN x passes a); SIGMOID_BWD (b = y) a * y(1 - y);
  * TANH_BWD (b = y) a * (1 - y^2); GELU_BWD, GELU_TANH_BWD (b = x) a * gelu'(x). */
 #define DC_BINARY_LIST(X) \
   X(ADD) X(SUB) X(MUL) X(DIV) X(POW) X(MAXIMUM) X(MINIMUM) \

@@ -309,7 +309,7 @@ DC__CLONES static void bin_f32(dc_binary_op op, float *restrict o, const float *
   case DC_BIN_RELU_BWD:
     for (int64_t i = 0; i < n; i++) {
       float g = a[i];
-      o[i] = b[i] > 0.0f ? g : 0.0f;
+      o[i] = b[i] <= 0.0f ? 0.0f : g; /* NaN x passes g, as torch */
     }
     break;
   case DC_BIN_SIGMOID_BWD:
@@ -366,7 +366,7 @@ DC__CLONES static void bin_f64(dc_binary_op op, double *restrict o, const double
   case DC_BIN_RELU_BWD:
     for (int64_t i = 0; i < n; i++) {
       double g = a[i];
-      o[i] = b[i] > 0.0 ? g : 0.0;
+      o[i] = b[i] <= 0.0 ? 0.0 : g;
     }
     break;
   case DC_BIN_SIGMOID_BWD: for (int64_t i = 0; i < n; i++) o[i] = a[i] * (b[i] * (1.0 - b[i])); break;
@@ -650,7 +650,7 @@ static double bin_ref(dc_binary_op op, double a, double b) {
   case DC_BIN_LE: return a <= b;
   case DC_BIN_GT: return a > b;
   case DC_BIN_GE: return a >= b;
-  case DC_BIN_RELU_BWD: return b > 0 ? a : 0.0;
+  case DC_BIN_RELU_BWD: return b <= 0 ? 0.0 : a;
   case DC_BIN_SIGMOID_BWD: return a * b * (1.0 - b);
   case DC_BIN_TANH_BWD: return a * (1.0 - b * b);
   case DC_BIN_GELU_BWD: return a * gelu_grad_f64(b);
