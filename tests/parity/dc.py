@@ -45,6 +45,28 @@ Tensor._fields_ = [
 TP = C.POINTER(Tensor)
 
 
+# option structs of nn_functional.h, field for field
+class ConvOpts(C.Structure):
+    _fields_ = [("stride", C.c_int * 2), ("padding", C.c_int * 2), ("dilation", C.c_int * 2),
+                ("groups", C.c_int), ("same_padding", C.c_bool)]
+
+
+class PoolOpts(C.Structure):
+    _fields_ = [("kernel", C.c_int * 2), ("stride", C.c_int * 2), ("padding", C.c_int * 2),
+                ("dilation", C.c_int * 2), ("ceil_mode", C.c_bool), ("exclude_pad", C.c_bool),
+                ("divisor_override", C.c_int)]
+
+
+class XentOpts(C.Structure):
+    _fields_ = [("weight", TP), ("ignore_index", C.c_int64), ("has_ignore_index", C.c_bool),
+                ("label_smoothing", C.c_double), ("reduction", C.c_int)]
+
+
+class MarginOpts(C.Structure):
+    _fields_ = [("p", C.c_int), ("margin", C.c_double), ("zero_margin", C.c_bool),
+                ("weight", TP), ("reduction", C.c_int)]
+
+
 class BackwardOpts(C.Structure):
     _fields_ = [("grad", TP), ("retain_graph", C.c_bool), ("create_graph", C.c_bool)]
 

@@ -8,18 +8,16 @@ must give NULL and a message.
 DC_DIFF_CASES sets the number of cases (300 by default: `make test`; `make test-parity-long` runs
 20000), DC_DIFF_SEED the seed. A failure prints the case's index and seed to replay it."""
 import ctypes as C
-import os
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dc import T, backward, check_close, dims, err, grad_np, lib, run_tests, to_np
+from dc import T, dims, err, lib, run_tests, shape
+from diffcase import CASES, SEED, run_cases
 
 torch.set_num_threads(2)
-CASES = int(os.environ.get("DC_DIFF_CASES", "300"))
-SEED = int(os.environ.get("DC_DIFF_SEED", "2026"))
-EDGE = [0.0, -0.0, np.inf, -np.inf, np.nan, 1e30, -1e30, 1e-30, 1.0, -1.0]
+DC_ALL_DIMS = 127  # include/deepc/tensor.h
 
 # name: (arity, dc function, torch function, domain); domain "pos" draws positive inputs
 UNARY = {
@@ -43,72 +41,6 @@ REDUCE = {
     "amin": (lib.dc_amin, lambda x, d, k: torch.amin(x, d, keepdim=k)),
     "logsumexp": (lib.dc_logsumexp, lambda x, d, k: torch.logsumexp(x, d, keepdim=k)),
 }
-
-
-class Case:
-    def __init__(self, index):
-        self.index = index
-        self.rng = np.random.default_rng([SEED, index])
-        self.dtype = np.float32 if self.rng.random() < 0.5 else np.float64
-        self.edge = self.rng.random() < 0.3
-
-    def shape(self, min_ndim=0, max_ndim=4, allow_zero=True):
-        nd = int(self.rng.integers(min_ndim, max_ndim + 1))
-        choices = [0, 1, 1, 2, 3, 5] if allow_zero else [1, 1, 2, 3, 5]
-        return tuple(int(self.rng.choice(choices)) for _ in range(nd))
-
-    def array(self, shape, positive=False):
-        a = np.array(self.rng.standard_normal(shape) * 2, dtype=np.float64)
-        if positive:
-            a = np.abs(a) + 0.1
-        if self.edge and a.size:
-            k = self.rng.random(a.shape) < 0.3
-            vals = [v for v in EDGE if not positive or v > 0]
-            a[k] = self.rng.choice(vals, size=int(k.sum()))
-        if a.size > 1 and self.rng.random() < 0.2:  # ties
-            a.flat[: a.size // 2] = a.flat[0]
-        return a.astype(self.dtype)
-
-    def tol(self, want):
-        finite = np.abs(want[np.isfinite(want)]) if want.size else np.zeros(0)
-        scale = max(1.0, float(finite.max())) if finite.size else 1.0
-        if self.dtype == np.float32:
-            return dict(rtol=1e-4, atol=1e-5 * scale)
-        return dict(rtol=1e-9, atol=1e-11 * scale)
-
-
-def leaf(case, a):
-    """(dc leaf, dc input, torch leaf, torch input): the input is a transposed view of a
-    contiguous leaf in a third of the cases with >= 2 dims."""
-    if a.ndim >= 2 and case.rng.random() < 0.33:
-        s = np.ascontiguousarray(np.swapaxes(a, -1, -2))
-        x, tx = T(s, requires_grad=True), torch.tensor(s, requires_grad=True)
-        return x, lib.dc_transpose(x, -1, -2), tx, tx.transpose(-1, -2)
-    x, tx = T(a, requires_grad=True), torch.tensor(a, requires_grad=True)
-    return x, x, tx, tx
-
-
-def compare(case, name, arrays, dc_fn, torch_fn):
-    tag = f"case {case.index} (seed {SEED}) {name} {np.dtype(case.dtype).name} " \
-          f"{[a.shape for a in arrays]}"
-    ins = [leaf(case, a) for a in arrays]
-    y = dc_fn(*[i[1] for i in ins])
-    assert y, f"{tag}: deepc returned NULL: {err()}"
-    ty = torch_fn(*[i[3] for i in ins])
-    want = ty.detach().numpy()
-    got = to_np(y)
-    check_close(tag + " forward", got, want, **case.tol(want))
-    if not ty.dtype.is_floating_point or not ty.requires_grad:
-        return
-    g = case.array(tuple(ty.shape)) if not case.edge else \
-        case.rng.standard_normal(ty.shape).astype(case.dtype)
-    backward(y, T(g))
-    ty.backward(torch.tensor(g))
-    for k, (x, _, tx, _) in enumerate(ins):
-        want_g = tx.grad.numpy() if tx.grad is not None else np.zeros(tx.shape, case.dtype)
-        got_g = grad_np(x)
-        got_g = np.zeros(tx.shape, case.dtype) if got_g is None else got_g
-        check_close(f"{tag} grad {k}", got_g, want_g, **case.tol(want_g))
 
 
 def broadcast_pair(case):
@@ -196,20 +128,72 @@ def gen_view(case):
     shp = case.shape(min_ndim=1)
     nd = len(shp)
     d = int(case.rng.integers(0, nd))
-    kind = int(case.rng.integers(0, 4))
+    kind = int(case.rng.integers(0, 10))
+    x = [case.array(shp)]
+    i64 = C.c_int64
     if kind == 0:
-        return "unsqueeze", [case.array(shp)], lambda x: lib.dc_unsqueeze(x, d), \
-            lambda x: x.unsqueeze(d)
+        return "unsqueeze", x, lambda t: lib.dc_unsqueeze(t, d), lambda t: t.unsqueeze(d)
     if kind == 1:
-        return "flatten", [case.array(shp)], lambda x: lib.dc_flatten(x, 0, nd - 1), \
-            lambda x: x.flatten()
+        s, e = sorted(int(v) for v in case.rng.integers(0, nd, size=2))
+        return f"flatten({s},{e})", x, lambda t: lib.dc_flatten(t, s, e), \
+            lambda t: t.flatten(s, e)
     if kind == 2 and shp[d] > 0:
-        i = int(case.rng.integers(0, shp[d]))
-        return f"select({d},{i})", [case.array(shp)], lambda x: lib.dc_select(x, d, i), \
-            lambda x: x.select(d, i)
+        i = int(case.rng.integers(-shp[d], shp[d]))
+        return f"select({d},{i})", x, lambda t: lib.dc_select(t, d, i64(i)), \
+            lambda t: t.select(d, i)
+    if kind == 3:
+        st = int(case.rng.integers(0, shp[d] + 1))
+        ln = int(case.rng.integers(0, shp[d] - st + 1))
+        return f"narrow({d},{st},{ln})", x, lambda t: lib.dc_narrow(t, d, i64(st), i64(ln)), \
+            lambda t: t.narrow(d, st, ln)
+    if kind == 4:
+        st, en = (int(v) for v in case.rng.integers(-6, 7, size=2))
+        step = int(case.rng.integers(1, 4))
+        sl = [slice(None)] * d + [slice(st, en, step)]
+        return f"slice({d},{st}:{en}:{step})", x, \
+            lambda t: lib.dc_slice(t, d, i64(st), i64(en), i64(step)), lambda t: t[tuple(sl)]
+    if kind == 5:
+        ex = [int(case.rng.choice([2, 3])) if v == 1 and case.rng.random() < 0.6 else
+              (-1 if case.rng.random() < 0.3 else v) for v in shp]
+        lead = [int(case.rng.choice([0, 2]))] if case.rng.random() < 0.3 else []
+        full = lead + ex
+        return f"expand({full})", x, lambda t: lib.dc_expand(t, shape(*full)), \
+            lambda t: t.expand(*full)
+    if kind == 6:
+        sq = d if case.rng.random() < 0.7 else None
+        return f"squeeze({sq})", x, \
+            lambda t: lib.dc_squeeze(t, DC_ALL_DIMS if sq is None else sq), \
+            lambda t: t.squeeze() if sq is None else t.squeeze(sq)
+    if kind == 7:
+        perm = [int(v) for v in case.rng.permutation(nd)]
+        arr = (C.c_int * nd)(*perm)
+        return f"permute({perm})", x, lambda t: lib.dc_permute(t, arr, nd), \
+            lambda t: t.permute(*perm)
+    if kind == 8:
+        n = int(np.prod(shp))
+        new = [n] if n == 0 or case.rng.random() < 0.3 else factor_shape(case, n)
+        if new and case.rng.random() < 0.4 and n > 0:
+            new[int(case.rng.integers(0, len(new)))] = -1
+        return f"reshape({new})", x, lambda t: lib.dc_reshape(t, shape(*new)), \
+            lambda t: t.reshape(tuple(new))
     e = int(case.rng.integers(0, nd))
-    return f"transpose({d},{e})", [case.array(shp)], lambda x: lib.dc_transpose(x, d, e), \
-        lambda x: x.transpose(d, e)
+    return f"transpose({d},{e})", x, lambda t: lib.dc_transpose(t, d, e), \
+        lambda t: t.transpose(d, e)
+
+
+def factor_shape(case, n):
+    """A random shape with n elements (n > 0), up to 4 dims with size-1 dims mixed in."""
+    dims_ = []
+    while n > 1 and len(dims_) < 3:
+        f = [k for k in range(2, n + 1) if n % k == 0]
+        k = int(case.rng.choice(f))
+        dims_.append(k)
+        n //= k
+    if n > 1:
+        dims_.append(n)
+    if case.rng.random() < 0.5:
+        dims_.insert(int(case.rng.integers(0, len(dims_) + 1)), 1)
+    return dims_
 
 
 # Ops whose results on non-finite or huge inputs differ from PyTorch's in ways docs/autograd.md
@@ -222,26 +206,7 @@ GENERATORS = [gen_unary, gen_binary, gen_scalar, gen_reduce, gen_var_std, gen_so
 
 
 def test_random_cases():
-    failures, known_diffs = [], []
-    for i in range(CASES):
-        case = Case(i)
-        gen = GENERATORS[i % len(GENERATORS)]
-        name, arrays, dfn, tfn = gen(case)
-        lib.dc_scope_begin()
-        try:
-            compare(case, name, arrays, dfn, tfn)
-        except AssertionError as e:
-            known = case.edge and name.split("[")[0].split("(")[0] in KNOWN_EDGE
-            (known_diffs if known else failures).append(f"case {i} {name}: {e}")
-        finally:
-            lib.dc_scope_end()
-    print(f"{CASES} cases, {len(known_diffs)} known edge-value differences "
-          f"(docs/autograd.md), {len(failures)} failures")
-    for f in known_diffs[:int(os.environ.get("DC_DIFF_SHOW", "0"))]:
-        print("known:", f)
-    for f in failures[:int(os.environ.get("DC_DIFF_SHOW", "20"))]:
-        print(f)
-    assert not failures, f"{len(failures)} of {CASES} cases differ from PyTorch"
+    run_cases(GENERATORS, KNOWN_EDGE)
 
 
 def expect_error(tag, t):
@@ -265,6 +230,14 @@ def test_invalid_arguments():
         expect_error("amax over an empty dim", lib.dc_amax(T(np.ones((0, 2), np.float32)),
                                                           *dims(0), False))
         expect_error("var with correction -1", lib.dc_var(a, *dims(0), -1, False))
+        expect_error("narrow past the end", lib.dc_narrow(a, 1, C.c_int64(2), C.c_int64(2)))
+        expect_error("slice with step 0", lib.dc_slice(a, 0, C.c_int64(0), C.c_int64(1),
+                                                       C.c_int64(0)))
+        expect_error("expand [n,3] to [n,4]", lib.dc_expand(a, shape(n, 4)))
+        expect_error("permute (0,0)", lib.dc_permute(a, (C.c_int * 2)(0, 0), 2))
+        expect_error("reshape 3n elements to [7]", lib.dc_reshape(a, shape(3 * n + 1)))
+        expect_error("reshape with two -1", lib.dc_reshape(a, shape(-1, -1)))
+        expect_error("squeeze dim 2", lib.dc_squeeze(a, 2))
 
 
 if __name__ == "__main__":

@@ -12,7 +12,8 @@ import torch
 import torch.nn.functional as F
 
 import dc
-from dc import T, Tensor, backward, check, check_close, err, grad_np, lib, run_tests, to_np
+from dc import (ConvOpts, MarginOpts, PoolOpts, T, Tensor, XentOpts, backward, check, check_close,
+                err, grad_np, lib, run_tests, to_np)
 
 torch.set_num_threads(2)
 warnings.filterwarnings("ignore", message=".*padding=.same.*")
@@ -20,27 +21,6 @@ RNG = np.random.default_rng(1234)
 MEAN, SUM, NONE = 0, 1, 2
 RED = {MEAN: "mean", SUM: "sum", NONE: "none"}
 TP = C.POINTER(Tensor)
-
-
-class ConvOpts(C.Structure):
-    _fields_ = [("stride", C.c_int * 2), ("padding", C.c_int * 2), ("dilation", C.c_int * 2),
-                ("groups", C.c_int), ("same_padding", C.c_bool)]
-
-
-class PoolOpts(C.Structure):
-    _fields_ = [("kernel", C.c_int * 2), ("stride", C.c_int * 2), ("padding", C.c_int * 2),
-                ("dilation", C.c_int * 2), ("ceil_mode", C.c_bool), ("exclude_pad", C.c_bool),
-                ("divisor_override", C.c_int)]
-
-
-class XentOpts(C.Structure):
-    _fields_ = [("weight", TP), ("ignore_index", C.c_int64), ("has_ignore_index", C.c_bool),
-                ("label_smoothing", C.c_double), ("reduction", C.c_int)]
-
-
-class MarginOpts(C.Structure):
-    _fields_ = [("p", C.c_int), ("margin", C.c_double), ("zero_margin", C.c_bool),
-                ("weight", TP), ("reduction", C.c_int)]
 
 
 def pair(v):
