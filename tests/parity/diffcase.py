@@ -50,37 +50,70 @@ class Case:
 
 
 def leaf(case, a):
-    """(dc leaf, dc input, torch leaf, torch input): the input is a transposed view of a
-    contiguous leaf in a third of the cases with >= 2 dims."""
+    """(dc leaf, dc input, transposed): the input is a transposed view of a contiguous leaf in
+    a third of the cases with >= 2 dims."""
     if a.ndim >= 2 and case.rng.random() < 0.33:
-        s = np.ascontiguousarray(np.swapaxes(a, -1, -2))
-        x, tx = T(s, requires_grad=True), torch.tensor(s, requires_grad=True)
-        return x, lib.dc_transpose(x, -1, -2), tx, tx.transpose(-1, -2)
-    x, tx = T(a, requires_grad=True), torch.tensor(a, requires_grad=True)
-    return x, x, tx, tx
+        x = T(np.ascontiguousarray(np.swapaxes(a, -1, -2)), requires_grad=True)
+        return x, lib.dc_transpose(x, -1, -2), True
+    x = T(a, requires_grad=True)
+    return x, x, False
+
+
+def torch_run(arrays, flips, torch_fn, dtype, g):
+    """torch_fn on leaves of arrays (cast to dtype, laid out as deepc's) -> (output, [input
+    gradients]) as arrays, or (output, None) when the output has no gradient; g: the upstream
+    gradient or None for no backward."""
+    leaves, ins = [], []
+    for a, flip in zip(arrays, flips):
+        s = np.ascontiguousarray(np.swapaxes(a, -1, -2)) if flip else a
+        t = torch.tensor(s.astype(dtype), requires_grad=True)
+        leaves.append(t)
+        ins.append(t.transpose(-1, -2) if flip else t)
+    ty = torch_fn(*ins)
+    if g is None or not ty.dtype.is_floating_point or not ty.requires_grad:
+        return ty.detach().numpy(), None
+    ty.backward(torch.tensor(g.astype(dtype)))
+    return ty.detach().numpy(), [t.grad.numpy() if t.grad is not None else
+                                 np.zeros(t.shape, dtype) for t in leaves]
+
+
+def check_result(case, tag, got, want, ref):
+    """got (deepc) against want (torch in the case's dtype). In float32 an element that misses
+    want's tolerance still passes when deepc is at most twice as far from ref (torch in float64)
+    as torch's float32 result is, plus the tolerance: both round, and on ill-conditioned cases
+    (batch norm of two nearly equal values) neither is within 1e-4 of the other."""
+    tol = case.tol(want)
+    if ref is not None and got.shape == want.shape:
+        g64, w64, r64 = (np.asarray(v, np.float64) for v in (got, want, ref))
+        near = np.abs(g64 - r64) <= 2 * np.abs(w64 - r64) + tol["atol"] + tol["rtol"] * np.abs(r64)
+        got = np.where(near & np.isfinite(g64) & np.isfinite(w64), w64, g64)
+    check_close(tag, got, want, **tol)
 
 
 def compare(case, name, arrays, dc_fn, torch_fn):
     tag = f"case {case.index} (seed {SEED}) {name} {np.dtype(case.dtype).name} " \
           f"{[a.shape for a in arrays]}"
     ins = [leaf(case, a) for a in arrays]
+    flips = [i[2] for i in ins]
     y = dc_fn(*[i[1] for i in ins])
     assert y, f"{tag}: deepc returned NULL: {err()}"
-    ty = torch_fn(*[i[3] for i in ins])
-    want = ty.detach().numpy()
+    want, _ = torch_run(arrays, flips, torch_fn, case.dtype, None)
     got = to_np(y)
-    check_close(tag + " forward", got, want, **case.tol(want))
-    if not ty.dtype.is_floating_point or not ty.requires_grad:
+    g = None
+    if want.dtype.kind == "f":
+        g = case.array(want.shape) if not case.edge else \
+            case.rng.standard_normal(want.shape).astype(case.dtype)
+    want, want_g = torch_run(arrays, flips, torch_fn, case.dtype, g)
+    ref, ref_g = torch_run(arrays, flips, torch_fn, np.float64, g) \
+        if case.dtype == np.float32 and g is not None else (None, None)
+    check_result(case, tag + " forward", got, want, ref)
+    if want_g is None:
         return
-    g = case.array(tuple(ty.shape)) if not case.edge else \
-        case.rng.standard_normal(ty.shape).astype(case.dtype)
     backward(y, T(g))
-    ty.backward(torch.tensor(g))
-    for k, (x, _, tx, _) in enumerate(ins):
-        want_g = tx.grad.numpy() if tx.grad is not None else np.zeros(tx.shape, case.dtype)
+    for k, (x, _, _) in enumerate(ins):
         got_g = grad_np(x)
-        got_g = np.zeros(tx.shape, case.dtype) if got_g is None else got_g
-        check_close(f"{tag} grad {k}", got_g, want_g, **case.tol(want_g))
+        got_g = np.zeros(want_g[k].shape, case.dtype) if got_g is None else got_g
+        check_result(case, f"{tag} grad {k}", got_g, want_g[k], ref_g[k] if ref_g else None)
 
 
 def run_cases(generators, known_edge):

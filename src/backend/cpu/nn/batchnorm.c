@@ -1,10 +1,10 @@
 /* CPU batch norm, forward and backward, threaded over channels, alone or fused with the ReLU
- * that follows it (y = max(bn(x), 0) in the same pass; the backward masks gy with y > 0 as it
- * reads it). Statistics take one pass per channel (shifted sums, so the variance does not
- * cancel), the normalisation a second pass that finds the channel's data still in cache; the
- * backward pass is one reduction plus one fused elementwise pass. Row sums run in float lanes
- * and are combined in double, in a fixed order.
- * Shapes: x, y, gx, gy [N, C, S]; weight, bias, running stats, mean, invstd, gw, gb [C]. */
+ * that follows it (y = max(bn(x), 0) in the same pass; the backward zeroes gy where y <= 0 as it
+ * reads it, so a NaN passes as in the ReLU's own rule). Statistics take one pass per channel
+ * (shifted sums, so the variance does not cancel), the normalisation a second pass that finds the
+ * channel's data still in cache; the backward pass is one reduction plus one fused elementwise
+ * pass. Row sums run in float lanes and are combined in double, in a fixed order. Shapes: x, y, gx,
+ * gy [N, C, S]; weight, bias, running stats, mean, invstd, gw, gb [C]. */
 #include "nn-cpu.h"
 
 #include <math.h>
@@ -89,7 +89,7 @@ dot_row_relu_avx512(const float *restrict dy, const float *restrict y, const flo
   __m512 a = _mm512_setzero_ps(), b = _mm512_setzero_ps(), vm = _mm512_set1_ps(m);
   int64_t s = 0;
   for (; s + LANES <= S; s += LANES) {
-    __mmask16 pos = _mm512_cmp_ps_mask(_mm512_loadu_ps(y + s), _mm512_setzero_ps(), _CMP_GT_OQ);
+    __mmask16 pos = _mm512_cmp_ps_mask(_mm512_loadu_ps(y + s), _mm512_setzero_ps(), _CMP_NLE_UQ);
     __m512 d = _mm512_maskz_mov_ps(pos, _mm512_loadu_ps(dy + s));
     a = _mm512_add_ps(a, d);
     b = _mm512_fmadd_ps(d, _mm512_sub_ps(_mm512_loadu_ps(x + s), vm), b);
@@ -103,7 +103,7 @@ dot_row_relu_avx512(const float *restrict dy, const float *restrict y, const flo
     t2 += lb[j];
   }
   for (; s < S; s++) {
-    float d = y[s] > 0 ? dy[s] : 0.0f;
+    float d = y[s] <= 0 ? 0.0f : dy[s];
     t1 += d;
     t2 += (double)d * ((double)x[s] - m);
   }
@@ -114,20 +114,21 @@ dot_row_relu_avx512(const float *restrict dy, const float *restrict y, const flo
 /* grad_row_relu_f32 for AVX-512 */
 __attribute__((target("avx512f"))) static void
 grad_row_relu_avx512(float *restrict gx, const float *restrict dy, const float *restrict y,
-                     const float *restrict x, int64_t S, float k, float a, float b) {
+                     const float *restrict x, int64_t S, float m, float k, float a, float b) {
   __m512 vk = _mm512_set1_ps(k), va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b);
+  __m512 vm = _mm512_set1_ps(m);
   int64_t s = 0;
   for (; s + LANES <= S; s += LANES) {
-    __mmask16 pos = _mm512_cmp_ps_mask(_mm512_loadu_ps(y + s), _mm512_setzero_ps(), _CMP_GT_OQ);
+    __mmask16 pos = _mm512_cmp_ps_mask(_mm512_loadu_ps(y + s), _mm512_setzero_ps(), _CMP_NLE_UQ);
     __m512 d = _mm512_maskz_mov_ps(pos, _mm512_loadu_ps(dy + s));
-    __m512 t = _mm512_fmadd_ps(_mm512_loadu_ps(x + s), va, vb);
+    __m512 t = _mm512_fmadd_ps(_mm512_sub_ps(_mm512_loadu_ps(x + s), vm), va, vb);
     _mm512_storeu_ps(gx + s, _mm512_fmadd_ps(d, vk, t));
   }
-  for (; s < S; s++) gx[s] = (y[s] > 0 ? dy[s] : 0.0f) * k + (x[s] * a + b);
+  for (; s < S; s++) gx[s] = (y[s] <= 0 ? 0.0f : dy[s]) * k + ((x[s] - m) * a + b);
 }
 #endif
 
-/* s1 += sum(dy'), s2 += sum(dy' * (x - m)) with dy' = y > 0 ? dy : 0 (the ReLU's gradient) */
+/* s1 += sum(dy'), s2 += sum(dy' * (x - m)) with dy' = y <= 0 ? 0 : dy (the ReLU's gradient) */
 CLONES static void dot_row_relu_f32(const float *restrict dy, const float *restrict y,
                                     const float *restrict x, int64_t S, float m, double *s1,
                                     double *s2) {
@@ -135,7 +136,7 @@ CLONES static void dot_row_relu_f32(const float *restrict dy, const float *restr
   int64_t s = 0;
   for (; s + LANES <= S; s += LANES)
     for (int j = 0; j < LANES; j++) {
-      float d = y[s + j] > 0 ? dy[s + j] : 0.0f;
+      float d = y[s + j] <= 0 ? 0.0f : dy[s + j];
       a[j] += d;
       b[j] += d * (x[s + j] - m);
     }
@@ -145,7 +146,7 @@ CLONES static void dot_row_relu_f32(const float *restrict dy, const float *restr
     t2 += b[j];
   }
   for (; s < S; s++) {
-    float d = y[s] > 0 ? dy[s] : 0.0f;
+    float d = y[s] <= 0 ? 0.0f : dy[s];
     t1 += d;
     t2 += (double)d * ((double)x[s] - m);
   }
@@ -156,40 +157,41 @@ CLONES static void dot_row_relu_f32(const float *restrict dy, const float *restr
 static void dot_row_relu_f64(const double *dy, const double *y, const double *x, int64_t S,
                              double m, double *s1, double *s2) {
   for (int64_t s = 0; s < S; s++) {
-    double d = y[s] > 0 ? dy[s] : 0.0;
+    double d = y[s] <= 0 ? 0.0 : dy[s];
     *s1 += d;
     *s2 += d * (x[s] - m);
   }
 }
 
-/* y = x * a + b */
-CLONES static void affine_row_f32(float *restrict y, const float *restrict x, int64_t S, float a,
-                                  float b) {
-  for (int64_t s = 0; s < S; s++) y[s] = x[s] * a + b;
+/* y = (x - m) * a + b (x - m first: x * a + (b - m a) cancels when |m| >> the spread of x) */
+CLONES static void affine_row_f32(float *restrict y, const float *restrict x, int64_t S, float m,
+                                  float a, float b) {
+  for (int64_t s = 0; s < S; s++) y[s] = (x[s] - m) * a + b;
 }
 
-/* y = relu(x * a + b), NaN kept as the ReLU keeps it */
+/* y = relu((x - m) * a + b), NaN kept as the ReLU keeps it */
 CLONES static void affine_relu_row_f32(float *restrict y, const float *restrict x, int64_t S,
-                                       float a, float b) {
+                                       float m, float a, float b) {
   for (int64_t s = 0; s < S; s++) {
-    float v = x[s] * a + b;
+    float v = (x[s] - m) * a + b;
     y[s] = v < 0.0f ? 0.0f : v;
   }
 }
 
 /* gx = dy * k + x * a + b */
 CLONES static void grad_row_f32(float *restrict gx, const float *restrict dy,
-                                const float *restrict x, int64_t S, float k, float a, float b) {
-  for (int64_t s = 0; s < S; s++) gx[s] = dy[s] * k + x[s] * a + b;
+                                const float *restrict x, int64_t S, float m, float k, float a,
+                                float b) {
+  for (int64_t s = 0; s < S; s++) gx[s] = dy[s] * k + (x[s] - m) * a + b;
 }
 
-/* gx = dy' * k + x * a + b, dy' = y > 0 ? dy : 0 (equal to grad_row_f32 of the masked dy up to
- * where the compiler contracts the products into FMAs: an ulp apart at most) */
+/* gx = dy' * k + (x - m) * a + b, dy' = y <= 0 ? 0 : dy (equal to grad_row_f32 of the masked dy
+ * up to where the compiler contracts the products into FMAs: an ulp apart at most) */
 CLONES static void grad_row_relu_f32(float *restrict gx, const float *restrict dy,
                                      const float *restrict y, const float *restrict x, int64_t S,
-                                     float k, float a, float b) {
+                                     float m, float k, float a, float b) {
   for (int64_t s = 0; s < S; s++) {
-    float d = y[s] > 0 ? dy[s] : 0.0f, t = x[s] * a + b;
+    float d = y[s] <= 0 ? 0.0f : dy[s], t = (x[s] - m) * a + b;
     gx[s] = d * k + t;
   }
 }
@@ -228,8 +230,7 @@ static int bn_forward(dc_tensor *y, dc_tensor *save_mean, dc_tensor *save_invstd
     double invstd = 1.0 / sqrt(var + eps);
     dc__nn_st(dc_data(save_mean), c, f64, mean);
     dc__nn_st(dc_data(save_invstd), c, f64, invstd);
-    double beta = dc__nn_ld_opt(bias, c, 0.0), a = invstd * dc__nn_ld_opt(weight, c, 1.0),
-           b = beta - mean * a;
+    double beta = dc__nn_ld_opt(bias, c, 0.0), a = invstd * dc__nn_ld_opt(weight, c, 1.0);
     for (int64_t n = 0; n < N; n++) {
       size_t off = (size_t)((n * C + c) * S) * z;
       if (f64) {
@@ -240,9 +241,11 @@ static int bn_forward(dc_tensor *y, dc_tensor *save_mean, dc_tensor *save_invstd
           yr[s] = relu && v < 0 ? 0.0 : v;
         }
       } else if (relu) {
-        affine_relu_row_f32((float *)(py + off), (const float *)(px + off), S, (float)a, (float)b);
+        affine_relu_row_f32((float *)(py + off), (const float *)(px + off), S, (float)mean,
+                            (float)a, (float)beta);
       } else {
-        affine_row_f32((float *)(py + off), (const float *)(px + off), S, (float)a, (float)b);
+        affine_row_f32((float *)(py + off), (const float *)(px + off), S, (float)mean, (float)a,
+                       (float)beta);
       }
     }
   }
@@ -269,6 +272,27 @@ int dc__cpu_batch_norm_relu_forward(dc_tensor *y, dc_tensor *save_mean, dc_tenso
 }
 
 /* ---- backward ---- */
+
+/* eval mode: gx = dy' * k for channel c's rows (no x term, so an infinite x does not make the
+ * gradient NaN through (x - m) * 0); dy' masked by the fused ReLU's output yr when given */
+static void eval_grad_channel(char *pgx, const char *pdy, const char *pyr, int64_t N, int64_t C,
+                              int64_t S, int64_t c, double k, bool f64) {
+  size_t z = f64 ? sizeof(double) : sizeof(float);
+  for (int64_t n = 0; n < N; n++) {
+    size_t off = (size_t)((n * C + c) * S) * z;
+    for (int64_t s = 0; s < S; s++) {
+      double d = f64 ? ((const double *)(pdy + off))[s] : ((const float *)(pdy + off))[s];
+      double y = !pyr  ? 1.0
+                 : f64 ? ((const double *)(pyr + off))[s]
+                       : ((const float *)(pyr + off))[s];
+      d = y <= 0 ? 0.0 : d * k; /* the mask of the fused rows below */
+      if (f64)
+        ((double *)(pgx + off))[s] = d;
+      else
+        ((float *)(pgx + off))[s] = (float)d;
+    }
+  }
+}
 
 /* yr: the ReLU output [N, C, S] of the fused forward (its gradient masks gy), or NULL */
 static int bn_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_tensor *gy,
@@ -313,9 +337,14 @@ static int bn_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_ten
     if (!gx) continue;
     /* training: gx = (dy - mean(dy) - (x - m) * is^2 * mean(dy * (x - m))) * w * is
      * eval:     gx = dy * w * is */
-    dc__bn_grad t =
-        dc__bn_grad_of(dc__nn_ld_opt(weight, c, 1.0), m, is, sdy, sdyx, M, batch_stats);
-    double k = t.k, a = t.a, b = t.b, proj = t.proj, gmean = t.gmean;
+    dc__bn_grad t = dc__bn_grad_of(dc__nn_ld_opt(weight, c, 1.0), m, is, sdy, sdyx, M, batch_stats);
+    double k = t.k, a = t.a, proj = t.proj, gmean = t.gmean;
+    if (!batch_stats) {
+      eval_grad_channel(pgx, pdy, pyr, N, C, S, c, k, f64);
+      continue;
+    }
+    /* float32 rows take x - m first: x * a + t.b cancels when |m| >> the spread of x */
+    double bc = -gmean * k;
     for (int64_t n = 0; n < N; n++) {
       size_t off = (size_t)((n * C + c) * S) * z;
       if (f64) {
@@ -323,20 +352,20 @@ static int bn_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_ten
         const double *yrr = pyr ? (const double *)(pyr + off) : NULL;
         double *gr = (double *)(pgx + off);
         for (int64_t s = 0; s < S; s++) {
-          double d = !yrr || yrr[s] > 0 ? dr[s] : 0.0;
+          double d = yrr && yrr[s] <= 0 ? 0.0 : dr[s];
           gr[s] = (d - gmean - (xr[s] - m) * proj) * k;
         }
       } else if (pyr && use_avx512) {
         grad_row_relu_avx512((float *)(pgx + off), (const float *)(pdy + off),
-                             (const float *)(pyr + off), (const float *)(px + off), S, (float)k,
-                             (float)a, (float)b);
+                             (const float *)(pyr + off), (const float *)(px + off), S, (float)m,
+                             (float)k, (float)a, (float)bc);
       } else if (pyr) {
         grad_row_relu_f32((float *)(pgx + off), (const float *)(pdy + off),
-                          (const float *)(pyr + off), (const float *)(px + off), S, (float)k,
-                          (float)a, (float)b);
+                          (const float *)(pyr + off), (const float *)(px + off), S, (float)m,
+                          (float)k, (float)a, (float)bc);
       } else {
         grad_row_f32((float *)(pgx + off), (const float *)(pdy + off), (const float *)(px + off), S,
-                     (float)k, (float)a, (float)b);
+                     (float)m, (float)k, (float)a, (float)bc);
       }
     }
   }

@@ -9,15 +9,15 @@
  * of six times. Forward: yc = conv(x); statistics of yc (shifted sums, as batchnorm.c);
  * z = yc * a + b, r = max(z, 0) (NaN kept) with the ReLU; pooled, per 2x2 window y = the first
  * largest r (a NaN wins), idx = its position 0..3 (row-major in the window).
- * Backward: d = gy (at the window's argmax when pooled, else 0) where z > 0 with the ReLU, else
- * 0 (the pooling's and the ReLU's gradients); the batch-norm sums over d; then one pass writes the
- * convolution's output gradient gyc = d * k + yc * a' + b' (batchnorm.c's formula) in the
- * blocked layout for the convolution's backward-data and backward-weights passes.
- * Per-channel sums run in float lanes per (n, channel block) and are combined in double in
- * batch order, so the result does not depend on the thread count.
- * Shapes: x [N, C, H, W]; w [K, C, kH, kW]; yc, gyc [N, K/16, OH, OW, 16]; y, gy [N, K, PH, PW]
- * with PH = OH/2, PW = OW/2 when pooled, else OH, OW; idx uint8 [N, K/16, PH, PW, 16] (pooled);
- * per-channel vectors [K]. */
+ * Backward: d = gy (at the window's argmax when pooled, else 0) except where z <= 0 with the
+ * ReLU (a NaN z passes, as the ReLU's rule), else 0 (the pooling's and the ReLU's gradients); the
+ * batch-norm sums over d; then one pass writes the convolution's output gradient gyc = d * k + yc *
+ * a' + b' (batchnorm.c's formula) in the blocked layout for the convolution's backward-data and
+ * backward-weights passes. Per-channel sums run in float lanes per (n, channel block) and are
+ * combined in double in batch order, so the result does not depend on the thread count. Shapes: x
+ * [N, C, H, W]; w [K, C, kH, kW]; yc, gyc [N, K/16, OH, OW, 16]; y, gy [N, K, PH, PW] with PH =
+ * OH/2, PW = OW/2 when pooled, else OH, OW; idx uint8 [N, K/16, PH, PW, 16] (pooled); per-channel
+ * vectors [K]. */
 #include "nn-cpu.h"
 
 #include <math.h>
@@ -123,7 +123,7 @@ AVX512 static void grad_pool_plane(const float *yc, float *d, const uint8_t *ix,
       y = _mm512_mask_loadu_ps(y, _mm512_cmpeq_epi32_mask(id, _mm512_set1_epi32(2)), p + row);
       y = _mm512_mask_loadu_ps(y, _mm512_cmpeq_epi32_mask(id, _mm512_set1_epi32(3)), p + row + V);
       __mmask16 pos =
-          _mm512_cmp_ps_mask(_mm512_fmadd_ps(y, va, vb), _mm512_setzero_ps(), _CMP_GT_OQ);
+          _mm512_cmp_ps_mask(_mm512_fmadd_ps(y, va, vb), _mm512_setzero_ps(), _CMP_NLE_UQ);
       __m512 g = _mm512_maskz_mov_ps(pos, _mm512_loadu_ps(d + o));
       _mm512_storeu_ps(d + o, g);
       acc1 = _mm512_add_ps(acc1, g);
@@ -197,7 +197,7 @@ AVX512 static void norm_plane(const float *yc, float *out, int64_t S, const floa
 }
 
 /* The gradient d at position p of one block plane from gy's planes [16][S]: r[q] (q < cnt) the
- * 16 channels of gy at p + q, zeroed with the ReLU where z = yc * a + b is not > 0 */
+ * 16 channels of gy at p + q, zeroed with the ReLU where z = yc * a + b <= 0 */
 AVX512 static inline void grad_at(__m512 *r, int cnt, const float *gy, int64_t S, int64_t p,
                                   const float *yc, __m512 va, __m512 vb, bool relu_on) {
   if (cnt == V) {
@@ -211,7 +211,7 @@ AVX512 static inline void grad_at(__m512 *r, int cnt, const float *gy, int64_t S
   if (relu_on)
     for (int q = 0; q < cnt; q++) {
       __m512 z = _mm512_fmadd_ps(_mm512_loadu_ps(yc + (p + q) * V), va, vb);
-      r[q] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_GT_OQ), r[q]);
+      r[q] = _mm512_maskz_mov_ps(_mm512_cmp_ps_mask(z, _mm512_setzero_ps(), _CMP_NLE_UQ), r[q]);
     }
 }
 
@@ -339,10 +339,11 @@ AVX512 int dc__cpu_conv_block_forward(dc_tensor *y, dc_tensor *yc, dc_tensor *id
   const blk_geom bg = geom_of(g);
   const int64_t K = g->k, S = bg.oh * bg.ow, P = bg.ph * bg.pw, items = bg.n * bg.kb;
   const float *pyc = dc_data(yc);
-  double *sums = dc__cpu_ws_get((size_t)(bg.n * K * 2) * sizeof(double));  /* [N][K][s1, s2] */
+  double *sums = dc__cpu_ws_get((size_t)(bg.n * K * 2) * sizeof(double)); /* [N][K][s1, s2] */
   const bool pool = mode & DC_CONV_BLOCK_POOL, relu_on = mode & DC_CONV_BLOCK_RELU;
-  float *pooled = pool ? dc__cpu_ws_get((size_t)(items * P * V) * sizeof(float)) /* [N][K/16][P][16] */
-                       : NULL;
+  float *pooled =
+      pool ? dc__cpu_ws_get((size_t)(items * P * V) * sizeof(float)) /* [N][K/16][P][16] */
+           : NULL;
   if ((pool && !pooled) || !sums) {
     dc__cpu_ws_put(pooled);
     dc__cpu_ws_put(sums);
@@ -493,7 +494,8 @@ int dc__cpu_conv_block_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, dc_
                                 dc_tensor *gbn_b, const dc_tensor *gy, const dc_tensor *x,
                                 const dc_tensor *w, const dc_tensor *yc, const dc_tensor *idx,
                                 const dc_tensor *bn_w, const dc_tensor *bn_b,
-                                const dc_tensor *stats, bool batch_stats, const dc_conv2d_geom *g, int mode) {
+                                const dc_tensor *stats, bool batch_stats, const dc_conv2d_geom *g,
+                                int mode) {
   (void)gx, (void)gw, (void)gb, (void)gbn_w, (void)gbn_b, (void)gy, (void)x, (void)w, (void)yc;
   (void)idx, (void)bn_w, (void)bn_b, (void)stats, (void)batch_stats, (void)g, (void)mode;
   return DC_ERR_UNSUPPORTED;
