@@ -4,7 +4,7 @@ values and the gradient flowing back through each (float32 and float64)."""
 import numpy as np
 import torch
 
-from dc import lib, T, to_np, grad_np, backward, check_close, run_tests, shape
+from dc import ALL_DIMS, lib, T, to_np, grad_np, backward, check_close, run_tests, shape
 import ctypes as C
 
 rng = np.random.default_rng(3)
@@ -57,7 +57,7 @@ def test_expand_squeeze_unsqueeze():
     both(a, lambda x: lib.dc_expand(x, shape(4, 3, 5, 2)), lambda x: x.expand(4, 3, 5, 2))
     both(a, lambda x: lib.dc_expand(x, shape(-1, 7, -1)), lambda x: x.expand(-1, 7, -1))
     both(a, lambda x: lib.dc_squeeze(x, 1), lambda x: x.squeeze(1))
-    both(a, lambda x: lib.dc_squeeze(x, 127), lambda x: x.squeeze())
+    both(a, lambda x: lib.dc_squeeze(x, ALL_DIMS), lambda x: x.squeeze())
     both(a, lambda x: lib.dc_unsqueeze(x, -1), lambda x: x.unsqueeze(-1))
     both(a, lambda x: lib.dc_unsqueeze(x, 0), lambda x: x.unsqueeze(0), transpose=True)
 
