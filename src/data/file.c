@@ -263,20 +263,18 @@ void dc__src_close(dc__src *s) {
 
 #define DC__ARCHIVE_MAX ((size_t)1 << 34) /* 16 GiB: far above every dataset archive */
 
-static int write_stream(dc__src *src, const char *dst) {
-  FILE *f = fopen(dst, "wb");
-  if (!f) return dc__errs(DC_ERR_IO, "%s: cannot create: %s", dst, strerror(errno));
+/* The decompressed stream into f (a dc__write_atomic fill). */
+static int write_stream(FILE *f, const char *tmp, void *ctx) {
+  (void)tmp;
+  dc__src *src = ctx;
   enum { CHUNK = 1 << 20 };
   uint8_t *buf = dc__malloc(CHUNK);
   int rc = buf ? DC_OK : DC_ERR_NOMEM;
   for (size_t got = CHUNK; rc == DC_OK && got == CHUNK;) {
     rc = dc__src_read(src, buf, CHUNK, &got);
-    if (rc == DC_OK && got && fwrite(buf, 1, got, f) != got)
-      rc = dc__errs(DC_ERR_IO, "%s: write failed: %s", dst, strerror(errno));
+    if (rc == DC_OK && got && fwrite(buf, 1, got, f) != got) rc = DC__WRITE_FAILED;
   }
   dc__free(buf);
-  if (fclose(f) != 0 && rc == DC_OK)
-    rc = dc__errs(DC_ERR_IO, "%s: write failed: %s", dst, strerror(errno));
   return rc;
 }
 
@@ -289,16 +287,7 @@ int dc__gunzip_file(const char *srcpath, const char *dst) {
   rc = dc__src_open(&src, mem, n, srcpath);
   if (rc == DC_OK && !src.gz)
     rc = dc__errs(DC_ERR_FORMAT, "%s: not gzip data (no 1f 8b magic at offset 0)", srcpath);
-  char *part = rc == DC_OK ? dc__malloc(strlen(dst) + 6) : NULL;
-  if (rc == DC_OK && !part) rc = DC_ERR_NOMEM;
-  if (rc == DC_OK) {
-    sprintf(part, "%s.part", dst);
-    rc = write_stream(&src, part);
-    if (rc == DC_OK && rename(part, dst) != 0)
-      rc = dc__errs(DC_ERR_IO, "%s: cannot rename to %s: %s", part, dst, strerror(errno));
-    if (rc) remove(part);
-  }
-  dc__free(part);
+  if (rc == DC_OK) rc = dc__write_atomic(dst, "the unpacked file", write_stream, &src);
   dc__src_close(&src);
   dc__free(mem);
   return rc;

@@ -206,11 +206,33 @@ static int write_data(const dc_ckpt *c, FILE *f) {
 }
 
 /* DEEPC_DEBUG_CKPT_DELAY_MS=n (tests/fault/kill_trials.sh): sleep n ms after the header and
- * again before the rename, so that kills land inside checkpoint writes. */
+ * again after the data, so that kills land inside checkpoint writes. */
 static void debug_delay(void) {
   const char *e = getenv("DEEPC_DEBUG_CKPT_DELAY_MS");
   long ms = e ? strtol(e, NULL, 10) : 0;
   if (ms > 0 && ms < 100000) usleep((useconds_t)ms * 1000);
+}
+
+typedef struct ckpt_fill {
+  const dc_ckpt *c;
+  const char *json, *path;
+} ckpt_fill;
+
+/* The file's bytes: header length, JSON header padded with spaces to 8 bytes, data. */
+static int fill_ckpt(FILE *f, const char *tmp, void *ctx) {
+  (void)tmp;
+  const ckpt_fill *k = ctx;
+  size_t hl = strlen(k->json), padded = (hl + 7) / 8 * 8;
+  unsigned char len8[8];
+  for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
+  static const char spaces[8] = "        ";
+  if (write_all(f, len8, 8) || write_all(f, k->json, hl) || write_all(f, spaces, padded - hl))
+    return DC__WRITE_FAILED;
+  debug_delay();
+  int bad = write_data(k->c, f);
+  if (bad == -2) return dc__errs(DC_ERR_NOMEM, "%s: out of memory writing the checkpoint", k->path);
+  if (!bad) debug_delay();
+  return bad ? DC__WRITE_FAILED : DC_OK;
 }
 
 int dc_ckpt_save(const dc_ckpt *c, const char *path) {
@@ -221,39 +243,10 @@ int dc_ckpt_save(const dc_ckpt *c, const char *path) {
   uint64_t data_len = 0;
   char *json = header_json(c, &data_len, path);
   if (!json) return dc_last_status();
-  size_t hl = strlen(json), padded = (hl + 7) / 8 * 8;
-  char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "wb");
-  if (!f) {
-    int e = errno;
-    free(json);
-    return dc__errs(DC_ERR_IO, "%s: cannot create the checkpoint's temporary file %s (%s)", path,
-                    tmp, strerror(e));
-  }
-  unsigned char len8[8];
-  for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-  static const char spaces[8] = "        ";
-  int bad = write_all(f, len8, 8) || write_all(f, json, hl) || write_all(f, spaces, padded - hl);
+  ckpt_fill k = {c, json, path};
+  int rc = dc__write_atomic(path, "the checkpoint", fill_ckpt, &k);
   free(json);
-  debug_delay();
-  if (!bad) bad = write_data(c, f);
-  int e = errno;
-  if (!bad && fflush(f) != 0) bad = -1, e = errno;
-  if (!bad && fsync(fileno(f)) != 0) bad = -1, e = errno;
-  if (fclose(f) != 0 && !bad) bad = -1, e = errno;
-  if (!bad) debug_delay();
-  if (!bad && rename(tmp, path) != 0) bad = -1, e = errno;
-  if (bad) {
-    remove(tmp);
-    if (bad == -2) return dc__errs(DC_ERR_NOMEM, "%s: out of memory writing the checkpoint", path);
-    return dc__errs(DC_ERR_IO,
-                    "%s: writing the checkpoint failed (%s); the previous file, if any, is "
-                    "unchanged",
-                    path, strerror(e));
-  }
-  dc__fsync_parent(path);
-  return DC_OK;
+  return rc;
 }
 
 /* ---- loading ---- */

@@ -483,36 +483,28 @@ static int write_st(const dc_weights *w, FILE *f, const char *path, bool ckpt) {
   return rc;
 }
 
+typedef struct weights_fill {
+  const dc_weights *w;
+  const char *path;
+  dc_weights_format fmt;
+} weights_fill;
+
+static int fill_weights(FILE *f, const char *tmp, void *ctx) {
+  (void)tmp;
+  const weights_fill *k = ctx;
+  if (k->fmt != DC_WEIGHTS_PTH) return write_st(k->w, f, k->path, k->fmt == DC_WEIGHTS_CKPT);
+  char folder[80];
+  folder_name(k->path, folder, sizeof folder);
+  return dc__pth_write(k->w, f, folder, k->path);
+}
+
 int dc_weights_save(const dc_weights *w, const char *path, dc_weights_format fmt) {
   if (!w || !path) return dc__errs(DC_ERR_ARG, "weights_save: NULL argument");
   if (fmt == DC_WEIGHTS_AUTO) fmt = format_of_path(path);
   if (fmt == DC_WEIGHTS_AUTO)
     return dc__errs(DC_ERR_ARG, "%s: unknown extension; use .pth/.pt, .safetensors or .ckpt", path);
-  char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "wb");
-  if (!f) return dc__errs(DC_ERR_IO, "%s: cannot create %s (%s)", path, tmp, strerror(errno));
-  int rc;
-  if (fmt == DC_WEIGHTS_PTH) {
-    char folder[80];
-    folder_name(path, folder, sizeof folder);
-    rc = dc__pth_write(w, f, folder, path);
-  } else {
-    rc = write_st(w, f, path, fmt == DC_WEIGHTS_CKPT);
-  }
-  int e = 0; /* errno of a failure here (the writers set their own messages) */
-  if (rc == DC_OK && (fflush(f) != 0 || fsync(fileno(f)) != 0)) rc = DC_ERR_IO, e = errno;
-  if (fclose(f) != 0 && rc == DC_OK) rc = DC_ERR_IO, e = errno;
-  if (rc == DC_OK && rename(tmp, path) != 0) rc = DC_ERR_IO, e = errno;
-  if (rc != DC_OK) {
-    remove(tmp);
-    if (e)
-      dc__errs(DC_ERR_IO, "%s: writing failed (%s); an existing file is unchanged", path,
-               strerror(e));
-    return rc;
-  }
-  dc__fsync_parent(path);
-  return DC_OK;
+  weights_fill k = {w, path, fmt};
+  return dc__write_atomic(path, "the weights", fill_weights, &k);
 }
 
 /* ---- state-dict shortcuts ---- */
