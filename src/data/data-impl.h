@@ -80,6 +80,12 @@ int dc__dataset_fetch(const dc_dataset *ds, int64_t i, dc__sample *s, uint64_t s
  * x is uint8 [N, H, W] or [N, H, W, C] images. y int64 [N] gives class labels. */
 dc_dataset *dc__array_dataset(dc_tensor *x, dc_tensor *y, bool hwc, const char *format,
                               const char *path);
+/* The first sample dimension (1..ndim-1) of t [N, ...] that is 0, or 0 when there is none. */
+int dc__empty_sample_dim(const dc_tensor *t);
+/* DC_OK, or an error naming path and field ("array 'x'") when t's samples are empty. */
+int dc__refuse_empty_samples(const dc_tensor *t, const char *path, const char *field);
+/* IDX images or features [N, ...]: an error naming the header field of a 0 sample dimension. */
+int dc__idx_refuse_empty_samples(const dc_tensor *t, const char *path);
 /* Picks features and targets from a pickle/npz-like set of named arrays (see dc_npz_dataset). */
 dc_dataset *dc__xy_dataset(dc_tensor *x, dc_tensor *y, const char *format, const char *path);
 
