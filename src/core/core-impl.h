@@ -45,7 +45,16 @@ void *dc__realloc(void *p, size_t old_n, size_t n);
 void dc__free(void *p);
 size_t dc__malloc_size(const void *p); /* the n a dc__malloc(n) block was asked with */
 
-/* ---- file-system helpers (fs.c) ----
+/* ---- file-system helpers (fs.c) ---- */
+bool dc__path_exists(const char *path);
+bool dc__is_dir(const char *path);
+bool dc__is_file(const char *path);      /* a regular file */
+int64_t dc__file_size(const char *path); /* -1 if not a regular file */
+/* mkdir -p: path and every missing folder above it; an error names the folder that failed. */
+int dc__mkdirs(const char *path);
+/* mkdir -p of the folder that holds file (nothing for a bare name). */
+int dc__mkdirs_for(const char *file);
+/*
  * What a writer puts into an atomically written file: the content, written to f (tmp is its
  * name). Returns DC_OK; DC__WRITE_FAILED right after a write to f failed (errno says why); or
  * a status with its message set. A failed stdio write need not be checked at all:

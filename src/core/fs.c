@@ -1,6 +1,7 @@
-/* File-system helpers of every writer (checkpoints, weight files, metrics, reports, downloads):
- * the one atomic write (temporary file, fsync, rename, fsync of the folder) and the removal of
- * the temporary files a killed writer left. What goes into a file is the caller's business. */
+/* The file-system helpers of the library, in one place: what a path is (file, folder, size),
+ * mkdir -p, the one atomic write of every writer (temporary file, fsync, rename, fsync of the
+ * folder) and the removal of the temporary files a killed writer left. What goes into a file is
+ * the caller's business; reading files with size caps is src/data/file.c's. */
 #include "core-impl.h"
 
 #include <errno.h>
@@ -9,9 +10,64 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/types.h>
 #include <dirent.h>
 #include <unistd.h>
+
+/* ---- what a path is ---- */
+
+bool dc__path_exists(const char *path) {
+  struct stat st;
+  return path && stat(path, &st) == 0;
+}
+
+bool dc__is_dir(const char *path) {
+  struct stat st;
+  return path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+bool dc__is_file(const char *path) {
+  struct stat st;
+  return path && stat(path, &st) == 0 && S_ISREG(st.st_mode);
+}
+
+int64_t dc__file_size(const char *path) {
+  struct stat st;
+  if (!path || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return -1;
+  return (int64_t)st.st_size;
+}
+
+/* ---- folders ---- */
+
+int dc__mkdirs(const char *path) {
+  if (!path || !*path) return dc__errs(DC_ERR_ARG, "mkdirs: no folder named");
+  char buf[4096];
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf)
+    return dc__errs(DC_ERR_IO, "%.64s...: cannot create the folder (the path is too long)", path);
+  for (char *p = buf + 1;; p++) {
+    if (*p != '/' && *p != '\0') continue;
+    char c = *p;
+    *p = 0;
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST)
+      return dc__errs(DC_ERR_IO, "%s: cannot create the folder (%s)", buf, strerror(errno));
+    *p = c;
+    if (!c) break;
+  }
+  if (!dc__is_dir(path))
+    return dc__errs(DC_ERR_IO, "%s: cannot create the folder (a file of that name is there)", path);
+  return DC_OK;
+}
+
+int dc__mkdirs_for(const char *file) {
+  const char *slash = file ? strrchr(file, '/') : NULL;
+  if (!slash || slash == file) return DC_OK; /* the current folder, or / */
+  char dir[4096];
+  snprintf(dir, sizeof dir, "%.*s", (int)(slash - file), file);
+  return dc__mkdirs(dir);
+}
+
+/* ---- the atomic write ---- */
 
 /* fsync of the folder holding path, so that a rename into it survives a crash. Best effort: the
  * file is already in place, and some file systems refuse fsync on folders. */
@@ -77,6 +133,8 @@ int dc__write_atomic(const char *path, const char *what, dc__fill_fn fill, void 
   dc__free(tmp);
   return rc;
 }
+
+/* ---- temporary files a killed writer left ---- */
 
 /* A name's ".tmp-<pid>[-<k>]" tail of a process that no longer exists, or an old ".tmp" tail. */
 static bool stale_temp(const char *name) {

@@ -97,9 +97,7 @@ int dc__tf_apply(const dc_transform *tf, dc__sample *s, dc__rng *rng);
 int dc__read_file(const char *path, size_t max, uint8_t **buf, size_t *n);
 /* Same into a reusable buffer. */
 int dc__read_file_arr(const char *path, size_t max, dc__arr *buf, size_t *n);
-bool dc__is_dir(const char *path);
-bool dc__is_file(const char *path);
-int64_t dc__file_size(const char *path);           /* -1 when missing */
+/* dc__is_dir, dc__is_file, dc__file_size, dc__mkdirs: src/core/fs.c (core-impl.h) */
 char *dc__path_join(const char *a, const char *b); /* dc__malloc'ed */
 const char *dc__path_ext(const char *path);        /* ".gz" or "" */
 bool dc__ends_with_ci(const char *s, const char *suffix);

@@ -3,12 +3,10 @@
  * .tar.gz (file.c). $DEEPC_DATA_MIRROR replaces the mirrors (a local copy, file:// in tests). */
 #include "data-impl.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
 #ifdef DC_HAVE_CURL
 #include <curl/curl.h>
@@ -130,8 +128,8 @@ static int fill_download(FILE *f, const char *tmp, void *ctx) {
   int rc = dc__file_digest(tmp, false, hex);
   if (rc == DC_OK && strcasecmp(hex, d->md5) != 0)
     rc = dc__errs(DC_ERR_FORMAT,
-                  "%s: the download from %s has MD5 checksum %s, not the expected %s (a corrupt, "
-                  "truncated or different file); nothing was kept",
+                  "%s: the download from %s has MD5 checksum %s, which does not match the "
+                  "expected %s (a corrupt, truncated or different file); nothing was kept",
                   d->dest, d->url, hex, d->md5);
   return rc;
 }
@@ -150,20 +148,6 @@ int dc__download(const char *url, const char *dest, const char *md5, FILE *progr
 #endif
 }
 
-static int mkdir_p(const char *path) {
-  char buf[4096];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1;; p++) {
-    if (*p != '/' && *p != '\0') continue;
-    char c = *p;
-    *p = '\0';
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-      return dc__errs(DC_ERR_IO, "cannot create folder %s: %s", buf, strerror(errno));
-    *p = c;
-    if (!c) return DC_OK;
-  }
-}
-
 int dc_data_fetch(const char *name, const char *dir, FILE *progress) {
   const fetch_set *set = NULL;
   for (size_t k = 0; name && k < sizeof SETS / sizeof *SETS; k++)
@@ -177,7 +161,7 @@ int dc_data_fetch(const char *name, const char *dir, FILE *progress) {
   const char *base = dir ? dir : env && *env ? env : "data";
   char target[4096];
   snprintf(target, sizeof target, "%s/%s", base, set->name);
-  int rc = mkdir_p(target);
+  int rc = dc__mkdirs(target);
   if (rc) return rc;
   const char *mirror = getenv("DEEPC_DATA_MIRROR");
   for (int i = 0; i < 4 && set->files[i].name && rc == DC_OK; i++) {

@@ -59,22 +59,6 @@ void dc__sample_free(dc__sample *s) {
 
 /* ---- files and paths ---- */
 
-bool dc__is_dir(const char *path) {
-  struct stat st;
-  return path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-bool dc__is_file(const char *path) {
-  struct stat st;
-  return path && stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-int64_t dc__file_size(const char *path) {
-  struct stat st;
-  if (!path || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return -1;
-  return (int64_t)st.st_size;
-}
-
 char *dc__path_join(const char *a, const char *b) {
   size_t na = strlen(a), nb = strlen(b);
   bool slash = na > 0 && a[na - 1] != '/';
@@ -328,27 +312,6 @@ static bool tar_safe_name(const char *name) {
   return true;
 }
 
-/* mkdir -p for dir/rel (rel's last component excluded when file is set). */
-static int make_dirs(const char *dir, const char *rel, bool file) {
-  char *path = dc__path_join(dir, rel);
-  if (!path) return DC_ERR_NOMEM;
-  size_t base = strlen(dir);
-  int rc = DC_OK;
-  for (char *p = path + base + 1; rc == DC_OK; p++) {
-    if (*p != '/' && *p != '\0') continue;
-    bool end = *p == '\0';
-    if (end && file) break;
-    char c = *p;
-    *p = '\0';
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-      rc = dc__errs(DC_ERR_IO, "%s: cannot create folder: %s", path, strerror(errno));
-    *p = c;
-    if (end) break;
-  }
-  dc__free(path);
-  return rc;
-}
-
 static int tar_skip(dc__src *s, uint64_t n, const char *archive) {
   uint8_t buf[4096];
   while (n > 0) {
@@ -363,12 +326,24 @@ static int tar_skip(dc__src *s, uint64_t n, const char *archive) {
   return DC_OK;
 }
 
+/* mkdir -p of dir/rel */
+static int mkdirs_in(const char *dir, const char *rel) {
+  char *path = dc__path_join(dir, rel);
+  if (!path) return DC_ERR_NOMEM;
+  int rc = dc__mkdirs(path);
+  dc__free(path);
+  return rc;
+}
+
 static int tar_extract_file(dc__src *s, const char *dir, const char *name, uint64_t size,
                             const char *archive) {
-  int rc = make_dirs(dir, name, true);
-  if (rc) return rc;
   char *path = dc__path_join(dir, name);
   if (!path) return DC_ERR_NOMEM;
+  int rc = dc__mkdirs_for(path);
+  if (rc) {
+    dc__free(path);
+    return rc;
+  }
   FILE *f = fopen(path, "wb");
   if (!f) {
     rc = dc__errs(DC_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
@@ -514,7 +489,7 @@ int dc__untar(const char *archive, const char *dir, int64_t *nfiles) {
       rc = tar_extract_file(&s, dir, name, size, archive);
       files++;
     } else if (type == '5') {
-      rc = strcmp(name, ".") == 0 ? DC_OK : make_dirs(dir, name, false);
+      rc = strcmp(name, ".") == 0 ? DC_OK : mkdirs_in(dir, name);
       if (rc == DC_OK) rc = tar_skip(&s, (size + 511) / 512 * 512, archive);
     } else { /* links, devices, global headers: skipped */
       rc = tar_skip(&s, (size + 511) / 512 * 512, archive);

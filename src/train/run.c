@@ -5,34 +5,12 @@
 #include "train-impl.h"
 
 #include <deepc/dist.h>
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 enum { RUN_STOP = 100 }; /* a callback's request to stop (not an error) */
-
-int dc__mkdirs(const char *path) {
-  char buf[4096];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return dc__errs(DC_ERR_IO, "%s: cannot create the folder (%s)", buf, strerror(errno));
-      *p = '/';
-    }
-  if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-    return dc__errs(DC_ERR_IO, "%s: cannot create the folder (%s)", buf, strerror(errno));
-  return DC_OK;
-}
-
-bool dc__path_exists(const char *path) {
-  struct stat st;
-  return stat(path, &st) == 0;
-}
 
 /* Everything the callbacks need. */
 typedef struct run_ctx {

@@ -178,3 +178,21 @@ Test(fs, stale_temporaries_of_dead_writers_are_removed) {
                 strstr(listing(), "last.ckpt "),
             "%s", listing());
 }
+
+Test(fs, mkdirs_makes_every_missing_folder_and_names_the_one_that_fails) {
+  cr_assert_eq(dc__mkdirs(at("a/b/c")), DC_OK, "%s", dc_last_error());
+  cr_assert(dc__is_dir(at("a/b/c")));
+  cr_assert_eq(dc__mkdirs(at("a/b/c/")), DC_OK, "an existing folder is fine: %s", dc_last_error());
+  cr_assert_eq(dc__mkdirs_for(at("x/y/file.txt")), DC_OK, "%s", dc_last_error());
+  cr_assert(dc__is_dir(at("x/y")) && !dc__path_exists(at("x/y/file.txt")));
+  put(at("a/plain"), "a file\n");
+  cr_assert(dc__is_file(at("a/plain")) && !dc__is_dir(at("a/plain")));
+  cr_assert_eq(dc__file_size(at("a/plain")), 7);
+  cr_assert_eq(dc__file_size(at("a")), -1);
+  cr_assert_eq(dc__mkdirs(at("a/plain")), DC_ERR_IO);
+  cr_assert(strstr(dc_last_error(), at("a/plain")) && strstr(dc_last_error(), "a file"), "%s",
+            dc_last_error());
+  cr_assert_eq(dc__mkdirs(at("a/plain/sub")), DC_ERR_IO);
+  cr_assert(strstr(dc_last_error(), at("a/plain/sub")), "%s", dc_last_error());
+  cr_assert_eq(dc__mkdirs(""), DC_ERR_ARG);
+}
