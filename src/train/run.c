@@ -156,8 +156,8 @@ static void print_summary(FILE *f, const run_ctx *r, const dc_run_result *res,
   fprintf(f, "\ntest accuracy: %.2f%% (loss %.4f) with the weights of epoch %d",
           100 * res->test_acc, res->test_loss, best_w ? res->best_epoch : res->epochs_done);
   if (!isnan(res->best_val_acc))
-    fprintf(f, " (validation accuracy %.2f%% at the best epoch %d, by %s)",
-            100 * res->best_val_acc, res->best_epoch, dc_config_get(r->cfg, "train.monitor"));
+    fprintf(f, " (validation accuracy %.2f%% at the best epoch %d, by %s)", 100 * res->best_val_acc,
+            res->best_epoch, dc_config_get(r->cfg, "train.monitor"));
   fprintf(f, "\n\n");
   dc_metrics_print_classes(f, test, (const char *const *)r->data->class_names, false);
   fprintf(f, "\nconfusion matrix (rows: true class, columns: predicted class)\n");
