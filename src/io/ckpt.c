@@ -1,23 +1,18 @@
 /* Checkpoints: named tensors and string metadata in the safetensors layout (8-byte LE header
- * length, JSON header, raw little-endian data), written atomically (temporary file, fsync,
- * rename, fsync of the folder) and checked field by field when read. What a training run puts
- * in one is the trainer's business (src/train/trainer.c). */
+ * length, JSON header, raw little-endian data), written atomically (dc__write_atomic) and read
+ * as a typed view of the one safetensors codec (safetensors.c checks every field; this file
+ * keeps the dtypes deepc computes with). What a training run puts in one is the trainer's
+ * business (src/train/trainer.c). */
 #include <deepc/autograd.h>
 #include <deepc/io.h>
 
 #include "../core/core-impl.h"
 #include "weights-impl.h"
 
-#include <cjson/cJSON.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-#define CKPT_MAX_HEADER 100000000ull /* the reference implementation's cap */
 
 struct dc_ckpt {
   int n, cap;
@@ -249,178 +244,56 @@ int dc_ckpt_save(const dc_ckpt *c, const char *path) {
   return rc;
 }
 
-/* ---- loading ---- */
-static void *load_fail(dc_ckpt *c, cJSON *root, unsigned char *buf) {
-  dc_ckpt_free(c);
-  cJSON_Delete(root);
-  dc__free(buf);
-  return NULL;
-}
+/* ---- loading: a typed view of the safetensors codec (safetensors.c) ---- */
 
-static int cmp_span(const void *a, const void *b) {
-  const uint64_t *x = a, *y = b;
-  return x[0] < y[0] ? -1 : x[0] > y[0];
-}
-
-/* One header entry -> a tensor over the data block; records its span in span[2]. */
-static dc_tensor *load_entry(const char *path, const cJSON *e, const unsigned char *data,
-                             uint64_t data_len, uint64_t *span) {
-  const char *name = e->string;
-  if (!cJSON_IsObject(e))
-    return dc__err(DC_ERR_FORMAT, "%s: entry '%s' is not an object", path, name);
-  const cJSON *jd = cJSON_GetObjectItemCaseSensitive(e, "dtype");
-  const cJSON *js = cJSON_GetObjectItemCaseSensitive(e, "shape");
-  const cJSON *jo = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
+/* A checkpoint tensor holding entry e's values, in one of the dtypes checkpoints keep. */
+static dc_tensor *entry_tensor(const dc__wentry *e, const char *path) {
+  const char *code = dc__wdt_table[e->dt].st;
   dc_dtype dt;
-  if (!cJSON_IsString(jd))
-    return dc__err(DC_ERR_FORMAT, "%s: entry '%s' has no dtype string", path, name);
-  if (!dtype_from(jd->valuestring, &dt))
-    return dc__err(DC_ERR_UNSUPPORTED, "%s: entry '%s': dtype %s is not supported", path, name,
-                   jd->valuestring);
-  if (!cJSON_IsArray(js) || cJSON_GetArraySize(js) > DC_MAX_DIMS)
-    return dc__err(DC_ERR_FORMAT, "%s: entry '%s': shape must be a list of at most %d sizes", path,
-                   name, DC_MAX_DIMS);
-  dc_shape s = {.ndim = cJSON_GetArraySize(js)};
-  int64_t numel = 1;
-  for (int d = 0; d < s.ndim; d++) {
-    const cJSON *x = cJSON_GetArrayItem(js, d);
-    if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > 9.0e15 ||
-        x->valuedouble != (double)(int64_t)x->valuedouble)
-      return dc__err(DC_ERR_FORMAT, "%s: entry '%s': shape[%d] is not a size", path, name, d);
-    s.d[d] = (int64_t)x->valuedouble;
-    if (dc__mul_overflow(numel, s.d[d], &numel))
-      return dc__err(DC_ERR_FORMAT, "%s: entry '%s': shape too large", path, name);
-  }
-  if (!cJSON_IsArray(jo) || cJSON_GetArraySize(jo) != 2)
-    return dc__err(DC_ERR_FORMAT, "%s: entry '%s': data_offsets must be [begin, end]", path, name);
-  double b = cJSON_GetArrayItem(jo, 0)->valuedouble, en = cJSON_GetArrayItem(jo, 1)->valuedouble;
-  if (!(b >= 0 && en >= b && en <= (double)data_len))
-    return dc__err(DC_ERR_FORMAT,
-                   "%s: entry '%s': data_offsets [%.0f, %.0f] outside the %llu data bytes", path,
-                   name, b, en, (unsigned long long)data_len);
-  int64_t nb;
-  if (dc__mul_overflow(numel, (int64_t)dc_dtype_size(dt), &nb) || (double)nb != en - b)
-    return dc__err(DC_ERR_FORMAT, "%s: entry '%s': %.0f data bytes for %lld elements of %s", path,
-                   name, en - b, (long long)numel, jd->valuestring);
-  span[0] = (uint64_t)b;
-  span[1] = (uint64_t)en;
+  if (!dtype_from(code, &dt))
+    return dc__err(DC_ERR_UNSUPPORTED, "%s: entry '%s': dtype %s is not supported", path, e->name,
+                   code);
+  dc_shape s = {.ndim = e->ndim};
+  for (int d = 0; d < e->ndim; d++) s.d[d] = e->shape[d];
   dc_tensor *t = dc__new(s, dt, DC_CPU);
   if (!t) return NULL;
   dc__unscope(t);
-  if (nb) memcpy(dc_data(t), data + span[0], (size_t)nb);
+  if (e->nbytes) memcpy(dc_data(t), e->data, (size_t)e->nbytes);
   return t;
 }
 
-static unsigned char *read_file(const char *path, uint64_t *size) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return dc__err(DC_ERR_IO, "%s: cannot open the checkpoint (%s)", path, strerror(errno));
-  struct stat st;
-  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    fclose(f);
-    return dc__err(DC_ERR_IO, "%s: not a regular file", path);
+/* The checkpoint of a parsed file: its tensors and metadata (w's entry bytes freed as they are
+ * copied, so the file's data is held about once). */
+static dc_ckpt *from_weights(dc_weights *w, const char *path) {
+  dc_ckpt *c = dc_ckpt_new();
+  for (int i = 0; c && i < w->nmeta; i++)
+    if (dc_ckpt_set_meta(c, w->mkeys[i], w->mvals[i]) != DC_OK) goto fail;
+  for (int i = 0; c && i < w->n; i++) {
+    dc_tensor *t = entry_tensor(&w->e[i], path);
+    if (!t) goto fail;
+    dc__free(w->e[i].data);
+    w->e[i].data = NULL;
+    if (push(c, w->e[i].name, t) != DC_OK) {
+      dc__unref(t);
+      goto fail;
+    }
   }
-  unsigned char *buf = dc__malloc((size_t)st.st_size + 1);
-  if (!buf) {
-    fclose(f);
-    return NULL;
-  }
-  size_t got = fread(buf, 1, (size_t)st.st_size, f);
-  fclose(f);
-  if (got != (size_t)st.st_size) {
-    dc__free(buf);
-    return dc__err(DC_ERR_IO, "%s: short read (%zu of %lld bytes)", path, got,
-                   (long long)st.st_size);
-  }
-  *size = got;
-  return buf;
+  return c;
+fail:
+  dc_ckpt_free(c);
+  return NULL;
 }
 
 dc_ckpt *dc_ckpt_load(const char *path) {
   if (!path) return dc__err(DC_ERR_ARG, "ckpt_load: path is NULL");
-  uint64_t size = 0;
-  unsigned char *buf = read_file(path, &size);
-  if (!buf) return NULL;
-  if (size < 8) {
-    dc__free(buf);
-    return dc__err(DC_ERR_FORMAT, "%s: %llu bytes is too short for a checkpoint", path,
-                   (unsigned long long)size);
-  }
-  uint64_t hl = 0;
-  for (int i = 0; i < 8; i++) hl |= (uint64_t)buf[i] << (8 * i);
-  if (hl > CKPT_MAX_HEADER || hl > size - 8) {
-    dc__free(buf);
-    return dc__err(DC_ERR_FORMAT,
-                   "%s: offset 0: header length %llu does not fit the %llu-byte file (not a "
-                   "deepc/safetensors checkpoint?)",
-                   path, (unsigned long long)hl, (unsigned long long)size);
-  }
-  cJSON *root = cJSON_ParseWithLength((const char *)buf + 8, (size_t)hl);
-  dc_ckpt *c = dc_ckpt_new();
-  if (!root || !cJSON_IsObject(root)) {
-    dc__err(DC_ERR_FORMAT, "%s: offset 8: the header is not a JSON object", path);
-    return load_fail(c, root, buf);
-  }
-  if (!c) return load_fail(c, root, buf);
-  const unsigned char *data = buf + 8 + hl;
-  uint64_t data_len = size - 8 - hl;
-  int nent = cJSON_GetArraySize(root);
-  uint64_t *spans = dc__calloc((size_t)nent + 1, 2 * sizeof *spans);
-  if (!spans) return load_fail(c, root, buf);
-  int ns = 0;
-  for (const cJSON *e = root->child; e; e = e->next) {
-    if (strcmp(e->string, "__metadata__") == 0) {
-      if (!cJSON_IsObject(e)) {
-        dc__err(DC_ERR_FORMAT, "%s: __metadata__ is not an object", path);
-        goto fail;
-      }
-      for (const cJSON *m = e->child; m; m = m->next) {
-        if (!cJSON_IsString(m)) {
-          dc__err(DC_ERR_FORMAT, "%s: __metadata__.%s is not a string", path, m->string);
-          goto fail;
-        }
-        if (dc_ckpt_set_meta(c, m->string, m->valuestring) != DC_OK) goto fail;
-      }
-      continue;
-    }
-    if (dc_ckpt_tensor(c, e->string)) {
-      dc__err(DC_ERR_FORMAT, "%s: entry '%s' appears twice", path, e->string);
-      goto fail;
-    }
-    dc_tensor *t = load_entry(path, e, data, data_len, spans + 2 * ns);
-    if (!t) goto fail;
-    if (push(c, e->string, t) != DC_OK) {
-      dc__unref(t);
-      goto fail;
-    }
-    ns++;
-  }
-  /* the tensors must tile the data block exactly */
-  qsort(spans, (size_t)ns, 2 * sizeof *spans, cmp_span);
-  uint64_t at = 0;
-  for (int i = 0; i < ns; i++) {
-    if (spans[2 * i] != at) {
-      dc__err(DC_ERR_FORMAT, "%s: data bytes [%llu, %llu) %s", path, (unsigned long long)at,
-              (unsigned long long)spans[2 * i],
-              spans[2 * i] > at ? "belong to no tensor (gap)"
-                                : "are used by two tensors (overlap)");
-      goto fail;
-    }
-    at = spans[2 * i + 1];
-  }
-  if (at != data_len) {
-    dc__err(
-        DC_ERR_FORMAT,
-        "%s: the tensors end at data byte %llu but the file holds %llu (truncated or padded file)",
-        path, (unsigned long long)at, (unsigned long long)data_len);
-    goto fail;
-  }
-  dc__free(spans);
-  cJSON_Delete(root);
-  dc__free(buf);
+  const uint8_t *mem;
+  size_t n;
+  if (dc__map_file(path, "the checkpoint", &mem, &n) != DC_OK) return NULL;
+  dc_weights *w = dc__safetensors_parse(mem, n, path);
+  dc__unmap_file(mem, n);
+  dc_ckpt *c = w ? from_weights(w, path) : NULL;
+  dc_weights_free(w);
   return c;
-fail:
-  dc__free(spans);
-  return load_fail(c, root, buf);
 }
 
 /* ---- state dicts and optimizer states ---- */

@@ -3,7 +3,8 @@
  * {str: str}}, starting with '{', padded with spaces), then the data. Every rule of the format is
  * enforced: known dtypes, integral sizes and offsets, shape x dtype size == end - begin, tensors
  * tiling the data with no gap or overlap, the data ending exactly at the end of the file, no
- * duplicate names. Writing puts __metadata__ first and pads the header to 8 bytes. */
+ * duplicate names. Writing puts __metadata__ first and pads the header to 8 bytes. deepc
+ * checkpoints (ckpt.c) are read and written through this codec too. */
 #include "weights-impl.h"
 
 #include <cjson/cJSON.h>

@@ -75,6 +75,11 @@ int dc__weights_push(dc_weights *w, const char *name, dc__wdt dt, int ndim, cons
 /* Refuses duplicate names (naming one); what names the file. */
 int dc__weights_check_unique(const dc_weights *w, const char *what);
 
+/* Maps path read-only (*mem NULL for an empty file); kind names it in messages ("the
+ * checkpoint"). Undo with dc__unmap_file. */
+int dc__map_file(const char *path, const char *kind, const uint8_t **mem, size_t *n);
+void dc__unmap_file(const uint8_t *mem, size_t n);
+
 /* ---- formats (what names the source in messages) ---- */
 dc_weights *dc__pth_parse(const uint8_t *mem, size_t n, const char *what);
 int dc__pth_write(const dc_weights *w, FILE *f, const char *folder, const char *what);

@@ -414,22 +414,35 @@ dc_weights *dc_weights_parse(const void *data, size_t n, const char *what) {
                  what, n);
 }
 
-dc_weights *dc_weights_load(const char *path) {
-  if (!path) return dc__err(DC_ERR_ARG, "weights_load: path is NULL");
+int dc__map_file(const char *path, const char *kind, const uint8_t **mem, size_t *n) {
+  *mem = NULL, *n = 0;
   int fd = open(path, O_RDONLY);
-  if (fd < 0) return dc__err(DC_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
+  if (fd < 0) return dc__errs(DC_ERR_IO, "%s: cannot open %s (%s)", path, kind, strerror(errno));
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     close(fd);
-    return dc__err(DC_ERR_IO, "%s: not a regular file", path);
+    return dc__errs(DC_ERR_IO, "%s: not a regular file", path);
   }
-  size_t n = (size_t)st.st_size;
-  void *m = n ? mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+  size_t len = (size_t)st.st_size;
+  void *m = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
   close(fd);
-  if (n && m == MAP_FAILED)
-    return dc__err(DC_ERR_IO, "%s: cannot map the file (%s)", path, strerror(errno));
+  if (len && m == MAP_FAILED)
+    return dc__errs(DC_ERR_IO, "%s: cannot map %s (%s)", path, kind, strerror(errno));
+  *mem = m, *n = len;
+  return DC_OK;
+}
+
+void dc__unmap_file(const uint8_t *mem, size_t n) {
+  if (n) munmap((void *)(uintptr_t)mem, n);
+}
+
+dc_weights *dc_weights_load(const char *path) {
+  if (!path) return dc__err(DC_ERR_ARG, "weights_load: path is NULL");
+  const uint8_t *m;
+  size_t n;
+  if (dc__map_file(path, "the weight file", &m, &n) != DC_OK) return NULL;
   dc_weights *w = dc_weights_parse(m, n, path);
-  if (n) munmap(m, n);
+  dc__unmap_file(m, n);
   return w;
 }
 
