@@ -242,6 +242,15 @@ char *dc__st_header_json(const dc__st_entry *e, int n, char *const *mkeys, char 
   return json;
 }
 
+int dc__st_write_header(FILE *f, const char *json) {
+  size_t hl = strlen(json), padded = (hl + 7) / 8 * 8;
+  uint8_t len8[8];
+  for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+  bool ok = fwrite(len8, 1, 8, f) == 8 && fwrite(json, 1, hl, f) == hl &&
+            fwrite("        ", 1, padded - hl, f) == padded - hl;
+  return ok ? DC_OK : DC__WRITE_FAILED;
+}
+
 int dc__safetensors_write(const dc_weights *w, FILE *f, const char *what) {
   for (int i = 0; i < w->n; i++)
     if (strcmp(w->e[i].name, "__metadata__") == 0)
@@ -255,11 +264,7 @@ int dc__safetensors_write(const dc_weights *w, FILE *f, const char *what) {
   char *json = dc__st_header_json(ent, w->n, w->mkeys, w->mvals, w->nmeta, &data_len, what);
   dc__free(ent);
   if (!json) return dc_last_status();
-  size_t hl = strlen(json), padded = (hl + 7) / 8 * 8;
-  uint8_t len8[8];
-  for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
-  bool ok = fwrite(len8, 1, 8, f) == 8 && fwrite(json, 1, hl, f) == hl &&
-            fwrite("        ", 1, padded - hl, f) == padded - hl;
+  bool ok = dc__st_write_header(f, json) == DC_OK;
   free(json);
   for (int i = 0; ok && i < w->n; i++)
     ok =

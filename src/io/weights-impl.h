@@ -97,6 +97,9 @@ typedef struct dc__st_entry {
  * header with a field left out. *data_len: the sum of the entries' bytes. */
 char *dc__st_header_json(const dc__st_entry *e, int n, char *const *mkeys, char *const *mvals,
                          int nmeta, uint64_t *data_len, const char *what);
+/* The 8-byte header length, json and the spaces padding it to 8 bytes: DC_OK or
+ * DC__WRITE_FAILED (errno says why). The data follows. */
+int dc__st_write_header(FILE *f, const char *json);
 
 /* ---- zip: reading through libzip (sizes and CRCs checked), writing stored entries ---- */
 typedef struct dc__zipr dc__zipr;
