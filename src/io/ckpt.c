@@ -219,8 +219,7 @@ static dc_tensor *entry_tensor(const dc__wentry *e, const char *path) {
   return t;
 }
 
-/* The checkpoint of a parsed file: its tensors and metadata (w's entry bytes freed as they are
- * copied, so the file's data is held about once). */
+/* The checkpoint of a parsed file (a view of its bytes): its tensors and metadata. */
 static dc_ckpt *from_weights(dc_weights *w, const char *path) {
   dc_ckpt *c = dc_ckpt_new();
   for (int i = 0; c && i < w->nmeta; i++)
@@ -228,8 +227,6 @@ static dc_ckpt *from_weights(dc_weights *w, const char *path) {
   for (int i = 0; c && i < w->n; i++) {
     dc_tensor *t = entry_tensor(&w->e[i], path);
     if (!t) goto fail;
-    dc__free(w->e[i].data);
-    w->e[i].data = NULL;
     if (push(c, w->e[i].name, t) != DC_OK) {
       dc__unref(t);
       goto fail;
@@ -246,10 +243,10 @@ dc_ckpt *dc_ckpt_load(const char *path) {
   const uint8_t *mem;
   size_t n;
   if (dc__map_file(path, "the checkpoint", &mem, &n) != DC_OK) return NULL;
-  dc_weights *w = dc__safetensors_parse(mem, n, path);
-  dc__unmap_file(mem, n);
+  dc_weights *w = dc__safetensors_view(mem, n, path);
   dc_ckpt *c = w ? from_weights(w, path) : NULL;
   dc_weights_free(w);
+  dc__unmap_file(mem, n);
   return c;
 }
 

@@ -117,7 +117,8 @@ static int check_duplicates(const cJSON *root, int n, const char *what) {
   return rc;
 }
 
-dc_weights *dc__safetensors_parse(const uint8_t *mem, size_t n, const char *what) {
+/* Parses and checks the file; borrow: entries point into mem instead of holding copies. */
+static dc_weights *parse(const uint8_t *mem, size_t n, const char *what, bool borrow) {
   if (n < 8)
     return dc__err(DC_ERR_FORMAT, "%s: %zu bytes is too short for a safetensors file", what, n);
   uint64_t hl = 0;
@@ -144,6 +145,7 @@ dc_weights *dc__safetensors_parse(const uint8_t *mem, size_t n, const char *what
   const uint8_t *data = mem + 8 + hl;
   int nent = cJSON_GetArraySize(root);
   dc_weights *w = dc_weights_new();
+  if (w) w->borrowed = borrow;
   span *spans = dc__malloc(sizeof *spans * (size_t)(nent + 1));
   dc__wdt *dts = dc__malloc(sizeof *dts * (size_t)(nent + 1));
   dc_shape *shapes = dc__malloc(sizeof *shapes * (size_t)(nent + 1));
@@ -188,9 +190,10 @@ dc_weights *dc__safetensors_parse(const uint8_t *mem, size_t n, const char *what
   }
   for (int i = 0; i < ns; i++) {
     uint64_t nb = spans[i].end - spans[i].begin;
-    uint8_t *buf = nb ? dc__malloc((size_t)nb) : NULL;
-    if (nb && !buf) goto fail;
-    if (nb) memcpy(buf, data + spans[i].begin, (size_t)nb);
+    uint8_t *buf = NULL;
+    if (nb && borrow) buf = (uint8_t *)(uintptr_t)(data + spans[i].begin);
+    if (nb && !borrow && !(buf = dc__malloc((size_t)nb))) goto fail;
+    if (nb && !borrow) memcpy(buf, data + spans[i].begin, (size_t)nb);
     if (dc__weights_push(w, ents[i]->string, dts[i], shapes[i].ndim, shapes[i].d, buf, nb) != DC_OK)
       goto fail;
   }
@@ -210,6 +213,14 @@ fail:
   cJSON_Delete(root);
   dc_weights_free(w);
   return NULL;
+}
+
+dc_weights *dc__safetensors_parse(const uint8_t *mem, size_t n, const char *what) {
+  return parse(mem, n, what, false);
+}
+
+dc_weights *dc__safetensors_view(const uint8_t *mem, size_t n, const char *what) {
+  return parse(mem, n, what, true);
 }
 
 /* ---- writing ---- */

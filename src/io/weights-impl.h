@@ -63,6 +63,7 @@ typedef struct dc__wentry {
 
 struct dc_weights {
   dc_weights_format format; /* the file it came from (DC_WEIGHTS_AUTO when built in memory) */
+  bool borrowed;            /* entry data points into the parsed bytes (dc__safetensors_view) */
   int n, cap;
   dc__wentry *e; /* [n], file order */
   int nmeta, mcap;
@@ -84,6 +85,8 @@ void dc__unmap_file(const uint8_t *mem, size_t n);
 dc_weights *dc__pth_parse(const uint8_t *mem, size_t n, const char *what);
 int dc__pth_write(const dc_weights *w, FILE *f, const char *folder, const char *what);
 dc_weights *dc__safetensors_parse(const uint8_t *mem, size_t n, const char *what);
+/* The same checks, but the entries' data point into mem (valid while mem is; nothing copied). */
+dc_weights *dc__safetensors_view(const uint8_t *mem, size_t n, const char *what);
 int dc__safetensors_write(const dc_weights *w, FILE *f, const char *what);
 /* One tensor of a safetensors header, in data order. */
 typedef struct dc__st_entry {

@@ -70,7 +70,7 @@ void dc_weights_free(dc_weights *w) {
   if (!w) return;
   for (int i = 0; i < w->n; i++) {
     dc__free(w->e[i].name);
-    dc__free(w->e[i].data);
+    if (!w->borrowed) dc__free(w->e[i].data);
   }
   for (int i = 0; i < w->nmeta; i++) {
     dc__free(w->mkeys[i]);
@@ -88,7 +88,7 @@ int dc__weights_push(dc_weights *w, const char *name, dc__wdt dt, int ndim, cons
     int cap = w->cap ? 2 * w->cap : 64;
     dc__wentry *e = dc__realloc(w->e, sizeof *e * (size_t)w->cap, sizeof *e * (size_t)cap);
     if (!e) {
-      dc__free(data);
+      if (!w->borrowed) dc__free(data);
       return DC_ERR_NOMEM;
     }
     w->e = e;
@@ -96,7 +96,7 @@ int dc__weights_push(dc_weights *w, const char *name, dc__wdt dt, int ndim, cons
   }
   char *nm = dc__strdup(name);
   if (!nm) {
-    dc__free(data);
+    if (!w->borrowed) dc__free(data);
     return DC_ERR_NOMEM;
   }
   dc__wentry *e = &w->e[w->n++];
