@@ -30,14 +30,9 @@ void dc_ckpt_free(dc_ckpt *c) {
     dc__free(c->names[i]);
     dc__unref(c->tensors[i]);
   }
-  for (int i = 0; i < c->nmeta; i++) {
-    dc__free(c->mkeys[i]);
-    dc__free(c->mvals[i]);
-  }
+  dc__meta_free(c->mkeys, c->mvals, c->nmeta);
   dc__free(c->names);
   dc__free(c->tensors);
-  dc__free(c->mkeys);
-  dc__free(c->mvals);
   dc__free(c);
 }
 
@@ -97,38 +92,11 @@ dc_tensor *dc_ckpt_tensor_at(const dc_ckpt *c, int i) {
 
 int dc_ckpt_set_meta(dc_ckpt *c, const char *key, const char *value) {
   if (!c || !key || !value) return dc__errs(DC_ERR_ARG, "ckpt_set_meta: NULL argument");
-  char *v = dc__strdup(value);
-  if (!v) return DC_ERR_NOMEM;
-  for (int i = 0; i < c->nmeta; i++)
-    if (strcmp(c->mkeys[i], key) == 0) {
-      dc__free(c->mvals[i]);
-      c->mvals[i] = v;
-      return DC_OK;
-    }
-  if (c->nmeta == c->mcap) {
-    int cap = c->mcap ? 2 * c->mcap : 16;
-    if (grow((void **)&c->mkeys, c->mcap, cap, sizeof(char *)) != DC_OK ||
-        grow((void **)&c->mvals, c->mcap, cap, sizeof(char *)) != DC_OK) {
-      dc__free(v);
-      return DC_ERR_NOMEM;
-    }
-    c->mcap = cap;
-  }
-  char *k = dc__strdup(key);
-  if (!k) {
-    dc__free(v);
-    return DC_ERR_NOMEM;
-  }
-  c->mkeys[c->nmeta] = k;
-  c->mvals[c->nmeta++] = v;
-  return DC_OK;
+  return dc__meta_set(&c->mkeys, &c->mvals, &c->nmeta, &c->mcap, key, value);
 }
 
 const char *dc_ckpt_meta(const dc_ckpt *c, const char *key) {
-  if (!c || !key) return NULL;
-  for (int i = 0; i < c->nmeta; i++)
-    if (strcmp(c->mkeys[i], key) == 0) return c->mvals[i];
-  return NULL;
+  return c ? dc__meta_get(c->mkeys, c->mvals, c->nmeta, key) : NULL;
 }
 
 /* ---- saving ---- */

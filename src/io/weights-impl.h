@@ -70,6 +70,12 @@ struct dc_weights {
   char **mkeys, **mvals; /* [nmeta] */
 };
 
+/* String metadata as parallel key / value arrays (of weight files and checkpoints): the value
+ * of key (NULL when absent); set copies both strings and replaces an existing key's value. */
+const char *dc__meta_get(char *const *keys, char *const *vals, int n, const char *key);
+int dc__meta_set(char ***keys, char ***vals, int *n, int *cap, const char *key, const char *value);
+void dc__meta_free(char **keys, char **vals, int n);
+
 /* Appends an entry; takes over data (freed on failure too). Names must be unique. */
 int dc__weights_push(dc_weights *w, const char *name, dc__wdt dt, int ndim, const int64_t *shape,
                      uint8_t *data, uint64_t nbytes);

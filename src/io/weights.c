@@ -72,13 +72,8 @@ void dc_weights_free(dc_weights *w) {
     dc__free(w->e[i].name);
     if (!w->borrowed) dc__free(w->e[i].data);
   }
-  for (int i = 0; i < w->nmeta; i++) {
-    dc__free(w->mkeys[i]);
-    dc__free(w->mvals[i]);
-  }
+  dc__meta_free(w->mkeys, w->mvals, w->nmeta);
   dc__free(w->e);
-  dc__free(w->mkeys);
-  dc__free(w->mvals);
   dc__free(w);
 }
 
@@ -272,43 +267,59 @@ const char *dc_weights_meta_value(const dc_weights *w, int i) {
   return w && i >= 0 && i < w->nmeta ? w->mvals[i] : NULL;
 }
 
-const char *dc_weights_meta(const dc_weights *w, const char *key) {
-  for (int i = 0; w && key && i < w->nmeta; i++)
-    if (strcmp(w->mkeys[i], key) == 0) return w->mvals[i];
+const char *dc__meta_get(char *const *keys, char *const *vals, int n, const char *key) {
+  for (int i = 0; key && i < n; i++)
+    if (strcmp(keys[i], key) == 0) return vals[i];
   return NULL;
 }
 
-int dc_weights_set_meta(dc_weights *w, const char *key, const char *value) {
-  if (!w || !key || !value) return dc__errs(DC_ERR_ARG, "weights_set_meta: NULL argument");
+int dc__meta_set(char ***keys, char ***vals, int *n, int *cap, const char *key, const char *value) {
   char *v = dc__strdup(value);
   if (!v) return DC_ERR_NOMEM;
-  for (int i = 0; i < w->nmeta; i++)
-    if (strcmp(w->mkeys[i], key) == 0) {
-      dc__free(w->mvals[i]);
-      w->mvals[i] = v;
+  for (int i = 0; i < *n; i++)
+    if (strcmp((*keys)[i], key) == 0) {
+      dc__free((*vals)[i]);
+      (*vals)[i] = v;
       return DC_OK;
     }
-  if (w->nmeta == w->mcap) {
-    int cap = w->mcap ? 2 * w->mcap : 16;
-    char **k = dc__realloc(w->mkeys, sizeof *k * (size_t)w->mcap, sizeof *k * (size_t)cap);
-    if (k) w->mkeys = k;
-    char **vv =
-        k ? dc__realloc(w->mvals, sizeof *vv * (size_t)w->mcap, sizeof *vv * (size_t)cap) : NULL;
+  if (*n == *cap) {
+    int nc = *cap ? 2 * *cap : 16;
+    char **k = dc__realloc(*keys, sizeof *k * (size_t)*cap, sizeof *k * (size_t)nc);
+    if (k) *keys = k;
+    char **vv = k ? dc__realloc(*vals, sizeof *vv * (size_t)*cap, sizeof *vv * (size_t)nc) : NULL;
     if (!vv) {
       dc__free(v);
       return DC_ERR_NOMEM;
     }
-    w->mvals = vv;
-    w->mcap = cap;
+    *vals = vv;
+    *cap = nc;
   }
   char *k = dc__strdup(key);
   if (!k) {
     dc__free(v);
     return DC_ERR_NOMEM;
   }
-  w->mkeys[w->nmeta] = k;
-  w->mvals[w->nmeta++] = v;
+  (*keys)[*n] = k;
+  (*vals)[(*n)++] = v;
   return DC_OK;
+}
+
+void dc__meta_free(char **keys, char **vals, int n) {
+  for (int i = 0; i < n; i++) {
+    dc__free(keys[i]);
+    dc__free(vals[i]);
+  }
+  dc__free(keys);
+  dc__free(vals);
+}
+
+const char *dc_weights_meta(const dc_weights *w, const char *key) {
+  return w ? dc__meta_get(w->mkeys, w->mvals, w->nmeta, key) : NULL;
+}
+
+int dc_weights_set_meta(dc_weights *w, const char *key, const char *value) {
+  if (!w || !key || !value) return dc__errs(DC_ERR_ARG, "weights_set_meta: NULL argument");
+  return dc__meta_set(&w->mkeys, &w->mvals, &w->nmeta, &w->mcap, key, value);
 }
 
 /* ---- selection and state dicts ---- */
