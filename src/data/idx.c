@@ -177,12 +177,12 @@ int dc__idx_refuse_empty_samples(const dc_tensor *t, const char *path) {
   int d = dc__empty_sample_dim(t);
   if (!d) return DC_OK;
   static const char *const what[] = {"", "rows", "columns", "channels"};
+  const char *field = t->ndim == 2 ? "values" : d < 4 ? what[d] : "size"; /* [N, F]: features */
   char b[128];
   return dc__errs(DC_ERR_FORMAT,
                   "%s: offset %d: dimension %d of the header (%s per sample) is 0 (shape %s), so "
                   "every sample is empty; a dataset's samples need at least one element",
-                  path, 4 + 4 * d, d, t->ndim == 2 ? "values" : d < 4 ? what[d] : "size",
-                  dc_shape_str(dc_shape_of(t), b, sizeof b));
+                  path, 4 + 4 * d, d, field, dc_shape_str(dc_shape_of(t), b, sizeof b));
 }
 
 /* Images [N, H, W(, C)] uint8 and labels [N] uint8 < nclasses (0: any) into a dataset. */

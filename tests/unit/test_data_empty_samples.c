@@ -90,7 +90,8 @@ Test(empty, idx_files_opened_by_content) {
   EXPECT_REFUSED(dc_dataset_open(at("train-images-idx3-ubyte")), "train-images-idx3-ubyte",
                  "offset 8");
   put_idx("features.idx", 2, (uint32_t[]){6, 0});
-  EXPECT_REFUSED(dc_dataset_open(at("features.idx")), "features.idx", "offset 8");
+  EXPECT_REFUSED(dc_dataset_open(at("features.idx")), "features.idx", "offset 8",
+                 "values per sample");
   put_idx("features_ok.idx", 2, (uint32_t[]){6, 1});
   expect_loads(dc_dataset_open(at("features_ok.idx")), 6);
 }
