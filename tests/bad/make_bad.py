@@ -95,6 +95,15 @@ put("idxds", "labels_not_1d/labels.idx", idx(np.zeros((3, 2), dtype=np.uint8)))
 rows.pop()
 counter["idxds"] -= 1
 
+# samples with a zero-sized dimension (used to load as N empty images): refused, naming the field
+for name, dims, where in (("rows0", (10, 0, 28), "offset 8"), ("cols0", (10, 28, 0), "offset 12"),
+                          ("chan0", (10, 2, 2, 0), "offset 16")):
+    put("idxds", f"{name}/images.idx", idx(np.zeros(dims, np.uint8)), expect=where)
+    put("idxds", f"{name}/labels.idx", idx(np.zeros(10, np.uint8)))
+    rows.pop()
+    counter["idxds"] -= 1
+put("dataset", "empty_idx/features.idx", idx(np.zeros((6, 0), np.uint8)), expect="offset 8")
+
 # ======================= CIFAR binary =======================
 px = rng.integers(0, 255, size=(2, 3072), dtype=np.uint8)
 c10 = b"".join(bytes([k + 3]) + px[k].tobytes() for k in range(2))
@@ -122,6 +131,10 @@ put("pickleds", "labels_negative.pkl", pickle.dumps({"data": np.zeros((2, 3), np
     expect="label|-4|negative")
 put("pickleds", "labels_huge.pkl", pickle.dumps({"data": np.zeros((2, 3), np.uint8), "labels": [0, 16000000]}, protocol=2),
     expect="implausible")  # fuzz_pydata: 16 million class names for a 200-byte file
+put("pickleds", "data_0_wide.pkl", pickle.dumps({"data": np.zeros((2, 0), np.uint8), "labels": [0, 1]}, protocol=2),
+    expect="key 'data'")
+put("pickleds", "labels_0_wide.pkl", pickle.dumps((np.zeros((2, 3), np.float32), np.zeros((2, 0), np.float32)), protocol=2),
+    expect="item 1")
 put("pickleds", "data_not_array.pkl", pickle.dumps({"data": "hello", "labels": [0]}, protocol=2))
 put("pickleds", "no_arrays.pkl", pickle.dumps([1, 2, 3], protocol=2))
 
@@ -308,6 +321,10 @@ put("npz", "duplicate.npz", zip_of([("x.npy", npy_bytes(xy["x"])), ("x.npy", npy
 put("npz", "bad_member.npz", zip_of([("x.npy", b"\x93NUMPY\x01\x00\xff\xff{")]), expect="x.npy")
 put("npz", "no_arrays.npz", zip_of([("readme.txt", b"hello")]), expect="no .npy")
 put("npz", "bzip2.npz", zip_of([("x.npy", npy_bytes(xy["x"]))], zipfile.ZIP_BZIP2), expect="x.npy|compression")
+put("dataset", "empty_samples.npy", npy_bytes(np.zeros((4, 0), np.float32)), expect="sample dimension 1")
+put("dataset", "x_0.npz", npz_bytes({"x": np.zeros((3, 2, 0), np.uint8), "y": np.arange(3)}), expect="array 'x'")
+put("dataset", "y_0.npz", npz_bytes({"x": np.zeros((3, 2), np.uint8), "y": np.zeros((3, 0), np.float32)}),
+    expect="array 'y'")
 put("npz", "not_zip.npz", b"PK\x03\x04" + b"\x00" * 40, expect="zip")
 
 # ======================= .pth (zip + pickle VM), safetensors, checkpoints =======================
@@ -585,7 +602,7 @@ put("csv", "missing.csv", b"a,b,label\n1,,0\n", expect="line 2, column 2")
 put("csv", "nan_text.csv", b"a,b,label\n1,0x1p3,0\n", expect="line 2, column 2")
 put("csv", "header_only.csv", b"a,b,label\n", expect="no data rows")
 put("csv", "empty.csv", b"", expect="empty")
-put("csv", "only_label.csv", b"label\n1\n", expect="no feature")
+put("csv", "only_label.csv", b"label\n1\n", expect="no feature columns besides the label (column 1, 'label')")
 put("csv", "unterminated_quote.csv", b'a,b,label\n1,"2,0\n3,4,1\n', expect="line 2")
 put("csv", "nul.csv", b"a,b,label\n1,2\x00,0\n", expect="line 2")
 put("csv", "wide_tall.csv", b",".join(b"c%d" % i for i in range(300000)) + b"\n" + b"\n0" * 300000,
