@@ -18,6 +18,7 @@
   X(convert, "convert weights between PyTorch .pth, safetensors and deepc checkpoints") \
   X(data, "what a dataset holds (info), download one (fetch), loader speed (bench)") \
   X(eval, "score a checkpoint of `deepc train`: accuracy, per-class table, confusion matrix") \
+  X(export, "write a checkpoint or zoo model as ONNX (opset 17, dynamic batch) for any runtime") \
   X(graph, "build a graph from an expression; print values and gradients; export DOT/SVG") \
   X(inspect, "list the tensors of a .pth / safetensors / checkpoint file: dtype, shape, CRC") \
   X(plot, "draw loss/accuracy curves of one or several runs on the same axes (PNG/SVG)") \
