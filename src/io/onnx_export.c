@@ -111,10 +111,9 @@ static value walk(dc__onnx_builder *b, dc_module *m, const char *path, value x) 
             *path ? path : "the model", t);
     return fail();
   }
-  dc_tensor *y = dc_module_forward(m, x.t); /* the sizes the next layer sees; checks them */
-  if (!y) return fail();
   const char *name = dc__onnx_emit_leaf(b, m, path, x.name, x.t);
-  return name ? (value){name, y} : fail();
+  dc_tensor *y = name ? dc_module_forward(m, x.t) : NULL; /* the sizes the next layer sees */
+  return y ? (value){name, y} : fail();
 }
 
 /* Renames the value `from` (made by the last nodes) to "output"; Identity when it is the input. */
