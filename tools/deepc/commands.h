@@ -49,6 +49,8 @@ int dc_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((for
 bool dc_cli_opt(int argc, char **argv, int *i, const char *name, const char **value);
 /* True when argv[i] is -h or --help. */
 bool dc_cli_is_help(const char *arg);
+/* The file of an ONNX model argument: "onnx:FILE" or a name ending in ".onnx"; NULL otherwise. */
+const char *dc_cli_onnx_path(const char *arg);
 /* Parses the value of --device into *dev: DC_CLI_OK, or the error printed (a device this build
  * lacks names the devices it has) and DC_CLI_FAIL (DC_CLI_USAGE for a missing value). */
 int dc_cli_device(const char *cmd, const char *name, dc_device *dev);
