@@ -277,6 +277,153 @@ def test_refusals():
         raw.dc_module_free(m)
 
 
+# ---- import ----
+class CEOpts(C.Structure):
+    _fields_ = [("weight", TP), ("ignore_index", C.c_int64), ("has_ignore_index", C.c_bool),
+                ("label_smoothing", C.c_double), ("reduction", C.c_int)]
+
+
+class Named(C.Structure):
+    _fields_ = [("name", C.c_char_p), ("tensor", TP)]
+
+
+class BwOpts(C.Structure):
+    _fields_ = [("grad", TP), ("retain_graph", C.c_bool), ("create_graph", C.c_bool)]
+
+
+sig("dc_onnx_load", VP, C.c_char_p)
+sig("dc_module_parameters", C.POINTER(Named), VP, C.POINTER(C.c_int))
+sig("dc_named_tensors_free", None, C.POINTER(Named), C.c_int)
+sig("dc_optim_adam", VP, C.POINTER(TP), C.c_int, C.c_double)
+sig("dc_optim_step", C.c_int, VP)
+sig("dc_optim_zero_grad", None, VP)
+sig("dc_optim_free", None, VP)
+sig("dc_cross_entropy_opt", TP, TP, TP, CEOpts)
+sig("dc_backward_opt", C.c_int, TP, BwOpts)
+sig("dc_item", C.c_double, TP)
+sig("dc_scope_begin", None)
+sig("dc_scope_end", None)
+
+
+def load(path):
+    m = raw.dc_onnx_load(path.encode())
+    assert m, f"dc_onnx_load {path}: {err()}"
+    return m
+
+
+def torch_export(model, x, path, opset=17):
+    import torch
+    torch.onnx.export(model, x, path, input_names=["input"], output_names=["output"],
+                      dynamic_axes={"input": {0: "batch"}, "output": {0: "batch"}},
+                      opset_version=opset)
+
+
+def test_import_torchvision():
+    """What torch 1.13 writes for torchvision's ResNet-18/34 and VGG-11 gives PyTorch's outputs."""
+    import torch
+    import torchvision
+    for name in ("resnet18", "resnet34", "vgg11"):
+        torch.manual_seed(1)
+        model = getattr(torchvision.models, name)().eval()
+        x = torch.randn(2, 3, 224, 224)
+        path = os.path.join(TMP, name + "_tv.onnx")
+        torch_export(model, x, path)
+        with torch.no_grad():
+            want = model(x).numpy()
+        m = load(path)
+        try:
+            raw.dc_module_train(m, False)
+            prev = raw.dc_set_grad_enabled(False)
+            got = to_np(raw.dc_module_forward(m, T(x.numpy())))
+            raw.dc_set_grad_enabled(prev)
+            scale = float(np.abs(want).max())
+            diff = float(np.abs(got - want).max())
+            print(f"  {name}: max |deepc - torch| = {diff:.3g} (scale {scale:.3g})")
+            assert diff <= TOL * scale, f"{name}: {diff} > {TOL} * {scale}"
+        finally:
+            raw.dc_module_free(m)
+            os.remove(path)
+
+
+def test_import_roundtrip():
+    """deepc's own exports read back give the same outputs (every op of the import table)."""
+    specs = [("convs", (3, 17, 19), SPECS[0][2]), ("pools", (4, 24, 24), SPECS[1][2]),
+             ("acts", (12,), SPECS[2][2].replace("gelu(approximate='tanh')", "relu")
+              .replace("gelu", "relu")),
+             ("flat", (2, 3, 4, 5), SPECS[3][2])]
+    for name, one, spec in specs:
+        m = raw.dc_nn_from_spec_opt(spec.encode(), SpecOpts(0, 0))
+        assert m, f"{name}: {err()}"
+        try:
+            raw.dc_module_train(m, False)
+            x = np.random.default_rng(5).standard_normal((2, *one)).astype(np.float32)
+            want = to_np(raw.dc_module_forward(m, T(x)))
+            path = export(m, one, name + "_rt")
+        finally:
+            raw.dc_module_free(m)
+        g = load(path)
+        try:
+            raw.dc_module_train(g, False)
+            got = to_np(raw.dc_module_forward(g, T(x)))
+            diff = float(np.abs(got - want).max())
+            assert diff <= TOL * float(np.abs(want).max()), f"{name}: round trip differs by {diff}"
+        finally:
+            raw.dc_module_free(g)
+
+
+def test_finetune_resnet18():
+    """An imported torchvision ResNet-18 trains: Adam on 8 generated images, the loss falls."""
+    import torch
+    import torchvision
+    torch.manual_seed(2)
+    path = os.path.join(TMP, "r18_ft.onnx")
+    torch_export(torchvision.models.resnet18().eval(), torch.randn(1, 3, 64, 64), path)
+    m = load(path)
+    n = C.c_int()
+    plist = raw.dc_module_parameters(m, C.byref(n))
+    arr = (TP * n.value)(*[plist[i].tensor for i in range(n.value)])
+    opt = raw.dc_optim_adam(arr, n.value, 1e-4)
+    assert opt, err()
+    rng = np.random.default_rng(3)
+    x = rng.standard_normal((8, 3, 64, 64)).astype(np.float32)
+    y = rng.integers(0, 5, size=8).astype(np.int64)
+    losses = []
+    try:
+        raw.dc_module_train(m, True)
+        for _ in range(10):
+            raw.dc_scope_begin()
+            out = raw.dc_module_forward(m, T(x))
+            loss = raw.dc_cross_entropy_opt(out, T(y), CEOpts())
+            assert loss, err()
+            assert raw.dc_backward_opt(loss, BwOpts()) == 0, err()
+            assert raw.dc_optim_step(opt) == 0, err()
+            raw.dc_optim_zero_grad(opt)
+            losses.append(raw.dc_item(loss))
+            raw.dc_scope_end()
+    finally:
+        raw.dc_optim_free(opt)
+        raw.dc_named_tensors_free(plist, n.value)
+        raw.dc_module_free(m)
+    print("  losses:", " ".join(f"{v:.3f}" for v in losses))
+    assert n.value > 20, f"only {n.value} parameters: initializers must be trainable"
+    assert losses[-1] < 0.5 * losses[0], f"the loss does not fall: {losses}"
+
+
+def test_import_refusals():
+    """An op deepc does not read is named with its node; a missing file is an I/O error."""
+    import onnx.helper as h
+    from onnx import TensorProto
+    node = h.make_node("Cos", ["input"], ["output"], name="my_cos")
+    g = h.make_graph([node], "g", [h.make_tensor_value_info("input", TensorProto.FLOAT, [1, 2])],
+                     [h.make_tensor_value_info("output", TensorProto.FLOAT, [1, 2])])
+    path = os.path.join(TMP, "cos.onnx")
+    onnx.save(h.make_model(g, opset_imports=[h.make_opsetid("", 17)]), path)
+    assert not raw.dc_onnx_load(path.encode())
+    assert "my_cos" in err() and "'Cos'" in err(), err()
+    assert not raw.dc_onnx_load(os.path.join(TMP, "none.onnx").encode())
+    assert "none.onnx" in err(), err()
+
+
 if __name__ == "__main__":
     try:
         run_tests(globals())
