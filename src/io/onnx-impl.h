@@ -19,6 +19,9 @@ void *dc__onnx_new(size_t size, void (*init)(void *));
 #define DC__ONNX_NEW(type, init) ((type *)dc__onnx_new(sizeof(type), (void (*)(void *))(init)))
 /* Appends p to the pointer array *arr of *n entries (grown by one); false on no memory. */
 bool dc__onnx_push(void ***arr, size_t *n, void *p);
+/* The model in data, unpacked under a memory budget (freed with free_unpacked and
+ * dc__onnx_alloc); NULL + an error naming `what` when malformed or too big. */
+Onnx__ModelProto *dc__onnx_unpack(const void *data, size_t size, const char *what);
 /* Writes size bytes to path atomically: path.tmp in the same folder, fflush, fsync, rename. */
 int dc__onnx_write_file(const char *path, const void *data, size_t size);
 

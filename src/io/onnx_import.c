@@ -275,11 +275,8 @@ dc_module *dc_onnx_load_buffer(const void *data, size_t size, const char *what) 
   if (slash == what) snprintf(c.dir, sizeof c.dir, "/");
   if (size > DC__ONNX_MAX_BYTES)
     return dc__err(DC_ERR_FORMAT, "%s: %zu bytes, over protobuf's 2 GiB limit", c.file, size);
-  Onnx__ModelProto *mp = onnx__model_proto__unpack(&dc__onnx_alloc, size, data);
-  if (!mp)
-    return dc__err(DC_ERR_FORMAT,
-                   "%s: not a valid ONNX model (the protobuf message is truncated or malformed)",
-                   c.file);
+  Onnx__ModelProto *mp = dc__onnx_unpack(data, size, c.file);
+  if (!mp) return NULL;
   c.mp = mp;
   c.m = dc_module_new(&dc__type_onnx_graph, sizeof(dc__onnx_graph));
   c.g = c.m ? c.m->state : NULL;

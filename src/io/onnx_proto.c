@@ -20,6 +20,41 @@ static void onnx_free(void *ud, void *p) {
 
 ProtobufCAllocator dc__onnx_alloc = {onnx_alloc, onnx_free, NULL};
 
+/* Unpacking under a memory budget: protobuf-c's messages of a hostile file (a million tiny
+ * nodes) take many times the file's size; past the budget the allocator refuses. */
+typedef struct budget {
+  size_t used, limit;
+  bool over;
+} budget;
+
+static void *budget_alloc(void *ud, size_t size) {
+  budget *b = ud;
+  size_t need = (size + 63) / 64 * 64 + 64; /* dc__malloc rounds to 64-byte blocks */
+  if (b->used + need > b->limit) {
+    b->over = true;
+    return NULL;
+  }
+  void *p = dc__malloc(size ? size : 1);
+  if (p) b->used += need;
+  return p;
+}
+
+Onnx__ModelProto *dc__onnx_unpack(const void *data, size_t size, const char *what) {
+  budget b = {.limit = 4 * size + ((size_t)32 << 20)};
+  ProtobufCAllocator a = {budget_alloc, onnx_free, &b};
+  Onnx__ModelProto *mp = onnx__model_proto__unpack(&a, size, data);
+  if (mp) return mp;
+  if (b.over)
+    return dc__err(DC_ERR_FORMAT,
+                   "%s: the protobuf message needs more than %zu MiB to unpack (4 times the "
+                   "file plus 32 MiB): too many nodes, values or attributes for deepc",
+                   what, b.limit >> 20);
+  return dc__err(DC_ERR_FORMAT,
+                 "%s: not a valid ONNX model: the protobuf message is truncated or malformed "
+                 "(protobuf-c gives no offset)",
+                 what);
+}
+
 void *dc__onnx_new(size_t size, void (*init)(void *)) {
   void *p = dc__malloc(size);
   if (p) init(p);

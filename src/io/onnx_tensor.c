@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 typedef struct tctx {
   const char *file, *name;
@@ -36,9 +37,10 @@ static bool parse_u64(const char *s, int64_t *v) {
   return true;
 }
 
-/* The bytes of an external tensor into out: the path stays inside dir. */
-static int read_external(const tctx *c, const Onnx__TensorProto *t, const char *dir, void *out,
-                         size_t bytes) {
+/* Opens the external data of t for bytes bytes: the path stays inside dir, the file holds
+ * offset + bytes. *f is positioned at the offset. */
+static int open_external(const tctx *c, const Onnx__TensorProto *t, const char *dir, size_t bytes,
+                         FILE **f) {
   const char *loc = ext_value(t, "location");
   if (!loc || !*loc) return terr(c, DC_ERR_FORMAT, "external_data", "has no 'location'");
   if (loc[0] == '/' || strstr(loc, "..") || strchr(loc, '\\') || strchr(loc, ':'))
@@ -58,20 +60,23 @@ static int read_external(const tctx *c, const Onnx__TensorProto *t, const char *
     return dc__errs(DC_ERR_IO, "%s: tensor '%s': external data file %s: %s", c->file, c->name, path,
                     strerror(errno));
   size_t dl = strlen(rdir);
-  if (strncmp(real, rdir, dl) != 0 || real[dl] != '/')
+  if (strncmp(real, rdir, dl) != 0 || (real[dl] != '/' && strcmp(rdir, "/") != 0))
     return dc__errs(DC_ERR_FORMAT,
-                    "%s: tensor '%s': external data %s resolves outside the model's folder; "
-                    "refused",
+                    "%s: tensor '%s': external data %s resolves outside the model's folder "
+                    "(a symbolic link?); refused",
                     c->file, c->name, path);
-  FILE *f = fopen(real, "rb");
-  if (!f) return dc__errs(DC_ERR_IO, "%s: cannot open %s: %s", c->file, real, strerror(errno));
-  bool ok = fseeko(f, (off_t)off, SEEK_SET) == 0 && fread(out, 1, bytes, f) == bytes;
-  fclose(f);
-  return ok ? DC_OK
-            : dc__errs(DC_ERR_FORMAT,
-                       "%s: tensor '%s': external data %s is shorter than offset "
-                       "%lld + length %zu",
-                       c->file, c->name, real, (long long)off, bytes);
+  struct stat st;
+  if (stat(real, &st) != 0 || !S_ISREG(st.st_mode) || st.st_size < off ||
+      (uint64_t)(st.st_size - off) < bytes)
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: tensor '%s': external data %s is not a file of offset %lld + length %zu "
+                    "bytes",
+                    c->file, c->name, real, (long long)off, bytes);
+  if (!(*f = fopen(real, "rb")) || fseeko(*f, (off_t)off, SEEK_SET) != 0) {
+    if (*f) fclose(*f);
+    return dc__errs(DC_ERR_IO, "%s: cannot read %s: %s", c->file, real, strerror(errno));
+  }
+  return DC_OK;
 }
 
 /* Checked dims into *s and the element count into *n. */
@@ -88,50 +93,59 @@ static int dims_of(const tctx *c, const Onnx__TensorProto *t, dc_shape *s, int64
   return DC_OK;
 }
 
-/* Copies n values of the typed repeated field (or raw data) into out as dt. */
-static int fill(const tctx *c, const Onnx__TensorProto *t, int64_t n, void *out, bool f32,
-                const char *dir) {
-  size_t esz = t->data_type == 1 || t->data_type == 6 ? 4 : 8, bytes = esz * (size_t)n;
-  bool ext = t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL;
-  void *src = NULL, *tmp = NULL;
-  if (ext || t->has_raw_data) {
-    if (!ext && t->raw_data.len != bytes)
-      return terr(c, DC_ERR_FORMAT, "raw_data", "length does not match the dims");
-    if (ext) {
-      if (!(src = tmp = dc__malloc(bytes ? bytes : 1))) return DC_ERR_NOMEM;
-      int rc = read_external(c, t, dir, tmp, bytes);
-      if (rc != DC_OK) return dc__free(tmp), rc;
-    } else {
-      src = t->raw_data.data;
-    }
-  } else {
-    size_t have = t->data_type == 1    ? t->n_float_data
-                  : t->data_type == 11 ? t->n_double_data
-                  : t->data_type == 7  ? t->n_int64_data
-                                       : t->n_int32_data;
-    src = t->data_type == 1    ? (void *)t->float_data
-          : t->data_type == 11 ? (void *)t->double_data
-          : t->data_type == 7  ? (void *)t->int64_data
-                               : (void *)t->int32_data;
-    if (have != (size_t)n) return terr(c, DC_ERR_FORMAT, "data", "count does not match the dims");
+static size_t elem_size(int32_t dt) { return dt == 1 || dt == 6 ? 4 : 8; }
+
+/* The n values of t (typed field, raw data or external file) as bytes of its data_type:
+ * *src, owned by the message or in *tmp (to free). Lengths are checked before allocating. */
+static int source(const tctx *c, const Onnx__TensorProto *t, int64_t n, const char *dir,
+                  const void **src, void **tmp) {
+  size_t bytes = elem_size(t->data_type) * (size_t)n;
+  if (t->has_data_location && t->data_location == ONNX__TENSOR_PROTO__DATA_LOCATION__EXTERNAL) {
+    FILE *f = NULL;
+    int rc = open_external(c, t, dir, bytes, &f);
+    if (rc != DC_OK) return rc;
+    bool ok = (*tmp = dc__malloc(bytes ? bytes : 1)) && fread(*tmp, 1, bytes, f) == bytes;
+    fclose(f);
+    *src = *tmp;
+    return ok ? DC_OK
+              : dc__errs(DC_ERR_IO, "%s: tensor '%s': external data read failed", c->file, c->name);
   }
+  if (t->has_raw_data) {
+    if (t->raw_data.len != bytes)
+      return terr(c, DC_ERR_FORMAT, "raw_data", "length does not match the dims");
+    *src = t->raw_data.data;
+    return DC_OK;
+  }
+  int32_t dt = t->data_type;
+  size_t have = dt == 1    ? t->n_float_data
+                : dt == 11 ? t->n_double_data
+                : dt == 7  ? t->n_int64_data
+                           : t->n_int32_data;
+  if (have != (size_t)n) return terr(c, DC_ERR_FORMAT, "data", "count does not match the dims");
+  *src = dt == 1    ? (const void *)t->float_data
+         : dt == 11 ? (const void *)t->double_data
+         : dt == 7  ? (const void *)t->int64_data
+                    : (const void *)t->int32_data;
+  return DC_OK;
+}
+
+/* n values of data_type dt at src into out: float32 (f32) or int64. */
+static void convert(int32_t dt, const void *src, int64_t n, void *out, bool f32) {
   for (int64_t i = 0; i < n; i++) {
-    const uint8_t *p = (const uint8_t *)src + (size_t)i * esz;
+    const uint8_t *p = (const uint8_t *)src + (size_t)i * elem_size(dt);
     double v;
-    if (t->data_type == 1) {
+    if (dt == 1) {
       float x;
       memcpy(&x, p, 4);
       v = x;
-    } else if (t->data_type == 11)
+    } else if (dt == 11) {
       memcpy(&v, p, 8);
-    else if (t->data_type == 6) {
+    } else if (dt == 6) {
       int32_t x;
       memcpy(&x, p, 4);
       v = (double)x;
     } else {
-      int64_t x;
-      memcpy(&x, p, 8);
-      ((int64_t *)out)[i] = x;
+      memcpy((int64_t *)out + i, p, 8);
       continue;
     }
     if (f32)
@@ -139,8 +153,6 @@ static int fill(const tctx *c, const Onnx__TensorProto *t, int64_t n, void *out,
     else
       ((int64_t *)out)[i] = (int64_t)v;
   }
-  dc__free(tmp);
-  return DC_OK;
 }
 
 dc_tensor *dc__onnx_tensor(const Onnx__TensorProto *t, const char *file, const char *dir) {
@@ -153,9 +165,13 @@ dc_tensor *dc__onnx_tensor(const Onnx__TensorProto *t, const char *file, const c
   int64_t n;
   if (dims_of(&c, t, &s, &n) != DC_OK) return NULL;
   bool f32 = dt == 1 || dt == 11;
-  void *buf = dc__malloc((f32 ? 4 : 8) * (size_t)(n ? n : 1));
-  int rc = buf ? fill(&c, t, n, buf, f32, dir) : DC_ERR_NOMEM;
+  const void *src = NULL;
+  void *tmp = NULL, *buf = NULL;
+  int rc = source(&c, t, n, dir, &src, &tmp);
+  if (rc == DC_OK && !(buf = dc__malloc((f32 ? 4 : 8) * (size_t)(n ? n : 1)))) rc = DC_ERR_NOMEM;
+  if (rc == DC_OK) convert(dt, src, n, buf, f32);
   dc_tensor *r = rc == DC_OK ? dc_from_data(buf, s, f32 ? DC_F32 : DC_I64) : NULL;
   dc__free(buf);
+  dc__free(tmp);
   return r;
 }
