@@ -227,8 +227,9 @@ static int read_node(ictx *c, size_t idx) {
   for (size_t k = 0; k < n->n_input; k++) {
     int rc = node_input(c, n, k, nm, &g->in[k]);
     if (rc != DC_OK) return rc;
-    if (k == 0 && g->in[0] < 0)
-      return dc__errs(DC_ERR_FORMAT, "%s: node %s: its first input is empty", c->file, nm);
+    if ((int)k < lo && g->in[k] < 0)
+      return dc__errs(DC_ERR_FORMAT, "%s: node %s (%s): input %zu is required but empty",
+                      c->file, nm, n->op_type, k);
   }
   int rc = dc__onnx_node_attrs(g, n, c->opset, c->g->consts, c->file);
   if (rc != DC_OK) return rc;
