@@ -1,0 +1,72 @@
+#!/usr/bin/env bash
+# `deepc export` and ONNX models in the other commands: the help listing, a checkpoint of
+# `deepc train` exported (class names in the metadata, the ONNX checker's full check) and
+# scored by `deepc eval MODEL.onnx` exactly as the checkpoint, `deepc predict` of the file
+# against the zoo model with the same weights, `deepc summary FILE.onnx`, fine-tuning with
+# model.arch = onnx:FILE, and the errors of a bad opset and an unsupported layer.
+set -euo pipefail
+deepc=${DEEPC_BUILD:?}/deepc
+src=${DEEPC_SRC:?}
+source "$src/tests/common.sh"
+py=/usr/bin/python3
+has() { grep -qF -- "$2" <<<"$1" || fail "expected '$2' in:"$'\n'"$1"; }
+
+has "$("$deepc" --help)" "export"
+has "$("$deepc" help export)" "usage: deepc export CHECKPOINT|MODEL"
+
+# a short run, its checkpoint exported and scored both ways
+"$deepc" train "$src/configs/fashion_cnn.ini" --epochs 1 --set data.train_limit=512 \
+  --set data.test_limit=256 --out "$tmp/run" --progress none >/dev/null
+out=$("$deepc" export "$tmp/run/best.ckpt" "$tmp/cnn.onnx")
+has "$out" "one input [1, 28, 28]"
+"$py" - "$tmp/cnn.onnx" <<'PY' || fail "checker / metadata of the exported checkpoint"
+import sys, onnx
+m = onnx.load(sys.argv[1])
+onnx.checker.check_model(m, full_check=True)
+meta = {p.key: p.value for p in m.metadata_props}
+assert meta["classes"].split("\n")[:2] == ["T-shirt/top", "Trouser"], meta
+assert m.graph.input[0].type.tensor_type.shape.dim[0].dim_param == "batch"
+PY
+a=$("$deepc" eval "$tmp/run/best.ckpt" --limit 300 | sed -n 2p)
+b=$("$deepc" eval "$tmp/cnn.onnx" --data fashion-mnist --limit 300 | sed -n 2p)
+[ "$a" = "$b" ] || fail "eval of the ONNX export differs from the checkpoint's: '$b' vs '$a'"
+has "$("$deepc" summary "$tmp/cnn.onnx")" "OnnxGraph"
+
+# predict: the zoo model with a weight file and its ONNX export give the same outputs
+"$py" - "$tmp" <<'PY'
+import sys, numpy as np, torch, torch.nn as nn
+torch.manual_seed(0)
+m = nn.Sequential(nn.Flatten(), nn.Linear(784, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(),
+                  nn.Linear(128, 64), nn.ReLU(), nn.Linear(64, 10))
+torch.save(m.state_dict(), sys.argv[1] + "/mlp.pth")
+np.save(sys.argv[1] + "/x.npy", np.random.default_rng(0).standard_normal((5, 784)).astype(np.float32))
+PY
+"$deepc" export mlp --weights "$tmp/mlp.pth" "$tmp/mlp.onnx" >/dev/null
+"$deepc" predict mlp --weights "$tmp/mlp.pth" --input "$tmp/x.npy" --output "$tmp/y1.npy" >/dev/null
+"$deepc" predict "onnx:$tmp/mlp.onnx" --input "$tmp/x.npy" --output "$tmp/y2.npy" >/dev/null
+"$py" -c "import numpy as np, sys; a, b = np.load(sys.argv[1]), np.load(sys.argv[2]); \
+assert a.shape == (5, 10) and np.abs(a - b).max() <= 1e-5 * np.abs(a).max(), abs(a - b).max()" \
+  "$tmp/y1.npy" "$tmp/y2.npy" || fail "predict of the ONNX export differs from the zoo model's"
+
+# fine-tuning an imported graph from a configuration
+"$deepc" train "$src/configs/fashion_cnn.ini" --epochs 2 --set "model.arch=onnx:$tmp/cnn.onnx" \
+  --set data.train_limit=512 --set data.test_limit=256 --out "$tmp/ft" --progress none >/dev/null \
+  || fail "training from model.arch = onnx:FILE"
+"$py" - "$tmp/ft/metrics.csv" <<'PY' || fail "the fine-tuning loss does not fall"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1])))
+assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"]), rows
+PY
+
+# errors
+err=$("$deepc" export mlp --opset 9 "$tmp/x.onnx" 2>&1) && fail "opset 9 accepted"
+has "$err" "opset 9 is not supported"
+err=$("$deepc" export mlp --input 0x3 "$tmp/x.onnx" 2>&1) && fail "bad --input accepted"
+has "$err" "--input '0x3'"
+[ ! -e "$tmp/x.onnx" ] && [ ! -e "$tmp/x.onnx.tmp" ] || fail "a failed export left a file"
+err=$("$deepc" predict "$tmp/nothere.onnx" --input "$tmp/x.npy" --output "$tmp/y.npy" 2>&1) \
+  && fail "a missing ONNX file accepted"
+has "$err" "nothere.onnx"
+
+[ "$failures" -eq 0 ] || exit 1
+echo "test_onnx: ok"
