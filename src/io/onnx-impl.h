@@ -112,6 +112,7 @@ typedef struct dc__onnx_gnode {
   int out;                     /* value index of its (first) output */
   int64_t kernel[2], strides[2], pads[4], dilations[2], group, axis;
   int64_t ceil_mode, count_include_pad, trans_a, trans_b;
+  bool coerce_2d; /* Softmax / LogSoftmax before opset 13: over the dims from axis on */
   double alpha, beta, epsilon, lo, hi, ratio;
   int nshape;
   int64_t shape[DC_MAX_DIMS]; /* Reshape's target (constant) */

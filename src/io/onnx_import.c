@@ -228,8 +228,8 @@ static int read_node(ictx *c, size_t idx) {
     int rc = node_input(c, n, k, nm, &g->in[k]);
     if (rc != DC_OK) return rc;
     if ((int)k < lo && g->in[k] < 0)
-      return dc__errs(DC_ERR_FORMAT, "%s: node %s (%s): input %zu is required but empty",
-                      c->file, nm, n->op_type, k);
+      return dc__errs(DC_ERR_FORMAT, "%s: node %s (%s): input %zu is required but empty", c->file,
+                      nm, n->op_type, k);
   }
   int rc = dc__onnx_node_attrs(g, n, c->opset, c->g->consts, c->file);
   if (rc != DC_OK) return rc;

@@ -174,10 +174,12 @@ int dc__onnx_node_attrs(dc__onnx_gnode *g, const Onnx__NodeProto *n, int opset,
   case DC__ONNX_SOFTMAX:
   case DC__ONNX_LOG_SOFTMAX:
     g->axis = get_int(&c, n, "axis", opset >= 13 ? -1 : 1);
-    if (opset < 13) g->axis = INT64_MIN + g->axis; /* opset < 13: flattens; checked at run time */
+    g->coerce_2d = opset < 13; /* checked at run time: the same as opset 13 on the last axis */
+    if (g->axis < -DC_MAX_DIMS || g->axis > DC_MAX_DIMS) bad(&c, "axis", "is out of range");
     break;
   case DC__ONNX_FLATTEN:
     g->axis = get_int(&c, n, "axis", 1);
+    if (g->axis < -DC_MAX_DIMS || g->axis > DC_MAX_DIMS) bad(&c, "axis", "is out of range");
     break;
   case DC__ONNX_CLIP:
     g->lo = opset >= 11 ? const_scalar(&c, g, consts, 1, -INFINITY)

@@ -76,20 +76,20 @@ static dc_tensor *flatten(const dc__onnx_gnode *g, dc_tensor *x) {
 /* Reshape to the constant shape: 0 copies the input's size, -1 takes the rest. */
 static dc_tensor *reshape(const dc__onnx_gnode *g, dc_tensor *x) {
   dc_shape s = {.ndim = g->nshape};
+  int64_t known = 1; /* product of the sizes given, checked before dc_reshape multiplies them */
   for (int i = 0; i < g->nshape; i++) {
     if (g->shape[i] == 0 && i >= x->ndim) return run_err(g, "a 0 in the shape has no input dim");
     s.d[i] = g->shape[i] == 0 ? x->shape[i] : g->shape[i];
+    if (s.d[i] >= 0 && (dc__mul_overflow(known, s.d[i], &known) || known > dc_numel(x)))
+      return run_err(g, "the shape holds more elements than the input");
   }
   return dc_reshape(x, s);
 }
 
 static dc_tensor *softmax(const dc__onnx_gnode *g, dc_tensor *x, bool log) {
   int64_t axis = g->axis;
-  if (axis < INT64_MIN / 2) { /* opset < 13: coerced to 2-d at axis; the same when it is last */
-    axis -= INT64_MIN;
-    if ((axis < 0 ? axis + x->ndim : axis) != x->ndim - 1)
-      return run_err(g, "before opset 13 only the last axis is supported");
-  }
+  if (g->coerce_2d && (axis < 0 ? axis + x->ndim : axis) != x->ndim - 1)
+    return run_err(g, "before opset 13 only the last axis is supported");
   if (axis < -x->ndim || axis >= x->ndim) return run_err(g, "axis is outside the input's dims");
   return log ? dc_log_softmax(x, (int)axis) : dc_softmax(x, (int)axis);
 }
