@@ -129,57 +129,70 @@ static void reshape_attrs(actx *c, dc__onnx_gnode *g, dc_tensor *const *consts) 
   }
 }
 
+/* Conv, MaxPool, AveragePool. */
+static void window_op_attrs(actx *c, dc__onnx_gnode *g, const Onnx__NodeProto *n) {
+  g->kernel[0] = g->kernel[1] = 1;
+  window_attrs(c, g, n);
+  g->group = get_int(c, n, "group", 1);
+  if (g->group < 1 || g->group > 1 << 20) bad(c, "group", "is out of range");
+  g->ceil_mode = get_int(c, n, "ceil_mode", 0);
+  g->count_include_pad = get_int(c, n, "count_include_pad", 0);
+  if (g->op == DC__ONNX_MAXPOOL && n->n_output > 1) bad(c, "(output Indices)", "is not supported");
+  if (g->op == DC__ONNX_MAXPOOL && get_int(c, n, "storage_order", 0))
+    bad(c, "storage_order", "must be 0");
+}
+
+static void batchnorm_attrs(actx *c, dc__onnx_gnode *g, const Onnx__NodeProto *n) {
+  g->epsilon = get_float(c, n, "epsilon", 1e-5);
+  g->alpha = get_float(c, n, "momentum", 0.9);
+  if (get_int(c, n, "training_mode", 0)) bad(c, "training_mode", "must be 0");
+  if (!(g->epsilon >= 0) || !(g->alpha >= 0 && g->alpha <= 1))
+    bad(c, "epsilon/momentum", "is out of range");
+}
+
+static void selu_attrs(actx *c, const Onnx__NodeProto *n) {
+  if (fabs(get_float(c, n, "alpha", 1.67326319217681884765625) - 1.6732632) > 1e-6 ||
+      fabs(get_float(c, n, "gamma", 1.05070102214813232421875) - 1.0507010) > 1e-6)
+    bad(c, "alpha/gamma", "differ from SELU's constants");
+}
+
+/* Softmax / LogSoftmax / Flatten: one axis within the ranks deepc has. */
+static void axis_attr(actx *c, dc__onnx_gnode *g, const Onnx__NodeProto *n, int64_t dflt) {
+  g->axis = get_int(c, n, "axis", dflt);
+  if (g->axis < -DC_MAX_DIMS || g->axis > DC_MAX_DIMS) bad(c, "axis", "is out of range");
+}
+
 int dc__onnx_node_attrs(dc__onnx_gnode *g, const Onnx__NodeProto *n, int opset,
                         dc_tensor *const *consts, const char *file) {
   actx c = {g, file, DC_OK};
-  g->kernel[0] = g->kernel[1] = 0;
   g->strides[0] = g->strides[1] = g->dilations[0] = g->dilations[1] = 1;
   switch (g->op) {
   case DC__ONNX_CONV:
   case DC__ONNX_MAXPOOL:
   case DC__ONNX_AVGPOOL:
-    g->kernel[0] = g->kernel[1] = 1;
-    window_attrs(&c, g, n);
-    g->group = get_int(&c, n, "group", 1);
-    if (g->group < 1 || g->group > 1 << 20) bad(&c, "group", "is out of range");
-    g->ceil_mode = get_int(&c, n, "ceil_mode", 0);
-    g->count_include_pad = get_int(&c, n, "count_include_pad", 0);
-    if (g->op == DC__ONNX_MAXPOOL && n->n_output > 1)
-      bad(&c, "(output Indices)", "is not supported");
-    if (g->op == DC__ONNX_MAXPOOL && get_int(&c, n, "storage_order", 0))
-      bad(&c, "storage_order", "must be 0");
+    window_op_attrs(&c, g, n);
     break;
   case DC__ONNX_GEMM:
     g->trans_a = get_int(&c, n, "transA", 0), g->trans_b = get_int(&c, n, "transB", 0);
     g->alpha = get_float(&c, n, "alpha", 1.0), g->beta = get_float(&c, n, "beta", 1.0);
     break;
   case DC__ONNX_BATCHNORM:
-    g->epsilon = get_float(&c, n, "epsilon", 1e-5);
-    g->alpha = get_float(&c, n, "momentum", 0.9);
-    if (get_int(&c, n, "training_mode", 0)) bad(&c, "training_mode", "must be 0");
-    if (!(g->epsilon >= 0) || !(g->alpha >= 0 && g->alpha <= 1))
-      bad(&c, "epsilon/momentum", "is out of range");
+    batchnorm_attrs(&c, g, n);
     break;
   case DC__ONNX_LEAKY_RELU:
-    g->alpha = get_float(&c, n, "alpha", 0.01);
-    break;
   case DC__ONNX_ELU:
-    g->alpha = get_float(&c, n, "alpha", 1.0);
+    g->alpha = get_float(&c, n, "alpha", g->op == DC__ONNX_ELU ? 1.0 : 0.01);
     break;
   case DC__ONNX_SELU:
-    if (fabs(get_float(&c, n, "alpha", 1.67326319217681884765625) - 1.6732632) > 1e-6 ||
-        fabs(get_float(&c, n, "gamma", 1.05070102214813232421875) - 1.0507010) > 1e-6)
-      bad(&c, "alpha/gamma", "differ from SELU's constants");
+    selu_attrs(&c, n);
     break;
   case DC__ONNX_SOFTMAX:
   case DC__ONNX_LOG_SOFTMAX:
-    g->axis = get_int(&c, n, "axis", opset >= 13 ? -1 : 1);
+    axis_attr(&c, g, n, opset >= 13 ? -1 : 1);
     g->coerce_2d = opset < 13; /* checked at run time: the same as opset 13 on the last axis */
-    if (g->axis < -DC_MAX_DIMS || g->axis > DC_MAX_DIMS) bad(&c, "axis", "is out of range");
     break;
   case DC__ONNX_FLATTEN:
-    g->axis = get_int(&c, n, "axis", 1);
-    if (g->axis < -DC_MAX_DIMS || g->axis > DC_MAX_DIMS) bad(&c, "axis", "is out of range");
+    axis_attr(&c, g, n, 1);
     break;
   case DC__ONNX_CLIP:
     g->lo = opset >= 11 ? const_scalar(&c, g, consts, 1, -INFINITY)
