@@ -32,6 +32,30 @@ b=$("$deepc" eval "$tmp/cnn.onnx" --data fashion-mnist --limit 300 | sed -n 2p)
 [ "$a" = "$b" ] || fail "eval of the ONNX export differs from the checkpoint's: '$b' vs '$a'"
 has "$("$deepc" summary "$tmp/cnn.onnx")" "OnnxGraph"
 
+# the course MLP and CNN (configs/fashion_*.ini) in ONNX Runtime (node + npm onnxruntime-node,
+# when present) give what deepc gives for their exports (which eval scores as the checkpoints)
+ort=""
+for d in "${DEEPC_ORT_DIR:-}" "$src/data/onnxruntime" /work/main/data/onnxruntime; do
+  [ -n "$d" ] && [ -f "$d/node_modules/onnxruntime-node/package.json" ] && ort=$d/node_modules/onnxruntime-node && break
+done
+"$deepc" train "$src/configs/fashion_mlp.ini" --epochs 1 --set data.train_limit=256 \
+  --set data.test_limit=64 --out "$tmp/mlprun" --progress none >/dev/null
+"$deepc" export "$tmp/mlprun/last.ckpt" "$tmp/course_mlp.onnx" >/dev/null
+if command -v node >/dev/null && [ -n "$ort" ]; then
+  for m in cnn course_mlp; do
+    "$py" -c "import numpy as np, sys; x = np.random.default_rng(1).standard_normal((4, 1, 28, 28)); \
+np.save(sys.argv[1] + '.npy', x.astype(np.float32)); x.astype('<f4').tofile(sys.argv[1] + '.bin')" "$tmp/x_$m"
+    "$deepc" predict "$tmp/$m.onnx" --input "$tmp/x_$m.npy" --output "$tmp/y_$m.npy" >/dev/null
+    node "$src/tests/onnx/ort_run.js" "$ort" "$tmp/$m.onnx" "$tmp/x_$m.bin" 4,1,28,28 "$tmp/o_$m.bin" \
+      >/dev/null || fail "onnxruntime on $m.onnx"
+    "$py" -c "import numpy as np, sys; a = np.load(sys.argv[1]).ravel(); b = np.fromfile(sys.argv[2], '<f4'); \
+assert a.shape == b.shape and np.abs(a - b).max() <= 1e-5 * np.abs(a).max(), np.abs(a - b).max()" \
+      "$tmp/y_$m.npy" "$tmp/o_$m.bin" || fail "$m: onnxruntime differs from deepc"
+  done
+else
+  echo "test_onnx: node or onnxruntime-node missing: the ONNX Runtime check is skipped"
+fi
+
 # predict: the zoo model with a weight file and its ONNX export give the same outputs
 "$py" - "$tmp" <<'PY'
 import sys, numpy as np, torch, torch.nn as nn
