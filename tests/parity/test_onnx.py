@@ -199,7 +199,8 @@ def test_zoo_224():
 
 SPECS = [
     ("convs", (3, 17, 19),
-     "conv2d(3, 8, 3, stride=2, padding=1), batchnorm2d(8), relu, "
+     "conv2d(3, 8, 3, stride=2, padding=1), batchnorm2d(8), relu, dropout2d(0.3), "
+     "batchnorm2d(8, affine=False, eps=0.001), "
      "conv2d(8, 8, 3, padding=2, dilation=2, groups=4), leakyrelu(0.2), "
      "conv2d(8, 6, (3, 5), padding='same', bias=False), elu(0.7), "
      "maxpool2d(3, stride=2, padding=1), avgpool2d(2, ceil_mode=True), "
