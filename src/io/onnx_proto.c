@@ -24,7 +24,7 @@ ProtobufCAllocator dc__onnx_alloc = {onnx_alloc, onnx_free, NULL};
  * nodes) take many times the file's size; past the budget the allocator refuses. */
 typedef struct budget {
   size_t used, limit;
-  bool over;
+  bool over, nomem; /* past the budget / the allocator itself failed */
 } budget;
 
 static void *budget_alloc(void *ud, size_t size) {
@@ -36,6 +36,7 @@ static void *budget_alloc(void *ud, size_t size) {
   }
   void *p = dc__malloc(size ? size : 1);
   if (p) b->used += need;
+  b->nomem = b->nomem || !p;
   return p;
 }
 
@@ -44,6 +45,7 @@ Onnx__ModelProto *dc__onnx_unpack(const void *data, size_t size, const char *wha
   ProtobufCAllocator a = {budget_alloc, onnx_free, &b};
   Onnx__ModelProto *mp = onnx__model_proto__unpack(&a, size, data);
   if (mp) return mp;
+  if (b.nomem) return dc__err(DC_ERR_NOMEM, "%s: out of memory unpacking the model", what);
   if (b.over)
     return dc__err(DC_ERR_FORMAT,
                    "%s: the protobuf message needs more than %zu MiB to unpack (4 times the "
