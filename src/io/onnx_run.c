@@ -95,18 +95,10 @@ static dc_tensor *softmax(const dc__onnx_gnode *g, dc_tensor *x, bool log) {
 }
 
 static dc_tensor *binary(const dc__onnx_gnode *g, dc_tensor *a, dc_tensor *b) {
-  switch (g->op) {
-  case DC__ONNX_ADD:
-    return dc_add(a, b);
-  case DC__ONNX_SUB:
-    return dc_sub(a, b);
-  case DC__ONNX_MUL:
-    return dc_mul(a, b);
-  case DC__ONNX_DIV:
-    return dc_div(a, b);
-  default:
-    return dc_pow(a, b);
-  }
+  if (g->op == DC__ONNX_ADD) return dc_add(a, b);
+  if (g->op == DC__ONNX_SUB) return dc_sub(a, b);
+  if (g->op == DC__ONNX_MUL) return dc_mul(a, b);
+  return g->op == DC__ONNX_DIV ? dc_div(a, b) : dc_pow(a, b);
 }
 
 /* momentum: ONNX's running = running * momentum + batch * (1 - momentum), PyTorch's 1 - that */
