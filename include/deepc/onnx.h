@@ -32,6 +32,9 @@ DC_API int dc_onnx_export(dc_module *m, const char *path, const dc_onnx_export_o
 DC_API dc_module *dc_onnx_load(const char *path);
 /* Same from bytes in memory; `what` names them in messages. */
 DC_API dc_module *dc_onnx_load_buffer(const void *data, size_t size, const char *what);
+/* Fine-tuning for another number of classes: the graph's last Gemm with a weight initializer
+ * (the head) gets fresh weights [num_classes, F] (PyTorch's Linear initialisation). */
+DC_API int dc_onnx_replace_head(dc_module *m, int64_t num_classes);
 /* The shape of one input without the batch that an imported graph declares ({0} when it is not
  * an OnnxGraph or the input has dynamic sizes besides the batch). */
 DC_API dc_shape dc_onnx_input_shape(const dc_module *m);

@@ -5,6 +5,7 @@
 
 #include "../nn/nn-impl.h"
 
+#include <math.h>
 #include <stdio.h>
 
 void dc__onnx_graph_free(void *state) {
@@ -58,4 +59,55 @@ const dc_module_type dc__type_onnx_graph = {.name = "OnnxGraph",
 dc_shape dc_onnx_input_shape(const dc_module *m) {
   if (!m || m->type != &dc__type_onnx_graph) return (dc_shape){0};
   return ((const dc__onnx_graph *)m->state)->input_one;
+}
+
+/* The last Gemm of the graph whose weight is a parameter: the classification head. */
+static int head_node(const dc__onnx_graph *g) {
+  for (int k = g->nnodes - 1; k >= 0; k--) {
+    const dc__onnx_gnode *n = &g->nodes[k];
+    dc_tensor *w = n->op == DC__ONNX_GEMM ? g->consts[n->in[1]] : NULL;
+    if (w && w->ndim == 2 && w->requires_grad && !n->trans_a) return k;
+  }
+  return -1;
+}
+
+/* Puts t in place of the module's parameter old (same entry, same name); false on failure. */
+static bool swap_param(dc_module *m, dc_tensor *old, dc_tensor *t) {
+  for (int i = 0; i < m->params.n; i++)
+    if (m->params.items[i].ptr == old) {
+      t->requires_grad = true;
+      m->params.items[i].ptr = t;
+      dc__unref(old);
+      return true;
+    }
+  return false;
+}
+
+int dc_onnx_replace_head(dc_module *m, int64_t num_classes) {
+  if (!m || m->type != &dc__type_onnx_graph || num_classes < 1)
+    return dc__errs(DC_ERR_ARG, "onnx replace_head: needs an OnnxGraph and num_classes >= 1");
+  dc__onnx_graph *g = m->state;
+  int k = head_node(g);
+  if (k < 0)
+    return dc__errs(DC_ERR_UNSUPPORTED,
+                    "%s: no Gemm node with a weight initializer to act as "
+                    "the head",
+                    g->file);
+  dc__onnx_gnode *n = &g->nodes[k];
+  dc_tensor *w = g->consts[n->in[1]];
+  dc_tensor *b = n->nin > 2 && n->in[2] >= 0 ? g->consts[n->in[2]] : NULL;
+  int64_t f = n->trans_b ? w->shape[1] : w->shape[0];
+  dc_tensor *nw =
+      dc__nn_tensor(n->trans_b ? DC_SHAPE(num_classes, f) : DC_SHAPE(f, num_classes), DC_F32);
+  dc_tensor *nb = b ? dc__nn_tensor(DC_SHAPE(num_classes), DC_F32) : NULL;
+  int rc = nw && (!b || nb) ? dc__init_default_weight_bias(nw, nb) : DC_ERR_NOMEM;
+  if (rc == DC_OK && n->trans_b == 0)
+    rc = dc_init_kaiming_uniform_(nw, sqrt(5.0), DC_FAN_OUT, "leaky_relu");
+  if (rc != DC_OK || !swap_param(m, w, nw) || (b && !swap_param(m, b, nb))) {
+    dc__unref(nw), dc__unref(nb);
+    return rc != DC_OK ? rc : dc__errs(DC_ERR_STATE, "%s: the head's weights are shared", g->file);
+  }
+  g->consts[n->in[1]] = nw;
+  if (b) g->consts[n->in[2]] = nb;
+  return DC_OK;
 }

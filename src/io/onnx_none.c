@@ -27,3 +27,8 @@ dc_shape dc_onnx_input_shape(const dc_module *m) {
   (void)m;
   return (dc_shape){0};
 }
+
+int dc_onnx_replace_head(dc_module *m, int64_t num_classes) {
+  (void)m, (void)num_classes;
+  return dc__errs(DC_ERR_UNSUPPORTED, NO_ONNX);
+}

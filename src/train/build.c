@@ -546,6 +546,10 @@ dc_module *dc__build_model(const dc_config *c, const dc__data *d) {
   }
   dc_shape out = s->output_shape;
   dc_summary_free(s);
+  /* an imported graph with another number of classes gets a fresh head */
+  if (strncmp(arch, "onnx:", 5) == 0 && out.ndim == 2 && out.d[1] != d->num_classes &&
+      dc_onnx_replace_head(m, d->num_classes) == DC_OK)
+    out.d[1] = d->num_classes;
   if (transfer(c, m) != DC_OK) {
     dc_module_free(m);
     return NULL;

@@ -82,6 +82,13 @@ rows = list(csv.DictReader(open(sys.argv[1])))
 assert float(rows[-1]["train_loss"]) < float(rows[0]["train_loss"]), rows
 PY
 
+# a graph with another number of classes gets a fresh head; eval rebuilds it from the checkpoint
+"$deepc" export cnn_fashion --classes 5 "$tmp/cnn5.onnx" >/dev/null
+"$deepc" train "$src/configs/fashion_cnn.ini" --epochs 1 --set "model.arch=onnx:$tmp/cnn5.onnx" \
+  --set data.train_limit=256 --set data.test_limit=64 --out "$tmp/ft5" --progress none >/dev/null \
+  || fail "training a 5-class graph on 10 classes"
+has "$("$deepc" eval "$tmp/ft5/best.ckpt" --limit 64)" "accuracy:"
+
 # errors
 err=$("$deepc" export mlp --opset 9 "$tmp/x.onnx" 2>&1) && fail "opset 9 accepted"
 has "$err" "opset 9 is not supported"
