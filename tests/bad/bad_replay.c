@@ -200,7 +200,8 @@ static bool has_any(const char *msg, const char *alts) {
 /* Words that place an error inside a file. */
 static const char *PLACES = "offset|line|column|entry|member|byte|header|dimension|field|key|"
                             "label|record|chunk|IHDR|IDAT|JPEG|PNG|P5|P6|shape|storage|'|"
-                            "directory|data.pkl|__metadata__|empty|protobuf|node|graph|opset|tensor";
+                            "directory|data.pkl|__metadata__|empty|protobuf|node|graph|opset|"
+                            "tensor";
 
 /* "file:12:" (a line number right after the file name) */
 static bool names_line(const char *msg, const char *base) {
