@@ -10,8 +10,9 @@
 /* The configuration that scores an ONNX model: the defaults with model.arch = onnx:FILE. */
 static dc_config *onnx_config(const char *path) {
   dc_config *c = dc_config_default();
-  char *kv = c ? dc__malloc(strlen(path) + 16) : NULL;
-  if (kv) sprintf(kv, "model.arch=onnx:%s", path);
+  size_t n = strlen(path) + sizeof "model.arch=onnx:";
+  char *kv = c ? dc__malloc(n) : NULL;
+  if (kv) snprintf(kv, n, "model.arch=onnx:%s", path);
   if (c && (!kv || dc_config_set(c, kv) != DC_OK)) {
     dc_config_free(c);
     c = NULL;
