@@ -22,7 +22,7 @@ bool dc__onnx_push(void ***arr, size_t *n, void *p);
 /* The model in data, unpacked under a memory budget (freed with free_unpacked and
  * dc__onnx_alloc); NULL + an error naming `what` when malformed or too big. */
 Onnx__ModelProto *dc__onnx_unpack(const void *data, size_t size, const char *what);
-/* Writes size bytes to path atomically: path.tmp in the same folder, fflush, fsync, rename. */
+/* Writes size bytes to path atomically (dc__write_atomic: a temp file, fsync, rename). */
 int dc__onnx_write_file(const char *path, const void *data, size_t size);
 
 enum {

@@ -72,26 +72,18 @@ bool dc__onnx_push(void ***arr, size_t *n, void *p) {
   return true;
 }
 
-/* TODO(lead): switch to the shared atomic-write helper of src/core/fs.c once it is merged. */
+typedef struct {
+  const void *data; /* the serialized model */
+  size_t size;
+} onnx_bytes;
+
+static int onnx_fill(FILE *f, const char *tmp, void *ctx) {
+  (void)tmp;
+  const onnx_bytes *b = ctx;
+  return fwrite(b->data, 1, b->size, f) == b->size ? DC_OK : DC__WRITE_FAILED;
+}
+
 int dc__onnx_write_file(const char *path, const void *data, size_t size) {
-  char tmp[4200];
-  if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-    return dc__errs(DC_ERR_ARG, "onnx export: the path '%.64s...' is too long", path);
-  FILE *f = fopen(tmp, "wb");
-  if (!f)
-    return dc__errs(DC_ERR_IO, "onnx export: cannot create %s: %s (does the folder exist?)", tmp,
-                    strerror(errno));
-  int e = 0;
-  if (fwrite(data, 1, size, f) != size) e = errno ? errno : EIO;
-  if (!e && fflush(f) != 0) e = errno;
-  if (!e && fsync(fileno(f)) != 0) e = errno;
-  if (fclose(f) != 0 && !e) e = errno;
-  if (!e && rename(tmp, path) != 0) e = errno;
-  if (e) {
-    remove(tmp);
-    return dc__errs(DC_ERR_IO, "onnx export: writing %s failed: %s (nothing was written there)",
-                    path, strerror(e));
-  }
-  dc__fsync_parent(path);
-  return DC_OK;
+  onnx_bytes b = {data, size};
+  return dc__write_atomic(path, "the ONNX model", onnx_fill, &b);
 }

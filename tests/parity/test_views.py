@@ -32,6 +32,11 @@ def test_reshape_view_flatten():
         both(a, lambda x: lib.dc_flatten(x, 1, -1), lambda x: torch.flatten(x, 1, -1), transpose=tr)
         both(a, lambda x: lib.dc_flatten(x, 0, 1), lambda x: torch.flatten(x, 0, 1), transpose=tr)
     both(a, lambda x: lib.dc_view(x, shape(6, 4)), lambda x: x.view(6, 4), dtype=np.float64)
+    # sizes whose product passes int64 are refused, not wrapped round to 24 (was undefined)
+    x = T(a.astype(np.float32))
+    for big in (shape(1 << 62, 8, 3), shape(1 << 62, 4, -1), shape(3, 1 << 61, 1 << 61)):
+        assert not lib.dc_reshape(x, big)
+        assert "is invalid for input" in lib.dc_last_error().decode(), lib.dc_last_error()
 
 
 def test_permute_transpose():
