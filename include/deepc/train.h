@@ -230,6 +230,13 @@ typedef struct dc_eval_opts {
  * prints accuracy, per-class accuracy and the confusion matrix. m (may be NULL) receives the
  * metrics (free with dc_metrics_free). */
 DC_API int dc_eval_checkpoint(const char *ckpt_path, const dc_eval_opts *o, dc_metrics **m);
+/* The model of a checkpoint of `deepc train`, rebuilt from its stored configuration with its
+ * weights, in eval mode (for export). *input: one sample's shape; when it is empty (ndim 0) the
+ * dataset is opened to find it. *names (may be NULL) receives the class names stored in the
+ * checkpoint, *nnames their count (free with dc_checkpoint_names_free). */
+DC_API dc_module *dc_checkpoint_model(const char *ckpt_path, dc_shape *input, char ***names,
+                                      int64_t *nnames);
+DC_API void dc_checkpoint_names_free(char **names, int64_t n);
 
 /* Grid search: every combination of the values of each key ("optim.lr" -> {"0.1","0.01"}),
  * one run per combination in out_dir/<k=v,...>, ranked by best validation accuracy; prints

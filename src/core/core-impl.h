@@ -8,6 +8,7 @@
 #include <deepc/tensor.h>
 
 #include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 
 #if defined(__GNUC__)
@@ -44,8 +45,29 @@ void *dc__realloc(void *p, size_t old_n, size_t n);
 void dc__free(void *p);
 size_t dc__malloc_size(const void *p); /* the n a dc__malloc(n) block was asked with */
 
-/* fsync of the folder holding path, so that a rename into it survives a crash (fs.c) */
-void dc__fsync_parent(const char *path);
+/* ---- file-system helpers (fs.c) ---- */
+bool dc__path_exists(const char *path);
+bool dc__is_dir(const char *path);
+bool dc__is_file(const char *path);      /* a regular file */
+int64_t dc__file_size(const char *path); /* -1 if not a regular file */
+/* mkdir -p: path and every missing folder above it; an error names the folder that failed. */
+int dc__mkdirs(const char *path);
+/* mkdir -p of the folder that holds file (nothing for a bare name). */
+int dc__mkdirs_for(const char *file);
+/*
+ * What a writer puts into an atomically written file: the content, written to f (tmp is its
+ * name). Returns DC_OK; DC__WRITE_FAILED right after a write to f failed (errno says why); or
+ * a status with its message set. A failed stdio write need not be checked at all:
+ * dc__write_atomic also finds it by ferror(f) and reports its errno. */
+#define DC__WRITE_FAILED (-1)
+typedef int (*dc__fill_fn)(FILE *f, const char *tmp, void *ctx);
+/* Writes path atomically: fill writes a new temporary file "<path>.tmp-<pid>-<k>" in path's
+ * folder, which is flushed, fsynced, renamed over path, and the folder fsynced. On any failure
+ * the temporary file is removed and a file already at path stays as it was; the message names
+ * path and `what` (e.g. "the checkpoint"), and the error. */
+int dc__write_atomic(const char *path, const char *what, dc__fill_fn fill, void *ctx);
+/* Removes from dir the temporary files of writers that no longer run (a killed process's). */
+void dc__remove_stale_temps(const char *dir);
 /* What libzip's refusal of an archive means, naming the part of the file at fault (io/zip.c) */
 struct zip_error;
 const char *dc__zip_refusal(struct zip_error *ze);

@@ -235,7 +235,10 @@ dc_dataset *dc_csv_dataset_opt(const char *path, dc_csv_opts o) {
   }
   int64_t nf = ncols - (label_col >= 0 ? 1 : 0);
   if (nf < 1) {
-    dc__err(DC_ERR_FORMAT, "%s: no feature columns besides the label", path);
+    dc__err(DC_ERR_FORMAT,
+            "%s: no feature columns besides the label (column %lld, '%s'), so every sample "
+            "would be empty; a CSV dataset needs at least one feature column",
+            path, (long long)label_col + 1, header[label_col]);
     goto done;
   }
   /* rows to hold: one per line, and no more than the bytes allow (a row of ncols cells takes at

@@ -80,6 +80,12 @@ int dc__dataset_fetch(const dc_dataset *ds, int64_t i, dc__sample *s, uint64_t s
  * x is uint8 [N, H, W] or [N, H, W, C] images. y int64 [N] gives class labels. */
 dc_dataset *dc__array_dataset(dc_tensor *x, dc_tensor *y, bool hwc, const char *format,
                               const char *path);
+/* The first sample dimension (1..ndim-1) of t [N, ...] that is 0, or 0 when there is none. */
+int dc__empty_sample_dim(const dc_tensor *t);
+/* DC_OK, or an error naming path and field ("array 'x'") when t's samples are empty. */
+int dc__refuse_empty_samples(const dc_tensor *t, const char *path, const char *field);
+/* IDX images or features [N, ...]: an error naming the header field of a 0 sample dimension. */
+int dc__idx_refuse_empty_samples(const dc_tensor *t, const char *path);
 /* Picks features and targets from a pickle/npz-like set of named arrays (see dc_npz_dataset). */
 dc_dataset *dc__xy_dataset(dc_tensor *x, dc_tensor *y, const char *format, const char *path);
 
@@ -91,9 +97,7 @@ int dc__tf_apply(const dc_transform *tf, dc__sample *s, dc__rng *rng);
 int dc__read_file(const char *path, size_t max, uint8_t **buf, size_t *n);
 /* Same into a reusable buffer. */
 int dc__read_file_arr(const char *path, size_t max, dc__arr *buf, size_t *n);
-bool dc__is_dir(const char *path);
-bool dc__is_file(const char *path);
-int64_t dc__file_size(const char *path);           /* -1 when missing */
+/* dc__is_dir, dc__is_file, dc__file_size, dc__mkdirs: src/core/fs.c (core-impl.h) */
 char *dc__path_join(const char *a, const char *b); /* dc__malloc'ed */
 const char *dc__path_ext(const char *path);        /* ".gz" or "" */
 bool dc__ends_with_ci(const char *s, const char *suffix);

@@ -237,6 +237,22 @@ static dc_tensor *own_contiguous(dc_tensor *t) {
   return c;
 }
 
+int dc__empty_sample_dim(const dc_tensor *t) {
+  for (int d = 1; t && d < t->ndim; d++)
+    if (t->shape[d] == 0) return d;
+  return 0;
+}
+
+int dc__refuse_empty_samples(const dc_tensor *t, const char *path, const char *field) {
+  int d = dc__empty_sample_dim(t);
+  if (!d) return DC_OK;
+  char b[128];
+  return dc__errs(DC_ERR_FORMAT,
+                  "%s: %s has shape %s: sample dimension %d is 0, so every sample is empty (a "
+                  "dataset's samples need at least one element)",
+                  path, field, dc_shape_str(dc_shape_of(t), b, sizeof b), d);
+}
+
 dc_dataset *dc__array_dataset(dc_tensor *x, dc_tensor *y, bool hwc, const char *format,
                               const char *path) {
   char b1[128], b2[128];
@@ -244,6 +260,10 @@ dc_dataset *dc__array_dataset(dc_tensor *x, dc_tensor *y, bool hwc, const char *
   if (x->ndim < 1)
     return dc__err(DC_ERR_ARG, "dataset %s: features need a sample dimension, got shape %s", format,
                    dc_shape_str(dc_shape_of(x), b1, sizeof b1));
+  const char *where = path && *path ? path : format; /* the readers name the field first */
+  if (dc__refuse_empty_samples(x, where, "the features") ||
+      dc__refuse_empty_samples(y, where, "the targets"))
+    return NULL;
   if (y && (y->ndim < 1 || y->shape[0] != x->shape[0]))
     return dc__err(DC_ERR_ARG,
                    "%s%sdataset %s: features of shape %s and targets of shape %s disagree on the "

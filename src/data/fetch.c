@@ -3,12 +3,10 @@
  * .tar.gz (file.c). $DEEPC_DATA_MIRROR replaces the mirrors (a local copy, file:// in tests). */
 #include "data-impl.h"
 
-#include <errno.h>
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/stat.h>
 
 #ifdef DC_HAVE_CURL
 #include <curl/curl.h>
@@ -85,26 +83,21 @@ static int on_progress(void *ud, curl_off_t total, curl_off_t now, curl_off_t ut
   }
   return 0;
 }
-#endif
 
-int dc__download(const char *url, const char *dest, const char *md5, FILE *progress) {
-#ifdef DC_HAVE_CURL
-  pthread_once(&g_curl_once, curl_init_once);
-  char *part = dc__malloc(strlen(dest) + 6);
-  if (!part) return DC_ERR_NOMEM;
-  sprintf(part, "%s.part", dest);
-  FILE *f = fopen(part, "wb");
-  if (!f) {
-    int rc = dc__errs(DC_ERR_IO, "%s: cannot create: %s", part, strerror(errno));
-    dc__free(part);
-    return rc;
-  }
+typedef struct download_ctx {
+  const char *url, *dest, *md5;
+  FILE *progress;
+} download_ctx;
+
+/* The body of url into f, then its MD5 checked (a dc__write_atomic fill). */
+static int fill_download(FILE *f, const char *tmp, void *ctx) {
+  const download_ctx *d = ctx;
   CURL *c = curl_easy_init();
   char errbuf[CURL_ERROR_SIZE] = "";
-  progress_ctx pc = {progress, url, -10};
+  progress_ctx pc = {d->progress, d->url, -10};
   CURLcode res = CURLE_FAILED_INIT;
   if (c) {
-    curl_easy_setopt(c, CURLOPT_URL, url);
+    curl_easy_setopt(c, CURLOPT_URL, d->url);
     curl_easy_setopt(c, CURLOPT_WRITEDATA, f);
     curl_easy_setopt(c, CURLOPT_FOLLOWLOCATION, 1L);
     curl_easy_setopt(c, CURLOPT_FAILONERROR, 1L);
@@ -113,7 +106,7 @@ int dc__download(const char *url, const char *dest, const char *md5, FILE *progr
     curl_easy_setopt(c, CURLOPT_LOW_SPEED_TIME, 60L);
     curl_easy_setopt(c, CURLOPT_USERAGENT, "deepc");
     curl_easy_setopt(c, CURLOPT_ERRORBUFFER, errbuf);
-    if (progress) {
+    if (d->progress) {
       curl_easy_setopt(c, CURLOPT_NOPROGRESS, 0L);
       curl_easy_setopt(c, CURLOPT_XFERINFOFUNCTION, on_progress);
       curl_easy_setopt(c, CURLOPT_XFERINFODATA, &pc);
@@ -121,44 +114,38 @@ int dc__download(const char *url, const char *dest, const char *md5, FILE *progr
     res = curl_easy_perform(c);
     curl_easy_cleanup(c);
   }
-  bool wrote = fclose(f) == 0;
-  int rc = DC_OK;
+  if (ferror(f)) return DC__WRITE_FAILED;
   if (res != CURLE_OK) {
     bool offline = res == CURLE_COULDNT_RESOLVE_HOST || res == CURLE_COULDNT_CONNECT ||
                    res == CURLE_COULDNT_RESOLVE_PROXY || res == CURLE_OPERATION_TIMEDOUT;
-    rc = dc__errs(DC_ERR_IO, "cannot download %s: %s%s", url,
-                  errbuf[0] ? errbuf : curl_easy_strerror(res),
-                  offline ? " (no network here? copy the files into the folder by hand)" : "");
-  } else if (!wrote) {
-    rc = dc__errs(DC_ERR_IO, "%s: write failed", part);
-  } else if (md5) {
-    rc = dc__check_md5(part, md5);
+    return dc__errs(DC_ERR_IO, "cannot download %s: %s%s", d->url,
+                    errbuf[0] ? errbuf : curl_easy_strerror(res),
+                    offline ? " (no network here? copy the files into the folder by hand)" : "");
   }
-  if (rc == DC_OK && rename(part, dest) != 0)
-    rc = dc__errs(DC_ERR_IO, "cannot rename %s to %s: %s", part, dest, strerror(errno));
-  if (rc) remove(part);
-  dc__free(part);
+  if (!d->md5) return DC_OK;
+  if (fflush(f) != 0) return DC__WRITE_FAILED;
+  char hex[65];
+  int rc = dc__file_digest(tmp, false, hex);
+  if (rc == DC_OK && strcasecmp(hex, d->md5) != 0)
+    rc = dc__errs(DC_ERR_FORMAT,
+                  "%s: the download from %s has MD5 checksum %s, which does not match the "
+                  "expected %s (a corrupt, truncated or different file); nothing was kept",
+                  d->dest, d->url, hex, d->md5);
   return rc;
+}
+#endif
+
+int dc__download(const char *url, const char *dest, const char *md5, FILE *progress) {
+#ifdef DC_HAVE_CURL
+  pthread_once(&g_curl_once, curl_init_once);
+  download_ctx d = {url, dest, md5, progress};
+  return dc__write_atomic(dest, "the download", fill_download, &d);
 #else
   (void)dest;
   (void)md5;
   (void)progress;
   return dc__errs(DC_ERR_UNSUPPORTED, "cannot download %s: deepc was built without libcurl", url);
 #endif
-}
-
-static int mkdir_p(const char *path) {
-  char buf[4096];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1;; p++) {
-    if (*p != '/' && *p != '\0') continue;
-    char c = *p;
-    *p = '\0';
-    if (mkdir(buf, 0755) != 0 && errno != EEXIST)
-      return dc__errs(DC_ERR_IO, "cannot create folder %s: %s", buf, strerror(errno));
-    *p = c;
-    if (!c) return DC_OK;
-  }
 }
 
 int dc_data_fetch(const char *name, const char *dir, FILE *progress) {
@@ -174,7 +161,7 @@ int dc_data_fetch(const char *name, const char *dir, FILE *progress) {
   const char *base = dir ? dir : env && *env ? env : "data";
   char target[4096];
   snprintf(target, sizeof target, "%s/%s", base, set->name);
-  int rc = mkdir_p(target);
+  int rc = dc__mkdirs(target);
   if (rc) return rc;
   const char *mirror = getenv("DEEPC_DATA_MIRROR");
   for (int i = 0; i < 4 && set->files[i].name && rc == DC_OK; i++) {

@@ -59,22 +59,6 @@ void dc__sample_free(dc__sample *s) {
 
 /* ---- files and paths ---- */
 
-bool dc__is_dir(const char *path) {
-  struct stat st;
-  return path && stat(path, &st) == 0 && S_ISDIR(st.st_mode);
-}
-
-bool dc__is_file(const char *path) {
-  struct stat st;
-  return path && stat(path, &st) == 0 && S_ISREG(st.st_mode);
-}
-
-int64_t dc__file_size(const char *path) {
-  struct stat st;
-  if (!path || stat(path, &st) != 0 || !S_ISREG(st.st_mode)) return -1;
-  return (int64_t)st.st_size;
-}
-
 char *dc__path_join(const char *a, const char *b) {
   size_t na = strlen(a), nb = strlen(b);
   bool slash = na > 0 && a[na - 1] != '/';
@@ -263,20 +247,18 @@ void dc__src_close(dc__src *s) {
 
 #define DC__ARCHIVE_MAX ((size_t)1 << 34) /* 16 GiB: far above every dataset archive */
 
-static int write_stream(dc__src *src, const char *dst) {
-  FILE *f = fopen(dst, "wb");
-  if (!f) return dc__errs(DC_ERR_IO, "%s: cannot create: %s", dst, strerror(errno));
+/* The decompressed stream into f (a dc__write_atomic fill). */
+static int write_stream(FILE *f, const char *tmp, void *ctx) {
+  (void)tmp;
+  dc__src *src = ctx;
   enum { CHUNK = 1 << 20 };
   uint8_t *buf = dc__malloc(CHUNK);
   int rc = buf ? DC_OK : DC_ERR_NOMEM;
   for (size_t got = CHUNK; rc == DC_OK && got == CHUNK;) {
     rc = dc__src_read(src, buf, CHUNK, &got);
-    if (rc == DC_OK && got && fwrite(buf, 1, got, f) != got)
-      rc = dc__errs(DC_ERR_IO, "%s: write failed: %s", dst, strerror(errno));
+    if (rc == DC_OK && got && fwrite(buf, 1, got, f) != got) rc = DC__WRITE_FAILED;
   }
   dc__free(buf);
-  if (fclose(f) != 0 && rc == DC_OK)
-    rc = dc__errs(DC_ERR_IO, "%s: write failed: %s", dst, strerror(errno));
   return rc;
 }
 
@@ -289,16 +271,7 @@ int dc__gunzip_file(const char *srcpath, const char *dst) {
   rc = dc__src_open(&src, mem, n, srcpath);
   if (rc == DC_OK && !src.gz)
     rc = dc__errs(DC_ERR_FORMAT, "%s: not gzip data (no 1f 8b magic at offset 0)", srcpath);
-  char *part = rc == DC_OK ? dc__malloc(strlen(dst) + 6) : NULL;
-  if (rc == DC_OK && !part) rc = DC_ERR_NOMEM;
-  if (rc == DC_OK) {
-    sprintf(part, "%s.part", dst);
-    rc = write_stream(&src, part);
-    if (rc == DC_OK && rename(part, dst) != 0)
-      rc = dc__errs(DC_ERR_IO, "%s: cannot rename to %s: %s", part, dst, strerror(errno));
-    if (rc) remove(part);
-  }
-  dc__free(part);
+  if (rc == DC_OK) rc = dc__write_atomic(dst, "the unpacked file", write_stream, &src);
   dc__src_close(&src);
   dc__free(mem);
   return rc;
@@ -339,27 +312,6 @@ static bool tar_safe_name(const char *name) {
   return true;
 }
 
-/* mkdir -p for dir/rel (rel's last component excluded when file is set). */
-static int make_dirs(const char *dir, const char *rel, bool file) {
-  char *path = dc__path_join(dir, rel);
-  if (!path) return DC_ERR_NOMEM;
-  size_t base = strlen(dir);
-  int rc = DC_OK;
-  for (char *p = path + base + 1; rc == DC_OK; p++) {
-    if (*p != '/' && *p != '\0') continue;
-    bool end = *p == '\0';
-    if (end && file) break;
-    char c = *p;
-    *p = '\0';
-    if (mkdir(path, 0755) != 0 && errno != EEXIST)
-      rc = dc__errs(DC_ERR_IO, "%s: cannot create folder: %s", path, strerror(errno));
-    *p = c;
-    if (end) break;
-  }
-  dc__free(path);
-  return rc;
-}
-
 static int tar_skip(dc__src *s, uint64_t n, const char *archive) {
   uint8_t buf[4096];
   while (n > 0) {
@@ -374,12 +326,24 @@ static int tar_skip(dc__src *s, uint64_t n, const char *archive) {
   return DC_OK;
 }
 
+/* mkdir -p of dir/rel */
+static int mkdirs_in(const char *dir, const char *rel) {
+  char *path = dc__path_join(dir, rel);
+  if (!path) return DC_ERR_NOMEM;
+  int rc = dc__mkdirs(path);
+  dc__free(path);
+  return rc;
+}
+
 static int tar_extract_file(dc__src *s, const char *dir, const char *name, uint64_t size,
                             const char *archive) {
-  int rc = make_dirs(dir, name, true);
-  if (rc) return rc;
   char *path = dc__path_join(dir, name);
   if (!path) return DC_ERR_NOMEM;
+  int rc = dc__mkdirs_for(path);
+  if (rc) {
+    dc__free(path);
+    return rc;
+  }
   FILE *f = fopen(path, "wb");
   if (!f) {
     rc = dc__errs(DC_ERR_IO, "%s: cannot create: %s", path, strerror(errno));
@@ -525,7 +489,7 @@ int dc__untar(const char *archive, const char *dir, int64_t *nfiles) {
       rc = tar_extract_file(&s, dir, name, size, archive);
       files++;
     } else if (type == '5') {
-      rc = strcmp(name, ".") == 0 ? DC_OK : make_dirs(dir, name, false);
+      rc = strcmp(name, ".") == 0 ? DC_OK : mkdirs_in(dir, name);
       if (rc == DC_OK) rc = tar_skip(&s, (size + 511) / 512 * 512, archive);
     } else { /* links, devices, global headers: skipped */
       rc = tar_skip(&s, (size + 511) / 512 * 512, archive);

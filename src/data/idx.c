@@ -173,6 +173,18 @@ dc_tensor *dc_idx_load(const char *path) {
   return t;
 }
 
+int dc__idx_refuse_empty_samples(const dc_tensor *t, const char *path) {
+  int d = dc__empty_sample_dim(t);
+  if (!d) return DC_OK;
+  static const char *const what[] = {"", "rows", "columns", "channels"};
+  const char *field = t->ndim == 2 ? "values" : d < 4 ? what[d] : "size"; /* [N, F]: features */
+  char b[128];
+  return dc__errs(DC_ERR_FORMAT,
+                  "%s: offset %d: dimension %d of the header (%s per sample) is 0 (shape %s), so "
+                  "every sample is empty; a dataset's samples need at least one element",
+                  path, 4 + 4 * d, d, field, dc_shape_str(dc_shape_of(t), b, sizeof b));
+}
+
 /* Images [N, H, W(, C)] uint8 and labels [N] uint8 < nclasses (0: any) into a dataset. */
 static dc_dataset *idx_pair(const char *images, const char *labels, int64_t nclasses,
                             const char *format, const char *const *names) {
@@ -181,7 +193,7 @@ static dc_dataset *idx_pair(const char *images, const char *labels, int64_t ncla
   dc_tensor *y64 = NULL;
   dc_dataset *ds = NULL;
   char b1[128], b2[128];
-  if (!y) goto done;
+  if (!y || dc__idx_refuse_empty_samples(x, images)) goto done;
   if (x->dtype != DC_U8 || x->ndim < 3 || x->ndim > 4 ||
       (x->ndim == 4 && x->shape[3] != 1 && x->shape[3] != 3)) {
     dc__err(DC_ERR_FORMAT,

@@ -527,6 +527,15 @@ int dc__pick_xy(int n, char *const *names, const char *xk, const char *yk, int *
   return *xi >= 0 && (!yk || *yi >= 0) ? DC_OK : DC_ERR_FORMAT;
 }
 
+/* Array i (none when i < 0) of a dataset: refused when its samples are empty. */
+static int npz_refuse_empty(const dc_npz *z, int i, const char *path) {
+  if (i < 0) return DC_OK;
+  char field[300];
+  snprintf(field, sizeof field, "array '%s' (the 'shape' in %s.npy's header)", z->names[i],
+           z->names[i]);
+  return dc__refuse_empty_samples(z->arrays[i], path, field);
+}
+
 dc_dataset *dc_npz_dataset(const char *path, const char *x_key, const char *y_key) {
   dc_npz *z = dc_npz_load(path);
   if (!z) return NULL;
@@ -543,7 +552,9 @@ dc_dataset *dc_npz_dataset(const char *path, const char *x_key, const char *y_ke
     dc_npz_free(z);
     return NULL;
   }
-  dc_dataset *ds = dc__xy_dataset(z->arrays[xi], yi >= 0 ? z->arrays[yi] : NULL, "NPZ", path);
+  dc_dataset *ds = NULL;
+  if (!npz_refuse_empty(z, xi, path) && !npz_refuse_empty(z, yi, path))
+    ds = dc__xy_dataset(z->arrays[xi], yi >= 0 ? z->arrays[yi] : NULL, "NPZ", path);
   dc_npz_free(z);
   return ds;
 }

@@ -87,7 +87,7 @@ static dc_dataset *open_idx(const char *path, const uint8_t *m) {
   dc_dataset *ds = NULL;
   if (t->ndim == 1 && t->dtype == DC_U8) { /* a labels file: its values are the classes */
     ds = dc__xy_dataset(t, t, "IDX labels", path);
-  } else {
+  } else if (dc__idx_refuse_empty_samples(t, path) == DC_OK) {
     ds = dc__xy_dataset(t, NULL, "IDX", path);
   }
   dc_free(t);
@@ -142,7 +142,8 @@ dc_dataset *dc_dataset_open(const char *path) {
     return open_idx(path, m);
   if (n >= 6 && memcmp(m, "\x93NUMPY", 6) == 0) {
     dc_tensor *t = dc_npy_load(path);
-    dc_dataset *ds = t ? dc__xy_dataset(t, NULL, "NPY", path) : NULL;
+    bool ok = t && dc__refuse_empty_samples(t, path, "the array ('shape' in its header)") == 0;
+    dc_dataset *ds = ok ? dc__xy_dataset(t, NULL, "NPY", path) : NULL;
     dc_free(t);
     return ds;
   }

@@ -336,7 +336,8 @@ static bool dict_set(pk *p, pyo *d, pyo *const *kv, int64_t n) {
     if (!deepen(p, d, kv[k])) return false;
   for (int64_t k = 0; k < n; k += 2) {
     dc_py_kind kk = kv[k]->pub.kind;
-    if (kv[k]->ik == PK_PENDING_ARRAY || kk == DC_PY_LIST || kk == DC_PY_DICT || kk == DC_PY_ARRAY) {
+    if (kv[k]->ik == PK_PENDING_ARRAY || kk == DC_PY_LIST || kk == DC_PY_DICT ||
+        kk == DC_PY_ARRAY) {
       pk_fail(p, DC_ERR_FORMAT, "a dict key is a %s (unhashable in Python)", kind_name(kv[k]));
       return false;
     }
@@ -812,7 +813,8 @@ static int run(pk *p) {
         pk_fail(p, DC_ERR_FORMAT, "SETITEMS without a dict below the mark");
         return dc_last_status();
       }
-      if (!dict_set(p, p->stack[from - 1], stack_at(p, from), p->sp - from)) return dc_last_status();
+      if (!dict_set(p, p->stack[from - 1], stack_at(p, from), p->sp - from))
+        return dc_last_status();
       p->sp = from;
       continue;
     case 'q':
@@ -988,34 +990,48 @@ static bool is_pair(const dc_pyobj *o) {
          o->items[0]->kind == DC_PY_ARRAY;
 }
 
+/* Where a pickle holds its features and targets: *xo, *yo (NULL when absent) and the names of
+ * those places for messages (xf, yf: n bytes each). */
+static void pick_arrays(const dc_pyobj *r, const dc_pyobj **xo, const dc_pyobj **yo, char *xf,
+                        char *yf, size_t n) {
+  *xo = *yo = NULL;
+  if (r->kind == DC_PY_ARRAY) {
+    *xo = r;
+    snprintf(xf, n, "the pickled array");
+  } else if (is_pair(r)) {
+    *xo = r->items[0], *yo = r->items[1];
+    snprintf(xf, n, "item 0 of the pickled pair"), snprintf(yf, n, "item 1 of the pickled pair");
+  } else if ((r->kind == DC_PY_TUPLE || r->kind == DC_PY_LIST) && r->n >= 1 &&
+             is_pair(r->items[0])) {
+    *xo = r->items[0]->items[0], *yo = r->items[0]->items[1];
+    snprintf(xf, n, "item 0 of the first pair"), snprintf(yf, n, "item 1 of the first pair");
+  } else if (r->kind == DC_PY_DICT) {
+    const dc_pyobj *train = dc_pyobj_get(r, "train");
+    if (train && is_pair(train)) {
+      *xo = train->items[0], *yo = train->items[1];
+      snprintf(xf, n, "item 0 of key 'train'"), snprintf(yf, n, "item 1 of key 'train'");
+      return;
+    }
+    char *names[64];
+    int nn = 0;
+    for (int64_t i = 0; i < r->n && nn < 64; i++)
+      if (r->items[2 * i]->kind == DC_PY_STR) names[nn++] = (char *)(uintptr_t)r->items[2 * i]->str;
+    int xi, yi;
+    if (dc__pick_xy(nn, names, NULL, NULL, &xi, &yi) == DC_OK) {
+      *xo = dc_pyobj_get(r, names[xi]);
+      snprintf(xf, n, "key '%.64s'", names[xi]);
+      *yo = yi >= 0 ? dc_pyobj_get(r, names[yi]) : NULL;
+      if (yi >= 0) snprintf(yf, n, "key '%.64s'", names[yi]);
+    }
+  }
+}
+
 dc_dataset *dc_pickle_dataset(const char *path) {
   dc_pickle *pkl = dc_pickle_load(path);
   if (!pkl) return NULL;
-  const dc_pyobj *r = dc_pickle_root(pkl), *xo = NULL, *yo = NULL;
-  if (r->kind == DC_PY_ARRAY)
-    xo = r;
-  else if (is_pair(r))
-    xo = r->items[0], yo = r->items[1];
-  else if ((r->kind == DC_PY_TUPLE || r->kind == DC_PY_LIST) && r->n >= 1 && is_pair(r->items[0]))
-    xo = r->items[0]->items[0], yo = r->items[0]->items[1];
-  else if (r->kind == DC_PY_DICT) {
-    const dc_pyobj *train = dc_pyobj_get(r, "train");
-    if (train && is_pair(train)) {
-      xo = train->items[0];
-      yo = train->items[1];
-    } else {
-      char *names[64];
-      int nn = 0;
-      for (int64_t i = 0; i < r->n && nn < 64; i++)
-        if (r->items[2 * i]->kind == DC_PY_STR)
-          names[nn++] = (char *)(uintptr_t)r->items[2 * i]->str;
-      int xi, yi;
-      if (dc__pick_xy(nn, names, NULL, NULL, &xi, &yi) == DC_OK) {
-        xo = dc_pyobj_get(r, names[xi]);
-        yo = yi >= 0 ? dc_pyobj_get(r, names[yi]) : NULL;
-      }
-    }
-  }
+  const dc_pyobj *xo, *yo;
+  char xf[96] = "", yf[96] = "";
+  pick_arrays(dc_pickle_root(pkl), &xo, &yo, xf, yf, sizeof xf);
   dc_tensor *x = xo ? as_array(xo) : NULL, *y = yo ? as_array(yo) : NULL;
   dc_dataset *ds = NULL;
   if (!x || (yo && !y))
@@ -1024,7 +1040,7 @@ dc_dataset *dc_pickle_dataset(const char *path) {
             "targets] or a dict with keys like x/y, data/labels, "
             "features/targets",
             path);
-  else
+  else if (!dc__refuse_empty_samples(x, path, xf) && (!y || !dc__refuse_empty_samples(y, path, yf)))
     ds = dc__xy_dataset(x, y, "Pickle", path);
   dc_free(x);
   dc_free(y);

@@ -1,23 +1,18 @@
 /* Checkpoints: named tensors and string metadata in the safetensors layout (8-byte LE header
- * length, JSON header, raw little-endian data), written atomically (temporary file, fsync,
- * rename, fsync of the folder) and checked field by field when read. What a training run puts
- * in one is the trainer's business (src/train/trainer.c). */
+ * length, JSON header, raw little-endian data), written atomically (dc__write_atomic) and read
+ * as a typed view of the one safetensors codec (safetensors.c checks every field; this file
+ * keeps the dtypes deepc computes with). What a training run puts in one is the trainer's
+ * business (src/train/trainer.c). */
 #include <deepc/autograd.h>
 #include <deepc/io.h>
 
 #include "../core/core-impl.h"
 #include "weights-impl.h"
 
-#include <cjson/cJSON.h>
-#include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-#define CKPT_MAX_HEADER 100000000ull /* the reference implementation's cap */
 
 struct dc_ckpt {
   int n, cap;
@@ -35,14 +30,9 @@ void dc_ckpt_free(dc_ckpt *c) {
     dc__free(c->names[i]);
     dc__unref(c->tensors[i]);
   }
-  for (int i = 0; i < c->nmeta; i++) {
-    dc__free(c->mkeys[i]);
-    dc__free(c->mvals[i]);
-  }
+  dc__meta_free(c->mkeys, c->mvals, c->nmeta);
   dc__free(c->names);
   dc__free(c->tensors);
-  dc__free(c->mkeys);
-  dc__free(c->mvals);
   dc__free(c);
 }
 
@@ -102,72 +92,11 @@ dc_tensor *dc_ckpt_tensor_at(const dc_ckpt *c, int i) {
 
 int dc_ckpt_set_meta(dc_ckpt *c, const char *key, const char *value) {
   if (!c || !key || !value) return dc__errs(DC_ERR_ARG, "ckpt_set_meta: NULL argument");
-  char *v = dc__strdup(value);
-  if (!v) return DC_ERR_NOMEM;
-  for (int i = 0; i < c->nmeta; i++)
-    if (strcmp(c->mkeys[i], key) == 0) {
-      dc__free(c->mvals[i]);
-      c->mvals[i] = v;
-      return DC_OK;
-    }
-  if (c->nmeta == c->mcap) {
-    int cap = c->mcap ? 2 * c->mcap : 16;
-    if (grow((void **)&c->mkeys, c->mcap, cap, sizeof(char *)) != DC_OK ||
-        grow((void **)&c->mvals, c->mcap, cap, sizeof(char *)) != DC_OK) {
-      dc__free(v);
-      return DC_ERR_NOMEM;
-    }
-    c->mcap = cap;
-  }
-  char *k = dc__strdup(key);
-  if (!k) {
-    dc__free(v);
-    return DC_ERR_NOMEM;
-  }
-  c->mkeys[c->nmeta] = k;
-  c->mvals[c->nmeta++] = v;
-  return DC_OK;
+  return dc__meta_set(&c->mkeys, &c->mvals, &c->nmeta, &c->mcap, key, value);
 }
 
 const char *dc_ckpt_meta(const dc_ckpt *c, const char *key) {
-  if (!c || !key) return NULL;
-  for (int i = 0; i < c->nmeta; i++)
-    if (strcmp(c->mkeys[i], key) == 0) return c->mvals[i];
-  return NULL;
-}
-
-/* ---- dtypes ---- */
-static const char *st_dtype(dc_dtype dt) {
-  switch (dt) {
-  case DC_F32:
-    return "F32";
-  case DC_F64:
-    return "F64";
-  case DC_I64:
-    return "I64";
-  case DC_I32:
-    return "I32";
-  case DC_U8:
-    return "U8";
-  case DC_BOOL:
-    return "BOOL";
-  case DC_BF16:
-    return "BF16";
-  case DC_F16:
-    return "F16";
-  case DC_DTYPE_COUNT:
-    break;
-  }
-  return NULL;
-}
-
-static bool dtype_from(const char *s, dc_dtype *out) {
-  for (int d = 0; d < DC_DTYPE_COUNT; d++)
-    if (strcmp(st_dtype((dc_dtype)d), s) == 0) {
-      *out = (dc_dtype)d;
-      return true;
-    }
-  return false;
+  return c ? dc__meta_get(c->mkeys, c->mvals, c->nmeta, key) : NULL;
 }
 
 /* ---- saving ---- */
@@ -176,8 +105,8 @@ static char *header_json(const dc_ckpt *c, uint64_t *data_len, const char *path)
   if (!ent) return dc__err(DC_ERR_NOMEM, "%s: out of memory building the header", path);
   for (int i = 0; i < c->n; i++) {
     const dc_tensor *t = c->tensors[i];
-    ent[i] = (dc__st_entry){c->names[i], st_dtype(t->dtype), t->ndim, t->shape,
-                            (uint64_t)dc_numel(t) * dc_dtype_size(t->dtype)};
+    ent[i] = (dc__st_entry){c->names[i], dc__wdt_table[dc__wdt_from_dc(t->dtype)].st, t->ndim,
+                            t->shape, (uint64_t)dc_numel(t) * dc_dtype_size(t->dtype)};
   }
   char *json = dc__st_header_json(ent, c->n, c->mkeys, c->mvals, c->nmeta, data_len, path);
   dc__free(ent);
@@ -206,228 +135,87 @@ static int write_data(const dc_ckpt *c, FILE *f) {
 }
 
 /* DEEPC_DEBUG_CKPT_DELAY_MS=n (tests/fault/kill_trials.sh): sleep n ms after the header and
- * again before the rename, so that kills land inside checkpoint writes. */
+ * again after the data, so that kills land inside checkpoint writes. */
 static void debug_delay(void) {
   const char *e = getenv("DEEPC_DEBUG_CKPT_DELAY_MS");
   long ms = e ? strtol(e, NULL, 10) : 0;
   if (ms > 0 && ms < 100000) usleep((useconds_t)ms * 1000);
 }
 
+typedef struct ckpt_fill {
+  const dc_ckpt *c;
+  const char *json, *path;
+} ckpt_fill;
+
+/* The file's bytes: the safetensors header, then the tensors' data. */
+static int fill_ckpt(FILE *f, const char *tmp, void *ctx) {
+  (void)tmp;
+  const ckpt_fill *k = ctx;
+  if (dc__st_write_header(f, k->json) != DC_OK) return DC__WRITE_FAILED;
+  debug_delay();
+  int bad = write_data(k->c, f);
+  if (bad == -2) return dc__errs(DC_ERR_NOMEM, "%s: out of memory writing the checkpoint", k->path);
+  if (!bad) debug_delay();
+  return bad ? DC__WRITE_FAILED : DC_OK;
+}
+
 int dc_ckpt_save(const dc_ckpt *c, const char *path) {
   if (!c || !path) return dc__errs(DC_ERR_ARG, "ckpt_save: NULL argument");
-  for (int i = 0; i < c->n; i++)
-    if (!st_dtype(c->tensors[i]->dtype))
-      return dc__errs(DC_ERR_ARG, "ckpt_save: tensor '%s' has an unsupported dtype", c->names[i]);
   uint64_t data_len = 0;
   char *json = header_json(c, &data_len, path);
   if (!json) return dc_last_status();
-  size_t hl = strlen(json), padded = (hl + 7) / 8 * 8;
-  char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "wb");
-  if (!f) {
-    int e = errno;
-    free(json);
-    return dc__errs(DC_ERR_IO, "%s: cannot create the checkpoint's temporary file %s (%s)", path,
-                    tmp, strerror(e));
-  }
-  unsigned char len8[8];
-  for (int i = 0; i < 8; i++) len8[i] = (unsigned char)((uint64_t)padded >> (8 * i));
-  static const char spaces[8] = "        ";
-  int bad = write_all(f, len8, 8) || write_all(f, json, hl) || write_all(f, spaces, padded - hl);
+  ckpt_fill k = {c, json, path};
+  int rc = dc__write_atomic(path, "the checkpoint", fill_ckpt, &k);
   free(json);
-  debug_delay();
-  if (!bad) bad = write_data(c, f);
-  int e = errno;
-  if (!bad && fflush(f) != 0) bad = -1, e = errno;
-  if (!bad && fsync(fileno(f)) != 0) bad = -1, e = errno;
-  if (fclose(f) != 0 && !bad) bad = -1, e = errno;
-  if (!bad) debug_delay();
-  if (!bad && rename(tmp, path) != 0) bad = -1, e = errno;
-  if (bad) {
-    remove(tmp);
-    if (bad == -2) return dc__errs(DC_ERR_NOMEM, "%s: out of memory writing the checkpoint", path);
-    return dc__errs(DC_ERR_IO,
-                    "%s: writing the checkpoint failed (%s); the previous file, if any, is "
-                    "unchanged",
-                    path, strerror(e));
-  }
-  dc__fsync_parent(path);
-  return DC_OK;
+  return rc;
 }
 
-/* ---- loading ---- */
-static void *load_fail(dc_ckpt *c, cJSON *root, unsigned char *buf) {
-  dc_ckpt_free(c);
-  cJSON_Delete(root);
-  dc__free(buf);
-  return NULL;
-}
+/* ---- loading: a typed view of the safetensors codec (safetensors.c) ---- */
 
-static int cmp_span(const void *a, const void *b) {
-  const uint64_t *x = a, *y = b;
-  return x[0] < y[0] ? -1 : x[0] > y[0];
-}
-
-/* One header entry -> a tensor over the data block; records its span in span[2]. */
-static dc_tensor *load_entry(const char *path, const cJSON *e, const unsigned char *data,
-                             uint64_t data_len, uint64_t *span) {
-  const char *name = e->string;
-  if (!cJSON_IsObject(e))
-    return dc__err(DC_ERR_FORMAT, "%s: entry '%s' is not an object", path, name);
-  const cJSON *jd = cJSON_GetObjectItemCaseSensitive(e, "dtype");
-  const cJSON *js = cJSON_GetObjectItemCaseSensitive(e, "shape");
-  const cJSON *jo = cJSON_GetObjectItemCaseSensitive(e, "data_offsets");
-  dc_dtype dt;
-  if (!cJSON_IsString(jd))
-    return dc__err(DC_ERR_FORMAT, "%s: entry '%s' has no dtype string", path, name);
-  if (!dtype_from(jd->valuestring, &dt))
-    return dc__err(DC_ERR_UNSUPPORTED, "%s: entry '%s': dtype %s is not supported", path, name,
-                   jd->valuestring);
-  if (!cJSON_IsArray(js) || cJSON_GetArraySize(js) > DC_MAX_DIMS)
-    return dc__err(DC_ERR_FORMAT, "%s: entry '%s': shape must be a list of at most %d sizes", path,
-                   name, DC_MAX_DIMS);
-  dc_shape s = {.ndim = cJSON_GetArraySize(js)};
-  int64_t numel = 1;
-  for (int d = 0; d < s.ndim; d++) {
-    const cJSON *x = cJSON_GetArrayItem(js, d);
-    if (!cJSON_IsNumber(x) || x->valuedouble < 0 || x->valuedouble > 9.0e15 ||
-        x->valuedouble != (double)(int64_t)x->valuedouble)
-      return dc__err(DC_ERR_FORMAT, "%s: entry '%s': shape[%d] is not a size", path, name, d);
-    s.d[d] = (int64_t)x->valuedouble;
-    if (dc__mul_overflow(numel, s.d[d], &numel))
-      return dc__err(DC_ERR_FORMAT, "%s: entry '%s': shape too large", path, name);
-  }
-  if (!cJSON_IsArray(jo) || cJSON_GetArraySize(jo) != 2)
-    return dc__err(DC_ERR_FORMAT, "%s: entry '%s': data_offsets must be [begin, end]", path, name);
-  double b = cJSON_GetArrayItem(jo, 0)->valuedouble, en = cJSON_GetArrayItem(jo, 1)->valuedouble;
-  if (!(b >= 0 && en >= b && en <= (double)data_len))
-    return dc__err(DC_ERR_FORMAT,
-                   "%s: entry '%s': data_offsets [%.0f, %.0f] outside the %llu data bytes", path,
-                   name, b, en, (unsigned long long)data_len);
-  int64_t nb;
-  if (dc__mul_overflow(numel, (int64_t)dc_dtype_size(dt), &nb) || (double)nb != en - b)
-    return dc__err(DC_ERR_FORMAT, "%s: entry '%s': %.0f data bytes for %lld elements of %s", path,
-                   name, en - b, (long long)numel, jd->valuestring);
-  span[0] = (uint64_t)b;
-  span[1] = (uint64_t)en;
-  dc_tensor *t = dc__new(s, dt, DC_CPU);
+/* A checkpoint tensor holding entry e's values, in one of the dtypes checkpoints keep. */
+static dc_tensor *entry_tensor(const dc__wentry *e, const char *path) {
+  int dt = dc__wdt_table[e->dt].dc; /* exactly: checkpoints do not widen */
+  if (dt < 0 || dc__wdt_from_dc((dc_dtype)dt) != e->dt)
+    return dc__err(DC_ERR_UNSUPPORTED, "%s: entry '%s': dtype %s is not supported", path, e->name,
+                   dc__wdt_table[e->dt].st);
+  dc_shape s = {.ndim = e->ndim};
+  for (int d = 0; d < e->ndim; d++) s.d[d] = e->shape[d];
+  dc_tensor *t = dc__new(s, (dc_dtype)dt, DC_CPU);
   if (!t) return NULL;
   dc__unscope(t);
-  if (nb) memcpy(dc_data(t), data + span[0], (size_t)nb);
+  if (e->nbytes) memcpy(dc_data(t), e->data, (size_t)e->nbytes);
   return t;
 }
 
-static unsigned char *read_file(const char *path, uint64_t *size) {
-  FILE *f = fopen(path, "rb");
-  if (!f) return dc__err(DC_ERR_IO, "%s: cannot open the checkpoint (%s)", path, strerror(errno));
-  struct stat st;
-  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    fclose(f);
-    return dc__err(DC_ERR_IO, "%s: not a regular file", path);
+/* The checkpoint of a parsed file (a view of its bytes): its tensors and metadata. */
+static dc_ckpt *from_weights(dc_weights *w, const char *path) {
+  dc_ckpt *c = dc_ckpt_new();
+  for (int i = 0; c && i < w->nmeta; i++)
+    if (dc_ckpt_set_meta(c, w->mkeys[i], w->mvals[i]) != DC_OK) goto fail;
+  for (int i = 0; c && i < w->n; i++) {
+    dc_tensor *t = entry_tensor(&w->e[i], path);
+    if (!t) goto fail;
+    if (push(c, w->e[i].name, t) != DC_OK) {
+      dc__unref(t);
+      goto fail;
+    }
   }
-  unsigned char *buf = dc__malloc((size_t)st.st_size + 1);
-  if (!buf) {
-    fclose(f);
-    return NULL;
-  }
-  size_t got = fread(buf, 1, (size_t)st.st_size, f);
-  fclose(f);
-  if (got != (size_t)st.st_size) {
-    dc__free(buf);
-    return dc__err(DC_ERR_IO, "%s: short read (%zu of %lld bytes)", path, got,
-                   (long long)st.st_size);
-  }
-  *size = got;
-  return buf;
+  return c;
+fail:
+  dc_ckpt_free(c);
+  return NULL;
 }
 
 dc_ckpt *dc_ckpt_load(const char *path) {
   if (!path) return dc__err(DC_ERR_ARG, "ckpt_load: path is NULL");
-  uint64_t size = 0;
-  unsigned char *buf = read_file(path, &size);
-  if (!buf) return NULL;
-  if (size < 8) {
-    dc__free(buf);
-    return dc__err(DC_ERR_FORMAT, "%s: %llu bytes is too short for a checkpoint", path,
-                   (unsigned long long)size);
-  }
-  uint64_t hl = 0;
-  for (int i = 0; i < 8; i++) hl |= (uint64_t)buf[i] << (8 * i);
-  if (hl > CKPT_MAX_HEADER || hl > size - 8) {
-    dc__free(buf);
-    return dc__err(DC_ERR_FORMAT,
-                   "%s: offset 0: header length %llu does not fit the %llu-byte file (not a "
-                   "deepc/safetensors checkpoint?)",
-                   path, (unsigned long long)hl, (unsigned long long)size);
-  }
-  cJSON *root = cJSON_ParseWithLength((const char *)buf + 8, (size_t)hl);
-  dc_ckpt *c = dc_ckpt_new();
-  if (!root || !cJSON_IsObject(root)) {
-    dc__err(DC_ERR_FORMAT, "%s: offset 8: the header is not a JSON object", path);
-    return load_fail(c, root, buf);
-  }
-  if (!c) return load_fail(c, root, buf);
-  const unsigned char *data = buf + 8 + hl;
-  uint64_t data_len = size - 8 - hl;
-  int nent = cJSON_GetArraySize(root);
-  uint64_t *spans = dc__calloc((size_t)nent + 1, 2 * sizeof *spans);
-  if (!spans) return load_fail(c, root, buf);
-  int ns = 0;
-  for (const cJSON *e = root->child; e; e = e->next) {
-    if (strcmp(e->string, "__metadata__") == 0) {
-      if (!cJSON_IsObject(e)) {
-        dc__err(DC_ERR_FORMAT, "%s: __metadata__ is not an object", path);
-        goto fail;
-      }
-      for (const cJSON *m = e->child; m; m = m->next) {
-        if (!cJSON_IsString(m)) {
-          dc__err(DC_ERR_FORMAT, "%s: __metadata__.%s is not a string", path, m->string);
-          goto fail;
-        }
-        if (dc_ckpt_set_meta(c, m->string, m->valuestring) != DC_OK) goto fail;
-      }
-      continue;
-    }
-    if (dc_ckpt_tensor(c, e->string)) {
-      dc__err(DC_ERR_FORMAT, "%s: entry '%s' appears twice", path, e->string);
-      goto fail;
-    }
-    dc_tensor *t = load_entry(path, e, data, data_len, spans + 2 * ns);
-    if (!t) goto fail;
-    if (push(c, e->string, t) != DC_OK) {
-      dc__unref(t);
-      goto fail;
-    }
-    ns++;
-  }
-  /* the tensors must tile the data block exactly */
-  qsort(spans, (size_t)ns, 2 * sizeof *spans, cmp_span);
-  uint64_t at = 0;
-  for (int i = 0; i < ns; i++) {
-    if (spans[2 * i] != at) {
-      dc__err(DC_ERR_FORMAT, "%s: data bytes [%llu, %llu) %s", path, (unsigned long long)at,
-              (unsigned long long)spans[2 * i],
-              spans[2 * i] > at ? "belong to no tensor (gap)"
-                                : "are used by two tensors (overlap)");
-      goto fail;
-    }
-    at = spans[2 * i + 1];
-  }
-  if (at != data_len) {
-    dc__err(
-        DC_ERR_FORMAT,
-        "%s: the tensors end at data byte %llu but the file holds %llu (truncated or padded file)",
-        path, (unsigned long long)at, (unsigned long long)data_len);
-    goto fail;
-  }
-  dc__free(spans);
-  cJSON_Delete(root);
-  dc__free(buf);
+  const uint8_t *mem;
+  size_t n;
+  if (dc__map_file(path, "the checkpoint", &mem, &n) != DC_OK) return NULL;
+  dc_weights *w = dc__safetensors_view(mem, n, path);
+  dc_ckpt *c = w ? from_weights(w, path) : NULL;
+  dc_weights_free(w);
+  dc__unmap_file(mem, n);
   return c;
-fail:
-  dc__free(spans);
-  return load_fail(c, root, buf);
 }
 
 /* ---- state dicts and optimizer states ---- */

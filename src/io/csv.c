@@ -54,12 +54,9 @@ static double *field(dc_epoch_stats *r, int col) {
   }
 }
 
-int dc_history_write_csv(const dc_history *h, const char *path) {
-  if (!h || !path) return dc__errs(DC_ERR_ARG, "history_write_csv: NULL argument");
-  char tmp[4096];
-  snprintf(tmp, sizeof tmp, "%s.tmp", path);
-  FILE *f = fopen(tmp, "w");
-  if (!f) return dc__errs(DC_ERR_IO, "%s: cannot write (%s)", tmp, strerror(errno));
+static int fill_csv(FILE *f, const char *tmp, void *ctx) {
+  (void)tmp;
+  const dc_history *h = ctx;
   for (int c = 0; c < NCOLS; c++) fprintf(f, "%s%s", c ? "," : "", COLS[c]);
   fprintf(f, "\n");
   for (int i = 0; i < h->n; i++) {
@@ -74,14 +71,12 @@ int dc_history_write_csv(const dc_history *h, const char *path) {
     }
     fprintf(f, "\n");
   }
-  bool bad = ferror(f) != 0;
-  if (fclose(f) != 0) bad = true;
-  if (bad || rename(tmp, path) != 0) {
-    int e = errno;
-    remove(tmp);
-    return dc__errs(DC_ERR_IO, "%s: write failed (%s)", path, strerror(e));
-  }
-  return DC_OK;
+  return DC_OK; /* dc__write_atomic checks ferror */
+}
+
+int dc_history_write_csv(const dc_history *h, const char *path) {
+  if (!h || !path) return dc__errs(DC_ERR_ARG, "history_write_csv: NULL argument");
+  return dc__write_atomic(path, "the history", fill_csv, (void *)h);
 }
 
 /* Splits a CSV line in place at commas (no quoting: these files hold numbers). */

@@ -3,7 +3,8 @@
  * {str: str}}, starting with '{', padded with spaces), then the data. Every rule of the format is
  * enforced: known dtypes, integral sizes and offsets, shape x dtype size == end - begin, tensors
  * tiling the data with no gap or overlap, the data ending exactly at the end of the file, no
- * duplicate names. Writing puts __metadata__ first and pads the header to 8 bytes. */
+ * duplicate names. Writing puts __metadata__ first and pads the header to 8 bytes. deepc
+ * checkpoints (ckpt.c) are read and written through this codec too. */
 #include "weights-impl.h"
 
 #include <cjson/cJSON.h>
@@ -116,7 +117,8 @@ static int check_duplicates(const cJSON *root, int n, const char *what) {
   return rc;
 }
 
-dc_weights *dc__safetensors_parse(const uint8_t *mem, size_t n, const char *what) {
+/* Parses and checks the file; borrow: entries point into mem instead of holding copies. */
+static dc_weights *parse(const uint8_t *mem, size_t n, const char *what, bool borrow) {
   if (n < 8)
     return dc__err(DC_ERR_FORMAT, "%s: %zu bytes is too short for a safetensors file", what, n);
   uint64_t hl = 0;
@@ -143,6 +145,7 @@ dc_weights *dc__safetensors_parse(const uint8_t *mem, size_t n, const char *what
   const uint8_t *data = mem + 8 + hl;
   int nent = cJSON_GetArraySize(root);
   dc_weights *w = dc_weights_new();
+  if (w) w->borrowed = borrow;
   span *spans = dc__malloc(sizeof *spans * (size_t)(nent + 1));
   dc__wdt *dts = dc__malloc(sizeof *dts * (size_t)(nent + 1));
   dc_shape *shapes = dc__malloc(sizeof *shapes * (size_t)(nent + 1));
@@ -187,9 +190,10 @@ dc_weights *dc__safetensors_parse(const uint8_t *mem, size_t n, const char *what
   }
   for (int i = 0; i < ns; i++) {
     uint64_t nb = spans[i].end - spans[i].begin;
-    uint8_t *buf = nb ? dc__malloc((size_t)nb) : NULL;
-    if (nb && !buf) goto fail;
-    if (nb) memcpy(buf, data + spans[i].begin, (size_t)nb);
+    uint8_t *buf = NULL;
+    if (nb && borrow) buf = (uint8_t *)(uintptr_t)(data + spans[i].begin);
+    if (nb && !borrow && !(buf = dc__malloc((size_t)nb))) goto fail;
+    if (nb && !borrow) memcpy(buf, data + spans[i].begin, (size_t)nb);
     if (dc__weights_push(w, ents[i]->string, dts[i], shapes[i].ndim, shapes[i].d, buf, nb) != DC_OK)
       goto fail;
   }
@@ -209,6 +213,14 @@ fail:
   cJSON_Delete(root);
   dc_weights_free(w);
   return NULL;
+}
+
+dc_weights *dc__safetensors_parse(const uint8_t *mem, size_t n, const char *what) {
+  return parse(mem, n, what, false);
+}
+
+dc_weights *dc__safetensors_view(const uint8_t *mem, size_t n, const char *what) {
+  return parse(mem, n, what, true);
 }
 
 /* ---- writing ---- */
@@ -241,6 +253,15 @@ char *dc__st_header_json(const dc__st_entry *e, int n, char *const *mkeys, char 
   return json;
 }
 
+int dc__st_write_header(FILE *f, const char *json) {
+  size_t hl = strlen(json), padded = (hl + 7) / 8 * 8;
+  uint8_t len8[8];
+  for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
+  bool ok = fwrite(len8, 1, 8, f) == 8 && fwrite(json, 1, hl, f) == hl &&
+            fwrite("        ", 1, padded - hl, f) == padded - hl;
+  return ok ? DC_OK : DC__WRITE_FAILED;
+}
+
 int dc__safetensors_write(const dc_weights *w, FILE *f, const char *what) {
   for (int i = 0; i < w->n; i++)
     if (strcmp(w->e[i].name, "__metadata__") == 0)
@@ -254,11 +275,7 @@ int dc__safetensors_write(const dc_weights *w, FILE *f, const char *what) {
   char *json = dc__st_header_json(ent, w->n, w->mkeys, w->mvals, w->nmeta, &data_len, what);
   dc__free(ent);
   if (!json) return dc_last_status();
-  size_t hl = strlen(json), padded = (hl + 7) / 8 * 8;
-  uint8_t len8[8];
-  for (int i = 0; i < 8; i++) len8[i] = (uint8_t)((uint64_t)padded >> (8 * i));
-  bool ok = fwrite(len8, 1, 8, f) == 8 && fwrite(json, 1, hl, f) == hl &&
-            fwrite("        ", 1, padded - hl, f) == padded - hl;
+  bool ok = dc__st_write_header(f, json) == DC_OK;
   free(json);
   for (int i = 0; ok && i < w->n; i++)
     ok =

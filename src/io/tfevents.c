@@ -10,7 +10,6 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/time.h>
 #include <time.h>
 #include <unistd.h>
@@ -114,8 +113,7 @@ static int write_record(dc_tb_writer *w, const pbuf *e) {
 
 dc_tb_writer *dc_tb_open(const char *dir) {
   if (!dir) return dc__err(DC_ERR_ARG, "tb_open: dir is NULL");
-  if (mkdir(dir, 0777) != 0 && errno != EEXIST)
-    return dc__err(DC_ERR_IO, "%s: cannot create the folder (%s)", dir, strerror(errno));
+  if (dc__mkdirs(dir) != DC_OK) return NULL;
   dc_tb_writer *w = dc__calloc(1, sizeof *w);
   if (!w) return NULL;
   char host[256] = "localhost";
@@ -129,7 +127,7 @@ dc_tb_writer *dc_tb_open(const char *dir) {
     else
       snprintf(w->path, sizeof w->path, "%s/events.out.tfevents.%lld.%s.%d", dir,
                (long long)time(NULL), host, k);
-    if (access(w->path, F_OK) != 0) break;
+    if (!dc__path_exists(w->path)) break;
   }
   w->f = fopen(w->path, "wb");
   if (!w->f) {

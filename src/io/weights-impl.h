@@ -63,11 +63,18 @@ typedef struct dc__wentry {
 
 struct dc_weights {
   dc_weights_format format; /* the file it came from (DC_WEIGHTS_AUTO when built in memory) */
+  bool borrowed;            /* entry data points into the parsed bytes (dc__safetensors_view) */
   int n, cap;
   dc__wentry *e; /* [n], file order */
   int nmeta, mcap;
   char **mkeys, **mvals; /* [nmeta] */
 };
+
+/* String metadata as parallel key / value arrays (of weight files and checkpoints): the value
+ * of key (NULL when absent); set copies both strings and replaces an existing key's value. */
+const char *dc__meta_get(char *const *keys, char *const *vals, int n, const char *key);
+int dc__meta_set(char ***keys, char ***vals, int *n, int *cap, const char *key, const char *value);
+void dc__meta_free(char **keys, char **vals, int n);
 
 /* Appends an entry; takes over data (freed on failure too). Names must be unique. */
 int dc__weights_push(dc_weights *w, const char *name, dc__wdt dt, int ndim, const int64_t *shape,
@@ -75,10 +82,17 @@ int dc__weights_push(dc_weights *w, const char *name, dc__wdt dt, int ndim, cons
 /* Refuses duplicate names (naming one); what names the file. */
 int dc__weights_check_unique(const dc_weights *w, const char *what);
 
+/* Maps path read-only (*mem NULL for an empty file); kind names it in messages ("the
+ * checkpoint"). Undo with dc__unmap_file. */
+int dc__map_file(const char *path, const char *kind, const uint8_t **mem, size_t *n);
+void dc__unmap_file(const uint8_t *mem, size_t n);
+
 /* ---- formats (what names the source in messages) ---- */
 dc_weights *dc__pth_parse(const uint8_t *mem, size_t n, const char *what);
 int dc__pth_write(const dc_weights *w, FILE *f, const char *folder, const char *what);
 dc_weights *dc__safetensors_parse(const uint8_t *mem, size_t n, const char *what);
+/* The same checks, but the entries' data point into mem (valid while mem is; nothing copied). */
+dc_weights *dc__safetensors_view(const uint8_t *mem, size_t n, const char *what);
 int dc__safetensors_write(const dc_weights *w, FILE *f, const char *what);
 /* One tensor of a safetensors header, in data order. */
 typedef struct dc__st_entry {
@@ -92,6 +106,9 @@ typedef struct dc__st_entry {
  * header with a field left out. *data_len: the sum of the entries' bytes. */
 char *dc__st_header_json(const dc__st_entry *e, int n, char *const *mkeys, char *const *mvals,
                          int nmeta, uint64_t *data_len, const char *what);
+/* The 8-byte header length, json and the spaces padding it to 8 bytes: DC_OK or
+ * DC__WRITE_FAILED (errno says why). The data follows. */
+int dc__st_write_header(FILE *f, const char *json);
 
 /* ---- zip: reading through libzip (sizes and CRCs checked), writing stored entries ---- */
 typedef struct dc__zipr dc__zipr;

@@ -70,15 +70,10 @@ void dc_weights_free(dc_weights *w) {
   if (!w) return;
   for (int i = 0; i < w->n; i++) {
     dc__free(w->e[i].name);
-    dc__free(w->e[i].data);
+    if (!w->borrowed) dc__free(w->e[i].data);
   }
-  for (int i = 0; i < w->nmeta; i++) {
-    dc__free(w->mkeys[i]);
-    dc__free(w->mvals[i]);
-  }
+  dc__meta_free(w->mkeys, w->mvals, w->nmeta);
   dc__free(w->e);
-  dc__free(w->mkeys);
-  dc__free(w->mvals);
   dc__free(w);
 }
 
@@ -88,7 +83,7 @@ int dc__weights_push(dc_weights *w, const char *name, dc__wdt dt, int ndim, cons
     int cap = w->cap ? 2 * w->cap : 64;
     dc__wentry *e = dc__realloc(w->e, sizeof *e * (size_t)w->cap, sizeof *e * (size_t)cap);
     if (!e) {
-      dc__free(data);
+      if (!w->borrowed) dc__free(data);
       return DC_ERR_NOMEM;
     }
     w->e = e;
@@ -96,7 +91,7 @@ int dc__weights_push(dc_weights *w, const char *name, dc__wdt dt, int ndim, cons
   }
   char *nm = dc__strdup(name);
   if (!nm) {
-    dc__free(data);
+    if (!w->borrowed) dc__free(data);
     return DC_ERR_NOMEM;
   }
   dc__wentry *e = &w->e[w->n++];
@@ -272,43 +267,59 @@ const char *dc_weights_meta_value(const dc_weights *w, int i) {
   return w && i >= 0 && i < w->nmeta ? w->mvals[i] : NULL;
 }
 
-const char *dc_weights_meta(const dc_weights *w, const char *key) {
-  for (int i = 0; w && key && i < w->nmeta; i++)
-    if (strcmp(w->mkeys[i], key) == 0) return w->mvals[i];
+const char *dc__meta_get(char *const *keys, char *const *vals, int n, const char *key) {
+  for (int i = 0; key && i < n; i++)
+    if (strcmp(keys[i], key) == 0) return vals[i];
   return NULL;
 }
 
-int dc_weights_set_meta(dc_weights *w, const char *key, const char *value) {
-  if (!w || !key || !value) return dc__errs(DC_ERR_ARG, "weights_set_meta: NULL argument");
+int dc__meta_set(char ***keys, char ***vals, int *n, int *cap, const char *key, const char *value) {
   char *v = dc__strdup(value);
   if (!v) return DC_ERR_NOMEM;
-  for (int i = 0; i < w->nmeta; i++)
-    if (strcmp(w->mkeys[i], key) == 0) {
-      dc__free(w->mvals[i]);
-      w->mvals[i] = v;
+  for (int i = 0; i < *n; i++)
+    if (strcmp((*keys)[i], key) == 0) {
+      dc__free((*vals)[i]);
+      (*vals)[i] = v;
       return DC_OK;
     }
-  if (w->nmeta == w->mcap) {
-    int cap = w->mcap ? 2 * w->mcap : 16;
-    char **k = dc__realloc(w->mkeys, sizeof *k * (size_t)w->mcap, sizeof *k * (size_t)cap);
-    if (k) w->mkeys = k;
-    char **vv =
-        k ? dc__realloc(w->mvals, sizeof *vv * (size_t)w->mcap, sizeof *vv * (size_t)cap) : NULL;
+  if (*n == *cap) {
+    int nc = *cap ? 2 * *cap : 16;
+    char **k = dc__realloc(*keys, sizeof *k * (size_t)*cap, sizeof *k * (size_t)nc);
+    if (k) *keys = k;
+    char **vv = k ? dc__realloc(*vals, sizeof *vv * (size_t)*cap, sizeof *vv * (size_t)nc) : NULL;
     if (!vv) {
       dc__free(v);
       return DC_ERR_NOMEM;
     }
-    w->mvals = vv;
-    w->mcap = cap;
+    *vals = vv;
+    *cap = nc;
   }
   char *k = dc__strdup(key);
   if (!k) {
     dc__free(v);
     return DC_ERR_NOMEM;
   }
-  w->mkeys[w->nmeta] = k;
-  w->mvals[w->nmeta++] = v;
+  (*keys)[*n] = k;
+  (*vals)[(*n)++] = v;
   return DC_OK;
+}
+
+void dc__meta_free(char **keys, char **vals, int n) {
+  for (int i = 0; i < n; i++) {
+    dc__free(keys[i]);
+    dc__free(vals[i]);
+  }
+  dc__free(keys);
+  dc__free(vals);
+}
+
+const char *dc_weights_meta(const dc_weights *w, const char *key) {
+  return w ? dc__meta_get(w->mkeys, w->mvals, w->nmeta, key) : NULL;
+}
+
+int dc_weights_set_meta(dc_weights *w, const char *key, const char *value) {
+  if (!w || !key || !value) return dc__errs(DC_ERR_ARG, "weights_set_meta: NULL argument");
+  return dc__meta_set(&w->mkeys, &w->mvals, &w->nmeta, &w->mcap, key, value);
 }
 
 /* ---- selection and state dicts ---- */
@@ -414,22 +425,35 @@ dc_weights *dc_weights_parse(const void *data, size_t n, const char *what) {
                  what, n);
 }
 
-dc_weights *dc_weights_load(const char *path) {
-  if (!path) return dc__err(DC_ERR_ARG, "weights_load: path is NULL");
+int dc__map_file(const char *path, const char *kind, const uint8_t **mem, size_t *n) {
+  *mem = NULL, *n = 0;
   int fd = open(path, O_RDONLY);
-  if (fd < 0) return dc__err(DC_ERR_IO, "%s: cannot open (%s)", path, strerror(errno));
+  if (fd < 0) return dc__errs(DC_ERR_IO, "%s: cannot open %s (%s)", path, kind, strerror(errno));
   struct stat st;
   if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
     close(fd);
-    return dc__err(DC_ERR_IO, "%s: not a regular file", path);
+    return dc__errs(DC_ERR_IO, "%s: not a regular file", path);
   }
-  size_t n = (size_t)st.st_size;
-  void *m = n ? mmap(NULL, n, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+  size_t len = (size_t)st.st_size;
+  void *m = len ? mmap(NULL, len, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
   close(fd);
-  if (n && m == MAP_FAILED)
-    return dc__err(DC_ERR_IO, "%s: cannot map the file (%s)", path, strerror(errno));
+  if (len && m == MAP_FAILED)
+    return dc__errs(DC_ERR_IO, "%s: cannot map %s (%s)", path, kind, strerror(errno));
+  *mem = m, *n = len;
+  return DC_OK;
+}
+
+void dc__unmap_file(const uint8_t *mem, size_t n) {
+  if (n) munmap((void *)(uintptr_t)mem, n);
+}
+
+dc_weights *dc_weights_load(const char *path) {
+  if (!path) return dc__err(DC_ERR_ARG, "weights_load: path is NULL");
+  const uint8_t *m;
+  size_t n;
+  if (dc__map_file(path, "the weight file", &m, &n) != DC_OK) return NULL;
   dc_weights *w = dc_weights_parse(m, n, path);
-  if (n) munmap(m, n);
+  dc__unmap_file(m, n);
   return w;
 }
 
@@ -483,36 +507,28 @@ static int write_st(const dc_weights *w, FILE *f, const char *path, bool ckpt) {
   return rc;
 }
 
+typedef struct weights_fill {
+  const dc_weights *w;
+  const char *path;
+  dc_weights_format fmt;
+} weights_fill;
+
+static int fill_weights(FILE *f, const char *tmp, void *ctx) {
+  (void)tmp;
+  const weights_fill *k = ctx;
+  if (k->fmt != DC_WEIGHTS_PTH) return write_st(k->w, f, k->path, k->fmt == DC_WEIGHTS_CKPT);
+  char folder[80];
+  folder_name(k->path, folder, sizeof folder);
+  return dc__pth_write(k->w, f, folder, k->path);
+}
+
 int dc_weights_save(const dc_weights *w, const char *path, dc_weights_format fmt) {
   if (!w || !path) return dc__errs(DC_ERR_ARG, "weights_save: NULL argument");
   if (fmt == DC_WEIGHTS_AUTO) fmt = format_of_path(path);
   if (fmt == DC_WEIGHTS_AUTO)
     return dc__errs(DC_ERR_ARG, "%s: unknown extension; use .pth/.pt, .safetensors or .ckpt", path);
-  char tmp[4200];
-  snprintf(tmp, sizeof tmp, "%s.tmp-%ld", path, (long)getpid());
-  FILE *f = fopen(tmp, "wb");
-  if (!f) return dc__errs(DC_ERR_IO, "%s: cannot create %s (%s)", path, tmp, strerror(errno));
-  int rc;
-  if (fmt == DC_WEIGHTS_PTH) {
-    char folder[80];
-    folder_name(path, folder, sizeof folder);
-    rc = dc__pth_write(w, f, folder, path);
-  } else {
-    rc = write_st(w, f, path, fmt == DC_WEIGHTS_CKPT);
-  }
-  int e = 0; /* errno of a failure here (the writers set their own messages) */
-  if (rc == DC_OK && (fflush(f) != 0 || fsync(fileno(f)) != 0)) rc = DC_ERR_IO, e = errno;
-  if (fclose(f) != 0 && rc == DC_OK) rc = DC_ERR_IO, e = errno;
-  if (rc == DC_OK && rename(tmp, path) != 0) rc = DC_ERR_IO, e = errno;
-  if (rc != DC_OK) {
-    remove(tmp);
-    if (e)
-      dc__errs(DC_ERR_IO, "%s: writing failed (%s); an existing file is unchanged", path,
-               strerror(e));
-    return rc;
-  }
-  dc__fsync_parent(path);
-  return DC_OK;
+  weights_fill k = {w, path, fmt};
+  return dc__write_atomic(path, "the weights", fill_weights, &k);
 }
 
 /* ---- state-dict shortcuts ---- */

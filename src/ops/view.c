@@ -75,7 +75,8 @@ static const dc_opdef OP_EXPAND = {"expand", expand_backward};
 
 /* Makes the view and records its node; node ints: input shape, then op-specific from 8. */
 static dc_tensor *make_view(const dc_opdef *op, dc_tensor *x, int nd, const int64_t *shape,
-                            const int64_t *stride, int64_t offset, const int64_t *extra, int nextra) {
+                            const int64_t *stride, int64_t offset, const int64_t *extra,
+                            int nextra) {
   dc_tensor *v = dc__alias(x, nd, shape, stride, offset);
   if (!v) return NULL;
   dc_node *n;
@@ -105,8 +106,8 @@ static bool infer_shape(const char *op, dc_shape *s, int64_t n, dc_shape from) {
     } else if (s->d[d] < 0) {
       dc__err(DC_ERR_ARG, "%s: invalid size %lld in dim %d", op, (long long)s->d[d], d);
       return false;
-    } else {
-      prod *= s->d[d];
+    } else if (__builtin_mul_overflow(prod, s->d[d], &prod)) {
+      goto bad; /* a product past int64 cannot be n */
     }
   }
   if (neg >= 0) {
@@ -115,7 +116,7 @@ static bool infer_shape(const char *op, dc_shape *s, int64_t n, dc_shape from) {
     prod *= s->d[neg];
   }
   if (prod == n) return true;
-bad: {
+bad : {
   char a[128], b[128];
   dc__err(DC_ERR_ARG, "%s: shape %s is invalid for input of shape %s (%lld elements)", op,
           dc_shape_str(*s, a, sizeof a), dc_shape_str(from, b, sizeof b), (long long)n);
@@ -248,7 +249,8 @@ dc_tensor *dc_slice(dc_tensor *x, int dim, int64_t start, int64_t end, int64_t s
   if (!dc__check_nonnull("slice", 1, x)) return NULL;
   if (x->ndim == 0) return dc__err(DC_ERR_ARG, "slice: cannot slice a 0-d tensor");
   if (!dc__wrap_dim("slice", &dim, x->ndim)) return NULL;
-  if (step <= 0) return dc__err(DC_ERR_ARG, "slice: step must be positive, got %lld", (long long)step);
+  if (step <= 0)
+    return dc__err(DC_ERR_ARG, "slice: step must be positive, got %lld", (long long)step);
   int64_t n = x->shape[dim];
   if (start < 0) start += n;
   if (end < 0) end += n;
@@ -294,9 +296,11 @@ dc_tensor *dc_expand(dc_tensor *x, dc_shape s) {
       st[d] = 0;
     } else {
       char a[128], b[128];
-      return dc__err(DC_ERR_ARG, "expand: the size of dim %d (%lld) must match the target %lld "
-                                 "or be 1 (expanding %s to %s)", d, (long long)xs, (long long)s.d[d],
-                     dc_shape_str(dc_shape_of(x), a, sizeof a), dc_shape_str(s, b, sizeof b));
+      return dc__err(DC_ERR_ARG,
+                     "expand: the size of dim %d (%lld) must match the target %lld "
+                     "or be 1 (expanding %s to %s)",
+                     d, (long long)xs, (long long)s.d[d], dc_shape_str(dc_shape_of(x), a, sizeof a),
+                     dc_shape_str(s, b, sizeof b));
     }
   }
   return make_view(&OP_EXPAND, x, s.ndim, s.d, st, x->offset, NULL, 0);
@@ -342,8 +346,10 @@ dc_tensor *dc_flatten(dc_tensor *x, int start, int end) {
   if (start > end) return dc__err(DC_ERR_ARG, "flatten: start_dim %d > end_dim %d", start, end);
   dc_shape s = {0};
   for (int d = 0; d < x->ndim; d++) {
-    if (d > start && d <= end) s.d[s.ndim - 1] *= x->shape[d];
-    else s.d[s.ndim++] = x->shape[d];
+    if (d > start && d <= end)
+      s.d[s.ndim - 1] *= x->shape[d];
+    else
+      s.d[s.ndim++] = x->shape[d];
   }
   return dc_reshape(x, s);
 }

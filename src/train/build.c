@@ -3,6 +3,8 @@
  * the learning-rate schedule and the loss. The training loop itself is trainer.c's. */
 #include "train-impl.h"
 
+#include <deepc/onnx.h>
+
 #include <ctype.h>
 #include <math.h>
 #include <string.h>
@@ -512,7 +514,12 @@ dc_module *dc__build_model(const dc_config *c, const dc__data *d) {
   const char *spec = dc_config_get(c, "model.layers");
   if (!*arch) arch = *spec ? "layers" : "cnn";
   dc_module *m;
-  if (strcmp(arch, "cnn") != 0 && strcmp(arch, "mlp") != 0 && strcmp(arch, "layers") != 0) {
+  if (strncmp(arch, "onnx:", 5) == 0) { /* an imported graph, trained as it is (onnx.h) */
+    m = dc_onnx_load(arch + 5);
+    if (!m)
+      return (dc__rewrap(dc_last_status(), "model.arch = %s: %s", arch, dc_last_error()),
+              (void *)NULL);
+  } else if (strcmp(arch, "cnn") != 0 && strcmp(arch, "mlp") != 0 && strcmp(arch, "layers") != 0) {
     m = build_zoo(c, d, arch);
   } else if (strcmp(arch, "layers") == 0) {
     if (!*spec)
@@ -539,6 +546,10 @@ dc_module *dc__build_model(const dc_config *c, const dc__data *d) {
   }
   dc_shape out = s->output_shape;
   dc_summary_free(s);
+  /* an imported graph with another number of classes gets a fresh head */
+  if (strncmp(arch, "onnx:", 5) == 0 && out.ndim == 2 && out.d[1] != d->num_classes &&
+      dc_onnx_replace_head(m, d->num_classes) == DC_OK)
+    out.d[1] = d->num_classes;
   if (transfer(c, m) != DC_OK) {
     dc_module_free(m);
     return NULL;

@@ -25,7 +25,7 @@ typedef struct cfg_key {
 static const cfg_key SCHEMA[] = {
   {"model", "arch", CT_STR, "", NULL,
    "cnn: conv blocks + FC head; mlp: hidden layers; layers: the 'layers' spec; or a zoo model "
-   "(lenet5, cnn_fashion, vgg11_bn_cifar, resnet18, ...). Empty: layers if given, else cnn"},
+   "(lenet5, cnn_fashion, vgg11_bn_cifar, resnet18, ...) or onnx:FILE (an ONNX graph). Empty: layers if given, else cnn"},
   {"model", "layers", CT_STR, "", NULL,
    "layer spec, e.g. conv2d(1,32,5,padding=2), relu, maxpool2d(2), flatten, linear(6272,classes)"},
   {"model", "channels", CT_INTS, "32,32,64", NULL, "cnn: output channels of each conv block"},
@@ -243,7 +243,7 @@ static bool check_list(const char *s, bool ints) {
 /* model.arch: cnn, mlp, layers or a zoo model. */
 static int check_arch(const char *at, const char *v) {
   if (!*v || strcmp(v, "cnn") == 0 || strcmp(v, "mlp") == 0 || strcmp(v, "layers") == 0 ||
-      dc_zoo_has(v))
+      dc_zoo_has(v) || strncmp(v, "onnx:", 5) == 0)
     return DC_OK;
   const char *const *names = dc_zoo_names();
   static const char *const OWN[] = {"cnn", "mlp", "layers"};

@@ -7,6 +7,20 @@
 #include <stdio.h>
 #include <string.h>
 
+/* The configuration that scores an ONNX model: the defaults with model.arch = onnx:FILE. */
+static dc_config *onnx_config(const char *path) {
+  dc_config *c = dc_config_default();
+  size_t n = strlen(path) + sizeof "model.arch=onnx:";
+  char *kv = c ? dc__malloc(n) : NULL;
+  if (kv) snprintf(kv, n, "model.arch=onnx:%s", path);
+  if (c && (!kv || dc_config_set(c, kv) != DC_OK)) {
+    dc_config_free(c);
+    c = NULL;
+  }
+  dc__free(kv);
+  return c;
+}
+
 int dc_eval_checkpoint(const char *path, const dc_eval_opts *opts, dc_metrics **m_out) {
   if (!path) return dc__errs(DC_ERR_ARG, "eval: NULL checkpoint path");
   dc_eval_opts o = opts ? *opts : (dc_eval_opts){0};
@@ -15,17 +29,22 @@ int dc_eval_checkpoint(const char *path, const dc_eval_opts *opts, dc_metrics **
   dc_device dev = DC_CPU;
   if (o.device && dc_device_parse(o.device, &dev) != DC_OK) /* before any work */
     return dc__rewrap(dc_last_status(), "--device %s: %s", o.device, dc_last_error());
-  dc_ckpt *ck = dc_ckpt_load(path);
-  if (!ck) return dc_last_status();
+  size_t plen = strlen(path);
+  bool onnx = plen > 5 && !strcmp(path + plen - 5, ".onnx"); /* a model with its weights */
+  if (onnx && !o.data)
+    return dc__errs(DC_ERR_ARG, "eval: %s: an ONNX model needs --data (the dataset to score)",
+                    path);
+  dc_ckpt *ck = onnx ? NULL : dc_ckpt_load(path);
+  if (!onnx && !ck) return dc_last_status();
   const char *text = dc_ckpt_meta(ck, "config");
-  if (!text) {
+  if (!text && !onnx) {
     dc_ckpt_free(ck);
     return dc__errs(DC_ERR_FORMAT,
                     "%s: no configuration in the checkpoint's metadata (it was not written by "
                     "`deepc train`); cannot rebuild the model",
                     path);
   }
-  dc_config *c = dc_config_parse(text, path);
+  dc_config *c = onnx ? onnx_config(path) : dc_config_parse(text, path);
   if (!c) {
     dc_ckpt_free(ck);
     return dc__rewrap(dc_last_status(), "%s: stored configuration: %s", path, dc_last_error());
@@ -60,8 +79,8 @@ int dc_eval_checkpoint(const char *path, const dc_eval_opts *opts, dc_metrics **
     goto done;
   }
   if (!(model = dc__build_model(c, &d))) goto fail_status;
-  if (!(sd = dc_ckpt_get_state_dict(ck, "model."))) goto fail_status;
-  if ((rc = dc_module_load_state_dict(model, sd, true, NULL)) != DC_OK) goto done;
+  if (!onnx && !(sd = dc_ckpt_get_state_dict(ck, "model."))) goto fail_status;
+  if (!onnx && (rc = dc_module_load_state_dict(model, sd, true, NULL)) != DC_OK) goto done;
   if (dev != DC_CPU && (rc = dc_module_to(model, dev)) != DC_OK) goto done;
   dc_dataset *ds = d.test;
   if (o.train_split) {

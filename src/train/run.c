@@ -5,57 +5,12 @@
 #include "train-impl.h"
 
 #include <deepc/dist.h>
-#include <dirent.h>
-#include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 
 enum { RUN_STOP = 100 }; /* a callback's request to stop (not an error) */
-
-int dc__mkdirs(const char *path) {
-  char buf[4096];
-  snprintf(buf, sizeof buf, "%s", path);
-  for (char *p = buf + 1; *p; p++)
-    if (*p == '/') {
-      *p = 0;
-      if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-        return dc__errs(DC_ERR_IO, "%s: cannot create the folder (%s)", buf, strerror(errno));
-      *p = '/';
-    }
-  if (mkdir(buf, 0777) != 0 && errno != EEXIST)
-    return dc__errs(DC_ERR_IO, "%s: cannot create the folder (%s)", buf, strerror(errno));
-  return DC_OK;
-}
-
-/* Removes what a killed run left in dir: "<name>.tmp-<pid>" files of checkpoints being written
- * by a process that no longer exists, and the "<name>.tmp" files of metrics.csv and report.md. */
-static void remove_stale_temps(const char *dir) {
-  DIR *d = opendir(dir);
-  if (!d) return;
-  for (struct dirent *e; (e = readdir(d));) {
-    const char *t = strstr(e->d_name, ".tmp");
-    if (!t) continue;
-    bool stale = strcmp(t, ".tmp") == 0;
-    if (!stale && t[4] == '-') {
-      char *end;
-      long pid = strtol(t + 5, &end, 10);
-      stale = *end == 0 && pid > 0 && kill((pid_t)pid, 0) != 0 && errno == ESRCH;
-    }
-    char path[2048];
-    snprintf(path, sizeof path, "%s/%s", dir, e->d_name);
-    if (stale) remove(path);
-  }
-  closedir(d);
-}
-
-bool dc__path_exists(const char *path) {
-  struct stat st;
-  return stat(path, &st) == 0;
-}
 
 /* Everything the callbacks need. */
 typedef struct run_ctx {
@@ -124,7 +79,13 @@ static dc_ckpt *make_ckpt(const dc_trainer *t, const run_ctx *r) {
   return c;
 }
 
-static int write_curves(const run_ctx *r, const dc_history *h) {
+/* metrics.csv, curves.png and curves.svg: all from the history, so written after the
+ * checkpoints (a run killed in between rewrites them when it resumes) */
+static int write_history_files(const run_ctx *r, const dc_history *h) {
+  char csv[1100];
+  path_in(csv, sizeof csv, r, "metrics.csv");
+  int rc = dc_history_write_csv(h, csv);
+  if (rc != DC_OK) return rc;
   char png[1100], svg[1100];
   path_in(png, sizeof png, r, "curves.png");
   path_in(svg, sizeof svg, r, "curves.svg");
@@ -134,7 +95,7 @@ static int write_curves(const run_ctx *r, const dc_history *h) {
   snprintf(title, sizeof title, "%s", slash ? slash + 1 : name);
   char *dot = strrchr(title, '.');
   if (dot && dot != title) *dot = 0;
-  int rc = dc_plot_curves(png, runs, NULL, 1, title);
+  rc = dc_plot_curves(png, runs, NULL, 1, title);
   if (rc == DC_OK) rc = dc_plot_curves(svg, runs, NULL, 1, title);
   return rc;
 }
@@ -149,10 +110,7 @@ static int on_epoch(dc_trainer *t, const dc_epoch_stats *e, void *ud) {
             (long long)(skipped - r->skipped), (long long)skipped);
     r->skipped = skipped;
   }
-  char path[1100];
-  path_in(path, sizeof path, r, "metrics.csv");
-  int rc = r->writer ? dc_history_write_csv(dc_trainer_history(t), path) : DC_OK;
-  if (rc != DC_OK) return rc;
+  int rc = DC_OK;
   if (r->tb) {
     const char *tags[] = {"loss/train",   "loss/val", "accuracy/train",
                           "accuracy/val", "lr",       "epoch_seconds"};
@@ -166,7 +124,7 @@ static int on_epoch(dc_trainer *t, const dc_epoch_stats *e, void *ud) {
   if (r->writer && !c) return dc_last_status();
   /* best.ckpt before last.ckpt: a run killed between the two redoes the epoch on --resume and
    * writes both again, so best.ckpt is never older than last.ckpt says it should be */
-  rc = DC_OK;
+  char path[1100];
   if (c && dc_trainer_is_best(t)) {
     path_in(path, sizeof path, r, "best.ckpt");
     rc = dc_ckpt_save(c, path);
@@ -175,7 +133,7 @@ static int on_epoch(dc_trainer *t, const dc_epoch_stats *e, void *ud) {
   if (rc == DC_OK && c) rc = dc_ckpt_save(c, path);
   dc_ckpt_free(c);
   if (rc != DC_OK) return rc;
-  if (r->writer && (rc = write_curves(r, dc_trainer_history(t))) != DC_OK) return rc;
+  if (r->writer && (rc = write_history_files(r, dc_trainer_history(t))) != DC_OK) return rc;
   r->epochs_this_call++;
   if (r->o->stop_after_epochs > 0 && r->epochs_this_call >= r->o->stop_after_epochs)
     return RUN_STOP;
@@ -198,8 +156,8 @@ static void print_summary(FILE *f, const run_ctx *r, const dc_run_result *res,
   fprintf(f, "\ntest accuracy: %.2f%% (loss %.4f) with the weights of epoch %d",
           100 * res->test_acc, res->test_loss, best_w ? res->best_epoch : res->epochs_done);
   if (!isnan(res->best_val_acc))
-    fprintf(f, " (validation accuracy %.2f%% at the best epoch %d, by %s)",
-            100 * res->best_val_acc, res->best_epoch, dc_config_get(r->cfg, "train.monitor"));
+    fprintf(f, " (validation accuracy %.2f%% at the best epoch %d, by %s)", 100 * res->best_val_acc,
+            res->best_epoch, dc_config_get(r->cfg, "train.monitor"));
   fprintf(f, "\n\n");
   dc_metrics_print_classes(f, test, (const char *const *)r->data->class_names, false);
   fprintf(f, "\nconfusion matrix (rows: true class, columns: predicted class)\n");
@@ -306,7 +264,7 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
   if (rc != DC_OK) return rc;
   rc = dc__mkdirs(r.dir);
   if (rc != DC_OK) return rc;
-  if (r.writer) remove_stale_temps(r.dir);
+  if (r.writer) dc__remove_stale_temps(r.dir);
   char path[1100];
   dc_ckpt *resume = NULL;
   if (o.resume) {
@@ -460,7 +418,7 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
   res.test_loss = dc_metrics_mean_loss(test);
   res.test_acc = dc_metrics_accuracy(test);
   res.seconds = dc__now() - t_start;
-  if (r.writer && (rc = write_curves(&r, dc_trainer_history(t))) != DC_OK) goto done;
+  if (r.writer && (rc = write_history_files(&r, dc_trainer_history(t))) != DC_OK) goto done;
   path_in(path, sizeof path, &r, "report.md");
   rc = r.writer ? dc__write_report(path, c, &data, dc_trainer_history(t), &res, test, repr,
                                    dc_module_num_parameters(model, false))

@@ -75,8 +75,4 @@ int dc__write_report(const char *path, const dc_config *c, const dc__data *d, co
                      const dc_run_result *r, const dc_metrics *test, const char *model_repr,
                      int64_t nparams);
 
-/* Folder helpers. */
-int dc__mkdirs(const char *path);
-bool dc__path_exists(const char *path);
-
 #endif

@@ -163,6 +163,20 @@ static int run_reader(const char *reader, const char *path) {
     return read_dataset(dc_image_folder(root));
   }
   if (!strcmp(reader, "csv")) return read_dataset(dc_csv_dataset(path));
+  if (!strcmp(reader, "onnx")) { /* load, then a forward of one zero sample */
+    dc_module *m = dc_onnx_load(path);
+    dc_shape one = dc_onnx_input_shape(m);
+    int rc = m ? DC_OK : (int)dc_last_status();
+    if (m && one.ndim) {
+      dc_shape s = {.ndim = one.ndim + 1, .d = {1}};
+      for (int i = 0; i < one.ndim; i++) s.d[i + 1] = one.d[i];
+      dc_scope_begin();
+      if (!dc_module_forward(m, dc_zeros(s, DC_F32))) rc = (int)dc_last_status();
+      dc_scope_end();
+    }
+    dc_module_free(m);
+    return rc ? rc : DC_OK;
+  }
   if (!strcmp(reader, "history")) {
     dc_history h = {0};
     int rc = dc_history_read_csv(path, &h);
@@ -186,7 +200,8 @@ static bool has_any(const char *msg, const char *alts) {
 /* Words that place an error inside a file. */
 static const char *PLACES = "offset|line|column|entry|member|byte|header|dimension|field|key|"
                             "label|record|chunk|IHDR|IDAT|JPEG|PNG|P5|P6|shape|storage|'|"
-                            "directory|data.pkl|__metadata__|empty";
+                            "directory|data.pkl|__metadata__|empty|protobuf|node|graph|opset|"
+                            "tensor";
 
 /* "file:12:" (a line number right after the file name) */
 static bool names_line(const char *msg, const char *base) {

@@ -95,6 +95,15 @@ put("idxds", "labels_not_1d/labels.idx", idx(np.zeros((3, 2), dtype=np.uint8)))
 rows.pop()
 counter["idxds"] -= 1
 
+# samples with a zero-sized dimension (used to load as N empty images): refused, naming the field
+for name, dims, where in (("rows0", (10, 0, 28), "offset 8"), ("cols0", (10, 28, 0), "offset 12"),
+                          ("chan0", (10, 2, 2, 0), "offset 16")):
+    put("idxds", f"{name}/images.idx", idx(np.zeros(dims, np.uint8)), expect=where)
+    put("idxds", f"{name}/labels.idx", idx(np.zeros(10, np.uint8)))
+    rows.pop()
+    counter["idxds"] -= 1
+put("dataset", "empty_idx/features.idx", idx(np.zeros((6, 0), np.uint8)), expect="offset 8")
+
 # ======================= CIFAR binary =======================
 px = rng.integers(0, 255, size=(2, 3072), dtype=np.uint8)
 c10 = b"".join(bytes([k + 3]) + px[k].tobytes() for k in range(2))
@@ -122,6 +131,10 @@ put("pickleds", "labels_negative.pkl", pickle.dumps({"data": np.zeros((2, 3), np
     expect="label|-4|negative")
 put("pickleds", "labels_huge.pkl", pickle.dumps({"data": np.zeros((2, 3), np.uint8), "labels": [0, 16000000]}, protocol=2),
     expect="implausible")  # fuzz_pydata: 16 million class names for a 200-byte file
+put("pickleds", "data_0_wide.pkl", pickle.dumps({"data": np.zeros((2, 0), np.uint8), "labels": [0, 1]}, protocol=2),
+    expect="key 'data'")
+put("pickleds", "labels_0_wide.pkl", pickle.dumps((np.zeros((2, 3), np.float32), np.zeros((2, 0), np.float32)), protocol=2),
+    expect="item 1")
 put("pickleds", "data_not_array.pkl", pickle.dumps({"data": "hello", "labels": [0]}, protocol=2))
 put("pickleds", "no_arrays.pkl", pickle.dumps([1, 2, 3], protocol=2))
 
@@ -308,6 +321,10 @@ put("npz", "duplicate.npz", zip_of([("x.npy", npy_bytes(xy["x"])), ("x.npy", npy
 put("npz", "bad_member.npz", zip_of([("x.npy", b"\x93NUMPY\x01\x00\xff\xff{")]), expect="x.npy")
 put("npz", "no_arrays.npz", zip_of([("readme.txt", b"hello")]), expect="no .npy")
 put("npz", "bzip2.npz", zip_of([("x.npy", npy_bytes(xy["x"]))], zipfile.ZIP_BZIP2), expect="x.npy|compression")
+put("dataset", "empty_samples.npy", npy_bytes(np.zeros((4, 0), np.float32)), expect="sample dimension 1")
+put("dataset", "x_0.npz", npz_bytes({"x": np.zeros((3, 2, 0), np.uint8), "y": np.arange(3)}), expect="array 'x'")
+put("dataset", "y_0.npz", npz_bytes({"x": np.zeros((3, 2), np.uint8), "y": np.zeros((3, 0), np.float32)}),
+    expect="array 'y'")
 put("npz", "not_zip.npz", b"PK\x03\x04" + b"\x00" * 40, expect="zip")
 
 # ======================= .pth (zip + pickle VM), safetensors, checkpoints =======================
@@ -585,7 +602,7 @@ put("csv", "missing.csv", b"a,b,label\n1,,0\n", expect="line 2, column 2")
 put("csv", "nan_text.csv", b"a,b,label\n1,0x1p3,0\n", expect="line 2, column 2")
 put("csv", "header_only.csv", b"a,b,label\n", expect="no data rows")
 put("csv", "empty.csv", b"", expect="empty")
-put("csv", "only_label.csv", b"label\n1\n", expect="no feature")
+put("csv", "only_label.csv", b"label\n1\n", expect="no feature columns besides the label (column 1, 'label')")
 put("csv", "unterminated_quote.csv", b'a,b,label\n1,"2,0\n3,4,1\n', expect="line 2")
 put("csv", "nul.csv", b"a,b,label\n1,2\x00,0\n", expect="line 2")
 put("csv", "wide_tall.csv", b",".join(b"c%d" % i for i in range(300000)) + b"\n" + b"\n0" * 300000,
@@ -599,6 +616,145 @@ put("history", "bad_number.csv", b"epoch,train_loss\n1,abc\n", expect=":2:")
 put("history", "epoch_float.csv", b"epoch,train_loss\n1.5,0.2\n", expect=":2:")
 put("history", "epoch_huge.csv", b"epoch,train_loss\n99999999999999999999,0.2\n", expect=":2:")
 put("history", "no_epoch.csv", b"loss\n0.5\n", expect="epoch")
+
+# ======================= ONNX (src/io/onnx_import.c) =======================
+import onnx  # noqa: E402  (Debian python3-onnx)
+from onnx import TensorProto as TP_, helper as oh  # noqa: E402
+
+
+def onnx_model(nodes, inits=(), inputs=None, outputs=None, opset=17, **kw):
+    inputs = inputs if inputs is not None else [oh.make_tensor_value_info("x", TP_.FLOAT, ["N", 4])]
+    outputs = outputs if outputs is not None else [oh.make_tensor_value_info("y", TP_.FLOAT, ["N", 3])]
+    g = oh.make_graph(nodes, "g", inputs, outputs, initializer=list(inits))
+    return oh.make_model(g, opset_imports=[oh.make_opsetid("", opset)], **kw)
+
+
+def onnx_bytes(m):
+    return m.SerializeToString()
+
+
+def f32(name, a):
+    a = np.asarray(a, dtype=np.float32)
+    return oh.make_tensor(name, TP_.FLOAT, a.shape, a.tobytes(), raw=True)
+
+
+w_ok, b_ok = rng.standard_normal((3, 4)), rng.standard_normal(3)
+gemm = oh.make_node("Gemm", ["x", "w", "b"], ["h"], name="fc", transB=1)
+relu = oh.make_node("Relu", ["h"], ["y"], name="act")
+good = onnx_model([gemm, relu], [f32("w", w_ok), f32("b", b_ok)])
+put("onnx", "ok.onnx", onnx_bytes(good), "ok")
+put("onnx", "trunc.onnx", onnx_bytes(good), "trunc")
+put("onnx", "garbage.onnx", b"\xff\xff\xff\xff\x0f" + bytes(range(200)), expect="protobuf")
+put("onnx", "empty.onnx", b"", expect="graph")
+
+
+def bad_init(name, t, expect):
+    put("onnx", name, onnx_bytes(onnx_model([gemm, relu], [t, f32("b", b_ok)])), expect=expect)
+
+
+t = f32("w", w_ok)
+del t.dims[:]
+t.dims.extend([1 << 40, 1 << 40])
+bad_init("huge_dims.onnx", t, "2^31")
+t = f32("w", w_ok)
+t.dims[0] = -3
+bad_init("negative_dim.onnx", t, "negative")
+t = f32("w", w_ok)
+del t.dims[:]
+t.dims.extend([1] * 12)
+bad_init("rank12.onnx", t, "too many dimensions")
+t = f32("w", w_ok)
+t.raw_data = t.raw_data[:-4]
+bad_init("raw_short.onnx", t, "raw_data")
+
+
+def typed_tensor(name, dtype, dims, floats=(), strings=()):
+    t = TP_()
+    t.name, t.data_type = name, dtype
+    t.dims.extend(dims)
+    t.float_data.extend(floats)
+    t.string_data.extend(strings)
+    return t
+
+
+bad_init("float_data_short.onnx", typed_tensor("w", TP_.FLOAT, [3, 4], [1.0] * 11), "count")
+bad_init("float_data_huge_dims.onnx", typed_tensor("w", TP_.FLOAT, [1 << 20, 1 << 10], [1.0] * 4),
+         "count")
+bad_init("string_tensor.onnx", typed_tensor("w", TP_.STRING, [1], strings=[b"a"]), "data_type")
+
+
+def ext_init(name, location, expect, mode="bad", length=None, data=None):
+    t = f32("w", w_ok)
+    t.ClearField("raw_data")
+    t.data_location = TP_.EXTERNAL
+    for k, v in [("location", location)] + ([("length", str(length))] if length is not None else []):
+        e = t.external_data.add()
+        e.key, e.value = k, v
+    if data is not None:
+        put("onnx", "ext/" + location, data, "ok" if mode == "ok" else "bad")
+        rows.pop()  # the weights file is no row of its own
+    put("onnx", "ext/" + name, onnx_bytes(onnx_model([gemm, relu], [t, f32("b", b_ok)])),
+        mode, expect)
+
+
+ext_init("ext_ok.onnx", "w.bin", "", "ok", data=np.asarray(w_ok, np.float32).tobytes())
+ext_init("ext_dotdot.onnx", "../../../../etc/passwd", "leaves the model's folder")
+ext_init("ext_absolute.onnx", "/etc/passwd", "leaves the model's folder")
+ext_init("ext_short.onnx", "short.bin", "offset", data=b"\0" * 8)
+ext_init("ext_length.onnx", "w.bin", "offset/length", length=7)
+ext_init("ext_missing.onnx", "nothere.bin", "nothere.bin")
+os.symlink("/etc/hostname", os.path.join(OUT, "onnx", "ext", "link.bin"))
+ext_init("ext_symlink.onnx", "link.bin", "outside the model's folder")
+
+cyc = [oh.make_node("Relu", ["z"], ["h"], name="first"), oh.make_node("Relu", ["h"], ["z"], name="second"),
+       oh.make_node("Relu", ["x"], ["y"], name="out")]
+put("onnx", "cycle.onnx", onnx_bytes(onnx_model(cyc)), expect="cycle")
+put("onnx", "self_loop.onnx", onnx_bytes(onnx_model([oh.make_node("Add", ["x", "y"], ["y"], name="loop")])),
+    expect="cycle")
+twice = [oh.make_node("Relu", ["x"], ["y"], name="a"), oh.make_node("Relu", ["x"], ["y"], name="b")]
+put("onnx", "defined_twice.onnx", onnx_bytes(onnx_model(twice)), expect="twice")
+put("onnx", "unknown_op.onnx", onnx_bytes(onnx_model([oh.make_node("Cos", ["x"], ["y"], name="my_cos")])),
+    expect="'Cos'")
+put("onnx", "custom_domain.onnx",
+    onnx_bytes(onnx_model([oh.make_node("Relu", ["x"], ["y"], name="r", domain="com.evil")])), expect="domain")
+put("onnx", "no_output_node.onnx", onnx_bytes(onnx_model([oh.make_node("Relu", ["x"], ["h"], name="r")])),
+    expect="made by no node")
+put("onnx", "opset99.onnx", onnx_bytes(onnx_model([relu], opset=99)), expect="opset")
+two_in = [oh.make_tensor_value_info("x", TP_.FLOAT, [1, 4]), oh.make_tensor_value_info("x2", TP_.FLOAT, [1, 4])]
+put("onnx", "two_inputs.onnx", onnx_bytes(onnx_model([oh.make_node("Add", ["x", "x2"], ["y"])], inputs=two_in)),
+    expect="inputs")
+put("onnx", "gemm_one_input.onnx", onnx_bytes(onnx_model([oh.make_node("Gemm", ["x"], ["y"], name="g")])),
+    expect="inputs")
+conv_w = f32("cw", rng.standard_normal((2, 1, 3, 3)))
+img_in = [oh.make_tensor_value_info("x", TP_.FLOAT, ["N", 1, 8, 8])]
+conv = oh.make_node("Conv", ["x", "cw"], ["y"], name="conv", kernel_shape=[3, 3], pads=[1, 1, 1, 1])
+put("onnx", "conv_ok.onnx", onnx_bytes(onnx_model([conv], [conv_w], inputs=img_in)), "ok")
+for nm, kw, exp in [("pads_asym", {"pads": [0, 0, 1, 1]}, "pads"),
+                    ("stride0", {"strides": [0, 1]}, "strides"),
+                    ("kernel_float", {"kernel_shape": [3.0, 3.0]}, "kernel_shape"),
+                    ("dilation_huge", {"dilations": [1 << 40, 1]}, "dilations"),
+                    ("group_neg", {"group": -2}, "group"),
+                    ("auto_pad", {"auto_pad": "SAME_UPPER"}, "auto_pad")]:
+    args = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
+    args.update(kw)
+    n = oh.make_node("Conv", ["x", "cw"], ["y"], name="conv", **args)
+    put("onnx", nm + ".onnx", onnx_bytes(onnx_model([n], [conv_w], inputs=img_in)), expect=exp)
+shape_in = [oh.make_tensor_value_info("x", TP_.FLOAT, ["N", 4]), oh.make_tensor_value_info("s", TP_.INT64, [2])]
+put("onnx", "reshape_dynamic.onnx",
+    onnx_bytes(onnx_model([oh.make_node("Relu", ["x"], ["h"]), oh.make_node("Reshape", ["h", "h"], ["y"], name="rs")])),
+    expect="constant")
+sh = oh.make_tensor("sh", TP_.INT64, [2], [-1, -1])
+put("onnx", "reshape_two_minus.onnx",
+    onnx_bytes(onnx_model([oh.make_node("Reshape", ["x", "sh"], ["y"], name="rs")], [sh])), expect="shape")
+# a million nodes (and a graph just over deepc's node limit): refused before they are all kept
+chain = [oh.make_node("Relu", ["x" if i == 0 else "v%d" % (i - 1)], ["y" if i == 999999 else "v%d" % i])
+         for i in range(1000000)]
+put("onnx", "million_nodes.onnx", onnx_bytes(onnx_model(chain)), expect="nodes")
+del chain
+many = [oh.make_node("Identity", ["x" if i == 0 else "v%d" % (i - 1)], ["y" if i == 100000 else "v%d" % i])
+        for i in range(100001)]
+put("onnx", "nodes_100001.onnx", onnx_bytes(onnx_model(many)), expect="nodes")
+del many
 
 with open(os.path.join(OUT, "manifest.tsv"), "w") as f:
     for r in rows:

@@ -218,3 +218,47 @@ out("config", "spec_cnn.txt", b"conv2d(1, 32, 5, padding=2), batchnorm2d(32), re
 out("config", "spec_mlp.txt", b"Flatten(), Linear(784, 64, bias=False), ReLU(inplace=True), Linear(64, classes), LogSoftmax(dim=1)")
 out("config", "spec_pool.txt", b"conv2d(3, 4, (3, 5), stride=(1, 2), padding='same'), avgpool2d(2, ceil_mode=True), "
                               b"adaptiveavgpool2d((1, None)), hardtanh(-1.5, 2)")
+
+# ---- ONNX models (the importer, fuzz_onnx): what deepc's exporter and torch.onnx write
+import onnx  # noqa: E402  (Debian python3-onnx)
+from onnx import TensorProto as OTP, helper as oh  # noqa: E402
+
+
+def onnx_of(nodes, inits, in_shape, opset=17):
+    g = oh.make_graph(nodes, "g", [oh.make_tensor_value_info("x", OTP.FLOAT, ["N", *in_shape])],
+                      [oh.make_tensor_value_info("y", OTP.FLOAT, None)], initializer=inits)
+    return oh.make_model(g, opset_imports=[oh.make_opsetid("", opset)]).SerializeToString()
+
+
+def ot(name, a):
+    a = np.asarray(a, dtype=np.float32)
+    return oh.make_tensor(name, OTP.FLOAT, a.shape, a.tobytes(), raw=True)
+
+
+r = np.random.default_rng(4)
+out("onnx", "mlp.onnx", onnx_of(
+    [oh.make_node("Gemm", ["x", "w", "b"], ["h"], transB=1), oh.make_node("Relu", ["h"], ["r"]),
+     oh.make_node("Softmax", ["r"], ["y"], axis=1)],
+    [ot("w", r.standard_normal((3, 4))), ot("b", r.standard_normal(3))], [4]))
+out("onnx", "cnn.onnx", onnx_of(
+    [oh.make_node("Conv", ["x", "cw", "cb"], ["c"], kernel_shape=[3, 3], pads=[1, 1, 1, 1]),
+     oh.make_node("BatchNormalization", ["c", "s", "o", "m", "v"], ["n"], epsilon=1e-5),
+     oh.make_node("LeakyRelu", ["n"], ["a"], alpha=0.1),
+     oh.make_node("MaxPool", ["a"], ["p"], kernel_shape=[2, 2], strides=[2, 2]),
+     oh.make_node("AveragePool", ["p"], ["q"], kernel_shape=[2, 2], strides=[1, 1]),
+     oh.make_node("GlobalAveragePool", ["q"], ["g"]), oh.make_node("Flatten", ["g"], ["f"], axis=1),
+     oh.make_node("Reshape", ["f", "shape"], ["y"])],
+    [ot("cw", r.standard_normal((2, 1, 3, 3))), ot("cb", r.standard_normal(2)), ot("s", [1, 2]),
+     ot("o", [0, 1]), ot("m", [0.1, 0.2]), ot("v", [1, 2]),
+     oh.make_tensor("shape", OTP.INT64, [2], [0, -1])], [1, 6, 6]))
+out("onnx", "ops.onnx", onnx_of(
+    [oh.make_node("Clip", ["x", "lo", "hi"], ["c"]), oh.make_node("Add", ["c", "x"], ["a"]),
+     oh.make_node("Mul", ["a", "x"], ["m"]), oh.make_node("Sigmoid", ["m"], ["s"]),
+     oh.make_node("Identity", ["s"], ["i"]), oh.make_node("Dropout", ["i"], ["d"]),
+     oh.make_node("LogSoftmax", ["d"], ["y"], axis=-1)],
+    [ot("lo", -1.0), ot("hi", 1.0)], [5]))
+tiny = nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.Flatten(), nn.Linear(8, 2)).eval()
+buf = io.BytesIO()
+torch.onnx.export(tiny, torch.randn(1, 1, 4, 4), buf, input_names=["x"], output_names=["y"],
+                  dynamic_axes={"x": {0: "N"}, "y": {0: "N"}}, opset_version=13)
+out("onnx", "torch.onnx", buf.getvalue())

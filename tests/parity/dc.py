@@ -22,6 +22,7 @@ import traceback
 import numpy as np
 
 MAX_DIMS = 8
+ALL_DIMS = 127  # DC_ALL_DIMS (include/deepc/tensor.h)
 _lib_path = os.environ.get("DEEPC_LIB") or os.path.join(
     os.path.dirname(__file__), "..", "..", "build", "libdeepc.so")
 lib = C.CDLL(os.path.abspath(_lib_path))

@@ -5,19 +5,18 @@ broadcasting), float32 and float64, transposed (non-contiguous) inputs and edge 
 (backward of a random upstream gradient) and the NaN positions with PyTorch; invalid arguments
 must give NULL and a message.
 
-DC_DIFF_CASES sets the number of cases (300 by default: `make test`; `make test-parity-long` runs
-20000), DC_DIFF_SEED the seed. A failure prints the case's index and seed to replay it."""
+The case machinery and its settings (DC_DIFF_CASES, DC_DIFF_SEED, DC_DIFF_SHOW) are in
+diffcase.py. A failure prints the case's index and seed to replay it."""
 import ctypes as C
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dc import T, dims, err, lib, run_tests, shape
+from dc import ALL_DIMS, T, dims, err, lib, run_tests, shape
 from diffcase import CASES, SEED, run_cases
 
 torch.set_num_threads(2)
-DC_ALL_DIMS = 127  # include/deepc/tensor.h
 
 # name: (arity, dc function, torch function, domain); domain "pos" draws positive inputs
 UNARY = {
@@ -162,7 +161,7 @@ def gen_view(case):
     if kind == 6:
         sq = d if case.rng.random() < 0.7 else None
         return f"squeeze({sq})", x, \
-            lambda t: lib.dc_squeeze(t, DC_ALL_DIMS if sq is None else sq), \
+            lambda t: lib.dc_squeeze(t, ALL_DIMS if sq is None else sq), \
             lambda t: t.squeeze() if sq is None else t.squeeze(sq)
     if kind == 7:
         perm = [int(v) for v in case.rng.permutation(nd)]

@@ -5,7 +5,7 @@ import ctypes as C
 import numpy as np
 import torch
 
-from dc import lib, T, to_np, grad_np, backward, dims, check_close, run_tests, err
+from dc import ALL_DIMS, lib, T, to_np, grad_np, backward, dims, check_close, run_tests, err
 
 rng = np.random.default_rng(0)
 
@@ -122,7 +122,7 @@ def test_max_dim_and_argmax():
             assert (to_np(am) == torch.argmax(torch.tensor(a), dim=d, keepdim=keep).numpy()).all()
             amn = lib.dc_argmin(T(a), d, keep)
             assert (to_np(amn) == torch.argmin(torch.tensor(a), dim=d, keepdim=keep).numpy()).all()
-    assert int(to_np(lib.dc_argmax(T(a), 127, False))) == int(torch.argmax(torch.tensor(a)))
+    assert int(to_np(lib.dc_argmax(T(a), ALL_DIMS, False))) == int(torch.argmax(torch.tensor(a)))
 
 
 def test_softmax_log_softmax():

@@ -4,7 +4,7 @@ values and the gradient flowing back through each (float32 and float64)."""
 import numpy as np
 import torch
 
-from dc import lib, T, to_np, grad_np, backward, check_close, run_tests, shape
+from dc import ALL_DIMS, lib, T, to_np, grad_np, backward, check_close, run_tests, shape
 import ctypes as C
 
 rng = np.random.default_rng(3)
@@ -32,6 +32,11 @@ def test_reshape_view_flatten():
         both(a, lambda x: lib.dc_flatten(x, 1, -1), lambda x: torch.flatten(x, 1, -1), transpose=tr)
         both(a, lambda x: lib.dc_flatten(x, 0, 1), lambda x: torch.flatten(x, 0, 1), transpose=tr)
     both(a, lambda x: lib.dc_view(x, shape(6, 4)), lambda x: x.view(6, 4), dtype=np.float64)
+    # sizes whose product passes int64 are refused, not wrapped round to 24 (was undefined)
+    x = T(a.astype(np.float32))
+    for big in (shape(1 << 62, 8, 3), shape(1 << 62, 4, -1), shape(3, 1 << 61, 1 << 61)):
+        assert not lib.dc_reshape(x, big)
+        assert "is invalid for input" in lib.dc_last_error().decode(), lib.dc_last_error()
 
 
 def test_permute_transpose():
@@ -57,7 +62,7 @@ def test_expand_squeeze_unsqueeze():
     both(a, lambda x: lib.dc_expand(x, shape(4, 3, 5, 2)), lambda x: x.expand(4, 3, 5, 2))
     both(a, lambda x: lib.dc_expand(x, shape(-1, 7, -1)), lambda x: x.expand(-1, 7, -1))
     both(a, lambda x: lib.dc_squeeze(x, 1), lambda x: x.squeeze(1))
-    both(a, lambda x: lib.dc_squeeze(x, 127), lambda x: x.squeeze())
+    both(a, lambda x: lib.dc_squeeze(x, ALL_DIMS), lambda x: x.squeeze())
     both(a, lambda x: lib.dc_unsqueeze(x, -1), lambda x: x.unsqueeze(-1))
     both(a, lambda x: lib.dc_unsqueeze(x, 0), lambda x: x.unsqueeze(0), transpose=True)
 

@@ -144,11 +144,11 @@ Test(ckpt, corrupted, .init = setup, .fini = teardown) {
   write_bytes(path, huge, 16);
   cr_assert_null(dc_ckpt_load(path));
   cr_assert(strstr(dc_last_error(), "header length"), "%s", dc_last_error());
-  expect_bad(path, "[1,2]", 0, "not a JSON object");
+  expect_bad(path, "[1,2]", 0, "offset 8: the header does not start with '{'");
   expect_bad(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,4]}}", 4,
-             "4 data bytes for 2");
+             "needs 8 bytes but data_offsets span 4");
   expect_bad(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 8,
-             "truncated or padded");
+             "trailing bytes");
   expect_bad(path, "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[4,8]}}", 8, "gap");
   expect_bad(path,
              "{\"a\":{\"dtype\":\"F32\",\"shape\":[2],\"data_offsets\":[0,8]},"

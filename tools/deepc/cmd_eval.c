@@ -11,11 +11,11 @@
 #include <string.h>
 
 static const char USAGE[] =
-    "usage: deepc eval CHECKPOINT [--data NAME|PATH] [--train] [--limit N] [--markdown]\n"
-    "                  [--device D]\n"
+    "usage: deepc eval CHECKPOINT|MODEL.onnx [--data NAME|PATH] [--train] [--limit N]\n"
+    "                  [--markdown] [--device D]\n"
     "Scores a checkpoint written by `deepc train` (best.ckpt, last.ckpt) on the test split of\n"
     "its dataset: accuracy, top-5, loss, per-class precision/accuracy/F1 and the confusion\n"
-    "matrix.\n"
+    "matrix. MODEL.onnx (an ONNX model, docs/onnx.md) is scored on the dataset of --data.\n"
     "  --data D     another dataset with the same classes: mnist, fashion-mnist, cifar10,\n"
     "               cifar100 or a path (IDX, CIFAR .bin, image folder, .npz, .csv)\n"
     "  --train      score the training split instead of the test split\n"

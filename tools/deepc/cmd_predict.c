@@ -13,11 +13,12 @@
 
 static const char USAGE[] =
     "usage: deepc predict MODEL --weights FILE --input X.npy --output Y.npy [--batch B]\n"
+    "       deepc predict FILE.onnx|onnx:FILE --input X.npy --output Y.npy [--batch B]\n"
     "                     [--classes K] [--prefix P] [--small-input] [--width W] [--device D]\n"
     "Runs a zoo model (resnet18/34/50, vgg11..19[_bn][_cifar], lenet5, cnn_fashion, mlp) with\n"
     "the weights of FILE (.pth/.pt, .safetensors, deepc .ckpt; names as torchvision's) in eval\n"
     "mode on the inputs of X.npy ([N, C, H, W] or [N, F], float) and writes the raw outputs\n"
-    "(logits) [N, K] as float32 to Y.npy.\n"
+    "(logits) [N, K] as float32 to Y.npy. An ONNX model (docs/onnx.md) brings its weights.\n"
     "  --batch B      samples per forward pass (default 32)\n"
     "  --classes K    outputs of the model (default: the first dimension of the head's weight\n"
     "                 in FILE)\n"
@@ -125,12 +126,15 @@ int dc_cmd_predict(int argc, char **argv) {
       return dc_cli_usage_error("predict", "'%s' is not a positive integer", v);
   }
   if (!model) return dc_cli_usage_error("predict", "missing the MODEL (e.g. resnet18)");
-  if (!dc_zoo_has(model)) {
+  const char *onnx = dc_cli_onnx_path(model);
+  if (onnx && (!input || !output))
+    return dc_cli_usage_error("predict", "--input and --output are required");
+  if (!onnx && !dc_zoo_has(model)) {
     dc_module *probe = dc_zoo_create(model);
     dc_module_free(probe);
     return dc_cli_lib_error("predict");
   }
-  if (!weights || !input || !output)
+  if (!onnx && (!weights || !input || !output))
     return dc_cli_usage_error("predict", "--weights, --input and --output are required");
 
   dc_tensor *x = dc_npy_load(input), *xf = NULL, *y = NULL;
@@ -144,6 +148,8 @@ int dc_cmd_predict(int argc, char **argv) {
     goto done;
   }
   if (!(xf = dc_to_dtype(x, DC_F32))) goto done;
+  if (onnx && !(m = dc_onnx_load(onnx))) goto done;
+  if (onnx) goto run; /* an ONNX graph brings its weights */
   int64_t feats = dc_numel(x) / (x->shape[0] ? x->shape[0] : 1);
   dc_zoo_opts o = {.in_channels = x->ndim == 4 ? x->shape[1] : 0,
                    .in_features = feats,
@@ -163,6 +169,7 @@ int dc_cmd_predict(int argc, char **argv) {
   if (dc_zoo_load_weights(m, w, weights,
                           (dc_pretrained_opts){.prefix = prefix, .keep_head = true}) != DC_OK)
     goto done;
+run:
   dc_module_eval(m);
   if (dev != DC_CPU) { /* the model and the inputs on the device; the outputs come back */
     dc_tensor *xd = dc_module_to(m, dev) == DC_OK ? dc_to_device(xf, dev) : NULL;

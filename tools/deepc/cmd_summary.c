@@ -10,13 +10,14 @@
 #include <string.h>
 
 static const char USAGE[] =
-    "usage: deepc summary SPEC|MODEL --input CxHxW [--classes N] [--repr] [--device D]\n"
+    "usage: deepc summary SPEC|MODEL|FILE.onnx --input CxHxW [--classes N] [--repr] [--device D]\n"
     "Builds a model from a layer spec and prints, like torchinfo, each layer's output shape,\n"
     "parameter count and multiply-adds (for a batch of one), then the totals.\n"
     "  SPEC           layers with PyTorch's arguments, e.g.\n"
     "                 \"conv2d(1,32,5,padding=2), relu, maxpool2d(2), flatten, linear(6272,10)\"\n"
     "  MODEL          or a zoo model: resnet18/34/50, vgg11..19[_bn][_cifar], lenet5,\n"
     "                 cnn_fashion, mlp (torchvision's layers and parameter names)\n"
+    "  FILE.onnx      or an ONNX model (also onnx:FILE); --input defaults to its input's shape\n"
     "  --input SHAPE  one input without the batch: CxHxW for images (3x32x32), F for vectors;\n"
     "                 'x', ',' or the sign '\xc3\x97' separate the sizes\n"
     "  --classes N    value of the name `classes` in the spec (linear(128, classes)); the\n"
@@ -75,23 +76,34 @@ int dc_cmd_summary(int argc, char **argv) {
     }
   }
   if (!spec) return dc_cli_usage_error("summary", "missing the model SPEC");
-  if (!input) return dc_cli_usage_error("summary", "missing --input CxHxW (one example's shape)");
-  dc_shape shape;
-  if (!parse_shape(input, &shape))
+  const char *onnx = dc_cli_onnx_path(spec);
+  dc_module *om = onnx ? dc_onnx_load(onnx) : NULL; /* its input shape is the default */
+  if (onnx && !om) return dc_cli_lib_error("summary");
+  dc_shape shape = om ? dc_onnx_input_shape(om) : (dc_shape){0};
+  if (!input && !shape.ndim) {
+    dc_module_free(om);
+    return dc_cli_usage_error("summary", "missing --input CxHxW (one example's shape)");
+  }
+  if (input && !parse_shape(input, &shape)) {
+    dc_module_free(om);
     return dc_cli_usage_error("summary", "--input '%s' is not a shape like 3x32x32", input);
+  }
   long long ncls = 0;
   if (classes) {
     char *end;
     ncls = strtoll(classes, &end, 10);
-    if (*end || end == classes || ncls <= 0)
+    if (*end || end == classes || ncls <= 0) {
+      dc_module_free(om);
       return dc_cli_usage_error("summary", "--classes '%s' is not a positive integer", classes);
+    }
   }
   /* a zoo name (resnet34, vgg11_bn, ...) fitted to the input, or a layer spec */
   int64_t nfeat = 1;
   for (int d = 0; d < shape.ndim; d++) nfeat *= shape.d[d];
-  dc_module *m = dc_zoo_has(spec) ? dc_zoo_create(spec, .num_classes = ncls, .in_features = nfeat,
-                                                  .in_channels = shape.ndim == 3 ? shape.d[0] : 0)
-                                  : dc_nn_from_spec(spec, .classes = ncls);
+  dc_module *m = om                 ? om
+                 : dc_zoo_has(spec) ? dc_zoo_create(spec, .num_classes = ncls, .in_features = nfeat,
+                                                    .in_channels = shape.ndim == 3 ? shape.d[0] : 0)
+                                    : dc_nn_from_spec(spec, .classes = ncls);
   if (!m) return dc_cli_lib_error("summary");
   if (dev != DC_CPU && dc_module_to(m, dev) != DC_OK) {
     dc_module_free(m);

@@ -18,6 +18,7 @@
   X(convert, "convert weights between PyTorch .pth, safetensors and deepc checkpoints") \
   X(data, "what a dataset holds (info), download one (fetch), loader speed (bench)") \
   X(eval, "score a checkpoint of `deepc train`: accuracy, per-class table, confusion matrix") \
+  X(export, "write a checkpoint or zoo model as ONNX (opset 17, dynamic batch) for any runtime") \
   X(graph, "build a graph from an expression; print values and gradients; export DOT/SVG") \
   X(inspect, "list the tensors of a .pth / safetensors / checkpoint file: dtype, shape, CRC") \
   X(plot, "draw loss/accuracy curves of one or several runs on the same axes (PNG/SVG)") \
@@ -48,6 +49,8 @@ int dc_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((for
 bool dc_cli_opt(int argc, char **argv, int *i, const char *name, const char **value);
 /* True when argv[i] is -h or --help. */
 bool dc_cli_is_help(const char *arg);
+/* The file of an ONNX model argument: "onnx:FILE" or a name ending in ".onnx"; NULL otherwise. */
+const char *dc_cli_onnx_path(const char *arg);
 /* Parses the value of --device into *dev: DC_CLI_OK, or the error printed (a device this build
  * lacks names the devices it has) and DC_CLI_FAIL (DC_CLI_USAGE for a missing value). */
 int dc_cli_device(const char *cmd, const char *name, dc_device *dev);

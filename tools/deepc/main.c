@@ -77,6 +77,12 @@ int dc_cli_device(const char *cmd, const char *name, dc_device *dev) {
                       cuda ? " (this deepc has no CUDA backend)" : "");
 }
 
+const char *dc_cli_onnx_path(const char *arg) {
+  size_t n = arg ? strlen(arg) : 0;
+  if (n > 5 && strncmp(arg, "onnx:", 5) == 0) return arg + 5;
+  return n > 5 && strcmp(arg + n - 5, ".onnx") == 0 ? arg : NULL;
+}
+
 /* ---- dispatch ---- */
 
 static void print_help(FILE *f) {
