@@ -133,6 +133,17 @@ AVX512 static void grad_pool_plane(const float *yc, float *d, const uint8_t *ix,
   add_lanes(s2, acc2);
 }
 
+/* yc * a + b where the channel has a term (a or b nonzero), else 0: in eval mode a = b = 0 and
+ * an inf or NaN yc gives no NaN there (torch's eval-mode backward has no yc term). live is
+ * affine_live(a, b). */
+AVX512 static inline __mmask16 affine_live(__m512 va, __m512 vb) {
+  return _mm512_cmp_ps_mask(va, _mm512_setzero_ps(), _CMP_NEQ_UQ) |
+         _mm512_cmp_ps_mask(vb, _mm512_setzero_ps(), _CMP_NEQ_UQ);
+}
+AVX512 static inline __m512 affine_term(const float *yc, __m512 va, __m512 vb, __mmask16 live) {
+  return _mm512_maskz_fmadd_ps(live, _mm512_loadu_ps(yc), va, vb);
+}
+
 /* gyc = d' * k + yc * a + b over one block plane, d' = d at the window's argmax, else 0 (also
  * on the last row / column that floor-mode pooling leaves out) */
 AVX512 static void grad_conv_plane(float *gyc, const float *yc, const float *d, const uint8_t *ix,
@@ -142,6 +153,7 @@ AVX512 static void grad_conv_plane(float *gyc, const float *yc, const float *d, 
     for (int j = 0; j < 3; j++) kab[j][l] = (float)co[3 * l + j];
   const __m512 vk = _mm512_loadu_ps(kab[0]), va = _mm512_loadu_ps(kab[1]),
                vb = _mm512_loadu_ps(kab[2]);
+  const __mmask16 live = affine_live(va, vb);
   const int64_t row = b->ow * V;
   for (int64_t i = 0; i < b->ph; i++) {
     for (int64_t j = 0; j < b->pw; j++) {
@@ -151,20 +163,20 @@ AVX512 static void grad_conv_plane(float *gyc, const float *yc, const float *d, 
       const int64_t at[4] = {off, off + V, off + row, off + row + V};
       for (int k = 0; k < 4; k++) {
         __m512 dk = _mm512_maskz_mov_ps(_mm512_cmpeq_epi32_mask(id, _mm512_set1_epi32(k)), g);
-        __m512 t = _mm512_fmadd_ps(_mm512_loadu_ps(yc + at[k]), va, vb);
+        __m512 t = affine_term(yc + at[k], va, vb, live);
         _mm512_storeu_ps(gyc + at[k], _mm512_fmadd_ps(dk, vk, t));
       }
     }
     if (b->ow & 1) /* the column pooling leaves out */
       for (int64_t r = 2 * i; r < 2 * i + 2; r++) {
         int64_t at = r * row + (b->ow - 1) * V;
-        _mm512_storeu_ps(gyc + at, _mm512_fmadd_ps(_mm512_loadu_ps(yc + at), va, vb));
+        _mm512_storeu_ps(gyc + at, affine_term(yc + at, va, vb, live));
       }
   }
   if (b->oh & 1) /* the row pooling leaves out */
     for (int64_t w = 0; w < b->ow; w++) {
       int64_t at = (b->oh - 1) * row + w * V;
-      _mm512_storeu_ps(gyc + at, _mm512_fmadd_ps(_mm512_loadu_ps(yc + at), va, vb));
+      _mm512_storeu_ps(gyc + at, affine_term(yc + at, va, vb, live));
     }
 }
 
@@ -246,13 +258,14 @@ AVX512 static void grad_conv_plane_full(float *gyc, const float *yc, const float
   const __m512 vk = _mm512_loadu_ps(kab[0]), va2 = _mm512_loadu_ps(kab[1]),
                vb2 = _mm512_loadu_ps(kab[2]);
   const __m512 va = _mm512_loadu_ps(a16), vb = _mm512_loadu_ps(b16);
+  const __mmask16 live = affine_live(va2, vb2);
   for (int64_t p = 0; p < S;) {
     int cnt = S - p >= V ? V : 1;
     __m512 r[V];
     grad_at(r, cnt, gy, S, p, yc, va, vb, relu_on);
     for (int q = 0; q < cnt; q++) {
       int64_t at = (p + q) * V;
-      __m512 t = _mm512_fmadd_ps(_mm512_loadu_ps(yc + at), va2, vb2);
+      __m512 t = affine_term(yc + at, va2, vb2, live);
       _mm512_storeu_ps(gyc + at, _mm512_fmadd_ps(r[q], vk, t));
     }
     p += cnt;
