@@ -21,7 +21,7 @@ typedef struct dc_conv2d_geom {
   int64_t oh, ow;     /* output [N, K, OH, OW] */
   int64_t stride[2], dilation[2], groups;
   int64_t pad_l[2], pad_r[2]; /* top/left and bottom/right zero padding */
-  int64_t algo;               /* dc_conv_algo in force when the forward ran (backward uses it too) */
+  int64_t algo; /* dc_conv_algo in force when the forward ran (backward uses it too) */
 } dc_conv2d_geom;
 
 /* Pooling geometry: a plane is one (n, c) image; windows of max/avg pooling. */
@@ -92,7 +92,7 @@ struct dc_nn_kernels {
    * (gradient through the batch statistics), else the eval-mode one (stats are constants). */
   int (*batch_norm_backward)(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_tensor *gy,
                              const dc_tensor *x, const dc_tensor *weight, const dc_tensor *mean,
-                                const dc_tensor *invstd, bool batch_stats);
+                             const dc_tensor *invstd, bool batch_stats);
 
   /* ---- dropout and hardtanh ---- */
   /* in place: u (uniform [0, 1) draws) becomes the mask: 1/(1-p) where u < 1 - p, else 0 */
@@ -118,8 +118,9 @@ struct dc_nn_kernels {
 
   /* ---- cross-entropy / NLL: x [N, C, inner], target int64 [R], class weight [C] or NULL ----
    * Checks every target (error naming the bad label, its position and C). out: [R] for NONE,
-   * else 0-d. lse [R]: log-sum-exp per row (log_softmax only). wsum: the weighted-mean
-   * denominators {NLL term, smoothing term}. */
+   * else 0-d. lse [R]: per row, what the backend's backward needs
+   * to rebuild the softmax (log_softmax only; the CPU's: log(sum(exp(x - max))), max recomputed).
+   * wsum: the weighted-mean denominators {NLL term, smoothing term}. */
   int (*xent_forward)(dc_tensor *out, dc_tensor *lse, double wsum[2], const dc_tensor *x,
                       const dc_tensor *target, const dc_tensor *weight, const dc_xent_params *p);
   /* gx [N, C, inner] = d loss / d x times gout ([R] or 0-d) */
@@ -140,14 +141,12 @@ struct dc_nn_kernels {
    * Backward: batch_norm_backward's, with gy masked by y > 0 (y [N, C, S], the forward's
    * output) as it is read. */
   int (*batch_norm_relu_forward)(dc_tensor *y, dc_tensor *save_mean, dc_tensor *save_invstd,
-                                 const dc_tensor *x, const dc_tensor *weight,
-                                 const dc_tensor *bias, dc_tensor *running_mean,
-                                 dc_tensor *running_var, bool batch_stats, double momentum,
-                                 double eps);
-  int (*batch_norm_relu_backward)(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb,
-                                  const dc_tensor *gy, const dc_tensor *y, const dc_tensor *x,
-                                  const dc_tensor *weight, const dc_tensor *mean,
-                                const dc_tensor *invstd, bool batch_stats);
+                                 const dc_tensor *x, const dc_tensor *weight, const dc_tensor *bias,
+                                 dc_tensor *running_mean, dc_tensor *running_var, bool batch_stats,
+                                 double momentum, double eps);
+  int (*batch_norm_relu_backward)(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_tensor *gy,
+                                  const dc_tensor *y, const dc_tensor *x, const dc_tensor *weight,
+                                  const dc_tensor *mean, const dc_tensor *invstd, bool batch_stats);
 
   /* ---- optional (NULL, or a plan that says DC_ERR_UNSUPPORTED: the op runs the layers):
    * conv2d -> batch norm [-> ReLU [-> max pooling 2x2 stride 2 (floor mode)]] in one op, the
@@ -161,16 +160,18 @@ struct dc_nn_kernels {
    * conv_block_plan: DC_OK and yc's size in bytes when the backend fuses this float32 layer. */
   int (*conv_block_plan)(const dc_conv2d_geom *g, bool has_bias, size_t *bytes);
   /* batch norm as batch_norm_forward; idx NULL when no backward will run or not pooled */
-  int (*conv_block_forward)(dc_tensor *y, dc_tensor *yc, dc_tensor *idx, dc_tensor *stats, const dc_tensor *x, const dc_tensor *w,
-                            const dc_tensor *b, const dc_tensor *bn_w, const dc_tensor *bn_b,
-                            dc_tensor *running_mean, dc_tensor *running_var, bool batch_stats,
-                            double momentum, double eps, const dc_conv2d_geom *g, int mode);
+  int (*conv_block_forward)(dc_tensor *y, dc_tensor *yc, dc_tensor *idx, dc_tensor *stats,
+                            const dc_tensor *x, const dc_tensor *w, const dc_tensor *b,
+                            const dc_tensor *bn_w, const dc_tensor *bn_b, dc_tensor *running_mean,
+                            dc_tensor *running_var, bool batch_stats, double momentum, double eps,
+                            const dc_conv2d_geom *g, int mode);
   /* gx, gw, gb (the convolution's) and gbn_w, gbn_b [K] (the batch norm's): NULL when not
    * wanted; gy y's shape; batch_stats as batch_norm_backward */
   int (*conv_block_backward)(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, dc_tensor *gbn_w,
                              dc_tensor *gbn_b, const dc_tensor *gy, const dc_tensor *x,
                              const dc_tensor *w, const dc_tensor *yc, const dc_tensor *idx,
-                             const dc_tensor *bn_w, const dc_tensor *bn_b, const dc_tensor *stats, bool batch_stats, const dc_conv2d_geom *g, int mode);
+                             const dc_tensor *bn_w, const dc_tensor *bn_b, const dc_tensor *stats,
+                             bool batch_stats, const dc_conv2d_geom *g, int mode);
 };
 
 #endif

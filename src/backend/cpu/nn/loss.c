@@ -113,13 +113,15 @@ static void pw_grad(dc_pwloss_op op, double x, double t, double p, double pw, do
     *gx = s, *gt = -s;
     return;
   case DC_PWLOSS_SMOOTH_L1: {
-    double g = p == 0 ? s : d < -p ? -1.0 : d > p ? 1.0 : d / p;
+    /* torch 1.13's branches: beta = 0 gives -1 at d = 0 and NaN at a NaN d (0 from sign) */
+    double g = d <= -p ? -1.0 : d >= p ? 1.0 : d / p;
     *gx = g, *gt = -g;
     return;
   }
   case DC_PWLOSS_BCE: { /* PyTorch: (x - t) / max(x (1 - x), 1e-12); d/dt = -logit(x) */
+    const double eps = (double)1e-12f; /* torch's clamp is a float constant: 1e-12 * (1 - 4e-9) */
     double den = x * (1 - x);
-    *gx = (x - t) / (den > 1e-12 ? den : 1e-12);
+    *gx = (x - t) / (den > eps ? den : eps);
     *gt = log1p(-x) - log(x);
     return;
   }

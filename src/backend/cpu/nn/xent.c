@@ -3,7 +3,8 @@
  * log-probabilities, and the multi-class hinge loss (MultiMarginLoss). Targets are checked here,
  * once, before any arithmetic. Reductions sum fixed blocks of rows in order.
  * Shapes: x [N, C, I] (I: the product of extra dims, 1 for [N, C]); R = N * I rows, row r = (n, i)
- * holds the C values x[n, :, i]; target int64 [R]; weight [C]; out/gout [R] or 0-d; lse [R]. */
+ * holds the C values x[n, :, i]; target int64 [R]; weight [C]; out/gout [R] or 0-d; lse [R]: each
+ * row's log(sum(exp(x - max))) (0 where max is infinite), which the backward takes with the max. */
 #include "nn-cpu.h"
 
 #include <math.h>
@@ -45,6 +46,18 @@ static int check_targets(const char *op, const dc_tensor *target, int64_t classe
 
 /* ---- cross-entropy / NLL ---- */
 
+/* The largest of the C values of row base (NaN if one is NaN). The log-softmax is taken as
+ * (x - max) - log(sum(exp(x - max))), never as x - (max + log(sum)): at |max| = 1e30 the sum's
+ * log would vanish into max, and the probabilities would not add up to 1. */
+static double row_max(const void *px, int64_t base, int64_t C, int64_t I, bool f64) {
+  double mx = -INFINITY;
+  for (int64_t c = 0; c < C; c++) {
+    double v = dc__nn_ld(px, base + c * I, f64);
+    if (v > mx || isnan(v)) mx = v;
+  }
+  return mx;
+}
+
 int dc__cpu_xent_forward(dc_tensor *out, dc_tensor *lse, double wsum[2], const dc_tensor *x,
                          const dc_tensor *target, const dc_tensor *weight,
                          const dc_xent_params *p) {
@@ -65,25 +78,23 @@ int dc__cpu_xent_forward(dc_tensor *out, dc_tensor *lse, double wsum[2], const d
     int64_t end = (b + 1) * ROW_BLOCK < R ? (b + 1) * ROW_BLOCK : R;
     for (int64_t r = b * ROW_BLOCK; r < end; r++) {
       int64_t base = (r / I) * C * I + r % I;
-      double l = 0;
+      double mx = 0, ls = 0; /* log-probability of class c: (x[c] - mx) - ls */
       if (p->log_softmax) {
-        double mx = -INFINITY, se = 0;
-        for (int64_t c = 0; c < C; c++) {
-          double v = dc__nn_ld(px, base + c * I, f64);
-          if (v > mx || isnan(v)) mx = v;
-        }
+        mx = row_max(px, base, C, I, f64);
+        double se = 0;
         for (int64_t c = 0; c < C; c++) se += exp(dc__nn_ld(px, base + c * I, f64) - mx);
-        l = isinf(mx) ? mx : mx + log(se);
-        dc__nn_st(pl, r, f64, l);
+        ls = isinf(mx) ? 0 : log(se);
+        dc__nn_st(pl, r, f64, ls);
       }
       int64_t t = pt[r];
       double row = 0;
       if (t != p->ignore_index) {
         double wt = pw ? dc__nn_ld(pw, t, f64) : 1.0;
-        double a = -wt * (dc__nn_ld(px, base + t * I, f64) - l), s = 0;
+        double a = -wt * ((dc__nn_ld(px, base + t * I, f64) - mx) - ls), s = 0;
         if (eps > 0)
           for (int64_t c = 0; c < C; c++)
-            s -= (pw ? dc__nn_ld(pw, c, f64) : 1.0) * (dc__nn_ld(px, base + c * I, f64) - l);
+            s -=
+                (pw ? dc__nn_ld(pw, c, f64) : 1.0) * ((dc__nn_ld(px, base + c * I, f64) - mx) - ls);
         sa += a;
         ss += s;
         sw += wt;
@@ -142,9 +153,9 @@ int dc__cpu_xent_backward(dc_tensor *gx, const dc_tensor *gout, const dc_tensor 
       for (int64_t c = 0; c < C; c++) dc__nn_st(pgx, base + c * I, f64, c == t ? -c1 : 0.0);
       continue;
     }
-    double l = dc__nn_ld(pl, r, f64);
+    double mx = row_max(px, base, C, I, f64), ls = dc__nn_ld(pl, r, f64);
     for (int64_t c = 0; c < C; c++) {
-      double pc = exp(dc__nn_ld(px, base + c * I, f64) - l);
+      double pc = exp((dc__nn_ld(px, base + c * I, f64) - mx) - ls);
       double v = c1 * (pc - (c == t)) + c2 * (pc * W - (pw ? dc__nn_ld(pw, c, f64) : 1.0));
       dc__nn_st(pgx, base + c * I, f64, v);
     }
