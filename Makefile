@@ -36,6 +36,8 @@ test-parity-long: build
 	for seed in 2026 1 2; do \
 	  DC_DIFF_CASES=20000 DC_DIFF_SEED=$$seed DEEPC_LIB=$(BUILD)/libdeepc.so \
 	    /usr/bin/python3 tests/parity/test_differential.py || exit 1; \
+	  DC_DIFF_CASES=20000 DC_DIFF_SEED=$$seed DEEPC_LIB=$(BUILD)/libdeepc.so \
+	    /usr/bin/python3 tests/parity/test_differential_more.py || exit 1; \
 	  DC_DIFF_CASES=3000 DC_DIFF_SEED=$$seed DEEPC_LIB=$(BUILD)/libdeepc.so \
 	    /usr/bin/python3 tests/parity/test_differential_nn.py || exit 1; \
 	done

@@ -39,8 +39,10 @@ static bool reduce_shape(const char *op, const dc_tensor *x, const int *dims, in
 
 static bool check_float(const char *op, const dc_tensor *x) {
   if (dc_dtype_is_float(x->dtype) && x->dtype != DC_BF16 && x->dtype != DC_F16) return true;
-  dc__err(DC_ERR_ARG, "%s: expected a float32 or float64 tensor, got %s; convert it with "
-                      "dc_to_dtype", op, dc_dtype_name(x->dtype));
+  dc__err(DC_ERR_ARG,
+          "%s: expected a float32 or float64 tensor, got %s; convert it with "
+          "dc_to_dtype",
+          op, dc_dtype_name(x->dtype));
   return false;
 }
 
@@ -63,7 +65,9 @@ static dc_shape node_keep_shape(const dc_node *n) {
 }
 
 /* gout [out shape] -> [keepdim shape] view */
-static dc_tensor *gout_keep(dc_node *n, dc_tensor *gout) { return dc_reshape(gout, node_keep_shape(n)); }
+static dc_tensor *gout_keep(dc_node *n, dc_tensor *gout) {
+  return dc_reshape(gout, node_keep_shape(n));
+}
 
 static int sum_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   dc_tensor *x = n->inputs[0];
@@ -86,6 +90,17 @@ static int extremum_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   return gin[0] ? DC_OK : (int)dc_last_status();
 }
 
+/* max/min over all elements: as amax/amin, except that a NaN result shares the gradient among the
+ * NaN elements (torch's evenly_distribute_backward; amax gives NaN everywhere) */
+static int extremum_all_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
+  dc_tensor *x = n->inputs[0], *y = n->saved[0]; /* x [any], y 0-d */
+  dc_tensor *both_nan =
+      dc_mul(dc_to_dtype(dc_ne(x, x), x->dtype), dc_to_dtype(dc_ne(y, y), x->dtype));
+  dc_tensor *mask = dc_add(dc_to_dtype(dc_eq(x, y), x->dtype), both_nan); /* [x's shape] */
+  gin[0] = dc_div(dc_mul(mask, gout), dc_sum_all(mask));
+  return gin[0] ? DC_OK : (int)dc_last_status();
+}
+
 static int lse_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   dc_tensor *x = n->inputs[0], *y = n->saved[0];
   dc_tensor *yk = dc_reshape(y, node_keep_shape(n));
@@ -97,6 +112,8 @@ static const dc_opdef OP_SUM = {"sum", sum_backward};
 static const dc_opdef OP_MEAN = {"mean", sum_backward};
 static const dc_opdef OP_AMAX = {"amax", extremum_backward};
 static const dc_opdef OP_AMIN = {"amin", extremum_backward};
+static const dc_opdef OP_MAX_ALL = {"max", extremum_all_backward};
+static const dc_opdef OP_MIN_ALL = {"min", extremum_all_backward};
 static const dc_opdef OP_LSE = {"logsumexp", lse_backward};
 
 static dc_tensor *reduce(const char *name, const dc_opdef *def, dc_reduce_op op, dc_tensor *x,
@@ -110,8 +127,10 @@ static dc_tensor *reduce(const char *name, const dc_opdef *def, dc_reduce_op op,
     if ((mask >> d) & 1u) R *= x->shape[d];
   if (R == 0 && (op == DC_RED_MAX || op == DC_RED_MIN)) {
     char b[128];
-    return dc__err(DC_ERR_ARG, "%s: cannot reduce over an empty dim of shape %s (no identity "
-                               "for max/min)", name, dc_shape_str(dc_shape_of(x), b, sizeof b));
+    return dc__err(DC_ERR_ARG,
+                   "%s: cannot reduce over an empty dim of shape %s (no identity "
+                   "for max/min)",
+                   name, dc_shape_str(dc_shape_of(x), b, sizeof b));
   }
   const dc_backend *be = dc__backend(x->device);
   if (!be) return NULL;
@@ -161,8 +180,12 @@ dc_tensor *dc_logsumexp(dc_tensor *x, const int *dims, int ndims, bool keepdim) 
 }
 dc_tensor *dc_sum_all(dc_tensor *x) { return dc_sum(x, NULL, 0, false); }
 dc_tensor *dc_mean_all(dc_tensor *x) { return dc_mean(x, NULL, 0, false); }
-dc_tensor *dc_max(dc_tensor *x) { return dc_amax(x, NULL, 0, false); }
-dc_tensor *dc_min(dc_tensor *x) { return dc_amin(x, NULL, 0, false); }
+dc_tensor *dc_max(dc_tensor *x) {
+  return reduce("max", &OP_MAX_ALL, DC_RED_MAX, x, NULL, 0, false);
+}
+dc_tensor *dc_min(dc_tensor *x) {
+  return reduce("min", &OP_MIN_ALL, DC_RED_MIN, x, NULL, 0, false);
+}
 
 /* var = sum((x - mean)^2) / (R - correction), composed of differentiable ops */
 dc_tensor *dc_var(dc_tensor *x, const int *dims, int ndims, int correction, bool keepdim) {
@@ -170,7 +193,8 @@ dc_tensor *dc_var(dc_tensor *x, const int *dims, int ndims, int correction, bool
   uint32_t mask;
   dc_shape os, ks;
   if (!reduce_shape("var", x, dims, ndims, keepdim, &mask, &os, &ks)) return NULL;
-  if (correction < 0) return dc__err(DC_ERR_ARG, "var: correction must be >= 0, got %d", correction);
+  if (correction < 0)
+    return dc__err(DC_ERR_ARG, "var: correction must be >= 0, got %d", correction);
   int64_t R = 1;
   for (int d = 0; d < x->ndim; d++)
     if ((mask >> d) & 1u) R *= x->shape[d];
@@ -189,7 +213,7 @@ dc_tensor *dc_var(dc_tensor *x, const int *dims, int ndims, int correction, bool
  * denominator is 1 there, so that a second-order graph stays finite too. */
 static int std_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   dc_tensor *s = dc_is_grad_enabled() ? dc_sqrt(n->inputs[0]) : n->saved[0]; /* [out] */
-  dc_tensor *zero = dc_eq_scalar(s, 0.0);                                     /* [out] bool */
+  dc_tensor *zero = dc_eq_scalar(s, 0.0);                                    /* [out] bool */
   dc_tensor *den = dc_where(zero, dc_scalar(1.0, s->dtype), dc_mul_scalar(s, 2.0));
   dc_tensor *q = dc_div(g, den);
   gin[0] = dc_where(zero, dc_scalar(0.0, q->dtype), q); /* 0-d constants, as clamp's rule */
@@ -232,7 +256,8 @@ static int select_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   dc_tensor *pos = dc_reshape(dc_arange_on(0, (double)x->shape[dim], 1, DC_I64, x->device), ar);
   dc_tensor *zero = dc_zeros(DC_SCALAR_SHAPE, x->dtype);
   gin[0] = dc_where(dc_eq(pos, ik), dc_reshape(gout, ks), zero);
-  if (gin[0] && !dc_shape_equal(dc_shape_of(gin[0]), dc_shape_of(x))) gin[0] = dc_expand(gin[0], dc_shape_of(x));
+  if (gin[0] && !dc_shape_equal(dc_shape_of(gin[0]), dc_shape_of(x)))
+    gin[0] = dc_expand(gin[0], dc_shape_of(x));
   return gin[0] ? DC_OK : (int)dc_last_status();
 }
 static const dc_opdef OP_MAX_DIM = {"max", select_backward};
@@ -278,8 +303,10 @@ static dc_tensor *arg_reduce(const char *name, bool is_max, dc_tensor *x, int di
     n->i[0] = dim;
     dc__save(n, 0, idx);
   }
-  if (indices) *indices = idx;
-  else dc_free(idx);
+  if (indices)
+    *indices = idx;
+  else
+    dc_free(idx);
   return vals;
 }
 
@@ -306,5 +333,9 @@ static dc_tensor *arg_flat(const char *name, bool is_max, dc_tensor *x, int dim,
   return r;
 }
 
-dc_tensor *dc_argmax(dc_tensor *x, int dim, bool keepdim) { return arg_flat("argmax", true, x, dim, keepdim); }
-dc_tensor *dc_argmin(dc_tensor *x, int dim, bool keepdim) { return arg_flat("argmin", false, x, dim, keepdim); }
+dc_tensor *dc_argmax(dc_tensor *x, int dim, bool keepdim) {
+  return arg_flat("argmax", true, x, dim, keepdim);
+}
+dc_tensor *dc_argmin(dc_tensor *x, int dim, bool keepdim) {
+  return arg_flat("argmin", false, x, dim, keepdim);
+}

@@ -59,7 +59,7 @@ int dc__cpu_hardtanh_backward(dc_tensor *gx, const dc_tensor *gy, const dc_tenso
 #pragma omp parallel for schedule(static) if (n >= DC__PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     double v = dc__nn_ld(px, i, f64);
-    dc__nn_st(pgx, i, f64, v <= lo || v >= hi ? 0.0 : dc__nn_ld(pgy, i, f64));
+    dc__nn_st(pgx, i, f64, v > lo && v < hi ? dc__nn_ld(pgy, i, f64) : 0.0); /* NaN: 0 */
   }
   return DC_OK;
 }
