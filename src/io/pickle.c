@@ -1,7 +1,7 @@
-/* The restricted pickle VM of pickle-vm.h: a stack machine over the binary opcodes of protocols
- * 2-5 that builds plain values only; globals, calls (REDUCE), BUILD and persistent ids go to the
- * format's rules. Objects live in an arena freed in one go. Every count, index, length and depth
- * read from the file is checked before use. */
+/* The one restricted pickle VM (pickle-vm.h): a stack machine over the binary opcodes of
+ * protocols 2-5 that builds plain values only; globals, calls (REDUCE), BUILD and persistent ids
+ * go to the format's rules (.pth state dicts, NumPy datasets). Objects live in an arena freed in
+ * one go. Every count, index, length and depth read from the file is checked before use. */
 #include "pickle-vm.h"
 
 #include <math.h>
@@ -23,8 +23,8 @@ struct dc__pickle_vm {
   int64_t sp, capstack;
   int64_t *marks; /* stack heights at each MARK */
   int64_t nmarks, capmarks;
-  dc__pv **memo; /* [nmemo] */
-  int64_t nmemo, capmemo;
+  dc__pv **memo;          /* [capmemo] slots, NULL where nothing was stored */
+  int64_t nmemo, capmemo; /* entries set (MEMOIZE's next index), slots */
 };
 
 /* ---- errors ---- */
@@ -77,8 +77,6 @@ static const char *op_name(uint8_t op) {
     return "ADDITEMS";
   case 0x91:
     return "FROZENSET";
-  case 0x96:
-    return "BYTEARRAY8";
   case 0x97:
     return "NEXT_BUFFER";
   case 0x98:
@@ -119,7 +117,9 @@ const char *dc__pv_kind_name(dc__pv_kind k) {
 /* ---- objects ---- */
 dc__pv *dc__pv_new(dc__pickle_vm *vm, dc__pv_kind kind) {
   if (vm->nobjs >= DC__PICKLE_MAX_OBJECTS)
-    return dc__pickle_fail(vm, DC_ERR_FORMAT, "more than %d objects; not a state dict",
+    return dc__pickle_fail(vm, DC_ERR_FORMAT,
+                           "more than %d objects (datasets store large data as NumPy arrays, "
+                           "state dicts as tensor storages)",
                            DC__PICKLE_MAX_OBJECTS);
   int64_t slot = vm->nobjs % ARENA_CHUNK;
   if (slot == 0) {
@@ -324,7 +324,18 @@ static bool list_append(dc__pickle_vm *vm, dc__pv *list, dc__pv *const *items, i
   return true;
 }
 
-/* Appends key/value pairs (duplicates are kept; readers take the last, as Python would). */
+/* Where str key k already is in d, or -1. */
+static int64_t dict_find(const dc__pv *d, const dc__pv *k) {
+  if (k->kind != DC__PV_STR) return -1;
+  for (int64_t j = 0; j < d->n; j++) {
+    const dc__pv *o = d->items[2 * j];
+    if (o->kind == DC__PV_STR && o->len == k->len && memcmp(o->s, k->s, k->len) == 0) return j;
+  }
+  return -1;
+}
+
+/* Sets key/value pairs: a str key set again keeps its place and takes the new value, as in
+ * Python; keys Python could not hash (lists, dicts, objects of the rules) are refused. */
 static bool dict_set(dc__pickle_vm *vm, dc__pv *d, dc__pv *const *kv, int64_t n) {
   if (d->kind != DC__PV_DICT) {
     dc__pickle_fail(vm, DC_ERR_FORMAT, "SETITEM on a %s (only dicts)", dc__pv_kind_name(d->kind));
@@ -335,39 +346,49 @@ static bool dict_set(dc__pickle_vm *vm, dc__pv *d, dc__pv *const *kv, int64_t n)
     return false;
   }
   if (!items_reserve(d, 2 * d->n + n)) return false;
-  for (int64_t k = 0; k < n; k++) {
-    if (!deepen(vm, d, kv[k]->depth)) return false;
-    d->items[2 * d->n + k] = kv[k];
+  for (int64_t k = 0; k < n; k += 2) {
+    dc__pv_kind kk = kv[k]->kind;
+    if (kk == DC__PV_LIST || kk == DC__PV_DICT || kk == DC__PV_OBJ) {
+      dc__pickle_fail(vm, DC_ERR_FORMAT, "a dict key is a %s (unhashable, or not plain data)",
+                      dc__pv_kind_name(kk));
+      return false;
+    }
+    if (!deepen(vm, d, kv[k]->depth) || !deepen(vm, d, kv[k + 1]->depth)) return false;
+    int64_t at = dict_find(d, kv[k]);
+    if (at < 0) at = d->n++;
+    d->items[2 * at] = kv[k];
+    d->items[2 * at + 1] = kv[k + 1];
   }
-  d->n += n / 2;
   return true;
 }
 
-/* ---- memo: indices must be dense, as every Python pickler writes them ---- */
+/* ---- memo: any index a pickle of this length could define (pickletools.optimize leaves gaps),
+ * so the slots never outgrow the input ---- */
 static bool memo_put(dc__pickle_vm *vm, uint64_t idx, dc__pv *x) {
-  if (idx > (uint64_t)vm->nmemo) {
-    dc__pickle_fail(vm, DC_ERR_FORMAT, "memo index %llu out of range (next free index is %lld)",
-                    (unsigned long long)idx, (long long)vm->nmemo);
+  if (idx > (uint64_t)vm->n) {
+    dc__pickle_fail(vm, DC_ERR_FORMAT,
+                    "memo index %llu out of range (beyond anything a %zu-byte pickle defines)",
+                    (unsigned long long)idx, vm->n);
     return false;
   }
-  if ((int64_t)idx == vm->nmemo) {
-    if (vm->nmemo == vm->capmemo) {
-      int64_t cap = vm->capmemo ? vm->capmemo * 2 : 64;
-      dc__pv **m = dc__realloc(vm->memo, sizeof *m * (size_t)vm->capmemo, sizeof *m * (size_t)cap);
-      if (!m) return false;
-      vm->memo = m;
-      vm->capmemo = cap;
-    }
-    vm->nmemo++;
+  if ((int64_t)idx >= vm->capmemo) {
+    int64_t cap = vm->capmemo ? vm->capmemo : 64;
+    while (cap <= (int64_t)idx) cap *= 2;
+    dc__pv **m = dc__realloc(vm->memo, sizeof *m * (size_t)vm->capmemo, sizeof *m * (size_t)cap);
+    if (!m) return false;
+    memset(m + vm->capmemo, 0, sizeof *m * (size_t)(cap - vm->capmemo));
+    vm->memo = m;
+    vm->capmemo = cap;
   }
+  if (!vm->memo[idx]) vm->nmemo++;
   vm->memo[idx] = x;
   return true;
 }
 
 static dc__pv *memo_get(dc__pickle_vm *vm, uint64_t idx) {
-  if (idx >= (uint64_t)vm->nmemo)
-    return dc__pickle_fail(vm, DC_ERR_FORMAT, "memo index %llu out of range (%lld entries stored)",
-                           (unsigned long long)idx, (long long)vm->nmemo);
+  if (idx >= (uint64_t)vm->capmemo || !vm->memo[idx])
+    return dc__pickle_fail(vm, DC_ERR_FORMAT, "memo index %llu out of range (never stored)",
+                           (unsigned long long)idx);
   return vm->memo[idx];
 }
 
@@ -458,6 +479,8 @@ static dc__pv *op_int(dc__pickle_vm *vm, uint8_t op) {
   return x;
 }
 
+/* BINUNICODE(8), SHORT_BINUNICODE: text; (SHORT_)BINBYTES(8), BYTEARRAY8, (SHORT_)BINSTRING:
+ * bytes (Python 2 str) */
 static dc__pv *op_string(dc__pickle_vm *vm, uint8_t op) {
   int w = (op == 0x8c || op == 'C' || op == 'U')  ? 1
           : (op == 'X' || op == 'B' || op == 'T') ? 4
@@ -543,6 +566,7 @@ static bool step(dc__pickle_vm *vm, bool *done, dc__pv **root) {
   case 0x8e:
   case 'T':
   case 'U':
+  case 0x96:
     x = op_string(vm, op);
     break;
   case ')':
@@ -633,6 +657,8 @@ static bool step(dc__pickle_vm *vm, bool *done, dc__pv **root) {
     x = hook(vm, op, z, y);
     break;
   case 'Q':
+    if (!vm->rules->persistent_load) /* refused as such, whatever the stack holds */
+      return hook(vm, op, NULL, NULL) != NULL;
     if (!(y = pop(vm))) return false;
     x = hook(vm, op, y, NULL);
     break;

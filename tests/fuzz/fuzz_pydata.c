@@ -1,6 +1,6 @@
-/* Fuzz target: the NumPy pickle reader of src/data (dc_pickle_loads: protocols 2-5, arrays,
- * containers, an allowlist of globals), then the (features, targets) pick of dc_pickle_dataset
- * for inputs it accepts (CIFAR's Python batches go that way). */
+/* Fuzz target: the NumPy pickle reader of src/data (dc_pickle_loads: the one pickle VM of src/io
+ * with NumPy's rules, then the dc_pyobj tree), then the (features, targets) pick of
+ * dc_pickle_dataset for inputs it accepts (CIFAR's Python batches go that way). */
 #define _GNU_SOURCE
 #include "fuzz.h"
 
