@@ -497,66 +497,113 @@ static dc__pv *op_string(dc__pickle_vm *vm, uint8_t op) {
   return make_str(vm, text ? DC__PV_STR : DC__PV_BYTES, s, (size_t)v);
 }
 
-/* Runs one opcode; *done at STOP. Returns false on error. */
-static bool step(dc__pickle_vm *vm, bool *done, dc__pv **root) {
-  vm->op_at = vm->pos;
-  const uint8_t *d;
-  if (!take(vm, 1, &d)) return false;
-  uint8_t op = d[0];
+/* The opcodes, in four groups: control (PROTO, FRAME, STOP, MARK, POP, POP_MARK), in-place
+ * changes of a container or the memo, opcodes that push a plain value, and those that push a
+ * built one (tuples, lists, dicts, memo reads, globals, the rules' hooks). Each group returns
+ * OP_OK, OP_FAIL (message set) or OP_NOT_MINE. */
+enum { OP_FAIL = 0, OP_OK = 1, OP_NOT_MINE = 2 };
+
+static int op_control(dc__pickle_vm *vm, uint8_t op, bool *done, dc__pv **root) {
   uint64_t v;
   int64_t from;
-  dc__pv *x = NULL, *y, *z;
   switch (op) {
   case 0x80: /* PROTO */
-    if (!take_uint(vm, 1, &v)) return false;
+    if (!take_uint(vm, 1, &v)) return OP_FAIL;
     if (v < 2 || v > 5) {
       dc__pickle_fail(vm, DC_ERR_UNSUPPORTED, "pickle protocol %llu (2 to 5 are read)",
                       (unsigned long long)v);
-      return false;
+      return OP_FAIL;
     }
-    return true;
+    return OP_OK;
   case 0x95: /* FRAME: a length hint */
-    if (!take_uint(vm, 8, &v)) return false;
+    if (!take_uint(vm, 8, &v)) return OP_FAIL;
     if (v > vm->n - vm->pos) {
       dc__pickle_fail(vm, DC_ERR_FORMAT, "FRAME longer than the rest of the data (truncated)");
-      return false;
+      return OP_FAIL;
     }
-    return true;
+    return OP_OK;
   case '.': /* STOP */
-    if (!(*root = pop(vm))) return false;
+    if (!(*root = pop(vm))) return OP_FAIL;
     *done = true;
-    return true;
+    return OP_OK;
   case '(':
     return push_mark(vm);
   case '0':
     return pop(vm) != NULL;
   case '1':
-    if (!pop_mark(vm, &from)) return false;
+    if (!pop_mark(vm, &from)) return OP_FAIL;
     vm->sp = from;
-    return true;
+    return OP_OK;
+  default:
+    return OP_NOT_MINE;
+  }
+}
+
+static int op_mutate(dc__pickle_vm *vm, uint8_t op) {
+  uint64_t v;
+  int64_t from;
+  dc__pv *x, *y;
+  switch (op) {
+  case 'a':
+    return (y = pop(vm)) && (x = top(vm)) && list_append(vm, x, &y, 1);
+  case 'e':
+  case 'u':
+    if (!pop_mark(vm, &from)) return OP_FAIL;
+    if (from <= floor_of(vm)) {
+      dc__pickle_fail(vm, DC_ERR_FORMAT, "%s without a %s below the MARK",
+                      op == 'e' ? "APPENDS" : "SETITEMS", op == 'e' ? "list" : "dict");
+      return OP_FAIL;
+    }
+    if (op == 'e' ? !list_append(vm, vm->stack[from - 1], stack_at(vm, from), vm->sp - from)
+                  : !dict_set(vm, vm->stack[from - 1], stack_at(vm, from), vm->sp - from))
+      return OP_FAIL;
+    vm->sp = from;
+    return OP_OK;
+  case 's':
+    if (vm->sp - floor_of(vm) < 3) {
+      dc__pickle_fail(vm, DC_ERR_FORMAT, "SETITEM with too few items on the stack");
+      return OP_FAIL;
+    }
+    if (!dict_set(vm, vm->stack[vm->sp - 3], stack_at(vm, vm->sp - 2), 2)) return OP_FAIL;
+    vm->sp -= 2;
+    return OP_OK;
+  case 'q':
+  case 'r':
+    return take_uint(vm, op == 'q' ? 1 : 4, &v) && (x = top(vm)) && memo_put(vm, v, x);
+  case 0x94: /* MEMOIZE */
+    return (x = top(vm)) && memo_put(vm, (uint64_t)vm->nmemo, x);
+  default:
+    return OP_NOT_MINE;
+  }
+}
+
+/* A plain value: None, bools, ints, floats, text and bytes, empty containers, DUP. */
+static int op_plain(dc__pickle_vm *vm, uint8_t op, dc__pv **x) {
+  const uint8_t *d;
+  switch (op) {
   case '2':
-    x = top(vm);
-    break;
+    *x = top(vm);
+    return OP_OK;
   case 'N':
-    x = dc__pv_new(vm, DC__PV_NONE);
-    break;
+    *x = dc__pv_new(vm, DC__PV_NONE);
+    return OP_OK;
   case 0x88:
   case 0x89:
-    if ((x = dc__pv_new(vm, DC__PV_BOOL))) x->i = op == 0x88;
-    break;
+    if ((*x = dc__pv_new(vm, DC__PV_BOOL))) (*x)->i = op == 0x88;
+    return OP_OK;
   case 'J':
   case 'K':
   case 'M':
   case 0x8a:
   case 0x8b:
-    x = op_int(vm, op);
-    break;
+    *x = op_int(vm, op);
+    return OP_OK;
   case 'G': { /* BINFLOAT, big-endian IEEE double */
-    if (!take(vm, 8, &d)) return false;
+    if (!take(vm, 8, &d)) return OP_FAIL;
     uint64_t u = 0;
     for (int i = 0; i < 8; i++) u = u << 8 | d[i];
-    if ((x = dc__pv_new(vm, DC__PV_FLOAT))) memcpy(&x->f, &u, 8);
-    break;
+    if ((*x = dc__pv_new(vm, DC__PV_FLOAT))) memcpy(&(*x)->f, &u, 8);
+    return OP_OK;
   }
   case 'X':
   case 0x8c:
@@ -567,109 +614,113 @@ static bool step(dc__pickle_vm *vm, bool *done, dc__pv **root) {
   case 'T':
   case 'U':
   case 0x96:
-    x = op_string(vm, op);
-    break;
+    *x = op_string(vm, op);
+    return OP_OK;
   case ')':
-    x = dc__pv_new(vm, DC__PV_TUPLE);
-    break;
   case ']':
-    x = dc__pv_new(vm, DC__PV_LIST);
-    break;
   case '}':
-    x = dc__pv_new(vm, DC__PV_DICT);
-    break;
+    *x = dc__pv_new(vm, op == ')' ? DC__PV_TUPLE : op == ']' ? DC__PV_LIST : DC__PV_DICT);
+    return OP_OK;
+  default:
+    return OP_NOT_MINE;
+  }
+}
+
+/* TUPLE1..3, TUPLE, LIST, DICT: containers of what is on the stack. */
+static int op_seq(dc__pickle_vm *vm, uint8_t op, dc__pv **x) {
+  int64_t from;
+  switch (op) {
   case 0x85:
   case 0x86:
-  case 0x87: { /* TUPLE1..3 */
+  case 0x87: {
     int k = op - 0x84;
     if (vm->sp - floor_of(vm) < k) {
       dc__pickle_fail(vm, DC_ERR_FORMAT, "TUPLE%d with %lld items on the stack", k,
                       (long long)(vm->sp - floor_of(vm)));
-      return false;
+      return OP_FAIL;
     }
     vm->sp -= k;
-    x = make_seq(vm, DC__PV_TUPLE, stack_at(vm, vm->sp), k);
-    break;
+    *x = make_seq(vm, DC__PV_TUPLE, stack_at(vm, vm->sp), k);
+    return OP_OK;
   }
   case 't':
   case 'l':
-    if (!pop_mark(vm, &from)) return false;
-    x = make_seq(vm, op == 't' ? DC__PV_TUPLE : DC__PV_LIST, stack_at(vm, from), vm->sp - from);
+    if (!pop_mark(vm, &from)) return OP_FAIL;
+    *x = make_seq(vm, op == 't' ? DC__PV_TUPLE : DC__PV_LIST, stack_at(vm, from), vm->sp - from);
     vm->sp = from;
-    break;
+    return OP_OK;
   case 'd':
-    if (!pop_mark(vm, &from)) return false;
-    if (!(x = dc__pv_new(vm, DC__PV_DICT)) || !dict_set(vm, x, stack_at(vm, from), vm->sp - from))
-      return false;
+    if (!pop_mark(vm, &from)) return OP_FAIL;
+    if (!(*x = dc__pv_new(vm, DC__PV_DICT)) || !dict_set(vm, *x, stack_at(vm, from), vm->sp - from))
+      return OP_FAIL;
     vm->sp = from;
-    break;
-  case 'a':
-    return (y = pop(vm)) && (x = top(vm)) && list_append(vm, x, &y, 1);
-  case 'e':
-  case 'u':
-    if (!pop_mark(vm, &from)) return false;
-    if (from <= floor_of(vm)) {
-      dc__pickle_fail(vm, DC_ERR_FORMAT, "%s without a %s below the MARK",
-                      op == 'e' ? "APPENDS" : "SETITEMS", op == 'e' ? "list" : "dict");
-      return false;
-    }
-    if (op == 'e' ? !list_append(vm, vm->stack[from - 1], stack_at(vm, from), vm->sp - from)
-                  : !dict_set(vm, vm->stack[from - 1], stack_at(vm, from), vm->sp - from))
-      return false;
-    vm->sp = from;
-    return true;
-  case 's':
-    if (vm->sp - floor_of(vm) < 3) {
-      dc__pickle_fail(vm, DC_ERR_FORMAT, "SETITEM with too few items on the stack");
-      return false;
-    }
-    if (!dict_set(vm, vm->stack[vm->sp - 3], stack_at(vm, vm->sp - 2), 2)) return false;
-    vm->sp -= 2;
-    return true;
-  case 'q':
-  case 'r':
-    return take_uint(vm, op == 'q' ? 1 : 4, &v) && (x = top(vm)) && memo_put(vm, v, x);
-  case 0x94: /* MEMOIZE */
-    return (x = top(vm)) && memo_put(vm, (uint64_t)vm->nmemo, x);
+    return OP_OK;
+  default:
+    return OP_NOT_MINE;
+  }
+}
+
+/* Memo reads, globals, and what the rules build: REDUCE, BUILD, BINPERSID. */
+static int op_built(dc__pickle_vm *vm, uint8_t op, dc__pv **x) {
+  uint64_t v;
+  dc__pv *y, *z;
+  char mod[256], name[256];
+  switch (op) {
   case 'h':
   case 'j':
-    if (!take_uint(vm, op == 'h' ? 1 : 4, &v)) return false;
-    x = memo_get(vm, v);
-    break;
-  case 'c': {
-    char mod[256], name[256];
-    if (!read_line(vm, mod, sizeof mod) || !read_line(vm, name, sizeof name)) return false;
-    x = global(vm, mod, name);
-    break;
-  }
+    if (!take_uint(vm, op == 'h' ? 1 : 4, &v)) return OP_FAIL;
+    *x = memo_get(vm, v);
+    return OP_OK;
+  case 'c':
+    if (!read_line(vm, mod, sizeof mod) || !read_line(vm, name, sizeof name)) return OP_FAIL;
+    *x = global(vm, mod, name);
+    return OP_OK;
   case 0x93: /* STACK_GLOBAL */
-    if (!(y = pop(vm)) || !(z = pop(vm))) return false;
+    if (!(y = pop(vm)) || !(z = pop(vm))) return OP_FAIL;
     if (y->kind != DC__PV_STR || z->kind != DC__PV_STR || strlen(y->s) != y->len ||
         strlen(z->s) != z->len) {
       dc__pickle_fail(vm, DC_ERR_FORMAT, "STACK_GLOBAL needs two strings");
-      return false;
+      return OP_FAIL;
     }
-    x = global(vm, z->s, y->s);
-    break;
+    *x = global(vm, z->s, y->s);
+    return OP_OK;
   case 'R':
   case 'b':
-    if (!(y = pop(vm)) || !(z = pop(vm))) return false;
-    x = hook(vm, op, z, y);
-    break;
+    if (!(y = pop(vm)) || !(z = pop(vm))) return OP_FAIL;
+    *x = hook(vm, op, z, y);
+    return OP_OK;
   case 'Q':
     if (!vm->rules->persistent_load) /* refused as such, whatever the stack holds */
       return hook(vm, op, NULL, NULL) != NULL;
-    if (!(y = pop(vm))) return false;
-    x = hook(vm, op, y, NULL);
-    break;
+    if (!(y = pop(vm))) return OP_FAIL;
+    *x = hook(vm, op, y, NULL);
+    return OP_OK;
   default:
+    return OP_NOT_MINE;
+  }
+}
+
+/* Runs one opcode; *done at STOP. Returns false on error. */
+static bool step(dc__pickle_vm *vm, bool *done, dc__pv **root) {
+  vm->op_at = vm->pos;
+  const uint8_t *d;
+  if (!take(vm, 1, &d)) return false;
+  uint8_t op = d[0];
+  int r = op_control(vm, op, done, root);
+  if (r == OP_NOT_MINE) r = op_mutate(vm, op);
+  if (r != OP_NOT_MINE) return r == OP_OK;
+  dc__pv *x = NULL;
+  r = op_plain(vm, op, &x);
+  if (r == OP_NOT_MINE) r = op_seq(vm, op, &x);
+  if (r == OP_NOT_MINE) r = op_built(vm, op, &x);
+  if (r == OP_NOT_MINE) {
     dc__pickle_fail(vm, DC_ERR_FORMAT,
                     "opcode 0x%02x '%c' (%s) is not allowed: this reader builds plain data only "
                     "and never creates objects or runs code",
                     op, op >= 32 && op < 127 ? op : '?', op_name(op));
     return false;
   }
-  return push(vm, x);
+  return r == OP_OK && push(vm, x);
 }
 
 dc__pickle_vm *dc__pickle_run(const uint8_t *b, size_t n, const char *what,
