@@ -8,7 +8,8 @@
 
 /* Visits at most *budget nodes: memo'd containers make the tree a DAG that can be 2^depth
  * nodes when expanded (a billion laughs); the reader itself visits each object once. A container
- * stops at the budget too, or a memo'd list of a million items inside itself costs budget x 10^6. */
+ * stops at the budget too, or a memo'd list of a million items inside itself costs budget x 10^6.
+ */
 static void walk(const dc_pyobj *o, int depth, long *budget) {
   if (!o || depth > 64 || --*budget < 0) return;
   if (o->kind == DC_PY_ARRAY) dc_fuzz_touch(o->array);
