@@ -25,7 +25,15 @@ struct dc__pickle_vm {
   int64_t nmarks, capmarks;
   dc__pv **memo;          /* [capmemo] slots, NULL where nothing was stored */
   int64_t nmemo, capmemo; /* entries set (MEMOIZE's next index), slots */
+  struct key_slot *keys;  /* [capkeys] (power of 2): the str keys of every dict, hashed */
+  int64_t nkeys, capkeys;
 };
+
+/* Where str key `key` of dict `dict` sits (items[2 * at]). */
+typedef struct key_slot {
+  const dc__pv *dict, *key;
+  int64_t at;
+} key_slot;
 
 /* ---- errors ---- */
 void *dc__pickle_fail(dc__pickle_vm *vm, dc_status st, const char *fmt, ...) {
@@ -154,6 +162,7 @@ void dc__pickle_free(dc__pickle_vm *vm) {
   dc__free(vm->stack);
   dc__free(vm->marks);
   dc__free(vm->memo);
+  dc__free(vm->keys);
   dc__free(vm);
 }
 
@@ -324,14 +333,52 @@ static bool list_append(dc__pickle_vm *vm, dc__pv *list, dc__pv *const *items, i
   return true;
 }
 
-/* Where str key k already is in d, or -1. */
-static int64_t dict_find(const dc__pv *d, const dc__pv *k) {
-  if (k->kind != DC__PV_STR) return -1;
-  for (int64_t j = 0; j < d->n; j++) {
-    const dc__pv *o = d->items[2 * j];
-    if (o->kind == DC__PV_STR && o->len == k->len && memcmp(o->s, k->s, k->len) == 0) return j;
+/* ---- dict keys: one hash table per VM, so a dict of n str keys costs O(n), not O(n^2) ---- */
+static uint64_t key_hash(const dc__pv *d, const dc__pv *k) {
+  uint64_t h = 14695981039346656037ull ^ ((uint64_t)(uintptr_t)d * 0x9E3779B97F4A7C15ull);
+  for (size_t i = 0; i < k->len; i++) h = (h ^ (uint8_t)k->s[i]) * 1099511628211ull; /* FNV-1a */
+  return h ^ (h >> 29);
+}
+
+/* The slot holding (d, k), or the empty slot where it goes. */
+static key_slot *key_slot_of(const dc__pickle_vm *vm, const dc__pv *d, const dc__pv *k) {
+  uint64_t mask = (uint64_t)vm->capkeys - 1;
+  for (uint64_t i = key_hash(d, k) & mask;; i = (i + 1) & mask) {
+    key_slot *s = &vm->keys[i];
+    if (!s->dict || (s->dict == d && s->key->len == k->len && !memcmp(s->key->s, k->s, k->len)))
+      return s;
   }
-  return -1;
+}
+
+/* Room for one more key (the table at most half full). */
+static bool keys_reserve(dc__pickle_vm *vm) {
+  if (2 * (vm->nkeys + 1) <= vm->capkeys) return true;
+  int64_t cap = vm->capkeys ? 2 * vm->capkeys : 256;
+  key_slot *old = vm->keys, *nk = dc__calloc((size_t)cap, sizeof *nk);
+  if (!nk) return false;
+  int64_t oldcap = vm->capkeys;
+  vm->keys = nk;
+  vm->capkeys = cap;
+  for (int64_t i = 0; i < oldcap; i++)
+    if (old[i].dict) *key_slot_of(vm, old[i].dict, old[i].key) = old[i];
+  dc__free(old);
+  return true;
+}
+
+/* Where key k goes in d: the place of the same str key set before, or a new one at the end. */
+static bool dict_place(dc__pickle_vm *vm, dc__pv *d, const dc__pv *k, int64_t *at) {
+  if (k->kind != DC__PV_STR) {
+    *at = d->n++;
+    return true;
+  }
+  if (!keys_reserve(vm)) return false;
+  key_slot *s = key_slot_of(vm, d, k);
+  if (!s->dict) {
+    *s = (key_slot){.dict = d, .key = k, .at = d->n++};
+    vm->nkeys++;
+  }
+  *at = s->at;
+  return true;
 }
 
 /* Sets key/value pairs: a str key set again keeps its place and takes the new value, as in
@@ -354,8 +401,8 @@ static bool dict_set(dc__pickle_vm *vm, dc__pv *d, dc__pv *const *kv, int64_t n)
       return false;
     }
     if (!deepen(vm, d, kv[k]->depth) || !deepen(vm, d, kv[k + 1]->depth)) return false;
-    int64_t at = dict_find(d, kv[k]);
-    if (at < 0) at = d->n++;
+    int64_t at;
+    if (!dict_place(vm, d, kv[k], &at)) return false;
     d->items[2 * at] = kv[k];
     d->items[2 * at + 1] = kv[k + 1];
   }
@@ -742,7 +789,8 @@ dc__pickle_vm *dc__pickle_run(const uint8_t *b, size_t n, const char *what,
   dc__free(vm->stack);
   dc__free(vm->marks);
   dc__free(vm->memo);
-  vm->stack = NULL, vm->marks = NULL, vm->memo = NULL;
+  dc__free(vm->keys);
+  vm->stack = NULL, vm->marks = NULL, vm->memo = NULL, vm->keys = NULL;
   return vm;
 }
 

@@ -188,3 +188,25 @@ Test(pickle_vm, rules_without_hooks) {
     dc__pickle_free(vm);
   }
 }
+
+/* 300,000 distinct str keys (SETITEMS of 1000 pairs, as Python writes them) load in linear
+ * time: a scan of the dict for each key (the old NumPy reader) took minutes. */
+Test(pickle_vm, many_keys_in_linear_time, .timeout = 20) {
+  enum { KEYS = 300000 };
+  size_t cap = (size_t)KEYS * 12 + 4096, n = 0;
+  uint8_t *b = malloc(cap);
+  b[n++] = 0x80, b[n++] = 2, b[n++] = '}';
+  for (int k = 0; k < KEYS; k++) {
+    if (k % 1000 == 0) b[n++] = '(';
+    n += (size_t)sprintf((char *)b + n, "\x8c\x07k%06d", k); /* SHORT_BINUNICODE, 7 bytes */
+    b[n++] = 'K', b[n++] = (uint8_t)k;
+    if (k % 1000 == 999) b[n++] = 'u';
+  }
+  b[n++] = '.';
+  dc_pickle *pk = dc_pickle_loads(b, n);
+  cr_assert_not_null(pk, "%s", dc_last_error());
+  cr_assert_eq(dc_pickle_root(pk)->n, KEYS);
+  cr_assert_eq(dc_pyobj_get(dc_pickle_root(pk), "k123456")->i, 123456 % 256);
+  dc_pickle_free(pk);
+  free(b);
+}
