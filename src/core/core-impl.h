@@ -68,9 +68,6 @@ typedef int (*dc__fill_fn)(FILE *f, const char *tmp, void *ctx);
 int dc__write_atomic(const char *path, const char *what, dc__fill_fn fill, void *ctx);
 /* Removes from dir the temporary files of writers that no longer run (a killed process's). */
 void dc__remove_stale_temps(const char *dir);
-/* What libzip's refusal of an archive means, naming the part of the file at fault (io/zip.c) */
-struct zip_error;
-const char *dc__zip_refusal(struct zip_error *ze);
 char *dc__strdup(const char *s);
 /* n * size with overflow check: false (and an error naming what) on overflow. */
 bool dc__mul_overflow(int64_t a, int64_t b, int64_t *out);

@@ -1,18 +1,15 @@
-/* NumPy .npy and .npz (libzip, stored or deflated): the header dict is parsed by a small strict
- * reader (no eval, no pickled objects), the data length checked against the shape before any
- * allocation, big-endian and Fortran-ordered arrays converted. Also dc_npy_save and the npz
- * dataset (features/targets picked by the usual key names). */
+/* NumPy .npy and .npz (through the zip codec of src/io, stored or deflated): the header dict is
+ * parsed by a small strict reader (no eval, no pickled objects), the data length checked against
+ * the shape before any allocation, big-endian and Fortran-ordered arrays converted. Also
+ * dc_npy_save and the npz dataset (features/targets picked by the usual key names). */
 #include "data-impl.h"
+#include "../io/zip-impl.h"
 
 #include <ctype.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#ifdef DC_HAVE_ZIP
-#include <zip.h>
-#endif
 
 #define DC__NPY_MAX_FILE ((size_t)1 << 36) /* 64 GiB */
 #define DC__NPY_MAX_HEADER 65536
@@ -363,62 +360,8 @@ dc_tensor *dc_npz_get(const dc_npz *z, const char *name) {
   return NULL;
 }
 
-#ifdef DC_HAVE_ZIP
-/* A member name that could not be a path inside the archive's folder ("../x.npy", "/x.npy"). */
-static bool npz_unsafe_name(const char *name) {
-  if (name[0] == '/' || name[0] == '\\') return true;
-  for (const char *p = name; (p = strstr(p, "..")); p += 2)
-    if ((p == name || p[-1] == '/' || p[-1] == '\\') && (!p[2] || p[2] == '/' || p[2] == '\\'))
-      return true;
-  return false;
-}
-
-static int npz_member(zip_t *za, zip_uint64_t i, const char *what, size_t file_size, dc_npz *z) {
-  zip_stat_t st;
-  zip_stat_init(&st);
-  if (zip_stat_index(za, i, 0, &st) != 0 || !(st.valid & ZIP_STAT_NAME) ||
-      !(st.valid & ZIP_STAT_SIZE) || !(st.valid & ZIP_STAT_COMP_SIZE))
-    return dc__errs(DC_ERR_FORMAT, "%s: zip entry %llu: unreadable directory record (%s)", what,
-                    (unsigned long long)i, zip_strerror(za));
-  size_t nl = strlen(st.name);
-  if (npz_unsafe_name(st.name))
-    return dc__errs(DC_ERR_FORMAT,
-                    "%s: zip entry %llu: member name '%s' points outside the archive (absolute or "
-                    "'..')",
-                    what, (unsigned long long)i, st.name);
-  if (nl < 4 || strcmp(st.name + nl - 4, ".npy") != 0) return DC_OK; /* not an array */
-  if (st.comp_method != ZIP_CM_STORE && st.comp_method != ZIP_CM_DEFLATE)
-    return dc__errs(DC_ERR_UNSUPPORTED,
-                    "%s: member %s uses compression method %d; deepc reads "
-                    "stored or deflated members (np.savez / savez_compressed)",
-                    what, st.name, (int)st.comp_method);
-  uint64_t cap = st.comp_method == ZIP_CM_STORE ? st.comp_size : st.comp_size * 1032u + 1024u;
-  if (st.size > cap || st.comp_size > file_size || st.size > DC__NPY_MAX_FILE)
-    return dc__errs(DC_ERR_FORMAT,
-                    "%s: member %s declares %llu bytes from %llu compressed in a "
-                    "%zu-byte file: impossible (corrupt or malicious archive)",
-                    what, st.name, (unsigned long long)st.size, (unsigned long long)st.comp_size,
-                    file_size);
-  uint8_t *buf = dc__malloc((size_t)st.size ? (size_t)st.size : 1);
-  if (!buf) return DC_ERR_NOMEM;
-  int rc = DC_OK;
-  zip_file_t *zf = zip_fopen_index(za, i, 0);
-  if (!zf) {
-    rc = dc__errs(DC_ERR_FORMAT, "%s: cannot open member %s: %s", what, st.name, zip_strerror(za));
-  } else {
-    zip_int64_t got = zip_fread(zf, buf, st.size);
-    uint8_t extra;
-    if (got != (zip_int64_t)st.size || zip_fread(zf, &extra, 1) != 0)
-      rc = dc__errs(DC_ERR_FORMAT, "%s: member %s: %s (read %lld of %llu bytes)", what, st.name,
-                    got < 0 ? zip_file_strerror(zf) : "size disagrees with its record",
-                    (long long)got, (unsigned long long)st.size);
-    zip_fclose(zf);
-  }
-  char label[1200];
-  snprintf(label, sizeof label, "%.900s:%.250s", what, st.name);
-  dc_tensor *t = rc ? NULL : dc__npy_parse(buf, (size_t)st.size, label);
-  dc__free(buf);
-  if (!t) return rc ? rc : (int)dc_last_status();
+/* Adds array t (the npz takes one unscoped reference) under the member's name less ".npy". */
+static int npz_add(dc_npz *z, const char *member, size_t nl, dc_tensor *t) {
   char *name = dc__malloc(nl - 3);
   char **nn =
       name ? dc__realloc(z->names, sizeof *nn * (size_t)z->n, sizeof *nn * (size_t)(z->n + 1))
@@ -433,40 +376,53 @@ static int npz_member(zip_t *za, zip_uint64_t i, const char *what, size_t file_s
     return DC_ERR_NOMEM;
   }
   z->arrays = na;
-  memcpy(name, st.name, nl - 4);
+  memcpy(name, member, nl - 4);
   name[nl - 4] = '\0';
   dc__ref(t);
-  dc_free(t); /* the npz owns one unscoped reference */
+  dc_free(t);
   z->names[z->n] = name;
   z->arrays[z->n++] = t;
   return DC_OK;
 }
-#endif
+
+static int npz_member(dc__zipr *za, int64_t i, const char *what, dc_npz *z) {
+  dc__zip_entry e;
+  int rc = dc__zipr_entry(za, i, &e);
+  if (rc != DC_OK) return rc;
+  size_t nl = strlen(e.name);
+  if (!dc__zip_name_safe(e.name))
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: zip entry %lld: member name '%s' points outside the archive (absolute, "
+                    "'..' or an empty component)",
+                    what, (long long)i, e.name);
+  if (nl < 4 || strcmp(e.name + nl - 4, ".npy") != 0) return DC_OK; /* not an array */
+  if (e.size > DC__NPY_MAX_FILE)
+    return dc__errs(DC_ERR_FORMAT, "%s: member %s: size field %llu bytes is past the %zu limit",
+                    what, e.name, (unsigned long long)e.size, DC__NPY_MAX_FILE);
+  uint8_t *buf = dc__malloc((size_t)e.size ? (size_t)e.size : 1);
+  if (!buf) return DC_ERR_NOMEM;
+  rc = dc__zipr_read(za, i, buf, e.size);
+  char label[1200];
+  snprintf(label, sizeof label, "%.900s:%.250s", what, e.name);
+  dc_tensor *t = rc ? NULL : dc__npy_parse(buf, (size_t)e.size, label);
+  dc__free(buf);
+  if (!t) return rc ? rc : (int)dc_last_status();
+  return npz_add(z, e.name, nl, t);
+}
 
 dc_npz *dc__npz_parse(const uint8_t *mem, size_t n, const char *what) {
-#ifdef DC_HAVE_ZIP
-  zip_error_t ze;
-  zip_error_init(&ze);
-  zip_source_t *src = zip_source_buffer_create(mem, n, 0, &ze);
-  zip_t *za = src ? zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &ze) : NULL;
-  if (!za) {
-    dc__err(DC_ERR_FORMAT, "%s: not a readable .npz (zip) archive: zip directory: %s", what,
-            dc__zip_refusal(&ze));
-    if (src) zip_source_free(src);
-    zip_error_fini(&ze);
-    return NULL;
-  }
-  zip_error_fini(&ze);
+  dc__zipr *za = dc__zipr_open(mem, n, what, ".npz (zip)");
+  if (!za) return NULL;
   dc_npz *z = dc__calloc(1, sizeof *z);
   int rc = z ? DC_OK : DC_ERR_NOMEM;
-  zip_int64_t count = zip_get_num_entries(za, 0);
-  for (zip_int64_t i = 0; rc == DC_OK && i < count; i++) {
+  int64_t count = dc__zipr_count(za);
+  for (int64_t i = 0; rc == DC_OK && i < count; i++) {
     if (z->n >= 100000)
       rc = dc__errs(DC_ERR_FORMAT, "%s: more than 100000 arrays", what);
     else
-      rc = npz_member(za, (zip_uint64_t)i, what, n, z);
+      rc = npz_member(za, i, what, z);
   }
-  zip_discard(za);
+  dc__zipr_close(za);
   if (rc == DC_OK && z->n == 0)
     rc = dc__errs(DC_ERR_FORMAT, "%s: the archive holds no .npy members", what);
   if (rc) {
@@ -474,11 +430,6 @@ dc_npz *dc__npz_parse(const uint8_t *mem, size_t n, const char *what) {
     return NULL;
   }
   return z;
-#else
-  (void)mem;
-  (void)n;
-  return dc__err(DC_ERR_UNSUPPORTED, "%s: deepc was built without libzip (.npz)", what);
-#endif
 }
 
 dc_npz *dc_npz_load(const char *path) {

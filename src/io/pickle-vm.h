@@ -1,9 +1,11 @@
-/* A restricted Python unpickler with pluggable rules: the VM builds plain values (None, bools,
- * ints, floats, str, bytes, tuples, lists, dicts) from the binary opcodes of protocols 2-5 and
- * hands every GLOBAL, REDUCE, BUILD and BINPERSID to the caller's rules, which accept what their
- * file format needs and refuse the rest. Opcodes that can run code or build arbitrary objects
- * (INST, OBJ, NEWOBJ, EXT*, text PERSID, ...) and unknown opcodes are refused with their name and
- * byte offset. Nothing is ever imported or called. Used by the .pth reader (src/io/pth.c). */
+/* The one restricted Python unpickler of deepc, with pluggable rules: the VM builds plain values
+ * (None, bools, ints, floats, str, bytes, tuples, lists, dicts) from the binary opcodes of
+ * protocols 2-5 and hands every GLOBAL, REDUCE, BUILD and BINPERSID to the caller's rules, which
+ * accept what their file format needs and refuse the rest. Opcodes that can run code or build
+ * arbitrary objects (INST, OBJ, NEWOBJ, EXT*, text PERSID, ...) and unknown opcodes are refused
+ * with their name and byte offset. Nothing is ever imported or called. Two rule sets use it:
+ * state dicts of .pth files (src/io/pth.c) and NumPy arrays of pickled datasets
+ * (src/data/pickle.c, which also turns the values into the public dc_pyobj tree). */
 #ifndef DC_IO_PICKLE_VM_H
 #define DC_IO_PICKLE_VM_H
 
@@ -39,6 +41,7 @@ typedef struct dc__pv {
   int64_t n, cap;
   struct dc__pv *attrs; /* DICT: state set by an accepted BUILD (OrderedDict's __dict__) */
   size_t at;            /* offset of the opcode that made it */
+  void *user;           /* free for the caller once the run is over (a view made from it) */
 } dc__pv;
 
 typedef struct dc__pickle_vm dc__pickle_vm;
@@ -54,9 +57,9 @@ typedef struct dc__pickle_rules {
   dc__pv *(*persistent_load)(dc__pickle_vm *vm, void *ud, dc__pv *pid);
 } dc__pickle_rules;
 
-/* Limits every run applies. */
-#define DC__PICKLE_MAX_DEPTH 64          /* nesting of containers and MARKs */
-#define DC__PICKLE_MAX_OBJECTS (1 << 22) /* objects made by one pickle */
+/* Limits every run applies, whatever the rules. */
+#define DC__PICKLE_MAX_DEPTH 100         /* nesting of containers and MARKs */
+#define DC__PICKLE_MAX_OBJECTS (1 << 21) /* objects made by one pickle (~200 MB) */
 
 /* Runs the pickle in b[0, n) (what names it in messages: "model.pth:data.pkl"). On success
  * *root is the object STOP returned and the VM (which owns every object) is returned; free it
@@ -69,7 +72,8 @@ void dc__pickle_free(dc__pickle_vm *vm);
 dc__pv *dc__pv_new(dc__pickle_vm *vm, dc__pv_kind kind);
 /* Sets the error "<what>: offset <opcode offset>: <message>"; returns NULL. */
 void *dc__pickle_fail(dc__pickle_vm *vm, dc_status st, const char *fmt, ...) DC__PRINTF(3, 4);
-/* The value under a str key of a dict, or NULL. */
+/* The value under a str key of a dict, or NULL. (A dict holds each str key once: a key set
+ * again keeps its place and takes the new value, as in Python.) */
 dc__pv *dc__pv_get(const dc__pv *dict, const char *key);
 /* Python's name of a kind ("tuple", "OrderedDict or dict", ...). */
 const char *dc__pv_kind_name(dc__pv_kind k);

@@ -1,7 +1,7 @@
-/* The restricted pickle VM of pickle-vm.h: a stack machine over the binary opcodes of protocols
- * 2-5 that builds plain values only; globals, calls (REDUCE), BUILD and persistent ids go to the
- * format's rules. Objects live in an arena freed in one go. Every count, index, length and depth
- * read from the file is checked before use. */
+/* The one restricted pickle VM (pickle-vm.h): a stack machine over the binary opcodes of
+ * protocols 2-5 that builds plain values only; globals, calls (REDUCE), BUILD and persistent ids
+ * go to the format's rules (.pth state dicts, NumPy datasets). Objects live in an arena freed in
+ * one go. Every count, index, length and depth read from the file is checked before use. */
 #include "pickle-vm.h"
 
 #include <math.h>
@@ -23,9 +23,17 @@ struct dc__pickle_vm {
   int64_t sp, capstack;
   int64_t *marks; /* stack heights at each MARK */
   int64_t nmarks, capmarks;
-  dc__pv **memo; /* [nmemo] */
-  int64_t nmemo, capmemo;
+  dc__pv **memo;          /* [capmemo] slots, NULL where nothing was stored */
+  int64_t nmemo, capmemo; /* entries set (MEMOIZE's next index), slots */
+  struct key_slot *keys;  /* [capkeys] (power of 2): the str keys of every dict, hashed */
+  int64_t nkeys, capkeys;
 };
+
+/* Where str key `key` of dict `dict` sits (items[2 * at]). */
+typedef struct key_slot {
+  const dc__pv *dict, *key;
+  int64_t at;
+} key_slot;
 
 /* ---- errors ---- */
 void *dc__pickle_fail(dc__pickle_vm *vm, dc_status st, const char *fmt, ...) {
@@ -77,8 +85,6 @@ static const char *op_name(uint8_t op) {
     return "ADDITEMS";
   case 0x91:
     return "FROZENSET";
-  case 0x96:
-    return "BYTEARRAY8";
   case 0x97:
     return "NEXT_BUFFER";
   case 0x98:
@@ -119,7 +125,9 @@ const char *dc__pv_kind_name(dc__pv_kind k) {
 /* ---- objects ---- */
 dc__pv *dc__pv_new(dc__pickle_vm *vm, dc__pv_kind kind) {
   if (vm->nobjs >= DC__PICKLE_MAX_OBJECTS)
-    return dc__pickle_fail(vm, DC_ERR_FORMAT, "more than %d objects; not a state dict",
+    return dc__pickle_fail(vm, DC_ERR_FORMAT,
+                           "more than %d objects (datasets store large data as NumPy arrays, "
+                           "state dicts as tensor storages)",
                            DC__PICKLE_MAX_OBJECTS);
   int64_t slot = vm->nobjs % ARENA_CHUNK;
   if (slot == 0) {
@@ -154,6 +162,7 @@ void dc__pickle_free(dc__pickle_vm *vm) {
   dc__free(vm->stack);
   dc__free(vm->marks);
   dc__free(vm->memo);
+  dc__free(vm->keys);
   dc__free(vm);
 }
 
@@ -324,7 +333,56 @@ static bool list_append(dc__pickle_vm *vm, dc__pv *list, dc__pv *const *items, i
   return true;
 }
 
-/* Appends key/value pairs (duplicates are kept; readers take the last, as Python would). */
+/* ---- dict keys: one hash table per VM, so a dict of n str keys costs O(n), not O(n^2) ---- */
+static uint64_t key_hash(const dc__pv *d, const dc__pv *k) {
+  uint64_t h = 14695981039346656037ull ^ ((uint64_t)(uintptr_t)d * 0x9E3779B97F4A7C15ull);
+  for (size_t i = 0; i < k->len; i++) h = (h ^ (uint8_t)k->s[i]) * 1099511628211ull; /* FNV-1a */
+  return h ^ (h >> 29);
+}
+
+/* The slot holding (d, k), or the empty slot where it goes. */
+static key_slot *key_slot_of(const dc__pickle_vm *vm, const dc__pv *d, const dc__pv *k) {
+  uint64_t mask = (uint64_t)vm->capkeys - 1;
+  for (uint64_t i = key_hash(d, k) & mask;; i = (i + 1) & mask) {
+    key_slot *s = &vm->keys[i];
+    if (!s->dict || (s->dict == d && s->key->len == k->len && !memcmp(s->key->s, k->s, k->len)))
+      return s;
+  }
+}
+
+/* Room for one more key (the table at most half full). */
+static bool keys_reserve(dc__pickle_vm *vm) {
+  if (2 * (vm->nkeys + 1) <= vm->capkeys) return true;
+  int64_t cap = vm->capkeys ? 2 * vm->capkeys : 256;
+  key_slot *old = vm->keys, *nk = dc__calloc((size_t)cap, sizeof *nk);
+  if (!nk) return false;
+  int64_t oldcap = vm->capkeys;
+  vm->keys = nk;
+  vm->capkeys = cap;
+  for (int64_t i = 0; i < oldcap; i++)
+    if (old[i].dict) *key_slot_of(vm, old[i].dict, old[i].key) = old[i];
+  dc__free(old);
+  return true;
+}
+
+/* Where key k goes in d: the place of the same str key set before, or a new one at the end. */
+static bool dict_place(dc__pickle_vm *vm, dc__pv *d, const dc__pv *k, int64_t *at) {
+  if (k->kind != DC__PV_STR) {
+    *at = d->n++;
+    return true;
+  }
+  if (!keys_reserve(vm)) return false;
+  key_slot *s = key_slot_of(vm, d, k);
+  if (!s->dict) {
+    *s = (key_slot){.dict = d, .key = k, .at = d->n++};
+    vm->nkeys++;
+  }
+  *at = s->at;
+  return true;
+}
+
+/* Sets key/value pairs: a str key set again keeps its place and takes the new value, as in
+ * Python; keys Python could not hash (lists, dicts, objects of the rules) are refused. */
 static bool dict_set(dc__pickle_vm *vm, dc__pv *d, dc__pv *const *kv, int64_t n) {
   if (d->kind != DC__PV_DICT) {
     dc__pickle_fail(vm, DC_ERR_FORMAT, "SETITEM on a %s (only dicts)", dc__pv_kind_name(d->kind));
@@ -335,39 +393,49 @@ static bool dict_set(dc__pickle_vm *vm, dc__pv *d, dc__pv *const *kv, int64_t n)
     return false;
   }
   if (!items_reserve(d, 2 * d->n + n)) return false;
-  for (int64_t k = 0; k < n; k++) {
-    if (!deepen(vm, d, kv[k]->depth)) return false;
-    d->items[2 * d->n + k] = kv[k];
+  for (int64_t k = 0; k < n; k += 2) {
+    dc__pv_kind kk = kv[k]->kind;
+    if (kk == DC__PV_LIST || kk == DC__PV_DICT || kk == DC__PV_OBJ) {
+      dc__pickle_fail(vm, DC_ERR_FORMAT, "a dict key is a %s (unhashable, or not plain data)",
+                      dc__pv_kind_name(kk));
+      return false;
+    }
+    if (!deepen(vm, d, kv[k]->depth) || !deepen(vm, d, kv[k + 1]->depth)) return false;
+    int64_t at;
+    if (!dict_place(vm, d, kv[k], &at)) return false;
+    d->items[2 * at] = kv[k];
+    d->items[2 * at + 1] = kv[k + 1];
   }
-  d->n += n / 2;
   return true;
 }
 
-/* ---- memo: indices must be dense, as every Python pickler writes them ---- */
+/* ---- memo: any index a pickle of this length could define (pickletools.optimize leaves gaps),
+ * so the slots never outgrow the input ---- */
 static bool memo_put(dc__pickle_vm *vm, uint64_t idx, dc__pv *x) {
-  if (idx > (uint64_t)vm->nmemo) {
-    dc__pickle_fail(vm, DC_ERR_FORMAT, "memo index %llu out of range (next free index is %lld)",
-                    (unsigned long long)idx, (long long)vm->nmemo);
+  if (idx > (uint64_t)vm->n) {
+    dc__pickle_fail(vm, DC_ERR_FORMAT,
+                    "memo index %llu out of range (beyond anything a %zu-byte pickle defines)",
+                    (unsigned long long)idx, vm->n);
     return false;
   }
-  if ((int64_t)idx == vm->nmemo) {
-    if (vm->nmemo == vm->capmemo) {
-      int64_t cap = vm->capmemo ? vm->capmemo * 2 : 64;
-      dc__pv **m = dc__realloc(vm->memo, sizeof *m * (size_t)vm->capmemo, sizeof *m * (size_t)cap);
-      if (!m) return false;
-      vm->memo = m;
-      vm->capmemo = cap;
-    }
-    vm->nmemo++;
+  if ((int64_t)idx >= vm->capmemo) {
+    int64_t cap = vm->capmemo ? vm->capmemo : 64;
+    while (cap <= (int64_t)idx) cap *= 2;
+    dc__pv **m = dc__realloc(vm->memo, sizeof *m * (size_t)vm->capmemo, sizeof *m * (size_t)cap);
+    if (!m) return false;
+    memset(m + vm->capmemo, 0, sizeof *m * (size_t)(cap - vm->capmemo));
+    vm->memo = m;
+    vm->capmemo = cap;
   }
+  if (!vm->memo[idx]) vm->nmemo++;
   vm->memo[idx] = x;
   return true;
 }
 
 static dc__pv *memo_get(dc__pickle_vm *vm, uint64_t idx) {
-  if (idx >= (uint64_t)vm->nmemo)
-    return dc__pickle_fail(vm, DC_ERR_FORMAT, "memo index %llu out of range (%lld entries stored)",
-                           (unsigned long long)idx, (long long)vm->nmemo);
+  if (idx >= (uint64_t)vm->capmemo || !vm->memo[idx])
+    return dc__pickle_fail(vm, DC_ERR_FORMAT, "memo index %llu out of range (never stored)",
+                           (unsigned long long)idx);
   return vm->memo[idx];
 }
 
@@ -458,6 +526,8 @@ static dc__pv *op_int(dc__pickle_vm *vm, uint8_t op) {
   return x;
 }
 
+/* BINUNICODE(8), SHORT_BINUNICODE: text; (SHORT_)BINBYTES(8), BYTEARRAY8, (SHORT_)BINSTRING:
+ * bytes (Python 2 str) */
 static dc__pv *op_string(dc__pickle_vm *vm, uint8_t op) {
   int w = (op == 0x8c || op == 'C' || op == 'U')  ? 1
           : (op == 'X' || op == 'B' || op == 'T') ? 4
@@ -474,66 +544,113 @@ static dc__pv *op_string(dc__pickle_vm *vm, uint8_t op) {
   return make_str(vm, text ? DC__PV_STR : DC__PV_BYTES, s, (size_t)v);
 }
 
-/* Runs one opcode; *done at STOP. Returns false on error. */
-static bool step(dc__pickle_vm *vm, bool *done, dc__pv **root) {
-  vm->op_at = vm->pos;
-  const uint8_t *d;
-  if (!take(vm, 1, &d)) return false;
-  uint8_t op = d[0];
+/* The opcodes, in four groups: control (PROTO, FRAME, STOP, MARK, POP, POP_MARK), in-place
+ * changes of a container or the memo, opcodes that push a plain value, and those that push a
+ * built one (tuples, lists, dicts, memo reads, globals, the rules' hooks). Each group returns
+ * OP_OK, OP_FAIL (message set) or OP_NOT_MINE. */
+enum { OP_FAIL = 0, OP_OK = 1, OP_NOT_MINE = 2 };
+
+static int op_control(dc__pickle_vm *vm, uint8_t op, bool *done, dc__pv **root) {
   uint64_t v;
   int64_t from;
-  dc__pv *x = NULL, *y, *z;
   switch (op) {
   case 0x80: /* PROTO */
-    if (!take_uint(vm, 1, &v)) return false;
+    if (!take_uint(vm, 1, &v)) return OP_FAIL;
     if (v < 2 || v > 5) {
       dc__pickle_fail(vm, DC_ERR_UNSUPPORTED, "pickle protocol %llu (2 to 5 are read)",
                       (unsigned long long)v);
-      return false;
+      return OP_FAIL;
     }
-    return true;
+    return OP_OK;
   case 0x95: /* FRAME: a length hint */
-    if (!take_uint(vm, 8, &v)) return false;
+    if (!take_uint(vm, 8, &v)) return OP_FAIL;
     if (v > vm->n - vm->pos) {
       dc__pickle_fail(vm, DC_ERR_FORMAT, "FRAME longer than the rest of the data (truncated)");
-      return false;
+      return OP_FAIL;
     }
-    return true;
+    return OP_OK;
   case '.': /* STOP */
-    if (!(*root = pop(vm))) return false;
+    if (!(*root = pop(vm))) return OP_FAIL;
     *done = true;
-    return true;
+    return OP_OK;
   case '(':
     return push_mark(vm);
   case '0':
     return pop(vm) != NULL;
   case '1':
-    if (!pop_mark(vm, &from)) return false;
+    if (!pop_mark(vm, &from)) return OP_FAIL;
     vm->sp = from;
-    return true;
+    return OP_OK;
+  default:
+    return OP_NOT_MINE;
+  }
+}
+
+static int op_mutate(dc__pickle_vm *vm, uint8_t op) {
+  uint64_t v;
+  int64_t from;
+  dc__pv *x, *y;
+  switch (op) {
+  case 'a':
+    return (y = pop(vm)) && (x = top(vm)) && list_append(vm, x, &y, 1);
+  case 'e':
+  case 'u':
+    if (!pop_mark(vm, &from)) return OP_FAIL;
+    if (from <= floor_of(vm)) {
+      dc__pickle_fail(vm, DC_ERR_FORMAT, "%s without a %s below the MARK",
+                      op == 'e' ? "APPENDS" : "SETITEMS", op == 'e' ? "list" : "dict");
+      return OP_FAIL;
+    }
+    if (op == 'e' ? !list_append(vm, vm->stack[from - 1], stack_at(vm, from), vm->sp - from)
+                  : !dict_set(vm, vm->stack[from - 1], stack_at(vm, from), vm->sp - from))
+      return OP_FAIL;
+    vm->sp = from;
+    return OP_OK;
+  case 's':
+    if (vm->sp - floor_of(vm) < 3) {
+      dc__pickle_fail(vm, DC_ERR_FORMAT, "SETITEM with too few items on the stack");
+      return OP_FAIL;
+    }
+    if (!dict_set(vm, vm->stack[vm->sp - 3], stack_at(vm, vm->sp - 2), 2)) return OP_FAIL;
+    vm->sp -= 2;
+    return OP_OK;
+  case 'q':
+  case 'r':
+    return take_uint(vm, op == 'q' ? 1 : 4, &v) && (x = top(vm)) && memo_put(vm, v, x);
+  case 0x94: /* MEMOIZE */
+    return (x = top(vm)) && memo_put(vm, (uint64_t)vm->nmemo, x);
+  default:
+    return OP_NOT_MINE;
+  }
+}
+
+/* A plain value: None, bools, ints, floats, text and bytes, empty containers, DUP. */
+static int op_plain(dc__pickle_vm *vm, uint8_t op, dc__pv **x) {
+  const uint8_t *d;
+  switch (op) {
   case '2':
-    x = top(vm);
-    break;
+    *x = top(vm);
+    return OP_OK;
   case 'N':
-    x = dc__pv_new(vm, DC__PV_NONE);
-    break;
+    *x = dc__pv_new(vm, DC__PV_NONE);
+    return OP_OK;
   case 0x88:
   case 0x89:
-    if ((x = dc__pv_new(vm, DC__PV_BOOL))) x->i = op == 0x88;
-    break;
+    if ((*x = dc__pv_new(vm, DC__PV_BOOL))) (*x)->i = op == 0x88;
+    return OP_OK;
   case 'J':
   case 'K':
   case 'M':
   case 0x8a:
   case 0x8b:
-    x = op_int(vm, op);
-    break;
+    *x = op_int(vm, op);
+    return OP_OK;
   case 'G': { /* BINFLOAT, big-endian IEEE double */
-    if (!take(vm, 8, &d)) return false;
+    if (!take(vm, 8, &d)) return OP_FAIL;
     uint64_t u = 0;
     for (int i = 0; i < 8; i++) u = u << 8 | d[i];
-    if ((x = dc__pv_new(vm, DC__PV_FLOAT))) memcpy(&x->f, &u, 8);
-    break;
+    if ((*x = dc__pv_new(vm, DC__PV_FLOAT))) memcpy(&(*x)->f, &u, 8);
+    return OP_OK;
   }
   case 'X':
   case 0x8c:
@@ -543,107 +660,114 @@ static bool step(dc__pickle_vm *vm, bool *done, dc__pv **root) {
   case 0x8e:
   case 'T':
   case 'U':
-    x = op_string(vm, op);
-    break;
+  case 0x96:
+    *x = op_string(vm, op);
+    return OP_OK;
   case ')':
-    x = dc__pv_new(vm, DC__PV_TUPLE);
-    break;
   case ']':
-    x = dc__pv_new(vm, DC__PV_LIST);
-    break;
   case '}':
-    x = dc__pv_new(vm, DC__PV_DICT);
-    break;
+    *x = dc__pv_new(vm, op == ')' ? DC__PV_TUPLE : op == ']' ? DC__PV_LIST : DC__PV_DICT);
+    return OP_OK;
+  default:
+    return OP_NOT_MINE;
+  }
+}
+
+/* TUPLE1..3, TUPLE, LIST, DICT: containers of what is on the stack. */
+static int op_seq(dc__pickle_vm *vm, uint8_t op, dc__pv **x) {
+  int64_t from;
+  switch (op) {
   case 0x85:
   case 0x86:
-  case 0x87: { /* TUPLE1..3 */
+  case 0x87: {
     int k = op - 0x84;
     if (vm->sp - floor_of(vm) < k) {
       dc__pickle_fail(vm, DC_ERR_FORMAT, "TUPLE%d with %lld items on the stack", k,
                       (long long)(vm->sp - floor_of(vm)));
-      return false;
+      return OP_FAIL;
     }
     vm->sp -= k;
-    x = make_seq(vm, DC__PV_TUPLE, stack_at(vm, vm->sp), k);
-    break;
+    *x = make_seq(vm, DC__PV_TUPLE, stack_at(vm, vm->sp), k);
+    return OP_OK;
   }
   case 't':
   case 'l':
-    if (!pop_mark(vm, &from)) return false;
-    x = make_seq(vm, op == 't' ? DC__PV_TUPLE : DC__PV_LIST, stack_at(vm, from), vm->sp - from);
+    if (!pop_mark(vm, &from)) return OP_FAIL;
+    *x = make_seq(vm, op == 't' ? DC__PV_TUPLE : DC__PV_LIST, stack_at(vm, from), vm->sp - from);
     vm->sp = from;
-    break;
+    return OP_OK;
   case 'd':
-    if (!pop_mark(vm, &from)) return false;
-    if (!(x = dc__pv_new(vm, DC__PV_DICT)) || !dict_set(vm, x, stack_at(vm, from), vm->sp - from))
-      return false;
+    if (!pop_mark(vm, &from)) return OP_FAIL;
+    if (!(*x = dc__pv_new(vm, DC__PV_DICT)) || !dict_set(vm, *x, stack_at(vm, from), vm->sp - from))
+      return OP_FAIL;
     vm->sp = from;
-    break;
-  case 'a':
-    return (y = pop(vm)) && (x = top(vm)) && list_append(vm, x, &y, 1);
-  case 'e':
-  case 'u':
-    if (!pop_mark(vm, &from)) return false;
-    if (from <= floor_of(vm)) {
-      dc__pickle_fail(vm, DC_ERR_FORMAT, "%s without a %s below the MARK",
-                      op == 'e' ? "APPENDS" : "SETITEMS", op == 'e' ? "list" : "dict");
-      return false;
-    }
-    if (op == 'e' ? !list_append(vm, vm->stack[from - 1], stack_at(vm, from), vm->sp - from)
-                  : !dict_set(vm, vm->stack[from - 1], stack_at(vm, from), vm->sp - from))
-      return false;
-    vm->sp = from;
-    return true;
-  case 's':
-    if (vm->sp - floor_of(vm) < 3) {
-      dc__pickle_fail(vm, DC_ERR_FORMAT, "SETITEM with too few items on the stack");
-      return false;
-    }
-    if (!dict_set(vm, vm->stack[vm->sp - 3], stack_at(vm, vm->sp - 2), 2)) return false;
-    vm->sp -= 2;
-    return true;
-  case 'q':
-  case 'r':
-    return take_uint(vm, op == 'q' ? 1 : 4, &v) && (x = top(vm)) && memo_put(vm, v, x);
-  case 0x94: /* MEMOIZE */
-    return (x = top(vm)) && memo_put(vm, (uint64_t)vm->nmemo, x);
+    return OP_OK;
+  default:
+    return OP_NOT_MINE;
+  }
+}
+
+/* Memo reads, globals, and what the rules build: REDUCE, BUILD, BINPERSID. */
+static int op_built(dc__pickle_vm *vm, uint8_t op, dc__pv **x) {
+  uint64_t v;
+  dc__pv *y, *z;
+  char mod[256], name[256];
+  switch (op) {
   case 'h':
   case 'j':
-    if (!take_uint(vm, op == 'h' ? 1 : 4, &v)) return false;
-    x = memo_get(vm, v);
-    break;
-  case 'c': {
-    char mod[256], name[256];
-    if (!read_line(vm, mod, sizeof mod) || !read_line(vm, name, sizeof name)) return false;
-    x = global(vm, mod, name);
-    break;
-  }
+    if (!take_uint(vm, op == 'h' ? 1 : 4, &v)) return OP_FAIL;
+    *x = memo_get(vm, v);
+    return OP_OK;
+  case 'c':
+    if (!read_line(vm, mod, sizeof mod) || !read_line(vm, name, sizeof name)) return OP_FAIL;
+    *x = global(vm, mod, name);
+    return OP_OK;
   case 0x93: /* STACK_GLOBAL */
-    if (!(y = pop(vm)) || !(z = pop(vm))) return false;
+    if (!(y = pop(vm)) || !(z = pop(vm))) return OP_FAIL;
     if (y->kind != DC__PV_STR || z->kind != DC__PV_STR || strlen(y->s) != y->len ||
         strlen(z->s) != z->len) {
       dc__pickle_fail(vm, DC_ERR_FORMAT, "STACK_GLOBAL needs two strings");
-      return false;
+      return OP_FAIL;
     }
-    x = global(vm, z->s, y->s);
-    break;
+    *x = global(vm, z->s, y->s);
+    return OP_OK;
   case 'R':
   case 'b':
-    if (!(y = pop(vm)) || !(z = pop(vm))) return false;
-    x = hook(vm, op, z, y);
-    break;
+    if (!(y = pop(vm)) || !(z = pop(vm))) return OP_FAIL;
+    *x = hook(vm, op, z, y);
+    return OP_OK;
   case 'Q':
-    if (!(y = pop(vm))) return false;
-    x = hook(vm, op, y, NULL);
-    break;
+    if (!vm->rules->persistent_load) /* refused as such, whatever the stack holds */
+      return hook(vm, op, NULL, NULL) != NULL;
+    if (!(y = pop(vm))) return OP_FAIL;
+    *x = hook(vm, op, y, NULL);
+    return OP_OK;
   default:
+    return OP_NOT_MINE;
+  }
+}
+
+/* Runs one opcode; *done at STOP. Returns false on error. */
+static bool step(dc__pickle_vm *vm, bool *done, dc__pv **root) {
+  vm->op_at = vm->pos;
+  const uint8_t *d;
+  if (!take(vm, 1, &d)) return false;
+  uint8_t op = d[0];
+  int r = op_control(vm, op, done, root);
+  if (r == OP_NOT_MINE) r = op_mutate(vm, op);
+  if (r != OP_NOT_MINE) return r == OP_OK;
+  dc__pv *x = NULL;
+  r = op_plain(vm, op, &x);
+  if (r == OP_NOT_MINE) r = op_seq(vm, op, &x);
+  if (r == OP_NOT_MINE) r = op_built(vm, op, &x);
+  if (r == OP_NOT_MINE) {
     dc__pickle_fail(vm, DC_ERR_FORMAT,
                     "opcode 0x%02x '%c' (%s) is not allowed: this reader builds plain data only "
                     "and never creates objects or runs code",
                     op, op >= 32 && op < 127 ? op : '?', op_name(op));
     return false;
   }
-  return push(vm, x);
+  return r == OP_OK && push(vm, x);
 }
 
 dc__pickle_vm *dc__pickle_run(const uint8_t *b, size_t n, const char *what,
@@ -665,7 +789,8 @@ dc__pickle_vm *dc__pickle_run(const uint8_t *b, size_t n, const char *what,
   dc__free(vm->stack);
   dc__free(vm->marks);
   dc__free(vm->memo);
-  vm->stack = NULL, vm->marks = NULL, vm->memo = NULL;
+  dc__free(vm->keys);
+  vm->stack = NULL, vm->marks = NULL, vm->memo = NULL, vm->keys = NULL;
   return vm;
 }
 

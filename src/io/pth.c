@@ -223,7 +223,9 @@ static dc__pv *rule_persid(dc__pickle_vm *vm, void *ud, dc__pv *pid) {
     return dc__pickle_fail(vm, DC_ERR_FORMAT, "storage '%s' has no entry %s in the archive", key,
                            name);
   int64_t want;
-  uint64_t have = dc__zipr_size(c->z, e);
+  dc__zip_entry ze;
+  if (dc__zipr_entry(c->z, e, &ze) != DC_OK) return NULL; /* names the file and the entry */
+  uint64_t have = ze.size;
   if (__builtin_mul_overflow(numel, (int64_t)dc__wdt_table[dt].size, &want) ||
       (uint64_t)want != have)
     return dc__pickle_fail(vm, DC_ERR_FORMAT,
@@ -445,18 +447,6 @@ static int flatten(pth_ctx *c, const dc__pv *d, const char *prefix, int depth) {
 }
 
 /* ---- the archive ---- */
-static bool safe_entry(const char *nm) {
-  if (!*nm || nm[0] == '/' || strchr(nm, '\\')) return false;
-  for (const char *p = nm; *p;) { /* no empty, "." or ".." component */
-    const char *e = strchr(p, '/');
-    size_t len = e ? (size_t)(e - p) : strlen(p);
-    if ((len == 0 && e) || (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
-      return false;
-    p += len + (e ? 1 : 0);
-  }
-  return true;
-}
-
 static int check_layout(pth_ctx *c) {
   int64_t n = dc__zipr_count(c->z), pkl = -1;
   for (int64_t i = 0; i < n; i++) {
@@ -483,7 +473,7 @@ static int check_layout(pth_ctx *c) {
   size_t fl = strlen(c->folder);
   for (int64_t i = 0; i < n; i++) {
     const char *nm = dc__zipr_name(c->z, i);
-    if (!safe_entry(nm) || strncmp(nm, c->folder, fl) != 0)
+    if (!dc__zip_name_safe(nm) || strncmp(nm, c->folder, fl) != 0)
       return dc__errs(DC_ERR_FORMAT, "%s: entry '%s' lies outside the archive folder '%s'", c->what,
                       nm, c->folder);
     if (strcmp(nm + fl, "constants.pkl") == 0 || strncmp(nm + fl, "code/", 5) == 0)
@@ -499,9 +489,11 @@ static int check_layout(pth_ctx *c) {
   int64_t b = dc__zipr_find(c->z, bo);
   if (b >= 0) {
     uint8_t txt[16] = {0};
-    uint64_t sz = dc__zipr_size(c->z, b);
-    if (sz > 8) return dc__errs(DC_ERR_FORMAT, "%s: bad byteorder entry", c->what);
-    int rc = dc__zipr_read(c->z, b, txt, sz);
+    dc__zip_entry ze;
+    int rc = dc__zipr_entry(c->z, b, &ze);
+    if (rc != DC_OK) return rc;
+    if (ze.size > 8) return dc__errs(DC_ERR_FORMAT, "%s: bad byteorder entry", c->what);
+    rc = dc__zipr_read(c->z, b, txt, ze.size);
     if (rc != DC_OK) return rc;
     if (strcmp((char *)txt, "little") != 0)
       return dc__errs(DC_ERR_UNSUPPORTED,
@@ -523,11 +515,13 @@ dc_weights *dc__pth_parse(const uint8_t *mem, size_t n, const char *what) {
   pth_ctx c = {.what = what};
   dc__pickle_vm *vm = NULL;
   uint8_t *pkl = NULL;
-  if (!(c.z = dc__zipr_open(mem, n, what)) || check_layout(&c) != DC_OK) goto fail;
+  if (!(c.z = dc__zipr_open(mem, n, what, ".pth (zip)")) || check_layout(&c) != DC_OK) goto fail;
   char name[300];
   snprintf(name, sizeof name, "%sdata.pkl", c.folder);
   int64_t pi = dc__zipr_find(c.z, name);
-  uint64_t psz = dc__zipr_size(c.z, pi);
+  dc__zip_entry pe;
+  if (dc__zipr_entry(c.z, pi, &pe) != DC_OK) goto fail;
+  uint64_t psz = pe.size;
   if (psz > PTH_MAX_PICKLE) {
     dc__err(DC_ERR_FORMAT, "%s: %s is %llu bytes; a state dict's pickle is far smaller", what, name,
             (unsigned long long)psz);

@@ -1,10 +1,11 @@
 /* Internals of the weight-file layer (weights.c, pth.c, safetensors.c, zip.c): the element types
  * files can hold (more than deepc computes with), the in-memory list of named raw tensors, and
- * the stored-zip writer / libzip-based reader the .pth format needs. Not installed. */
+ * the zip codec (zip-impl.h) the .pth format reads and writes through. Not installed. */
 #ifndef DC_IO_WEIGHTS_IMPL_H
 #define DC_IO_WEIGHTS_IMPL_H
 
 #include "../core/core-impl.h"
+#include "zip-impl.h"
 
 #include <deepc/io.h>
 
@@ -109,35 +110,5 @@ char *dc__st_header_json(const dc__st_entry *e, int n, char *const *mkeys, char 
 /* The 8-byte header length, json and the spaces padding it to 8 bytes: DC_OK or
  * DC__WRITE_FAILED (errno says why). The data follows. */
 int dc__st_write_header(FILE *f, const char *json);
-
-/* ---- zip: reading through libzip (sizes and CRCs checked), writing stored entries ---- */
-typedef struct dc__zipr dc__zipr;
-dc__zipr *dc__zipr_open(const uint8_t *mem, size_t n, const char *what);
-void dc__zipr_close(dc__zipr *z);
-int64_t dc__zipr_count(const dc__zipr *z);
-const char *dc__zipr_name(const dc__zipr *z, int64_t i);
-int64_t dc__zipr_find(const dc__zipr *z, const char *name); /* -1 when absent */
-uint64_t dc__zipr_size(const dc__zipr *z, int64_t i);       /* uncompressed bytes */
-/* Reads entry i (exactly its size bytes) into buf, checking its CRC-32. */
-int dc__zipr_read(dc__zipr *z, int64_t i, uint8_t *buf, uint64_t size);
-
-typedef struct dc__zipw_entry {
-  char *name;
-  uint64_t offset, size; /* local header offset, data bytes */
-  uint32_t crc;
-} dc__zipw_entry;
-typedef struct dc__zipw {
-  FILE *f;
-  uint64_t pos;
-  int n, cap;
-  dc__zipw_entry *ents;
-  bool force_zip64; /* write ZIP64 records even when not needed (tests) */
-  const char *what;
-} dc__zipw;
-/* Stored (uncompressed) entries, data aligned to 64 bytes as torch.save does. */
-int dc__zipw_add(dc__zipw *w, const char *name, const void *data, uint64_t n);
-/* Writes the central directory; frees the entry list either way. */
-int dc__zipw_finish(dc__zipw *w);
-void dc__zipw_discard(dc__zipw *w);
 
 #endif

@@ -1,8 +1,9 @@
-/* Zip archives for .pth files: reading through libzip from memory (consistency checks on, every
- * entry read to exactly its recorded size and its CRC-32 compared), and a small writer of stored
- * entries whose data starts on 64-byte boundaries (torch.save's layout: an "FB" padding extra
- * field), with ZIP64 records when sizes or offsets need them. */
-#include "weights-impl.h"
+/* The one zip codec (zip-impl.h): reading through libzip from memory, for .npz datasets and .pth
+ * weight files (consistency checks on, each entry's record checked against the file's length
+ * before its bytes are read, every entry read to exactly its recorded size and its CRC-32
+ * compared), and a small writer of stored entries whose data starts on 64-byte boundaries
+ * (torch.save's layout: an "FB" padding extra field), with ZIP64 records when needed. */
+#include "zip-impl.h"
 
 #include <errno.h>
 #include <string.h>
@@ -10,14 +11,17 @@
 #include <zlib.h>
 
 /* ======================= reading ======================= */
+#define ZIP_DEFLATE_MAX_RATIO 1032u /* deflate never expands a byte beyond 1032:1 */
+
 struct dc__zipr {
   zip_t *za;
   int64_t n;
+  size_t file_size;
   const char *what;
 };
 
 /* What libzip's refusal of an archive means, naming the part of the file at fault. */
-const char *dc__zip_refusal(zip_error_t *ze) {
+static const char *zip_refusal(zip_error_t *ze) {
   switch (zip_error_code_zip(ze)) {
   case ZIP_ER_NOZIP:
     return "no end-of-central-directory record in the last 64 KiB (truncated, or not a zip "
@@ -36,17 +40,18 @@ const char *dc__zip_refusal(zip_error_t *ze) {
   }
 }
 
-dc__zipr *dc__zipr_open(const uint8_t *mem, size_t n, const char *what) {
+dc__zipr *dc__zipr_open(const uint8_t *mem, size_t n, const char *what, const char *kind) {
   dc__zipr *z = dc__calloc(1, sizeof *z);
   if (!z) return NULL;
   z->what = what;
+  z->file_size = n;
   zip_error_t ze;
   zip_error_init(&ze);
   zip_source_t *src = zip_source_buffer_create(mem, n, 0, &ze);
   z->za = src ? zip_open_from_source(src, ZIP_RDONLY | ZIP_CHECKCONS, &ze) : NULL;
   if (!z->za) {
-    dc__err(DC_ERR_FORMAT, "%s: not a readable zip archive: zip directory: %s", what,
-            dc__zip_refusal(&ze));
+    dc__err(DC_ERR_FORMAT, "%s: not a readable %s archive: zip directory: %s", what, kind,
+            zip_refusal(&ze));
     if (src) zip_source_free(src);
     zip_error_fini(&ze);
     dc__free(z);
@@ -76,48 +81,88 @@ int64_t dc__zipr_find(const dc__zipr *z, const char *name) {
   return i < 0 ? -1 : i;
 }
 
-uint64_t dc__zipr_size(const dc__zipr *z, int64_t i) {
-  zip_stat_t st;
-  zip_stat_init(&st);
-  if (zip_stat_index(z->za, (zip_uint64_t)i, 0, &st) != 0 || !(st.valid & ZIP_STAT_SIZE)) return 0;
-  return st.size;
+bool dc__zip_name_safe(const char *nm) {
+  if (!*nm || nm[0] == '/' || strchr(nm, '\\')) return false;
+  for (const char *p = nm; *p;) { /* no empty, "." or ".." component */
+    const char *e = strchr(p, '/');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if ((len == 0 && e) || (len == 1 && p[0] == '.') || (len == 2 && p[0] == '.' && p[1] == '.'))
+      return false;
+    p += len + (e ? 1 : 0);
+  }
+  return true;
 }
 
-int dc__zipr_read(dc__zipr *z, int64_t i, uint8_t *buf, uint64_t size) {
-  const char *name = dc__zipr_name(z, i);
+int dc__zipr_entry(const dc__zipr *z, int64_t i, dc__zip_entry *e) {
   zip_stat_t st;
   zip_stat_init(&st);
-  if (zip_stat_index(z->za, (zip_uint64_t)i, 0, &st) != 0 || !(st.valid & ZIP_STAT_SIZE) ||
-      st.size != size)
-    return dc__errs(DC_ERR_FORMAT, "%s: entry %s: size disagrees with its record", z->what, name);
-  zip_file_t *zf = zip_fopen_index(z->za, (zip_uint64_t)i, 0);
-  if (!zf)
-    return dc__errs(DC_ERR_FORMAT, "%s: entry %s cannot be read: %s", z->what, name,
-                    zip_strerror(z->za));
+  const zip_uint64_t need =
+      ZIP_STAT_NAME | ZIP_STAT_SIZE | ZIP_STAT_COMP_SIZE | ZIP_STAT_COMP_METHOD;
+  if (i < 0 || i >= z->n || zip_stat_index(z->za, (zip_uint64_t)i, ZIP_FL_ENC_RAW, &st) != 0 ||
+      (st.valid & need) != need)
+    return dc__errs(DC_ERR_FORMAT, "%s: zip entry %lld: unreadable directory record (%s)", z->what,
+                    (long long)i, zip_strerror(z->za));
+  *e = (dc__zip_entry){
+      .name = st.name, .size = st.size, .comp_size = st.comp_size, .method = st.comp_method};
+  if (st.comp_method != ZIP_CM_STORE && st.comp_method != ZIP_CM_DEFLATE)
+    return dc__errs(DC_ERR_UNSUPPORTED,
+                    "%s: entry %s: compression method %d; deepc reads stored or deflated "
+                    "entries (np.savez / savez_compressed, torch.save)",
+                    z->what, st.name, (int)st.comp_method);
+  uint64_t cap =
+      st.comp_method == ZIP_CM_STORE ? st.comp_size : st.comp_size * ZIP_DEFLATE_MAX_RATIO + 1024u;
+  if (st.size > cap || st.comp_size > z->file_size)
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: entry %s: size field declares %llu bytes from %llu compressed in a "
+                    "%zu-byte file: impossible (corrupt or malicious archive)",
+                    z->what, st.name, (unsigned long long)st.size, (unsigned long long)st.comp_size,
+                    z->file_size);
+  return DC_OK;
+}
+
+/* Reads exactly size bytes of an open entry, and makes sure nothing follows them. */
+static int read_all(dc__zipr *z, zip_file_t *zf, const char *name, uint8_t *buf, uint64_t size) {
   uint64_t got = 0;
-  int rc = DC_OK;
   while (got < size) {
     zip_uint64_t chunk = size - got > ((uint64_t)1 << 30) ? (uint64_t)1 << 30 : size - got;
     zip_int64_t r = zip_fread(zf, buf + got, chunk);
-    if (r <= 0) {
-      rc = dc__errs(DC_ERR_FORMAT,
-                    "%s: entry %s: %s after %llu of %llu bytes (truncated or corrupt "
-                    "archive)",
-                    z->what, name, r < 0 ? zip_file_strerror(zf) : "end of data",
-                    (unsigned long long)got, (unsigned long long)size);
-      break;
-    }
+    if (r <= 0)
+      return dc__errs(DC_ERR_FORMAT,
+                      "%s: entry %s: %s after %llu of %llu bytes (truncated or corrupt "
+                      "archive)",
+                      z->what, name, r < 0 ? zip_file_strerror(zf) : "end of data",
+                      (unsigned long long)got, (unsigned long long)size);
     got += (uint64_t)r;
   }
+  uint8_t extra;
+  if (zip_fread(zf, &extra, 1) != 0)
+    return dc__errs(DC_ERR_FORMAT, "%s: entry %s: more data than its size field (%llu bytes)",
+                    z->what, name, (unsigned long long)size);
+  return DC_OK;
+}
+
+int dc__zipr_read(dc__zipr *z, int64_t i, uint8_t *buf, uint64_t size) {
+  dc__zip_entry e;
+  int rc = dc__zipr_entry(z, i, &e);
+  if (rc != DC_OK) return rc;
+  if (e.size != size)
+    return dc__errs(DC_ERR_FORMAT, "%s: entry %s: size disagrees with its record", z->what, e.name);
+  zip_file_t *zf = zip_fopen_index(z->za, (zip_uint64_t)i, 0);
+  if (!zf)
+    return dc__errs(DC_ERR_FORMAT, "%s: entry %s cannot be read: %s", z->what, e.name,
+                    zip_strerror(z->za));
+  rc = read_all(z, zf, e.name, buf, size);
   zip_fclose(zf);
   if (rc != DC_OK) return rc;
-  if (st.valid & ZIP_STAT_CRC) {
+  zip_stat_t st;
+  zip_stat_init(&st);
+  if (zip_stat_index(z->za, (zip_uint64_t)i, 0, &st) == 0 && (st.valid & ZIP_STAT_CRC)) {
     uint32_t crc = size ? (uint32_t)crc32_z(0, buf, (size_t)size) : 0;
     if (crc != st.crc)
       return dc__errs(DC_ERR_FORMAT,
                       "%s: entry %s: CRC-32 mismatch (recorded %08x, data %08x): the file is "
                       "corrupt",
-                      z->what, name, (unsigned)st.crc, (unsigned)crc);
+                      z->what, e.name, (unsigned)st.crc, (unsigned)crc);
   }
   return DC_OK;
 }

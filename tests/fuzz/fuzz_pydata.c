@@ -1,6 +1,6 @@
-/* Fuzz target: the NumPy pickle reader of src/data (dc_pickle_loads: protocols 2-5, arrays,
- * containers, an allowlist of globals), then the (features, targets) pick of dc_pickle_dataset
- * for inputs it accepts (CIFAR's Python batches go that way). */
+/* Fuzz target: the NumPy pickle reader of src/data (dc_pickle_loads: the one pickle VM of src/io
+ * with NumPy's rules, then the dc_pyobj tree), then the (features, targets) pick of
+ * dc_pickle_dataset for inputs it accepts (CIFAR's Python batches go that way). */
 #define _GNU_SOURCE
 #include "fuzz.h"
 
@@ -8,7 +8,8 @@
 
 /* Visits at most *budget nodes: memo'd containers make the tree a DAG that can be 2^depth
  * nodes when expanded (a billion laughs); the reader itself visits each object once. A container
- * stops at the budget too, or a memo'd list of a million items inside itself costs budget x 10^6. */
+ * stops at the budget too, or a memo'd list of a million items inside itself costs budget x 10^6.
+ */
 static void walk(const dc_pyobj *o, int depth, long *budget) {
   if (!o || depth > 64 || --*budget < 0) return;
   if (o->kind == DC_PY_ARRAY) dc_fuzz_touch(o->array);

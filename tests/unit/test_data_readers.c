@@ -615,7 +615,7 @@ Test(pickle, code_is_refused) {
 
 Test(pickle, corrupt_streams) {
   EXPECT_ERROR(LOADS("\x80\x02."), "stack underflow");
-  EXPECT_ERROR(LOADS("\x80\x02h\x05."), "memo entry 5");
+  EXPECT_ERROR(LOADS("\x80\x02h\x05."), "memo index 5 out of range");
   EXPECT_ERROR(LOADS("\x80\x02X\xff\xff\xff\x7f"), "truncated");
   EXPECT_ERROR(LOADS("\x80\x02\x8e\xff\xff\xff\xff\xff\xff\xff\x7f"), "truncated");
   EXPECT_ERROR(LOADS("\x80\x02K\x01"), "truncated");
