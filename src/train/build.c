@@ -158,15 +158,14 @@ static int measure_stats(dc_dataset *ds, int *channels, double *mean, double *st
 }
 
 /* [augmentation...] ToTensor Normalize, or NULL (+ *none) when nothing applies. */
-static dc_transform *make_transform(const dc_config *c, bool image, bool augment, int channels,
+static dc_transform *make_transform(const dc__run_spec *s, bool image, bool augment, int channels,
                                     const double *mean, const double *std, bool normalize,
                                     int64_t h, int64_t w) {
   dc_transform *tfs[10];
   int n = 0;
   if (!image) return NULL;
-  int64_t resize = dc__config_int(c, "data.resize"), crop = dc__config_int(c, "data.crop");
-  int64_t pad = dc__config_int(c, "data.random_crop");
-  bool rrc = dc__config_bool(c, "data.random_resized_crop");
+  int64_t resize = s->data.resize, crop = s->data.crop, pad = s->data.random_crop;
+  bool rrc = s->data.random_resized_crop;
   if (augment && rrc) {
     int64_t sz = crop ? crop : resize ? resize : h;
     tfs[n++] = dc_tf_random_resized_crop(sz, sz);
@@ -180,8 +179,8 @@ static dc_transform *make_transform(const dc_config *c, bool image, bool augment
       tfs[n++] = dc_tf_random_crop(h, w, .padding = (int)pad);
   }
   if (augment) {
-    double rot = dc__config_float(c, "data.rotation");
-    if (dc__config_bool(c, "data.hflip")) tfs[n++] = dc_tf_random_hflip(0.5);
+    double rot = s->data.rotation;
+    if (s->data.hflip) tfs[n++] = dc_tf_random_hflip(0.5);
     if (rot > 0) tfs[n++] = dc_tf_random_rotation(-rot, rot, 0);
   }
   tfs[n++] = dc_tf_to_tensor();
@@ -219,8 +218,9 @@ static uint64_t mix(uint64_t seed, uint64_t stream) {
 
 uint64_t dc__seed_stream(uint64_t seed, uint64_t stream) { return mix(seed, stream); }
 
-int dc__run_device(const dc_config *c, const char *override, dc_device *dev) {
-  const char *name = override ? override : dc_config_get(c, "train.device");
+int dc__run_device(const dc__run_spec *s, const char *override, dc_device *dev) {
+  const char *name =
+      override ? override : dc__spec_choice(DC__K_train_device, (int)s->train.device);
   int rc = dc_device_parse(name, dev);
   if (rc != DC_OK)
     return dc__rewrap((dc_status)rc, "%s %s: %s", override ? "--device" : "train.device =", name,
@@ -228,15 +228,15 @@ int dc__run_device(const dc_config *c, const char *override, dc_device *dev) {
   return DC_OK;
 }
 
-int dc__build_data(const dc_config *c, dc__data *d, const char *override) {
+int dc__build_data(const dc__run_spec *s, dc__data *d, const char *override) {
   memset(d, 0, sizeof *d);
-  const char *name = override && *override ? override : dc_config_get(c, "data.dataset");
-  uint64_t seed = (uint64_t)dc__config_int(c, "train.seed");
+  const char *name = override && *override ? override : s->data.dataset;
+  uint64_t seed = (uint64_t)s->train.seed;
   dc_dataset *full = NULL, *test = NULL;
-  int rc = open_sets(name, dc_config_get(c, "data.dir"), &full, &test);
+  int rc = open_sets(name, s->data.dir, &full, &test);
   if (rc != DC_OK) return rc;
   if ((rc = class_names(d, full)) != DC_OK) goto fail;
-  const char *test_path = dc_config_get(c, "data.test");
+  const char *test_path = s->data.test;
   if (!test && *test_path && !(override && *override)) {
     test = dc_dataset_open(test_path);
     if (!test) {
@@ -261,7 +261,7 @@ int dc__build_data(const dc_config *c, dc__data *d, const char *override) {
     full = rest;
     if (rc != DC_OK) goto fail;
   }
-  int64_t limit = dc__config_int(c, "data.train_limit");
+  int64_t limit = s->data.train_limit;
   if (limit > 0 && limit < dc_dataset_len(full)) {
     rc = split_two(full, limit, mix(seed, 12), &full, NULL);
     if (rc != DC_OK) {
@@ -269,18 +269,14 @@ int dc__build_data(const dc_config *c, dc__data *d, const char *override) {
       goto fail;
     }
   }
-  int64_t tlimit = dc__config_int(c, "data.test_limit");
+  int64_t tlimit = s->data.test_limit;
   if (tlimit > 0 && tlimit < dc_dataset_len(test)) {
     dc_dataset *t = first_n(test, tlimit);
     dc_dataset_free(test);
     test = t;
     if (!test) goto fail_status;
   }
-  double vs = dc__config_float(c, "data.val_split");
-  if (!(vs >= 0 && vs < 1)) {
-    rc = dc__errs(DC_ERR_ARG, "data.val_split: must be in [0, 1), got %g", vs);
-    goto fail;
-  }
+  double vs = s->data.val_split; /* in [0, 1) (spec.h) */
   int64_t nval = (int64_t)llround(vs * (double)dc_dataset_len(full));
   if (vs > 0 && nval < 1) nval = 1;
   if (nval >= dc_dataset_len(full)) {
@@ -313,15 +309,17 @@ int dc__build_data(const dc_config *c, dc__data *d, const char *override) {
   if ((rc = sample_kind(d->train, &image)) != DC_OK) goto fail;
   int C = 0;
   double mean[8] = {0}, std[8] = {0};
-  bool normalize = image && dc__config_bool(c, "data.normalize");
+  bool normalize = image && s->data.normalize;
   if (normalize) {
-    int nm = dc__config_list(c, "data.mean", mean, 8), ns = dc__config_list(c, "data.std", std, 8);
+    int nm = s->data.mean.n, ns = s->data.std.n;
     if (nm > 0 || ns > 0) {
       if (nm != ns) {
         rc = dc__errs(DC_ERR_ARG, "data.mean has %d values but data.std %d", nm, ns);
         goto fail;
       }
       C = nm;
+      memcpy(mean, s->data.mean.v, sizeof *mean * (size_t)nm);
+      memcpy(std, s->data.std.v, sizeof *std * (size_t)ns);
     } else {
       for (size_t i = 0; i < sizeof STATS / sizeof STATS[0]; i++)
         if (same_name(name, STATS[i].name)) {
@@ -342,10 +340,10 @@ int dc__build_data(const dc_config *c, dc__data *d, const char *override) {
     if (rc != DC_OK) goto fail;
   }
   dc_dataset *sets[3] = {d->train, d->val, d->test};
-  for (int s = 0; s < 3; s++) {
-    if (!sets[s] || !image) continue;
-    dc_transform *tf = make_transform(c, image, s == 0, C, mean, std, normalize, hw[0], hw[1]);
-    if (!tf || (rc = dc_dataset_set_transform(sets[s], tf)) != DC_OK) {
+  for (int k = 0; k < 3; k++) {
+    if (!sets[k] || !image) continue;
+    dc_transform *tf = make_transform(s, image, k == 0, C, mean, std, normalize, hw[0], hw[1]);
+    if (!tf || (rc = dc_dataset_set_transform(sets[k], tf)) != DC_OK) {
       rc = dc_last_status() ? dc_last_status() : DC_ERR_ARG;
       goto fail;
     }
@@ -371,12 +369,21 @@ fail:
 }
 
 /* ======================= model ======================= */
-static dc_module *activation(const char *name) {
-  if (strcmp(name, "relu") == 0) return dc_nn_relu();
-  if (strcmp(name, "leaky_relu") == 0) return dc_nn_leaky_relu(0.01);
-  if (strcmp(name, "elu") == 0) return dc_nn_elu(1.0);
-  if (strcmp(name, "gelu") == 0) return dc_nn_gelu(false);
-  if (strcmp(name, "tanh") == 0) return dc_nn_tanh();
+static dc_module *activation(dc__activation a) {
+  switch (a) {
+  case DC__ACT_RELU:
+    return dc_nn_relu();
+  case DC__ACT_LEAKY_RELU:
+    return dc_nn_leaky_relu(0.01);
+  case DC__ACT_ELU:
+    return dc_nn_elu(1.0);
+  case DC__ACT_GELU:
+    return dc_nn_gelu(false);
+  case DC__ACT_TANH:
+    return dc_nn_tanh();
+  case DC__ACT_SIGMOID:
+    return dc_nn_sigmoid();
+  }
   return dc_nn_sigmoid();
 }
 
@@ -387,8 +394,9 @@ static int64_t feature_count(dc_shape s) {
 }
 
 /* Hidden widths: the configured list, or the architecture's default. */
-static int hidden_widths(const dc_config *c, bool cnn, double *h, int max) {
-  int n = dc__config_list(c, "model.hidden", h, max);
+static int hidden_widths(const dc__run_spec *s, bool cnn, int64_t *h) {
+  int n = s->model.hidden.n;
+  memcpy(h, s->model.hidden.v, sizeof *h * (size_t)n);
   if (n > 0) return n;
   if (cnn) {
     h[0] = 64;
@@ -398,16 +406,16 @@ static int hidden_widths(const dc_config *c, bool cnn, double *h, int max) {
   return 3;
 }
 
-static dc_module *build_mlp(const dc_config *c, const dc__data *d) {
-  double hid[32];
-  int nh = hidden_widths(c, false, hid, 32);
-  const char *act = dc_config_get(c, "model.activation");
-  bool bn = dc__config_bool(c, "model.batchnorm");
-  double p = dc__config_float(c, "model.dropout");
+static dc_module *build_mlp(const dc__run_spec *s, const dc__data *d) {
+  int64_t hid[DC__SPEC_LIST_MAX];
+  int nh = hidden_widths(s, false, hid);
+  dc__activation act = s->model.activation;
+  bool bn = s->model.batchnorm;
+  double p = s->model.dropout;
   dc_module *seq = dc_nn_sequential(dc_nn_flatten(1, -1));
   int64_t in = feature_count(d->sample_shape);
   for (int i = 0; seq && i < nh; i++) {
-    int64_t w = (int64_t)hid[i];
+    int64_t w = hid[i];
     seq = dc_nn_sequential_append(seq, dc_nn_linear(in, w));
     if (seq && bn) seq = dc_nn_sequential_append(seq, dc_nn_batchnorm1d(w));
     if (seq) seq = dc_nn_sequential_append(seq, activation(act));
@@ -418,32 +426,32 @@ static dc_module *build_mlp(const dc_config *c, const dc__data *d) {
   return seq;
 }
 
-static dc_module *build_cnn(const dc_config *c, const dc__data *d) {
+static dc_module *build_cnn(const dc__run_spec *s, const dc__data *d) {
   if (d->sample_shape.ndim != 3)
     return dc__err(DC_ERR_ARG,
                    "model.arch = cnn needs image inputs [C, H, W]; this dataset gives %d-d "
                    "samples (use arch = mlp)",
                    d->sample_shape.ndim);
-  double ch[32], hid[32];
-  int nc = dc__config_list(c, "model.channels", ch, 32);
-  int nh = hidden_widths(c, true, hid, 32);
-  int k = (int)dc__config_int(c, "model.kernel");
-  double pl[4] = {2, 0, 0, 0}; /* model.pool: MaxPool2d(kernel, stride = kernel, padding = 0) */
-  int npl = dc__config_list(c, "model.pool", pl, 4);
+  int64_t hid[DC__SPEC_LIST_MAX];
+  const int64_t *ch = s->model.channels.v;
+  int nc = s->model.channels.n, nh = hidden_widths(s, true, hid);
+  int k = (int)s->model.kernel;
+  /* model.pool: MaxPool2d(kernel, stride = kernel, padding = 0) */
+  const int64_t *pl = s->model.pool.v;
+  int npl = s->model.pool.n;
   int pool = npl > 0 ? (int)pl[0] : 0, pstride = npl > 1 ? (int)pl[1] : pool;
   int ppad = npl > 2 ? (int)pl[2] : 0;
-  if (npl > 3 || (pool > 1 && (pstride < 1 || ppad < 0 || 2 * ppad > pool)))
+  if (pool > 1 && (pstride < 1 || ppad < 0 || 2 * ppad > pool))
     return dc__err(DC_ERR_ARG,
                    "model.pool: expected a size k or k,stride,padding with stride >= 1 and "
                    "padding <= k/2 (MaxPool2d's rules), e.g. 2 or 4,3,1");
-  bool bn = dc__config_bool(c, "model.batchnorm");
-  double p = dc__config_float(c, "model.dropout");
-  const char *act = dc_config_get(c, "model.activation");
-  if (k < 1) return dc__err(DC_ERR_ARG, "model.kernel must be >= 1");
+  bool bn = s->model.batchnorm;
+  double p = s->model.dropout;
+  dc__activation act = s->model.activation;
   int64_t cin = d->sample_shape.d[0], h = d->sample_shape.d[1], w = d->sample_shape.d[2];
   dc_module *seq = dc_nn_sequential_of(NULL, 0);
   for (int i = 0; seq && i < nc; i++) {
-    int64_t cout = (int64_t)ch[i];
+    int64_t cout = ch[i];
     seq = dc_nn_sequential_append(seq, dc_nn_conv2d(cin, cout, k, .padding = k / 2));
     if (seq && bn) seq = dc_nn_sequential_append(seq, dc_nn_batchnorm2d(cout));
     if (seq) seq = dc_nn_sequential_append(seq, activation(act));
@@ -467,7 +475,7 @@ static dc_module *build_cnn(const dc_config *c, const dc__data *d) {
   if (seq && p > 0) seq = dc_nn_sequential_append(seq, dc_nn_dropout(p));
   int64_t in = cin * h * w;
   for (int i = 0; seq && i < nh; i++) {
-    int64_t wd = (int64_t)hid[i];
+    int64_t wd = hid[i];
     seq = dc_nn_sequential_append(seq, dc_nn_linear(in, wd));
     if (seq && bn) seq = dc_nn_sequential_append(seq, dc_nn_batchnorm1d(wd));
     if (seq) seq = dc_nn_sequential_append(seq, activation(act));
@@ -478,20 +486,17 @@ static dc_module *build_cnn(const dc_config *c, const dc__data *d) {
 }
 
 /* A model of the zoo with the dataset's classes and input channels. */
-static dc_module *build_zoo(const dc_config *c, const dc__data *d, const char *arch) {
-  double hid[32];
-  int64_t hidden[32];
-  int nh = dc__config_list(c, "model.hidden", hid, 32);
-  for (int i = 0; i < nh; i++) hidden[i] = (int64_t)hid[i];
+static dc_module *build_zoo(const dc__run_spec *s, const dc__data *d, const char *arch) {
+  int nh = s->model.hidden.n;
   dc_zoo_opts zo = {.num_classes = d->num_classes,
                     .in_channels = d->sample_shape.ndim == 3 ? d->sample_shape.d[0] : 0,
                     .in_features = feature_count(d->sample_shape),
-                    .hidden = nh ? hidden : NULL,
+                    .hidden = nh ? s->model.hidden.v : NULL,
                     .nhidden = nh,
-                    .width = dc__config_int(c, "model.width"),
-                    .small_input = dc__config_bool(c, "model.small_input")};
-  if (dc_config_is_set(c, "model.dropout")) {
-    double p = dc__config_float(c, "model.dropout");
+                    .width = s->model.width,
+                    .small_input = s->model.small_input};
+  if (s->set[DC__K_model_dropout]) {
+    double p = s->model.dropout;
     zo.dropout = p > 0 ? p : -1;
   }
   dc_module *m = dc_zoo_create_opt(arch, zo);
@@ -500,8 +505,8 @@ static dc_module *build_zoo(const dc_config *c, const dc__data *d, const char *a
 }
 
 /* model.pretrained and model.freeze. */
-static int transfer(const dc_config *c, dc_module *m) {
-  const char *pre = dc_config_get(c, "model.pretrained"), *fr = dc_config_get(c, "model.freeze");
+static int transfer(const dc__run_spec *s, dc_module *m) {
+  const char *pre = s->model.pretrained, *fr = s->model.freeze;
   if (*pre && dc_zoo_load_pretrained(m, pre) != DC_OK)
     return dc__rewrap(dc_last_status(), "model.pretrained: %s", dc_last_error());
   if (*fr && dc_zoo_freeze(m, fr) != DC_OK)
@@ -509,9 +514,9 @@ static int transfer(const dc_config *c, dc_module *m) {
   return DC_OK;
 }
 
-dc_module *dc__build_model(const dc_config *c, const dc__data *d) {
-  const char *arch = dc_config_get(c, "model.arch");
-  const char *spec = dc_config_get(c, "model.layers");
+dc_module *dc__build_model(const dc__run_spec *s, const dc__data *d) {
+  const char *arch = s->model.arch;
+  const char *spec = s->model.layers;
   if (!*arch) arch = *spec ? "layers" : "cnn";
   dc_module *m;
   if (strncmp(arch, "onnx:", 5) == 0) { /* an imported graph, trained as it is (onnx.h) */
@@ -520,7 +525,7 @@ dc_module *dc__build_model(const dc_config *c, const dc__data *d) {
       return (dc__rewrap(dc_last_status(), "model.arch = %s: %s", arch, dc_last_error()),
               (void *)NULL);
   } else if (strcmp(arch, "cnn") != 0 && strcmp(arch, "mlp") != 0 && strcmp(arch, "layers") != 0) {
-    m = build_zoo(c, d, arch);
+    m = build_zoo(s, d, arch);
   } else if (strcmp(arch, "layers") == 0) {
     if (!*spec)
       return dc__err(DC_ERR_ARG, "model.arch = layers needs model.layers (a layer list such as "
@@ -529,14 +534,14 @@ dc_module *dc__build_model(const dc_config *c, const dc__data *d) {
     if (!m)
       return (dc__rewrap(dc_last_status(), "model.layers: %s", dc_last_error()), (void *)NULL);
   } else if (strcmp(arch, "mlp") == 0) {
-    m = build_mlp(c, d);
+    m = build_mlp(s, d);
   } else {
-    m = build_cnn(c, d);
+    m = build_cnn(s, d);
   }
   if (!m) return NULL;
   /* a dry run on one zero sample: an impossible shape names its layer */
-  dc_model_summary *s = dc_summary(m, d->sample_shape);
-  if (!s) {
+  dc_model_summary *sum = dc_summary(m, d->sample_shape);
+  if (!sum) {
     char shp[64];
     dc_shape_str(d->sample_shape, shp, sizeof shp);
     dc__rewrap(DC_ERR_ARG, "model: the layers do not fit inputs of shape %s: %s", shp,
@@ -544,13 +549,13 @@ dc_module *dc__build_model(const dc_config *c, const dc__data *d) {
     dc_module_free(m);
     return NULL;
   }
-  dc_shape out = s->output_shape;
-  dc_summary_free(s);
+  dc_shape out = sum->output_shape;
+  dc_summary_free(sum);
   /* an imported graph with another number of classes gets a fresh head */
   if (strncmp(arch, "onnx:", 5) == 0 && out.ndim == 2 && out.d[1] != d->num_classes &&
       dc_onnx_replace_head(m, d->num_classes) == DC_OK)
     out.d[1] = d->num_classes;
-  if (transfer(c, m) != DC_OK) {
+  if (transfer(s, m) != DC_OK) {
     dc_module_free(m);
     return NULL;
   }
@@ -568,32 +573,41 @@ dc_module *dc__build_model(const dc_config *c, const dc__data *d) {
 }
 
 /* ======================= optimizer and schedule ======================= */
-dc_optim *dc__build_optim(const dc_config *c, dc_module *m) {
-  static const char *const NAMES[] = {"sgd", "adam", "adamw", "rmsprop", "adagrad"};
-  const char *name = dc_config_get(c, "optim.name");
-  dc_optim_kind kind = DC_OPTIM_ADAM;
-  for (int k = 0; k < 5; k++)
-    if (strcmp(name, NAMES[k]) == 0) kind = (dc_optim_kind)k;
+static dc_optim_kind optim_kind(dc__optim o) {
+  switch (o) {
+  case DC__OPT_SGD:
+    return DC_OPTIM_SGD;
+  case DC__OPT_ADAM:
+    return DC_OPTIM_ADAM;
+  case DC__OPT_ADAMW:
+    return DC_OPTIM_ADAMW;
+  case DC__OPT_RMSPROP:
+    return DC_OPTIM_RMSPROP;
+  case DC__OPT_ADAGRAD:
+    return DC_OPTIM_ADAGRAD;
+  }
+  return DC_OPTIM_ADAM;
+}
+
+dc_optim *dc__build_optim(const dc__run_spec *s, dc_module *m) {
+  const char *name = dc__spec_choice(DC__K_optim_name, (int)s->optim.name);
+  dc_optim_kind kind = optim_kind(s->optim.name);
   dc_optim_hparams hp = dc_optim_defaults(kind);
-  double lr = dc__config_float(c, "optim.lr");
+  double lr = s->optim.lr;
   if (!isnan(lr))
     hp.lr = lr;
   else if (isnan(hp.lr))
     return dc__err(DC_ERR_ARG, "optim.lr is required for %s (e.g. lr = 0.01)", name);
-  hp.momentum = dc__config_float(c, "optim.momentum");
+  hp.momentum = s->optim.momentum;
   if (kind == DC_OPTIM_ADAGRAD) hp.momentum = 0;
-  hp.nesterov = dc__config_bool(c, "optim.nesterov");
-  hp.dampening = dc__config_float(c, "optim.dampening");
-  double wd = dc__config_float(c, "optim.weight_decay");
-  if (!isnan(wd)) hp.weight_decay = wd;
-  double betas[2];
-  if (dc__config_list(c, "optim.betas", betas, 2) == 2)
-    hp.betas[0] = betas[0], hp.betas[1] = betas[1];
-  double eps = dc__config_float(c, "optim.eps");
-  if (!isnan(eps)) hp.eps = eps;
-  hp.amsgrad = dc__config_bool(c, "optim.amsgrad");
-  if (kind == DC_OPTIM_RMSPROP) hp.alpha = dc__config_float(c, "optim.alpha");
-  double blr = dc__config_float(c, "optim.backbone_lr");
+  hp.nesterov = s->optim.nesterov;
+  hp.dampening = s->optim.dampening;
+  if (!isnan(s->optim.weight_decay)) hp.weight_decay = s->optim.weight_decay;
+  hp.betas[0] = s->optim.betas.v[0], hp.betas[1] = s->optim.betas.v[1]; /* exactly 2 (spec.h) */
+  if (!isnan(s->optim.eps)) hp.eps = s->optim.eps;
+  hp.amsgrad = s->optim.amsgrad;
+  if (kind == DC_OPTIM_RMSPROP) hp.alpha = s->optim.alpha;
+  double blr = s->optim.backbone_lr;
   if (!isnan(blr)) { /* group 0: the head at lr; group 1: the rest at backbone_lr */
     dc_param_group g[2];
     int ng = 0;
@@ -620,57 +634,57 @@ dc_optim *dc__build_optim(const dc_config *c, dc_module *m) {
   return o;
 }
 
-int dc__build_sched(const dc_config *c, dc_optim *o, int64_t steps_per_epoch, dc_sched **out,
+int dc__build_sched(const dc__run_spec *s, dc_optim *o, int64_t steps_per_epoch, dc_sched **out,
                     dc_sched_when *when) {
   *out = NULL;
   *when = DC_SCHED_PER_EPOCH;
-  const char *name = dc_config_get(c, "schedule.name");
-  int epochs = (int)dc__config_int(c, "train.epochs");
-  int warm = (int)dc__config_int(c, "schedule.warmup_epochs");
-  double gamma = dc__config_float(c, "schedule.gamma");
+  dc__sched kind = s->schedule.name;
+  const char *name = dc__spec_choice(DC__K_schedule_name, (int)kind);
+  int epochs = (int)s->train.epochs;
+  int warm = (int)s->schedule.warmup_epochs;
+  double gamma = s->schedule.gamma;
   dc_sched *main = NULL;
-  if (strcmp(name, "onecycle") == 0 || strcmp(name, "plateau") == 0) {
+  if (kind == DC__SCHED_ONECYCLE || kind == DC__SCHED_PLATEAU) {
     if (warm > 0)
       return dc__errs(DC_ERR_ARG,
                       "schedule.warmup_epochs: %s has its own warm-up or none; set "
                       "warmup_epochs = 0",
                       name);
-    if (name[0] == 'o') {
-      double max_lr = dc__config_float(c, "schedule.max_lr");
+    if (kind == DC__SCHED_ONECYCLE) {
+      double max_lr = s->schedule.max_lr;
       if (!(max_lr > 0)) max_lr = 10 * dc_optim_get_lr(o, 0);
       dc_onecycle_opts oc = dc_onecycle_defaults(max_lr, (int64_t)epochs * steps_per_epoch);
-      oc.pct_start = dc__config_float(c, "schedule.pct_start");
+      oc.pct_start = s->schedule.pct_start;
       *out = dc_sched_onecycle_lr(o, oc);
       *when = DC_SCHED_PER_STEP;
     } else {
       dc_plateau_opts po = dc_plateau_defaults();
-      po.factor = dc__config_float(c, "schedule.factor");
-      po.patience = (int)dc__config_int(c, "schedule.patience");
+      po.factor = s->schedule.factor;
+      po.patience = (int)s->schedule.patience;
       *out = dc_sched_reduce_on_plateau(o, po);
       *when = DC_SCHED_ON_VAL_LOSS;
     }
     return *out ? DC_OK : dc__rewrap(dc_last_status(), "schedule: %s", dc_last_error());
   }
-  if (strcmp(name, "step") == 0) {
-    main = dc_sched_step_lr(o, (int)dc__config_int(c, "schedule.step_size"), gamma);
-  } else if (strcmp(name, "multistep") == 0) {
-    double ms[64];
-    int n = dc__config_list(c, "schedule.milestones", ms, 64);
+  if (kind == DC__SCHED_STEP) {
+    main = dc_sched_step_lr(o, (int)s->schedule.step_size, gamma);
+  } else if (kind == DC__SCHED_MULTISTEP) {
+    int n = s->schedule.milestones.n;
     if (n == 0)
       return dc__errs(DC_ERR_ARG, "schedule.milestones: multistep needs epochs, e.g. 5,8");
-    int mi[64];
-    for (int i = 0; i < n; i++) mi[i] = (int)ms[i] - warm;
+    int mi[DC__SPEC_LIST_MAX];
+    for (int i = 0; i < n; i++) mi[i] = (int)s->schedule.milestones.v[i] - warm;
     main = dc_sched_multistep_lr(o, mi, n, gamma);
-  } else if (strcmp(name, "exponential") == 0) {
+  } else if (kind == DC__SCHED_EXPONENTIAL) {
     main = dc_sched_exponential_lr(o, gamma);
-  } else if (strcmp(name, "cosine") == 0) {
-    int tmax = (int)dc__config_int(c, "schedule.t_max");
+  } else if (kind == DC__SCHED_COSINE) {
+    int tmax = (int)s->schedule.t_max;
     if (tmax == 0) tmax = epochs - warm > 0 ? epochs - warm : 1;
-    main = dc_sched_cosine_annealing_lr(o, tmax, dc__config_float(c, "schedule.eta_min"));
+    main = dc_sched_cosine_annealing_lr(o, tmax, s->schedule.eta_min);
   } else if (warm == 0) {
     return DC_OK; /* none */
   }
-  if (strcmp(name, "none") != 0 && !main)
+  if (kind != DC__SCHED_NONE && !main)
     return dc__rewrap(dc_last_status(), "schedule: %s", dc_last_error());
   if (warm > 0) {
     dc_sched *w = dc_sched_linear_lr(o, 0.1, 1.0, warm);
@@ -692,9 +706,9 @@ int dc__build_sched(const dc_config *c, dc_optim *o, int64_t steps_per_epoch, dc
 }
 
 /* ======================= loss ======================= */
-void dc__build_loss(const dc_config *c, dc__loss_cfg *l) {
-  l->kind = strcmp(dc_config_get(c, "train.loss"), "multi_margin") == 0;
-  l->label_smoothing = dc__config_float(c, "train.label_smoothing");
+void dc__build_loss(const dc__run_spec *s, dc__loss_cfg *l) {
+  l->kind = s->train.loss == DC__LOSS_MULTI_MARGIN;
+  l->label_smoothing = s->train.label_smoothing;
 }
 
 dc_tensor *dc__loss_call(dc_tensor *out, dc_tensor *target, void *ud) {

@@ -59,7 +59,7 @@ int dc_eval_checkpoint(const char *path, const dc_eval_opts *opts, dc_metrics **
   if (rc == DC_OK) rc = dc_config_set(c, "data.train_limit=0");
   if (rc == DC_OK) rc = dc_config_set(c, "data.val_split=0");
   dc__data d;
-  if (rc == DC_OK) rc = dc__build_data(c, &d, o.data);
+  if (rc == DC_OK) rc = dc__build_data(dc__config_spec(c), &d, o.data);
   if (rc != DC_OK) {
     dc_config_free(c);
     dc_ckpt_free(ck);
@@ -74,11 +74,11 @@ int dc_eval_checkpoint(const char *path, const dc_eval_opts *opts, dc_metrics **
   for (const char *p = classes; p && *p; p++) kk += *p == '\n';
   if (classes && kk != d.num_classes) {
     rc = dc__errs(DC_ERR_ARG, "eval: the checkpoint's model has %lld classes but %s has %lld",
-                  (long long)kk, o.data ? o.data : dc_config_get(c, "data.dataset"),
+                  (long long)kk, o.data ? o.data : dc__config_spec(c)->data.dataset,
                   (long long)d.num_classes);
     goto done;
   }
-  if (!(model = dc__build_model(c, &d))) goto fail_status;
+  if (!(model = dc__build_model(dc__config_spec(c), &d))) goto fail_status;
   if (!onnx && !(sd = dc_ckpt_get_state_dict(ck, "model."))) goto fail_status;
   if (!onnx && (rc = dc_module_load_state_dict(model, sd, true, NULL)) != DC_OK) goto done;
   if (dev != DC_CPU && (rc = dc_module_to(model, dev)) != DC_OK) goto done;
@@ -96,18 +96,18 @@ int dc_eval_checkpoint(const char *path, const dc_eval_opts *opts, dc_metrics **
       d.train = ds = sub;
     }
   }
-  if (!(l = dc_loader_new(ds, .batch_size = dc__config_int(c, "train.eval_batch_size"),
-                          .num_workers = (int)dc__config_int(c, "data.workers"), .seed = 1,
-                          .device = dev)))
+  const dc__run_spec *sp = dc__config_spec(c);
+  if (!(l = dc_loader_new(ds, .batch_size = sp->train.eval_batch_size,
+                          .num_workers = (int)sp->data.workers, .seed = 1, .device = dev)))
     goto fail_status;
   if (!(m = dc_metrics_new(d.num_classes, 5))) goto fail_status;
   dc__loss_cfg loss;
-  dc__build_loss(c, &loss);
+  dc__build_loss(sp, &loss);
   if ((rc = dc_evaluate(model, l, dc__loss_call, &loss, m)) != DC_OK) goto done;
   const char *const *names = (const char *const *)d.class_names;
   const char *ep = dc_ckpt_meta(ck, "epoch");
   fprintf(out, "%s (epoch %s) on %s, %s split: %lld samples\n", path, ep ? ep : "?",
-          o.data ? o.data : dc_config_get(c, "data.dataset"), o.train_split ? "training" : "test",
+          o.data ? o.data : sp->data.dataset, o.train_split ? "training" : "test",
           (long long)m->count);
   fprintf(out, "accuracy: %.2f%%   top-%d: %.2f%%   loss: %.4f   macro F1: %.2f%%\n\n",
           100 * dc_metrics_accuracy(m), m->topk, 100 * dc_metrics_topk_accuracy(m),

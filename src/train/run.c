@@ -15,6 +15,7 @@ enum { RUN_STOP = 100 }; /* a callback's request to stop (not an error) */
 /* Everything the callbacks need. */
 typedef struct run_ctx {
   const dc_config *cfg;
+  const dc__run_spec *spec; /* cfg's typed values */
   const dc__data *data;
   const dc_run_opts *o;
   char dir[1024];
@@ -152,12 +153,12 @@ static void default_dir(const dc_config *c, char *buf, size_t n) {
 
 static void print_summary(FILE *f, const run_ctx *r, const dc_run_result *res,
                           const dc_metrics *test) {
-  bool best_w = dc__config_bool(r->cfg, "train.restore_best") && res->best_epoch > 0;
+  bool best_w = r->spec->train.restore_best && res->best_epoch > 0;
   fprintf(f, "\ntest accuracy: %.2f%% (loss %.4f) with the weights of epoch %d",
           100 * res->test_acc, res->test_loss, best_w ? res->best_epoch : res->epochs_done);
   if (!isnan(res->best_val_acc))
     fprintf(f, " (validation accuracy %.2f%% at the best epoch %d, by %s)", 100 * res->best_val_acc,
-            res->best_epoch, dc_config_get(r->cfg, "train.monitor"));
+            res->best_epoch, dc__spec_choice(DC__K_train_monitor, (int)r->spec->train.monitor));
   fprintf(f, "\n\n");
   dc_metrics_print_classes(f, test, (const char *const *)r->data->class_names, false);
   fprintf(f, "\nconfusion matrix (rows: true class, columns: predicted class)\n");
@@ -244,7 +245,8 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
   dc_run_opts o = opts ? *opts : (dc_run_opts){0};
   dc_run_result res = {0};
   double t_start = dc__now();
-  run_ctx r = {.cfg = c, .o = &o, .writer = dc_dist_is_main()};
+  const dc__run_spec *sp = dc__config_spec(c);
+  run_ctx r = {.cfg = c, .spec = sp, .o = &o, .writer = dc_dist_is_main()};
   int nranks = dc_dist_size();
   if (!r.writer) { /* data-parallel: rank 0 alone logs and writes */
     o.progress = DC_PROGRESS_QUIET;
@@ -260,7 +262,7 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
   FILE *log = o.log ? o.log : stderr;
   FILE *out = o.out ? o.out : stdout;
   dc_device dev;
-  int rc = dc__run_device(c, o.device, &dev); /* before any work */
+  int rc = dc__run_device(sp, o.device, &dev); /* before any work */
   if (rc != DC_OK) return rc;
   rc = dc__mkdirs(r.dir);
   if (rc != DC_OK) return rc;
@@ -274,10 +276,10 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
                       r.dir);
     if (!(resume = dc_ckpt_load(path))) return dc_last_status();
   }
-  uint64_t seed = (uint64_t)dc__config_int(c, "train.seed");
+  uint64_t seed = (uint64_t)sp->train.seed;
   dc_manual_seed(seed);
   dc__data data;
-  rc = dc__build_data(c, &data, NULL);
+  rc = dc__build_data(sp, &data, NULL);
   if (rc != DC_OK) {
     dc_ckpt_free(resume);
     return rc;
@@ -294,15 +296,11 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
   char *repr = NULL;
   bool anomaly_prev = false, anomaly_set = false; /* train.detect_anomaly, restored at the end */
   dc__loss_cfg loss;
-  dc__build_loss(c, &loss);
-  r.batch_size = dc__config_int(c, "train.batch_size");
-  int64_t ebs = dc__config_int(c, "train.eval_batch_size");
-  int workers = (int)dc__config_int(c, "data.workers");
-  int epochs = (int)dc__config_int(c, "train.epochs");
-  if (r.batch_size < 1 || ebs < 1) {
-    rc = dc__errs(DC_ERR_ARG, "train.batch_size and train.eval_batch_size must be >= 1");
-    goto done;
-  }
+  dc__build_loss(sp, &loss);
+  r.batch_size = sp->train.batch_size; /* >= 1, as eval_batch_size (spec.h) */
+  int64_t ebs = sp->train.eval_batch_size;
+  int workers = (int)sp->data.workers;
+  int epochs = (int)sp->train.epochs;
   if (r.batch_size % nranks != 0) {
     rc = dc__errs(DC_ERR_ARG,
                   "train.batch_size = %lld is the batch of the whole job and must be "
@@ -310,13 +308,13 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
                   (long long)r.batch_size, nranks, nranks);
     goto done;
   }
-  if (!(model = dc__build_model(c, &data))) goto fail_status;
+  if (!(model = dc__build_model(sp, &data))) goto fail_status;
   /* the model goes to the device first, the optimizer (and its state) is built there */
   if (dev != DC_CPU && (rc = dc_module_to(model, dev)) != DC_OK) goto done;
-  if (nranks > 1 && dc__config_bool(c, "train.sync_batchnorm") &&
+  if (nranks > 1 && sp->train.sync_batchnorm &&
       (rc = dc_dist_convert_sync_batchnorm(model)) != DC_OK)
     goto done;
-  if (!(opt = dc__build_optim(c, model))) goto fail_status;
+  if (!(opt = dc__build_optim(sp, model))) goto fail_status;
   if (nranks > 1 && !(ddp = dc_dist_ddp_new(model))) goto fail_status;
   int64_t tbs = r.batch_size / nranks;
   int prefetch = train_prefetch(data.sample_shape, tbs, workers);
@@ -328,8 +326,8 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
       !(vl = make_loader(data.val, ebs, false, workers, 0, dc__seed_stream(seed, 2), dev)))
     goto fail_status;
   dc_sched_when when;
-  if ((rc = dc__build_sched(c, opt, dc_loader_len(tl), &sched, &when)) != DC_OK) goto done;
-  const char *mon = dc_config_get(c, "train.monitor"), *nan_mode = dc_config_get(c, "train.on_nan");
+  if ((rc = dc__build_sched(sp, opt, dc_loader_len(tl), &sched, &when)) != DC_OK) goto done;
+  dc__monitor mon = sp->train.monitor;
   dc_trainer_opts to = {
       .epochs = epochs,
       .loss = dc__loss_call,
@@ -338,20 +336,20 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
       .sched = sched,
       .sched_when = when,
       .num_classes = data.num_classes,
-      .clip_grad_norm = dc__config_float(c, "train.clip_grad_norm"),
-      .on_nan = strcmp(nan_mode, "skip") == 0 ? DC_NAN_SKIP : DC_NAN_STOP,
-      .patience = (int)dc__config_int(c, "train.early_stop"),
-      .min_delta = dc__config_float(c, "train.min_delta"),
-      .monitor = !strcmp(mon, "val_loss")     ? DC_MONITOR_VAL_LOSS
-                 : !strcmp(mon, "train_loss") ? DC_MONITOR_TRAIN_LOSS
-                                              : DC_MONITOR_VAL_ACC,
+      .clip_grad_norm = sp->train.clip_grad_norm,
+      .on_nan = sp->train.on_nan == DC__NAN_SKIP ? DC_NAN_SKIP : DC_NAN_STOP,
+      .patience = (int)sp->train.early_stop,
+      .min_delta = sp->train.min_delta,
+      .monitor = mon == DC__MON_VAL_LOSS     ? DC_MONITOR_VAL_LOSS
+                 : mon == DC__MON_TRAIN_LOSS ? DC_MONITOR_TRAIN_LOSS
+                                             : DC_MONITOR_VAL_ACC,
       .on_step = on_step,
       .on_epoch = on_epoch,
       .cb_ud = &r,
       .dist = dc_dist_trainer_hooks(ddp),
   };
   if (!(t = dc_trainer_new(model, opt, tl, to))) goto fail_status;
-  anomaly_prev = dc_set_detect_anomaly(dc__config_bool(c, "train.detect_anomaly"));
+  anomaly_prev = dc_set_detect_anomaly(sp->train.detect_anomaly);
   anomaly_set = true;
   if (resume) {
     char warn[1100];
@@ -408,9 +406,8 @@ int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) 
   /* the test set, with the best epoch's weights when asked */
   path_in(path, sizeof path, &r, "best.ckpt");
   if (nranks > 1 && (rc = dc_dist_barrier()) != DC_OK) goto done; /* rank 0's files are written */
-  if (dc__config_bool(c, "train.restore_best") && res.best_epoch > 0 &&
-      res.best_epoch != res.epochs_done && dc__path_exists(path) &&
-      (rc = load_weights(model, path)) != DC_OK)
+  if (sp->train.restore_best && res.best_epoch > 0 && res.best_epoch != res.epochs_done &&
+      dc__path_exists(path) && (rc = load_weights(model, path)) != DC_OK)
     goto done;
   if (!(test = dc_metrics_new(data.num_classes, 5))) goto fail_status;
   if ((rc = dc_evaluate(model, te, dc__loss_call, &loss, test)) != DC_OK) goto done;

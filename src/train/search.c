@@ -77,7 +77,7 @@ int dc_search(const dc_config *base, const dc_grid_axis *axes, int naxes, const 
     if (total > 10000) return dc__errs(DC_ERR_ARG, "search: more than 10000 combinations");
   }
   dc_device dev; /* the device, and every key and value, checked before the first run */
-  int drc = dc__run_device(base, o.device, &dev);
+  int drc = dc__run_device(dc__config_spec(base), o.device, &dev);
   if (drc != DC_OK) return drc;
   for (int a = 0; a < naxes; a++)
     for (int v = 0; v < axes[a].n; v++) {
