@@ -228,140 +228,155 @@ int dc__run_device(const dc__run_spec *s, const char *override, dc_device *dev) 
   return DC_OK;
 }
 
-int dc__build_data(const dc__run_spec *s, dc__data *d, const char *override) {
-  memset(d, 0, sizeof *d);
-  const char *name = override && *override ? override : s->data.dataset;
-  uint64_t seed = (uint64_t)s->train.seed;
-  dc_dataset *full = NULL, *test = NULL;
-  int rc = open_sets(name, s->data.dir, &full, &test);
-  if (rc != DC_OK) return rc;
-  if ((rc = class_names(d, full)) != DC_OK) goto fail;
-  const char *test_path = s->data.test;
-  if (!test && *test_path && !(override && *override)) {
-    test = dc_dataset_open(test_path);
-    if (!test) {
-      rc = dc__rewrap(dc_last_status(), "data.test: %s", dc_last_error());
-      goto fail;
-    }
-    if (dc_dataset_num_classes(test) != d->num_classes) {
-      rc = dc__errs(DC_ERR_ARG, "data.test: %s has %lld classes, the training set %lld", test_path,
-                    (long long)dc_dataset_num_classes(test), (long long)d->num_classes);
-      goto fail;
-    }
-  }
-  if (!test) { /* a single file or folder: hold out a test part */
-    int64_t len = dc_dataset_len(full), nt = (int64_t)llround(0.2 * (double)len);
-    if (nt < 1 || nt >= len) {
-      rc = dc__errs(DC_ERR_ARG, "data.dataset: %s has %lld samples, too few to hold out a test set",
+/* data.test: the test set of a dataset given as a path. */
+static int open_test_path(const dc__run_spec *s, const dc__data *d, dc_dataset **test) {
+  const char *path = s->data.test;
+  if (!(*test = dc_dataset_open(path)))
+    return dc__rewrap(dc_last_status(), "data.test: %s", dc_last_error());
+  if (dc_dataset_num_classes(*test) != d->num_classes)
+    return dc__errs(DC_ERR_ARG, "data.test: %s has %lld classes, the training set %lld", path,
+                    (long long)dc_dataset_num_classes(*test), (long long)d->num_classes);
+  return DC_OK;
+}
+
+/* A single file or folder: 20% of it becomes the test set (with the seed). */
+static int hold_out_test(const char *name, uint64_t seed, dc_dataset **full, dc_dataset **test) {
+  int64_t len = dc_dataset_len(*full), nt = (int64_t)llround(0.2 * (double)len);
+  if (nt < 1 || nt >= len)
+    return dc__errs(DC_ERR_ARG, "data.dataset: %s has %lld samples, too few to hold out a test set",
                     name, (long long)len);
-      goto fail;
-    }
-    dc_dataset *rest = NULL;
-    rc = split_two(full, nt, mix(seed, 11), &test, &rest);
-    full = rest;
-    if (rc != DC_OK) goto fail;
-  }
-  int64_t limit = s->data.train_limit;
-  if (limit > 0 && limit < dc_dataset_len(full)) {
-    rc = split_two(full, limit, mix(seed, 12), &full, NULL);
+  dc_dataset *rest = NULL;
+  int rc = split_two(*full, nt, mix(seed, 11), test, &rest);
+  *full = rest;
+  return rc;
+}
+
+/* The training pool (*full) and the test set, and the class names into d. */
+static int open_pool(const dc__run_spec *s, const char *name, bool override, dc__data *d,
+                     dc_dataset **full, dc_dataset **test) {
+  int rc = open_sets(name, s->data.dir, full, test);
+  if (rc != DC_OK) return rc;
+  if ((rc = class_names(d, *full)) != DC_OK) return rc;
+  if (!*test && *s->data.test && !override) rc = open_test_path(s, d, test);
+  if (rc == DC_OK && !*test) rc = hold_out_test(name, (uint64_t)s->train.seed, full, test);
+  return rc;
+}
+
+/* data.train_limit (a random subset) and data.test_limit (the first n). */
+static int apply_limits(const dc__run_spec *s, dc_dataset **full, dc_dataset **test) {
+  int64_t limit = s->data.train_limit, tlimit = s->data.test_limit;
+  if (limit > 0 && limit < dc_dataset_len(*full)) {
+    int rc = split_two(*full, limit, mix((uint64_t)s->train.seed, 12), full, NULL);
     if (rc != DC_OK) {
-      full = NULL;
-      goto fail;
+      *full = NULL; /* consumed */
+      return rc;
     }
   }
-  int64_t tlimit = s->data.test_limit;
-  if (tlimit > 0 && tlimit < dc_dataset_len(test)) {
-    dc_dataset *t = first_n(test, tlimit);
-    dc_dataset_free(test);
-    test = t;
-    if (!test) goto fail_status;
+  if (tlimit > 0 && tlimit < dc_dataset_len(*test)) {
+    dc_dataset *t = first_n(*test, tlimit);
+    dc_dataset_free(*test);
+    *test = t;
+    if (!t) return dc__status_or_nomem();
   }
+  return DC_OK;
+}
+
+/* data.val_split: the pool into d->train and d->val (none: validation on the test set). */
+static int split_val(const dc__run_spec *s, dc_dataset **full, dc__data *d) {
   double vs = s->data.val_split; /* in [0, 1) (spec.h) */
-  int64_t nval = (int64_t)llround(vs * (double)dc_dataset_len(full));
+  int64_t len = dc_dataset_len(*full), nval = (int64_t)llround(vs * (double)len);
   if (vs > 0 && nval < 1) nval = 1;
-  if (nval >= dc_dataset_len(full)) {
-    rc = dc__errs(DC_ERR_ARG, "data.val_split: %g leaves no training samples of %lld", vs,
-                  (long long)dc_dataset_len(full));
-    goto fail;
-  }
-  if (nval > 0) {
-    dc_dataset *tr = NULL, *va = NULL;
-    int64_t lengths[2] = {dc_dataset_len(full) - nval, nval};
-    dc_dataset *out[2];
-    rc = dc_random_split(full, lengths, 2, mix(seed, 13), out);
-    if (rc != DC_OK) goto fail;
-    dc_dataset_free(full);
-    full = NULL;
-    tr = out[0], va = out[1];
-    d->train = tr;
-    d->val = va;
-  } else {
-    d->train = full;
-    full = NULL;
+  if (nval >= len)
+    return dc__errs(DC_ERR_ARG, "data.val_split: %g leaves no training samples of %lld", vs,
+                    (long long)len);
+  if (nval == 0) {
+    d->train = *full, *full = NULL;
     d->val = NULL;
     d->val_is_test = true;
+    return DC_OK;
   }
-  d->test = test;
-  test = NULL;
+  int64_t lengths[2] = {len - nval, nval};
+  dc_dataset *out[2];
+  int rc = dc_random_split(*full, lengths, 2, mix((uint64_t)s->train.seed, 13), out);
+  if (rc != DC_OK) return rc;
+  dc_dataset_free(*full);
+  *full = NULL;
+  d->train = out[0], d->val = out[1];
+  return DC_OK;
+}
 
-  /* transforms */
+/* Normalisation statistics: data.mean / data.std, the published ones of a named dataset, or
+ * measured on the training set; *C channels. */
+static int norm_stats(const dc__run_spec *s, const char *name, dc_dataset *train, int *C,
+                      double *mean, double *std) {
+  int nm = s->data.mean.n, ns = s->data.std.n;
+  if (nm > 0 || ns > 0) {
+    if (nm != ns) return dc__errs(DC_ERR_ARG, "data.mean has %d values but data.std %d", nm, ns);
+    *C = nm;
+    memcpy(mean, s->data.mean.v, sizeof *mean * (size_t)nm);
+    memcpy(std, s->data.std.v, sizeof *std * (size_t)ns);
+    return DC_OK;
+  }
+  for (size_t i = 0; i < sizeof STATS / sizeof STATS[0]; i++)
+    if (same_name(name, STATS[i].name)) {
+      *C = STATS[i].channels;
+      memcpy(mean, STATS[i].mean, sizeof STATS[i].mean);
+      memcpy(std, STATS[i].std, sizeof STATS[i].std);
+    }
+  return *C ? DC_OK : measure_stats(train, C, mean, std);
+}
+
+/* Image datasets: augmentation (training only), ToTensor and normalisation on each split. */
+static int set_transforms(const dc__run_spec *s, dc__data *d, const char *name) {
   bool image = false;
-  if ((rc = sample_kind(d->train, &image)) != DC_OK) goto fail;
+  int rc = sample_kind(d->train, &image);
+  if (rc != DC_OK || !image) return rc;
   int C = 0;
   double mean[8] = {0}, std[8] = {0};
-  bool normalize = image && s->data.normalize;
-  if (normalize) {
-    int nm = s->data.mean.n, ns = s->data.std.n;
-    if (nm > 0 || ns > 0) {
-      if (nm != ns) {
-        rc = dc__errs(DC_ERR_ARG, "data.mean has %d values but data.std %d", nm, ns);
-        goto fail;
-      }
-      C = nm;
-      memcpy(mean, s->data.mean.v, sizeof *mean * (size_t)nm);
-      memcpy(std, s->data.std.v, sizeof *std * (size_t)ns);
-    } else {
-      for (size_t i = 0; i < sizeof STATS / sizeof STATS[0]; i++)
-        if (same_name(name, STATS[i].name)) {
-          C = STATS[i].channels;
-          memcpy(mean, STATS[i].mean, sizeof STATS[i].mean);
-          memcpy(std, STATS[i].std, sizeof STATS[i].std);
-        }
-      if (!C && (rc = measure_stats(d->train, &C, mean, std)) != DC_OK) goto fail;
-    }
-  }
+  bool normalize = s->data.normalize;
+  if (normalize && (rc = norm_stats(s, name, d->train, &C, mean, std)) != DC_OK) return rc;
   int64_t hw[2] = {0, 0};
-  if (image) {
-    dc_scope_begin();
-    dc_tensor *x = NULL, *y = NULL;
-    rc = dc_dataset_get(d->train, 0, 1, &x, &y);
-    if (rc == DC_OK) hw[0] = x->shape[0], hw[1] = x->ndim > 1 ? x->shape[1] : 1;
-    dc_scope_end();
-    if (rc != DC_OK) goto fail;
-  }
-  dc_dataset *sets[3] = {d->train, d->val, d->test};
-  for (int k = 0; k < 3; k++) {
-    if (!sets[k] || !image) continue;
-    dc_transform *tf = make_transform(s, image, k == 0, C, mean, std, normalize, hw[0], hw[1]);
-    if (!tf || (rc = dc_dataset_set_transform(sets[k], tf)) != DC_OK) {
-      rc = dc_last_status() ? dc_last_status() : DC_ERR_ARG;
-      goto fail;
-    }
-  }
-  /* the shape of one input as the model sees it */
   dc_scope_begin();
   dc_tensor *x = NULL, *y = NULL;
-  rc = dc_dataset_get(d->test, 0, 1, &x, &y);
+  rc = dc_dataset_get(d->train, 0, 1, &x, &y);
+  if (rc == DC_OK) hw[0] = x->shape[0], hw[1] = x->ndim > 1 ? x->shape[1] : 1;
+  dc_scope_end();
+  if (rc != DC_OK) return rc;
+  dc_dataset *sets[3] = {d->train, d->val, d->test};
+  for (int k = 0; k < 3; k++) {
+    if (!sets[k]) continue;
+    dc_transform *tf = make_transform(s, image, k == 0, C, mean, std, normalize, hw[0], hw[1]);
+    if (!tf || dc_dataset_set_transform(sets[k], tf) != DC_OK)
+      return dc_last_status() ? dc_last_status() : DC_ERR_ARG;
+  }
+  return DC_OK;
+}
+
+/* The shape of one input as the model sees it (floating point). */
+static int input_shape(dc__data *d) {
+  dc_scope_begin();
+  dc_tensor *x = NULL, *y = NULL;
+  int rc = dc_dataset_get(d->test, 0, 1, &x, &y);
   if (rc == DC_OK) d->sample_shape = dc_shape_of(x);
   if (rc == DC_OK && x->dtype != DC_F32 && x->dtype != DC_F64)
     rc = dc__errs(DC_ERR_ARG, "data.dataset: samples are %s, expected floating-point inputs",
                   dc_dtype_name(x->dtype));
   dc_scope_end();
-  if (rc != DC_OK) goto fail;
-  return DC_OK;
-fail_status:
-  rc = dc_last_status() ? dc_last_status() : DC_ERR_NOMEM;
-fail:
+  return rc;
+}
+
+int dc__build_data(const dc__run_spec *s, dc__data *d, const char *override) {
+  memset(d, 0, sizeof *d);
+  bool over = override && *override;
+  const char *name = over ? override : s->data.dataset;
+  dc_dataset *full = NULL, *test = NULL;
+  int rc = open_pool(s, name, over, d, &full, &test);
+  if (rc == DC_OK) rc = apply_limits(s, &full, &test);
+  if (rc == DC_OK) rc = split_val(s, &full, d);
+  if (rc == DC_OK) d->test = test, test = NULL;
+  if (rc == DC_OK) rc = set_transforms(s, d, name);
+  if (rc == DC_OK) rc = input_shape(d);
+  if (rc == DC_OK) return DC_OK;
   dc_dataset_free(full);
   dc_dataset_free(test);
   dc__data_free(d);

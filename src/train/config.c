@@ -372,17 +372,70 @@ static int append_value(dc_config *c, const char *section, const char *key, cons
   return DC_OK;
 }
 
+/* Where the reader is: the line number, the open section and the key a continuation line
+ * belongs to. */
+typedef struct ini_state {
+  int line;
+  char section[64], lastkey[64];
+} ini_state;
+
+/* "[name]" at column col. */
+static int section_header(dc_config *c, ini_state *st, char *s, int col) {
+  char *end = strchr(s, ']');
+  if (!end || *trim(end + 1))
+    return dc__errs(DC_ERR_FORMAT, "%s:%d:%d: malformed section header '%s' (write [name])",
+                    c->name, st->line, col, s);
+  *end = 0;
+  char *name = trim(s + 1);
+  lower(name);
+  if (!known_section(name)) {
+    char hint[64];
+    suggest_section(name, hint, sizeof hint);
+    return dc__errs(DC_ERR_ARG,
+                    "%s:%d:%d: unknown section [%s]%s (sections: [model] [data] [train] "
+                    "[optim] [schedule] [vars])",
+                    c->name, st->line, col, name, hint);
+  }
+  snprintf(st->section, sizeof st->section, "%s", name);
+  st->lastkey[0] = 0;
+  return DC_OK;
+}
+
+/* "key = value" (or "key: value"), or an indented continuation of the last value; s is the
+ * trimmed line inside buf. */
+static int key_line(dc_config *c, ini_state *st, char *buf, char *s, bool indented) {
+  int col = (int)(s - buf) + 1;
+  char *eq = strpbrk(s, "=:");
+  bool continued = indented && st->lastkey[0] &&
+                   (!eq || (strchr(s, '(') && strchr(s, '(') < eq)); /* "  conv2d(32, 64, 5)," */
+  if (continued) return append_value(c, st->section, st->lastkey, clean_value(s));
+  if (!eq)
+    return dc__errs(DC_ERR_FORMAT, "%s:%d:%d: expected 'key = value', got '%s'", c->name, st->line,
+                    col, s);
+  *eq = 0;
+  char *key = trim(s);
+  lower(key);
+  char *value = clean_value(eq + 1);
+  if (!st->section[0])
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s:%d:%d: '%s' comes before any [section] header (start with [model], "
+                    "[data], [train], [optim] or [schedule])",
+                    c->name, st->line, col, key);
+  place at = {st->line, col, (int)(value - buf) + 1, NULL};
+  int rc = assign(c, st->section, key, value, &at);
+  if (rc == DC_OK) snprintf(st->lastkey, sizeof st->lastkey, "%s", key);
+  return rc;
+}
+
 static int parse_into(dc_config *c, const char *text) {
-  char section[64] = "", lastkey[64] = "";
-  int line = 0;
-  const char *p = text;
+  ini_state st = {0};
   char buf[4096];
-  while (*p) {
+  for (const char *p = text; *p;) {
     const char *nl = strchr(p, '\n');
     size_t len = nl ? (size_t)(nl - p) : strlen(p);
-    line++;
+    st.line++;
     if (len >= sizeof buf)
-      return dc__errs(DC_ERR_FORMAT, "%s:%d: line longer than %zu characters", c->name, line,
+      return dc__errs(DC_ERR_FORMAT, "%s:%d: line longer than %zu characters", c->name, st.line,
                       sizeof buf - 1);
     memcpy(buf, p, len);
     buf[len] = 0;
@@ -390,58 +443,14 @@ static int parse_into(dc_config *c, const char *text) {
     if (len && buf[len - 1] == '\r') buf[--len] = 0;
     bool indented = len > 0 && (buf[0] == ' ' || buf[0] == '\t');
     char *s = trim(buf);
-    if (!*s || *s == '#' || *s == ';') {
-      if (!*s) lastkey[0] = 0;
-      continue;
-    }
-    if (*s == '[') {
-      char *end = strchr(s, ']');
-      if (!end || *trim(end + 1))
-        return dc__errs(DC_ERR_FORMAT, "%s:%d: malformed section header '%s' (write [name])",
-                        c->name, line, s);
-      *end = 0;
-      char *name = trim(s + 1);
-      lower(name);
-      if (!known_section(name)) {
-        char hint[64];
-        suggest_section(name, hint, sizeof hint);
-        return dc__errs(DC_ERR_ARG,
-                        "%s:%d: unknown section [%s]%s (sections: [model] [data] [train] "
-                        "[optim] [schedule] [vars])",
-                        c->name, line, name, hint);
-      }
-      snprintf(section, sizeof section, "%s", name);
-      lastkey[0] = 0;
-      continue;
-    }
-    char *eq = strpbrk(s, "=:");
-    if (!eq) {
-      if (indented && lastkey[0]) {
-        int rc = append_value(c, section, lastkey, clean_value(s));
-        if (rc != DC_OK) return rc;
-        continue;
-      }
-      return dc__errs(DC_ERR_FORMAT, "%s:%d: expected 'key = value', got '%s'", c->name, line, s);
-    }
-    if (indented && lastkey[0] && strchr(s, '(') && strchr(s, '(') < eq) {
-      /* a continued layer list such as "  conv2d(32, 64, 5, padding=2)," */
-      int rc = append_value(c, section, lastkey, clean_value(s));
-      if (rc != DC_OK) return rc;
-      continue;
-    }
-    *eq = 0;
-    char *key = trim(s);
-    lower(key);
-    char *value = clean_value(eq + 1);
-    if (!section[0])
-      return dc__errs(DC_ERR_FORMAT,
-                      "%s:%d: '%s' comes before any [section] header (start with [model], "
-                      "[data], [train], [optim] or [schedule])",
-                      c->name, line, key);
-    place at = {line, (int)(key - buf) + 1, (int)(value - buf) + 1, NULL};
-    int rc = assign(c, section, key, value, &at);
+    int rc = DC_OK;
+    if (!*s)
+      st.lastkey[0] = 0; /* a blank line ends a value */
+    else if (*s == '[')
+      rc = section_header(c, &st, s, (int)(s - buf) + 1);
+    else if (*s != '#' && *s != ';')
+      rc = key_line(c, &st, buf, s, indented);
     if (rc != DC_OK) return rc;
-    snprintf(lastkey, sizeof lastkey, "%s", key);
   }
   return DC_OK;
 }
@@ -706,3 +715,5 @@ int dc__rewrap(dc_status s, const char *fmt, ...) {
   va_end(ap);
   return dc__errs(s, "%s", msg);
 }
+
+int dc__status_or_nomem(void) { return dc_last_status() ? dc_last_status() : DC_ERR_NOMEM; }

@@ -14,6 +14,8 @@ const char *dc__config_name(const dc_config *c);
 /* Sets the error like dc__errs, for messages that quote dc_last_error() (which dc__errs would
  * overwrite while formatting); returns s. */
 int dc__rewrap(dc_status s, const char *fmt, ...) DC__PRINTF(2, 3);
+/* dc_last_status(), or DC_ERR_NOMEM when a call failed without setting one. */
+int dc__status_or_nomem(void);
 /* Keys whose values differ, "section.key, ..." into buf ("" when none). */
 void dc__config_diff(const dc_config *a, const dc_config *b, char *buf, size_t n);
 
