@@ -649,74 +649,87 @@ dc_optim *dc__build_optim(const dc__run_spec *s, dc_module *m) {
   return o;
 }
 
-int dc__build_sched(const dc__run_spec *s, dc_optim *o, int64_t steps_per_epoch, dc_sched **out,
-                    dc_sched_when *when) {
-  *out = NULL;
-  *when = DC_SCHED_PER_EPOCH;
+/* onecycle (stepped after every batch) or plateau (on the validation loss): no warm-up. */
+static int own_pace_sched(const dc__run_spec *s, dc_optim *o, int64_t steps_per_epoch,
+                          dc_sched **out, dc_sched_when *when) {
   dc__sched kind = s->schedule.name;
-  const char *name = dc__spec_choice(DC__K_schedule_name, (int)kind);
-  int epochs = (int)s->train.epochs;
-  int warm = (int)s->schedule.warmup_epochs;
-  double gamma = s->schedule.gamma;
-  dc_sched *main = NULL;
-  if (kind == DC__SCHED_ONECYCLE || kind == DC__SCHED_PLATEAU) {
-    if (warm > 0)
-      return dc__errs(DC_ERR_ARG,
-                      "schedule.warmup_epochs: %s has its own warm-up or none; set "
-                      "warmup_epochs = 0",
-                      name);
-    if (kind == DC__SCHED_ONECYCLE) {
-      double max_lr = s->schedule.max_lr;
-      if (!(max_lr > 0)) max_lr = 10 * dc_optim_get_lr(o, 0);
-      dc_onecycle_opts oc = dc_onecycle_defaults(max_lr, (int64_t)epochs * steps_per_epoch);
-      oc.pct_start = s->schedule.pct_start;
-      *out = dc_sched_onecycle_lr(o, oc);
-      *when = DC_SCHED_PER_STEP;
-    } else {
-      dc_plateau_opts po = dc_plateau_defaults();
-      po.factor = s->schedule.factor;
-      po.patience = (int)s->schedule.patience;
-      *out = dc_sched_reduce_on_plateau(o, po);
-      *when = DC_SCHED_ON_VAL_LOSS;
-    }
-    return *out ? DC_OK : dc__rewrap(dc_last_status(), "schedule: %s", dc_last_error());
+  if (s->schedule.warmup_epochs > 0)
+    return dc__errs(DC_ERR_ARG,
+                    "schedule.warmup_epochs: %s has its own warm-up or none; set "
+                    "warmup_epochs = 0",
+                    dc__spec_choice(DC__K_schedule_name, (int)kind));
+  if (kind == DC__SCHED_ONECYCLE) {
+    double max_lr = s->schedule.max_lr;
+    if (!(max_lr > 0)) max_lr = 10 * dc_optim_get_lr(o, 0);
+    dc_onecycle_opts oc = dc_onecycle_defaults(max_lr, s->train.epochs * steps_per_epoch);
+    oc.pct_start = s->schedule.pct_start;
+    *out = dc_sched_onecycle_lr(o, oc);
+    *when = DC_SCHED_PER_STEP;
+  } else {
+    dc_plateau_opts po = dc_plateau_defaults();
+    po.factor = s->schedule.factor;
+    po.patience = (int)s->schedule.patience;
+    *out = dc_sched_reduce_on_plateau(o, po);
+    *when = DC_SCHED_ON_VAL_LOSS;
   }
-  if (kind == DC__SCHED_STEP) {
-    main = dc_sched_step_lr(o, (int)s->schedule.step_size, gamma);
-  } else if (kind == DC__SCHED_MULTISTEP) {
+  return *out ? DC_OK : dc__rewrap(dc_last_status(), "schedule: %s", dc_last_error());
+}
+
+/* The per-epoch schedule after the warm-up (*main NULL for none). */
+static int epoch_sched(const dc__run_spec *s, dc_optim *o, dc_sched **main) {
+  int epochs = (int)s->train.epochs, warm = (int)s->schedule.warmup_epochs;
+  double gamma = s->schedule.gamma;
+  *main = NULL;
+  switch (s->schedule.name) {
+  case DC__SCHED_STEP:
+    *main = dc_sched_step_lr(o, (int)s->schedule.step_size, gamma);
+    break;
+  case DC__SCHED_MULTISTEP: {
     int n = s->schedule.milestones.n;
     if (n == 0)
       return dc__errs(DC_ERR_ARG, "schedule.milestones: multistep needs epochs, e.g. 5,8");
     int mi[DC__SPEC_LIST_MAX];
     for (int i = 0; i < n; i++) mi[i] = (int)s->schedule.milestones.v[i] - warm;
-    main = dc_sched_multistep_lr(o, mi, n, gamma);
-  } else if (kind == DC__SCHED_EXPONENTIAL) {
-    main = dc_sched_exponential_lr(o, gamma);
-  } else if (kind == DC__SCHED_COSINE) {
+    *main = dc_sched_multistep_lr(o, mi, n, gamma);
+    break;
+  }
+  case DC__SCHED_EXPONENTIAL:
+    *main = dc_sched_exponential_lr(o, gamma);
+    break;
+  case DC__SCHED_COSINE: {
     int tmax = (int)s->schedule.t_max;
     if (tmax == 0) tmax = epochs - warm > 0 ? epochs - warm : 1;
-    main = dc_sched_cosine_annealing_lr(o, tmax, s->schedule.eta_min);
-  } else if (warm == 0) {
-    return DC_OK; /* none */
+    *main = dc_sched_cosine_annealing_lr(o, tmax, s->schedule.eta_min);
+    break;
   }
-  if (kind != DC__SCHED_NONE && !main)
-    return dc__rewrap(dc_last_status(), "schedule: %s", dc_last_error());
-  if (warm > 0) {
-    dc_sched *w = dc_sched_linear_lr(o, 0.1, 1.0, warm);
-    if (!w) {
-      dc_sched_free(main);
-      return dc__rewrap(dc_last_status(), "schedule.warmup_epochs: %s", dc_last_error());
-    }
-    if (main) {
-      dc_sched *both[2] = {w, main};
-      int ms[1] = {warm};
-      *out = dc_sched_sequential_lr(o, both, 2, ms);
-    } else {
-      *out = w;
-    }
-  } else {
-    *out = main;
+  case DC__SCHED_NONE:
+  case DC__SCHED_ONECYCLE:
+  case DC__SCHED_PLATEAU:
+    return DC_OK;
   }
+  return *main ? DC_OK : dc__rewrap(dc_last_status(), "schedule: %s", dc_last_error());
+}
+
+int dc__build_sched(const dc__run_spec *s, dc_optim *o, int64_t steps_per_epoch, dc_sched **out,
+                    dc_sched_when *when) {
+  *out = NULL;
+  *when = DC_SCHED_PER_EPOCH;
+  dc__sched kind = s->schedule.name;
+  if (kind == DC__SCHED_ONECYCLE || kind == DC__SCHED_PLATEAU)
+    return own_pace_sched(s, o, steps_per_epoch, out, when);
+  dc_sched *main = NULL;
+  int rc = epoch_sched(s, o, &main);
+  int warm = (int)s->schedule.warmup_epochs;
+  if (rc != DC_OK || warm == 0) return *out = main, rc;
+  dc_sched *w = dc_sched_linear_lr(o, 0.1, 1.0, warm); /* from lr/10 over warm epochs */
+  if (!w) {
+    dc_sched_free(main);
+    return dc__rewrap(dc_last_status(), "schedule.warmup_epochs: %s", dc_last_error());
+  }
+  if (!main) return *out = w, DC_OK;
+  dc_sched *both[2] = {w, main};
+  int ms[1] = {warm};
+  *out = dc_sched_sequential_lr(o, both, 2, ms);
   return *out ? DC_OK : dc__rewrap(dc_last_status(), "schedule: %s", dc_last_error());
 }
 

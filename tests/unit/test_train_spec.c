@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "train/spec.h"
+#include "train/train-impl.h"
 
 static dc_config *parse_ok(const char *text) {
   dc_config *c = dc_config_parse(text, "t.ini");
@@ -151,4 +152,79 @@ Test(spec, key_lists_name_every_key) {
   free(md);
   free(brief);
   free(text);
+}
+
+/* ---- the schedule a spec builds equals the one built by hand from the same values ---- */
+typedef dc_sched *(*make_sched)(dc_optim *o);
+static dc_sched *by_hand_multistep_warm(dc_optim *o) { /* milestones 3,5 after 1 warm-up epoch */
+  dc_sched *s[2] = {dc_sched_linear_lr(o, 0.1, 1.0, 1),
+                    dc_sched_multistep_lr(o, (int[]){2, 4}, 2, 0.5)};
+  return dc_sched_sequential_lr(o, s, 2, (int[]){1});
+}
+static dc_sched *by_hand_cosine_warm(dc_optim *o) { /* 8 epochs, 2 of warm-up: t_max 6 */
+  dc_sched *s[2] = {dc_sched_linear_lr(o, 0.1, 1.0, 2), dc_sched_cosine_annealing_lr(o, 6, 0.001)};
+  return dc_sched_sequential_lr(o, s, 2, (int[]){2});
+}
+static dc_sched *by_hand_step(dc_optim *o) { return dc_sched_step_lr(o, 2, 0.5); }
+static dc_sched *by_hand_warm_only(dc_optim *o) { return dc_sched_linear_lr(o, 0.1, 1.0, 3); }
+
+static void same_schedule(const char *text, make_sched by_hand, dc_sched_when want_when) {
+  dc_config *c = parse_ok(text);
+  dc_tensor *p1 = dc_requires_grad_(dc_zeros(DC_SHAPE(2), DC_F32), true),
+            *p2 = dc_requires_grad_(dc_zeros(DC_SHAPE(2), DC_F32), true);
+  dc_optim *o1 = dc_optim_sgd(&p1, 1, 0.1, 0), *o2 = dc_optim_sgd(&p2, 1, 0.1, 0);
+  dc_sched *s1 = NULL, *s2 = by_hand(o2);
+  dc_sched_when when;
+  cr_assert_eq(dc__build_sched(dc__config_spec(c), o1, 10, &s1, &when), DC_OK, "%s",
+               dc_last_error());
+  cr_assert_not_null(s1, "%s: no schedule", text);
+  cr_assert_eq(when, want_when);
+  for (int e = 0; e < 8; e++) {
+    cr_assert_float_eq(dc_optim_get_lr(o1, 0), dc_optim_get_lr(o2, 0), 1e-12, "%s: epoch %d", text,
+                       e);
+    dc_sched_step(s1);
+    dc_sched_step(s2);
+  }
+  dc_sched_free(s1);
+  dc_sched_free(s2);
+  dc_optim_free(o1);
+  dc_optim_free(o2);
+  dc_free(p1);
+  dc_free(p2);
+  dc_config_free(c);
+}
+
+Test(spec, schedules_from_the_spec) {
+  same_schedule("[schedule]\nname = step\nstep_size = 2\ngamma = 0.5\n", by_hand_step,
+                DC_SCHED_PER_EPOCH);
+  same_schedule("[schedule]\nname = multistep\nmilestones = 3, 5\ngamma = 0.5\nwarmup_epochs = 1\n",
+                by_hand_multistep_warm, DC_SCHED_PER_EPOCH);
+  same_schedule("[train]\nepochs = 8\n[schedule]\nname = cosine\neta_min = 0.001\n"
+                "warmup_epochs = 2\n",
+                by_hand_cosine_warm, DC_SCHED_PER_EPOCH);
+  same_schedule("[schedule]\nwarmup_epochs = 3\n", by_hand_warm_only, DC_SCHED_PER_EPOCH);
+  /* none: no schedule; onecycle with a warm-up: refused; multistep needs milestones */
+  dc_config *c = parse_ok("[schedule]\nname = onecycle\nwarmup_epochs = 1\n");
+  dc_tensor *p = dc_requires_grad_(dc_zeros(DC_SHAPE(2), DC_F32), true);
+  dc_optim *o = dc_optim_sgd(&p, 1, 0.1, 0);
+  dc_sched *s = NULL;
+  dc_sched_when when;
+  cr_assert_neq(dc__build_sched(dc__config_spec(c), o, 10, &s, &when), DC_OK);
+  cr_assert(strstr(dc_last_error(), "onecycle has its own warm-up"), "%s", dc_last_error());
+  dc_config_free(c);
+  c = parse_ok("[schedule]\nname = onecycle\n");
+  cr_assert_eq(dc__build_sched(dc__config_spec(c), o, 10, &s, &when), DC_OK, "%s", dc_last_error());
+  cr_assert(s && when == DC_SCHED_PER_STEP);
+  dc_sched_free(s);
+  dc_config_free(c);
+  c = parse_ok("[schedule]\nname = multistep\n");
+  cr_assert_neq(dc__build_sched(dc__config_spec(c), o, 10, &s, &when), DC_OK);
+  cr_assert(strstr(dc_last_error(), "multistep needs epochs"), "%s", dc_last_error());
+  dc_config_free(c);
+  c = dc_config_default();
+  cr_assert_eq(dc__build_sched(dc__config_spec(c), o, 10, &s, &when), DC_OK);
+  cr_assert_null(s);
+  dc_config_free(c);
+  dc_optim_free(o);
+  dc_free(p);
 }
