@@ -12,23 +12,23 @@
 #include <stdio.h>
 
 /* ---- the choices of the enum keys: X(CONSTANT, name) in the order of their constants ---- */
-#define DC__CHOICES_activation(X)                                                                  \
-  X(ACT_RELU, relu)                                                                                \
-  X(ACT_LEAKY_RELU, leaky_relu)                                                                    \
-  X(ACT_ELU, elu) X(ACT_GELU, gelu) X(ACT_TANH, tanh) X(ACT_SIGMOID, sigmoid)
+/* clang-format off */
+#define DC__CHOICES_activation(X) \
+  X(ACT_RELU, relu) X(ACT_LEAKY_RELU, leaky_relu) X(ACT_ELU, elu) X(ACT_GELU, gelu) \
+  X(ACT_TANH, tanh) X(ACT_SIGMOID, sigmoid)
 #define DC__CHOICES_device(X) X(DEV_CPU, cpu) X(DEV_CUDA, cuda) X(DEV_TESTDEV, testdev)
 #define DC__CHOICES_loss(X) X(LOSS_CROSS_ENTROPY, cross_entropy) X(LOSS_MULTI_MARGIN, multi_margin)
-#define DC__CHOICES_monitor(X)                                                                     \
+#define DC__CHOICES_monitor(X) \
   X(MON_VAL_ACC, val_acc) X(MON_VAL_LOSS, val_loss) X(MON_TRAIN_LOSS, train_loss)
 #define DC__CHOICES_on_nan(X) X(NAN_STOP, stop) X(NAN_SKIP, skip)
-#define DC__CHOICES_optim(X)                                                                       \
-  X(OPT_SGD, sgd)                                                                                  \
-  X(OPT_ADAM, adam) X(OPT_ADAMW, adamw) X(OPT_RMSPROP, rmsprop) X(OPT_ADAGRAD, adagrad)
-#define DC__CHOICES_sched(X)                                                                       \
-  X(SCHED_NONE, none)                                                                              \
-  X(SCHED_STEP, step)                                                                              \
-  X(SCHED_MULTISTEP, multistep) X(SCHED_EXPONENTIAL, exponential) X(SCHED_COSINE, cosine)          \
-      X(SCHED_ONECYCLE, onecycle) X(SCHED_PLATEAU, plateau)
+#define DC__CHOICES_optim(X) \
+  X(OPT_SGD, sgd) X(OPT_ADAM, adam) X(OPT_ADAMW, adamw) X(OPT_RMSPROP, rmsprop) \
+  X(OPT_ADAGRAD, adagrad)
+#define DC__CHOICES_sched(X) \
+  X(SCHED_NONE, none) X(SCHED_STEP, step) X(SCHED_MULTISTEP, multistep) \
+  X(SCHED_EXPONENTIAL, exponential) X(SCHED_COSINE, cosine) X(SCHED_ONECYCLE, onecycle) \
+  X(SCHED_PLATEAU, plateau)
+/* clang-format on */
 
 #define DC__ENUM_CONST(E, name) DC__##E,
 typedef enum dc__activation { DC__CHOICES_activation(DC__ENUM_CONST) } dc__activation;

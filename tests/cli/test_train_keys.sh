@@ -33,7 +33,8 @@ expect_error() {
   grep -qF -- "$text" <<<"$err" || fail "'$*': stderr lacks '$text':"$'\n'"$err"
 }
 printf '[data]\nval_split = 0.5\n[optim]\nbetas = 0.9\n' >"$tmp/b1.ini"
-expect_error "b1.ini:4:9: optim.betas: expected exactly 2 values, got '0.9'" "$DEEPC" train "$tmp/b1.ini"
+expect_error "b1.ini:4:9: optim.betas: expected exactly 2 values, got '0.9'" \
+  "$DEEPC" train "$tmp/b1.ini"
 printf '[train]\nbatch_size = 0\n' >"$tmp/b2.ini"
 expect_error "b2.ini:2:14: train.batch_size: must be >= 1, got 0" "$DEEPC" train "$tmp/b2.ini"
 printf '[data]\nval_split = 0.2\n' >"$tmp/ok.ini"
