@@ -86,7 +86,11 @@ typedef enum dc_nan_policy { DC_NAN_STOP = 0, DC_NAN_SKIP } dc_nan_policy;
 /* What early stopping and the best epoch follow: validation accuracy (higher is better),
  * validation loss or training loss (lower is better; TRAIN_LOSS also without a validation set:
  * "stop when the training loss has flattened out"). */
-typedef enum dc_monitor { DC_MONITOR_VAL_ACC = 0, DC_MONITOR_VAL_LOSS, DC_MONITOR_TRAIN_LOSS } dc_monitor;
+typedef enum dc_monitor {
+  DC_MONITOR_VAL_ACC = 0,
+  DC_MONITOR_VAL_LOSS,
+  DC_MONITOR_TRAIN_LOSS
+} dc_monitor;
 typedef enum dc_sched_when {
   DC_SCHED_PER_EPOCH = 0, /* dc_sched_step after each epoch */
   DC_SCHED_PER_STEP,      /* after each optimizer step (OneCycleLR, warm-up) */
@@ -164,7 +168,8 @@ DC_API dc_config *dc_config_parse(const char *text, const char *name);
 DC_API dc_config *dc_config_default(void);
 DC_API dc_config *dc_config_clone(const dc_config *c);
 DC_API void dc_config_free(dc_config *c);
-/* "section.key=value" (as --set): checked like a line of the file. */
+/* "section.key=value" (as --set): checked like a line of the file; errors begin with
+ * "--set section.key=value: ". */
 DC_API int dc_config_set(dc_config *c, const char *assignment);
 DC_API int dc_config_set_value(dc_config *c, const char *key, const char *value);
 /* The value with ${vars} replaced (the default when unset); NULL + error for an unknown key. */
@@ -174,6 +179,11 @@ DC_API bool dc_config_is_set(const dc_config *c, const char *key);
 DC_API char *dc_config_to_string(const dc_config *c, bool only_set);
 /* Prints the documented list of sections and keys with types and defaults. */
 DC_API void dc_config_print_schema(FILE *f);
+/* The key list in a format: TEXT as dc_config_print_schema (every key with type, default, range
+ * and meaning), MARKDOWN the tables of docs/training.md, BRIEF the key names per section (as
+ * `deepc train --help` ends). All come from one table, so they agree. */
+typedef enum dc_keys_format { DC_KEYS_TEXT, DC_KEYS_MARKDOWN, DC_KEYS_BRIEF } dc_keys_format;
+DC_API void dc_config_print_keys(FILE *f, dc_keys_format fmt);
 
 /* ======================= runs ======================= */
 typedef enum dc_progress_mode {

@@ -158,15 +158,14 @@ static int measure_stats(dc_dataset *ds, int *channels, double *mean, double *st
 }
 
 /* [augmentation...] ToTensor Normalize, or NULL (+ *none) when nothing applies. */
-static dc_transform *make_transform(const dc_config *c, bool image, bool augment, int channels,
+static dc_transform *make_transform(const dc__run_spec *s, bool image, bool augment, int channels,
                                     const double *mean, const double *std, bool normalize,
                                     int64_t h, int64_t w) {
   dc_transform *tfs[10];
   int n = 0;
   if (!image) return NULL;
-  int64_t resize = dc__config_int(c, "data.resize"), crop = dc__config_int(c, "data.crop");
-  int64_t pad = dc__config_int(c, "data.random_crop");
-  bool rrc = dc__config_bool(c, "data.random_resized_crop");
+  int64_t resize = s->data.resize, crop = s->data.crop, pad = s->data.random_crop;
+  bool rrc = s->data.random_resized_crop;
   if (augment && rrc) {
     int64_t sz = crop ? crop : resize ? resize : h;
     tfs[n++] = dc_tf_random_resized_crop(sz, sz);
@@ -180,8 +179,8 @@ static dc_transform *make_transform(const dc_config *c, bool image, bool augment
       tfs[n++] = dc_tf_random_crop(h, w, .padding = (int)pad);
   }
   if (augment) {
-    double rot = dc__config_float(c, "data.rotation");
-    if (dc__config_bool(c, "data.hflip")) tfs[n++] = dc_tf_random_hflip(0.5);
+    double rot = s->data.rotation;
+    if (s->data.hflip) tfs[n++] = dc_tf_random_hflip(0.5);
     if (rot > 0) tfs[n++] = dc_tf_random_rotation(-rot, rot, 0);
   }
   tfs[n++] = dc_tf_to_tensor();
@@ -219,8 +218,9 @@ static uint64_t mix(uint64_t seed, uint64_t stream) {
 
 uint64_t dc__seed_stream(uint64_t seed, uint64_t stream) { return mix(seed, stream); }
 
-int dc__run_device(const dc_config *c, const char *override, dc_device *dev) {
-  const char *name = override ? override : dc_config_get(c, "train.device");
+int dc__run_device(const dc__run_spec *s, const char *override, dc_device *dev) {
+  const char *name =
+      override ? override : dc__spec_choice(DC__K_train_device, (int)s->train.device);
   int rc = dc_device_parse(name, dev);
   if (rc != DC_OK)
     return dc__rewrap((dc_status)rc, "%s %s: %s", override ? "--device" : "train.device =", name,
@@ -228,142 +228,155 @@ int dc__run_device(const dc_config *c, const char *override, dc_device *dev) {
   return DC_OK;
 }
 
-int dc__build_data(const dc_config *c, dc__data *d, const char *override) {
-  memset(d, 0, sizeof *d);
-  const char *name = override && *override ? override : dc_config_get(c, "data.dataset");
-  uint64_t seed = (uint64_t)dc__config_int(c, "train.seed");
-  dc_dataset *full = NULL, *test = NULL;
-  int rc = open_sets(name, dc_config_get(c, "data.dir"), &full, &test);
-  if (rc != DC_OK) return rc;
-  if ((rc = class_names(d, full)) != DC_OK) goto fail;
-  const char *test_path = dc_config_get(c, "data.test");
-  if (!test && *test_path && !(override && *override)) {
-    test = dc_dataset_open(test_path);
-    if (!test) {
-      rc = dc__rewrap(dc_last_status(), "data.test: %s", dc_last_error());
-      goto fail;
-    }
-    if (dc_dataset_num_classes(test) != d->num_classes) {
-      rc = dc__errs(DC_ERR_ARG, "data.test: %s has %lld classes, the training set %lld", test_path,
-                    (long long)dc_dataset_num_classes(test), (long long)d->num_classes);
-      goto fail;
-    }
-  }
-  if (!test) { /* a single file or folder: hold out a test part */
-    int64_t len = dc_dataset_len(full), nt = (int64_t)llround(0.2 * (double)len);
-    if (nt < 1 || nt >= len) {
-      rc = dc__errs(DC_ERR_ARG, "data.dataset: %s has %lld samples, too few to hold out a test set",
+/* data.test: the test set of a dataset given as a path. */
+static int open_test_path(const dc__run_spec *s, const dc__data *d, dc_dataset **test) {
+  const char *path = s->data.test;
+  if (!(*test = dc_dataset_open(path)))
+    return dc__rewrap(dc_last_status(), "data.test: %s", dc_last_error());
+  if (dc_dataset_num_classes(*test) != d->num_classes)
+    return dc__errs(DC_ERR_ARG, "data.test: %s has %lld classes, the training set %lld", path,
+                    (long long)dc_dataset_num_classes(*test), (long long)d->num_classes);
+  return DC_OK;
+}
+
+/* A single file or folder: 20% of it becomes the test set (with the seed). */
+static int hold_out_test(const char *name, uint64_t seed, dc_dataset **full, dc_dataset **test) {
+  int64_t len = dc_dataset_len(*full), nt = (int64_t)llround(0.2 * (double)len);
+  if (nt < 1 || nt >= len)
+    return dc__errs(DC_ERR_ARG, "data.dataset: %s has %lld samples, too few to hold out a test set",
                     name, (long long)len);
-      goto fail;
-    }
-    dc_dataset *rest = NULL;
-    rc = split_two(full, nt, mix(seed, 11), &test, &rest);
-    full = rest;
-    if (rc != DC_OK) goto fail;
-  }
-  int64_t limit = dc__config_int(c, "data.train_limit");
-  if (limit > 0 && limit < dc_dataset_len(full)) {
-    rc = split_two(full, limit, mix(seed, 12), &full, NULL);
+  dc_dataset *rest = NULL;
+  int rc = split_two(*full, nt, mix(seed, 11), test, &rest);
+  *full = rest;
+  return rc;
+}
+
+/* The training pool (*full) and the test set, and the class names into d. */
+static int open_pool(const dc__run_spec *s, const char *name, bool override, dc__data *d,
+                     dc_dataset **full, dc_dataset **test) {
+  int rc = open_sets(name, s->data.dir, full, test);
+  if (rc != DC_OK) return rc;
+  if ((rc = class_names(d, *full)) != DC_OK) return rc;
+  if (!*test && *s->data.test && !override) rc = open_test_path(s, d, test);
+  if (rc == DC_OK && !*test) rc = hold_out_test(name, (uint64_t)s->train.seed, full, test);
+  return rc;
+}
+
+/* data.train_limit (a random subset) and data.test_limit (the first n). */
+static int apply_limits(const dc__run_spec *s, dc_dataset **full, dc_dataset **test) {
+  int64_t limit = s->data.train_limit, tlimit = s->data.test_limit;
+  if (limit > 0 && limit < dc_dataset_len(*full)) {
+    int rc = split_two(*full, limit, mix((uint64_t)s->train.seed, 12), full, NULL);
     if (rc != DC_OK) {
-      full = NULL;
-      goto fail;
+      *full = NULL; /* consumed */
+      return rc;
     }
   }
-  int64_t tlimit = dc__config_int(c, "data.test_limit");
-  if (tlimit > 0 && tlimit < dc_dataset_len(test)) {
-    dc_dataset *t = first_n(test, tlimit);
-    dc_dataset_free(test);
-    test = t;
-    if (!test) goto fail_status;
+  if (tlimit > 0 && tlimit < dc_dataset_len(*test)) {
+    dc_dataset *t = first_n(*test, tlimit);
+    dc_dataset_free(*test);
+    *test = t;
+    if (!t) return dc__status_or_nomem();
   }
-  double vs = dc__config_float(c, "data.val_split");
-  if (!(vs >= 0 && vs < 1)) {
-    rc = dc__errs(DC_ERR_ARG, "data.val_split: must be in [0, 1), got %g", vs);
-    goto fail;
-  }
-  int64_t nval = (int64_t)llround(vs * (double)dc_dataset_len(full));
+  return DC_OK;
+}
+
+/* data.val_split: the pool into d->train and d->val (none: validation on the test set). */
+static int split_val(const dc__run_spec *s, dc_dataset **full, dc__data *d) {
+  double vs = s->data.val_split; /* in [0, 1) (spec.h) */
+  int64_t len = dc_dataset_len(*full), nval = (int64_t)llround(vs * (double)len);
   if (vs > 0 && nval < 1) nval = 1;
-  if (nval >= dc_dataset_len(full)) {
-    rc = dc__errs(DC_ERR_ARG, "data.val_split: %g leaves no training samples of %lld", vs,
-                  (long long)dc_dataset_len(full));
-    goto fail;
-  }
-  if (nval > 0) {
-    dc_dataset *tr = NULL, *va = NULL;
-    int64_t lengths[2] = {dc_dataset_len(full) - nval, nval};
-    dc_dataset *out[2];
-    rc = dc_random_split(full, lengths, 2, mix(seed, 13), out);
-    if (rc != DC_OK) goto fail;
-    dc_dataset_free(full);
-    full = NULL;
-    tr = out[0], va = out[1];
-    d->train = tr;
-    d->val = va;
-  } else {
-    d->train = full;
-    full = NULL;
+  if (nval >= len)
+    return dc__errs(DC_ERR_ARG, "data.val_split: %g leaves no training samples of %lld", vs,
+                    (long long)len);
+  if (nval == 0) {
+    d->train = *full, *full = NULL;
     d->val = NULL;
     d->val_is_test = true;
+    return DC_OK;
   }
-  d->test = test;
-  test = NULL;
+  int64_t lengths[2] = {len - nval, nval};
+  dc_dataset *out[2];
+  int rc = dc_random_split(*full, lengths, 2, mix((uint64_t)s->train.seed, 13), out);
+  if (rc != DC_OK) return rc;
+  dc_dataset_free(*full);
+  *full = NULL;
+  d->train = out[0], d->val = out[1];
+  return DC_OK;
+}
 
-  /* transforms */
+/* Normalisation statistics: data.mean / data.std, the published ones of a named dataset, or
+ * measured on the training set; *C channels. */
+static int norm_stats(const dc__run_spec *s, const char *name, dc_dataset *train, int *C,
+                      double *mean, double *std) {
+  int nm = s->data.mean.n, ns = s->data.std.n;
+  if (nm > 0 || ns > 0) {
+    if (nm != ns) return dc__errs(DC_ERR_ARG, "data.mean has %d values but data.std %d", nm, ns);
+    *C = nm;
+    memcpy(mean, s->data.mean.v, sizeof *mean * (size_t)nm);
+    memcpy(std, s->data.std.v, sizeof *std * (size_t)ns);
+    return DC_OK;
+  }
+  for (size_t i = 0; i < sizeof STATS / sizeof STATS[0]; i++)
+    if (same_name(name, STATS[i].name)) {
+      *C = STATS[i].channels;
+      memcpy(mean, STATS[i].mean, sizeof STATS[i].mean);
+      memcpy(std, STATS[i].std, sizeof STATS[i].std);
+    }
+  return *C ? DC_OK : measure_stats(train, C, mean, std);
+}
+
+/* Image datasets: augmentation (training only), ToTensor and normalisation on each split. */
+static int set_transforms(const dc__run_spec *s, dc__data *d, const char *name) {
   bool image = false;
-  if ((rc = sample_kind(d->train, &image)) != DC_OK) goto fail;
+  int rc = sample_kind(d->train, &image);
+  if (rc != DC_OK || !image) return rc;
   int C = 0;
   double mean[8] = {0}, std[8] = {0};
-  bool normalize = image && dc__config_bool(c, "data.normalize");
-  if (normalize) {
-    int nm = dc__config_list(c, "data.mean", mean, 8), ns = dc__config_list(c, "data.std", std, 8);
-    if (nm > 0 || ns > 0) {
-      if (nm != ns) {
-        rc = dc__errs(DC_ERR_ARG, "data.mean has %d values but data.std %d", nm, ns);
-        goto fail;
-      }
-      C = nm;
-    } else {
-      for (size_t i = 0; i < sizeof STATS / sizeof STATS[0]; i++)
-        if (same_name(name, STATS[i].name)) {
-          C = STATS[i].channels;
-          memcpy(mean, STATS[i].mean, sizeof STATS[i].mean);
-          memcpy(std, STATS[i].std, sizeof STATS[i].std);
-        }
-      if (!C && (rc = measure_stats(d->train, &C, mean, std)) != DC_OK) goto fail;
-    }
-  }
+  bool normalize = s->data.normalize;
+  if (normalize && (rc = norm_stats(s, name, d->train, &C, mean, std)) != DC_OK) return rc;
   int64_t hw[2] = {0, 0};
-  if (image) {
-    dc_scope_begin();
-    dc_tensor *x = NULL, *y = NULL;
-    rc = dc_dataset_get(d->train, 0, 1, &x, &y);
-    if (rc == DC_OK) hw[0] = x->shape[0], hw[1] = x->ndim > 1 ? x->shape[1] : 1;
-    dc_scope_end();
-    if (rc != DC_OK) goto fail;
-  }
-  dc_dataset *sets[3] = {d->train, d->val, d->test};
-  for (int s = 0; s < 3; s++) {
-    if (!sets[s] || !image) continue;
-    dc_transform *tf = make_transform(c, image, s == 0, C, mean, std, normalize, hw[0], hw[1]);
-    if (!tf || (rc = dc_dataset_set_transform(sets[s], tf)) != DC_OK) {
-      rc = dc_last_status() ? dc_last_status() : DC_ERR_ARG;
-      goto fail;
-    }
-  }
-  /* the shape of one input as the model sees it */
   dc_scope_begin();
   dc_tensor *x = NULL, *y = NULL;
-  rc = dc_dataset_get(d->test, 0, 1, &x, &y);
+  rc = dc_dataset_get(d->train, 0, 1, &x, &y);
+  if (rc == DC_OK) hw[0] = x->shape[0], hw[1] = x->ndim > 1 ? x->shape[1] : 1;
+  dc_scope_end();
+  if (rc != DC_OK) return rc;
+  dc_dataset *sets[3] = {d->train, d->val, d->test};
+  for (int k = 0; k < 3; k++) {
+    if (!sets[k]) continue;
+    dc_transform *tf = make_transform(s, image, k == 0, C, mean, std, normalize, hw[0], hw[1]);
+    if (!tf || dc_dataset_set_transform(sets[k], tf) != DC_OK)
+      return dc_last_status() ? dc_last_status() : DC_ERR_ARG;
+  }
+  return DC_OK;
+}
+
+/* The shape of one input as the model sees it (floating point). */
+static int input_shape(dc__data *d) {
+  dc_scope_begin();
+  dc_tensor *x = NULL, *y = NULL;
+  int rc = dc_dataset_get(d->test, 0, 1, &x, &y);
   if (rc == DC_OK) d->sample_shape = dc_shape_of(x);
   if (rc == DC_OK && x->dtype != DC_F32 && x->dtype != DC_F64)
     rc = dc__errs(DC_ERR_ARG, "data.dataset: samples are %s, expected floating-point inputs",
                   dc_dtype_name(x->dtype));
   dc_scope_end();
-  if (rc != DC_OK) goto fail;
-  return DC_OK;
-fail_status:
-  rc = dc_last_status() ? dc_last_status() : DC_ERR_NOMEM;
-fail:
+  return rc;
+}
+
+int dc__build_data(const dc__run_spec *s, dc__data *d, const char *override) {
+  memset(d, 0, sizeof *d);
+  bool over = override && *override;
+  const char *name = over ? override : s->data.dataset;
+  dc_dataset *full = NULL, *test = NULL;
+  int rc = open_pool(s, name, over, d, &full, &test);
+  if (rc == DC_OK) rc = apply_limits(s, &full, &test);
+  if (rc == DC_OK) rc = split_val(s, &full, d);
+  if (rc == DC_OK) d->test = test, test = NULL;
+  if (rc == DC_OK) rc = set_transforms(s, d, name);
+  if (rc == DC_OK) rc = input_shape(d);
+  if (rc == DC_OK) return DC_OK;
   dc_dataset_free(full);
   dc_dataset_free(test);
   dc__data_free(d);
@@ -371,12 +384,21 @@ fail:
 }
 
 /* ======================= model ======================= */
-static dc_module *activation(const char *name) {
-  if (strcmp(name, "relu") == 0) return dc_nn_relu();
-  if (strcmp(name, "leaky_relu") == 0) return dc_nn_leaky_relu(0.01);
-  if (strcmp(name, "elu") == 0) return dc_nn_elu(1.0);
-  if (strcmp(name, "gelu") == 0) return dc_nn_gelu(false);
-  if (strcmp(name, "tanh") == 0) return dc_nn_tanh();
+static dc_module *activation(dc__activation a) {
+  switch (a) {
+  case DC__ACT_RELU:
+    return dc_nn_relu();
+  case DC__ACT_LEAKY_RELU:
+    return dc_nn_leaky_relu(0.01);
+  case DC__ACT_ELU:
+    return dc_nn_elu(1.0);
+  case DC__ACT_GELU:
+    return dc_nn_gelu(false);
+  case DC__ACT_TANH:
+    return dc_nn_tanh();
+  case DC__ACT_SIGMOID:
+    return dc_nn_sigmoid();
+  }
   return dc_nn_sigmoid();
 }
 
@@ -387,8 +409,9 @@ static int64_t feature_count(dc_shape s) {
 }
 
 /* Hidden widths: the configured list, or the architecture's default. */
-static int hidden_widths(const dc_config *c, bool cnn, double *h, int max) {
-  int n = dc__config_list(c, "model.hidden", h, max);
+static int hidden_widths(const dc__run_spec *s, bool cnn, int64_t *h) {
+  int n = s->model.hidden.n;
+  memcpy(h, s->model.hidden.v, sizeof *h * (size_t)n);
   if (n > 0) return n;
   if (cnn) {
     h[0] = 64;
@@ -398,16 +421,16 @@ static int hidden_widths(const dc_config *c, bool cnn, double *h, int max) {
   return 3;
 }
 
-static dc_module *build_mlp(const dc_config *c, const dc__data *d) {
-  double hid[32];
-  int nh = hidden_widths(c, false, hid, 32);
-  const char *act = dc_config_get(c, "model.activation");
-  bool bn = dc__config_bool(c, "model.batchnorm");
-  double p = dc__config_float(c, "model.dropout");
+static dc_module *build_mlp(const dc__run_spec *s, const dc__data *d) {
+  int64_t hid[DC__SPEC_LIST_MAX];
+  int nh = hidden_widths(s, false, hid);
+  dc__activation act = s->model.activation;
+  bool bn = s->model.batchnorm;
+  double p = s->model.dropout;
   dc_module *seq = dc_nn_sequential(dc_nn_flatten(1, -1));
   int64_t in = feature_count(d->sample_shape);
   for (int i = 0; seq && i < nh; i++) {
-    int64_t w = (int64_t)hid[i];
+    int64_t w = hid[i];
     seq = dc_nn_sequential_append(seq, dc_nn_linear(in, w));
     if (seq && bn) seq = dc_nn_sequential_append(seq, dc_nn_batchnorm1d(w));
     if (seq) seq = dc_nn_sequential_append(seq, activation(act));
@@ -418,32 +441,32 @@ static dc_module *build_mlp(const dc_config *c, const dc__data *d) {
   return seq;
 }
 
-static dc_module *build_cnn(const dc_config *c, const dc__data *d) {
+static dc_module *build_cnn(const dc__run_spec *s, const dc__data *d) {
   if (d->sample_shape.ndim != 3)
     return dc__err(DC_ERR_ARG,
                    "model.arch = cnn needs image inputs [C, H, W]; this dataset gives %d-d "
                    "samples (use arch = mlp)",
                    d->sample_shape.ndim);
-  double ch[32], hid[32];
-  int nc = dc__config_list(c, "model.channels", ch, 32);
-  int nh = hidden_widths(c, true, hid, 32);
-  int k = (int)dc__config_int(c, "model.kernel");
-  double pl[4] = {2, 0, 0, 0}; /* model.pool: MaxPool2d(kernel, stride = kernel, padding = 0) */
-  int npl = dc__config_list(c, "model.pool", pl, 4);
+  int64_t hid[DC__SPEC_LIST_MAX];
+  const int64_t *ch = s->model.channels.v;
+  int nc = s->model.channels.n, nh = hidden_widths(s, true, hid);
+  int k = (int)s->model.kernel;
+  /* model.pool: MaxPool2d(kernel, stride = kernel, padding = 0) */
+  const int64_t *pl = s->model.pool.v;
+  int npl = s->model.pool.n;
   int pool = npl > 0 ? (int)pl[0] : 0, pstride = npl > 1 ? (int)pl[1] : pool;
   int ppad = npl > 2 ? (int)pl[2] : 0;
-  if (npl > 3 || (pool > 1 && (pstride < 1 || ppad < 0 || 2 * ppad > pool)))
+  if (pool > 1 && (pstride < 1 || ppad < 0 || 2 * ppad > pool))
     return dc__err(DC_ERR_ARG,
                    "model.pool: expected a size k or k,stride,padding with stride >= 1 and "
                    "padding <= k/2 (MaxPool2d's rules), e.g. 2 or 4,3,1");
-  bool bn = dc__config_bool(c, "model.batchnorm");
-  double p = dc__config_float(c, "model.dropout");
-  const char *act = dc_config_get(c, "model.activation");
-  if (k < 1) return dc__err(DC_ERR_ARG, "model.kernel must be >= 1");
+  bool bn = s->model.batchnorm;
+  double p = s->model.dropout;
+  dc__activation act = s->model.activation;
   int64_t cin = d->sample_shape.d[0], h = d->sample_shape.d[1], w = d->sample_shape.d[2];
   dc_module *seq = dc_nn_sequential_of(NULL, 0);
   for (int i = 0; seq && i < nc; i++) {
-    int64_t cout = (int64_t)ch[i];
+    int64_t cout = ch[i];
     seq = dc_nn_sequential_append(seq, dc_nn_conv2d(cin, cout, k, .padding = k / 2));
     if (seq && bn) seq = dc_nn_sequential_append(seq, dc_nn_batchnorm2d(cout));
     if (seq) seq = dc_nn_sequential_append(seq, activation(act));
@@ -467,7 +490,7 @@ static dc_module *build_cnn(const dc_config *c, const dc__data *d) {
   if (seq && p > 0) seq = dc_nn_sequential_append(seq, dc_nn_dropout(p));
   int64_t in = cin * h * w;
   for (int i = 0; seq && i < nh; i++) {
-    int64_t wd = (int64_t)hid[i];
+    int64_t wd = hid[i];
     seq = dc_nn_sequential_append(seq, dc_nn_linear(in, wd));
     if (seq && bn) seq = dc_nn_sequential_append(seq, dc_nn_batchnorm1d(wd));
     if (seq) seq = dc_nn_sequential_append(seq, activation(act));
@@ -478,20 +501,17 @@ static dc_module *build_cnn(const dc_config *c, const dc__data *d) {
 }
 
 /* A model of the zoo with the dataset's classes and input channels. */
-static dc_module *build_zoo(const dc_config *c, const dc__data *d, const char *arch) {
-  double hid[32];
-  int64_t hidden[32];
-  int nh = dc__config_list(c, "model.hidden", hid, 32);
-  for (int i = 0; i < nh; i++) hidden[i] = (int64_t)hid[i];
+static dc_module *build_zoo(const dc__run_spec *s, const dc__data *d, const char *arch) {
+  int nh = s->model.hidden.n;
   dc_zoo_opts zo = {.num_classes = d->num_classes,
                     .in_channels = d->sample_shape.ndim == 3 ? d->sample_shape.d[0] : 0,
                     .in_features = feature_count(d->sample_shape),
-                    .hidden = nh ? hidden : NULL,
+                    .hidden = nh ? s->model.hidden.v : NULL,
                     .nhidden = nh,
-                    .width = dc__config_int(c, "model.width"),
-                    .small_input = dc__config_bool(c, "model.small_input")};
-  if (dc_config_is_set(c, "model.dropout")) {
-    double p = dc__config_float(c, "model.dropout");
+                    .width = s->model.width,
+                    .small_input = s->model.small_input};
+  if (s->set[DC__K_model_dropout]) {
+    double p = s->model.dropout;
     zo.dropout = p > 0 ? p : -1;
   }
   dc_module *m = dc_zoo_create_opt(arch, zo);
@@ -500,8 +520,8 @@ static dc_module *build_zoo(const dc_config *c, const dc__data *d, const char *a
 }
 
 /* model.pretrained and model.freeze. */
-static int transfer(const dc_config *c, dc_module *m) {
-  const char *pre = dc_config_get(c, "model.pretrained"), *fr = dc_config_get(c, "model.freeze");
+static int transfer(const dc__run_spec *s, dc_module *m) {
+  const char *pre = s->model.pretrained, *fr = s->model.freeze;
   if (*pre && dc_zoo_load_pretrained(m, pre) != DC_OK)
     return dc__rewrap(dc_last_status(), "model.pretrained: %s", dc_last_error());
   if (*fr && dc_zoo_freeze(m, fr) != DC_OK)
@@ -509,9 +529,9 @@ static int transfer(const dc_config *c, dc_module *m) {
   return DC_OK;
 }
 
-dc_module *dc__build_model(const dc_config *c, const dc__data *d) {
-  const char *arch = dc_config_get(c, "model.arch");
-  const char *spec = dc_config_get(c, "model.layers");
+dc_module *dc__build_model(const dc__run_spec *s, const dc__data *d) {
+  const char *arch = s->model.arch;
+  const char *spec = s->model.layers;
   if (!*arch) arch = *spec ? "layers" : "cnn";
   dc_module *m;
   if (strncmp(arch, "onnx:", 5) == 0) { /* an imported graph, trained as it is (onnx.h) */
@@ -520,7 +540,7 @@ dc_module *dc__build_model(const dc_config *c, const dc__data *d) {
       return (dc__rewrap(dc_last_status(), "model.arch = %s: %s", arch, dc_last_error()),
               (void *)NULL);
   } else if (strcmp(arch, "cnn") != 0 && strcmp(arch, "mlp") != 0 && strcmp(arch, "layers") != 0) {
-    m = build_zoo(c, d, arch);
+    m = build_zoo(s, d, arch);
   } else if (strcmp(arch, "layers") == 0) {
     if (!*spec)
       return dc__err(DC_ERR_ARG, "model.arch = layers needs model.layers (a layer list such as "
@@ -529,14 +549,14 @@ dc_module *dc__build_model(const dc_config *c, const dc__data *d) {
     if (!m)
       return (dc__rewrap(dc_last_status(), "model.layers: %s", dc_last_error()), (void *)NULL);
   } else if (strcmp(arch, "mlp") == 0) {
-    m = build_mlp(c, d);
+    m = build_mlp(s, d);
   } else {
-    m = build_cnn(c, d);
+    m = build_cnn(s, d);
   }
   if (!m) return NULL;
   /* a dry run on one zero sample: an impossible shape names its layer */
-  dc_model_summary *s = dc_summary(m, d->sample_shape);
-  if (!s) {
+  dc_model_summary *sum = dc_summary(m, d->sample_shape);
+  if (!sum) {
     char shp[64];
     dc_shape_str(d->sample_shape, shp, sizeof shp);
     dc__rewrap(DC_ERR_ARG, "model: the layers do not fit inputs of shape %s: %s", shp,
@@ -544,13 +564,13 @@ dc_module *dc__build_model(const dc_config *c, const dc__data *d) {
     dc_module_free(m);
     return NULL;
   }
-  dc_shape out = s->output_shape;
-  dc_summary_free(s);
+  dc_shape out = sum->output_shape;
+  dc_summary_free(sum);
   /* an imported graph with another number of classes gets a fresh head */
   if (strncmp(arch, "onnx:", 5) == 0 && out.ndim == 2 && out.d[1] != d->num_classes &&
       dc_onnx_replace_head(m, d->num_classes) == DC_OK)
     out.d[1] = d->num_classes;
-  if (transfer(c, m) != DC_OK) {
+  if (transfer(s, m) != DC_OK) {
     dc_module_free(m);
     return NULL;
   }
@@ -568,32 +588,41 @@ dc_module *dc__build_model(const dc_config *c, const dc__data *d) {
 }
 
 /* ======================= optimizer and schedule ======================= */
-dc_optim *dc__build_optim(const dc_config *c, dc_module *m) {
-  static const char *const NAMES[] = {"sgd", "adam", "adamw", "rmsprop", "adagrad"};
-  const char *name = dc_config_get(c, "optim.name");
-  dc_optim_kind kind = DC_OPTIM_ADAM;
-  for (int k = 0; k < 5; k++)
-    if (strcmp(name, NAMES[k]) == 0) kind = (dc_optim_kind)k;
+static dc_optim_kind optim_kind(dc__optim o) {
+  switch (o) {
+  case DC__OPT_SGD:
+    return DC_OPTIM_SGD;
+  case DC__OPT_ADAM:
+    return DC_OPTIM_ADAM;
+  case DC__OPT_ADAMW:
+    return DC_OPTIM_ADAMW;
+  case DC__OPT_RMSPROP:
+    return DC_OPTIM_RMSPROP;
+  case DC__OPT_ADAGRAD:
+    return DC_OPTIM_ADAGRAD;
+  }
+  return DC_OPTIM_ADAM;
+}
+
+dc_optim *dc__build_optim(const dc__run_spec *s, dc_module *m) {
+  const char *name = dc__spec_choice(DC__K_optim_name, (int)s->optim.name);
+  dc_optim_kind kind = optim_kind(s->optim.name);
   dc_optim_hparams hp = dc_optim_defaults(kind);
-  double lr = dc__config_float(c, "optim.lr");
+  double lr = s->optim.lr;
   if (!isnan(lr))
     hp.lr = lr;
   else if (isnan(hp.lr))
     return dc__err(DC_ERR_ARG, "optim.lr is required for %s (e.g. lr = 0.01)", name);
-  hp.momentum = dc__config_float(c, "optim.momentum");
+  hp.momentum = s->optim.momentum;
   if (kind == DC_OPTIM_ADAGRAD) hp.momentum = 0;
-  hp.nesterov = dc__config_bool(c, "optim.nesterov");
-  hp.dampening = dc__config_float(c, "optim.dampening");
-  double wd = dc__config_float(c, "optim.weight_decay");
-  if (!isnan(wd)) hp.weight_decay = wd;
-  double betas[2];
-  if (dc__config_list(c, "optim.betas", betas, 2) == 2)
-    hp.betas[0] = betas[0], hp.betas[1] = betas[1];
-  double eps = dc__config_float(c, "optim.eps");
-  if (!isnan(eps)) hp.eps = eps;
-  hp.amsgrad = dc__config_bool(c, "optim.amsgrad");
-  if (kind == DC_OPTIM_RMSPROP) hp.alpha = dc__config_float(c, "optim.alpha");
-  double blr = dc__config_float(c, "optim.backbone_lr");
+  hp.nesterov = s->optim.nesterov;
+  hp.dampening = s->optim.dampening;
+  if (!isnan(s->optim.weight_decay)) hp.weight_decay = s->optim.weight_decay;
+  hp.betas[0] = s->optim.betas.v[0], hp.betas[1] = s->optim.betas.v[1]; /* exactly 2 (spec.h) */
+  if (!isnan(s->optim.eps)) hp.eps = s->optim.eps;
+  hp.amsgrad = s->optim.amsgrad;
+  if (kind == DC_OPTIM_RMSPROP) hp.alpha = s->optim.alpha;
+  double blr = s->optim.backbone_lr;
   if (!isnan(blr)) { /* group 0: the head at lr; group 1: the rest at backbone_lr */
     dc_param_group g[2];
     int ng = 0;
@@ -620,81 +649,94 @@ dc_optim *dc__build_optim(const dc_config *c, dc_module *m) {
   return o;
 }
 
-int dc__build_sched(const dc_config *c, dc_optim *o, int64_t steps_per_epoch, dc_sched **out,
-                    dc_sched_when *when) {
-  *out = NULL;
-  *when = DC_SCHED_PER_EPOCH;
-  const char *name = dc_config_get(c, "schedule.name");
-  int epochs = (int)dc__config_int(c, "train.epochs");
-  int warm = (int)dc__config_int(c, "schedule.warmup_epochs");
-  double gamma = dc__config_float(c, "schedule.gamma");
-  dc_sched *main = NULL;
-  if (strcmp(name, "onecycle") == 0 || strcmp(name, "plateau") == 0) {
-    if (warm > 0)
-      return dc__errs(DC_ERR_ARG,
-                      "schedule.warmup_epochs: %s has its own warm-up or none; set "
-                      "warmup_epochs = 0",
-                      name);
-    if (name[0] == 'o') {
-      double max_lr = dc__config_float(c, "schedule.max_lr");
-      if (!(max_lr > 0)) max_lr = 10 * dc_optim_get_lr(o, 0);
-      dc_onecycle_opts oc = dc_onecycle_defaults(max_lr, (int64_t)epochs * steps_per_epoch);
-      oc.pct_start = dc__config_float(c, "schedule.pct_start");
-      *out = dc_sched_onecycle_lr(o, oc);
-      *when = DC_SCHED_PER_STEP;
-    } else {
-      dc_plateau_opts po = dc_plateau_defaults();
-      po.factor = dc__config_float(c, "schedule.factor");
-      po.patience = (int)dc__config_int(c, "schedule.patience");
-      *out = dc_sched_reduce_on_plateau(o, po);
-      *when = DC_SCHED_ON_VAL_LOSS;
-    }
-    return *out ? DC_OK : dc__rewrap(dc_last_status(), "schedule: %s", dc_last_error());
-  }
-  if (strcmp(name, "step") == 0) {
-    main = dc_sched_step_lr(o, (int)dc__config_int(c, "schedule.step_size"), gamma);
-  } else if (strcmp(name, "multistep") == 0) {
-    double ms[64];
-    int n = dc__config_list(c, "schedule.milestones", ms, 64);
-    if (n == 0)
-      return dc__errs(DC_ERR_ARG, "schedule.milestones: multistep needs epochs, e.g. 5,8");
-    int mi[64];
-    for (int i = 0; i < n; i++) mi[i] = (int)ms[i] - warm;
-    main = dc_sched_multistep_lr(o, mi, n, gamma);
-  } else if (strcmp(name, "exponential") == 0) {
-    main = dc_sched_exponential_lr(o, gamma);
-  } else if (strcmp(name, "cosine") == 0) {
-    int tmax = (int)dc__config_int(c, "schedule.t_max");
-    if (tmax == 0) tmax = epochs - warm > 0 ? epochs - warm : 1;
-    main = dc_sched_cosine_annealing_lr(o, tmax, dc__config_float(c, "schedule.eta_min"));
-  } else if (warm == 0) {
-    return DC_OK; /* none */
-  }
-  if (strcmp(name, "none") != 0 && !main)
-    return dc__rewrap(dc_last_status(), "schedule: %s", dc_last_error());
-  if (warm > 0) {
-    dc_sched *w = dc_sched_linear_lr(o, 0.1, 1.0, warm);
-    if (!w) {
-      dc_sched_free(main);
-      return dc__rewrap(dc_last_status(), "schedule.warmup_epochs: %s", dc_last_error());
-    }
-    if (main) {
-      dc_sched *both[2] = {w, main};
-      int ms[1] = {warm};
-      *out = dc_sched_sequential_lr(o, both, 2, ms);
-    } else {
-      *out = w;
-    }
+/* onecycle (stepped after every batch) or plateau (on the validation loss): no warm-up. */
+static int own_pace_sched(const dc__run_spec *s, dc_optim *o, int64_t steps_per_epoch,
+                          dc_sched **out, dc_sched_when *when) {
+  dc__sched kind = s->schedule.name;
+  if (s->schedule.warmup_epochs > 0)
+    return dc__errs(DC_ERR_ARG,
+                    "schedule.warmup_epochs: %s has its own warm-up or none; set "
+                    "warmup_epochs = 0",
+                    dc__spec_choice(DC__K_schedule_name, (int)kind));
+  if (kind == DC__SCHED_ONECYCLE) {
+    double max_lr = s->schedule.max_lr;
+    if (!(max_lr > 0)) max_lr = 10 * dc_optim_get_lr(o, 0);
+    dc_onecycle_opts oc = dc_onecycle_defaults(max_lr, s->train.epochs * steps_per_epoch);
+    oc.pct_start = s->schedule.pct_start;
+    *out = dc_sched_onecycle_lr(o, oc);
+    *when = DC_SCHED_PER_STEP;
   } else {
-    *out = main;
+    dc_plateau_opts po = dc_plateau_defaults();
+    po.factor = s->schedule.factor;
+    po.patience = (int)s->schedule.patience;
+    *out = dc_sched_reduce_on_plateau(o, po);
+    *when = DC_SCHED_ON_VAL_LOSS;
   }
   return *out ? DC_OK : dc__rewrap(dc_last_status(), "schedule: %s", dc_last_error());
 }
 
+/* The per-epoch schedule after the warm-up (*main NULL for none). */
+static int epoch_sched(const dc__run_spec *s, dc_optim *o, dc_sched **main) {
+  int epochs = (int)s->train.epochs, warm = (int)s->schedule.warmup_epochs;
+  double gamma = s->schedule.gamma;
+  *main = NULL;
+  switch (s->schedule.name) {
+  case DC__SCHED_STEP:
+    *main = dc_sched_step_lr(o, (int)s->schedule.step_size, gamma);
+    break;
+  case DC__SCHED_MULTISTEP: {
+    int n = s->schedule.milestones.n;
+    if (n == 0)
+      return dc__errs(DC_ERR_ARG, "schedule.milestones: multistep needs epochs, e.g. 5,8");
+    int mi[DC__SPEC_LIST_MAX];
+    for (int i = 0; i < n; i++) mi[i] = (int)s->schedule.milestones.v[i] - warm;
+    *main = dc_sched_multistep_lr(o, mi, n, gamma);
+    break;
+  }
+  case DC__SCHED_EXPONENTIAL:
+    *main = dc_sched_exponential_lr(o, gamma);
+    break;
+  case DC__SCHED_COSINE: {
+    int tmax = (int)s->schedule.t_max;
+    if (tmax == 0) tmax = epochs - warm > 0 ? epochs - warm : 1;
+    *main = dc_sched_cosine_annealing_lr(o, tmax, s->schedule.eta_min);
+    break;
+  }
+  case DC__SCHED_NONE:
+  case DC__SCHED_ONECYCLE:
+  case DC__SCHED_PLATEAU:
+    return DC_OK;
+  }
+  return *main ? DC_OK : dc__rewrap(dc_last_status(), "schedule: %s", dc_last_error());
+}
+
+int dc__build_sched(const dc__run_spec *s, dc_optim *o, int64_t steps_per_epoch, dc_sched **out,
+                    dc_sched_when *when) {
+  *out = NULL;
+  *when = DC_SCHED_PER_EPOCH;
+  dc__sched kind = s->schedule.name;
+  if (kind == DC__SCHED_ONECYCLE || kind == DC__SCHED_PLATEAU)
+    return own_pace_sched(s, o, steps_per_epoch, out, when);
+  dc_sched *main = NULL;
+  int rc = epoch_sched(s, o, &main);
+  int warm = (int)s->schedule.warmup_epochs;
+  if (rc != DC_OK || warm == 0) return *out = main, rc;
+  dc_sched *w = dc_sched_linear_lr(o, 0.1, 1.0, warm); /* from lr/10 over warm epochs */
+  if (!w) {
+    dc_sched_free(main);
+    return dc__rewrap(dc_last_status(), "schedule.warmup_epochs: %s", dc_last_error());
+  }
+  if (!main) return *out = w, DC_OK;
+  dc_sched *both[2] = {w, main};
+  int ms[1] = {warm};
+  *out = dc_sched_sequential_lr(o, both, 2, ms);
+  return *out ? DC_OK : dc__rewrap(dc_last_status(), "schedule: %s", dc_last_error());
+}
+
 /* ======================= loss ======================= */
-void dc__build_loss(const dc_config *c, dc__loss_cfg *l) {
-  l->kind = strcmp(dc_config_get(c, "train.loss"), "multi_margin") == 0;
-  l->label_smoothing = dc__config_float(c, "train.label_smoothing");
+void dc__build_loss(const dc__run_spec *s, dc__loss_cfg *l) {
+  l->kind = s->train.loss == DC__LOSS_MULTI_MARGIN;
+  l->label_smoothing = s->train.label_smoothing;
 }
 
 dc_tensor *dc__loss_call(dc_tensor *out, dc_tensor *target, void *ud) {

@@ -44,7 +44,7 @@ static int model_data(const dc_config *c, const dc_ckpt *ck, dc_shape in, dc__da
     d->num_classes = k;
     return DC_OK;
   }
-  return dc__build_data(c, d, NULL);
+  return dc__build_data(dc__config_spec(c), d, NULL);
 }
 
 dc_module *dc_checkpoint_model(const char *path, dc_shape *input, char ***names, int64_t *nnames) {
@@ -62,7 +62,8 @@ dc_module *dc_checkpoint_model(const char *path, dc_shape *input, char ***names,
             "%s: no configuration in the checkpoint's metadata (it was not "
             "written by `deepc train`); give a zoo MODEL and --weights instead",
             path);
-  if (c && model_data(c, ck, *input, &d) == DC_OK && (m = dc__build_model(c, &d)) &&
+  if (c && model_data(c, ck, *input, &d) == DC_OK &&
+      (m = dc__build_model(dc__config_spec(c), &d)) &&
       (sd = dc_ckpt_get_state_dict(ck, "model.")) &&
       dc_module_load_state_dict(m, sd, true, NULL) == DC_OK) {
     dc_module_eval(m);

@@ -1,6 +1,8 @@
 /* Configuration files of `deepc train`: an INI reader (sections, key = value, # comments,
- * indented continuation lines, ${var} substitution from [vars]) checked against one schema
- * table that also documents every key. Building a run from the values is build.c's job. */
+ * indented continuation lines, ${var} substitution from [vars]) that parses every value once
+ * into the typed run spec of spec.h's table, naming file, line and column (or the --set
+ * override) of a wrong one. Building a run from the spec is build.c's job. */
+#include "spec.h"
 #include "train-impl.h"
 
 #include <ctype.h>
@@ -10,144 +12,36 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* ---- the schema: every section and key, its type, default and meaning ---- */
-typedef enum cfg_type { CT_INT, CT_FLOAT, CT_BOOL, CT_STR, CT_ENUM, CT_INTS, CT_FLOATS } cfg_type;
-
-typedef struct cfg_key {
-  const char *section, *key;
-  cfg_type type;
-  const char *def;     /* default ("" = unset / automatic) */
-  const char *choices; /* CT_ENUM: "a|b|c" */
-  const char *help;
-} cfg_key;
-
-/* clang-format off */
-static const cfg_key SCHEMA[] = {
-  {"model", "arch", CT_STR, "", NULL,
-   "cnn: conv blocks + FC head; mlp: hidden layers; layers: the 'layers' spec; or a zoo model "
-   "(lenet5, cnn_fashion, vgg11_bn_cifar, resnet18, ...) or onnx:FILE (an ONNX graph). Empty: layers if given, else cnn"},
-  {"model", "layers", CT_STR, "", NULL,
-   "layer spec, e.g. conv2d(1,32,5,padding=2), relu, maxpool2d(2), flatten, linear(6272,classes)"},
-  {"model", "channels", CT_INTS, "32,32,64", NULL, "cnn: output channels of each conv block"},
-  {"model", "kernel", CT_INT, "5", NULL, "cnn: square kernel size (padding keeps the size)"},
-  {"model", "pool", CT_INTS, "2", NULL, "cnn: max pooling after each block: size k, or k,stride,padding like MaxPool2d(4,3,1) (0 or 1: none)"},
-  {"model", "batchnorm", CT_BOOL, "true", NULL, "cnn/mlp: batch norm after each conv / hidden layer"},
-  {"model", "dropout", CT_FLOAT, "0.3", NULL, "cnn: dropout before the FC head; mlp: after each hidden layer (0: none)"},
-  {"model", "hidden", CT_INTS, "", NULL, "widths of the hidden FC layers (cnn default 64; mlp default 256,128,64)"},
-  {"model", "activation", CT_ENUM, "relu", "relu|leaky_relu|elu|gelu|tanh|sigmoid", "activation function"},
-  {"model", "width", CT_INT, "0", NULL, "zoo resnet: channels of the first stage (0: 64)"},
-  {"model", "small_input", CT_BOOL, "false", NULL, "zoo resnet: 3x3 stride-1 stem without max pooling (32x32 images)"},
-  {"model", "pretrained", CT_STR, "", NULL, "weights to start from (.pth, .safetensors, .ckpt); a head of another shape is left fresh"},
-  {"model", "freeze", CT_STR, "", NULL, "modules kept fixed: 'backbone' (all but the head) or paths such as 'conv1, layer1'"},
-  {"data", "dataset", CT_STR, "fashion-mnist", NULL,
-   "mnist, fashion-mnist, cifar10, cifar100, or a path (IDX, CIFAR .bin, image folder, .npz, .csv)"},
-  {"data", "test", CT_STR, "", NULL, "when dataset is a path: the test set's path (empty: hold out 20% of the dataset)"},
-  {"data", "dir", CT_STR, "", NULL, "folder holding the named dataset (empty: the usual places)"},
-  {"data", "val_split", CT_FLOAT, "0.1", NULL, "fraction of the training set held out for validation (0: validate on the test set)"},
-  {"data", "train_limit", CT_INT, "0", NULL, "use only this many training samples (0: all), picked at random with the seed"},
-  {"data", "test_limit", CT_INT, "0", NULL, "use only the first n test samples (0: all)"},
-  {"data", "normalize", CT_BOOL, "true", NULL, "subtract the mean and divide by the std per channel"},
-  {"data", "mean", CT_FLOATS, "", NULL, "per-channel means (empty: the dataset's known values, else measured)"},
-  {"data", "std", CT_FLOATS, "", NULL, "per-channel standard deviations (empty: as mean)"},
-  {"data", "resize", CT_INT, "0", NULL, "resize the shorter side of every image to n pixels (0: off)"},
-  {"data", "crop", CT_INT, "0", NULL, "n x n crop: at random for training, the centre for evaluation (0: off)"},
-  {"data", "random_resized_crop", CT_BOOL, "false", NULL, "training: a random area and aspect ratio resized to crop x crop (Inception-style)"},
-  {"data", "random_crop", CT_INT, "0", NULL, "augmentation: pad by n then crop back at random (0: off)"},
-  {"data", "hflip", CT_BOOL, "false", NULL, "augmentation: random horizontal flips"},
-  {"data", "rotation", CT_FLOAT, "0", NULL, "augmentation: random rotation within +-degrees (0: off)"},
-  {"data", "workers", CT_INT, "1", NULL, "loader threads preparing batches ahead (0: in the training thread)"},
-  {"train", "epochs", CT_INT, "5", NULL, "number of epochs"},
-  {"train", "batch_size", CT_INT, "64", NULL, "training batch size"},
-  {"train", "eval_batch_size", CT_INT, "500", NULL, "batch size for validation and test"},
-  {"train", "seed", CT_INT, "0", NULL, "fixes initialisation, split, shuffling, dropout and augmentation"},
-  {"train", "device", CT_ENUM, "cpu", "cpu|cuda|testdev", "where to train and evaluate (a device this build lacks is an error naming those it has; `--device` overrides it for one command)"},
-  {"train", "loss", CT_ENUM, "cross_entropy", "cross_entropy|multi_margin", "loss function"},
-  {"train", "label_smoothing", CT_FLOAT, "0", NULL, "cross-entropy label smoothing in [0, 1]"},
-  {"train", "clip_grad_norm", CT_FLOAT, "0", NULL, "clip the global gradient norm to this (0: off)"},
-  {"train", "early_stop", CT_INT, "0", NULL, "stop after this many epochs without improvement (0: off)"},
-  {"train", "monitor", CT_ENUM, "val_acc", "val_acc|val_loss|train_loss", "metric for early stopping and best.ckpt"},
-  {"train", "min_delta", CT_FLOAT, "0", NULL, "smallest change of the monitored metric that counts"},
-  {"train", "on_nan", CT_ENUM, "stop", "stop|skip", "a non-finite loss stops training, or its step is skipped (skip: also a step with non-finite gradients)"},
-  {"train", "detect_anomaly", CT_BOOL, "false", NULL, "stop at the first NaN/inf any op produces, forward or backward, naming the op, its shapes and the step (slower)"},
-  {"train", "restore_best", CT_BOOL, "true", NULL, "evaluate the test set with the best epoch's weights"},
-  {"train", "sync_batchnorm", CT_BOOL, "false", NULL, "data-parallel runs (mpirun -np N): batch-norm statistics over every rank's samples (default: each rank its own)"},
-  {"optim", "name", CT_ENUM, "adam", "sgd|adam|adamw|rmsprop|adagrad", "optimizer"},
-  {"optim", "lr", CT_FLOAT, "", NULL, "learning rate (empty: the optimizer's default; sgd needs one)"},
-  {"optim", "backbone_lr", CT_FLOAT, "", NULL, "learning rate of everything but the final layer (fine-tuning: a second parameter group; empty: lr for all)"},
-  {"optim", "momentum", CT_FLOAT, "0", NULL, "sgd / rmsprop momentum"},
-  {"optim", "nesterov", CT_BOOL, "false", NULL, "sgd: Nesterov momentum"},
-  {"optim", "dampening", CT_FLOAT, "0", NULL, "sgd: dampening of the momentum"},
-  {"optim", "weight_decay", CT_FLOAT, "", NULL, "L2 penalty; adamw: decoupled weight decay (empty: 0, adamw 0.01)"},
-  {"optim", "betas", CT_FLOATS, "0.9,0.999", NULL, "adam / adamw: beta1, beta2"},
-  {"optim", "eps", CT_FLOAT, "", NULL, "adam / adamw / rmsprop / adagrad epsilon (empty: default)"},
-  {"optim", "amsgrad", CT_BOOL, "false", NULL, "adam / adamw: AMSGrad"},
-  {"optim", "alpha", CT_FLOAT, "0.99", NULL, "rmsprop smoothing constant"},
-  {"schedule", "name", CT_ENUM, "none", "none|step|multistep|exponential|cosine|onecycle|plateau",
-   "learning-rate schedule (onecycle steps per batch, the others per epoch)"},
-  {"schedule", "step_size", CT_INT, "10", NULL, "step: epochs between decays"},
-  {"schedule", "gamma", CT_FLOAT, "0.1", NULL, "step / multistep / exponential: decay factor"},
-  {"schedule", "milestones", CT_INTS, "", NULL, "multistep: epochs at which the lr decays"},
-  {"schedule", "t_max", CT_INT, "0", NULL, "cosine: epochs of the half period (0: all epochs)"},
-  {"schedule", "eta_min", CT_FLOAT, "0", NULL, "cosine: lowest lr"},
-  {"schedule", "max_lr", CT_FLOAT, "0", NULL, "onecycle: peak lr (0: ten times optim.lr)"},
-  {"schedule", "pct_start", CT_FLOAT, "0.3", NULL, "onecycle: fraction of steps spent warming up"},
-  {"schedule", "factor", CT_FLOAT, "0.1", NULL, "plateau: lr multiplier on a plateau of the validation loss"},
-  {"schedule", "patience", CT_INT, "2", NULL, "plateau: epochs without improvement before decaying"},
-  {"schedule", "warmup_epochs", CT_INT, "0", NULL, "linear warm-up from lr/10 over this many epochs, then the schedule"},
-};
-/* clang-format on */
-enum { NKEYS = (int)(sizeof SCHEMA / sizeof SCHEMA[0]) };
-static const char *const SECTIONS[] = {"model", "data", "train", "optim", "schedule", "vars"};
-enum { NSECTIONS = (int)(sizeof SECTIONS / sizeof SECTIONS[0]) };
+/* The keys, their types, defaults and ranges: spec.h's table. */
+#define SCHEMA dc__spec_keys
+enum { NKEYS = DC__K_COUNT, NSECTIONS = 6 };
+#define SECTIONS dc__spec_sections
 
 struct dc_config {
   char *name;            /* file name for messages */
   char *values[NKEYS];   /* raw values as written; NULL = default */
   int lines[NKEYS];      /* where each value came from (0: --set) */
+  int cols[NKEYS];       /* the column of the value on that line */
+  char *origin[NKEYS];   /* the --set assignment that gave it (lines[k] == 0) */
   char *resolved[NKEYS]; /* values with ${vars} replaced, or the default */
+  dc__run_spec spec;     /* the resolved values, typed and checked */
   int nvars;
   char **var_names, **var_values; /* [nvars] */
   int *var_lines;
 };
 
 /* ---- "did you mean" ---- */
-static int edit_distance(const char *a, const char *b) {
-  size_t la = strlen(a), lb = strlen(b);
-  if (la > 63 || lb > 63) return 99;
-  int d[64][64];
-  for (size_t i = 0; i <= la; i++) d[i][0] = (int)i;
-  for (size_t j = 0; j <= lb; j++) d[0][j] = (int)j;
-  for (size_t i = 1; i <= la; i++)
-    for (size_t j = 1; j <= lb; j++) {
-      int c = tolower((unsigned char)a[i - 1]) != tolower((unsigned char)b[j - 1]);
-      int v = d[i - 1][j - 1] + c;
-      if (d[i - 1][j] + 1 < v) v = d[i - 1][j] + 1;
-      if (d[i][j - 1] + 1 < v) v = d[i][j - 1] + 1;
-      if (i > 1 && j > 1 && a[i - 1] == b[j - 2] && a[i - 2] == b[j - 1] && d[i - 2][j - 2] + 1 < v)
-        v = d[i - 2][j - 2] + 1; /* transposition */
-      d[i][j] = v;
-    }
-  return d[la][lb];
-}
-
-static bool close_enough(const char *typed, const char *cand, int dist) {
-  int len = (int)strlen(typed);
-  int lim = len <= 3 ? 1 : len <= 6 ? 2 : 3;
-  return dist <= lim || (len >= 3 && strstr(cand, typed) != NULL) ||
-         (strlen(cand) >= 4 && strstr(typed, cand) != NULL);
-}
-
 /* Writes " (did you mean 'x'?)" for the closest key of the section, or of any section
  * (then as "section.key"), into buf; "" when nothing is close. */
 static void suggest_key(const char *section, const char *key, char *buf, size_t n) {
   buf[0] = 0;
   int best = 99;
-  const cfg_key *bk = NULL;
+  const dc__spec_key *bk = NULL;
   for (int i = 0; i < NKEYS; i++) {
-    int d = edit_distance(key, SCHEMA[i].key) + (strcmp(SCHEMA[i].section, section) ? 1 : 0);
+    int d = dc__edit_distance(key, SCHEMA[i].key) + (strcmp(SCHEMA[i].section, section) ? 1 : 0);
     if (d < best) best = d, bk = &SCHEMA[i];
   }
-  if (!bk || !close_enough(key, bk->key, best - (strcmp(bk->section, section) ? 1 : 0))) return;
+  if (!bk || !dc__close_enough(key, bk->key, best - (strcmp(bk->section, section) ? 1 : 0))) return;
   if (strcmp(bk->section, section) == 0)
     snprintf(buf, n, "; did you mean '%s'?", bk->key);
   else
@@ -159,10 +53,10 @@ static void suggest_section(const char *sec, char *buf, size_t n) {
   buf[0] = 0;
   int best = 99, bi = -1;
   for (int i = 0; i < NSECTIONS; i++) {
-    int d = edit_distance(sec, SECTIONS[i]);
+    int d = dc__edit_distance(sec, SECTIONS[i]);
     if (d < best) best = d, bi = i;
   }
-  if (bi >= 0 && close_enough(sec, SECTIONS[bi], best))
+  if (bi >= 0 && dc__close_enough(sec, SECTIONS[bi], best))
     snprintf(buf, n, "; did you mean [%s]?", SECTIONS[bi]);
 }
 
@@ -178,66 +72,19 @@ static bool known_section(const char *s) {
   return false;
 }
 
-/* "file:12: " or "--set: " */
-static void where(const dc_config *c, int line, char *buf, size_t n) {
+/* "file:12:5: " for a place in the file, "--set key=value: " for an override. */
+static void where(const dc_config *c, int line, int col, const char *origin, char *buf, size_t n) {
   if (line > 0)
-    snprintf(buf, n, "%s:%d: ", c->name, line);
+    snprintf(buf, n, "%s:%d:%d: ", c->name, line, col);
+  else if (origin)
+    snprintf(buf, n, "--set %s: ", origin);
   else
-    snprintf(buf, n, "--set: ");
+    snprintf(buf, n, "%s: default: ", c->name);
 }
 
-/* ---- type checks of one (resolved) value ---- */
-static bool parse_int(const char *s, int64_t *out) {
-  while (isspace((unsigned char)*s)) s++;
-  if (!*s) return false;
-  char *end;
-  errno = 0;
-  long long v = strtoll(s, &end, 10);
-  while (isspace((unsigned char)*end)) end++;
-  if (errno || *end) return false;
-  *out = v;
-  return true;
-}
-
-static bool parse_float(const char *s, double *out) {
-  while (isspace((unsigned char)*s)) s++;
-  if (!*s) return false;
-  char *end;
-  errno = 0;
-  double v = strtod(s, &end);
-  while (isspace((unsigned char)*end)) end++;
-  if (errno == ERANGE || *end) return false;
-  *out = v;
-  return true;
-}
-
-static int parse_bool(const char *s) {
-  static const char *const T[] = {"true", "yes", "on", "1"}, *const F[] = {"false", "no", "off",
-                                                                           "0"};
-  for (int i = 0; i < 4; i++) {
-    if (strcasecmp(s, T[i]) == 0) return 1;
-    if (strcasecmp(s, F[i]) == 0) return 0;
-  }
-  return -1;
-}
-
-/* Checks every comma-separated item of a list with the element parser. */
-static bool check_list(const char *s, bool ints) {
-  char item[128];
-  const char *p = s;
-  while (*p) {
-    const char *comma = strchr(p, ',');
-    size_t len = comma ? (size_t)(comma - p) : strlen(p);
-    if (len >= sizeof item) return false;
-    memcpy(item, p, len);
-    item[len] = 0;
-    int64_t iv;
-    double fv;
-    if (ints ? !parse_int(item, &iv) : !parse_float(item, &fv)) return false;
-    p += len + (comma ? 1 : 0);
-    if (comma && !*p) return false;
-  }
-  return true;
+/* Where the value of key k came from. */
+static void where_key(const dc_config *c, int k, char *buf, size_t n) {
+  where(c, c->lines[k], c->cols[k], c->origin[k], buf, n);
 }
 
 /* model.arch: cnn, mlp, layers or a zoo model. */
@@ -250,15 +97,16 @@ static int check_arch(const char *at, const char *v) {
   const char *best = NULL;
   int bd = 99;
   for (int i = 0; i < 3; i++) {
-    int d = edit_distance(v, OWN[i]);
+    int d = dc__edit_distance(v, OWN[i]);
     if (d < bd) bd = d, best = OWN[i];
   }
   for (int i = 0; names && names[i]; i++) {
-    int d = edit_distance(v, names[i]);
+    int d = dc__edit_distance(v, names[i]);
     if (d < bd) bd = d, best = names[i];
   }
   char hint[96] = "";
-  if (best && close_enough(v, best, bd)) snprintf(hint, sizeof hint, "; did you mean '%s'?", best);
+  if (best && dc__close_enough(v, best, bd))
+    snprintf(hint, sizeof hint, "; did you mean '%s'?", best);
   char list[512] = "";
   size_t at_list = 0;
   for (int i = 0; names && names[i] && at_list + 32 < sizeof list; i++)
@@ -268,69 +116,15 @@ static int check_arch(const char *at, const char *v) {
                   at, v, list, hint);
 }
 
-static int check_value(const dc_config *c, int k, const char *v) {
-  const cfg_key *s = &SCHEMA[k];
-  char at[256];
-  where(c, c->lines[k], at, sizeof at);
-  if (strcmp(s->section, "model") == 0 && strcmp(s->key, "arch") == 0) return check_arch(at, v);
-  if (!*v && s->def[0] == 0) return DC_OK; /* optional value left empty */
-  int64_t iv;
-  double fv;
-  switch (s->type) {
-  case CT_INT:
-    if (!parse_int(v, &iv) || iv < INT32_MIN || iv > INT32_MAX)
-      return dc__errs(DC_ERR_ARG, "%s%s.%s: expected an integer, got '%s'", at, s->section, s->key,
-                      v);
-    if (iv < 0)
-      return dc__errs(DC_ERR_ARG, "%s%s.%s: must be >= 0, got %s", at, s->section, s->key, v);
-    return DC_OK;
-  case CT_FLOAT:
-    if (!parse_float(v, &fv))
-      return dc__errs(DC_ERR_ARG, "%s%s.%s: expected a number, got '%s'", at, s->section, s->key,
-                      v);
-    return DC_OK;
-  case CT_BOOL:
-    if (parse_bool(v) < 0)
-      return dc__errs(DC_ERR_ARG, "%s%s.%s: expected true or false, got '%s'", at, s->section,
-                      s->key, v);
-    return DC_OK;
-  case CT_STR:
-    return DC_OK;
-  case CT_ENUM: {
-    const char *p = s->choices;
-    size_t lv = strlen(v);
-    while (p) {
-      const char *bar = strchr(p, '|');
-      size_t len = bar ? (size_t)(bar - p) : strlen(p);
-      if (len == lv && strncasecmp(p, v, len) == 0) return DC_OK;
-      p = bar ? bar + 1 : NULL;
-    }
-    /* closest choice */
-    char best[64] = "";
-    int bd = 99;
-    p = s->choices;
-    while (p) {
-      const char *bar = strchr(p, '|');
-      size_t len = bar ? (size_t)(bar - p) : strlen(p);
-      char cand[64];
-      snprintf(cand, sizeof cand, "%.*s", (int)len, p);
-      int d = edit_distance(v, cand);
-      if (d < bd) bd = d, snprintf(best, sizeof best, "%s", cand);
-      p = bar ? bar + 1 : NULL;
-    }
-    char hint[96] = "";
-    if (close_enough(v, best, bd)) snprintf(hint, sizeof hint, "; did you mean '%s'?", best);
-    return dc__errs(DC_ERR_ARG, "%s%s.%s: '%s' is not one of %s%s", at, s->section, s->key, v,
-                    s->choices, hint);
+/* Parses the resolved value of key k into c->spec (model.arch also against the zoo). */
+static int check_value(dc_config *c, int k, const char *v) {
+  char at[1200];
+  where_key(c, k, at, sizeof at);
+  if (k == DC__K_model_arch) {
+    int rc = check_arch(at, v);
+    if (rc != DC_OK) return rc;
   }
-  case CT_INTS:
-  case CT_FLOATS:
-    if (!check_list(v, s->type == CT_INTS))
-      return dc__errs(DC_ERR_ARG, "%s%s.%s: expected a comma-separated list of %s, got '%s'", at,
-                      s->section, s->key, s->type == CT_INTS ? "integers" : "numbers", v);
-    return DC_OK;
-  }
-  return DC_OK;
+  return dc__spec_parse_value(&c->spec, (dc__spec_id)k, v, at);
 }
 
 /* ---- ${var} substitution ---- */
@@ -351,15 +145,15 @@ static char *substitute(const dc_config *c, int k, const char *v) {
       const char *end = strchr(p + 2, '}');
       int vi = end ? var_index(c, p + 2, (size_t)(end - p - 2)) : -1;
       if (vi < 0) {
-        char at[256], name[64], hint[96] = "";
-        where(c, c->lines[k], at, sizeof at);
+        char at[1200], name[64], hint[96] = "";
+        where_key(c, k, at, sizeof at);
         snprintf(name, sizeof name, "%.*s", end ? (int)(end - p - 2) : (int)strlen(p + 2), p + 2);
         int bd = 99, bi = -1;
         for (int i = 0; i < c->nvars; i++) {
-          int d = edit_distance(name, c->var_names[i]);
+          int d = dc__edit_distance(name, c->var_names[i]);
           if (d < bd) bd = d, bi = i;
         }
-        if (bi >= 0 && close_enough(name, c->var_names[bi], bd))
+        if (bi >= 0 && dc__close_enough(name, c->var_names[bi], bd))
           snprintf(hint, sizeof hint, "; did you mean '%s'?", c->var_names[bi]);
         dc__free(out);
         return dc__err(DC_ERR_ARG, "%s%s.%s: ${%s} is not defined in [vars]%s", at,
@@ -368,8 +162,8 @@ static char *substitute(const dc_config *c, int k, const char *v) {
       size_t lv = strlen(c->var_values[vi]);
       if (n + lv + 1 > cap + 63) {
         dc__free(out);
-        char at[256];
-        where(c, c->lines[k], at, sizeof at);
+        char at[1200];
+        where_key(c, k, at, sizeof at);
         return dc__err(DC_ERR_ARG, "%s%s.%s: ${...} expands too far (nested or repeated vars)", at,
                        SCHEMA[k].section, SCHEMA[k].key);
       }
@@ -398,9 +192,12 @@ static int refresh(dc_config *c) {
     }
     dc__free(c->resolved[k]);
     c->resolved[k] = r;
+    c->spec.set[k] = c->values[k] != NULL;
   }
   return DC_OK;
 }
+
+const dc__run_spec *dc__config_spec(const dc_config *c) { return &c->spec; }
 
 /* ---- building ---- */
 static dc_config *config_new(const char *name) {
@@ -419,6 +216,7 @@ void dc_config_free(dc_config *c) {
   for (int k = 0; k < NKEYS; k++) {
     dc__free(c->values[k]);
     dc__free(c->resolved[k]);
+    dc__free(c->origin[k]);
   }
   for (int i = 0; i < c->nvars; i++) {
     dc__free(c->var_names[i]);
@@ -471,11 +269,36 @@ static bool valid_name(const char *s) {
   return true;
 }
 
-/* Sets section.key from a file line (line > 0) or --set (line 0); no refresh. */
-static int assign(dc_config *c, const char *section, const char *key, const char *value, int line,
-                  bool from_file) {
-  char at[256];
-  where(c, line, at, sizeof at);
+/* Where an assignment is: a line of the file (line > 0, columns of its key and value) or the
+ * text of a --set override (line 0). */
+typedef struct place {
+  int line, key_col, value_col;
+  const char *origin;
+} place;
+
+/* Records the value of key k and where it came from. */
+static int store(dc_config *c, int k, const char *value, const place *p) {
+  char *v = dc__strdup(value), *o = p->origin ? dc__strdup(p->origin) : NULL;
+  if (!v || (p->origin && !o)) {
+    dc__free(v);
+    dc__free(o);
+    return DC_ERR_NOMEM;
+  }
+  dc__free(c->values[k]);
+  dc__free(c->origin[k]);
+  c->values[k] = v;
+  c->origin[k] = o;
+  c->lines[k] = p->line;
+  c->cols[k] = p->value_col;
+  return DC_OK;
+}
+
+/* Sets section.key from a file line or --set; no refresh. */
+static int assign(dc_config *c, const char *section, const char *key, const char *value,
+                  const place *p) {
+  char at[1200];
+  bool from_file = p->line > 0;
+  where(c, p->line, p->key_col, p->origin, at, sizeof at);
   if (strcmp(section, "vars") == 0) {
     if (!valid_name(key))
       return dc__errs(DC_ERR_ARG, "%svariable name '%s' may hold only letters, digits and _", at,
@@ -485,24 +308,19 @@ static int assign(dc_config *c, const char *section, const char *key, const char
         if (strcmp(c->var_names[i], key) == 0)
           return dc__errs(DC_ERR_ARG, "%svars.%s is already set on line %d", at, key,
                           c->var_lines[i]);
-    return set_var(c, key, value, line);
+    return set_var(c, key, value, p->line);
   }
   int k = find_key(section, key);
   if (k < 0) {
     char hint[160];
     suggest_key(section, key, hint, sizeof hint);
     return dc__errs(DC_ERR_ARG,
-                    "%sunknown key '%s' in [%s]%s (`deepc train --help-config` lists the keys)", at,
+                    "%sunknown key '%s' in [%s]%s (`deepc train --help-keys` lists the keys)", at,
                     key, section, hint);
   }
   if (from_file && c->values[k])
     return dc__errs(DC_ERR_ARG, "%s%s.%s is already set on line %d", at, section, key, c->lines[k]);
-  char *v = dc__strdup(value);
-  if (!v) return DC_ERR_NOMEM;
-  dc__free(c->values[k]);
-  c->values[k] = v;
-  c->lines[k] = line;
-  return DC_OK;
+  return store(c, k, value, p);
 }
 
 static char *trim(char *s) {
@@ -554,17 +372,70 @@ static int append_value(dc_config *c, const char *section, const char *key, cons
   return DC_OK;
 }
 
+/* Where the reader is: the line number, the open section and the key a continuation line
+ * belongs to. */
+typedef struct ini_state {
+  int line;
+  char section[64], lastkey[64];
+} ini_state;
+
+/* "[name]" at column col. */
+static int section_header(dc_config *c, ini_state *st, char *s, int col) {
+  char *end = strchr(s, ']');
+  if (!end || *trim(end + 1))
+    return dc__errs(DC_ERR_FORMAT, "%s:%d:%d: malformed section header '%s' (write [name])",
+                    c->name, st->line, col, s);
+  *end = 0;
+  char *name = trim(s + 1);
+  lower(name);
+  if (!known_section(name)) {
+    char hint[64];
+    suggest_section(name, hint, sizeof hint);
+    return dc__errs(DC_ERR_ARG,
+                    "%s:%d:%d: unknown section [%s]%s (sections: [model] [data] [train] "
+                    "[optim] [schedule] [vars])",
+                    c->name, st->line, col, name, hint);
+  }
+  snprintf(st->section, sizeof st->section, "%s", name);
+  st->lastkey[0] = 0;
+  return DC_OK;
+}
+
+/* "key = value" (or "key: value"), or an indented continuation of the last value; s is the
+ * trimmed line inside buf. */
+static int key_line(dc_config *c, ini_state *st, char *buf, char *s, bool indented) {
+  int col = (int)(s - buf) + 1;
+  char *eq = strpbrk(s, "=:");
+  bool continued = indented && st->lastkey[0] &&
+                   (!eq || (strchr(s, '(') && strchr(s, '(') < eq)); /* "  conv2d(32, 64, 5)," */
+  if (continued) return append_value(c, st->section, st->lastkey, clean_value(s));
+  if (!eq)
+    return dc__errs(DC_ERR_FORMAT, "%s:%d:%d: expected 'key = value', got '%s'", c->name, st->line,
+                    col, s);
+  *eq = 0;
+  char *key = trim(s);
+  lower(key);
+  char *value = clean_value(eq + 1);
+  if (!st->section[0])
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s:%d:%d: '%s' comes before any [section] header (start with [model], "
+                    "[data], [train], [optim] or [schedule])",
+                    c->name, st->line, col, key);
+  place at = {st->line, col, (int)(value - buf) + 1, NULL};
+  int rc = assign(c, st->section, key, value, &at);
+  if (rc == DC_OK) snprintf(st->lastkey, sizeof st->lastkey, "%s", key);
+  return rc;
+}
+
 static int parse_into(dc_config *c, const char *text) {
-  char section[64] = "", lastkey[64] = "";
-  int line = 0;
-  const char *p = text;
+  ini_state st = {0};
   char buf[4096];
-  while (*p) {
+  for (const char *p = text; *p;) {
     const char *nl = strchr(p, '\n');
     size_t len = nl ? (size_t)(nl - p) : strlen(p);
-    line++;
+    st.line++;
     if (len >= sizeof buf)
-      return dc__errs(DC_ERR_FORMAT, "%s:%d: line longer than %zu characters", c->name, line,
+      return dc__errs(DC_ERR_FORMAT, "%s:%d: line longer than %zu characters", c->name, st.line,
                       sizeof buf - 1);
     memcpy(buf, p, len);
     buf[len] = 0;
@@ -572,57 +443,14 @@ static int parse_into(dc_config *c, const char *text) {
     if (len && buf[len - 1] == '\r') buf[--len] = 0;
     bool indented = len > 0 && (buf[0] == ' ' || buf[0] == '\t');
     char *s = trim(buf);
-    if (!*s || *s == '#' || *s == ';') {
-      if (!*s) lastkey[0] = 0;
-      continue;
-    }
-    if (*s == '[') {
-      char *end = strchr(s, ']');
-      if (!end || *trim(end + 1))
-        return dc__errs(DC_ERR_FORMAT, "%s:%d: malformed section header '%s' (write [name])",
-                        c->name, line, s);
-      *end = 0;
-      char *name = trim(s + 1);
-      lower(name);
-      if (!known_section(name)) {
-        char hint[64];
-        suggest_section(name, hint, sizeof hint);
-        return dc__errs(DC_ERR_ARG,
-                        "%s:%d: unknown section [%s]%s (sections: [model] [data] [train] "
-                        "[optim] [schedule] [vars])",
-                        c->name, line, name, hint);
-      }
-      snprintf(section, sizeof section, "%s", name);
-      lastkey[0] = 0;
-      continue;
-    }
-    char *eq = strpbrk(s, "=:");
-    if (!eq) {
-      if (indented && lastkey[0]) {
-        int rc = append_value(c, section, lastkey, clean_value(s));
-        if (rc != DC_OK) return rc;
-        continue;
-      }
-      return dc__errs(DC_ERR_FORMAT, "%s:%d: expected 'key = value', got '%s'", c->name, line, s);
-    }
-    if (indented && lastkey[0] && strchr(s, '(') && strchr(s, '(') < eq) {
-      /* a continued layer list such as "  conv2d(32, 64, 5, padding=2)," */
-      int rc = append_value(c, section, lastkey, clean_value(s));
-      if (rc != DC_OK) return rc;
-      continue;
-    }
-    *eq = 0;
-    char *key = trim(s);
-    lower(key);
-    char *value = clean_value(eq + 1);
-    if (!section[0])
-      return dc__errs(DC_ERR_FORMAT,
-                      "%s:%d: '%s' comes before any [section] header (start with [model], "
-                      "[data], [train], [optim] or [schedule])",
-                      c->name, line, key);
-    int rc = assign(c, section, key, value, line, true);
+    int rc = DC_OK;
+    if (!*s)
+      st.lastkey[0] = 0; /* a blank line ends a value */
+    else if (*s == '[')
+      rc = section_header(c, &st, s, (int)(s - buf) + 1);
+    else if (*s != '#' && *s != ';')
+      rc = key_line(c, &st, buf, s, indented);
     if (rc != DC_OK) return rc;
-    snprintf(lastkey, sizeof lastkey, "%s", key);
   }
   return DC_OK;
 }
@@ -681,7 +509,9 @@ dc_config *dc_config_clone(const dc_config *src) {
   if (!c) return NULL;
   for (int k = 0; k < NKEYS; k++) {
     c->lines[k] = src->lines[k];
+    c->cols[k] = src->cols[k];
     if (src->values[k] && !(c->values[k] = dc__strdup(src->values[k]))) goto fail;
+    if (src->origin[k] && !(c->origin[k] = dc__strdup(src->origin[k]))) goto fail;
   }
   for (int i = 0; i < src->nvars; i++)
     if (set_var(c, src->var_names[i], src->var_values[i], src->var_lines[i]) != DC_OK) goto fail;
@@ -692,11 +522,12 @@ fail:
   return NULL;
 }
 
-/* Splits "section.key" into its parts (lower-cased). */
-static int split_key(const char *full, char *section, size_t ns, char *key, size_t nk) {
+/* Splits "section.key" into its parts (lower-cased); at names the override. */
+static int split_key(const char *at, const char *full, char *section, size_t ns, char *key,
+                     size_t nk) {
   const char *dot = strchr(full, '.');
   if (!dot || dot == full || !dot[1])
-    return dc__errs(DC_ERR_ARG, "--set: '%s' is not of the form section.key (e.g. optim.lr=0.01)",
+    return dc__errs(DC_ERR_ARG, "%s'%s' is not of the form section.key (e.g. optim.lr=0.01)", at,
                     full);
   snprintf(section, ns, "%.*s", (int)(dot - full), full);
   snprintf(key, nk, "%s", dot + 1);
@@ -706,34 +537,36 @@ static int split_key(const char *full, char *section, size_t ns, char *key, size
   lower(section);
   lower(key);
   if (!known_section(section)) {
-    /* maybe a bare key: "lr" -> optim.lr */
     char hint[64];
     suggest_section(section, hint, sizeof hint);
-    return dc__errs(DC_ERR_ARG, "--set: unknown section '%s' in '%s'%s", section, full, hint);
+    return dc__errs(DC_ERR_ARG, "%sunknown section '%s' in '%s'%s", at, section, full, hint);
   }
   return DC_OK;
 }
 
-int dc_config_set_value(dc_config *c, const char *full, const char *value) {
-  if (!c || !full || !value) return dc__errs(DC_ERR_ARG, "config_set: NULL argument");
-  char section[64], key[128];
-  if (!strchr(full, '.')) {
-    /* a bare key that exists in exactly one section */
-    char lk[128];
-    snprintf(lk, sizeof lk, "%s", full);
-    lower(lk);
-    int found = -1, count = 0;
-    for (int k = 0; k < NKEYS; k++)
-      if (strcmp(SCHEMA[k].key, lk) == 0) found = k, count++;
-    if (count == 1)
-      return dc__errs(DC_ERR_ARG, "--set: write %s.%s=%s (keys are section.key)",
-                      SCHEMA[found].section, lk, value);
-  }
-  int rc = split_key(full, section, sizeof section, key, sizeof key);
+/* A bare key that exists in exactly one section: the message names it as section.key. */
+static int bare_key(const char *at, const char *full, const char *value) {
+  char lk[128];
+  snprintf(lk, sizeof lk, "%s", full);
+  lower(lk);
+  int found = -1, count = 0;
+  for (int k = 0; k < NKEYS; k++)
+    if (strcmp(SCHEMA[k].key, lk) == 0) found = k, count++;
+  if (count != 1) return DC_OK;
+  return dc__errs(DC_ERR_ARG, "%swrite %s.%s=%s (keys are section.key)", at, SCHEMA[found].section,
+                  lk, value);
+}
+
+/* Sets one key from an override; on error nothing changes. origin: the override's text. */
+static int set_from(dc_config *c, const char *full, const char *value, const char *origin) {
+  char section[64], key[128], at[1200];
+  snprintf(at, sizeof at, "--set %s: ", origin);
+  int rc = strchr(full, '.') ? DC_OK : bare_key(at, full, value);
+  if (rc == DC_OK) rc = split_key(at, full, section, sizeof section, key, sizeof key);
   if (rc != DC_OK) return rc;
   dc_config *backup = dc_config_clone(c);
   if (!backup) return dc_last_status();
-  rc = assign(c, section, key, value, 0, false);
+  rc = assign(c, section, key, value, &(place){0, 0, 0, origin});
   if (rc == DC_OK) rc = refresh(c);
   if (rc != DC_OK) {
     /* restore the previous values: nothing changes on error */
@@ -749,16 +582,26 @@ int dc_config_set_value(dc_config *c, const char *full, const char *value) {
   return DC_OK;
 }
 
+int dc_config_set_value(dc_config *c, const char *full, const char *value) {
+  if (!c || !full || !value) return dc__errs(DC_ERR_ARG, "config_set: NULL argument");
+  size_t n = strlen(full) + strlen(value) + 2;
+  char *origin = dc__malloc(n);
+  if (!origin) return DC_ERR_NOMEM;
+  snprintf(origin, n, "%s=%s", full, value);
+  int rc = set_from(c, full, value, origin);
+  dc__free(origin);
+  return rc;
+}
+
 int dc_config_set(dc_config *c, const char *assignment) {
   if (!c || !assignment) return dc__errs(DC_ERR_ARG, "config_set: NULL argument");
   const char *eq = strchr(assignment, '=');
-  if (!eq)
-    return dc__errs(DC_ERR_ARG, "--set: '%s' has no '=' (write section.key=value)", assignment);
+  if (!eq) return dc__errs(DC_ERR_ARG, "--set %s: no '=' (write section.key=value)", assignment);
   char key[192];
   snprintf(key, sizeof key, "%.*s", (int)(eq - assignment), assignment);
   char *v = dc__strdup(eq + 1);
   if (!v) return DC_ERR_NOMEM;
-  int rc = dc_config_set_value(c, key, clean_value(v));
+  int rc = set_from(c, key, clean_value(v), assignment);
   dc__free(v);
   return rc;
 }
@@ -849,68 +692,6 @@ char *dc_config_to_string(const dc_config *c, bool only_set) {
   return b.s;
 }
 
-void dc_config_print_schema(FILE *f) {
-  static const char *const TYPE[] = {"int", "number", "bool", "text", "choice", "ints", "numbers"};
-  for (int s = 0; s < NSECTIONS - 1; s++) {
-    fprintf(f, "[%s]\n", SECTIONS[s]);
-    for (int k = 0; k < NKEYS; k++) {
-      const cfg_key *e = &SCHEMA[k];
-      if (strcmp(e->section, SECTIONS[s]) != 0) continue;
-      char def[64];
-      snprintf(def, sizeof def, "%s", e->def[0] ? e->def : e->type == CT_STR ? "(none)" : "(auto)");
-      fprintf(f, "  %-16s %-7s %-14s %s", e->key, TYPE[e->type], def, e->help);
-      if (e->type == CT_ENUM) fprintf(f, " {%s}", e->choices);
-      fprintf(f, "\n");
-    }
-  }
-  fprintf(f, "[vars]\n  any name = value, used as ${name} in the values above\n");
-}
-
-/* ---- typed getters for build.c (values are already checked) ---- */
-int64_t dc__config_int(const dc_config *c, const char *key) {
-  const char *v = dc_config_get(c, key);
-  int64_t x = 0;
-  if (v) parse_int(v, &x);
-  return x;
-}
-
-double dc__config_float(const dc_config *c, const char *key) {
-  const char *v = dc_config_get(c, key);
-  double x = NAN;
-  if (v && *v) parse_float(v, &x);
-  return x;
-}
-
-bool dc__config_bool(const dc_config *c, const char *key) {
-  const char *v = dc_config_get(c, key);
-  return v && parse_bool(v) == 1;
-}
-
-int dc__config_list(const dc_config *c, const char *key, double *out, int max) {
-  const char *v = dc_config_get(c, key);
-  if (!v) return -1;
-  int n = 0;
-  const char *p = v;
-  while (*p && n < max) {
-    char *end;
-    out[n++] = strtod(p, &end);
-    p = end;
-    while (*p == ',' || isspace((unsigned char)*p)) p++;
-  }
-  return n;
-}
-
-int dc__config_line(const dc_config *c, const char *key) {
-  const char *dot = strchr(key, '.');
-  for (int k = 0; dot && k < NKEYS; k++) {
-    size_t ls = strlen(SCHEMA[k].section);
-    if ((size_t)(dot - key) == ls && strncmp(key, SCHEMA[k].section, ls) == 0 &&
-        strcmp(dot + 1, SCHEMA[k].key) == 0)
-      return c->lines[k];
-  }
-  return 0;
-}
-
 const char *dc__config_name(const dc_config *c) { return c->name; }
 
 /* Keys whose resolved values differ between a and b, as "section.key" separated by ", "
@@ -934,3 +715,5 @@ int dc__rewrap(dc_status s, const char *fmt, ...) {
   va_end(ap);
   return dc__errs(s, "%s", msg);
 }
+
+int dc__status_or_nomem(void) { return dc_last_status() ? dc_last_status() : DC_ERR_NOMEM; }

@@ -33,22 +33,24 @@ typedef struct report_ctx {
 /* The header: data, model, optimizer, epochs. */
 static void write_summary(FILE *f, const report_ctx *x) {
   const dc_config *c = x->c;
+  const dc__run_spec *sp = dc__config_spec(c);
   const dc__data *d = x->d;
   char cnt[32];
   fprintf(f, "# Training report: %s\n\n", dc__config_name(c));
   fprintf(f, "- data: %s, %lld classes; %lld training, %lld validation%s, %lld test samples\n",
-          dc_config_get(c, "data.dataset"), (long long)d->num_classes,
-          (long long)dc_dataset_len(d->train), (long long)(d->val ? dc_dataset_len(d->val) : 0),
+          sp->data.dataset, (long long)d->num_classes, (long long)dc_dataset_len(d->train),
+          (long long)(d->val ? dc_dataset_len(d->val) : 0),
           d->val_is_test ? " (the test set is used for validation)" : "",
           (long long)dc_dataset_len(d->test));
   fprintf(f, "- model: %s parameters (see below)\n", dc_format_count(x->nparams, cnt, sizeof cnt));
-  fprintf(f, "- optimizer: %s, lr %s; schedule: %s; batch size %s; seed %s\n",
-          dc_config_get(c, "optim.name"),
-          *dc_config_get(c, "optim.lr") ? dc_config_get(c, "optim.lr") : "default",
-          dc_config_get(c, "schedule.name"), dc_config_get(c, "train.batch_size"),
-          dc_config_get(c, "train.seed"));
-  fprintf(f, "- epochs: %d of %s%s; best epoch %d; wall time %.1f s\n\n", x->r->epochs_done,
-          dc_config_get(c, "train.epochs"), x->r->stopped_early ? " (early stopping)" : "",
+  char lr[32] = "default";
+  if (!isnan(sp->optim.lr)) snprintf(lr, sizeof lr, "%g", sp->optim.lr);
+  fprintf(f, "- optimizer: %s, lr %s; schedule: %s; batch size %lld; seed %lld\n",
+          dc__spec_choice(DC__K_optim_name, (int)sp->optim.name), lr,
+          dc__spec_choice(DC__K_schedule_name, (int)sp->schedule.name),
+          (long long)sp->train.batch_size, (long long)sp->train.seed);
+  fprintf(f, "- epochs: %d of %lld%s; best epoch %d; wall time %.1f s\n\n", x->r->epochs_done,
+          (long long)sp->train.epochs, x->r->stopped_early ? " (early stopping)" : "",
           x->r->best_epoch, x->r->seconds);
 }
 
@@ -65,7 +67,7 @@ static void write_results(FILE *f, const report_ctx *x) {
   num_or_dash(a, sizeof a, r->best_val_loss), pct_or_dash(b, sizeof b, r->best_val_acc);
   fprintf(f, "| validation (best epoch %d) | %s | %s |\n", r->best_epoch, a, b);
   num_or_dash(a, sizeof a, r->test_loss), pct_or_dash(b, sizeof b, r->test_acc);
-  bool best_w = dc__config_bool(x->c, "train.restore_best") && r->best_epoch > 0;
+  bool best_w = dc__config_spec(x->c)->train.restore_best && r->best_epoch > 0;
   fprintf(f, "| **test** (weights of epoch %d) | %s | **%s** |\n\n",
           best_w ? r->best_epoch : r->epochs_done, a, b);
   if (!test) return;

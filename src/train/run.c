@@ -15,6 +15,7 @@ enum { RUN_STOP = 100 }; /* a callback's request to stop (not an error) */
 /* Everything the callbacks need. */
 typedef struct run_ctx {
   const dc_config *cfg;
+  const dc__run_spec *spec; /* cfg's typed values */
   const dc__data *data;
   const dc_run_opts *o;
   char dir[1024];
@@ -152,12 +153,12 @@ static void default_dir(const dc_config *c, char *buf, size_t n) {
 
 static void print_summary(FILE *f, const run_ctx *r, const dc_run_result *res,
                           const dc_metrics *test) {
-  bool best_w = dc__config_bool(r->cfg, "train.restore_best") && res->best_epoch > 0;
+  bool best_w = r->spec->train.restore_best && res->best_epoch > 0;
   fprintf(f, "\ntest accuracy: %.2f%% (loss %.4f) with the weights of epoch %d",
           100 * res->test_acc, res->test_loss, best_w ? res->best_epoch : res->epochs_done);
   if (!isnan(res->best_val_acc))
     fprintf(f, " (validation accuracy %.2f%% at the best epoch %d, by %s)", 100 * res->best_val_acc,
-            res->best_epoch, dc_config_get(r->cfg, "train.monitor"));
+            res->best_epoch, dc__spec_choice(DC__K_train_monitor, (int)r->spec->train.monitor));
   fprintf(f, "\n\n");
   dc_metrics_print_classes(f, test, (const char *const *)r->data->class_names, false);
   fprintf(f, "\nconfusion matrix (rows: true class, columns: predicted class)\n");
@@ -239,210 +240,274 @@ static void resume_check(const dc_config *c, const dc_ckpt *ck, char *warn, size
   if (diff[0]) snprintf(warn, n, "%s", diff);
 }
 
+/* What dc_run builds, released by run_free. */
+typedef struct run_parts {
+  dc_device dev;
+  dc_ckpt *resume; /* --resume: last.ckpt */
+  dc__data data;
+  dc__loss_cfg loss;
+  dc_module *model;
+  dc_optim *opt;
+  dc_dist_ddp *ddp;
+  dc_loader *tl, *vl, *te; /* training, validation (NULL: the test set), test */
+  dc_sched *sched;
+  dc_trainer *t;
+  dc_metrics *test;
+  char *repr;
+  bool anomaly_prev, anomaly_set; /* train.detect_anomaly, restored at the end */
+} run_parts;
+
+/* Options, output folder and device: all checked before any work. */
+static int run_begin(dc_run_opts *o, run_ctx *r, dc_run_result *res, dc_device *dev) {
+  if (!r->writer) { /* data-parallel: rank 0 alone logs and writes */
+    o->progress = DC_PROGRESS_QUIET;
+    o->no_summary = true;
+  }
+  if (o->out_dir)
+    snprintf(r->dir, sizeof r->dir, "%s", o->out_dir);
+  else
+    default_dir(r->cfg, r->dir, sizeof r->dir);
+  size_t dl = strlen(r->dir);
+  while (dl > 1 && r->dir[dl - 1] == '/') r->dir[--dl] = 0;
+  snprintf(res->out_dir, sizeof res->out_dir, "%s", r->dir);
+  int rc = dc__run_device(r->spec, o->device, dev);
+  if (rc != DC_OK) return rc;
+  rc = dc__mkdirs(r->dir);
+  if (rc != DC_OK) return rc;
+  if (r->writer) dc__remove_stale_temps(r->dir);
+  return DC_OK;
+}
+
+/* --resume: the checkpoint to continue from (*ck stays NULL otherwise). */
+static int open_resume(const run_ctx *r, dc_ckpt **ck) {
+  *ck = NULL;
+  if (!r->o->resume) return DC_OK;
+  char path[1100];
+  path_in(path, sizeof path, r, "last.ckpt");
+  if (!dc__path_exists(path))
+    return dc__errs(DC_ERR_IO, "--resume: %s does not exist (nothing to resume in %s)", path,
+                    r->dir);
+  return (*ck = dc_ckpt_load(path)) ? DC_OK : dc_last_status();
+}
+
+/* The model on its device (the optimizer and its state are built there), the optimizer, and
+ * the data-parallel wrapper. */
+static int build_model_optim(const run_ctx *r, run_parts *p, int nranks) {
+  if (r->batch_size % nranks != 0)
+    return dc__errs(DC_ERR_ARG,
+                    "train.batch_size = %lld is the batch of the whole job and must be "
+                    "a multiple of its %d ranks (each rank takes batch_size / %d)",
+                    (long long)r->batch_size, nranks, nranks);
+  if (!(p->model = dc__build_model(r->spec, &p->data))) return dc__status_or_nomem();
+  int rc;
+  if (p->dev != DC_CPU && (rc = dc_module_to(p->model, p->dev)) != DC_OK) return rc;
+  if (nranks > 1 && r->spec->train.sync_batchnorm &&
+      (rc = dc_dist_convert_sync_batchnorm(p->model)) != DC_OK)
+    return rc;
+  if (!(p->opt = dc__build_optim(r->spec, p->model))) return dc__status_or_nomem();
+  if (nranks > 1 && !(p->ddp = dc_dist_ddp_new(p->model))) return dc__status_or_nomem();
+  return DC_OK;
+}
+
+/* Training (this rank's share of the batch), test and validation loaders. */
+static int build_loaders(const run_ctx *r, run_parts *p, int nranks) {
+  const dc__run_spec *sp = r->spec;
+  uint64_t seed = (uint64_t)sp->train.seed;
+  int64_t tbs = r->batch_size / nranks, ebs = sp->train.eval_batch_size;
+  int workers = (int)sp->data.workers;
+  int prefetch = train_prefetch(p->data.sample_shape, tbs, workers);
+  dc__data *d = &p->data;
+  if (!(p->tl =
+            make_loader(d->train, tbs, true, workers, prefetch, dc__seed_stream(seed, 1), p->dev)))
+    return dc__status_or_nomem();
+  if (!(p->te = make_loader(d->test, ebs, false, workers, 0, dc__seed_stream(seed, 3), p->dev)))
+    return dc__status_or_nomem();
+  if (d->val &&
+      !(p->vl = make_loader(d->val, ebs, false, workers, 0, dc__seed_stream(seed, 2), p->dev)))
+    return dc__status_or_nomem();
+  return DC_OK;
+}
+
+/* The schedule and the trainer with the run's callbacks; anomaly mode as configured. */
+static int build_trainer(run_ctx *r, run_parts *p) {
+  const dc__run_spec *sp = r->spec;
+  dc_sched_when when;
+  int rc = dc__build_sched(sp, p->opt, dc_loader_len(p->tl), &p->sched, &when);
+  if (rc != DC_OK) return rc;
+  dc__monitor mon = sp->train.monitor;
+  dc_trainer_opts to = {
+      .epochs = (int)sp->train.epochs,
+      .loss = dc__loss_call,
+      .loss_ud = &p->loss,
+      .val = p->vl ? p->vl : p->te, /* val_split = 0: validate on the test set */
+      .sched = p->sched,
+      .sched_when = when,
+      .num_classes = p->data.num_classes,
+      .clip_grad_norm = sp->train.clip_grad_norm,
+      .on_nan = sp->train.on_nan == DC__NAN_SKIP ? DC_NAN_SKIP : DC_NAN_STOP,
+      .patience = (int)sp->train.early_stop,
+      .min_delta = sp->train.min_delta,
+      .monitor = mon == DC__MON_VAL_LOSS     ? DC_MONITOR_VAL_LOSS
+                 : mon == DC__MON_TRAIN_LOSS ? DC_MONITOR_TRAIN_LOSS
+                                             : DC_MONITOR_VAL_ACC,
+      .on_step = on_step,
+      .on_epoch = on_epoch,
+      .cb_ud = r,
+      .dist = dc_dist_trainer_hooks(p->ddp),
+  };
+  if (!(p->t = dc_trainer_new(p->model, p->opt, p->tl, to))) return dc__status_or_nomem();
+  p->anomaly_prev = dc_set_detect_anomaly(sp->train.detect_anomaly);
+  p->anomaly_set = true;
+  return DC_OK;
+}
+
+/* --resume: warns about changed settings and loads the training state. */
+static int restore_resume(run_ctx *r, run_parts *p, FILE *log) {
+  char warn[1100];
+  resume_check(r->cfg, p->resume, warn, sizeof warn);
+  if (warn[0] && r->o->progress != DC_PROGRESS_QUIET)
+    fprintf(log, "warning: --resume with settings that differ from the checkpoint's: %s\n", warn);
+  int rc = dc_trainer_load_state(p->t, p->resume);
+  if (rc != DC_OK)
+    return dc__rewrap((dc_status)rc, "--resume from %s/last.ckpt: %s", r->dir, dc_last_error());
+  r->skipped = dc_trainer_skipped_steps(p->t);
+  return DC_OK;
+}
+
+/* config.ini, the TensorBoard writer (rank 0) and the model's text for the report. */
+static int open_outputs(run_ctx *r, run_parts *p) {
+  char path[1100];
+  char *cfg_text = r->writer ? dc_config_to_string(r->cfg, false) : NULL;
+  if (r->writer && !cfg_text) return dc__status_or_nomem();
+  path_in(path, sizeof path, r, "config.ini");
+  FILE *cf = cfg_text ? fopen(path, "w") : NULL;
+  if (cf) fputs(cfg_text, cf), fclose(cf);
+  free(cfg_text);
+  path_in(path, sizeof path, r, "tb");
+  if (r->writer && !(r->tb = dc_tb_open(path))) return dc__status_or_nomem();
+  p->repr = dc_module_repr(p->model);
+  return DC_OK;
+}
+
+/* The progress display, and the line that says what is trained where. */
+static void start_progress(run_ctx *r, const run_parts *p, FILE *log) {
+  int epochs = (int)r->spec->train.epochs;
+  dc__progress_init(&r->prog, log, r->o->progress, epochs);
+  if (r->o->progress == DC_PROGRESS_QUIET) return;
+  const dc__data *d = &p->data;
+  char cnt[32];
+  fprintf(log, "%s %s: %s parameters, %lld train / %lld %s / %lld test samples, %d epochs -> %s\n",
+          p->resume ? "resuming" : "training", dc__config_name(r->cfg),
+          dc_format_count(dc_module_num_parameters(p->model, false), cnt, sizeof cnt),
+          (long long)dc_dataset_len(d->train),
+          (long long)(p->vl ? dc_dataset_len(d->val) : dc_dataset_len(d->test)),
+          p->vl ? "validation" : "test (as validation)", (long long)dc_dataset_len(d->test), epochs,
+          r->dir);
+  if (r->o->show_model) {
+    dc_model_summary *ms = dc_summary(p->model, d->sample_shape);
+    if (ms) dc_summary_print(log, ms);
+    dc_summary_free(ms);
+  }
+  if (p->resume) fprintf(log, "resuming after epoch %d\n", dc_trainer_epochs_done(p->t));
+  fflush(log);
+}
+
+/* The test set, with the best epoch's weights when asked (data-parallel: summed over ranks). */
+static int score_test(const run_ctx *r, run_parts *p, dc_run_result *res, int nranks) {
+  char path[1100];
+  path_in(path, sizeof path, r, "best.ckpt");
+  int rc;
+  if (nranks > 1 && (rc = dc_dist_barrier()) != DC_OK) return rc; /* rank 0's files are written */
+  if (r->spec->train.restore_best && res->best_epoch > 0 && res->best_epoch != res->epochs_done &&
+      dc__path_exists(path) && (rc = load_weights(p->model, path)) != DC_OK)
+    return rc;
+  if (!(p->test = dc_metrics_new(p->data.num_classes, 5))) return dc__status_or_nomem();
+  if ((rc = dc_evaluate(p->model, p->te, dc__loss_call, &p->loss, p->test)) != DC_OK) return rc;
+  if ((rc = dc_dist_metrics_all_reduce(p->test, NULL)) != DC_OK) return rc;
+  res->test_loss = dc_metrics_mean_loss(p->test);
+  res->test_acc = dc_metrics_accuracy(p->test);
+  return DC_OK;
+}
+
+/* metrics.csv, the curves and report.md (rank 0), then the summary on stdout. */
+static int write_final(const run_ctx *r, const run_parts *p, const dc_run_result *res) {
+  int rc = DC_OK;
+  if (r->writer && (rc = write_history_files(r, dc_trainer_history(p->t))) != DC_OK) return rc;
+  char path[1100];
+  path_in(path, sizeof path, r, "report.md");
+  rc = r->writer ? dc__write_report(path, r->cfg, &p->data, dc_trainer_history(p->t), res, p->test,
+                                    p->repr, dc_module_num_parameters(p->model, false))
+                 : DC_OK;
+  if (rc != DC_OK) return rc;
+  if (!r->o->no_summary) print_summary(r->o->out ? r->o->out : stdout, r, res, p->test);
+  return DC_OK;
+}
+
+/* Builds everything on the loaded data, trains, and scores the test set. */
+static int run_train(run_ctx *r, run_parts *p, dc_run_result *res, double t_start) {
+  int nranks = dc_dist_size();
+  FILE *log = r->o->log ? r->o->log : stderr;
+  r->data = &p->data;
+  dc_shape_str(p->data.sample_shape, r->shape, sizeof r->shape);
+  dc__build_loss(r->spec, &p->loss);
+  r->batch_size = r->spec->train.batch_size; /* >= 1, as eval_batch_size (spec.h) */
+  int rc = build_model_optim(r, p, nranks);
+  if (rc == DC_OK) rc = build_loaders(r, p, nranks);
+  if (rc == DC_OK) rc = build_trainer(r, p);
+  if (rc == DC_OK && p->resume) rc = restore_resume(r, p, log);
+  if (rc == DC_OK) rc = open_outputs(r, p);
+  if (rc != DC_OK) return rc;
+  start_progress(r, p, log);
+  rc = dc_trainer_fit(p->t);
+  if (rc != DC_OK && rc != RUN_STOP) return rc;
+  fill_result(res, p->t);
+  if (rc == RUN_STOP) { /* --stop-after: no test set */
+    res->test_loss = res->test_acc = NAN;
+    res->seconds = dc__now() - t_start;
+    if (r->o->progress != DC_PROGRESS_QUIET)
+      fprintf(log, "stopped after epoch %d as asked; continue with --resume\n", res->epochs_done);
+    return DC_OK;
+  }
+  if ((rc = score_test(r, p, res, nranks)) != DC_OK) return rc;
+  res->seconds = dc__now() - t_start;
+  return write_final(r, p, res);
+}
+
+static void run_free(run_ctx *r, run_parts *p) {
+  if (p->anomaly_set) dc_set_detect_anomaly(p->anomaly_prev);
+  free(p->repr);
+  dc_metrics_free(p->test);
+  dc_tb_close(r->tb);
+  dc_trainer_free(p->t);
+  dc_dist_ddp_free(p->ddp);
+  dc_sched_free(p->sched);
+  dc_loader_free(p->tl);
+  dc_loader_free(p->vl);
+  dc_loader_free(p->te);
+  dc_optim_free(p->opt);
+  dc_module_free(p->model);
+  dc__data_free(&p->data);
+  dc_ckpt_free(p->resume);
+}
+
 int dc_run(const dc_config *c, const dc_run_opts *opts, dc_run_result *res_out) {
   if (!c) return dc__errs(DC_ERR_ARG, "run: NULL configuration");
   dc_run_opts o = opts ? *opts : (dc_run_opts){0};
   dc_run_result res = {0};
   double t_start = dc__now();
-  run_ctx r = {.cfg = c, .o = &o, .writer = dc_dist_is_main()};
-  int nranks = dc_dist_size();
-  if (!r.writer) { /* data-parallel: rank 0 alone logs and writes */
-    o.progress = DC_PROGRESS_QUIET;
-    o.no_summary = true;
-  }
-  if (o.out_dir)
-    snprintf(r.dir, sizeof r.dir, "%s", o.out_dir);
-  else
-    default_dir(c, r.dir, sizeof r.dir);
-  size_t dl = strlen(r.dir);
-  while (dl > 1 && r.dir[dl - 1] == '/') r.dir[--dl] = 0;
-  snprintf(res.out_dir, sizeof res.out_dir, "%s", r.dir);
-  FILE *log = o.log ? o.log : stderr;
-  FILE *out = o.out ? o.out : stdout;
-  dc_device dev;
-  int rc = dc__run_device(c, o.device, &dev); /* before any work */
+  const dc__run_spec *sp = dc__config_spec(c);
+  run_ctx r = {.cfg = c, .spec = sp, .o = &o, .writer = dc_dist_is_main()};
+  run_parts p = {0};
+  int rc = run_begin(&o, &r, &res, &p.dev);
+  if (rc == DC_OK) rc = open_resume(&r, &p.resume);
   if (rc != DC_OK) return rc;
-  rc = dc__mkdirs(r.dir);
-  if (rc != DC_OK) return rc;
-  if (r.writer) dc__remove_stale_temps(r.dir);
-  char path[1100];
-  dc_ckpt *resume = NULL;
-  if (o.resume) {
-    path_in(path, sizeof path, &r, "last.ckpt");
-    if (!dc__path_exists(path))
-      return dc__errs(DC_ERR_IO, "--resume: %s does not exist (nothing to resume in %s)", path,
-                      r.dir);
-    if (!(resume = dc_ckpt_load(path))) return dc_last_status();
-  }
-  uint64_t seed = (uint64_t)dc__config_int(c, "train.seed");
-  dc_manual_seed(seed);
-  dc__data data;
-  rc = dc__build_data(c, &data, NULL);
-  if (rc != DC_OK) {
-    dc_ckpt_free(resume);
+  dc_manual_seed((uint64_t)sp->train.seed);
+  if ((rc = dc__build_data(sp, &p.data, NULL)) != DC_OK) {
+    dc_ckpt_free(p.resume);
     return rc;
   }
-  r.data = &data;
-  dc_shape_str(data.sample_shape, r.shape, sizeof r.shape);
-  dc_module *model = NULL;
-  dc_optim *opt = NULL;
-  dc_sched *sched = NULL;
-  dc_loader *tl = NULL, *vl = NULL, *te = NULL;
-  dc_trainer *t = NULL;
-  dc_dist_ddp *ddp = NULL;
-  dc_metrics *test = NULL;
-  char *repr = NULL;
-  bool anomaly_prev = false, anomaly_set = false; /* train.detect_anomaly, restored at the end */
-  dc__loss_cfg loss;
-  dc__build_loss(c, &loss);
-  r.batch_size = dc__config_int(c, "train.batch_size");
-  int64_t ebs = dc__config_int(c, "train.eval_batch_size");
-  int workers = (int)dc__config_int(c, "data.workers");
-  int epochs = (int)dc__config_int(c, "train.epochs");
-  if (r.batch_size < 1 || ebs < 1) {
-    rc = dc__errs(DC_ERR_ARG, "train.batch_size and train.eval_batch_size must be >= 1");
-    goto done;
-  }
-  if (r.batch_size % nranks != 0) {
-    rc = dc__errs(DC_ERR_ARG,
-                  "train.batch_size = %lld is the batch of the whole job and must be "
-                  "a multiple of its %d ranks (each rank takes batch_size / %d)",
-                  (long long)r.batch_size, nranks, nranks);
-    goto done;
-  }
-  if (!(model = dc__build_model(c, &data))) goto fail_status;
-  /* the model goes to the device first, the optimizer (and its state) is built there */
-  if (dev != DC_CPU && (rc = dc_module_to(model, dev)) != DC_OK) goto done;
-  if (nranks > 1 && dc__config_bool(c, "train.sync_batchnorm") &&
-      (rc = dc_dist_convert_sync_batchnorm(model)) != DC_OK)
-    goto done;
-  if (!(opt = dc__build_optim(c, model))) goto fail_status;
-  if (nranks > 1 && !(ddp = dc_dist_ddp_new(model))) goto fail_status;
-  int64_t tbs = r.batch_size / nranks;
-  int prefetch = train_prefetch(data.sample_shape, tbs, workers);
-  if (!(tl = make_loader(data.train, tbs, true, workers, prefetch, dc__seed_stream(seed, 1), dev)))
-    goto fail_status;
-  if (!(te = make_loader(data.test, ebs, false, workers, 0, dc__seed_stream(seed, 3), dev)))
-    goto fail_status;
-  if (data.val &&
-      !(vl = make_loader(data.val, ebs, false, workers, 0, dc__seed_stream(seed, 2), dev)))
-    goto fail_status;
-  dc_sched_when when;
-  if ((rc = dc__build_sched(c, opt, dc_loader_len(tl), &sched, &when)) != DC_OK) goto done;
-  const char *mon = dc_config_get(c, "train.monitor"), *nan_mode = dc_config_get(c, "train.on_nan");
-  dc_trainer_opts to = {
-      .epochs = epochs,
-      .loss = dc__loss_call,
-      .loss_ud = &loss,
-      .val = vl ? vl : te, /* val_split = 0: validate on the test set */
-      .sched = sched,
-      .sched_when = when,
-      .num_classes = data.num_classes,
-      .clip_grad_norm = dc__config_float(c, "train.clip_grad_norm"),
-      .on_nan = strcmp(nan_mode, "skip") == 0 ? DC_NAN_SKIP : DC_NAN_STOP,
-      .patience = (int)dc__config_int(c, "train.early_stop"),
-      .min_delta = dc__config_float(c, "train.min_delta"),
-      .monitor = !strcmp(mon, "val_loss")     ? DC_MONITOR_VAL_LOSS
-                 : !strcmp(mon, "train_loss") ? DC_MONITOR_TRAIN_LOSS
-                                              : DC_MONITOR_VAL_ACC,
-      .on_step = on_step,
-      .on_epoch = on_epoch,
-      .cb_ud = &r,
-      .dist = dc_dist_trainer_hooks(ddp),
-  };
-  if (!(t = dc_trainer_new(model, opt, tl, to))) goto fail_status;
-  anomaly_prev = dc_set_detect_anomaly(dc__config_bool(c, "train.detect_anomaly"));
-  anomaly_set = true;
-  if (resume) {
-    char warn[1100];
-    resume_check(c, resume, warn, sizeof warn);
-    if (warn[0] && o.progress != DC_PROGRESS_QUIET)
-      fprintf(log, "warning: --resume with settings that differ from the checkpoint's: %s\n", warn);
-    if ((rc = dc_trainer_load_state(t, resume)) != DC_OK) {
-      rc = dc__rewrap((dc_status)rc, "--resume from %s/last.ckpt: %s", r.dir, dc_last_error());
-      goto done;
-    }
-    r.skipped = dc_trainer_skipped_steps(t);
-  }
-  /* outputs */
-  char *cfg_text = r.writer ? dc_config_to_string(c, false) : NULL;
-  if (r.writer && !cfg_text) goto fail_status;
-  path_in(path, sizeof path, &r, "config.ini");
-  FILE *cf = cfg_text ? fopen(path, "w") : NULL;
-  if (cf) fputs(cfg_text, cf), fclose(cf);
-  free(cfg_text);
-  path_in(path, sizeof path, &r, "tb");
-  if (r.writer && !(r.tb = dc_tb_open(path))) goto fail_status;
-  repr = dc_module_repr(model);
-  dc__progress_init(&r.prog, log, o.progress, epochs);
-  if (o.progress != DC_PROGRESS_QUIET) {
-    char cnt[32];
-    fprintf(log,
-            "%s %s: %s parameters, %lld train / %lld %s / %lld test samples, %d epochs -> %s\n",
-            resume ? "resuming" : "training", dc__config_name(c),
-            dc_format_count(dc_module_num_parameters(model, false), cnt, sizeof cnt),
-            (long long)dc_dataset_len(data.train),
-            (long long)(vl ? dc_dataset_len(data.val) : dc_dataset_len(data.test)),
-            vl ? "validation" : "test (as validation)", (long long)dc_dataset_len(data.test),
-            epochs, r.dir);
-    if (o.show_model) {
-      dc_model_summary *ms = dc_summary(model, data.sample_shape);
-      if (ms) dc_summary_print(log, ms);
-      dc_summary_free(ms);
-    }
-    if (resume) fprintf(log, "resuming after epoch %d\n", dc_trainer_epochs_done(t));
-    fflush(log);
-  }
-  rc = dc_trainer_fit(t);
-  if (rc == RUN_STOP) {
-    fill_result(&res, t);
-    res.test_loss = res.test_acc = NAN;
-    res.seconds = dc__now() - t_start;
-    rc = DC_OK;
-    if (o.progress != DC_PROGRESS_QUIET)
-      fprintf(log, "stopped after epoch %d as asked; continue with --resume\n", res.epochs_done);
-    goto done;
-  }
-  if (rc != DC_OK) goto done;
-  fill_result(&res, t);
-  /* the test set, with the best epoch's weights when asked */
-  path_in(path, sizeof path, &r, "best.ckpt");
-  if (nranks > 1 && (rc = dc_dist_barrier()) != DC_OK) goto done; /* rank 0's files are written */
-  if (dc__config_bool(c, "train.restore_best") && res.best_epoch > 0 &&
-      res.best_epoch != res.epochs_done && dc__path_exists(path) &&
-      (rc = load_weights(model, path)) != DC_OK)
-    goto done;
-  if (!(test = dc_metrics_new(data.num_classes, 5))) goto fail_status;
-  if ((rc = dc_evaluate(model, te, dc__loss_call, &loss, test)) != DC_OK) goto done;
-  if ((rc = dc_dist_metrics_all_reduce(test, NULL)) != DC_OK) goto done;
-  res.test_loss = dc_metrics_mean_loss(test);
-  res.test_acc = dc_metrics_accuracy(test);
-  res.seconds = dc__now() - t_start;
-  if (r.writer && (rc = write_history_files(&r, dc_trainer_history(t))) != DC_OK) goto done;
-  path_in(path, sizeof path, &r, "report.md");
-  rc = r.writer ? dc__write_report(path, c, &data, dc_trainer_history(t), &res, test, repr,
-                                   dc_module_num_parameters(model, false))
-                : DC_OK;
-  if (rc != DC_OK) goto done;
-  if (!o.no_summary) print_summary(out, &r, &res, test);
-  goto done;
-fail_status:
-  rc = dc_last_status() ? dc_last_status() : DC_ERR_NOMEM;
-done:
-  if (anomaly_set) dc_set_detect_anomaly(anomaly_prev);
-  free(repr);
-  dc_metrics_free(test);
-  dc_tb_close(r.tb);
-  dc_trainer_free(t);
-  dc_dist_ddp_free(ddp);
-  dc_sched_free(sched);
-  dc_loader_free(tl);
-  dc_loader_free(vl);
-  dc_loader_free(te);
-  dc_optim_free(opt);
-  dc_module_free(model);
-  dc__data_free(&data);
-  dc_ckpt_free(resume);
+  rc = run_train(&r, &p, &res, t_start);
+  run_free(&r, &p);
   if (res_out) *res_out = res;
   return rc;
 }

@@ -7,18 +7,15 @@
 #include <deepc/train.h>
 
 #include "../core/core-impl.h"
+#include "spec.h"
 
-/* ---- configuration values (already type-checked by config.c) ---- */
-int64_t dc__config_int(const dc_config *c, const char *key);
-double dc__config_float(const dc_config *c, const char *key); /* NaN when empty */
-bool dc__config_bool(const dc_config *c, const char *key);
-/* Comma-separated numbers into out[max]; returns how many (0 for an empty value). */
-int dc__config_list(const dc_config *c, const char *key, double *out, int max);
-int dc__config_line(const dc_config *c, const char *key); /* 0: default or --set */
+/* ---- the configuration: typed values in spec.h (dc__config_spec), its name for messages ---- */
 const char *dc__config_name(const dc_config *c);
 /* Sets the error like dc__errs, for messages that quote dc_last_error() (which dc__errs would
  * overwrite while formatting); returns s. */
 int dc__rewrap(dc_status s, const char *fmt, ...) DC__PRINTF(2, 3);
+/* dc_last_status(), or DC_ERR_NOMEM when a call failed without setting one. */
+int dc__status_or_nomem(void);
 /* Keys whose values differ, "section.key, ..." into buf ("" when none). */
 void dc__config_diff(const dc_config *a, const dc_config *b, char *buf, size_t n);
 
@@ -32,19 +29,19 @@ typedef struct dc__data {
 } dc__data;
 
 /* Opens the datasets with their transforms (split, limits, normalisation, augmentation). */
-int dc__build_data(const dc_config *c, dc__data *d, const char *data_override);
+int dc__build_data(const dc__run_spec *s, dc__data *d, const char *data_override);
 void dc__data_free(dc__data *d);
 /* The model for these inputs, checked by a forward pass of one zero sample (a shape error
  * names the layer). */
-dc_module *dc__build_model(const dc_config *c, const dc__data *d);
+dc_module *dc__build_model(const dc__run_spec *s, const dc__data *d);
 /* The optimizer over the model's trainable parameters, and its schedule (NULL for none; *when
  * tells the trainer how to step it). */
-dc_optim *dc__build_optim(const dc_config *c, dc_module *m);
-int dc__build_sched(const dc_config *c, dc_optim *o, int64_t steps_per_epoch, dc_sched **out,
+dc_optim *dc__build_optim(const dc__run_spec *s, dc_module *m);
+int dc__build_sched(const dc__run_spec *s, dc_optim *o, int64_t steps_per_epoch, dc_sched **out,
                     dc_sched_when *when);
 /* The device of a run: override ("--device", may be NULL) or train.device, parsed; a device
  * this build lacks is DC_ERR_ARG naming the devices it has. */
-int dc__run_device(const dc_config *c, const char *override, dc_device *dev);
+int dc__run_device(const dc__run_spec *s, const char *override, dc_device *dev);
 /* A non-zero seed for one purpose (stream) of a run, derived from the configured seed. */
 uint64_t dc__seed_stream(uint64_t seed, uint64_t stream);
 /* Loss function and its options (cross-entropy with label smoothing, multi-margin). */
@@ -52,7 +49,7 @@ typedef struct dc__loss_cfg {
   int kind; /* 0 cross-entropy, 1 multi-margin */
   double label_smoothing;
 } dc__loss_cfg;
-void dc__build_loss(const dc_config *c, dc__loss_cfg *l);
+void dc__build_loss(const dc__run_spec *s, dc__loss_cfg *l);
 dc_tensor *dc__loss_call(dc_tensor *out, dc_tensor *target, void *ud); /* ud: dc__loss_cfg */
 
 /* ---- progress display (progress.c) ---- */

@@ -57,11 +57,12 @@ EOF
 # ---- configuration errors (before any data is read) ----
 expect_error "cannot open the configuration file" "$DEEPC" train "$tmp/missing.ini"
 printf '[optim]\nlerning_rate = 0.1\n' >"$tmp/e1.ini"
-expect_error "e1.ini:2: unknown key 'lerning_rate' in [optim]" "$DEEPC" train "$tmp/e1.ini"
+expect_error "e1.ini:2:1: unknown key 'lerning_rate' in [optim]" "$DEEPC" train "$tmp/e1.ini"
 printf '[optim]\nlrr = 0.1\n' >"$tmp/e2.ini"
 expect_error "did you mean 'lr'" "$DEEPC" train "$tmp/e2.ini"
 printf '[train]\nepochs = many\n' >"$tmp/e3.ini"
-expect_error "e3.ini:2: train.epochs: expected an integer, got 'many'" "$DEEPC" train "$tmp/e3.ini"
+expect_error "e3.ini:2:10: train.epochs: expected an integer, got 'many'" \
+  "$DEEPC" train "$tmp/e3.ini"
 printf '[optim]\nname = adma\n' >"$tmp/e4.ini"
 expect_error "did you mean 'adam'" "$DEEPC" train "$tmp/e4.ini"
 expect_error "did you mean 'batch_size'" "$DEEPC" train "$tmp/small.ini" --set train.batch_sise=8

@@ -58,13 +58,13 @@ Test(config, set_and_vars) {
 }
 
 Test(config, errors) {
-  expect_error("[optim]\nlerning_rate = 0.1\n", "t.ini:2: unknown key 'lerning_rate'");
+  expect_error("[optim]\nlerning_rate = 0.1\n", "t.ini:2:1: unknown key 'lerning_rate'");
   expect_error("[optim]\nlearning_rat = 0.1\n", "[optim]");
   expect_error("[optim]\nlrr = 0.1\n", "did you mean 'lr'");
   expect_error("[train]\nlr = 0.1\n", "did you mean 'lr' in [optim]");
   expect_error("[optimizer]\nlr = 0.1\n", "did you mean [optim]");
   expect_error("[train]\nepochs = three\n",
-               "t.ini:2: train.epochs: expected an integer, got 'three'");
+               "t.ini:2:10: train.epochs: expected an integer, got 'three'");
   expect_error("[train]\nepochs = -2\n", "must be >= 0");
   expect_error("[model]\nbatchnorm = maybe\n", "expected true or false");
   expect_error("[optim]\nname = adma\n", "did you mean 'adam'");

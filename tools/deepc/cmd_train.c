@@ -17,7 +17,9 @@
 static const char USAGE[] =
     "usage: deepc train CONFIG [--set section.key=value ...] [--out DIR] [--resume]\n"
     "                   [--seed N] [--epochs N] [--device D] [--progress auto|bar|lines|none]\n"
-    "       deepc train --help-config        list every configuration key with its default\n"
+    "       deepc train --help-keys [--markdown]   every configuration key: type, default, range\n"
+    "                                              and meaning (markdown: docs/training.md's "
+    "tables)\n"
     "Trains the model described by the INI file CONFIG (see docs/training.md and configs/).\n"
     "  --set K=V      override a key, e.g. --set optim.lr=0.01 --set train.epochs=3\n"
     "  --out DIR      output folder (default runs/<CONFIG name>): metrics.csv, curves.png,\n"
@@ -78,10 +80,13 @@ int dc_cmd_train(int argc, char **argv) {
   for (int i = 1; i < argc; i++) {
     if (dc_cli_is_help(argv[i])) {
       fputs(USAGE, stdout);
+      dc_config_print_keys(stdout, DC_KEYS_BRIEF);
       return DC_CLI_OK;
     }
-    if (strcmp(argv[i], "--help-config") == 0) {
-      dc_config_print_schema(stdout);
+    if (strcmp(argv[i], "--help-keys") == 0 || strcmp(argv[i], "--help-config") == 0) {
+      bool md = false;
+      for (int j = 1; j < argc; j++) md = md || strcmp(argv[j], "--markdown") == 0;
+      dc_config_print_keys(stdout, md ? DC_KEYS_MARKDOWN : DC_KEYS_TEXT);
       return DC_CLI_OK;
     }
   }
