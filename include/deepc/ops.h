@@ -66,6 +66,7 @@ DC_API dc_tensor *dc_elu(dc_tensor *x, double alpha);
 DC_API dc_tensor *dc_selu(dc_tensor *x);
 DC_API dc_tensor *dc_gelu(dc_tensor *x, bool tanh_approximation);
 DC_API dc_tensor *dc_softplus(dc_tensor *x, double beta, double threshold);
+DC_API dc_tensor *dc_erf(dc_tensor *x); /* Gauss error function (float types) */
 
 /* ---- reductions over dims (ndims == 0: all dims) ---- */
 DC_API dc_tensor *dc_sum(dc_tensor *x, const int *dims, int ndims, bool keepdim);

@@ -163,155 +163,200 @@ static dc_tensor *resolve_labels(const csv_labels *l, char ***names, int64_t *nn
   return t;
 }
 
-dc_dataset *dc_csv_dataset_opt(const char *path, dc_csv_opts o) {
-  if (!path) return dc__err(DC_ERR_ARG, "csv_dataset: path is NULL");
+/* One CSV load: the file, its header, the label column and the parsed rows. */
+typedef struct csv_load {
+  const char *path;
   uint8_t *mem;
-  size_t n;
-  if (dc__read_file(path, DC__CSV_MAX_FILE, &mem, &n)) return NULL;
-  csv_reader r = {(const char *)mem, n, 0, 1, 0};
-  if (n >= 3 && memcmp(mem, "\xEF\xBB\xBF", 3) == 0) r.pos = 3;
-  r.delim = o.delimiter ? o.delimiter : guess_delimiter(r.b + r.pos, n - r.pos);
-  float *feat = NULL;
-  csv_labels lab = {0};
-  char **header = NULL, **names = NULL;
-  int64_t ncols = 0, nnames = 0, rows = 0, label_col = -1;
-  dc_tensor *x = NULL, *y = NULL;
-  dc_dataset *ds = NULL;
+  csv_reader r;
+  char **header;                /* [ncols] column names (their indices without a header) */
+  int64_t ncols, label_col, nf; /* label_col -1 without labels; nf feature columns */
+  float *feat;                  /* [max_rows, nf] features */
+  int64_t rows, max_rows;
+  csv_labels lab; /* [rows] label cells */
   char cell[256];
-  while (r.pos < n && blank_line(&r)) skip_line(&r);
-  /* first row: column count (and names) */
-  size_t first = r.pos;
+} csv_load;
+
+/* Counts the first row's columns and takes their names (or indices); r stays at the first data
+ * row. */
+static bool csv_read_header(csv_load *L, bool no_header) {
+  csv_reader *r = &L->r;
+  while (r->pos < r->n && blank_line(r)) skip_line(r);
+  size_t first = r->pos;
   csv_field f;
   bool eol = false;
-  while (!eol && csv_next(&r, &f, &eol)) {
-    if (ncols >= DC__CSV_MAX_COLS) {
-      dc__err(DC_ERR_FORMAT, "%s: line 1 has more than %d columns", path, DC__CSV_MAX_COLS);
-      goto done;
+  while (!eol && csv_next(r, &f, &eol)) {
+    if (L->ncols >= DC__CSV_MAX_COLS) {
+      dc__err(DC_ERR_FORMAT, "%s: line 1 has more than %d columns", L->path, DC__CSV_MAX_COLS);
+      return false;
     }
-    ncols++;
+    L->ncols++;
   }
-  if (ncols == 0) {
-    dc__err(DC_ERR_FORMAT, "%s: empty CSV file", path);
-    goto done;
+  if (L->ncols == 0) {
+    dc__err(DC_ERR_FORMAT, "%s: empty CSV file", L->path);
+    return false;
   }
-  if (!(header = dc__calloc((size_t)ncols, sizeof *header))) goto done;
-  r.pos = first;
-  r.line = 1;
-  for (int64_t c = 0; c < ncols; c++) {
-    csv_next(&r, &f, &eol);
-    if (o.no_header)
-      snprintf(cell, sizeof cell, "%lld", (long long)c);
+  if (!(L->header = dc__calloc((size_t)L->ncols, sizeof *L->header))) return false;
+  r->pos = first;
+  r->line = 1;
+  for (int64_t c = 0; c < L->ncols; c++) {
+    csv_next(r, &f, &eol);
+    if (no_header)
+      snprintf(L->cell, sizeof L->cell, "%lld", (long long)c);
     else
-      csv_text(&r, &f, cell, sizeof cell);
-    if (!(header[c] = dc__strdup(cell))) goto done;
+      csv_text(r, &f, L->cell, sizeof L->cell);
+    if (!(L->header[c] = dc__strdup(L->cell))) return false;
   }
-  if (o.no_header) {
-    r.pos = first;
-    r.line = 1;
+  if (no_header) {
+    r->pos = first;
+    r->line = 1;
   }
-  if (!o.no_label) {
-    if (o.label_column) {
-      for (int64_t c = 0; c < ncols && label_col < 0; c++)
-        if (strcmp(header[c], o.label_column) == 0) label_col = c;
-      if (label_col < 0) {
-        dc__err(DC_ERR_ARG, "%s: no column named '%s' in the header (first column '%s')", path,
-                o.label_column, header[0]);
-        goto done;
-      }
-    } else if (o.label_first || o.label_index > 0) {
-      label_col = o.label_first ? 0 : o.label_index;
-      if (label_col >= ncols) {
-        dc__err(DC_ERR_ARG, "%s: label column %lld but the file has %lld columns", path,
-                (long long)label_col, (long long)ncols);
-        goto done;
-      }
-    } else {
-      static const char *const guess[] = {"label", "labels", "target", "class", "y"};
-      for (size_t k = 0; k < sizeof guess / sizeof *guess && label_col < 0 && !o.no_header; k++)
-        for (int64_t c = 0; c < ncols && label_col < 0; c++)
-          if (strcasecmp(header[c], guess[k]) == 0) label_col = c;
-      if (label_col < 0) label_col = ncols - 1;
+  return true;
+}
+
+/* The label column: by name, by index, or guessed from the header (else the last column). */
+static bool csv_pick_label(csv_load *L, const dc_csv_opts *o) {
+  L->label_col = -1;
+  if (o->no_label) return true;
+  if (o->label_column) {
+    for (int64_t c = 0; c < L->ncols && L->label_col < 0; c++)
+      if (strcmp(L->header[c], o->label_column) == 0) L->label_col = c;
+    if (L->label_col < 0) {
+      dc__err(DC_ERR_ARG, "%s: no column named '%s' in the header (first column '%s')", L->path,
+              o->label_column, L->header[0]);
+      return false;
     }
+  } else if (o->label_first || o->label_index > 0) {
+    L->label_col = o->label_first ? 0 : o->label_index;
+    if (L->label_col >= L->ncols) {
+      dc__err(DC_ERR_ARG, "%s: label column %lld but the file has %lld columns", L->path,
+              (long long)L->label_col, (long long)L->ncols);
+      return false;
+    }
+  } else {
+    static const char *const guess[] = {"label", "labels", "target", "class", "y"};
+    for (size_t k = 0; k < sizeof guess / sizeof *guess && L->label_col < 0 && !o->no_header; k++)
+      for (int64_t c = 0; c < L->ncols && L->label_col < 0; c++)
+        if (strcasecmp(L->header[c], guess[k]) == 0) L->label_col = c;
+    if (L->label_col < 0) L->label_col = L->ncols - 1;
   }
-  int64_t nf = ncols - (label_col >= 0 ? 1 : 0);
-  if (nf < 1) {
+  return true;
+}
+
+/* Room for the rows: one per line, and no more than the bytes allow (a row of ncols cells takes
+ * at least ncols bytes: delimiters and the newline), so a wide header over many short lines
+ * cannot ask for rows x columns floats the file does not hold. */
+static bool csv_alloc_rows(csv_load *L) {
+  L->nf = L->ncols - (L->label_col >= 0 ? 1 : 0);
+  if (L->nf < 1) {
     dc__err(DC_ERR_FORMAT,
             "%s: no feature columns besides the label (column %lld, '%s'), so every sample "
             "would be empty; a CSV dataset needs at least one feature column",
-            path, (long long)label_col + 1, header[label_col]);
-    goto done;
+            L->path, (long long)L->label_col + 1, L->header[L->label_col]);
+    return false;
   }
-  /* rows to hold: one per line, and no more than the bytes allow (a row of ncols cells takes at
-   * least ncols bytes: delimiters and the newline), so a wide header over many short lines
-   * cannot ask for rows x columns floats the file does not hold */
-  int64_t max_rows = 1;
-  for (size_t i = r.pos; i < n; i++) max_rows += mem[i] == '\n';
-  if (max_rows > (int64_t)((n - r.pos) / (size_t)ncols) + 1)
-    max_rows = (int64_t)((n - r.pos) / (size_t)ncols) + 1;
-  if (!(feat = dc__malloc(sizeof(float) * (size_t)(max_rows * nf))) ||
-      (label_col >= 0 && !(lab.text = dc__calloc((size_t)max_rows, sizeof *lab.text))))
-    goto done;
-  while (r.pos < n) {
-    if (blank_line(&r)) {
-      skip_line(&r);
+  const csv_reader *r = &L->r;
+  size_t left = r->n - r->pos;
+  L->max_rows = 1;
+  for (size_t i = r->pos; i < r->n; i++) L->max_rows += r->b[i] == '\n';
+  if (L->max_rows > (int64_t)(left / (size_t)L->ncols) + 1)
+    L->max_rows = (int64_t)(left / (size_t)L->ncols) + 1;
+  return (L->feat = dc__malloc(sizeof(float) * (size_t)(L->max_rows * L->nf))) &&
+         (L->label_col < 0 || (L->lab.text = dc__calloc((size_t)L->max_rows, sizeof *L->lab.text)));
+}
+
+/* One cell c of the row at line: the label's text or a feature. */
+static bool csv_cell(csv_load *L, const csv_field *f, int64_t line, int64_t c, int64_t *fi) {
+  const char *path = L->path, *cell = L->cell;
+  if (csv_text(&L->r, f, L->cell, sizeof L->cell) == SIZE_MAX ||
+      memchr(L->r.b + f->s, 0, f->e - f->s)) {
+    dc__err(DC_ERR_FORMAT,
+            "%s: line %lld, column %lld ('%s'): a cell of %zu bytes (at most %zu, no NUL bytes)",
+            path, (long long)line, (long long)c + 1, L->header[c], f->e - f->s, sizeof L->cell - 1);
+    return false;
+  }
+  if (c == L->label_col) {
+    if (!(L->lab.text[L->rows] = dc__strdup(cell))) return false;
+    L->lab.n = L->rows + 1;
+    return true;
+  }
+  double v;
+  if (!parse_number(cell, &v)) {
+    dc__err(DC_ERR_FORMAT, "%s: line %lld, column %lld ('%s'): '%.40s' is not a number%s", path,
+            (long long)line, (long long)c + 1, L->header[c], cell,
+            cell[0] ? "" : " (missing value)");
+    return false;
+  }
+  L->feat[L->rows * L->nf + (*fi)++] = (float)v;
+  return true;
+}
+
+/* Every data row, blank lines skipped; each must have the header's column count. */
+static bool csv_read_rows(csv_load *L) {
+  csv_reader *r = &L->r;
+  while (r->pos < r->n) {
+    if (blank_line(r)) {
+      skip_line(r);
       continue;
     }
-    int64_t line = r.line, c = 0, fi = 0;
-    eol = false;
-    while (!eol && csv_next(&r, &f, &eol)) {
-      if (c >= ncols) {
-        dc__err(DC_ERR_FORMAT, "%s: line %lld has more than the %lld columns of the header", path,
-                (long long)line, (long long)ncols);
-        goto done;
+    int64_t line = r->line, c = 0, fi = 0;
+    csv_field f;
+    bool eol = false;
+    while (!eol && csv_next(r, &f, &eol)) {
+      if (c >= L->ncols) {
+        dc__err(DC_ERR_FORMAT, "%s: line %lld has more than the %lld columns of the header",
+                L->path, (long long)line, (long long)L->ncols);
+        return false;
       }
-      if (csv_text(&r, &f, cell, sizeof cell) == SIZE_MAX || memchr(r.b + f.s, 0, f.e - f.s)) {
-        dc__err(DC_ERR_FORMAT,
-                "%s: line %lld, column %lld ('%s'): a cell of %zu bytes (at most %zu, no NUL "
-                "bytes)",
-                path, (long long)line, (long long)c + 1, header[c], f.e - f.s, sizeof cell - 1);
-        goto done;
-      }
-      if (c == label_col) {
-        if (!(lab.text[rows] = dc__strdup(cell))) goto done;
-        lab.n = rows + 1;
-      } else {
-        double v;
-        if (!parse_number(cell, &v)) {
-          dc__err(DC_ERR_FORMAT, "%s: line %lld, column %lld ('%s'): '%.40s' is not a number%s",
-                  path, (long long)line, (long long)c + 1, header[c], cell,
-                  cell[0] ? "" : " (missing value)");
-          goto done;
-        }
-        feat[rows * nf + fi++] = (float)v;
-      }
-      c++;
+      if (!csv_cell(L, &f, line, c++, &fi)) return false;
     }
-    if (c != ncols) {
-      dc__err(DC_ERR_FORMAT, "%s: line %lld has %lld columns, the header has %lld", path,
-              (long long)line, (long long)c, (long long)ncols);
-      goto done;
+    if (c != L->ncols) {
+      dc__err(DC_ERR_FORMAT, "%s: line %lld has %lld columns, the header has %lld", L->path,
+              (long long)line, (long long)c, (long long)L->ncols);
+      return false;
     }
-    rows++;
+    L->rows++;
   }
-  if (rows == 0) {
-    dc__err(DC_ERR_FORMAT, "%s: the CSV has a header but no data rows", path);
-    goto done;
+  if (L->rows == 0) {
+    dc__err(DC_ERR_FORMAT, "%s: the CSV has a header but no data rows", L->path);
+    return false;
   }
-  if (!(x = dc_from_data(feat, DC_SHAPE(rows, nf), DC_F32))) goto done;
-  if (label_col >= 0 && !(y = resolve_labels(&lab, &names, &nnames))) goto done;
-  ds = dc__xy_dataset(x, y, "CSV", path);
+  return true;
+}
+
+/* The dataset of the parsed rows: x [rows, nf] float32, y [rows] (classes named when text). */
+static dc_dataset *csv_make_dataset(csv_load *L) {
+  char **names = NULL;
+  int64_t nnames = 0;
+  dc_tensor *y = NULL, *x = dc_from_data(L->feat, DC_SHAPE(L->rows, L->nf), DC_F32);
+  dc_dataset *ds = NULL;
+  if (x && (L->label_col < 0 || (y = resolve_labels(&L->lab, &names, &nnames))))
+    ds = dc__xy_dataset(x, y, "CSV", L->path);
   if (ds && nnames && dc__dataset_set_classes(ds, nnames, (const char *const *)names) != DC_OK) {
     dc_dataset_free(ds);
     ds = NULL;
   }
-done:
   dc__free(names); /* the strings belong to lab */
-  labels_free(&lab);
-  for (int64_t c = 0; header && c < ncols; c++) dc__free(header[c]);
-  dc__free(header);
-  dc__free(feat);
   dc_free(x);
   dc_free(y);
-  dc__free(mem);
+  return ds;
+}
+
+dc_dataset *dc_csv_dataset_opt(const char *path, dc_csv_opts o) {
+  if (!path) return dc__err(DC_ERR_ARG, "csv_dataset: path is NULL");
+  csv_load L = {.path = path};
+  size_t n;
+  if (dc__read_file(path, DC__CSV_MAX_FILE, &L.mem, &n)) return NULL;
+  L.r = (csv_reader){(const char *)L.mem, n, 0, 1, 0};
+  if (n >= 3 && memcmp(L.mem, "\xEF\xBB\xBF", 3) == 0) L.r.pos = 3;
+  L.r.delim = o.delimiter ? o.delimiter : guess_delimiter(L.r.b + L.r.pos, n - L.r.pos);
+  dc_dataset *ds = NULL;
+  if (csv_read_header(&L, o.no_header) && csv_pick_label(&L, &o) && csv_alloc_rows(&L) &&
+      csv_read_rows(&L))
+    ds = csv_make_dataset(&L);
+  labels_free(&L.lab);
+  for (int64_t c = 0; L.header && c < L.ncols; c++) dc__free(L.header[c]);
+  dc__free(L.header);
+  dc__free(L.feat);
+  dc__free(L.mem);
   return ds;
 }

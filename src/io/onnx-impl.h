@@ -91,6 +91,7 @@ const char *dc__onnx_emit_leaf(dc__onnx_builder *b, dc_module *m, const char *pa
   X(SELU, "Selu", 1, 1)                                                                            \
   X(SIGMOID, "Sigmoid", 1, 1)                                                                      \
   X(TANH, "Tanh", 1, 1)                                                                            \
+  X(ERF, "Erf", 1, 1)                                                                              \
   X(SOFTPLUS, "Softplus", 1, 1)                                                                    \
   X(SOFTMAX, "Softmax", 1, 1)                                                                      \
   X(LOG_SOFTMAX, "LogSoftmax", 1, 1)                                                               \

@@ -219,6 +219,7 @@ int dc__onnx_node_attrs(dc__onnx_gnode *g, const Onnx__NodeProto *n, int opset,
   case DC__ONNX_RELU:
   case DC__ONNX_SIGMOID:
   case DC__ONNX_TANH:
+  case DC__ONNX_ERF:
   case DC__ONNX_SOFTPLUS:
   case DC__ONNX_IDENTITY:
   case DC__ONNX_OP_COUNT:

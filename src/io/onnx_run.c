@@ -142,6 +142,8 @@ dc_tensor *dc__onnx_run_node(const dc__onnx_gnode *g, dc_tensor *const *in, bool
     return dc_sigmoid(x);
   case DC__ONNX_TANH:
     return dc_tanh(x);
+  case DC__ONNX_ERF:
+    return dc_erf(x);
   case DC__ONNX_SOFTPLUS:
     return dc_softplus(x, 1.0, INFINITY);
   case DC__ONNX_SOFTMAX:

@@ -183,6 +183,12 @@ static int gelu_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   gin[0] = act_grad(n->i[0] ? DC_BIN_GELU_TANH_BWD : DC_BIN_GELU_BWD, g, n->inputs[0]);
   return rule_status(gin, n);
 }
+/* erf: g 2/sqrt(pi) exp(-x^2), composed (so that double backward works) */
+static int erf_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
+  dc_tensor *x = n->inputs[0];
+  gin[0] = dc_mul(g, dc_mul_scalar(dc_exp(dc_neg(dc_square(x))), M_2_SQRTPI));
+  return rule_status(gin, n);
+}
 /* softplus: g where x beta > threshold, else g sigmoid(x beta) (f[0] = beta, f[1] = threshold) */
 static int softplus_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   dc_tensor *bx = dc_mul_scalar(n->inputs[0], n->f[0]);
@@ -208,6 +214,7 @@ static const dc_opdef OP_ELU = {"elu", elu_backward};
 static const dc_opdef OP_SELU = {"selu", elu_backward};
 static const dc_opdef OP_GELU = {"gelu", gelu_backward};
 static const dc_opdef OP_SOFTPLUS = {"softplus", softplus_backward};
+static const dc_opdef OP_ERF = {"erf", erf_backward};
 
 /* ---- forward ---- */
 
@@ -305,6 +312,11 @@ dc_tensor *dc_gelu(dc_tensor *x, bool tanh_approximation) {
                             x, 0.0, 0.0, UN_FLOAT_ONLY, &n);
   if (n) n->i[0] = tanh_approximation;
   return out;
+}
+
+dc_tensor *dc_erf(dc_tensor *x) {
+  dc_node *n;
+  return unary_op("erf", &OP_ERF, DC_UN_ERF, x, 0.0, 0.0, UN_FLOAT_ONLY, &n);
 }
 
 dc_tensor *dc_softplus(dc_tensor *x, double beta, double threshold) {

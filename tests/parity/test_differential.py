@@ -26,7 +26,7 @@ UNARY = {
     "square": (lib.dc_square, torch.square), "reciprocal": (lib.dc_reciprocal, torch.reciprocal),
     "sigmoid": (lib.dc_sigmoid, torch.sigmoid), "tanh": (lib.dc_tanh, torch.tanh),
     "relu": (lib.dc_relu, torch.relu), "selu": (lib.dc_selu, torch.selu),
-    "sign": (lib.dc_sign, torch.sign),
+    "sign": (lib.dc_sign, torch.sign), "erf": (lib.dc_erf, torch.erf),
 }
 BINARY = {
     "add": (lib.dc_add, torch.add), "sub": (lib.dc_sub, torch.sub),

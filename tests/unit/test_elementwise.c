@@ -243,6 +243,7 @@ static const un_case UN_CASES[] = {
     {DC_UN_GELU, "gelu", -10, 10, 0, 0, 4, 2e-7},
     {DC_UN_GELU_TANH, "gelu_tanh", -10, 10, 0, 0, 8, 1e-7},
     {DC_UN_SOFTPLUS, "softplus", -30, 30, 2.0, 20.0, 6, 0},
+    {DC_UN_ERF, "erf", -6, 6, 0, 0, 1, 0},
     {DC_UN_CLAMP, "clamp", -5, 5, -1.5, 2.5, 0, 0},
     {DC_UN_ADD_SCALAR, "add_scalar", -5, 5, 0.25, 0, 1, 0},
     {DC_UN_MUL_SCALAR, "mul_scalar", -5, 5, -3.5, 0, 1, 0},
@@ -541,13 +542,13 @@ enum {
   F_ADD, F_SUB, F_MUL, F_DIV, F_POW, F_MAXIMUM, F_MINIMUM, F_ADD_SCALED, F_WHERE,
   F_NEG, F_ABS, F_SIGN, F_EXP, F_LOG, F_SQRT, F_RSQRT, F_SQUARE, F_RECIPROCAL, F_CLAMP,
   F_SIGMOID, F_TANH, F_RELU, F_LEAKY_RELU, F_ELU, F_SELU, F_GELU, F_GELU_TANH, F_SOFTPLUS,
-  F_ADD_S, F_SUB_S, F_RSUB_S, F_MUL_S, F_DIV_S, F_POW_S, F_COUNT
+  F_ERF, F_ADD_S, F_SUB_S, F_RSUB_S, F_MUL_S, F_DIV_S, F_POW_S, F_COUNT
 };
 static const char *F_NAMES[F_COUNT] = {
     "add", "sub", "mul", "div", "pow", "maximum", "minimum", "add_scaled", "where",
     "neg", "abs", "sign", "exp", "log", "sqrt", "rsqrt", "square", "reciprocal", "clamp",
     "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "gelu_tanh", "softplus",
-    "add_scalar", "sub_scalar", "rsub_scalar", "mul_scalar", "div_scalar", "pow_scalar"};
+    "erf", "add_scalar", "sub_scalar", "rsub_scalar", "mul_scalar", "div_scalar", "pow_scalar"};
 
 static bool f_binary(int f) { return f <= F_WHERE; }
 
@@ -580,6 +581,7 @@ static dc_tensor *apply(int f, dc_tensor *a, dc_tensor *b) {
   case F_SELU: return dc_selu(a);
   case F_GELU: return dc_gelu(a, false);
   case F_GELU_TANH: return dc_gelu(a, true);
+  case F_ERF: return dc_erf(a);
   case F_SOFTPLUS: return dc_softplus(a, 2.0, 3.0);
   case F_ADD_S: return dc_add_scalar(a, 0.3);
   case F_SUB_S: return dc_sub_scalar(a, 0.3);

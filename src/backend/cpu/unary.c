@@ -68,6 +68,9 @@ DC__CLONES static void un_f32(dc_unary_op op, float *restrict o, const float *re
   case DC_UN_GELU:
     for (int64_t i = 0; i < n; i++) o[i] = x[i] * 0.5f * (1.0f + erff(x[i] * kSqrt1_2f));
     break;
+  case DC_UN_ERF: /* in double: glibc erff is 4 ulps off near 1 */
+    for (int64_t i = 0; i < n; i++) o[i] = (float)erf((double)x[i]);
+    break;
   case DC_UN_GELU_TANH: /* 0.5 x (1 + tanh(u)) = x sigmoid(2u), without cancellation */
     for (int64_t i = 0; i < n; i++)
       o[i] = x[i] * dc__sigmoidf(2.0f * kBetaf * (x[i] + kKappaf * x[i] * x[i] * x[i]));
@@ -124,7 +127,7 @@ DC__CLONES static void un_f64(dc_unary_op op, double *restrict o, const double *
   case DC_UN_RSUB_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = p0 - x[i]; break;
   case DC_UN_EXP: case DC_UN_LOG: case DC_UN_SIGMOID: case DC_UN_TANH: case DC_UN_ELU:
   case DC_UN_SELU: case DC_UN_GELU: case DC_UN_GELU_TANH: case DC_UN_SOFTPLUS:
-  case DC_UN_POW_SCALAR:
+  case DC_UN_POW_SCALAR: case DC_UN_ERF:
     for (int64_t i = 0; i < n; i++) o[i] = un_ref(op, x[i], p);
     break;
   case DC_UN_GT_SCALAR: case DC_UN_LT_SCALAR: case DC_UN_EQ_SCALAR: case DC_UNARY_COUNT: break;
@@ -337,6 +340,7 @@ static double un_ref(dc_unary_op op, double x, const double *p) {
   case DC_UN_ELU: return x > 0 ? x : expm1(x) * p[0];
   case DC_UN_SELU: return x > 0 ? kSeluScale * x : kSeluScale * kSeluAlpha * expm1(x);
   case DC_UN_GELU: return 0.5 * x * (1.0 + erf(x * M_SQRT1_2));
+  case DC_UN_ERF: return erf(x);
   case DC_UN_GELU_TANH: {
     const double beta = M_SQRT2 * M_2_SQRTPI * 0.5, kappa = 0.044715;
     return 0.5 * x * (1.0 + tanh(beta * (x + kappa * x * x * x)));
