@@ -139,3 +139,10 @@ def run_cases(generators, known_edge):
     for f in failures[:int(os.environ.get("DC_DIFF_SHOW", "20"))]:
         print(f)
     assert not failures, f"{len(failures)} of {CASES} cases differ from PyTorch"
+
+
+def expect_error(tag, t):
+    """An invalid-argument check: t must be NULL with a message (which is then cleared)."""
+    assert not t, f"{tag}: expected NULL"
+    assert err(), f"{tag}: NULL without a message"
+    lib.dc_clear_error()

@@ -13,8 +13,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dc import ALL_DIMS, T, dims, err, lib, run_tests, shape
-from diffcase import CASES, SEED, run_cases
+from dc import ALL_DIMS, T, dims, lib, run_tests, shape
+from diffcase import CASES, SEED, expect_error, run_cases
 
 torch.set_num_threads(2)
 
@@ -206,12 +206,6 @@ GENERATORS = [gen_unary, gen_binary, gen_scalar, gen_reduce, gen_var_std, gen_so
 
 def test_random_cases():
     run_cases(GENERATORS, KNOWN_EDGE)
-
-
-def expect_error(tag, t):
-    assert not t, f"{tag}: expected NULL"
-    assert err(), f"{tag}: NULL without a message"
-    lib.dc_clear_error()
 
 
 def test_invalid_arguments():

@@ -11,8 +11,8 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dc import ALL_DIMS, F32, F64, TP, MarginOpts, T, err, lib, run_tests, to_np
-from diffcase import CASES, SEED, run_cases
+from dc import ALL_DIMS, F32, F64, TP, MarginOpts, T, lib, run_tests, to_np
+from diffcase import CASES, SEED, expect_error, run_cases
 
 torch.set_num_threads(2)
 cd = C.c_double
@@ -224,12 +224,6 @@ KNOWN_EDGE = {"elu", "hardtanh", "bmm", "sum_all", "mean_all"}
 
 def test_random_cases():
     run_cases(GENERATORS, KNOWN_EDGE)
-
-
-def expect_error(tag, t):
-    assert not t, f"{tag}: expected NULL"
-    assert err(), f"{tag}: NULL without a message"
-    lib.dc_clear_error()
 
 
 def test_invalid_arguments():

@@ -14,8 +14,8 @@ import torch
 import torch.nn.functional as F
 import warnings
 
-from dc import ConvOpts, PoolOpts, T, XentOpts, err, lib, run_tests
-from diffcase import CASES, SEED, run_cases
+from dc import ConvOpts, PoolOpts, T, XentOpts, lib, run_tests
+from diffcase import CASES, SEED, expect_error, run_cases
 
 torch.set_num_threads(2)
 warnings.filterwarnings("ignore", message=".*padding=.same.*")
@@ -220,12 +220,6 @@ KNOWN_EDGE = {"conv2d", "linear", "batch_norm", "cross_entropy", "bce_with_logit
 
 def test_random_cases():
     run_cases(GENERATORS, KNOWN_EDGE)
-
-
-def expect_error(tag, t):
-    assert not t, f"{tag}: expected NULL"
-    assert err(), f"{tag}: NULL without a message"
-    lib.dc_clear_error()
 
 
 def test_invalid_arguments():
