@@ -11,7 +11,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from dc import ALL_DIMS, F32, F64, TP, MarginOpts, T, lib, run_tests, to_np
+from dc import ALL_DIMS, F32, F64, TP, MarginOpts, T, lib, run_tests
 from diffcase import CASES, SEED, expect_error, run_cases
 
 torch.set_num_threads(2)
