@@ -10,7 +10,7 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DDC_WERROR=ON
 endif
 
-.PHONY: all deps build test test-parity-long test-unit test-asan test-fuzz demo bench examples exercises clean format install
+.PHONY: all deps build test test-parity-long test-unit test-asan test-fuzz demo bench examples exercises clean format format-check install
 
 all: build
 
@@ -23,9 +23,9 @@ $(BUILD)/build.ninja: CMakeLists.txt
 build: deps $(BUILD)/build.ninja
 	cmake --build $(BUILD) -j $(JOBS)
 
-# The whole suite: unit, parity and CLI tests, then the same unit tests under ASan+UBSan, then
+# The whole suite: the format check, unit, parity and CLI tests, then the same unit tests under ASan+UBSan, then
 # every file reader's libFuzzer target for FUZZ_SECONDS each.
-test: build
+test: format-check build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(MAKE) test-asan
 	$(MAKE) test-fuzz
@@ -70,8 +70,15 @@ exercises: build
 install: build
 	cmake --install $(BUILD)
 
+# Every tracked C file but third_party/'s, formatted by .clang-format (Debian's clang-format 14,
+# installed by scripts/install-deps.sh); `make test` fails when one is not formatted.
+FORMAT_FILES = $$(git ls-files '*.c' '*.h' ':!:third_party/*')
+
 format:
-	clang-format -i $$(git ls-files '*.c' '*.h')
+	clang-format -i $(FORMAT_FILES)
+
+format-check: deps
+	clang-format --dry-run -Werror $(FORMAT_FILES)
 
 clean:
 	rm -rf $(BUILD) $(ASAN_BUILD) $(FUZZ_BUILD)

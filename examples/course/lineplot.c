@@ -31,7 +31,7 @@ static void text(cairo_t *cr, double x, double y, const char *s, double ax, doub
 static void draw(cairo_t *cr, const lineplot_series *s, int ns, lineplot_opts o, double x0,
                  double x1, double y0, double y1) {
   double pw = W - ML - MR, ph = H - MT - MB;
-#define PX(x) (ML + ((x) - x0) / (x1 - x0) * pw)
+#define PX(x) (ML + ((x)-x0) / (x1 - x0) * pw)
 #define PY(y) (MT + ph - ((o.log_y ? log10(y) : (y)) - y0) / (y1 - y0) * ph)
   cairo_set_source_rgb(cr, 1, 1, 1);
   cairo_paint(cr);
@@ -79,8 +79,10 @@ static void draw(cairo_t *cr, const lineplot_series *s, int ns, lineplot_opts o,
         continue;
       }
       double px = PX(s[k].x[i]), py = PY(s[k].y[i]);
-      if (pen) cairo_line_to(cr, px, py);
-      else cairo_move_to(cr, px, py);
+      if (pen)
+        cairo_line_to(cr, px, py);
+      else
+        cairo_move_to(cr, px, py);
       pen = true;
       if (s[k].n <= 40) cairo_arc(cr, px, py, 2.5, 0, 2 * M_PI), cairo_move_to(cr, px, py);
     }
@@ -107,8 +109,10 @@ int lineplot_write(const char *path, const lineplot_series *s, int ns, lineplot_
     return -1;
   }
   if (x1 == x0) x0 -= 0.5, x1 += 0.5;
-  if (o.log_y) y0 = floor(y0), y1 = fmax(ceil(y1), y0 + 1);
-  else if (y1 == y0) y0 -= 0.5, y1 += 0.5;
+  if (o.log_y)
+    y0 = floor(y0), y1 = fmax(ceil(y1), y0 + 1);
+  else if (y1 == y0)
+    y0 -= 0.5, y1 += 0.5;
   else {
     double pad = 0.04 * (y1 - y0);
     y0 -= pad, y1 += pad;

@@ -58,7 +58,7 @@ typedef struct dc_gradcheck_opts {
  * dc_last_error() names the input, the element and both values. */
 DC_API bool dc_gradcheck_opt(dc_gradcheck_fn f, dc_tensor *const *inputs, int n, void *ud,
                              dc_gradcheck_opts opts);
-#define dc_gradcheck(f, inputs, n, ud, ...) \
+#define dc_gradcheck(f, inputs, n, ud, ...)                                                        \
   dc_gradcheck_opt((f), (inputs), (n), (ud), (dc_gradcheck_opts){__VA_ARGS__})
 
 /* ---- graph export ---- */

@@ -257,9 +257,10 @@ typedef struct dc_loader_opts {
 DC_API dc_loader *dc_loader_opt(dc_dataset *ds, dc_loader_opts o);
 #define dc_loader_new(ds, ...) dc_loader_opt((ds), (dc_loader_opts){__VA_ARGS__})
 /* Next batch: *x [B, ...] (float32 [B, C, H, W] after ToTensor), *y [B] int64 (or [B, ...],
- * NULL without targets), on the loader's device, in the caller's scope. Returns 1 for a batch, 0 at the end of an epoch
- * (the next call starts the next epoch, reshuffled), -1 on error: dc_last_error() names the
- * batch, the sample and the file; the following call goes on with the next batch. */
+ * NULL without targets), on the loader's device, in the caller's scope. Returns 1 for a batch, 0 at
+ * the end of an epoch (the next call starts the next epoch, reshuffled), -1 on error:
+ * dc_last_error() names the batch, the sample and the file; the following call goes on with the
+ * next batch. */
 DC_API int dc_loader_next(dc_loader *l, dc_tensor **x, dc_tensor **y);
 DC_API int64_t dc_loader_len(const dc_loader *l); /* batches per epoch */
 DC_API int64_t dc_loader_epoch(const dc_loader *l);

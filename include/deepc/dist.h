@@ -42,7 +42,7 @@ DC_API int dc_dist_rank(void);       /* 0 .. size-1; 0 before init */
 DC_API int dc_dist_size(void);       /* number of ranks; 1 before init */
 DC_API int dc_dist_local_rank(void); /* rank among the processes of this host (picks the GPU) */
 DC_API int dc_dist_local_size(void);
-DC_API bool dc_dist_is_main(void);   /* rank 0: the one that writes logs and checkpoints */
+DC_API bool dc_dist_is_main(void); /* rank 0: the one that writes logs and checkpoints */
 DC_API double dc_dist_timeout(void);
 DC_API void dc_dist_set_timeout(double seconds);
 

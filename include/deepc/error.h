@@ -11,12 +11,12 @@ extern "C" {
 
 typedef enum dc_status {
   DC_OK = 0,
-  DC_ERR_ARG,      /* bad argument: shape, dtype, dim, index, NULL */
-  DC_ERR_NOMEM,    /* allocation failed */
-  DC_ERR_IO,       /* file could not be opened, read or written */
-  DC_ERR_FORMAT,   /* file content is malformed or unsupported */
-  DC_ERR_STATE,    /* call is not valid in the current state (freed graph, ...) */
-  DC_ERR_BACKEND,  /* backend (oneDNN, CUDA) reported a failure */
+  DC_ERR_ARG,     /* bad argument: shape, dtype, dim, index, NULL */
+  DC_ERR_NOMEM,   /* allocation failed */
+  DC_ERR_IO,      /* file could not be opened, read or written */
+  DC_ERR_FORMAT,  /* file content is malformed or unsupported */
+  DC_ERR_STATE,   /* call is not valid in the current state (freed graph, ...) */
+  DC_ERR_BACKEND, /* backend (oneDNN, CUDA) reported a failure */
   DC_ERR_UNSUPPORTED,
   DC_STATUS_COUNT
 } dc_status;

@@ -4,15 +4,15 @@
 #define DEEPC_EXPORT_H
 
 #if defined(_WIN32) && defined(DC_SHARED)
-#  ifdef DC_BUILDING
-#    define DC_API __declspec(dllexport)
-#  else
-#    define DC_API __declspec(dllimport)
-#  endif
-#elif defined(__GNUC__)
-#  define DC_API __attribute__((visibility("default")))
+#ifdef DC_BUILDING
+#define DC_API __declspec(dllexport)
 #else
-#  define DC_API
+#define DC_API __declspec(dllimport)
+#endif
+#elif defined(__GNUC__)
+#define DC_API __attribute__((visibility("default")))
+#else
+#define DC_API
 #endif
 
 #endif

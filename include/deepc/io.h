@@ -105,10 +105,10 @@ DC_API uint32_t dc_crc32c_mask(uint32_t crc);
 DC_API int dc_plot_curves(const char *path, const dc_history *const *runs,
                           const char *const *labels, int nruns, const char *title);
 
-/* ======================= weight files: PyTorch .pth, safetensors, deepc checkpoints =======================
- * A dc_weights is the ordered list of named tensors of one file, kept as raw little-endian bytes
- * in the file's own element type (int16, complex64, float8 ... included, so files convert
- * without loss), plus string metadata. Readers check everything (see docs/zoo.md):
+/* ======================= weight files: PyTorch .pth, safetensors, deepc checkpoints
+ * ======================= A dc_weights is the ordered list of named tensors of one file, kept as
+ * raw little-endian bytes in the file's own element type (int16, complex64, float8 ... included, so
+ * files convert without loss), plus string metadata. Readers check everything (see docs/zoo.md):
  *  - .pth / .pt (torch.save's zip archive): a restricted unpickler that accepts only what state
  *    dicts use (collections.OrderedDict, torch._utils._rebuild_tensor_v2 / _rebuild_parameter,
  *    torch.*Storage, persistent ids) and refuses any other opcode or global naming it and its

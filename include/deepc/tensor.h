@@ -18,6 +18,7 @@ extern "C" {
 #define DC_MAX_DIMS 8
 
 /* X-macro list of dtypes: name, C type size, printable name (PyTorch's). */
+/* clang-format off */
 #define DC_DTYPE_LIST(X)    \
   X(DC_F32, 4, "float32")   \
   X(DC_F64, 8, "float64")   \
@@ -50,6 +51,7 @@ typedef enum dc_device {
 #undef DC_X
   DC_DEVICE_COUNT
 } dc_device;
+/* clang-format on */
 
 /* A shape by value: dc_zeros(DC_SHAPE(64, 10), DC_F32). */
 typedef struct dc_shape {
@@ -68,20 +70,20 @@ typedef struct dc_node dc_node;       /* autograd graph node (autograd.h) */
 /* Fields are readable by users; change them only through the API. */
 typedef struct dc_tensor {
   dc_storage *storage;
-  int64_t offset;                 /* in elements, into storage */
+  int64_t offset; /* in elements, into storage */
   int ndim;
   int64_t shape[DC_MAX_DIMS];
-  int64_t stride[DC_MAX_DIMS];    /* in elements */
+  int64_t stride[DC_MAX_DIMS]; /* in elements */
   dc_dtype dtype;
   dc_device device;
   bool requires_grad;
-  bool retains_grad;              /* keep .grad of a non-leaf after backward */
-  struct dc_tensor *grad;         /* accumulated gradient (same shape), owned by this tensor */
-  dc_node *grad_fn;               /* node that produced this tensor; NULL for leaves */
-  const char *name;               /* optional label for graph export (not owned) */
-  int32_t refcount;               /* internal */
-  int32_t scope_level;            /* internal: owning scope (1 = outermost), 0 when unscoped */
-  int32_t scope_slot;             /* internal: index in the owning scope's list */
+  bool retains_grad;      /* keep .grad of a non-leaf after backward */
+  struct dc_tensor *grad; /* accumulated gradient (same shape), owned by this tensor */
+  dc_node *grad_fn;       /* node that produced this tensor; NULL for leaves */
+  const char *name;       /* optional label for graph export (not owned) */
+  int32_t refcount;       /* internal */
+  int32_t scope_level;    /* internal: owning scope (1 = outermost), 0 when unscoped */
+  int32_t scope_slot;     /* internal: index in the owning scope's list */
 } dc_tensor;
 
 /* ---- dtypes ---- */
@@ -143,15 +145,14 @@ DC_API dc_tensor *dc_ones_like(const dc_tensor *t);
 DC_API void dc_manual_seed(uint64_t seed);
 DC_API uint64_t dc_rng_get_state(uint64_t *counter); /* returns seed, writes counter */
 DC_API void dc_rng_set_state(uint64_t seed, uint64_t counter);
-DC_API dc_tensor *dc_rand(dc_shape s, dc_dtype dt);  /* U[0,1) */
-DC_API dc_tensor *dc_randn(dc_shape s, dc_dtype dt); /* N(0,1) */
+DC_API dc_tensor *dc_rand(dc_shape s, dc_dtype dt);                               /* U[0,1) */
+DC_API dc_tensor *dc_randn(dc_shape s, dc_dtype dt);                              /* N(0,1) */
 DC_API dc_tensor *dc_randint(int64_t low, int64_t high, dc_shape s, dc_dtype dt); /* [low,high) */
 DC_API dc_tensor *dc_bernoulli(const dc_tensor *p); /* 0/1 with probability p, dtype of p */
-DC_API dc_tensor *dc_randperm(int64_t n);            /* int64 permutation of 0..n-1 */
+DC_API dc_tensor *dc_randperm(int64_t n);           /* int64 permutation of 0..n-1 */
 DC_API dc_tensor *dc_rand_on(dc_shape s, dc_dtype dt, dc_device dev);
 DC_API dc_tensor *dc_randn_on(dc_shape s, dc_dtype dt, dc_device dev);
-DC_API dc_tensor *dc_randint_on(int64_t low, int64_t high, dc_shape s, dc_dtype dt,
-                                dc_device dev);
+DC_API dc_tensor *dc_randint_on(int64_t low, int64_t high, dc_shape s, dc_dtype dt, dc_device dev);
 DC_API dc_tensor *dc_randperm_on(int64_t n, dc_device dev);
 DC_API dc_tensor *dc_rand_like(const dc_tensor *t);
 DC_API dc_tensor *dc_randn_like(const dc_tensor *t);

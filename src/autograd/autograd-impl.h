@@ -21,17 +21,17 @@ struct dc_node {
   const dc_opdef *op;
   int32_t refcount;
   int ninputs;
-  dc_tensor **inputs;                  /* references to the op's inputs */
+  dc_tensor **inputs; /* references to the op's inputs */
   dc_tensor *inline_inputs[3];
   dc_tensor *saved[DC_NODE_MAX_SAVED]; /* references to extra tensors the rule needs */
   double f[4];                         /* scalar arguments */
   int64_t i[DC_NODE_MAX_INTS];         /* integer arguments (dims, sizes) */
   dc_shape out_shape;
   dc_dtype out_dtype;
-  dc_tensor *out;                      /* weak: the output while it is alive */
-  void *ctx;                           /* op-specific extra state */
+  dc_tensor *out; /* weak: the output while it is alive */
+  void *ctx;      /* op-specific extra state */
   void (*ctx_free)(void *ctx);
-  bool freed;                          /* graph freed by a backward without retain_graph */
+  bool freed; /* graph freed by a backward without retain_graph */
   /* engine scratch */
   int32_t deps;
   uint32_t visit;

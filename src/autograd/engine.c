@@ -116,14 +116,17 @@ static int run_node(dc_node *n, const dc_backward_opts *o, node_vec *ready) {
       if (!gin[k] || !t->requires_grad) continue;
       if (!dc_shape_equal(dc_shape_of(gin[k]), dc_shape_of(t))) {
         char a[128], b[128];
-        rc = dc__errs(DC_ERR_STATE, "backward of '%s': gradient for input %d has shape %s, input "
-                      "has %s (internal error in the op's backward rule)", n->op->name, k,
-                      dc_shape_str(dc_shape_of(gin[k]), a, sizeof a),
+        rc = dc__errs(DC_ERR_STATE,
+                      "backward of '%s': gradient for input %d has shape %s, input "
+                      "has %s (internal error in the op's backward rule)",
+                      n->op->name, k, dc_shape_str(dc_shape_of(gin[k]), a, sizeof a),
                       dc_shape_str(dc_shape_of(t), b, sizeof b));
         break;
       }
-      if (t->grad_fn) rc = accumulate(&t->grad_fn->gacc, gin[k], t, true);
-      else rc = accumulate(&t->grad, gin[k], t, o->create_graph);
+      if (t->grad_fn)
+        rc = accumulate(&t->grad_fn->gacc, gin[k], t, true);
+      else
+        rc = accumulate(&t->grad, gin[k], t, o->create_graph);
     }
     dc_scope_end();
   }
@@ -163,7 +166,8 @@ static int backward_scoped(dc_tensor *out, dc_backward_opts o) {
   if (!g) {
     if (dc_numel(out) != 1) {
       char b[128];
-      return dc__errs(DC_ERR_ARG, "backward: grad can be implicitly created only for one-element "
+      return dc__errs(DC_ERR_ARG,
+                      "backward: grad can be implicitly created only for one-element "
                       "outputs, this one has shape %s; pass .grad = a tensor of that shape",
                       dc_shape_str(dc_shape_of(out), b, sizeof b));
     }

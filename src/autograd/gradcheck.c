@@ -20,7 +20,8 @@ static dc_tensor *weights_like(const dc_tensor *out) {
 }
 
 /* sum(f(inputs) * r) as a 0-d tensor (graph recorded if grad mode is on) */
-static dc_tensor *objective(dc_gradcheck_fn f, dc_tensor *const *in, int n, void *ud, dc_tensor **r) {
+static dc_tensor *objective(dc_gradcheck_fn f, dc_tensor *const *in, int n, void *ud,
+                            dc_tensor **r) {
   dc_tensor *out = f(in, n, ud);
   if (!out) return NULL;
   if (out->dtype != DC_F64)
@@ -62,7 +63,8 @@ static bool numeric_value(dc_gradcheck_fn f, dc_tensor *const *in, int n, void *
   return o != NULL;
 }
 
-bool dc_gradcheck_opt(dc_gradcheck_fn f, dc_tensor *const *in, int n, void *ud, dc_gradcheck_opts o) {
+bool dc_gradcheck_opt(dc_gradcheck_fn f, dc_tensor *const *in, int n, void *ud,
+                      dc_gradcheck_opts o) {
   if (!f || !in || n <= 0) {
     dc__err(DC_ERR_ARG, "gradcheck: need a function and at least one input");
     return false;
@@ -75,13 +77,17 @@ bool dc_gradcheck_opt(dc_gradcheck_fn f, dc_tensor *const *in, int n, void *ud, 
       return false;
     }
     if (in[k]->requires_grad && in[k]->dtype != DC_F64) {
-      dc__err(DC_ERR_ARG, "gradcheck: input %d is %s; gradcheck needs float64 inputs for "
-                          "accurate differences", k, dc_dtype_name(in[k]->dtype));
+      dc__err(DC_ERR_ARG,
+              "gradcheck: input %d is %s; gradcheck needs float64 inputs for "
+              "accurate differences",
+              k, dc_dtype_name(in[k]->dtype));
       return false;
     }
     if (in[k]->requires_grad && in[k]->grad_fn) {
-      dc__err(DC_ERR_ARG, "gradcheck: input %d is not a leaf; pass leaves (dc_detach + "
-                          "dc_requires_grad_)", k);
+      dc__err(DC_ERR_ARG,
+              "gradcheck: input %d is not a leaf; pass leaves (dc_detach + "
+              "dc_requires_grad_)",
+              k);
       return false;
     }
   }
@@ -125,10 +131,11 @@ bool dc_gradcheck_opt(dc_gradcheck_fn f, dc_tensor *const *in, int n, void *ud, 
                 (long long)j, analytic, numeric, match ? "" : "  MISMATCH");
       if (!match) {
         char b[128];
-        dc__err(DC_ERR_ARG, "gradcheck: input %d (shape %s) element %lld: analytic gradient "
-                            "%.10g vs numeric %.10g (atol %g, rtol %g)",
-                k, dc_shape_str(dc_shape_of(x), b, sizeof b), (long long)j, analytic, numeric,
-                atol, rtol);
+        dc__err(DC_ERR_ARG,
+                "gradcheck: input %d (shape %s) element %lld: analytic gradient "
+                "%.10g vs numeric %.10g (atol %g, rtol %g)",
+                k, dc_shape_str(dc_shape_of(x), b, sizeof b), (long long)j, analytic, numeric, atol,
+                rtol);
         ok = false;
       }
     }

@@ -18,6 +18,7 @@
  *   BATCH_NORM_RELU nn->batch_norm_relu_forward/backward
  *   CONV_BLOCK      nn->conv_block_plan/forward/backward (conv -> bn [-> relu [-> pool]])
  *   FUSED_OPTIM     optim->step/step_ref/norms/scale/clamp (multi-tensor updates, clipping) */
+/* clang-format off */
 #define DC_CAP_LIST(X) X(LINEAR) X(BATCH_NORM_RELU) X(CONV_BLOCK) X(FUSED_OPTIM)
 typedef enum dc_backend_cap {
 #define DC_X(n) DC_CAP_##n,
@@ -65,6 +66,7 @@ typedef enum dc_reduce_op {
 #undef DC_X
   DC_REDUCE_COUNT
 } dc_reduce_op;
+/* clang-format on */
 
 typedef struct dc_elementwise_kernels {
   /* dst = src broadcast and converted to dst's dtype */
@@ -82,7 +84,8 @@ typedef struct dc_reduce_kernels {
   /* out: x's shape with masked dims set to 1; deterministic whatever the thread count */
   int (*reduce)(dc_reduce_op op, dc_tensor *out, const dc_tensor *x, uint32_t dim_mask);
   /* values and int64 indices along one dim (first index on ties) */
-  int (*arg_reduce)(bool is_max, dc_tensor *values, dc_tensor *indices, const dc_tensor *x, int dim);
+  int (*arg_reduce)(bool is_max, dc_tensor *values, dc_tensor *indices, const dc_tensor *x,
+                    int dim);
   /* softmax / log-softmax along dim */
   int (*softmax)(dc_tensor *out, const dc_tensor *x, int dim, bool log);
 } dc_reduce_kernels;

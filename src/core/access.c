@@ -42,8 +42,10 @@ double dc_item(const dc_tensor *t) {
   }
   if (dc_numel(t) != 1) {
     char b[128];
-    dc__err(DC_ERR_ARG, "item: only one-element tensors can be converted to a number, this one "
-                        "has shape %s", dc_shape_str(dc_shape_of(t), b, sizeof b));
+    dc__err(DC_ERR_ARG,
+            "item: only one-element tensors can be converted to a number, this one "
+            "has shape %s",
+            dc_shape_str(dc_shape_of(t), b, sizeof b));
     return NAN;
   }
   return dc_item_at(t, 0);

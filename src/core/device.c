@@ -42,13 +42,16 @@ int dc__device_mem_register(dc_device dev, const dc_device_mem *mem) {
     return dc__errs(DC_ERR_ARG, "device registration: %s cannot take new memory entries",
                     dc_device_name(dev));
   if (!mem || mem->version != DC_DEVICE_MEM_VERSION)
-    return dc__errs(DC_ERR_STATE, "device registration: %s's memory entries are version %d, this "
-                    "deepc needs %d; rebuild the backend against this deepc", dc_device_name(dev),
-                    mem ? mem->version : -1, DC_DEVICE_MEM_VERSION);
+    return dc__errs(DC_ERR_STATE,
+                    "device registration: %s's memory entries are version %d, this "
+                    "deepc needs %d; rebuild the backend against this deepc",
+                    dc_device_name(dev), mem ? mem->version : -1, DC_DEVICE_MEM_VERSION);
   if (!mem->alloc || !mem->free || !mem->to_host || !mem->from_host || !mem->copy ||
       !mem->synchronize)
-    return dc__errs(DC_ERR_STATE, "device registration: %s's memory entries lack one of alloc, "
-                    "free, to_host, from_host, copy, synchronize", dc_device_name(dev));
+    return dc__errs(DC_ERR_STATE,
+                    "device registration: %s's memory entries lack one of alloc, "
+                    "free, to_host, from_host, copy, synchronize",
+                    dc_device_name(dev));
   __atomic_store_n(&g_mem[dev], mem, __ATOMIC_RELEASE);
   return DC_OK;
 }
@@ -78,8 +81,9 @@ const char *dc__devices_str(void) {
 
 const dc_device_mem *dc__device_mem(dc_device dev) {
   if (dev != DC_CPU) dc__backends_init();
-  const dc_device_mem *m =
-      (int)dev >= 0 && dev < DC_DEVICE_COUNT ? __atomic_load_n(&g_mem[dev], __ATOMIC_ACQUIRE) : NULL;
+  const dc_device_mem *m = (int)dev >= 0 && dev < DC_DEVICE_COUNT
+                               ? __atomic_load_n(&g_mem[dev], __ATOMIC_ACQUIRE)
+                               : NULL;
   if (m) return m;
   return dc__err(DC_ERR_ARG, "device %s (%d) is not in this build of deepc, which has: %s",
                  dc_device_name(dev), (int)dev, dc__devices_str());
@@ -91,11 +95,13 @@ int dc_device_parse(const char *name, dc_device *dev) {
   for (int d = 0; d < DC_DEVICE_COUNT; d++) {
     if (strlen(g_names[d]) != len || strncmp(name, g_names[d], len) != 0) continue;
     if (name[len] && strcmp(name + len, ":0") != 0)
-      return dc__errs(DC_ERR_ARG, "device '%s': only index 0 is supported (each process uses one "
-                      "device of a kind; run one process per GPU for more)", name);
+      return dc__errs(DC_ERR_ARG,
+                      "device '%s': only index 0 is supported (each process uses one "
+                      "device of a kind; run one process per GPU for more)",
+                      name);
     if (!dc_device_available((dc_device)d))
-      return dc__errs(DC_ERR_ARG, "device '%s' is not in this build of deepc, which has: %s",
-                      name, dc__devices_str());
+      return dc__errs(DC_ERR_ARG, "device '%s' is not in this build of deepc, which has: %s", name,
+                      dc__devices_str());
     *dev = (dc_device)d;
     return DC_OK;
   }

@@ -5,22 +5,26 @@
 
 size_t dc_dtype_size(dc_dtype dt) {
   switch (dt) {
-#define DC_X(name, size, str) \
-  case name: return size;
+#define DC_X(name, size, str)                                                                      \
+  case name:                                                                                       \
+    return size;
     DC_DTYPE_LIST(DC_X)
 #undef DC_X
-  case DC_DTYPE_COUNT: break;
+  case DC_DTYPE_COUNT:
+    break;
   }
   return 0;
 }
 
 const char *dc_dtype_name(dc_dtype dt) {
   switch (dt) {
-#define DC_X(name, size, str) \
-  case name: return str;
+#define DC_X(name, size, str)                                                                      \
+  case name:                                                                                       \
+    return str;
     DC_DTYPE_LIST(DC_X)
 #undef DC_X
-  case DC_DTYPE_COUNT: break;
+  case DC_DTYPE_COUNT:
+    break;
   }
   return "invalid";
 }
@@ -33,15 +37,24 @@ bool dc_dtype_is_float(dc_dtype dt) {
  * float16/bfloat16 < float32 < float64. */
 static int rank(dc_dtype dt) {
   switch (dt) {
-  case DC_BOOL: return 0;
-  case DC_U8: return 1;
-  case DC_I32: return 2;
-  case DC_I64: return 3;
-  case DC_F16: return 4;
-  case DC_BF16: return 4;
-  case DC_F32: return 5;
-  case DC_F64: return 6;
-  case DC_DTYPE_COUNT: break;
+  case DC_BOOL:
+    return 0;
+  case DC_U8:
+    return 1;
+  case DC_I32:
+    return 2;
+  case DC_I64:
+    return 3;
+  case DC_F16:
+    return 4;
+  case DC_BF16:
+    return 4;
+  case DC_F32:
+    return 5;
+  case DC_F64:
+    return 6;
+  case DC_DTYPE_COUNT:
+    break;
   }
   return -1;
 }
@@ -82,29 +95,55 @@ float dc__f16_to_f32(uint16_t u) {
 
 double dc__load(const void *p, dc_dtype dt) {
   switch (dt) {
-  case DC_F32: return *(const float *)p;
-  case DC_F64: return *(const double *)p;
-  case DC_I64: return (double)*(const int64_t *)p;
-  case DC_I32: return *(const int32_t *)p;
-  case DC_U8: return *(const uint8_t *)p;
-  case DC_BOOL: return *(const uint8_t *)p ? 1.0 : 0.0;
-  case DC_BF16: return dc__bf16_to_f32(*(const uint16_t *)p);
-  case DC_F16: return dc__f16_to_f32(*(const uint16_t *)p);
-  case DC_DTYPE_COUNT: break;
+  case DC_F32:
+    return *(const float *)p;
+  case DC_F64:
+    return *(const double *)p;
+  case DC_I64:
+    return (double)*(const int64_t *)p;
+  case DC_I32:
+    return *(const int32_t *)p;
+  case DC_U8:
+    return *(const uint8_t *)p;
+  case DC_BOOL:
+    return *(const uint8_t *)p ? 1.0 : 0.0;
+  case DC_BF16:
+    return dc__bf16_to_f32(*(const uint16_t *)p);
+  case DC_F16:
+    return dc__f16_to_f32(*(const uint16_t *)p);
+  case DC_DTYPE_COUNT:
+    break;
   }
   return 0.0;
 }
 
 void dc__store(void *p, dc_dtype dt, double v) {
   switch (dt) {
-  case DC_F32: *(float *)p = (float)v; return;
-  case DC_F64: *(double *)p = v; return;
-  case DC_I64: *(int64_t *)p = (int64_t)v; return;
-  case DC_I32: *(int32_t *)p = (int32_t)v; return;
-  case DC_U8: *(uint8_t *)p = (uint8_t)(int64_t)v; return;
-  case DC_BOOL: *(uint8_t *)p = v != 0.0; return;
-  case DC_BF16: *(uint16_t *)p = dc__f32_to_bf16((float)v); return;
-  case DC_F16: *(uint16_t *)p = dc__f32_to_f16((float)v); return;
-  case DC_DTYPE_COUNT: break;
+  case DC_F32:
+    *(float *)p = (float)v;
+    return;
+  case DC_F64:
+    *(double *)p = v;
+    return;
+  case DC_I64:
+    *(int64_t *)p = (int64_t)v;
+    return;
+  case DC_I32:
+    *(int32_t *)p = (int32_t)v;
+    return;
+  case DC_U8:
+    *(uint8_t *)p = (uint8_t)(int64_t)v;
+    return;
+  case DC_BOOL:
+    *(uint8_t *)p = v != 0.0;
+    return;
+  case DC_BF16:
+    *(uint16_t *)p = dc__f32_to_bf16((float)v);
+    return;
+  case DC_F16:
+    *(uint16_t *)p = dc__f32_to_f16((float)v);
+    return;
+  case DC_DTYPE_COUNT:
+    break;
   }
 }

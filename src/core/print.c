@@ -51,13 +51,20 @@ static double at(const dc_tensor *t, int64_t off) {
 }
 
 static void fmt_value(char *out, size_t n, double v, const fmt_info *f, dc_dtype dt) {
-  if (dt == DC_BOOL) snprintf(out, n, "%s", v != 0 ? "True" : "False");
-  else if (!f->is_float) snprintf(out, n, "%.0f", v);
-  else if (isnan(v)) snprintf(out, n, "nan");
-  else if (isinf(v)) snprintf(out, n, v > 0 ? "inf" : "-inf");
-  else if (f->sci) snprintf(out, n, "%.*e", f->prec, v);
-  else if (f->ints_only) snprintf(out, n, "%.0f.", v);
-  else snprintf(out, n, "%.*f", f->prec, v);
+  if (dt == DC_BOOL)
+    snprintf(out, n, "%s", v != 0 ? "True" : "False");
+  else if (!f->is_float)
+    snprintf(out, n, "%.0f", v);
+  else if (isnan(v))
+    snprintf(out, n, "nan");
+  else if (isinf(v))
+    snprintf(out, n, v > 0 ? "inf" : "-inf");
+  else if (f->sci)
+    snprintf(out, n, "%.*e", f->prec, v);
+  else if (f->ints_only)
+    snprintf(out, n, "%.0f.", v);
+  else
+    snprintf(out, n, "%.*f", f->prec, v);
 }
 
 static void rec(sbuf *b, const dc_tensor *t, int64_t *idx, int d, const fmt_info *f, bool summ,
@@ -78,7 +85,8 @@ static void rec(sbuf *b, const dc_tensor *t, int64_t *idx, int d, const fmt_info
     idx[d] = i;
     rec(b, t, idx, d + 1, f, summ, indent + 1);
     if (i < n - 1) {
-      if (d == t->ndim - 1) put(b, ", ");
+      if (d == t->ndim - 1)
+        put(b, ", ");
       else {
         put(b, ",");
         for (int k = 0; k < t->ndim - d - 1; k++) put(b, "\n");
@@ -128,7 +136,8 @@ static char *format(const dc_tensor *t, const dc_tensor *of) {
   range rg = {0, 0};
   if (dc_numel(t) > 0) scan(t, idx, 0, summ, &mx, &mn, &ints, &nfin, &rg);
   f.ints_only = ints;
-  if (f.is_float && !ints && nfin > 0 && (mx >= 1e8 || (mn > 0 && mn < 1e-4) || (mn > 0 && mx / mn > 1000)))
+  if (f.is_float && !ints && nfin > 0 &&
+      (mx >= 1e8 || (mn > 0 && mn < 1e-4) || (mn > 0 && mx / mn > 1000)))
     f.sci = true;
   /* width: longest formatted element */
   f.width = 1;
@@ -142,8 +151,10 @@ static char *format(const dc_tensor *t, const dc_tensor *of) {
     if (t->dtype == DC_BOOL) f.width = 5;
   }
   put(&b, "tensor(");
-  if (dc_numel(t) == 0) put(&b, "[]");
-  else rec(&b, t, idx, 0, &f, summ, 7);
+  if (dc_numel(t) == 0)
+    put(&b, "[]");
+  else
+    rec(&b, t, idx, 0, &f, summ, 7);
   bool show_dtype = !(t->dtype == DC_F32 || t->dtype == DC_I64 || t->dtype == DC_BOOL);
   if (dc_numel(t) == 0 && t->ndim != 1) {
     char sb[128];
@@ -151,8 +162,10 @@ static char *format(const dc_tensor *t, const dc_tensor *of) {
   }
   if (of->device != DC_CPU) put(&b, ", device='%s'", dc_device_name(of->device));
   if (show_dtype) put(&b, ", dtype=torch.%s", dc_dtype_name(t->dtype));
-  if (of->grad_fn) put(&b, ", grad_fn=<%s>", of->grad_fn->op->name);
-  else if (of->requires_grad) put(&b, ", requires_grad=True");
+  if (of->grad_fn)
+    put(&b, ", grad_fn=<%s>", of->grad_fn->op->name);
+  else if (of->requires_grad)
+    put(&b, ", requires_grad=True");
   put(&b, ")");
   if (b.oom) {
     dc__free(b.p);

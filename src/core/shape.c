@@ -66,8 +66,7 @@ bool dc__check_nonnull(const char *op, int n, ...) {
     if (!t) {
       ok = false;
       /* keep the message of the call that produced the NULL, if any */
-      if (dc_last_status() == DC_OK)
-        dc__err(DC_ERR_ARG, "%s: argument %d is NULL", op, k + 1);
+      if (dc_last_status() == DC_OK) dc__err(DC_ERR_ARG, "%s: argument %d is NULL", op, k + 1);
       break;
     }
   }

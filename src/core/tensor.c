@@ -44,8 +44,10 @@ static void scope_remove(dc_tensor *t) {
 
 int dc_scope_begin(void) {
   if (g_level >= DC__MAX_SCOPES)
-    return dc__errs(DC_ERR_STATE, "dc_scope_begin: more than %d nested scopes; is a "
-                                  "dc_scope_end missing?", DC__MAX_SCOPES);
+    return dc__errs(DC_ERR_STATE,
+                    "dc_scope_begin: more than %d nested scopes; is a "
+                    "dc_scope_end missing?",
+                    DC__MAX_SCOPES);
   g_level++;
   g_scopes[g_level].n = 0;
   return DC_OK;
@@ -82,8 +84,10 @@ bool dc__in_current_scope(const dc_tensor *t) { return g_level > 0 && t->scope_l
 
 dc_tensor *dc__take(dc_tensor *t) {
   if (!t) return NULL;
-  if (dc__in_current_scope(t)) scope_remove(t);
-  else dc__ref(t);
+  if (dc__in_current_scope(t))
+    scope_remove(t);
+  else
+    dc__ref(t);
   return t;
 }
 
@@ -136,7 +140,8 @@ bool dc__check_shape(const char *op, dc_shape s) {
     if (dc__mul_overflow(n, s.d[d], &n) || n > ((int64_t)1 << 48) ||
         dc__mul_overflow(span, s.d[d] > 0 ? s.d[d] : 1, &span) || span > ((int64_t)1 << 62)) {
       char buf[128];
-      dc__err(DC_ERR_ARG, "%s: shape %s has too many elements", op, dc_shape_str(s, buf, sizeof buf));
+      dc__err(DC_ERR_ARG, "%s: shape %s has too many elements", op,
+              dc_shape_str(s, buf, sizeof buf));
       return false;
     }
   }
@@ -145,7 +150,8 @@ bool dc__check_shape(const char *op, dc_shape s) {
 
 dc_tensor *dc__new(dc_shape s, dc_dtype dt, dc_device dev) {
   if (!dc__check_shape("tensor", s)) return NULL;
-  if ((int)dt < 0 || dt >= DC_DTYPE_COUNT) return dc__err(DC_ERR_ARG, "tensor: invalid dtype %d", (int)dt);
+  if ((int)dt < 0 || dt >= DC_DTYPE_COUNT)
+    return dc__err(DC_ERR_ARG, "tensor: invalid dtype %d", (int)dt);
   int64_t n = dc__shape_numel(&s);
   dc_storage *st = dc__storage_new((size_t)n * dc_dtype_size(dt), dev);
   if (!st) return NULL;
@@ -210,8 +216,9 @@ void dc__unref(dc_tensor *t) {
 dc_tensor *dc_requires_grad_(dc_tensor *t, bool on) {
   if (!t) return NULL;
   if (on && !dc_dtype_is_float(t->dtype))
-    return dc__err(DC_ERR_ARG, "requires_grad: only floating-point tensors can require gradients, "
-                               "this one is %s; convert it with dc_to_dtype first",
+    return dc__err(DC_ERR_ARG,
+                   "requires_grad: only floating-point tensors can require gradients, "
+                   "this one is %s; convert it with dc_to_dtype first",
                    dc_dtype_name(t->dtype));
   if (t->grad_fn && !on)
     return dc__err(DC_ERR_ARG, "requires_grad: cannot turn off gradients of a non-leaf tensor; "

@@ -76,7 +76,7 @@ static void jpeg_on_error(j_common_ptr c) {
 
 static void jpeg_on_message(j_common_ptr c, int level) {
   jpeg_err *e = (jpeg_err *)c->err;
-  if (level >= 0) return; /* trace messages */
+  if (level >= 0) return;                  /* trace messages */
   if (c->err->msg_code == JWRN_JPEG_EOF) { /* stop now: libjpeg would decode the rest as gray */
     e->truncated = true;
     (*c->err->format_message)(c, e->msg);
@@ -241,9 +241,10 @@ static int decode_png(const uint8_t *buf, size_t n, bool gray, int64_t max_pixel
     if (len > n - at - 8) break;
     at += 12 + (size_t)len;
   }
-  int src_ch = ctype == PNG_COLOR_TYPE_RGB ? 3 : ctype == PNG_COLOR_TYPE_RGB_ALPHA ? 4
-               : ctype == PNG_COLOR_TYPE_GRAY_ALPHA                     ? 2
-                                                                        : 1;
+  int src_ch = ctype == PNG_COLOR_TYPE_RGB          ? 3
+               : ctype == PNG_COLOR_TYPE_RGB_ALPHA  ? 4
+               : ctype == PNG_COLOR_TYPE_GRAY_ALPHA ? 2
+                                                    : 1;
   uint64_t raw = (uint64_t)h * (1 + ((uint64_t)w * (uint64_t)src_ch * (uint64_t)depth + 7) / 8);
   if (raw > idat * 1032u + 1024u) {
     png_destroy_read_struct(&p, &info, NULL);
@@ -318,8 +319,9 @@ static int decode_pnm(const uint8_t *buf, size_t n, bool gray, int64_t max_pixel
   int rc = check_pixels(w, h, max_pixels, "PNM", what);
   if (rc) return rc;
   if (maxval < 1 || maxval > 255)
-    return dc__errs(DC_ERR_UNSUPPORTED, "%s: P%c header: maxval %lld: deepc reads 8-bit PPM/PGM only",
-                    what, buf[1], (long long)maxval);
+    return dc__errs(DC_ERR_UNSUPPORTED,
+                    "%s: P%c header: maxval %lld: deepc reads 8-bit PPM/PGM only", what, buf[1],
+                    (long long)maxval);
   size_t need = (size_t)(w * h * c);
   if (n - pos < need)
     return dc__errs(DC_ERR_FORMAT,

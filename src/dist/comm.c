@@ -16,7 +16,7 @@
 #include <unistd.h>
 
 #ifdef DC_HAVE_MPI
-#  include <mpi.h>
+#include <mpi.h>
 _Static_assert(sizeof(MPI_Request) <= sizeof(((dc__dist_req *)0)->handle),
                "MPI_Request must fit dc__dist_req.handle");
 static MPI_Comm g_comm = MPI_COMM_NULL; /* a duplicate of MPI_COMM_WORLD with MPI_ERRORS_RETURN */
@@ -92,8 +92,10 @@ static int mpi_init(void) {
     int provided = 0;
     /* only the calling thread talks to MPI (loader threads and OpenMP never do) */
     if ((rc = MPI_Init_thread(NULL, NULL, MPI_THREAD_FUNNELED, &provided)) != MPI_SUCCESS)
-      return dc__errs(DC_ERR_BACKEND, "dist_init: MPI_Init failed (error %d); is this program "
-                                      "started by a working mpirun?", rc);
+      return dc__errs(DC_ERR_BACKEND,
+                      "dist_init: MPI_Init failed (error %d); is this program "
+                      "started by a working mpirun?",
+                      rc);
     dc__dist.owns_mpi = true;
   }
   if ((rc = MPI_Comm_dup(MPI_COMM_WORLD, &g_comm)) != MPI_SUCCESS) return mpi_fail(rc, "init");
@@ -223,17 +225,28 @@ static const char *const OP_NAMES[DC_DIST_OP_COUNT] = {"sum", "average", "max", 
 
 static bool mpi_type(dc_dtype dt, dc_dist_op op, MPI_Datatype *out) {
   switch (dt) {
-  case DC_F32: *out = MPI_FLOAT; return true;
-  case DC_F64: *out = MPI_DOUBLE; return true;
-  case DC_I64: *out = MPI_INT64_T; return true;
-  case DC_I32: *out = MPI_INT32_T; return true;
-  case DC_U8: *out = MPI_UINT8_T; return true;
+  case DC_F32:
+    *out = MPI_FLOAT;
+    return true;
+  case DC_F64:
+    *out = MPI_DOUBLE;
+    return true;
+  case DC_I64:
+    *out = MPI_INT64_T;
+    return true;
+  case DC_I32:
+    *out = MPI_INT32_T;
+    return true;
+  case DC_U8:
+    *out = MPI_UINT8_T;
+    return true;
   case DC_BOOL: /* max = any, min = all */
     *out = MPI_UINT8_T;
     return op == DC_DIST_MAX || op == DC_DIST_MIN;
   case DC_BF16:
   case DC_F16:
-  case DC_DTYPE_COUNT: return false;
+  case DC_DTYPE_COUNT:
+    return false;
   }
   return false;
 }
@@ -241,10 +254,14 @@ static bool mpi_type(dc_dtype dt, dc_dist_op op, MPI_Datatype *out) {
 static MPI_Op mpi_op(dc_dist_op op) {
   switch (op) {
   case DC_DIST_SUM:
-  case DC_DIST_AVG: return MPI_SUM;
-  case DC_DIST_MAX: return MPI_MAX;
-  case DC_DIST_MIN: return MPI_MIN;
-  case DC_DIST_OP_COUNT: break;
+  case DC_DIST_AVG:
+    return MPI_SUM;
+  case DC_DIST_MAX:
+    return MPI_MAX;
+  case DC_DIST_MIN:
+    return MPI_MIN;
+  case DC_DIST_OP_COUNT:
+    break;
   }
   return MPI_SUM;
 }
@@ -257,8 +274,10 @@ static int check_args(const char *what, int64_t n, dc_dtype dt, dc_dist_op op) {
     return dc__errs(DC_ERR_ARG, "dist %s: average of %s data; use DC_DIST_SUM for integers", what,
                     dc_dtype_name(dt));
   if (n < 0 || n > 0x7fffffff)
-    return dc__errs(DC_ERR_ARG, "dist %s: %lld elements; one collective takes at most 2^31 - 1 "
-                                "(split the buffer)", what, (long long)n);
+    return dc__errs(DC_ERR_ARG,
+                    "dist %s: %lld elements; one collective takes at most 2^31 - 1 "
+                    "(split the buffer)",
+                    what, (long long)n);
   return DC_OK;
 }
 
@@ -321,8 +340,13 @@ static int stage_out(dc__dist_req *req, bool write_back) {
 
 int dc__dist_iallreduce(void *data, int64_t n, dc_dtype dt, dc_device dev, dc_dist_op op,
                         const char *what, dc__dist_req *req) {
-  *req = (dc__dist_req){.kind = DC__DIST_NONE, .what = what, .data = data, .n = n, .dt = dt,
-                        .dev = dev, .avg = op == DC_DIST_AVG};
+  *req = (dc__dist_req){.kind = DC__DIST_NONE,
+                        .what = what,
+                        .data = data,
+                        .n = n,
+                        .dt = dt,
+                        .dev = dev,
+                        .avg = op == DC_DIST_AVG};
   int rc = check_args(what, n, dt, op);
   if (rc != DC_OK || dc__dist.size == 1) {
     req->avg = false;
@@ -337,8 +361,10 @@ int dc__dist_iallreduce(void *data, int64_t n, dc_dtype dt, dc_device dev, dc_di
 #ifdef DC_HAVE_MPI
   MPI_Datatype mt;
   if (!mpi_type(dt, op, &mt))
-    return dc__errs(DC_ERR_UNSUPPORTED, "dist %s: %s of %s data over MPI is not supported; convert "
-                                        "to float32 first", what, OP_NAMES[op], dc_dtype_name(dt));
+    return dc__errs(DC_ERR_UNSUPPORTED,
+                    "dist %s: %s of %s data over MPI is not supported; convert "
+                    "to float32 first",
+                    what, OP_NAMES[op], dc_dtype_name(dt));
   if (dev != DC_CPU && (rc = stage_in(req, true)) != DC_OK) return rc;
   MPI_Request *r = (MPI_Request *)req->handle;
   int e = MPI_Iallreduce(MPI_IN_PLACE, req->data, (int)n, mt, mpi_op(op), g_comm, r);
@@ -355,8 +381,8 @@ int dc__dist_iallreduce(void *data, int64_t n, dc_dtype dt, dc_device dev, dc_di
 
 int dc__dist_ibroadcast(void *data, int64_t n, dc_dtype dt, dc_device dev, int root,
                         const char *what, dc__dist_req *req) {
-  *req = (dc__dist_req){.kind = DC__DIST_NONE, .what = what, .data = data, .n = n, .dt = dt,
-                        .dev = dev};
+  *req = (dc__dist_req){
+      .kind = DC__DIST_NONE, .what = what, .data = data, .n = n, .dt = dt, .dev = dev};
   int rc = check_args(what, n, dt, DC_DIST_SUM);
   if (rc != DC_OK) return rc;
   if (root < 0 || root >= dc__dist.size)
@@ -389,7 +415,8 @@ int dc__dist_test(dc__dist_req *req, bool *done) {
   *done = true;
   int rc = DC_OK;
   switch (req->kind) {
-  case DC__DIST_NONE: return DC_OK;
+  case DC__DIST_NONE:
+    return DC_OK;
   case DC__DIST_MPI: {
 #ifdef DC_HAVE_MPI
     int flag = 0;
@@ -506,8 +533,9 @@ static int check_tensor(const char *what, const dc_tensor *t) {
   if (!t) return dc__errs(DC_ERR_ARG, "dist %s: tensor is NULL", what);
   if (!dc_is_contiguous(t)) {
     char b[128];
-    return dc__errs(DC_ERR_ARG, "dist %s: the tensor %s is not contiguous; pass "
-                                "dc_contiguous(t) and copy the result back",
+    return dc__errs(DC_ERR_ARG,
+                    "dist %s: the tensor %s is not contiguous; pass "
+                    "dc_contiguous(t) and copy the result back",
                     what, dc_shape_str(dc_shape_of(t), b, sizeof b));
   }
   return DC_OK;
@@ -525,8 +553,8 @@ int dc_dist_all_reduce_(dc_tensor *t, dc_dist_op op) {
 int dc_dist_broadcast_(dc_tensor *t, int root) {
   int rc = check_tensor("broadcast", t);
   if (rc != DC_OK) return rc;
-  rc = buffer_collective(dc__dist_ptr(t), dc_numel(t), t->dtype, t->device, true, root,
-                         "broadcast");
+  rc =
+      buffer_collective(dc__dist_ptr(t), dc_numel(t), t->dtype, t->device, true, root, "broadcast");
   if (rc == DC_OK) t->storage->version++;
   return rc;
 }

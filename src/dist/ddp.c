@@ -20,7 +20,8 @@ void dc_set_grad_ready_hook(dc_grad_ready_fn fn, void *ud) {
   dc__grad_ready_ud = ud;
 }
 
-#define DDP_FIRST_BUCKET_BYTES ((int64_t)1 << 20) /* PyTorch's: a small first bucket starts early */
+/* PyTorch's: a small first bucket starts the all-reduce early */
+#define DDP_FIRST_BUCKET_BYTES ((int64_t)1 << 20)
 
 typedef struct ddp_param {
   dc_tensor *t;    /* the parameter (a reference) [its shape] */
@@ -67,9 +68,9 @@ struct dc_dist_ddp {
   int ngroups;
   int next_launch; /* buckets start in index order on every rank */
   int64_t syncs;
-  bool armed;      /* every rank reports gradients: buckets may start during backward */
-  int overlapped;  /* buckets started early at the last sync */
-  int error;       /* first failure inside a report (returned by the next sync) */
+  bool armed;     /* every rank reports gradients: buckets may start during backward */
+  int overlapped; /* buckets started early at the last sync */
+  int error;      /* first failure inside a report (returned by the next sync) */
   char errmsg[512];
 };
 
@@ -125,8 +126,10 @@ static int make_buckets(dc_dist_ddp *d) {
     dc_tensor *t0 = d->params[b->first].t;
     int64_t e = b->bytes / (int64_t)dc_dtype_size(t0->dtype);
     if (e + b->n > 0x7fffffff)
-      return dc__errs(DC_ERR_ARG, "dist ddp: a parameter of %lld elements is larger than one "
-                                  "all-reduce can take (2^31 - 1)", (long long)e);
+      return dc__errs(DC_ERR_ARG,
+                      "dist ddp: a parameter of %lld elements is larger than one "
+                      "all-reduce can take (2^31 - 1)",
+                      (long long)e);
     if (!(b->flat = owned_flat(e + b->n, t0->dtype, t0->device))) return dc_last_status();
     if (!(b->presence = own(dc__alias(b->flat, 1, (int64_t[]){b->n}, (int64_t[]){1}, e))))
       return dc_last_status();

@@ -15,8 +15,8 @@ extern void *dc__grad_ready_ud;
 /* ---- job state (comm.c) ---- */
 typedef struct dc__dist_state {
   bool initialized;
-  bool mpi;        /* MPI is in use (launched by mpirun with size > 1, or size 1 under mpirun) */
-  bool owns_mpi;   /* deepc called MPI_Init, so it calls MPI_Finalize */
+  bool mpi;      /* MPI is in use (launched by mpirun with size > 1, or size 1 under mpirun) */
+  bool owns_mpi; /* deepc called MPI_Init, so it calls MPI_Finalize */
   int rank, size, local_rank, local_size;
   double timeout_s;
 } dc__dist_state;
@@ -28,7 +28,7 @@ double dc__dist_now(void);
 typedef enum dc__dist_kind { DC__DIST_NONE = 0, DC__DIST_MPI, DC__DIST_NCCL } dc__dist_kind;
 typedef struct dc__dist_req {
   dc__dist_kind kind;
-  const char *what; /* names the operation in timeout messages ("all-reduce of bucket 2") */
+  const char *what;   /* names the operation in timeout messages ("all-reduce of bucket 2") */
   uint64_t handle[2]; /* the MPI_Request, or the NCCL completion event */
   void *data;         /* what the collective works on (host memory, or a NCCL device buffer);
                        * AVG: divided by the size after completion */

@@ -6,12 +6,12 @@
 #include "dist-impl.h"
 
 #ifdef DC_HAVE_NCCL
-#  include <cuda_runtime.h>
-#  pragma GCC diagnostic push
-#  pragma GCC diagnostic ignored "-Wstrict-prototypes" /* nccl.h's f() declarations */
-#  include <nccl.h>
-#  pragma GCC diagnostic pop
-#  include <string.h>
+#include <cuda_runtime.h>
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstrict-prototypes" /* nccl.h's f() declarations */
+#include <nccl.h>
+#pragma GCC diagnostic pop
+#include <string.h>
 
 static ncclComm_t g_nccl;
 static cudaStream_t g_stream;
@@ -62,26 +62,46 @@ static int ensure_comm(void) {
 
 static bool nccl_type(dc_dtype dt, ncclDataType_t *out) {
   switch (dt) {
-  case DC_F32: *out = ncclFloat32; return true;
-  case DC_F64: *out = ncclFloat64; return true;
-  case DC_I64: *out = ncclInt64; return true;
-  case DC_I32: *out = ncclInt32; return true;
+  case DC_F32:
+    *out = ncclFloat32;
+    return true;
+  case DC_F64:
+    *out = ncclFloat64;
+    return true;
+  case DC_I64:
+    *out = ncclInt64;
+    return true;
+  case DC_I32:
+    *out = ncclInt32;
+    return true;
   case DC_U8:
-  case DC_BOOL: *out = ncclUint8; return true;
-  case DC_F16: *out = ncclFloat16; return true;
-  case DC_BF16: *out = ncclBfloat16; return true;
-  case DC_DTYPE_COUNT: return false;
+  case DC_BOOL:
+    *out = ncclUint8;
+    return true;
+  case DC_F16:
+    *out = ncclFloat16;
+    return true;
+  case DC_BF16:
+    *out = ncclBfloat16;
+    return true;
+  case DC_DTYPE_COUNT:
+    return false;
   }
   return false;
 }
 
 static ncclRedOp_t nccl_op(dc_dist_op op) {
   switch (op) {
-  case DC_DIST_SUM: return ncclSum;
-  case DC_DIST_AVG: return ncclAvg;
-  case DC_DIST_MAX: return ncclMax;
-  case DC_DIST_MIN: return ncclMin;
-  case DC_DIST_OP_COUNT: break;
+  case DC_DIST_SUM:
+    return ncclSum;
+  case DC_DIST_AVG:
+    return ncclAvg;
+  case DC_DIST_MAX:
+    return ncclMax;
+  case DC_DIST_MIN:
+    return ncclMin;
+  case DC_DIST_OP_COUNT:
+    break;
   }
   return ncclSum;
 }

@@ -11,8 +11,9 @@
 
 static int check(const char *what, int64_t n, int num_replicas, int rank) {
   if (n < 0 || num_replicas < 1 || rank < 0 || rank >= num_replicas)
-    return dc__errs(DC_ERR_ARG, "dist %s: need n >= 0, num_replicas >= 1 and 0 <= rank < "
-                                "num_replicas (got n %lld, num_replicas %d, rank %d)",
+    return dc__errs(DC_ERR_ARG,
+                    "dist %s: need n >= 0, num_replicas >= 1 and 0 <= rank < "
+                    "num_replicas (got n %lld, num_replicas %d, rank %d)",
                     what, (long long)n, num_replicas, rank);
   return DC_OK;
 }
@@ -40,7 +41,8 @@ int dc_dist_shard(const int64_t *order, int64_t n, int num_replicas, int rank, b
 int dc_dist_sampler_indices(int64_t n, int num_replicas, int rank, bool shuffle, uint64_t seed,
                             int64_t epoch, bool uneven, int64_t *out) {
   int rc = check("sampler_indices", n, num_replicas, rank);
-  if (rc != DC_OK || !shuffle) return rc ? rc : dc_dist_shard(NULL, n, num_replicas, rank, uneven, out);
+  if (rc != DC_OK || !shuffle)
+    return rc ? rc : dc_dist_shard(NULL, n, num_replicas, rank, uneven, out);
   int64_t *perm = dc__malloc(sizeof *perm * (size_t)(n ? n : 1));
   if (!perm) return DC_ERR_NOMEM;
   dc__permutation(perm, n, dc__mix_seed(seed, DC__STREAM_SHUFFLE, (uint64_t)epoch));

@@ -55,8 +55,8 @@ static int update_running(dc_tensor *running, dc_tensor *value, double f) {
 static dc_tensor *sync_forward(dc_module *m, dc_tensor *x) {
   const dc__bn_state *s = m->state;
   bool batch_stats = m->training || !s->track;
-  bool shape_ok = x && (s->dims == 2 ? x->ndim == 4 : (x->ndim == 2 || x->ndim == 3)) &&
-                  x->shape[1] == s->c;
+  bool shape_ok =
+      x && (s->dims == 2 ? x->ndim == 4 : (x->ndim == 2 || x->ndim == 3)) && x->shape[1] == s->c;
   if (!batch_stats || dc__dist.size == 1 || !shape_ok) /* BatchNorm's path, checks, messages */
     return (s->dims == 2 ? dc__type_batchnorm2d : dc__type_batchnorm1d).forward(m, x);
   int dims[DC_MAX_DIMS], nd = 0;
@@ -66,15 +66,16 @@ static dc_tensor *sync_forward(dc_module *m, dc_tensor *x) {
   if (dc_dist_all_reduce_buffer(&count, 1, DC_F64, DC_DIST_SUM) != DC_OK) return NULL;
   if (count <= 1) {
     char a[128];
-    return dc__err(DC_ERR_ARG, "expected more than 1 value per channel over all ranks when "
-                               "training, got input %s per rank",
+    return dc__err(DC_ERR_ARG,
+                   "expected more than 1 value per channel over all ranks when "
+                   "training, got input %s per rank",
                    dc_shape_str(dc_shape_of(x), a, sizeof a));
   }
   /* mean = sum_ranks(sum x) / count; var = sum_ranks(sum (x - mean)^2) / count (biased) */
   dc_tensor *mean = dc_div_scalar(dc_dist_all_reduce_sum(dc_sum(x, dims, nd, false)), count);
   dc_tensor *xc = dc_sub(x, per_channel(mean, x->ndim));
-  dc_tensor *var = dc_div_scalar(dc_dist_all_reduce_sum(dc_sum(dc_square(xc), dims, nd, false)),
-                                 count);
+  dc_tensor *var =
+      dc_div_scalar(dc_dist_all_reduce_sum(dc_sum(dc_square(xc), dims, nd, false)), count);
   dc_tensor *y = dc_mul(xc, per_channel(dc_rsqrt(dc_add_scalar(var, s->eps)), x->ndim));
   dc_tensor *w = dc__own_param(m, "weight"), *b = dc__own_param(m, "bias");
   if (w && b) y = dc_add(dc_mul(y, per_channel(w, x->ndim)), per_channel(b, x->ndim));
@@ -87,8 +88,8 @@ static dc_tensor *sync_forward(dc_module *m, dc_tensor *x) {
     bool prev = dc_set_grad_enabled(false);
     int rc = update_running(dc__own_buffer(m, "running_mean"), mean, f);
     if (rc == DC_OK)
-      rc = update_running(dc__own_buffer(m, "running_var"),
-                          dc_mul_scalar(var, count / (count - 1)), f);
+      rc = update_running(dc__own_buffer(m, "running_var"), dc_mul_scalar(var, count / (count - 1)),
+                          f);
     dc_set_grad_enabled(prev);
     if (rc != DC_OK) return NULL;
   }

@@ -33,8 +33,9 @@ int dc_dist_metrics_all_reduce(dc_metrics *m, double *loss_sum) {
   int rc = dc_dist_all_reduce_buffer(kk, 2, DC_I64, DC_DIST_MAX);
   if (rc != DC_OK) return rc;
   if (kk[0] != k || -kk[1] != k)
-    return dc__errs(DC_ERR_ARG, "dist metrics_all_reduce: the ranks count different numbers of "
-                                "classes (%lld here, %lld to %lld over the job)",
+    return dc__errs(DC_ERR_ARG,
+                    "dist metrics_all_reduce: the ranks count different numbers of "
+                    "classes (%lld here, %lld to %lld over the job)",
                     (long long)k, (long long)-kk[1], (long long)kk[0]);
   int64_t *counts = dc__malloc(sizeof *counts * (size_t)(k * k + 2));
   if (!counts) return DC_ERR_NOMEM;

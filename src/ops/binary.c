@@ -39,8 +39,10 @@ static bool op_device(const char *op, const dc_tensor *a, const dc_tensor *b, co
     const dc_tensor *t = ts[k];
     if (!t || (t->ndim == 0 && t->device == DC_CPU)) continue;
     if (first && t->device != first->device) {
-      dc__err(DC_ERR_ARG, "%s: tensors are on different devices (%s and %s); move one with "
-              "dc_to_device", op, dc_device_name(first->device), dc_device_name(t->device));
+      dc__err(DC_ERR_ARG,
+              "%s: tensors are on different devices (%s and %s); move one with "
+              "dc_to_device",
+              op, dc_device_name(first->device), dc_device_name(t->device));
       return false;
     }
     if (!first) first = t;
@@ -50,7 +52,9 @@ static bool op_device(const char *op, const dc_tensor *a, const dc_tensor *b, co
 }
 
 /* Gradient g [broadcast shape] as the gradient of input t: summed back to t's shape. */
-static dc_tensor *grad_for(dc_tensor *g, const dc_tensor *t) { return dc__sum_to(g, dc_shape_of(t)); }
+static dc_tensor *grad_for(dc_tensor *g, const dc_tensor *t) {
+  return dc__sum_to(g, dc_shape_of(t));
+}
 
 static dc_tensor *zero_like_dtype(dc_dtype dt) { return dc_scalar(0.0, dt); }
 
@@ -123,8 +127,10 @@ static int maxmin_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   bool is_max = n->i[0] != 0;
   dc_tensor *zero = zero_like_dtype(g->dtype);
   dc_tensor *tie = dc_where(dc_eq(a, b), dc_mul_scalar(g, 0.5), g);
-  if (dc__needs_grad(n, 0)) gin[0] = grad_for(dc_where(is_max ? dc_lt(a, b) : dc_gt(a, b), zero, tie), a);
-  if (dc__needs_grad(n, 1)) gin[1] = grad_for(dc_where(is_max ? dc_gt(a, b) : dc_lt(a, b), zero, tie), b);
+  if (dc__needs_grad(n, 0))
+    gin[0] = grad_for(dc_where(is_max ? dc_lt(a, b) : dc_gt(a, b), zero, tie), a);
+  if (dc__needs_grad(n, 1))
+    gin[1] = grad_for(dc_where(is_max ? dc_gt(a, b) : dc_lt(a, b), zero, tie), b);
   return rule_status(gin, n);
 }
 
@@ -156,8 +162,10 @@ static bool binary_dtype(const char *name, dc_binary_op kop, const dc_tensor *a,
   bool cmp = kop >= DC_BIN_EQ && kop <= DC_BIN_GE;
   bool bool_ok = cmp || kop == DC_BIN_MAXIMUM || kop == DC_BIN_MINIMUM;
   if (t == DC_BOOL && !bool_ok) {
-    dc__err(DC_ERR_ARG, "%s: arithmetic on bool tensors is not supported (got %s and %s); convert "
-            "them with dc_to_dtype first", name, dc_dtype_name(a->dtype), dc_dtype_name(b->dtype));
+    dc__err(DC_ERR_ARG,
+            "%s: arithmetic on bool tensors is not supported (got %s and %s); convert "
+            "them with dc_to_dtype first",
+            name, dc_dtype_name(a->dtype), dc_dtype_name(b->dtype));
     return false;
   }
   if (kop == DC_BIN_DIV && !dc_dtype_is_float(t)) t = DC_F32;
@@ -359,8 +367,10 @@ static int scalar_div_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
 static int scalar_pow_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   dc_tensor *x = n->inputs[0];
   double e = n->f[0];
-  if (e == 0.0) gin[0] = dc_zeros_like(x);
-  else gin[0] = dc_mul(g, dc_mul_scalar(dc_pow_scalar(x, e - 1.0), e));
+  if (e == 0.0)
+    gin[0] = dc_zeros_like(x);
+  else
+    gin[0] = dc_mul(g, dc_mul_scalar(dc_pow_scalar(x, e - 1.0), e));
   return rule_status(gin, n);
 }
 
@@ -378,10 +388,13 @@ static dc_tensor *scalar_op(const char *name, const dc_opdef *od, dc_unary_op ko
   if (!dc__check_nonnull(name, 1, x)) return NULL;
   dc_dtype ct = x->dtype;
   if (!dc_dtype_is_float(ct)) {
-    if (kop == DC_UN_DIV_SCALAR || !is_integral(s)) ct = DC_F32;
-    else if (ct == DC_BOOL && !cmp) ct = DC_I64;
+    if (kop == DC_UN_DIV_SCALAR || !is_integral(s))
+      ct = DC_F32;
+    else if (ct == DC_BOOL && !cmp)
+      ct = DC_I64;
     if (kop == DC_UN_POW_SCALAR && ct != DC_F32 && s < 0)
-      return dc__err(DC_ERR_ARG, "pow: integers to negative integer powers are not allowed (%s "
+      return dc__err(DC_ERR_ARG,
+                     "pow: integers to negative integer powers are not allowed (%s "
                      "tensor, exponent %g); convert the tensor to a float dtype first",
                      dc_dtype_name(x->dtype), s);
   }
@@ -390,8 +403,7 @@ static dc_tensor *scalar_op(const char *name, const dc_opdef *od, dc_unary_op ko
   dc_tensor *out = x2 ? dc__new(dc_shape_of(x), cmp ? DC_BOOL : ct, x->device) : NULL;
   const dc_backend *be = out ? dc__backend(x->device) : NULL;
   dc_node *n = NULL;
-  if (!be || be->ew->unary(kop, out, x2, p) != DC_OK ||
-      (od && !dc__record(od, out, 1, &x2, &n))) {
+  if (!be || be->ew->unary(kop, out, x2, p) != DC_OK || (od && !dc__record(od, out, 1, &x2, &n))) {
     dc_free(out);
     out = NULL;
   }

@@ -52,7 +52,8 @@ dc_tensor *dc_contiguous(dc_tensor *x) {
 
 dc_tensor *dc_to_dtype(dc_tensor *x, dc_dtype dt) {
   if (!dc__check_nonnull("to_dtype", 1, x)) return NULL;
-  if ((int)dt < 0 || dt >= DC_DTYPE_COUNT) return dc__err(DC_ERR_ARG, "to_dtype: invalid dtype %d", (int)dt);
+  if ((int)dt < 0 || dt >= DC_DTYPE_COUNT)
+    return dc__err(DC_ERR_ARG, "to_dtype: invalid dtype %d", (int)dt);
   return copy_as(&OP_TO, x, dt, x->device);
 }
 

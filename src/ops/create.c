@@ -19,12 +19,18 @@ dc_tensor *dc_full_on(dc_shape s, double value, dc_dtype dt, dc_device dev) {
   return t;
 }
 
-dc_tensor *dc_full(dc_shape s, double value, dc_dtype dt) { return dc_full_on(s, value, dt, DC_CPU); }
+dc_tensor *dc_full(dc_shape s, double value, dc_dtype dt) {
+  return dc_full_on(s, value, dt, DC_CPU);
+}
 dc_tensor *dc_zeros(dc_shape s, dc_dtype dt) { return dc_full(s, 0.0, dt); }
 dc_tensor *dc_ones(dc_shape s, dc_dtype dt) { return dc_full(s, 1.0, dt); }
 dc_tensor *dc_scalar(double value, dc_dtype dt) { return dc_full(DC_SCALAR_SHAPE, value, dt); }
-dc_tensor *dc_zeros_on(dc_shape s, dc_dtype dt, dc_device dev) { return dc_full_on(s, 0.0, dt, dev); }
-dc_tensor *dc_ones_on(dc_shape s, dc_dtype dt, dc_device dev) { return dc_full_on(s, 1.0, dt, dev); }
+dc_tensor *dc_zeros_on(dc_shape s, dc_dtype dt, dc_device dev) {
+  return dc_full_on(s, 0.0, dt, dev);
+}
+dc_tensor *dc_ones_on(dc_shape s, dc_dtype dt, dc_device dev) {
+  return dc_full_on(s, 1.0, dt, dev);
+}
 dc_tensor *dc_scalar_on(double value, dc_dtype dt, dc_device dev) {
   return dc_full_on(DC_SCALAR_SHAPE, value, dt, dev);
 }
@@ -65,8 +71,8 @@ dc_tensor *dc_arange(double start, double end, double step, dc_dtype dt) {
     return dc__err(DC_ERR_ARG, "arange: need finite start/end and a non-zero step, got %g, %g, %g",
                    start, end, step);
   if ((end - start) / step < 0)
-    return dc__err(DC_ERR_ARG, "arange: step %g goes away from end (start %g, end %g)", step,
-                   start, end);
+    return dc__err(DC_ERR_ARG, "arange: step %g goes away from end (start %g, end %g)", step, start,
+                   end);
   double nf = ceil((end - start) / step);
   if (nf > 1e12) return dc__err(DC_ERR_ARG, "arange: %g elements is too many", nf);
   int64_t n = (int64_t)nf;
@@ -79,7 +85,8 @@ dc_tensor *dc_arange(double start, double end, double step, dc_dtype dt) {
 }
 
 dc_tensor *dc_linspace(double start, double end, int64_t steps, dc_dtype dt) {
-  if (steps < 0) return dc__err(DC_ERR_ARG, "linspace: steps must be >= 0, got %lld", (long long)steps);
+  if (steps < 0)
+    return dc__err(DC_ERR_ARG, "linspace: steps must be >= 0, got %lld", (long long)steps);
   dc_tensor *t = dc__new(DC_SHAPE(steps), dt, DC_CPU);
   if (!t) return NULL;
   size_t z = dc_dtype_size(dt);

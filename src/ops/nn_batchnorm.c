@@ -25,11 +25,11 @@ static int bn_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin, bool relu) 
       (ib && dc__needs_grad(n, ib) && !gb))
     return dc__nn_status();
   const struct dc_nn_kernels *k = dc__nn_kernels("batch_norm", x);
-  int rc = !k     ? dc__nn_status()
-           : relu ? k->batch_norm_relu_backward(gx, gw, gb, gy, n->saved[2], x, w, n->saved[0],
-                                                n->saved[1], n->i[0] != 0)
-                  : k->batch_norm_backward(gx, gw, gb, gy, x, w, n->saved[0], n->saved[1],
-                                           n->i[0] != 0);
+  int rc =
+      !k     ? dc__nn_status()
+      : relu ? k->batch_norm_relu_backward(gx, gw, gb, gy, n->saved[2], x, w, n->saved[0],
+                                           n->saved[1], n->i[0] != 0)
+             : k->batch_norm_backward(gx, gw, gb, gy, x, w, n->saved[0], n->saved[1], n->i[0] != 0);
   if (rc != DC_OK) return rc;
   gin[0] = gx;
   if (iw) gin[iw] = gw;
@@ -107,8 +107,8 @@ static dc_tensor *batch_norm(dc_tensor *x, dc_tensor *running_mean, dc_tensor *r
   const struct dc_nn_kernels *k = dc__nn_kernels("batch_norm", x);
   if (!k) return NULL;
   if (relu && (!k->batch_norm_relu_forward || !k->batch_norm_relu_backward))
-    return dc_relu(batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps,
-                              false));
+    return dc_relu(
+        batch_norm(x, running_mean, running_var, weight, bias, training, momentum, eps, false));
   dc_tensor *xc = dc__nn_prepare(x, x->dtype);
   dc_tensor *wc = weight ? dc__nn_prepare(weight, x->dtype) : NULL;
   dc_tensor *bc = bias ? dc__nn_prepare(bias, x->dtype) : NULL;
@@ -116,9 +116,9 @@ static dc_tensor *batch_norm(dc_tensor *x, dc_tensor *running_mean, dc_tensor *r
   dc_tensor *mean = dc__new(DC_SHAPE(C), x->dtype, x->device);
   dc_tensor *invstd = dc__new(DC_SHAPE(C), x->dtype, x->device);
   bool ok = xc && (wc || !weight) && (bc || !bias) && y && mean && invstd &&
-            (relu ? k->batch_norm_relu_forward : k->batch_norm_forward)(
-                y, mean, invstd, xc, wc, bc, running_mean, running_var, batch_stats, momentum,
-                eps) == DC_OK;
+            (relu ? k->batch_norm_relu_forward
+                  : k->batch_norm_forward)(y, mean, invstd, xc, wc, bc, running_mean, running_var,
+                                           batch_stats, momentum, eps) == DC_OK;
   dc_tensor *ins[3] = {xc};
   int nin = 1, iw = 0, ib = 0;
   if (wc) ins[iw = nin++] = wc;

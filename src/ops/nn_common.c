@@ -17,12 +17,12 @@ bool dc__nn_check_float(const char *op, const char *what, const dc_tensor *t) {
   return false;
 }
 
-bool dc__nn_check_device(const char *op, const char *what, const dc_tensor *t,
-                         const dc_tensor *x) {
+bool dc__nn_check_device(const char *op, const char *what, const dc_tensor *t, const dc_tensor *x) {
   if (!t || t->device == x->device) return true;
-  dc__err(DC_ERR_ARG, "%s: %s is on %s but the input is on %s; move it with dc_to_device (or the "
-          "module with dc_module_to)", op, what, dc_device_name(t->device),
-          dc_device_name(x->device));
+  dc__err(DC_ERR_ARG,
+          "%s: %s is on %s but the input is on %s; move it with dc_to_device (or the "
+          "module with dc_module_to)",
+          op, what, dc_device_name(t->device), dc_device_name(x->device));
   return false;
 }
 

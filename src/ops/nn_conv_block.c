@@ -45,8 +45,10 @@ static int conv_block_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
                                          bn_w, bn_b, n->saved[2], n->i[I_BATCH_STATS] != 0, &g,
                                          (int)n->i[I_MODE]);
   for (int k = 0; k < 5; k++) {
-    if (rc == DC_OK && k < n->ninputs) gin[k] = gr[k];
-    else dc_free(gr[k]);
+    if (rc == DC_OK && k < n->ninputs)
+      gin[k] = gr[k];
+    else
+      dc_free(gr[k]);
   }
   return rc;
 }
@@ -63,11 +65,11 @@ static bool vec_ok(const dc_tensor *t, const dc_tensor *x, int64_t K, bool inpla
 
 dc_tensor *dc__conv_block(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_conv2d_opts o,
                           dc_tensor *running_mean, dc_tensor *running_var, dc_tensor *bn_w,
-                          dc_tensor *bn_b, bool training, double momentum, double eps,
-                          int mode, bool *fused) {
+                          dc_tensor *bn_b, bool training, double momentum, double eps, int mode,
+                          bool *fused) {
   *fused = false;
   const bool pool = mode & DC_CONV_BLOCK_POOL;
-  const dc_opdef *op = pool ? &OP_CONV_BN_RELU_POOL
+  const dc_opdef *op = pool                        ? &OP_CONV_BN_RELU_POOL
                        : mode & DC_CONV_BLOCK_RELU ? &OP_CONV_BN_RELU
                                                    : &OP_CONV_BN;
   if (pool && !(mode & DC_CONV_BLOCK_RELU)) return NULL; /* not a pattern the backend runs */

@@ -56,7 +56,8 @@ static dc_tensor *dropout_impl(const char *op, dc_tensor *x, double p, bool trai
       inner *= ms.d[d];
       ms.d[d] = 1;
     }
-  dc_tensor *xc = dc__nn_prepare(x, x->dtype), *mask = xc ? dc_rand_on(ms, x->dtype, x->device) : NULL;
+  dc_tensor *xc = dc__nn_prepare(x, x->dtype),
+            *mask = xc ? dc_rand_on(ms, x->dtype, x->device) : NULL;
   dc_tensor *y = mask ? dc__new(dc_shape_of(x), x->dtype, x->device) : NULL;
   dc_node *n = NULL;
   bool ok = y && k->dropout_mask(mask, p) == DC_OK && k->apply_mask(y, xc, mask, inner) == DC_OK &&

@@ -295,7 +295,8 @@ static const dc_opdef OP_MULTI_MARGIN = {"multi_margin_loss", multi_margin_backw
 dc_tensor *dc_multi_margin_loss_opt(dc_tensor *input, dc_tensor *target, dc_multi_margin_opts o) {
   const char *op = "multi_margin_loss";
   if (!dc__check_nonnull(op, 2, input, target) || !dc__nn_check_float(op, "input", input) ||
-      !dc__nn_check_reduction(op, o.reduction) || !dc__nn_check_device(op, "target", target, input) ||
+      !dc__nn_check_reduction(op, o.reduction) ||
+      !dc__nn_check_device(op, "target", target, input) ||
       !dc__nn_check_device(op, "weight", o.weight, input))
     return NULL;
   char xs[128];

@@ -14,8 +14,7 @@ const struct dc_nn_kernels *dc__nn_kernels(const char *op, const dc_tensor *t);
 /* t is float32 or float64, else an error naming op and what t is ("input", "weight"). */
 bool dc__nn_check_float(const char *op, const char *what, const dc_tensor *t);
 /* t (may be NULL) is on the input x's device, else an error naming op, what t is and both. */
-bool dc__nn_check_device(const char *op, const char *what, const dc_tensor *t,
-                         const dc_tensor *x);
+bool dc__nn_check_device(const char *op, const char *what, const dc_tensor *t, const dc_tensor *x);
 /* b is on a's device and has a's dtype, else an error naming both. */
 bool dc__nn_check_same_dtype(const char *op, const char *what_a, const dc_tensor *a,
                              const char *what_b, const dc_tensor *b);

@@ -81,7 +81,8 @@ dc_tensor *dc_randn_on(dc_shape s, dc_dtype dt, dc_device dev) {
 dc_tensor *dc_rand(dc_shape s, dc_dtype dt) { return dc_rand_on(s, dt, DC_CPU); }
 dc_tensor *dc_randn(dc_shape s, dc_dtype dt) { return dc_randn_on(s, dt, DC_CPU); }
 dc_tensor *dc_rand_like(const dc_tensor *t) {
-  return t ? dc_rand_on(dc_shape_of(t), t->dtype, t->device) : dc__err(DC_ERR_ARG, "rand_like: NULL");
+  return t ? dc_rand_on(dc_shape_of(t), t->dtype, t->device)
+           : dc__err(DC_ERR_ARG, "rand_like: NULL");
 }
 dc_tensor *dc_randn_like(const dc_tensor *t) {
   return t ? dc_randn_on(dc_shape_of(t), t->dtype, t->device)

@@ -18,7 +18,8 @@ static const dc_opdef OP_LOG_SOFTMAX = {"log_softmax", softmax_backward};
 static dc_tensor *softmax(const char *name, dc_tensor *x, int dim, bool lg) {
   if (!dc__check_nonnull(name, 1, x)) return NULL;
   if (x->dtype != DC_F32 && x->dtype != DC_F64)
-    return dc__err(DC_ERR_ARG, "%s: expected float32 or float64, got %s", name, dc_dtype_name(x->dtype));
+    return dc__err(DC_ERR_ARG, "%s: expected float32 or float64, got %s", name,
+                   dc_dtype_name(x->dtype));
   if (!dc__wrap_dim(name, &dim, x->ndim)) return NULL;
   const dc_backend *be = dc__backend(x->device);
   if (!be) return NULL;
@@ -32,8 +33,9 @@ static dc_tensor *softmax(const char *name, dc_tensor *x, int dim, bool lg) {
     dc__take(xc);
   }
   dc_tensor *out = dc__new(dc_shape_of(x), x->dtype, x->device);
-  int rc = out ? (x->ndim == 0 ? be->ew->fill(out, lg ? 0.0 : 1.0) : be->red->softmax(out, xc, dim, lg))
-               : (int)dc_last_status();
+  int rc =
+      out ? (x->ndim == 0 ? be->ew->fill(out, lg ? 0.0 : 1.0) : be->red->softmax(out, xc, dim, lg))
+          : (int)dc_last_status();
   dc__unref(xc);
   if (rc != DC_OK) {
     dc_free(out);

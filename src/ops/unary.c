@@ -69,10 +69,14 @@ static int act_grad_backward(dc_node *n, dc_tensor *gg, dc_tensor **gin) {
     return gin[1] ? DC_OK : dc_last_status();
   }
   dc_tensor *d = NULL;
-  if (kop == DC_BIN_SIGMOID_BWD) d = dc_rsub_scalar(dc_mul_scalar(t, 2.0), 1.0);
-  else if (kop == DC_BIN_TANH_BWD) d = dc_mul_scalar(t, -2.0);
-  else if (kop == DC_BIN_GELU_BWD) d = gelu_second(t);
-  else d = gelu_tanh_second(t);
+  if (kop == DC_BIN_SIGMOID_BWD)
+    d = dc_rsub_scalar(dc_mul_scalar(t, 2.0), 1.0);
+  else if (kop == DC_BIN_TANH_BWD)
+    d = dc_mul_scalar(t, -2.0);
+  else if (kop == DC_BIN_GELU_BWD)
+    d = gelu_second(t);
+  else
+    d = gelu_tanh_second(t);
   gin[1] = dc_mul(dc_mul(gg, g), d);
   return gin[1] ? DC_OK : dc_last_status();
 }
@@ -227,8 +231,10 @@ static dc_tensor *unary_op(const char *name, const dc_opdef *od, dc_unary_op kop
   *node = NULL;
   if (!dc__check_nonnull(name, 1, x)) return NULL;
   if ((flags & UN_FLOAT_ONLY) && !dc_dtype_is_float(x->dtype))
-    return dc__err(DC_ERR_ARG, "%s: expected a floating-point tensor, got %s; convert it first "
-                   "with dc_to_dtype(x, DC_F32)", name, dc_dtype_name(x->dtype));
+    return dc__err(DC_ERR_ARG,
+                   "%s: expected a floating-point tensor, got %s; convert it first "
+                   "with dc_to_dtype(x, DC_F32)",
+                   name, dc_dtype_name(x->dtype));
   if (x->dtype == DC_BOOL)
     return dc__err(DC_ERR_ARG, "%s: not supported on bool tensors; convert with dc_to_dtype first",
                    name);
@@ -308,8 +314,8 @@ dc_tensor *dc_selu(dc_tensor *x) {
 
 dc_tensor *dc_gelu(dc_tensor *x, bool tanh_approximation) {
   dc_node *n;
-  dc_tensor *out = unary_op("gelu", &OP_GELU, tanh_approximation ? DC_UN_GELU_TANH : DC_UN_GELU,
-                            x, 0.0, 0.0, UN_FLOAT_ONLY, &n);
+  dc_tensor *out = unary_op("gelu", &OP_GELU, tanh_approximation ? DC_UN_GELU_TANH : DC_UN_GELU, x,
+                            0.0, 0.0, UN_FLOAT_ONLY, &n);
   if (n) n->i[0] = tanh_approximation;
   return out;
 }

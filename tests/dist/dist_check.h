@@ -11,14 +11,14 @@
 
 static int g_failures;
 
-#define CHECK(cond, ...)                                                                  \
-  do {                                                                                    \
-    if (!(cond)) {                                                                        \
-      fprintf(stderr, "rank %d: FAIL %s:%d: %s: ", dc_dist_rank(), __FILE__, __LINE__, #cond); \
-      fprintf(stderr, __VA_ARGS__);                                                       \
-      fprintf(stderr, " (last error: %s)\n", dc_last_error());                            \
-      g_failures++;                                                                       \
-    }                                                                                     \
+#define CHECK(cond, ...)                                                                           \
+  do {                                                                                             \
+    if (!(cond)) {                                                                                 \
+      fprintf(stderr, "rank %d: FAIL %s:%d: %s: ", dc_dist_rank(), __FILE__, __LINE__, #cond);     \
+      fprintf(stderr, __VA_ARGS__);                                                                \
+      fprintf(stderr, " (last error: %s)\n", dc_last_error());                                     \
+      g_failures++;                                                                                \
+    }                                                                                              \
   } while (0)
 
 #define CHECK_OK(expr) CHECK((expr) == DC_OK, "%s", "expected DC_OK")

@@ -61,8 +61,7 @@ static void test_all_reduce(void) {
   dc_tensor *m = dc_transpose(dc_zeros(DC_SHAPE(2, 3), DC_F32), 0, 1);
   CHECK(dc_dist_all_reduce_(m, DC_DIST_SUM) == DC_ERR_ARG, "%s", "non-contiguous");
   CHECK(strstr(dc_last_error(), "contiguous") != NULL, "message: %s", dc_last_error());
-  if (R > 1)
-    CHECK(dc_dist_all_reduce_(b, DC_DIST_SUM) == DC_ERR_UNSUPPORTED, "%s", "sum of bool");
+  if (R > 1) CHECK(dc_dist_all_reduce_(b, DC_DIST_SUM) == DC_ERR_UNSUPPORTED, "%s", "sum of bool");
   dc_clear_error();
   dc_scope_end();
 }
@@ -127,10 +126,10 @@ static void test_sampler(void) {
     CHECK(memcmp(out, expect[k], sizeof out) == 0, "rank %d shard %lld %lld %lld %lld", k,
           (long long)out[0], (long long)out[1], (long long)out[2], (long long)out[3]);
   }
-  CHECK(dc_dist_shard_len(10, 3, 0, true) == 4 && dc_dist_shard_len(10, 3, 2, true) == 3,
-        "%s", "uneven lengths");
-  CHECK(dc_dist_shard_len(2, 5, 4, false) == 1 && dc_dist_shard_len(2, 5, 4, true) == 0,
-        "%s", "more ranks than samples");
+  CHECK(dc_dist_shard_len(10, 3, 0, true) == 4 && dc_dist_shard_len(10, 3, 2, true) == 3, "%s",
+        "uneven lengths");
+  CHECK(dc_dist_shard_len(2, 5, 4, false) == 1 && dc_dist_shard_len(2, 5, 4, true) == 0, "%s",
+        "more ranks than samples");
   int64_t one;
   CHECK_OK(dc_dist_shard(NULL, 2, 5, 4, false, &one));
   CHECK(one == 0, "padding wraps: %lld", (long long)one); /* torch repeats the list */
@@ -158,15 +157,15 @@ static void test_sampler(void) {
   /* the loader with .num_replicas/.rank yields the same shard, in batches (shuffle seed 42) */
   dc_tensor *xs = dc_arange(0, (double)n, 1, DC_F32), *xv = dc_view(xs, DC_SHAPE(n, 1));
   dc_dataset *ds = dc_tensor_dataset(xv, NULL);
-  dc_loader *l = dc_loader_new(ds, .batch_size = 7, .shuffle = true, .seed = 42,
-                               .num_replicas = R, .rank = r);
-  CHECK(l && dc_loader_len(l) == (len + 6) / 7, "loader batches %lld",
-        (long long)dc_loader_len(l));
+  dc_loader *l =
+      dc_loader_new(ds, .batch_size = 7, .shuffle = true, .seed = 42, .num_replicas = R, .rank = r);
+  CHECK(l && dc_loader_len(l) == (len + 6) / 7, "loader batches %lld", (long long)dc_loader_len(l));
   CHECK_OK(dc_dist_sampler_indices(n, R, r, true, 42, 0, false, mine));
   int64_t at = 0, wrong = 0;
   dc_tensor *bx, *by;
   while (l && dc_loader_next(l, &bx, &by) == 1) {
-    for (int64_t k = 0; k < dc_numel(bx); k++, at++) wrong += at >= len || dc_item_at(bx, k) != mine[at];
+    for (int64_t k = 0; k < dc_numel(bx); k++, at++)
+      wrong += at >= len || dc_item_at(bx, k) != mine[at];
     dc_free(bx);
   }
   CHECK(at == len && wrong == 0, "loader gave %lld samples, %lld differ", (long long)at,

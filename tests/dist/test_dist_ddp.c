@@ -128,8 +128,7 @@ static void test_parity(void) {
   CHECK(e <= 1, "MLP, one bucket: error %g x tolerance", e);
   CHECK(nb == 1, "%d buckets", nb); /* overlapped only if the engine reports gradients */
 
-  e = train_pair(false, false, (dc_dist_ddp_opts){.bucket_mb = 200.0 / (1 << 20)}, PLAIN, &nb,
-                 &ov);
+  e = train_pair(false, false, (dc_dist_ddp_opts){.bucket_mb = 200.0 / (1 << 20)}, PLAIN, &nb, &ov);
   CHECK(e <= 1, "MLP, small buckets: error %g x tolerance", e);
   CHECK(nb >= 3, "%d buckets of 200 bytes", nb);
 
@@ -139,16 +138,18 @@ static void test_parity(void) {
   /* the first sync learns the counts; then every bucket starts during "backward" */
   CHECK(R == 1 || ov == nb * (STEPS - 1), "%d of %d buckets started early", ov, nb * (STEPS - 1));
 
-  e = train_pair(false, false, (dc_dist_ddp_opts){.bucket_mb = 200.0 / (1 << 20)}, LATE_REPORT,
-                 &nb, &ov);
+  e = train_pair(false, false, (dc_dist_ddp_opts){.bucket_mb = 200.0 / (1 << 20)}, LATE_REPORT, &nb,
+                 &ov);
   CHECK(e <= 1, "MLP, a gradient that grows after its bucket started: error %g", e);
 
   e = train_pair(false, false, (dc_dist_ddp_opts){.no_overlap = true}, REPORTS, &nb, &ov);
   CHECK(e <= 1 && ov == 0, "MLP, no_overlap: error %g, %d overlapped", e, ov);
 
   e = train_pair(true, true, (dc_dist_ddp_opts){0}, PLAIN, &nb, &ov);
-  CHECK(e <= 1, "CNN with SyncBatchNorm and Adam: error %g x tolerance (parameters and running "
-                "statistics)", e);
+  CHECK(e <= 1,
+        "CNN with SyncBatchNorm and Adam: error %g x tolerance (parameters and running "
+        "statistics)",
+        e);
 }
 
 /* Per-rank batch norm: every rank ends with rank 0's running statistics and equal parameters. */

@@ -23,8 +23,8 @@ typedef struct fault_case {
   void (*check)(void *ud);   /* after a success: the results equal the fault-free ones */
   void (*after_fail)(void *ud); /* optional: after a failure (state unchanged?, drops what the
                                    operation may legitimately leave, e.g. partial gradients) */
-  void (*cleanup)(void *ud); /* optional: frees what prepare and run made */
-  bool may_keep;             /* a failure may keep allocations until cleanup (lazily made state) */
+  void (*cleanup)(void *ud);    /* optional: frees what prepare and run made */
+  bool may_keep;  /* a failure may keep allocations until cleanup (lazily made state) */
   int64_t stride; /* test every stride-th N only (0 or 1: every N); DEEPC_FAULTS_FULL=1 in the
                      environment tests every N whatever the stride */
 } fault_case;

@@ -16,7 +16,7 @@ Test(autograd, polynomial_and_accumulation) {
   cr_assert_float_eq(dc_item(x->grad), 7.0, 1e-12);
   cr_assert_eq(dc_backward(y), DC_OK);
   cr_assert_float_eq(dc_item(x->grad), 14.0, 1e-12); /* accumulates */
-  cr_assert_neq(dc_backward(y), DC_OK);                /* graph freed */
+  cr_assert_neq(dc_backward(y), DC_OK);              /* graph freed */
   cr_assert(strstr(dc_last_error(), "second time") != NULL, "%s", dc_last_error());
   dc_zero_grad(x);
   cr_assert_null(x->grad);
@@ -85,7 +85,7 @@ Test(autograd, shared_subexpression_and_views) {
   dc_scope_begin();
   dc_tensor *x = dc_requires_grad_(dc_arange(1, 7, 1, DC_F64), true);
   dc_tensor *m = dc_view(x, DC_SHAPE(2, 3));
-  dc_tensor *t = dc_transpose(m, 0, 1);                       /* [3, 2] */
+  dc_tensor *t = dc_transpose(m, 0, 1);                          /* [3, 2] */
   dc_tensor *y = dc_sum_all(dc_mul(t, dc_slice(t, 0, 0, 3, 1))); /* sum x^2 */
   cr_assert_eq(dc_backward(y), DC_OK, "%s", dc_last_error());
   for (int i = 0; i < 6; i++) cr_assert_float_eq(dc_item_at(x->grad, i), 2.0 * (i + 1), 1e-12);
@@ -104,17 +104,28 @@ static dc_tensor *red_fn(dc_tensor *const *in, int n, void *ud) {
   const red_case *c = ud;
   dc_tensor *x = in[0];
   switch (c->kind) {
-  case 0: return dc_sum(x, c->dims, c->nd, c->keep);
-  case 1: return dc_mean(x, c->dims, c->nd, c->keep);
-  case 2: return dc_amax(x, c->dims, c->nd, c->keep);
-  case 3: return dc_logsumexp(x, c->dims, c->nd, c->keep);
-  case 4: return dc_var(x, c->dims, c->nd, 1, c->keep);
-  case 5: return dc_std(x, c->dims, c->nd, 0, c->keep);
-  case 6: return dc_softmax(x, c->dims[0]);
-  case 7: return dc_log_softmax(x, c->dims[0]);
-  case 8: return dc_max_dim(x, c->dims[0], c->keep, NULL);
-  case 9: return dc_amin(x, c->dims, c->nd, c->keep);
-  default: return NULL;
+  case 0:
+    return dc_sum(x, c->dims, c->nd, c->keep);
+  case 1:
+    return dc_mean(x, c->dims, c->nd, c->keep);
+  case 2:
+    return dc_amax(x, c->dims, c->nd, c->keep);
+  case 3:
+    return dc_logsumexp(x, c->dims, c->nd, c->keep);
+  case 4:
+    return dc_var(x, c->dims, c->nd, 1, c->keep);
+  case 5:
+    return dc_std(x, c->dims, c->nd, 0, c->keep);
+  case 6:
+    return dc_softmax(x, c->dims[0]);
+  case 7:
+    return dc_log_softmax(x, c->dims[0]);
+  case 8:
+    return dc_max_dim(x, c->dims[0], c->keep, NULL);
+  case 9:
+    return dc_amin(x, c->dims, c->nd, c->keep);
+  default:
+    return NULL;
   }
 }
 
@@ -124,15 +135,16 @@ Test(autograd, gradcheck_reductions_and_softmax) {
   dc_tensor *x = dc_requires_grad_(dc_randn(DC_SHAPE(3, 4, 5), DC_F64), true);
   dc_tensor *xt = dc_requires_grad_(dc_contiguous(dc_detach(dc_transpose(x, 0, 2))), true);
   red_case cases[] = {
-      {0, {1, 0}, 1, false}, {0, {0, 2}, 2, true}, {0, {0}, 0, false}, {1, {2, 0}, 1, true},
-      {1, {0, 1}, 2, false}, {2, {1, 0}, 1, false}, {3, {2, 0}, 1, false}, {3, {0, 1}, 2, true},
-      {4, {1, 0}, 1, false}, {5, {0, 2}, 2, true},  {6, {1, 0}, 1, false}, {6, {2, 0}, 1, false},
+      {0, {1, 0}, 1, false}, {0, {0, 2}, 2, true},   {0, {0}, 0, false},    {1, {2, 0}, 1, true},
+      {1, {0, 1}, 2, false}, {2, {1, 0}, 1, false},  {3, {2, 0}, 1, false}, {3, {0, 1}, 2, true},
+      {4, {1, 0}, 1, false}, {5, {0, 2}, 2, true},   {6, {1, 0}, 1, false}, {6, {2, 0}, 1, false},
       {7, {0, 0}, 1, false}, {7, {-1, 0}, 1, false}, {8, {1, 0}, 1, false}, {8, {2, 0}, 1, true},
       {9, {2, 0}, 1, true},
   };
   for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
     cr_assert(dc_gradcheck(red_fn, &x, 1, &cases[k]), "case %zu: %s", k, dc_last_error());
-    cr_assert(dc_gradcheck(red_fn, &xt, 1, &cases[k]), "case %zu (transposed): %s", k, dc_last_error());
+    cr_assert(dc_gradcheck(red_fn, &xt, 1, &cases[k]), "case %zu (transposed): %s", k,
+              dc_last_error());
   }
   dc_scope_end();
 }
@@ -206,21 +218,36 @@ Test(autograd, ten_thousand_scoped_steps_flat_memory) {
 static dc_tensor *view_fn(dc_tensor *const *in, int n, void *ud) {
   dc_tensor *x = in[0]; /* [2, 3, 4] */
   switch (*(int *)ud) {
-  case 0: return dc_reshape(x, DC_SHAPE(4, -1));
-  case 1: return dc_view(x, DC_SHAPE(6, 4));
-  case 2: return dc_permute(x, (int[]){2, 0, 1}, 3);
-  case 3: return dc_transpose(x, 0, 2);
-  case 4: return dc_narrow(x, 2, 1, 2);
-  case 5: return dc_slice(x, 2, 0, 4, 3);
-  case 6: return dc_select(x, 1, 2);
-  case 7: return dc_expand(dc_narrow(x, 0, 0, 1), DC_SHAPE(5, 3, 4));
-  case 8: return dc_squeeze(dc_narrow(x, 1, 1, 1), 1);
-  case 9: return dc_unsqueeze(x, 1);
-  case 10: return dc_flatten(dc_transpose(x, 1, 2), 0, 1);
-  case 11: return dc_contiguous(dc_transpose(x, 0, 1));
-  case 12: return dc_clone(x);
-  case 13: return dc_to_dtype(dc_to_dtype(x, DC_F32), DC_F64);
-  default: return NULL;
+  case 0:
+    return dc_reshape(x, DC_SHAPE(4, -1));
+  case 1:
+    return dc_view(x, DC_SHAPE(6, 4));
+  case 2:
+    return dc_permute(x, (int[]){2, 0, 1}, 3);
+  case 3:
+    return dc_transpose(x, 0, 2);
+  case 4:
+    return dc_narrow(x, 2, 1, 2);
+  case 5:
+    return dc_slice(x, 2, 0, 4, 3);
+  case 6:
+    return dc_select(x, 1, 2);
+  case 7:
+    return dc_expand(dc_narrow(x, 0, 0, 1), DC_SHAPE(5, 3, 4));
+  case 8:
+    return dc_squeeze(dc_narrow(x, 1, 1, 1), 1);
+  case 9:
+    return dc_unsqueeze(x, 1);
+  case 10:
+    return dc_flatten(dc_transpose(x, 1, 2), 0, 1);
+  case 11:
+    return dc_contiguous(dc_transpose(x, 0, 1));
+  case 12:
+    return dc_clone(x);
+  case 13:
+    return dc_to_dtype(dc_to_dtype(x, DC_F32), DC_F64);
+  default:
+    return NULL;
   }
 }
 

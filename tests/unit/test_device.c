@@ -66,7 +66,8 @@ static dc_tensor *view(frame *f, const dc_tensor *x) {
 }
 
 static int done(frame *f, int rc) {
-  for (int k = 0; k < f->n; k++) ((dc_tensor *)f->orig[k])->storage->version = f->t[k].storage->version;
+  for (int k = 0; k < f->n; k++)
+    ((dc_tensor *)f->orig[k])->storage->version = f->t[k].storage->version;
   return rc;
 }
 
@@ -107,8 +108,12 @@ static int w_normal(dc_tensor *t, uint64_t s, uint64_t c, double m, double sd) {
   return done(&f, dc__cpu_rand.normal(view(&f, t), s, c, m, sd));
 }
 
-static dc_elementwise_kernels g_ew = {.copy = w_copy, .fill = w_fill, .unary = w_unary,
-                                      .binary = w_binary, .where = w_where, .axpy = w_axpy};
+static dc_elementwise_kernels g_ew = {.copy = w_copy,
+                                      .fill = w_fill,
+                                      .unary = w_unary,
+                                      .binary = w_binary,
+                                      .where = w_where,
+                                      .axpy = w_axpy};
 static dc_reduce_kernels g_red;
 static dc_random_kernels g_rand = {.uniform = w_uniform, .normal = w_normal};
 
@@ -226,8 +231,10 @@ static void assert_bits_equal(dc_tensor *a, dc_tensor *b) {
 
 Test(device, constructors_on_device_match_cpu, .init = setup) {
   dc_scope_begin();
-  assert_bits_equal(dc_zeros_on(DC_SHAPE(3, 4), DC_F32, DC_TESTDEV), dc_zeros(DC_SHAPE(3, 4), DC_F32));
-  assert_bits_equal(dc_full_on(DC_SHAPE(5), 2.5, DC_F64, DC_TESTDEV), dc_full(DC_SHAPE(5), 2.5, DC_F64));
+  assert_bits_equal(dc_zeros_on(DC_SHAPE(3, 4), DC_F32, DC_TESTDEV),
+                    dc_zeros(DC_SHAPE(3, 4), DC_F32));
+  assert_bits_equal(dc_full_on(DC_SHAPE(5), 2.5, DC_F64, DC_TESTDEV),
+                    dc_full(DC_SHAPE(5), 2.5, DC_F64));
   assert_bits_equal(dc_arange_on(0, 7, 2, DC_I64, DC_TESTDEV), dc_arange(0, 7, 2, DC_I64));
   assert_bits_equal(dc_linspace_on(-1, 1, 9, DC_F32, DC_TESTDEV), dc_linspace(-1, 1, 9, DC_F32));
   assert_bits_equal(dc_eye_on(3, 4, DC_F32, DC_TESTDEV), dc_eye(3, 4, DC_F32));

@@ -32,8 +32,8 @@ static void assert_values(dc_tensor *t, const double *want, int64_t n, double to
   cr_assert_not_null(t, "%s", dc_last_error());
   cr_assert_eq(dc_numel(t), n);
   for (int64_t i = 0; i < n; i++)
-    cr_assert(fabs(dc_item_at(t, i) - want[i]) <= tol, "element %lld: %.9g vs %.9g",
-              (long long)i, dc_item_at(t, i), want[i]);
+    cr_assert(fabs(dc_item_at(t, i) - want[i]) <= tol, "element %lld: %.9g vs %.9g", (long long)i,
+              dc_item_at(t, i), want[i]);
 }
 
 static void assert_shape(dc_tensor *t, dc_shape s) {
@@ -283,8 +283,8 @@ static void check_unary(const un_case *c, dc_tensor *x) {
 Test(elementwise, unary_fast_matches_reference) {
   dc_scope_begin();
   dc_manual_seed(1);
-  const double specials[] = {NAN, INFINITY, -INFINITY, 0.0, -0.0, 1e-40, -1e-40, 1.0, -1.0,
-                             88.5, -88.5, 1e-30};
+  const double specials[] = {NAN,    INFINITY, -INFINITY, 0.0,  -0.0,  1e-40,
+                             -1e-40, 1.0,      -1.0,      88.5, -88.5, 1e-30};
   for (size_t k = 0; k < sizeof UN_CASES / sizeof UN_CASES[0]; k++) {
     const un_case *c = &UN_CASES[k];
     for (int d = 0; d < 2; d++) {
@@ -299,9 +299,10 @@ Test(elementwise, unary_fast_matches_reference) {
     }
   }
   /* integer kernels against the reference, exactly */
-  const dc_unary_op iops[] = {DC_UN_NEG, DC_UN_ABS, DC_UN_SIGN, DC_UN_SQUARE, DC_UN_RELU,
-                              DC_UN_CLAMP, DC_UN_ADD_SCALAR, DC_UN_MUL_SCALAR, DC_UN_RSUB_SCALAR,
-                              DC_UN_POW_SCALAR, DC_UN_GT_SCALAR, DC_UN_LT_SCALAR, DC_UN_EQ_SCALAR};
+  const dc_unary_op iops[] = {
+      DC_UN_NEG,       DC_UN_ABS,        DC_UN_SIGN,       DC_UN_SQUARE,      DC_UN_RELU,
+      DC_UN_CLAMP,     DC_UN_ADD_SCALAR, DC_UN_MUL_SCALAR, DC_UN_RSUB_SCALAR, DC_UN_POW_SCALAR,
+      DC_UN_GT_SCALAR, DC_UN_LT_SCALAR,  DC_UN_EQ_SCALAR};
   const dc_dtype idts[] = {DC_I64, DC_I32, DC_U8};
   for (size_t k = 0; k < sizeof iops / sizeof iops[0]; k++) {
     for (int d = 0; d < 3; d++) {
@@ -355,8 +356,8 @@ static void check_binary(const bin_case *c, dc_tensor *a, dc_tensor *b, dc_shape
   dc_tensor *fast = dc_empty(s, odt), *ref = dc_empty(s, odt);
   cr_assert_eq(dc__cpu_binary(c->op, fast, a, b), DC_OK);
   cr_assert_eq(dc__cpu_binary_ref(c->op, ref, a, b), DC_OK);
-  compare(c->name, fast, ref, dc_add(dc_abs(a), dc_abs(b)), a->dtype == DC_F32 ? c->ulps : 4,
-          1e-38, c->atol_x);
+  compare(c->name, fast, ref, dc_add(dc_abs(a), dc_abs(b)), a->dtype == DC_F32 ? c->ulps : 4, 1e-38,
+          c->atol_x);
 }
 
 Test(elementwise, binary_fast_matches_reference) {
@@ -394,8 +395,9 @@ Test(elementwise, binary_fast_matches_reference) {
     }
   }
   /* integer kernels, exactly */
-  const dc_binary_op iops[] = {DC_BIN_ADD, DC_BIN_SUB, DC_BIN_MUL, DC_BIN_MAXIMUM, DC_BIN_MINIMUM,
-                               DC_BIN_EQ, DC_BIN_NE, DC_BIN_LT, DC_BIN_LE, DC_BIN_GT, DC_BIN_GE};
+  const dc_binary_op iops[] = {DC_BIN_ADD,     DC_BIN_SUB, DC_BIN_MUL, DC_BIN_MAXIMUM,
+                               DC_BIN_MINIMUM, DC_BIN_EQ,  DC_BIN_NE,  DC_BIN_LT,
+                               DC_BIN_LE,      DC_BIN_GT,  DC_BIN_GE};
   const dc_dtype idts[] = {DC_I64, DC_I32, DC_U8, DC_BOOL};
   for (size_t k = 0; k < sizeof iops / sizeof iops[0]; k++) {
     for (int d = 0; d < 4; d++) {
@@ -422,7 +424,8 @@ Test(elementwise, where_and_axpy_match_reference) {
     dc_tensor *c = dc_gt_scalar(dc_rand(DC_SHAPE(5, 1, 7), DC_F32), 0.5);
     dc_tensor *a = dc_randint(0, 100, DC_SHAPE(6, 7), dts[d]);
     dc_tensor *b = dc_transpose(dc_randint(0, 100, DC_SHAPE(7, 6), dts[d]), 0, 1);
-    dc_tensor *fast = dc_empty(DC_SHAPE(5, 6, 7), dts[d]), *ref = dc_empty(DC_SHAPE(5, 6, 7), dts[d]);
+    dc_tensor *fast = dc_empty(DC_SHAPE(5, 6, 7), dts[d]),
+              *ref = dc_empty(DC_SHAPE(5, 6, 7), dts[d]);
     cr_assert_eq(dc__cpu_where(fast, c, a, b), DC_OK);
     cr_assert_eq(dc__cpu_where_ref(ref, c, a, b), DC_OK);
     compare("where", fast, ref, NULL, 0, 0, 0);
@@ -478,7 +481,8 @@ Test(elementwise, transcendental_accuracy_sweep) {
     dc_tensor *x = dc_linspace(C[k].lo, C[k].hi, n, DC_F64);
     if (C[k].log_spaced) x = dc_exp(x);
     double wx = 0, e = max_ulps(C[k].op, dc_to_dtype(x, DC_F32), C[k].f, &wx);
-    cr_assert(e <= C[k].bound, "%s: %.2f ulp at x = %.9g (bound %.1f)", C[k].name, e, wx, C[k].bound);
+    cr_assert(e <= C[k].bound, "%s: %.2f ulp at x = %.9g (bound %.1f)", C[k].name, e, wx,
+              C[k].bound);
   }
   dc_scope_end();
 }
@@ -499,7 +503,8 @@ Test(elementwise, kernels_in_place) {
       cr_assert_eq(memcmp(dc_data(x), dc_data(ref), (size_t)dc_numel(x) * 4), 0, "unary op %d", k);
     }
   }
-  dc_tensor *g = uniform(DC_SHAPE(20000), DC_F32, -1, 1), *x = uniform(DC_SHAPE(20000), DC_F32, -4, 4);
+  dc_tensor *g = uniform(DC_SHAPE(20000), DC_F32, -1, 1),
+            *x = uniform(DC_SHAPE(20000), DC_F32, -4, 4);
   dc_tensor *ref = dc_empty(DC_SHAPE(20000), DC_F32);
   cr_assert_eq(dc__cpu_binary(DC_BIN_GELU_BWD, ref, g, x), DC_OK);
   cr_assert_eq(dc__cpu_binary(DC_BIN_GELU_BWD, g, g, x), DC_OK);
@@ -539,56 +544,125 @@ Test(elementwise, results_do_not_depend_on_thread_count) {
 /* ---- gradients ---- */
 
 enum {
-  F_ADD, F_SUB, F_MUL, F_DIV, F_POW, F_MAXIMUM, F_MINIMUM, F_ADD_SCALED, F_WHERE,
-  F_NEG, F_ABS, F_SIGN, F_EXP, F_LOG, F_SQRT, F_RSQRT, F_SQUARE, F_RECIPROCAL, F_CLAMP,
-  F_SIGMOID, F_TANH, F_RELU, F_LEAKY_RELU, F_ELU, F_SELU, F_GELU, F_GELU_TANH, F_SOFTPLUS,
-  F_ERF, F_ADD_S, F_SUB_S, F_RSUB_S, F_MUL_S, F_DIV_S, F_POW_S, F_COUNT
+  F_ADD,
+  F_SUB,
+  F_MUL,
+  F_DIV,
+  F_POW,
+  F_MAXIMUM,
+  F_MINIMUM,
+  F_ADD_SCALED,
+  F_WHERE,
+  F_NEG,
+  F_ABS,
+  F_SIGN,
+  F_EXP,
+  F_LOG,
+  F_SQRT,
+  F_RSQRT,
+  F_SQUARE,
+  F_RECIPROCAL,
+  F_CLAMP,
+  F_SIGMOID,
+  F_TANH,
+  F_RELU,
+  F_LEAKY_RELU,
+  F_ELU,
+  F_SELU,
+  F_GELU,
+  F_GELU_TANH,
+  F_SOFTPLUS,
+  F_ERF,
+  F_ADD_S,
+  F_SUB_S,
+  F_RSUB_S,
+  F_MUL_S,
+  F_DIV_S,
+  F_POW_S,
+  F_COUNT
 };
 static const char *F_NAMES[F_COUNT] = {
-    "add", "sub", "mul", "div", "pow", "maximum", "minimum", "add_scaled", "where",
-    "neg", "abs", "sign", "exp", "log", "sqrt", "rsqrt", "square", "reciprocal", "clamp",
-    "sigmoid", "tanh", "relu", "leaky_relu", "elu", "selu", "gelu", "gelu_tanh", "softplus",
-    "erf", "add_scalar", "sub_scalar", "rsub_scalar", "mul_scalar", "div_scalar", "pow_scalar"};
+    "add",        "sub",         "mul",        "div",        "pow",        "maximum",
+    "minimum",    "add_scaled",  "where",      "neg",        "abs",        "sign",
+    "exp",        "log",         "sqrt",       "rsqrt",      "square",     "reciprocal",
+    "clamp",      "sigmoid",     "tanh",       "relu",       "leaky_relu", "elu",
+    "selu",       "gelu",        "gelu_tanh",  "softplus",   "erf",        "add_scalar",
+    "sub_scalar", "rsub_scalar", "mul_scalar", "div_scalar", "pow_scalar"};
 
 static bool f_binary(int f) { return f <= F_WHERE; }
 
 static dc_tensor *apply(int f, dc_tensor *a, dc_tensor *b) {
   switch (f) {
-  case F_ADD: return dc_add(a, b);
-  case F_SUB: return dc_sub(a, b);
-  case F_MUL: return dc_mul(a, b);
-  case F_DIV: return dc_div(a, b);
-  case F_POW: return dc_pow(a, b);
-  case F_MAXIMUM: return dc_maximum(a, b);
-  case F_MINIMUM: return dc_minimum(a, b);
-  case F_ADD_SCALED: return dc_add_scaled(a, b, -2.5);
-  case F_WHERE: return dc_where(dc_gt_scalar(a, 0.0), a, b);
-  case F_NEG: return dc_neg(a);
-  case F_ABS: return dc_abs(a);
-  case F_SIGN: return dc_sign(a);
-  case F_EXP: return dc_exp(a);
-  case F_LOG: return dc_log(a);
-  case F_SQRT: return dc_sqrt(a);
-  case F_RSQRT: return dc_rsqrt(a);
-  case F_SQUARE: return dc_square(a);
-  case F_RECIPROCAL: return dc_reciprocal(a);
-  case F_CLAMP: return dc_clamp(a, -0.5, 0.7);
-  case F_SIGMOID: return dc_sigmoid(a);
-  case F_TANH: return dc_tanh(a);
-  case F_RELU: return dc_relu(a);
-  case F_LEAKY_RELU: return dc_leaky_relu(a, 0.2);
-  case F_ELU: return dc_elu(a, 1.3);
-  case F_SELU: return dc_selu(a);
-  case F_GELU: return dc_gelu(a, false);
-  case F_GELU_TANH: return dc_gelu(a, true);
-  case F_ERF: return dc_erf(a);
-  case F_SOFTPLUS: return dc_softplus(a, 2.0, 3.0);
-  case F_ADD_S: return dc_add_scalar(a, 0.3);
-  case F_SUB_S: return dc_sub_scalar(a, 0.3);
-  case F_RSUB_S: return dc_rsub_scalar(a, 0.3);
-  case F_MUL_S: return dc_mul_scalar(a, -1.7);
-  case F_DIV_S: return dc_div_scalar(a, 1.7);
-  case F_POW_S: return dc_pow_scalar(a, 2.5);
+  case F_ADD:
+    return dc_add(a, b);
+  case F_SUB:
+    return dc_sub(a, b);
+  case F_MUL:
+    return dc_mul(a, b);
+  case F_DIV:
+    return dc_div(a, b);
+  case F_POW:
+    return dc_pow(a, b);
+  case F_MAXIMUM:
+    return dc_maximum(a, b);
+  case F_MINIMUM:
+    return dc_minimum(a, b);
+  case F_ADD_SCALED:
+    return dc_add_scaled(a, b, -2.5);
+  case F_WHERE:
+    return dc_where(dc_gt_scalar(a, 0.0), a, b);
+  case F_NEG:
+    return dc_neg(a);
+  case F_ABS:
+    return dc_abs(a);
+  case F_SIGN:
+    return dc_sign(a);
+  case F_EXP:
+    return dc_exp(a);
+  case F_LOG:
+    return dc_log(a);
+  case F_SQRT:
+    return dc_sqrt(a);
+  case F_RSQRT:
+    return dc_rsqrt(a);
+  case F_SQUARE:
+    return dc_square(a);
+  case F_RECIPROCAL:
+    return dc_reciprocal(a);
+  case F_CLAMP:
+    return dc_clamp(a, -0.5, 0.7);
+  case F_SIGMOID:
+    return dc_sigmoid(a);
+  case F_TANH:
+    return dc_tanh(a);
+  case F_RELU:
+    return dc_relu(a);
+  case F_LEAKY_RELU:
+    return dc_leaky_relu(a, 0.2);
+  case F_ELU:
+    return dc_elu(a, 1.3);
+  case F_SELU:
+    return dc_selu(a);
+  case F_GELU:
+    return dc_gelu(a, false);
+  case F_GELU_TANH:
+    return dc_gelu(a, true);
+  case F_ERF:
+    return dc_erf(a);
+  case F_SOFTPLUS:
+    return dc_softplus(a, 2.0, 3.0);
+  case F_ADD_S:
+    return dc_add_scalar(a, 0.3);
+  case F_SUB_S:
+    return dc_sub_scalar(a, 0.3);
+  case F_RSUB_S:
+    return dc_rsub_scalar(a, 0.3);
+  case F_MUL_S:
+    return dc_mul_scalar(a, -1.7);
+  case F_DIV_S:
+    return dc_div_scalar(a, 1.7);
+  case F_POW_S:
+    return dc_pow_scalar(a, 2.5);
   }
   return NULL;
 }
@@ -658,13 +732,16 @@ static double grad_at(int f, double x, double *second) {
   dc_tensor *t = leaf(dc_scalar(x, DC_F64));
   dc_tensor *y = apply(f, t, dc_add_scalar(t, 3.0)); /* binary ops: f(t, t + 3) */
   double g = NAN;
-  if (dc_backward(y, .create_graph = second != NULL, .retain_graph = second != NULL) == DC_OK) g = dc_item(t->grad);
+  if (dc_backward(y, .create_graph = second != NULL, .retain_graph = second != NULL) == DC_OK)
+    g = dc_item(t->grad);
   if (second) { /* d(dy/dx)/dx through the recorded backward graph */
     dc_tensor *gx = t->grad;
     t->grad = NULL;
     *second = NAN;
-    if (gx && gx->requires_grad && dc_backward(gx) == DC_OK && t->grad) *second = dc_item(t->grad);
-    else if (gx && !gx->requires_grad) *second = 0.0;
+    if (gx && gx->requires_grad && dc_backward(gx) == DC_OK && t->grad)
+      *second = dc_item(t->grad);
+    else if (gx && !gx->requires_grad)
+      *second = 0.0;
     dc_free(gx);
   }
   dc_scope_end();
@@ -708,9 +785,9 @@ Test(elementwise, conventions_at_kinks) {
 
 /* Second derivatives through create_graph, against central differences of the first. */
 Test(elementwise, double_backward) {
-  const int fs[] = {F_SIGMOID, F_TANH, F_GELU, F_GELU_TANH, F_EXP, F_SQRT, F_RSQRT,
-                    F_RECIPROCAL, F_SQUARE, F_LOG, F_ELU, F_SOFTPLUS, F_MUL, F_DIV, F_POW_S,
-                    F_SELU, F_LEAKY_RELU, F_RELU};
+  const int fs[] = {F_SIGMOID, F_TANH,       F_GELU,   F_GELU_TANH, F_EXP,        F_SQRT,
+                    F_RSQRT,   F_RECIPROCAL, F_SQUARE, F_LOG,       F_ELU,        F_SOFTPLUS,
+                    F_MUL,     F_DIV,        F_POW_S,  F_SELU,      F_LEAKY_RELU, F_RELU};
   const double xs[] = {-1.7, -0.4, 0.3, 1.2};
   for (size_t k = 0; k < sizeof fs / sizeof fs[0]; k++) {
     for (int j = 0; j < 4; j++) {
@@ -718,8 +795,10 @@ Test(elementwise, double_backward) {
       double h = 1e-5, second = 0;
       grad_at(fs[k], x, &second);
       double num = (grad_at(fs[k], x + h, NULL) - grad_at(fs[k], x - h, NULL)) / (2 * h);
-      cr_assert(fabs(second - num) <= 1e-6 + 1e-5 * fabs(num), "%s''(%g): create_graph %.10g vs "
-                "numeric %.10g", F_NAMES[fs[k]], x, second, num);
+      cr_assert(fabs(second - num) <= 1e-6 + 1e-5 * fabs(num),
+                "%s''(%g): create_graph %.10g vs "
+                "numeric %.10g",
+                F_NAMES[fs[k]], x, second, num);
     }
   }
 }

@@ -8,8 +8,8 @@
 
 static void anomaly_off(void) { dc_set_detect_anomaly(false); }
 
-#define EXPECT_MSG(text)                                                                  \
-  cr_assert(strstr(dc_last_error(), (text)) != NULL, "message lacks '%s': %s", (text), \
+#define EXPECT_MSG(text)                                                                           \
+  cr_assert(strstr(dc_last_error(), (text)) != NULL, "message lacks '%s': %s", (text),             \
             dc_last_error())
 
 Test(anomaly, mode_switch, .fini = anomaly_off) {
@@ -32,7 +32,8 @@ Test(anomaly, off_lets_nan_through) {
 Test(anomaly, forward_names_the_op, .fini = anomaly_off) {
   dc_set_detect_anomaly(true);
   dc_scope_begin();
-  dc_tensor *x = dc_requires_grad_(dc_from_data((float[]){1, 2, -1, 4, 5, 6}, DC_SHAPE(2, 3), DC_F32), true);
+  dc_tensor *x =
+      dc_requires_grad_(dc_from_data((float[]){1, 2, -1, 4, 5, 6}, DC_SHAPE(2, 3), DC_F32), true);
   dc_tensor *a = dc_mul_scalar(x, 2.0); /* finite: goes through */
   cr_assert_not_null(a, "%s", dc_last_error());
   dc_tensor *y = dc_log(a);

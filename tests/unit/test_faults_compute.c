@@ -45,15 +45,15 @@ static void saved_free(saved *s) {
 
 typedef struct model_case {
   dc_module *m;
-  dc_tensor *x, *y;        /* input [B, ...] and class targets [B] */
-  dc_tensor **params;      /* [np] */
+  dc_tensor *x, *y;   /* input [B, ...] and class targets [B] */
+  dc_tensor **params; /* [np] */
   int np;
   saved init_params, bufs; /* values before the operation */
   uint64_t seed, ctr;      /* RNG state before the operation */
   bool have_ref;
-  float out_ref[4096];     /* fault-free output */
+  float out_ref[4096]; /* fault-free output */
   size_t out_n;
-  saved grads_ref;         /* fault-free gradients */
+  saved grads_ref; /* fault-free gradients */
   float out[4096];
   dc_optim *opt;
   dc_optim_kind kind;
@@ -325,10 +325,13 @@ static int clip_run(void *ud) {
   double total = 0;
   int rc = dc_clip_grad_norm_(c->params, c->np, 0.5, 2.0, false, &total);
   if (rc == DC_OK && c->clip_ref == 0) c->clip_ref = total;
-  if (rc == DC_OK) cr_assert_eq(total, c->clip_ref, "total norm %.17g vs %.17g", total, c->clip_ref);
+  if (rc == DC_OK)
+    cr_assert_eq(total, c->clip_ref, "total norm %.17g vs %.17g", total, c->clip_ref);
   return rc;
 }
-static void clip_after_fail(void *ud) { expect_tensors("gradients after a failed clip", &((model_case *)ud)->bufs); }
+static void clip_after_fail(void *ud) {
+  expect_tensors("gradients after a failed clip", &((model_case *)ud)->bufs);
+}
 static void clip_check(void *ud) {
   model_case *c = ud;
   if (!c->grads_ref.n) save_grads(c, &c->grads_ref);

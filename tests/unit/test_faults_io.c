@@ -66,15 +66,15 @@ static dc_module *small_cnn(void) {
 typedef struct load_case {
   char path[300];
   dc_weights_format fmt;
-  dc_module *m;        /* reference values */
-  dc_state_dict *ref;  /* the module's state dict */
-  dc_ckpt *ck;         /* result of a checkpoint load */
-  dc_weights *w;       /* result of a weights load */
-  dc_state_dict *sd;   /* result of a state-dict load */
-  dc_dataset *ds;      /* result of a dataset open */
-  int kind;            /* 0 ckpt, 1 weights, 2 pth state dict, 3 safetensors state dict */
+  dc_module *m;       /* reference values */
+  dc_state_dict *ref; /* the module's state dict */
+  dc_ckpt *ck;        /* result of a checkpoint load */
+  dc_weights *w;      /* result of a weights load */
+  dc_state_dict *sd;  /* result of a state-dict load */
+  dc_dataset *ds;     /* result of a dataset open */
+  int kind;           /* 0 ckpt, 1 weights, 2 pth state dict, 3 safetensors state dict */
   int64_t ds_len;
-  double ds_first[4];  /* a few values of sample 3 */
+  double ds_first[4]; /* a few values of sample 3 */
   int64_t ds_label;
 } load_case;
 
@@ -92,10 +92,14 @@ static void expect_sd(const dc_state_dict *sd, const dc_state_dict *ref, const c
 static int load_run(void *ud) {
   load_case *c = ud;
   switch (c->kind) {
-  case 0: return (c->ck = dc_ckpt_load(c->path)) ? DC_OK : dc_last_status();
-  case 1: return (c->w = dc_weights_load(c->path)) ? DC_OK : dc_last_status();
-  case 2: return (c->sd = dc_pth_load(c->path)) ? DC_OK : dc_last_status();
-  default: return (c->sd = dc_safetensors_load(c->path)) ? DC_OK : dc_last_status();
+  case 0:
+    return (c->ck = dc_ckpt_load(c->path)) ? DC_OK : dc_last_status();
+  case 1:
+    return (c->w = dc_weights_load(c->path)) ? DC_OK : dc_last_status();
+  case 2:
+    return (c->sd = dc_pth_load(c->path)) ? DC_OK : dc_last_status();
+  default:
+    return (c->sd = dc_safetensors_load(c->path)) ? DC_OK : dc_last_status();
   }
 }
 static void load_check(void *ud) {
@@ -159,9 +163,7 @@ Test(faults_load, ckpt, .init = setup, .fini = teardown) {
 Test(faults_load, ckpt_as_weights, .init = setup, .fini = teardown) {
   load_sweep("a.ckpt", DC_WEIGHTS_CKPT, 1);
 }
-Test(faults_load, pth, .init = setup, .fini = teardown) {
-  load_sweep("a.pth", DC_WEIGHTS_PTH, 2);
-}
+Test(faults_load, pth, .init = setup, .fini = teardown) { load_sweep("a.pth", DC_WEIGHTS_PTH, 2); }
 Test(faults_load, pth_weights, .init = setup, .fini = teardown) {
   load_sweep("a.pth", DC_WEIGHTS_PTH, 1);
 }
@@ -181,7 +183,8 @@ static int ds_run(void *ud) {
   if (rc == DC_OK) {
     c->ds_len = dc_dataset_len(c->ds);
     dc_tensor *xf = dc_to_dtype(dc_flatten(x, 0, -1), DC_F64);
-    if (!xf) rc = dc_last_status();
+    if (!xf)
+      rc = dc_last_status();
     else
       for (int i = 0; i < 4; i++) c->ds_first[i] = ((double *)dc_data(xf))[i * 5];
     c->ds_label = y ? (int64_t)dc_item(y) : -1;
@@ -297,9 +300,11 @@ typedef struct save_case {
 static int save_run(void *ud) {
   save_case *c = ud;
   switch (c->kind) {
-  case 0: return dc_ckpt_save(c->ck, c->path);
+  case 0:
+    return dc_ckpt_save(c->ck, c->path);
   case 1:
-  case 2: return dc_weights_save(c->w, c->path, DC_WEIGHTS_AUTO);
+  case 2:
+    return dc_weights_save(c->w, c->path, DC_WEIGHTS_AUTO);
   default: {
     dc_ckpt *ck = dc_ckpt_new();
     int rc = ck ? dc_trainer_save_state(c->t, ck) : (int)dc_last_status();
@@ -464,7 +469,8 @@ static void json_sweep(bool ckpt) {
     size_t n1;
     unsigned char *now = slurp(path, &n1);
     cr_assert(n1 == n0 && memcmp(now, good, n0) == 0,
-              "allocation %ld failed: the file changed (%zu bytes, was %zu)", g_json_fail_at, n1, n0);
+              "allocation %ld failed: the file changed (%zu bytes, was %zu)", g_json_fail_at, n1,
+              n0);
     free(now);
     if (rc == DC_OK) break; /* no allocation left to fail */
     cr_assert_eq(rc, DC_ERR_NOMEM, "allocation %ld: %s", g_json_fail_at, dc_last_error());

@@ -1,8 +1,9 @@
 /* Functional nn ops: the oneDNN convolution against the direct reference (forward, input, weight
  * and bias gradients over strides, padding incl. "same", dilation, groups), the primitive cache,
  * float64 gradcheck of every op (conv, pools, batch norm train/eval, dropout, hardtanh, the fused
- * residual add + ReLU, every loss and reduction), PyTorch's window rules (ceil_mode, ties, NaN), batch-norm running stats,
- * dropout reproducibility, and bad input with messages that name shapes, labels and fixes. */
+ * residual add + ReLU, every loss and reduction), PyTorch's window rules (ceil_mode, ties, NaN),
+ * batch-norm running stats, dropout reproducibility, and bad input with messages that name shapes,
+ * labels and fixes. */
 #include <criterion/criterion.h>
 #include <deepc/deepc.h>
 #include <math.h>
@@ -318,13 +319,15 @@ static dc_tensor *add_relu_fn(dc_tensor *const *in, int n, void *ud) {
 Test(nn_add_relu, gradcheck_and_same_as_two_ops) {
   dc_scope_begin();
   dc_manual_seed(8);
-  dc_tensor *a = uniform(DC_SHAPE(3, 4, 5), DC_F64, -2, 2), *b = uniform(DC_SHAPE(3, 4, 5), DC_F64, -2, 2);
+  dc_tensor *a = uniform(DC_SHAPE(3, 4, 5), DC_F64, -2, 2),
+            *b = uniform(DC_SHAPE(3, 4, 5), DC_F64, -2, 2);
   double *pa = dc_data(a), *pb = dc_data(b);
   for (int64_t i = 0; i < dc_numel(a); i++) /* |a + b| >= 0.1: no difference step crosses 0 */
     if (fabs(pa[i] + pb[i]) < 0.1) pa[i] += pa[i] + pb[i] < 0 ? -0.2 : 0.2;
   dc_tensor *in[2] = {leaf(a), leaf(b)};
   gradcheck(add_relu_fn, in, 2, NULL);
-  dc_tensor *a32 = leaf(dc_randn(DC_SHAPE(2, 3, 33), DC_F32)), *b32 = leaf(dc_randn(DC_SHAPE(2, 3, 33), DC_F32));
+  dc_tensor *a32 = leaf(dc_randn(DC_SHAPE(2, 3, 33), DC_F32)),
+            *b32 = leaf(dc_randn(DC_SHAPE(2, 3, 33), DC_F32));
   ((float *)dc_data(a32))[4] = NAN;
   dc_tensor *gy = dc_randn(DC_SHAPE(2, 3, 33), DC_F32), *y[2], *ga[2], *gb[2];
   for (int k = 0; k < 2; k++) {
@@ -340,7 +343,8 @@ Test(nn_add_relu, gradcheck_and_same_as_two_ops) {
   for (int p = 0; p < 3; p++)
     for (int64_t i = 0; i < dc_numel(pairs[p][0]); i++) {
       double u = dc_item_at(pairs[p][0], i), v = dc_item_at(pairs[p][1], i);
-      cr_assert((isnan(u) && isnan(v)) || u == v, "pair %d element %lld: %g vs %g", p, (long long)i, u, v);
+      cr_assert((isnan(u) && isnan(v)) || u == v, "pair %d element %lld: %g vs %g", p, (long long)i,
+                u, v);
     }
   dc_tensor *row = leaf(dc_randn(DC_SHAPE(33), DC_F32)); /* broadcast: add, then relu */
   dc_tensor *yb = dc__add_relu(a32, row);

@@ -23,7 +23,8 @@ static int cmp(const void *a, const void *b) {
 }
 
 /* Median forward and backward seconds of model on input x [B, ...] with labels y [B]. */
-static int time_model(dc_module *m, dc_tensor *x, dc_tensor *y, int reps, double *fwd, double *bwd) {
+static int time_model(dc_module *m, dc_tensor *x, dc_tensor *y, int reps, double *fwd,
+                      double *bwd) {
   double *tf = malloc(sizeof(double) * reps), *tb = malloc(sizeof(double) * reps);
   if (!tf || !tb) return free(tf), free(tb), DC_ERR_NOMEM;
   int rc = DC_OK;

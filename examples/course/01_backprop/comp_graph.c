@@ -13,8 +13,9 @@
 #include <string.h>
 
 enum { W0, W1, W2, X0, X1, A, B, S, Z, F, NNODES }; /* leaves first, then the ops in order */
-static const char *const NAME[NNODES] = {"w0", "w1", "w2", "x0", "x1", "a = w0*x0",
-                                          "b = w1*x1", "s = a + b", "z = s + w2", "f = sigmoid(z)"};
+static const char *const NAME[NNODES] = {
+    "w0",        "w1",        "w2",        "x0",         "x1",
+    "a = w0*x0", "b = w1*x1", "s = a + b", "z = s + w2", "f = sigmoid(z)"};
 
 /* Builds the graph from the five leaf values; node `bump` (or none: -1) has h added to its
  * value, as if that node's output were perturbed. node[] receives every node (0-d float64). */
@@ -38,8 +39,10 @@ int main(int argc, char **argv) {
   int nleaf = 0;
   for (int i = 1; i < argc; i++) {
     char *end;
-    if (!strcmp(argv[i], "--dot") && i + 1 < argc) dot = argv[++i];
-    else if (nleaf < 5 && (leaf[nleaf] = strtod(argv[i], &end), end != argv[i] && !*end)) nleaf++;
+    if (!strcmp(argv[i], "--dot") && i + 1 < argc)
+      dot = argv[++i];
+    else if (nleaf < 5 && (leaf[nleaf] = strtod(argv[i], &end), end != argv[i] && !*end))
+      nleaf++;
     else {
       fprintf(stderr, "usage: comp_graph [--dot FILE] [w0 w1 w2 x0 x1]\n");
       return 2;
@@ -94,7 +97,6 @@ int main(int argc, char **argv) {
     printf("%d partial derivative(s) disagree with finite differences\n", bad);
     return 1;
   }
-  printf("all %d partial derivatives agree with central finite differences (h = %g)\n", NNODES,
-         h);
+  printf("all %d partial derivatives agree with central finite differences (h = %g)\n", NNODES, h);
   return 0;
 }

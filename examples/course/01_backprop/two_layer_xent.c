@@ -14,18 +14,18 @@
 
 enum { I = 2, H = 2, K = 2 };
 
-static double X[I] = {1.0, 2.0};                       /* x [I] */
-static const int Y = 0;                                /* the true class (one-hot y = (1, 0)) */
+static double X[I] = {1.0, 2.0};                          /* x [I] */
+static const int Y = 0;                                   /* the true class (one-hot y = (1, 0)) */
 static const double WH[H][I] = {{1.0, -1.0}, {0.5, 1.0}}; /* W_H [H, I] */
-static const double BH[H] = {0.0, 0.0};                /* b_H [H] */
+static const double BH[H] = {0.0, 0.0};                   /* b_H [H] */
 static const double WO[K][H] = {{1.0, 2.0}, {-1.0, 1.0}}; /* W_O [K, H] */
-static const double BO[K] = {0.0, 0.0};                /* b_O [K] */
+static const double BO[K] = {0.0, 0.0};                   /* b_O [K] */
 
 /* in: W_H [H, I], b_H [H], W_O [K, H], b_O [K]; ud: x [1, I]. Returns the loss (0-d); *h gets
  * the hidden activations [1, H] and *p the softmax output y_hat [1, K] when not NULL. */
 static dc_tensor *loss_of(dc_tensor *const *in, dc_tensor *x, dc_tensor **h, dc_tensor **p) {
-  dc_tensor *hid = dc_relu(dc_linear(x, in[0], in[1]));      /* [1, H] */
-  dc_tensor *logits = dc_linear(hid, in[2], in[3]);          /* [1, K] */
+  dc_tensor *hid = dc_relu(dc_linear(x, in[0], in[1]));        /* [1, H] */
+  dc_tensor *logits = dc_linear(hid, in[2], in[3]);            /* [1, K] */
   dc_tensor *target = dc_full(DC_SHAPE(1), (double)Y, DC_I64); /* [1] */
   if (h) *h = hid;
   if (p) *p = dc_softmax(logits, 1);
@@ -110,15 +110,16 @@ int main(int argc, char **argv) {
   int bad = agree(g[2], &gwo[0][0], K * H) + agree(g[3], gbo, K) + agree(g[0], &gwh[0][0], H * I) +
             agree(g[1], gbh, H);
   bool gc = dc_gradcheck(loss_fn, in, 4, x);
-  printf("\ndc_gradcheck (central differences): %s%s\n", gc ? "passed" : "FAILED: ",
-         gc ? "" : dc_last_error());
+  printf("\ndc_gradcheck (central differences): %s%s\n",
+         gc ? "passed" : "FAILED: ", gc ? "" : dc_last_error());
   printf("zero derivatives:\n");
   for (int j = 0; j < H; j++)
     if (hd[j] == 0)
-      printf("  hidden unit %d is off (W_H row %d . x + b_H = %g <= 0): its ReLU passes no gradient,"
-             "\n  so row %d of dl/dW_H and dl/db_H[%d] are 0, and so is column %d of dl/dW_O "
-             "(h_%d = 0)\n",
-             j + 1, j + 1, WH[j][0] * X[0] + WH[j][1] * X[1] + BH[j], j + 1, j + 1, j + 1, j + 1);
+      printf(
+          "  hidden unit %d is off (W_H row %d . x + b_H = %g <= 0): its ReLU passes no gradient,"
+          "\n  so row %d of dl/dW_H and dl/db_H[%d] are 0, and so is column %d of dl/dW_O "
+          "(h_%d = 0)\n",
+          j + 1, j + 1, WH[j][0] * X[0] + WH[j][1] * X[1] + BH[j], j + 1, j + 1, j + 1, j + 1);
   dc_scope_end();
   for (int k = 0; k < 4; k++) dc_free(in[k]);
   dc_free(x);

@@ -16,20 +16,22 @@ static bool conv_row(const char *what, int64_t h, int64_t w, int64_t cin, int64_
   int64_t params = (int64_t)k * k * cin * cout + cout, macs = ho * wo * cout * k * k * cin;
   dc_scope_begin();
   dc_tensor *x = dc_zeros(DC_SHAPE(1, cin, h, w), DC_F32);
-  dc_tensor *wt = dc_zeros(DC_SHAPE(cout, cin, k, k), DC_F32), *b = dc_zeros(DC_SHAPE(cout), DC_F32);
+  dc_tensor *wt = dc_zeros(DC_SHAPE(cout, cin, k, k), DC_F32),
+            *b = dc_zeros(DC_SHAPE(cout), DC_F32);
   dc_tensor *y = dc_conv2d_f(x, wt, b, .stride = {stride, stride}, .padding = {pad, pad});
   dc_shape ys = y ? dc_shape_of(y) : (dc_shape){0};
   bool ok = y && ys.d[1] == cout && ys.d[2] == ho && ys.d[3] == wo;
   dc_scope_end();
   printf("| %s | %lld x %lld x %lld | %lld x %lld x %lld | %lld | %lld | %s |\n", what,
-         (long long)h, (long long)w, (long long)cin, (long long)ho, (long long)wo,
-         (long long)cout, (long long)params, (long long)macs, ok ? "yes" : "NO");
+         (long long)h, (long long)w, (long long)cin, (long long)ho, (long long)wo, (long long)cout,
+         (long long)params, (long long)macs, ok ? "yes" : "NO");
   return ok;
 }
 
 int main(void) {
   bool ok = true;
-  printf("| layer | input H x W x C | output H x W x C | parameters | multiply-adds | deepc agrees |\n");
+  printf("| layer | input H x W x C | output H x W x C | parameters | multiply-adds | deepc agrees "
+         "|\n");
   printf("|---|---|---|---:|---:|---|\n");
   ok &= conv_row("3x3 conv, 20 filters, stride 1, no padding", 48, 64, 10, 20, 3, 1, 0);
   ok &= conv_row("6x6 conv, 64 filters, stride 4, padding 2", 98, 98, 16, 64, 6, 4, 2);

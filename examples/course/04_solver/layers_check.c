@@ -43,12 +43,19 @@ int main(void) {
   dc_manual_seed(0);
   dc_scope_begin();
   bool ok = true;
-  ok &= check("Linear(6, 4)", fc, (dc_tensor *[]){param(DC_SHAPE(5, 6)), param(DC_SHAPE(4, 6)), param(DC_SHAPE(4))}, 3);
+  ok &= check("Linear(6, 4)", fc,
+              (dc_tensor *[]){param(DC_SHAPE(5, 6)), param(DC_SHAPE(4, 6)), param(DC_SHAPE(4))}, 3);
   ok &= check("ReLU", relu, (dc_tensor *[]){param(DC_SHAPE(5, 6))}, 1);
   ok &= check("Dropout(0.5)", dropout, (dc_tensor *[]){param(DC_SHAPE(5, 6))}, 1);
-  ok &= check("BatchNorm1d(6), train", batchnorm, (dc_tensor *[]){param(DC_SHAPE(5, 6)), param(DC_SHAPE(6)), param(DC_SHAPE(6))}, 3);
-  ok &= check("BatchNorm2d(3), train", batchnorm, (dc_tensor *[]){param(DC_SHAPE(2, 3, 4, 4)), param(DC_SHAPE(3)), param(DC_SHAPE(3))}, 3);
-  ok &= check("Conv2d(3, 4, 3, pad 1)", conv, (dc_tensor *[]){param(DC_SHAPE(2, 3, 5, 5)), param(DC_SHAPE(4, 3, 3, 3)), param(DC_SHAPE(4))}, 3);
+  ok &= check("BatchNorm1d(6), train", batchnorm,
+              (dc_tensor *[]){param(DC_SHAPE(5, 6)), param(DC_SHAPE(6)), param(DC_SHAPE(6))}, 3);
+  ok &= check("BatchNorm2d(3), train", batchnorm,
+              (dc_tensor *[]){param(DC_SHAPE(2, 3, 4, 4)), param(DC_SHAPE(3)), param(DC_SHAPE(3))},
+              3);
+  ok &= check(
+      "Conv2d(3, 4, 3, pad 1)", conv,
+      (dc_tensor *[]){param(DC_SHAPE(2, 3, 5, 5)), param(DC_SHAPE(4, 3, 3, 3)), param(DC_SHAPE(4))},
+      3);
   ok &= check("MaxPool2d(2)", maxpool, (dc_tensor *[]){param(DC_SHAPE(2, 3, 4, 4))}, 1);
   dc_scope_end();
   printf("%s\n", ok ? "ok: every layer's backward pass agrees with finite differences"

@@ -198,8 +198,8 @@ static int run(const char *name, const char *spec, int hidden, bool hinge, const
 }
 
 /* The linear model: one row. */
-static int linear(const char *name, bool hinge, const split sp[3], const solver_opts *o,
-                  int64_t f, char *chosen, size_t cap) {
+static int linear(const char *name, bool hinge, const split sp[3], const solver_opts *o, int64_t f,
+                  char *chosen, size_t cap) {
   char spec[64];
   double val, test;
   snprintf(spec, sizeof spec, "linear(%lld, 1)", (long long)f);
@@ -222,8 +222,9 @@ static int two_layer(const char *name, bool hinge, const split sp[3], const solv
     if (run(name, spec, h, hinge, sp, o, &val, &test)) return 1;
     if (val > best_val) best_val = val, best_test = test, best_h = h;
   }
-  snprintf(chosen, cap, "%s: %d hidden units chosen on validation (%.2f %%), test accuracy %.2f %%\n",
-           name, best_h, 100 * best_val, 100 * best_test);
+  snprintf(chosen, cap,
+           "%s: %d hidden units chosen on validation (%.2f %%), test accuracy %.2f %%\n", name,
+           best_h, 100 * best_val, 100 * best_test);
   return 0;
 }
 
@@ -256,15 +257,24 @@ int main(int argc, char **argv) {
   unsigned long long seed = 0;
   for (int i = 1; i < argc; i++) {
     const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(a, "--update") && v) o.update = v, i++;
-    else if (!strcmp(a, "--lr") && v) o.lr = atof(v), i++;
-    else if (!strcmp(a, "--epochs") && v) o.epochs = atoi(v), i++;
-    else if (!strcmp(a, "--hidden") && v) args_ok &= parse_hidden(&o, v), i++;
-    else if (!strcmp(a, "--split") && v) args_ok &= parse_split(&o, v), i++;
-    else if (!strcmp(a, "--batch") && v) o.batch = atoi(v), i++;
-    else if (!strcmp(a, "--seed") && v) seed = strtoull(v, NULL, 10), i++;
-    else if (a[0] != '-' && !path) path = a;
-    else path = NULL, i = argc;
+    if (!strcmp(a, "--update") && v)
+      o.update = v, i++;
+    else if (!strcmp(a, "--lr") && v)
+      o.lr = atof(v), i++;
+    else if (!strcmp(a, "--epochs") && v)
+      o.epochs = atoi(v), i++;
+    else if (!strcmp(a, "--hidden") && v)
+      args_ok &= parse_hidden(&o, v), i++;
+    else if (!strcmp(a, "--split") && v)
+      args_ok &= parse_split(&o, v), i++;
+    else if (!strcmp(a, "--batch") && v)
+      o.batch = atoi(v), i++;
+    else if (!strcmp(a, "--seed") && v)
+      seed = strtoull(v, NULL, 10), i++;
+    else if (a[0] != '-' && !path)
+      path = a;
+    else
+      path = NULL, i = argc;
   }
   const char *ups[] = {"sgd", "momentum", "nesterov", "adam"};
   bool known = false;
@@ -281,8 +291,8 @@ int main(int argc, char **argv) {
   if (load(path, o.split, sp, &f)) return 1;
   printf("%s: %lld features; train %lld, validation %lld, test %lld samples; update %s, %d "
          "epochs, batch %d\n\n",
-         path, (long long)f, (long long)sp[0].n, (long long)sp[1].n, (long long)sp[2].n,
-         o.update, o.epochs, o.batch);
+         path, (long long)f, (long long)sp[0].n, (long long)sp[1].n, (long long)sp[2].n, o.update,
+         o.epochs, o.batch);
   printf("| model | loss | hidden | final train loss | train acc | best val acc | test acc |\n");
   printf("|---|---|---:|---:|---:|---:|---:|\n");
   char chosen[4][160];

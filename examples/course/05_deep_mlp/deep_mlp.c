@@ -22,9 +22,9 @@
 enum { IN = 5, OUT = 3, MAXL = 64, MAXN = 512, NOPT = 3 };
 
 typedef struct mlp {
-  int nl;                     /* linear layers: L hidden + 1 output */
-  dc_tensor *w[MAXL + 1];     /* [out, in] */
-  dc_tensor *b[MAXL + 1];     /* [out] */
+  int nl;                 /* linear layers: L hidden + 1 output */
+  dc_tensor *w[MAXL + 1]; /* [out, in] */
+  dc_tensor *b[MAXL + 1]; /* [out] */
 } mlp;
 
 static mlp mlp_new(int L, int d, uint64_t seed) {
@@ -32,7 +32,8 @@ static mlp mlp_new(int L, int d, uint64_t seed) {
   dc_manual_seed(seed);
   for (int l = 0; l <= L; l++) {
     int64_t in = l == 0 ? IN : d, out = l == L ? OUT : d;
-    m.w[l] = dc_requires_grad_(dc_mul_scalar(dc_randn(DC_SHAPE(out, in), DC_F64), 1 / sqrt((double)in)), true);
+    m.w[l] = dc_requires_grad_(
+        dc_mul_scalar(dc_randn(DC_SHAPE(out, in), DC_F64), 1 / sqrt((double)in)), true);
     m.b[l] = dc_requires_grad_(dc_zeros(DC_SHAPE(out), DC_F64), true);
   }
   return m;
@@ -101,7 +102,8 @@ static int part_gradnorm(const char *dir) {
   return lineplot_write(path, &s, 1,
                         (lineplot_opts){.title = "L = 30, ELU: gradient norm per layer",
                                         .xlabel = "layer (1 = next to the input)",
-                                        .ylabel = "||dLoss/dW||", .log_y = true});
+                                        .ylabel = "||dLoss/dW||",
+                                        .log_y = true});
 }
 
 /* Reads the wine CSV (first line: counts and class names; then 13 features and the class). */
@@ -126,7 +128,8 @@ static int load_wine(const char *path, double *x, int64_t *y, int *n) {
     y[(*n)++] = (int64_t)v[13];
   }
   fclose(f);
-  if (*n < 10) return fprintf(stderr, "deep_mlp: %s: expected rows of 13 numbers and a class\n", path), 1;
+  if (*n < 10)
+    return fprintf(stderr, "deep_mlp: %s: expected rows of 13 numbers and a class\n", path), 1;
   for (int j = 0; j < IN; j++) { /* standardise each feature */
     double m = 0, s = 0;
     for (int i = 0; i < *n; i++) m += x[i * IN + j];
@@ -157,7 +160,8 @@ static int part_optim(const char *dir, const char *wine, int iters, double lr) {
   dc_manual_seed(1);
   dc_tensor *perm = dc_randperm(n);
   int ntr = 2 * n / 3;
-  dc_tensor *xall = dc_from_data(xs, DC_SHAPE(n, IN), DC_F64), *yall = dc_from_data(ys, DC_SHAPE(n), DC_I64);
+  dc_tensor *xall = dc_from_data(xs, DC_SHAPE(n, IN), DC_F64),
+            *yall = dc_from_data(ys, DC_SHAPE(n), DC_I64);
   dc_tensor *xtr = dc_index_select(xall, 0, dc_narrow(perm, 0, 0, ntr));
   dc_tensor *ytr = dc_index_select(yall, 0, dc_narrow(perm, 0, 0, ntr));
   dc_tensor *xte = dc_index_select(xall, 0, dc_narrow(perm, 0, ntr, n - ntr));
@@ -213,37 +217,50 @@ static int part_optim(const char *dir, const char *wine, int iters, double lr) {
   const dc_history *runs[NOPT] = {&hist[0], &hist[1], &hist[2]};
   int rc = 0;
   for (int o = 0; o < NOPT && !rc; o++) { /* one loss/accuracy figure per optimizer, then all */
-    static const char *file[NOPT] = {"curves_sgd.png", "curves_momentum.png", "curves_nesterov.png"};
+    static const char *file[NOPT] = {"curves_sgd.png", "curves_momentum.png",
+                                     "curves_nesterov.png"};
     snprintf(path, sizeof path, "%s/%s", dir, file[o]);
     rc = dc_plot_curves(path, &runs[o], NULL, 1, names[o]);
   }
   snprintf(path, sizeof path, "%s/curves_all.png", dir);
-  if (!rc) rc = dc_plot_curves(path, runs, names, NOPT, "SGD vs momentum vs Nesterov (dashed: test)");
+  if (!rc)
+    rc = dc_plot_curves(path, runs, names, NOPT, "SGD vs momentum vs Nesterov (dashed: test)");
   if (rc) return fail("plot");
   lineplot_series s[NOPT];
-  for (int o = 0; o < NOPT; o++) s[o] = (lineplot_series){names[o], it, wn + o * (iters + 1), iters + 1};
+  for (int o = 0; o < NOPT; o++)
+    s[o] = (lineplot_series){names[o], it, wn + o * (iters + 1), iters + 1};
   snprintf(path, sizeof path, "%s/weight_norm.png", dir);
-  rc = lineplot_write(path, s, NOPT, (lineplot_opts){.title = "||W_t||: all weights of the L = 5 network",
-                                                     .xlabel = "iteration", .ylabel = "||W_t||"});
+  rc = lineplot_write(path, s, NOPT,
+                      (lineplot_opts){.title = "||W_t||: all weights of the L = 5 network",
+                                      .xlabel = "iteration",
+                                      .ylabel = "||W_t||"});
   for (int o = 0; o < NOPT; o++) dc_history_clear(&hist[o]);
   free(wn), free(it);
-  dc_free(perm), dc_free(xall), dc_free(yall), dc_free(xtr), dc_free(ytr), dc_free(xte), dc_free(yte);
+  dc_free(perm), dc_free(xall), dc_free(yall), dc_free(xtr), dc_free(ytr), dc_free(xte),
+      dc_free(yte);
   printf("   written: %s/{optim.csv, weight_norm.png, curves_sgd.png, curves_momentum.png, "
-         "curves_nesterov.png, curves_all.png} (x axis 'epoch' = iteration: full-batch)\n", dir);
+         "curves_nesterov.png, curves_all.png} (x axis 'epoch' = iteration: full-batch)\n",
+         dir);
   return rc ? 1 : 0;
 }
 
 int main(int argc, char **argv) {
-  const char *dir = ".", *wine = "/usr/lib/python3/dist-packages/sklearn/datasets/data/wine_data.csv";
+  const char *dir = ".",
+             *wine = "/usr/lib/python3/dist-packages/sklearn/datasets/data/wine_data.csv";
   int iters = 200;
   double lr = 0.05;
   for (int i = 1; i < argc; i++) {
     const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-    if (!strcmp(argv[i], "--out") && v) dir = v, i++;
-    else if (!strcmp(argv[i], "--wine") && v) wine = v, i++;
-    else if (!strcmp(argv[i], "--iters") && v && atoi(v) > 0) iters = atoi(v), i++;
-    else if (!strcmp(argv[i], "--lr") && v && atof(v) > 0) lr = atof(v), i++;
-    else return fprintf(stderr, "usage: deep_mlp [--out DIR] [--wine CSV] [--iters N] [--lr X]\n"), 2;
+    if (!strcmp(argv[i], "--out") && v)
+      dir = v, i++;
+    else if (!strcmp(argv[i], "--wine") && v)
+      wine = v, i++;
+    else if (!strcmp(argv[i], "--iters") && v && atoi(v) > 0)
+      iters = atoi(v), i++;
+    else if (!strcmp(argv[i], "--lr") && v && atof(v) > 0)
+      lr = atof(v), i++;
+    else
+      return fprintf(stderr, "usage: deep_mlp [--out DIR] [--wine CSV] [--iters N] [--lr X]\n"), 2;
   }
   if (part_output() || part_gradnorm(dir) || part_optim(dir, wine, iters, lr)) return 1;
   return 0;

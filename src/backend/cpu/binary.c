@@ -20,9 +20,9 @@ typedef enum ew_mode { EW_DIRECT, EW_FUSED_ROWS, EW_TILED } ew_mode;
 typedef struct ew_plan {
   dc__ew_kernel kern;
   const void *ctx;
-  int nops;                              /* out + inputs */
+  int nops; /* out + inputs */
   const dc_tensor *t[DC__LOOP_MAX_OPS];
-  size_t z[DC__LOOP_MAX_OPS];            /* element sizes */
+  size_t z[DC__LOOP_MAX_OPS]; /* element sizes */
   dc__loop L;
   ew_mode mode;
   bool copy_in[DC__LOOP_MAX_OPS];        /* input shares out's storage: read it through a tile */
@@ -50,7 +50,9 @@ static void gather(char *dst, const char *src, int64_t stride, int64_t n, size_t
 /* dst[0..n) = *src (a broadcast value) */
 static void fill_value(char *dst, const char *src, int64_t n, size_t z) {
   switch (z) {
-  case 1: memset(dst, *src, (size_t)n); break;
+  case 1:
+    memset(dst, *src, (size_t)n);
+    break;
   case 2: {
     uint16_t v;
     memcpy(&v, src, 2);
@@ -137,7 +139,8 @@ static __attribute__((noinline)) void run_fused_rows(const ew_plan *P, int64_t r
   for (int64_t r = r0; r < r1; r += g) {
     int64_t rows = r1 - r < g ? r1 - r : g;
     for (int k = 0; k < P->nops; k++)
-      ptr[k] = k > 0 && L->stride[k][0] == 0 ? buf[k] : DC__PTR(P->t[k], L->base[k] + r * L->stride[k][0]);
+      ptr[k] = k > 0 && L->stride[k][0] == 0 ? buf[k]
+                                             : DC__PTR(P->t[k], L->base[k] + r * L->stride[k][0]);
     P->kern(P->ctx, rows * n, ptr);
   }
 }
@@ -186,9 +189,15 @@ static void run_item(const ew_plan *P, int64_t it) {
   int64_t c0 = it % P->blocks_per_row * EW_BLOCK;
   int64_t c1 = c0 + EW_BLOCK < L->inner ? c0 + EW_BLOCK : L->inner;
   switch (P->mode) {
-  case EW_DIRECT: run_direct(P, r0, r1, c0, c1); break;
-  case EW_FUSED_ROWS: run_fused_rows(P, r0, r1); break;
-  case EW_TILED: run_tiled(P, r0, r1, c0, c1); break;
+  case EW_DIRECT:
+    run_direct(P, r0, r1, c0, c1);
+    break;
+  case EW_FUSED_ROWS:
+    run_fused_rows(P, r0, r1);
+    break;
+  case EW_TILED:
+    run_tiled(P, r0, r1, c0, c1);
+    break;
   }
 }
 
@@ -199,8 +208,10 @@ static ew_mode pick_mode(const dc__loop *L, const bool *copy_in) {
   if (L->ndim != 2 || L->inner > EW_TILE / 4 || L->stride[0][0] != L->inner) return EW_DIRECT;
   bool bcast = false;
   for (int k = 1; k < L->nops; k++) {
-    if (L->stride[k][0] == 0) bcast = true;
-    else if (L->stride[k][0] != L->inner) return EW_DIRECT;
+    if (L->stride[k][0] == 0)
+      bcast = true;
+    else if (L->stride[k][0] != L->inner)
+      return EW_DIRECT;
   }
   return bcast ? EW_FUSED_ROWS : EW_DIRECT;
 }
@@ -259,8 +270,8 @@ void dc__cpu_ew_apply(dc__ew_kernel kern, const void *ctx, dc_tensor *out, int n
   bool long_rows = P.L.inner >= EW_BLOCK;
   P.blocks_per_row = long_rows ? (P.L.inner + EW_BLOCK - 1) / EW_BLOCK : 1;
   P.rows_per_item = long_rows ? 1 : EW_BLOCK / P.L.inner;
-  int64_t items = long_rows ? P.L.rows * P.blocks_per_row
-                            : (P.L.rows + P.rows_per_item - 1) / P.rows_per_item;
+  int64_t items =
+      long_rows ? P.L.rows * P.blocks_per_row : (P.L.rows + P.rows_per_item - 1) / P.rows_per_item;
   if (P.L.rows * P.L.inner >= DC__PAR_MIN && items > 1) {
 #pragma omp parallel for schedule(static)
     for (int64_t it = 0; it < items; it++) run_item(&P, it);
@@ -289,11 +300,21 @@ static inline float gelu_tanh_grad_f32(float x) {
 DC__CLONES static void bin_f32(dc_binary_op op, float *restrict o, const float *restrict a,
                                const float *restrict b, int64_t n) {
   switch (op) {
-  case DC_BIN_ADD: for (int64_t i = 0; i < n; i++) o[i] = a[i] + b[i]; break;
-  case DC_BIN_SUB: for (int64_t i = 0; i < n; i++) o[i] = a[i] - b[i]; break;
-  case DC_BIN_MUL: for (int64_t i = 0; i < n; i++) o[i] = a[i] * b[i]; break;
-  case DC_BIN_DIV: for (int64_t i = 0; i < n; i++) o[i] = a[i] / b[i]; break;
-  case DC_BIN_POW: for (int64_t i = 0; i < n; i++) o[i] = powf(a[i], b[i]); break;
+  case DC_BIN_ADD:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] + b[i];
+    break;
+  case DC_BIN_SUB:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] - b[i];
+    break;
+  case DC_BIN_MUL:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] * b[i];
+    break;
+  case DC_BIN_DIV:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] / b[i];
+    break;
+  case DC_BIN_POW:
+    for (int64_t i = 0; i < n; i++) o[i] = powf(a[i], b[i]);
+    break;
   case DC_BIN_MAXIMUM:
     for (int64_t i = 0; i < n; i++) { /* NaN propagates; loads before the select vectorise */
       float u = a[i], v = b[i];
@@ -315,7 +336,9 @@ DC__CLONES static void bin_f32(dc_binary_op op, float *restrict o, const float *
   case DC_BIN_SIGMOID_BWD:
     for (int64_t i = 0; i < n; i++) o[i] = a[i] * (b[i] * (1.0f - b[i]));
     break;
-  case DC_BIN_TANH_BWD: for (int64_t i = 0; i < n; i++) o[i] = a[i] * (1.0f - b[i] * b[i]); break;
+  case DC_BIN_TANH_BWD:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] * (1.0f - b[i] * b[i]);
+    break;
   case DC_BIN_GELU_BWD: /* two passes: GCC 12 does not if-convert a loop that holds a call */
     for (int64_t i = 0; i < n; i++) o[i] = erff(b[i] * kSqrt1_2f);
     for (int64_t i = 0; i < n; i++) o[i] = a[i] * gelu_grad_f32(b[i], o[i]);
@@ -329,8 +352,14 @@ DC__CLONES static void bin_f32(dc_binary_op op, float *restrict o, const float *
       o[i] = v < 0.0f ? 0.0f : v;
     }
     break;
-  case DC_BIN_EQ: case DC_BIN_NE: case DC_BIN_LT: case DC_BIN_LE: case DC_BIN_GT: case DC_BIN_GE:
-  case DC_BINARY_COUNT: break;
+  case DC_BIN_EQ:
+  case DC_BIN_NE:
+  case DC_BIN_LT:
+  case DC_BIN_LE:
+  case DC_BIN_GT:
+  case DC_BIN_GE:
+  case DC_BINARY_COUNT:
+    break;
   }
 }
 
@@ -346,11 +375,21 @@ static inline double gelu_tanh_grad_f64(double x) {
 DC__CLONES static void bin_f64(dc_binary_op op, double *restrict o, const double *restrict a,
                                const double *restrict b, int64_t n) {
   switch (op) {
-  case DC_BIN_ADD: for (int64_t i = 0; i < n; i++) o[i] = a[i] + b[i]; break;
-  case DC_BIN_SUB: for (int64_t i = 0; i < n; i++) o[i] = a[i] - b[i]; break;
-  case DC_BIN_MUL: for (int64_t i = 0; i < n; i++) o[i] = a[i] * b[i]; break;
-  case DC_BIN_DIV: for (int64_t i = 0; i < n; i++) o[i] = a[i] / b[i]; break;
-  case DC_BIN_POW: for (int64_t i = 0; i < n; i++) o[i] = pow(a[i], b[i]); break;
+  case DC_BIN_ADD:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] + b[i];
+    break;
+  case DC_BIN_SUB:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] - b[i];
+    break;
+  case DC_BIN_MUL:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] * b[i];
+    break;
+  case DC_BIN_DIV:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] / b[i];
+    break;
+  case DC_BIN_POW:
+    for (int64_t i = 0; i < n; i++) o[i] = pow(a[i], b[i]);
+    break;
   case DC_BIN_MAXIMUM:
     for (int64_t i = 0; i < n; i++) {
       double u = a[i], v = b[i];
@@ -369,9 +408,15 @@ DC__CLONES static void bin_f64(dc_binary_op op, double *restrict o, const double
       o[i] = b[i] <= 0.0 ? 0.0 : g;
     }
     break;
-  case DC_BIN_SIGMOID_BWD: for (int64_t i = 0; i < n; i++) o[i] = a[i] * (b[i] * (1.0 - b[i])); break;
-  case DC_BIN_TANH_BWD: for (int64_t i = 0; i < n; i++) o[i] = a[i] * (1.0 - b[i] * b[i]); break;
-  case DC_BIN_GELU_BWD: for (int64_t i = 0; i < n; i++) o[i] = a[i] * gelu_grad_f64(b[i]); break;
+  case DC_BIN_SIGMOID_BWD:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] * (b[i] * (1.0 - b[i]));
+    break;
+  case DC_BIN_TANH_BWD:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] * (1.0 - b[i] * b[i]);
+    break;
+  case DC_BIN_GELU_BWD:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] * gelu_grad_f64(b[i]);
+    break;
   case DC_BIN_GELU_TANH_BWD:
     for (int64_t i = 0; i < n; i++) o[i] = a[i] * gelu_tanh_grad_f64(b[i]);
     break;
@@ -381,8 +426,14 @@ DC__CLONES static void bin_f64(dc_binary_op op, double *restrict o, const double
       o[i] = v < 0.0 ? 0.0 : v;
     }
     break;
-  case DC_BIN_EQ: case DC_BIN_NE: case DC_BIN_LT: case DC_BIN_LE: case DC_BIN_GT: case DC_BIN_GE:
-  case DC_BINARY_COUNT: break;
+  case DC_BIN_EQ:
+  case DC_BIN_NE:
+  case DC_BIN_LT:
+  case DC_BIN_LE:
+  case DC_BIN_GT:
+  case DC_BIN_GE:
+  case DC_BINARY_COUNT:
+    break;
   }
 }
 
@@ -391,12 +442,23 @@ DC__CLONES static void bin_i64(dc_binary_op op, int64_t *restrict o, const int64
                                const int64_t *restrict b, int64_t n) {
   const uint64_t *ua = (const uint64_t *)a, *ub = (const uint64_t *)b;
   switch (op) {
-  case DC_BIN_ADD: for (int64_t i = 0; i < n; i++) o[i] = (int64_t)(ua[i] + ub[i]); break;
-  case DC_BIN_SUB: for (int64_t i = 0; i < n; i++) o[i] = (int64_t)(ua[i] - ub[i]); break;
-  case DC_BIN_MUL: for (int64_t i = 0; i < n; i++) o[i] = (int64_t)(ua[i] * ub[i]); break;
-  case DC_BIN_MAXIMUM: for (int64_t i = 0; i < n; i++) o[i] = a[i] > b[i] ? a[i] : b[i]; break;
-  case DC_BIN_MINIMUM: for (int64_t i = 0; i < n; i++) o[i] = a[i] < b[i] ? a[i] : b[i]; break;
-  default: break;
+  case DC_BIN_ADD:
+    for (int64_t i = 0; i < n; i++) o[i] = (int64_t)(ua[i] + ub[i]);
+    break;
+  case DC_BIN_SUB:
+    for (int64_t i = 0; i < n; i++) o[i] = (int64_t)(ua[i] - ub[i]);
+    break;
+  case DC_BIN_MUL:
+    for (int64_t i = 0; i < n; i++) o[i] = (int64_t)(ua[i] * ub[i]);
+    break;
+  case DC_BIN_MAXIMUM:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] > b[i] ? a[i] : b[i];
+    break;
+  case DC_BIN_MINIMUM:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] < b[i] ? a[i] : b[i];
+    break;
+  default:
+    break;
   }
 }
 
@@ -404,24 +466,46 @@ DC__CLONES static void bin_i32(dc_binary_op op, int32_t *restrict o, const int32
                                const int32_t *restrict b, int64_t n) {
   const uint32_t *ua = (const uint32_t *)a, *ub = (const uint32_t *)b;
   switch (op) {
-  case DC_BIN_ADD: for (int64_t i = 0; i < n; i++) o[i] = (int32_t)(ua[i] + ub[i]); break;
-  case DC_BIN_SUB: for (int64_t i = 0; i < n; i++) o[i] = (int32_t)(ua[i] - ub[i]); break;
-  case DC_BIN_MUL: for (int64_t i = 0; i < n; i++) o[i] = (int32_t)(ua[i] * ub[i]); break;
-  case DC_BIN_MAXIMUM: for (int64_t i = 0; i < n; i++) o[i] = a[i] > b[i] ? a[i] : b[i]; break;
-  case DC_BIN_MINIMUM: for (int64_t i = 0; i < n; i++) o[i] = a[i] < b[i] ? a[i] : b[i]; break;
-  default: break;
+  case DC_BIN_ADD:
+    for (int64_t i = 0; i < n; i++) o[i] = (int32_t)(ua[i] + ub[i]);
+    break;
+  case DC_BIN_SUB:
+    for (int64_t i = 0; i < n; i++) o[i] = (int32_t)(ua[i] - ub[i]);
+    break;
+  case DC_BIN_MUL:
+    for (int64_t i = 0; i < n; i++) o[i] = (int32_t)(ua[i] * ub[i]);
+    break;
+  case DC_BIN_MAXIMUM:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] > b[i] ? a[i] : b[i];
+    break;
+  case DC_BIN_MINIMUM:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] < b[i] ? a[i] : b[i];
+    break;
+  default:
+    break;
   }
 }
 
 DC__CLONES static void bin_u8(dc_binary_op op, uint8_t *restrict o, const uint8_t *restrict a,
                               const uint8_t *restrict b, int64_t n) {
   switch (op) {
-  case DC_BIN_ADD: for (int64_t i = 0; i < n; i++) o[i] = (uint8_t)(a[i] + b[i]); break;
-  case DC_BIN_SUB: for (int64_t i = 0; i < n; i++) o[i] = (uint8_t)(a[i] - b[i]); break;
-  case DC_BIN_MUL: for (int64_t i = 0; i < n; i++) o[i] = (uint8_t)(a[i] * b[i]); break;
-  case DC_BIN_MAXIMUM: for (int64_t i = 0; i < n; i++) o[i] = a[i] > b[i] ? a[i] : b[i]; break;
-  case DC_BIN_MINIMUM: for (int64_t i = 0; i < n; i++) o[i] = a[i] < b[i] ? a[i] : b[i]; break;
-  default: break;
+  case DC_BIN_ADD:
+    for (int64_t i = 0; i < n; i++) o[i] = (uint8_t)(a[i] + b[i]);
+    break;
+  case DC_BIN_SUB:
+    for (int64_t i = 0; i < n; i++) o[i] = (uint8_t)(a[i] - b[i]);
+    break;
+  case DC_BIN_MUL:
+    for (int64_t i = 0; i < n; i++) o[i] = (uint8_t)(a[i] * b[i]);
+    break;
+  case DC_BIN_MAXIMUM:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] > b[i] ? a[i] : b[i];
+    break;
+  case DC_BIN_MINIMUM:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] < b[i] ? a[i] : b[i];
+    break;
+  default:
+    break;
   }
 }
 
@@ -429,52 +513,104 @@ DC__CLONES static void bin_u8(dc_binary_op op, uint8_t *restrict o, const uint8_
 DC__CLONES static void cmp_f32(dc_binary_op op, uint8_t *restrict o, const float *restrict a,
                                const float *restrict b, int64_t n) {
   switch (op) {
-  case DC_BIN_EQ: for (int64_t i = 0; i < n; i++) o[i] = a[i] == b[i]; break;
-  case DC_BIN_NE: for (int64_t i = 0; i < n; i++) o[i] = a[i] != b[i]; break;
-  case DC_BIN_LT: for (int64_t i = 0; i < n; i++) o[i] = a[i] < b[i]; break;
-  case DC_BIN_LE: for (int64_t i = 0; i < n; i++) o[i] = a[i] <= b[i]; break;
-  case DC_BIN_GT: for (int64_t i = 0; i < n; i++) o[i] = a[i] > b[i]; break;
-  case DC_BIN_GE: for (int64_t i = 0; i < n; i++) o[i] = a[i] >= b[i]; break;
-  default: break;
+  case DC_BIN_EQ:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] == b[i];
+    break;
+  case DC_BIN_NE:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] != b[i];
+    break;
+  case DC_BIN_LT:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] < b[i];
+    break;
+  case DC_BIN_LE:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] <= b[i];
+    break;
+  case DC_BIN_GT:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] > b[i];
+    break;
+  case DC_BIN_GE:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] >= b[i];
+    break;
+  default:
+    break;
   }
 }
 
 DC__CLONES static void cmp_f64(dc_binary_op op, uint8_t *restrict o, const double *restrict a,
                                const double *restrict b, int64_t n) {
   switch (op) {
-  case DC_BIN_EQ: for (int64_t i = 0; i < n; i++) o[i] = a[i] == b[i]; break;
-  case DC_BIN_NE: for (int64_t i = 0; i < n; i++) o[i] = a[i] != b[i]; break;
-  case DC_BIN_LT: for (int64_t i = 0; i < n; i++) o[i] = a[i] < b[i]; break;
-  case DC_BIN_LE: for (int64_t i = 0; i < n; i++) o[i] = a[i] <= b[i]; break;
-  case DC_BIN_GT: for (int64_t i = 0; i < n; i++) o[i] = a[i] > b[i]; break;
-  case DC_BIN_GE: for (int64_t i = 0; i < n; i++) o[i] = a[i] >= b[i]; break;
-  default: break;
+  case DC_BIN_EQ:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] == b[i];
+    break;
+  case DC_BIN_NE:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] != b[i];
+    break;
+  case DC_BIN_LT:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] < b[i];
+    break;
+  case DC_BIN_LE:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] <= b[i];
+    break;
+  case DC_BIN_GT:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] > b[i];
+    break;
+  case DC_BIN_GE:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] >= b[i];
+    break;
+  default:
+    break;
   }
 }
 
 DC__CLONES static void cmp_i64(dc_binary_op op, uint8_t *restrict o, const int64_t *restrict a,
                                const int64_t *restrict b, int64_t n) {
   switch (op) {
-  case DC_BIN_EQ: for (int64_t i = 0; i < n; i++) o[i] = a[i] == b[i]; break;
-  case DC_BIN_NE: for (int64_t i = 0; i < n; i++) o[i] = a[i] != b[i]; break;
-  case DC_BIN_LT: for (int64_t i = 0; i < n; i++) o[i] = a[i] < b[i]; break;
-  case DC_BIN_LE: for (int64_t i = 0; i < n; i++) o[i] = a[i] <= b[i]; break;
-  case DC_BIN_GT: for (int64_t i = 0; i < n; i++) o[i] = a[i] > b[i]; break;
-  case DC_BIN_GE: for (int64_t i = 0; i < n; i++) o[i] = a[i] >= b[i]; break;
-  default: break;
+  case DC_BIN_EQ:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] == b[i];
+    break;
+  case DC_BIN_NE:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] != b[i];
+    break;
+  case DC_BIN_LT:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] < b[i];
+    break;
+  case DC_BIN_LE:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] <= b[i];
+    break;
+  case DC_BIN_GT:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] > b[i];
+    break;
+  case DC_BIN_GE:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] >= b[i];
+    break;
+  default:
+    break;
   }
 }
 
 DC__CLONES static void cmp_i32(dc_binary_op op, uint8_t *restrict o, const int32_t *restrict a,
                                const int32_t *restrict b, int64_t n) {
   switch (op) {
-  case DC_BIN_EQ: for (int64_t i = 0; i < n; i++) o[i] = a[i] == b[i]; break;
-  case DC_BIN_NE: for (int64_t i = 0; i < n; i++) o[i] = a[i] != b[i]; break;
-  case DC_BIN_LT: for (int64_t i = 0; i < n; i++) o[i] = a[i] < b[i]; break;
-  case DC_BIN_LE: for (int64_t i = 0; i < n; i++) o[i] = a[i] <= b[i]; break;
-  case DC_BIN_GT: for (int64_t i = 0; i < n; i++) o[i] = a[i] > b[i]; break;
-  case DC_BIN_GE: for (int64_t i = 0; i < n; i++) o[i] = a[i] >= b[i]; break;
-  default: break;
+  case DC_BIN_EQ:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] == b[i];
+    break;
+  case DC_BIN_NE:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] != b[i];
+    break;
+  case DC_BIN_LT:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] < b[i];
+    break;
+  case DC_BIN_LE:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] <= b[i];
+    break;
+  case DC_BIN_GT:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] > b[i];
+    break;
+  case DC_BIN_GE:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] >= b[i];
+    break;
+  default:
+    break;
   }
 }
 
@@ -482,18 +618,33 @@ DC__CLONES static void cmp_i32(dc_binary_op op, uint8_t *restrict o, const int32
 DC__CLONES static void cmp_u8(dc_binary_op op, uint8_t *restrict o, const uint8_t *restrict a,
                               const uint8_t *restrict b, int64_t n) {
   switch (op) {
-  case DC_BIN_EQ: for (int64_t i = 0; i < n; i++) o[i] = a[i] == b[i]; break;
-  case DC_BIN_NE: for (int64_t i = 0; i < n; i++) o[i] = a[i] != b[i]; break;
-  case DC_BIN_LT: for (int64_t i = 0; i < n; i++) o[i] = a[i] < b[i]; break;
-  case DC_BIN_LE: for (int64_t i = 0; i < n; i++) o[i] = a[i] <= b[i]; break;
-  case DC_BIN_GT: for (int64_t i = 0; i < n; i++) o[i] = a[i] > b[i]; break;
-  case DC_BIN_GE: for (int64_t i = 0; i < n; i++) o[i] = a[i] >= b[i]; break;
-  default: break;
+  case DC_BIN_EQ:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] == b[i];
+    break;
+  case DC_BIN_NE:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] != b[i];
+    break;
+  case DC_BIN_LT:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] < b[i];
+    break;
+  case DC_BIN_LE:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] <= b[i];
+    break;
+  case DC_BIN_GT:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] > b[i];
+    break;
+  case DC_BIN_GE:
+    for (int64_t i = 0; i < n; i++) o[i] = a[i] >= b[i];
+    break;
+  default:
+    break;
   }
 }
 
 static bool is_cmp(dc_binary_op op) { return op >= DC_BIN_EQ && op <= DC_BIN_GE; }
-static bool is_float_only(dc_binary_op op) { return op == DC_BIN_DIV || op == DC_BIN_POW || op >= DC_BIN_RELU_BWD; }
+static bool is_float_only(dc_binary_op op) {
+  return op == DC_BIN_DIV || op == DC_BIN_POW || op >= DC_BIN_RELU_BWD;
+}
 
 typedef struct bin_ctx {
   dc_binary_op op;
@@ -505,19 +656,39 @@ static void bin_piece(const void *ctx, int64_t n, char *const *p) {
   if (is_cmp(c->op)) {
     uint8_t *o = (uint8_t *)p[0];
     switch (c->dt) {
-    case DC_F32: cmp_f32(c->op, o, (const float *)p[1], (const float *)p[2], n); return;
-    case DC_F64: cmp_f64(c->op, o, (const double *)p[1], (const double *)p[2], n); return;
-    case DC_I64: cmp_i64(c->op, o, (const int64_t *)p[1], (const int64_t *)p[2], n); return;
-    case DC_I32: cmp_i32(c->op, o, (const int32_t *)p[1], (const int32_t *)p[2], n); return;
-    default: cmp_u8(c->op, o, (const uint8_t *)p[1], (const uint8_t *)p[2], n); return;
+    case DC_F32:
+      cmp_f32(c->op, o, (const float *)p[1], (const float *)p[2], n);
+      return;
+    case DC_F64:
+      cmp_f64(c->op, o, (const double *)p[1], (const double *)p[2], n);
+      return;
+    case DC_I64:
+      cmp_i64(c->op, o, (const int64_t *)p[1], (const int64_t *)p[2], n);
+      return;
+    case DC_I32:
+      cmp_i32(c->op, o, (const int32_t *)p[1], (const int32_t *)p[2], n);
+      return;
+    default:
+      cmp_u8(c->op, o, (const uint8_t *)p[1], (const uint8_t *)p[2], n);
+      return;
     }
   }
   switch (c->dt) {
-  case DC_F32: bin_f32(c->op, (float *)p[0], (const float *)p[1], (const float *)p[2], n); return;
-  case DC_F64: bin_f64(c->op, (double *)p[0], (const double *)p[1], (const double *)p[2], n); return;
-  case DC_I64: bin_i64(c->op, (int64_t *)p[0], (const int64_t *)p[1], (const int64_t *)p[2], n); return;
-  case DC_I32: bin_i32(c->op, (int32_t *)p[0], (const int32_t *)p[1], (const int32_t *)p[2], n); return;
-  default: bin_u8(c->op, (uint8_t *)p[0], (const uint8_t *)p[1], (const uint8_t *)p[2], n); return;
+  case DC_F32:
+    bin_f32(c->op, (float *)p[0], (const float *)p[1], (const float *)p[2], n);
+    return;
+  case DC_F64:
+    bin_f64(c->op, (double *)p[0], (const double *)p[1], (const double *)p[2], n);
+    return;
+  case DC_I64:
+    bin_i64(c->op, (int64_t *)p[0], (const int64_t *)p[1], (const int64_t *)p[2], n);
+    return;
+  case DC_I32:
+    bin_i32(c->op, (int32_t *)p[0], (const int32_t *)p[1], (const int32_t *)p[2], n);
+    return;
+  default:
+    bin_u8(c->op, (uint8_t *)p[0], (const uint8_t *)p[1], (const uint8_t *)p[2], n);
+    return;
   }
 }
 
@@ -527,8 +698,8 @@ static bool bin_fast_ok(dc_binary_op op, const dc_tensor *out, const dc_tensor *
   dc_dtype dt = a->dtype;
   if (b->dtype != dt) return false;
   if (is_cmp(op))
-    return out->dtype == DC_BOOL && (dt == DC_F32 || dt == DC_F64 || dt == DC_I64 ||
-                                     dt == DC_I32 || dt == DC_U8 || dt == DC_BOOL);
+    return out->dtype == DC_BOOL && (dt == DC_F32 || dt == DC_F64 || dt == DC_I64 || dt == DC_I32 ||
+                                     dt == DC_U8 || dt == DC_BOOL);
   if (out->dtype != dt) return false;
   if (dt == DC_F32 || dt == DC_F64) return true;
   return !is_float_only(op) && (dt == DC_I64 || dt == DC_I32 || dt == DC_U8);
@@ -552,21 +723,24 @@ DC__CLONES static void where_u8(uint8_t *restrict o, const uint8_t *restrict c,
   }
 }
 DC__CLONES static void where_u16(uint16_t *restrict o, const uint8_t *restrict c,
-                                 const uint16_t *restrict a, const uint16_t *restrict b, int64_t n) {
+                                 const uint16_t *restrict a, const uint16_t *restrict b,
+                                 int64_t n) {
   for (int64_t i = 0; i < n; i++) {
     uint16_t u = a[i], v = b[i];
     o[i] = c[i] ? u : v;
   }
 }
 DC__CLONES static void where_u32(uint32_t *restrict o, const uint8_t *restrict c,
-                                 const uint32_t *restrict a, const uint32_t *restrict b, int64_t n) {
+                                 const uint32_t *restrict a, const uint32_t *restrict b,
+                                 int64_t n) {
   for (int64_t i = 0; i < n; i++) {
     uint32_t u = a[i], v = b[i];
     o[i] = c[i] ? u : v;
   }
 }
 DC__CLONES static void where_u64(uint64_t *restrict o, const uint8_t *restrict c,
-                                 const uint64_t *restrict a, const uint64_t *restrict b, int64_t n) {
+                                 const uint64_t *restrict a, const uint64_t *restrict b,
+                                 int64_t n) {
   for (int64_t i = 0; i < n; i++) {
     uint64_t u = a[i], v = b[i];
     o[i] = c[i] ? u : v;
@@ -576,10 +750,18 @@ DC__CLONES static void where_u64(uint64_t *restrict o, const uint8_t *restrict c
 static void where_piece(const void *ctx, int64_t n, char *const *p) {
   const uint8_t *c = (const uint8_t *)p[1];
   switch (*(const size_t *)ctx) {
-  case 1: where_u8((uint8_t *)p[0], c, (const uint8_t *)p[2], (const uint8_t *)p[3], n); return;
-  case 2: where_u16((uint16_t *)p[0], c, (const uint16_t *)p[2], (const uint16_t *)p[3], n); return;
-  case 4: where_u32((uint32_t *)p[0], c, (const uint32_t *)p[2], (const uint32_t *)p[3], n); return;
-  default: where_u64((uint64_t *)p[0], c, (const uint64_t *)p[2], (const uint64_t *)p[3], n); return;
+  case 1:
+    where_u8((uint8_t *)p[0], c, (const uint8_t *)p[2], (const uint8_t *)p[3], n);
+    return;
+  case 2:
+    where_u16((uint16_t *)p[0], c, (const uint16_t *)p[2], (const uint16_t *)p[3], n);
+    return;
+  case 4:
+    where_u32((uint32_t *)p[0], c, (const uint32_t *)p[2], (const uint32_t *)p[3], n);
+    return;
+  default:
+    where_u64((uint64_t *)p[0], c, (const uint64_t *)p[2], (const uint64_t *)p[3], n);
+    return;
   }
 }
 
@@ -604,7 +786,8 @@ DC__CLONES static void axpy_f64(double *o, const double *a, double alpha, const 
 }
 DC__CLONES static void axpy_i64(int64_t *o, const int64_t *a, int64_t alpha, const int64_t *b,
                                 int64_t n) {
-  for (int64_t i = 0; i < n; i++) o[i] = (int64_t)((uint64_t)a[i] + (uint64_t)alpha * (uint64_t)b[i]);
+  for (int64_t i = 0; i < n; i++)
+    o[i] = (int64_t)((uint64_t)a[i] + (uint64_t)alpha * (uint64_t)b[i]);
 }
 
 typedef struct axpy_ctx {
@@ -616,9 +799,15 @@ typedef struct axpy_ctx {
 static void axpy_piece(const void *ctx, int64_t n, char *const *p) {
   const axpy_ctx *c = ctx;
   switch (c->dt) {
-  case DC_F32: axpy_f32((float *)p[0], (const float *)p[1], (float)c->alpha, (const float *)p[2], n); return;
-  case DC_F64: axpy_f64((double *)p[0], (const double *)p[1], c->alpha, (const double *)p[2], n); return;
-  default: axpy_i64((int64_t *)p[0], (const int64_t *)p[1], (int64_t)c->alpha, (const int64_t *)p[2], n); return;
+  case DC_F32:
+    axpy_f32((float *)p[0], (const float *)p[1], (float)c->alpha, (const float *)p[2], n);
+    return;
+  case DC_F64:
+    axpy_f64((double *)p[0], (const double *)p[1], c->alpha, (const double *)p[2], n);
+    return;
+  default:
+    axpy_i64((int64_t *)p[0], (const int64_t *)p[1], (int64_t)c->alpha, (const int64_t *)p[2], n);
+    return;
   }
 }
 
@@ -637,26 +826,46 @@ int dc__cpu_axpy(dc_tensor *out, const dc_tensor *a, double alpha, const dc_tens
 
 static double bin_ref(dc_binary_op op, double a, double b) {
   switch (op) {
-  case DC_BIN_ADD: return a + b;
-  case DC_BIN_SUB: return a - b;
-  case DC_BIN_MUL: return a * b;
-  case DC_BIN_DIV: return a / b;
-  case DC_BIN_POW: return pow(a, b);
-  case DC_BIN_MAXIMUM: return isnan(a) || isnan(b) ? NAN : (a > b ? a : b);
-  case DC_BIN_MINIMUM: return isnan(a) || isnan(b) ? NAN : (a < b ? a : b);
-  case DC_BIN_EQ: return a == b;
-  case DC_BIN_NE: return a != b;
-  case DC_BIN_LT: return a < b;
-  case DC_BIN_LE: return a <= b;
-  case DC_BIN_GT: return a > b;
-  case DC_BIN_GE: return a >= b;
-  case DC_BIN_RELU_BWD: return b <= 0 ? 0.0 : a;
-  case DC_BIN_SIGMOID_BWD: return a * b * (1.0 - b);
-  case DC_BIN_TANH_BWD: return a * (1.0 - b * b);
-  case DC_BIN_GELU_BWD: return a * gelu_grad_f64(b);
-  case DC_BIN_GELU_TANH_BWD: return a * gelu_tanh_grad_f64(b);
-  case DC_BIN_ADD_RELU: return a + b < 0 ? 0.0 : a + b;
-  case DC_BINARY_COUNT: break;
+  case DC_BIN_ADD:
+    return a + b;
+  case DC_BIN_SUB:
+    return a - b;
+  case DC_BIN_MUL:
+    return a * b;
+  case DC_BIN_DIV:
+    return a / b;
+  case DC_BIN_POW:
+    return pow(a, b);
+  case DC_BIN_MAXIMUM:
+    return isnan(a) || isnan(b) ? NAN : (a > b ? a : b);
+  case DC_BIN_MINIMUM:
+    return isnan(a) || isnan(b) ? NAN : (a < b ? a : b);
+  case DC_BIN_EQ:
+    return a == b;
+  case DC_BIN_NE:
+    return a != b;
+  case DC_BIN_LT:
+    return a < b;
+  case DC_BIN_LE:
+    return a <= b;
+  case DC_BIN_GT:
+    return a > b;
+  case DC_BIN_GE:
+    return a >= b;
+  case DC_BIN_RELU_BWD:
+    return b <= 0 ? 0.0 : a;
+  case DC_BIN_SIGMOID_BWD:
+    return a * b * (1.0 - b);
+  case DC_BIN_TANH_BWD:
+    return a * (1.0 - b * b);
+  case DC_BIN_GELU_BWD:
+    return a * gelu_grad_f64(b);
+  case DC_BIN_GELU_TANH_BWD:
+    return a * gelu_tanh_grad_f64(b);
+  case DC_BIN_ADD_RELU:
+    return a + b < 0 ? 0.0 : a + b;
+  case DC_BINARY_COUNT:
+    break;
   }
   return NAN;
 }

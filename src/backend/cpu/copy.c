@@ -18,7 +18,8 @@ static void copy_row(char *d, dc_dtype dt, int64_t ds, const char *s, dc_dtype s
       for (int64_t k = 0; k < n; k++) o[k * ds] = i[k * ss];
       return;
     }
-    for (int64_t k = 0; k < n; k++) memcpy(d + (size_t)(k * ds) * dz, s + (size_t)(k * ss) * sz, dz);
+    for (int64_t k = 0; k < n; k++)
+      memcpy(d + (size_t)(k * ds) * dz, s + (size_t)(k * ss) * sz, dz);
     return;
   }
   if (dt == DC_F64 && st == DC_F32) {

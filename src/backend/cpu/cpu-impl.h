@@ -48,6 +48,6 @@ extern const struct dc_optim_kernels dc__cpu_optim;
 #define DC__PAR_MIN 32768
 
 /* Typed element pointer of operand k at element offset off. */
-#define DC__PTR(t, off) ((char *)(t)->storage->data + (size_t)(off) * dc_dtype_size((t)->dtype))
+#define DC__PTR(t, off) ((char *)(t)->storage->data + (size_t)(off)*dc_dtype_size((t)->dtype))
 
 #endif

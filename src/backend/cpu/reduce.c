@@ -57,18 +57,23 @@ static inline double ld(const red_ctx *c, int64_t i) {
 static inline double combine(dc_reduce_op op, double a, double v, double m) {
   switch (op) {
   case DC_RED_SUM:
-  case DC_RED_MEAN: return a + v;
-  case DC_RED_MAX: return (v > a || isnan(v)) ? v : a;
-  case DC_RED_MIN: return (v < a || isnan(v)) ? v : a;
-  case DC_RED_LOGSUMEXP: return a + exp(v - m);
-  case DC_REDUCE_COUNT: break;
+  case DC_RED_MEAN:
+    return a + v;
+  case DC_RED_MAX:
+    return (v > a || isnan(v)) ? v : a;
+  case DC_RED_MIN:
+    return (v < a || isnan(v)) ? v : a;
+  case DC_RED_LOGSUMEXP:
+    return a + exp(v - m);
+  case DC_REDUCE_COUNT:
+    break;
   }
   return a;
 }
 
 /* Sum of a contiguous run, 4 partial lanes (vectorisable, deterministic). */
-__attribute__((target_clones("avx512f", "avx2", "default")))
-static double sum_run_f32(const float *p, int64_t n) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) static double
+sum_run_f32(const float *p, int64_t n) {
   double s0 = 0, s1 = 0, s2 = 0, s3 = 0;
   int64_t i = 0;
   for (; i + 4 <= n; i += 4) {
@@ -81,8 +86,8 @@ static double sum_run_f32(const float *p, int64_t n) {
   return (s0 + s1) + (s2 + s3);
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
-static void add_row_f32(double *acc, const float *p, int64_t n) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+add_row_f32(double *acc, const float *p, int64_t n) {
   for (int64_t i = 0; i < n; i++) acc[i] += p[i];
 }
 
@@ -161,7 +166,8 @@ static void reduce_pass(red_ctx *c, int64_t M) {
 static int cpu_reduce(dc_reduce_op op, dc_tensor *out, const dc_tensor *x, uint32_t mask) {
   DC__CHECK(dc_is_contiguous(x) && dc_is_contiguous(out), DC_ERR_STATE);
   if (x->dtype != DC_F32 && x->dtype != DC_F64)
-    return dc__errs(DC_ERR_ARG, "reduce: dtype %s not supported by the CPU kernel", dc_dtype_name(x->dtype));
+    return dc__errs(DC_ERR_ARG, "reduce: dtype %s not supported by the CPU kernel",
+                    dc_dtype_name(x->dtype));
   groups g;
   make_groups(x, mask, &g);
   int64_t M = dc_numel(out), R = 1;
@@ -200,8 +206,10 @@ static int cpu_reduce(dc_reduce_op op, dc_tensor *out, const dc_tensor *x, uint3
     double v = acc[m];
     if (op == DC_RED_MEAN) v = R > 0 ? v / (double)R : NAN;
     if (op == DC_RED_LOGSUMEXP) v = R > 0 ? mx[m] + log(v) : -INFINITY;
-    if (out->dtype == DC_F32) ((float *)o)[m] = (float)v;
-    else ((double *)o)[m] = v;
+    if (out->dtype == DC_F32)
+      ((float *)o)[m] = (float)v;
+    else
+      ((double *)o)[m] = v;
   }
   dc__free(mx);
   dc__free(acc);
@@ -217,7 +225,9 @@ static int cpu_arg_reduce(bool is_max, dc_tensor *values, dc_tensor *indices, co
   for (int d = dim + 1; d < x->ndim; d++) I *= x->shape[d];
   const char *xp = (const char *)x->storage->data + (size_t)x->offset * dc_dtype_size(x->dtype);
   int64_t *ip = indices ? (int64_t *)indices->storage->data + indices->offset : NULL;
-  char *vp = values ? (char *)values->storage->data + (size_t)values->offset * dc_dtype_size(values->dtype) : NULL;
+  char *vp =
+      values ? (char *)values->storage->data + (size_t)values->offset * dc_dtype_size(values->dtype)
+             : NULL;
   size_t z = dc_dtype_size(x->dtype);
 #pragma omp parallel for schedule(static) if (O * I * D >= DC__PAR_MIN)
   for (int64_t oi = 0; oi < O * I; oi++) {
@@ -236,8 +246,8 @@ static int cpu_arg_reduce(bool is_max, dc_tensor *values, dc_tensor *indices, co
   return DC_OK;
 }
 
-__attribute__((target_clones("avx512f", "avx2", "default")))
-static void softmax_row_f32(float *y, const float *x, int64_t n, bool lg) {
+__attribute__((target_clones("avx512f", "avx2", "default"))) static void
+softmax_row_f32(float *y, const float *x, int64_t n, bool lg) {
   float m = -INFINITY;
   for (int64_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
   if (isinf(m) && m < 0) m = 0; /* all -inf: keep exp finite */
@@ -280,7 +290,8 @@ static int cpu_softmax(dc_tensor *out, const dc_tensor *x, int dim, bool lg) {
       m = v > m ? v : m;
     }
     if (isinf(m) && m < 0) m = 0;
-    for (int64_t k = 0; k < D; k++) s += exp(dc__load(xp + (size_t)(base + k * I) * z, x->dtype) - m);
+    for (int64_t k = 0; k < D; k++)
+      s += exp(dc__load(xp + (size_t)(base + k * I) * z, x->dtype) - m);
     double l = m + log(s);
     for (int64_t k = 0; k < D; k++) {
       double v = dc__load(xp + (size_t)(base + k * I) * z, x->dtype);

@@ -34,23 +34,45 @@ DC__CLONES static void pow_scalar_f32(float *restrict o, const float *restrict x
   }
 }
 
-DC__CLONES static void un_f32(dc_unary_op op, float *restrict o, const float *restrict x,
-                              int64_t n, float p0, float p1) {
+DC__CLONES static void un_f32(dc_unary_op op, float *restrict o, const float *restrict x, int64_t n,
+                              float p0, float p1) {
   switch (op) {
-  case DC_UN_NEG: for (int64_t i = 0; i < n; i++) o[i] = -x[i]; break;
-  case DC_UN_ABS: for (int64_t i = 0; i < n; i++) o[i] = fabsf(x[i]); break;
+  case DC_UN_NEG:
+    for (int64_t i = 0; i < n; i++) o[i] = -x[i];
+    break;
+  case DC_UN_ABS:
+    for (int64_t i = 0; i < n; i++) o[i] = fabsf(x[i]);
+    break;
   case DC_UN_SIGN:
     for (int64_t i = 0; i < n; i++) o[i] = (float)(x[i] > 0.0f) - (float)(x[i] < 0.0f);
     break;
-  case DC_UN_EXP: for (int64_t i = 0; i < n; i++) o[i] = dc__expf(x[i]); break;
-  case DC_UN_LOG: for (int64_t i = 0; i < n; i++) o[i] = dc__logf(x[i]); break;
-  case DC_UN_SQRT: for (int64_t i = 0; i < n; i++) o[i] = sqrtf(x[i]); break;
-  case DC_UN_RSQRT: for (int64_t i = 0; i < n; i++) o[i] = 1.0f / sqrtf(x[i]); break;
-  case DC_UN_SQUARE: for (int64_t i = 0; i < n; i++) o[i] = x[i] * x[i]; break;
-  case DC_UN_RECIPROCAL: for (int64_t i = 0; i < n; i++) o[i] = 1.0f / x[i]; break;
-  case DC_UN_SIGMOID: for (int64_t i = 0; i < n; i++) o[i] = dc__sigmoidf(x[i]); break;
-  case DC_UN_TANH: for (int64_t i = 0; i < n; i++) o[i] = tanhf(x[i]); break;
-  case DC_UN_RELU: for (int64_t i = 0; i < n; i++) o[i] = x[i] < 0.0f ? 0.0f : x[i]; break;
+  case DC_UN_EXP:
+    for (int64_t i = 0; i < n; i++) o[i] = dc__expf(x[i]);
+    break;
+  case DC_UN_LOG:
+    for (int64_t i = 0; i < n; i++) o[i] = dc__logf(x[i]);
+    break;
+  case DC_UN_SQRT:
+    for (int64_t i = 0; i < n; i++) o[i] = sqrtf(x[i]);
+    break;
+  case DC_UN_RSQRT:
+    for (int64_t i = 0; i < n; i++) o[i] = 1.0f / sqrtf(x[i]);
+    break;
+  case DC_UN_SQUARE:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] * x[i];
+    break;
+  case DC_UN_RECIPROCAL:
+    for (int64_t i = 0; i < n; i++) o[i] = 1.0f / x[i];
+    break;
+  case DC_UN_SIGMOID:
+    for (int64_t i = 0; i < n; i++) o[i] = dc__sigmoidf(x[i]);
+    break;
+  case DC_UN_TANH:
+    for (int64_t i = 0; i < n; i++) o[i] = tanhf(x[i]);
+    break;
+  case DC_UN_RELU:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] < 0.0f ? 0.0f : x[i];
+    break;
   case DC_UN_LEAKY_RELU:
     for (int64_t i = 0; i < n; i++) o[i] = x[i] > 0.0f ? x[i] : x[i] * p0;
     break;
@@ -86,12 +108,26 @@ DC__CLONES static void un_f32(dc_unary_op op, float *restrict o, const float *re
       o[i] = t > p1 ? p1 : t;
     }
     break;
-  case DC_UN_ADD_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = x[i] + p0; break;
-  case DC_UN_MUL_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = x[i] * p0; break;
-  case DC_UN_DIV_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = x[i] / p0; break;
-  case DC_UN_RSUB_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = p0 - x[i]; break;
-  case DC_UN_POW_SCALAR: pow_scalar_f32(o, x, n, p0); break;
-  case DC_UN_GT_SCALAR: case DC_UN_LT_SCALAR: case DC_UN_EQ_SCALAR: case DC_UNARY_COUNT: break;
+  case DC_UN_ADD_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] + p0;
+    break;
+  case DC_UN_MUL_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] * p0;
+    break;
+  case DC_UN_DIV_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] / p0;
+    break;
+  case DC_UN_RSUB_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = p0 - x[i];
+    break;
+  case DC_UN_POW_SCALAR:
+    pow_scalar_f32(o, x, n, p0);
+    break;
+  case DC_UN_GT_SCALAR:
+  case DC_UN_LT_SCALAR:
+  case DC_UN_EQ_SCALAR:
+  case DC_UNARY_COUNT:
+    break;
   }
 }
 
@@ -102,16 +138,30 @@ DC__CLONES static void un_f64(dc_unary_op op, double *restrict o, const double *
                               int64_t n, const double *p) {
   const double p0 = p[0], p1 = p[1]; /* locals: a conditional load of p[0] blocks vectorising */
   switch (op) {
-  case DC_UN_NEG: for (int64_t i = 0; i < n; i++) o[i] = -x[i]; break;
-  case DC_UN_ABS: for (int64_t i = 0; i < n; i++) o[i] = fabs(x[i]); break;
+  case DC_UN_NEG:
+    for (int64_t i = 0; i < n; i++) o[i] = -x[i];
+    break;
+  case DC_UN_ABS:
+    for (int64_t i = 0; i < n; i++) o[i] = fabs(x[i]);
+    break;
   case DC_UN_SIGN:
     for (int64_t i = 0; i < n; i++) o[i] = (double)(x[i] > 0.0) - (double)(x[i] < 0.0);
     break;
-  case DC_UN_SQRT: for (int64_t i = 0; i < n; i++) o[i] = sqrt(x[i]); break;
-  case DC_UN_RSQRT: for (int64_t i = 0; i < n; i++) o[i] = 1.0 / sqrt(x[i]); break;
-  case DC_UN_SQUARE: for (int64_t i = 0; i < n; i++) o[i] = x[i] * x[i]; break;
-  case DC_UN_RECIPROCAL: for (int64_t i = 0; i < n; i++) o[i] = 1.0 / x[i]; break;
-  case DC_UN_RELU: for (int64_t i = 0; i < n; i++) o[i] = x[i] < 0.0 ? 0.0 : x[i]; break;
+  case DC_UN_SQRT:
+    for (int64_t i = 0; i < n; i++) o[i] = sqrt(x[i]);
+    break;
+  case DC_UN_RSQRT:
+    for (int64_t i = 0; i < n; i++) o[i] = 1.0 / sqrt(x[i]);
+    break;
+  case DC_UN_SQUARE:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] * x[i];
+    break;
+  case DC_UN_RECIPROCAL:
+    for (int64_t i = 0; i < n; i++) o[i] = 1.0 / x[i];
+    break;
+  case DC_UN_RELU:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] < 0.0 ? 0.0 : x[i];
+    break;
   case DC_UN_LEAKY_RELU:
     for (int64_t i = 0; i < n; i++) o[i] = x[i] > 0.0 ? x[i] : x[i] * p0;
     break;
@@ -121,16 +171,36 @@ DC__CLONES static void un_f64(dc_unary_op op, double *restrict o, const double *
       o[i] = t > p1 ? p1 : t;
     }
     break;
-  case DC_UN_ADD_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = x[i] + p0; break;
-  case DC_UN_MUL_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = x[i] * p0; break;
-  case DC_UN_DIV_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = x[i] / p0; break;
-  case DC_UN_RSUB_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = p0 - x[i]; break;
-  case DC_UN_EXP: case DC_UN_LOG: case DC_UN_SIGMOID: case DC_UN_TANH: case DC_UN_ELU:
-  case DC_UN_SELU: case DC_UN_GELU: case DC_UN_GELU_TANH: case DC_UN_SOFTPLUS:
-  case DC_UN_POW_SCALAR: case DC_UN_ERF:
+  case DC_UN_ADD_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] + p0;
+    break;
+  case DC_UN_MUL_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] * p0;
+    break;
+  case DC_UN_DIV_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] / p0;
+    break;
+  case DC_UN_RSUB_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = p0 - x[i];
+    break;
+  case DC_UN_EXP:
+  case DC_UN_LOG:
+  case DC_UN_SIGMOID:
+  case DC_UN_TANH:
+  case DC_UN_ELU:
+  case DC_UN_SELU:
+  case DC_UN_GELU:
+  case DC_UN_GELU_TANH:
+  case DC_UN_SOFTPLUS:
+  case DC_UN_POW_SCALAR:
+  case DC_UN_ERF:
     for (int64_t i = 0; i < n; i++) o[i] = un_ref(op, x[i], p);
     break;
-  case DC_UN_GT_SCALAR: case DC_UN_LT_SCALAR: case DC_UN_EQ_SCALAR: case DC_UNARY_COUNT: break;
+  case DC_UN_GT_SCALAR:
+  case DC_UN_LT_SCALAR:
+  case DC_UN_EQ_SCALAR:
+  case DC_UNARY_COUNT:
+    break;
   }
 }
 
@@ -149,22 +219,41 @@ DC__CLONES static void un_i64(dc_unary_op op, int64_t *restrict o, const int64_t
                               int64_t n, int64_t p0, int64_t p1) {
   const uint64_t *u = (const uint64_t *)x;
   switch (op) {
-  case DC_UN_NEG: for (int64_t i = 0; i < n; i++) o[i] = (int64_t)(0 - u[i]); break;
-  case DC_UN_ABS: for (int64_t i = 0; i < n; i++) o[i] = x[i] < 0 ? (int64_t)(0 - u[i]) : x[i]; break;
-  case DC_UN_SIGN: for (int64_t i = 0; i < n; i++) o[i] = (x[i] > 0) - (x[i] < 0); break;
-  case DC_UN_SQUARE: for (int64_t i = 0; i < n; i++) o[i] = (int64_t)(u[i] * u[i]); break;
-  case DC_UN_RELU: for (int64_t i = 0; i < n; i++) o[i] = x[i] < 0 ? 0 : x[i]; break;
+  case DC_UN_NEG:
+    for (int64_t i = 0; i < n; i++) o[i] = (int64_t)(0 - u[i]);
+    break;
+  case DC_UN_ABS:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] < 0 ? (int64_t)(0 - u[i]) : x[i];
+    break;
+  case DC_UN_SIGN:
+    for (int64_t i = 0; i < n; i++) o[i] = (x[i] > 0) - (x[i] < 0);
+    break;
+  case DC_UN_SQUARE:
+    for (int64_t i = 0; i < n; i++) o[i] = (int64_t)(u[i] * u[i]);
+    break;
+  case DC_UN_RELU:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] < 0 ? 0 : x[i];
+    break;
   case DC_UN_CLAMP:
     for (int64_t i = 0; i < n; i++) {
       int64_t t = x[i] < p0 ? p0 : x[i];
       o[i] = t > p1 ? p1 : t;
     }
     break;
-  case DC_UN_ADD_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = (int64_t)(u[i] + (uint64_t)p0); break;
-  case DC_UN_MUL_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = (int64_t)(u[i] * (uint64_t)p0); break;
-  case DC_UN_RSUB_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = (int64_t)((uint64_t)p0 - u[i]); break;
-  case DC_UN_POW_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = ipow(x[i], p0); break;
-  default: break;
+  case DC_UN_ADD_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = (int64_t)(u[i] + (uint64_t)p0);
+    break;
+  case DC_UN_MUL_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = (int64_t)(u[i] * (uint64_t)p0);
+    break;
+  case DC_UN_RSUB_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = (int64_t)((uint64_t)p0 - u[i]);
+    break;
+  case DC_UN_POW_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = ipow(x[i], p0);
+    break;
+  default:
+    break;
   }
 }
 
@@ -173,22 +262,41 @@ DC__CLONES static void un_i32(dc_unary_op op, int32_t *restrict o, const int32_t
   const uint32_t *u = (const uint32_t *)x;
   uint32_t q = (uint32_t)(uint64_t)p0;
   switch (op) {
-  case DC_UN_NEG: for (int64_t i = 0; i < n; i++) o[i] = (int32_t)(0 - u[i]); break;
-  case DC_UN_ABS: for (int64_t i = 0; i < n; i++) o[i] = x[i] < 0 ? (int32_t)(0 - u[i]) : x[i]; break;
-  case DC_UN_SIGN: for (int64_t i = 0; i < n; i++) o[i] = (x[i] > 0) - (x[i] < 0); break;
-  case DC_UN_SQUARE: for (int64_t i = 0; i < n; i++) o[i] = (int32_t)(u[i] * u[i]); break;
-  case DC_UN_RELU: for (int64_t i = 0; i < n; i++) o[i] = x[i] < 0 ? 0 : x[i]; break;
+  case DC_UN_NEG:
+    for (int64_t i = 0; i < n; i++) o[i] = (int32_t)(0 - u[i]);
+    break;
+  case DC_UN_ABS:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] < 0 ? (int32_t)(0 - u[i]) : x[i];
+    break;
+  case DC_UN_SIGN:
+    for (int64_t i = 0; i < n; i++) o[i] = (x[i] > 0) - (x[i] < 0);
+    break;
+  case DC_UN_SQUARE:
+    for (int64_t i = 0; i < n; i++) o[i] = (int32_t)(u[i] * u[i]);
+    break;
+  case DC_UN_RELU:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] < 0 ? 0 : x[i];
+    break;
   case DC_UN_CLAMP:
     for (int64_t i = 0; i < n; i++) {
       int64_t t = x[i] < p0 ? p0 : x[i];
       o[i] = (int32_t)(t > p1 ? p1 : t);
     }
     break;
-  case DC_UN_ADD_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = (int32_t)(u[i] + q); break;
-  case DC_UN_MUL_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = (int32_t)(u[i] * q); break;
-  case DC_UN_RSUB_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = (int32_t)(q - u[i]); break;
-  case DC_UN_POW_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = (int32_t)ipow(x[i], p0); break;
-  default: break;
+  case DC_UN_ADD_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = (int32_t)(u[i] + q);
+    break;
+  case DC_UN_MUL_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = (int32_t)(u[i] * q);
+    break;
+  case DC_UN_RSUB_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = (int32_t)(q - u[i]);
+    break;
+  case DC_UN_POW_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = (int32_t)ipow(x[i], p0);
+    break;
+  default:
+    break;
   }
 }
 
@@ -196,21 +304,39 @@ DC__CLONES static void un_u8(dc_unary_op op, uint8_t *restrict o, const uint8_t 
                              int64_t n, int64_t p0, int64_t p1) {
   uint8_t q = (uint8_t)(uint64_t)p0;
   switch (op) {
-  case DC_UN_NEG: for (int64_t i = 0; i < n; i++) o[i] = (uint8_t)(0 - x[i]); break;
-  case DC_UN_ABS: case DC_UN_RELU: for (int64_t i = 0; i < n; i++) o[i] = x[i]; break;
-  case DC_UN_SIGN: for (int64_t i = 0; i < n; i++) o[i] = x[i] > 0; break;
-  case DC_UN_SQUARE: for (int64_t i = 0; i < n; i++) o[i] = (uint8_t)(x[i] * x[i]); break;
+  case DC_UN_NEG:
+    for (int64_t i = 0; i < n; i++) o[i] = (uint8_t)(0 - x[i]);
+    break;
+  case DC_UN_ABS:
+  case DC_UN_RELU:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i];
+    break;
+  case DC_UN_SIGN:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] > 0;
+    break;
+  case DC_UN_SQUARE:
+    for (int64_t i = 0; i < n; i++) o[i] = (uint8_t)(x[i] * x[i]);
+    break;
   case DC_UN_CLAMP:
     for (int64_t i = 0; i < n; i++) {
       int64_t t = x[i] < p0 ? p0 : x[i];
       o[i] = (uint8_t)(t > p1 ? p1 : t);
     }
     break;
-  case DC_UN_ADD_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = (uint8_t)(x[i] + q); break;
-  case DC_UN_MUL_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = (uint8_t)(x[i] * q); break;
-  case DC_UN_RSUB_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = (uint8_t)(q - x[i]); break;
-  case DC_UN_POW_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = (uint8_t)ipow(x[i], p0); break;
-  default: break;
+  case DC_UN_ADD_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = (uint8_t)(x[i] + q);
+    break;
+  case DC_UN_MUL_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = (uint8_t)(x[i] * q);
+    break;
+  case DC_UN_RSUB_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = (uint8_t)(q - x[i]);
+    break;
+  case DC_UN_POW_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = (uint8_t)ipow(x[i], p0);
+    break;
+  default:
+    break;
   }
 }
 
@@ -218,28 +344,49 @@ DC__CLONES static void un_u8(dc_unary_op op, uint8_t *restrict o, const uint8_t 
 DC__CLONES static void cmps_f32(dc_unary_op op, uint8_t *restrict o, const float *restrict x,
                                 int64_t n, float s) {
   switch (op) {
-  case DC_UN_GT_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = x[i] > s; break;
-  case DC_UN_LT_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = x[i] < s; break;
-  case DC_UN_EQ_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = x[i] == s; break;
-  default: break;
+  case DC_UN_GT_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] > s;
+    break;
+  case DC_UN_LT_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] < s;
+    break;
+  case DC_UN_EQ_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] == s;
+    break;
+  default:
+    break;
   }
 }
 DC__CLONES static void cmps_f64(dc_unary_op op, uint8_t *restrict o, const double *restrict x,
                                 int64_t n, double s) {
   switch (op) {
-  case DC_UN_GT_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = x[i] > s; break;
-  case DC_UN_LT_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = x[i] < s; break;
-  case DC_UN_EQ_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = x[i] == s; break;
-  default: break;
+  case DC_UN_GT_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] > s;
+    break;
+  case DC_UN_LT_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] < s;
+    break;
+  case DC_UN_EQ_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] == s;
+    break;
+  default:
+    break;
   }
 }
 DC__CLONES static void cmps_i64(dc_unary_op op, uint8_t *restrict o, const int64_t *restrict x,
                                 int64_t n, int64_t s) {
   switch (op) {
-  case DC_UN_GT_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = x[i] > s; break;
-  case DC_UN_LT_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = x[i] < s; break;
-  case DC_UN_EQ_SCALAR: for (int64_t i = 0; i < n; i++) o[i] = x[i] == s; break;
-  default: break;
+  case DC_UN_GT_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] > s;
+    break;
+  case DC_UN_LT_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] < s;
+    break;
+  case DC_UN_EQ_SCALAR:
+    for (int64_t i = 0; i < n; i++) o[i] = x[i] == s;
+    break;
+  default:
+    break;
   }
 }
 
@@ -250,11 +397,19 @@ static bool is_cmp_scalar(dc_unary_op op) {
 /* Ops that have an integer kernel (the rest need a float input). */
 static bool int_ok(dc_unary_op op) {
   switch (op) {
-  case DC_UN_NEG: case DC_UN_ABS: case DC_UN_SIGN: case DC_UN_SQUARE: case DC_UN_RELU:
-  case DC_UN_CLAMP: case DC_UN_ADD_SCALAR: case DC_UN_MUL_SCALAR: case DC_UN_RSUB_SCALAR:
+  case DC_UN_NEG:
+  case DC_UN_ABS:
+  case DC_UN_SIGN:
+  case DC_UN_SQUARE:
+  case DC_UN_RELU:
+  case DC_UN_CLAMP:
+  case DC_UN_ADD_SCALAR:
+  case DC_UN_MUL_SCALAR:
+  case DC_UN_RSUB_SCALAR:
   case DC_UN_POW_SCALAR:
     return true;
-  default: return false;
+  default:
+    return false;
   }
 }
 
@@ -271,17 +426,33 @@ static void un_piece(const void *ctx, int64_t n, char *const *ptr) {
   if (is_cmp_scalar(c->op)) {
     uint8_t *o = (uint8_t *)ptr[0];
     switch (c->dt) {
-    case DC_F32: cmps_f32(c->op, o, (const float *)ptr[1], n, c->pf[0]); return;
-    case DC_F64: cmps_f64(c->op, o, (const double *)ptr[1], n, c->p[0]); return;
-    default: cmps_i64(c->op, o, (const int64_t *)ptr[1], n, c->pi[0]); return;
+    case DC_F32:
+      cmps_f32(c->op, o, (const float *)ptr[1], n, c->pf[0]);
+      return;
+    case DC_F64:
+      cmps_f64(c->op, o, (const double *)ptr[1], n, c->p[0]);
+      return;
+    default:
+      cmps_i64(c->op, o, (const int64_t *)ptr[1], n, c->pi[0]);
+      return;
     }
   }
   switch (c->dt) {
-  case DC_F32: un_f32(c->op, (float *)ptr[0], (const float *)ptr[1], n, c->pf[0], c->pf[1]); return;
-  case DC_F64: un_f64(c->op, (double *)ptr[0], (const double *)ptr[1], n, c->p); return;
-  case DC_I64: un_i64(c->op, (int64_t *)ptr[0], (const int64_t *)ptr[1], n, c->pi[0], c->pi[1]); return;
-  case DC_I32: un_i32(c->op, (int32_t *)ptr[0], (const int32_t *)ptr[1], n, c->pi[0], c->pi[1]); return;
-  default: un_u8(c->op, (uint8_t *)ptr[0], (const uint8_t *)ptr[1], n, c->pi[0], c->pi[1]); return;
+  case DC_F32:
+    un_f32(c->op, (float *)ptr[0], (const float *)ptr[1], n, c->pf[0], c->pf[1]);
+    return;
+  case DC_F64:
+    un_f64(c->op, (double *)ptr[0], (const double *)ptr[1], n, c->p);
+    return;
+  case DC_I64:
+    un_i64(c->op, (int64_t *)ptr[0], (const int64_t *)ptr[1], n, c->pi[0], c->pi[1]);
+    return;
+  case DC_I32:
+    un_i32(c->op, (int32_t *)ptr[0], (const int32_t *)ptr[1], n, c->pi[0], c->pi[1]);
+    return;
+  default:
+    un_u8(c->op, (uint8_t *)ptr[0], (const uint8_t *)ptr[1], n, c->pi[0], c->pi[1]);
+    return;
   }
 }
 
@@ -324,44 +495,70 @@ int dc__cpu_unary(dc_unary_op op, dc_tensor *out, const dc_tensor *x, const doub
 
 static double un_ref(dc_unary_op op, double x, const double *p) {
   switch (op) {
-  case DC_UN_NEG: return -x;
-  case DC_UN_ABS: return fabs(x);
-  case DC_UN_SIGN: return (double)(x > 0) - (double)(x < 0);
-  case DC_UN_EXP: return exp(x);
-  case DC_UN_LOG: return log(x);
-  case DC_UN_SQRT: return sqrt(x);
-  case DC_UN_RSQRT: return 1.0 / sqrt(x);
-  case DC_UN_SQUARE: return x * x;
-  case DC_UN_RECIPROCAL: return 1.0 / x;
-  case DC_UN_SIGMOID: return 1.0 / (1.0 + exp(-x));
-  case DC_UN_TANH: return tanh(x);
-  case DC_UN_RELU: return x < 0 ? 0.0 : x;
-  case DC_UN_LEAKY_RELU: return x > 0 ? x : x * p[0];
-  case DC_UN_ELU: return x > 0 ? x : expm1(x) * p[0];
-  case DC_UN_SELU: return x > 0 ? kSeluScale * x : kSeluScale * kSeluAlpha * expm1(x);
-  case DC_UN_GELU: return 0.5 * x * (1.0 + erf(x * M_SQRT1_2));
-  case DC_UN_ERF: return erf(x);
+  case DC_UN_NEG:
+    return -x;
+  case DC_UN_ABS:
+    return fabs(x);
+  case DC_UN_SIGN:
+    return (double)(x > 0) - (double)(x < 0);
+  case DC_UN_EXP:
+    return exp(x);
+  case DC_UN_LOG:
+    return log(x);
+  case DC_UN_SQRT:
+    return sqrt(x);
+  case DC_UN_RSQRT:
+    return 1.0 / sqrt(x);
+  case DC_UN_SQUARE:
+    return x * x;
+  case DC_UN_RECIPROCAL:
+    return 1.0 / x;
+  case DC_UN_SIGMOID:
+    return 1.0 / (1.0 + exp(-x));
+  case DC_UN_TANH:
+    return tanh(x);
+  case DC_UN_RELU:
+    return x < 0 ? 0.0 : x;
+  case DC_UN_LEAKY_RELU:
+    return x > 0 ? x : x * p[0];
+  case DC_UN_ELU:
+    return x > 0 ? x : expm1(x) * p[0];
+  case DC_UN_SELU:
+    return x > 0 ? kSeluScale * x : kSeluScale * kSeluAlpha * expm1(x);
+  case DC_UN_GELU:
+    return 0.5 * x * (1.0 + erf(x * M_SQRT1_2));
+  case DC_UN_ERF:
+    return erf(x);
   case DC_UN_GELU_TANH: {
     const double beta = M_SQRT2 * M_2_SQRTPI * 0.5, kappa = 0.044715;
     return 0.5 * x * (1.0 + tanh(beta * (x + kappa * x * x * x)));
   }
-  case DC_UN_SOFTPLUS: return x * p[0] > p[1] ? x : log1p(exp(x * p[0])) / p[0];
+  case DC_UN_SOFTPLUS:
+    return x * p[0] > p[1] ? x : log1p(exp(x * p[0])) / p[0];
   case DC_UN_CLAMP: {
     double t = x < p[0] ? p[0] : x;
     return t > p[1] ? p[1] : t;
   }
-  case DC_UN_ADD_SCALAR: return x + p[0];
-  case DC_UN_MUL_SCALAR: return x * p[0];
-  case DC_UN_DIV_SCALAR: return x / p[0];
-  case DC_UN_RSUB_SCALAR: return p[0] - x;
+  case DC_UN_ADD_SCALAR:
+    return x + p[0];
+  case DC_UN_MUL_SCALAR:
+    return x * p[0];
+  case DC_UN_DIV_SCALAR:
+    return x / p[0];
+  case DC_UN_RSUB_SCALAR:
+    return p[0] - x;
   case DC_UN_POW_SCALAR: /* PyTorch's special exponents: +-0.5 go through sqrt */
     if (p[0] == 0.5) return sqrt(x);
     if (p[0] == -0.5) return 1.0 / sqrt(x);
     return p[0] == 0.0 ? 1.0 : pow(x, p[0]);
-  case DC_UN_GT_SCALAR: return x > p[0];
-  case DC_UN_LT_SCALAR: return x < p[0];
-  case DC_UN_EQ_SCALAR: return x == p[0];
-  case DC_UNARY_COUNT: break;
+  case DC_UN_GT_SCALAR:
+    return x > p[0];
+  case DC_UN_LT_SCALAR:
+    return x < p[0];
+  case DC_UN_EQ_SCALAR:
+    return x == p[0];
+  case DC_UNARY_COUNT:
+    break;
   }
   return NAN;
 }

@@ -11,23 +11,23 @@
 
 /* glibc >= 2.35 has libmvec variants of these (expf/logf since 2.22); without them the same
  * loops call scalar libm, which is correct, only slower. */
-#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__) && \
+#if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__) && defined(__GLIBC__) &&       \
     defined(__GLIBC_PREREQ)
-#  if __GLIBC_PREREQ(2, 35)
-#    define DC__VSIMD __attribute__((simd("notinbranch")))
+#if __GLIBC_PREREQ(2, 35)
+#define DC__VSIMD __attribute__((simd("notinbranch")))
 DC__VSIMD float tanhf(float);
 DC__VSIMD float erff(float);
 DC__VSIMD float expm1f(float);
 DC__VSIMD float log1pf(float);
 DC__VSIMD float powf(float, float);
-#  endif
+#endif
 #endif
 
 /* AVX-512 / AVX2 / baseline versions of a hot loop, chosen at load time. */
 #if defined(__GNUC__) && !defined(__clang__) && defined(__x86_64__)
-#  define DC__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#define DC__CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
 #else
-#  define DC__CLONES
+#define DC__CLONES
 #endif
 
 static inline float dc__bits_to_f32(int32_t i) {

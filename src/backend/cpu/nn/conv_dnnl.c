@@ -173,16 +173,17 @@ static bool pass_pd(conv_entry *e, const conv_descs *d, int pass, dnnl_alg_kind_
   dnnl_convolution_desc_t cd;
   const dnnl_memory_desc_t *bias = e->key.has_bias ? &d->any_bias : NULL;
   dnnl_status_t st =
-      pass == FWD ? dnnl_dilated_convolution_forward_desc_init(
-                        &cd, dnnl_forward_training, alg, &d->any_src, &d->any_wei, bias,
-                        &d->any_dst, d->strides, d->dilates, d->pad_l, d->pad_r)
+      pass == FWD
+          ? dnnl_dilated_convolution_forward_desc_init(&cd, dnnl_forward_training, alg, &d->any_src,
+                                                       &d->any_wei, bias, &d->any_dst, d->strides,
+                                                       d->dilates, d->pad_l, d->pad_r)
       : pass == BWD_DATA
           ? dnnl_dilated_convolution_backward_data_desc_init(&cd, alg, &d->any_src, &d->any_wei,
                                                              &d->any_dst, d->strides, d->dilates,
                                                              d->pad_l, d->pad_r)
-          : dnnl_dilated_convolution_backward_weights_desc_init(
-                &cd, alg, &d->any_src, &d->any_wei, bias, &d->any_dst, d->strides, d->dilates,
-                d->pad_l, d->pad_r);
+          : dnnl_dilated_convolution_backward_weights_desc_init(&cd, alg, &d->any_src, &d->any_wei,
+                                                                bias, &d->any_dst, d->strides,
+                                                                d->dilates, d->pad_l, d->pad_r);
   if (st != dnnl_success) return false;
   if (dnnl_primitive_desc_create(pd, &cd, NULL, g_engine, pass == FWD ? NULL : e->fwd_pd) !=
       dnnl_success) {
@@ -391,8 +392,8 @@ static int backend_err(int rc) {
 }
 
 /* y_prim: y is in the primitive's dst layout (the fused conv block's), else in NCHW */
-static int forward(void *y, bool y_prim, const dc_tensor *x, const dc_tensor *w,
-                   const dc_tensor *b, const dc_conv2d_geom *g) {
+static int forward(void *y, bool y_prim, const dc_tensor *x, const dc_tensor *w, const dc_tensor *b,
+                   const dc_conv2d_geom *g) {
   dnnl_stream_t s = get_stream();
   conv_entry *e = s ? acquire(g, b != NULL, false, false) : NULL;
   if (!e) return DC_ERR_UNSUPPORTED;

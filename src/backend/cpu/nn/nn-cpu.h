@@ -101,7 +101,8 @@ int dc__cpu_conv_block_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, dc_
                                 dc_tensor *gbn_b, const dc_tensor *gy, const dc_tensor *x,
                                 const dc_tensor *w, const dc_tensor *yc, const dc_tensor *idx,
                                 const dc_tensor *bn_w, const dc_tensor *bn_b,
-                                const dc_tensor *stats, bool batch_stats, const dc_conv2d_geom *g, int mode);
+                                const dc_tensor *stats, bool batch_stats, const dc_conv2d_geom *g,
+                                int mode);
 
 /* ---- dropout, hardtanh, losses (loss.c, xent.c) ---- */
 int dc__cpu_dropout_mask(dc_tensor *mask, double p);

@@ -125,9 +125,10 @@ max_plane_2x2_avx512(float *restrict y, int32_t *restrict idx, const float *rest
  * gather of the 16 lanes' inputs, compared in max_plane's order (rows, then columns; strictly
  * greater, or NaN) with the same first position where no input is larger than -inf. Equal to
  * max_plane element for element, indices included. ResNet's 3x3 stride-2 stem pooling. */
-__attribute__((target("avx512f"))) static void
-max_plane_avx512(float *restrict y, int32_t *restrict idx, const float *restrict x,
-                 const dc_pool2d_geom *g) {
+__attribute__((target("avx512f"))) static void max_plane_avx512(float *restrict y,
+                                                                int32_t *restrict idx,
+                                                                const float *restrict x,
+                                                                const dc_pool2d_geom *g) {
   const int64_t H = g->h, W = g->w, OW = g->ow, kw = g->kernel[1];
   const __m512i lane = _mm512_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
   const __m512i zero = _mm512_setzero_si512(), vw = _mm512_set1_epi32((int32_t)W);
@@ -144,7 +145,8 @@ max_plane_avx512(float *restrict y, int32_t *restrict idx, const float *restrict
           _mm512_mullo_epi32(_mm512_add_epi32(lane, _mm512_set1_epi32((int32_t)ow)),
                              _mm512_set1_epi32((int32_t)g->stride[1])),
           _mm512_set1_epi32((int32_t)g->pad[1]));
-      __m512i best = _mm512_add_epi32(_mm512_set1_epi32((int32_t)(h0 * W)), _mm512_max_epi32(w0, zero));
+      __m512i best =
+          _mm512_add_epi32(_mm512_set1_epi32((int32_t)(h0 * W)), _mm512_max_epi32(w0, zero));
       __m512 m = ninf;
       for (int64_t ih = h0; ih < h1; ih++) {
         const float *row = x + ih * W;
@@ -153,8 +155,8 @@ max_plane_avx512(float *restrict y, int32_t *restrict idx, const float *restrict
           __m512i iw = _mm512_add_epi32(w0, _mm512_set1_epi32((int32_t)k));
           __mmask16 in = om & _mm512_cmpge_epi32_mask(iw, zero) & _mm512_cmplt_epi32_mask(iw, vw);
           __m512 v = _mm512_mask_i32gather_ps(ninf, in, iw, row, 4);
-          __mmask16 t = in & (_mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) |
-                              _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
+          __mmask16 t =
+              in & (_mm512_cmp_ps_mask(v, m, _CMP_GT_OQ) | _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q));
           m = _mm512_mask_mov_ps(m, t, v);
           best = _mm512_mask_mov_epi32(best, t, _mm512_add_epi32(at, iw));
         }
