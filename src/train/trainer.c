@@ -209,6 +209,91 @@ static void track_best(dc_trainer *t, const dc_epoch_stats *e) {
   }
 }
 
+/* The number of classes: num_classes when set, else the model's output width on the first batch
+ * x, probed in eval mode (no RNG draws, no running-statistics update: a resumed run stays
+ * bit-identical). Stored in t->o.num_classes. */
+static int probe_classes(dc_trainer *t, dc_tensor *x /* [B, ...] */, int64_t *K) {
+  if (*K > 0) return DC_OK;
+  bool prev = dc_set_grad_enabled(false);
+  dc_module_eval(t->model);
+  dc_tensor *probe = dc_module_forward(t->model, x); /* [B, K] */
+  dc_module_train(t->model, true);
+  dc_set_grad_enabled(prev);
+  *K = probe && probe->ndim == 2 ? probe->shape[1] : 0;
+  t->o.num_classes = *K;
+  if (!probe) return dc_last_status() ? dc_last_status() : DC_ERR_ARG; /* the forward's error */
+  if (*K <= 0)
+    return dc__errs(DC_ERR_ARG, "trainer: set num_classes (the model output is not [B, K])");
+  return DC_OK;
+}
+
+/* The epoch's training batches: a step each, then on_step. *m (made on the first batch) holds
+ * the training metrics, *loss_sum the sample-weighted loss. */
+static int train_batches(dc_trainer *t, dc_step_info *s, double t0, int64_t *K, dc_metrics **m,
+                         double *loss_sum) {
+  int rc = DC_OK;
+  while (rc == DC_OK) {
+    dc_scope_begin();
+    dc_tensor *x = NULL, *y = NULL; /* [B, ...], [B] */
+    int r = dc_loader_next(t->train, &x, &y);
+    if (r <= 0) {
+      if (r < 0)
+        rc = dc__rewrap(dc_last_status() ? dc_last_status() : DC_ERR_IO, "epoch %d, batch %lld: %s",
+                        s->epoch, (long long)s->batch + 1, dc_last_error());
+      dc_scope_end();
+      break;
+    }
+    s->batch++;
+    if (!*m && (rc = probe_classes(t, x, K)) == DC_OK && !(*m = dc_metrics_new(*K, 1)))
+      rc = dc_last_status();
+    if (rc == DC_OK) rc = train_step(t, x, y, *m, s, loss_sum);
+    if (rc == DC_OK) {
+      s->step = t->steps;
+      s->samples = (*m)->count;
+      s->mean_loss = (*m)->count ? *loss_sum / (double)(*m)->count : NAN;
+      s->mean_acc = dc_metrics_accuracy(*m);
+      s->lr = dc_optim_get_lr(t->opt, 0);
+      s->seconds = dc__now() - t0;
+      if (t->o.on_step) rc = t->o.on_step(t, s, t->o.cb_ud);
+    }
+    dc_scope_end();
+  }
+  return rc;
+}
+
+/* The validation loss and accuracy of e (all ranks' when distributed); none without t->o.val. */
+static int validate(dc_trainer *t, int64_t K, dc_epoch_stats *e) {
+  if (!t->o.val) return DC_OK;
+  dc_metrics *vm = dc_metrics_new(K > 0 ? K : 1, 1);
+  int rc = vm ? DC_OK : dc_last_status();
+  if (rc == DC_OK) rc = dc_evaluate(t->model, t->o.val, t->o.loss, t->o.loss_ud, vm);
+  if (rc == DC_OK && t->o.dist.reduce_metrics)
+    rc = t->o.dist.reduce_metrics(vm, NULL, t->o.dist.ud);
+  if (rc == DC_OK) {
+    e->val_loss = dc_metrics_mean_loss(vm);
+    e->val_acc = dc_metrics_accuracy(vm);
+  }
+  dc_metrics_free(vm);
+  return rc;
+}
+
+/* After the epoch's row e: the per-epoch scheduler step, the history row, the best epoch and
+ * the on_epoch callback. */
+static int end_epoch(dc_trainer *t, dc_epoch_stats *e, double t0, dc_epoch_stats *out) {
+  int rc = DC_OK;
+  if (t->o.sched && t->o.sched_when == DC_SCHED_PER_EPOCH) rc = dc_sched_step(t->o.sched);
+  if (t->o.sched && t->o.sched_when == DC_SCHED_ON_VAL_LOSS)
+    rc = dc_sched_step_metric(t->o.sched, t->o.val ? e->val_loss : e->train_loss);
+  if (rc != DC_OK) return rc;
+  e->seconds = dc__now() - t0;
+  if ((rc = dc_history_append(&t->hist, e)) != DC_OK) return rc; /* not counted if it fails */
+  t->epochs_done = e->epoch;
+  track_best(t, e);
+  if (out) *out = *e;
+  if (t->o.on_epoch) rc = t->o.on_epoch(t, e, t->o.cb_ud);
+  return rc;
+}
+
 int dc_trainer_epoch(dc_trainer *t, dc_epoch_stats *out) {
   if (!t) return dc__errs(DC_ERR_ARG, "trainer_epoch: NULL trainer");
   double t0 = dc__now();
@@ -221,84 +306,15 @@ int dc_trainer_epoch(dc_trainer *t, dc_epoch_stats *out) {
   dc_metrics *m = NULL;
   dc_step_info s = {.epoch = epoch, .nbatches = dc_loader_len(t->train), .lr = lr};
   double loss_sum = 0;
-  while (rc == DC_OK) {
-    dc_scope_begin();
-    dc_tensor *x = NULL, *y = NULL;
-    int r = dc_loader_next(t->train, &x, &y);
-    if (r <= 0) {
-      if (r < 0)
-        rc = dc__rewrap(dc_last_status() ? dc_last_status() : DC_ERR_IO, "epoch %d, batch %lld: %s",
-                        epoch, (long long)s.batch + 1, dc_last_error());
-      dc_scope_end();
-      break;
-    }
-    s.batch++;
-    if (!m) {
-      if (K <= 0) { /* the model's output width, probed in eval mode (no RNG draws, no
-                       running-statistics update: a resumed run stays bit-identical) */
-        bool prev = dc_set_grad_enabled(false);
-        dc_module_eval(t->model);
-        dc_tensor *probe = dc_module_forward(t->model, x);
-        dc_module_train(t->model, true);
-        dc_set_grad_enabled(prev);
-        K = probe && probe->ndim == 2 ? probe->shape[1] : 0;
-        if (!probe) /* the forward's own error (out of memory, bad shapes) */
-          rc = dc_last_status() ? dc_last_status() : DC_ERR_ARG;
-        else if (K <= 0)
-          rc = dc__errs(DC_ERR_ARG, "trainer: set num_classes (the model output is not [B, K])");
-        t->o.num_classes = K;
-      }
-      if (rc == DC_OK && !(m = dc_metrics_new(K, 1))) rc = dc_last_status();
-    }
-    if (rc == DC_OK) rc = train_step(t, x, y, m, &s, &loss_sum);
-    if (rc == DC_OK) {
-      s.step = t->steps;
-      s.samples = m->count;
-      s.mean_loss = m->count ? loss_sum / (double)m->count : NAN;
-      s.mean_acc = dc_metrics_accuracy(m);
-      s.lr = dc_optim_get_lr(t->opt, 0);
-      s.seconds = dc__now() - t0;
-      if (t->o.on_step) rc = t->o.on_step(t, &s, t->o.cb_ud);
-    }
-    dc_scope_end();
-  }
-  if (rc != DC_OK) {
-    dc_metrics_free(m);
-    return rc;
-  }
-  if (m && t->o.dist.reduce_metrics &&
-      (rc = t->o.dist.reduce_metrics(m, &loss_sum, t->o.dist.ud)) != DC_OK) {
-    dc_metrics_free(m);
-    return rc;
-  }
+  rc = train_batches(t, &s, t0, &K, &m, &loss_sum);
+  if (rc == DC_OK && m && t->o.dist.reduce_metrics)
+    rc = t->o.dist.reduce_metrics(m, &loss_sum, t->o.dist.ud);
   dc_epoch_stats e = {.epoch = epoch, .lr = lr, .val_loss = NAN, .val_acc = NAN};
   e.train_loss = m && m->count ? loss_sum / (double)m->count : NAN;
   e.train_acc = dc_metrics_accuracy(m);
-  if (t->o.val) {
-    dc_metrics *vm = dc_metrics_new(K > 0 ? K : 1, 1);
-    if (!vm) rc = dc_last_status();
-    if (rc == DC_OK) rc = dc_evaluate(t->model, t->o.val, t->o.loss, t->o.loss_ud, vm);
-    if (rc == DC_OK && t->o.dist.reduce_metrics)
-      rc = t->o.dist.reduce_metrics(vm, NULL, t->o.dist.ud);
-    if (rc == DC_OK) {
-      e.val_loss = dc_metrics_mean_loss(vm);
-      e.val_acc = dc_metrics_accuracy(vm);
-    }
-    dc_metrics_free(vm);
-  }
   dc_metrics_free(m);
-  if (rc != DC_OK) return rc;
-  if (t->o.sched && t->o.sched_when == DC_SCHED_PER_EPOCH) rc = dc_sched_step(t->o.sched);
-  if (t->o.sched && t->o.sched_when == DC_SCHED_ON_VAL_LOSS)
-    rc = dc_sched_step_metric(t->o.sched, t->o.val ? e.val_loss : e.train_loss);
-  if (rc != DC_OK) return rc;
-  e.seconds = dc__now() - t0;
-  if ((rc = dc_history_append(&t->hist, &e)) != DC_OK) return rc; /* not counted if it fails */
-  t->epochs_done = epoch;
-  track_best(t, &e);
-  if (out) *out = e;
-  if (t->o.on_epoch) rc = t->o.on_epoch(t, &e, t->o.cb_ud);
-  return rc;
+  if (rc == DC_OK) rc = validate(t, K, &e);
+  return rc == DC_OK ? end_epoch(t, &e, t0, out) : rc;
 }
 
 int dc_trainer_fit(dc_trainer *t) {

@@ -15,29 +15,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-static char g_dir[64];
-
-static void setup(void) {
-  strcpy(g_dir, "/tmp/dc_fs_XXXXXX");
-  cr_assert_not_null(mkdtemp(g_dir));
-}
-
-static void teardown(void) {
-  char cmd[128];
-  chmod(g_dir, 0700);
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-  cr_assert_eq(system(cmd), 0);
-}
+#include "tmpdir.h"
 
 TestSuite(fs, .init = setup, .fini = teardown);
-
-static const char *at(const char *name) {
-  static char buf[4][512];
-  static int k;
-  k = (k + 1) % 4;
-  snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-  return buf[k];
-}
 
 static void put(const char *path, const char *text) {
   FILE *f = fopen(path, "wb");
@@ -60,7 +40,7 @@ static char *slurp(const char *path) {
 static const char *listing(void) {
   static char buf[4096];
   buf[0] = 0;
-  DIR *d = opendir(g_dir);
+  DIR *d = opendir(dir);
   cr_assert_not_null(d);
   for (struct dirent *e; (e = readdir(d));)
     if (e->d_name[0] != '.') strcat(strcat(buf, e->d_name), " ");
@@ -135,11 +115,11 @@ Test(fs, an_unwritable_folder_is_an_error_naming_the_file) {
             "%s", dc_last_error());
   if (geteuid() == 0) return; /* root writes into a read-only folder */
   put(at("kept.txt"), "old\n");
-  cr_assert_eq(chmod(g_dir, 0500), 0);
+  cr_assert_eq(chmod(dir, 0500), 0);
   cr_assert_eq(dc__write_atomic(at("kept.txt"), "the test file", fill, &s), DC_ERR_IO);
   cr_assert(strstr(dc_last_error(), at("kept.txt")) && strstr(dc_last_error(), strerror(EACCES)),
             "%s", dc_last_error());
-  cr_assert_eq(chmod(g_dir, 0700), 0);
+  cr_assert_eq(chmod(dir, 0700), 0);
   cr_assert_str_eq(slurp(at("kept.txt")), "old\n");
 }
 
@@ -171,7 +151,7 @@ Test(fs, stale_temporaries_of_dead_writers_are_removed) {
   put(at("metrics.csv.tmp"), "old style");
   put(at("notes.tmp-12x"), "not ours");
   put(at("last.ckpt"), "kept");
-  dc__remove_stale_temps(g_dir);
+  dc__remove_stale_temps(dir);
   cr_assert(!strstr(listing(), dead) && !strstr(listing(), dead2), "%s", listing());
   cr_assert(!strstr(listing(), "metrics.csv.tmp"), "%s", listing());
   cr_assert(strstr(listing(), live) && strstr(listing(), "notes.tmp-12x") &&

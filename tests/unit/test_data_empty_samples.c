@@ -9,28 +9,9 @@
 #include <string.h>
 #include <zlib.h>
 
-static char g_dir[64];
-
-static void setup(void) {
-  strcpy(g_dir, "/tmp/dc_empty_XXXXXX");
-  cr_assert_not_null(mkdtemp(g_dir));
-}
-
-static void teardown(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-  cr_assert_eq(system(cmd), 0);
-}
+#include "tmpdir.h"
 
 TestSuite(empty, .init = setup, .fini = teardown);
-
-static const char *at(const char *name) {
-  static char buf[4][512];
-  static int k;
-  k = (k + 1) % 4;
-  snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-  return buf[k];
-}
 
 static void put(const char *name, const void *data, size_t n) {
   FILE *f = fopen(at(name), "wb");

@@ -12,33 +12,18 @@
 #include <string.h>
 #include <zlib.h>
 
-static char g_dir[64];
+#include "tmpdir.h"
 
-static void setup(void) {
-  strcpy(g_dir, "/tmp/dc_fetch_XXXXXX");
-  cr_assert_not_null(mkdtemp(g_dir));
-}
-
-static void teardown(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-  cr_assert_eq(system(cmd), 0);
+static void data_fetch_teardown(void) {
+  teardown();
   unsetenv("DEEPC_DATA_MIRROR");
 }
 
-TestSuite(fetch, .init = setup, .fini = teardown);
-
-static const char *at(const char *name) {
-  static char buf[4][512];
-  static int k;
-  k = (k + 1) % 4;
-  snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-  return buf[k];
-}
+TestSuite(fetch, .init = setup, .fini = data_fetch_teardown);
 
 /* Whether the test folder holds a temporary file of an atomic write ("*.tmp-*"). */
 static bool temp_left(void) {
-  DIR *d = opendir(g_dir);
+  DIR *d = opendir(dir);
   cr_assert_not_null(d);
   bool left = false;
   for (struct dirent *e; (e = readdir(d));) left = left || strstr(e->d_name, ".tmp-");
@@ -121,7 +106,7 @@ Test(fetch, download_checks_the_checksum) {
 
 Test(fetch, fetch_from_a_mirror_without_the_real_files_fails_clearly) {
   char mirror[600];
-  snprintf(mirror, sizeof mirror, "file://%s/mirror/", g_dir);
+  snprintf(mirror, sizeof mirror, "file://%s/mirror/", dir);
   setenv("DEEPC_DATA_MIRROR", mirror, 1);
   cr_assert_neq(dc_data_fetch("mnist", at("out"), NULL), DC_OK);
   const char *e = dc_last_error();
@@ -183,7 +168,7 @@ Test(fetch, untar_extracts_and_refuses_escapes) {
   tar_member(f, "link", '2', NULL);
   tar_end(f);
   int64_t files = 0;
-  cr_assert_eq(dc__untar(at("ok.tar.gz"), g_dir, &files), DC_OK, "%s", dc_last_error());
+  cr_assert_eq(dc__untar(at("ok.tar.gz"), dir, &files), DC_OK, "%s", dc_last_error());
   cr_assert_eq(files, 2);
   cr_assert_eq(dc__file_size(at("cifar-10-batches-bin/batches.meta.txt")), 20);
   cr_assert(dc__is_file(at("cifar-10-batches-bin/readme.html")));
@@ -196,9 +181,9 @@ Test(fetch, untar_extracts_and_refuses_escapes) {
   f = gzopen(at("abs.tar.gz"), "wb");
   tar_member(f, "/tmp/abs.txt", '0', "gotcha");
   tar_end(f);
-  cr_assert_neq(dc__untar(at("abs.tar.gz"), g_dir, NULL), DC_OK);
+  cr_assert_neq(dc__untar(at("abs.tar.gz"), dir, NULL), DC_OK);
   cr_assert(strstr(dc_last_error(), "refusing member"), "%s", dc_last_error());
   put(at("junk.tar"), "this is not a tar archive, just some text that is long enough......", 68);
-  cr_assert_neq(dc__untar(at("junk.tar"), g_dir, NULL), DC_OK);
+  cr_assert_neq(dc__untar(at("junk.tar"), dir, NULL), DC_OK);
   cr_assert(strstr(dc_last_error(), "truncated tar header"), "%s", dc_last_error());
 }

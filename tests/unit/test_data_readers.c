@@ -14,29 +14,14 @@
 #include <sys/stat.h>
 #include <zlib.h>
 
-static char g_dir[64];
+#include "tmpdir.h"
 
-static void setup(void) {
-  strcpy(g_dir, "/tmp/dc_readers_XXXXXX");
-  cr_assert_not_null(mkdtemp(g_dir));
+static void data_readers_setup(void) {
+  setup();
   dc_clear_error();
 }
 
-static void teardown(void) {
-  char cmd[128];
-  snprintf(cmd, sizeof cmd, "rm -rf '%s'", g_dir);
-  cr_assert_eq(system(cmd), 0);
-}
-
 /* dir/name in one of a few rotating buffers */
-static const char *at(const char *name) {
-  static char buf[4][512];
-  static int k;
-  k = (k + 1) % 4;
-  snprintf(buf[k], sizeof buf[k], "%s/%s", g_dir, name);
-  return buf[k];
-}
-
 static void put(const char *name, const void *data, size_t n) {
   FILE *f = fopen(at(name), "wb");
   cr_assert_not_null(f);
@@ -83,7 +68,7 @@ static size_t idx_header(uint8_t *b, uint8_t type, int ndim, const uint32_t *dim
 }
 
 /* ---- IDX ---- */
-TestSuite(idx, .init = setup, .fini = teardown);
+TestSuite(idx, .init = data_readers_setup, .fini = teardown);
 
 Test(idx, real_fashion_mnist) {
   if (!dc__is_dir("/usr/share/datasets/fashion-mnist")) cr_skip_test("no Debian fashion-mnist");
@@ -114,7 +99,7 @@ Test(idx, explicit_dir_and_gz_and_plain_agree) {
   lbl[h + 1] = 7;
   put_gz("train-images-idx3-ubyte.gz", img, sizeof img);
   put("train-labels-idx1-ubyte", lbl, sizeof lbl);
-  dc_dataset *ds = dc_mnist(g_dir, true);
+  dc_dataset *ds = dc_mnist(dir, true);
   cr_assert_not_null(ds, "%s", dc_last_error());
   cr_assert_eq(dc_dataset_len(ds), 2);
   cr_assert_eq(dc_dataset_label(ds, 1), 7);
@@ -123,7 +108,7 @@ Test(idx, explicit_dir_and_gz_and_plain_agree) {
   cr_assert_eq(((uint8_t *)dc_data(x))[5], (uint8_t)(17 * 7));
   dc_free(x);
   dc_dataset_free(ds);
-  EXPECT_ERROR(dc_mnist(g_dir, false), "t10k-images-idx3-ubyte", g_dir);
+  EXPECT_ERROR(dc_mnist(dir, false), "t10k-images-idx3-ubyte", dir);
 }
 
 Test(idx, wrong_magic) {
@@ -196,8 +181,7 @@ Test(idx, labels_out_of_range_and_count_mismatch) {
   lbl[h + 1] = 11;
   lbl[h + 2] = 2;
   put("train-labels-idx1-ubyte", lbl, sizeof lbl);
-  EXPECT_ERROR(dc_mnist(g_dir, true), "train-labels-idx1-ubyte", "record 1", "offset 9",
-               "label 11");
+  EXPECT_ERROR(dc_mnist(dir, true), "train-labels-idx1-ubyte", "record 1", "offset 9", "label 11");
   d1[0] = 2;
   h = idx_header(lbl, 0x08, 1, d1);
   put("train-labels-idx1-ubyte", lbl, h + 2);
@@ -223,7 +207,7 @@ Test(idx, other_element_types) {
 }
 
 /* ---- CIFAR ---- */
-TestSuite(cifar, .init = setup, .fini = teardown);
+TestSuite(cifar, .init = data_readers_setup, .fini = teardown);
 
 static void cifar_file(const char *name, int records, int label_bytes, int label) {
   size_t rec = (size_t)label_bytes + 3072;
@@ -240,7 +224,7 @@ static void cifar_file(const char *name, int records, int label_bytes, int label
 
 Test(cifar, layout_names_and_search) {
   char sub[600];
-  snprintf(sub, sizeof sub, "%s/cifar-10-batches-bin", g_dir);
+  snprintf(sub, sizeof sub, "%s/cifar-10-batches-bin", dir);
   cr_assert_eq(mkdir(sub, 0755), 0);
   for (int k = 1; k <= 5; k++) {
     char name[64];
@@ -248,7 +232,7 @@ Test(cifar, layout_names_and_search) {
     cifar_file(name, 2, 1, k);
   }
   put("cifar-10-batches-bin/batches.meta.txt", "a\nb\nc\nd\ne\nf\ng\nh\ni\nj\n", 20);
-  dc_dataset *ds = dc_cifar10(g_dir, true);
+  dc_dataset *ds = dc_cifar10(dir, true);
   cr_assert_not_null(ds, "%s", dc_last_error());
   cr_assert_eq(dc_dataset_len(ds), 10);
   cr_assert_str_eq(dc_dataset_class_name(ds, 3), "d");
@@ -259,7 +243,7 @@ Test(cifar, layout_names_and_search) {
   cr_assert(p[0] == 1 && p[1] == 101 && p[2] == 201, "%d %d %d", p[0], p[1], p[2]);
   dc_free(x);
   dc_dataset_free(ds);
-  EXPECT_ERROR(dc_cifar10(g_dir, false), "test_batch.bin", "deepc data fetch cifar10");
+  EXPECT_ERROR(dc_cifar10(dir, false), "test_batch.bin", "deepc data fetch cifar10");
 }
 
 Test(cifar, bad_length_and_labels) {
@@ -267,25 +251,25 @@ Test(cifar, bad_length_and_labels) {
   FILE *f = fopen(at("test_batch.bin"), "ab");
   fputs("junk", f);
   fclose(f);
-  EXPECT_ERROR(dc_cifar10(g_dir, false), "test_batch.bin", "3 records and 4 bytes left over");
+  EXPECT_ERROR(dc_cifar10(dir, false), "test_batch.bin", "3 records and 4 bytes left over");
   cifar_file("test_batch.bin", 3, 1, 10);
-  EXPECT_ERROR(dc_cifar10(g_dir, false), "record 0", "offset 0", "label 10");
+  EXPECT_ERROR(dc_cifar10(dir, false), "record 0", "offset 0", "label 10");
   cifar_file("test.bin", 2, 2, 19); /* coarse 19, fine 20 */
-  dc_dataset *ds = dc_cifar100(g_dir, false, true);
+  dc_dataset *ds = dc_cifar100(dir, false, true);
   cr_assert_not_null(ds, "%s", dc_last_error());
   cr_assert_eq(dc_dataset_label(ds, 0), 19);
   cr_assert_str_eq(dc_dataset_class_name(ds, 19), "vehicles_2");
   dc_dataset_free(ds);
-  ds = dc_cifar100(g_dir, false, false);
+  ds = dc_cifar100(dir, false, false);
   cr_assert_eq(dc_dataset_label(ds, 1), 20);
   cr_assert_str_eq(dc_dataset_class_name(ds, 99), "worm");
   dc_dataset_free(ds);
   cifar_file("test.bin", 2, 2, 99); /* fine 100 */
-  EXPECT_ERROR(dc_cifar100(g_dir, false, false), "fine label 100");
+  EXPECT_ERROR(dc_cifar100(dir, false, false), "fine label 100");
 }
 
 /* ---- NumPy ---- */
-TestSuite(npy, .init = setup, .fini = teardown);
+TestSuite(npy, .init = data_readers_setup, .fini = teardown);
 
 static void put_npy(const char *name, const char *header, const void *data, size_t n) {
   uint8_t b[4096];
@@ -348,7 +332,7 @@ Test(npy, corrupt_npz) {
 }
 
 /* ---- CSV ---- */
-TestSuite(csv, .init = setup, .fini = teardown);
+TestSuite(csv, .init = data_readers_setup, .fini = teardown);
 
 Test(csv, labels_by_name_number_and_guess) {
   const char *text = "\xEF\xBB\xBFx1;x2;label\n1.5;2;cat\n\n3;-4e1;dog\n5;6;cat\n";
@@ -393,7 +377,7 @@ Test(csv, bad_cells_and_rows) {
 }
 
 /* ---- images ---- */
-TestSuite(images, .init = setup, .fini = teardown);
+TestSuite(images, .init = data_readers_setup, .fini = teardown);
 
 static uint32_t be32(uint32_t v) {
   return (v >> 24) | ((v >> 8) & 0xFF00) | ((v << 8) & 0xFF0000) | (v << 24);
@@ -503,7 +487,7 @@ Test(images, jpeg_truncated_corrupt_and_oversized) {
 }
 
 /* ---- ImageFolder ---- */
-TestSuite(folder, .init = setup, .fini = teardown);
+TestSuite(folder, .init = data_readers_setup, .fini = teardown);
 
 static void mk(const char *rel) { cr_assert_eq(mkdir(at(rel), 0755), 0, "mkdir %s", rel); }
 
@@ -562,7 +546,7 @@ Test(folder, corrupt_image_reported_when_read) {
 }
 
 /* ---- pickle ---- */
-TestSuite(pickle, .init = setup, .fini = teardown);
+TestSuite(pickle, .init = data_readers_setup, .fini = teardown);
 
 #define LOADS(lit) dc_pickle_loads((lit), sizeof(lit) - 1)
 

@@ -13,17 +13,7 @@
 
 #include "../fault/faults.h"
 
-static char dir[256];
-
-static void setup(void) {
-  snprintf(dir, sizeof dir, "/tmp/dc_onnx_XXXXXX");
-  cr_assert_not_null(mkdtemp(dir));
-}
-static void teardown(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  if (system(cmd) != 0) cr_log_warn("could not remove %s", dir);
-}
+#include "tmpdir.h"
 
 static unsigned char *slurp(const char *path, size_t *n) {
   FILE *f = fopen(path, "rb");

@@ -134,16 +134,7 @@ static void expect_refused(const bytes *pkl, const char *want) {
 }
 
 /* ---- round trips ---- */
-static char dir[256];
-static void setup(void) {
-  snprintf(dir, sizeof dir, "/tmp/dc_pth_XXXXXX");
-  cr_assert_not_null(mkdtemp(dir));
-}
-static void teardown(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  if (system(cmd) != 0) cr_log_warn("could not remove %s", dir);
-}
+#include "tmpdir.h"
 
 Test(pth, round_trip_all_dtypes, .init = setup, .fini = teardown) {
   dc_state_dict *sd = dc_state_dict_new();

@@ -13,16 +13,7 @@
 
 #include "io/weights-impl.h"
 
-static char dir[256];
-static void setup(void) {
-  snprintf(dir, sizeof dir, "/tmp/dc_st_XXXXXX");
-  cr_assert_not_null(mkdtemp(dir));
-}
-static void teardown(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  if (system(cmd) != 0) cr_log_warn("could not remove %s", dir);
-}
+#include "tmpdir.h"
 
 /* A file: 8-byte length, header (padded with spaces to pad), data. */
 static uint8_t *file_of(const char *header, size_t pad, const void *data, size_t dn, size_t *n) {

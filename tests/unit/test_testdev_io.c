@@ -14,16 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-static char dir[256];
-static void setup(void) {
-  snprintf(dir, sizeof dir, "/tmp/dc_tdio_XXXXXX");
-  cr_assert_not_null(mkdtemp(dir));
-}
-static void teardown(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  if (system(cmd) != 0) cr_log_warn("could not remove %s", dir);
-}
+#include "tmpdir.h"
 
 static const char *path_of(const char *name) {
   static char p[4][320];

@@ -18,17 +18,7 @@
 #define DC_TEST_HAVE_CAIRO 1
 #endif
 
-static char dir[256];
-
-static void setup(void) {
-  snprintf(dir, sizeof dir, "/tmp/dc_train_io_XXXXXX");
-  cr_assert_not_null(mkdtemp(dir));
-}
-static void teardown(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  if (system(cmd) != 0) cr_log_warn("could not remove %s", dir);
-}
+#include "tmpdir.h"
 
 static dc_ckpt *sample_ckpt(float scale) {
   dc_ckpt *c = dc_ckpt_new();

@@ -11,16 +11,7 @@
 #include <string.h>
 #include <unistd.h>
 
-static char dir[256];
-static void setup(void) {
-  snprintf(dir, sizeof dir, "/tmp/dc_zoo_XXXXXX");
-  cr_assert_not_null(mkdtemp(dir));
-}
-static void teardown(void) {
-  char cmd[300];
-  snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-  if (system(cmd) != 0) cr_log_warn("could not remove %s", dir);
-}
+#include "tmpdir.h"
 
 static int64_t params_of(const char *name, dc_zoo_opts o) {
   dc_module *m = dc_zoo_create_opt(name, o);
