@@ -425,8 +425,13 @@ static dc_module *build_act(parser *p, const layerdef *L, const value *v, size_t
   return spec_err(p, at, "internal: no builder for %s", n);
 }
 
-#define INPLACE                                                                                    \
-  { "inplace", A_BOOL, false }
+/* clang-format off */
+#define INPLACE {"inplace", A_BOOL, false}
+/* BatchNorm1d's and BatchNorm2d's arguments */
+#define BN_ARGS                                                                                   \
+  {{"num_features", A_INT, true}, {"eps", A_FLOAT, false}, {"momentum", A_OPTFLOAT, false},     \
+   {"affine", A_BOOL, false}, {"track_running_stats", A_BOOL, false}}
+/* clang-format on */
 static const layerdef LAYERS[] = {
     {"Linear",
      build_linear,
@@ -462,20 +467,8 @@ static const layerdef LAYERS[] = {
     {"AdaptiveMaxPool2d",
      build_adaptive,
      {{"output_size", A_OUTSIZE, true}, {"return_indices", A_BOOL, false}}},
-    {"BatchNorm1d",
-     build_bn,
-     {{"num_features", A_INT, true},
-      {"eps", A_FLOAT, false},
-      {"momentum", A_OPTFLOAT, false},
-      {"affine", A_BOOL, false},
-      {"track_running_stats", A_BOOL, false}}},
-    {"BatchNorm2d",
-     build_bn,
-     {{"num_features", A_INT, true},
-      {"eps", A_FLOAT, false},
-      {"momentum", A_OPTFLOAT, false},
-      {"affine", A_BOOL, false},
-      {"track_running_stats", A_BOOL, false}}},
+    {"BatchNorm1d", build_bn, BN_ARGS},
+    {"BatchNorm2d", build_bn, BN_ARGS},
     {"Dropout", build_act, {{"p", A_FLOAT, false}, INPLACE}},
     {"Dropout2d", build_act, {{"p", A_FLOAT, false}, INPLACE}},
     {"Flatten", build_act, {{"start_dim", A_INT, false}, {"end_dim", A_INT, false}}},
@@ -493,6 +486,7 @@ static const layerdef LAYERS[] = {
     {"Hardtanh", build_act, {{"min_val", A_FLOAT, false}, {"max_val", A_FLOAT, false}, INPLACE}},
 };
 #undef INPLACE
+#undef BN_ARGS
 enum { NLAYERS = (int)(sizeof LAYERS / sizeof LAYERS[0]) };
 
 static int nargs(const layerdef *L) {
