@@ -74,6 +74,11 @@ void dc__node_release(dc_node *n) {
   dc__free(n);
 }
 
+void dc__grad_fn_release(dc_node *n, const dc_tensor *t) {
+  if (n->out == t) n->out = NULL;
+  dc__node_release(n);
+}
+
 const char *dc_grad_fn_name(const dc_tensor *t) {
   return t && t->grad_fn ? t->grad_fn->op->name : NULL;
 }
