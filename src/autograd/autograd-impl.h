@@ -7,15 +7,29 @@
 #include <deepc/autograd.h>
 #include <deepc/ops.h>
 #include "../core/core-impl.h"
+#include "../ops/op-list.h"
 
 #define DC_NODE_MAX_SAVED 4
 #define DC_NODE_MAX_INTS 24
 
 typedef struct dc_opdef {
-  const char *name; /* shown in printing and graph export ("mul", "sigmoid", ...) */
+  dc_op_kind kind; /* its row in DC_OP_LIST (src/ops/op-list.h): name, saved-argument type */
   /* gout: gradient of the output [out shape]; gin[i]: gradient for inputs[i] [input i shape] */
   int (*backward)(dc_node *n, dc_tensor *gout, dc_tensor **gin);
 } dc_opdef;
+
+/* dc__op_<id>: the table entry of each op of the list, defined once, in the op's file, by
+ * DC__OPDEF(id, backward rule); an op missing from the list does not compile, a listed op
+ * without its entry does not link (test_op_list.c takes the address of every entry). */
+#define DC_X(id, name, args) extern const dc_opdef dc__op_##id;
+DC_OP_LIST(DC_X)
+#undef DC_X
+#define DC__OPDEF(id, backward) const dc_opdef dc__op_##id = {DC_OP_##id, backward}
+
+/* The list's names by dc_op_kind (op-list.c); dc__op_name: the name of op, as users see it in
+ * printing, graph export and messages ("mul", "sigmoid", ...). */
+extern const char *const dc__op_names[DC_OP_COUNT];
+static inline const char *dc__op_name(const dc_opdef *op) { return dc__op_names[op->kind]; }
 
 struct dc_node {
   const dc_opdef *op;

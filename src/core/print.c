@@ -163,7 +163,7 @@ static char *format(const dc_tensor *t, const dc_tensor *of) {
   if (of->device != DC_CPU) put(&b, ", device='%s'", dc_device_name(of->device));
   if (show_dtype) put(&b, ", dtype=torch.%s", dc_dtype_name(t->dtype));
   if (of->grad_fn)
-    put(&b, ", grad_fn=<%s>", of->grad_fn->op->name);
+    put(&b, ", grad_fn=<%s>", dc__op_name(of->grad_fn->op));
   else if (of->requires_grad)
     put(&b, ", requires_grad=True");
   put(&b, ")");

@@ -76,7 +76,7 @@ static int gather_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   gin[0] = z ? dc_scatter_add(z, (int)n->i[0], index, gout) : NULL;
   return gin[0] ? DC_OK : dc_last_status();
 }
-static const dc_opdef OP_GATHER = {"gather", gather_backward};
+DC__OPDEF(GATHER, gather_backward);
 
 dc_tensor *dc_gather(dc_tensor *x, int dim, dc_tensor *index) {
   if (!dc__check_nonnull("gather", 2, x, index)) return NULL;
@@ -88,7 +88,7 @@ dc_tensor *dc_gather(dc_tensor *x, int dim, dc_tensor *index) {
   if (!out) return NULL;
   dc_node *node;
   if (be->index->gather(out, x, dim, index) != DC_OK ||
-      !dc__record(&OP_GATHER, out, 2, (dc_tensor *[]){x, index}, &node)) {
+      !dc__record(&dc__op_GATHER, out, 2, (dc_tensor *[]){x, index}, &node)) {
     dc_free(out);
     return NULL;
   }
@@ -124,7 +124,7 @@ static int scatter_add_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   }
   return DC_OK;
 }
-static const dc_opdef OP_SCATTER_ADD = {"scatter_add", scatter_add_backward};
+DC__OPDEF(SCATTER_ADD, scatter_add_backward);
 
 dc_tensor *dc_scatter_add(dc_tensor *x, int dim, dc_tensor *index, dc_tensor *src) {
   if (!dc__check_nonnull("scatter_add", 3, x, index, src)) return NULL;
@@ -144,7 +144,7 @@ dc_tensor *dc_scatter_add(dc_tensor *x, int dim, dc_tensor *index, dc_tensor *sr
   if (!out) return NULL;
   dc_node *node;
   if (dc__backend(x->device)->index->scatter_add(out, dim, index, src) != DC_OK ||
-      !dc__record(&OP_SCATTER_ADD, out, 3, (dc_tensor *[]){x, index, src}, &node)) {
+      !dc__record(&dc__op_SCATTER_ADD, out, 3, (dc_tensor *[]){x, index, src}, &node)) {
     dc_free(out);
     return NULL;
   }
@@ -163,7 +163,7 @@ static int index_select_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   gin[0] = z ? index_add(z, (int)n->i[0], index, gout) : NULL;
   return gin[0] ? DC_OK : dc_last_status();
 }
-static const dc_opdef OP_INDEX_SELECT = {"index_select", index_select_backward};
+DC__OPDEF(INDEX_SELECT, index_select_backward);
 
 /* out = x with src rows added at index along dim: gin[0] = gout, gin[2] = index_select(gout) */
 static int index_add_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
@@ -174,7 +174,7 @@ static int index_add_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   }
   return DC_OK;
 }
-static const dc_opdef OP_INDEX_ADD = {"index_add", index_add_backward};
+DC__OPDEF(INDEX_ADD, index_add_backward);
 
 /* Out-of-place index_add (the backward of index_select); shapes are the caller's. */
 static dc_tensor *index_add(dc_tensor *x, int dim, dc_tensor *index, dc_tensor *src) {
@@ -182,7 +182,7 @@ static dc_tensor *index_add(dc_tensor *x, int dim, dc_tensor *index, dc_tensor *
   if (!out) return NULL;
   dc_node *node;
   if (dc__backend(x->device)->index->index_add(out, dim, index, src) != DC_OK ||
-      !dc__record(&OP_INDEX_ADD, out, 3, (dc_tensor *[]){x, index, src}, &node)) {
+      !dc__record(&dc__op_INDEX_ADD, out, 3, (dc_tensor *[]){x, index, src}, &node)) {
     dc_free(out);
     return NULL;
   }
@@ -213,7 +213,7 @@ dc_tensor *dc_index_select(dc_tensor *x, int dim, dc_tensor *index) {
   if (!out) return NULL;
   dc_node *node;
   if (be->index->index_select(out, x, dim, index) != DC_OK ||
-      !dc__record(&OP_INDEX_SELECT, out, 2, (dc_tensor *[]){x, index}, &node)) {
+      !dc__record(&dc__op_INDEX_SELECT, out, 2, (dc_tensor *[]){x, index}, &node)) {
     dc_free(out);
     return NULL;
   }
@@ -313,7 +313,7 @@ static int cat_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   }
   return DC_OK;
 }
-static const dc_opdef OP_CAT = {"cat", cat_backward};
+DC__OPDEF(CAT, cat_backward);
 
 /* out = stack(inputs, dim): gin[k] = select(gout, dim, k) in input k's dtype */
 static int stack_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
@@ -325,7 +325,7 @@ static int stack_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   }
   return DC_OK;
 }
-static const dc_opdef OP_STACK = {"stack", stack_backward};
+DC__OPDEF(STACK, stack_backward);
 
 /* Common checks of a tensor list: non-empty, no NULL, one device; the promoted dtype. */
 static bool check_list(const char *op, dc_tensor *const *ts, int n, dc_dtype *dt) {
@@ -436,7 +436,7 @@ dc_tensor *dc_cat(dc_tensor *const *ts, int n, int dim) {
   bool ok = out && fill_slabs(out, ts, n, dim, false, len);
   if (len != lens) dc__free(len);
   dc_node *node;
-  if (!ok || !dc__record(&OP_CAT, out, n, ts, &node)) {
+  if (!ok || !dc__record(&dc__op_CAT, out, n, ts, &node)) {
     dc_free(out);
     return NULL;
   }
@@ -476,7 +476,7 @@ dc_tensor *dc_stack(dc_tensor *const *ts, int n, int dim) {
   bool ok = out && fill_slabs(out, ts, n, dim, true, len);
   if (len != lens) dc__free(len);
   dc_node *node;
-  if (!ok || !dc__record(&OP_STACK, out, n, ts, &node)) {
+  if (!ok || !dc__record(&dc__op_STACK, out, n, ts, &node)) {
     dc_free(out);
     return NULL;
   }

@@ -43,8 +43,8 @@ static int batch_norm_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
 static int batch_norm_relu_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   return bn_backward(n, gout, gin, true);
 }
-static const dc_opdef OP_BATCH_NORM = {"batch_norm", batch_norm_backward};
-static const dc_opdef OP_BATCH_NORM_RELU = {"batch_norm_relu", batch_norm_relu_backward};
+DC__OPDEF(BATCH_NORM, batch_norm_backward);
+DC__OPDEF(BATCH_NORM_RELU, batch_norm_relu_backward);
 
 /* A [C] parameter or statistic: shape, dtype (floats), and contiguity for those written in place.
  */
@@ -124,7 +124,7 @@ static dc_tensor *batch_norm(dc_tensor *x, dc_tensor *running_mean, dc_tensor *r
   if (wc) ins[iw = nin++] = wc;
   if (bc) ins[ib = nin++] = bc;
   dc_node *n = NULL;
-  ok = ok && dc__record(relu ? &OP_BATCH_NORM_RELU : &OP_BATCH_NORM, y, nin, ins, &n);
+  ok = ok && dc__record(relu ? &dc__op_BATCH_NORM_RELU : &dc__op_BATCH_NORM, y, nin, ins, &n);
   if (ok && n) {
     n->i[0] = batch_stats;
     n->i[1] = iw;

@@ -80,7 +80,7 @@ static int conv2d_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   if (has_b) gin[2] = gb;
   return DC_OK;
 }
-static const dc_opdef OP_CONV2D = {"conv2d", conv2d_backward};
+DC__OPDEF(CONV2D, conv2d_backward);
 
 /* 0 means the default d; a 0 second entry repeats the first (".stride = {2}") */
 static int64_t pick(const int *v, int i, int64_t d) {
@@ -191,7 +191,7 @@ static dc_tensor *conv2d_batched(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_co
       xc && wc && (bc || !b) ? dc__new(DC_SHAPE(g.n, g.k, g.oh, g.ow), x->dtype, x->device) : NULL;
   dc_node *n = NULL;
   bool ok = y && k->conv2d_forward(y, xc, wc, bc, &g) == DC_OK &&
-            dc__record(&OP_CONV2D, y, b ? 3 : 2, (dc_tensor *[]){xc, wc, bc}, &n);
+            dc__record(&dc__op_CONV2D, y, b ? 3 : 2, (dc_tensor *[]){xc, wc, bc}, &n);
   if (ok && n) memcpy(n->i, &g, sizeof g);
   dc__unref(xc);
   dc__unref(wc);

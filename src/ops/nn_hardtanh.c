@@ -17,7 +17,7 @@ static int hardtanh_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   gin[0] = graph ? dc_mul(gout, gx) : gx;
   return gin[0] ? DC_OK : dc__nn_status();
 }
-static const dc_opdef OP_HARDTANH = {"hardtanh", hardtanh_backward};
+DC__OPDEF(HARDTANH, hardtanh_backward);
 
 dc_tensor *dc_hardtanh(dc_tensor *x, double min_val, double max_val) {
   if (!dc__check_nonnull("hardtanh", 1, x) || !dc__nn_check_float("hardtanh", "input", x))
@@ -31,7 +31,7 @@ dc_tensor *dc_hardtanh(dc_tensor *x, double min_val, double max_val) {
             *y = xc ? dc__new(dc_shape_of(x), x->dtype, x->device) : NULL;
   dc_node *n = NULL;
   bool ok = y && k->hardtanh_forward(y, xc, min_val, max_val) == DC_OK &&
-            dc__record(&OP_HARDTANH, y, 1, &xc, &n);
+            dc__record(&dc__op_HARDTANH, y, 1, &xc, &n);
   if (ok && n) {
     n->f[0] = min_val;
     n->f[1] = max_val;

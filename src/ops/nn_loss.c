@@ -40,13 +40,20 @@ static int pwloss_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   gin[1] = gt;
   return DC_OK;
 }
-static const dc_opdef OP_PWLOSS_NAMED[DC_PWLOSS_COUNT] = {
-    {"mse_loss", pwloss_backward},
-    {"l1_loss", pwloss_backward},
-    {"smooth_l1_loss", pwloss_backward},
-    {"binary_cross_entropy", pwloss_backward},
-    {"binary_cross_entropy_with_logits", pwloss_backward},
-    {"hinge_loss", pwloss_backward},
+DC__OPDEF(MSE_LOSS, pwloss_backward);
+DC__OPDEF(L1_LOSS, pwloss_backward);
+DC__OPDEF(SMOOTH_L1_LOSS, pwloss_backward);
+DC__OPDEF(BINARY_CROSS_ENTROPY, pwloss_backward);
+DC__OPDEF(BINARY_CROSS_ENTROPY_WITH_LOGITS, pwloss_backward);
+DC__OPDEF(HINGE_LOSS, pwloss_backward);
+/* by dc_pwloss_op */
+static const dc_opdef *const PWLOSS_OPS[DC_PWLOSS_COUNT] = {
+    &dc__op_MSE_LOSS,
+    &dc__op_L1_LOSS,
+    &dc__op_SMOOTH_L1_LOSS,
+    &dc__op_BINARY_CROSS_ENTROPY,
+    &dc__op_BINARY_CROSS_ENTROPY_WITH_LOGITS,
+    &dc__op_HINGE_LOSS,
 };
 
 /* t broadcast to shape s, contiguous, in dtype dt, as an owned reference (dc__unref it; NULL for
@@ -102,7 +109,7 @@ static dc_tensor *pointwise_loss(dc_pwloss_op kind, dc_tensor *input, dc_tensor 
   bool ok = out &&
             k->pointwise_loss_forward(kind, out, xc, tc, wc, pc, p, r != DC_REDUCTION_NONE,
                                       scale) == DC_OK &&
-            dc__record(&OP_PWLOSS_NAMED[kind], out, 2, (dc_tensor *[]){xc, tc}, &n);
+            dc__record(PWLOSS_OPS[kind], out, 2, (dc_tensor *[]){xc, tc}, &n);
   if (ok && n) {
     n->i[0] = kind;
     n->f[0] = p;
@@ -167,8 +174,8 @@ static int xent_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   gin[0] = gx;
   return DC_OK;
 }
-static const dc_opdef OP_CROSS_ENTROPY = {"cross_entropy", xent_backward};
-static const dc_opdef OP_NLL = {"nll_loss", xent_backward};
+DC__OPDEF(CROSS_ENTROPY, xent_backward);
+DC__OPDEF(NLL_LOSS, xent_backward);
 
 /* Integer class indices as an owned reference to a contiguous int64 tensor (dc__unref it);
  * floats are refused. */
@@ -238,7 +245,7 @@ static dc_tensor *class_loss(bool log_softmax, dc_tensor *input, dc_tensor *targ
   dc_node *n = NULL;
   bool ok = xc && tc && (wc || !o.weight) && (lse || !log_softmax) && out &&
             k->xent_forward(out, lse, wsum, xc, tc, wc, &p) == DC_OK &&
-            dc__record(log_softmax ? &OP_CROSS_ENTROPY : &OP_NLL, out, 1, &xc, &n);
+            dc__record(log_softmax ? &dc__op_CROSS_ENTROPY : &dc__op_NLL_LOSS, out, 1, &xc, &n);
   if (ok && n) {
     memcpy(n->i, &p, sizeof p);
     n->f[0] = wsum[0];
@@ -290,7 +297,7 @@ static int multi_margin_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   gin[0] = gx;
   return DC_OK;
 }
-static const dc_opdef OP_MULTI_MARGIN = {"multi_margin_loss", multi_margin_backward};
+DC__OPDEF(MULTI_MARGIN_LOSS, multi_margin_backward);
 
 dc_tensor *dc_multi_margin_loss_opt(dc_tensor *input, dc_tensor *target, dc_multi_margin_opts o) {
   const char *op = "multi_margin_loss";
@@ -324,7 +331,7 @@ dc_tensor *dc_multi_margin_loss_opt(dc_tensor *input, dc_tensor *target, dc_mult
   bool ok = x2 && tc && (wc || !o.weight) && out &&
             k->multi_margin_forward(out, x2, tc, wc, p, margin, o.reduction != DC_REDUCTION_NONE,
                                     scale) == DC_OK &&
-            dc__record(&OP_MULTI_MARGIN, out, 1, &xc, &n);
+            dc__record(&dc__op_MULTI_MARGIN_LOSS, out, 1, &xc, &n);
   if (ok && n) {
     n->i[0] = p;
     n->f[0] = margin;

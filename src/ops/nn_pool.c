@@ -42,12 +42,13 @@ static int pool_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   gin[0] = gx;
   return DC_OK;
 }
-static const dc_opdef OP_MAX_POOL = {"max_pool2d", pool_backward};
-static const dc_opdef OP_AVG_POOL = {"avg_pool2d", pool_backward};
-static const dc_opdef OP_ADAPTIVE_AVG = {"adaptive_avg_pool2d", pool_backward};
-static const dc_opdef OP_ADAPTIVE_MAX = {"adaptive_max_pool2d", pool_backward};
-static const dc_opdef *const POOL_OPS[] = {&OP_MAX_POOL, &OP_AVG_POOL, &OP_ADAPTIVE_AVG,
-                                           &OP_ADAPTIVE_MAX};
+DC__OPDEF(MAX_POOL2D, pool_backward);
+DC__OPDEF(AVG_POOL2D, pool_backward);
+DC__OPDEF(ADAPTIVE_AVG_POOL2D, pool_backward);
+DC__OPDEF(ADAPTIVE_MAX_POOL2D, pool_backward);
+static const dc_opdef *const POOL_OPS[] = {&dc__op_MAX_POOL2D, &dc__op_AVG_POOL2D,
+                                           &dc__op_ADAPTIVE_AVG_POOL2D,
+                                           &dc__op_ADAPTIVE_MAX_POOL2D};
 
 /* Checks rank, dtype and non-empty C, H, W; fills planes, h, w. */
 static bool check_input(const char *op, const dc_tensor *x, dc_pool2d_geom *g) {

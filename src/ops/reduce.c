@@ -108,13 +108,13 @@ static int lse_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   return gin[0] ? DC_OK : (int)dc_last_status();
 }
 
-static const dc_opdef OP_SUM = {"sum", sum_backward};
-static const dc_opdef OP_MEAN = {"mean", sum_backward};
-static const dc_opdef OP_AMAX = {"amax", extremum_backward};
-static const dc_opdef OP_AMIN = {"amin", extremum_backward};
-static const dc_opdef OP_MAX_ALL = {"max", extremum_all_backward};
-static const dc_opdef OP_MIN_ALL = {"min", extremum_all_backward};
-static const dc_opdef OP_LSE = {"logsumexp", lse_backward};
+DC__OPDEF(SUM, sum_backward);
+DC__OPDEF(MEAN, sum_backward);
+DC__OPDEF(AMAX, extremum_backward);
+DC__OPDEF(AMIN, extremum_backward);
+DC__OPDEF(MAX, extremum_all_backward);
+DC__OPDEF(MIN, extremum_all_backward);
+DC__OPDEF(LOGSUMEXP, lse_backward);
 
 static dc_tensor *reduce(const char *name, const dc_opdef *def, dc_reduce_op op, dc_tensor *x,
                          const int *dims, int ndims, bool keepdim) {
@@ -164,27 +164,27 @@ static dc_tensor *reduce(const char *name, const dc_opdef *def, dc_reduce_op op,
 }
 
 dc_tensor *dc_sum(dc_tensor *x, const int *dims, int ndims, bool keepdim) {
-  return reduce("sum", &OP_SUM, DC_RED_SUM, x, dims, ndims, keepdim);
+  return reduce("sum", &dc__op_SUM, DC_RED_SUM, x, dims, ndims, keepdim);
 }
 dc_tensor *dc_mean(dc_tensor *x, const int *dims, int ndims, bool keepdim) {
-  return reduce("mean", &OP_MEAN, DC_RED_MEAN, x, dims, ndims, keepdim);
+  return reduce("mean", &dc__op_MEAN, DC_RED_MEAN, x, dims, ndims, keepdim);
 }
 dc_tensor *dc_amax(dc_tensor *x, const int *dims, int ndims, bool keepdim) {
-  return reduce("amax", &OP_AMAX, DC_RED_MAX, x, dims, ndims, keepdim);
+  return reduce("amax", &dc__op_AMAX, DC_RED_MAX, x, dims, ndims, keepdim);
 }
 dc_tensor *dc_amin(dc_tensor *x, const int *dims, int ndims, bool keepdim) {
-  return reduce("amin", &OP_AMIN, DC_RED_MIN, x, dims, ndims, keepdim);
+  return reduce("amin", &dc__op_AMIN, DC_RED_MIN, x, dims, ndims, keepdim);
 }
 dc_tensor *dc_logsumexp(dc_tensor *x, const int *dims, int ndims, bool keepdim) {
-  return reduce("logsumexp", &OP_LSE, DC_RED_LOGSUMEXP, x, dims, ndims, keepdim);
+  return reduce("logsumexp", &dc__op_LOGSUMEXP, DC_RED_LOGSUMEXP, x, dims, ndims, keepdim);
 }
 dc_tensor *dc_sum_all(dc_tensor *x) { return dc_sum(x, NULL, 0, false); }
 dc_tensor *dc_mean_all(dc_tensor *x) { return dc_mean(x, NULL, 0, false); }
 dc_tensor *dc_max(dc_tensor *x) {
-  return reduce("max", &OP_MAX_ALL, DC_RED_MAX, x, NULL, 0, false);
+  return reduce("max", &dc__op_MAX, DC_RED_MAX, x, NULL, 0, false);
 }
 dc_tensor *dc_min(dc_tensor *x) {
-  return reduce("min", &OP_MIN_ALL, DC_RED_MIN, x, NULL, 0, false);
+  return reduce("min", &dc__op_MIN, DC_RED_MIN, x, NULL, 0, false);
 }
 
 /* var = sum((x - mean)^2) / (R - correction), composed of differentiable ops */
@@ -220,7 +220,7 @@ static int std_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   return gin[0] ? DC_OK : (int)dc_last_status();
 }
 
-static const dc_opdef OP_STD = {"std", std_backward};
+DC__OPDEF(STD, std_backward);
 
 /* y = sqrt(v), recorded as one "std" node over the variance v */
 static dc_tensor *std_of_var(dc_tensor *v) {
@@ -229,7 +229,7 @@ static dc_tensor *std_of_var(dc_tensor *v) {
   dc_no_grad_end();
   if (!out) return NULL;
   dc_node *n;
-  if (!dc__record(&OP_STD, out, 1, &v, &n) || (n && !dc__save_output(n, 0, out))) {
+  if (!dc__record(&dc__op_STD, out, 1, &v, &n) || (n && !dc__save_output(n, 0, out))) {
     dc_free(out);
     return NULL;
   }
@@ -260,8 +260,8 @@ static int select_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
     gin[0] = dc_expand(gin[0], dc_shape_of(x));
   return gin[0] ? DC_OK : (int)dc_last_status();
 }
-static const dc_opdef OP_MAX_DIM = {"max", select_backward};
-static const dc_opdef OP_MIN_DIM = {"min", select_backward};
+DC__OPDEF(MAX_DIM, select_backward);
+DC__OPDEF(MIN_DIM, select_backward);
 
 static dc_tensor *arg_reduce(const char *name, bool is_max, dc_tensor *x, int dim, bool keepdim,
                              dc_tensor **indices, bool want_values) {
@@ -294,7 +294,7 @@ static dc_tensor *arg_reduce(const char *name, bool is_max, dc_tensor *x, int di
   }
   if (!want_values) return idx;
   dc_node *n;
-  if (!dc__record(is_max ? &OP_MAX_DIM : &OP_MIN_DIM, vals, 1, &x, &n)) {
+  if (!dc__record(is_max ? &dc__op_MAX_DIM : &dc__op_MIN_DIM, vals, 1, &x, &n)) {
     dc_free(vals);
     dc_free(idx);
     return NULL;

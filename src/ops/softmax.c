@@ -12,8 +12,8 @@ static int softmax_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
     gin[0] = dc_mul(y, dc_sub(gout, dc_sum(dc_mul(gout, y), &dim, 1, true)));
   return gin[0] ? DC_OK : (int)dc_last_status();
 }
-static const dc_opdef OP_SOFTMAX = {"softmax", softmax_backward};
-static const dc_opdef OP_LOG_SOFTMAX = {"log_softmax", softmax_backward};
+DC__OPDEF(SOFTMAX, softmax_backward);
+DC__OPDEF(LOG_SOFTMAX, softmax_backward);
 
 static dc_tensor *softmax(const char *name, dc_tensor *x, int dim, bool lg) {
   if (!dc__check_nonnull(name, 1, x)) return NULL;
@@ -42,7 +42,7 @@ static dc_tensor *softmax(const char *name, dc_tensor *x, int dim, bool lg) {
     return NULL;
   }
   dc_node *n;
-  if (!dc__record(lg ? &OP_LOG_SOFTMAX : &OP_SOFTMAX, out, 1, &x, &n)) {
+  if (!dc__record(lg ? &dc__op_LOG_SOFTMAX : &dc__op_SOFTMAX, out, 1, &x, &n)) {
     dc_free(out);
     return NULL;
   }

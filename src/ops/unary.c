@@ -81,7 +81,7 @@ static int act_grad_backward(dc_node *n, dc_tensor *gg, dc_tensor **gin) {
   return gin[1] ? DC_OK : dc_last_status();
 }
 
-static const dc_opdef OP_ACT_GRAD = {"activation_backward", act_grad_backward};
+DC__OPDEF(ACT_GRAD, act_grad_backward);
 
 static dc_tensor *act_grad(dc_binary_op kop, dc_tensor *g, dc_tensor *t) {
   if (!dc__check_nonnull("activation_backward", 2, g, t)) return NULL;
@@ -90,7 +90,7 @@ static dc_tensor *act_grad(dc_binary_op kop, dc_tensor *g, dc_tensor *t) {
   const dc_backend *be = out ? dc__backend(g->device) : NULL;
   dc_node *n = NULL;
   if (!be || be->ew->binary(kop, out, g, t) != DC_OK ||
-      !dc__record(&OP_ACT_GRAD, out, 2, (dc_tensor *[]){g, t}, &n)) {
+      !dc__record(&dc__op_ACT_GRAD, out, 2, (dc_tensor *[]){g, t}, &n)) {
     dc_free(out);
     return NULL;
   }
@@ -200,25 +200,25 @@ static int softplus_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   return rule_status(gin, n);
 }
 
-static const dc_opdef OP_NEG = {"neg", neg_backward};
-static const dc_opdef OP_ABS = {"abs", abs_backward};
-static const dc_opdef OP_SIGN = {"sign", sign_backward};
-static const dc_opdef OP_EXP = {"exp", exp_backward};
-static const dc_opdef OP_LOG = {"log", log_backward};
-static const dc_opdef OP_SQRT = {"sqrt", sqrt_backward};
-static const dc_opdef OP_RSQRT = {"rsqrt", rsqrt_backward};
-static const dc_opdef OP_SQUARE = {"square", square_backward};
-static const dc_opdef OP_RECIPROCAL = {"reciprocal", reciprocal_backward};
-static const dc_opdef OP_CLAMP = {"clamp", clamp_backward};
-static const dc_opdef OP_SIGMOID = {"sigmoid", sigmoid_backward};
-static const dc_opdef OP_TANH = {"tanh", tanh_backward};
-static const dc_opdef OP_RELU = {"relu", relu_backward};
-static const dc_opdef OP_LEAKY_RELU = {"leaky_relu", leaky_relu_backward};
-static const dc_opdef OP_ELU = {"elu", elu_backward};
-static const dc_opdef OP_SELU = {"selu", elu_backward};
-static const dc_opdef OP_GELU = {"gelu", gelu_backward};
-static const dc_opdef OP_SOFTPLUS = {"softplus", softplus_backward};
-static const dc_opdef OP_ERF = {"erf", erf_backward};
+DC__OPDEF(NEG, neg_backward);
+DC__OPDEF(ABS, abs_backward);
+DC__OPDEF(SIGN, sign_backward);
+DC__OPDEF(EXP, exp_backward);
+DC__OPDEF(LOG, log_backward);
+DC__OPDEF(SQRT, sqrt_backward);
+DC__OPDEF(RSQRT, rsqrt_backward);
+DC__OPDEF(SQUARE, square_backward);
+DC__OPDEF(RECIPROCAL, reciprocal_backward);
+DC__OPDEF(CLAMP, clamp_backward);
+DC__OPDEF(SIGMOID, sigmoid_backward);
+DC__OPDEF(TANH, tanh_backward);
+DC__OPDEF(RELU, relu_backward);
+DC__OPDEF(LEAKY_RELU, leaky_relu_backward);
+DC__OPDEF(ELU, elu_backward);
+DC__OPDEF(SELU, elu_backward);
+DC__OPDEF(GELU, gelu_backward);
+DC__OPDEF(SOFTPLUS, softplus_backward);
+DC__OPDEF(ERF, erf_backward);
 
 /* ---- forward ---- */
 
@@ -264,47 +264,47 @@ static dc_tensor *simple(const char *name, const dc_opdef *od, dc_unary_op kop, 
   return unary_op(name, od, kop, x, 0.0, 0.0, flags, &n);
 }
 
-dc_tensor *dc_neg(dc_tensor *x) { return simple("neg", &OP_NEG, DC_UN_NEG, x, 0); }
-dc_tensor *dc_abs(dc_tensor *x) { return simple("abs", &OP_ABS, DC_UN_ABS, x, 0); }
-dc_tensor *dc_sign(dc_tensor *x) { return simple("sign", &OP_SIGN, DC_UN_SIGN, x, 0); }
-dc_tensor *dc_square(dc_tensor *x) { return simple("square", &OP_SQUARE, DC_UN_SQUARE, x, 0); }
-dc_tensor *dc_relu(dc_tensor *x) { return simple("relu", &OP_RELU, DC_UN_RELU, x, 0); }
-dc_tensor *dc_log(dc_tensor *x) { return simple("log", &OP_LOG, DC_UN_LOG, x, UN_FLOAT_ONLY); }
+dc_tensor *dc_neg(dc_tensor *x) { return simple("neg", &dc__op_NEG, DC_UN_NEG, x, 0); }
+dc_tensor *dc_abs(dc_tensor *x) { return simple("abs", &dc__op_ABS, DC_UN_ABS, x, 0); }
+dc_tensor *dc_sign(dc_tensor *x) { return simple("sign", &dc__op_SIGN, DC_UN_SIGN, x, 0); }
+dc_tensor *dc_square(dc_tensor *x) { return simple("square", &dc__op_SQUARE, DC_UN_SQUARE, x, 0); }
+dc_tensor *dc_relu(dc_tensor *x) { return simple("relu", &dc__op_RELU, DC_UN_RELU, x, 0); }
+dc_tensor *dc_log(dc_tensor *x) { return simple("log", &dc__op_LOG, DC_UN_LOG, x, UN_FLOAT_ONLY); }
 dc_tensor *dc_exp(dc_tensor *x) {
-  return simple("exp", &OP_EXP, DC_UN_EXP, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
+  return simple("exp", &dc__op_EXP, DC_UN_EXP, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
 }
 dc_tensor *dc_sqrt(dc_tensor *x) {
-  return simple("sqrt", &OP_SQRT, DC_UN_SQRT, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
+  return simple("sqrt", &dc__op_SQRT, DC_UN_SQRT, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
 }
 dc_tensor *dc_rsqrt(dc_tensor *x) {
-  return simple("rsqrt", &OP_RSQRT, DC_UN_RSQRT, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
+  return simple("rsqrt", &dc__op_RSQRT, DC_UN_RSQRT, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
 }
 dc_tensor *dc_reciprocal(dc_tensor *x) {
-  return simple("reciprocal", &OP_RECIPROCAL, DC_UN_RECIPROCAL, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
+  return simple("reciprocal", &dc__op_RECIPROCAL, DC_UN_RECIPROCAL, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
 }
 dc_tensor *dc_sigmoid(dc_tensor *x) {
-  return simple("sigmoid", &OP_SIGMOID, DC_UN_SIGMOID, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
+  return simple("sigmoid", &dc__op_SIGMOID, DC_UN_SIGMOID, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
 }
 dc_tensor *dc_tanh(dc_tensor *x) {
-  return simple("tanh", &OP_TANH, DC_UN_TANH, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
+  return simple("tanh", &dc__op_TANH, DC_UN_TANH, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
 }
 
 dc_tensor *dc_leaky_relu(dc_tensor *x, double negative_slope) {
   dc_node *n;
-  return unary_op("leaky_relu", &OP_LEAKY_RELU, DC_UN_LEAKY_RELU, x, negative_slope, 0.0,
+  return unary_op("leaky_relu", &dc__op_LEAKY_RELU, DC_UN_LEAKY_RELU, x, negative_slope, 0.0,
                   UN_FLOAT_ONLY, &n);
 }
 
 dc_tensor *dc_elu(dc_tensor *x, double alpha) {
   dc_node *n;
-  dc_tensor *out = unary_op("elu", &OP_ELU, DC_UN_ELU, x, alpha, 0.0, UN_FLOAT_ONLY, &n);
+  dc_tensor *out = unary_op("elu", &dc__op_ELU, DC_UN_ELU, x, alpha, 0.0, UN_FLOAT_ONLY, &n);
   if (n) n->f[1] = 1.0; /* f[0] = alpha (scale * alpha with scale 1) */
   return out;
 }
 
 dc_tensor *dc_selu(dc_tensor *x) {
   dc_node *n;
-  dc_tensor *out = unary_op("selu", &OP_SELU, DC_UN_SELU, x, 0.0, 0.0, UN_FLOAT_ONLY, &n);
+  dc_tensor *out = unary_op("selu", &dc__op_SELU, DC_UN_SELU, x, 0.0, 0.0, UN_FLOAT_ONLY, &n);
   if (n) {
     n->f[0] = kSeluScale * kSeluAlpha;
     n->f[1] = kSeluScale;
@@ -314,22 +314,23 @@ dc_tensor *dc_selu(dc_tensor *x) {
 
 dc_tensor *dc_gelu(dc_tensor *x, bool tanh_approximation) {
   dc_node *n;
-  dc_tensor *out = unary_op("gelu", &OP_GELU, tanh_approximation ? DC_UN_GELU_TANH : DC_UN_GELU, x,
-                            0.0, 0.0, UN_FLOAT_ONLY, &n);
+  dc_tensor *out = unary_op("gelu", &dc__op_GELU, tanh_approximation ? DC_UN_GELU_TANH : DC_UN_GELU,
+                            x, 0.0, 0.0, UN_FLOAT_ONLY, &n);
   if (n) n->i[0] = tanh_approximation;
   return out;
 }
 
 dc_tensor *dc_erf(dc_tensor *x) {
   dc_node *n;
-  return unary_op("erf", &OP_ERF, DC_UN_ERF, x, 0.0, 0.0, UN_FLOAT_ONLY, &n);
+  return unary_op("erf", &dc__op_ERF, DC_UN_ERF, x, 0.0, 0.0, UN_FLOAT_ONLY, &n);
 }
 
 dc_tensor *dc_softplus(dc_tensor *x, double beta, double threshold) {
   if (x && beta == 0.0)
     return dc__err(DC_ERR_ARG, "softplus: beta must be non-zero (PyTorch's default is 1)");
   dc_node *n;
-  return unary_op("softplus", &OP_SOFTPLUS, DC_UN_SOFTPLUS, x, beta, threshold, UN_FLOAT_ONLY, &n);
+  return unary_op("softplus", &dc__op_SOFTPLUS, DC_UN_SOFTPLUS, x, beta, threshold, UN_FLOAT_ONLY,
+                  &n);
 }
 
 /* clamp: an integer tensor stays integer for integral (or infinite) bounds, else becomes
@@ -343,12 +344,12 @@ dc_tensor *dc_clamp(dc_tensor *x, double lo, double hi) {
     bool integral = (isinf(lo) || lo == nearbyint(lo)) && (isinf(hi) || hi == nearbyint(hi));
     if (!integral) {
       dc_tensor *xf = dc_to_dtype(x, DC_F32);
-      dc_tensor *out = unary_op("clamp", &OP_CLAMP, DC_UN_CLAMP, xf, lo, hi, 0, &n);
+      dc_tensor *out = unary_op("clamp", &dc__op_CLAMP, DC_UN_CLAMP, xf, lo, hi, 0, &n);
       dc_free(xf);
       return out;
     }
   }
-  return unary_op("clamp", &OP_CLAMP, DC_UN_CLAMP, x, lo, hi, 0, &n);
+  return unary_op("clamp", &dc__op_CLAMP, DC_UN_CLAMP, x, lo, hi, 0, &n);
 }
 
 /* ---- relu(a + b) as one op (ResNet's residual join) ---- */
@@ -361,7 +362,7 @@ static int add_relu_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
     if (dc__needs_grad(n, k)) gin[k] = dc__sum_to(gr, dc_shape_of(n->inputs[k]));
   return rule_status(gin, n);
 }
-static const dc_opdef OP_ADD_RELU = {"add_relu", add_relu_backward};
+DC__OPDEF(ADD_RELU, add_relu_backward);
 
 dc_tensor *dc__add_relu(dc_tensor *a, dc_tensor *b) {
   if (!dc__check_nonnull("add_relu", 2, a, b)) return NULL;
@@ -375,7 +376,7 @@ dc_tensor *dc__add_relu(dc_tensor *a, dc_tensor *b) {
   const dc_backend *be = out ? dc__backend(a->device) : NULL;
   dc_node *n = NULL;
   if (!be || be->ew->binary(DC_BIN_ADD_RELU, out, a, b) != DC_OK ||
-      !dc__record(&OP_ADD_RELU, out, 2, (dc_tensor *[]){a, b}, &n)) {
+      !dc__record(&dc__op_ADD_RELU, out, 2, (dc_tensor *[]){a, b}, &n)) {
     dc_free(out);
     return NULL;
   }

@@ -68,10 +68,10 @@ static int expand_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   return gin[0] ? DC_OK : dc_last_status();
 }
 
-static const dc_opdef OP_VIEW = {"view", reshape_backward};
-static const dc_opdef OP_PERMUTE = {"permute", permute_backward};
-static const dc_opdef OP_SLICE = {"slice", subview_backward};
-static const dc_opdef OP_EXPAND = {"expand", expand_backward};
+DC__OPDEF(VIEW, reshape_backward);
+DC__OPDEF(PERMUTE, permute_backward);
+DC__OPDEF(SLICE, subview_backward);
+DC__OPDEF(EXPAND, expand_backward);
 
 /* Makes the view and records its node; node ints: input shape, then op-specific from 8. */
 static dc_tensor *make_view(const dc_opdef *op, dc_tensor *x, int nd, const int64_t *shape,
@@ -165,7 +165,7 @@ dc_tensor *dc_view(dc_tensor *x, dc_shape s) {
   if (!view_strides(x, &s, st))
     return dc__err(DC_ERR_ARG, "view: size is not compatible with the input's strides (a "
                                "non-contiguous tensor); use dc_reshape, which copies");
-  return make_view(&OP_VIEW, x, s.ndim, s.d, st, x->offset, NULL, 0);
+  return make_view(&dc__op_VIEW, x, s.ndim, s.d, st, x->offset, NULL, 0);
 }
 
 dc_tensor *dc_reshape(dc_tensor *x, dc_shape s) {
@@ -174,7 +174,8 @@ dc_tensor *dc_reshape(dc_tensor *x, dc_shape s) {
     return dc__err(DC_ERR_ARG, "reshape: a shape has 0 to %d dims, got %d", DC_MAX_DIMS, s.ndim);
   if (!infer_shape("reshape", &s, dc_numel(x), dc_shape_of(x))) return NULL;
   int64_t st[DC_MAX_DIMS];
-  if (view_strides(x, &s, st)) return make_view(&OP_VIEW, x, s.ndim, s.d, st, x->offset, NULL, 0);
+  if (view_strides(x, &s, st))
+    return make_view(&dc__op_VIEW, x, s.ndim, s.d, st, x->offset, NULL, 0);
   dc_tensor *c = dc_contiguous(x);
   dc_tensor *r = c ? dc_view(c, s) : NULL;
   dc_free(c);
@@ -197,7 +198,7 @@ dc_tensor *dc_permute(dc_tensor *x, const int *dims, int ndims) {
     st[d] = x->stride[k];
     inv[k] = d;
   }
-  return make_view(&OP_PERMUTE, x, ndims, sh, st, x->offset, inv, ndims);
+  return make_view(&dc__op_PERMUTE, x, ndims, sh, st, x->offset, inv, ndims);
 }
 
 dc_tensor *dc_transpose(dc_tensor *x, int d0, int d1) {
@@ -231,7 +232,7 @@ static dc_tensor *subview(const char *op, dc_tensor *x, int dim, int64_t start, 
   }
   (void)op;
   int64_t extra[5] = {dim, start, len, step, drop};
-  return make_view(&OP_SLICE, x, nd, sh, st, off, extra, 5);
+  return make_view(&dc__op_SLICE, x, nd, sh, st, off, extra, 5);
 }
 
 dc_tensor *dc_narrow(dc_tensor *x, int dim, int64_t start, int64_t length) {
@@ -303,7 +304,7 @@ dc_tensor *dc_expand(dc_tensor *x, dc_shape s) {
                      dc_shape_str(s, b, sizeof b));
     }
   }
-  return make_view(&OP_EXPAND, x, s.ndim, s.d, st, x->offset, NULL, 0);
+  return make_view(&dc__op_EXPAND, x, s.ndim, s.d, st, x->offset, NULL, 0);
 }
 
 dc_tensor *dc_squeeze(dc_tensor *x, int dim) {
@@ -317,7 +318,7 @@ dc_tensor *dc_squeeze(dc_tensor *x, int dim) {
     st[s.ndim] = x->stride[d];
     s.d[s.ndim++] = x->shape[d];
   }
-  return make_view(&OP_VIEW, x, s.ndim, s.d, st, x->offset, NULL, 0);
+  return make_view(&dc__op_VIEW, x, s.ndim, s.d, st, x->offset, NULL, 0);
 }
 
 dc_tensor *dc_unsqueeze(dc_tensor *x, int dim) {
@@ -335,7 +336,7 @@ dc_tensor *dc_unsqueeze(dc_tensor *x, int dim) {
       k++;
     }
   }
-  return make_view(&OP_VIEW, x, x->ndim + 1, sh, st, x->offset, NULL, 0);
+  return make_view(&dc__op_VIEW, x, x->ndim + 1, sh, st, x->offset, NULL, 0);
 }
 
 dc_tensor *dc_flatten(dc_tensor *x, int start, int end) {
