@@ -73,10 +73,11 @@ static int add_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   return rule_status(gin, n);
 }
 
-/* add_scaled (a + alpha b): ga = g, gb = alpha g; alpha in f[0] */
+/* add_scaled (a + alpha b): ga = g, gb = alpha g */
 static int add_scaled_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   if (dc__needs_grad(n, 0)) gin[0] = grad_for(g, n->inputs[0]);
-  if (dc__needs_grad(n, 1)) gin[1] = grad_for(dc_mul_scalar(g, n->f[0]), n->inputs[1]);
+  if (dc__needs_grad(n, 1))
+    gin[1] = grad_for(dc_mul_scalar(g, DC__ARGS(n, add_scaled)->alpha), n->inputs[1]);
   return rule_status(gin, n);
 }
 
@@ -121,10 +122,10 @@ static int pow_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
 }
 
 /* maximum / minimum: the gradient goes to the larger (smaller) input, split half/half on ties
- * (PyTorch 1.13). i[0] = 1 for maximum. */
+ * (PyTorch 1.13). */
 static int maxmin_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   dc_tensor *a = n->inputs[0], *b = n->inputs[1];
-  bool is_max = n->i[0] != 0;
+  bool is_max = n->op->kind == DC_OP_MAXIMUM;
   dc_tensor *zero = zero_like_dtype(g->dtype);
   dc_tensor *tie = dc_where(dc_eq(a, b), dc_mul_scalar(g, 0.5), g);
   if (dc__needs_grad(n, 0))
@@ -250,9 +251,7 @@ dc_tensor *dc_pow(dc_tensor *a, dc_tensor *b) {
 
 dc_tensor *dc_maximum(dc_tensor *a, dc_tensor *b) {
   dc_node *n;
-  dc_tensor *out = binary_op("maximum", &dc__op_MAXIMUM, DC_BIN_MAXIMUM, a, b, &n);
-  if (n) n->i[0] = 1;
-  return out;
+  return binary_op("maximum", &dc__op_MAXIMUM, DC_BIN_MAXIMUM, a, b, &n);
 }
 
 dc_tensor *dc_minimum(dc_tensor *a, dc_tensor *b) {
@@ -305,7 +304,7 @@ dc_tensor *dc_add_scaled(dc_tensor *a, dc_tensor *b, double alpha) {
     dc_free(out);
     out = NULL;
   }
-  if (n) n->f[0] = alpha;
+  if (n) DC__ARGS(n, add_scaled)->alpha = alpha;
   dc__unref(a2);
   dc__unref(b2);
   return out;
@@ -355,18 +354,18 @@ static int scalar_rsub_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
 }
 /* mul: g s */
 static int scalar_mul_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
-  gin[0] = dc_mul_scalar(g, n->f[0]);
+  gin[0] = dc_mul_scalar(g, DC__ARGS(n, scalar)->s);
   return rule_status(gin, n);
 }
 /* div: g / s */
 static int scalar_div_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
-  gin[0] = dc_div_scalar(g, n->f[0]);
+  gin[0] = dc_div_scalar(g, DC__ARGS(n, scalar)->s);
   return rule_status(gin, n);
 }
 /* pow (x^e): g e x^(e-1); zero for e == 0 */
 static int scalar_pow_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   dc_tensor *x = n->inputs[0];
-  double e = n->f[0];
+  double e = DC__ARGS(n, scalar)->s;
   if (e == 0.0)
     gin[0] = dc_zeros_like(x);
   else
@@ -382,7 +381,7 @@ DC__OPDEF(DIV_SCALAR, scalar_div_backward);
 DC__OPDEF(POW_SCALAR, scalar_pow_backward);
 
 /* out = x op s. cmp: bool result, not recorded. The kernel gets s rounded to the compute dtype
- * and f[0] of the node keeps it. */
+ * and the node keeps it (dc__scalar_args). */
 static dc_tensor *scalar_op(const char *name, const dc_opdef *od, dc_unary_op kop, dc_tensor *x,
                             double s, bool cmp) {
   if (!dc__check_nonnull(name, 1, x)) return NULL;
@@ -407,7 +406,7 @@ static dc_tensor *scalar_op(const char *name, const dc_opdef *od, dc_unary_op ko
     dc_free(out);
     out = NULL;
   }
-  if (n) n->f[0] = p[0];
+  if (n) DC__ARGS(n, scalar)->s = p[0];
   dc__unref(x2);
   return out;
 }

@@ -73,7 +73,7 @@ static bool index_fits(const char *op, const dc_tensor *index, const dc_tensor *
 static int gather_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   dc_tensor *x = n->inputs[0], *index = n->inputs[1];
   dc_tensor *z = zeros_on(dc_shape_of(x), x->dtype, x->device);
-  gin[0] = z ? dc_scatter_add(z, (int)n->i[0], index, gout) : NULL;
+  gin[0] = z ? dc_scatter_add(z, DC__ARGS(n, dim)->dim, index, gout) : NULL;
   return gin[0] ? DC_OK : dc_last_status();
 }
 DC__OPDEF(GATHER, gather_backward);
@@ -92,7 +92,7 @@ dc_tensor *dc_gather(dc_tensor *x, int dim, dc_tensor *index) {
     dc_free(out);
     return NULL;
   }
-  if (node) node->i[0] = dim;
+  if (node) DC__ARGS(node, dim)->dim = dim;
   return out;
 }
 
@@ -118,7 +118,7 @@ static int scatter_add_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   dc_tensor *index = n->inputs[1], *src = n->inputs[2];
   if (dc__needs_grad(n, 0)) gin[0] = gout;
   if (dc__needs_grad(n, 2)) {
-    dc_tensor *g = dc_gather(gout, (int)n->i[0], index);
+    dc_tensor *g = dc_gather(gout, DC__ARGS(n, dim)->dim, index);
     gin[2] = g ? pad_to(g, dc_shape_of(src)) : NULL;
     if (!gin[2]) return dc_last_status();
   }
@@ -148,7 +148,7 @@ dc_tensor *dc_scatter_add(dc_tensor *x, int dim, dc_tensor *index, dc_tensor *sr
     dc_free(out);
     return NULL;
   }
-  if (node) node->i[0] = dim;
+  if (node) DC__ARGS(node, dim)->dim = dim;
   return out;
 }
 
@@ -160,7 +160,7 @@ static dc_tensor *index_add(dc_tensor *x, int dim, dc_tensor *index, dc_tensor *
 static int index_select_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   dc_tensor *x = n->inputs[0], *index = n->inputs[1];
   dc_tensor *z = zeros_on(dc_shape_of(x), x->dtype, x->device);
-  gin[0] = z ? index_add(z, (int)n->i[0], index, gout) : NULL;
+  gin[0] = z ? index_add(z, DC__ARGS(n, dim)->dim, index, gout) : NULL;
   return gin[0] ? DC_OK : dc_last_status();
 }
 DC__OPDEF(INDEX_SELECT, index_select_backward);
@@ -169,7 +169,7 @@ DC__OPDEF(INDEX_SELECT, index_select_backward);
 static int index_add_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   if (dc__needs_grad(n, 0)) gin[0] = gout;
   if (dc__needs_grad(n, 2)) {
-    gin[2] = dc_index_select(gout, (int)n->i[0], n->inputs[1]);
+    gin[2] = dc_index_select(gout, DC__ARGS(n, dim)->dim, n->inputs[1]);
     if (!gin[2]) return dc_last_status();
   }
   return DC_OK;
@@ -186,7 +186,7 @@ static dc_tensor *index_add(dc_tensor *x, int dim, dc_tensor *index, dc_tensor *
     dc_free(out);
     return NULL;
   }
-  if (node) node->i[0] = dim;
+  if (node) DC__ARGS(node, dim)->dim = dim;
   return out;
 }
 
@@ -217,7 +217,7 @@ dc_tensor *dc_index_select(dc_tensor *x, int dim, dc_tensor *index) {
     dc_free(out);
     return NULL;
   }
-  if (node) node->i[0] = dim;
+  if (node) DC__ARGS(node, dim)->dim = dim;
   return out;
 }
 
@@ -297,11 +297,12 @@ dc_tensor *dc_one_hot(dc_tensor *labels, int64_t num_classes) {
 
 /* out = cat(inputs, dim): gin[k] = narrow(gout, dim, offset_k, size_k) in input k's dtype */
 static int cat_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
-  int dim = (int)n->i[0];
+  const dc__cat_args *a = DC__ARGS(n, cat);
+  int dim = a->dim;
   int64_t off = 0;
   for (int k = 0; k < n->ninputs; k++) {
     dc_tensor *t = n->inputs[k];
-    bool skipped = n->i[1] && t->ndim == 1 && t->shape[0] == 0; /* legacy empty input */
+    bool skipped = a->skip_empty && t->ndim == 1 && t->shape[0] == 0; /* legacy empty input */
     int64_t len = skipped ? 0 : t->shape[dim];
     if (dc__needs_grad(n, k)) {
       dc_tensor *g = skipped ? zeros_on(dc_shape_of(t), gout->dtype, gout->device)
@@ -319,7 +320,7 @@ DC__OPDEF(CAT, cat_backward);
 static int stack_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   for (int k = 0; k < n->ninputs; k++) {
     if (!dc__needs_grad(n, k)) continue;
-    dc_tensor *g = dc_select(gout, (int)n->i[0], k);
+    dc_tensor *g = dc_select(gout, DC__ARGS(n, dim)->dim, k);
     gin[k] = g && g->dtype != n->inputs[k]->dtype ? dc_to_dtype(g, n->inputs[k]->dtype) : g;
     if (!gin[k]) return dc_last_status();
   }
@@ -440,10 +441,7 @@ dc_tensor *dc_cat(dc_tensor *const *ts, int n, int dim) {
     dc_free(out);
     return NULL;
   }
-  if (node) {
-    node->i[0] = dim;
-    node->i[1] = skip_empty;
-  }
+  if (node) *DC__ARGS(node, cat) = (dc__cat_args){dim, skip_empty};
   return out;
 }
 
@@ -480,6 +478,6 @@ dc_tensor *dc_stack(dc_tensor *const *ts, int n, int dim) {
     dc_free(out);
     return NULL;
   }
-  if (node) node->i[0] = dim;
+  if (node) DC__ARGS(node, dim)->dim = dim;
   return out;
 }

@@ -14,20 +14,14 @@
 
 #define EVAL_CHUNK 64 /* images per conv_block_forward call in evaluation */
 
-/* node ints: the conv geometry, then these */
-enum { I_BATCH_STATS = 19, I_B, I_BN_W, I_BN_B, I_MODE };
-static_assert(sizeof(dc_conv2d_geom) <= sizeof(int64_t) * I_BATCH_STATS,
-              "conv geometry must fit before the block's own ints");
-static_assert(I_MODE < DC_NODE_MAX_INTS, "conv_block ints must fit in a node");
-
-/* saved: 0 the convolution's output in the backend's layout, 1 the argmax of each window (pooled),
- * 2 the statistics [4, K] (mean, invstd, and the affine a, b the forward used).
- * grads: all of the convolution's and the batch norm's inputs in one kernel call. */
+/* args: dc__conv_block_args; saved: 0 the convolution's output in the backend's layout, 1 the
+ * argmax of each window (pooled), 2 the statistics [4, K] (mean, invstd, and the affine a, b the
+ * forward used). grads: all of the convolution's and the batch norm's inputs in one kernel call. */
 static int conv_block_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   if (!dc__nn_no_double_backward(dc__op_name(n->op))) return DC_ERR_UNSUPPORTED;
-  dc_conv2d_geom g;
-  memcpy(&g, n->i, sizeof g);
-  int ib = (int)n->i[I_B], ibw = (int)n->i[I_BN_W], ibb = (int)n->i[I_BN_B];
+  const dc__conv_block_args *a = DC__ARGS(n, conv_block);
+  dc_conv2d_geom g = a->geom;
+  int ib = a->ib, ibw = a->ibw, ibb = a->ibb;
   dc_tensor *x = n->inputs[0], *w = n->inputs[1];
   dc_tensor *bn_w = ibw ? n->inputs[ibw] : NULL, *bn_b = ibb ? n->inputs[ibb] : NULL;
   dc_tensor *gy = dc_contiguous(gout);
@@ -42,8 +36,7 @@ static int conv_block_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   int rc = !kn ? dc__nn_status()
                : kn->conv_block_backward(gr[0], gr[1], ib ? gr[ib] : NULL, ibw ? gr[ibw] : NULL,
                                          ibb ? gr[ibb] : NULL, gy, x, w, n->saved[0], n->saved[1],
-                                         bn_w, bn_b, n->saved[2], n->i[I_BATCH_STATS] != 0, &g,
-                                         (int)n->i[I_MODE]);
+                                         bn_w, bn_b, n->saved[2], a->batch_stats, &g, a->mode);
   for (int k = 0; k < 5; k++) {
     if (rc == DC_OK && k < n->ninputs)
       gin[k] = gr[k];
@@ -138,12 +131,8 @@ dc_tensor *dc__conv_block(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_conv2d_op
   if (ok && n && pool && !idx) /* dc__record and the grad test above disagree: a bug */
     ok = dc__err(DC_ERR_STATE, "conv_bn_relu_pool: a graph node without saved argmaxes") != NULL;
   if (ok && n) {
-    memcpy(n->i, &g, sizeof g);
-    n->i[I_BATCH_STATS] = batch_stats;
-    n->i[I_B] = ib;
-    n->i[I_BN_W] = ibw;
-    n->i[I_BN_B] = ibb;
-    n->i[I_MODE] = mode;
+    *DC__ARGS(n, conv_block) = (dc__conv_block_args){
+        .geom = g, .batch_stats = batch_stats, .ib = ib, .ibw = ibw, .ibb = ibb, .mode = mode};
     dc__save(n, 0, yc);
     dc__save(n, 1, idx);
     dc__save(n, 2, stats);

@@ -58,11 +58,7 @@ static dc_tensor *contig_ref(dc_tensor *x) {
   return dc__take(c);
 }
 
-static dc_shape node_keep_shape(const dc_node *n) {
-  dc_shape s = {.ndim = (int)n->i[9]};
-  memcpy(s.d, &n->i[10], sizeof(int64_t) * (size_t)s.ndim);
-  return s;
-}
+static dc_shape node_keep_shape(const dc_node *n) { return DC__ARGS(n, reduce)->keep; }
 
 /* gout [out shape] -> [keepdim shape] view */
 static dc_tensor *gout_keep(dc_node *n, dc_tensor *gout) {
@@ -72,7 +68,8 @@ static dc_tensor *gout_keep(dc_node *n, dc_tensor *gout) {
 static int sum_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   dc_tensor *x = n->inputs[0];
   dc_tensor *g = gout_keep(n, gout);
-  if (n->f[0] != 1.0) g = dc_mul_scalar(g, n->f[0]); /* mean: 1/R */
+  double scale = DC__ARGS(n, reduce)->scale;
+  if (scale != 1.0) g = dc_mul_scalar(g, scale); /* mean: 1/R */
   gin[0] = dc_expand(g, dc_shape_of(x));
   return gin[0] ? DC_OK : (int)dc_last_status();
 }
@@ -84,7 +81,7 @@ static int extremum_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   dc_tensor *mask = dc_to_dtype(dc_eq(x, yk), x->dtype);
   int dims[DC_MAX_DIMS], nd = 0;
   for (int d = 0; d < x->ndim; d++)
-    if ((n->i[8] >> d) & 1) dims[nd++] = d;
+    if ((DC__ARGS(n, reduce)->mask >> d) & 1u) dims[nd++] = d;
   dc_tensor *cnt = dc_sum(mask, dims, nd, true);
   gin[0] = dc_div(dc_mul(mask, gout_keep(n, gout)), cnt);
   return gin[0] ? DC_OK : (int)dc_last_status();
@@ -149,10 +146,8 @@ static dc_tensor *reduce(const char *name, const dc_opdef *def, dc_reduce_op op,
     return NULL;
   }
   if (n) {
-    n->f[0] = op == DC_RED_MEAN ? 1.0 / (double)R : 1.0;
-    n->i[8] = mask;
-    n->i[9] = ks.ndim;
-    memcpy(&n->i[10], ks.d, sizeof(int64_t) * (size_t)ks.ndim);
+    *DC__ARGS(n, reduce) = (dc__reduce_args){
+        .scale = op == DC_RED_MEAN ? 1.0 / (double)R : 1.0, .mask = mask, .keep = ks};
     if (op == DC_RED_MAX || op == DC_RED_MIN || op == DC_RED_LOGSUMEXP) {
       if (!dc__save_output(n, 0, out)) {
         dc_free(out);
@@ -247,7 +242,7 @@ dc_tensor *dc_std(dc_tensor *x, const int *dims, int ndims, int correction, bool
 /* gradient flows to the selected index only */
 static int select_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   dc_tensor *x = n->inputs[0], *idx = n->saved[0];
-  int dim = (int)n->i[0];
+  int dim = DC__ARGS(n, dim)->dim;
   dc_shape ks = dc_shape_of(x);
   ks.d[dim] = 1;
   dc_tensor *ik = dc_reshape(idx, ks);
@@ -300,7 +295,7 @@ static dc_tensor *arg_reduce(const char *name, bool is_max, dc_tensor *x, int di
     return NULL;
   }
   if (n) {
-    n->i[0] = dim;
+    DC__ARGS(n, dim)->dim = dim;
     dc__save(n, 0, idx);
   }
   if (indices)

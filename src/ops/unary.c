@@ -57,7 +57,7 @@ static dc_tensor *gelu_tanh_second(dc_tensor *x) {
 
 /* d/dg = kop(gg, t); d/dt: relu 0, sigmoid gg g (1 - 2y), tanh -2 gg g y, gelu gg g f''(x) */
 static int act_grad_backward(dc_node *n, dc_tensor *gg, dc_tensor **gin) {
-  dc_binary_op kop = (dc_binary_op)n->i[0];
+  dc_binary_op kop = DC__ARGS(n, act_grad)->kop;
   dc_tensor *g = n->inputs[0], *t = n->inputs[1];
   if (dc__needs_grad(n, 0)) {
     gin[0] = act_grad(kop, gg, t);
@@ -94,7 +94,7 @@ static dc_tensor *act_grad(dc_binary_op kop, dc_tensor *g, dc_tensor *t) {
     dc_free(out);
     return NULL;
   }
-  if (n) n->i[0] = kop;
+  if (n) DC__ARGS(n, act_grad)->kop = kop;
   return out;
 }
 
@@ -145,10 +145,11 @@ static int reciprocal_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   gin[0] = dc_mul(g, dc_neg(dc_square(saved_out(n, dc_reciprocal))));
   return rule_status(gin, n);
 }
-/* clamp: g where lo <= x <= hi (bounds included, NaN gets 0); lo, hi in f[0], f[1] */
+/* clamp: g where lo <= x <= hi (bounds included, NaN gets 0) */
 static int clamp_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   dc_tensor *x = n->inputs[0];
-  dc_tensor *lo = dc_scalar(n->f[0], x->dtype), *hi = dc_scalar(n->f[1], x->dtype);
+  const dc__clamp_args *a = DC__ARGS(n, clamp);
+  dc_tensor *lo = dc_scalar(a->lo, x->dtype), *hi = dc_scalar(a->hi, x->dtype);
   dc_tensor *zero = dc_scalar(0.0, g->dtype);
   gin[0] = dc_where(dc_ge(x, lo), dc_where(dc_le(x, hi), g, zero), zero);
   return rule_status(gin, n);
@@ -168,23 +169,25 @@ static int relu_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   gin[0] = act_grad(DC_BIN_RELU_BWD, g, n->inputs[0]);
   return rule_status(gin, n);
 }
-/* leaky_relu: g where x > 0, else g slope (slope in f[0]) */
+/* leaky_relu: g where x > 0, else g slope */
 static int leaky_relu_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   dc_tensor *x = n->inputs[0];
-  gin[0] = dc_where(dc_gt_scalar(x, 0.0), g, dc_mul_scalar(g, n->f[0]));
+  gin[0] = dc_where(dc_gt_scalar(x, 0.0), g, dc_mul_scalar(g, DC__ARGS(n, leaky_relu)->slope));
   return rule_status(gin, n);
 }
-/* elu / selu: g scale where x > 0, else g scale alpha exp(x) (f[0] = scale alpha, f[1] = scale) */
+/* elu / selu: g scale where x > 0, else g scale alpha exp(x) */
 static int elu_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   dc_tensor *x = n->inputs[0];
-  dc_tensor *pos = n->f[1] == 1.0 ? g : dc_mul_scalar(g, n->f[1]);
-  dc_tensor *neg = dc_mul(g, dc_mul_scalar(dc_exp(x), n->f[0]));
+  const dc__elu_args *a = DC__ARGS(n, elu);
+  dc_tensor *pos = a->scale == 1.0 ? g : dc_mul_scalar(g, a->scale);
+  dc_tensor *neg = dc_mul(g, dc_mul_scalar(dc_exp(x), a->scale_alpha));
   gin[0] = dc_where(dc_gt_scalar(x, 0.0), pos, neg);
   return rule_status(gin, n);
 }
-/* gelu: g gelu'(x), fused (i[0] = 1: tanh approximation) */
+/* gelu: g gelu'(x), fused */
 static int gelu_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
-  gin[0] = act_grad(n->i[0] ? DC_BIN_GELU_TANH_BWD : DC_BIN_GELU_BWD, g, n->inputs[0]);
+  gin[0] = act_grad(DC__ARGS(n, gelu)->tanh_approximation ? DC_BIN_GELU_TANH_BWD : DC_BIN_GELU_BWD,
+                    g, n->inputs[0]);
   return rule_status(gin, n);
 }
 /* erf: g 2/sqrt(pi) exp(-x^2), composed (so that double backward works) */
@@ -193,10 +196,11 @@ static int erf_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   gin[0] = dc_mul(g, dc_mul_scalar(dc_exp(dc_neg(dc_square(x))), M_2_SQRTPI));
   return rule_status(gin, n);
 }
-/* softplus: g where x beta > threshold, else g sigmoid(x beta) (f[0] = beta, f[1] = threshold) */
+/* softplus: g where x beta > threshold, else g sigmoid(x beta) */
 static int softplus_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
-  dc_tensor *bx = dc_mul_scalar(n->inputs[0], n->f[0]);
-  gin[0] = dc_where(dc_gt_scalar(bx, n->f[1]), g, dc_mul(g, dc_sigmoid(bx)));
+  const dc__softplus_args *a = DC__ARGS(n, softplus);
+  dc_tensor *bx = dc_mul_scalar(n->inputs[0], a->beta);
+  gin[0] = dc_where(dc_gt_scalar(bx, a->threshold), g, dc_mul(g, dc_sigmoid(bx)));
   return rule_status(gin, n);
 }
 
@@ -225,7 +229,8 @@ DC__OPDEF(ERF, erf_backward);
 enum { UN_FLOAT_ONLY = 1, UN_SAVE_OUT = 2 };
 
 /* out = kop(x; p) with x's shape and dtype; flags: UN_FLOAT_ONLY refuses integer inputs,
- * UN_SAVE_OUT keeps an alias of the output in saved[0]. *node is the recorded node or NULL. */
+ * UN_SAVE_OUT keeps an alias of the output in saved[0]. *node is the recorded node or NULL: the
+ * caller saves the op's arguments in it (p0, p1 as the kernel saw them: round_to(p, out_dtype)). */
 static dc_tensor *unary_op(const char *name, const dc_opdef *od, dc_unary_op kop, dc_tensor *x,
                            double p0, double p1, int flags, dc_node **node) {
   *node = NULL;
@@ -245,15 +250,9 @@ static dc_tensor *unary_op(const char *name, const dc_opdef *od, dc_unary_op kop
     dc_free(out);
     return NULL;
   }
-  if (*node) {
-    (*node)->f[0] = p[0];
-    (*node)->f[1] = p[1];
-    if (flags & UN_SAVE_OUT) {
-      if (!dc__save_output(*node, 0, out)) {
-        dc_free(out);
-        return NULL;
-      }
-    }
+  if (*node && (flags & UN_SAVE_OUT) && !dc__save_output(*node, 0, out)) {
+    dc_free(out);
+    return NULL;
   }
   return out;
 }
@@ -291,24 +290,23 @@ dc_tensor *dc_tanh(dc_tensor *x) {
 
 dc_tensor *dc_leaky_relu(dc_tensor *x, double negative_slope) {
   dc_node *n;
-  return unary_op("leaky_relu", &dc__op_LEAKY_RELU, DC_UN_LEAKY_RELU, x, negative_slope, 0.0,
-                  UN_FLOAT_ONLY, &n);
+  dc_tensor *out = unary_op("leaky_relu", &dc__op_LEAKY_RELU, DC_UN_LEAKY_RELU, x, negative_slope,
+                            0.0, UN_FLOAT_ONLY, &n);
+  if (n) DC__ARGS(n, leaky_relu)->slope = round_to(negative_slope, n->out_dtype);
+  return out;
 }
 
 dc_tensor *dc_elu(dc_tensor *x, double alpha) {
   dc_node *n;
   dc_tensor *out = unary_op("elu", &dc__op_ELU, DC_UN_ELU, x, alpha, 0.0, UN_FLOAT_ONLY, &n);
-  if (n) n->f[1] = 1.0; /* f[0] = alpha (scale * alpha with scale 1) */
+  if (n) *DC__ARGS(n, elu) = (dc__elu_args){round_to(alpha, n->out_dtype), 1.0};
   return out;
 }
 
 dc_tensor *dc_selu(dc_tensor *x) {
   dc_node *n;
   dc_tensor *out = unary_op("selu", &dc__op_SELU, DC_UN_SELU, x, 0.0, 0.0, UN_FLOAT_ONLY, &n);
-  if (n) {
-    n->f[0] = kSeluScale * kSeluAlpha;
-    n->f[1] = kSeluScale;
-  }
+  if (n) *DC__ARGS(n, elu) = (dc__elu_args){kSeluScale * kSeluAlpha, kSeluScale};
   return out;
 }
 
@@ -316,7 +314,7 @@ dc_tensor *dc_gelu(dc_tensor *x, bool tanh_approximation) {
   dc_node *n;
   dc_tensor *out = unary_op("gelu", &dc__op_GELU, tanh_approximation ? DC_UN_GELU_TANH : DC_UN_GELU,
                             x, 0.0, 0.0, UN_FLOAT_ONLY, &n);
-  if (n) n->i[0] = tanh_approximation;
+  if (n) DC__ARGS(n, gelu)->tanh_approximation = tanh_approximation;
   return out;
 }
 
@@ -329,8 +327,12 @@ dc_tensor *dc_softplus(dc_tensor *x, double beta, double threshold) {
   if (x && beta == 0.0)
     return dc__err(DC_ERR_ARG, "softplus: beta must be non-zero (PyTorch's default is 1)");
   dc_node *n;
-  return unary_op("softplus", &dc__op_SOFTPLUS, DC_UN_SOFTPLUS, x, beta, threshold, UN_FLOAT_ONLY,
-                  &n);
+  dc_tensor *out =
+      unary_op("softplus", &dc__op_SOFTPLUS, DC_UN_SOFTPLUS, x, beta, threshold, UN_FLOAT_ONLY, &n);
+  if (n)
+    *DC__ARGS(n, softplus) =
+        (dc__softplus_args){round_to(beta, n->out_dtype), round_to(threshold, n->out_dtype)};
+  return out;
 }
 
 /* clamp: an integer tensor stays integer for integral (or infinite) bounds, else becomes
@@ -345,11 +347,17 @@ dc_tensor *dc_clamp(dc_tensor *x, double lo, double hi) {
     if (!integral) {
       dc_tensor *xf = dc_to_dtype(x, DC_F32);
       dc_tensor *out = unary_op("clamp", &dc__op_CLAMP, DC_UN_CLAMP, xf, lo, hi, 0, &n);
+      if (n)
+        *DC__ARGS(n, clamp) =
+            (dc__clamp_args){round_to(lo, n->out_dtype), round_to(hi, n->out_dtype)};
       dc_free(xf);
       return out;
     }
   }
-  return unary_op("clamp", &dc__op_CLAMP, DC_UN_CLAMP, x, lo, hi, 0, &n);
+  dc_tensor *out = unary_op("clamp", &dc__op_CLAMP, DC_UN_CLAMP, x, lo, hi, 0, &n);
+  if (n)
+    *DC__ARGS(n, clamp) = (dc__clamp_args){round_to(lo, n->out_dtype), round_to(hi, n->out_dtype)};
+  return out;
 }
 
 /* ---- relu(a + b) as one op (ResNet's residual join) ---- */

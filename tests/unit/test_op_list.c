@@ -1,7 +1,9 @@
 /* The op list (src/ops/op-list.h): every listed op has its table entry (this file takes the
  * address of each, so a missing entry fails to link), each entry carries its own kind, and the
- * names users see are unique, non-empty and spelt in lowercase with underscores. */
+ * names users see are unique, non-empty and spelt in lowercase with underscores; each op has an
+ * argument type, and DC__ARGS reads a node's arguments typed and refuses another type. */
 #include <criterion/criterion.h>
+#include <deepc/deepc.h>
 #include <string.h>
 
 #include "autograd/autograd-impl.h"
@@ -40,4 +42,29 @@ Test(op_list, known_names) {
   cr_assert_str_eq(dc__op_names[DC_OP_SIGMOID], "sigmoid");
   cr_assert_str_eq(dc__op_names[DC_OP_CONV_BN_RELU_POOL], "conv_bn_relu_pool");
   cr_assert_str_eq(dc__op_names[DC_OP_DIST_ALL_REDUCE], "dist_all_reduce");
+}
+
+Test(op_list, every_op_has_an_argument_type) {
+  for (int k = 0; k < DC_OP_COUNT; k++)
+    cr_assert((int)dc__op_args_kinds[k] >= 0 && dc__op_args_kinds[k] < DC__ARGS_COUNT,
+              "%s has argument type %d", dc__op_names[k], (int)dc__op_args_kinds[k]);
+}
+
+/* a node keeps its op's arguments typed; asking for another op's type is a broken invariant */
+Test(op_list, typed_arguments) {
+  dc_scope_begin();
+  dc_tensor *x = dc_requires_grad_(dc_scalar(-2.0, DC_F64), true);
+  dc_tensor *y = dc_leaky_relu(x, 0.25); /* [] */
+  cr_assert_not_null(y, "%s", dc_last_error());
+  cr_assert_str_eq(dc_grad_fn_name(y), "leaky_relu");
+  cr_assert_eq(DC__ARGS(y->grad_fn, leaky_relu)->slope, 0.25);
+  dc_tensor *z = dc_mul_scalar(y, 3.0); /* [] */
+  cr_assert_str_eq(dc_grad_fn_name(z), "mul_scalar");
+  cr_assert_eq(DC__ARGS(z->grad_fn, scalar)->s, 3.0);
+  cr_assert_eq(dc_backward(z), DC_OK, "%s", dc_last_error());
+  cr_assert_eq(dc_item(x->grad), 0.75);
+  (void)DC__ARGS(y->grad_fn, clamp);
+  cr_assert_eq(dc_last_status(), DC_ERR_STATE);
+  cr_assert(strstr(dc_last_error(), "DC__ARGS"), "%s", dc_last_error());
+  dc_scope_end();
 }
