@@ -22,7 +22,8 @@ bool dc__any_requires_grad(int n, dc_tensor *const *ts) {
 bool dc__record(const dc_opdef *op, dc_tensor *out, int n, dc_tensor *const *inputs,
                 dc_node **node) {
   *node = NULL;
-  if (DC__UNLIKELY(dc__anomaly_on) && !dc__anomaly_forward(op->name, out, n, inputs)) return false;
+  if (DC__UNLIKELY(dc__anomaly_on) && !dc__anomaly_forward(dc__op_name(op), out, n, inputs))
+    return false;
   if (g_no_grad || !dc__any_requires_grad(n, inputs)) return true;
   dc_node *nd = dc__calloc(1, sizeof *nd);
   if (!nd) return false;
@@ -80,7 +81,7 @@ void dc__grad_fn_release(dc_node *n, const dc_tensor *t) {
 }
 
 const char *dc_grad_fn_name(const dc_tensor *t) {
-  return t && t->grad_fn ? t->grad_fn->op->name : NULL;
+  return t && t->grad_fn ? dc__op_name(t->grad_fn->op) : NULL;
 }
 
 int dc_retain_grad(dc_tensor *t) {
