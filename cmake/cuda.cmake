@@ -1,5 +1,5 @@
 # The CUDA backend (src/backend/cuda, docs/cuda.md): built by default where the CUDA toolkit
-# (nvcc, cudart, cuBLAS) and cuDNN 9 are found; without them the build is the CPU-only one.
+# (nvcc, cudart, cuBLAS headers and library) and cuDNN 9 are found; without them the build is the CPU-only one.
 # Sets DC_HAVE_CUDA_BACKEND, adds the .cu sources to DC_SOURCES and the libraries to DC_LIBS;
 # DC_CUDA_OPTIONS holds nvcc's flags for deepc_obj. Sanitizer and fuzz builds leave it out (nvcc
 # takes no -fsanitize, and those builds check host code).
@@ -48,7 +48,9 @@ if(DC_HAVE_CUDA_BACKEND)
   add_library(DC::cudnn UNKNOWN IMPORTED)
   set_target_properties(DC::cudnn PROPERTIES IMPORTED_LOCATION ${CUDNN_LIBRARY}
     INTERFACE_INCLUDE_DIRECTORIES ${CUDNN_INCLUDE_DIR})
-  list(APPEND DC_LIBS CUDA::cudart CUDA::cublas DC::cudnn)
+  # cuBLAS is dlopen'ed on first use (src/backend/cuda/linalg.c): linked, its 500 MB would be
+  # mapped and relocated by every process, which costs each Criterion test (an exec) 0.35 s.
+  list(APPEND DC_LIBS CUDA::cudart DC::cudnn ${CMAKE_DL_LIBS})
   list(APPEND DC_DEFS DC_WITH_CUDA)
   # Host code of the .cu files gets the C warnings that make sense for C++; DC_WERROR makes
   # both nvcc's own warnings and the host compiler's errors.
@@ -60,7 +62,7 @@ if(DC_HAVE_CUDA_BACKEND)
   string(JOIN ";" dc_cuda_flags_str ${dc_cuda_flags})
   set(DC_CUDA_OPTIONS "$<$<COMPILE_LANGUAGE:CUDA>:${dc_cuda_flags_str}>")
   # deepc.pc (static linking) and deepcConfig.cmake (the exported targets name these)
-  set(DC_PC_LIBS_CUDA "-L${CUDAToolkit_LIBRARY_DIR} -lcudnn -lcublas -lcudart")
+  set(DC_PC_LIBS_CUDA "-L${CUDAToolkit_LIBRARY_DIR} -lcudnn -lcudart -ldl")
   get_filename_component(dc_cudnn_dir ${CUDNN_LIBRARY} DIRECTORY)
   if(NOT dc_cudnn_dir STREQUAL CUDAToolkit_LIBRARY_DIR)
     set(DC_PC_LIBS_CUDA "-L${dc_cudnn_dir} ${DC_PC_LIBS_CUDA}")

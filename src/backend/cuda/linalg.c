@@ -3,25 +3,59 @@
  * batch stride 0 broadcasting a or b. float32 uses FP32 compute, without TF32 unless
  * DEEPC_ALLOW_TF32=1 (PyTorch's default for matmul). Row-major products are computed as the
  * column-major out^T = op(b)^T op(a)^T; an operand with neither unit row nor unit column stride
- * is first copied contiguous on the device. */
+ * is first copied contiguous on the device.
+ * cuBLAS is loaded on first use (dlopen), not linked: its 500 MB of libraries would otherwise be
+ * mapped and relocated by every deepc process, GPU or not (each Criterion test is an exec). */
 #include "cuda-impl.h"
 
 #include <cublas_v2.h>
+#include <dlfcn.h>
 #include <pthread.h>
 
+#define DC__STR_(x) #x
+#define DC__STR(x) DC__STR_(x)
+#define CUBLAS_SONAME "libcublas.so." DC__STR(CUBLAS_VER_MAJOR)
+
+static struct {
+  __typeof__(&cublasCreate_v2) create;
+  __typeof__(&cublasSetStream_v2) set_stream;
+  __typeof__(&cublasGemmStridedBatchedEx) gemm;
+  __typeof__(&cublasGetStatusName) status_name;
+  __typeof__(&cublasGetStatusString) status_string;
+} g_blas;
 static cublasHandle_t g_handle;
 static cublasStatus_t g_handle_status = CUBLAS_STATUS_NOT_INITIALIZED;
+static char g_load_error[256];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
-static void make_handle(void) {
-  g_handle_status = cublasCreate(&g_handle);
+static void *sym(void *lib, const char *name) {
+  void *p = dlsym(lib, name);
+  if (!p && !g_load_error[0])
+    snprintf(g_load_error, sizeof g_load_error, "%s has no %s", CUBLAS_SONAME, name);
+  return p;
+}
+
+static void load_blas(void) {
+  void *lib = dlopen(CUBLAS_SONAME, RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    const char *e = dlerror();
+    snprintf(g_load_error, sizeof g_load_error, "cannot load %s: %s", CUBLAS_SONAME, e ? e : "?");
+    return;
+  }
+  *(void **)&g_blas.create = sym(lib, "cublasCreate_v2");
+  *(void **)&g_blas.set_stream = sym(lib, "cublasSetStream_v2");
+  *(void **)&g_blas.gemm = sym(lib, "cublasGemmStridedBatchedEx");
+  *(void **)&g_blas.status_name = sym(lib, "cublasGetStatusName");
+  *(void **)&g_blas.status_string = sym(lib, "cublasGetStatusString");
+  if (g_load_error[0]) return;
+  g_handle_status = g_blas.create(&g_handle);
   if (g_handle_status == CUBLAS_STATUS_SUCCESS)
-    g_handle_status = cublasSetStream(g_handle, dc__cuda_stream());
+    g_handle_status = g_blas.set_stream(g_handle, dc__cuda_stream());
 }
 
 static int blas_fail(cublasStatus_t st, const char *what) {
   return dc__errs(DC_ERR_BACKEND, "cuda gemm_batched: %s failed: %s (%s)", what,
-                  cublasGetStatusName(st), cublasGetStatusString(st));
+                  g_blas.status_name(st), g_blas.status_string(st));
 }
 
 /* One operand as cuBLAS sees it: logical rows x cols with strides (row-major view). */
@@ -109,7 +143,7 @@ static int run(dc_tensor *out, const mat *A, const mat *Bm, int64_t B, float alp
   if (M > INT32_MAX || N > INT32_MAX || K > INT32_MAX || lda > INT32_MAX || ldb > INT32_MAX ||
       B > INT32_MAX)
     return dc__errs(DC_ERR_UNSUPPORTED, "gemm_batched: a dim above 2^31 is not yet on cuda");
-  cublasStatus_t st = cublasGemmStridedBatchedEx(
+  cublasStatus_t st = g_blas.gemm(
       g_handle, opb, opa, (int)N, (int)M, (int)K, pa, Bm->data, ty, (int)ldb, Bm->sb, A->data, ty,
       (int)lda, A->sb, pb, dc__cuda_ptr(out), ty, (int)N, M * N, (int)B, ct, CUBLAS_GEMM_DEFAULT);
   return st == CUBLAS_STATUS_SUCCESS ? DC_OK : blas_fail(st, "cublasGemmStridedBatchedEx");
@@ -124,7 +158,8 @@ int dc__cuda_gemm_batched(dc_tensor *out, const dc_tensor *a, const dc_tensor *b
     return bad_args("dtypes must all be float32 or all float64", out, a, b);
   if (dc_numel(out) > 0 && !dc_is_contiguous(out))
     return bad_args("out must be contiguous", out, a, b);
-  pthread_once(&g_once, make_handle);
+  pthread_once(&g_once, load_blas);
+  if (g_load_error[0]) return dc__errs(DC_ERR_BACKEND, "cuda gemm_batched: %s", g_load_error);
   if (g_handle_status != CUBLAS_STATUS_SUCCESS) return blas_fail(g_handle_status, "cublasCreate");
   mat A, Bm;
   int rc = decode(a, ta, &A);
