@@ -26,7 +26,7 @@ Test(gpu_register, steady_loop_does_not_cudamalloc) {
   GPU_OR_SKIP();
   dc__cuda_mem_stats s0, s1;
   for (int step = 0; step < 12; step++) {
-    if (step == 2) dc__cuda_mem_stats_get(&s0); /* after two warm-up steps */
+    if (step == 3) dc__cuda_mem_stats_get(&s0); /* after warm-up steps of all three sizes */
     dc_scope_begin();
     for (int k = 1; k <= 20; k++) {
       dc_tensor *t = dc_zeros_on(DC_SHAPE(k * 1000 + step % 3), DC_F32, DC_CUDA);
