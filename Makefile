@@ -10,7 +10,7 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DDC_WERROR=ON
 endif
 
-.PHONY: all deps build test test-gpu test-parity-long test-unit test-asan test-fuzz demo bench examples exercises clean format format-check install
+.PHONY: all deps build check-includes test test-gpu test-parity-long test-unit test-asan test-fuzz demo bench examples exercises clean format format-check install
 
 all: build
 
@@ -78,6 +78,11 @@ install: build
 # Every tracked C file but third_party/'s, formatted by .clang-format (Debian's clang-format 14,
 # installed by scripts/install-deps.sh); `make test` fails when one is not formatted.
 FORMAT_FILES = $$(git ls-files '*.c' '*.h' ':!:third_party/*')
+
+# Every #include of src/, tools/, include/, examples/ and bench/ points down the layer table of
+# docs/internals.md, with no include circle between folders (also the CTest test lint.check_includes).
+check-includes:
+	@bash scripts/check-includes.sh
 
 format:
 	clang-format -i $(FORMAT_FILES)

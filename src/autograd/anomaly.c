@@ -139,7 +139,8 @@ int dc__anomaly_backward(dc_node *nd, dc_tensor *gout, dc_tensor **gin) {
                     "anomaly: backward of '%s' produced %s at element %lld of the gradient of its "
                     "input %d %s (op inputs: %s; output %s%s); dc_set_detect_anomaly / "
                     "train.detect_anomaly is on",
-                    nd->op->name, kind_of(dc_item_at(gin[k], bad)), (long long)bad, k, gs, ins, os,
+                    dc__op_name(nd->op), kind_of(dc_item_at(gin[k], bad)), (long long)bad, k, gs,
+                    ins, os,
                     dc__first_nonfinite(gout) >= 0 ? ", whose incoming gradient was already "
                                                      "non-finite"
                                                    : "");

@@ -7,15 +7,42 @@
 #include <deepc/autograd.h>
 #include <deepc/ops.h>
 #include "../core/core-impl.h"
+#include "op-args.h"
+#include "op-list.h"
 
 #define DC_NODE_MAX_SAVED 4
-#define DC_NODE_MAX_INTS 24
 
 typedef struct dc_opdef {
-  const char *name; /* shown in printing and graph export ("mul", "sigmoid", ...) */
+  dc_op_kind kind; /* its row in DC_OP_LIST (src/autograd/op-list.h): name, saved-argument type */
   /* gout: gradient of the output [out shape]; gin[i]: gradient for inputs[i] [input i shape] */
   int (*backward)(dc_node *n, dc_tensor *gout, dc_tensor **gin);
 } dc_opdef;
+
+/* dc__op_<id>: the table entry of each op of the list, defined once, in the op's file, by
+ * DC__OPDEF(id, backward rule); an op missing from the list does not compile, a listed op
+ * without its entry does not link (test_op_list.c takes the address of every entry). */
+#define DC_X(id, name, args) extern const dc_opdef dc__op_##id;
+DC_OP_LIST(DC_X)
+#undef DC_X
+#define DC__OPDEF(id, backward) const dc_opdef dc__op_##id = {DC_OP_##id, backward}
+
+/* The list's names by dc_op_kind (op-list.c); dc__op_name: the name of op, as users see it in
+ * printing, graph export and messages ("mul", "sigmoid", ...). */
+extern const char *const dc__op_names[DC_OP_COUNT];
+static inline const char *dc__op_name(const dc_opdef *op) { return dc__op_names[op->kind]; }
+
+/* The saved scalars of node n (op-args.h), typed: a dc__<type>_args pointer (const when n is),
+ * for a node whose op's row in DC_OP_LIST names argument type `type`; written by the forward
+ * after dc__record, read by the rule. A type that is not in DC_OP_ARGS_LIST does not compile; a
+ * node of an op with another type breaks an invariant (a DC_ERR_STATE error naming the place). */
+#define DC__ARGS(n, type)                                                                          \
+  (dc__args_check((n)->op, DC__ARGS_##type, __FILE__, __LINE__), &(n)->args.type)
+/* The list's argument type of each op, by dc_op_kind (op-list.c). */
+extern const dc__args_kind dc__op_args_kinds[DC_OP_COUNT];
+static inline void dc__args_check(const dc_opdef *op, dc__args_kind k, const char *file, int line) {
+  if (DC__UNLIKELY(dc__op_args_kinds[op->kind] != k))
+    dc__invariant_broken("DC__ARGS: the type of the node's op's arguments", file, line);
+}
 
 struct dc_node {
   const dc_opdef *op;
@@ -24,8 +51,7 @@ struct dc_node {
   dc_tensor **inputs; /* references to the op's inputs */
   dc_tensor *inline_inputs[3];
   dc_tensor *saved[DC_NODE_MAX_SAVED]; /* references to extra tensors the rule needs */
-  double f[4];                         /* scalar arguments */
-  int64_t i[DC_NODE_MAX_INTS];         /* integer arguments (dims, sizes) */
+  dc__op_args args;                    /* the op's saved scalars: DC__ARGS(n, type) */
   dc_shape out_shape;
   dc_dtype out_dtype;
   dc_tensor *out; /* weak: the output while it is alive */

@@ -190,7 +190,7 @@ static void write_graph(FILE *f, const dot_graph *g, dc_dot_opts o) {
   for (size_t k = 0; k < g->nt; k++) put_tensor(f, (int32_t)k, g->tensors[k], k == 0, o);
   for (size_t k = 0; k < g->nn; k++) {
     fprintf(f, "  op%zu [label=\"", k);
-    put_escaped(f, g->ops[k].node->op->name);
+    put_escaped(f, dc__op_name(g->ops[k].node->op));
     fputs("\", shape=box, style=filled, fillcolor=\"#eeeeee\"];\n", f);
   }
   /* edges: each op's inputs (numbered when the op has several, as order matters for sub, div,

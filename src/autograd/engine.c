@@ -72,7 +72,7 @@ static int collect(dc_node *root, node_vec *order) {
                     "backward: trying to backward through the graph a second time (node '%s'); "
                     "its saved values were freed by the first backward. Pass .retain_graph = true "
                     "to the first dc_backward if you need to call it twice",
-                    n->op->name);
+                    dc__op_name(n->op));
       break;
     }
     if (!vec_push(order, n)) {
@@ -119,7 +119,7 @@ static int run_node(dc_node *n, const dc_backward_opts *o, node_vec *ready) {
         rc = dc__errs(DC_ERR_STATE,
                       "backward of '%s': gradient for input %d has shape %s, input "
                       "has %s (internal error in the op's backward rule)",
-                      n->op->name, k, dc_shape_str(dc_shape_of(gin[k]), a, sizeof a),
+                      dc__op_name(n->op), k, dc_shape_str(dc_shape_of(gin[k]), a, sizeof a),
                       dc_shape_str(dc_shape_of(t), b, sizeof b));
         break;
       }

@@ -22,7 +22,8 @@ bool dc__any_requires_grad(int n, dc_tensor *const *ts) {
 bool dc__record(const dc_opdef *op, dc_tensor *out, int n, dc_tensor *const *inputs,
                 dc_node **node) {
   *node = NULL;
-  if (DC__UNLIKELY(dc__anomaly_on) && !dc__anomaly_forward(op->name, out, n, inputs)) return false;
+  if (DC__UNLIKELY(dc__anomaly_on) && !dc__anomaly_forward(dc__op_name(op), out, n, inputs))
+    return false;
   if (g_no_grad || !dc__any_requires_grad(n, inputs)) return true;
   dc_node *nd = dc__calloc(1, sizeof *nd);
   if (!nd) return false;
@@ -74,8 +75,13 @@ void dc__node_release(dc_node *n) {
   dc__free(n);
 }
 
+void dc__grad_fn_release(dc_node *n, const dc_tensor *t) {
+  if (n->out == t) n->out = NULL;
+  dc__node_release(n);
+}
+
 const char *dc_grad_fn_name(const dc_tensor *t) {
-  return t && t->grad_fn ? t->grad_fn->op->name : NULL;
+  return t && t->grad_fn ? dc__op_name(t->grad_fn->op) : NULL;
 }
 
 int dc_retain_grad(dc_tensor *t) {

@@ -108,6 +108,9 @@ int dc__device_mem_register(dc_device dev, const dc_device_mem *mem);
 const dc_device_mem *dc__device_mem(dc_device dev);
 /* "device 'x' ..." errors name what is available: "cpu, testdev". */
 const char *dc__devices_str(void);
+/* Drops tensor t's reference to its grad_fn node n, forgetting t as n's output first when it
+ * is (src/autograd/node.c defines it: core frees tensors without seeing a node's insides). */
+void dc__grad_fn_release(dc_node *n, const dc_tensor *t);
 /* Host copy of n bytes at byte offset off of t's storage (any device; synchronises). */
 int dc__storage_read(const dc_tensor *t, size_t off, void *host, size_t n);
 /* n host bytes into t's storage at byte offset off (any device). */

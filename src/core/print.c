@@ -1,6 +1,8 @@
 /* Printing tensors the way PyTorch does: tensor([[...]], dtype=..., grad_fn=<...>), with
  * summarisation (edge items, "...") past 1000 elements. */
-#include "../autograd/autograd-impl.h"
+#include "core-impl.h"
+
+#include <deepc/autograd.h>
 
 #include <math.h>
 #include <string.h>
@@ -163,7 +165,7 @@ static char *format(const dc_tensor *t, const dc_tensor *of) {
   if (of->device != DC_CPU) put(&b, ", device='%s'", dc_device_name(of->device));
   if (show_dtype) put(&b, ", dtype=torch.%s", dc_dtype_name(t->dtype));
   if (of->grad_fn)
-    put(&b, ", grad_fn=<%s>", of->grad_fn->op->name);
+    put(&b, ", grad_fn=<%s>", dc_grad_fn_name(of));
   else if (of->requires_grad)
     put(&b, ", requires_grad=True");
   put(&b, ")");

@@ -1,7 +1,6 @@
 /* Tensor lifetime: construction, references, scopes and freeing. Storage is refcounted so
  * views stay valid; a tensor holds its grad and its grad_fn node. */
-#include "../autograd/autograd-impl.h"
-#include "../backend/backend.h"
+#include "core-impl.h"
 
 #include <string.h>
 
@@ -203,10 +202,7 @@ void dc__unref(dc_tensor *t) {
   if (!t) return;
   if (__atomic_sub_fetch(&t->refcount, 1, __ATOMIC_ACQ_REL) > 0) return;
   DC__CHECK(t->scope_level == 0, );
-  if (t->grad_fn) {
-    if (t->grad_fn->out == t) t->grad_fn->out = NULL;
-    dc__node_release(t->grad_fn);
-  }
+  if (t->grad_fn) dc__grad_fn_release(t->grad_fn, t);
   dc_free(t->grad);
   dc__storage_release(t->storage);
   dc__free(t);

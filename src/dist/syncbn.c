@@ -16,7 +16,7 @@ static int all_reduce_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   gin[0] = dc_dist_all_reduce_sum(gout);
   return gin[0] ? DC_OK : dc_last_status();
 }
-static const dc_opdef OP_ALL_REDUCE = {"dist_all_reduce", all_reduce_backward};
+DC__OPDEF(DIST_ALL_REDUCE, all_reduce_backward);
 
 dc_tensor *dc_dist_all_reduce_sum(dc_tensor *x) {
   if (!dc__check_nonnull("dist_all_reduce", 1, x)) return NULL;
@@ -27,7 +27,7 @@ dc_tensor *dc_dist_all_reduce_sum(dc_tensor *x) {
     return NULL;
   }
   dc_node *n;
-  if (!dc__record(&OP_ALL_REDUCE, out, 1, (dc_tensor *[]){x}, &n)) {
+  if (!dc__record(&dc__op_DIST_ALL_REDUCE, out, 1, (dc_tensor *[]){x}, &n)) {
     dc_free(out);
     return NULL;
   }

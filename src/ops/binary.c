@@ -73,10 +73,11 @@ static int add_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   return rule_status(gin, n);
 }
 
-/* add_scaled (a + alpha b): ga = g, gb = alpha g; alpha in f[0] */
+/* add_scaled (a + alpha b): ga = g, gb = alpha g */
 static int add_scaled_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   if (dc__needs_grad(n, 0)) gin[0] = grad_for(g, n->inputs[0]);
-  if (dc__needs_grad(n, 1)) gin[1] = grad_for(dc_mul_scalar(g, n->f[0]), n->inputs[1]);
+  if (dc__needs_grad(n, 1))
+    gin[1] = grad_for(dc_mul_scalar(g, DC__ARGS(n, add_scaled)->alpha), n->inputs[1]);
   return rule_status(gin, n);
 }
 
@@ -121,10 +122,10 @@ static int pow_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
 }
 
 /* maximum / minimum: the gradient goes to the larger (smaller) input, split half/half on ties
- * (PyTorch 1.13). i[0] = 1 for maximum. */
+ * (PyTorch 1.13). */
 static int maxmin_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   dc_tensor *a = n->inputs[0], *b = n->inputs[1];
-  bool is_max = n->i[0] != 0;
+  bool is_max = n->op->kind == DC_OP_MAXIMUM;
   dc_tensor *zero = zero_like_dtype(g->dtype);
   dc_tensor *tie = dc_where(dc_eq(a, b), dc_mul_scalar(g, 0.5), g);
   if (dc__needs_grad(n, 0))
@@ -142,15 +143,15 @@ static int where_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   return rule_status(gin, n);
 }
 
-static const dc_opdef OP_ADD = {"add", add_backward};
-static const dc_opdef OP_ADD_SCALED = {"add", add_scaled_backward};
-static const dc_opdef OP_SUB = {"sub", sub_backward};
-static const dc_opdef OP_MUL = {"mul", mul_backward};
-static const dc_opdef OP_DIV = {"div", div_backward};
-static const dc_opdef OP_POW = {"pow", pow_backward};
-static const dc_opdef OP_MAXIMUM = {"maximum", maxmin_backward};
-static const dc_opdef OP_MINIMUM = {"minimum", maxmin_backward};
-static const dc_opdef OP_WHERE = {"where", where_backward};
+DC__OPDEF(ADD, add_backward);
+DC__OPDEF(ADD_SCALED, add_scaled_backward);
+DC__OPDEF(SUB, sub_backward);
+DC__OPDEF(MUL, mul_backward);
+DC__OPDEF(DIV, div_backward);
+DC__OPDEF(POW, pow_backward);
+DC__OPDEF(MAXIMUM, maxmin_backward);
+DC__OPDEF(MINIMUM, maxmin_backward);
+DC__OPDEF(WHERE, where_backward);
 
 /* ---- forward ---- */
 
@@ -218,27 +219,27 @@ static dc_tensor *binary_op(const char *name, const dc_opdef *od, dc_binary_op k
 
 dc_tensor *dc_add(dc_tensor *a, dc_tensor *b) {
   dc_node *n;
-  return binary_op("add", &OP_ADD, DC_BIN_ADD, a, b, &n);
+  return binary_op("add", &dc__op_ADD, DC_BIN_ADD, a, b, &n);
 }
 
 dc_tensor *dc_sub(dc_tensor *a, dc_tensor *b) {
   dc_node *n;
-  return binary_op("sub", &OP_SUB, DC_BIN_SUB, a, b, &n);
+  return binary_op("sub", &dc__op_SUB, DC_BIN_SUB, a, b, &n);
 }
 
 dc_tensor *dc_mul(dc_tensor *a, dc_tensor *b) {
   dc_node *n;
-  return binary_op("mul", &OP_MUL, DC_BIN_MUL, a, b, &n);
+  return binary_op("mul", &dc__op_MUL, DC_BIN_MUL, a, b, &n);
 }
 
 dc_tensor *dc_div(dc_tensor *a, dc_tensor *b) {
   dc_node *n;
-  return binary_op("div", &OP_DIV, DC_BIN_DIV, a, b, &n);
+  return binary_op("div", &dc__op_DIV, DC_BIN_DIV, a, b, &n);
 }
 
 dc_tensor *dc_pow(dc_tensor *a, dc_tensor *b) {
   dc_node *n;
-  dc_tensor *out = binary_op("pow", &OP_POW, DC_BIN_POW, a, b, &n);
+  dc_tensor *out = binary_op("pow", &dc__op_POW, DC_BIN_POW, a, b, &n);
   if (n) {
     if (!dc__save_output(n, 0, out)) {
       dc_free(out);
@@ -250,14 +251,12 @@ dc_tensor *dc_pow(dc_tensor *a, dc_tensor *b) {
 
 dc_tensor *dc_maximum(dc_tensor *a, dc_tensor *b) {
   dc_node *n;
-  dc_tensor *out = binary_op("maximum", &OP_MAXIMUM, DC_BIN_MAXIMUM, a, b, &n);
-  if (n) n->i[0] = 1;
-  return out;
+  return binary_op("maximum", &dc__op_MAXIMUM, DC_BIN_MAXIMUM, a, b, &n);
 }
 
 dc_tensor *dc_minimum(dc_tensor *a, dc_tensor *b) {
   dc_node *n;
-  return binary_op("minimum", &OP_MINIMUM, DC_BIN_MINIMUM, a, b, &n);
+  return binary_op("minimum", &dc__op_MINIMUM, DC_BIN_MINIMUM, a, b, &n);
 }
 
 dc_tensor *dc_eq(dc_tensor *a, dc_tensor *b) {
@@ -301,11 +300,11 @@ dc_tensor *dc_add_scaled(dc_tensor *a, dc_tensor *b, double alpha) {
   const dc_backend *be = out ? dc__backend(dev) : NULL;
   dc_node *n = NULL;
   if (!be || be->ew->axpy(out, a2, alpha, b2) != DC_OK ||
-      !dc__record(&OP_ADD_SCALED, out, 2, (dc_tensor *[]){a2, b2}, &n)) {
+      !dc__record(&dc__op_ADD_SCALED, out, 2, (dc_tensor *[]){a2, b2}, &n)) {
     dc_free(out);
     out = NULL;
   }
-  if (n) n->f[0] = alpha;
+  if (n) DC__ARGS(n, add_scaled)->alpha = alpha;
   dc__unref(a2);
   dc__unref(b2);
   return out;
@@ -329,7 +328,7 @@ dc_tensor *dc_where(dc_tensor *cond, dc_tensor *a, dc_tensor *b) {
   const dc_backend *be = out ? dc__backend(dev) : NULL;
   dc_node *n = NULL;
   if (!be || be->ew->where(out, c2, a2, b2) != DC_OK ||
-      !dc__record(&OP_WHERE, out, 2, (dc_tensor *[]){a2, b2}, &n)) {
+      !dc__record(&dc__op_WHERE, out, 2, (dc_tensor *[]){a2, b2}, &n)) {
     dc_free(out);
     out = NULL;
   }
@@ -355,18 +354,18 @@ static int scalar_rsub_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
 }
 /* mul: g s */
 static int scalar_mul_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
-  gin[0] = dc_mul_scalar(g, n->f[0]);
+  gin[0] = dc_mul_scalar(g, DC__ARGS(n, scalar)->s);
   return rule_status(gin, n);
 }
 /* div: g / s */
 static int scalar_div_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
-  gin[0] = dc_div_scalar(g, n->f[0]);
+  gin[0] = dc_div_scalar(g, DC__ARGS(n, scalar)->s);
   return rule_status(gin, n);
 }
 /* pow (x^e): g e x^(e-1); zero for e == 0 */
 static int scalar_pow_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   dc_tensor *x = n->inputs[0];
-  double e = n->f[0];
+  double e = DC__ARGS(n, scalar)->s;
   if (e == 0.0)
     gin[0] = dc_zeros_like(x);
   else
@@ -374,15 +373,15 @@ static int scalar_pow_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   return rule_status(gin, n);
 }
 
-static const dc_opdef OP_ADD_S = {"add", scalar_add_backward};
-static const dc_opdef OP_SUB_S = {"sub", scalar_add_backward};
-static const dc_opdef OP_RSUB_S = {"rsub", scalar_rsub_backward};
-static const dc_opdef OP_MUL_S = {"mul", scalar_mul_backward};
-static const dc_opdef OP_DIV_S = {"div", scalar_div_backward};
-static const dc_opdef OP_POW_S = {"pow", scalar_pow_backward};
+DC__OPDEF(ADD_SCALAR, scalar_add_backward);
+DC__OPDEF(SUB_SCALAR, scalar_add_backward);
+DC__OPDEF(RSUB_SCALAR, scalar_rsub_backward);
+DC__OPDEF(MUL_SCALAR, scalar_mul_backward);
+DC__OPDEF(DIV_SCALAR, scalar_div_backward);
+DC__OPDEF(POW_SCALAR, scalar_pow_backward);
 
 /* out = x op s. cmp: bool result, not recorded. The kernel gets s rounded to the compute dtype
- * and f[0] of the node keeps it. */
+ * and the node keeps it (dc__scalar_args). */
 static dc_tensor *scalar_op(const char *name, const dc_opdef *od, dc_unary_op kop, dc_tensor *x,
                             double s, bool cmp) {
   if (!dc__check_nonnull(name, 1, x)) return NULL;
@@ -407,28 +406,28 @@ static dc_tensor *scalar_op(const char *name, const dc_opdef *od, dc_unary_op ko
     dc_free(out);
     out = NULL;
   }
-  if (n) n->f[0] = p[0];
+  if (n) DC__ARGS(n, scalar)->s = p[0];
   dc__unref(x2);
   return out;
 }
 
 dc_tensor *dc_add_scalar(dc_tensor *x, double s) {
-  return scalar_op("add", &OP_ADD_S, DC_UN_ADD_SCALAR, x, s, false);
+  return scalar_op("add", &dc__op_ADD_SCALAR, DC_UN_ADD_SCALAR, x, s, false);
 }
 dc_tensor *dc_sub_scalar(dc_tensor *x, double s) {
-  return scalar_op("sub", &OP_SUB_S, DC_UN_ADD_SCALAR, x, -s, false);
+  return scalar_op("sub", &dc__op_SUB_SCALAR, DC_UN_ADD_SCALAR, x, -s, false);
 }
 dc_tensor *dc_rsub_scalar(dc_tensor *x, double s) {
-  return scalar_op("rsub", &OP_RSUB_S, DC_UN_RSUB_SCALAR, x, s, false);
+  return scalar_op("rsub", &dc__op_RSUB_SCALAR, DC_UN_RSUB_SCALAR, x, s, false);
 }
 dc_tensor *dc_mul_scalar(dc_tensor *x, double s) {
-  return scalar_op("mul", &OP_MUL_S, DC_UN_MUL_SCALAR, x, s, false);
+  return scalar_op("mul", &dc__op_MUL_SCALAR, DC_UN_MUL_SCALAR, x, s, false);
 }
 dc_tensor *dc_div_scalar(dc_tensor *x, double s) {
-  return scalar_op("div", &OP_DIV_S, DC_UN_DIV_SCALAR, x, s, false);
+  return scalar_op("div", &dc__op_DIV_SCALAR, DC_UN_DIV_SCALAR, x, s, false);
 }
 dc_tensor *dc_pow_scalar(dc_tensor *x, double e) {
-  return scalar_op("pow", &OP_POW_S, DC_UN_POW_SCALAR, x, e, false);
+  return scalar_op("pow", &dc__op_POW_SCALAR, DC_UN_POW_SCALAR, x, e, false);
 }
 dc_tensor *dc_gt_scalar(dc_tensor *x, double s) {
   return scalar_op("gt", NULL, DC_UN_GT_SCALAR, x, s, true);

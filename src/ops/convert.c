@@ -11,8 +11,8 @@ static int copy_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   gin[0] = gout->dtype == x->dtype ? dc_clone(gout) : dc_to_dtype(gout, x->dtype);
   return gin[0] ? DC_OK : dc_last_status();
 }
-static const dc_opdef OP_COPY = {"clone", copy_backward};
-static const dc_opdef OP_TO = {"to", copy_backward};
+DC__OPDEF(CLONE, copy_backward);
+DC__OPDEF(TO, copy_backward);
 
 static dc_tensor *copy_as(const dc_opdef *op, dc_tensor *x, dc_dtype dt, dc_device dev) {
   dc_tensor *r = dc__new(dc_shape_of(x), dt, dev);
@@ -33,7 +33,7 @@ static dc_tensor *copy_as(const dc_opdef *op, dc_tensor *x, dc_dtype dt, dc_devi
 
 dc_tensor *dc_clone(dc_tensor *x) {
   if (!dc__check_nonnull("clone", 1, x)) return NULL;
-  return copy_as(&OP_COPY, x, x->dtype, x->device);
+  return copy_as(&dc__op_CLONE, x, x->dtype, x->device);
 }
 
 dc_tensor *dc_contiguous(dc_tensor *x) {
@@ -47,14 +47,14 @@ dc_tensor *dc_contiguous(dc_tensor *x) {
     }
     return v;
   }
-  return copy_as(&OP_COPY, x, x->dtype, x->device);
+  return copy_as(&dc__op_CLONE, x, x->dtype, x->device);
 }
 
 dc_tensor *dc_to_dtype(dc_tensor *x, dc_dtype dt) {
   if (!dc__check_nonnull("to_dtype", 1, x)) return NULL;
   if ((int)dt < 0 || dt >= DC_DTYPE_COUNT)
     return dc__err(DC_ERR_ARG, "to_dtype: invalid dtype %d", (int)dt);
-  return copy_as(&OP_TO, x, dt, x->device);
+  return copy_as(&dc__op_TO, x, dt, x->device);
 }
 
 /* grad of a move between devices: gout moved back to the input's device */
@@ -62,7 +62,7 @@ static int to_device_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   gin[0] = dc_to_device(gout, n->inputs[0]->device);
   return gin[0] ? DC_OK : dc_last_status();
 }
-static const dc_opdef OP_TO_DEVICE = {"to_device", to_device_backward};
+DC__OPDEF(TO_DEVICE, to_device_backward);
 
 dc_tensor *dc_to_device(dc_tensor *x, dc_device dev) {
   if (!dc__check_nonnull("to_device", 1, x)) return NULL;
@@ -79,7 +79,7 @@ dc_tensor *dc_to_device(dc_tensor *x, dc_device dev) {
   }
   dc_free(c);
   dc_node *n;
-  if (r && dc_dtype_is_float(x->dtype) && !dc__record(&OP_TO_DEVICE, r, 1, &x, &n)) {
+  if (r && dc_dtype_is_float(x->dtype) && !dc__record(&dc__op_TO_DEVICE, r, 1, &x, &n)) {
     dc_free(r);
     return NULL;
   }

@@ -73,10 +73,10 @@ static bool index_fits(const char *op, const dc_tensor *index, const dc_tensor *
 static int gather_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   dc_tensor *x = n->inputs[0], *index = n->inputs[1];
   dc_tensor *z = zeros_on(dc_shape_of(x), x->dtype, x->device);
-  gin[0] = z ? dc_scatter_add(z, (int)n->i[0], index, gout) : NULL;
+  gin[0] = z ? dc_scatter_add(z, DC__ARGS(n, dim)->dim, index, gout) : NULL;
   return gin[0] ? DC_OK : dc_last_status();
 }
-static const dc_opdef OP_GATHER = {"gather", gather_backward};
+DC__OPDEF(GATHER, gather_backward);
 
 dc_tensor *dc_gather(dc_tensor *x, int dim, dc_tensor *index) {
   if (!dc__check_nonnull("gather", 2, x, index)) return NULL;
@@ -88,11 +88,11 @@ dc_tensor *dc_gather(dc_tensor *x, int dim, dc_tensor *index) {
   if (!out) return NULL;
   dc_node *node;
   if (be->index->gather(out, x, dim, index) != DC_OK ||
-      !dc__record(&OP_GATHER, out, 2, (dc_tensor *[]){x, index}, &node)) {
+      !dc__record(&dc__op_GATHER, out, 2, (dc_tensor *[]){x, index}, &node)) {
     dc_free(out);
     return NULL;
   }
-  if (node) node->i[0] = dim;
+  if (node) DC__ARGS(node, dim)->dim = dim;
   return out;
 }
 
@@ -118,13 +118,13 @@ static int scatter_add_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   dc_tensor *index = n->inputs[1], *src = n->inputs[2];
   if (dc__needs_grad(n, 0)) gin[0] = gout;
   if (dc__needs_grad(n, 2)) {
-    dc_tensor *g = dc_gather(gout, (int)n->i[0], index);
+    dc_tensor *g = dc_gather(gout, DC__ARGS(n, dim)->dim, index);
     gin[2] = g ? pad_to(g, dc_shape_of(src)) : NULL;
     if (!gin[2]) return dc_last_status();
   }
   return DC_OK;
 }
-static const dc_opdef OP_SCATTER_ADD = {"scatter_add", scatter_add_backward};
+DC__OPDEF(SCATTER_ADD, scatter_add_backward);
 
 dc_tensor *dc_scatter_add(dc_tensor *x, int dim, dc_tensor *index, dc_tensor *src) {
   if (!dc__check_nonnull("scatter_add", 3, x, index, src)) return NULL;
@@ -144,11 +144,11 @@ dc_tensor *dc_scatter_add(dc_tensor *x, int dim, dc_tensor *index, dc_tensor *sr
   if (!out) return NULL;
   dc_node *node;
   if (dc__backend(x->device)->index->scatter_add(out, dim, index, src) != DC_OK ||
-      !dc__record(&OP_SCATTER_ADD, out, 3, (dc_tensor *[]){x, index, src}, &node)) {
+      !dc__record(&dc__op_SCATTER_ADD, out, 3, (dc_tensor *[]){x, index, src}, &node)) {
     dc_free(out);
     return NULL;
   }
-  if (node) node->i[0] = dim;
+  if (node) DC__ARGS(node, dim)->dim = dim;
   return out;
 }
 
@@ -160,21 +160,21 @@ static dc_tensor *index_add(dc_tensor *x, int dim, dc_tensor *index, dc_tensor *
 static int index_select_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   dc_tensor *x = n->inputs[0], *index = n->inputs[1];
   dc_tensor *z = zeros_on(dc_shape_of(x), x->dtype, x->device);
-  gin[0] = z ? index_add(z, (int)n->i[0], index, gout) : NULL;
+  gin[0] = z ? index_add(z, DC__ARGS(n, dim)->dim, index, gout) : NULL;
   return gin[0] ? DC_OK : dc_last_status();
 }
-static const dc_opdef OP_INDEX_SELECT = {"index_select", index_select_backward};
+DC__OPDEF(INDEX_SELECT, index_select_backward);
 
 /* out = x with src rows added at index along dim: gin[0] = gout, gin[2] = index_select(gout) */
 static int index_add_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   if (dc__needs_grad(n, 0)) gin[0] = gout;
   if (dc__needs_grad(n, 2)) {
-    gin[2] = dc_index_select(gout, (int)n->i[0], n->inputs[1]);
+    gin[2] = dc_index_select(gout, DC__ARGS(n, dim)->dim, n->inputs[1]);
     if (!gin[2]) return dc_last_status();
   }
   return DC_OK;
 }
-static const dc_opdef OP_INDEX_ADD = {"index_add", index_add_backward};
+DC__OPDEF(INDEX_ADD, index_add_backward);
 
 /* Out-of-place index_add (the backward of index_select); shapes are the caller's. */
 static dc_tensor *index_add(dc_tensor *x, int dim, dc_tensor *index, dc_tensor *src) {
@@ -182,11 +182,11 @@ static dc_tensor *index_add(dc_tensor *x, int dim, dc_tensor *index, dc_tensor *
   if (!out) return NULL;
   dc_node *node;
   if (dc__backend(x->device)->index->index_add(out, dim, index, src) != DC_OK ||
-      !dc__record(&OP_INDEX_ADD, out, 3, (dc_tensor *[]){x, index, src}, &node)) {
+      !dc__record(&dc__op_INDEX_ADD, out, 3, (dc_tensor *[]){x, index, src}, &node)) {
     dc_free(out);
     return NULL;
   }
-  if (node) node->i[0] = dim;
+  if (node) DC__ARGS(node, dim)->dim = dim;
   return out;
 }
 
@@ -213,11 +213,11 @@ dc_tensor *dc_index_select(dc_tensor *x, int dim, dc_tensor *index) {
   if (!out) return NULL;
   dc_node *node;
   if (be->index->index_select(out, x, dim, index) != DC_OK ||
-      !dc__record(&OP_INDEX_SELECT, out, 2, (dc_tensor *[]){x, index}, &node)) {
+      !dc__record(&dc__op_INDEX_SELECT, out, 2, (dc_tensor *[]){x, index}, &node)) {
     dc_free(out);
     return NULL;
   }
-  if (node) node->i[0] = dim;
+  if (node) DC__ARGS(node, dim)->dim = dim;
   return out;
 }
 
@@ -297,11 +297,12 @@ dc_tensor *dc_one_hot(dc_tensor *labels, int64_t num_classes) {
 
 /* out = cat(inputs, dim): gin[k] = narrow(gout, dim, offset_k, size_k) in input k's dtype */
 static int cat_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
-  int dim = (int)n->i[0];
+  const dc__cat_args *a = DC__ARGS(n, cat);
+  int dim = a->dim;
   int64_t off = 0;
   for (int k = 0; k < n->ninputs; k++) {
     dc_tensor *t = n->inputs[k];
-    bool skipped = n->i[1] && t->ndim == 1 && t->shape[0] == 0; /* legacy empty input */
+    bool skipped = a->skip_empty && t->ndim == 1 && t->shape[0] == 0; /* legacy empty input */
     int64_t len = skipped ? 0 : t->shape[dim];
     if (dc__needs_grad(n, k)) {
       dc_tensor *g = skipped ? zeros_on(dc_shape_of(t), gout->dtype, gout->device)
@@ -313,19 +314,19 @@ static int cat_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   }
   return DC_OK;
 }
-static const dc_opdef OP_CAT = {"cat", cat_backward};
+DC__OPDEF(CAT, cat_backward);
 
 /* out = stack(inputs, dim): gin[k] = select(gout, dim, k) in input k's dtype */
 static int stack_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   for (int k = 0; k < n->ninputs; k++) {
     if (!dc__needs_grad(n, k)) continue;
-    dc_tensor *g = dc_select(gout, (int)n->i[0], k);
+    dc_tensor *g = dc_select(gout, DC__ARGS(n, dim)->dim, k);
     gin[k] = g && g->dtype != n->inputs[k]->dtype ? dc_to_dtype(g, n->inputs[k]->dtype) : g;
     if (!gin[k]) return dc_last_status();
   }
   return DC_OK;
 }
-static const dc_opdef OP_STACK = {"stack", stack_backward};
+DC__OPDEF(STACK, stack_backward);
 
 /* Common checks of a tensor list: non-empty, no NULL, one device; the promoted dtype. */
 static bool check_list(const char *op, dc_tensor *const *ts, int n, dc_dtype *dt) {
@@ -436,14 +437,11 @@ dc_tensor *dc_cat(dc_tensor *const *ts, int n, int dim) {
   bool ok = out && fill_slabs(out, ts, n, dim, false, len);
   if (len != lens) dc__free(len);
   dc_node *node;
-  if (!ok || !dc__record(&OP_CAT, out, n, ts, &node)) {
+  if (!ok || !dc__record(&dc__op_CAT, out, n, ts, &node)) {
     dc_free(out);
     return NULL;
   }
-  if (node) {
-    node->i[0] = dim;
-    node->i[1] = skip_empty;
-  }
+  if (node) *DC__ARGS(node, cat) = (dc__cat_args){dim, skip_empty};
   return out;
 }
 
@@ -476,10 +474,10 @@ dc_tensor *dc_stack(dc_tensor *const *ts, int n, int dim) {
   bool ok = out && fill_slabs(out, ts, n, dim, true, len);
   if (len != lens) dc__free(len);
   dc_node *node;
-  if (!ok || !dc__record(&OP_STACK, out, n, ts, &node)) {
+  if (!ok || !dc__record(&dc__op_STACK, out, n, ts, &node)) {
     dc_free(out);
     return NULL;
   }
-  if (node) node->i[0] = dim;
+  if (node) DC__ARGS(node, dim)->dim = dim;
   return out;
 }

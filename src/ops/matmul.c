@@ -76,8 +76,8 @@ static int mm_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   return DC_OK;
 }
 
-static const dc_opdef OP_MM = {"mm", mm_backward};
-static const dc_opdef OP_BMM = {"bmm", mm_backward};
+DC__OPDEF(MM, mm_backward);
+DC__OPDEF(BMM, mm_backward);
 
 /* out [B, M, N] (or [M, N] when both are 2-D) = a [B|1, M, K] or [M, K] . b [B|1, K, N] or
  * [K, N]; the caller has checked dtypes and inner dims. NULL in gives NULL out. */
@@ -95,7 +95,7 @@ static dc_tensor *mm_core(dc_tensor *a, dc_tensor *b) {
     return NULL;
   }
   dc_node *node;
-  if (!dc__record(batched ? &OP_BMM : &OP_MM, out, 2, (dc_tensor *[]){a, b}, &node)) {
+  if (!dc__record(batched ? &dc__op_BMM : &dc__op_MM, out, 2, (dc_tensor *[]){a, b}, &node)) {
     dc_free(out);
     return NULL;
   }
@@ -269,7 +269,7 @@ static int linear_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   }
   return DC_OK;
 }
-static const dc_opdef OP_LINEAR = {"linear", linear_backward};
+DC__OPDEF(LINEAR, linear_backward);
 
 static bool check_linear(dc_tensor *x, dc_tensor *w, dc_tensor *bias) {
   char sx[128], sw[128], sb[128];
@@ -339,7 +339,7 @@ dc_tensor *dc_linear(dc_tensor *x, dc_tensor *w, dc_tensor *bias) {
   dc_free(o2);
   dc_node *node;
   if (rc != DC_OK ||
-      !dc__record(&OP_LINEAR, out, bias ? 3 : 2, (dc_tensor *[]){x, w, bias}, &node)) {
+      !dc__record(&dc__op_LINEAR, out, bias ? 3 : 2, (dc_tensor *[]){x, w, bias}, &node)) {
     dc_free(out);
     return NULL;
   }

@@ -8,13 +8,13 @@
 
 /* grads (training): gx = w * invstd * (gy - mean(gy) - xhat * mean(gy * xhat)), xhat the
  * normalised x; (eval): gx = w * invstd * gy. gw = sum(gy * xhat), gb = sum(gy) over N, S.
- * ints: i[0] batch statistics used, i[1] / i[2] index of weight / bias among the inputs (0: none)
- */
+ * args: dc__batch_norm_args; saved: mean (0), invstd (1), the ReLU's output (2, batch_norm_relu) */
 static int bn_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin, bool relu) {
   if (!dc__nn_no_double_backward(relu ? "batch_norm_relu" : "batch_norm"))
     return DC_ERR_UNSUPPORTED;
   dc_tensor *x = n->inputs[0];
-  int iw = (int)n->i[1], ib = (int)n->i[2];
+  const dc__batch_norm_args *a = DC__ARGS(n, batch_norm);
+  int iw = a->iw, ib = a->ib;
   dc_tensor *w = iw ? n->inputs[iw] : NULL;
   int64_t C = x->shape[1];
   dc_tensor *gy = dc_contiguous(gout);
@@ -25,11 +25,11 @@ static int bn_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin, bool relu) 
       (ib && dc__needs_grad(n, ib) && !gb))
     return dc__nn_status();
   const struct dc_nn_kernels *k = dc__nn_kernels("batch_norm", x);
-  int rc =
-      !k     ? dc__nn_status()
-      : relu ? k->batch_norm_relu_backward(gx, gw, gb, gy, n->saved[2], x, w, n->saved[0],
-                                           n->saved[1], n->i[0] != 0)
-             : k->batch_norm_backward(gx, gw, gb, gy, x, w, n->saved[0], n->saved[1], n->i[0] != 0);
+  int rc = !k     ? dc__nn_status()
+           : relu ? k->batch_norm_relu_backward(gx, gw, gb, gy, n->saved[2], x, w, n->saved[0],
+                                                n->saved[1], a->batch_stats)
+                  : k->batch_norm_backward(gx, gw, gb, gy, x, w, n->saved[0], n->saved[1],
+                                           a->batch_stats);
   if (rc != DC_OK) return rc;
   gin[0] = gx;
   if (iw) gin[iw] = gw;
@@ -43,8 +43,8 @@ static int batch_norm_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
 static int batch_norm_relu_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   return bn_backward(n, gout, gin, true);
 }
-static const dc_opdef OP_BATCH_NORM = {"batch_norm", batch_norm_backward};
-static const dc_opdef OP_BATCH_NORM_RELU = {"batch_norm_relu", batch_norm_relu_backward};
+DC__OPDEF(BATCH_NORM, batch_norm_backward);
+DC__OPDEF(BATCH_NORM_RELU, batch_norm_relu_backward);
 
 /* A [C] parameter or statistic: shape, dtype (floats), and contiguity for those written in place.
  */
@@ -124,11 +124,9 @@ static dc_tensor *batch_norm(dc_tensor *x, dc_tensor *running_mean, dc_tensor *r
   if (wc) ins[iw = nin++] = wc;
   if (bc) ins[ib = nin++] = bc;
   dc_node *n = NULL;
-  ok = ok && dc__record(relu ? &OP_BATCH_NORM_RELU : &OP_BATCH_NORM, y, nin, ins, &n);
+  ok = ok && dc__record(relu ? &dc__op_BATCH_NORM_RELU : &dc__op_BATCH_NORM, y, nin, ins, &n);
   if (ok && n) {
-    n->i[0] = batch_stats;
-    n->i[1] = iw;
-    n->i[2] = ib;
+    *DC__ARGS(n, batch_norm) = (dc__batch_norm_args){batch_stats, iw, ib};
     dc__save(n, 0, mean);
     dc__save(n, 1, invstd);
     if (relu) { /* the output masks the gradient: saved as an alias without grad_fn (no cycle) */

@@ -9,9 +9,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-static_assert(sizeof(dc_conv2d_geom) <= sizeof(int64_t) * DC_NODE_MAX_INTS,
-              "conv2d geometry must fit in a node's ints");
-
 /* ---- algorithm choice (dc_set_conv_algo) ---- */
 static const char *const ALGO_NAMES[] = {"auto", "direct", "winograd"}; /* by dc_conv_algo */
 static int g_algo;                                                      /* a dc_conv_algo */
@@ -60,8 +57,7 @@ int64_t dc_conv_out_size(int64_t in, int k, int stride, int pad, int dilation, b
  * gin[2] = sum of gy over N, OH, OW (all in one kernel call) */
 static int conv2d_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   if (!dc__nn_no_double_backward("conv2d")) return DC_ERR_UNSUPPORTED;
-  dc_conv2d_geom g;
-  memcpy(&g, n->i, sizeof g);
+  dc_conv2d_geom g = DC__ARGS(n, conv2d)->geom;
   dc_tensor *x = n->inputs[0], *w = n->inputs[1];
   bool has_b = n->ninputs == 3;
   dc_tensor *gy = dc_contiguous(gout);
@@ -80,7 +76,7 @@ static int conv2d_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   if (has_b) gin[2] = gb;
   return DC_OK;
 }
-static const dc_opdef OP_CONV2D = {"conv2d", conv2d_backward};
+DC__OPDEF(CONV2D, conv2d_backward);
 
 /* 0 means the default d; a 0 second entry repeats the first (".stride = {2}") */
 static int64_t pick(const int *v, int i, int64_t d) {
@@ -191,8 +187,8 @@ static dc_tensor *conv2d_batched(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_co
       xc && wc && (bc || !b) ? dc__new(DC_SHAPE(g.n, g.k, g.oh, g.ow), x->dtype, x->device) : NULL;
   dc_node *n = NULL;
   bool ok = y && k->conv2d_forward(y, xc, wc, bc, &g) == DC_OK &&
-            dc__record(&OP_CONV2D, y, b ? 3 : 2, (dc_tensor *[]){xc, wc, bc}, &n);
-  if (ok && n) memcpy(n->i, &g, sizeof g);
+            dc__record(&dc__op_CONV2D, y, b ? 3 : 2, (dc_tensor *[]){xc, wc, bc}, &n);
+  if (ok && n) DC__ARGS(n, conv2d)->geom = g;
   dc__unref(xc);
   dc__unref(wc);
   dc__unref(bc);

@@ -14,20 +14,14 @@
 
 #define EVAL_CHUNK 64 /* images per conv_block_forward call in evaluation */
 
-/* node ints: the conv geometry, then these */
-enum { I_BATCH_STATS = 19, I_B, I_BN_W, I_BN_B, I_MODE };
-static_assert(sizeof(dc_conv2d_geom) <= sizeof(int64_t) * I_BATCH_STATS,
-              "conv geometry must fit before the block's own ints");
-static_assert(I_MODE < DC_NODE_MAX_INTS, "conv_block ints must fit in a node");
-
-/* saved: 0 the convolution's output in the backend's layout, 1 the argmax of each window (pooled),
- * 2 the statistics [4, K] (mean, invstd, and the affine a, b the forward used).
- * grads: all of the convolution's and the batch norm's inputs in one kernel call. */
+/* args: dc__conv_block_args; saved: 0 the convolution's output in the backend's layout, 1 the
+ * argmax of each window (pooled), 2 the statistics [4, K] (mean, invstd, and the affine a, b the
+ * forward used). grads: all of the convolution's and the batch norm's inputs in one kernel call. */
 static int conv_block_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
-  if (!dc__nn_no_double_backward(n->op->name)) return DC_ERR_UNSUPPORTED;
-  dc_conv2d_geom g;
-  memcpy(&g, n->i, sizeof g);
-  int ib = (int)n->i[I_B], ibw = (int)n->i[I_BN_W], ibb = (int)n->i[I_BN_B];
+  if (!dc__nn_no_double_backward(dc__op_name(n->op))) return DC_ERR_UNSUPPORTED;
+  const dc__conv_block_args *a = DC__ARGS(n, conv_block);
+  dc_conv2d_geom g = a->geom;
+  int ib = a->ib, ibw = a->ibw, ibb = a->ibb;
   dc_tensor *x = n->inputs[0], *w = n->inputs[1];
   dc_tensor *bn_w = ibw ? n->inputs[ibw] : NULL, *bn_b = ibb ? n->inputs[ibb] : NULL;
   dc_tensor *gy = dc_contiguous(gout);
@@ -38,12 +32,11 @@ static int conv_block_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
       gr[k] = dc__new(dc_shape_of(n->inputs[k]), DC_F32, x->device);
       ok = gr[k] != NULL;
     }
-  const struct dc_nn_kernels *kn = ok ? dc__nn_kernels(n->op->name, x) : NULL;
+  const struct dc_nn_kernels *kn = ok ? dc__nn_kernels(dc__op_name(n->op), x) : NULL;
   int rc = !kn ? dc__nn_status()
                : kn->conv_block_backward(gr[0], gr[1], ib ? gr[ib] : NULL, ibw ? gr[ibw] : NULL,
                                          ibb ? gr[ibb] : NULL, gy, x, w, n->saved[0], n->saved[1],
-                                         bn_w, bn_b, n->saved[2], n->i[I_BATCH_STATS] != 0, &g,
-                                         (int)n->i[I_MODE]);
+                                         bn_w, bn_b, n->saved[2], a->batch_stats, &g, a->mode);
   for (int k = 0; k < 5; k++) {
     if (rc == DC_OK && k < n->ninputs)
       gin[k] = gr[k];
@@ -53,9 +46,9 @@ static int conv_block_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   return rc;
 }
 /* by mode (DC_CONV_BLOCK_RELU | DC_CONV_BLOCK_POOL); pooling comes only with the ReLU */
-static const dc_opdef OP_CONV_BN = {"conv_bn", conv_block_backward},
-                      OP_CONV_BN_RELU = {"conv_bn_relu", conv_block_backward},
-                      OP_CONV_BN_RELU_POOL = {"conv_bn_relu_pool", conv_block_backward};
+DC__OPDEF(CONV_BN, conv_block_backward);
+DC__OPDEF(CONV_BN_RELU, conv_block_backward);
+DC__OPDEF(CONV_BN_RELU_POOL, conv_block_backward);
 
 /* a float32 [K] vector on x's device, or NULL */
 static bool vec_ok(const dc_tensor *t, const dc_tensor *x, int64_t K, bool inplace) {
@@ -69,9 +62,9 @@ dc_tensor *dc__conv_block(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_conv2d_op
                           bool *fused) {
   *fused = false;
   const bool pool = mode & DC_CONV_BLOCK_POOL;
-  const dc_opdef *op = pool                        ? &OP_CONV_BN_RELU_POOL
-                       : mode & DC_CONV_BLOCK_RELU ? &OP_CONV_BN_RELU
-                                                   : &OP_CONV_BN;
+  const dc_opdef *op = pool                        ? &dc__op_CONV_BN_RELU_POOL
+                       : mode & DC_CONV_BLOCK_RELU ? &dc__op_CONV_BN_RELU
+                                                   : &dc__op_CONV_BN;
   if (pool && !(mode & DC_CONV_BLOCK_RELU)) return NULL; /* not a pattern the backend runs */
   if (!x || !w || x->dtype != DC_F32 || w->dtype != DC_F32 || x->ndim != 4 || w->ndim != 4 ||
       (b && b->dtype != DC_F32) || (running_mean == NULL) != (running_var == NULL) || !(eps >= 0) ||
@@ -85,7 +78,7 @@ dc_tensor *dc__conv_block(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_conv2d_op
       !vec_ok(running_mean, x, K, true) || !vec_ok(running_var, x, K, true) ||
       (batch_stats && g.n * g.oh * g.ow <= 1))
     return NULL;
-  const struct dc_nn_kernels *k = dc__nn_kernels(op->name, x);
+  const struct dc_nn_kernels *k = dc__nn_kernels(dc__op_name(op), x);
   size_t bytes = 0;
   if (!k || !k->conv_block_plan || k->conv_block_plan(&g, b != NULL, &bytes) != DC_OK ||
       bytes % sizeof(float))
@@ -138,12 +131,8 @@ dc_tensor *dc__conv_block(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_conv2d_op
   if (ok && n && pool && !idx) /* dc__record and the grad test above disagree: a bug */
     ok = dc__err(DC_ERR_STATE, "conv_bn_relu_pool: a graph node without saved argmaxes") != NULL;
   if (ok && n) {
-    memcpy(n->i, &g, sizeof g);
-    n->i[I_BATCH_STATS] = batch_stats;
-    n->i[I_B] = ib;
-    n->i[I_BN_W] = ibw;
-    n->i[I_BN_B] = ibb;
-    n->i[I_MODE] = mode;
+    *DC__ARGS(n, conv_block) = (dc__conv_block_args){
+        .geom = g, .batch_stats = batch_stats, .ib = ib, .ibw = ibw, .ibb = ibb, .mode = mode};
     dc__save(n, 0, yc);
     dc__save(n, 1, idx);
     dc__save(n, 2, stats);

@@ -8,9 +8,9 @@ static int identity_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   gin[0] = dc_reshape(gout, dc_shape_of(n->inputs[0]));
   return gin[0] ? DC_OK : dc__nn_status();
 }
-static const dc_opdef OP_DROPOUT_IDENTITY = {"dropout", identity_backward};
+DC__OPDEF(DROPOUT_IDENTITY, identity_backward);
 
-/* gx = gy * mask (mask saved in slot 0, broadcast over the last i[0] elements for dropout2d) */
+/* gx = gy * mask (mask saved in slot 0, broadcast over the last `inner` elements for dropout2d) */
 static int dropout_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   dc_tensor *mask = n->saved[0];
   if (dc_is_grad_enabled()) { /* create_graph: stay differentiable in gout */
@@ -20,17 +20,17 @@ static int dropout_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   dc_tensor *gy = dc_contiguous(gout),
             *gx = gy ? dc__new(dc_shape_of(gy), gy->dtype, gy->device) : NULL;
   const struct dc_nn_kernels *k = gx ? dc__nn_kernels("dropout", gx) : NULL;
-  int rc = k ? k->apply_mask(gx, gy, mask, n->i[0]) : dc__nn_status();
+  int rc = k ? k->apply_mask(gx, gy, mask, DC__ARGS(n, dropout)->inner) : dc__nn_status();
   if (rc != DC_OK) return rc;
   gin[0] = gx;
   return DC_OK;
 }
-static const dc_opdef OP_DROPOUT = {"dropout", dropout_backward};
+DC__OPDEF(DROPOUT, dropout_backward);
 
 static dc_tensor *identity(dc_tensor *x) {
   dc_tensor *y = dc__alias_same(x);
   dc_node *n;
-  if (y && !dc__record(&OP_DROPOUT_IDENTITY, y, 1, &x, &n)) {
+  if (y && !dc__record(&dc__op_DROPOUT_IDENTITY, y, 1, &x, &n)) {
     dc_free(y);
     return NULL;
   }
@@ -61,10 +61,10 @@ static dc_tensor *dropout_impl(const char *op, dc_tensor *x, double p, bool trai
   dc_tensor *y = mask ? dc__new(dc_shape_of(x), x->dtype, x->device) : NULL;
   dc_node *n = NULL;
   bool ok = y && k->dropout_mask(mask, p) == DC_OK && k->apply_mask(y, xc, mask, inner) == DC_OK &&
-            dc__record(&OP_DROPOUT, y, 1, &xc, &n);
+            dc__record(&dc__op_DROPOUT, y, 1, &xc, &n);
   if (ok && n) {
     dc__save(n, 0, mask);
-    n->i[0] = inner;
+    DC__ARGS(n, dropout)->inner = inner;
   }
   dc__unref(xc);
   dc_free(mask);

@@ -3,7 +3,7 @@
  * product under create_graph. Shapes: x, y [E]. */
 #include "nn_ops.h"
 
-/* gx = gy where min < x < max, else 0 (f[0] = min, f[1] = max) */
+/* gx = gy where min < x < max, else 0 */
 static int hardtanh_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   dc_tensor *x = n->inputs[0];
   const struct dc_nn_kernels *k = dc__nn_kernels("hardtanh", x);
@@ -12,12 +12,14 @@ static int hardtanh_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   /* create_graph: the 0/1 mask from the kernel, then a differentiable product */
   dc_tensor *gy = graph ? dc_ones_like(x) : dc_contiguous(gout);
   dc_tensor *gx = gy ? dc__new(dc_shape_of(x), x->dtype, x->device) : NULL;
-  int rc = gx ? k->hardtanh_backward(gx, gy, x, n->f[0], n->f[1]) : dc__nn_status();
+  int rc = gx ? k->hardtanh_backward(gx, gy, x, DC__ARGS(n, hardtanh)->min_val,
+                                     DC__ARGS(n, hardtanh)->max_val)
+              : dc__nn_status();
   if (rc != DC_OK) return rc;
   gin[0] = graph ? dc_mul(gout, gx) : gx;
   return gin[0] ? DC_OK : dc__nn_status();
 }
-static const dc_opdef OP_HARDTANH = {"hardtanh", hardtanh_backward};
+DC__OPDEF(HARDTANH, hardtanh_backward);
 
 dc_tensor *dc_hardtanh(dc_tensor *x, double min_val, double max_val) {
   if (!dc__check_nonnull("hardtanh", 1, x) || !dc__nn_check_float("hardtanh", "input", x))
@@ -31,11 +33,8 @@ dc_tensor *dc_hardtanh(dc_tensor *x, double min_val, double max_val) {
             *y = xc ? dc__new(dc_shape_of(x), x->dtype, x->device) : NULL;
   dc_node *n = NULL;
   bool ok = y && k->hardtanh_forward(y, xc, min_val, max_val) == DC_OK &&
-            dc__record(&OP_HARDTANH, y, 1, &xc, &n);
-  if (ok && n) {
-    n->f[0] = min_val;
-    n->f[1] = max_val;
-  }
+            dc__record(&dc__op_HARDTANH, y, 1, &xc, &n);
+  if (ok && n) *DC__ARGS(n, hardtanh) = (dc__hardtanh_args){min_val, max_val};
   dc__unref(xc);
   if (!ok) {
     dc_free(y);

@@ -8,9 +8,6 @@
 #include <assert.h>
 #include <string.h>
 
-static_assert(sizeof(dc_xent_params) <= sizeof(int64_t) * DC_NODE_MAX_INTS,
-              "cross-entropy parameters must fit in a node's ints");
-
 /* ---- pointwise losses ---- */
 
 static const char *const PW_NAMES[] = {"mse_loss",
@@ -22,9 +19,10 @@ static const char *const PW_NAMES[] = {"mse_loss",
 static_assert(sizeof PW_NAMES / sizeof *PW_NAMES == DC_PWLOSS_COUNT, "one name per pointwise loss");
 
 /* grads from the fused kernel: gx = dl/dx * w * gout * scale, gt = dl/dt * w * gout * scale.
- * saved: weight (0), pos_weight (1); f[0] beta/margin, f[1] scale (1/E for mean); i[0] kind */
+ * saved: weight (0), pos_weight (1); args: dc__pwloss_args */
 static int pwloss_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
-  dc_pwloss_op kind = (dc_pwloss_op)n->i[0];
+  const dc__pwloss_args *a = DC__ARGS(n, pwloss);
+  dc_pwloss_op kind = a->kind;
   if (!dc__nn_no_double_backward(PW_NAMES[kind])) return DC_ERR_UNSUPPORTED;
   dc_tensor *x = n->inputs[0], *t = n->inputs[1];
   dc_tensor *gy = dc_contiguous(gout);
@@ -32,21 +30,28 @@ static int pwloss_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   dc_tensor *gt = dc__needs_grad(n, 1) ? dc__new(dc_shape_of(t), t->dtype, t->device) : NULL;
   if (!gy || (dc__needs_grad(n, 0) && !gx) || (dc__needs_grad(n, 1) && !gt)) return dc__nn_status();
   const struct dc_nn_kernels *k = dc__nn_kernels(PW_NAMES[kind], x);
-  int rc = k ? k->pointwise_loss_backward(kind, gx, gt, gy, x, t, n->saved[0], n->saved[1], n->f[0],
-                                          n->f[1])
+  int rc = k ? k->pointwise_loss_backward(kind, gx, gt, gy, x, t, n->saved[0], n->saved[1], a->p,
+                                          a->scale)
              : dc__nn_status();
   if (rc != DC_OK) return rc;
   gin[0] = gx;
   gin[1] = gt;
   return DC_OK;
 }
-static const dc_opdef OP_PWLOSS_NAMED[DC_PWLOSS_COUNT] = {
-    {"mse_loss", pwloss_backward},
-    {"l1_loss", pwloss_backward},
-    {"smooth_l1_loss", pwloss_backward},
-    {"binary_cross_entropy", pwloss_backward},
-    {"binary_cross_entropy_with_logits", pwloss_backward},
-    {"hinge_loss", pwloss_backward},
+DC__OPDEF(MSE_LOSS, pwloss_backward);
+DC__OPDEF(L1_LOSS, pwloss_backward);
+DC__OPDEF(SMOOTH_L1_LOSS, pwloss_backward);
+DC__OPDEF(BINARY_CROSS_ENTROPY, pwloss_backward);
+DC__OPDEF(BINARY_CROSS_ENTROPY_WITH_LOGITS, pwloss_backward);
+DC__OPDEF(HINGE_LOSS, pwloss_backward);
+/* by dc_pwloss_op */
+static const dc_opdef *const PWLOSS_OPS[DC_PWLOSS_COUNT] = {
+    &dc__op_MSE_LOSS,
+    &dc__op_L1_LOSS,
+    &dc__op_SMOOTH_L1_LOSS,
+    &dc__op_BINARY_CROSS_ENTROPY,
+    &dc__op_BINARY_CROSS_ENTROPY_WITH_LOGITS,
+    &dc__op_HINGE_LOSS,
 };
 
 /* t broadcast to shape s, contiguous, in dtype dt, as an owned reference (dc__unref it; NULL for
@@ -102,11 +107,9 @@ static dc_tensor *pointwise_loss(dc_pwloss_op kind, dc_tensor *input, dc_tensor 
   bool ok = out &&
             k->pointwise_loss_forward(kind, out, xc, tc, wc, pc, p, r != DC_REDUCTION_NONE,
                                       scale) == DC_OK &&
-            dc__record(&OP_PWLOSS_NAMED[kind], out, 2, (dc_tensor *[]){xc, tc}, &n);
+            dc__record(PWLOSS_OPS[kind], out, 2, (dc_tensor *[]){xc, tc}, &n);
   if (ok && n) {
-    n->i[0] = kind;
-    n->f[0] = p;
-    n->f[1] = scale;
+    *DC__ARGS(n, pwloss) = (dc__pwloss_args){kind, p, scale};
     if (wc) dc__save(n, 0, wc);
     if (pc) dc__save(n, 1, pc);
   }
@@ -152,23 +155,23 @@ dc_tensor *dc_hinge_loss(dc_tensor *input, dc_tensor *target, double margin, dc_
 /* ---- cross-entropy and NLL ---- */
 
 /* grad (cross-entropy): gx = softmax(x) - smoothed weighted one-hot, scaled; (NLL): -w[y] at y.
- * saved: target (0), weight (1), lse (2); f[0], f[1] the mean denominators; ints: the params */
+ * saved: target (0), weight (1), lse (2); args: dc__xent_args */
 static int xent_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
-  dc_xent_params p;
-  memcpy(&p, n->i, sizeof p);
+  const dc__xent_args *a = DC__ARGS(n, xent);
+  dc_xent_params p = a->p;
   const char *op = p.log_softmax ? "cross_entropy" : "nll_loss";
   if (!dc__nn_no_double_backward(op)) return DC_ERR_UNSUPPORTED;
   dc_tensor *x = n->inputs[0];
   dc_tensor *gy = dc_contiguous(gout), *gx = dc__new(dc_shape_of(x), x->dtype, x->device);
   const struct dc_nn_kernels *k = gy && gx ? dc__nn_kernels(op, x) : NULL;
-  int rc = k ? k->xent_backward(gx, gy, x, n->saved[2], n->saved[0], n->saved[1], n->f, &p)
+  int rc = k ? k->xent_backward(gx, gy, x, n->saved[2], n->saved[0], n->saved[1], a->wsum, &p)
              : dc__nn_status();
   if (rc != DC_OK) return rc;
   gin[0] = gx;
   return DC_OK;
 }
-static const dc_opdef OP_CROSS_ENTROPY = {"cross_entropy", xent_backward};
-static const dc_opdef OP_NLL = {"nll_loss", xent_backward};
+DC__OPDEF(CROSS_ENTROPY, xent_backward);
+DC__OPDEF(NLL_LOSS, xent_backward);
 
 /* Integer class indices as an owned reference to a contiguous int64 tensor (dc__unref it);
  * floats are refused. */
@@ -238,11 +241,9 @@ static dc_tensor *class_loss(bool log_softmax, dc_tensor *input, dc_tensor *targ
   dc_node *n = NULL;
   bool ok = xc && tc && (wc || !o.weight) && (lse || !log_softmax) && out &&
             k->xent_forward(out, lse, wsum, xc, tc, wc, &p) == DC_OK &&
-            dc__record(log_softmax ? &OP_CROSS_ENTROPY : &OP_NLL, out, 1, &xc, &n);
+            dc__record(log_softmax ? &dc__op_CROSS_ENTROPY : &dc__op_NLL_LOSS, out, 1, &xc, &n);
   if (ok && n) {
-    memcpy(n->i, &p, sizeof p);
-    n->f[0] = wsum[0];
-    n->f[1] = wsum[1];
+    *DC__ARGS(n, xent) = (dc__xent_args){p, {wsum[0], wsum[1]}};
     dc__save(n, 0, tc);
     if (wc) dc__save(n, 1, wc);
     if (lse) dc__save(n, 2, lse);
@@ -269,11 +270,12 @@ dc_tensor *dc_nll_loss_opt(dc_tensor *input, dc_tensor *target, dc_cross_entropy
 /* ---- multi-class hinge (MultiMarginLoss) ---- */
 
 /* grad: for each i != y with z = margin - x[y] + x[i] > 0: gx[i] = w[y] (p == 1 ? 1 : 2z) / C,
- * gx[y] -= the same; times gout and scale. saved: target (0), weight (1); i[0] p; f[0] margin,
- * f[1] scale */
+ * gx[y] -= the same; times gout and scale. saved: target (0), weight (1); args:
+ * dc__multi_margin_args */
 static int multi_margin_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   if (!dc__nn_no_double_backward("multi_margin_loss")) return DC_ERR_UNSUPPORTED;
   dc_tensor *x = n->inputs[0];
+  const dc__multi_margin_args *a = DC__ARGS(n, multi_margin);
   dc_tensor *gy = dc_contiguous(gout), *gx = dc__new(dc_shape_of(x), x->dtype, x->device);
   const struct dc_nn_kernels *k = gy && gx ? dc__nn_kernels("multi_margin_loss", x) : NULL;
   if (!k) return dc__nn_status();
@@ -281,8 +283,8 @@ static int multi_margin_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   int64_t C = x->shape[x->ndim - 1], N = x->ndim == 2 ? x->shape[0] : 1;
   dc_tensor *x2 = dc__alias(x, 2, (int64_t[]){N, C}, (int64_t[]){C, 1}, x->offset);
   dc_tensor *g2 = dc__alias(gx, 2, (int64_t[]){N, C}, (int64_t[]){C, 1}, gx->offset);
-  int rc = x2 && g2 ? k->multi_margin_backward(g2, gy, x2, n->saved[0], n->saved[1], (int)n->i[0],
-                                               n->f[0], n->f[1])
+  int rc = x2 && g2 ? k->multi_margin_backward(g2, gy, x2, n->saved[0], n->saved[1], a->p,
+                                               a->margin, a->scale)
                     : dc__nn_status();
   dc_free(x2);
   dc_free(g2);
@@ -290,7 +292,7 @@ static int multi_margin_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   gin[0] = gx;
   return DC_OK;
 }
-static const dc_opdef OP_MULTI_MARGIN = {"multi_margin_loss", multi_margin_backward};
+DC__OPDEF(MULTI_MARGIN_LOSS, multi_margin_backward);
 
 dc_tensor *dc_multi_margin_loss_opt(dc_tensor *input, dc_tensor *target, dc_multi_margin_opts o) {
   const char *op = "multi_margin_loss";
@@ -324,11 +326,9 @@ dc_tensor *dc_multi_margin_loss_opt(dc_tensor *input, dc_tensor *target, dc_mult
   bool ok = x2 && tc && (wc || !o.weight) && out &&
             k->multi_margin_forward(out, x2, tc, wc, p, margin, o.reduction != DC_REDUCTION_NONE,
                                     scale) == DC_OK &&
-            dc__record(&OP_MULTI_MARGIN, out, 1, &xc, &n);
+            dc__record(&dc__op_MULTI_MARGIN_LOSS, out, 1, &xc, &n);
   if (ok && n) {
-    n->i[0] = p;
-    n->f[0] = margin;
-    n->f[1] = scale;
+    *DC__ARGS(n, multi_margin) = (dc__multi_margin_args){p, margin, scale};
     dc__save(n, 0, tc);
     if (wc) dc__save(n, 1, wc);
   }

@@ -7,9 +7,6 @@
 #include <assert.h>
 #include <string.h>
 
-static_assert(sizeof(dc_pool2d_geom) <= sizeof(int64_t) * DC_NODE_MAX_INTS,
-              "pool geometry must fit in a node's ints");
-
 enum { POOL_MAX, POOL_AVG, POOL_ADAPTIVE_AVG, POOL_ADAPTIVE_MAX };
 static const char *const POOL_NAMES[] = {"max_pool2d", "avg_pool2d", "adaptive_avg_pool2d",
                                          "adaptive_max_pool2d"};
@@ -17,10 +14,10 @@ static const char *const POOL_NAMES[] = {"max_pool2d", "avg_pool2d", "adaptive_a
 /* grads: max (plain and adaptive): gx = gy scattered to the saved argmax; avg: gy spread evenly
  * over each window (divided by its divisor) */
 static int pool_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
-  int kind = (int)n->i[DC_NODE_MAX_INTS - 1];
+  const dc__pool_args *a = DC__ARGS(n, pool);
+  int kind = a->kind;
   if (!dc__nn_no_double_backward(POOL_NAMES[kind])) return DC_ERR_UNSUPPORTED;
-  dc_pool2d_geom g;
-  memcpy(&g, n->i, sizeof g);
+  dc_pool2d_geom g = a->geom;
   dc_tensor *x = n->inputs[0];
   dc_tensor *gy = dc_contiguous(gout), *gx = dc__new(dc_shape_of(x), x->dtype, x->device);
   const struct dc_nn_kernels *k = gy && gx ? dc__nn_kernels(POOL_NAMES[kind], x) : NULL;
@@ -42,12 +39,13 @@ static int pool_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   gin[0] = gx;
   return DC_OK;
 }
-static const dc_opdef OP_MAX_POOL = {"max_pool2d", pool_backward};
-static const dc_opdef OP_AVG_POOL = {"avg_pool2d", pool_backward};
-static const dc_opdef OP_ADAPTIVE_AVG = {"adaptive_avg_pool2d", pool_backward};
-static const dc_opdef OP_ADAPTIVE_MAX = {"adaptive_max_pool2d", pool_backward};
-static const dc_opdef *const POOL_OPS[] = {&OP_MAX_POOL, &OP_AVG_POOL, &OP_ADAPTIVE_AVG,
-                                           &OP_ADAPTIVE_MAX};
+DC__OPDEF(MAX_POOL2D, pool_backward);
+DC__OPDEF(AVG_POOL2D, pool_backward);
+DC__OPDEF(ADAPTIVE_AVG_POOL2D, pool_backward);
+DC__OPDEF(ADAPTIVE_MAX_POOL2D, pool_backward);
+static const dc_opdef *const POOL_OPS[] = {&dc__op_MAX_POOL2D, &dc__op_AVG_POOL2D,
+                                           &dc__op_ADAPTIVE_AVG_POOL2D,
+                                           &dc__op_ADAPTIVE_MAX_POOL2D};
 
 /* Checks rank, dtype and non-empty C, H, W; fills planes, h, w. */
 static bool check_input(const char *op, const dc_tensor *x, dc_pool2d_geom *g) {
@@ -170,8 +168,7 @@ static dc_tensor *pool_run(int kind, dc_tensor *x, const dc_pool2d_geom *g) {
   dc_node *n = NULL;
   bool ok = rc == DC_OK && dc__record(POOL_OPS[kind], y, 1, &xc, &n);
   if (ok && n) {
-    memcpy(n->i, g, sizeof *g);
-    n->i[DC_NODE_MAX_INTS - 1] = kind;
+    *DC__ARGS(n, pool) = (dc__pool_args){*g, kind};
     if (idx) dc__save(n, 0, idx);
   }
   dc__unref(xc);

@@ -58,11 +58,7 @@ static dc_tensor *contig_ref(dc_tensor *x) {
   return dc__take(c);
 }
 
-static dc_shape node_keep_shape(const dc_node *n) {
-  dc_shape s = {.ndim = (int)n->i[9]};
-  memcpy(s.d, &n->i[10], sizeof(int64_t) * (size_t)s.ndim);
-  return s;
-}
+static dc_shape node_keep_shape(const dc_node *n) { return DC__ARGS(n, reduce)->keep; }
 
 /* gout [out shape] -> [keepdim shape] view */
 static dc_tensor *gout_keep(dc_node *n, dc_tensor *gout) {
@@ -72,7 +68,8 @@ static dc_tensor *gout_keep(dc_node *n, dc_tensor *gout) {
 static int sum_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   dc_tensor *x = n->inputs[0];
   dc_tensor *g = gout_keep(n, gout);
-  if (n->f[0] != 1.0) g = dc_mul_scalar(g, n->f[0]); /* mean: 1/R */
+  double scale = DC__ARGS(n, reduce)->scale;
+  if (scale != 1.0) g = dc_mul_scalar(g, scale); /* mean: 1/R */
   gin[0] = dc_expand(g, dc_shape_of(x));
   return gin[0] ? DC_OK : (int)dc_last_status();
 }
@@ -84,7 +81,7 @@ static int extremum_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   dc_tensor *mask = dc_to_dtype(dc_eq(x, yk), x->dtype);
   int dims[DC_MAX_DIMS], nd = 0;
   for (int d = 0; d < x->ndim; d++)
-    if ((n->i[8] >> d) & 1) dims[nd++] = d;
+    if ((DC__ARGS(n, reduce)->mask >> d) & 1u) dims[nd++] = d;
   dc_tensor *cnt = dc_sum(mask, dims, nd, true);
   gin[0] = dc_div(dc_mul(mask, gout_keep(n, gout)), cnt);
   return gin[0] ? DC_OK : (int)dc_last_status();
@@ -108,13 +105,13 @@ static int lse_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   return gin[0] ? DC_OK : (int)dc_last_status();
 }
 
-static const dc_opdef OP_SUM = {"sum", sum_backward};
-static const dc_opdef OP_MEAN = {"mean", sum_backward};
-static const dc_opdef OP_AMAX = {"amax", extremum_backward};
-static const dc_opdef OP_AMIN = {"amin", extremum_backward};
-static const dc_opdef OP_MAX_ALL = {"max", extremum_all_backward};
-static const dc_opdef OP_MIN_ALL = {"min", extremum_all_backward};
-static const dc_opdef OP_LSE = {"logsumexp", lse_backward};
+DC__OPDEF(SUM, sum_backward);
+DC__OPDEF(MEAN, sum_backward);
+DC__OPDEF(AMAX, extremum_backward);
+DC__OPDEF(AMIN, extremum_backward);
+DC__OPDEF(MAX, extremum_all_backward);
+DC__OPDEF(MIN, extremum_all_backward);
+DC__OPDEF(LOGSUMEXP, lse_backward);
 
 static dc_tensor *reduce(const char *name, const dc_opdef *def, dc_reduce_op op, dc_tensor *x,
                          const int *dims, int ndims, bool keepdim) {
@@ -149,10 +146,8 @@ static dc_tensor *reduce(const char *name, const dc_opdef *def, dc_reduce_op op,
     return NULL;
   }
   if (n) {
-    n->f[0] = op == DC_RED_MEAN ? 1.0 / (double)R : 1.0;
-    n->i[8] = mask;
-    n->i[9] = ks.ndim;
-    memcpy(&n->i[10], ks.d, sizeof(int64_t) * (size_t)ks.ndim);
+    *DC__ARGS(n, reduce) = (dc__reduce_args){
+        .scale = op == DC_RED_MEAN ? 1.0 / (double)R : 1.0, .mask = mask, .keep = ks};
     if (op == DC_RED_MAX || op == DC_RED_MIN || op == DC_RED_LOGSUMEXP) {
       if (!dc__save_output(n, 0, out)) {
         dc_free(out);
@@ -164,27 +159,27 @@ static dc_tensor *reduce(const char *name, const dc_opdef *def, dc_reduce_op op,
 }
 
 dc_tensor *dc_sum(dc_tensor *x, const int *dims, int ndims, bool keepdim) {
-  return reduce("sum", &OP_SUM, DC_RED_SUM, x, dims, ndims, keepdim);
+  return reduce("sum", &dc__op_SUM, DC_RED_SUM, x, dims, ndims, keepdim);
 }
 dc_tensor *dc_mean(dc_tensor *x, const int *dims, int ndims, bool keepdim) {
-  return reduce("mean", &OP_MEAN, DC_RED_MEAN, x, dims, ndims, keepdim);
+  return reduce("mean", &dc__op_MEAN, DC_RED_MEAN, x, dims, ndims, keepdim);
 }
 dc_tensor *dc_amax(dc_tensor *x, const int *dims, int ndims, bool keepdim) {
-  return reduce("amax", &OP_AMAX, DC_RED_MAX, x, dims, ndims, keepdim);
+  return reduce("amax", &dc__op_AMAX, DC_RED_MAX, x, dims, ndims, keepdim);
 }
 dc_tensor *dc_amin(dc_tensor *x, const int *dims, int ndims, bool keepdim) {
-  return reduce("amin", &OP_AMIN, DC_RED_MIN, x, dims, ndims, keepdim);
+  return reduce("amin", &dc__op_AMIN, DC_RED_MIN, x, dims, ndims, keepdim);
 }
 dc_tensor *dc_logsumexp(dc_tensor *x, const int *dims, int ndims, bool keepdim) {
-  return reduce("logsumexp", &OP_LSE, DC_RED_LOGSUMEXP, x, dims, ndims, keepdim);
+  return reduce("logsumexp", &dc__op_LOGSUMEXP, DC_RED_LOGSUMEXP, x, dims, ndims, keepdim);
 }
 dc_tensor *dc_sum_all(dc_tensor *x) { return dc_sum(x, NULL, 0, false); }
 dc_tensor *dc_mean_all(dc_tensor *x) { return dc_mean(x, NULL, 0, false); }
 dc_tensor *dc_max(dc_tensor *x) {
-  return reduce("max", &OP_MAX_ALL, DC_RED_MAX, x, NULL, 0, false);
+  return reduce("max", &dc__op_MAX, DC_RED_MAX, x, NULL, 0, false);
 }
 dc_tensor *dc_min(dc_tensor *x) {
-  return reduce("min", &OP_MIN_ALL, DC_RED_MIN, x, NULL, 0, false);
+  return reduce("min", &dc__op_MIN, DC_RED_MIN, x, NULL, 0, false);
 }
 
 /* var = sum((x - mean)^2) / (R - correction), composed of differentiable ops */
@@ -220,7 +215,7 @@ static int std_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   return gin[0] ? DC_OK : (int)dc_last_status();
 }
 
-static const dc_opdef OP_STD = {"std", std_backward};
+DC__OPDEF(STD, std_backward);
 
 /* y = sqrt(v), recorded as one "std" node over the variance v */
 static dc_tensor *std_of_var(dc_tensor *v) {
@@ -229,7 +224,7 @@ static dc_tensor *std_of_var(dc_tensor *v) {
   dc_no_grad_end();
   if (!out) return NULL;
   dc_node *n;
-  if (!dc__record(&OP_STD, out, 1, &v, &n) || (n && !dc__save_output(n, 0, out))) {
+  if (!dc__record(&dc__op_STD, out, 1, &v, &n) || (n && !dc__save_output(n, 0, out))) {
     dc_free(out);
     return NULL;
   }
@@ -247,7 +242,7 @@ dc_tensor *dc_std(dc_tensor *x, const int *dims, int ndims, int correction, bool
 /* gradient flows to the selected index only */
 static int select_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   dc_tensor *x = n->inputs[0], *idx = n->saved[0];
-  int dim = (int)n->i[0];
+  int dim = DC__ARGS(n, dim)->dim;
   dc_shape ks = dc_shape_of(x);
   ks.d[dim] = 1;
   dc_tensor *ik = dc_reshape(idx, ks);
@@ -260,8 +255,8 @@ static int select_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
     gin[0] = dc_expand(gin[0], dc_shape_of(x));
   return gin[0] ? DC_OK : (int)dc_last_status();
 }
-static const dc_opdef OP_MAX_DIM = {"max", select_backward};
-static const dc_opdef OP_MIN_DIM = {"min", select_backward};
+DC__OPDEF(MAX_DIM, select_backward);
+DC__OPDEF(MIN_DIM, select_backward);
 
 static dc_tensor *arg_reduce(const char *name, bool is_max, dc_tensor *x, int dim, bool keepdim,
                              dc_tensor **indices, bool want_values) {
@@ -294,13 +289,13 @@ static dc_tensor *arg_reduce(const char *name, bool is_max, dc_tensor *x, int di
   }
   if (!want_values) return idx;
   dc_node *n;
-  if (!dc__record(is_max ? &OP_MAX_DIM : &OP_MIN_DIM, vals, 1, &x, &n)) {
+  if (!dc__record(is_max ? &dc__op_MAX_DIM : &dc__op_MIN_DIM, vals, 1, &x, &n)) {
     dc_free(vals);
     dc_free(idx);
     return NULL;
   }
   if (n) {
-    n->i[0] = dim;
+    DC__ARGS(n, dim)->dim = dim;
     dc__save(n, 0, idx);
   }
   if (indices)

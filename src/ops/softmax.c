@@ -5,15 +5,15 @@
 /* softmax: gin = y * (g - sum(g * y, dim)) ; log_softmax: gin = g - exp(y) * sum(g, dim) */
 static int softmax_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
   dc_tensor *y = n->saved[0];
-  int dim = (int)n->i[0];
-  if (n->i[1]) /* log */
+  int dim = DC__ARGS(n, dim)->dim;
+  if (n->op->kind == DC_OP_LOG_SOFTMAX)
     gin[0] = dc_sub(gout, dc_mul(dc_exp(y), dc_sum(gout, &dim, 1, true)));
   else
     gin[0] = dc_mul(y, dc_sub(gout, dc_sum(dc_mul(gout, y), &dim, 1, true)));
   return gin[0] ? DC_OK : (int)dc_last_status();
 }
-static const dc_opdef OP_SOFTMAX = {"softmax", softmax_backward};
-static const dc_opdef OP_LOG_SOFTMAX = {"log_softmax", softmax_backward};
+DC__OPDEF(SOFTMAX, softmax_backward);
+DC__OPDEF(LOG_SOFTMAX, softmax_backward);
 
 static dc_tensor *softmax(const char *name, dc_tensor *x, int dim, bool lg) {
   if (!dc__check_nonnull(name, 1, x)) return NULL;
@@ -42,13 +42,12 @@ static dc_tensor *softmax(const char *name, dc_tensor *x, int dim, bool lg) {
     return NULL;
   }
   dc_node *n;
-  if (!dc__record(lg ? &OP_LOG_SOFTMAX : &OP_SOFTMAX, out, 1, &x, &n)) {
+  if (!dc__record(lg ? &dc__op_LOG_SOFTMAX : &dc__op_SOFTMAX, out, 1, &x, &n)) {
     dc_free(out);
     return NULL;
   }
   if (n) {
-    n->i[0] = dim;
-    n->i[1] = lg;
+    DC__ARGS(n, dim)->dim = dim;
     if (!dc__save_output(n, 0, out)) {
       dc_free(out);
       return NULL;

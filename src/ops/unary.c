@@ -57,7 +57,7 @@ static dc_tensor *gelu_tanh_second(dc_tensor *x) {
 
 /* d/dg = kop(gg, t); d/dt: relu 0, sigmoid gg g (1 - 2y), tanh -2 gg g y, gelu gg g f''(x) */
 static int act_grad_backward(dc_node *n, dc_tensor *gg, dc_tensor **gin) {
-  dc_binary_op kop = (dc_binary_op)n->i[0];
+  dc_binary_op kop = DC__ARGS(n, act_grad)->kop;
   dc_tensor *g = n->inputs[0], *t = n->inputs[1];
   if (dc__needs_grad(n, 0)) {
     gin[0] = act_grad(kop, gg, t);
@@ -81,7 +81,7 @@ static int act_grad_backward(dc_node *n, dc_tensor *gg, dc_tensor **gin) {
   return gin[1] ? DC_OK : dc_last_status();
 }
 
-static const dc_opdef OP_ACT_GRAD = {"activation_backward", act_grad_backward};
+DC__OPDEF(ACT_GRAD, act_grad_backward);
 
 static dc_tensor *act_grad(dc_binary_op kop, dc_tensor *g, dc_tensor *t) {
   if (!dc__check_nonnull("activation_backward", 2, g, t)) return NULL;
@@ -90,11 +90,11 @@ static dc_tensor *act_grad(dc_binary_op kop, dc_tensor *g, dc_tensor *t) {
   const dc_backend *be = out ? dc__backend(g->device) : NULL;
   dc_node *n = NULL;
   if (!be || be->ew->binary(kop, out, g, t) != DC_OK ||
-      !dc__record(&OP_ACT_GRAD, out, 2, (dc_tensor *[]){g, t}, &n)) {
+      !dc__record(&dc__op_ACT_GRAD, out, 2, (dc_tensor *[]){g, t}, &n)) {
     dc_free(out);
     return NULL;
   }
-  if (n) n->i[0] = kop;
+  if (n) DC__ARGS(n, act_grad)->kop = kop;
   return out;
 }
 
@@ -145,10 +145,11 @@ static int reciprocal_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   gin[0] = dc_mul(g, dc_neg(dc_square(saved_out(n, dc_reciprocal))));
   return rule_status(gin, n);
 }
-/* clamp: g where lo <= x <= hi (bounds included, NaN gets 0); lo, hi in f[0], f[1] */
+/* clamp: g where lo <= x <= hi (bounds included, NaN gets 0) */
 static int clamp_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   dc_tensor *x = n->inputs[0];
-  dc_tensor *lo = dc_scalar(n->f[0], x->dtype), *hi = dc_scalar(n->f[1], x->dtype);
+  const dc__clamp_args *a = DC__ARGS(n, clamp);
+  dc_tensor *lo = dc_scalar(a->lo, x->dtype), *hi = dc_scalar(a->hi, x->dtype);
   dc_tensor *zero = dc_scalar(0.0, g->dtype);
   gin[0] = dc_where(dc_ge(x, lo), dc_where(dc_le(x, hi), g, zero), zero);
   return rule_status(gin, n);
@@ -168,23 +169,25 @@ static int relu_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   gin[0] = act_grad(DC_BIN_RELU_BWD, g, n->inputs[0]);
   return rule_status(gin, n);
 }
-/* leaky_relu: g where x > 0, else g slope (slope in f[0]) */
+/* leaky_relu: g where x > 0, else g slope */
 static int leaky_relu_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   dc_tensor *x = n->inputs[0];
-  gin[0] = dc_where(dc_gt_scalar(x, 0.0), g, dc_mul_scalar(g, n->f[0]));
+  gin[0] = dc_where(dc_gt_scalar(x, 0.0), g, dc_mul_scalar(g, DC__ARGS(n, leaky_relu)->slope));
   return rule_status(gin, n);
 }
-/* elu / selu: g scale where x > 0, else g scale alpha exp(x) (f[0] = scale alpha, f[1] = scale) */
+/* elu / selu: g scale where x > 0, else g scale alpha exp(x) */
 static int elu_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   dc_tensor *x = n->inputs[0];
-  dc_tensor *pos = n->f[1] == 1.0 ? g : dc_mul_scalar(g, n->f[1]);
-  dc_tensor *neg = dc_mul(g, dc_mul_scalar(dc_exp(x), n->f[0]));
+  const dc__elu_args *a = DC__ARGS(n, elu);
+  dc_tensor *pos = a->scale == 1.0 ? g : dc_mul_scalar(g, a->scale);
+  dc_tensor *neg = dc_mul(g, dc_mul_scalar(dc_exp(x), a->scale_alpha));
   gin[0] = dc_where(dc_gt_scalar(x, 0.0), pos, neg);
   return rule_status(gin, n);
 }
-/* gelu: g gelu'(x), fused (i[0] = 1: tanh approximation) */
+/* gelu: g gelu'(x), fused */
 static int gelu_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
-  gin[0] = act_grad(n->i[0] ? DC_BIN_GELU_TANH_BWD : DC_BIN_GELU_BWD, g, n->inputs[0]);
+  gin[0] = act_grad(DC__ARGS(n, gelu)->tanh_approximation ? DC_BIN_GELU_TANH_BWD : DC_BIN_GELU_BWD,
+                    g, n->inputs[0]);
   return rule_status(gin, n);
 }
 /* erf: g 2/sqrt(pi) exp(-x^2), composed (so that double backward works) */
@@ -193,39 +196,41 @@ static int erf_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
   gin[0] = dc_mul(g, dc_mul_scalar(dc_exp(dc_neg(dc_square(x))), M_2_SQRTPI));
   return rule_status(gin, n);
 }
-/* softplus: g where x beta > threshold, else g sigmoid(x beta) (f[0] = beta, f[1] = threshold) */
+/* softplus: g where x beta > threshold, else g sigmoid(x beta) */
 static int softplus_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
-  dc_tensor *bx = dc_mul_scalar(n->inputs[0], n->f[0]);
-  gin[0] = dc_where(dc_gt_scalar(bx, n->f[1]), g, dc_mul(g, dc_sigmoid(bx)));
+  const dc__softplus_args *a = DC__ARGS(n, softplus);
+  dc_tensor *bx = dc_mul_scalar(n->inputs[0], a->beta);
+  gin[0] = dc_where(dc_gt_scalar(bx, a->threshold), g, dc_mul(g, dc_sigmoid(bx)));
   return rule_status(gin, n);
 }
 
-static const dc_opdef OP_NEG = {"neg", neg_backward};
-static const dc_opdef OP_ABS = {"abs", abs_backward};
-static const dc_opdef OP_SIGN = {"sign", sign_backward};
-static const dc_opdef OP_EXP = {"exp", exp_backward};
-static const dc_opdef OP_LOG = {"log", log_backward};
-static const dc_opdef OP_SQRT = {"sqrt", sqrt_backward};
-static const dc_opdef OP_RSQRT = {"rsqrt", rsqrt_backward};
-static const dc_opdef OP_SQUARE = {"square", square_backward};
-static const dc_opdef OP_RECIPROCAL = {"reciprocal", reciprocal_backward};
-static const dc_opdef OP_CLAMP = {"clamp", clamp_backward};
-static const dc_opdef OP_SIGMOID = {"sigmoid", sigmoid_backward};
-static const dc_opdef OP_TANH = {"tanh", tanh_backward};
-static const dc_opdef OP_RELU = {"relu", relu_backward};
-static const dc_opdef OP_LEAKY_RELU = {"leaky_relu", leaky_relu_backward};
-static const dc_opdef OP_ELU = {"elu", elu_backward};
-static const dc_opdef OP_SELU = {"selu", elu_backward};
-static const dc_opdef OP_GELU = {"gelu", gelu_backward};
-static const dc_opdef OP_SOFTPLUS = {"softplus", softplus_backward};
-static const dc_opdef OP_ERF = {"erf", erf_backward};
+DC__OPDEF(NEG, neg_backward);
+DC__OPDEF(ABS, abs_backward);
+DC__OPDEF(SIGN, sign_backward);
+DC__OPDEF(EXP, exp_backward);
+DC__OPDEF(LOG, log_backward);
+DC__OPDEF(SQRT, sqrt_backward);
+DC__OPDEF(RSQRT, rsqrt_backward);
+DC__OPDEF(SQUARE, square_backward);
+DC__OPDEF(RECIPROCAL, reciprocal_backward);
+DC__OPDEF(CLAMP, clamp_backward);
+DC__OPDEF(SIGMOID, sigmoid_backward);
+DC__OPDEF(TANH, tanh_backward);
+DC__OPDEF(RELU, relu_backward);
+DC__OPDEF(LEAKY_RELU, leaky_relu_backward);
+DC__OPDEF(ELU, elu_backward);
+DC__OPDEF(SELU, elu_backward);
+DC__OPDEF(GELU, gelu_backward);
+DC__OPDEF(SOFTPLUS, softplus_backward);
+DC__OPDEF(ERF, erf_backward);
 
 /* ---- forward ---- */
 
 enum { UN_FLOAT_ONLY = 1, UN_SAVE_OUT = 2 };
 
 /* out = kop(x; p) with x's shape and dtype; flags: UN_FLOAT_ONLY refuses integer inputs,
- * UN_SAVE_OUT keeps an alias of the output in saved[0]. *node is the recorded node or NULL. */
+ * UN_SAVE_OUT keeps an alias of the output in saved[0]. *node is the recorded node or NULL: the
+ * caller saves the op's arguments in it (p0, p1 as the kernel saw them: round_to(p, out_dtype)). */
 static dc_tensor *unary_op(const char *name, const dc_opdef *od, dc_unary_op kop, dc_tensor *x,
                            double p0, double p1, int flags, dc_node **node) {
   *node = NULL;
@@ -245,15 +250,9 @@ static dc_tensor *unary_op(const char *name, const dc_opdef *od, dc_unary_op kop
     dc_free(out);
     return NULL;
   }
-  if (*node) {
-    (*node)->f[0] = p[0];
-    (*node)->f[1] = p[1];
-    if (flags & UN_SAVE_OUT) {
-      if (!dc__save_output(*node, 0, out)) {
-        dc_free(out);
-        return NULL;
-      }
-    }
+  if (*node && (flags & UN_SAVE_OUT) && !dc__save_output(*node, 0, out)) {
+    dc_free(out);
+    return NULL;
   }
   return out;
 }
@@ -264,72 +263,76 @@ static dc_tensor *simple(const char *name, const dc_opdef *od, dc_unary_op kop, 
   return unary_op(name, od, kop, x, 0.0, 0.0, flags, &n);
 }
 
-dc_tensor *dc_neg(dc_tensor *x) { return simple("neg", &OP_NEG, DC_UN_NEG, x, 0); }
-dc_tensor *dc_abs(dc_tensor *x) { return simple("abs", &OP_ABS, DC_UN_ABS, x, 0); }
-dc_tensor *dc_sign(dc_tensor *x) { return simple("sign", &OP_SIGN, DC_UN_SIGN, x, 0); }
-dc_tensor *dc_square(dc_tensor *x) { return simple("square", &OP_SQUARE, DC_UN_SQUARE, x, 0); }
-dc_tensor *dc_relu(dc_tensor *x) { return simple("relu", &OP_RELU, DC_UN_RELU, x, 0); }
-dc_tensor *dc_log(dc_tensor *x) { return simple("log", &OP_LOG, DC_UN_LOG, x, UN_FLOAT_ONLY); }
+dc_tensor *dc_neg(dc_tensor *x) { return simple("neg", &dc__op_NEG, DC_UN_NEG, x, 0); }
+dc_tensor *dc_abs(dc_tensor *x) { return simple("abs", &dc__op_ABS, DC_UN_ABS, x, 0); }
+dc_tensor *dc_sign(dc_tensor *x) { return simple("sign", &dc__op_SIGN, DC_UN_SIGN, x, 0); }
+dc_tensor *dc_square(dc_tensor *x) { return simple("square", &dc__op_SQUARE, DC_UN_SQUARE, x, 0); }
+dc_tensor *dc_relu(dc_tensor *x) { return simple("relu", &dc__op_RELU, DC_UN_RELU, x, 0); }
+dc_tensor *dc_log(dc_tensor *x) { return simple("log", &dc__op_LOG, DC_UN_LOG, x, UN_FLOAT_ONLY); }
 dc_tensor *dc_exp(dc_tensor *x) {
-  return simple("exp", &OP_EXP, DC_UN_EXP, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
+  return simple("exp", &dc__op_EXP, DC_UN_EXP, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
 }
 dc_tensor *dc_sqrt(dc_tensor *x) {
-  return simple("sqrt", &OP_SQRT, DC_UN_SQRT, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
+  return simple("sqrt", &dc__op_SQRT, DC_UN_SQRT, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
 }
 dc_tensor *dc_rsqrt(dc_tensor *x) {
-  return simple("rsqrt", &OP_RSQRT, DC_UN_RSQRT, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
+  return simple("rsqrt", &dc__op_RSQRT, DC_UN_RSQRT, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
 }
 dc_tensor *dc_reciprocal(dc_tensor *x) {
-  return simple("reciprocal", &OP_RECIPROCAL, DC_UN_RECIPROCAL, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
+  return simple("reciprocal", &dc__op_RECIPROCAL, DC_UN_RECIPROCAL, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
 }
 dc_tensor *dc_sigmoid(dc_tensor *x) {
-  return simple("sigmoid", &OP_SIGMOID, DC_UN_SIGMOID, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
+  return simple("sigmoid", &dc__op_SIGMOID, DC_UN_SIGMOID, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
 }
 dc_tensor *dc_tanh(dc_tensor *x) {
-  return simple("tanh", &OP_TANH, DC_UN_TANH, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
+  return simple("tanh", &dc__op_TANH, DC_UN_TANH, x, UN_FLOAT_ONLY | UN_SAVE_OUT);
 }
 
 dc_tensor *dc_leaky_relu(dc_tensor *x, double negative_slope) {
   dc_node *n;
-  return unary_op("leaky_relu", &OP_LEAKY_RELU, DC_UN_LEAKY_RELU, x, negative_slope, 0.0,
-                  UN_FLOAT_ONLY, &n);
+  dc_tensor *out = unary_op("leaky_relu", &dc__op_LEAKY_RELU, DC_UN_LEAKY_RELU, x, negative_slope,
+                            0.0, UN_FLOAT_ONLY, &n);
+  if (n) DC__ARGS(n, leaky_relu)->slope = round_to(negative_slope, n->out_dtype);
+  return out;
 }
 
 dc_tensor *dc_elu(dc_tensor *x, double alpha) {
   dc_node *n;
-  dc_tensor *out = unary_op("elu", &OP_ELU, DC_UN_ELU, x, alpha, 0.0, UN_FLOAT_ONLY, &n);
-  if (n) n->f[1] = 1.0; /* f[0] = alpha (scale * alpha with scale 1) */
+  dc_tensor *out = unary_op("elu", &dc__op_ELU, DC_UN_ELU, x, alpha, 0.0, UN_FLOAT_ONLY, &n);
+  if (n) *DC__ARGS(n, elu) = (dc__elu_args){round_to(alpha, n->out_dtype), 1.0};
   return out;
 }
 
 dc_tensor *dc_selu(dc_tensor *x) {
   dc_node *n;
-  dc_tensor *out = unary_op("selu", &OP_SELU, DC_UN_SELU, x, 0.0, 0.0, UN_FLOAT_ONLY, &n);
-  if (n) {
-    n->f[0] = kSeluScale * kSeluAlpha;
-    n->f[1] = kSeluScale;
-  }
+  dc_tensor *out = unary_op("selu", &dc__op_SELU, DC_UN_SELU, x, 0.0, 0.0, UN_FLOAT_ONLY, &n);
+  if (n) *DC__ARGS(n, elu) = (dc__elu_args){kSeluScale * kSeluAlpha, kSeluScale};
   return out;
 }
 
 dc_tensor *dc_gelu(dc_tensor *x, bool tanh_approximation) {
   dc_node *n;
-  dc_tensor *out = unary_op("gelu", &OP_GELU, tanh_approximation ? DC_UN_GELU_TANH : DC_UN_GELU, x,
-                            0.0, 0.0, UN_FLOAT_ONLY, &n);
-  if (n) n->i[0] = tanh_approximation;
+  dc_tensor *out = unary_op("gelu", &dc__op_GELU, tanh_approximation ? DC_UN_GELU_TANH : DC_UN_GELU,
+                            x, 0.0, 0.0, UN_FLOAT_ONLY, &n);
+  if (n) DC__ARGS(n, gelu)->tanh_approximation = tanh_approximation;
   return out;
 }
 
 dc_tensor *dc_erf(dc_tensor *x) {
   dc_node *n;
-  return unary_op("erf", &OP_ERF, DC_UN_ERF, x, 0.0, 0.0, UN_FLOAT_ONLY, &n);
+  return unary_op("erf", &dc__op_ERF, DC_UN_ERF, x, 0.0, 0.0, UN_FLOAT_ONLY, &n);
 }
 
 dc_tensor *dc_softplus(dc_tensor *x, double beta, double threshold) {
   if (x && beta == 0.0)
     return dc__err(DC_ERR_ARG, "softplus: beta must be non-zero (PyTorch's default is 1)");
   dc_node *n;
-  return unary_op("softplus", &OP_SOFTPLUS, DC_UN_SOFTPLUS, x, beta, threshold, UN_FLOAT_ONLY, &n);
+  dc_tensor *out =
+      unary_op("softplus", &dc__op_SOFTPLUS, DC_UN_SOFTPLUS, x, beta, threshold, UN_FLOAT_ONLY, &n);
+  if (n)
+    *DC__ARGS(n, softplus) =
+        (dc__softplus_args){round_to(beta, n->out_dtype), round_to(threshold, n->out_dtype)};
+  return out;
 }
 
 /* clamp: an integer tensor stays integer for integral (or infinite) bounds, else becomes
@@ -343,12 +346,18 @@ dc_tensor *dc_clamp(dc_tensor *x, double lo, double hi) {
     bool integral = (isinf(lo) || lo == nearbyint(lo)) && (isinf(hi) || hi == nearbyint(hi));
     if (!integral) {
       dc_tensor *xf = dc_to_dtype(x, DC_F32);
-      dc_tensor *out = unary_op("clamp", &OP_CLAMP, DC_UN_CLAMP, xf, lo, hi, 0, &n);
+      dc_tensor *out = unary_op("clamp", &dc__op_CLAMP, DC_UN_CLAMP, xf, lo, hi, 0, &n);
+      if (n)
+        *DC__ARGS(n, clamp) =
+            (dc__clamp_args){round_to(lo, n->out_dtype), round_to(hi, n->out_dtype)};
       dc_free(xf);
       return out;
     }
   }
-  return unary_op("clamp", &OP_CLAMP, DC_UN_CLAMP, x, lo, hi, 0, &n);
+  dc_tensor *out = unary_op("clamp", &dc__op_CLAMP, DC_UN_CLAMP, x, lo, hi, 0, &n);
+  if (n)
+    *DC__ARGS(n, clamp) = (dc__clamp_args){round_to(lo, n->out_dtype), round_to(hi, n->out_dtype)};
+  return out;
 }
 
 /* ---- relu(a + b) as one op (ResNet's residual join) ---- */
@@ -361,7 +370,7 @@ static int add_relu_backward(dc_node *n, dc_tensor *g, dc_tensor **gin) {
     if (dc__needs_grad(n, k)) gin[k] = dc__sum_to(gr, dc_shape_of(n->inputs[k]));
   return rule_status(gin, n);
 }
-static const dc_opdef OP_ADD_RELU = {"add_relu", add_relu_backward};
+DC__OPDEF(ADD_RELU, add_relu_backward);
 
 dc_tensor *dc__add_relu(dc_tensor *a, dc_tensor *b) {
   if (!dc__check_nonnull("add_relu", 2, a, b)) return NULL;
@@ -375,7 +384,7 @@ dc_tensor *dc__add_relu(dc_tensor *a, dc_tensor *b) {
   const dc_backend *be = out ? dc__backend(a->device) : NULL;
   dc_node *n = NULL;
   if (!be || be->ew->binary(DC_BIN_ADD_RELU, out, a, b) != DC_OK ||
-      !dc__record(&OP_ADD_RELU, out, 2, (dc_tensor *[]){a, b}, &n)) {
+      !dc__record(&dc__op_ADD_RELU, out, 2, (dc_tensor *[]){a, b}, &n)) {
     dc_free(out);
     return NULL;
   }

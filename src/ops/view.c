@@ -6,38 +6,30 @@
 #include <string.h>
 
 /* ---- backward rules ---- */
-/* input shape is in node->i[0..ndim-1], ndim in node->i[DC_NODE_MAX_INTS-1] */
-static dc_shape saved_in_shape(const dc_node *n) {
-  dc_shape s = {.ndim = (int)n->i[DC_NODE_MAX_INTS - 1]};
-  memcpy(s.d, n->i, sizeof(int64_t) * (size_t)s.ndim);
-  return s;
-}
-
 /* reshape-like views: grad = reshape(gout, input shape) */
 static int reshape_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
-  gin[0] = dc_reshape(gout, saved_in_shape(n));
+  gin[0] = dc_reshape(gout, DC__ARGS(n, view)->in);
   return gin[0] ? DC_OK : dc_last_status();
 }
 
-/* permute: grad = permute(gout, inverse permutation) stored in i[8..15] */
+/* permute: grad = permute(gout, inverse permutation) */
 static int permute_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
-  int inv[DC_MAX_DIMS];
-  for (int d = 0; d < gout->ndim; d++) inv[d] = (int)n->i[8 + d];
-  gin[0] = dc_permute(gout, inv, gout->ndim);
+  gin[0] = dc_permute(gout, DC__ARGS(n, permute)->inv, gout->ndim);
   return gin[0] ? DC_OK : dc_last_status();
 }
 
 /* strided sub-views (narrow, slice, select): grad = zeros(input) with gout written into the same
- * sub-view; the sub-view geometry relative to a contiguous input is recomputed from i[8..] */
+ * sub-view; the sub-view geometry relative to a contiguous input is recomputed from the args */
 static int subview_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
-  dc_shape is = saved_in_shape(n);
+  const dc__slice_args *a = DC__ARGS(n, slice);
+  dc_shape is = a->in;
   dc_tensor *g = dc__new(is, gout->dtype, gout->device);
   if (!g) return dc_last_status();
   const dc_backend *be = dc__backend(g->device);
   int rc = be->ew->fill(g, 0.0);
-  int dim = (int)n->i[8];
-  int64_t start = n->i[9], len = n->i[10], step = n->i[11];
-  bool drop = n->i[12] != 0;
+  int dim = a->dim;
+  int64_t start = a->start, len = a->len, step = a->step;
+  bool drop = a->drop;
   int64_t st[DC_MAX_DIMS], sh[DC_MAX_DIMS];
   memcpy(sh, g->shape, sizeof sh);
   memcpy(st, g->stride, sizeof st);
@@ -64,31 +56,33 @@ static int subview_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
 }
 
 static int expand_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
-  gin[0] = dc__sum_to(gout, saved_in_shape(n));
+  gin[0] = dc__sum_to(gout, DC__ARGS(n, view)->in);
   return gin[0] ? DC_OK : dc_last_status();
 }
 
-static const dc_opdef OP_VIEW = {"view", reshape_backward};
-static const dc_opdef OP_PERMUTE = {"permute", permute_backward};
-static const dc_opdef OP_SLICE = {"slice", subview_backward};
-static const dc_opdef OP_EXPAND = {"expand", expand_backward};
+DC__OPDEF(VIEW, reshape_backward);
+DC__OPDEF(PERMUTE, permute_backward);
+DC__OPDEF(SLICE, subview_backward);
+DC__OPDEF(EXPAND, expand_backward);
 
-/* Makes the view and records its node; node ints: input shape, then op-specific from 8. */
+/* Makes the view and records its node (*n, NULL when none), whose arguments the caller saves. */
 static dc_tensor *make_view(const dc_opdef *op, dc_tensor *x, int nd, const int64_t *shape,
-                            const int64_t *stride, int64_t offset, const int64_t *extra,
-                            int nextra) {
+                            const int64_t *stride, int64_t offset, dc_node **n) {
   dc_tensor *v = dc__alias(x, nd, shape, stride, offset);
   if (!v) return NULL;
-  dc_node *n;
-  if (!dc__record(op, v, 1, &x, &n)) {
+  if (!dc__record(op, v, 1, &x, n)) {
     dc_free(v);
     return NULL;
   }
-  if (n) {
-    memcpy(n->i, x->shape, sizeof(int64_t) * (size_t)x->ndim);
-    n->i[DC_NODE_MAX_INTS - 1] = x->ndim;
-    for (int k = 0; k < nextra; k++) n->i[8 + k] = extra[k];
-  }
+  return v;
+}
+
+/* make_view for view and expand, whose node keeps the input's shape */
+static dc_tensor *shape_view(const dc_opdef *op, dc_tensor *x, int nd, const int64_t *shape,
+                             const int64_t *stride, int64_t offset) {
+  dc_node *n = NULL;
+  dc_tensor *v = make_view(op, x, nd, shape, stride, offset, &n);
+  if (n) DC__ARGS(n, view)->in = dc_shape_of(x);
   return v;
 }
 
@@ -165,7 +159,7 @@ dc_tensor *dc_view(dc_tensor *x, dc_shape s) {
   if (!view_strides(x, &s, st))
     return dc__err(DC_ERR_ARG, "view: size is not compatible with the input's strides (a "
                                "non-contiguous tensor); use dc_reshape, which copies");
-  return make_view(&OP_VIEW, x, s.ndim, s.d, st, x->offset, NULL, 0);
+  return shape_view(&dc__op_VIEW, x, s.ndim, s.d, st, x->offset);
 }
 
 dc_tensor *dc_reshape(dc_tensor *x, dc_shape s) {
@@ -174,7 +168,7 @@ dc_tensor *dc_reshape(dc_tensor *x, dc_shape s) {
     return dc__err(DC_ERR_ARG, "reshape: a shape has 0 to %d dims, got %d", DC_MAX_DIMS, s.ndim);
   if (!infer_shape("reshape", &s, dc_numel(x), dc_shape_of(x))) return NULL;
   int64_t st[DC_MAX_DIMS];
-  if (view_strides(x, &s, st)) return make_view(&OP_VIEW, x, s.ndim, s.d, st, x->offset, NULL, 0);
+  if (view_strides(x, &s, st)) return shape_view(&dc__op_VIEW, x, s.ndim, s.d, st, x->offset);
   dc_tensor *c = dc_contiguous(x);
   dc_tensor *r = c ? dc_view(c, s) : NULL;
   dc_free(c);
@@ -186,7 +180,8 @@ dc_tensor *dc_permute(dc_tensor *x, const int *dims, int ndims) {
   if (!dims || ndims != x->ndim)
     return dc__err(DC_ERR_ARG, "permute: expected %d dims for a %d-d tensor, got %d", x->ndim,
                    x->ndim, ndims);
-  int64_t sh[DC_MAX_DIMS], st[DC_MAX_DIMS], inv[DC_MAX_DIMS];
+  int64_t sh[DC_MAX_DIMS], st[DC_MAX_DIMS];
+  int inv[DC_MAX_DIMS];
   bool seen[DC_MAX_DIMS] = {0};
   for (int d = 0; d < ndims; d++) {
     int k = dims[d];
@@ -197,7 +192,14 @@ dc_tensor *dc_permute(dc_tensor *x, const int *dims, int ndims) {
     st[d] = x->stride[k];
     inv[k] = d;
   }
-  return make_view(&OP_PERMUTE, x, ndims, sh, st, x->offset, inv, ndims);
+  dc_node *n = NULL;
+  dc_tensor *v = make_view(&dc__op_PERMUTE, x, ndims, sh, st, x->offset, &n);
+  if (n) {
+    dc__permute_args *a = DC__ARGS(n, permute);
+    a->in = dc_shape_of(x);
+    memcpy(a->inv, inv, sizeof(int) * (size_t)ndims);
+  }
+  return v;
 }
 
 dc_tensor *dc_transpose(dc_tensor *x, int d0, int d1) {
@@ -230,8 +232,10 @@ static dc_tensor *subview(const char *op, dc_tensor *x, int dim, int64_t start, 
     nd--;
   }
   (void)op;
-  int64_t extra[5] = {dim, start, len, step, drop};
-  return make_view(&OP_SLICE, x, nd, sh, st, off, extra, 5);
+  dc_node *n = NULL;
+  dc_tensor *v = make_view(&dc__op_SLICE, x, nd, sh, st, off, &n);
+  if (n) *DC__ARGS(n, slice) = (dc__slice_args){dc_shape_of(x), dim, start, len, step, drop};
+  return v;
 }
 
 dc_tensor *dc_narrow(dc_tensor *x, int dim, int64_t start, int64_t length) {
@@ -303,7 +307,7 @@ dc_tensor *dc_expand(dc_tensor *x, dc_shape s) {
                      dc_shape_str(s, b, sizeof b));
     }
   }
-  return make_view(&OP_EXPAND, x, s.ndim, s.d, st, x->offset, NULL, 0);
+  return shape_view(&dc__op_EXPAND, x, s.ndim, s.d, st, x->offset);
 }
 
 dc_tensor *dc_squeeze(dc_tensor *x, int dim) {
@@ -317,7 +321,7 @@ dc_tensor *dc_squeeze(dc_tensor *x, int dim) {
     st[s.ndim] = x->stride[d];
     s.d[s.ndim++] = x->shape[d];
   }
-  return make_view(&OP_VIEW, x, s.ndim, s.d, st, x->offset, NULL, 0);
+  return shape_view(&dc__op_VIEW, x, s.ndim, s.d, st, x->offset);
 }
 
 dc_tensor *dc_unsqueeze(dc_tensor *x, int dim) {
@@ -335,7 +339,7 @@ dc_tensor *dc_unsqueeze(dc_tensor *x, int dim) {
       k++;
     }
   }
-  return make_view(&OP_VIEW, x, x->ndim + 1, sh, st, x->offset, NULL, 0);
+  return shape_view(&dc__op_VIEW, x, x->ndim + 1, sh, st, x->offset);
 }
 
 dc_tensor *dc_flatten(dc_tensor *x, int start, int end) {

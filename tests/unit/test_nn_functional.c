@@ -81,8 +81,8 @@ static void conv_against_reference(const conv_case *cc, bool bias) {
   dc_tensor *y = dc_conv2d_opt(x, w, b, cc->o);
   cr_assert_not_null(y, "%s", dc_last_error());
   /* geometry as the op saw it, for the reference kernels */
-  dc_conv2d_geom geo;
-  memcpy(&geo, y->grad_fn->i, sizeof geo);
+  cr_assert_eq(y->grad_fn->op->kind, DC_OP_CONV2D);
+  dc_conv2d_geom geo = DC__ARGS(y->grad_fn, conv2d)->geom;
   dc_tensor *yr = dc_empty(dc_shape_of(y), DC_F32);
   cr_assert_eq(dc__cpu_conv2d_ref_forward(yr, x, w, b, &geo), DC_OK);
   assert_close(y, yr, 1e-4, "conv forward");
