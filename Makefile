@@ -10,7 +10,7 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DDC_WERROR=ON
 endif
 
-.PHONY: all deps build check-includes test test-parity-long test-unit test-asan test-fuzz demo bench examples exercises clean format format-check install
+.PHONY: all deps build check-includes test test-gpu test-parity-long test-unit test-asan test-fuzz demo bench examples exercises clean format format-check install
 
 all: build
 
@@ -29,6 +29,11 @@ test: format-check build
 	cd $(BUILD) && ctest --output-on-failure -j $(JOBS)
 	$(MAKE) test-asan
 	$(MAKE) test-fuzz
+
+# The GPU tests (tests/gpu, docs/cuda.md): they skip without a GPU; on a GPU machine
+# tests/gpu/on_device.sh adds compute-sanitizer.
+test-gpu: build
+	cd $(BUILD) && ctest --output-on-failure -L gpu
 
 # The differential tester against PyTorch (tests/parity/test_differential.py) with 20000 cases
 # for each of three seeds; `make test` runs 300.

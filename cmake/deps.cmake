@@ -46,7 +46,7 @@ if(DC_WITH_MPI)
   endif()
 endif()
 if(DC_WITH_NCCL AND MPI_C_FOUND)
-  find_package(CUDAToolkit QUIET)
+  # CUDAToolkit: found by cmake/cuda.cmake
   find_path(NCCL_INCLUDE_DIR nccl.h HINTS ${CUDAToolkit_INCLUDE_DIRS} /usr/local/cuda/include)
   find_library(NCCL_LIBRARY nccl HINTS ${CUDAToolkit_LIBRARY_DIR} /usr/local/cuda/lib64
                /usr/local/cuda/lib)

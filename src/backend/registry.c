@@ -166,8 +166,8 @@ const dc_backend *dc__backend(dc_device dev) {
                              ? __atomic_load_n(&g_table[dev], __ATOMIC_ACQUIRE)
                              : NULL;
   if (be) return be;
-  return dc__err(DC_ERR_UNSUPPORTED, "device %s is not in this build of deepc, which has: %s",
-                 dc_device_name(dev), dc__devices_str());
+  return dc__err(DC_ERR_UNSUPPORTED, "device %s is not in this build of deepc, which has: %s%s",
+                 dc_device_name(dev), dc__devices_str(), dc__device_absent_note(dev));
 }
 
 bool dc__backend_supports(dc_device dev, dc_backend_cap cap) {

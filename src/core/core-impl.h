@@ -97,6 +97,11 @@ extern const dc_device_mem dc__host_mem;
 /* Registers the builtin backends once (src/backend/registry.c); core calls it before it looks a
  * device up, so that the first tensor made on any device finds its backend. */
 void dc__backends_init(void);
+/* Why dev is not available although built in (a builtin backend that found no hardware calls
+ * this instead of registering): dc_device_parse and device errors repeat it. */
+void dc__device_set_absent(dc_device dev, const char *fmt, ...) DC__PRINTF(2, 3);
+/* " (cuda: no CUDA device: ...)" for a device whose backend said why it is absent, else "". */
+const char *dc__device_absent_note(dc_device dev);
 /* Installs dev's memory entries (the registry calls this; checks the version). */
 int dc__device_mem_register(dc_device dev, const dc_device_mem *mem);
 /* dev's memory entries, or NULL with an error naming the devices this build has. */

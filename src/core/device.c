@@ -32,6 +32,22 @@ const dc_device_mem dc__host_mem = {
 
 static const dc_device_mem *g_mem[DC_DEVICE_COUNT] = {[DC_CPU] = &dc__host_mem};
 static int64_t g_live[DC_DEVICE_COUNT], g_peak[DC_DEVICE_COUNT];
+static char g_absent[DC_DEVICE_COUNT][192]; /* why a built-in device is not available */
+
+void dc__device_set_absent(dc_device dev, const char *fmt, ...) {
+  if ((int)dev < 0 || dev >= DC_DEVICE_COUNT) return;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(g_absent[dev], sizeof g_absent[dev], fmt, ap);
+  va_end(ap);
+}
+
+const char *dc__device_absent_note(dc_device dev) {
+  static _Thread_local char buf[224];
+  if ((int)dev < 0 || dev >= DC_DEVICE_COUNT || !g_absent[dev][0]) return "";
+  snprintf(buf, sizeof buf, " (%s: %s)", g_names[dev], g_absent[dev]);
+  return buf;
+}
 
 const char *dc_device_name(dc_device dev) {
   return (int)dev >= 0 && dev < DC_DEVICE_COUNT ? g_names[dev] : "unknown";
@@ -85,8 +101,8 @@ const dc_device_mem *dc__device_mem(dc_device dev) {
                                ? __atomic_load_n(&g_mem[dev], __ATOMIC_ACQUIRE)
                                : NULL;
   if (m) return m;
-  return dc__err(DC_ERR_ARG, "device %s (%d) is not in this build of deepc, which has: %s",
-                 dc_device_name(dev), (int)dev, dc__devices_str());
+  return dc__err(DC_ERR_ARG, "device %s (%d) is not in this build of deepc, which has: %s%s",
+                 dc_device_name(dev), (int)dev, dc__devices_str(), dc__device_absent_note(dev));
 }
 
 int dc_device_parse(const char *name, dc_device *dev) {
@@ -100,8 +116,10 @@ int dc_device_parse(const char *name, dc_device *dev) {
                       "device of a kind; run one process per GPU for more)",
                       name);
     if (!dc_device_available((dc_device)d))
-      return dc__errs(DC_ERR_ARG, "device '%s' is not in this build of deepc, which has: %s", name,
-                      dc__devices_str());
+      return dc__errs(DC_ERR_ARG, "device '%s' is %s, which has: %s%s", name,
+                      *dc__device_absent_note((dc_device)d) ? "not available to this deepc"
+                                                            : "not in this build of deepc",
+                      dc__devices_str(), dc__device_absent_note((dc_device)d));
     *dev = (dc_device)d;
     return DC_OK;
   }

@@ -1,0 +1,97 @@
+/* Internal to the CUDA backend (src/backend/cuda, docs/cuda.md): the process's stream, error
+ * conversion, the kernel entries each family file defines and table.c collects. Included by the
+ * .c files and, inside extern "C", by the .cu files; device-side helpers are in kern.cuh. */
+#ifndef DC_CUDA_IMPL_H
+#define DC_CUDA_IMPL_H
+
+#include <cuda_runtime_api.h>
+#include <math.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <string.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#include "../backend.h"
+#include "../nn-kernels.h"
+
+/* ---- runtime (memory.c, register.c) ---- */
+/* Installs the table when a GPU answers; else records why cuda is absent (the registry's
+ * builtin registration calls it). */
+int dc__cuda_register(void);
+/* The one stream every kernel and transfer of this process is queued on (made at registration). */
+cudaStream_t dc__cuda_stream(void);
+/* DC_ERR_BACKEND naming what failed and CUDA's error; DC_OK for cudaSuccess. Clears CUDA's
+ * sticky last error where it can be cleared. */
+int dc__cuda_fail(cudaError_t e, const char *what);
+/* After a kernel launch: the launch error, if any, as dc__cuda_fail(what). */
+int dc__cuda_launched(const char *what);
+/* DC_ERR_UNSUPPORTED for an entry not written yet: "<op>: not yet on cuda ..." */
+int dc__cuda_unsupported(const char *op);
+/* Device pointer of element 0 of t (storage data + offset). */
+static inline char *dc__cuda_ptr(const dc_tensor *t) {
+  return (char *)t->storage->data + (size_t)t->offset * dc_dtype_size(t->dtype);
+}
+
+/* The caching allocator's counters (memory.c), for tests and docs/cuda.md: cudaMalloc calls
+ * made, bytes held by cudaMalloc now, bytes of those in the free lists now. */
+typedef struct dc__cuda_mem_stats {
+  int64_t device_mallocs, held_bytes, cached_bytes;
+} dc__cuda_mem_stats;
+void dc__cuda_mem_stats_get(dc__cuda_mem_stats *s);
+/* Returns every cached (free) block to the driver (cudaFree). */
+int dc__cuda_empty_cache(void);
+extern const dc_device_mem dc__cuda_mem;
+
+/* Whether float32 products may use TF32 tensor cores (off unless DEEPC_ALLOW_TF32=1, like
+ * PyTorch's torch.backends.cuda.matmul.allow_tf32 default). */
+bool dc__cuda_allow_tf32(void);
+void dc__cuda_set_allow_tf32(bool on);
+
+/* ---- kernel entries, one family per file ---- */
+/* ew.cu */
+int dc__cuda_copy(dc_tensor *dst, const dc_tensor *src);
+int dc__cuda_fill(dc_tensor *t, double value);
+int dc__cuda_unary(dc_unary_op op, dc_tensor *out, const dc_tensor *x, const double *p);
+int dc__cuda_binary(dc_binary_op op, dc_tensor *out, const dc_tensor *a, const dc_tensor *b);
+int dc__cuda_where(dc_tensor *out, const dc_tensor *c, const dc_tensor *a, const dc_tensor *b);
+int dc__cuda_axpy(dc_tensor *out, const dc_tensor *a, double alpha, const dc_tensor *b);
+/* reduce.cu */
+int dc__cuda_reduce(dc_reduce_op op, dc_tensor *out, const dc_tensor *x, uint32_t dim_mask);
+int dc__cuda_arg_reduce(bool is_max, dc_tensor *values, dc_tensor *indices, const dc_tensor *x,
+                        int dim);
+int dc__cuda_softmax(dc_tensor *out, const dc_tensor *x, int dim, bool log);
+/* linalg.c (cuBLAS) */
+int dc__cuda_gemm_batched(dc_tensor *out, const dc_tensor *a, const dc_tensor *b, bool ta, bool tb,
+                          float alpha, float beta);
+/* index.cu */
+int dc__cuda_gather(dc_tensor *out, const dc_tensor *x, int dim, const dc_tensor *index);
+int dc__cuda_scatter_add(dc_tensor *out, int dim, const dc_tensor *index, const dc_tensor *src);
+int dc__cuda_index_select(dc_tensor *out, const dc_tensor *x, int dim, const dc_tensor *index);
+int dc__cuda_index_add(dc_tensor *out, int dim, const dc_tensor *index, const dc_tensor *src);
+/* random.cu */
+int dc__cuda_uniform(dc_tensor *t, uint64_t seed, uint64_t counter, double a, double b);
+int dc__cuda_normal(dc_tensor *t, uint64_t seed, uint64_t counter, double mean, double std);
+/* nn.cu (the rest of the nn family is nn.c's "not yet on cuda" entries) */
+int dc__cuda_dropout_mask(dc_tensor *mask, double p);
+int dc__cuda_apply_mask(dc_tensor *y, const dc_tensor *x, const dc_tensor *mask, int64_t inner);
+int dc__cuda_hardtanh_forward(dc_tensor *y, const dc_tensor *x, double lo, double hi);
+int dc__cuda_hardtanh_backward(dc_tensor *gx, const dc_tensor *gy, const dc_tensor *x, double lo,
+                               double hi);
+
+/* The tables (table.c, nn.c). */
+extern const dc_elementwise_kernels dc__cuda_ew;
+extern const dc_reduce_kernels dc__cuda_red;
+extern const dc_linalg_kernels dc__cuda_linalg;
+extern const dc_index_kernels dc__cuda_index;
+extern const dc_random_kernels dc__cuda_rand;
+extern const struct dc_nn_kernels dc__cuda_nn;
+extern const dc_backend dc__cuda_backend;
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,57 @@
+/* The CUDA backend's registration and runtime state: the registry's builtin registration calls
+ * dc__cuda_register(), which installs the table when a GPU and its driver answer, and otherwise
+ * leaves cuda out with the reason core repeats when cuda is asked for ("no CUDA device:
+ * cudaGetDeviceCount: ..."). Also the error helpers every family uses and the TF32 switch. */
+#include "cuda-impl.h"
+
+#include <stdlib.h>
+
+static cudaStream_t g_stream;
+static bool g_tf32;
+
+cudaStream_t dc__cuda_stream(void) { return g_stream; }
+
+bool dc__cuda_allow_tf32(void) { return __atomic_load_n(&g_tf32, __ATOMIC_RELAXED); }
+void dc__cuda_set_allow_tf32(bool on) { __atomic_store_n(&g_tf32, on, __ATOMIC_RELAXED); }
+
+int dc__cuda_fail(cudaError_t e, const char *what) {
+  if (e == cudaSuccess) return DC_OK;
+  cudaGetLastError(); /* clears a non-sticky error; a sticky one stays and will say so again */
+  return dc__errs(DC_ERR_BACKEND, "cuda: %s failed: %s (%s)", what, cudaGetErrorName(e),
+                  cudaGetErrorString(e));
+}
+
+int dc__cuda_launched(const char *what) { return dc__cuda_fail(cudaGetLastError(), what); }
+
+int dc__cuda_unsupported(const char *op) {
+  return dc__errs(DC_ERR_UNSUPPORTED,
+                  "%s: not yet on cuda (docs/cuda.md lists the entries that are); run this op "
+                  "on the cpu (dc_to_device) for now",
+                  op);
+}
+
+int dc__cuda_register(void) {
+  int n = 0;
+  cudaError_t e = cudaGetDeviceCount(&n);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    dc__device_set_absent(DC_CUDA, "no CUDA device: cudaGetDeviceCount: %s (%s)",
+                          cudaGetErrorName(e), cudaGetErrorString(e));
+    return DC_ERR_UNSUPPORTED;
+  }
+  if (n == 0) {
+    dc__device_set_absent(DC_CUDA, "no CUDA device: cudaGetDeviceCount found none");
+    return DC_ERR_UNSUPPORTED;
+  }
+  e = cudaSetDevice(0);
+  if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking);
+  if (e != cudaSuccess) {
+    cudaGetLastError();
+    dc__device_set_absent(DC_CUDA, "CUDA device 0 unusable: %s (%s)", cudaGetErrorName(e),
+                          cudaGetErrorString(e));
+    return DC_ERR_UNSUPPORTED;
+  }
+  const char *tf32 = getenv("DEEPC_ALLOW_TF32");
+  dc__cuda_set_allow_tf32(tf32 && strcmp(tf32, "1") == 0);
+  return dc__backend_install(&dc__cuda_backend);
+}

@@ -1,0 +1,53 @@
+/* The CUDA nn entries: dropout masks, mask application and hardtanh (gradient 0 at NaN) against
+ * the CPU's, and every entry not written yet answering DC_ERR_UNSUPPORTED with "not yet on cuda"
+ * instead of a result. Skips without a GPU. */
+#include "gpu.h"
+
+#include "backend/nn-kernels.h"
+
+TestSuite(gpu_nn, .init = gpu_scope_in, .fini = gpu_scope_out);
+
+Test(gpu_nn, dropout_and_hardtanh_match_cpu) {
+  GPU_OR_SKIP();
+  dc_dtype dts[2] = {DC_F32, DC_F64};
+  for (int k = 0; k < 2; k++) {
+    dc_tensor *u = dc__new(DC_SHAPE(64, 8), dts[k], DC_CPU),
+              *ug = dc__new(DC_SHAPE(64, 8), dts[k], DC_CUDA);
+    cr_assert_eq(cpu_be()->rand->uniform(u, 3, 0, 0.0, 1.0), DC_OK);
+    cr_assert_eq(gpu_be()->rand->uniform(ug, 3, 0, 0.0, 1.0), DC_OK);
+    cr_assert_eq(cpu_be()->nn->dropout_mask(u, 0.3), DC_OK);
+    cr_assert_eq(gpu_be()->nn->dropout_mask(ug, 0.3), DC_OK, "%s", dc_last_error());
+    expect_close(u, ug, EXACT, "dropout_mask");
+    dc_tensor *x = inputs(DC_SHAPE(64, 8, 4), dts[k], 101, true), *xg = to_gpu(x);
+    dc_tensor *y = empty_like_on(x, dts[k], DC_CPU), *yg = empty_like_on(x, dts[k], DC_CUDA);
+    cr_assert_eq(cpu_be()->nn->apply_mask(y, x, u, 4), DC_OK);
+    cr_assert_eq(gpu_be()->nn->apply_mask(yg, xg, ug, 4), DC_OK, "%s", dc_last_error());
+    expect_close(y, yg, EXACT, "apply_mask");
+    cr_assert_eq(cpu_be()->nn->hardtanh_forward(y, x, -1.0, 2.0), DC_OK);
+    cr_assert_eq(gpu_be()->nn->hardtanh_forward(yg, xg, -1.0, 2.0), DC_OK, "%s", dc_last_error());
+    expect_close(y, yg, EXACT, "hardtanh");
+    dc_tensor *gy = inputs(DC_SHAPE(64, 8, 4), dts[k], 102, false), *gyg = to_gpu(gy);
+    cr_assert_eq(cpu_be()->nn->hardtanh_backward(y, gy, x, -1.0, 2.0), DC_OK);
+    cr_assert_eq(gpu_be()->nn->hardtanh_backward(yg, gyg, xg, -1.0, 2.0), DC_OK, "%s",
+                 dc_last_error());
+    expect_close(y, yg, EXACT, "hardtanh_backward (0 at NaN)");
+  }
+}
+
+Test(gpu_nn, unwritten_entries_say_so) {
+  GPU_OR_SKIP();
+  dc_tensor *x = to_gpu(inputs(DC_SHAPE(1, 1, 4, 4), DC_F32, 103, false));
+  dc_tensor *w = to_gpu(inputs(DC_SHAPE(1, 1, 3, 3), DC_F32, 104, false));
+  dc_conv2d_geom g;
+  memset(&g, 0, sizeof g);
+  cr_assert_eq(gpu_be()->nn->conv2d_forward(x, x, w, NULL, &g), DC_ERR_UNSUPPORTED);
+  cr_expect(strstr(dc_last_error(), "conv2d: not yet on cuda"), "%s", dc_last_error());
+  dc_pool2d_geom pg;
+  memset(&pg, 0, sizeof pg);
+  cr_assert_eq(gpu_be()->nn->max_pool2d_forward(x, NULL, x, &pg), DC_ERR_UNSUPPORTED);
+  cr_expect(strstr(dc_last_error(), "not yet on cuda"), "%s", dc_last_error());
+  /* and through the public API: the op fails with the message, it does not fake a result */
+  dc_tensor *y = dc_conv2d_opt(x, w, NULL, (dc_conv2d_opts){0});
+  cr_expect_null(y);
+  cr_expect(strstr(dc_last_error(), "not yet on cuda"), "%s", dc_last_error());
+}
