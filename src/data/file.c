@@ -413,6 +413,59 @@ static char *pax_path(const char *pax, uint64_t size) {
   return NULL;
 }
 
+/* The checksum and size fields of the tar header h (at offset at): *size, or a format error. */
+static int tar_check_header(const uint8_t *h, uint64_t at, uint64_t max, const char *archive,
+                            uint64_t *size) {
+  uint64_t sum = 0, want;
+  for (int i = 0; i < 512; i++) sum += (i >= 148 && i < 156) ? ' ' : h[i];
+  if (!tar_number(h + 148, 8, &want) || want != sum || !tar_number(h + 124, 12, size))
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: offset %llu: not a tar header (bad checksum or size "
+                    "field); is this a .tar.gz archive?",
+                    archive, (unsigned long long)at);
+  if (*size > max)
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: offset %llu: member size %llu exceeds what the archive "
+                    "can hold",
+                    archive, (unsigned long long)at, (unsigned long long)*size);
+  return DC_OK;
+}
+
+/* The member's path: the pending long name (GNU 'L' or pax 'x', taken and freed) or the
+ * header's ustar prefix and name; without trailing '/' and leading "./". */
+static void tar_member_name(const uint8_t *h, char **long_name, char *name, size_t cap) {
+  if (*long_name) {
+    snprintf(name, cap, "%s", *long_name);
+    dc__free(*long_name);
+    *long_name = NULL;
+  } else if (memcmp(h + 257, "ustar", 5) == 0 && h[345]) {
+    snprintf(name, cap, "%.155s/%.100s", (const char *)h + 345, (const char *)h);
+  } else {
+    snprintf(name, cap, "%.100s", (const char *)h);
+  }
+  size_t nl = strlen(name);
+  while (nl > 0 && name[nl - 1] == '/') name[--nl] = '\0';
+  while (strncmp(name, "./", 2) == 0) memmove(name, name + 2, strlen(name + 2) + 1);
+}
+
+/* One member of type type and size bytes: a file written under dir (counted in *files), a
+ * folder made, anything else (links, devices, global headers) skipped. */
+static int tar_member(dc__src *s, const char *dir, const char *name, char type, uint64_t size,
+                      uint64_t at, const char *archive, int64_t *files) {
+  bool regular = type == '0' || type == '\0' || type == '7';
+  if ((regular || type == '5') && strcmp(name, ".") != 0 && !tar_safe_name(name))
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: offset %llu: refusing member '%s' (absolute path or "
+                    "'..' would write outside %s)",
+                    archive, (unsigned long long)at, name, dir);
+  if (regular) {
+    (*files)++;
+    return tar_extract_file(s, dir, name, size, archive);
+  }
+  int rc = type == '5' && strcmp(name, ".") != 0 ? mkdirs_in(dir, name) : DC_OK;
+  return rc == DC_OK ? tar_skip(s, (size + 511) / 512 * 512, archive) : rc;
+}
+
 int dc__untar(const char *archive, const char *dir, int64_t *nfiles) {
   uint8_t *mem;
   size_t n;
@@ -425,10 +478,9 @@ int dc__untar(const char *archive, const char *dir, int64_t *nfiles) {
   while (rc == DC_OK) {
     uint8_t h[512];
     size_t got;
-    uint64_t at = s.out_pos;
+    uint64_t at = s.out_pos, size = 0;
     rc = dc__src_read(&s, h, sizeof h, &got);
-    if (rc) break;
-    if (got == 0) break; /* tolerate a missing end-of-archive marker */
+    if (rc || got == 0) break; /* got == 0: tolerate a missing end-of-archive marker */
     if (got != sizeof h) {
       rc = dc__errs(DC_ERR_FORMAT, "%s: truncated tar header at offset %llu", archive,
                     (unsigned long long)at);
@@ -437,63 +489,19 @@ int dc__untar(const char *archive, const char *dir, int64_t *nfiles) {
     bool zero = true;
     for (int i = 0; i < 512 && zero; i++) zero = h[i] == 0;
     if (zero) break;
-    uint64_t sum = 0, want;
-    for (int i = 0; i < 512; i++) sum += (i >= 148 && i < 156) ? ' ' : h[i];
-    uint64_t size;
-    if (!tar_number(h + 148, 8, &want) || want != sum || !tar_number(h + 124, 12, &size)) {
-      rc = dc__errs(DC_ERR_FORMAT,
-                    "%s: offset %llu: not a tar header (bad checksum or size "
-                    "field); is this a .tar.gz archive?",
-                    archive, (unsigned long long)at);
-      break;
-    }
-    if (size > dc__src_max_size(&s)) {
-      rc = dc__errs(DC_ERR_FORMAT,
-                    "%s: offset %llu: member size %llu exceeds what the archive "
-                    "can hold",
-                    archive, (unsigned long long)at, (unsigned long long)size);
-      break;
-    }
+    if ((rc = tar_check_header(h, at, dc__src_max_size(&s), archive, &size)) != DC_OK) break;
     char type = (char)h[156];
     if (type == 'L' || type == 'x') {
       char *text = NULL;
-      rc = tar_read_text(&s, size, &text, archive);
-      if (rc) break;
+      if ((rc = tar_read_text(&s, size, &text, archive)) != DC_OK) break;
       dc__free(long_name);
       long_name = type == 'L' ? text : pax_path(text, size);
       if (type == 'x') dc__free(text);
       continue;
     }
     char name[256 + 2];
-    if (long_name) {
-      snprintf(name, sizeof name, "%s", long_name);
-      dc__free(long_name);
-      long_name = NULL;
-    } else if (memcmp(h + 257, "ustar", 5) == 0 && h[345]) {
-      snprintf(name, sizeof name, "%.155s/%.100s", (const char *)h + 345, (const char *)h);
-    } else {
-      snprintf(name, sizeof name, "%.100s", (const char *)h);
-    }
-    size_t nl = strlen(name);
-    while (nl > 0 && name[nl - 1] == '/') name[--nl] = '\0';
-    while (strncmp(name, "./", 2) == 0) memmove(name, name + 2, strlen(name + 2) + 1);
-    bool regular = type == '0' || type == '\0' || type == '7';
-    if ((regular || type == '5') && strcmp(name, ".") != 0 && !tar_safe_name(name)) {
-      rc = dc__errs(DC_ERR_FORMAT,
-                    "%s: offset %llu: refusing member '%s' (absolute path or "
-                    "'..' would write outside %s)",
-                    archive, (unsigned long long)at, name, dir);
-      break;
-    }
-    if (regular) {
-      rc = tar_extract_file(&s, dir, name, size, archive);
-      files++;
-    } else if (type == '5') {
-      rc = strcmp(name, ".") == 0 ? DC_OK : mkdirs_in(dir, name);
-      if (rc == DC_OK) rc = tar_skip(&s, (size + 511) / 512 * 512, archive);
-    } else { /* links, devices, global headers: skipped */
-      rc = tar_skip(&s, (size + 511) / 512 * 512, archive);
-    }
+    tar_member_name(h, &long_name, name, sizeof name);
+    rc = tar_member(&s, dir, name, type, size, at, archive, &files);
   }
   dc__free(long_name);
   dc__src_close(&s);

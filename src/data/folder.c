@@ -193,88 +193,109 @@ static int list_classes(const char *root, strlist *classes) {
   return rc;
 }
 
+/* The image files found so far, each with its class index. */
+typedef struct folder_scan {
+  strlist files;
+  int64_t *labels, n, cap; /* labels[n] */
+  int64_t skipped;         /* files whose names no decoder takes */
+} folder_scan;
+
+static void scan_free(folder_scan *sc) {
+  strlist_free(&sc->files);
+  dc__free(sc->labels);
+}
+
+/* Adds the decodable files under class folder k (cdir), in name order; *found counts them. */
+static int scan_class(folder_scan *sc, const char *cdir, int64_t k, int64_t *found) {
+  walk_list wl = {0};
+  int rc = walk(cdir, 0, &wl);
+  if (rc == DC_OK && wl.n) qsort(wl.f, (size_t)wl.n, sizeof *wl.f, cmp_walk);
+  for (int64_t i = 0; rc == DC_OK && i < wl.n; i++) {
+    if (!decodable_name(wl.f[i].name)) {
+      sc->skipped++;
+      continue;
+    }
+    if (sc->n == sc->cap) {
+      int64_t ncap = sc->cap ? sc->cap * 2 : 256;
+      int64_t *nl =
+          dc__realloc(sc->labels, sizeof *nl * (size_t)sc->cap, sizeof *nl * (size_t)ncap);
+      if (!nl) {
+        rc = dc_last_status() ? dc_last_status() : DC_ERR_NOMEM;
+        break;
+      }
+      sc->labels = nl;
+      sc->cap = ncap;
+    }
+    if (!strlist_push(&sc->files, dc__path_join(wl.f[i].dir, wl.f[i].name))) {
+      rc = dc_last_status() ? dc_last_status() : DC_ERR_NOMEM;
+      break;
+    }
+    sc->labels[sc->n++] = k;
+    (*found)++;
+  }
+  walk_free(&wl);
+  return rc;
+}
+
+/* Every class folder's images; a class folder without any is an error that names them all. */
+static int scan_classes(const char *root, const strlist *classes, folder_scan *sc) {
+  char empty[1024] = "";
+  size_t empty_len = 0;
+  for (int64_t k = 0; k < classes->n; k++) {
+    char *cdir = dc__path_join(root, classes->s[k]);
+    int64_t found = 0;
+    int rc = cdir ? scan_class(sc, cdir, k, &found) : DC_ERR_NOMEM;
+    dc__free(cdir);
+    if (rc != DC_OK) return rc;
+    if (!found && empty_len < sizeof empty - 1)
+      empty_len += (size_t)snprintf(empty + empty_len, sizeof empty - empty_len, "%s'%s'",
+                                    empty_len ? ", " : "", classes->s[k]);
+  }
+  if (empty_len)
+    return dc__errs(DC_ERR_FORMAT,
+                    "image_folder: %s: class folder(s) %s hold no JPEG, PNG, PPM or PGM "
+                    "file; remove them or add images",
+                    root, empty);
+  return DC_OK;
+}
+
+/* The dataset over the scanned files; takes sc's lists (emptied) when it succeeds. */
+static dc_dataset *folder_dataset(const char *root, dc_image_folder_opts o, folder_scan *sc,
+                                  const strlist *classes) {
+  folder_impl *f = dc__calloc(1, sizeof *f);
+  if (!f) return NULL;
+  f->files = sc->files.s;
+  f->labels = sc->labels;
+  f->gray = o.grayscale;
+  f->max_pixels = o.max_pixels > 0 ? o.max_pixels : DC_MAX_IMAGE_PIXELS;
+  dc_dataset *ds = dc__dataset_new(&FOLDER_VT, "ImageFolder", root, sc->files.n, f);
+  if (!ds) {
+    dc__free(f);
+    return NULL;
+  }
+  *sc = (folder_scan){.skipped = sc->skipped};
+  ds->skipped = sc->skipped;
+  if (dc__dataset_set_classes(ds, classes->n, (const char *const *)classes->s) != DC_OK) {
+    dc_dataset_free(ds);
+    return NULL;
+  }
+  return ds;
+}
+
 dc_dataset *dc_image_folder_opt(const char *root, dc_image_folder_opts o) {
   if (!root) return dc__err(DC_ERR_ARG, "image_folder: root is NULL");
   if (!dc__is_dir(root)) return dc__err(DC_ERR_IO, "image_folder: %s is not a folder", root);
-  strlist classes = {0}, files = {0};
-  int64_t *labels = NULL, nlabels = 0, cap = 0, skipped = 0;
+  strlist classes = {0};
+  folder_scan sc = {0};
   dc_dataset *ds = NULL;
-  char empty[1024] = "";
-  size_t empty_len = 0;
-  if (list_classes(root, &classes)) goto fail;
-  if (classes.n == 0) {
-    dc__err(DC_ERR_FORMAT, "image_folder: no class folders in %s (expected %s/<class>/<image>)",
-            root, root);
-    goto fail;
+  if (list_classes(root, &classes) == DC_OK) {
+    if (classes.n == 0)
+      dc__err(DC_ERR_FORMAT, "image_folder: no class folders in %s (expected %s/<class>/<image>)",
+              root, root);
+    else if (scan_classes(root, &classes, &sc) == DC_OK)
+      ds = folder_dataset(root, o, &sc, &classes);
   }
-  for (int64_t k = 0; k < classes.n; k++) {
-    char *cdir = dc__path_join(root, classes.s[k]);
-    walk_list wl = {0};
-    int rc = cdir ? walk(cdir, 0, &wl) : DC_ERR_NOMEM;
-    dc__free(cdir);
-    if (rc) {
-      walk_free(&wl);
-      goto fail;
-    }
-    if (wl.n) qsort(wl.f, (size_t)wl.n, sizeof *wl.f, cmp_walk);
-    int64_t found = 0;
-    for (int64_t i = 0; i < wl.n; i++) {
-      if (!decodable_name(wl.f[i].name)) {
-        skipped++;
-        continue;
-      }
-      if (nlabels == cap) {
-        int64_t ncap = cap ? cap * 2 : 256;
-        int64_t *nl = dc__realloc(labels, sizeof *nl * (size_t)cap, sizeof *nl * (size_t)ncap);
-        if (!nl) {
-          walk_free(&wl);
-          goto fail;
-        }
-        labels = nl;
-        cap = ncap;
-      }
-      if (!strlist_push(&files, dc__path_join(wl.f[i].dir, wl.f[i].name))) {
-        walk_free(&wl);
-        goto fail;
-      }
-      labels[nlabels++] = k;
-      found++;
-    }
-    walk_free(&wl);
-    if (!found && empty_len < sizeof empty - 1)
-      empty_len += (size_t)snprintf(empty + empty_len, sizeof empty - empty_len, "%s'%s'",
-                                    empty_len ? ", " : "", classes.s[k]);
-  }
-  if (empty_len) {
-    dc__err(DC_ERR_FORMAT,
-            "image_folder: %s: class folder(s) %s hold no JPEG, PNG, PPM or PGM "
-            "file; remove them or add images",
-            root, empty);
-    goto fail;
-  }
-  folder_impl *f = dc__calloc(1, sizeof *f);
-  if (!f) goto fail;
-  f->files = files.s;
-  f->labels = labels;
-  f->gray = o.grayscale;
-  f->max_pixels = o.max_pixels > 0 ? o.max_pixels : DC_MAX_IMAGE_PIXELS;
-  ds = dc__dataset_new(&FOLDER_VT, "ImageFolder", root, files.n, f);
-  if (!ds) {
-    dc__free(f);
-    goto fail;
-  }
-  files = (strlist){0};
-  labels = NULL;
-  ds->skipped = skipped;
-  if (dc__dataset_set_classes(ds, classes.n, (const char *const *)classes.s) != DC_OK) {
-    dc_dataset_free(ds);
-    ds = NULL;
-  }
+  scan_free(&sc);
   strlist_free(&classes);
   return ds;
-fail:
-  strlist_free(&classes);
-  strlist_free(&files);
-  dc__free(labels);
-  return NULL;
 }

@@ -77,90 +77,101 @@ static void idx_convert(uint8_t code, const uint8_t *raw, void *out, int64_t n) 
   }
 }
 
+/* The header of an IDX file read from s: what its magic and dimension sizes declare. */
+typedef struct idx_header {
+  uint8_t type; /* the magic's type byte (0x08: uint8, stored as is) */
+  dc_dtype dt;
+  int fsize; /* bytes per element in the file */
+  dc_shape shape;
+  int64_t numel, bytes; /* elements and data bytes */
+  uint64_t len;         /* header bytes */
+} idx_header;
+
+/* Reads and checks the header from s (the file of n bytes, named path). */
+static int idx_read_header(dc__src *s, size_t n, const char *path, idx_header *H) {
+  uint8_t hdr[4 + 4 * 255];
+  size_t got;
+  int rc = dc__src_read(s, hdr, 4, &got);
+  if (rc) return rc;
+  if (got < 4)
+    return dc__errs(DC_ERR_FORMAT, "%s: %zu bytes: too short for an IDX header (4-byte magic)",
+                    path, got);
+  if (hdr[0] != 0 || hdr[1] != 0 || !idx_type(hdr[2], &H->fsize, &H->dt))
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: offset 0: magic %02x %02x %02x %02x is not IDX (expected 00 00, "
+                    "a type byte 08/09/0B/0C/0D/0E, a dimension count)",
+                    path, hdr[0], hdr[1], hdr[2], hdr[3]);
+  H->type = hdr[2];
+  int ndim = hdr[3];
+  if (ndim < 1 || ndim > DC_MAX_DIMS)
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: offset 3: %d dimensions; deepc reads IDX files with 1 to %d", path, ndim,
+                    DC_MAX_DIMS);
+  if ((rc = dc__src_read(s, hdr + 4, (size_t)(4 * ndim), &got)) != DC_OK) return rc;
+  if (got < (size_t)(4 * ndim))
+    return dc__errs(DC_ERR_FORMAT, "%s: offset %zu: file ends inside the %d dimension sizes", path,
+                    4 + got, ndim);
+  H->shape = (dc_shape){.ndim = ndim};
+  H->numel = 1;
+  for (int d = 0; d < ndim; d++) {
+    const uint8_t *p = hdr + 4 + 4 * d;
+    H->shape.d[d] =
+        (int64_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
+    if (__builtin_mul_overflow(H->numel, H->shape.d[d], &H->numel)) H->numel = INT64_MAX;
+  }
+  H->len = 4 + 4 * (uint64_t)ndim;
+  if (__builtin_mul_overflow(H->numel, (int64_t)H->fsize, &H->bytes) ||
+      (uint64_t)H->bytes > dc__src_max_size(s) - (s->gz ? 0 : H->len)) {
+    char b[128];
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: offset 4: dimension sizes %s declare %s%lld bytes of data, more "
+                    "than the file can hold (%zu bytes%s)",
+                    path, dc_shape_str(H->shape, b, sizeof b), H->numel == INT64_MAX ? "over " : "",
+                    (long long)(H->numel == INT64_MAX ? INT64_MAX : H->bytes), n,
+                    s->gz ? " of gzip data" : "");
+  }
+  return DC_OK;
+}
+
+/* Reads exactly H->bytes of data into dst; more or fewer bytes in the file are errors. */
+static int idx_read_data(dc__src *s, const idx_header *H, const char *path, void *dst) {
+  size_t got;
+  int rc = dc__src_read(s, dst, (size_t)H->bytes, &got);
+  if (rc) return rc;
+  if (got < (size_t)H->bytes)
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: truncated: the header declares %lld data bytes but the data "
+                    "ends after %zu (at offset %llu)",
+                    path, (long long)H->bytes, got, (unsigned long long)(H->len + got));
+  uint8_t extra;
+  if ((rc = dc__src_read(s, &extra, 1, &got)) != DC_OK) return rc;
+  if (got)
+    return dc__errs(DC_ERR_FORMAT,
+                    "%s: offset %llu: data continues past the %lld bytes the header "
+                    "declares (wrong dimension sizes, or two files joined)",
+                    path, (unsigned long long)(H->len + (uint64_t)H->bytes), (long long)H->bytes);
+  return DC_OK;
+}
+
 dc_tensor *dc__idx_parse(const uint8_t *mem, size_t n, const char *path) {
   dc__src s;
   if (dc__src_open(&s, mem, n, path)) return NULL;
-  dc_tensor *t = NULL;
-  uint8_t *raw = NULL;
-  uint8_t hdr[4 + 4 * 255];
-  size_t got;
-  if (dc__src_read(&s, hdr, 4, &got)) goto fail;
-  if (got < 4) {
-    dc__err(DC_ERR_FORMAT, "%s: %zu bytes: too short for an IDX header (4-byte magic)", path, got);
-    goto fail;
-  }
-  int fsize;
-  dc_dtype dt;
-  if (hdr[0] != 0 || hdr[1] != 0 || !idx_type(hdr[2], &fsize, &dt)) {
-    dc__err(DC_ERR_FORMAT,
-            "%s: offset 0: magic %02x %02x %02x %02x is not IDX (expected 00 00, "
-            "a type byte 08/09/0B/0C/0D/0E, a dimension count)",
-            path, hdr[0], hdr[1], hdr[2], hdr[3]);
-    goto fail;
-  }
-  int ndim = hdr[3];
-  if (ndim < 1 || ndim > DC_MAX_DIMS) {
-    dc__err(DC_ERR_FORMAT, "%s: offset 3: %d dimensions; deepc reads IDX files with 1 to %d", path,
-            ndim, DC_MAX_DIMS);
-    goto fail;
-  }
-  if (dc__src_read(&s, hdr + 4, (size_t)(4 * ndim), &got)) goto fail;
-  if (got < (size_t)(4 * ndim)) {
-    dc__err(DC_ERR_FORMAT, "%s: offset %zu: file ends inside the %d dimension sizes", path, 4 + got,
-            ndim);
-    goto fail;
-  }
-  dc_shape shape = {.ndim = ndim};
-  int64_t numel = 1, bytes;
-  for (int d = 0; d < ndim; d++) {
-    const uint8_t *p = hdr + 4 + 4 * d;
-    shape.d[d] =
-        (int64_t)((uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3]);
-    if (__builtin_mul_overflow(numel, shape.d[d], &numel)) numel = INT64_MAX;
-  }
-  uint64_t hdr_len = 4 + 4 * (uint64_t)ndim;
-  if (__builtin_mul_overflow(numel, (int64_t)fsize, &bytes) ||
-      (uint64_t)bytes > dc__src_max_size(&s) - (s.gz ? 0 : hdr_len)) {
-    char b[128];
-    dc__err(DC_ERR_FORMAT,
-            "%s: offset 4: dimension sizes %s declare %s%lld bytes of data, more "
-            "than the file can hold (%zu bytes%s)",
-            path, dc_shape_str(shape, b, sizeof b), numel == INT64_MAX ? "over " : "",
-            (long long)(numel == INT64_MAX ? INT64_MAX : bytes), n, s.gz ? " of gzip data" : "");
-    goto fail;
-  }
-  if (!(t = dc__new(shape, dt, DC_CPU))) goto fail;
-  void *dst = dc_data(t);
-  if (hdr[2] != 0x08) {
-    if (!(raw = dc__malloc((size_t)bytes ? (size_t)bytes : 1))) goto fail;
-    dst = raw;
-  }
-  if (dc__src_read(&s, dst, (size_t)bytes, &got)) goto fail;
-  if (got < (size_t)bytes) {
-    dc__err(DC_ERR_FORMAT,
-            "%s: truncated: the header declares %lld data bytes but the data "
-            "ends after %zu (at offset %llu)",
-            path, (long long)bytes, got, (unsigned long long)(hdr_len + got));
-    goto fail;
-  }
-  uint8_t extra;
-  if (dc__src_read(&s, &extra, 1, &got)) goto fail;
-  if (got) {
-    dc__err(DC_ERR_FORMAT,
-            "%s: offset %llu: data continues past the %lld bytes the header "
-            "declares (wrong dimension sizes, or two files joined)",
-            path, (unsigned long long)(hdr_len + (uint64_t)bytes), (long long)bytes);
-    goto fail;
-  }
-  if (raw) idx_convert(hdr[2], raw, dc_data(t), numel);
+  idx_header H = {0};
+  dc_tensor *t = NULL; /* H.shape */
+  uint8_t *raw = NULL; /* the file's big-endian elements, for types other than uint8 */
+  int rc = idx_read_header(&s, n, path, &H);
+  if (rc == DC_OK && !(t = dc__new(H.shape, H.dt, DC_CPU))) rc = DC_ERR_NOMEM;
+  if (rc == DC_OK && H.type != 0x08 && !(raw = dc__malloc((size_t)H.bytes ? (size_t)H.bytes : 1)))
+    rc = DC_ERR_NOMEM;
+  if (rc == DC_OK) rc = idx_read_data(&s, &H, path, raw ? (void *)raw : dc_data(t));
+  if (rc == DC_OK && raw) idx_convert(H.type, raw, dc_data(t), H.numel);
   dc__free(raw);
   dc__src_close(&s);
+  if (rc != DC_OK) {
+    dc_free(t);
+    return NULL;
+  }
   return t;
-fail:
-  dc__free(raw);
-  dc_free(t);
-  dc__src_close(&s);
-  return NULL;
 }
 
 dc_tensor *dc_idx_load(const char *path) {

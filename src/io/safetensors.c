@@ -117,102 +117,139 @@ static int check_duplicates(const cJSON *root, int n, const char *what) {
   return rc;
 }
 
-/* Parses and checks the file; borrow: entries point into mem instead of holding copies. */
-static dc_weights *parse(const uint8_t *mem, size_t n, const char *what, bool borrow) {
+/* The JSON header of the file (mem[0..n)): its length *hl and the parsed object, or NULL. */
+static cJSON *parse_header(const uint8_t *mem, size_t n, const char *what, uint64_t *hl) {
   if (n < 8)
     return dc__err(DC_ERR_FORMAT, "%s: %zu bytes is too short for a safetensors file", what, n);
-  uint64_t hl = 0;
-  for (int i = 0; i < 8; i++) hl |= (uint64_t)mem[i] << (8 * i);
-  if (hl > ST_MAX_HEADER || hl > n - 8)
+  *hl = 0;
+  for (int i = 0; i < 8; i++) *hl |= (uint64_t)mem[i] << (8 * i);
+  if (*hl > ST_MAX_HEADER || *hl > n - 8)
     return dc__err(DC_ERR_FORMAT, "%s: offset 0: header length %llu %s (file of %zu bytes)", what,
-                   (unsigned long long)hl,
-                   hl > ST_MAX_HEADER ? "exceeds the limit of 100,000,000" : "runs past the end",
+                   (unsigned long long)*hl,
+                   *hl > ST_MAX_HEADER ? "exceeds the limit of 100,000,000" : "runs past the end",
                    n);
   const char *h = (const char *)mem + 8;
-  size_t hn = (size_t)hl;
+  size_t hn = (size_t)*hl;
   if (hn == 0 || h[0] != '{')
     return dc__err(DC_ERR_FORMAT, "%s: offset 8: the header does not start with '{'", what);
   while (hn > 0 && h[hn - 1] == ' ') hn--; /* padding */
   const char *end = NULL;
   cJSON *root = cJSON_ParseWithLengthOpts(h, hn, &end, false);
   if (!root || !cJSON_IsObject(root) || end != h + hn) {
-    size_t at = root && end ? (size_t)(end - h) : end ? (size_t)(end - h) : 0;
+    size_t at = end ? (size_t)(end - h) : 0;
     cJSON_Delete(root);
     return dc__err(DC_ERR_FORMAT, "%s: offset %zu: the header is not one JSON object", what,
                    8 + at);
   }
-  uint64_t data_len = n - 8 - hl;
-  const uint8_t *data = mem + 8 + hl;
+  return root;
+}
+
+/* The header's tensor entries, in header order. */
+typedef struct st_entries {
+  span *spans;
+  dc__wdt *dts;
+  dc_shape *shapes;
+  const cJSON **ents;
+  int n;
+} st_entries;
+
+static void entries_free(st_entries *E) {
+  dc__free(E->spans);
+  dc__free(E->dts);
+  dc__free(E->shapes);
+  dc__free(E->ents);
+}
+
+/* Reads every entry of root (the metadata into w), each checked against data_len. */
+static int read_entries(const cJSON *root, const char *what, uint64_t data_len, dc_weights *w,
+                        st_entries *E) {
   int nent = cJSON_GetArraySize(root);
-  dc_weights *w = dc_weights_new();
-  if (w) w->borrowed = borrow;
-  span *spans = dc__malloc(sizeof *spans * (size_t)(nent + 1));
-  dc__wdt *dts = dc__malloc(sizeof *dts * (size_t)(nent + 1));
-  dc_shape *shapes = dc__malloc(sizeof *shapes * (size_t)(nent + 1));
-  const cJSON **ents = dc__malloc(sizeof *ents * (size_t)(nent + 1));
-  int ns = 0;
-  if (!w || !spans || !dts || !shapes || !ents || check_duplicates(root, nent, what) != DC_OK)
-    goto fail;
-  for (const cJSON *e = root->child; e; e = e->next) {
+  E->spans = dc__malloc(sizeof *E->spans * (size_t)(nent + 1));
+  E->dts = dc__malloc(sizeof *E->dts * (size_t)(nent + 1));
+  E->shapes = dc__malloc(sizeof *E->shapes * (size_t)(nent + 1));
+  E->ents = dc__malloc(sizeof *E->ents * (size_t)(nent + 1));
+  if (!E->spans || !E->dts || !E->shapes || !E->ents) return DC_ERR_NOMEM;
+  int rc = check_duplicates(root, nent, what);
+  for (const cJSON *e = root->child; e && rc == DC_OK; e = e->next) {
     if (strcmp(e->string, "__metadata__") == 0) {
-      if (parse_metadata(e, what, w) != DC_OK) goto fail;
+      rc = parse_metadata(e, what, w);
       continue;
     }
-    if (parse_entry(e, what, data_len, &dts[ns], &shapes[ns], &spans[ns]) != DC_OK) goto fail;
-    spans[ns].entry = ns;
-    ents[ns++] = e;
+    int k = E->n;
+    rc = parse_entry(e, what, data_len, &E->dts[k], &E->shapes[k], &E->spans[k]);
+    E->spans[k].entry = k;
+    E->ents[k] = e;
+    if (rc == DC_OK) E->n++;
   }
-  /* tiling: sorted by begin, each starts where the previous ended, the last ends the file */
-  span *sorted = dc__malloc(sizeof *sorted * (size_t)(ns + 1));
-  if (!sorted) goto fail;
-  memcpy(sorted, spans, sizeof *spans * (size_t)ns);
-  qsort(sorted, (size_t)ns, sizeof *sorted, cmp_span);
+  return rc;
+}
+
+/* The data bytes are tiled: sorted by begin, each entry starts where the previous ended, the
+ * last ends the file. */
+static int check_tiling(const st_entries *E, const char *what, uint64_t data_len) {
+  span *sorted = dc__malloc(sizeof *sorted * (size_t)(E->n + 1));
+  if (!sorted) return DC_ERR_NOMEM;
+  memcpy(sorted, E->spans, sizeof *sorted * (size_t)E->n);
+  qsort(sorted, (size_t)E->n, sizeof *sorted, cmp_span);
   uint64_t at = 0;
-  for (int i = 0; i < ns; i++) {
-    if (sorted[i].begin != at) {
-      dc__err(DC_ERR_FORMAT, "%s: data bytes [%llu, %llu) %s (entry '%s')", what,
-              (unsigned long long)(at < sorted[i].begin ? at : sorted[i].begin),
-              (unsigned long long)(at < sorted[i].begin ? sorted[i].begin : at),
-              sorted[i].begin > at ? "belong to no tensor (gap)"
-                                   : "are used by two tensors (overlap)",
-              ents[sorted[i].entry]->string);
-      dc__free(sorted);
-      goto fail;
-    }
+  int rc = DC_OK;
+  for (int i = 0; i < E->n && rc == DC_OK; i++) {
+    if (sorted[i].begin != at)
+      rc = dc__errs(DC_ERR_FORMAT, "%s: data bytes [%llu, %llu) %s (entry '%s')", what,
+                    (unsigned long long)(at < sorted[i].begin ? at : sorted[i].begin),
+                    (unsigned long long)(at < sorted[i].begin ? sorted[i].begin : at),
+                    sorted[i].begin > at ? "belong to no tensor (gap)"
+                                         : "are used by two tensors (overlap)",
+                    E->ents[sorted[i].entry]->string);
     at = sorted[i].end;
   }
   dc__free(sorted);
-  if (at != data_len) {
-    dc__err(DC_ERR_FORMAT, "%s: the tensors end at data byte %llu but the file holds %llu (%s)",
-            what, (unsigned long long)at, (unsigned long long)data_len,
-            at < data_len ? "trailing bytes" : "truncated");
-    goto fail;
-  }
-  for (int i = 0; i < ns; i++) {
-    uint64_t nb = spans[i].end - spans[i].begin;
+  if (rc == DC_OK && at != data_len)
+    rc = dc__errs(DC_ERR_FORMAT,
+                  "%s: the tensors end at data byte %llu but the file holds %llu (%s)", what,
+                  (unsigned long long)at, (unsigned long long)data_len,
+                  at < data_len ? "trailing bytes" : "truncated");
+  return rc;
+}
+
+/* The entries' tensors into w: copies of data's bytes, or pointers into data when borrowing. */
+static int push_entries(const st_entries *E, const uint8_t *data, bool borrow, dc_weights *w) {
+  for (int i = 0; i < E->n; i++) {
+    uint64_t nb = E->spans[i].end - E->spans[i].begin;
     uint8_t *buf = NULL;
-    if (nb && borrow) buf = (uint8_t *)(uintptr_t)(data + spans[i].begin);
-    if (nb && !borrow && !(buf = dc__malloc((size_t)nb))) goto fail;
-    if (nb && !borrow) memcpy(buf, data + spans[i].begin, (size_t)nb);
-    if (dc__weights_push(w, ents[i]->string, dts[i], shapes[i].ndim, shapes[i].d, buf, nb) != DC_OK)
-      goto fail;
+    if (nb && borrow) buf = (uint8_t *)(uintptr_t)(data + E->spans[i].begin);
+    if (nb && !borrow && !(buf = dc__malloc((size_t)nb))) return DC_ERR_NOMEM;
+    if (nb && !borrow) memcpy(buf, data + E->spans[i].begin, (size_t)nb);
+    int rc = dc__weights_push(w, E->ents[i]->string, E->dts[i], E->shapes[i].ndim, E->shapes[i].d,
+                              buf, nb);
+    if (rc != DC_OK) return rc;
   }
-  dc__free(spans);
-  dc__free(dts);
-  dc__free(shapes);
-  dc__free(ents);
+  return DC_OK;
+}
+
+/* Parses and checks the file; borrow: entries point into mem instead of holding copies. */
+static dc_weights *parse(const uint8_t *mem, size_t n, const char *what, bool borrow) {
+  uint64_t hl = 0;
+  cJSON *root = parse_header(mem, n, what, &hl);
+  if (!root) return NULL;
+  uint64_t data_len = n - 8 - hl;
+  const uint8_t *data = mem + 8 + hl;
+  st_entries E = {0};
+  dc_weights *w = dc_weights_new();
+  int rc = w ? DC_OK : DC_ERR_NOMEM;
+  if (w) w->borrowed = borrow;
+  if (rc == DC_OK) rc = read_entries(root, what, data_len, w, &E);
+  if (rc == DC_OK) rc = check_tiling(&E, what, data_len);
+  if (rc == DC_OK) rc = push_entries(&E, data, borrow, w);
+  entries_free(&E);
   cJSON_Delete(root);
+  if (rc != DC_OK) {
+    if (!dc_last_status()) dc__err(DC_ERR_NOMEM, "%s: out of memory", what);
+    dc_weights_free(w);
+    return NULL;
+  }
   w->format = DC_WEIGHTS_SAFETENSORS;
   return w;
-fail:
-  if (!dc_last_status()) dc__err(DC_ERR_NOMEM, "%s: out of memory", what);
-  dc__free(spans);
-  dc__free(dts);
-  dc__free(shapes);
-  dc__free(ents);
-  cJSON_Delete(root);
-  dc_weights_free(w);
-  return NULL;
 }
 
 dc_weights *dc__safetensors_parse(const uint8_t *mem, size_t n, const char *what) {
