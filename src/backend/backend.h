@@ -68,6 +68,27 @@ typedef enum dc_reduce_op {
 } dc_reduce_op;
 /* clang-format on */
 
+/* Unary ops with integer kernels (wrapping); the others need a float input, since converting a
+ * float result (NaN, inf) to an integer is undefined in C. Every backend follows this list; the
+ * *_SCALAR comparisons (bool output) are decided apart. */
+static inline bool dc__unary_int_kernel(dc_unary_op op) {
+  switch (op) {
+  case DC_UN_NEG:
+  case DC_UN_ABS:
+  case DC_UN_SIGN:
+  case DC_UN_SQUARE:
+  case DC_UN_RELU:
+  case DC_UN_CLAMP:
+  case DC_UN_ADD_SCALAR:
+  case DC_UN_MUL_SCALAR:
+  case DC_UN_RSUB_SCALAR:
+  case DC_UN_POW_SCALAR:
+    return true;
+  default:
+    return false;
+  }
+}
+
 typedef struct dc_elementwise_kernels {
   /* dst = src broadcast and converted to dst's dtype */
   int (*copy)(dc_tensor *dst, const dc_tensor *src);

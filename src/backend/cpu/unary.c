@@ -394,25 +394,6 @@ static bool is_cmp_scalar(dc_unary_op op) {
   return op == DC_UN_GT_SCALAR || op == DC_UN_LT_SCALAR || op == DC_UN_EQ_SCALAR;
 }
 
-/* Ops that have an integer kernel (the rest need a float input). */
-static bool int_ok(dc_unary_op op) {
-  switch (op) {
-  case DC_UN_NEG:
-  case DC_UN_ABS:
-  case DC_UN_SIGN:
-  case DC_UN_SQUARE:
-  case DC_UN_RELU:
-  case DC_UN_CLAMP:
-  case DC_UN_ADD_SCALAR:
-  case DC_UN_MUL_SCALAR:
-  case DC_UN_RSUB_SCALAR:
-  case DC_UN_POW_SCALAR:
-    return true;
-  default:
-    return false;
-  }
-}
-
 typedef struct un_ctx {
   dc_unary_op op;
   dc_dtype dt; /* x's dtype */
@@ -473,7 +454,7 @@ static bool un_fast_ok(dc_unary_op op, const dc_tensor *out, const dc_tensor *x,
   }
   if (out->dtype != dt) return false;
   if (dt == DC_F32 || dt == DC_F64) return true;
-  if (!(dt == DC_I64 || dt == DC_I32 || dt == DC_U8) || !int_ok(op)) return false;
+  if (!(dt == DC_I64 || dt == DC_I32 || dt == DC_U8) || !dc__unary_int_kernel(op)) return false;
   return op != DC_UN_POW_SCALAR || p[0] >= 0;
 }
 

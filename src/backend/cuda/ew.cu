@@ -97,7 +97,7 @@ __device__ inline int64_t ipow(int64_t x, int64_t e) {
   return (int64_t)r;
 }
 
-/* the ops with integer kernels on the CPU (int_ok), wrapping */
+/* the ops with integer kernels (dc__unary_int_kernel, and the comparisons), wrapping */
 __device__ inline int64_t un_int(int op, int64_t x, int64_t p0, int64_t p1) {
   uint64_t u = (uint64_t)x;
   switch (op) {
@@ -152,26 +152,6 @@ static bool is_int(dc_dtype dt) {
   return dt == DC_I64 || dt == DC_I32 || dt == DC_U8 || dt == DC_BOOL;
 }
 
-static bool un_int_ok(dc_unary_op op) {
-  switch (op) {
-  case DC_UN_NEG:
-  case DC_UN_ABS:
-  case DC_UN_SIGN:
-  case DC_UN_SQUARE:
-  case DC_UN_RELU:
-  case DC_UN_CLAMP:
-  case DC_UN_ADD_SCALAR:
-  case DC_UN_MUL_SCALAR:
-  case DC_UN_RSUB_SCALAR:
-  case DC_UN_POW_SCALAR:
-  case DC_UN_GT_SCALAR:
-  case DC_UN_LT_SCALAR:
-  case DC_UN_EQ_SCALAR:
-    return true;
-  default:
-    return false;
-  }
-}
 
 /* double -> int64 saturating (clamp bounds may be infinite), as the CPU's sat_i64 */
 static int64_t sat_i64(double v) {
@@ -199,7 +179,8 @@ extern "C" int dc__cuda_unary(dc_unary_op op, dc_tensor *out, const dc_tensor *x
   bool integral_p = is_cmp_scalar(op) ? p[0] == (double)sat_i64(p[0]) : true;
   if (same && dt == DC_F32)
     unary_k<float><<<nb, DC__CU_THREADS, 0, s>>>(it, (int)op, (float)p[0], (float)p[1]);
-  else if (same && is_int(dt) && dt != DC_BOOL && un_int_ok(op) && integral_p &&
+  else if (same && is_int(dt) && dt != DC_BOOL &&
+           (dc__unary_int_kernel(op) || is_cmp_scalar(op)) && integral_p &&
            (op != DC_UN_POW_SCALAR || p[0] >= 0))
     unary_k<int64_t><<<nb, DC__CU_THREADS, 0, s>>>(it, (int)op, sat_i64(p[0]), sat_i64(p[1]));
   else
@@ -333,20 +314,7 @@ __global__ void where_k(dc__cu_iter it, bool raw) {
       dc__cu_store<double>(p[0], it.dt[0], dc__cu_load<double>(src, sdt));
       continue;
     }
-    switch (it.esize[0]) {
-    case 8:
-      *(uint64_t *)p[0] = *(const uint64_t *)src;
-      break;
-    case 4:
-      *(uint32_t *)p[0] = *(const uint32_t *)src;
-      break;
-    case 2:
-      *(uint16_t *)p[0] = *(const uint16_t *)src;
-      break;
-    default:
-      *(uint8_t *)p[0] = *(const uint8_t *)src;
-      break;
-    }
+    dc__cu_copy_raw(p[0], src, it.esize[0]);
   }
 }
 
@@ -405,20 +373,7 @@ __global__ void copy_k(dc__cu_iter it, bool raw) {
         dc__cu_store<double>(p[0], it.dt[0], dc__cu_load<double>(p[1], it.dt[1]));
       continue;
     }
-    switch (it.esize[0]) {
-    case 8:
-      *(uint64_t *)p[0] = *(const uint64_t *)p[1];
-      break;
-    case 4:
-      *(uint32_t *)p[0] = *(const uint32_t *)p[1];
-      break;
-    case 2:
-      *(uint16_t *)p[0] = *(const uint16_t *)p[1];
-      break;
-    default:
-      *(uint8_t *)p[0] = *(const uint8_t *)p[1];
-      break;
-    }
+    dc__cu_copy_raw(p[0], p[1], it.esize[0]);
   }
 }
 

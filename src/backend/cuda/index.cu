@@ -55,23 +55,6 @@ __device__ inline void note_bad(ix_flag *f, int64_t v) {
   if (atomicExch(&f->bad, 1) == 0) f->value = v;
 }
 
-__device__ inline void copy_elem(char *dst, const char *src, int z) {
-  switch (z) {
-  case 8:
-    *(uint64_t *)dst = *(const uint64_t *)src;
-    break;
-  case 4:
-    *(uint32_t *)dst = *(const uint32_t *)src;
-    break;
-  case 2:
-    *(uint16_t *)dst = *(const uint16_t *)src;
-    break;
-  default:
-    *dst = *src;
-    break;
-  }
-}
-
 /* *dst += *src with the CPU's add_elem per dtype */
 __device__ inline void add_elem(char *dst, const char *src, int dt) {
   switch (dt) {
@@ -161,7 +144,7 @@ __global__ void gather_k(ix_geom g, int64_t size, ix_flag *f) {
       continue;
     }
     int64_t xo = off[2] + (v - j) * g.st[2][g.dim];
-    copy_elem(g.p[0] + off[0] * g.esz[0], g.p[2] + xo * g.esz[2], g.esz[0]);
+    dc__cu_copy_raw(g.p[0] + off[0] * g.esz[0], g.p[2] + xo * g.esz[2], g.esz[0]);
   }
 }
 
@@ -225,7 +208,7 @@ __global__ void index_select_k(ix_geom g, const int64_t *ix, int64_t ist) {
       r /= g.shape[d];
     }
     int64_t xo = off[1] + (ix[j * ist] - j) * g.st[1][g.dim];
-    copy_elem(g.p[0] + off[0] * g.esz[0], g.p[1] + xo * g.esz[1], g.esz[0]);
+    dc__cu_copy_raw(g.p[0] + off[0] * g.esz[0], g.p[1] + xo * g.esz[1], g.esz[0]);
   }
 }
 

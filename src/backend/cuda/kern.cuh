@@ -141,4 +141,22 @@ __device__ inline void dc__cu_iter_at(const dc__cu_iter &it, int64_t i, char **p
   for (int k = 0; k < it.nops; k++) p[k] = it.data[k] + off[k] * it.esize[k];
 }
 
+/* *dst = *src for one element of z bytes, bit for bit */
+__device__ inline void dc__cu_copy_raw(char *dst, const char *src, int z) {
+  switch (z) {
+  case 8:
+    *(uint64_t *)dst = *(const uint64_t *)src;
+    break;
+  case 4:
+    *(uint32_t *)dst = *(const uint32_t *)src;
+    break;
+  case 2:
+    *(uint16_t *)dst = *(const uint16_t *)src;
+    break;
+  default:
+    *dst = *src;
+    break;
+  }
+}
+
 #endif
