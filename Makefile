@@ -10,7 +10,7 @@ ifeq ($(CI),true)
 CMAKE_FLAGS += -DDC_WERROR=ON
 endif
 
-.PHONY: all deps build check-includes test test-gpu test-parity-long test-unit test-asan test-fuzz demo bench examples exercises clean format format-check install
+.PHONY: all deps build check-includes check-calls test test-gpu test-parity-long test-unit test-asan test-fuzz demo bench examples exercises clean format format-check install
 
 all: build
 
@@ -83,6 +83,11 @@ FORMAT_FILES = $$(git ls-files '*.c' '*.h' ':!:third_party/*')
 # docs/internals.md, with no include circle between folders (also the CTest test lint.check_includes).
 check-includes:
 	@bash scripts/check-includes.sh
+
+# The same rules for calls: the symbols each object of the library uses, read with nm from
+# build/ (also the CTest test lint.check_calls).
+check-calls: build
+	@bash scripts/check-includes.sh --calls $(BUILD)
 
 format:
 	clang-format -i $(FORMAT_FILES)

@@ -6,11 +6,42 @@
 #   scripts/check-includes.sh [--root DIR]   check DIR (default: this checkout); exit 1 on offences
 #   scripts/check-includes.sh --selftest     plant offences in copies of the tree; each must fail
 #   scripts/check-includes.sh --list         print each scanned file's layer and exit
-# Exceptions: scripts/include-allow.txt, one `FROM TO reason` a line (kept empty: fix the code).
+#   scripts/check-includes.sh --calls BUILD  the same rules for calls: the edges are the symbols
+#       each object file of the library (BUILD/CMakeFiles/deepc_obj.dir) uses and another
+#       defines, read with nm, so no function calls up the table or round a circle of folders
+#   scripts/check-includes.sh --selftest [--calls BUILD]   (with --calls: a planted table in
+#       which the engine is autograd's must make the built engine's calls into ops fail)
+# Exceptions: scripts/include-allow.txt (calls: scripts/call-allow.txt), one `FROM TO reason` a
+# line (kept empty: fix the code).
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 PY=/usr/bin/python3
 [ -x "$PY" ] || PY=python3
+
+if [ "${1:-}" = "--selftest" ] && [ "${2:-}" = "--calls" ]; then
+  root=$(cd "$here/.." && pwd)
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  mkdir -p "$tmp/docs" "$tmp/scripts"
+  ln -s "$root/src" "$tmp/src"
+  # the engine's files moved into autograd's row: their calls into ops then point up
+  sed -e 's#^| `autograd` | `src/autograd/\*` |#| `autograd` | `src/autograd/**` |#' \
+    -e 's#^| `engine` | `src/autograd/engine/\*` |#| `engine` | `src/autograd/engine/none.c` |#' \
+    "$root/docs/internals.md" >"$tmp/docs/internals.md"
+  rc=0
+  out=$(bash "$here/check-includes.sh" --root "$tmp" --calls "$3" 2>&1) || rc=$?
+  expect="calls dc_add of src/ops/binary.c, layer ops, from layer autograd"
+  if [ "$rc" -ne 1 ] || ! grep -qF -- "$expect" <<<"$out"; then
+    echo "selftest calls: expected exit 1 and a line with \"$expect\", got exit $rc:"
+    echo "$out"
+    exit 1
+  fi
+  echo "selftest calls: refused as expected: $(grep -F -- "$expect" <<<"$out" | head -1)"
+  bash "$here/check-includes.sh" --root "$root" --calls "$3" >/dev/null ||
+    { echo "selftest calls: the tree itself fails the check"; exit 1; }
+  echo "selftest calls: ok"
+  exit 0
+fi
 
 if [ "${1:-}" = "--selftest" ]; then
   root=$(cd "$here/.." && pwd)
@@ -63,26 +94,30 @@ fi
 
 root=$(cd "$here/.." && pwd)
 list=0
+calls=
 while [ $# -gt 0 ]; do
   case $1 in
     --root) root=$(cd "$2" && pwd); shift 2 ;;
     --list) list=1; shift ;;
-    *) echo "check-includes: unknown argument $1 (--root DIR, --list, --selftest)" >&2; exit 2 ;;
+    --calls) calls=$(cd "$2" && pwd); shift 2 ;;
+    *) echo "check-includes: unknown argument $1 (--root DIR, --list, --calls BUILD, --selftest)" >&2
+       exit 2 ;;
   esac
 done
 
-exec "$PY" - "$root" "$list" <<'PYEOF'
-import os, re, sys
+exec "$PY" - "$root" "$list" "$calls" <<'PYEOF'
+import os, re, subprocess, sys
 
-root, list_only = sys.argv[1], sys.argv[2] == "1"
+root, list_only, calls = sys.argv[1], sys.argv[2] == "1", sys.argv[3]
 DOC = "docs/internals.md"
-ALLOW = "scripts/include-allow.txt"
+ALLOW = "scripts/call-allow.txt" if calls else "scripts/include-allow.txt"
+TOOL = "check-calls" if calls else "check-includes"
 SCAN = ["src", "tools", "include", "examples", "bench"]
 EXTS = (".c", ".h", ".cu", ".cuh")
 
 
 def die(msg):
-    print("check-includes: " + msg)
+    print(TOOL + ": " + msg)
     sys.exit(2)
 
 
@@ -106,14 +141,18 @@ def read_table():
             continue  # the header and separator rows
         name = names[0]
         globs = re.findall(r"`([^`]+)`", cols[1])
-        may = re.findall(r"`([^`]+)`", cols[2])
+        # "`kernels` (calls only)": the layer may call it, not include it, and the layers
+        # above do not inherit it (the registry installs the builtin backends' tables)
+        items = re.findall(r"`([^`]+)`( \(calls only\))?", cols[2])
+        may = [m for m, c in items if not c]
+        call_only = [m for m, c in items if c]
         if name in layers:
             die(f"{DOC}:{n}: layer {name} listed twice")
-        for m in may:
+        for m in may + call_only:
             if m not in layers:
                 die(f"{DOC}:{n}: layer {name} may include {m}, which is not a row above it "
                     "(the table lists layers bottom to top)")
-        layers[name] = {"globs": globs, "may": may, "line": n}
+        layers[name] = {"globs": globs, "may": may, "call_only": call_only, "line": n}
         order.append(name)
     if len(order) < 2:
         die(f"{DOC}: no layer table under '## Layers'")
@@ -148,6 +187,9 @@ for name in order:  # rows are bottom to top, so every layer below is already cl
     for m in layers[name]["may"]:
         c |= closure[m]
     closure[name] = c
+if calls:  # after the closure: what a layer may only call is its own
+    for name in order:
+        closure[name] = closure[name] | set(layers[name]["call_only"])
 
 
 def layer_of(path):
@@ -160,14 +202,52 @@ def layer_of(path):
     return best[1] if best else None
 
 
-# ---- the files and their includes
+# ---- the files and their includes (or, with --calls, the library's objects and their calls)
+def object_calls(build):
+    """(files, edges): the sources of the library's objects and (user, symbol, definer) for every
+    symbol one object uses and exactly one other defines (nm; weak/COMDAT symbols that several
+    objects define, such as C++ template instances, are left out)."""
+    objdir = os.path.join(build, "CMakeFiles", "deepc_obj.dir")
+    if not os.path.isdir(objdir):
+        die(f"{objdir}: no library objects (build first)")
+    objs = {}
+    for dp, dn, fn in os.walk(objdir):
+        for f in fn:
+            src = os.path.relpath(os.path.join(dp, f), objdir)[:-2]
+            # the tree's own sources: not generated ones, nor stale objects of moved files
+            if f.endswith(".o") and src.startswith("src/") and os.path.exists(os.path.join(root, src)):
+                objs[src] = os.path.join(dp, f)
+    defs, uses = {}, {}
+    for src, o in sorted(objs.items()):
+        out = subprocess.run(["nm", "-P", o], capture_output=True, text=True)
+        if out.returncode != 0:
+            die(f"nm {o}: {out.stderr.strip()}")
+        for line in out.stdout.splitlines():
+            p = line.split()
+            if len(p) < 2:
+                continue
+            if p[1] == "U":
+                uses.setdefault(src, set()).add(p[0])
+            elif p[1] in "TDRBGSVW" and p[1].isupper():
+                defs.setdefault(p[0], set()).add(src)
+    edges = []
+    for src in sorted(uses):
+        for sym in sorted(uses[src]):
+            d = defs.get(sym, ())
+            if len(d) == 1 and src not in d:
+                edges.append((src, sym, next(iter(d))))
+    return sorted(objs), edges
+
+
 files = []
-for top in SCAN:
+for top in ([] if calls else SCAN):
     for dp, dn, fn in os.walk(os.path.join(root, top)):
         dn.sort()
         for f in sorted(fn):
             if f.endswith(EXTS):
                 files.append(os.path.relpath(os.path.join(dp, f), root))
+if calls:
+    files, call_edges = object_calls(calls)
 fileset = set(files)
 problems = []
 for f in files:
@@ -201,8 +281,8 @@ def resolve(f, quote, name):
     return None
 
 
-edges = []  # (from, line, to)
-for f in files:
+edges = call_edges if calls else []  # (from, line or symbol, to)
+for f in ([] if calls else files):
     try:
         lines = open(os.path.join(root, f), encoding="utf-8", errors="replace").read().splitlines()
     except OSError as e:
@@ -227,6 +307,16 @@ if os.path.exists(apath):
             die(f"{ALLOW}:{n}: want 'FROM TO reason' (a reason is required)")
         allow[(parts[0], parts[1])] = n
 
+VERB = "call" if calls else "include"
+
+
+def edge_text(f, n, t, lt, lf):
+    """An offence's line up to its reason."""
+    if calls:
+        return f"{f}: calls {n} of {t}, layer {lt}, from layer {lf}"
+    return f"{f}:{n}: includes {t} of layer {lt} from layer {lf}"
+
+
 # ---- (a) and (c): every include inside what its layer may include. An allowed include is
 # left out of everything below.
 kept, upward = [], {}  # upward: (file, line) -> its offence
@@ -241,8 +331,8 @@ for f, n, t in edges:
     up = order.index(lt) > order.index(lf)
     why = "it points up the table" if up else f"{lt} is not among the layers {lf} may include"
     may = ", ".join(x for x in order if x in closure[lf] - {lf}) or "nothing"
-    upward[(f, n)] = (f"{f}:{n}: includes {t} of layer {lt} from layer {lf} ({why}; "
-                      f"{lf} may include: {may})")
+    upward[(f, n)] = (f"{edge_text(f, n, t, lt, lf)} ({why}; "
+                      f"{lf} may {VERB}: {may})")
 
 
 # ---- (b): include circles between folders. A unit is one folder's files of one layer; a
@@ -298,15 +388,15 @@ for comp in sccs:
         continue
     circles += 1
     members = set(comp)
-    note = "an include circle between " + " and ".join(sorted({u[0] for u in comp}))
+    article = "a" if calls else "an"
+    note = f"{article} {VERB} circle between " + " and ".join(sorted({u[0] for u in comp}))
     for a in members:
         for b in graph[a] & members:
             for f, n, t in witness[(a, b)]:
                 if (f, n) in upward:
                     upward[(f, n)] = upward[(f, n)][:-1] + "; " + note + ")"
                 elif a[1] == b[1] and a[0] != b[0]:
-                    in_circle[(f, n)] = (f"{f}:{n}: includes {t} of layer {b[1]} from layer "
-                                         f"{a[1]} ({note})")
+                    in_circle[(f, n)] = f"{edge_text(f, n, t, b[1], a[1])} ({note})"
 offences = {**in_circle, **upward}
 problems += [offences[k] for k in sorted(offences)]
 
@@ -319,10 +409,10 @@ for p in problems:
 ok_edges = len(edges)
 nup = len(upward)
 if problems:
-    print(f"check-includes: {len(problems)} offence(s) in {ok_edges} includes of {len(files)} "
-          f"files: {nup} include(s) outside their layer's list, {circles} include circle(s) "
+    print(f"{TOOL}: {len(problems)} offence(s) in {ok_edges} {VERB}s of {len(files)} "
+          f"files: {nup} {VERB}(s) outside their layer's list, {circles} {VERB} circle(s) "
           f"between folders; the layers are in {DOC}")
     sys.exit(1)
-print(f"check-includes: {ok_edges} includes of {len(files)} files point down {len(order)} "
-      f"layers of {DOC}; no include circle between folders")
+print(f"{TOOL}: {ok_edges} {VERB}s of {len(files)} files point down {len(order)} "
+      f"layers of {DOC}; no {VERB} circle between folders")
 PYEOF

@@ -2,6 +2,7 @@
  * floating-point output and every backward node the gradients it returns; the first NaN or
  * infinity becomes an error naming the op, forward or backward, and the shapes. Off (the
  * default) it costs one predictable branch per op. The trainer adds the step (trainer.c). */
+#include "../backend/backend.h"
 #include "autograd-impl.h"
 
 #include <math.h>
@@ -61,23 +62,31 @@ static int64_t host_first_nonfinite(const dc_tensor *t) {
   return -1;
 }
 
-/* On a device: sum(t * 0) is NaN exactly when an element is NaN or infinite; the sum runs there
- * and one number comes back. Only when there is one is t read to the host to find it. */
+/* On a device: sum(t * 0) is NaN exactly when an element is NaN or infinite; the product and
+ * the sum run there through the backend's kernels (no ops: nothing is recorded or checked) and
+ * one number comes back. Only when it is NaN, or for half types (the reductions take float32
+ * and float64), is t read to the host to find the element. */
 static int64_t device_first_nonfinite(const dc_tensor *t) {
   if (!dc_dtype_is_float(t->dtype) || dc_numel(t) == 0) return -1;
-  bool outer = g_in_rule, prev = dc_set_grad_enabled(false);
-  g_in_rule = true; /* the check's own ops are not checked */
-  int64_t at = -1;
-  if (dc_scope_begin() == DC_OK) {
-    dc_tensor *s = dc_sum(dc_mul_scalar((dc_tensor *)t, 0.0), NULL, 0, false);
-    if (s && !isfinite(dc_item(s))) {
-      dc_tensor *h = dc_to_device((dc_tensor *)t, DC_CPU);
-      at = h ? host_first_nonfinite(h) : 0;
-    }
-    dc_scope_end();
+  const dc_backend *be = dc__backend(t->device);
+  if (!be) return 0;
+  bool found = true;
+  if (t->dtype == DC_F32 || t->dtype == DC_F64) {
+    dc_shape ones = {.ndim = t->ndim};
+    for (int d = 0; d < t->ndim; d++) ones.d[d] = 1;
+    dc_tensor *z = dc__new(dc_shape_of(t), t->dtype, t->device); /* t * 0, t's shape */
+    dc_tensor *s = dc__new(ones, t->dtype, t->device);           /* [1, ..., 1] */
+    const double zero[2] = {0.0, 0.0};
+    uint32_t mask = t->ndim ? (uint32_t)((1ull << t->ndim) - 1) : 0;
+    found = !z || !s || be->ew->unary(DC_UN_MUL_SCALAR, z, t, zero) != DC_OK ||
+            be->red->reduce(DC_RED_SUM, s, z, mask) != DC_OK || !isfinite(dc_item(s));
+    dc_free(s);
+    dc_free(z);
   }
-  dc_set_grad_enabled(prev);
-  g_in_rule = outer;
+  if (!found) return -1;
+  dc_tensor *h = dc__host_view(t);
+  int64_t at = h ? host_first_nonfinite(h) : 0;
+  dc_free(h);
   return at;
 }
 

@@ -45,6 +45,7 @@ static inline void dc__args_check(const dc_opdef *op, dc__args_kind k, const cha
 }
 
 struct dc_node {
+  dc__node_head head; /* first: what core sees (core-impl.h): release and name */
   const dc_opdef *op;
   int32_t refcount;
   int ninputs;

@@ -19,6 +19,14 @@ bool dc__any_requires_grad(int n, dc_tensor *const *ts) {
   return false;
 }
 
+/* The entries core calls on a tensor's grad_fn (core-impl.h's dc__node_head). */
+static void grad_fn_release(dc_node *n, const dc_tensor *t) {
+  if (n->out == t) n->out = NULL;
+  dc__node_release(n);
+}
+static const char *grad_fn_name(const dc_node *n) { return dc__op_name(n->op); }
+static const dc__node_vt g_node_vt = {.release = grad_fn_release, .name = grad_fn_name};
+
 bool dc__record(const dc_opdef *op, dc_tensor *out, int n, dc_tensor *const *inputs,
                 dc_node **node) {
   *node = NULL;
@@ -27,6 +35,7 @@ bool dc__record(const dc_opdef *op, dc_tensor *out, int n, dc_tensor *const *inp
   if (g_no_grad || !dc__any_requires_grad(n, inputs)) return true;
   dc_node *nd = dc__calloc(1, sizeof *nd);
   if (!nd) return false;
+  nd->head.vt = &g_node_vt;
   nd->inputs = nd->inline_inputs;
   if (n > 3) {
     nd->inputs = dc__calloc((size_t)n, sizeof *nd->inputs);
@@ -73,15 +82,6 @@ void dc__node_release(dc_node *n) {
   dc__unref(n->gacc);
   if (n->inputs != n->inline_inputs) dc__free(n->inputs);
   dc__free(n);
-}
-
-void dc__grad_fn_release(dc_node *n, const dc_tensor *t) {
-  if (n->out == t) n->out = NULL;
-  dc__node_release(n);
-}
-
-const char *dc_grad_fn_name(const dc_tensor *t) {
-  return t && t->grad_fn ? dc__op_name(t->grad_fn->op) : NULL;
 }
 
 int dc_retain_grad(dc_tensor *t) {

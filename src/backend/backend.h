@@ -162,11 +162,12 @@ typedef struct dc_backend {
  * Installs be for be->device after checking its versions (table, nn and optim families, memory
  * entries), its mandatory entries and that caps match its optional entries; a second
  * registration of a device replaces the first. The builtin backends (cpu, and testdev / cuda
- * where built) register themselves on first use of any device. */
+ * where built) are registered by dc__backends_init, which this, dc__backend and the public
+ * device lookups (devices.c) call first. */
 int dc__backend_register(const dc_backend *be);
-/* The same checks and install without first registering the builtins: for the builtins' own
- * register functions (dc__cuda_register), which run inside that first registration. */
-int dc__backend_install(const dc_backend *be);
+/* Registers the builtin backends, once: cpu, testdev where built, and cuda when
+ * dc__cuda_probe() finds a GPU. */
+void dc__backends_init(void);
 /* The backend of a device, or NULL with an error naming the devices this build has. */
 const dc_backend *dc__backend(dc_device dev);
 /* Whether dev's backend has the fused op (false for a device not built in; no error). */

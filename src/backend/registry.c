@@ -87,7 +87,7 @@ static const char *missing_entry(const dc_backend *be) {
   return NULL;
 }
 
-int dc__backend_install(const dc_backend *be) {
+static int install(const dc_backend *be) {
   if (!be) return dc__errs(DC_ERR_ARG, "backend registration: NULL table");
   const char *name = be->name ? be->name : "?";
   if ((int)be->device < 0 || be->device >= DC_DEVICE_COUNT)
@@ -134,29 +134,36 @@ int dc__backend_install(const dc_backend *be) {
 extern const dc_backend dc__testdev_backend;
 #endif
 #ifdef DC_WITH_CUDA
-int dc__cuda_register(void); /* registers when a GPU is present; else leaves cuda out */
+const dc_backend *dc__cuda_probe(void); /* the table when a GPU answers, else NULL */
 #endif
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 static void register_builtins(void) {
-  dc__backend_install(&dc__cpu_backend);
+  install(&dc__cpu_backend);
 #ifdef DC_WITH_TESTDEV
-  dc__backend_install(&dc__testdev_backend);
+  install(&dc__testdev_backend);
 #endif
 #ifdef DC_WITH_CUDA
-  dc__cuda_register();
+  const dc_backend *cuda = dc__cuda_probe(); /* NULL: no GPU, and core knows why */
+  if (cuda) install(cuda);
 #endif
   dc_clear_error(); /* a builtin that refuses leaves its device out; asking for it says so */
 }
 
 void dc__backends_init(void) { pthread_once(&g_once, register_builtins); }
 
+/* Core, below the registry, registers the builtins through this pointer, handed down when the
+ * library loads (every program that runs an op links this file; the cpu needs no registration). */
+__attribute__((constructor)) static void hand_down_registrar(void) {
+  dc__device_set_registrar(dc__backends_init);
+}
+
 /* The builtins go in first, so that a table registered later replaces theirs (and is not
  * replaced by them on the first lookup). */
 int dc__backend_register(const dc_backend *be) {
   dc__backends_init();
-  return dc__backend_install(be);
+  return install(be);
 }
 
 const dc_backend *dc__backend(dc_device dev) {

@@ -97,3 +97,20 @@ int dc_move_to_device_(dc_tensor *t, dc_device dev) {
   dc__storage_release(old);
   return DC_OK;
 }
+
+dc_tensor *dc__host_view(const dc_tensor *t) {
+  int64_t span = 1; /* elements from t's offset to the last one it reads */
+  for (int d = 0; d < t->ndim; d++) {
+    if (t->shape[d] == 0) span = 0;
+    DC__CHECK(t->stride[d] >= 0, NULL);
+  }
+  for (int d = 0; d < t->ndim && span; d++) span += (t->shape[d] - 1) * t->stride[d];
+  dc_tensor *h = dc__new(DC_SHAPE(span), t->dtype, DC_CPU); /* [span] */
+  if (!h) return NULL;
+  size_t z = dc_dtype_size(t->dtype);
+  dc_tensor *v = NULL;
+  if (dc__storage_read(t, (size_t)t->offset * z, h->storage->data, (size_t)span * z) == DC_OK)
+    v = dc__alias(h, t->ndim, t->shape, t->stride, 0); /* t's shape and strides */
+  dc_free(h);
+  return v;
+}

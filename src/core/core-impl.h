@@ -94,9 +94,6 @@ typedef struct dc_device_mem {
 
 /* The cpu's memory entries: host memory through the allocation hook (dc__malloc). */
 extern const dc_device_mem dc__host_mem;
-/* Registers the builtin backends once (src/backend/registry.c); core calls it before it looks a
- * device up, so that the first tensor made on any device finds its backend. */
-void dc__backends_init(void);
 /* Why dev is not available although built in (a builtin backend that found no hardware calls
  * this instead of registering): dc_device_parse and device errors repeat it. */
 void dc__device_set_absent(dc_device dev, const char *fmt, ...) DC__PRINTF(2, 3);
@@ -106,11 +103,28 @@ const char *dc__device_absent_note(dc_device dev);
 int dc__device_mem_register(dc_device dev, const dc_device_mem *mem);
 /* dev's memory entries, or NULL with an error naming the devices this build has. */
 const dc_device_mem *dc__device_mem(dc_device dev);
-/* "device 'x' ..." errors name what is available: "cpu, testdev". */
+/* "device 'x' ..." errors name the registered devices: "cpu, testdev". */
 const char *dc__devices_str(void);
-/* Drops tensor t's reference to its grad_fn node n, forgetting t as n's output first when it
- * is (src/autograd/node.c defines it: core frees tensors without seeing a node's insides). */
-void dc__grad_fn_release(dc_node *n, const dc_tensor *t);
+/* What core sees of an autograd node: src/autograd's dc_node begins with this head, whose
+ * entries autograd fills in, so core frees and names a tensor's grad_fn without calling up. */
+typedef struct dc__node_vt {
+  /* drops t's reference to n, forgetting t as n's output first when it is */
+  void (*release)(dc_node *n, const dc_tensor *t);
+  const char *(*name)(const dc_node *n); /* the op's name: "mul", "conv2d" */
+} dc__node_vt;
+typedef struct dc__node_head {
+  const dc__node_vt *vt;
+} dc__node_head;
+/* Whether dev's memory entries are registered (no registration is triggered). */
+bool dc__device_registered(dc_device dev);
+/* The function that registers the builtin backends, handed down by the registry when the
+ * library loads (src/backend/registry.c); dc__device_mem calls it before it looks up a device
+ * other than the cpu, so that the first tensor made on any device finds its backend. */
+void dc__device_set_registrar(void (*registrar)(void));
+/* A cpu tensor with t's shape and strides over a host copy of the part of t's storage that t
+ * reads (any device; one synchronising read), or NULL with an error: printing and the anomaly
+ * check read device tensors through it without running ops. */
+dc_tensor *dc__host_view(const dc_tensor *t);
 /* Host copy of n bytes at byte offset off of t's storage (any device; synchronises). */
 int dc__storage_read(const dc_tensor *t, size_t off, void *host, size_t n);
 /* n host bytes into t's storage at byte offset off (any device). */

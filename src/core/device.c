@@ -72,64 +72,35 @@ int dc__device_mem_register(dc_device dev, const dc_device_mem *mem) {
   return DC_OK;
 }
 
-bool dc_device_available(dc_device dev) {
-  dc__backends_init();
+static void (*g_registrar)(void);
+
+void dc__device_set_registrar(void (*registrar)(void)) { g_registrar = registrar; }
+
+bool dc__device_registered(dc_device dev) {
   return (int)dev >= 0 && dev < DC_DEVICE_COUNT && __atomic_load_n(&g_mem[dev], __ATOMIC_ACQUIRE);
 }
 
-char *dc_devices_available(char *buf, size_t n) {
-  if (!buf || !n) return buf;
-  buf[0] = '\0';
+const char *dc__devices_str(void) {
+  static _Thread_local char buf[128];
   size_t used = 0;
+  buf[0] = '\0';
   for (int d = 0; d < DC_DEVICE_COUNT; d++) {
-    if (!dc_device_available((dc_device)d)) continue;
-    int w = snprintf(buf + used, n - used, "%s%s", used ? ", " : "", g_names[d]);
-    if (w < 0 || (size_t)w >= n - used) break;
+    if (!dc__device_registered((dc_device)d)) continue;
+    int w = snprintf(buf + used, sizeof buf - used, "%s%s", used ? ", " : "", g_names[d]);
+    if (w < 0 || (size_t)w >= sizeof buf - used) break;
     used += (size_t)w;
   }
   return buf;
 }
 
-const char *dc__devices_str(void) {
-  static _Thread_local char buf[128];
-  return dc_devices_available(buf, sizeof buf);
-}
-
 const dc_device_mem *dc__device_mem(dc_device dev) {
-  if (dev != DC_CPU) dc__backends_init();
+  if (dev != DC_CPU && g_registrar) g_registrar();
   const dc_device_mem *m = (int)dev >= 0 && dev < DC_DEVICE_COUNT
                                ? __atomic_load_n(&g_mem[dev], __ATOMIC_ACQUIRE)
                                : NULL;
   if (m) return m;
   return dc__err(DC_ERR_ARG, "device %s (%d) is not in this build of deepc, which has: %s%s",
                  dc_device_name(dev), (int)dev, dc__devices_str(), dc__device_absent_note(dev));
-}
-
-int dc_device_parse(const char *name, dc_device *dev) {
-  if (!name || !dev) return dc__errs(DC_ERR_ARG, "device_parse: NULL argument");
-  size_t len = strcspn(name, ":");
-  for (int d = 0; d < DC_DEVICE_COUNT; d++) {
-    if (strlen(g_names[d]) != len || strncmp(name, g_names[d], len) != 0) continue;
-    if (name[len] && strcmp(name + len, ":0") != 0)
-      return dc__errs(DC_ERR_ARG,
-                      "device '%s': only index 0 is supported (each process uses one "
-                      "device of a kind; run one process per GPU for more)",
-                      name);
-    if (!dc_device_available((dc_device)d))
-      return dc__errs(DC_ERR_ARG, "device '%s' is %s, which has: %s%s", name,
-                      *dc__device_absent_note((dc_device)d) ? "not available to this deepc"
-                                                            : "not in this build of deepc",
-                      dc__devices_str(), dc__device_absent_note((dc_device)d));
-    *dev = (dc_device)d;
-    return DC_OK;
-  }
-  return dc__errs(DC_ERR_ARG, "unknown device '%s'; this build of deepc has: %s", name,
-                  dc__devices_str());
-}
-
-int dc_synchronize(dc_device dev) {
-  const dc_device_mem *m = dc__device_mem(dev);
-  return m ? m->synchronize() : (int)dc_last_status();
 }
 
 int dc__storage_read(const dc_tensor *t, size_t off, void *host, size_t n) {

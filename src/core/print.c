@@ -183,11 +183,9 @@ static char *format(const dc_tensor *t, const dc_tensor *of) {
 char *dc_to_string(const dc_tensor *t) {
   if (!t) return strdup("tensor(NULL)");
   if (t->device == DC_CPU) return format(t, t);
-  /* a device tensor: one explicit, synchronising read into a host copy, formatted */
-  dc_tensor *h = dc__new(dc_shape_of(t), t->dtype, DC_CPU);
-  size_t bytes = (size_t)dc_numel(t) * dc_dtype_size(t->dtype);
-  bool ok = h && (bytes == 0 || dc_copy_to_buffer(t, h->storage->data, bytes) == DC_OK);
-  char *r = ok ? format(h, t) : NULL;
+  /* a device tensor: one explicit, synchronising read into a host view, formatted */
+  dc_tensor *h = dc__host_view(t);
+  char *r = h ? format(h, t) : NULL;
   dc_free(h);
   return r;
 }

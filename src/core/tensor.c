@@ -2,6 +2,8 @@
  * views stay valid; a tensor holds its grad and its grad_fn node. */
 #include "core-impl.h"
 
+#include <deepc/autograd.h>
+
 #include <string.h>
 
 /* ---- scopes (thread-local stack of tensor lists) ---- */
@@ -198,11 +200,20 @@ void dc_free(dc_tensor *t) {
   dc__unref(t);
 }
 
+/* t's grad_fn as core sees it: the node's head (core-impl.h) */
+static const dc__node_vt *node_vt(const dc_node *n) {
+  return ((const dc__node_head *)(const void *)n)->vt;
+}
+
+const char *dc_grad_fn_name(const dc_tensor *t) {
+  return t && t->grad_fn ? node_vt(t->grad_fn)->name(t->grad_fn) : NULL;
+}
+
 void dc__unref(dc_tensor *t) {
   if (!t) return;
   if (__atomic_sub_fetch(&t->refcount, 1, __ATOMIC_ACQ_REL) > 0) return;
   DC__CHECK(t->scope_level == 0, );
-  if (t->grad_fn) dc__grad_fn_release(t->grad_fn, t);
+  if (t->grad_fn) node_vt(t->grad_fn)->release(t->grad_fn, t);
   dc_free(t->grad);
   dc__storage_release(t->storage);
   dc__free(t);

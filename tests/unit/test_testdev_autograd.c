@@ -152,6 +152,33 @@ Test(testdev_autograd, anomaly_mode_on_the_device) {
   dc_set_detect_anomaly(prev);
 }
 
+/* Strided device views print through core's host view (the storage span the view reads, one
+ * read): a transpose, a narrowed slice at an offset, an empty view; as their cpu twins do. */
+Test(testdev_autograd, printing_strided_device_views) {
+  dc_scope_begin();
+  dc_tensor *h = dc_reshape(dc_arange(0, 24, 1, DC_F64), DC_SHAPE(4, 6)); /* [4, 6] */
+  dc_tensor *d = dc_to_device(h, DC_TESTDEV);
+  cr_assert(d, "%s", dc_last_error());
+  dc_tensor *hv[3] = {dc_transpose(h, 0, 1), dc_narrow(dc_narrow(h, 1, 2, 3), 0, 1, 2),
+                      dc_narrow(h, 0, 4, 0)};
+  dc_tensor *dv[3] = {dc_transpose(d, 0, 1), dc_narrow(dc_narrow(d, 1, 2, 3), 0, 1, 2),
+                      dc_narrow(d, 0, 4, 0)};
+  for (int k = 0; k < 3; k++) {
+    cr_assert(hv[k] && dv[k], "%s", dc_last_error());
+    char *hs = dc_to_string(hv[k]), *ds = dc_to_string(dv[k]);
+    cr_assert(hs && ds, "%s", dc_last_error());
+    /* the device's string is the cpu's with device= before dtype= */
+    const char *dt = strstr(hs, ", dtype=");
+    cr_assert(dt, "%s", hs);
+    char want[1024];
+    snprintf(want, sizeof want, "%.*s, device='testdev'%s", (int)(dt - hs), hs, dt);
+    cr_assert_str_eq(ds, want, "view %d", k);
+    free(hs);
+    free(ds);
+  }
+  dc_scope_end();
+}
+
 Test(testdev_autograd, printing_and_dot_of_device_tensors) {
   dc_scope_begin();
   float v[6] = {1.5f, -2.0f, 0.25f, 3.0f, 4.0f, -0.5f};

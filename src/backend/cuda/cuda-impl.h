@@ -20,7 +20,7 @@ extern "C" {
 /* ---- runtime (memory.c, register.c) ---- */
 /* Installs the table when a GPU answers; else records why cuda is absent (the registry's
  * builtin registration calls it). */
-int dc__cuda_register(void);
+const dc_backend *dc__cuda_probe(void);
 /* The one stream every kernel and transfer of this process is queued on (made at registration). */
 cudaStream_t dc__cuda_stream(void);
 /* DC_ERR_BACKEND naming what failed and CUDA's error; DC_OK for cudaSuccess. Clears CUDA's

@@ -1,7 +1,8 @@
 /* The CUDA backend's registration and runtime state: the registry's builtin registration calls
- * dc__cuda_register(), which installs the table when a GPU and its driver answer, and otherwise
- * leaves cuda out with the reason core repeats when cuda is asked for ("no CUDA device:
- * cudaGetDeviceCount: ..."). Also the error helpers every family uses and the TF32 switch. */
+ * dc__cuda_probe(), which returns the table for the registry to install when a GPU and its
+ * driver answer, and otherwise leaves cuda out with the reason core repeats when cuda is asked for
+ * ("no CUDA device: cudaGetDeviceCount: ..."). Also the error helpers every family uses and the
+ * TF32 switch. */
 #include "cuda-impl.h"
 
 #include <stdlib.h>
@@ -30,18 +31,18 @@ int dc__cuda_unsupported(const char *op) {
                   op);
 }
 
-int dc__cuda_register(void) {
+const dc_backend *dc__cuda_probe(void) {
   int n = 0;
   cudaError_t e = cudaGetDeviceCount(&n);
   if (e != cudaSuccess) {
     cudaGetLastError();
     dc__device_set_absent(DC_CUDA, "no CUDA device: cudaGetDeviceCount: %s (%s)",
                           cudaGetErrorName(e), cudaGetErrorString(e));
-    return DC_ERR_UNSUPPORTED;
+    return NULL;
   }
   if (n == 0) {
     dc__device_set_absent(DC_CUDA, "no CUDA device: cudaGetDeviceCount found none");
-    return DC_ERR_UNSUPPORTED;
+    return NULL;
   }
   e = cudaSetDevice(0);
   if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking);
@@ -49,9 +50,9 @@ int dc__cuda_register(void) {
     cudaGetLastError();
     dc__device_set_absent(DC_CUDA, "CUDA device 0 unusable: %s (%s)", cudaGetErrorName(e),
                           cudaGetErrorString(e));
-    return DC_ERR_UNSUPPORTED;
+    return NULL;
   }
   const char *tf32 = getenv("DEEPC_ALLOW_TF32");
   dc__cuda_set_allow_tf32(tf32 && strcmp(tf32, "1") == 0);
-  return dc__backend_install(&dc__cuda_backend);
+  return &dc__cuda_backend;
 }

@@ -1,7 +1,7 @@
 /* The CUDA backend's table: the memory entries (memory.c) and one kernel family per file
  * (ew.cu, reduce.cu, linalg.c, index.cu, random.cu, nn.cu/nn.c). No fused ops yet, so no
  * capabilities and no optim family: the layers above run the unfused ops. Registered by
- * dc__cuda_register (register.c) when a GPU answers. */
+ * the registry when dc__cuda_probe (register.c) finds a GPU. */
 #include "cuda-impl.h"
 
 const dc_elementwise_kernels dc__cuda_ew = {

@@ -1,6 +1,6 @@
 /* dc_gradcheck: compares analytic gradients with float64 central differences. The scalar checked
  * is sum(f(inputs) * r) for a fixed pseudo-random r, so every output element contributes. */
-#include "autograd-impl.h"
+#include "../autograd-impl.h"
 
 #include <math.h>
 #include <string.h>

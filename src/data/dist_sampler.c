@@ -1,10 +1,12 @@
-/* The distributed sampler (PyTorch's DistributedSampler): each rank's share of an epoch's order,
+/* The distributed sampler (PyTorch's torch.utils.data.DistributedSampler, in data as there:
+ * the loader applies it with .num_replicas/.rank): each rank's share of an epoch's order,
  * padded by repeating the order's head so every rank gets the same number of samples (equal
- * step counts keep the collectives in step), or uneven for evaluation. The loader applies it
- * with .num_replicas/.rank; the shuffle is the loader's own, so rank r of R sees positions
- * r, r + R, ... of the permutation a single process would use. */
-#include "../data/data-impl.h"
-#include "dist-impl.h"
+ * step counts keep the collectives in step), or uneven for evaluation. The shuffle is the
+ * loader's own, so rank r of R sees positions r, r + R, ... of the permutation a single process
+ * would use. The names keep dist's prefix (include/deepc/dist.h) that users know them by. */
+#include "data-impl.h"
+
+#include <deepc/dist.h>
 
 /* The loader's shuffle stream (src/data/loader.c). */
 #define DC__STREAM_SHUFFLE 0x5F1Eull

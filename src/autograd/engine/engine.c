@@ -1,7 +1,7 @@
 /* The backward engine: walks the graph from an output in dependency order, runs each node's
  * rule (written in deepc ops) and accumulates gradients into leaves and retain_grad tensors. */
-#include "../backend/backend.h"
-#include "autograd-impl.h"
+#include "../../backend/backend.h"
+#include "../autograd-impl.h"
 
 #include <string.h>
 
