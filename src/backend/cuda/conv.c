@@ -135,7 +135,10 @@ static int build_entry(conv_entry *e, const conv_key *k, const dc_conv2d_geom *g
                                       k->dilation[0], k->dilation[1], CUDNN_CROSS_CORRELATION, dt),
       op);
   DNN(cudnnSetConvolutionGroupCount(e->conv, k->groups), op);
-  cudnnMathType_t math = k->f64 || k->tf32 ? CUDNN_DEFAULT_MATH : CUDNN_FMA_MATH;
+  /* float32: FMA kernels only, or tensor cores (TF32) when allowed, as PyTorch's allow_tf32 */
+  cudnnMathType_t math = k->f64    ? CUDNN_DEFAULT_MATH
+                         : k->tf32 ? CUDNN_TENSOR_OP_MATH
+                                   : CUDNN_FMA_MATH;
   DNN(cudnnSetConvolutionMathType(e->conv, math), op);
   int n, c, oh, ow;
   DNN(cudnnGetConvolution2dForwardOutputDim(e->conv, e->x, e->w, &n, &c, &oh, &ow), op);
