@@ -74,12 +74,35 @@ int dc__cuda_index_add(dc_tensor *out, int dim, const dc_tensor *index, const dc
 /* random.cu */
 int dc__cuda_uniform(dc_tensor *t, uint64_t seed, uint64_t counter, double a, double b);
 int dc__cuda_normal(dc_tensor *t, uint64_t seed, uint64_t counter, double mean, double std);
-/* nn.cu (the rest of the nn family is nn.c's "not yet on cuda" entries) */
+/* nn.cu (dropout, hardtanh; nn.c collects the nn table) */
 int dc__cuda_dropout_mask(dc_tensor *mask, double p);
 int dc__cuda_apply_mask(dc_tensor *y, const dc_tensor *x, const dc_tensor *mask, int64_t inner);
 int dc__cuda_hardtanh_forward(dc_tensor *y, const dc_tensor *x, double lo, double hi);
 int dc__cuda_hardtanh_backward(dc_tensor *gx, const dc_tensor *gy, const dc_tensor *x, double lo,
                                double hi);
+
+/* conv.c (cuDNN) and conv.cu (its padding, crop and bias kernels) */
+int dc__cuda_conv2d_forward(dc_tensor *y, const dc_tensor *x, const dc_tensor *w,
+                            const dc_tensor *b, const dc_conv2d_geom *g);
+int dc__cuda_conv2d_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_tensor *gy,
+                             const dc_tensor *x, const dc_tensor *w, const dc_conv2d_geom *g);
+/* xp [N, C, H + pad_l[0] + pad_r[0], W + pad_l[1] + pad_r[1]] = x zero-padded; gx = its crop */
+int dc__cuda_conv_pad(dc_tensor *xp, const dc_tensor *x, const dc_conv2d_geom *g);
+int dc__cuda_conv_crop(dc_tensor *gx, const dc_tensor *gxp, const dc_conv2d_geom *g);
+/* y [N, K, OH, OW] += b [K] */
+int dc__cuda_conv_bias_add(dc_tensor *y, const dc_tensor *b, const dc_conv2d_geom *g);
+/* pool.cu (per-element math in pool-math.h) */
+int dc__cuda_max_pool2d_forward(dc_tensor *y, dc_tensor *idx, const dc_tensor *x,
+                                const dc_pool2d_geom *g);
+int dc__cuda_avg_pool2d_forward(dc_tensor *y, const dc_tensor *x, const dc_pool2d_geom *g);
+int dc__cuda_avg_pool2d_backward(dc_tensor *gx, const dc_tensor *gy, const dc_pool2d_geom *g);
+int dc__cuda_adaptive_avg_pool2d_forward(dc_tensor *y, const dc_tensor *x, const dc_pool2d_geom *g);
+int dc__cuda_adaptive_avg_pool2d_backward(dc_tensor *gx, const dc_tensor *gy,
+                                          const dc_pool2d_geom *g);
+int dc__cuda_adaptive_max_pool2d_forward(dc_tensor *y, dc_tensor *idx, const dc_tensor *x,
+                                         const dc_pool2d_geom *g);
+int dc__cuda_max_pool2d_backward(dc_tensor *gx, const dc_tensor *gy, const dc_tensor *idx,
+                                 const dc_pool2d_geom *g);
 
 /* The tables (table.c, nn.c). */
 extern const dc_elementwise_kernels dc__cuda_ew;

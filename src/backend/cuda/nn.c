@@ -1,42 +1,10 @@
-/* The CUDA backend's nn table. Dropout and hardtanh run on the GPU (nn.cu); the other mandatory
- * entries (cuDNN convolution, pooling, batch norm, the fused losses) are not written yet and
- * return DC_ERR_UNSUPPORTED naming the op and "not yet on cuda" (docs/cuda.md): they never fake
- * a result. The optional fused entries stay NULL, so the table declares no capabilities. */
+/* The CUDA backend's nn table. Convolution (conv.c, cuDNN), pooling (pool.cu), dropout and
+ * hardtanh (nn.cu) run on the GPU; the other mandatory entries (batch norm, the fused losses)
+ * are not written yet and return DC_ERR_UNSUPPORTED naming the op and "not yet on cuda"
+ * (docs/cuda.md): they never fake a result. The optional fused entries stay NULL, so the table
+ * declares no capabilities. */
 #include "cuda-impl.h"
 
-static int conv2d_forward(dc_tensor *y, const dc_tensor *x, const dc_tensor *w, const dc_tensor *b,
-                          const dc_conv2d_geom *g) {
-  return dc__cuda_unsupported("conv2d");
-}
-static int conv2d_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_tensor *gy,
-                           const dc_tensor *x, const dc_tensor *w, const dc_conv2d_geom *g) {
-  return dc__cuda_unsupported("conv2d backward");
-}
-static int max_pool2d_forward(dc_tensor *y, dc_tensor *idx, const dc_tensor *x,
-                              const dc_pool2d_geom *g) {
-  return dc__cuda_unsupported("max_pool2d");
-}
-static int avg_pool2d_forward(dc_tensor *y, const dc_tensor *x, const dc_pool2d_geom *g) {
-  return dc__cuda_unsupported("avg_pool2d");
-}
-static int avg_pool2d_backward(dc_tensor *gx, const dc_tensor *gy, const dc_pool2d_geom *g) {
-  return dc__cuda_unsupported("avg_pool2d backward");
-}
-static int adaptive_avg_pool2d_forward(dc_tensor *y, const dc_tensor *x, const dc_pool2d_geom *g) {
-  return dc__cuda_unsupported("adaptive_avg_pool2d");
-}
-static int adaptive_avg_pool2d_backward(dc_tensor *gx, const dc_tensor *gy,
-                                        const dc_pool2d_geom *g) {
-  return dc__cuda_unsupported("adaptive_avg_pool2d backward");
-}
-static int adaptive_max_pool2d_forward(dc_tensor *y, dc_tensor *idx, const dc_tensor *x,
-                                       const dc_pool2d_geom *g) {
-  return dc__cuda_unsupported("adaptive_max_pool2d");
-}
-static int max_pool2d_backward(dc_tensor *gx, const dc_tensor *gy, const dc_tensor *idx,
-                               const dc_pool2d_geom *g) {
-  return dc__cuda_unsupported("max_pool2d backward");
-}
 static int batch_norm_forward(dc_tensor *y, dc_tensor *save_mean, dc_tensor *save_invstd,
                               const dc_tensor *x, const dc_tensor *weight, const dc_tensor *bias,
                               dc_tensor *running_mean, dc_tensor *running_var, bool batch_stats,
@@ -82,15 +50,15 @@ static int multi_margin_backward(dc_tensor *gx, const dc_tensor *gout, const dc_
 
 const struct dc_nn_kernels dc__cuda_nn = {
     .version = DC_NN_KERNELS_VERSION,
-    .conv2d_forward = conv2d_forward,
-    .conv2d_backward = conv2d_backward,
-    .max_pool2d_forward = max_pool2d_forward,
-    .avg_pool2d_forward = avg_pool2d_forward,
-    .avg_pool2d_backward = avg_pool2d_backward,
-    .adaptive_avg_pool2d_forward = adaptive_avg_pool2d_forward,
-    .adaptive_avg_pool2d_backward = adaptive_avg_pool2d_backward,
-    .adaptive_max_pool2d_forward = adaptive_max_pool2d_forward,
-    .max_pool2d_backward = max_pool2d_backward,
+    .conv2d_forward = dc__cuda_conv2d_forward,
+    .conv2d_backward = dc__cuda_conv2d_backward,
+    .max_pool2d_forward = dc__cuda_max_pool2d_forward,
+    .avg_pool2d_forward = dc__cuda_avg_pool2d_forward,
+    .avg_pool2d_backward = dc__cuda_avg_pool2d_backward,
+    .adaptive_avg_pool2d_forward = dc__cuda_adaptive_avg_pool2d_forward,
+    .adaptive_avg_pool2d_backward = dc__cuda_adaptive_avg_pool2d_backward,
+    .adaptive_max_pool2d_forward = dc__cuda_adaptive_max_pool2d_forward,
+    .max_pool2d_backward = dc__cuda_max_pool2d_backward,
     .batch_norm_forward = batch_norm_forward,
     .batch_norm_backward = batch_norm_backward,
     .dropout_mask = dc__cuda_dropout_mask,
