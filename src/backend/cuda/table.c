@@ -1,6 +1,7 @@
 /* The CUDA backend's table: the memory entries (memory.c) and one kernel family per file
- * (ew.cu, reduce.cu, linalg.c, index.cu, random.cu, nn.cu/nn.c). No fused ops yet, so no
- * capabilities and no optim family: the layers above run the unfused ops. Registered by
+ * (ew.cu, reduce.cu, linalg.c, index.cu, random.cu, nn.c with nn.cu, bnorm.cu, loss.cu, xent.cu).
+ * One fused op, batch norm + ReLU (DC_CAP_BATCH_NORM_RELU); no optim family: the layers above
+ * run the unfused optimizer ops. Registered by
  * dc__cuda_register (register.c) when a GPU answers. */
 #include "cuda-impl.h"
 
@@ -35,7 +36,7 @@ const dc_backend dc__cuda_backend = {
     .name = "cuda",
     .device = DC_CUDA,
     .mem = &dc__cuda_mem,
-    .caps = 0,
+    .caps = DC_CAP_BIT(DC_CAP_BATCH_NORM_RELU),
     .ew = &dc__cuda_ew,
     .red = &dc__cuda_red,
     .linalg = &dc__cuda_linalg,
