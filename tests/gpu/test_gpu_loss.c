@@ -33,7 +33,8 @@ static void pw_case(dc_pwloss_op op, dc_dtype dt, bool weighted, bool reduce, in
   snprintf(what, sizeof what, "pointwise loss %d (%s) weighted=%d reduce=%d E=%lld", (int)op,
            dc_dtype_name(dt), weighted, reduce, (long long)E);
   bool bce = op == DC_PWLOSS_BCE, hinge = op == DC_PWLOSS_HINGE;
-  dc_tensor *x = bce ? between(DC_SHAPE(E), dt, 301, 0, 1) : inputs(DC_SHAPE(E), dt, 301, true);
+  /* special values (inf, NaN) only unreduced: they would make every sum NaN */
+  dc_tensor *x = bce ? between(DC_SHAPE(E), dt, 301, 0, 1) : inputs(DC_SHAPE(E), dt, 301, !reduce);
   dc_tensor *t =
       hinge ? dc_sign(inputs(DC_SHAPE(E), dt, 302, false)) : between(DC_SHAPE(E), dt, 302, 0, 1);
   dc_tensor *w = weighted ? between(DC_SHAPE(E), dt, 303, 0, 2) : NULL;
