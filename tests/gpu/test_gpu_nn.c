@@ -1,6 +1,6 @@
-/* The CUDA nn entries: dropout masks, mask application and hardtanh (gradient 0 at NaN) against
- * the CPU's, and an entry not written yet answering DC_ERR_UNSUPPORTED with "not yet on cuda"
- * instead of a result. Skips without a GPU. */
+/* The CUDA nn entries of nn.cu: dropout masks, mask application and hardtanh (gradient 0 at NaN)
+ * against the CPU's (convolution, pooling, batch norm and the losses have their own files).
+ * Skips without a GPU. */
 #include "gpu.h"
 
 #include "backend/nn-kernels.h"
@@ -34,11 +34,3 @@ Test(gpu_nn, dropout_and_hardtanh_match_cpu) {
   }
 }
 
-Test(gpu_nn, unwritten_entries_say_so) {
-  GPU_OR_SKIP();
-  dc_tensor *x = to_gpu(inputs(DC_SHAPE(2, 3, 4), DC_F32, 103, false));
-  cr_assert_eq(
-      gpu_be()->nn->batch_norm_forward(x, NULL, NULL, x, NULL, NULL, NULL, NULL, true, 0.1, 1e-5),
-      DC_ERR_UNSUPPORTED);
-  cr_expect(strstr(dc_last_error(), "batch_norm: not yet on cuda"), "%s", dc_last_error());
-}

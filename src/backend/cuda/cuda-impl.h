@@ -74,12 +74,51 @@ int dc__cuda_index_add(dc_tensor *out, int dim, const dc_tensor *index, const dc
 /* random.cu */
 int dc__cuda_uniform(dc_tensor *t, uint64_t seed, uint64_t counter, double a, double b);
 int dc__cuda_normal(dc_tensor *t, uint64_t seed, uint64_t counter, double mean, double std);
-/* nn.cu (dropout, hardtanh; nn.c collects the nn table) */
+/* nn.cu: dropout masks and hardtanh (nn.c collects the nn table) */
 int dc__cuda_dropout_mask(dc_tensor *mask, double p);
 int dc__cuda_apply_mask(dc_tensor *y, const dc_tensor *x, const dc_tensor *mask, int64_t inner);
 int dc__cuda_hardtanh_forward(dc_tensor *y, const dc_tensor *x, double lo, double hi);
 int dc__cuda_hardtanh_backward(dc_tensor *gx, const dc_tensor *gy, const dc_tensor *x, double lo,
                                double hi);
+/* bnorm.cu: batch norm, alone and fused with the ReLU after it */
+int dc__cuda_batch_norm_forward(dc_tensor *y, dc_tensor *save_mean, dc_tensor *save_invstd,
+                                const dc_tensor *x, const dc_tensor *weight, const dc_tensor *bias,
+                                dc_tensor *running_mean, dc_tensor *running_var, bool batch_stats,
+                                double momentum, double eps);
+int dc__cuda_batch_norm_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_tensor *gy,
+                                 const dc_tensor *x, const dc_tensor *weight, const dc_tensor *mean,
+                                 const dc_tensor *invstd, bool batch_stats);
+int dc__cuda_batch_norm_relu_forward(dc_tensor *y, dc_tensor *save_mean, dc_tensor *save_invstd,
+                                     const dc_tensor *x, const dc_tensor *weight,
+                                     const dc_tensor *bias, dc_tensor *running_mean,
+                                     dc_tensor *running_var, bool batch_stats, double momentum,
+                                     double eps);
+int dc__cuda_batch_norm_relu_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb,
+                                      const dc_tensor *gy, const dc_tensor *y, const dc_tensor *x,
+                                      const dc_tensor *weight, const dc_tensor *mean,
+                                      const dc_tensor *invstd, bool batch_stats);
+/* loss.cu: the pointwise losses */
+int dc__cuda_pointwise_loss_forward(dc_pwloss_op op, dc_tensor *out, const dc_tensor *x,
+                                    const dc_tensor *t, const dc_tensor *weight,
+                                    const dc_tensor *pos_weight, double p, bool reduce,
+                                    double scale);
+int dc__cuda_pointwise_loss_backward(dc_pwloss_op op, dc_tensor *gx, dc_tensor *gt,
+                                     const dc_tensor *gout, const dc_tensor *x, const dc_tensor *t,
+                                     const dc_tensor *weight, const dc_tensor *pos_weight, double p,
+                                     double scale);
+/* xent.cu: cross-entropy / NLL and the multi-class hinge loss */
+int dc__cuda_xent_forward(dc_tensor *out, dc_tensor *lse, double wsum[2], const dc_tensor *x,
+                          const dc_tensor *target, const dc_tensor *weight,
+                          const dc_xent_params *p);
+int dc__cuda_xent_backward(dc_tensor *gx, const dc_tensor *gout, const dc_tensor *x,
+                           const dc_tensor *lse, const dc_tensor *target, const dc_tensor *weight,
+                           const double wsum[2], const dc_xent_params *p);
+int dc__cuda_multi_margin_forward(dc_tensor *out, const dc_tensor *x, const dc_tensor *target,
+                                  const dc_tensor *weight, int p, double margin, bool reduce,
+                                  double scale);
+int dc__cuda_multi_margin_backward(dc_tensor *gx, const dc_tensor *gout, const dc_tensor *x,
+                                   const dc_tensor *target, const dc_tensor *weight, int p,
+                                   double margin, double scale);
 
 /* conv.c (cuDNN) and conv.cu (its padding, crop and bias kernels) */
 int dc__cuda_conv2d_forward(dc_tensor *y, const dc_tensor *x, const dc_tensor *w,

@@ -1,7 +1,8 @@
 /* The CUDA backend's table: the memory entries (memory.c) and one kernel family per file
- * (ew.cu, reduce.cu, linalg.c, index.cu, random.cu, nn.cu/nn.c). No fused ops yet, so no
- * capabilities and no optim family: the layers above run the unfused ops. Registered by
- * the registry when dc__cuda_probe (register.c) finds a GPU. */
+ * (ew.cu, reduce.cu, linalg.c, index.cu, random.cu, nn.c with conv.c, pool.cu, nn.cu, bnorm.cu,
+ * loss.cu, xent.cu). One fused op, batch norm + ReLU (DC_CAP_BATCH_NORM_RELU); no optim family:
+ * the layers above run the unfused optimizer ops. Registered by the registry when dc__cuda_probe
+ * (register.c) finds a GPU. */
 #include "cuda-impl.h"
 
 const dc_elementwise_kernels dc__cuda_ew = {
@@ -35,7 +36,7 @@ const dc_backend dc__cuda_backend = {
     .name = "cuda",
     .device = DC_CUDA,
     .mem = &dc__cuda_mem,
-    .caps = 0,
+    .caps = DC_CAP_BIT(DC_CAP_BATCH_NORM_RELU),
     .ew = &dc__cuda_ew,
     .red = &dc__cuda_red,
     .linalg = &dc__cuda_linalg,
