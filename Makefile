@@ -61,8 +61,10 @@ test-fuzz: deps
 	cmake --build $(FUZZ_BUILD) -j $(JOBS) --target fuzz_all
 	cd $(FUZZ_BUILD) && ctest --output-on-failure -j $(JOBS) -L fuzz
 
+# DEMO_DEVICE=cuda trains on the GPU (`deepc train --device cuda`, docs/cuda.md).
+DEMO_DEVICE ?= cpu
 demo: build
-	@bash scripts/demo.sh $(BUILD)
+	@DEMO_DEVICE=$(DEMO_DEVICE) bash scripts/demo.sh $(BUILD)
 
 bench: build
 	@bash bench/run.sh $(BUILD)

@@ -45,6 +45,10 @@ if(DC_HAVE_CUDA_BACKEND)
   enable_language(CUDA)
   file(GLOB DC_CUDA_SOURCES CONFIGURE_DEPENDS ${PROJECT_SOURCE_DIR}/src/backend/cuda/*.cu)
   list(APPEND DC_SOURCES ${DC_CUDA_SOURCES})
+  # The optimizer kernels round like the CPU's (compiled with fp-contract=off): no fused
+  # multiply-add contraction (src/backend/cuda/optim-rules.cuh).
+  set_source_files_properties(${PROJECT_SOURCE_DIR}/src/backend/cuda/optim.cu PROPERTIES
+    COMPILE_OPTIONS "-fmad=false")
   add_library(DC::cudnn UNKNOWN IMPORTED)
   set_target_properties(DC::cudnn PROPERTIES IMPORTED_LOCATION ${CUDNN_LIBRARY}
     INTERFACE_INCLUDE_DIRECTORIES ${CUDNN_INCLUDE_DIR})

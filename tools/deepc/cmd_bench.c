@@ -29,7 +29,9 @@ static const char USAGE[] =
     "step), peak_rss_mb (the process's peak resident memory), tensor_peak_mb (the peak of\n"
     "tensor storage), alloc_peak_mb (the peak of all deepc allocations), gflop_per_step\n"
     "(6 x forward multiply-adds x batch: forward 2 FLOPs per multiply-add, backward about\n"
-    "twice the forward) and gflop_per_s.\n"
+    "twice the forward), gflop_per_s and peak_mem_mb (on a device other than the cpu: the peak\n"
+    "of tensor storage on it during the timed steps, like the script's\n"
+    "torch.cuda.max_memory_allocated; null on the cpu).\n"
     "  WORKLOAD       mlp_cifar_gray     1024-256-128-64-10 MLP, batch 64, SGD lr 0.01\n"
     "                 cnn_fashion        the Fashion-MNIST baseline CNN, batch 64, Adam lr 1e-3\n"
     "                 vgg11_cifar        VGG11 with batch norm on 3x32x32, batch 128,\n"
@@ -130,7 +132,10 @@ static int run(const bench_workload *w, int batch, int steps, int threads, dc_de
   double loss = 0, t0 = 0, dt = 0;
   int warm = steps / 10 > 3 ? steps / 10 : 3;
   for (int i = 0; rc == DC_OK && i < warm + steps; i++) {
-    if (i == warm) t0 = now_s();
+    if (i == warm) { /* after the warm-up, like the script's torch.cuda.reset_peak_memory_stats */
+      if (dev != DC_CPU) dc_device_memory_reset_peak(dev);
+      t0 = now_s();
+    }
     rc = train_step(m, o, x, y, &loss);
   }
   dt = now_s() - t0;
@@ -148,15 +153,22 @@ static int run(const bench_workload *w, int batch, int steps, int threads, dc_de
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     dc_alloc_stats st = dc_alloc_get_stats();
+    char devpeak[48] = "null"; /* the script's peak_mem_mb: tensors on the device, timed steps */
+    if (dev != DC_CPU) {
+      int64_t peak = 0;
+      dc_device_memory(dev, NULL, &peak);
+      snprintf(devpeak, sizeof devpeak, "%.1f", (double)peak / (1024.0 * 1024.0));
+    }
     printf(
         "{\"workload\": \"%s\", \"device\": \"%s\", \"deepc\": \"%s\", \"batch\": %d, "
         "\"steps\": %d, \"threads\": %d, \"samples_per_s\": %.1f, \"ms_per_step\": %.3f, "
         "\"loss\": %.6g, \"peak_rss_mb\": %.1f, \"tensor_peak_mb\": %.1f, \"alloc_peak_mb\": %.1f, "
-        "\"gflop_per_step\": %.4g, \"gflop_per_s\": %.1f, \"conv_algo\": \"%s\"}\n",
+        "\"gflop_per_step\": %.4g, \"gflop_per_s\": %.1f, \"conv_algo\": \"%s\", "
+        "\"peak_mem_mb\": %s}\n",
         w->name, dc_device_name(dev), DEEPC_VERSION, batch, steps, threads, batch * steps / dt,
         1000 * dt / steps, loss, (double)ru.ru_maxrss / 1024.0,
         (double)cpu_tensor_peak() / (1024.0 * 1024.0), (double)st.peak_bytes / (1024.0 * 1024.0),
-        gflop, gflop * steps / dt, dc_conv_algo_name(dc_get_conv_algo()));
+        gflop, gflop * steps / dt, dc_conv_algo_name(dc_get_conv_algo()), devpeak);
     fflush(stdout);
   }
   dc_free(x);

@@ -72,7 +72,9 @@ bool dc_cli_is_help(const char *arg) {
 int dc_cli_device(const char *cmd, const char *name, dc_device *dev) {
   if (!name) return dc_cli_usage_error(cmd, "--device needs a device (cpu, cuda, testdev)");
   if (dc_device_parse(name, dev) == DC_OK) return DC_CLI_OK;
-  bool cuda = strncmp(name, "cuda", 4) == 0 && (!name[4] || name[4] == ':');
+  /* a build with the CUDA backend says why cuda is absent ("cuda: no CUDA device: ...") */
+  bool cuda = strncmp(name, "cuda", 4) == 0 && (!name[4] || name[4] == ':') &&
+              !strstr(dc_last_error(), "(cuda: ");
   return dc_cli_error(cmd, "--device %s: %s%s", name, dc_last_error(),
                       cuda ? " (this deepc has no CUDA backend)" : "");
 }

@@ -16,6 +16,7 @@ extern "C" {
 
 #include "../backend.h"
 #include "../nn-kernels.h"
+#include "../optim-kernels.h"
 
 /* ---- runtime (memory.c, register.c) ---- */
 /* Installs the table when a GPU answers; else records why cuda is absent (the registry's
@@ -151,6 +152,8 @@ extern const dc_index_kernels dc__cuda_index;
 extern const dc_random_kernels dc__cuda_rand;
 extern const struct dc_nn_kernels dc__cuda_nn;
 extern const dc_backend dc__cuda_backend;
+/* optim.cu: the fused multi-tensor step, its reference loop and the clipping passes */
+extern const struct dc_optim_kernels dc__cuda_optim;
 
 #ifdef __cplusplus
 }

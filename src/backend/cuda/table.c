@@ -1,7 +1,8 @@
 /* The CUDA backend's table: the memory entries (memory.c) and one kernel family per file
  * (ew.cu, reduce.cu, linalg.c, index.cu, random.cu, nn.c with conv.c, pool.cu, nn.cu, bnorm.cu,
- * loss.cu, xent.cu). One fused op, batch norm + ReLU (DC_CAP_BATCH_NORM_RELU); no optim family:
- * the layers above run the unfused optimizer ops. Registered by the registry when dc__cuda_probe
+ * loss.cu, xent.cu; optim.cu). Fused capabilities: batch norm + ReLU (bnorm.cu) and FUSED_OPTIM
+ * (optim.cu's multi-tensor step and clipping passes); for the others the layers above run the
+ * unfused ops. Registered by the registry when dc__cuda_probe
  * (register.c) finds a GPU. */
 #include "cuda-impl.h"
 
@@ -36,12 +37,12 @@ const dc_backend dc__cuda_backend = {
     .name = "cuda",
     .device = DC_CUDA,
     .mem = &dc__cuda_mem,
-    .caps = DC_CAP_BIT(DC_CAP_BATCH_NORM_RELU),
+    .caps = DC_CAP_BIT(DC_CAP_BATCH_NORM_RELU) | DC_CAP_BIT(DC_CAP_FUSED_OPTIM),
     .ew = &dc__cuda_ew,
     .red = &dc__cuda_red,
     .linalg = &dc__cuda_linalg,
     .index = &dc__cuda_index,
     .rand = &dc__cuda_rand,
     .nn = &dc__cuda_nn,
-    .optim = NULL,
+    .optim = &dc__cuda_optim,
 };

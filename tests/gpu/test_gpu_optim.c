@@ -1,0 +1,361 @@
+/* The CUDA optimizer kernels (optim.cu) against the CPU's: every optimizer with its options
+ * through dc_optim_step on the same parameters and gradients, several steps, parameters and
+ * state bit for bit; the fused step against the reference loop on the device; a step of many
+ * slots of both dtypes straight through the table; the clipping norms (bit for bit, except
+ * p-norms other than 0, 1, 2 and +-inf, whose pow is CUDA's: TOL_POW) and the scaled or clamped
+ * gradients; no cudaMalloc in a steady step. Skips without a GPU. */
+#include "gpu.h"
+
+#include "backend/cuda/cuda-impl.h"
+#include "optim/optim-impl.h"
+
+/* p-norms through CUDA's pow (at most 2 ulp from glibc's per element) */
+#define TOL_POW 1e-12
+
+#define NP 4
+#define STEPS 5
+static const dc_shape SHAPES[NP] = {{1, {7}}, {2, {3, 5}}, {3, {2, 3, 2}}, {1, {40001}}};
+
+TestSuite(gpu_optim, .init = gpu_scope_in, .fini = gpu_scope_out);
+
+/* Bytes of a tensor on any device, malloc'ed. */
+static void *bytes_of(const dc_tensor *t, size_t *n) {
+  cr_assert_not_null(t, "%s", dc_last_error());
+  *n = (size_t)dc_numel(t) * dc_dtype_size(t->dtype);
+  void *p = malloc(*n + 1);
+  cr_assert_eq(dc_copy_to_buffer(t, p, *n), DC_OK, "%s", dc_last_error());
+  return p;
+}
+
+/* the same bits, or both NaN (the GPU's NaN has another payload) */
+static void expect_bits(const dc_tensor *a, const dc_tensor *b, const char *cfg, const char *what) {
+  cr_assert(a && b, "%s: %s missing on one side", cfg, what);
+  cr_assert_eq(a->dtype, b->dtype, "%s: %s dtype", cfg, what);
+  size_t na, nb;
+  char *pa = bytes_of(a, &na), *pb = bytes_of(b, &nb);
+  size_t z = dc_dtype_size(a->dtype);
+  int64_t bad = 0, n = dc_numel(a);
+  for (int64_t i = 0; i < n; i++) {
+    double x = dc__load(pa + (size_t)i * z, a->dtype), y = dc__load(pb + (size_t)i * z, b->dtype);
+    if (memcmp(pa + (size_t)i * z, pb + (size_t)i * z, z) != 0 && !(isnan(x) && isnan(y)) &&
+        bad++ < 3)
+      cr_log_error("%s: %s element %lld: cpu %.17g, cuda %.17g", cfg, what, (long long)i, x, y);
+  }
+  cr_expect_eq(bad, 0, "%s: %s: %lld of %lld elements differ between cpu and cuda", cfg, what,
+               (long long)bad, (long long)n);
+  free(pa);
+  free(pb);
+}
+
+static void make_params(dc_tensor **ps, dc_dtype dt, dc_device dev) {
+  for (int k = 0; k < NP; k++) {
+    dc_manual_seed(7 + (uint64_t)k);
+    ps[k] = dc_randn(SHAPES[k], dt);
+    cr_assert_not_null(ps[k], "%s", dc_last_error());
+    cr_assert_eq(dc_move_to_device_(ps[k], dev), DC_OK, "%s", dc_last_error());
+    dc_requires_grad_(ps[k], true);
+  }
+}
+
+static void free_params(dc_tensor **ps) {
+  for (int k = 0; k < NP; k++) dc_free(ps[k]);
+}
+
+/* A gradient of (step, k, element) on the parameter's device; parameter 0 has none on step 2. */
+static void set_grads(dc_tensor **ps, int step, double scale) {
+  for (int k = 0; k < NP; k++) {
+    dc_zero_grad(ps[k]);
+    if (k == 0 && step == 2) continue;
+    int64_t n = dc_numel(ps[k]);
+    char *h = malloc((size_t)n * dc_dtype_size(ps[k]->dtype));
+    for (int64_t i = 0; i < n; i++) {
+      double v = scale * sin(0.37 * (double)i + 1.3 * step + k) * (1 + (step + (int)i) % 4);
+      if (ps[k]->dtype == DC_F32)
+        ((float *)h)[i] = (float)v;
+      else
+        ((double *)h)[i] = v;
+    }
+    dc_tensor *g = dc_from_data_on(h, SHAPES[k], ps[k]->dtype, ps[k]->device);
+    free(h);
+    cr_assert_not_null(g, "%s", dc_last_error());
+    cr_assert_eq(dc_backward(ps[k], .grad = g), DC_OK, "%s", dc_last_error());
+    dc_free(g);
+  }
+}
+
+/* Two groups: params 0-1 with hp, 2-3 with lr halved. */
+static dc_optim *make_optim(dc_optim_kind kind, dc_optim_hparams hp, dc_tensor **ps) {
+  dc_optim_hparams h2 = hp;
+  h2.lr = hp.lr / 2;
+  dc_param_group g[2] = {{.params = ps, .n = 2, .hp = hp}, {.params = ps + 2, .n = 2, .hp = h2}};
+  dc_optim *o = dc_optim_new(kind, g, 2);
+  cr_assert_not_null(o, "%s", dc_last_error());
+  return o;
+}
+
+static void expect_same_state(dc_optim *a, dc_optim *b, dc_tensor **pa, dc_tensor **pb,
+                              const char *cfg) {
+  for (int k = 0; k < NP; k++) {
+    cr_assert_eq(pb[k]->device, DC_CUDA, "%s: param %d left cuda", cfg, k);
+    char what[32];
+    snprintf(what, sizeof what, "param %d", k);
+    expect_bits(pa[k], pb[k], cfg, what);
+  }
+  dc_optim_state sa, sb;
+  cr_assert_eq(dc_optim_state_dict(a, &sa), DC_OK, "%s", dc_last_error());
+  cr_assert_eq(dc_optim_state_dict(b, &sb), DC_OK, "%s", dc_last_error());
+  cr_assert_eq(sa.n, sb.n, "%s: %d vs %d state entries", cfg, sa.n, sb.n);
+  for (int e = 0; e < sa.n; e++) {
+    cr_assert_str_eq(sa.names[e], sb.names[e], "%s", cfg);
+    expect_bits(sa.tensors[e], sb.tensors[e], cfg, sa.names[e]);
+  }
+  dc_optim_state_free(&sa);
+  dc_optim_state_free(&sb);
+}
+
+typedef struct config {
+  const char *name;
+  dc_optim_kind kind;
+  dc_optim_hparams hp;
+} config;
+
+static int configs(config *c) {
+  int n = 0;
+  dc_optim_hparams h;
+#define ADD(nm, k, ...)                                                                            \
+  do {                                                                                             \
+    h = dc_optim_defaults(k);                                                                      \
+    __VA_ARGS__;                                                                                   \
+    c[n++] = (config){nm, k, h};                                                                   \
+  } while (0)
+  ADD("SGD", DC_OPTIM_SGD, h.lr = 0.1);
+  ADD("SGD momentum", DC_OPTIM_SGD, h.lr = 0.1, h.momentum = 0.9);
+  ADD("SGD momentum dampening wd", DC_OPTIM_SGD, h.lr = 0.05, h.momentum = 0.8, h.dampening = 0.1,
+      h.weight_decay = 1e-2);
+  ADD("SGD nesterov wd", DC_OPTIM_SGD, h.lr = 0.05, h.momentum = 0.9, h.nesterov = true,
+      h.weight_decay = 1e-3);
+  ADD("SGD maximize", DC_OPTIM_SGD, h.lr = 0.1, h.momentum = 0.5, h.maximize = true);
+  ADD("Adam", DC_OPTIM_ADAM, h.lr = 1e-2);
+  ADD("Adam amsgrad wd", DC_OPTIM_ADAM, h.lr = 1e-2, h.amsgrad = true, h.weight_decay = 1e-2);
+  ADD("Adam no bias correction maximize", DC_OPTIM_ADAM, h.no_bias_correction = true,
+      h.maximize = true);
+  ADD("AdamW", DC_OPTIM_ADAMW, h.lr = 1e-2);
+  ADD("AdamW amsgrad", DC_OPTIM_ADAMW, h.lr = 1e-2, h.amsgrad = true, h.weight_decay = 0.1);
+  ADD("RMSprop", DC_OPTIM_RMSPROP, h.lr = 1e-2);
+  ADD("RMSprop momentum centered wd", DC_OPTIM_RMSPROP, h.momentum = 0.9, h.centered = true,
+      h.weight_decay = 1e-2);
+  ADD("RMSprop momentum", DC_OPTIM_RMSPROP, h.momentum = 0.5, h.alpha = 0.9);
+  ADD("Adagrad", DC_OPTIM_ADAGRAD, h.lr = 0.1);
+  ADD("Adagrad lr_decay init wd", DC_OPTIM_ADAGRAD, h.lr = 0.1, h.lr_decay = 1e-2,
+      h.initial_accumulator_value = 0.1, h.weight_decay = 1e-2);
+#undef ADD
+  return n;
+}
+
+/* The cpu against cuda through path, STEPS steps. */
+static void check_config(const config *c, dc_dtype dt, dc__optim_path path) {
+  char cfg[128];
+  snprintf(cfg, sizeof cfg, "%s %s%s", c->name, dc_dtype_name(dt),
+           path == DC__OPTIM_PATH_REFERENCE ? " (reference loop)" : "");
+  dc_tensor *pa[NP], *pb[NP];
+  make_params(pa, dt, DC_CPU);
+  make_params(pb, dt, DC_CUDA);
+  dc_optim *a = make_optim(c->kind, c->hp, pa), *b = make_optim(c->kind, c->hp, pb);
+  for (int s = 0; s < STEPS; s++) {
+    set_grads(pa, s, 1.0);
+    set_grads(pb, s, 1.0);
+    cr_assert_eq(dc_optim_step(a), DC_OK, "%s: %s", cfg, dc_last_error());
+    cr_assert_eq(dc__optim_step_path(b, path), DC_OK, "%s: %s", cfg, dc_last_error());
+  }
+  expect_same_state(a, b, pa, pb, cfg);
+  dc_optim_free(a);
+  dc_optim_free(b);
+  free_params(pa);
+  free_params(pb);
+}
+
+Test(gpu_optim, cuda_declares_fused_optim) {
+  GPU_OR_SKIP();
+  cr_expect(dc__backend_supports(DC_CUDA, DC_CAP_FUSED_OPTIM), "cuda lacks DC_CAP_FUSED_OPTIM");
+  cr_expect_not_null(gpu_be()->optim);
+}
+
+Test(gpu_optim, every_optimizer_fused) {
+  GPU_OR_SKIP();
+  config c[32];
+  int n = configs(c);
+  for (int i = 0; i < n; i++) {
+    check_config(&c[i], DC_F32, DC__OPTIM_PATH_FUSED);
+    check_config(&c[i], DC_F64, DC__OPTIM_PATH_FUSED);
+  }
+}
+
+Test(gpu_optim, every_optimizer_reference_loop) {
+  GPU_OR_SKIP();
+  config c[32];
+  int n = configs(c);
+  for (int i = 0; i < n; i++) {
+    check_config(&c[i], DC_F32, DC__OPTIM_PATH_REFERENCE);
+    check_config(&c[i], DC_F64, DC__OPTIM_PATH_REFERENCE);
+  }
+}
+
+/* Straight through the table: 40 slots of both dtypes (empty ones, one over many chunks) in one
+ * step call, against the CPU's kernel; and step against step_ref on the device. */
+Test(gpu_optim, many_slots_of_both_dtypes_in_one_launch) {
+  GPU_OR_SKIP();
+  enum { NSL = 40 };
+  dc_optk_hparams hp = {.lr = 0.01,
+                        .beta1 = 0.9,
+                        .beta2 = 0.999,
+                        .eps = 1e-8,
+                        .weight_decay = 0.1,
+                        .amsgrad = true,
+                        .decoupled_wd = true};
+  dc_tensor *t[3][NSL][5]; /* side (cpu, cuda fused, cuda reference) x slot x {p, g, m, v, vmax} */
+  dc_optk_slot sl[3][NSL];
+  for (int k = 0; k < NSL; k++) {
+    int64_t n = k % 7 == 3 ? 0 : k == 17 ? 100003 : 1 + 37 * k;
+    dc_dtype dt = k % 3 == 1 ? DC_F64 : DC_F32;
+    dc_tensor *base[5];
+    for (int j = 0; j < 5; j++) {
+      base[j] = inputs(DC_SHAPE(n), dt, 1000 + (uint64_t)(5 * k + j), false);
+      if (j >= 2) cr_assert_eq(cpu_be()->ew->unary(DC_UN_ABS, base[j], base[j], NULL), DC_OK);
+    }
+    for (int s = 0; s < 3; s++) {
+      for (int j = 0; j < 5; j++) t[s][k][j] = s == 0 ? dc_clone(base[j]) : to_gpu(base[j]);
+      sl[s][k] = (dc_optk_slot){
+          .hp = &hp,
+          .dtype = dt,
+          .n = n,
+          .param = dc__cuda_ptr(t[s][k][0]),
+          .grad = dc__cuda_ptr(t[s][k][1]),
+          .buf = {dc__cuda_ptr(t[s][k][2]), dc__cuda_ptr(t[s][k][3]), dc__cuda_ptr(t[s][k][4])},
+          .step_size = 0.01 / (1 - pow(0.9, 3)),
+          .bias2_sqrt = sqrt(1 - pow(0.999, 3))};
+    }
+  }
+  cr_assert_eq(cpu_be()->optim->step(DC_OPTK_ADAM, sl[0], NSL), DC_OK);
+  cr_assert_eq(gpu_be()->optim->step(DC_OPTK_ADAM, sl[1], NSL), DC_OK, "%s", dc_last_error());
+  cr_assert_eq(gpu_be()->optim->step_ref(DC_OPTK_ADAM, sl[2], NSL), DC_OK, "%s", dc_last_error());
+  for (int k = 0; k < NSL; k++)
+    for (int j = 0; j < 5; j++) {
+      char what[48];
+      snprintf(what, sizeof what, "slot %d tensor %d", k, j);
+      expect_bits(t[0][k][j], t[1][k][j], "fused step", what);
+      expect_bits(t[0][k][j], t[2][k][j], "step_ref", what);
+    }
+}
+
+/* ---- clipping ---- */
+
+static void check_clip_norm(double max_norm, double p, dc_dtype dt) {
+  char cfg[96];
+  snprintf(cfg, sizeof cfg, "clip_grad_norm_(max %g, p %g) %s", max_norm, p, dc_dtype_name(dt));
+  dc_tensor *pa[NP], *pb[NP];
+  make_params(pa, dt, DC_CPU);
+  make_params(pb, dt, DC_CUDA);
+  set_grads(pa, 1, 3.0);
+  set_grads(pb, 1, 3.0);
+  double na = -1, nb = -2;
+  cr_assert_eq(dc_clip_grad_norm_(pa, NP, max_norm, p, false, &na), DC_OK, "%s", dc_last_error());
+  cr_assert_eq(dc_clip_grad_norm_(pb, NP, max_norm, p, false, &nb), DC_OK, "%s: %s", cfg,
+               dc_last_error());
+  bool exact = p == 0 || p == 1 || p == 2 || isinf(p);
+  if (exact) {
+    cr_expect(memcmp(&na, &nb, sizeof na) == 0, "%s: total norm cpu %.17g, cuda %.17g", cfg, na,
+              nb);
+    for (int k = 0; k < NP; k++) expect_bits(pa[k]->grad, pb[k]->grad, cfg, "clipped grad");
+  } else {
+    cr_expect(fabs(na - nb) <= TOL_POW * fabs(na), "%s: total norm cpu %.17g, cuda %.17g", cfg, na,
+              nb);
+    for (int k = 0; k < NP; k++) {
+      if (dt == DC_F32) /* the coefficient rounded to float may land one ulp away */
+        expect_close(pa[k]->grad, pb[k]->grad, TOL_F32, cfg);
+      else
+        expect_close(pa[k]->grad, pb[k]->grad, TOL_F64, cfg);
+    }
+  }
+  free_params(pa);
+  free_params(pb);
+}
+
+Test(gpu_optim, clip_grad_norm_matches_cpu) {
+  GPU_OR_SKIP();
+  static const double PS[] = {2, 1, INFINITY, -INFINITY, 0, 3, 0.5};
+  for (size_t q = 0; q < sizeof PS / sizeof PS[0]; q++) {
+    check_clip_norm(1.0, PS[q], DC_F32);
+    check_clip_norm(1.0, PS[q], DC_F64);
+    check_clip_norm(1e9, PS[q], DC_F32); /* no scaling */
+  }
+}
+
+/* The kernel entries straight: norms of buffers with NaN, inf and zeros; scale; clamp. */
+Test(gpu_optim, norms_scale_clamp_entries) {
+  GPU_OR_SKIP();
+  enum { NB = 4 };
+  int64_t sizes[NB] = {9, 16384, 0, 2 * 16384 + 11};
+  static const double PS[] = {2, 1, INFINITY, -INFINITY, 0, 3};
+  for (int d = 0; d < 2; d++) {
+    dc_dtype dt = d ? DC_F64 : DC_F32;
+    dc_tensor *c[NB], *g[NB];
+    dc_optk_buf bc[NB], bg[NB];
+    for (int k = 0; k < NB; k++) {
+      c[k] = inputs(DC_SHAPE(sizes[k]), dt, 50 + (uint64_t)k, k == 0);
+      g[k] = to_gpu(c[k]);
+      bc[k] = (dc_optk_buf){dc__cuda_ptr(c[k]), sizes[k], dt};
+      bg[k] = (dc_optk_buf){dc__cuda_ptr(g[k]), sizes[k], dt};
+    }
+    for (size_t q = 0; q < sizeof PS / sizeof PS[0]; q++) {
+      double a[NB], b[NB];
+      cr_assert_eq(cpu_be()->optim->norms(bc, NB, PS[q], a), DC_OK);
+      cr_assert_eq(gpu_be()->optim->norms(bg, NB, PS[q], b), DC_OK, "%s", dc_last_error());
+      for (int k = 0; k < NB; k++) {
+        bool ok = memcmp(&a[k], &b[k], sizeof a[k]) == 0 || (isnan(a[k]) && isnan(b[k])) ||
+                  (PS[q] == 3 && fabs(a[k] - b[k]) <= TOL_POW * fabs(a[k]));
+        cr_expect(ok, "%s p=%g buffer %d: cpu %.17g, cuda %.17g", dc_dtype_name(dt), PS[q], k, a[k],
+                  b[k]);
+      }
+    }
+    cr_assert_eq(cpu_be()->optim->scale(bc, NB, 0.37), DC_OK);
+    cr_assert_eq(gpu_be()->optim->scale(bg, NB, 0.37), DC_OK, "%s", dc_last_error());
+    cr_assert_eq(cpu_be()->optim->clamp(bc, NB, -0.5, 0.75), DC_OK);
+    cr_assert_eq(gpu_be()->optim->clamp(bg, NB, -0.5, 0.75), DC_OK, "%s", dc_last_error());
+    for (int k = 0; k < NB; k++) expect_bits(c[k], g[k], "scale then clamp", "buffer");
+  }
+}
+
+Test(gpu_optim, clip_grad_value_matches_cpu) {
+  GPU_OR_SKIP();
+  dc_tensor *pa[NP], *pb[NP];
+  make_params(pa, DC_F32, DC_CPU);
+  make_params(pb, DC_F32, DC_CUDA);
+  set_grads(pa, 1, 3.0);
+  set_grads(pb, 1, 3.0);
+  cr_assert_eq(dc_clip_grad_value_(pa, NP, 0.4), DC_OK);
+  cr_assert_eq(dc_clip_grad_value_(pb, NP, 0.4), DC_OK, "%s", dc_last_error());
+  for (int k = 0; k < NP; k++) expect_bits(pa[k]->grad, pb[k]->grad, "clip_grad_value_", "grad");
+  free_params(pa);
+  free_params(pb);
+}
+
+/* A steady step copies its slot table through the caching allocator: no cudaMalloc. */
+Test(gpu_optim, a_steady_step_calls_no_cudamalloc) {
+  GPU_OR_SKIP();
+  dc_tensor *ps[NP];
+  make_params(ps, DC_F32, DC_CUDA);
+  dc_optim_hparams h = dc_optim_defaults(DC_OPTIM_ADAM);
+  dc_optim *o = make_optim(DC_OPTIM_ADAM, h, ps);
+  dc__cuda_mem_stats s0, s1;
+  for (int s = 0; s < 8; s++) {
+    if (s == 3) dc__cuda_mem_stats_get(&s0);
+    set_grads(ps, s == 2 ? 3 : s, 1.0); /* every parameter has a gradient */
+    cr_assert_eq(dc_optim_step(o), DC_OK, "%s", dc_last_error());
+  }
+  cr_assert_eq(dc_synchronize(DC_CUDA), DC_OK, "%s", dc_last_error());
+  dc__cuda_mem_stats_get(&s1);
+  cr_expect_eq(s1.device_mallocs, s0.device_mallocs, "%lld cudaMalloc calls in 5 steady steps",
+               (long long)(s1.device_mallocs - s0.device_mallocs));
+  dc_optim_free(o);
+  free_params(ps);
+}
