@@ -33,4 +33,3 @@ Test(gpu_nn, dropout_and_hardtanh_match_cpu) {
     expect_close(y, yg, EXACT, "hardtanh_backward (0 at NaN)");
   }
 }
-
