@@ -21,7 +21,8 @@ static int64_t cpu_tensor_peak(void) {
 }
 
 static const char USAGE[] =
-    "usage: deepc bench WORKLOAD [--device cpu|cuda|testdev] [--steps N] [--batch B] [--threads "
+    "usage: deepc bench WORKLOAD [--device cpu|cuda|testdev] [--steps N] [--batch B] [--losses] "
+    "[--threads "
     "T]\n"
     "Times full training steps (forward, cross-entropy, backward, optimizer step) on synthetic\n"
     "data already in memory, like ../shared/bench/torch_workloads.py, and prints one JSON line:\n"
@@ -42,6 +43,8 @@ static const char USAGE[] =
     "                 on that device; one this build lacks is an error naming those it has)\n"
     "  --steps N      timed steps (default 50), after max(3, N/10) warm-up steps\n"
     "  --batch B      batch size (default: the workload's)\n"
+    "  --losses       also \"losses\": every step's loss, warm-up steps first (to compare\n"
+    "                 devices: the data and the initial weights come from one seed)\n"
     "  --threads T    CPU threads (default: OMP_NUM_THREADS or every core)\n";
 
 typedef struct bench_workload {
@@ -118,7 +121,20 @@ static int train_step(dc_module *m, dc_optim *o, dc_tensor *x, dc_tensor *y, dou
   return rc;
 }
 
-static int run(const bench_workload *w, int batch, int steps, int threads, dc_device dev) {
+/* ", \"losses\": [a, b, ...]" of the n losses, or "" when not asked for; caller frees */
+static char *losses_json(const double *l, int n) {
+  size_t cap = 16 + (size_t)n * 18, used = 0;
+  char *s = l ? malloc(cap) : NULL;
+  if (!s) return l ? NULL : strdup("");
+  used += (size_t)snprintf(s, cap, ", \"losses\": [");
+  for (int i = 0; i < n; i++)
+    used += (size_t)snprintf(s + used, cap - used, "%s%.9g", i ? ", " : "", l[i]);
+  snprintf(s + used, cap - used, "]");
+  return s;
+}
+
+static int run(const bench_workload *w, int batch, int steps, int threads, dc_device dev,
+               bool all_losses) {
   dc_manual_seed(0);
   dc_module *m = build_model(w);
   if (m && dev != DC_CPU && dc_module_to(m, dev) != DC_OK) { /* before the optimizer */
@@ -131,12 +147,15 @@ static int run(const bench_workload *w, int batch, int steps, int threads, dc_de
   int rc = (m && o && x && y) ? DC_OK : DC_CLI_FAIL;
   double loss = 0, t0 = 0, dt = 0;
   int warm = steps / 10 > 3 ? steps / 10 : 3;
+  double *losses = all_losses ? calloc((size_t)(warm + steps), sizeof *losses) : NULL; /* [n] */
+  if (all_losses && !losses) rc = DC_CLI_FAIL;
   for (int i = 0; rc == DC_OK && i < warm + steps; i++) {
     if (i == warm) { /* after the warm-up, like the script's torch.cuda.reset_peak_memory_stats */
       if (dev != DC_CPU) dc_device_memory_reset_peak(dev);
       t0 = now_s();
     }
     rc = train_step(m, o, x, y, &loss);
+    if (losses) losses[i] = loss;
   }
   dt = now_s() - t0;
   /* training FLOPs: forward multiply-adds x 2, backward about twice the forward */
@@ -149,6 +168,8 @@ static int run(const bench_workload *w, int batch, int steps, int threads, dc_de
       gflop = 6.0 * (double)sum->total_macs * batch / 1e9;
     dc_summary_free(sum);
   }
+  char *lj = rc == DC_OK ? losses_json(losses, warm + steps) : NULL;
+  if (rc == DC_OK && !lj) rc = DC_CLI_FAIL;
   if (rc == DC_OK) {
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
@@ -164,13 +185,15 @@ static int run(const bench_workload *w, int batch, int steps, int threads, dc_de
         "\"steps\": %d, \"threads\": %d, \"samples_per_s\": %.1f, \"ms_per_step\": %.3f, "
         "\"loss\": %.6g, \"peak_rss_mb\": %.1f, \"tensor_peak_mb\": %.1f, \"alloc_peak_mb\": %.1f, "
         "\"gflop_per_step\": %.4g, \"gflop_per_s\": %.1f, \"conv_algo\": \"%s\", "
-        "\"peak_mem_mb\": %s}\n",
+        "\"peak_mem_mb\": %s%s}\n",
         w->name, dc_device_name(dev), DEEPC_VERSION, batch, steps, threads, batch * steps / dt,
         1000 * dt / steps, loss, (double)ru.ru_maxrss / 1024.0,
         (double)cpu_tensor_peak() / (1024.0 * 1024.0), (double)st.peak_bytes / (1024.0 * 1024.0),
-        gflop, gflop * steps / dt, dc_conv_algo_name(dc_get_conv_algo()), devpeak);
+        gflop, gflop * steps / dt, dc_conv_algo_name(dc_get_conv_algo()), devpeak, lj);
     fflush(stdout);
   }
+  free(lj);
+  free(losses);
   dc_free(x);
   dc_free(y);
   dc_optim_free(o);
@@ -181,6 +204,7 @@ static int run(const bench_workload *w, int batch, int steps, int threads, dc_de
 int dc_cmd_bench(int argc, char **argv) {
   const char *name = NULL, *device = "cpu", *v;
   long steps = 50, batch = 0, threads = 0;
+  bool all_losses = false;
   for (int i = 1; i < argc; i++) {
     if (dc_cli_is_help(argv[i])) {
       fputs(USAGE, stdout);
@@ -192,6 +216,8 @@ int dc_cmd_bench(int argc, char **argv) {
     } else if (dc_cli_opt(argc, argv, &i, "--steps", &v)) {
       if (!v || !parse_int(v, 1, 1000000, &steps))
         return dc_cli_usage_error("bench", "--steps needs a whole number from 1 to 1000000");
+    } else if (strcmp(argv[i], "--losses") == 0) {
+      all_losses = true;
     } else if (dc_cli_opt(argc, argv, &i, "--batch", &v)) {
       if (!v || !parse_int(v, 1, 1000000, &batch))
         return dc_cli_usage_error("bench", "--batch needs a whole number from 1 to 1000000");
@@ -221,5 +247,6 @@ int dc_cmd_bench(int argc, char **argv) {
   int drc = dc_cli_device("bench", device, &dev);
   if (drc != DC_CLI_OK) return drc;
   if (threads > 0) omp_set_num_threads((int)threads);
-  return run(w, batch > 0 ? (int)batch : w->batch, (int)steps, omp_get_max_threads(), dev);
+  return run(w, batch > 0 ? (int)batch : w->batch, (int)steps, omp_get_max_threads(), dev,
+             all_losses);
 }
