@@ -1,7 +1,8 @@
 /* The arithmetic of the CUDA losses (loss.cu, xent.cu), one element or one row at a time, as
  * __host__ __device__ functions: the kernels only cut the work into blocks and sum, and
  * tests/unit/test_cuda_math.c runs these same functions on the host against the CPU backend
- * (cpu/nn/loss.c, cpu/nn/xent.c, whose formulas they are). Plain C when not compiled by nvcc.
+ * (cpu/nn/loss.c, cpu/nn/xent.c, whose formulas they are; the pointwise losses' own formula is
+ * one, ../pwloss-math.h, that the CPU includes too). Plain C when not compiled by nvcc.
  * Shapes: E elements of a pointwise loss (x, t, weight, pos_weight, gx, gt [E], out/gout [E] or
  * 0-d); cross-entropy x, gx [N, C, I] with R = N * I rows, row r = (n, i) the C values
  * x[n, :, i], target int64 [R], weight [C], out/gout/lse [R]; multi-margin x, gx [N, C]. */
@@ -19,6 +20,7 @@ extern "C" {
 #ifdef __cplusplus
 }
 #endif
+#include "../pwloss-math.h"
 
 #ifndef DC__HD
 #ifdef __CUDACC__
@@ -51,86 +53,6 @@ typedef struct dc__cupw {
   void *out, *gx, *gt;
 } dc__cupw;
 
-DC__HD double dc__culoss_softplus_neg(double x) { /* log(1 + e^-x), stable */
-  return (x < 0 ? -x : 0.0) + log1p(exp(-fabs(x)));
-}
-
-/* The loss of one element (before the weight); pw: pos_weight (BCE_LOGITS, NAN when none). */
-DC__HD double dc__culoss_pw(dc_pwloss_op op, double x, double t, double p, double pw) {
-  double d = x - t;
-  switch (op) {
-  case DC_PWLOSS_MSE:
-    return d * d;
-  case DC_PWLOSS_L1:
-    return fabs(d);
-  case DC_PWLOSS_SMOOTH_L1:
-    if (p == 0) return fabs(d);
-    return fabs(d) < p ? 0.5 * d * d / p : fabs(d) - 0.5 * p;
-  case DC_PWLOSS_BCE: {
-    double lx = log(x), l1x = log1p(-x);
-    if (lx < -100) lx = -100;
-    if (l1x < -100) l1x = -100;
-    return -(t * lx + (1 - t) * l1x);
-  }
-  case DC_PWLOSS_BCE_LOGITS: {
-    double lw = isnan(pw) ? 1.0 : 1.0 + (pw - 1.0) * t;
-    return (1 - t) * x + lw * dc__culoss_softplus_neg(x);
-  }
-  case DC_PWLOSS_HINGE: {
-    double z = p - t * x;
-    return z > 0 ? z : 0.0;
-  }
-  case DC_PWLOSS_COUNT:
-    break;
-  }
-  return NAN;
-}
-
-/* d loss / d x and d loss / d t of one element (before the weight). */
-DC__HD void dc__culoss_pw_grad(dc_pwloss_op op, double x, double t, double p, double pw, double *gx,
-                               double *gt) {
-  double d = x - t, s = (double)((d > 0) - (d < 0));
-  switch (op) {
-  case DC_PWLOSS_MSE:
-    *gx = 2 * d, *gt = -2 * d;
-    return;
-  case DC_PWLOSS_L1:
-    *gx = s, *gt = -s;
-    return;
-  case DC_PWLOSS_SMOOTH_L1: {
-    /* torch 1.13's branches: beta = 0 gives -1 at d = 0 and NaN at a NaN d (0 from sign) */
-    double g = d <= -p ? -1.0 : d >= p ? 1.0 : d / p;
-    *gx = g, *gt = -g;
-    return;
-  }
-  case DC_PWLOSS_BCE: { /* PyTorch: (x - t) / max(x (1 - x), 1e-12); d/dt = -logit(x) */
-    const double eps = (double)1e-12f; /* torch's clamp is a float constant */
-    double den = x * (1 - x);
-    *gx = (x - t) / (den > eps ? den : eps);
-    *gt = log1p(-x) - log(x);
-    return;
-  }
-  case DC_PWLOSS_BCE_LOGITS: {
-    double sig = 1.0 / (1.0 + exp(-x));
-    if (isnan(pw)) {
-      *gx = sig - t, *gt = -x;
-    } else {
-      *gx = (pw * t + 1 - t) * sig - pw * t;
-      *gt = -x + (pw - 1) * dc__culoss_softplus_neg(x);
-    }
-    return;
-  }
-  case DC_PWLOSS_HINGE: {
-    bool on = p - t * x > 0;
-    *gx = on ? -t : 0.0, *gt = on ? -x : 0.0;
-    return;
-  }
-  case DC_PWLOSS_COUNT:
-    break;
-  }
-  *gx = *gt = NAN;
-}
-
 /* BCE's input check: element i outside [0, 1] (NaN included) */
 DC__HD bool dc__cupw_bad_input(const dc__cupw *a, int64_t i) {
   double v = dc__culoss_ld(a->x, i, a->f64);
@@ -138,8 +60,8 @@ DC__HD bool dc__cupw_bad_input(const dc__cupw *a, int64_t i) {
 }
 /* element i's weighted loss; stored in out[i] unless reduced (then the caller sums it) */
 DC__HD double dc__cupw_loss_elem(const dc__cupw *a, int64_t i) {
-  double l = dc__culoss_pw(a->op, dc__culoss_ld(a->x, i, a->f64), dc__culoss_ld(a->t, i, a->f64),
-                           a->p, a->pw ? dc__culoss_ld(a->pw, i, a->f64) : NAN);
+  double l = dc__pwloss_value(a->op, dc__culoss_ld(a->x, i, a->f64), dc__culoss_ld(a->t, i, a->f64),
+                              a->p, a->pw ? dc__culoss_ld(a->pw, i, a->f64) : NAN);
   if (a->w) l *= dc__culoss_ld(a->w, i, a->f64);
   if (!a->reduce) dc__culoss_st(a->out, i, a->f64, l);
   return l;
@@ -147,8 +69,8 @@ DC__HD double dc__cupw_loss_elem(const dc__cupw *a, int64_t i) {
 /* gx[i], gt[i] = the element's gradients times gout (per element or 0-d), scale, weight */
 DC__HD void dc__cupw_grad_elem(const dc__cupw *a, int64_t i) {
   double dx, dt, g = dc__culoss_ld(a->gout, a->per_elem ? i : 0, a->f64) * a->scale;
-  dc__culoss_pw_grad(a->op, dc__culoss_ld(a->x, i, a->f64), dc__culoss_ld(a->t, i, a->f64), a->p,
-                     a->pw ? dc__culoss_ld(a->pw, i, a->f64) : NAN, &dx, &dt);
+  dc__pwloss_grad(a->op, dc__culoss_ld(a->x, i, a->f64), dc__culoss_ld(a->t, i, a->f64), a->p,
+                  a->pw ? dc__culoss_ld(a->pw, i, a->f64) : NAN, &dx, &dt);
   if (a->w) g *= dc__culoss_ld(a->w, i, a->f64);
   if (a->gx) dc__culoss_st(a->gx, i, a->f64, dx * g);
   if (a->gt) dc__culoss_st(a->gt, i, a->f64, dt * g);

@@ -4,6 +4,8 @@
  * Shapes: E elements; x, t, weight, pos_weight, gx, gt [E]; out and gout [E] or 0-d. */
 #include "nn-cpu.h"
 
+#include "../../pwloss-math.h"
+
 #include <math.h>
 
 /* ---- dropout ---- */
@@ -66,86 +68,6 @@ int dc__cpu_hardtanh_backward(dc_tensor *gx, const dc_tensor *gy, const dc_tenso
 
 /* ---- pointwise losses ---- */
 
-static double softplus_neg(double x) { /* log(1 + e^-x), stable */
-  return (x < 0 ? -x : 0.0) + log1p(exp(-fabs(x)));
-}
-
-/* The loss of one element (before the weight); pw: pos_weight (BCE_LOGITS, NAN when none). */
-static double pw_loss(dc_pwloss_op op, double x, double t, double p, double pw) {
-  double d = x - t;
-  switch (op) {
-  case DC_PWLOSS_MSE:
-    return d * d;
-  case DC_PWLOSS_L1:
-    return fabs(d);
-  case DC_PWLOSS_SMOOTH_L1:
-    if (p == 0) return fabs(d);
-    return fabs(d) < p ? 0.5 * d * d / p : fabs(d) - 0.5 * p;
-  case DC_PWLOSS_BCE: {
-    double lx = log(x), l1x = log1p(-x);
-    if (lx < -100) lx = -100;
-    if (l1x < -100) l1x = -100;
-    return -(t * lx + (1 - t) * l1x);
-  }
-  case DC_PWLOSS_BCE_LOGITS: {
-    double lw = isnan(pw) ? 1.0 : 1.0 + (pw - 1.0) * t;
-    return (1 - t) * x + lw * softplus_neg(x);
-  }
-  case DC_PWLOSS_HINGE: {
-    double z = p - t * x;
-    return z > 0 ? z : 0.0;
-  }
-  case DC_PWLOSS_COUNT:
-    break;
-  }
-  return NAN;
-}
-
-/* d loss / d x and d loss / d t of one element (before the weight). */
-static void pw_grad(dc_pwloss_op op, double x, double t, double p, double pw, double *gx,
-                    double *gt) {
-  double d = x - t, s = (d > 0) - (d < 0);
-  switch (op) {
-  case DC_PWLOSS_MSE:
-    *gx = 2 * d, *gt = -2 * d;
-    return;
-  case DC_PWLOSS_L1:
-    *gx = s, *gt = -s;
-    return;
-  case DC_PWLOSS_SMOOTH_L1: {
-    /* torch 1.13's branches: beta = 0 gives -1 at d = 0 and NaN at a NaN d (0 from sign) */
-    double g = d <= -p ? -1.0 : d >= p ? 1.0 : d / p;
-    *gx = g, *gt = -g;
-    return;
-  }
-  case DC_PWLOSS_BCE: { /* PyTorch: (x - t) / max(x (1 - x), 1e-12); d/dt = -logit(x) */
-    const double eps = (double)1e-12f; /* torch's clamp is a float constant: 1e-12 * (1 - 4e-9) */
-    double den = x * (1 - x);
-    *gx = (x - t) / (den > eps ? den : eps);
-    *gt = log1p(-x) - log(x);
-    return;
-  }
-  case DC_PWLOSS_BCE_LOGITS: {
-    double sig = 1.0 / (1.0 + exp(-x));
-    if (isnan(pw)) {
-      *gx = sig - t, *gt = -x;
-    } else {
-      *gx = (pw * t + 1 - t) * sig - pw * t;
-      *gt = -x + (pw - 1) * softplus_neg(x);
-    }
-    return;
-  }
-  case DC_PWLOSS_HINGE: {
-    bool on = p - t * x > 0;
-    *gx = on ? -t : 0.0, *gt = on ? -x : 0.0;
-    return;
-  }
-  case DC_PWLOSS_COUNT:
-    break;
-  }
-  *gx = *gt = NAN;
-}
-
 int dc__cpu_pointwise_loss_forward(dc_pwloss_op op, dc_tensor *out, const dc_tensor *x,
                                    const dc_tensor *t, const dc_tensor *weight,
                                    const dc_tensor *pos_weight, double p, bool reduce,
@@ -171,8 +93,8 @@ int dc__cpu_pointwise_loss_forward(dc_pwloss_op op, dc_tensor *out, const dc_ten
     double acc = 0;
     int64_t end = (b + 1) * DC__NN_BLOCK < n ? (b + 1) * DC__NN_BLOCK : n;
     for (int64_t i = b * DC__NN_BLOCK; i < end; i++) {
-      double l = pw_loss(op, dc__nn_ld(px, i, f64), dc__nn_ld(pt, i, f64), p,
-                         ppw ? dc__nn_ld(ppw, i, f64) : NAN);
+      double l = dc__pwloss_value(op, dc__nn_ld(px, i, f64), dc__nn_ld(pt, i, f64), p,
+                                  ppw ? dc__nn_ld(ppw, i, f64) : NAN);
       if (pwt) l *= dc__nn_ld(pwt, i, f64);
       if (reduce)
         acc += l;
@@ -203,8 +125,8 @@ int dc__cpu_pointwise_loss_backward(dc_pwloss_op op, dc_tensor *gx, dc_tensor *g
 #pragma omp parallel for schedule(static) if (n >= DC__PAR_MIN)
   for (int64_t i = 0; i < n; i++) {
     double dx, dt, g = (per_elem ? dc__nn_ld(pg, i, f64) : g0) * scale;
-    pw_grad(op, dc__nn_ld(px, i, f64), dc__nn_ld(pt, i, f64), p, ppw ? dc__nn_ld(ppw, i, f64) : NAN,
-            &dx, &dt);
+    dc__pwloss_grad(op, dc__nn_ld(px, i, f64), dc__nn_ld(pt, i, f64), p,
+                    ppw ? dc__nn_ld(ppw, i, f64) : NAN, &dx, &dt);
     if (pwt) g *= dc__nn_ld(pwt, i, f64);
     if (pgx) dc__nn_st(pgx, i, f64, dx * g);
     if (pgt) dc__nn_st(pgt, i, f64, dt * g);
