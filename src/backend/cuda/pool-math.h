@@ -12,6 +12,7 @@
 #include <stdint.h>
 
 #include "../nn-kernels.h"
+#include "../pool-window.h"
 
 #ifdef __CUDACC__
 #define DC__POOL_FN __host__ __device__ static inline
@@ -55,33 +56,7 @@ DC__POOL_FN double dc__pool_max_at(const dc_pool2d_geom *g, const void *x, bool 
   return m;
 }
 
-/* ---- avg pooling (cpu/nn/pool.c avg_window) ---- */
-
-/* The clipped window of output (oh, ow) and its divisor (0: the window is empty). */
-typedef struct dc__pool_win {
-  int64_t h0, h1, w0, w1;
-  double div;
-} dc__pool_win;
-
-DC__POOL_FN dc__pool_win dc__pool_avg_window(const dc_pool2d_geom *g, int64_t oh, int64_t ow) {
-  dc__pool_win a;
-  a.h0 = oh * g->stride[0] - g->pad[0];
-  a.w0 = ow * g->stride[1] - g->pad[1];
-  a.h1 = a.h0 + g->kernel[0] < g->h + g->pad[0] ? a.h0 + g->kernel[0] : g->h + g->pad[0];
-  a.w1 = a.w0 + g->kernel[1] < g->w + g->pad[1] ? a.w0 + g->kernel[1] : g->w + g->pad[1];
-  int64_t pool_size = (a.h1 - a.h0) * (a.w1 - a.w0);
-  if (a.h0 < 0) a.h0 = 0;
-  if (a.w0 < 0) a.w0 = 0;
-  if (a.h1 > g->h) a.h1 = g->h;
-  if (a.w1 > g->w) a.w1 = g->w;
-  if (a.h0 >= a.h1 || a.w0 >= a.w1)
-    a.div = 0;
-  else if (g->divisor)
-    a.div = (double)g->divisor;
-  else
-    a.div = (double)(g->count_include_pad ? pool_size : (a.h1 - a.h0) * (a.w1 - a.w0));
-  return a;
-}
+/* ---- avg pooling (the window: ../pool-window.h, the CPU's too) ---- */
 
 /* y at output (p, oh, ow) */
 DC__POOL_FN double dc__pool_avg_at(const dc_pool2d_geom *g, const void *x, bool f64, int64_t p,

@@ -6,6 +6,8 @@
  * Shapes: x [P, H, W] (P = N*C planes), y and idx [P, OH, OW]; idx is int32 h * W + w. */
 #include "nn-cpu.h"
 
+#include "../../pool-window.h"
+
 #include <math.h>
 #include <string.h>
 
@@ -252,39 +254,13 @@ int dc__cpu_max_pool2d_backward(dc_tensor *gx, const dc_tensor *gy, const dc_ten
   return DC_OK;
 }
 
-/* ---- avg pooling ---- */
-
-/* The clipped window of output (oh, ow) and its divisor (0: the window is empty). */
-typedef struct avg_win {
-  int64_t h0, h1, w0, w1;
-  double div;
-} avg_win;
-
-INLINE avg_win avg_window(const dc_pool2d_geom *g, int64_t oh, int64_t ow) {
-  avg_win a;
-  a.h0 = oh * g->stride[0] - g->pad[0];
-  a.w0 = ow * g->stride[1] - g->pad[1];
-  a.h1 = a.h0 + g->kernel[0] < g->h + g->pad[0] ? a.h0 + g->kernel[0] : g->h + g->pad[0];
-  a.w1 = a.w0 + g->kernel[1] < g->w + g->pad[1] ? a.w0 + g->kernel[1] : g->w + g->pad[1];
-  int64_t pool_size = (a.h1 - a.h0) * (a.w1 - a.w0);
-  if (a.h0 < 0) a.h0 = 0;
-  if (a.w0 < 0) a.w0 = 0;
-  if (a.h1 > g->h) a.h1 = g->h;
-  if (a.w1 > g->w) a.w1 = g->w;
-  if (a.h0 >= a.h1 || a.w0 >= a.w1)
-    a.div = 0;
-  else if (g->divisor)
-    a.div = (double)g->divisor;
-  else
-    a.div = (double)(g->count_include_pad ? pool_size : (a.h1 - a.h0) * (a.w1 - a.w0));
-  return a;
-}
+/* ---- avg pooling (the window: ../../pool-window.h, CUDA's too) ---- */
 
 INLINE void avg_plane(void *py, const void *px, const dc_pool2d_geom *g, int64_t p, bool f64) {
   int64_t xo = p * g->h * g->w, yo = p * g->oh * g->ow;
   for (int64_t oh = 0; oh < g->oh; oh++)
     for (int64_t ow = 0; ow < g->ow; ow++) {
-      avg_win a = avg_window(g, oh, ow);
+      dc__pool_win a = dc__pool_avg_window(g, oh, ow);
       double s = 0;
       for (int64_t ih = a.h0; ih < a.h1; ih++)
         for (int64_t iw = a.w0; iw < a.w1; iw++) s += dc__nn_ld(px, xo + ih * g->w + iw, f64);
@@ -313,7 +289,7 @@ INLINE void avg_plane_backward(void *pgx, const void *pgy, const dc_pool2d_geom 
   for (int64_t i = 0; i < g->h * g->w; i++) dc__nn_st(pgx, xo + i, f64, 0.0);
   for (int64_t oh = 0; oh < g->oh; oh++)
     for (int64_t ow = 0; ow < g->ow; ow++) {
-      avg_win a = avg_window(g, oh, ow);
+      dc__pool_win a = dc__pool_avg_window(g, oh, ow);
       if (a.div == 0) continue;
       double v = dc__nn_ld(pgy, yo + oh * g->ow + ow, f64) / a.div;
       for (int64_t ih = a.h0; ih < a.h1; ih++)
