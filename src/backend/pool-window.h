@@ -9,13 +9,7 @@
 
 #include "nn-kernels.h"
 
-#ifndef DC__HD
-#ifdef __CUDACC__
-#define DC__HD static inline __host__ __device__
-#else
-#define DC__HD static inline
-#endif
-#endif
+#include "hd.h"
 
 /* The clipped window of output (oh, ow) and its divisor (0: the window is empty). */
 typedef struct dc__pool_win {

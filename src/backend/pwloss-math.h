@@ -16,13 +16,7 @@ extern "C" {
 }
 #endif
 
-#ifndef DC__HD
-#ifdef __CUDACC__
-#define DC__HD static inline __host__ __device__
-#else
-#define DC__HD static inline
-#endif
-#endif
+#include "hd.h"
 
 DC__HD double dc__pwloss_softplus_neg(double x) { /* log(1 + e^-x), stable */
   return (x < 0 ? -x : 0.0) + log1p(exp(-fabs(x)));

@@ -91,7 +91,7 @@ static void host_bn_forward(dc__cubn *b) {
 static void host_bn_backward(dc__cubn *b) {
   bool need_sums = b->gw || b->gb || (b->gx && b->batch_stats);
   for (int64_t c = 0; c < b->C; c++) {
-    double sdy = 0, sdyx = 0, m = dc__cubn_ld(b->mean, c, b->f64);
+    double sdy = 0, sdyx = 0, m = dc__hd_ld(b->mean, c, b->f64);
     for (int64_t i = 0; need_sums && i < b->N * b->S; i++)
       dc__cubn_dot_elem(b, c, i, m, &sdy, &sdyx);
     dc__cubn_store_grads(b, c, sdy, sdyx);
@@ -244,7 +244,7 @@ static void pw_case(dc_pwloss_op op, dc_dtype dt, bool weighted, bool reduce, bo
   for (int64_t i = 0; i < E; i++) cr_assert(!dc__cupw_bad_input(&a, i), "%s", what);
   double s = 0;
   for (int64_t i = 0; i < E; i++) s += dc__cupw_loss_elem(&a, i);
-  if (reduce) dc__culoss_st(ptr(out2), 0, a.f64, s * scale);
+  if (reduce) dc__hd_st(ptr(out2), 0, a.f64, s * scale);
   close_to(out, out2, dt == DC_F64 ? 1e-12 : 1e-6, 1e-13, what);
   /* backward with gout like the forward's output */
   dc_tensor *gout = reduce ? vals(DC_SCALAR_SHAPE, dt, 25, 0.5, 2, false)
@@ -330,7 +330,7 @@ static void xent_case(dc_dtype dt, bool log_softmax, bool weighted, double eps, 
     cr_assert(dc__cuxent_target_ok(tv[r], C, true, ignore));
     dc__cuxent_row_forward(&a, r, sums);
   }
-  if (a.reduce) dc__culoss_st(ptr(out2), 0, a.f64, dc__cuxent_total(&a, sums));
+  if (a.reduce) dc__hd_st(ptr(out2), 0, a.f64, dc__cuxent_total(&a, sums));
   close_to(out, out2, TOL(dt), what);
   if (lse) close_to(lse, lse2, TOL(dt), "lse");
   cr_expect_eq(wsum[0], sums[2], "%s: wsum %g vs %g", what, wsum[0], sums[2]);
@@ -415,7 +415,7 @@ Test(cuda_math, multi_margin_matches_cpu) {
                     .out = ptr(out2)};
       double s = 0;
       for (int64_t n = 0; n < N; n++) s += dc__cumm_row_forward(&a, n);
-      if (reduce) dc__culoss_st(ptr(out2), 0, a.f64, s * scale);
+      if (reduce) dc__hd_st(ptr(out2), 0, a.f64, s * scale);
       close_to(out, out2, TOL(dt), "multi_margin forward");
       dc_tensor *gout = reduce ? vals(DC_SCALAR_SHAPE, dt, 43, 0.5, 2, false)
                                : vals(DC_SHAPE(N), dt, 43, -1, 1, false);

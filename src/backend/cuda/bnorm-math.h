@@ -12,13 +12,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
-#ifndef DC__HD
-#ifdef __CUDACC__
-#define DC__HD static inline __host__ __device__
-#else
-#define DC__HD static inline
-#endif
-#endif
+#include "../hd.h"
 
 /* One batch norm call. Inputs const, outputs not; mean/invstd are outputs of the forward and
  * inputs of the backward. Pointers are element 0 of contiguous tensors, NULL when absent. */
@@ -33,18 +27,9 @@ typedef struct dc__cubn {
   void *y, *mean, *invstd, *rmean, *rvar, *gx, *gw, *gb;
 } dc__cubn;
 
-DC__HD double dc__cubn_ld(const void *p, int64_t i, bool f64) {
-  return f64 ? ((const double *)p)[i] : (double)((const float *)p)[i];
-}
-DC__HD void dc__cubn_st(void *p, int64_t i, bool f64, double v) {
-  if (f64)
-    ((double *)p)[i] = v;
-  else
-    ((float *)p)[i] = (float)v;
-}
 /* p[c], or dflt when p is NULL */
 DC__HD double dc__cubn_ld_opt(const void *p, int64_t c, bool f64, double dflt) {
-  return p ? dc__cubn_ld(p, c, f64) : dflt;
+  return p ? dc__hd_ld(p, c, f64) : dflt;
 }
 /* flat offset of channel c's i-th value */
 DC__HD int64_t dc__cubn_off(const dc__cubn *b, int64_t c, int64_t i) {
@@ -55,12 +40,12 @@ DC__HD int64_t dc__cubn_off(const dc__cubn *b, int64_t c, int64_t i) {
 
 /* the shift of channel c's shifted sums: its first value (0 for an empty channel) */
 DC__HD double dc__cubn_shift(const dc__cubn *b, int64_t c) {
-  return b->N * b->S > 0 ? dc__cubn_ld(b->x, c * b->S, b->f64) : 0.0;
+  return b->N * b->S > 0 ? dc__hd_ld(b->x, c * b->S, b->f64) : 0.0;
 }
 /* s1 += x - shift, s2 += (x - shift)^2 for channel c's i-th value */
 DC__HD void dc__cubn_stat_elem(const dc__cubn *b, int64_t c, int64_t i, double shift, double *s1,
                                double *s2) {
-  double d = dc__cubn_ld(b->x, dc__cubn_off(b, c, i), b->f64) - shift;
+  double d = dc__hd_ld(b->x, dc__cubn_off(b, c, i), b->f64) - shift;
   *s1 += d;
   *s2 += d * d;
 }
@@ -80,16 +65,15 @@ DC__HD void dc__cubn_stats(const dc__cubn *b, int64_t c, double shift, double s1
 /* What one thread per channel writes: save_mean, save_invstd and (batch_stats) the running
  * stats moved by momentum, the variance unbiased. */
 DC__HD void dc__cubn_store(const dc__cubn *b, int64_t c, double mean, double var) {
-  dc__cubn_st(b->mean, c, b->f64, mean);
-  dc__cubn_st(b->invstd, c, b->f64, 1.0 / sqrt(var + b->eps));
+  dc__hd_st(b->mean, c, b->f64, mean);
+  dc__hd_st(b->invstd, c, b->f64, 1.0 / sqrt(var + b->eps));
   if (!b->batch_stats) return;
   double M = (double)(b->N * b->S), mo = b->momentum;
   if (b->rmean)
-    dc__cubn_st(b->rmean, c, b->rm_f64, (1 - mo) * dc__cubn_ld(b->rmean, c, b->rm_f64) + mo * mean);
+    dc__hd_st(b->rmean, c, b->rm_f64, (1 - mo) * dc__hd_ld(b->rmean, c, b->rm_f64) + mo * mean);
   if (b->rvar) {
     double unbiased = M > 1 ? var * M / (M - 1) : var;
-    dc__cubn_st(b->rvar, c, b->rv_f64,
-                (1 - mo) * dc__cubn_ld(b->rvar, c, b->rv_f64) + mo * unbiased);
+    dc__hd_st(b->rvar, c, b->rv_f64, (1 - mo) * dc__hd_ld(b->rvar, c, b->rv_f64) + mo * unbiased);
   }
 }
 /* y = (x - mean) * a + beta with a = invstd * weight (x - mean first: x * a + (beta - mean a)
@@ -111,8 +95,8 @@ DC__HD void dc__cubn_affine_elem(const dc__cubn *b, int64_t c, int64_t i, double
 
 /* gy at flat offset o, zero where the fused ReLU's output yr is <= 0 (a NaN passes) */
 DC__HD double dc__cubn_dy(const dc__cubn *b, int64_t o) {
-  if (b->yr && dc__cubn_ld(b->yr, o, b->f64) <= 0) return 0.0;
-  return dc__cubn_ld(b->gy, o, b->f64);
+  if (b->yr && dc__hd_ld(b->yr, o, b->f64) <= 0) return 0.0;
+  return dc__hd_ld(b->gy, o, b->f64);
 }
 /* sdy += dy, sdyx += dy * (x - m) for channel c's i-th value */
 DC__HD void dc__cubn_dot_elem(const dc__cubn *b, int64_t c, int64_t i, double m, double *sdy,
@@ -120,7 +104,7 @@ DC__HD void dc__cubn_dot_elem(const dc__cubn *b, int64_t c, int64_t i, double m,
   int64_t o = dc__cubn_off(b, c, i);
   double d = dc__cubn_dy(b, o);
   *sdy += d;
-  *sdyx += d * (dc__cubn_ld(b->x, o, b->f64) - m);
+  *sdyx += d * (dc__hd_ld(b->x, o, b->f64) - m);
 }
 /* the per-channel terms (nn-cpu.h's dc__bn_grad_of): gx = dy * k + (x - m) * a + bc, that is
  * (dy - gmean - (x - m) * proj) * k; training mode (batch_stats) only has gmean and proj */
@@ -129,8 +113,8 @@ typedef struct dc__cubn_grad {
 } dc__cubn_grad;
 DC__HD dc__cubn_grad dc__cubn_grad_of(const dc__cubn *b, int64_t c, double sdy, double sdyx) {
   dc__cubn_grad g;
-  double is = dc__cubn_ld(b->invstd, c, b->f64), M = (double)(b->N * b->S);
-  g.m = dc__cubn_ld(b->mean, c, b->f64);
+  double is = dc__hd_ld(b->invstd, c, b->f64), M = (double)(b->N * b->S);
+  g.m = dc__hd_ld(b->mean, c, b->f64);
   g.k = dc__cubn_ld_opt(b->weight, c, b->f64, 1.0) * is;
   g.a = g.bc = g.proj = g.gmean = 0.0;
   if (b->batch_stats && M > 0) {
@@ -143,8 +127,8 @@ DC__HD dc__cubn_grad dc__cubn_grad_of(const dc__cubn *b, int64_t c, double sdy, 
 }
 /* what one thread per channel writes: gb = sum(dy), gw = sum(dy * (x - m)) * invstd */
 DC__HD void dc__cubn_store_grads(const dc__cubn *b, int64_t c, double sdy, double sdyx) {
-  if (b->gb) dc__cubn_st(b->gb, c, b->f64, sdy);
-  if (b->gw) dc__cubn_st(b->gw, c, b->f64, sdyx * dc__cubn_ld(b->invstd, c, b->f64));
+  if (b->gb) dc__hd_st(b->gb, c, b->f64, sdy);
+  if (b->gw) dc__hd_st(b->gw, c, b->f64, sdyx * dc__hd_ld(b->invstd, c, b->f64));
 }
 /* gx of channel c's i-th value. Eval: dy * k (no x term, so an infinite x gives no NaN).
  * Training: float64 as (dy - gmean - (x - m) * proj) * k; float32 in float as the CPU's rows,
@@ -152,8 +136,8 @@ DC__HD void dc__cubn_store_grads(const dc__cubn *b, int64_t c, double sdy, doubl
 DC__HD void dc__cubn_grad_elem(const dc__cubn *b, int64_t c, int64_t i, const dc__cubn_grad *g) {
   int64_t o = dc__cubn_off(b, c, i);
   if (!b->batch_stats) {
-    double d = dc__cubn_ld(b->gy, o, b->f64), y = b->yr ? dc__cubn_ld(b->yr, o, b->f64) : 1.0;
-    dc__cubn_st(b->gx, o, b->f64, y <= 0 ? 0.0 : d * g->k);
+    double d = dc__hd_ld(b->gy, o, b->f64), y = b->yr ? dc__hd_ld(b->yr, o, b->f64) : 1.0;
+    dc__hd_st(b->gx, o, b->f64, y <= 0 ? 0.0 : d * g->k);
     return;
   }
   double d = dc__cubn_dy(b, o);

@@ -32,7 +32,7 @@ __global__ void bn_backward_k(dc__cubn b, bool need_sums) {
   for (int64_t c = blockIdx.x; c < b.C; c += gridDim.x) {
     double s[2] = {0.0, 0.0};
     if (need_sums) {
-      double m = dc__cubn_ld(b.mean, c, b.f64);
+      double m = dc__hd_ld(b.mean, c, b.f64);
       for (int64_t i = threadIdx.x; i < M; i += blockDim.x)
         dc__cubn_dot_elem(&b, c, i, m, &s[0], &s[1]);
       dc__cu_block_sum<2>(s, sh);

@@ -22,23 +22,7 @@ extern "C" {
 #endif
 #include "../pwloss-math.h"
 
-#ifndef DC__HD
-#ifdef __CUDACC__
-#define DC__HD static inline __host__ __device__
-#else
-#define DC__HD static inline
-#endif
-#endif
-
-DC__HD double dc__culoss_ld(const void *p, int64_t i, bool f64) {
-  return f64 ? ((const double *)p)[i] : (double)((const float *)p)[i];
-}
-DC__HD void dc__culoss_st(void *p, int64_t i, bool f64, double v) {
-  if (f64)
-    ((double *)p)[i] = v;
-  else
-    ((float *)p)[i] = (float)v;
-}
+#include "../hd.h"
 
 /* ---- pointwise losses ---- */
 
@@ -55,25 +39,25 @@ typedef struct dc__cupw {
 
 /* BCE's input check: element i outside [0, 1] (NaN included) */
 DC__HD bool dc__cupw_bad_input(const dc__cupw *a, int64_t i) {
-  double v = dc__culoss_ld(a->x, i, a->f64);
+  double v = dc__hd_ld(a->x, i, a->f64);
   return a->op == DC_PWLOSS_BCE && !(v >= 0 && v <= 1);
 }
 /* element i's weighted loss; stored in out[i] unless reduced (then the caller sums it) */
 DC__HD double dc__cupw_loss_elem(const dc__cupw *a, int64_t i) {
-  double l = dc__pwloss_value(a->op, dc__culoss_ld(a->x, i, a->f64), dc__culoss_ld(a->t, i, a->f64),
-                              a->p, a->pw ? dc__culoss_ld(a->pw, i, a->f64) : NAN);
-  if (a->w) l *= dc__culoss_ld(a->w, i, a->f64);
-  if (!a->reduce) dc__culoss_st(a->out, i, a->f64, l);
+  double l = dc__pwloss_value(a->op, dc__hd_ld(a->x, i, a->f64), dc__hd_ld(a->t, i, a->f64), a->p,
+                              a->pw ? dc__hd_ld(a->pw, i, a->f64) : NAN);
+  if (a->w) l *= dc__hd_ld(a->w, i, a->f64);
+  if (!a->reduce) dc__hd_st(a->out, i, a->f64, l);
   return l;
 }
 /* gx[i], gt[i] = the element's gradients times gout (per element or 0-d), scale, weight */
 DC__HD void dc__cupw_grad_elem(const dc__cupw *a, int64_t i) {
-  double dx, dt, g = dc__culoss_ld(a->gout, a->per_elem ? i : 0, a->f64) * a->scale;
-  dc__pwloss_grad(a->op, dc__culoss_ld(a->x, i, a->f64), dc__culoss_ld(a->t, i, a->f64), a->p,
-                  a->pw ? dc__culoss_ld(a->pw, i, a->f64) : NAN, &dx, &dt);
-  if (a->w) g *= dc__culoss_ld(a->w, i, a->f64);
-  if (a->gx) dc__culoss_st(a->gx, i, a->f64, dx * g);
-  if (a->gt) dc__culoss_st(a->gt, i, a->f64, dt * g);
+  double dx, dt, g = dc__hd_ld(a->gout, a->per_elem ? i : 0, a->f64) * a->scale;
+  dc__pwloss_grad(a->op, dc__hd_ld(a->x, i, a->f64), dc__hd_ld(a->t, i, a->f64), a->p,
+                  a->pw ? dc__hd_ld(a->pw, i, a->f64) : NAN, &dx, &dt);
+  if (a->w) g *= dc__hd_ld(a->w, i, a->f64);
+  if (a->gx) dc__hd_st(a->gx, i, a->f64, dx * g);
+  if (a->gt) dc__hd_st(a->gt, i, a->f64, dt * g);
 }
 
 /* ---- cross-entropy / NLL ---- */
@@ -97,13 +81,13 @@ DC__HD int64_t dc__cuxent_base(const dc__cuxent *a, int64_t r) {
   return (r / a->I) * a->C * a->I + r % a->I;
 }
 DC__HD double dc__cuxent_w(const dc__cuxent *a, int64_t c) {
-  return a->w ? dc__culoss_ld(a->w, c, a->f64) : 1.0;
+  return a->w ? dc__hd_ld(a->w, c, a->f64) : 1.0;
 }
 /* the largest of the row's C values (NaN if one is NaN) */
 DC__HD double dc__cuxent_row_max(const dc__cuxent *a, int64_t base) {
   double mx = -INFINITY;
   for (int64_t c = 0; c < a->C; c++) {
-    double v = dc__culoss_ld(a->x, base + c * a->I, a->f64);
+    double v = dc__hd_ld(a->x, base + c * a->I, a->f64);
     if (v > mx || isnan(v)) mx = v;
   }
   return mx;
@@ -117,24 +101,24 @@ DC__HD void dc__cuxent_row_forward(const dc__cuxent *a, int64_t r, double *sums)
   if (a->log_softmax) {
     mx = dc__cuxent_row_max(a, base);
     double se = 0;
-    for (int64_t c = 0; c < C; c++) se += exp(dc__culoss_ld(a->x, base + c * I, a->f64) - mx);
+    for (int64_t c = 0; c < C; c++) se += exp(dc__hd_ld(a->x, base + c * I, a->f64) - mx);
     ls = isinf(mx) ? 0 : log(se);
-    dc__culoss_st(a->lse, r, a->f64, ls);
+    dc__hd_st(a->lse, r, a->f64, ls);
   }
   int64_t t = a->t[r];
   double row = 0;
   if (t != a->ignore) {
     double wt = dc__cuxent_w(a, t);
-    double na = -wt * ((dc__culoss_ld(a->x, base + t * I, a->f64) - mx) - ls), s = 0;
+    double na = -wt * ((dc__hd_ld(a->x, base + t * I, a->f64) - mx) - ls), s = 0;
     if (a->eps > 0)
       for (int64_t c = 0; c < C; c++)
-        s -= dc__cuxent_w(a, c) * ((dc__culoss_ld(a->x, base + c * I, a->f64) - mx) - ls);
+        s -= dc__cuxent_w(a, c) * ((dc__hd_ld(a->x, base + c * I, a->f64) - mx) - ls);
     sums[0] += na;
     sums[1] += s;
     sums[2] += wt;
     row = (1 - a->eps) * na + a->eps / (double)C * s;
   }
-  if (!a->reduce) dc__culoss_st(a->out, r, a->f64, row);
+  if (!a->reduce) dc__hd_st(a->out, r, a->f64, row);
 }
 /* the reduced loss from the summed terms (sum of NLL terms, of smoothing terms, of weights):
  * MEAN divides both by the summed weights of the non-ignored targets, as PyTorch 1.13 */
@@ -148,23 +132,23 @@ DC__HD double dc__cuxent_total(const dc__cuxent *a, const double *sums) {
 DC__HD void dc__cuxent_row_backward(const dc__cuxent *a, int64_t r) {
   int64_t base = dc__cuxent_base(a, r), t = a->t[r], C = a->C, I = a->I;
   if (t == a->ignore) {
-    for (int64_t c = 0; c < C; c++) dc__culoss_st(a->gx, base + c * I, a->f64, 0.0);
+    for (int64_t c = 0; c < C; c++) dc__hd_st(a->gx, base + c * I, a->f64, 0.0);
     return;
   }
   double W = 0;
   for (int64_t c = 0; c < C; c++) W += dc__cuxent_w(a, c);
-  double g = dc__culoss_ld(a->gout, a->reduce ? 0 : r, a->f64), wt = dc__cuxent_w(a, t);
+  double g = dc__hd_ld(a->gout, a->reduce ? 0 : r, a->f64), wt = dc__cuxent_w(a, t);
   double d1 = a->mean ? a->wsum[0] : 1.0, d2 = a->mean ? a->wsum[1] : 1.0;
   double c1 = (1 - a->eps) * g / d1 * wt, c2 = a->eps / (double)C * g / d2;
   if (!a->log_softmax) {
-    for (int64_t c = 0; c < C; c++) dc__culoss_st(a->gx, base + c * I, a->f64, c == t ? -c1 : 0.0);
+    for (int64_t c = 0; c < C; c++) dc__hd_st(a->gx, base + c * I, a->f64, c == t ? -c1 : 0.0);
     return;
   }
-  double mx = dc__cuxent_row_max(a, base), ls = dc__culoss_ld(a->lse, r, a->f64);
+  double mx = dc__cuxent_row_max(a, base), ls = dc__hd_ld(a->lse, r, a->f64);
   for (int64_t c = 0; c < C; c++) {
-    double pc = exp((dc__culoss_ld(a->x, base + c * I, a->f64) - mx) - ls);
+    double pc = exp((dc__hd_ld(a->x, base + c * I, a->f64) - mx) - ls);
     double v = c1 * (pc - (double)(c == t)) + c2 * (pc * W - dc__cuxent_w(a, c));
-    dc__culoss_st(a->gx, base + c * I, a->f64, v);
+    dc__hd_st(a->gx, base + c * I, a->f64, v);
   }
 }
 
@@ -184,30 +168,30 @@ typedef struct dc__cumm {
 /* row n's loss; stored in out[n] unless reduced (then the caller sums it) */
 DC__HD double dc__cumm_row_forward(const dc__cumm *a, int64_t n) {
   int64_t y = a->t[n], C = a->C;
-  double xy = dc__culoss_ld(a->x, n * C + y, a->f64), s = 0;
+  double xy = dc__hd_ld(a->x, n * C + y, a->f64), s = 0;
   for (int64_t i = 0; i < C; i++) {
     if (i == y) continue;
-    double z = a->margin - xy + dc__culoss_ld(a->x, n * C + i, a->f64);
-    if (z > 0) s += (a->p == 1 ? z : z * z) * (a->w ? dc__culoss_ld(a->w, y, a->f64) : 1.0);
+    double z = a->margin - xy + dc__hd_ld(a->x, n * C + i, a->f64);
+    if (z > 0) s += (a->p == 1 ? z : z * z) * (a->w ? dc__hd_ld(a->w, y, a->f64) : 1.0);
   }
   s /= (double)C;
-  if (!a->reduce) dc__culoss_st(a->out, n, a->f64, s);
+  if (!a->reduce) dc__hd_st(a->out, n, a->f64, s);
   return s;
 }
 /* gx of row n */
 DC__HD void dc__cumm_row_backward(const dc__cumm *a, int64_t n) {
   int64_t y = a->t[n], C = a->C;
-  double g = dc__culoss_ld(a->gout, a->per_row ? n : 0, a->f64) * a->scale / (double)C;
-  if (a->w) g *= dc__culoss_ld(a->w, y, a->f64);
-  double xy = dc__culoss_ld(a->x, n * C + y, a->f64), gy = 0;
+  double g = dc__hd_ld(a->gout, a->per_row ? n : 0, a->f64) * a->scale / (double)C;
+  if (a->w) g *= dc__hd_ld(a->w, y, a->f64);
+  double xy = dc__hd_ld(a->x, n * C + y, a->f64), gy = 0;
   for (int64_t i = 0; i < C; i++) {
     if (i == y) continue;
-    double z = a->margin - xy + dc__culoss_ld(a->x, n * C + i, a->f64);
+    double z = a->margin - xy + dc__hd_ld(a->x, n * C + i, a->f64);
     double h = z > 0 ? (a->p == 1 ? g : 2 * g * z) : 0.0;
     gy -= h;
-    dc__culoss_st(a->gx, n * C + i, a->f64, h);
+    dc__hd_st(a->gx, n * C + i, a->f64, h);
   }
-  dc__culoss_st(a->gx, n * C + y, a->f64, gy);
+  dc__hd_st(a->gx, n * C + y, a->f64, gy);
 }
 
 #endif

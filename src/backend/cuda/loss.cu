@@ -38,7 +38,7 @@ __global__ void sum_store_k(void *out, bool f64, const double *part, int64_t nb,
   double s[1] = {0.0};
   for (int64_t b = threadIdx.x; b < nb; b += blockDim.x) s[0] += part[b];
   dc__cu_block_sum<1>(s, sh);
-  if (threadIdx.x == 0) dc__culoss_st(out, 0, f64, s[0] * scale);
+  if (threadIdx.x == 0) dc__hd_st(out, 0, f64, s[0] * scale);
 }
 
 __global__ void pw_backward_k(dc__cupw a) { DC__CU_FOR(i, a.n) dc__cupw_grad_elem(&a, i); }

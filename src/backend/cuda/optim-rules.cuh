@@ -20,11 +20,7 @@ extern "C" {
 }
 #endif
 
-#ifdef __CUDACC__
-#define DC__HD __host__ __device__ static inline
-#else
-#define DC__HD static inline
-#endif
+#include "../hd.h"
 
 /* Elements per block of the fused step, scale and clamp launches (any size would do). */
 #define DC__CU_OPTK_CHUNK 4096

@@ -14,27 +14,23 @@
 #include "../nn-kernels.h"
 #include "../pool-window.h"
 
-#ifdef __CUDACC__
-#define DC__POOL_FN __host__ __device__ static inline
-#else
-#define DC__POOL_FN static inline
-#endif
+#include "../hd.h"
 
-DC__POOL_FN double dc__pool_ld(const void *x, bool f64, int64_t i) {
+DC__HD double dc__pool_ld(const void *x, bool f64, int64_t i) {
   return f64 ? ((const double *)x)[i] : (double)((const float *)x)[i];
 }
 
 /* acc + v rounded to the tensor's dtype, as the CPU's gx[i] += v does (float: double rounding
  * of a sum through double equals float addition) */
-DC__POOL_FN double dc__pool_acc(double acc, double v, bool f64) {
+DC__HD double dc__pool_acc(double acc, double v, bool f64) {
   return f64 ? acc + v : (double)(float)(acc + v);
 }
 
 /* ---- max pooling (cpu/nn/pool.c max_plane) ---- */
 
 /* y at output (p, oh, ow); *best its argmax in the plane */
-DC__POOL_FN double dc__pool_max_at(const dc_pool2d_geom *g, const void *x, bool f64, int64_t p,
-                                   int64_t oh, int64_t ow, int32_t *best) {
+DC__HD double dc__pool_max_at(const dc_pool2d_geom *g, const void *x, bool f64, int64_t p,
+                              int64_t oh, int64_t ow, int32_t *best) {
   int64_t H = g->h, W = g->w, dh = g->dilation[0], dw = g->dilation[1];
   int64_t h0 = oh * g->stride[0] - g->pad[0], w0 = ow * g->stride[1] - g->pad[1];
   int64_t h1 = h0 + (g->kernel[0] - 1) * dh + 1, w1 = w0 + (g->kernel[1] - 1) * dw + 1;
@@ -59,8 +55,8 @@ DC__POOL_FN double dc__pool_max_at(const dc_pool2d_geom *g, const void *x, bool 
 /* ---- avg pooling (the window: ../pool-window.h, the CPU's too) ---- */
 
 /* y at output (p, oh, ow) */
-DC__POOL_FN double dc__pool_avg_at(const dc_pool2d_geom *g, const void *x, bool f64, int64_t p,
-                                   int64_t oh, int64_t ow) {
+DC__HD double dc__pool_avg_at(const dc_pool2d_geom *g, const void *x, bool f64, int64_t p,
+                              int64_t oh, int64_t ow) {
   dc__pool_win a = dc__pool_avg_window(g, oh, ow);
   int64_t xo = p * g->h * g->w;
   double s = 0;
@@ -71,8 +67,8 @@ DC__POOL_FN double dc__pool_avg_at(const dc_pool2d_geom *g, const void *x, bool 
 
 /* The outputs [*lo, *hi] along one dim whose (unclipped) window [o*s - pad, o*s - pad + span)
  * can hold input position i. */
-DC__POOL_FN void dc__pool_range(int64_t i, int64_t s, int64_t pad, int64_t span, int64_t O,
-                                int64_t *lo, int64_t *hi) {
+DC__HD void dc__pool_range(int64_t i, int64_t s, int64_t pad, int64_t span, int64_t O, int64_t *lo,
+                           int64_t *hi) {
   int64_t first = i + pad - span + 1; /* o*s >= first */
   *lo = first <= 0 ? 0 : (first + s - 1) / s;
   *hi = (i + pad) / s;
@@ -80,8 +76,8 @@ DC__POOL_FN void dc__pool_range(int64_t i, int64_t s, int64_t pad, int64_t span,
 }
 
 /* gx at input (p, ih, iw): gy / divisor of every window holding it, in output order */
-DC__POOL_FN double dc__pool_avg_grad_at(const dc_pool2d_geom *g, const void *gy, bool f64,
-                                        int64_t p, int64_t ih, int64_t iw) {
+DC__HD double dc__pool_avg_grad_at(const dc_pool2d_geom *g, const void *gy, bool f64, int64_t p,
+                                   int64_t ih, int64_t iw) {
   int64_t oh0, oh1, ow0, ow1, yo = p * g->oh * g->ow;
   dc__pool_range(ih, g->stride[0], g->pad[0], g->kernel[0], g->oh, &oh0, &oh1);
   dc__pool_range(iw, g->stride[1], g->pad[1], g->kernel[1], g->ow, &ow0, &ow1);
@@ -97,22 +93,22 @@ DC__POOL_FN double dc__pool_avg_grad_at(const dc_pool2d_geom *g, const void *gy,
 
 /* ---- adaptive pooling: window o of O over I is [floor(o*I/O), ceil((o+1)*I/O)) ---- */
 
-DC__POOL_FN int64_t dc__pool_ad_start(int64_t o, int64_t O, int64_t I) {
+DC__HD int64_t dc__pool_ad_start(int64_t o, int64_t O, int64_t I) {
   return (o / O) * I + ((o % O) * I) / O;
 }
-DC__POOL_FN int64_t dc__pool_ad_end(int64_t o, int64_t O, int64_t I) {
+DC__HD int64_t dc__pool_ad_end(int64_t o, int64_t O, int64_t I) {
   return 1 + ((o + 1) * I - 1) / O;
 }
 /* the outputs [*lo, *hi] whose window holds input position i */
-DC__POOL_FN void dc__pool_ad_range(int64_t i, int64_t O, int64_t I, int64_t *lo, int64_t *hi) {
+DC__HD void dc__pool_ad_range(int64_t i, int64_t O, int64_t I, int64_t *lo, int64_t *hi) {
   *lo = i * O / I;
   *hi = ((i + 1) * O + I - 1) / I - 1;
   if (*hi > O - 1) *hi = O - 1;
 }
 
 /* y at output (p, oh, ow): the mean, or with is_max the maximum and *best its argmax */
-DC__POOL_FN double dc__pool_adaptive_at(const dc_pool2d_geom *g, const void *x, bool f64, int64_t p,
-                                        int64_t oh, int64_t ow, bool is_max, int32_t *best) {
+DC__HD double dc__pool_adaptive_at(const dc_pool2d_geom *g, const void *x, bool f64, int64_t p,
+                                   int64_t oh, int64_t ow, bool is_max, int32_t *best) {
   int64_t h0 = dc__pool_ad_start(oh, g->oh, g->h), h1 = dc__pool_ad_end(oh, g->oh, g->h);
   int64_t w0 = dc__pool_ad_start(ow, g->ow, g->w), w1 = dc__pool_ad_end(ow, g->ow, g->w);
   int64_t xo = p * g->h * g->w, b = h0 * g->w + w0;
@@ -132,8 +128,8 @@ DC__POOL_FN double dc__pool_adaptive_at(const dc_pool2d_geom *g, const void *x, 
 }
 
 /* gx at input (p, ih, iw) of adaptive avg pooling: gy / window size of every window holding it */
-DC__POOL_FN double dc__pool_adaptive_avg_grad_at(const dc_pool2d_geom *g, const void *gy, bool f64,
-                                                 int64_t p, int64_t ih, int64_t iw) {
+DC__HD double dc__pool_adaptive_avg_grad_at(const dc_pool2d_geom *g, const void *gy, bool f64,
+                                            int64_t p, int64_t ih, int64_t iw) {
   int64_t oh0, oh1, ow0, ow1, yo = p * g->oh * g->ow;
   dc__pool_ad_range(ih, g->oh, g->h, &oh0, &oh1);
   dc__pool_ad_range(iw, g->ow, g->w, &ow0, &ow1);
@@ -155,8 +151,8 @@ DC__POOL_FN double dc__pool_adaptive_avg_grad_at(const dc_pool2d_geom *g, const 
 
 /* gx at input (p, ih, iw): the sum of gy over the outputs whose idx names this position, in
  * output order. Only windows that can hold the position are read: an argmax lies in its window. */
-DC__POOL_FN double dc__pool_max_grad_at(const dc_pool2d_geom *g, const void *gy, const int32_t *idx,
-                                        bool f64, int64_t p, int64_t ih, int64_t iw) {
+DC__HD double dc__pool_max_grad_at(const dc_pool2d_geom *g, const void *gy, const int32_t *idx,
+                                   bool f64, int64_t p, int64_t ih, int64_t iw) {
   int64_t oh0, oh1, ow0, ow1, yo = p * g->oh * g->ow;
   if (g->kernel[0] == 0) { /* adaptive */
     dc__pool_ad_range(ih, g->oh, g->h, &oh0, &oh1);

@@ -88,8 +88,7 @@ __global__ void xent_forward_k(dc__cuxent a, double *part) {
 
 /* one thread: the reduced loss from the three sums */
 __global__ void xent_total_k(dc__cuxent a, const double *sums) {
-  if (threadIdx.x == 0 && blockIdx.x == 0)
-    dc__culoss_st(a.out, 0, a.f64, dc__cuxent_total(&a, sums));
+  if (threadIdx.x == 0 && blockIdx.x == 0) dc__hd_st(a.out, 0, a.f64, dc__cuxent_total(&a, sums));
 }
 
 __global__ void xent_backward_k(dc__cuxent a) { DC__CU_FOR(r, a.R) dc__cuxent_row_backward(&a, r); }
@@ -169,7 +168,7 @@ __global__ void mm_forward_k(dc__cumm a, double *part) {
 
 /* one thread: out[0] = sums[0] * scale */
 __global__ void mm_total_k(dc__cumm a, const double *sums) {
-  if (threadIdx.x == 0 && blockIdx.x == 0) dc__culoss_st(a.out, 0, a.f64, sums[0] * a.scale);
+  if (threadIdx.x == 0 && blockIdx.x == 0) dc__hd_st(a.out, 0, a.f64, sums[0] * a.scale);
 }
 
 __global__ void mm_backward_k(dc__cumm a) { DC__CU_FOR(n, a.N) dc__cumm_row_backward(&a, n); }
