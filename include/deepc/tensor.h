@@ -108,7 +108,30 @@ DC_API int dc_synchronize(dc_device dev);
 /* Bytes of tensor storage on dev now and at most since the start (or the last reset); either
  * pointer may be NULL. */
 DC_API int dc_device_memory(dc_device dev, int64_t *live_bytes, int64_t *peak_bytes);
+/* Restarts both peaks of dev (allocated and reserved) at their current values, like
+ * torch.cuda.reset_peak_memory_stats. */
 DC_API void dc_device_memory_reset_peak(dc_device dev);
+/* A device's memory counters, torch.cuda's names in the comments. A device without a caching
+ * allocator (cpu, testdev) reserves what its tensors hold: reserved = allocated. */
+typedef struct dc_memory_stats {
+  int64_t allocated_bytes;      /* tensor storage now (memory_allocated) */
+  int64_t peak_allocated_bytes; /* at most since the start or reset (max_memory_allocated) */
+  int64_t reserved_bytes;       /* held from the driver, cached blocks included (memory_reserved) */
+  int64_t peak_reserved_bytes;  /* max_memory_reserved */
+  int64_t device_mallocs;       /* driver allocations so far (cudaMalloc; storages made where
+                                   there is no cache): constant over a steady training step */
+} dc_memory_stats;
+DC_API int dc_device_memory_stats(dc_device dev, dc_memory_stats *s);
+/* Gives dev's cached free blocks back to the driver (torch.cuda.empty_cache); waits for dev
+ * first. Tensors stay valid; a no-op on devices without a cache. */
+DC_API int dc_device_empty_cache(dc_device dev);
+/* TF32 tensor cores for float32 matrix products and convolutions on cuda
+ * (torch.backends.cuda.matmul.allow_tf32 and torch.backends.cudnn.allow_tf32 in one): off by
+ * default, as PyTorch's matmul, unless DEEPC_ALLOW_TF32=1 is in the environment; a call wins
+ * over the variable. Results then round inputs to 10 mantissa bits. No effect on other
+ * devices. */
+DC_API void dc_set_allow_tf32(bool on);
+DC_API bool dc_allow_tf32(void);
 
 /* ---- creation (NULL + dc_last_error() on failure) ----
  * The functions without a device make cpu tensors; each has an _on variant that makes the

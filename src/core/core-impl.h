@@ -79,7 +79,14 @@ bool dc__mul_overflow(int64_t a, int64_t b, int64_t *out);
  * (src/backend/registry.c). Pointers are device pointers: byte offsets may be added to them, the
  * host never dereferences them (except the cpu's). Entries return DC_OK or a status with
  * dc__errs' message. */
-#define DC_DEVICE_MEM_VERSION 1
+#define DC_DEVICE_MEM_VERSION 2
+/* A queued host -> device copy (from_host_async): opaque, the backend's own. */
+typedef struct dc__copy_ticket dc__copy_ticket;
+/* The caching allocator's counters (cache_stats): bytes held from the driver now and at most
+ * since the last reset, and the driver allocations (cudaMalloc) made. */
+typedef struct dc__cache_stats {
+  int64_t reserved_bytes, peak_reserved_bytes, device_mallocs;
+} dc__cache_stats;
 typedef struct dc_device_mem {
   int version;                   /* DC_DEVICE_MEM_VERSION */
   void *(*alloc)(size_t nbytes); /* NULL on failure (no message needed) */
@@ -90,6 +97,25 @@ typedef struct dc_device_mem {
   int (*from_host)(void *dst, const void *host, size_t n);
   int (*copy)(void *dst, const void *src, size_t n);
   int (*synchronize)(void); /* waits for everything queued on the device */
+  /* ---- optional (NULL: core falls back as said) ----
+   * Page-locked host memory, which from_host_async may read while the host goes on (NULL:
+   * host buffers come from dc__malloc). */
+  void *(*host_alloc_pinned)(size_t nbytes); /* NULL on failure */
+  void (*host_free_pinned)(void *p);
+  /* Queues n bytes from host (from host_alloc_pinned) to dst on a copy stream and returns at
+   * once: work queued on the device afterwards (kernels, copies, frees) sees the bytes, and
+   * the copy waits for the work queued before it, so dst may be a block just freed. host must
+   * stay untouched until copy_done says so; *ticket tells (free it with ticket_free). NULL:
+   * core copies with from_host and gives no ticket. */
+  int (*from_host_async)(void *dst, const void *host, size_t n, dc__copy_ticket **ticket);
+  /* 1: the copy finished reading host, 0: not yet (only without wait), else a status. */
+  int (*copy_done)(dc__copy_ticket *ticket, bool wait);
+  void (*ticket_free)(dc__copy_ticket *ticket); /* NULL is a no-op; the copy need not be done */
+  /* The caching allocator's counters; with reset_peak, the peak restarts at the current value
+   * (NULL: no cache, reserved = the storage bytes core counts). */
+  void (*cache_stats)(dc__cache_stats *s, bool reset_peak);
+  /* Gives the cached free blocks back to the driver (NULL: nothing cached). */
+  int (*empty_cache)(void);
 } dc_device_mem;
 
 /* The cpu's memory entries: host memory through the allocation hook (dc__malloc). */
@@ -139,6 +165,21 @@ dc_tensor *dc__host_to(dc_tensor *t, dc_device dev);
 uint64_t dc__rng_take(int64_t n, uint64_t *seed);
 /* Bytes of tensor storage on dev now and at most (counted by storage.c). */
 void dc__device_bytes_add(dc_device dev, int64_t nbytes);
+/* n host bytes into s at byte offset off without waiting (from_host_async, for the loader's
+ * pinned buffers): *ticket says when host may be reused (dc__copy_ticket_done), or is NULL when
+ * the device has no asynchronous copy and the bytes were copied at once. */
+int dc__storage_write_async(dc_storage *s, size_t off, const void *host, size_t n,
+                            dc__copy_ticket **ticket);
+/* Whether the copy behind ticket has finished with its host buffer (1), not yet (0, only
+ * without wait) or failed (a status); a NULL ticket is done. */
+int dc__copy_ticket_done(dc_device dev, dc__copy_ticket *ticket, bool wait);
+void dc__copy_ticket_free(dc_device dev, dc__copy_ticket *ticket);
+/* Page-locked host memory for copies to dev (dc__malloc's when dev has none); free it with
+ * dc__host_free_pinned and the same dev. */
+void *dc__host_alloc_pinned(dc_device dev, size_t nbytes);
+void dc__host_free_pinned(dc_device dev, void *p);
+/* Whether dev copies from page-locked host memory asynchronously (from_host_async). */
+bool dc__device_async_copies(dc_device dev);
 
 /* ---- storage ---- */
 struct dc_storage {

@@ -4,6 +4,7 @@
  * backend's registration (src/backend/registry.c). */
 #include "core-impl.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 static const char *const g_names[DC_DEVICE_COUNT] = {
@@ -32,6 +33,8 @@ const dc_device_mem dc__host_mem = {
 
 static const dc_device_mem *g_mem[DC_DEVICE_COUNT] = {[DC_CPU] = &dc__host_mem};
 static int64_t g_live[DC_DEVICE_COUNT], g_peak[DC_DEVICE_COUNT];
+/* storages of at least one byte made: the "driver allocations" of a device without a cache */
+static int64_t g_storages[DC_DEVICE_COUNT];
 static char g_absent[DC_DEVICE_COUNT][192]; /* why a built-in device is not available */
 
 void dc__device_set_absent(dc_device dev, const char *fmt, ...) {
@@ -67,6 +70,13 @@ int dc__device_mem_register(dc_device dev, const dc_device_mem *mem) {
     return dc__errs(DC_ERR_STATE,
                     "device registration: %s's memory entries lack one of alloc, "
                     "free, to_host, from_host, copy, synchronize",
+                    dc_device_name(dev));
+  if (!mem->host_alloc_pinned != !mem->host_free_pinned ||
+      (mem->from_host_async && (!mem->copy_done || !mem->ticket_free)))
+    return dc__errs(DC_ERR_STATE,
+                    "device registration: %s's memory entries have host_alloc_pinned without "
+                    "host_free_pinned (or the reverse), or from_host_async without copy_done "
+                    "and ticket_free",
                     dc_device_name(dev));
   __atomic_store_n(&g_mem[dev], mem, __ATOMIC_RELEASE);
   return DC_OK;
@@ -120,12 +130,17 @@ int dc__storage_write(dc_tensor *t, size_t off, const void *host, size_t n) {
   return m->from_host((char *)t->storage->data + off, host, n);
 }
 
+static void raise_peak(int64_t *peak_p, int64_t live) {
+  int64_t peak = __atomic_load_n(peak_p, __ATOMIC_RELAXED);
+  while (live > peak && !__atomic_compare_exchange_n(peak_p, &peak, live, true, __ATOMIC_RELAXED,
+                                                     __ATOMIC_RELAXED)) {
+  }
+}
+
 void dc__device_bytes_add(dc_device dev, int64_t nbytes) {
   int64_t live = __atomic_add_fetch(&g_live[dev], nbytes, __ATOMIC_RELAXED);
-  int64_t peak = __atomic_load_n(&g_peak[dev], __ATOMIC_RELAXED);
-  while (live > peak && !__atomic_compare_exchange_n(&g_peak[dev], &peak, live, true,
-                                                     __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
-  }
+  raise_peak(&g_peak[dev], live);
+  if (nbytes > 0) __atomic_add_fetch(&g_storages[dev], 1, __ATOMIC_RELAXED);
 }
 
 int dc_device_memory(dc_device dev, int64_t *live_bytes, int64_t *peak_bytes) {
@@ -139,4 +154,95 @@ int dc_device_memory(dc_device dev, int64_t *live_bytes, int64_t *peak_bytes) {
 void dc_device_memory_reset_peak(dc_device dev) {
   if ((int)dev < 0 || dev >= DC_DEVICE_COUNT) return;
   __atomic_store_n(&g_peak[dev], __atomic_load_n(&g_live[dev], __ATOMIC_RELAXED), __ATOMIC_RELAXED);
+  const dc_device_mem *m = dc__device_registered(dev) ? g_mem[dev] : NULL;
+  if (m && m->cache_stats) {
+    dc__cache_stats cs;
+    m->cache_stats(&cs, true);
+  }
+}
+
+int dc_device_memory_stats(dc_device dev, dc_memory_stats *s) {
+  if ((int)dev < 0 || dev >= DC_DEVICE_COUNT || !s)
+    return dc__errs(DC_ERR_ARG, "device_memory_stats: invalid device %d or NULL output", (int)dev);
+  *s = (dc_memory_stats){
+      .allocated_bytes = __atomic_load_n(&g_live[dev], __ATOMIC_RELAXED),
+      .peak_allocated_bytes = __atomic_load_n(&g_peak[dev], __ATOMIC_RELAXED),
+      .reserved_bytes = __atomic_load_n(&g_live[dev], __ATOMIC_RELAXED),
+      .peak_reserved_bytes = __atomic_load_n(&g_peak[dev], __ATOMIC_RELAXED),
+      .device_mallocs = __atomic_load_n(&g_storages[dev], __ATOMIC_RELAXED),
+  };
+  const dc_device_mem *m = dc__device_registered(dev) ? g_mem[dev] : NULL;
+  if (m && m->cache_stats) {
+    dc__cache_stats cs;
+    m->cache_stats(&cs, false);
+    s->reserved_bytes = cs.reserved_bytes;
+    s->peak_reserved_bytes = cs.peak_reserved_bytes;
+    s->device_mallocs = cs.device_mallocs;
+  }
+  return DC_OK;
+}
+
+int dc_device_empty_cache(dc_device dev) {
+  const dc_device_mem *m = dc__device_mem(dev);
+  if (!m) return dc_last_status();
+  return m->empty_cache ? m->empty_cache() : DC_OK;
+}
+
+/* ---- asynchronous copies from page-locked host memory ---- */
+
+bool dc__device_async_copies(dc_device dev) {
+  const dc_device_mem *m = dc__device_mem(dev);
+  return m && m->from_host_async && m->host_alloc_pinned;
+}
+
+void *dc__host_alloc_pinned(dc_device dev, size_t nbytes) {
+  const dc_device_mem *m = dc__device_mem(dev);
+  if (!m) return NULL;
+  return m->host_alloc_pinned ? m->host_alloc_pinned(nbytes) : dc__malloc(nbytes);
+}
+
+void dc__host_free_pinned(dc_device dev, void *p) {
+  if (!p) return;
+  const dc_device_mem *m = dc__device_mem(dev);
+  if (m && m->host_free_pinned)
+    m->host_free_pinned(p);
+  else
+    dc__free(p);
+}
+
+int dc__storage_write_async(dc_storage *s, size_t off, const void *host, size_t n,
+                            dc__copy_ticket **ticket) {
+  *ticket = NULL;
+  if (n == 0) return DC_OK;
+  const dc_device_mem *m = dc__device_mem(s->device);
+  if (!m) return dc_last_status();
+  DC__CHECK(off + n <= s->nbytes, DC_ERR_STATE);
+  s->version++;
+  void *dst = (char *)s->data + off;
+  return m->from_host_async ? m->from_host_async(dst, host, n, ticket) : m->from_host(dst, host, n);
+}
+
+int dc__copy_ticket_done(dc_device dev, dc__copy_ticket *ticket, bool wait) {
+  if (!ticket) return 1;
+  const dc_device_mem *m = dc__device_mem(dev);
+  if (!m) return (int)dc_last_status();
+  return m->copy_done(ticket, wait);
+}
+
+void dc__copy_ticket_free(dc_device dev, dc__copy_ticket *ticket) {
+  if (!ticket) return;
+  const dc_device_mem *m = dc__device_mem(dev);
+  if (m) m->ticket_free(ticket);
+}
+
+/* ---- the TF32 switch: -1 until set (then DEEPC_ALLOW_TF32 decides) ---- */
+static int g_tf32 = -1;
+
+void dc_set_allow_tf32(bool on) { __atomic_store_n(&g_tf32, on ? 1 : 0, __ATOMIC_RELAXED); }
+
+bool dc_allow_tf32(void) {
+  int v = __atomic_load_n(&g_tf32, __ATOMIC_RELAXED);
+  if (v >= 0) return v == 1;
+  const char *env = getenv("DEEPC_ALLOW_TF32");
+  return env && strcmp(env, "1") == 0;
 }

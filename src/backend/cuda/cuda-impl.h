@@ -37,17 +37,19 @@ static inline char *dc__cuda_ptr(const dc_tensor *t) {
 }
 
 /* The caching allocator's counters (memory.c), for tests and docs/cuda.md: cudaMalloc calls
- * made, bytes held by cudaMalloc now, bytes of those in the free lists now. */
+ * made, bytes held by cudaMalloc now and at most (since dc_device_memory_reset_peak), bytes of
+ * those in the free lists now; asynchronous host copies queued (from_host_async). The public
+ * view is dc_device_memory_stats. */
 typedef struct dc__cuda_mem_stats {
-  int64_t device_mallocs, held_bytes, cached_bytes;
+  int64_t device_mallocs, held_bytes, peak_held_bytes, cached_bytes, async_copies;
 } dc__cuda_mem_stats;
 void dc__cuda_mem_stats_get(dc__cuda_mem_stats *s);
 /* Returns every cached (free) block to the driver (cudaFree). */
 int dc__cuda_empty_cache(void);
 extern const dc_device_mem dc__cuda_mem;
 
-/* Whether float32 products may use TF32 tensor cores (off unless DEEPC_ALLOW_TF32=1, like
- * PyTorch's torch.backends.cuda.matmul.allow_tf32 default). */
+/* Whether float32 products may use TF32 tensor cores: core's public switch (dc_allow_tf32; off
+ * unless DEEPC_ALLOW_TF32=1 or dc_set_allow_tf32, like PyTorch's allow_tf32 default). */
 bool dc__cuda_allow_tf32(void);
 void dc__cuda_set_allow_tf32(bool on);
 

@@ -5,15 +5,13 @@
  * TF32 switch. */
 #include "cuda-impl.h"
 
-#include <stdlib.h>
-
 static cudaStream_t g_stream;
-static bool g_tf32;
 
 cudaStream_t dc__cuda_stream(void) { return g_stream; }
 
-bool dc__cuda_allow_tf32(void) { return __atomic_load_n(&g_tf32, __ATOMIC_RELAXED); }
-void dc__cuda_set_allow_tf32(bool on) { __atomic_store_n(&g_tf32, on, __ATOMIC_RELAXED); }
+/* the switch is core's public one (dc_allow_tf32: DEEPC_ALLOW_TF32=1 or a call) */
+bool dc__cuda_allow_tf32(void) { return dc_allow_tf32(); }
+void dc__cuda_set_allow_tf32(bool on) { dc_set_allow_tf32(on); }
 
 int dc__cuda_fail(cudaError_t e, const char *what) {
   if (e == cudaSuccess) return DC_OK;
@@ -52,7 +50,5 @@ const dc_backend *dc__cuda_probe(void) {
                           cudaGetErrorString(e));
     return NULL;
   }
-  const char *tf32 = getenv("DEEPC_ALLOW_TF32");
-  dc__cuda_set_allow_tf32(tf32 && strcmp(tf32, "1") == 0);
   return &dc__cuda_backend;
 }

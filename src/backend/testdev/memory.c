@@ -1,6 +1,11 @@
 /* The test device's memory entries: host memory from the allocation hook (dc__malloc: 64-byte
  * aligned, counted, fault-injectable) handed out as encoded pointers (testdev-impl.h) that the
- * host cannot dereference. Transfers decode and memcpy; everything is synchronous. */
+ * host cannot dereference. Transfers decode and memcpy. The asynchronous copy from "pinned"
+ * host memory emulates CUDA's contract so that its users' mistakes show: the bytes land at once
+ * (work queued later sees them, as the compute stream waits for the copy), but the copy counts
+ * as still reading its host buffer until copy_done is asked twice or waits; then the buffer
+ * must still hold what it held when the copy was queued, else copy_done fails (the buffer was
+ * reused too early: on a GPU the batch would have been corrupted). */
 #include "testdev-impl.h"
 
 #include <string.h>
@@ -26,6 +31,66 @@ static int tdev_copy(void *dst, const void *src, size_t n) {
 
 static int tdev_synchronize(void) { return DC_OK; }
 
+static int64_t g_pinned_live, g_async_copies;
+
+int64_t dc__testdev_pinned_live(void) { return __atomic_load_n(&g_pinned_live, __ATOMIC_RELAXED); }
+int64_t dc__testdev_async_copies(void) {
+  return __atomic_load_n(&g_async_copies, __ATOMIC_RELAXED);
+}
+
+static void *tdev_host_alloc_pinned(size_t nbytes) {
+  void *p = dc__malloc(nbytes);
+  if (p) __atomic_add_fetch(&g_pinned_live, 1, __ATOMIC_RELAXED);
+  return p;
+}
+
+static void tdev_host_free_pinned(void *p) {
+  if (!p) return;
+  __atomic_sub_fetch(&g_pinned_live, 1, __ATOMIC_RELAXED);
+  dc__free(p);
+}
+
+struct dc__copy_ticket {
+  const void *host;
+  size_t n;
+  uint64_t hash; /* of host's bytes when the copy was queued */
+  int queries;   /* copy_done calls without wait so far */
+  bool done;
+};
+
+static uint64_t fnv1a(const void *p, size_t n) {
+  const unsigned char *b = p;
+  uint64_t h = 1469598103934665603ull;
+  for (size_t i = 0; i < n; i++) h = (h ^ b[i]) * 1099511628211ull;
+  return h;
+}
+
+static int tdev_from_host_async(void *dst, const void *host, size_t n, dc__copy_ticket **ticket) {
+  *ticket = NULL;
+  dc__copy_ticket *t = dc__malloc(sizeof *t);
+  if (!t) return DC_ERR_NOMEM;
+  *t = (dc__copy_ticket){.host = host, .n = n, .hash = fnv1a(host, n)};
+  if (n) memcpy(dc__tdev_decode(dst), host, n);
+  __atomic_add_fetch(&g_async_copies, 1, __ATOMIC_RELAXED);
+  *ticket = t;
+  return DC_OK;
+}
+
+static int tdev_copy_done(dc__copy_ticket *t, bool wait) {
+  if (t->done) return 1;
+  if (!wait && t->queries++ == 0) return 0; /* the first query finds the copy under way */
+  t->done = true;
+  if (fnv1a(t->host, t->n) != t->hash)
+    return dc__errs(DC_ERR_STATE,
+                    "testdev: the pinned host buffer %p of an asynchronous copy (%zu bytes) was "
+                    "written before copy_done reported the copy finished; wait for the copy "
+                    "before reusing the buffer",
+                    t->host, t->n);
+  return 1;
+}
+
+static void tdev_ticket_free(dc__copy_ticket *t) { dc__free(t); }
+
 const dc_device_mem dc__testdev_mem = {
     .version = DC_DEVICE_MEM_VERSION,
     .alloc = tdev_alloc,
@@ -34,4 +99,9 @@ const dc_device_mem dc__testdev_mem = {
     .from_host = tdev_from_host,
     .copy = tdev_copy,
     .synchronize = tdev_synchronize,
+    .host_alloc_pinned = tdev_host_alloc_pinned,
+    .host_free_pinned = tdev_host_free_pinned,
+    .from_host_async = tdev_from_host_async,
+    .copy_done = tdev_copy_done,
+    .ticket_free = tdev_ticket_free,
 };

@@ -23,6 +23,9 @@ static inline void *dc__tdev_decode(const void *dev) {
 
 /* The memory entries (memory.c). */
 extern const dc_device_mem dc__testdev_mem;
+/* For tests: pinned host buffers live now, asynchronous copies queued so far. */
+int64_t dc__testdev_pinned_live(void);
+int64_t dc__testdev_async_copies(void);
 
 /* ---- shadow frames (shadow.c) ----
  * A wrapper opens a frame on its stack, asks dc__tdev_host() for the host view ("shadow") of
