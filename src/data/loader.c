@@ -3,7 +3,11 @@
  * after batch k-1, so the order is fixed. Shuffling and every random transform are seeded by
  * (seed, epoch, position), never by the thread that happens to run them, so any worker count
  * gives the same batches. Batch buffers come from a recycling pool and become tensors without a
- * copy; with a device in the options, each is copied to it when it is handed out. */
+ * copy; with a device in the options, each is copied to it when it is handed out. With
+ * pin_memory and a device that copies asynchronously (cuda, testdev), the pool's buffers are
+ * page-locked and batch k + 1's copy is queued (on the device's copy stream) when batch k is
+ * handed out, so it overlaps batch k's compute; a buffer goes back to the pool only once the
+ * device says its copy finished reading it. */
 #include "data-impl.h"
 
 #include <deepc/dist.h>
@@ -22,10 +26,22 @@ typedef struct buf_pool {
   void **bufs;   /* [n] free buffers */
   size_t *sizes; /* [n] their sizes */
   int n, cap;
-  bool pinned; /* page-locked buffers requested (for a GPU backend) */
+  bool pinned;   /* page-locked buffers for copies to dev (dc__host_alloc_pinned) */
+  dc_device dev; /* the loader's device */
 } buf_pool;
 
-static buf_pool *pool_new(int cap, bool pinned) {
+static void *buf_alloc(const buf_pool *p, size_t bytes) {
+  return p->pinned ? dc__host_alloc_pinned(p->dev, bytes) : dc__malloc(bytes);
+}
+
+static void buf_free(const buf_pool *p, void *b) {
+  if (p->pinned)
+    dc__host_free_pinned(p->dev, b);
+  else
+    dc__free(b);
+}
+
+static buf_pool *pool_new(int cap, bool pinned, dc_device dev) {
   buf_pool *p = dc__calloc(1, sizeof *p);
   if (!p) return NULL;
   p->bufs = dc__calloc((size_t)cap, sizeof *p->bufs);
@@ -39,6 +55,7 @@ static buf_pool *pool_new(int cap, bool pinned) {
   p->cap = cap;
   p->refs = 1;
   p->pinned = pinned;
+  p->dev = dev;
   return p;
 }
 
@@ -47,7 +64,7 @@ static void pool_unref(buf_pool *p) {
   bool last = --p->refs == 0;
   pthread_mutex_unlock(&p->mu);
   if (!last) return;
-  for (int i = 0; i < p->n; i++) dc__free(p->bufs[i]);
+  for (int i = 0; i < p->n; i++) buf_free(p, p->bufs[i]);
   dc__free(p->bufs);
   dc__free(p->sizes);
   pthread_mutex_destroy(&p->mu);
@@ -66,7 +83,7 @@ static void *pool_get(buf_pool *p, size_t bytes) {
       return b;
     }
   pthread_mutex_unlock(&p->mu);
-  return dc__malloc(bytes ? bytes : 1);
+  return buf_alloc(p, bytes ? bytes : 1);
 }
 
 static void pool_put(buf_pool *p, void *b, size_t bytes) {
@@ -78,7 +95,7 @@ static void pool_put(buf_pool *p, void *b, size_t bytes) {
     b = NULL;
   }
   pthread_mutex_unlock(&p->mu);
-  dc__free(b);
+  if (b) buf_free(p, b);
 }
 
 /* Storage free hook: the buffer goes back to the pool. The size rides in front of the data. */
@@ -111,6 +128,25 @@ typedef struct batch_slot {
   char *msg;
 } batch_slot;
 
+/* The asynchronous path (pin_memory on a device with from_host_async): a batch whose copies
+ * are queued, waiting to be handed out, and the pinned buffers whose copies may still read them. */
+typedef struct staged_batch {
+  bool valid;
+  int64_t index;
+  int status; /* DC_OK or the batch's error (msg) */
+  char *msg;
+  bool has_y;
+  batch_arr x, y;      /* layouts only (buf NULL) */
+  dc_storage *sx, *sy; /* device storage the copies fill */
+} staged_batch;
+
+#define DC__LOADER_MAX_PENDING 32
+typedef struct pending_copy {
+  void *buf; /* pool buffer (header + data) */
+  size_t bytes;
+  dc__copy_ticket *ticket;
+} pending_copy;
+
 struct dc_loader {
   dc_dataset *ds;
   dc_loader_opts o;
@@ -130,6 +166,13 @@ struct dc_loader {
   uint64_t aug_seed; /* this epoch's augmentation seed */
   dc__sample inline_sample;
   buf_pool *pool;
+  /* the asynchronous path; next_out: the next batch handed out (next_deliver is then the next
+   * one taken out of the ring, at most one ahead) */
+  bool async;
+  int64_t next_out;
+  staged_batch staged;
+  pending_copy pend[DC__LOADER_MAX_PENDING];
+  int npend;
 };
 
 static void arr_release(buf_pool *p, batch_arr *a) {
@@ -251,11 +294,140 @@ static void *worker_main(void *arg) {
   return NULL;
 }
 
-/* Waits until no worker is producing, with no new claims (lock held). */
+/* ---- the asynchronous path ---- */
+
+/* Returns to the pool the pinned buffers whose copies finished (all of them, waiting, with
+ * wait_all). A failed copy's buffer is freed, not reused; the first failure's status is
+ * returned with its message. */
+static int recycle(dc_loader *l, bool wait_all) {
+  int rc = DC_OK, kept = 0;
+  for (int i = 0; i < l->npend; i++) {
+    pending_copy *pc = &l->pend[i];
+    int done = dc__copy_ticket_done(l->o.device, pc->ticket, wait_all);
+    if (done == 0) {
+      l->pend[kept++] = *pc;
+      continue;
+    }
+    dc__copy_ticket_free(l->o.device, pc->ticket);
+    if (done == 1) {
+      pool_put(l->pool, pc->buf, pc->bytes);
+    } else {
+      buf_free(l->pool, pc->buf);
+      if (rc == DC_OK) rc = done;
+    }
+  }
+  l->npend = kept;
+  return rc;
+}
+
+static void staged_drop(staged_batch *st) {
+  dc__storage_release(st->sx);
+  dc__storage_release(st->sy);
+  dc__free(st->msg);
+  *st = (staged_batch){0};
+}
+
+/* Queues the copy of one taken array into new device storage *out; its buffer goes to the
+ * pending list (or back to the pool when the copy was synchronous). */
+static int stage_arr(dc_loader *l, batch_arr *a, dc_storage **out) {
+  if (l->npend == DC__LOADER_MAX_PENDING) { /* wait for the oldest copies */
+    int rc = recycle(l, true);
+    if (rc != DC_OK) return rc;
+  }
+  dc_storage *st = dc__storage_new(a->bytes, l->o.device);
+  if (!st) return dc_last_status() ? dc_last_status() : DC_ERR_NOMEM;
+  dc__copy_ticket *t = NULL;
+  int rc = dc__storage_write_async(st, 0, (char *)a->buf + 64, a->bytes, &t);
+  if (rc != DC_OK) {
+    dc__storage_release(st);
+    return rc;
+  }
+  if (t)
+    l->pend[l->npend++] = (pending_copy){.buf = a->buf, .bytes = a->bytes + 64, .ticket = t};
+  else
+    pool_put(l->pool, a->buf, a->bytes + 64);
+  a->buf = NULL;
+  *out = st;
+  return DC_OK;
+}
+
+/* Turns a batch taken out of the ring into l->staged: device storage with its copies queued, or
+ * the batch's error. */
+static void stage(dc_loader *l, batch_slot *got) {
+  staged_batch *st = &l->staged;
+  *st = (staged_batch){.valid = true,
+                       .index = got->index,
+                       .status = got->status,
+                       .msg = got->msg,
+                       .has_y = got->has_y,
+                       .x = got->x,
+                       .y = got->y};
+  got->msg = NULL;
+  st->x.buf = st->y.buf = NULL;
+  if (st->status == DC_OK) {
+    int rc = stage_arr(l, &got->x, &st->sx);
+    if (rc == DC_OK && got->has_y) rc = stage_arr(l, &got->y, &st->sy);
+    if (rc != DC_OK) {
+      char msg[2300];
+      snprintf(msg, sizeof msg, "loader: batch %lld: copying it to %s: %s", (long long)got->index,
+               dc_device_name(l->o.device),
+               dc_last_error()[0] ? dc_last_error() : dc_strerror((dc_status)rc));
+      st->status = rc;
+      st->msg = dc__strdup(msg);
+    }
+  }
+  arr_release(l->pool, &got->x);
+  arr_release(l->pool, &got->y);
+}
+
+/* A tensor over device storage st with a's layout, in the caller's scope (st's reference moves
+ * into it). */
+static dc_tensor *wrap_device(dc_storage *st, const batch_arr *a) {
+  dc_tensor tmpl;
+  memset(&tmpl, 0, sizeof tmpl);
+  tmpl.storage = st;
+  tmpl.dtype = a->dt;
+  tmpl.device = st->device;
+  int64_t stride[DC_MAX_DIMS];
+  dc__contiguous_strides(a->ndim, a->shape, stride);
+  dc_tensor *t = dc__alias(&tmpl, a->ndim, a->shape, stride, 0);
+  dc__storage_release(st);
+  return t;
+}
+
+/* Hands out the staged batch (which is cleared): 1, or -1 with its error. */
+static int hand_out(dc_loader *l, dc_tensor **x, dc_tensor **y) {
+  staged_batch st = l->staged;
+  l->staged = (staged_batch){0};
+  if (st.status != DC_OK) {
+    dc__err((dc_status)st.status, "%s", st.msg ? st.msg : "loader: batch failed");
+    staged_drop(&st);
+    return -1;
+  }
+  *x = wrap_device(st.sx, &st.x);
+  st.sx = NULL;
+  if (st.has_y && y) {
+    *y = wrap_device(st.sy, &st.y);
+    st.sy = NULL;
+  }
+  bool ok = *x && (!st.has_y || !y || *y);
+  staged_drop(&st);
+  if (ok) return 1;
+  if (*x) dc_free(*x);
+  if (y && *y) dc_free(*y);
+  *x = NULL;
+  if (y) *y = NULL;
+  return -1;
+}
+
+/* Waits until no worker is producing, with no new claims (lock held); drops a staged batch and
+ * waits for the copies in flight. */
 static void quiesce(dc_loader *l) {
   l->started = false;
   while (l->inflight > 0) pthread_cond_wait(&l->done_cv, &l->mu);
   for (int i = 0; i < l->depth; i++) slot_clear(l, &l->slots[i]);
+  staged_drop(&l->staged);
+  recycle(l, true);
 }
 
 static void start_epoch(dc_loader *l) {
@@ -266,7 +438,7 @@ static void start_epoch(dc_loader *l) {
     dc_dist_shard(l->o.shuffle ? l->order : NULL, n, l->o.num_replicas, l->o.rank,
                   l->o.shard_uneven, l->perm);
   l->aug_seed = dc__mix_seed(l->seed, DC__STREAM_AUGMENT, (uint64_t)l->epoch);
-  l->next_claim = l->next_deliver = 0;
+  l->next_claim = l->next_deliver = l->next_out = 0;
   l->started = true;
 }
 
@@ -280,6 +452,8 @@ void dc_loader_free(dc_loader *l) {
     for (int i = 0; i < l->nthreads; i++) pthread_join(l->threads[i], NULL);
   }
   for (int i = 0; l->slots && i < l->depth; i++) slot_clear(l, &l->slots[i]);
+  staged_drop(&l->staged);
+  if (l->pool) recycle(l, true);
   dc__sample_free(&l->inline_sample);
   pthread_cond_destroy(&l->work_cv);
   pthread_cond_destroy(&l->done_cv);
@@ -330,7 +504,8 @@ dc_loader *dc_loader_opt(dc_dataset *ds, dc_loader_opts o) {
   pthread_cond_init(&l->done_cv, NULL);
   l->ds = dc__dataset_retain(ds);
   l->slots = dc__calloc((size_t)l->depth, sizeof *l->slots);
-  l->pool = pool_new(2 * l->depth + 4, o.pin_memory);
+  l->async = o.pin_memory && o.device != DC_CPU && dc__device_async_copies(o.device);
+  l->pool = pool_new(2 * l->depth + 4, l->async, o.device);
   bool sharded = o.num_replicas > 0;
   if (!l->slots || !l->pool ||
       ((o.shuffle || sharded) &&
@@ -406,21 +581,10 @@ static bool refill_due(const dc_loader *l) {
   return c > 0 && c >= (half < left ? half : left);
 }
 
-int dc_loader_next(dc_loader *l, dc_tensor **x, dc_tensor **y) {
-  if (x) *x = NULL;
-  if (y) *y = NULL;
-  if (!l || !x) {
-    dc__err(DC_ERR_ARG, "loader_next: loader or output is NULL");
-    return -1;
-  }
-  pthread_mutex_lock(&l->mu);
-  if (!l->started) start_epoch(l);
-  if (l->next_deliver >= l->nbatches) {
-    l->started = false;
-    l->epoch++;
-    pthread_mutex_unlock(&l->mu);
-    return 0;
-  }
+/* Takes batch next_deliver out of the ring into *got (lock held; it is dropped while the batch
+ * is produced in the calling thread without workers): the slot goes back to the workers.
+ * Returns whether to wake the idle workers once the lock is released. */
+static bool take(dc_loader *l, batch_slot *got) {
   int64_t b = l->next_deliver;
   batch_slot *slot = &l->slots[b % l->depth];
   if (l->nthreads == 0) {
@@ -432,31 +596,89 @@ int dc_loader_next(dc_loader *l, dc_tensor **x, dc_tensor **y) {
     if (claimable(l) > 0) pthread_cond_broadcast(&l->work_cv); /* batch b may be unclaimed */
     while (!(slot->state == SLOT_READY && slot->index == b)) pthread_cond_wait(&l->done_cv, &l->mu);
   }
-  /* take the batch out of its slot, which goes back to the workers */
-  batch_slot got = *slot;
+  *got = *slot;
+  got->index = b;
   slot->x.buf = slot->y.buf = NULL;
   slot->msg = NULL;
   slot_clear(l, slot);
   l->next_deliver++;
-  bool wake = refill_due(l);
-  pthread_mutex_unlock(&l->mu);
-  /* woken after the unlock, a worker does not block on the mutex the caller still holds */
-  if (wake) pthread_cond_broadcast(&l->work_cv);
-  int rc = got.status;
+  return refill_due(l);
+}
+
+/* The synchronous hand-out: the host batch as tensors, copied to the device if there is one. */
+static int deliver_host(dc_loader *l, batch_slot *got, dc_tensor **x, dc_tensor **y) {
+  int rc = got->status;
   if (rc) {
-    dc__err((dc_status)rc, "%s", got.msg ? got.msg : "loader: batch failed");
+    dc__err((dc_status)rc, "%s", got->msg ? got->msg : "loader: batch failed");
   } else {
-    *x = to_loader_device(l, wrap(l, &got.x));
-    if (*x && got.has_y && y && !(*y = to_loader_device(l, wrap(l, &got.y)))) {
+    *x = to_loader_device(l, wrap(l, &got->x));
+    if (*x && got->has_y && y && !(*y = to_loader_device(l, wrap(l, &got->y)))) {
       dc_free(*x);
       *x = NULL;
     }
     if (!*x) rc = dc_last_status() ? dc_last_status() : DC_ERR_NOMEM;
   }
-  arr_release(l->pool, &got.x);
-  arr_release(l->pool, &got.y);
-  dc__free(got.msg);
+  arr_release(l->pool, &got->x);
+  arr_release(l->pool, &got->y);
+  dc__free(got->msg);
   return rc ? -1 : 1;
+}
+
+/* The asynchronous hand-out (lock held on entry, released on return): batch next_out, staged
+ * by the previous call or now, then batch next_out + 1 staged when it is ready (always without
+ * workers), so that its copy runs while the caller computes on this one. */
+static int deliver_async(dc_loader *l, dc_tensor **x, dc_tensor **y) {
+  bool wake = false;
+  if (!l->staged.valid) {
+    batch_slot got;
+    wake = take(l, &got);
+    pthread_mutex_unlock(&l->mu);
+    stage(l, &got);
+    pthread_mutex_lock(&l->mu);
+  }
+  l->next_out++;
+  batch_slot nx;
+  bool more = l->next_deliver < l->nbatches &&
+              (l->nthreads == 0 || (l->slots[l->next_deliver % l->depth].state == SLOT_READY &&
+                                    l->slots[l->next_deliver % l->depth].index == l->next_deliver));
+  if (more) wake = take(l, &nx) || wake;
+  pthread_mutex_unlock(&l->mu);
+  if (wake) pthread_cond_broadcast(&l->work_cv);
+  int rc = hand_out(l, x, y);
+  if (more) stage(l, &nx);
+  int rrc = recycle(l, false);
+  if (rc == 1 && rrc != DC_OK) { /* a finished copy failed (its batch is handed out already) */
+    dc_free(*x);
+    if (y) dc_free(*y);
+    *x = NULL;
+    if (y) *y = NULL;
+    return -1;
+  }
+  return rc;
+}
+
+int dc_loader_next(dc_loader *l, dc_tensor **x, dc_tensor **y) {
+  if (x) *x = NULL;
+  if (y) *y = NULL;
+  if (!l || !x) {
+    dc__err(DC_ERR_ARG, "loader_next: loader or output is NULL");
+    return -1;
+  }
+  pthread_mutex_lock(&l->mu);
+  if (!l->started) start_epoch(l);
+  if ((l->async ? l->next_out : l->next_deliver) >= l->nbatches) {
+    l->started = false;
+    l->epoch++;
+    pthread_mutex_unlock(&l->mu);
+    return 0;
+  }
+  if (l->async) return deliver_async(l, x, y);
+  batch_slot got;
+  bool wake = take(l, &got);
+  pthread_mutex_unlock(&l->mu);
+  /* woken after the unlock, a worker does not block on the mutex the caller still holds */
+  if (wake) pthread_cond_broadcast(&l->work_cv);
+  return deliver_host(l, &got, x, y);
 }
 
 int64_t dc_loader_len(const dc_loader *l) { return l ? l->nbatches : 0; }

@@ -5,9 +5,11 @@
  * (work queued later sees them, as the compute stream waits for the copy), but the copy counts
  * as still reading its host buffer until copy_done is asked twice or waits; then the buffer
  * must still hold what it held when the copy was queued, else copy_done fails (the buffer was
- * reused too early: on a GPU the batch would have been corrupted). */
+ * reused too early: on a GPU the batch would have been corrupted). A ticket freed before its
+ * copy was done is checked two asynchronous calls later, or at synchronize. */
 #include "testdev-impl.h"
 
+#include <pthread.h>
 #include <string.h>
 
 static void *tdev_alloc(size_t nbytes) { return dc__tdev_encode(dc__malloc(nbytes)); }
@@ -28,8 +30,6 @@ static int tdev_copy(void *dst, const void *src, size_t n) {
   if (n) memcpy(dc__tdev_decode(dst), dc__tdev_decode(src), n);
   return DC_OK;
 }
-
-static int tdev_synchronize(void) { return DC_OK; }
 
 static int64_t g_pinned_live, g_async_copies;
 
@@ -56,6 +56,8 @@ struct dc__copy_ticket {
   uint64_t hash; /* of host's bytes when the copy was queued */
   int queries;   /* copy_done calls without wait so far */
   bool done;
+  int ticks;                    /* orphans: asynchronous calls left before it completes */
+  struct dc__copy_ticket *next; /* orphans: freed before done, still "reading" host */
 };
 
 static uint64_t fnv1a(const void *p, size_t n) {
@@ -65,8 +67,46 @@ static uint64_t fnv1a(const void *p, size_t n) {
   return h;
 }
 
+/* The copy finishes reading t->host: its bytes must not have changed since it was queued. */
+static int complete(dc__copy_ticket *t) {
+  t->done = true;
+  if (fnv1a(t->host, t->n) == t->hash) return DC_OK;
+  return dc__errs(DC_ERR_STATE,
+                  "testdev: the pinned host buffer %p of an asynchronous copy (%zu bytes) was "
+                  "written before copy_done reported the copy finished; wait for the copy "
+                  "before reusing the buffer",
+                  t->host, t->n);
+}
+
+/* Tickets freed before their copy was done keep "reading" their buffer for two more
+ * asynchronous calls (or until synchronize), and are checked then. */
+static pthread_mutex_t g_orphan_mu = PTHREAD_MUTEX_INITIALIZER;
+static dc__copy_ticket *g_orphans;
+
+static int advance_orphans(bool all) {
+  int rc = DC_OK;
+  pthread_mutex_lock(&g_orphan_mu);
+  for (dc__copy_ticket **pp = &g_orphans; *pp;) {
+    dc__copy_ticket *t = *pp;
+    if (!all && --t->ticks > 0) {
+      pp = &t->next;
+      continue;
+    }
+    *pp = t->next;
+    int r = complete(t);
+    if (rc == DC_OK) rc = r;
+    dc__free(t);
+  }
+  pthread_mutex_unlock(&g_orphan_mu);
+  return rc;
+}
+
+static int tdev_synchronize(void) { return advance_orphans(true); }
+
 static int tdev_from_host_async(void *dst, const void *host, size_t n, dc__copy_ticket **ticket) {
   *ticket = NULL;
+  int rc = advance_orphans(false);
+  if (rc != DC_OK) return rc;
   dc__copy_ticket *t = dc__malloc(sizeof *t);
   if (!t) return DC_ERR_NOMEM;
   *t = (dc__copy_ticket){.host = host, .n = n, .hash = fnv1a(host, n)};
@@ -77,19 +117,26 @@ static int tdev_from_host_async(void *dst, const void *host, size_t n, dc__copy_
 }
 
 static int tdev_copy_done(dc__copy_ticket *t, bool wait) {
+  int rc = advance_orphans(false);
+  if (rc != DC_OK) return rc;
   if (t->done) return 1;
   if (!wait && t->queries++ == 0) return 0; /* the first query finds the copy under way */
-  t->done = true;
-  if (fnv1a(t->host, t->n) != t->hash)
-    return dc__errs(DC_ERR_STATE,
-                    "testdev: the pinned host buffer %p of an asynchronous copy (%zu bytes) was "
-                    "written before copy_done reported the copy finished; wait for the copy "
-                    "before reusing the buffer",
-                    t->host, t->n);
-  return 1;
+  rc = complete(t);
+  return rc == DC_OK ? 1 : rc;
 }
 
-static void tdev_ticket_free(dc__copy_ticket *t) { dc__free(t); }
+static void tdev_ticket_free(dc__copy_ticket *t) {
+  if (!t) return;
+  if (t->done) {
+    dc__free(t);
+    return;
+  }
+  t->ticks = 2;
+  pthread_mutex_lock(&g_orphan_mu);
+  t->next = g_orphans;
+  g_orphans = t;
+  pthread_mutex_unlock(&g_orphan_mu);
+}
 
 const dc_device_mem dc__testdev_mem = {
     .version = DC_DEVICE_MEM_VERSION,

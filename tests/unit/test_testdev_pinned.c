@@ -1,0 +1,231 @@
+/* The pinned-memory path on the test device, which emulates CUDA's asynchronous copies
+ * (src/backend/testdev/memory.c): the memory entries' contract, with its early-reuse detector
+ * shown to fire; the loader with pin_memory on testdev handing out the same batches bit for bit
+ * as the unpinned cpu loader (0 and 2 workers, shuffle, drop_last, augmentation, set_epoch),
+ * with every batch of an epoch kept alive to the end (a buffer reused before its copy finished
+ * would fail the detector); and the public memory statistics and TF32 switch.
+ * Shapes: N samples, images [H, W] uint8, labels int64. */
+#include <criterion/criterion.h>
+#include <deepc/deepc.h>
+
+#include "backend/testdev/testdev-impl.h"
+#include "core/core-impl.h"
+
+#include <string.h>
+
+enum { N = 53, H = 6, W = 5 };
+
+Test(pinned, async_copy_contract_and_early_reuse_detector) {
+  const dc_device_mem *m = dc__device_mem(DC_TESTDEV);
+  cr_assert_not_null(m, "%s", dc_last_error());
+  cr_assert(dc__device_async_copies(DC_TESTDEV));
+  cr_assert(!dc__device_async_copies(DC_CPU));
+  int64_t pinned0 = dc__testdev_pinned_live();
+  uint8_t *host = dc__host_alloc_pinned(DC_TESTDEV, 256);
+  cr_assert_not_null(host);
+  cr_assert_eq(dc__testdev_pinned_live(), pinned0 + 1);
+  for (int i = 0; i < 256; i++) host[i] = (uint8_t)i;
+  dc_tensor *d = dc_zeros_on(DC_SHAPE(256), DC_U8, DC_TESTDEV); /* [256] */
+  cr_assert_not_null(d, "%s", dc_last_error());
+
+  /* used as the contract says: not done at the first query, done at the second */
+  dc__copy_ticket *t = NULL;
+  cr_assert_eq(dc__storage_write_async(d->storage, 0, host, 256, &t), DC_OK, "%s", dc_last_error());
+  cr_assert_not_null(t);
+  cr_assert_eq(dc__copy_ticket_done(DC_TESTDEV, t, false), 0);
+  cr_assert_eq(dc__copy_ticket_done(DC_TESTDEV, t, false), 1);
+  dc__copy_ticket_free(DC_TESTDEV, t);
+  cr_assert_eq((int)dc_item_at(d, 200), 200);
+
+  /* the host buffer written before the copy is done: the detector fires */
+  cr_assert_eq(dc__storage_write_async(d->storage, 0, host, 256, &t), DC_OK);
+  host[3] = 99;
+  int rc = dc__copy_ticket_done(DC_TESTDEV, t, true);
+  cr_assert_eq(rc, DC_ERR_STATE, "reuse before completion not caught (%d)", rc);
+  cr_assert(strstr(dc_last_error(), "was written before copy_done"), "%s", dc_last_error());
+  dc__copy_ticket_free(DC_TESTDEV, t);
+  cr_assert_eq(dc__copy_ticket_done(DC_TESTDEV, NULL, false), 1, "a NULL ticket is done");
+
+  /* the cpu has no asynchronous copy: bytes at once, no ticket */
+  dc_tensor *c = dc_zeros(DC_SHAPE(4), DC_U8); /* [4] */
+  cr_assert_eq(dc__storage_write_async(c->storage, 0, host, 4, &t), DC_OK);
+  cr_assert_null(t);
+  cr_assert_eq((int)dc_item_at(c, 2), 2);
+  dc_free(c);
+  dc_free(d);
+  dc__host_free_pinned(DC_TESTDEV, host);
+  cr_assert_eq(dc__testdev_pinned_live(), pinned0);
+}
+
+/* uint8 images [N, H, W] with label i % 7, pixel values tied to the index */
+static dc_dataset *images(bool augment) {
+  static uint8_t px[N * H * W];
+  int64_t lab[N];
+  for (int i = 0; i < N; i++) {
+    lab[i] = i % 7;
+    for (int k = 0; k < H * W; k++) px[i * H * W + k] = (uint8_t)(i * 3 + k);
+  }
+  dc_tensor *x = dc_from_data(px, DC_SHAPE(N, H, W), DC_U8);
+  dc_tensor *y = dc_from_data(lab, DC_SHAPE(N), DC_I64);
+  dc_dataset *ds = dc_tensor_dataset(x, y);
+  dc_free(x);
+  dc_free(y);
+  cr_assert_not_null(ds, "%s", dc_last_error());
+  if (augment) {
+    dc_transform *tf = DC_TF_COMPOSE(dc_tf_random_crop(H, W, .padding = 2), dc_tf_random_hflip(0.5),
+                                     dc_tf_to_tensor());
+    cr_assert_eq(dc_dataset_set_transform(ds, tf), DC_OK);
+  }
+  return ds;
+}
+
+typedef struct run_bytes {
+  uint8_t *b;
+  size_t n;
+  int64_t batches;
+} run_bytes;
+
+static void append(run_bytes *r, dc_tensor *t, dc_device dev) {
+  cr_assert_eq(t->device, dev, "batch on %s, not %s", dc_device_name(t->device),
+               dc_device_name(dev));
+  size_t n = (size_t)dc_numel(t) * dc_dtype_size(t->dtype);
+  r->b = realloc(r->b, r->n + n);
+  cr_assert_eq(dc_copy_to_buffer(t, r->b + r->n, n), DC_OK, "%s", dc_last_error());
+  r->n += n;
+}
+
+/* Every batch of 3 epochs (epoch 1 replayed with set_epoch before epoch 2), read back only at
+ * the end of each epoch: all of an epoch's batches stay alive until then. */
+static run_bytes run(dc_dataset *ds, dc_loader_opts o) {
+  run_bytes r = {0};
+  dc_loader *l = dc_loader_opt(ds, o);
+  cr_assert_not_null(l, "%s", dc_last_error());
+  static const int64_t EPOCHS[] = {0, 1, 1};
+  for (int e = 0; e < 3; e++) {
+    if (e == 2) cr_assert_eq(dc_loader_set_epoch(l, EPOCHS[e]), DC_OK);
+    dc_tensor *xs[64], *ys[64];
+    int nb = 0, rc;
+    dc_scope_begin();
+    while (nb < 64 && (rc = dc_loader_next(l, &xs[nb], &ys[nb])) == 1) nb++;
+    cr_assert_eq(rc, 0, "epoch %d batch %d: %s", e, nb, dc_last_error());
+    for (int b = 0; b < nb; b++) {
+      append(&r, xs[b], o.device);
+      append(&r, ys[b], o.device);
+    }
+    r.batches += nb;
+    dc_scope_end();
+  }
+  /* stop mid-epoch with a batch staged */
+  dc_tensor *x, *y;
+  cr_assert_eq(dc_loader_next(l, &x, &y), 1, "%s", dc_last_error());
+  dc_free(x);
+  dc_free(y);
+  dc_loader_free(l);
+  return r;
+}
+
+static void check_same(bool augment, bool shuffle, bool drop_last, int workers, int prefetch) {
+  int64_t live = dc_live_tensors(), pinned0 = dc__testdev_pinned_live();
+  dc_dataset *ds = images(augment);
+  dc_loader_opts o = {.batch_size = 5,
+                      .shuffle = shuffle,
+                      .drop_last = drop_last,
+                      .seed = 11,
+                      .num_workers = workers,
+                      .prefetch = prefetch};
+  run_bytes ref = run(ds, o);
+  o.pin_memory = true;
+  o.device = DC_TESTDEV;
+  int64_t copies0 = dc__testdev_async_copies();
+  run_bytes pin = run(ds, o);
+  int64_t copies = dc__testdev_async_copies() - copies0;
+  cr_assert_eq(pin.batches, ref.batches);
+  cr_assert(ref.n == pin.n && memcmp(ref.b, pin.b, ref.n) == 0,
+            "pinned testdev batches differ from the cpu's (augment %d, shuffle %d, drop_last %d, "
+            "%d workers, prefetch %d)",
+            augment, shuffle, drop_last, workers, prefetch);
+  /* x and y of each batch handed out (and of those staged when an epoch was replayed) */
+  cr_assert_geq(copies, 2 * pin.batches, "%lld asynchronous copies for %lld batches",
+                (long long)copies, (long long)pin.batches);
+  cr_assert_eq(dc__testdev_pinned_live(), pinned0, "%lld pinned buffers left after the loader",
+               (long long)(dc__testdev_pinned_live() - pinned0));
+  free(ref.b);
+  free(pin.b);
+  dc_dataset_free(ds);
+  cr_assert_eq(dc_live_tensors(), live);
+}
+
+Test(pinned, loader_same_batches_inline) {
+  check_same(false, false, false, 0, 0);
+  check_same(true, true, false, 0, 0);
+  check_same(true, true, true, 0, 0);
+}
+
+Test(pinned, loader_same_batches_with_workers) {
+  check_same(true, true, false, 2, 1);
+  check_same(true, true, true, 2, 2);
+  check_same(false, false, true, 2, 8);
+}
+
+/* Pinned buffers are reused once their copies finished: a long run makes no more of them than
+ * the pool holds. */
+Test(pinned, loader_reuses_pinned_buffers) {
+  dc_alloc_stats a0 = dc_alloc_get_stats();
+  dc_dataset *ds = images(false);
+  dc_loader *l = dc_loader_new(ds, .batch_size = 5, .pin_memory = true, .device = DC_TESTDEV);
+  dc_tensor *x, *y;
+  int64_t peak = 0, pinned0 = dc__testdev_pinned_live();
+  for (int e = 0; e < 5; e++) {
+    while (dc_loader_next(l, &x, &y) == 1) {
+      dc_free(x);
+      dc_free(y);
+      int64_t p = dc__testdev_pinned_live() - pinned0;
+      if (p > peak) peak = p;
+    }
+  }
+  cr_assert_leq(peak, 8, "%lld pinned buffers for batches handed out one at a time",
+                (long long)peak);
+  dc_loader_free(l);
+  dc_dataset_free(ds);
+  dc_alloc_stats a1 = dc_alloc_get_stats();
+  cr_assert_eq(a1.live_bytes, a0.live_bytes, "%lld bytes leaked",
+               (long long)(a1.live_bytes - a0.live_bytes));
+}
+
+Test(memory_stats, counters_peaks_and_empty_cache) {
+  dc_memory_stats s0, s1, s2;
+  cr_assert_eq(dc_device_memory_stats(DC_TESTDEV, &s0), DC_OK, "%s", dc_last_error());
+  cr_assert_eq(s0.reserved_bytes, s0.allocated_bytes, "testdev has no cache");
+  dc_tensor *t = dc_zeros_on(DC_SHAPE(1000), DC_F32, DC_TESTDEV); /* [1000] */
+  cr_assert_not_null(t, "%s", dc_last_error());
+  cr_assert_eq(dc_device_memory_stats(DC_TESTDEV, &s1), DC_OK);
+  cr_assert_eq(s1.allocated_bytes, s0.allocated_bytes + 4000);
+  cr_assert_eq(s1.reserved_bytes, s1.allocated_bytes);
+  cr_assert_eq(s1.device_mallocs, s0.device_mallocs + 1);
+  cr_assert_geq(s1.peak_allocated_bytes, s1.allocated_bytes);
+  cr_assert_geq(s1.peak_reserved_bytes, s1.reserved_bytes);
+  dc_free(t);
+  dc_device_memory_reset_peak(DC_TESTDEV);
+  cr_assert_eq(dc_device_memory_stats(DC_TESTDEV, &s2), DC_OK);
+  cr_assert_eq(s2.allocated_bytes, s0.allocated_bytes);
+  cr_assert_eq(s2.peak_allocated_bytes, s2.allocated_bytes, "reset: the peak is the current");
+  cr_assert_eq(s2.peak_reserved_bytes, s2.reserved_bytes);
+  int64_t live, peak;
+  cr_assert_eq(dc_device_memory(DC_TESTDEV, &live, &peak), DC_OK, "the older call still works");
+  cr_assert(live == s2.allocated_bytes && peak == s2.peak_allocated_bytes);
+  cr_assert_eq(dc_device_empty_cache(DC_TESTDEV), DC_OK);
+  cr_assert_eq(dc_device_empty_cache(DC_CPU), DC_OK);
+  cr_assert_eq(dc_device_memory_stats(DC_CPU, &s2), DC_OK);
+  cr_assert_eq(dc_device_memory_stats((dc_device)99, &s2), DC_ERR_ARG);
+  cr_assert(strstr(dc_last_error(), "invalid device 99"), "%s", dc_last_error());
+  cr_assert_eq(dc_device_memory_stats(DC_CPU, NULL), DC_ERR_ARG);
+}
+
+Test(tf32, switch_default_off_and_calls_win) {
+  const char *env = getenv("DEEPC_ALLOW_TF32");
+  cr_assert_eq(dc_allow_tf32(), env && strcmp(env, "1") == 0, "the default follows the variable");
+  dc_set_allow_tf32(true);
+  cr_assert(dc_allow_tf32());
+  dc_set_allow_tf32(false);
+  cr_assert(!dc_allow_tf32());
+}
