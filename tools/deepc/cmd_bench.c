@@ -22,8 +22,7 @@ static int64_t cpu_tensor_peak(void) {
 
 static const char USAGE[] =
     "usage: deepc bench WORKLOAD [--device cpu|cuda|testdev] [--steps N] [--batch B] [--losses] "
-    "[--threads "
-    "T]\n"
+    "[--threads T] [--allow-tf32]\n"
     "Times full training steps (forward, cross-entropy, backward, optimizer step) on synthetic\n"
     "data already in memory, like ../shared/bench/torch_workloads.py, and prints one JSON line:\n"
     "workload, device, batch, steps, threads, samples_per_s, ms_per_step, loss (of the last\n"
@@ -32,7 +31,9 @@ static const char USAGE[] =
     "(6 x forward multiply-adds x batch: forward 2 FLOPs per multiply-add, backward about\n"
     "twice the forward), gflop_per_s and peak_mem_mb (on a device other than the cpu: the peak\n"
     "of tensor storage on it during the timed steps, like the script's\n"
-    "torch.cuda.max_memory_allocated; null on the cpu).\n"
+    "torch.cuda.max_memory_allocated; null on the cpu), reserved_mb (the peak the device's\n"
+    "caching allocator held, torch.cuda.max_memory_reserved; null on the cpu) and\n"
+    "device_mallocs (driver allocations during the timed steps: 0 once the cache is warm).\n"
     "  WORKLOAD       mlp_cifar_gray     1024-256-128-64-10 MLP, batch 64, SGD lr 0.01\n"
     "                 cnn_fashion        the Fashion-MNIST baseline CNN, batch 64, Adam lr 1e-3\n"
     "                 vgg11_cifar        VGG11 with batch norm on 3x32x32, batch 128,\n"
@@ -45,7 +46,9 @@ static const char USAGE[] =
     "  --batch B      batch size (default: the workload's)\n"
     "  --losses       also \"losses\": every step's loss, warm-up steps first (to compare\n"
     "                 devices: the data and the initial weights come from one seed)\n"
-    "  --threads T    CPU threads (default: OMP_NUM_THREADS or every core)\n";
+    "  --threads T    CPU threads (default: OMP_NUM_THREADS or every core)\n"
+    "  --allow-tf32   TF32 tensor cores for float32 products and convolutions on cuda (off\n"
+    "                 by default, as PyTorch's; same as DEEPC_ALLOW_TF32=1)\n";
 
 typedef struct bench_workload {
   const char *name;
@@ -146,12 +149,17 @@ static int run(const bench_workload *w, int batch, int steps, int threads, dc_de
   dc_tensor *y = dc_randint_on(0, w->classes, DC_SHAPE(batch), DC_I64, dev);
   int rc = (m && o && x && y) ? DC_OK : DC_CLI_FAIL;
   double loss = 0, t0 = 0, dt = 0;
+  int64_t mallocs0 = 0; /* device_mallocs after the warm-up */
   int warm = steps / 10 > 3 ? steps / 10 : 3;
   double *losses = all_losses ? calloc((size_t)(warm + steps), sizeof *losses) : NULL; /* [n] */
   if (all_losses && !losses) rc = DC_CLI_FAIL;
   for (int i = 0; rc == DC_OK && i < warm + steps; i++) {
     if (i == warm) { /* after the warm-up, like the script's torch.cuda.reset_peak_memory_stats */
-      if (dev != DC_CPU) dc_device_memory_reset_peak(dev);
+      if (dev != DC_CPU) {
+        dc_device_memory_reset_peak(dev);
+        dc_memory_stats ms0;
+        if (dc_device_memory_stats(dev, &ms0) == DC_OK) mallocs0 = ms0.device_mallocs;
+      }
       t0 = now_s();
     }
     rc = train_step(m, o, x, y, &loss);
@@ -174,22 +182,27 @@ static int run(const bench_workload *w, int batch, int steps, int threads, dc_de
     struct rusage ru;
     getrusage(RUSAGE_SELF, &ru);
     dc_alloc_stats st = dc_alloc_get_stats();
-    char devpeak[48] = "null"; /* the script's peak_mem_mb: tensors on the device, timed steps */
-    if (dev != DC_CPU) {
-      int64_t peak = 0;
-      dc_device_memory(dev, NULL, &peak);
-      snprintf(devpeak, sizeof devpeak, "%.1f", (double)peak / (1024.0 * 1024.0));
+    /* the script's peak_mem_mb: tensors on the device, timed steps; and what was reserved */
+    char devpeak[48] = "null", reserved[48] = "null", mallocs[32] = "null";
+    dc_memory_stats ms;
+    if (dev != DC_CPU && dc_device_memory_stats(dev, &ms) == DC_OK) {
+      snprintf(devpeak, sizeof devpeak, "%.1f",
+               (double)ms.peak_allocated_bytes / (1024.0 * 1024.0));
+      snprintf(reserved, sizeof reserved, "%.1f",
+               (double)ms.peak_reserved_bytes / (1024.0 * 1024.0));
+      snprintf(mallocs, sizeof mallocs, "%lld", (long long)(ms.device_mallocs - mallocs0));
     }
     printf(
         "{\"workload\": \"%s\", \"device\": \"%s\", \"deepc\": \"%s\", \"batch\": %d, "
         "\"steps\": %d, \"threads\": %d, \"samples_per_s\": %.1f, \"ms_per_step\": %.3f, "
         "\"loss\": %.6g, \"peak_rss_mb\": %.1f, \"tensor_peak_mb\": %.1f, \"alloc_peak_mb\": %.1f, "
         "\"gflop_per_step\": %.4g, \"gflop_per_s\": %.1f, \"conv_algo\": \"%s\", "
-        "\"peak_mem_mb\": %s%s}\n",
+        "\"peak_mem_mb\": %s, \"reserved_mb\": %s, \"device_mallocs\": %s, \"tf32\": %s%s}\n",
         w->name, dc_device_name(dev), DEEPC_VERSION, batch, steps, threads, batch * steps / dt,
         1000 * dt / steps, loss, (double)ru.ru_maxrss / 1024.0,
         (double)cpu_tensor_peak() / (1024.0 * 1024.0), (double)st.peak_bytes / (1024.0 * 1024.0),
-        gflop, gflop * steps / dt, dc_conv_algo_name(dc_get_conv_algo()), devpeak, lj);
+        gflop, gflop * steps / dt, dc_conv_algo_name(dc_get_conv_algo()), devpeak, reserved,
+        mallocs, dc_allow_tf32() ? "true" : "false", lj);
     fflush(stdout);
   }
   free(lj);
@@ -218,6 +231,8 @@ int dc_cmd_bench(int argc, char **argv) {
         return dc_cli_usage_error("bench", "--steps needs a whole number from 1 to 1000000");
     } else if (strcmp(argv[i], "--losses") == 0) {
       all_losses = true;
+    } else if (strcmp(argv[i], "--allow-tf32") == 0) {
+      dc_set_allow_tf32(true);
     } else if (dc_cli_opt(argc, argv, &i, "--batch", &v)) {
       if (!v || !parse_int(v, 1, 1000000, &batch))
         return dc_cli_usage_error("bench", "--batch needs a whole number from 1 to 1000000");

@@ -33,6 +33,9 @@ static const char USAGE[] =
     "                 error naming those it has); overrides train.device without changing\n"
     "                 the configuration stored in the outputs, so the checkpoints are the\n"
     "                 same files as a run on another device that computes the same values\n"
+    "  --allow-tf32   let float32 matrix products and convolutions on cuda use TF32 tensor\n"
+    "                 cores (10-bit mantissa inputs; off by default, as PyTorch's; same as\n"
+    "                 DEEPC_ALLOW_TF32=1)\n"
     "  --stop-after N stop after N epochs of this call (as if interrupted; for --resume)\n"
     "  --progress M   a bar on a terminal, plain lines when piped (auto), or none\n"
     "Ctrl-C stops after the current batch; the last finished epoch can be resumed.\n"
@@ -124,6 +127,8 @@ int dc_cmd_train(int argc, char **argv) {
         return dc_cli_usage_error("train", "--progress %s: use auto, bar, lines or none", v);
     } else if (strcmp(argv[i], "--resume") == 0) {
       resume = true;
+    } else if (strcmp(argv[i], "--allow-tf32") == 0) {
+      dc_set_allow_tf32(true);
     } else {
       return dc_cli_usage_error("train", "unknown option '%s'", argv[i]);
     }
