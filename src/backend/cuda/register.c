@@ -5,6 +5,8 @@
  * TF32 switch. */
 #include "cuda-impl.h"
 
+#include <stdlib.h>
+
 static cudaStream_t g_stream;
 
 cudaStream_t dc__cuda_stream(void) { return g_stream; }
@@ -29,6 +31,22 @@ int dc__cuda_unsupported(const char *op) {
                   op);
 }
 
+/* This process's GPU: its local rank's among n (one process per GPU, as src/dist picks with
+ * dc_dist_local_rank() % n), read from the launcher's environment (Open MPI, MPICH, Slurm,
+ * torchrun-style LOCAL_RANK), else 0. Chosen here, before the stream is made, so that the
+ * stream, the cache and NCCL's communicator are on one device whichever comes first. */
+static int local_device(int n) {
+  static const char *const VARS[] = {"OMPI_COMM_WORLD_LOCAL_RANK", "MPI_LOCALRANKID",
+                                     "SLURM_LOCALID", "LOCAL_RANK"};
+  for (size_t i = 0; i < sizeof VARS / sizeof VARS[0]; i++) {
+    const char *v = getenv(VARS[i]);
+    char *end = NULL;
+    long r = v && *v ? strtol(v, &end, 10) : -1;
+    if (r >= 0 && *end == '\0') return (int)(r % n);
+  }
+  return 0;
+}
+
 const dc_backend *dc__cuda_probe(void) {
   int n = 0;
   cudaError_t e = cudaGetDeviceCount(&n);
@@ -42,11 +60,12 @@ const dc_backend *dc__cuda_probe(void) {
     dc__device_set_absent(DC_CUDA, "no CUDA device: cudaGetDeviceCount found none");
     return NULL;
   }
-  e = cudaSetDevice(0);
+  int dev = local_device(n);
+  e = cudaSetDevice(dev);
   if (e == cudaSuccess) e = cudaStreamCreateWithFlags(&g_stream, cudaStreamNonBlocking);
   if (e != cudaSuccess) {
     cudaGetLastError();
-    dc__device_set_absent(DC_CUDA, "CUDA device 0 unusable: %s (%s)", cudaGetErrorName(e),
+    dc__device_set_absent(DC_CUDA, "CUDA device %d unusable: %s (%s)", dev, cudaGetErrorName(e),
                           cudaGetErrorString(e));
     return NULL;
   }
