@@ -77,6 +77,8 @@ if want build; then
   targets=(deepc_cli)
   for f in tests/gpu/test_gpu_*.c; do targets+=("$(basename "$f" .c)"); done
   if run_limited 120 "$logs/configure.log" cmake "${cfg[@]}"; then
+    # the NCCL test's program (gpu.test_gpu_nccl), in a build with MPI
+    cmake --build "$build" --target help 2> /dev/null | grep 'nccl_ddp' > /dev/null && targets+=(nccl_ddp)
     run_limited 300 "$logs/build.log" cmake --build "$build" -j "$jobs" --target "${targets[@]}" &&
       built=2
   elif run_limited 120 "$logs/configure-notests.log" cmake "${cfg[@]}" -DDC_BUILD_TESTS=OFF \
