@@ -10,6 +10,7 @@
 
 #include "backend/testdev/testdev-impl.h"
 #include "core/core-impl.h"
+#include "data/data-impl.h"
 
 #include <string.h>
 
@@ -228,4 +229,91 @@ Test(tf32, switch_default_off_and_calls_win) {
   cr_assert(dc_allow_tf32());
   dc_set_allow_tf32(false);
   cr_assert(!dc_allow_tf32());
+}
+
+/* A dataset whose sample 37 cannot be read, and whose sample 50 has another shape. */
+static int flaky_get(const dc_dataset *ds, int64_t i, dc__sample *s, uint64_t seed) {
+  (void)ds;
+  (void)seed;
+  if (i == 37) return dc__errs(DC_ERR_FORMAT, "flaky.bin: record 37 is corrupt");
+  int64_t n = i == 50 ? 3 : 4;
+  if (!dc__arr_reserve(&s->x, sizeof(float) * 4) || !dc__arr_reserve(&s->y, 8)) return DC_ERR_NOMEM;
+  s->x.dtype = DC_F32;
+  s->x.ndim = 1;
+  s->x.shape[0] = n;
+  for (int k = 0; k < n; k++) ((float *)s->x.data)[k] = (float)i;
+  s->has_y = true;
+  s->y.dtype = DC_I64;
+  s->y.ndim = 0;
+  *(int64_t *)s->y.data = i;
+  return DC_OK;
+}
+static void flaky_destroy(dc_dataset *ds) { (void)ds; }
+static const dc__dataset_vt FLAKY = {flaky_get, NULL, flaky_destroy};
+
+/* A batch's error reaches the caller in its turn (the staged batch keeps it), and the loader
+ * goes on, as without pinning. */
+Test(pinned, loader_errors_in_their_turn) {
+  for (int w = 0; w <= 2; w += 2) {
+    dc_dataset *ds = dc__dataset_new(&FLAKY, "Flaky", "flaky.bin", 60, NULL);
+    dc_loader *l = dc_loader_new(ds, .batch_size = 10, .num_workers = w, .pin_memory = true,
+                                 .device = DC_TESTDEV);
+    cr_assert_not_null(l, "%s", dc_last_error());
+    dc_tensor *x, *y;
+    int got[6];
+    char msg[6][512];
+    for (int b = 0; b < 6; b++) {
+      got[b] = dc_loader_next(l, &x, &y);
+      snprintf(msg[b], sizeof msg[b], "%s", dc_last_error());
+      if (got[b] == 1) {
+        cr_assert_eq(x->device, DC_TESTDEV);
+        cr_assert_eq((int64_t)dc_item_at(y, 0), b * 10);
+        cr_assert_eq(dc_item_at(x, 39), b * 10 + 9);
+        dc_free(x);
+        dc_free(y);
+      } else {
+        cr_assert_null(x);
+      }
+    }
+    cr_assert(got[0] == 1 && got[1] == 1 && got[2] == 1 && got[4] == 1, "workers %d", w);
+    cr_assert_eq(got[3], -1);
+    cr_assert(strstr(msg[3], "batch 3") && strstr(msg[3], "record 37 is corrupt"), "%s", msg[3]);
+    cr_assert_eq(got[5], -1);
+    cr_assert(strstr(msg[5], "batch 5") && strstr(msg[5], "Resize"), "%s", msg[5]);
+    cr_assert_eq(dc_loader_next(l, &x, &y), 0);
+    dc_loader_free(l);
+    dc_dataset_free(ds);
+  }
+}
+
+/* Every allocation of a pinned run made to fail in turn: each call returns 1, 0 or -1 with a
+ * message, nothing crashes, and nothing leaks once the loader is freed. */
+Test(pinned, loader_allocation_failures) {
+  dc_dataset *ds = images(false);
+  int64_t live = dc_live_tensors(), pinned0 = dc__testdev_pinned_live();
+  for (int64_t nth = 1; nth < 400; nth += 3) {
+    dc_alloc_stats a0 = dc_alloc_get_stats();
+    dc_loader *l =
+        dc_loader_new(ds, .batch_size = 10, .pin_memory = true, .device = DC_TESTDEV, .seed = 3);
+    cr_assert_not_null(l, "%s", dc_last_error());
+    dc_alloc_fail_at(nth);
+    for (int k = 0; k < 8; k++) {
+      dc_tensor *x, *y;
+      int rc = dc_loader_next(l, &x, &y);
+      cr_assert(rc == 1 || rc == 0 || rc == -1);
+      if (rc == -1) cr_assert(dc_last_error()[0], "failure %lld: no message", (long long)nth);
+      if (rc == 1) {
+        dc_free(x);
+        dc_free(y);
+      }
+    }
+    dc_alloc_fail_at(0);
+    dc_loader_free(l);
+    dc_alloc_stats a1 = dc_alloc_get_stats();
+    cr_assert_eq(a1.live_bytes, a0.live_bytes, "failure %lld: %lld bytes leaked", (long long)nth,
+                 (long long)(a1.live_bytes - a0.live_bytes));
+  }
+  cr_assert_eq(dc_live_tensors(), live);
+  cr_assert_eq(dc__testdev_pinned_live(), pinned0);
+  dc_dataset_free(ds);
 }
