@@ -116,6 +116,9 @@ typedef struct dc_device_mem {
   void (*cache_stats)(dc__cache_stats *s, bool reset_peak);
   /* Gives the cached free blocks back to the driver (NULL: nothing cached). */
   int (*empty_cache)(void);
+  /* The native stream the device's kernels are queued on (a cudaStream_t), for libraries that
+   * queue work beside them and must order it after them (NCCL in src/dist). NULL: none. */
+  void *(*native_stream)(void);
 } dc_device_mem;
 
 /* The cpu's memory entries: host memory through the allocation hook (dc__malloc). */

@@ -1,7 +1,7 @@
 /* NCCL collectives for CUDA tensors (one process per GPU): the GPU is picked by the local rank
  * at init, the communicator is made at the first CUDA collective from an id that rank 0 sends
- * over MPI, and each collective runs on a dist stream ordered after the default stream and is
- * polled (event + async error) against the same deadline as the MPI path. Built only with
+ * over MPI, and each collective runs on a dist stream ordered after the CUDA backend's stream and
+ * is polled (event + async error) against the same deadline as the MPI path. Built only with
  * DC_HAVE_NCCL; untested on the project's CI machine, which has no GPU. */
 #include "dist-impl.h"
 
@@ -113,11 +113,15 @@ int dc__nccl_start(void *data, int64_t n, dc_dtype dt, int op_or_root, bool bcas
   ncclDataType_t t;
   if (!nccl_type(dt, &t))
     return dc__errs(DC_ERR_UNSUPPORTED, "dist (NCCL): %s data", dc_dtype_name(dt));
-  /* run after the work already queued on the default stream (the gradients' producers) */
+  /* run after the work already queued on the CUDA backend's stream (the gradients' producers:
+   * a non-blocking stream, which the legacy default stream does not order) */
   cudaEvent_t before, after;
   cudaError_t e = cudaEventCreateWithFlags(&before, cudaEventDisableTiming);
   if (e != cudaSuccess) return cuda_fail(e, "cudaEventCreate");
-  cudaEventRecord(before, cudaStreamLegacy);
+  const dc_device_mem *m = dc__device_mem(DC_CUDA);
+  cudaStream_t producer =
+      m && m->native_stream ? (cudaStream_t)m->native_stream() : cudaStreamLegacy;
+  cudaEventRecord(before, producer);
   cudaStreamWaitEvent(g_stream, before, 0);
   cudaEventDestroy(before);
   ncclResult_t r = bcast ? ncclBroadcast(data, data, (size_t)n, t, op_or_root, g_nccl, g_stream)

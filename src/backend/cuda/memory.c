@@ -239,6 +239,8 @@ static int cuda_copy(void *dst, const void *src, size_t n) {
                        "copy: cudaMemcpyAsync");
 }
 
+static void *cuda_native_stream(void) { return (void *)dc__cuda_stream(); }
+
 static int cuda_synchronize(void) {
   return dc__cuda_fail(cudaStreamSynchronize(dc__cuda_stream()), "cudaStreamSynchronize");
 }
@@ -258,4 +260,5 @@ const dc_device_mem dc__cuda_mem = {
     .ticket_free = cuda_ticket_free,
     .cache_stats = cuda_cache_stats,
     .empty_cache = dc__cuda_empty_cache,
+    .native_stream = cuda_native_stream,
 };
