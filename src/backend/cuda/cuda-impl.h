@@ -150,6 +150,28 @@ int dc__cuda_conv_bias_add(dc_tensor *y, const dc_tensor *b, const dc_conv2d_geo
 int dc__cuda_conv_bias_fill(dc_tensor *y, const dc_tensor *b, const dc_conv2d_geom *g);
 /* gb [K] = gy [N, K, OH, OW] summed over N, OH, OW: bfloat16, double sums, rounded once */
 int dc__cuda_conv_bias_grad_bf16(dc_tensor *gb, const dc_tensor *gy, const dc_conv2d_geom *g);
+/* conv_block.c: conv -> batch norm [-> ReLU [-> 2x2 max pooling]] (DC_CAP_CONV_BLOCK) */
+int dc__cuda_conv_block_plan(const dc_conv2d_geom *g, bool has_bias, size_t *bytes);
+int dc__cuda_conv_block_forward(dc_tensor *y, dc_tensor *yc, dc_tensor *idx, dc_tensor *stats,
+                                const dc_tensor *x, const dc_tensor *w, const dc_tensor *b,
+                                const dc_tensor *bn_w, const dc_tensor *bn_b,
+                                dc_tensor *running_mean, dc_tensor *running_var, bool batch_stats,
+                                double momentum, double eps, const dc_conv2d_geom *g, int mode);
+int dc__cuda_conv_block_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, dc_tensor *gbn_w,
+                                 dc_tensor *gbn_b, const dc_tensor *gy, const dc_tensor *x,
+                                 const dc_tensor *w, const dc_tensor *yc, const dc_tensor *idx,
+                                 const dc_tensor *bn_w, const dc_tensor *bn_b,
+                                 const dc_tensor *stats, bool batch_stats, const dc_conv2d_geom *g,
+                                 int mode);
+/* conv_block.cu: mask [N*K*OH*OW] = whether the ReLU passes a gradient at r (its output) */
+int dc__cuda_cb_mask(uint8_t *mask, const dc_tensor *r);
+/* gz = mask ? src : 0 (src may be gz) */
+int dc__cuda_cb_apply_mask(dc_tensor *gz, const dc_tensor *src, const uint8_t *mask);
+/* idx8 (uint8 window positions) from idx32 (int32 plane indices) when to8, else the reverse;
+ * both [N*K, OH/2, OW/2] */
+int dc__cuda_cb_idx(dc_tensor *idx8, dc_tensor *idx32, const dc_conv2d_geom *g, bool to8);
+/* stats [4, K] rows 2, 3 = invstd * bn_w, bn_b - mean * a from rows 0, 1 */
+int dc__cuda_cb_affine(dc_tensor *stats, const dc_tensor *bn_w, const dc_tensor *bn_b, int64_t k);
 /* pool.cu (per-element math in pool-math.h) */
 int dc__cuda_max_pool2d_forward(dc_tensor *y, dc_tensor *idx, const dc_tensor *x,
                                 const dc_pool2d_geom *g);
