@@ -4,8 +4,11 @@
  * inf, NaN payloads) and bf16 -> float32 for all 2^16 patterns; the bias gradient of the bf16
  * convolution looped as conv.cu's kernel runs it (256 lanes per channel, then the block's tree)
  * against the CPU backend's double sum rounded by core, bit for bit, and within one bf16 ulp of
- * the CPU's float32 convolution gradient. What this leaves to tests/gpu (test_gpu_bf16.c): the
- * launches, cuDNN, cuBLAS(Lt). Runs everywhere (no GPU needed). */
+ * the CPU's float32 convolution gradient. Also conv-block-math.h (the CUDA conv block's rules):
+ * pool.cu's int32 argmax of each 2x2 window, from the CPU's max_pool2d entry, to the window
+ * position the op keeps and back, against the position of the first largest value (a NaN wins),
+ * which is the CPU conv block's order; and the ReLU's gradient mask. What this leaves to tests/gpu
+ * (test_gpu_bf16.c): the launches, cuDNN, cuBLAS(Lt). Runs everywhere (no GPU needed). */
 #include <criterion/criterion.h>
 #include <deepc/deepc.h>
 #include <math.h>
@@ -13,6 +16,7 @@
 
 #include "backend/backend.h"
 #include "backend/cuda/bf16-math.h"
+#include "backend/cuda/conv-block-math.h"
 #include "backend/nn-kernels.h"
 #include "core/core-impl.h"
 
@@ -101,4 +105,49 @@ Test(cuda_bf16_math, conv_bias_gradient_matches_cpu) {
     cr_expect(fabs(conv - dc__bf16_to_f32(got)) <= bf16_ulp(conv), "channel %lld: %g vs conv %g",
               (long long)c, dc__bf16_to_f32(got), conv);
   }
+}
+
+/* the first largest of the window's four values, row-major (a NaN wins): the CPU block's rule */
+static int first_max(const float *v) {
+  int best = 0;
+  for (int k = 1; k < 4; k++)
+    if (!isnan(v[best]) && (isnan(v[k]) || v[k] > v[best])) best = k;
+  return best;
+}
+
+Test(cuda_bf16_math, conv_block_argmax_and_mask) {
+  const int64_t P = 6, H = 9, W = 7, PH = H / 2, PW = W / 2;
+  dc_manual_seed(21);
+  dc_tensor *u = dc_rand(DC_SHAPE(P, H, W), DC_F32);
+  cr_assert(u, "%s", dc_last_error());
+  float *x = dc_data(u);
+  for (int64_t i = 0; i < P * H * W; i++) x[i] = (float)(int)(x[i] * 4.0f); /* ties: 0..3 */
+  x[3] = NAN;
+  dc_pool2d_geom g;
+  memset(&g, 0, sizeof g);
+  g.planes = P, g.h = H, g.w = W, g.oh = PH, g.ow = PW;
+  for (int i = 0; i < 2; i++) g.kernel[i] = g.stride[i] = 2, g.dilation[i] = 1;
+  dc_tensor *y = dc__new(DC_SHAPE(P, PH, PW), DC_F32, DC_CPU);
+  dc_tensor *ix = dc__new(DC_SHAPE(P, PH, PW), DC_I32, DC_CPU);
+  cr_assert_eq(dc__backend(DC_CPU)->nn->max_pool2d_forward(y, ix, u, &g), DC_OK, "%s",
+               dc_last_error());
+  const int32_t *pi = dc_data(ix);
+  int64_t bad = 0;
+  for (int64_t p = 0; p < P; p++)
+    for (int64_t i = 0; i < PH; i++)
+      for (int64_t j = 0; j < PW; j++) {
+        int64_t o = (p * PH + i) * PW + j;
+        const float *q = x + p * H * W;
+        float v[4] = {q[2 * i * W + 2 * j], q[2 * i * W + 2 * j + 1], q[(2 * i + 1) * W + 2 * j],
+                      q[(2 * i + 1) * W + 2 * j + 1]};
+        uint8_t k = dc__cb_win_pos(pi[o], W, i, j);
+        if (k != first_max(v) || dc__cb_plane_idx(k, W, i, j) != pi[o]) {
+          if (bad++ < 4)
+            cr_log_error("plane %lld window (%lld, %lld): index %d, position %d, expected %d",
+                         (long long)p, (long long)i, (long long)j, pi[o], k, first_max(v));
+        }
+      }
+  cr_expect_eq(bad, 0, "%lld windows", (long long)bad);
+  cr_expect(dc__cb_relu_passes(1.0f) && dc__cb_relu_passes(NAN) && dc__cb_relu_passes(1e-38f));
+  cr_expect(!dc__cb_relu_passes(0.0f) && !dc__cb_relu_passes(-0.0f) && !dc__cb_relu_passes(-1.0f));
 }
