@@ -89,7 +89,7 @@ Test(gpu_bf16, gemm_batched_matches_cpu_float32_rounded_once) {
 /* ---- linear ---- */
 
 /* x [M, K]; w [N, K], or a transposed view of a [K, N] tensor (w_t); bias [N] or none; x_off:
- * x a view starting one element in (a pointer cuBLASLt sees misaligned) */
+ * x and bias views starting one element in (pointers cuBLASLt sees misaligned) */
 static void linear_case(dc_dtype dt, int64_t M, int64_t N, int64_t K, bool bias, bool w_t,
                         bool x_off) {
   dc_tensor *xb = inputs(DC_SHAPE(M * K + 1), dt, 91, false), *xbg = to_gpu(xb);
@@ -106,7 +106,13 @@ static void linear_case(dc_dtype dt, int64_t M, int64_t N, int64_t K, bool bias,
     w = inputs(DC_SHAPE(N, K), dt, 92, false);
     wg = to_gpu(w);
   }
-  dc_tensor *b = bias ? inputs(DC_SHAPE(N), dt, 93, false) : NULL, *bg = b ? to_gpu(b) : NULL;
+  dc_tensor *b = NULL, *bg = NULL;
+  if (bias) { /* with x_off a view one element in too */
+    dc_tensor *bb = inputs(DC_SHAPE(N + 1), dt, 93, false), *bbg = to_gpu(bb);
+    int64_t bs[1] = {N}, bst[1] = {1};
+    b = dc__alias(bb, 1, bs, bst, bb->offset + off);
+    bg = dc__alias(bbg, 1, bs, bst, bbg->offset + off);
+  }
   dc_tensor *og = dc__new(DC_SHAPE(M, N), dt, DC_CUDA);
   cr_assert(og && x && xg && w && wg, "%s", dc_last_error());
   cr_assert_eq(gpu_be()->linalg->linear(og, xg, wg, bg), DC_OK, "%s", dc_last_error());

@@ -299,8 +299,10 @@ int dc__cuda_linear(dc_tensor *out, const dc_tensor *x, const dc_tensor *w, cons
   rc = dc__cuda_blas_operand(x, false, &X);
   if (rc != DC_OK) return rc;
   rc = dc__cuda_blas_operand(w, true, &W);
-  dc_tensor *bc = NULL; /* a contiguous bias where its stride is not 1 */
-  if (rc == DC_OK && bias && bias->stride[0] != 1 && n > 1) {
+  /* a contiguous, 16-byte aligned copy of a bias with another stride or a view's offset */
+  dc_tensor *bc = NULL;
+  if (rc == DC_OK && bias &&
+      ((bias->stride[0] != 1 && n > 1) || ((uintptr_t)dc__cuda_ptr(bias) & 15u) != 0)) {
     bc = dc__new(dc_shape_of(bias), bias->dtype, bias->device);
     rc = bc ? dc__cuda_copy(bc, bias) : (int)dc_last_status();
   }
