@@ -16,6 +16,9 @@
 #   BUILD          build folder (default build-gpu; kept between calls on a warm machine)
 #   BENCH_STEPS    timed steps per workload (default 20), BENCH_BATCH (default 128)
 #   BENCH_ONLY     workloads (default: the four), BENCH_COMPILE=0 to leave out torch.compile
+#   BENCH_AMP      workloads also run in bf16 autocast, `deepc bench W --amp` beside
+#                  torch_workloads.py --amp (default resnet34_finetune; empty: none). Skipped,
+#                  with a line in summary.txt, when `deepc bench --help` does not mention --amp
 #   TORCH_WORKLOADS  path of torch_workloads.py (default: the first of shared/bench/,
 #                  ../shared/bench/, bench/; the device call sends shared/ of the checkout
 #                  only, so copy it there first: docs/cuda.md)
@@ -32,6 +35,7 @@ phases=" ${GPU_PHASES:-build test bench memcheck} "
 steps=${BENCH_STEPS:-20}
 batch=${BENCH_BATCH:-128}
 workloads=${BENCH_ONLY:-mlp_cifar_gray cnn_fashion vgg11_cifar resnet34_finetune}
+amp_workloads=${BENCH_AMP-resnet34_finetune}
 python=${PYTHON:-python3}
 t0=$(date +%s)
 summary="$out/summary.txt"
@@ -138,15 +142,32 @@ if want bench; then
         --batch "$batch" --steps "$steps"
     fi
   done
+  # bf16 autocast: deepc --amp (when this deepc has it) beside PyTorch eager with --amp
+  if [ -n "$amp_workloads" ] && ((built > 0)); then
+    if "$build/deepc" bench --help 2>&1 | grep -q -- '--amp'; then
+      for w in $amp_workloads; do
+        run_one deepc-amp "$w" 150 "$build/deepc" bench "$w" --device cuda --amp --batch "$batch" \
+          --steps "$steps"
+        if [ -n "$tw" ]; then
+          run_one eager-amp "$w" 120 env PYTHONUNBUFFERED=1 "$python" "$tw" --device cuda --amp \
+            --only "$w" --batch "$batch" --steps "$steps"
+        fi
+      done
+    else
+      note "bench amp: skipped: \`deepc bench --help\` does not mention --amp (no bf16 autocast in this deepc)"
+      amp_workloads=""
+    fi
+  fi
   if [ -n "$tw" ] && [ "${BENCH_COMPILE:-1}" != 0 ]; then
     for w in $workloads; do
       run_one compile "$w" 240 env PYTHONUNBUFFERED=1 "$python" "$tw" --device cuda --only "$w" \
         --batch "$batch" --steps "$steps" --compile default
     done
   fi
-  python3 - "$logs" "$batch" "$steps" "$workloads" > "$out/bench.md" << 'EOF'
+  python3 - "$logs" "$batch" "$steps" "$workloads" "$amp_workloads" > "$out/bench.md" << 'EOF'
 import json, os, sys
 logs, batch, steps, names = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4].split()
+amp_names = sys.argv[5].split()
 def result(who, w):
     p = os.path.join(logs, f'bench-{who}-{w}.log')
     if not os.path.exists(p):
@@ -174,6 +195,18 @@ for w in names:
           f"{num(c, 'samples_per_s')} | {ratio(d, e)} | {ratio(d, c)} | {num(d, 'peak_mem_mb')} | "
           f"{num(e, 'peak_mem_mb')} | {num(c, 'peak_mem_mb')} |")
     notes += [f'- {w}, {k}: {r[k][1]}' for k in r if r[k][0] is None]
+if amp_names:
+    print('\nbf16 autocast (`deepc bench --amp`, `torch_workloads.py --amp`):\n')
+    print('| workload | deepc --amp samples/s | torch eager --amp | deepc/eager | peak MB deepc '
+          '| peak MB eager |')
+    print('|---|---|---|---|---|---|')
+    for w in amp_names:
+        r = {who: result(who, w) for who in ('deepc-amp', 'eager-amp')}
+        d, e = r['deepc-amp'][0], r['eager-amp'][0]
+        ratio = f"{d['samples_per_s'] / e['samples_per_s']:.2f}" if d and e else '-'
+        print(f"| {w} | {num(d, 'samples_per_s')} | {num(e, 'samples_per_s')} | {ratio} | "
+              f"{num(d, 'peak_mem_mb')} | {num(e, 'peak_mem_mb')} |")
+        notes += [f'- {w}, {k}: {r[k][1]}' for k in r if r[k][0] is None]
 if notes:
     print('\nNot measured:\n' + '\n'.join(notes))
 print('\npeak MB: deepc, tensor storage on the GPU during the timed steps (`deepc bench`\'s '

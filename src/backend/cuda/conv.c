@@ -1,6 +1,6 @@
 /* The CUDA backend's 2-D convolution through cuDNN 9's C API (the legacy cudnnConvolution*
- * calls): forward, backward data, backward filter, float32 and float64, groups, stride,
- * dilation. One cuDNN handle per process on the backend's stream; the descriptors and the
+ * calls): forward, backward data, backward filter, float32, float64 and bfloat16, groups,
+ * stride, dilation. One cuDNN handle per process on the backend's stream; the descriptors and the
  * algorithm of each direction are cached per geometry (a small LRU table); workspaces come from
  * the caching allocator. Asymmetric padding (padding="same" with an even kernel) is an explicit
  * zero-padded copy of the input (conv.cu) and a crop of its gradient. The bias add (conv.cu) and
@@ -9,6 +9,10 @@
  * workspace can be allocated, so backward runs repeat bit for bit (docs/cuda.md); only when no
  * deterministic one fits, the first that does. float32 runs
  * without TF32 (CUDNN_FMA_MATH) unless the backend's TF32 switch is on.
+ * bfloat16 is the autocast contract (every operand bf16, float32 accumulation, each output
+ * rounded once): cuDNN's PSEUDO_BFLOAT16 configuration (bf16 tensors, float compute,
+ * CUDNN_TENSOR_OP_MATH); the bias is broadcast into y first and the convolution accumulated onto
+ * it (beta 1), and its gradient is conv.cu's double sum rounded once.
  * Shapes: x [N, C, H, W], w [K, C/G, kH, kW], b [K], y [N, K, OH, OW]. */
 #include "cuda-impl.h"
 
@@ -19,7 +23,7 @@
 
 /* What a cached entry is keyed by: the geometry cuDNN sees (after explicit padding) */
 typedef struct conv_key {
-  int f64, tf32;
+  int dt, tf32; /* dt: the dc_dtype */
   int n, c, h, w, k, kh, kw, groups;
   int pad[2], stride[2], dilation[2];
 } conv_key;
@@ -75,7 +79,7 @@ static bool asymmetric(const dc_conv2d_geom *g) {
 static bool fits_int(int64_t v) { return v >= 0 && v <= INT32_MAX; }
 
 /* The key of g; false when a size does not fit cuDNN's int descriptors. */
-static bool make_key(conv_key *k, const dc_conv2d_geom *g, bool f64) {
+static bool make_key(conv_key *k, const dc_conv2d_geom *g, dc_dtype dt) {
   bool asym = asymmetric(g);
   int64_t h = asym ? g->h + g->pad_l[0] + g->pad_r[0] : g->h;
   int64_t w = asym ? g->w + g->pad_l[1] + g->pad_r[1] : g->w;
@@ -98,8 +102,8 @@ static bool make_key(conv_key *k, const dc_conv2d_geom *g, bool f64) {
   for (size_t i = 0; i < sizeof v / sizeof v[0]; i++)
     if (!fits_int(v[i])) return false;
   memset(k, 0, sizeof *k); /* padding bytes too: keys compare with memcmp */
-  *k = (conv_key){.f64 = f64,
-                  .tf32 = !f64 && dc__cuda_allow_tf32(),
+  *k = (conv_key){.dt = (int)dt,
+                  .tf32 = dt == DC_F32 && dc__cuda_allow_tf32(),
                   .n = (int)g->n,
                   .c = (int)g->c,
                   .h = (int)h,
@@ -123,7 +127,9 @@ static void destroy_entry(conv_entry *e) {
 }
 
 static int build_entry(conv_entry *e, const conv_key *k, const dc_conv2d_geom *g, const char *op) {
-  cudnnDataType_t dt = k->f64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
+  bool f64 = k->dt == DC_F64, bf16 = k->dt == DC_BF16;
+  cudnnDataType_t dt = f64 ? CUDNN_DATA_DOUBLE : bf16 ? CUDNN_DATA_BFLOAT16 : CUDNN_DATA_FLOAT;
+  cudnnDataType_t compute = f64 ? CUDNN_DATA_DOUBLE : CUDNN_DATA_FLOAT;
   DNN(cudnnCreateTensorDescriptor(&e->x), op);
   DNN(cudnnCreateTensorDescriptor(&e->y), op);
   DNN(cudnnCreateFilterDescriptor(&e->w), op);
@@ -132,13 +138,15 @@ static int build_entry(conv_entry *e, const conv_key *k, const dc_conv2d_geom *g
   DNN(cudnnSetFilter4dDescriptor(e->w, dt, CUDNN_TENSOR_NCHW, k->k, k->c / k->groups, k->kh, k->kw),
       op);
   DNN(cudnnSetConvolution2dDescriptor(e->conv, k->pad[0], k->pad[1], k->stride[0], k->stride[1],
-                                      k->dilation[0], k->dilation[1], CUDNN_CROSS_CORRELATION, dt),
+                                      k->dilation[0], k->dilation[1], CUDNN_CROSS_CORRELATION,
+                                      compute),
       op);
   DNN(cudnnSetConvolutionGroupCount(e->conv, k->groups), op);
-  /* float32: FMA kernels only, or tensor cores (TF32) when allowed, as PyTorch's allow_tf32 */
-  cudnnMathType_t math = k->f64    ? CUDNN_DEFAULT_MATH
-                         : k->tf32 ? CUDNN_TENSOR_OP_MATH
-                                   : CUDNN_FMA_MATH;
+  /* float32: FMA kernels only, or tensor cores (TF32) when allowed, as PyTorch's allow_tf32;
+   * bfloat16: tensor cores */
+  cudnnMathType_t math = f64               ? CUDNN_DEFAULT_MATH
+                         : k->tf32 || bf16 ? CUDNN_TENSOR_OP_MATH
+                                           : CUDNN_FMA_MATH;
   DNN(cudnnSetConvolutionMathType(e->conv, math), op);
   int n, c, oh, ow;
   DNN(cudnnGetConvolution2dForwardOutputDim(e->conv, e->x, e->w, &n, &c, &oh, &ow), op);
@@ -155,9 +163,9 @@ static int build_entry(conv_entry *e, const conv_key *k, const dc_conv2d_geom *g
 }
 
 /* The cached entry of g (made, evicting the least recently used, when missing); lock held. */
-static int lookup(conv_entry **out, const dc_conv2d_geom *g, bool f64, const char *op) {
+static int lookup(conv_entry **out, const dc_conv2d_geom *g, dc_dtype dt, const char *op) {
   conv_key k;
-  if (!make_key(&k, g, f64))
+  if (!make_key(&k, g, dt))
     return dc__errs(DC_ERR_UNSUPPORTED,
                     "%s: a size or tensor above 2^31 elements is not yet on cuda (cuDNN's 4-D "
                     "descriptors take int); split the batch",
@@ -301,9 +309,11 @@ static const void *zero(const scale *s, bool f64) {
 }
 static const scale g_scale = {{0.0f, 1.0f}, {0.0, 1.0}};
 
-static int run_fwd(conv_entry *e, dc_tensor *y, const dc_tensor *x, const dc_tensor *w) {
+/* y = conv(x, w), or y += conv(x, w) with accumulate (beta 1) */
+static int run_fwd(conv_entry *e, dc_tensor *y, const dc_tensor *x, const dc_tensor *w,
+                   bool accumulate) {
   const char *op = "conv2d";
-  bool f64 = e->key.f64;
+  bool f64 = e->key.dt == DC_F64;
   workspace ws = {0};
   if (!e->have_fwd) {
     int rc = choose_fwd(e, &ws, op);
@@ -314,16 +324,16 @@ static int run_fwd(conv_entry *e, dc_tensor *y, const dc_tensor *x, const dc_ten
         op);
     if (!ws_get(&ws, size)) return ws_nomem(op, size);
   }
-  cudnnStatus_t st = cudnnConvolutionForward(g_handle, one(&g_scale, f64), e->x, dc__cuda_ptr(x),
-                                             e->w, dc__cuda_ptr(w), e->conv, e->fwd, ws.p, ws.size,
-                                             zero(&g_scale, f64), e->y, dc__cuda_ptr(y));
+  cudnnStatus_t st = cudnnConvolutionForward(
+      g_handle, one(&g_scale, f64), e->x, dc__cuda_ptr(x), e->w, dc__cuda_ptr(w), e->conv, e->fwd,
+      ws.p, ws.size, accumulate ? one(&g_scale, f64) : zero(&g_scale, f64), e->y, dc__cuda_ptr(y));
   ws_put(&ws);
   return st == CUDNN_STATUS_SUCCESS ? DC_OK : dnn_fail(st, op, "cudnnConvolutionForward");
 }
 
 static int run_data(conv_entry *e, dc_tensor *gx, const dc_tensor *gy, const dc_tensor *w) {
   const char *op = "conv2d backward (input)";
-  bool f64 = e->key.f64;
+  bool f64 = e->key.dt == DC_F64;
   workspace ws = {0};
   if (!e->have_data) {
     int rc = choose_data(e, &ws, op);
@@ -344,7 +354,7 @@ static int run_data(conv_entry *e, dc_tensor *gx, const dc_tensor *gy, const dc_
 
 static int run_filter(conv_entry *e, dc_tensor *gw, const dc_tensor *gy, const dc_tensor *x) {
   const char *op = "conv2d backward (weight)";
-  bool f64 = e->key.f64;
+  bool f64 = e->key.dt == DC_F64;
   workspace ws = {0};
   if (!e->have_filter) {
     int rc = choose_filter(e, &ws, op);
@@ -365,10 +375,17 @@ static int run_filter(conv_entry *e, dc_tensor *gw, const dc_tensor *gy, const d
 
 /* ---- entries ---- */
 
-static int check_dtype(const dc_tensor *x, const char *op) {
-  if (x->dtype == DC_F32 || x->dtype == DC_F64) return DC_OK;
-  return dc__errs(DC_ERR_ARG, "%s: cuda convolution takes float32 or float64, got %s", op,
-                  dc_dtype_name(x->dtype));
+/* x's dtype is float32, float64 or bfloat16 and t's (w, y, a gradient; NULL: none) the same */
+static int check_dtype(const dc_tensor *x, const dc_tensor *t, const char *op) {
+  dc_dtype d = x->dtype;
+  if (d != DC_F32 && d != DC_F64 && d != DC_BF16)
+    return dc__errs(DC_ERR_ARG, "%s: cuda convolution takes float32, float64 or bfloat16, got %s",
+                    op, dc_dtype_name(d));
+  if (t && t->dtype != d)
+    return dc__errs(DC_ERR_ARG,
+                    "%s: cuda convolution takes every operand in x's dtype %s, got %s beside it",
+                    op, dc_dtype_name(d), dc_dtype_name(t->dtype));
+  return DC_OK;
 }
 
 /* x zero-padded to [N, C, Hp, Wp] when the padding is asymmetric (*xp NULL otherwise) */
@@ -395,9 +412,14 @@ static int handle(const char *op) {
 
 int dc__cuda_conv2d_forward(dc_tensor *y, const dc_tensor *x, const dc_tensor *w,
                             const dc_tensor *b, const dc_conv2d_geom *g) {
-  int rc = check_dtype(x, "conv2d");
+  int rc = check_dtype(x, w, "conv2d");
+  if (rc == DC_OK) rc = check_dtype(x, y, "conv2d");
+  if (rc == DC_OK && b) rc = check_dtype(x, b, "conv2d");
   if (rc != DC_OK || dc_numel(y) == 0) return rc;
+  /* bfloat16: y = b, then y += conv (cuDNN's float accumulator, one rounding) */
+  bool bias_first = b && x->dtype == DC_BF16;
   if (g->c == 0) { /* no input channels: y is the bias */
+    if (bias_first) return dc__cuda_conv_bias_fill(y, b, g);
     rc = dc__cuda_fill(y, 0.0);
     return rc == DC_OK && b ? dc__cuda_conv_bias_add(y, b, g) : rc;
   }
@@ -406,19 +428,21 @@ int dc__cuda_conv2d_forward(dc_tensor *y, const dc_tensor *x, const dc_tensor *w
   dc_tensor *xp = NULL;
   rc = pad_input(&xp, x, g);
   if (rc != DC_OK) return rc;
+  if (bias_first) rc = dc__cuda_conv_bias_fill(y, b, g);
   pthread_mutex_lock(&g_lock);
   conv_entry *e = NULL;
-  rc = lookup(&e, g, x->dtype == DC_F64, "conv2d");
-  if (rc == DC_OK) rc = run_fwd(e, y, xp ? xp : x, w);
+  if (rc == DC_OK) rc = lookup(&e, g, x->dtype, "conv2d");
+  if (rc == DC_OK) rc = run_fwd(e, y, xp ? xp : x, w, bias_first);
   pthread_mutex_unlock(&g_lock);
   dc_free(xp);
-  if (rc == DC_OK && b) rc = dc__cuda_conv_bias_add(y, b, g);
+  if (rc == DC_OK && b && !bias_first) rc = dc__cuda_conv_bias_add(y, b, g);
   return rc;
 }
 
 /* gb [K] = gy summed over N, OH, OW (the backend's reduction: double, fixed order) */
 static int bias_grad(dc_tensor *gb, const dc_tensor *gy, const dc_conv2d_geom *g) {
   if (dc_numel(gy) == 0) return dc__cuda_fill(gb, 0.0);
+  if (gb->dtype == DC_BF16) return dc__cuda_conv_bias_grad_bf16(gb, gy, g);
   dc_tensor *t = dc__new(DC_SHAPE(1, g->k, 1, 1), gb->dtype, gb->device);
   if (!t) return dc_last_status();
   int rc = dc__cuda_reduce(DC_RED_SUM, t, gy, (1u << 0) | (1u << 2) | (1u << 3));
@@ -435,7 +459,7 @@ static int bias_grad(dc_tensor *gb, const dc_tensor *gy, const dc_conv2d_geom *g
 static int backward_dnn(dc_tensor *gx, dc_tensor *gw, const dc_tensor *gy, const dc_tensor *x,
                         const dc_tensor *w, const dc_conv2d_geom *g) {
   conv_entry *e = NULL;
-  int rc = lookup(&e, g, x->dtype == DC_F64, "conv2d backward");
+  int rc = lookup(&e, g, x->dtype, "conv2d backward");
   if (rc != DC_OK) return rc;
   bool asym = asymmetric(g);
   if (gx) {
@@ -460,7 +484,12 @@ static int backward_dnn(dc_tensor *gx, dc_tensor *gw, const dc_tensor *gy, const
 
 int dc__cuda_conv2d_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_tensor *gy,
                              const dc_tensor *x, const dc_tensor *w, const dc_conv2d_geom *g) {
-  int rc = check_dtype(x, "conv2d backward");
+  const char *op = "conv2d backward";
+  int rc = check_dtype(x, gy, op);
+  if (rc == DC_OK) rc = check_dtype(x, w, op);
+  if (rc == DC_OK && gx) rc = check_dtype(x, gx, op);
+  if (rc == DC_OK && gw) rc = check_dtype(x, gw, op);
+  if (rc == DC_OK && gb) rc = check_dtype(x, gb, op);
   if (rc == DC_OK && gb) rc = bias_grad(gb, gy, g);
   if (rc != DC_OK || (!gx && !gw)) return rc;
   if (dc_numel(gy) == 0 || g->c == 0) { /* nothing flows: zero gradients */

@@ -69,6 +69,21 @@ int dc__cuda_softmax(dc_tensor *out, const dc_tensor *x, int dim, bool log);
 /* linalg.c (cuBLAS) */
 int dc__cuda_gemm_batched(dc_tensor *out, const dc_tensor *a, const dc_tensor *b, bool ta, bool tb,
                           float alpha, float beta);
+/* One GEMM operand as cuBLAS sees it (linalg.c, also used by linear.c): op(t)'s logical rows x
+ * cols (row-major view, tr: the last two dims transposed) with element strides; tmp holds a
+ * contiguous device copy when t had neither a unit row nor a unit column stride (caller frees). */
+typedef struct dc__cuda_mat {
+  const char *data;
+  int64_t batch, sb; /* batch count (1 or B) and stride, elements (0: broadcast) */
+  int64_t rows, cols, sr, sc;
+  dc_tensor *tmp;
+} dc__cuda_mat;
+int dc__cuda_blas_operand(const dc_tensor *t, bool tr, dc__cuda_mat *m);
+/* The column-major view of m as an operand of out^T = B^T A^T: true when it must be transposed
+ * (CUBLAS_OP_T), false for CUBLAS_OP_N; *ld its leading dimension. */
+bool dc__cuda_blas_col_major(const dc__cuda_mat *m, int64_t *ld);
+/* linear.c (cuBLASLt): out [M, N] = x [M, K] . w [N, K]^T + bias [N] in one product */
+int dc__cuda_linear(dc_tensor *out, const dc_tensor *x, const dc_tensor *w, const dc_tensor *bias);
 /* index.cu */
 int dc__cuda_gather(dc_tensor *out, const dc_tensor *x, int dim, const dc_tensor *index);
 int dc__cuda_scatter_add(dc_tensor *out, int dim, const dc_tensor *index, const dc_tensor *src);
@@ -131,8 +146,34 @@ int dc__cuda_conv2d_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const 
 /* xp [N, C, H + pad_l[0] + pad_r[0], W + pad_l[1] + pad_r[1]] = x zero-padded; gx = its crop */
 int dc__cuda_conv_pad(dc_tensor *xp, const dc_tensor *x, const dc_conv2d_geom *g);
 int dc__cuda_conv_crop(dc_tensor *gx, const dc_tensor *gxp, const dc_conv2d_geom *g);
-/* y [N, K, OH, OW] += b [K] */
+/* y [N, K, OH, OW] += b [K] (float32, float64) */
 int dc__cuda_conv_bias_add(dc_tensor *y, const dc_tensor *b, const dc_conv2d_geom *g);
+/* y [N, K, OH, OW] = b [K] broadcast (any dtype, bit for bit) */
+int dc__cuda_conv_bias_fill(dc_tensor *y, const dc_tensor *b, const dc_conv2d_geom *g);
+/* gb [K] = gy [N, K, OH, OW] summed over N, OH, OW: bfloat16, double sums, rounded once */
+int dc__cuda_conv_bias_grad_bf16(dc_tensor *gb, const dc_tensor *gy, const dc_conv2d_geom *g);
+/* conv_block.c: conv -> batch norm [-> ReLU [-> 2x2 max pooling]] (DC_CAP_CONV_BLOCK) */
+int dc__cuda_conv_block_plan(const dc_conv2d_geom *g, bool has_bias, size_t *bytes);
+int dc__cuda_conv_block_forward(dc_tensor *y, dc_tensor *yc, dc_tensor *idx, dc_tensor *stats,
+                                const dc_tensor *x, const dc_tensor *w, const dc_tensor *b,
+                                const dc_tensor *bn_w, const dc_tensor *bn_b,
+                                dc_tensor *running_mean, dc_tensor *running_var, bool batch_stats,
+                                double momentum, double eps, const dc_conv2d_geom *g, int mode);
+int dc__cuda_conv_block_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, dc_tensor *gbn_w,
+                                 dc_tensor *gbn_b, const dc_tensor *gy, const dc_tensor *x,
+                                 const dc_tensor *w, const dc_tensor *yc, const dc_tensor *idx,
+                                 const dc_tensor *bn_w, const dc_tensor *bn_b,
+                                 const dc_tensor *stats, bool batch_stats, const dc_conv2d_geom *g,
+                                 int mode);
+/* conv_block.cu: mask [N*K*OH*OW] = whether the ReLU passes a gradient at r (its output) */
+int dc__cuda_cb_mask(uint8_t *mask, const dc_tensor *r);
+/* gz = mask ? src : 0 (src may be gz) */
+int dc__cuda_cb_apply_mask(dc_tensor *gz, const dc_tensor *src, const uint8_t *mask);
+/* idx8 (uint8 window positions) from idx32 (int32 plane indices) when to8, else the reverse;
+ * both [N*K, OH/2, OW/2] */
+int dc__cuda_cb_idx(dc_tensor *idx8, dc_tensor *idx32, const dc_conv2d_geom *g, bool to8);
+/* stats [4, K] rows 2, 3 = invstd * bn_w, bn_b - mean * a from rows 0, 1 */
+int dc__cuda_cb_affine(dc_tensor *stats, const dc_tensor *bn_w, const dc_tensor *bn_b, int64_t k);
 /* pool.cu (per-element math in pool-math.h) */
 int dc__cuda_max_pool2d_forward(dc_tensor *y, dc_tensor *idx, const dc_tensor *x,
                                 const dc_pool2d_geom *g);

@@ -1,7 +1,9 @@
 /* CUDA batched GEMM through cuBLAS (cublasGemmStridedBatchedEx) with the CPU's contract
- * (cpu/gemm.c): out [B, M, N] contiguous = alpha * op(a) op(b) + beta * out, float32 or float64,
- * batch stride 0 broadcasting a or b. float32 uses FP32 compute, without TF32 unless
- * DEEPC_ALLOW_TF32=1 (PyTorch's default for matmul). Row-major products are computed as the
+ * (cpu/gemm.c): out [B, M, N] contiguous = alpha * op(a) op(b) + beta * out, float32, float64 or
+ * bfloat16 (every operand one dtype), batch stride 0 broadcasting a or b. float32 uses FP32
+ * compute, without TF32 unless DEEPC_ALLOW_TF32=1 (PyTorch's default for matmul); bfloat16 is
+ * the autocast contract: bf16 operands, float32 accumulation (CUBLAS_COMPUTE_32F), each output
+ * rounded to bf16 once. Row-major products are computed as the
  * column-major out^T = op(b)^T op(a)^T; an operand with neither unit row nor unit column stride
  * is first copied contiguous on the device.
  * cuBLAS is loaded on first use (dlopen), not linked: its 500 MB of libraries would otherwise be
@@ -58,15 +60,7 @@ static int blas_fail(cublasStatus_t st, const char *what) {
                   g_blas.status_name(st), g_blas.status_string(st));
 }
 
-/* One operand as cuBLAS sees it: logical rows x cols with strides (row-major view). */
-typedef struct mat {
-  const char *data;
-  int64_t batch, sb; /* batch count (1 or B) and stride, elements (0: broadcast) */
-  int64_t rows, cols, sr, sc;
-  dc_tensor *tmp; /* contiguous copy when the strides did not fit */
-} mat;
-
-static int decode(const dc_tensor *t, bool tr, mat *m) {
+int dc__cuda_blas_operand(const dc_tensor *t, bool tr, dc__cuda_mat *m) {
   m->tmp = NULL;
   for (;;) {
     int d = t->ndim;
@@ -98,45 +92,44 @@ static int decode(const dc_tensor *t, bool tr, mat *m) {
   }
 }
 
-/* The column-major operation and leading dimension of the row-major logical matrix m, as the
- * operand of out^T = B^T A^T: a row-major matrix is its transpose in column-major order. */
-static void col_major(const mat *m, cublasOperation_t *op, int64_t *ld) {
+bool dc__cuda_blas_col_major(const dc__cuda_mat *m, int64_t *ld) {
   if (m->sc == 1 && m->sr >= (m->cols > 1 ? m->cols : 1)) {
-    *op = CUBLAS_OP_N;
     *ld = m->sr > 0 ? m->sr : 1;
-  } else {
-    *op = CUBLAS_OP_T;
-    *ld = m->sc > 0 ? m->sc : 1;
+    return false;
   }
+  *ld = m->sc > 0 ? m->sc : 1;
+  return true;
 }
 
 static int bad_args(const char *what, const dc_tensor *out, const dc_tensor *a,
                     const dc_tensor *b) {
   char so[96], sa[96], sb[96];
-  return dc__errs(DC_ERR_ARG,
-                  "gemm_batched: %s (out %s %s, a %s %s, b %s %s); the caller must pass 2-D or "
-                  "3-D float32/float64 operands with matching inner dims and a contiguous out",
-                  what, dc_shape_str(dc_shape_of(out), so, sizeof so), dc_dtype_name(out->dtype),
-                  dc_shape_str(dc_shape_of(a), sa, sizeof sa), dc_dtype_name(a->dtype),
-                  dc_shape_str(dc_shape_of(b), sb, sizeof sb), dc_dtype_name(b->dtype));
+  return dc__errs(
+      DC_ERR_ARG,
+      "gemm_batched: %s (out %s %s, a %s %s, b %s %s); the caller must pass 2-D or "
+      "3-D float32/float64/bfloat16 operands with matching inner dims and a contiguous out",
+      what, dc_shape_str(dc_shape_of(out), so, sizeof so), dc_dtype_name(out->dtype),
+      dc_shape_str(dc_shape_of(a), sa, sizeof sa), dc_dtype_name(a->dtype),
+      dc_shape_str(dc_shape_of(b), sb, sizeof sb), dc_dtype_name(b->dtype));
 }
 
-static int run(dc_tensor *out, const mat *A, const mat *Bm, int64_t B, float alpha, float beta) {
+static int run(dc_tensor *out, const dc__cuda_mat *A, const dc__cuda_mat *Bm, int64_t B,
+               float alpha, float beta) {
   int64_t M = A->rows, K = A->cols, N = Bm->cols;
-  bool f64 = out->dtype == DC_F64;
+  bool f64 = out->dtype == DC_F64, bf16 = out->dtype == DC_BF16;
   if (K == 0) { /* out = beta * out: cuBLAS wants k >= 1 */
     if (beta == 0.0f) return dc__cuda_fill(out, 0.0);
     double p[2] = {(double)beta, 0.0};
     return dc__cuda_unary(DC_UN_MUL_SCALAR, out, out, p);
   }
-  cublasOperation_t opa, opb;
   int64_t lda, ldb;
-  col_major(A, &opa, &lda);
-  col_major(Bm, &opb, &ldb);
-  cudaDataType_t ty = f64 ? CUDA_R_64F : CUDA_R_32F;
-  cublasComputeType_t ct = f64                     ? CUBLAS_COMPUTE_64F
-                           : dc__cuda_allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32
-                                                   : CUBLAS_COMPUTE_32F;
+  cublasOperation_t opa = dc__cuda_blas_col_major(A, &lda) ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cublasOperation_t opb = dc__cuda_blas_col_major(Bm, &ldb) ? CUBLAS_OP_T : CUBLAS_OP_N;
+  cudaDataType_t ty = f64 ? CUDA_R_64F : bf16 ? CUDA_R_16BF : CUDA_R_32F;
+  /* bf16: float32 accumulation and float alpha/beta (the TF32 switch is float32's only) */
+  cublasComputeType_t ct = f64                              ? CUBLAS_COMPUTE_64F
+                           : !bf16 && dc__cuda_allow_tf32() ? CUBLAS_COMPUTE_32F_FAST_TF32
+                                                            : CUBLAS_COMPUTE_32F;
   double alpha64 = alpha, beta64 = beta;
   const void *pa = f64 ? (const void *)&alpha64 : (const void *)&alpha;
   const void *pb = f64 ? (const void *)&beta64 : (const void *)&beta;
@@ -154,17 +147,17 @@ int dc__cuda_gemm_batched(dc_tensor *out, const dc_tensor *a, const dc_tensor *b
   if (a->ndim < 2 || a->ndim > 3 || b->ndim < 2 || b->ndim > 3 || out->ndim < 2 || out->ndim > 3)
     return bad_args("operands must be 2-D or 3-D", out, a, b);
   if (out->dtype != a->dtype || out->dtype != b->dtype ||
-      (out->dtype != DC_F32 && out->dtype != DC_F64))
-    return bad_args("dtypes must all be float32 or all float64", out, a, b);
+      (out->dtype != DC_F32 && out->dtype != DC_F64 && out->dtype != DC_BF16))
+    return bad_args("dtypes must all be float32, all float64 or all bfloat16", out, a, b);
   if (dc_numel(out) > 0 && !dc_is_contiguous(out))
     return bad_args("out must be contiguous", out, a, b);
   pthread_once(&g_once, load_blas);
   if (g_load_error[0]) return dc__errs(DC_ERR_BACKEND, "cuda gemm_batched: %s", g_load_error);
   if (g_handle_status != CUBLAS_STATUS_SUCCESS) return blas_fail(g_handle_status, "cublasCreate");
-  mat A, Bm;
-  int rc = decode(a, ta, &A);
+  dc__cuda_mat A, Bm;
+  int rc = dc__cuda_blas_operand(a, ta, &A);
   if (rc != DC_OK) return rc;
-  rc = decode(b, tb, &Bm);
+  rc = dc__cuda_blas_operand(b, tb, &Bm);
   if (rc != DC_OK) {
     dc_free(A.tmp);
     return rc;

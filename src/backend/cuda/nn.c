@@ -1,8 +1,7 @@
 /* The CUDA backend's nn table: convolution (conv.c, cuDNN), pooling (pool.cu), dropout and
  * hardtanh (nn.cu), batch norm alone and fused with its ReLU (bnorm.cu), the pointwise losses
- * (loss.cu) and the class-index losses (xent.cu). Of the optional fused entries only
- * batch_norm_relu is set (DC_CAP_BATCH_NORM_RELU); the conv block stays NULL, so models run
- * conv2d, batch norm and pooling as separate ops on cuda. */
+ * (loss.cu) and the class-index losses (xent.cu), and the optional fused entries: batch_norm_relu
+ * (DC_CAP_BATCH_NORM_RELU) and the conv block (conv_block.c, DC_CAP_CONV_BLOCK). */
 #include "cuda-impl.h"
 
 const struct dc_nn_kernels dc__cuda_nn = {
@@ -30,4 +29,7 @@ const struct dc_nn_kernels dc__cuda_nn = {
     .multi_margin_backward = dc__cuda_multi_margin_backward,
     .batch_norm_relu_forward = dc__cuda_batch_norm_relu_forward,
     .batch_norm_relu_backward = dc__cuda_batch_norm_relu_backward,
+    .conv_block_plan = dc__cuda_conv_block_plan,
+    .conv_block_forward = dc__cuda_conv_block_forward,
+    .conv_block_backward = dc__cuda_conv_block_backward,
 };

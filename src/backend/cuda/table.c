@@ -1,9 +1,10 @@
 /* The CUDA backend's table: the memory entries (memory.c) and one kernel family per file
- * (ew.cu, reduce.cu, linalg.c, index.cu, random.cu, nn.c with conv.c, pool.cu, nn.cu, bnorm.cu,
- * loss.cu, xent.cu; optim.cu). Fused capabilities: batch norm + ReLU (bnorm.cu) and FUSED_OPTIM
- * (optim.cu's multi-tensor step and clipping passes); for the others the layers above run the
- * unfused ops. Registered by the registry when dc__cuda_probe
- * (register.c) finds a GPU. */
+ * (ew.cu, reduce.cu, linalg.c and linear.c, index.cu, random.cu, nn.c with conv.c, pool.cu,
+ * nn.cu, bnorm.cu, loss.cu, xent.cu; optim.cu). Fused capabilities: LINEAR (linear.c, cuBLASLt's
+ * bias epilogue), batch norm + ReLU (bnorm.cu), CONV_BLOCK (conv_block.c, composed of the
+ * backend's conv, batch norm and pooling) and FUSED_OPTIM (optim.cu's multi-tensor step and
+ * clipping passes). Registered by the
+ * registry when dc__cuda_probe (register.c) finds a GPU. */
 #include "cuda-impl.h"
 
 const dc_elementwise_kernels dc__cuda_ew = {
@@ -21,7 +22,8 @@ const dc_reduce_kernels dc__cuda_red = {
     .softmax = dc__cuda_softmax,
 };
 
-const dc_linalg_kernels dc__cuda_linalg = {.gemm_batched = dc__cuda_gemm_batched};
+const dc_linalg_kernels dc__cuda_linalg = {.gemm_batched = dc__cuda_gemm_batched,
+                                           .linear = dc__cuda_linear};
 
 const dc_index_kernels dc__cuda_index = {
     .gather = dc__cuda_gather,
@@ -37,7 +39,8 @@ const dc_backend dc__cuda_backend = {
     .name = "cuda",
     .device = DC_CUDA,
     .mem = &dc__cuda_mem,
-    .caps = DC_CAP_BIT(DC_CAP_BATCH_NORM_RELU) | DC_CAP_BIT(DC_CAP_FUSED_OPTIM),
+    .caps = DC_CAP_BIT(DC_CAP_LINEAR) | DC_CAP_BIT(DC_CAP_BATCH_NORM_RELU) |
+            DC_CAP_BIT(DC_CAP_CONV_BLOCK) | DC_CAP_BIT(DC_CAP_FUSED_OPTIM),
     .ew = &dc__cuda_ew,
     .red = &dc__cuda_red,
     .linalg = &dc__cuda_linalg,
