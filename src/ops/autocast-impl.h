@@ -40,7 +40,9 @@ typedef enum dc__amp_mode {
  * CAST when autocast is on for the device and list l casts an input, else F32 when an input is
  * bfloat16 and the backend lacks an entry of `native` (or native is 0), else NONE. In CAST and
  * F32 modes c[i] is the cast input or in[i] itself, and on a failed cast every c[i] is NULL, so
- * the op called again returns NULL with the cast's error. */
+ * the op called again returns NULL with the cast's error. In F32 mode autocast is off until
+ * dc__amp_leave (the float32 path is the op's own arithmetic); every enter that returns CAST or
+ * F32 must be followed by its leave. */
 dc__amp_mode dc__amp_enter(dc__autocast_list l, uint32_t native, int n, dc_tensor *const *in,
                            dc_tensor **c);
 /* Finishes a CAST or F32 call: r (the op's result on c[]) rounded to bfloat16 in F32 mode when

@@ -13,6 +13,10 @@ typedef struct region {
 
 static _Thread_local region g_regions[DC_AUTOCAST_MAX_DEPTH];
 static _Thread_local int g_depth;
+/* > 0 while an op runs its float32 path for bfloat16 inputs (DC__AMP_F32): that path is the
+ * op's own arithmetic, which autocast must not cast again (else float32 -> bfloat16 -> float32
+ * without end) */
+static _Thread_local int g_suspended;
 
 dc_status dc_autocast_push(dc_device dev, dc_dtype dt, bool enabled) {
   if ((int)dev < 0 || dev >= DC_DEVICE_COUNT) {
@@ -53,11 +57,13 @@ static const region *innermost(dc_device dev) {
 }
 
 bool dc_autocast_enabled(dc_device dev) {
+  if (g_suspended) return false;
   const region *r = innermost(dev);
   return r && r->enabled;
 }
 
 dc_dtype dc_autocast_dtype(dc_device dev) {
+  if (g_suspended) return DC_F32;
   const region *r = innermost(dev);
   return r && r->enabled ? r->dtype : DC_F32;
 }
@@ -135,11 +141,14 @@ dc__amp_mode dc__amp_enter(dc__autocast_list l, uint32_t native, int n, dc_tenso
     if ((native & DC__AMP_SAME_DTYPE) && mixed(n, in)) return DC__AMP_NONE;
   }
   cast_all(n, in, c, to);
-  return cast ? DC__AMP_CAST : DC__AMP_F32;
+  if (cast) return DC__AMP_CAST;
+  g_suspended++; /* until dc__amp_leave */
+  return DC__AMP_F32;
 }
 
 dc_tensor *dc__amp_leave(dc__amp_mode m, bool round, dc_tensor *r, int n, dc_tensor *const *in,
                          dc_tensor **c) {
+  if (m == DC__AMP_F32) g_suspended--;
   if (m == DC__AMP_F32 && round && r) {
     dc_tensor *d = dc_to_dtype(r, DC_BF16);
     dc_free(r);

@@ -17,6 +17,7 @@
 static const char USAGE[] =
     "usage: deepc train CONFIG [--set section.key=value ...] [--out DIR] [--resume]\n"
     "                   [--seed N] [--epochs N] [--device D] [--progress auto|bar|lines|none]\n"
+    "                   [--amp]\n"
     "       deepc train --help-keys [--markdown]   every configuration key: type, default, range\n"
     "                                              and meaning (markdown: docs/training.md's "
     "tables)\n"
@@ -33,6 +34,8 @@ static const char USAGE[] =
     "                 error naming those it has); overrides train.device without changing\n"
     "                 the configuration stored in the outputs, so the checkpoints are the\n"
     "                 same files as a run on another device that computes the same values\n"
+    "  --amp          same as --set train.amp=bf16: bfloat16 autocast for each step's forward\n"
+    "                 and loss, float32 master weights (docs/autocast.md)\n"
     "  --stop-after N stop after N epochs of this call (as if interrupted; for --resume)\n"
     "  --progress M   a bar on a terminal, plain lines when piped (auto), or none\n"
     "Ctrl-C stops after the current batch; the last finished epoch can be resumed.\n"
@@ -124,6 +127,8 @@ int dc_cmd_train(int argc, char **argv) {
         return dc_cli_usage_error("train", "--progress %s: use auto, bar, lines or none", v);
     } else if (strcmp(argv[i], "--resume") == 0) {
       resume = true;
+    } else if (strcmp(argv[i], "--amp") == 0) {
+      /* applied in the second pass, in command-line order */
     } else {
       return dc_cli_usage_error("train", "unknown option '%s'", argv[i]);
     }
@@ -143,6 +148,8 @@ int dc_cmd_train(int argc, char **argv) {
     } else if (dc_cli_opt(argc, argv, &i, "--epochs", &v)) {
       snprintf(buf, sizeof buf, "train.epochs=%s", v);
       if (dc_config_set(c, buf) != DC_OK) goto fail;
+    } else if (strcmp(argv[i], "--amp") == 0) {
+      if (dc_config_set(c, "train.amp=bf16") != DC_OK) goto fail;
     } else if (dc_cli_opt(argc, argv, &i, "--out", &v) ||
                dc_cli_opt(argc, argv, &i, "--stop-after", &v) ||
                dc_cli_opt(argc, argv, &i, "--device", &v) ||
