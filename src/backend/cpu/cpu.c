@@ -10,6 +10,7 @@ const dc_backend dc__cpu_backend = {
     .mem = &dc__host_mem,
     .caps = DC_CAP_BIT(DC_CAP_LINEAR) | DC_CAP_BIT(DC_CAP_BATCH_NORM_RELU) |
             DC_CAP_BIT(DC_CAP_CONV_BLOCK) | DC_CAP_BIT(DC_CAP_FUSED_OPTIM),
+    .bf16 = DC_BF16_BIT(DC_BF16_GEMM), /* gemm.c: oneDNN bfloat16 matmul, float32 accumulation */
     .ew = &dc__cpu_ew,
     .red = &dc__cpu_red,
     .linalg = &dc__cpu_linalg,
