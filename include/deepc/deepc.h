@@ -16,6 +16,7 @@
 #include "io.h"
 #include "train.h"
 #include "onnx.h"
+#include "autocast.h"
 
 #define DEEPC_VERSION_MAJOR 0
 #define DEEPC_VERSION_MINOR 1

@@ -126,6 +126,10 @@ typedef struct dc_trainer_opts {
   dc_epoch_callback on_epoch; /* after the epoch is complete (history, best, RNG state) */
   void *cb_ud;
   dc_trainer_dist dist; /* data-parallel hooks */
+  /* DC_BF16: each training step's forward and loss run under autocast (autocast.h) on the
+   * input's device, the backward and the optimizer outside it (float32 gradients on the float32
+   * parameters); DC_F32 (the default, 0): off. Validation runs as without it. */
+  dc_dtype autocast;
 } dc_trainer_opts;
 
 /* The trainer borrows model, opt and the loaders (free them after the trainer). */

@@ -8,8 +8,8 @@
 #include "../core/core-impl.h"
 
 /* A backend built against another layout of these tables is refused at registration. 2: the
- * registry (device, memory entries, capabilities) replaced alloc/free. */
-#define DC_BACKEND_VERSION 2
+ * registry (device, memory entries, capabilities) replaced alloc/free; 3: the bf16 mask. */
+#define DC_BACKEND_VERSION 3
 
 /* Fused ops a backend may have, each behind optional entries; layers above ask
  * dc__backend_supports() and run the unfused ops otherwise. The registry checks that a table's
@@ -27,6 +27,24 @@ typedef enum dc_backend_cap {
   DC_CAP_COUNT
 } dc_backend_cap;
 #define DC_CAP_BIT(c) (1u << (c))
+
+/* Entries a backend may declare bfloat16-native in its `bf16` mask (DC_BF16_BIT(DC_BF16_x)).
+ * The contract of a declared entry: every floating operand is bfloat16 (bias included; batch
+ * norm's float32 statistics aside, none of these have any), products accumulate in float32 (or
+ * wider), and each output is rounded to bfloat16 once. An op whose inputs are bfloat16 passes
+ * them straight to a declared entry; for an undeclared one it upcasts them to float32, runs the
+ * float32 kernel and rounds the result to bfloat16 once (src/ops/autocast-impl.h), which is what
+ * PyTorch's CPU kernels compute too.
+ *   GEMM    linalg->gemm_batched and linalg->linear (when present)
+ *   CONV    nn->conv2d_forward and conv2d_backward */
+#define DC_BF16_LIST(X) X(GEMM) X(CONV)
+typedef enum dc_bf16_entry {
+#define DC_X(n) DC_BF16_##n,
+  DC_BF16_LIST(DC_X)
+#undef DC_X
+  DC_BF16_COUNT
+} dc_bf16_entry;
+#define DC_BF16_BIT(e) (1u << (e))
 
 /* Unary elementwise kernels: out = f(x; p[0], p[1]); out has x's shape and dtype (bool for the
  * *_SCALAR comparisons). Scalars p[] are already rounded to x's dtype by the op. */
@@ -149,6 +167,7 @@ typedef struct dc_backend {
    * synchronisation: core's contract (src/core/core-impl.h); the cpu's is core's host memory */
   const dc_device_mem *mem;
   uint32_t caps; /* DC_CAP_BIT(DC_CAP_x) for each fused op it has */
+  uint32_t bf16; /* DC_BF16_BIT(DC_BF16_x) for each entry that takes bfloat16 (DC_BF16_LIST) */
   const dc_elementwise_kernels *ew;
   const dc_reduce_kernels *red;
   const dc_linalg_kernels *linalg;

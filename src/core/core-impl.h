@@ -10,6 +10,7 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #if defined(__GNUC__)
 #define DC__PRINTF(a, b) __attribute__((format(printf, a, b)))
@@ -264,8 +265,21 @@ void dc__loop_row(const dc__loop *L, int64_t r, int64_t *off);
 /* ---- conversion of single elements (for generic paths) ---- */
 double dc__load(const void *p, dc_dtype dt);
 void dc__store(void *p, dc_dtype dt, double v);
-uint16_t dc__f32_to_bf16(float f);
-float dc__bf16_to_f32(uint16_t h);
+/* float32 -> bfloat16 rounds to nearest even (NaN stays a quiet NaN), as PyTorch does; inline
+ * for the conversion loops of the kernels (cpu copy.c) */
+static inline uint16_t dc__f32_to_bf16(float f) {
+  uint32_t u;
+  memcpy(&u, &f, 4);
+  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
+  u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest even */
+  return (uint16_t)(u >> 16);
+}
+static inline float dc__bf16_to_f32(uint16_t h) {
+  uint32_t u = (uint32_t)h << 16;
+  float f;
+  memcpy(&f, &u, 4);
+  return f;
+}
 uint16_t dc__f32_to_f16(float f);
 float dc__f16_to_f32(uint16_t h);
 

@@ -65,21 +65,6 @@ dc_dtype dc__promote(dc_dtype a, dc_dtype b) {
   return rank(a) >= rank(b) ? a : b;
 }
 
-uint16_t dc__f32_to_bf16(float f) {
-  uint32_t u;
-  memcpy(&u, &f, 4);
-  if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40); /* quiet NaN */
-  u += 0x7fffu + ((u >> 16) & 1u); /* round to nearest even */
-  return (uint16_t)(u >> 16);
-}
-
-float dc__bf16_to_f32(uint16_t h) {
-  uint32_t u = (uint32_t)h << 16;
-  float f;
-  memcpy(&f, &u, 4);
-  return f;
-}
-
 uint16_t dc__f32_to_f16(float f) {
   _Float16 h = (_Float16)f;
   uint16_t u;

@@ -4,8 +4,13 @@
  * Dimension letters: B batch (flattened), M rows, N columns, K the summed dim. */
 #include "../autograd/autograd-impl.h"
 #include "../backend/backend.h"
+#include "autocast-impl.h"
 
 #include <string.h>
+
+/* bfloat16 operands go straight to a backend that declares its products bfloat16-native (all
+ * operands then bfloat16), else the product runs in float32 and its result is rounded once */
+#define GEMM_BF16 (DC_BF16_BIT(DC_BF16_GEMM) | DC__AMP_SAME_DTYPE)
 
 /* ---- argument checks ---- */
 
@@ -19,7 +24,7 @@ static bool check_operands(const char *op, const dc_tensor *a, const dc_tensor *
             dc_dtype_name(b->dtype), dc_shape_str(dc_shape_of(b), sb, sizeof sb));
     return false;
   }
-  if (a->dtype != DC_F32 && a->dtype != DC_F64) {
+  if (a->dtype != DC_F32 && a->dtype != DC_F64 && a->dtype != DC_BF16) {
     dc__err(DC_ERR_UNSUPPORTED,
             "%s: dtype %s is not supported; convert to float32 with "
             "dc_to_dtype",
@@ -195,6 +200,9 @@ dc_tensor *dc_matmul(dc_tensor *a, dc_tensor *b) {
                    dc_shape_str(dc_shape_of(a), sa, sizeof sa),
                    dc_shape_str(dc_shape_of(b), sb, sizeof sb));
   }
+  dc_tensor *in[2] = {a, b}, *c[2];
+  dc__amp_mode am = dc__amp_enter(DC__AUTOCAST_LOWER, GEMM_BF16, 2, in, c);
+  if (am != DC__AMP_NONE) return dc__amp_leave(am, true, dc_matmul(c[0], c[1]), 2, in, c);
   if (!check_operands("matmul", a, b)) return NULL;
   int64_t ka = a->shape[a->ndim - 1], kb = b->shape[b->ndim == 1 ? 0 : b->ndim - 2];
   if (ka != kb) return inner_mismatch("matmul", a, b, ka, kb);
@@ -225,6 +233,9 @@ dc_tensor *dc_matmul(dc_tensor *a, dc_tensor *b) {
 
 dc_tensor *dc_bmm(dc_tensor *a, dc_tensor *b) {
   if (!dc__check_nonnull("bmm", 2, a, b)) return NULL;
+  dc_tensor *in[2] = {a, b}, *c[2];
+  dc__amp_mode am = dc__amp_enter(DC__AUTOCAST_LOWER, GEMM_BF16, 2, in, c);
+  if (am != DC__AMP_NONE) return dc__amp_leave(am, true, dc_bmm(c[0], c[1]), 2, in, c);
   char sa[128], sb[128];
   if (a->ndim != 3 || b->ndim != 3)
     return dc__err(DC_ERR_ARG,
@@ -304,6 +315,9 @@ static bool check_linear(dc_tensor *x, dc_tensor *w, dc_tensor *bias) {
 
 dc_tensor *dc_linear(dc_tensor *x, dc_tensor *w, dc_tensor *bias) {
   if (!dc__check_nonnull("linear", 2, x, w)) return NULL;
+  dc_tensor *in[3] = {x, w, bias}, *c[3];
+  dc__amp_mode am = dc__amp_enter(DC__AUTOCAST_LOWER, GEMM_BF16, 3, in, c);
+  if (am != DC__AMP_NONE) return dc__amp_leave(am, true, dc_linear(c[0], c[1], c[2]), 3, in, c);
   if (!check_linear(x, w, bias)) return NULL;
   const dc_backend *be = dc__backend(x->device);
   if (!be) return NULL;

@@ -5,6 +5,7 @@
  * no intermediate tensor, and the backward masks the incoming gradient as it reads it.
  * Shapes: x [N, C, *] seen as [N, C, S]; weight, bias, running stats, saved mean/invstd [C]. */
 #include "nn_ops.h"
+#include "autocast-impl.h"
 
 /* grads (training): gx = w * invstd * (gy - mean(gy) - xhat * mean(gy * xhat)), xhat the
  * normalised x; (eval): gx = w * invstd * gy. gw = sum(gy * xhat), gb = sum(gy) over N, S.
@@ -74,8 +75,17 @@ static bool check_channel_vec(const char *what, const dc_tensor *t, const dc_ten
 static dc_tensor *batch_norm(dc_tensor *x, dc_tensor *running_mean, dc_tensor *running_var,
                              dc_tensor *weight, dc_tensor *bias, bool training, double momentum,
                              double eps, bool relu) {
-  if (!dc__check_nonnull("batch_norm", 1, x) || !dc__nn_check_float("batch_norm", "input", x))
-    return NULL;
+  if (!dc__check_nonnull("batch_norm", 1, x)) return NULL;
+  /* bfloat16 x (weight, bias and the running statistics may stay float32, as in PyTorch): in
+   * float32, y rounded to bfloat16 once; the running statistics keep their dtype */
+  dc_tensor *in[3] = {x, weight, bias}, *c[3];
+  dc__amp_mode am = dc__amp_enter(DC__AUTOCAST_PROMOTE, 0, 3, in, c);
+  if (am != DC__AMP_NONE)
+    return dc__amp_leave(
+        am, true,
+        batch_norm(c[0], running_mean, running_var, c[1], c[2], training, momentum, eps, relu), 3,
+        in, c);
+  if (!dc__nn_check_float("batch_norm", "input", x)) return NULL;
   char xs[128];
   dc_shape_str(dc_shape_of(x), xs, sizeof xs);
   if (x->ndim < 2)

@@ -3,6 +3,7 @@
  * and bias gradients in one fused call). Also dc_conv_out_size, the output-size rule shared with
  * pooling. Shapes: x [N, C, H, W], w [K, C/G, kH, kW], b [K], y [N, K, OH, OW]. */
 #include "nn_ops.h"
+#include "autocast-impl.h"
 
 #include <assert.h>
 #include <pthread.h>
@@ -201,7 +202,14 @@ static dc_tensor *conv2d_batched(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_co
 
 dc_tensor *dc_conv2d_opt(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_conv2d_opts o) {
   if (!dc__check_nonnull("conv2d", 2, x, w)) return NULL;
-  if (!dc__nn_check_float("conv2d", "input", x) ||
+  /* autocast: float32 operands cast to bfloat16; bfloat16 ones go straight to a backend whose
+   * convolution declares bfloat16 (bias then bfloat16 too), else run in float32, rounded once */
+  dc_tensor *in[3] = {x, w, b}, *c[3];
+  dc__amp_mode am =
+      dc__amp_enter(DC__AUTOCAST_LOWER, DC_BF16_BIT(DC_BF16_CONV) | DC__AMP_SAME_DTYPE, 3, in, c);
+  if (am != DC__AMP_NONE)
+    return dc__amp_leave(am, true, dc_conv2d_opt(c[0], c[1], c[2], o), 3, in, c);
+  if ((x->dtype != DC_BF16 && !dc__nn_check_float("conv2d", "input", x)) ||
       !dc__nn_check_same_dtype("conv2d", "input", x, "weight", w) ||
       (b && !dc__nn_check_same_dtype("conv2d", "input", x, "bias", b)))
     return NULL;

@@ -8,6 +8,7 @@
  * Shapes: x [N, C, H, W]; w [K, C/G, kH, kW]; b, bn_w, bn_b, running stats [K]; the
  * convolution's output [N, K, OH, OW]; y [N, K, OH/2, OW/2] pooled, else [N, K, OH, OW]. */
 #include "nn_ops.h"
+#include "autocast-impl.h"
 
 #include <assert.h>
 #include <string.h>
@@ -66,6 +67,7 @@ dc_tensor *dc__conv_block(dc_tensor *x, dc_tensor *w, dc_tensor *b, dc_conv2d_op
                        : mode & DC_CONV_BLOCK_RELU ? &dc__op_CONV_BN_RELU
                                                    : &dc__op_CONV_BN;
   if (pool && !(mode & DC_CONV_BLOCK_RELU)) return NULL; /* not a pattern the backend runs */
+  if (x && dc_autocast_enabled(x->device)) return NULL;  /* the unfused ops follow autocast */
   if (!x || !w || x->dtype != DC_F32 || w->dtype != DC_F32 || x->ndim != 4 || w->ndim != 4 ||
       (b && b->dtype != DC_F32) || (running_mean == NULL) != (running_var == NULL) || !(eps >= 0) ||
       !(momentum >= 0 && momentum <= 1))

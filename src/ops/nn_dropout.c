@@ -2,6 +2,7 @@
  * seeded generator. Backward rule: gx = gy * mask (a differentiable product under create_graph).
  * Shapes: x, y [E] (any shape); dropout2d: x [N, C, *], mask [N, C, 1...]. */
 #include "nn_ops.h"
+#include "autocast-impl.h"
 
 /* identity (eval-mode or p = 0 dropout): gx = gy */
 static int identity_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
@@ -39,7 +40,12 @@ static dc_tensor *identity(dc_tensor *x) {
 
 static dc_tensor *dropout_impl(const char *op, dc_tensor *x, double p, bool training,
                                bool channels) {
-  if (!dc__check_nonnull(op, 1, x) || !dc__nn_check_float(op, "input", x)) return NULL;
+  if (!dc__check_nonnull(op, 1, x)) return NULL;
+  dc_tensor *c[1];
+  dc__amp_mode am = dc__amp_enter(DC__AUTOCAST_PROMOTE, 0, 1, &x, c);
+  if (am != DC__AMP_NONE)
+    return dc__amp_leave(am, true, dropout_impl(op, c[0], p, training, channels), 1, &x, c);
+  if (!dc__nn_check_float(op, "input", x)) return NULL;
   if (!(p >= 0 && p <= 1))
     return dc__err(DC_ERR_ARG, "%s: probability p must be in [0, 1], got %g", op, p);
   char xs[128];

@@ -2,6 +2,7 @@
  * The backward kernel gives the gradient directly, or the 0/1 mask for a differentiable
  * product under create_graph. Shapes: x, y [E]. */
 #include "nn_ops.h"
+#include "autocast-impl.h"
 
 /* gx = gy where min < x < max, else 0 */
 static int hardtanh_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
@@ -22,8 +23,12 @@ static int hardtanh_backward(dc_node *n, dc_tensor *gout, dc_tensor **gin) {
 DC__OPDEF(HARDTANH, hardtanh_backward);
 
 dc_tensor *dc_hardtanh(dc_tensor *x, double min_val, double max_val) {
-  if (!dc__check_nonnull("hardtanh", 1, x) || !dc__nn_check_float("hardtanh", "input", x))
-    return NULL;
+  if (!dc__check_nonnull("hardtanh", 1, x)) return NULL;
+  dc_tensor *c[1];
+  dc__amp_mode am = dc__amp_enter(DC__AUTOCAST_PROMOTE, 0, 1, &x, c);
+  if (am != DC__AMP_NONE)
+    return dc__amp_leave(am, true, dc_hardtanh(c[0], min_val, max_val), 1, &x, c);
+  if (!dc__nn_check_float("hardtanh", "input", x)) return NULL;
   if (!(min_val <= max_val))
     return dc__err(DC_ERR_ARG, "hardtanh: min_val %g must not be greater than max_val %g", min_val,
                    max_val);

@@ -4,6 +4,7 @@
  * Shapes: E elements of a pointwise loss; class losses: input [N, C, d1...] or [C], target
  * int64 [N, d1...] or 0-d, R = N * d1... rows. */
 #include "nn_ops.h"
+#include "autocast-impl.h"
 
 #include <assert.h>
 #include <string.h>
@@ -78,6 +79,12 @@ static dc_tensor *pointwise_loss(dc_pwloss_op kind, dc_tensor *input, dc_tensor 
                                  dc_tensor *weight, dc_tensor *pos_weight, double p, dc_reduction r,
                                  bool broadcast) {
   const char *op = PW_NAMES[kind];
+  /* autocast's float32 list; bfloat16 outside it: in float32, the loss rounded once */
+  dc_tensor *in[4] = {input, target, weight, pos_weight}, *c[4];
+  dc__amp_mode am = dc__amp_enter(DC__AUTOCAST_FP32, 0, 4, in, c);
+  if (am != DC__AMP_NONE)
+    return dc__amp_leave(am, true, pointwise_loss(kind, c[0], c[1], c[2], c[3], p, r, broadcast), 4,
+                         in, c);
   if (!dc__check_nonnull(op, 2, input, target) || !dc__nn_check_float(op, "input", input) ||
       !dc__nn_check_reduction(op, r) || !dc__nn_check_device(op, "target", target, input) ||
       !dc__nn_check_device(op, "weight", weight, input) ||
@@ -207,6 +214,13 @@ static bool check_class_shapes(const char *op, const dc_tensor *x, const dc_tens
 static dc_tensor *class_loss(bool log_softmax, dc_tensor *input, dc_tensor *target,
                              dc_cross_entropy_opts o) {
   const char *op = log_softmax ? "cross_entropy" : "nll_loss";
+  dc_tensor *in[3] = {input, target, o.weight}, *c[3]; /* as pointwise_loss */
+  dc__amp_mode am = dc__amp_enter(DC__AUTOCAST_FP32, 0, 3, in, c);
+  if (am != DC__AMP_NONE) {
+    dc_cross_entropy_opts oc = o;
+    oc.weight = c[2];
+    return dc__amp_leave(am, true, class_loss(log_softmax, c[0], c[1], oc), 3, in, c);
+  }
   if (!dc__check_nonnull(op, 2, input, target) || !dc__nn_check_float(op, "input", input) ||
       !dc__nn_check_reduction(op, o.reduction) || !check_class_shapes(op, input, target) ||
       !dc__nn_check_device(op, "target", target, input) ||
@@ -296,6 +310,13 @@ DC__OPDEF(MULTI_MARGIN_LOSS, multi_margin_backward);
 
 dc_tensor *dc_multi_margin_loss_opt(dc_tensor *input, dc_tensor *target, dc_multi_margin_opts o) {
   const char *op = "multi_margin_loss";
+  dc_tensor *in[3] = {input, target, o.weight}, *c[3]; /* as pointwise_loss */
+  dc__amp_mode am = dc__amp_enter(DC__AUTOCAST_FP32, 0, 3, in, c);
+  if (am != DC__AMP_NONE) {
+    dc_multi_margin_opts oc = o;
+    oc.weight = c[2];
+    return dc__amp_leave(am, true, dc_multi_margin_loss_opt(c[0], c[1], oc), 3, in, c);
+  }
   if (!dc__check_nonnull(op, 2, input, target) || !dc__nn_check_float(op, "input", input) ||
       !dc__nn_check_reduction(op, o.reduction) ||
       !dc__nn_check_device(op, "target", target, input) ||

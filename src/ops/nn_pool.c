@@ -3,6 +3,7 @@
  * Max pooling saves the int32 argmax of each window; its backward scatters to it.
  * Shapes: x [N, C, H, W] or [C, H, W] (P = N*C planes), y [N, C, OH, OW] or [C, OH, OW]. */
 #include "nn_ops.h"
+#include "autocast-impl.h"
 
 #include <assert.h>
 #include <string.h>
@@ -181,6 +182,9 @@ static dc_tensor *pool_run(int kind, dc_tensor *x, const dc_pool2d_geom *g) {
 }
 
 dc_tensor *dc_max_pool2d_opt(dc_tensor *x, dc_pool2d_opts o) {
+  dc_tensor *c[1];
+  dc__amp_mode am = dc__amp_enter(DC__AUTOCAST_PROMOTE, 0, 1, &x, c);
+  if (am != DC__AMP_NONE) return dc__amp_leave(am, true, dc_max_pool2d_opt(c[0], o), 1, &x, c);
   dc_pool2d_geom g;
   if (!check_input("max_pool2d", x, &g) || !resolve_window("max_pool2d", x, o, &g, true))
     return NULL;
@@ -188,6 +192,9 @@ dc_tensor *dc_max_pool2d_opt(dc_tensor *x, dc_pool2d_opts o) {
 }
 
 dc_tensor *dc_avg_pool2d_opt(dc_tensor *x, dc_pool2d_opts o) {
+  dc_tensor *c[1];
+  dc__amp_mode am = dc__amp_enter(DC__AUTOCAST_PROMOTE, 0, 1, &x, c);
+  if (am != DC__AMP_NONE) return dc__amp_leave(am, true, dc_avg_pool2d_opt(c[0], o), 1, &x, c);
   dc_pool2d_geom g;
   if (!check_input("avg_pool2d", x, &g) || !resolve_window("avg_pool2d", x, o, &g, false))
     return NULL;
@@ -196,6 +203,10 @@ dc_tensor *dc_avg_pool2d_opt(dc_tensor *x, dc_pool2d_opts o) {
 
 static dc_tensor *adaptive(int kind, dc_tensor *x, int64_t out_h, int64_t out_w) {
   const char *op = POOL_NAMES[kind];
+  dc_tensor *c[1];
+  dc__amp_mode am = dc__amp_enter(DC__AUTOCAST_PROMOTE, 0, 1, &x, c);
+  if (am != DC__AMP_NONE)
+    return dc__amp_leave(am, true, adaptive(kind, c[0], out_h, out_w), 1, &x, c);
   dc_pool2d_geom g;
   if (!check_input(op, x, &g)) return NULL;
   if (out_h < 0 || out_w < 0)

@@ -1,6 +1,7 @@
 /* Reductions over chosen dims (sum, mean, amax/amin, logsumexp, var/std, max/min with indices,
  * argmax/argmin) with their backward rules. Kernels: dc_reduce_kernels (backend.h). */
 #include "../autograd/autograd-impl.h"
+#include "autocast-impl.h"
 #include "../backend/backend.h"
 
 #include <math.h>
@@ -115,7 +116,12 @@ DC__OPDEF(LOGSUMEXP, lse_backward);
 
 static dc_tensor *reduce(const char *name, const dc_opdef *def, dc_reduce_op op, dc_tensor *x,
                          const int *dims, int ndims, bool keepdim) {
-  if (!dc__check_nonnull(name, 1, x) || !check_float(name, x)) return NULL;
+  if (!dc__check_nonnull(name, 1, x)) return NULL;
+  dc_tensor *c[1]; /* bfloat16: in float32, the result rounded once */
+  dc__amp_mode am = dc__amp_enter(DC__AUTOCAST_PROMOTE, 0, 1, &x, c);
+  if (am != DC__AMP_NONE)
+    return dc__amp_leave(am, true, reduce(name, def, op, c[0], dims, ndims, keepdim), 1, &x, c);
+  if (!check_float(name, x)) return NULL;
   uint32_t mask;
   dc_shape os, ks;
   if (!reduce_shape(name, x, dims, ndims, keepdim, &mask, &os, &ks)) return NULL;
@@ -184,7 +190,12 @@ dc_tensor *dc_min(dc_tensor *x) {
 
 /* var = sum((x - mean)^2) / (R - correction), composed of differentiable ops */
 dc_tensor *dc_var(dc_tensor *x, const int *dims, int ndims, int correction, bool keepdim) {
-  if (!dc__check_nonnull("var", 1, x) || !check_float("var", x)) return NULL;
+  if (!dc__check_nonnull("var", 1, x)) return NULL;
+  dc_tensor *c[1];
+  dc__amp_mode am = dc__amp_enter(DC__AUTOCAST_PROMOTE, 0, 1, &x, c);
+  if (am != DC__AMP_NONE)
+    return dc__amp_leave(am, true, dc_var(c[0], dims, ndims, correction, keepdim), 1, &x, c);
+  if (!check_float("var", x)) return NULL;
   uint32_t mask;
   dc_shape os, ks;
   if (!reduce_shape("var", x, dims, ndims, keepdim, &mask, &os, &ks)) return NULL;
@@ -268,7 +279,13 @@ static dc_tensor *arg_reduce(const char *name, bool is_max, dc_tensor *x, int di
   if (!dc__wrap_dim(name, &dim, x->ndim)) return NULL;
   if (x->shape[dim] == 0)
     return dc__err(DC_ERR_ARG, "%s: dim %d has size 0; there is no max/min of nothing", name, dim);
-  if (x->dtype == DC_BF16 || x->dtype == DC_F16 || x->dtype == DC_BOOL)
+  dc_tensor *c[1]; /* bfloat16: in float32 (exact), the values rounded back (exact too) */
+  dc__amp_mode am = dc__amp_enter(DC__AUTOCAST_PROMOTE, 0, 1, &x, c);
+  if (am != DC__AMP_NONE) {
+    dc_tensor *v = arg_reduce(name, is_max, c[0], dim, keepdim, indices, want_values);
+    return dc__amp_leave(am, want_values, v, 1, &x, c);
+  }
+  if (x->dtype == DC_F16 || x->dtype == DC_BOOL)
     return dc__err(DC_ERR_ARG, "%s: dtype %s is not supported", name, dc_dtype_name(x->dtype));
   dc_shape os = {0};
   for (int d = 0; d < x->ndim; d++)

@@ -1,5 +1,6 @@
 /* softmax and log_softmax along one dim, with backward rules on the saved output. */
 #include "../autograd/autograd-impl.h"
+#include "autocast-impl.h"
 #include "../backend/backend.h"
 
 /* softmax: gin = y * (g - sum(g * y, dim)) ; log_softmax: gin = g - exp(y) * sum(g, dim) */
@@ -17,6 +18,10 @@ DC__OPDEF(LOG_SOFTMAX, softmax_backward);
 
 static dc_tensor *softmax(const char *name, dc_tensor *x, int dim, bool lg) {
   if (!dc__check_nonnull(name, 1, x)) return NULL;
+  dc_tensor *c[1]; /* bfloat16: in float32, rounded once (PyTorch 1.13's cpu autocast leaves
+                    * softmax out of its float32 list) */
+  dc__amp_mode am = dc__amp_enter(DC__AUTOCAST_PROMOTE, 0, 1, &x, c);
+  if (am != DC__AMP_NONE) return dc__amp_leave(am, true, softmax(name, c[0], dim, lg), 1, &x, c);
   if (x->dtype != DC_F32 && x->dtype != DC_F64)
     return dc__err(DC_ERR_ARG, "%s: expected float32 or float64, got %s", name,
                    dc_dtype_name(x->dtype));

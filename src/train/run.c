@@ -345,6 +345,7 @@ static int build_trainer(run_ctx *r, run_parts *p) {
       .num_classes = p->data.num_classes,
       .clip_grad_norm = sp->train.clip_grad_norm,
       .on_nan = sp->train.on_nan == DC__NAN_SKIP ? DC_NAN_SKIP : DC_NAN_STOP,
+      .autocast = sp->train.amp == DC__AMP_BF16 ? DC_BF16 : DC_F32,
       .patience = (int)sp->train.early_stop,
       .min_delta = sp->train.min_delta,
       .monitor = mon == DC__MON_VAL_LOSS     ? DC_MONITOR_VAL_LOSS

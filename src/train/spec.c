@@ -13,6 +13,7 @@
 
 #define DC__CHOICE_NAME(E, name) #name,
 static const char *const CH_activation[] = {DC__CHOICES_activation(DC__CHOICE_NAME) NULL};
+static const char *const CH_amp[] = {DC__CHOICES_amp(DC__CHOICE_NAME) NULL};
 static const char *const CH_device[] = {DC__CHOICES_device(DC__CHOICE_NAME) NULL};
 static const char *const CH_loss[] = {DC__CHOICES_loss(DC__CHOICE_NAME) NULL};
 static const char *const CH_monitor[] = {DC__CHOICES_monitor(DC__CHOICE_NAME) NULL};

@@ -16,6 +16,7 @@
 #define DC__CHOICES_activation(X) \
   X(ACT_RELU, relu) X(ACT_LEAKY_RELU, leaky_relu) X(ACT_ELU, elu) X(ACT_GELU, gelu) \
   X(ACT_TANH, tanh) X(ACT_SIGMOID, sigmoid)
+#define DC__CHOICES_amp(X) X(AMP_NONE, none) X(AMP_BF16, bf16)
 #define DC__CHOICES_device(X) X(DEV_CPU, cpu) X(DEV_CUDA, cuda) X(DEV_TESTDEV, testdev)
 #define DC__CHOICES_loss(X) X(LOSS_CROSS_ENTROPY, cross_entropy) X(LOSS_MULTI_MARGIN, multi_margin)
 #define DC__CHOICES_monitor(X) \
@@ -32,6 +33,7 @@
 
 #define DC__ENUM_CONST(E, name) DC__##E,
 typedef enum dc__activation { DC__CHOICES_activation(DC__ENUM_CONST) } dc__activation;
+typedef enum dc__amp { DC__CHOICES_amp(DC__ENUM_CONST) } dc__amp;
 typedef enum dc__device { DC__CHOICES_device(DC__ENUM_CONST) } dc__device;
 typedef enum dc__loss { DC__CHOICES_loss(DC__ENUM_CONST) } dc__loss;
 typedef enum dc__monitor { DC__CHOICES_monitor(DC__ENUM_CONST) } dc__monitor;
@@ -140,6 +142,10 @@ typedef enum dc__sched { DC__CHOICES_sched(DC__ENUM_CONST) } dc__sched;
     "a non-finite loss stops training with a message naming the epoch, batch and step, or "        \
     "(skip) the step is skipped (no optimizer update), as is a step whose loss is finite but "     \
     "whose gradients are not")                                                                     \
+  X(train, amp, ENUM, "none", "", amp, 0, 0,                                                       \
+    "mixed precision ([autocast.md](autocast.md)): `bf16` runs each step's forward and loss "      \
+    "under bfloat16 autocast (products and convolutions in bfloat16, float32 master weights, "     \
+    "gradients and optimizer; `deepc train --amp`)")                                               \
   X(train, detect_anomaly, BOOL, "false", "", _, 0, 0,                                             \
     "anomaly mode ([autograd.md](autograd.md#anomaly-detection-the-first-nan)): the first NaN or " \
     "infinity any op produces, forward or backward, stops the run with the step, the op and its "  \

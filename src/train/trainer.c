@@ -48,6 +48,10 @@ dc_trainer *dc_trainer_new(dc_module *model, dc_optim *opt, dc_loader *train, dc
   if (o.epochs < 0)
     return dc__err(DC_ERR_ARG, "trainer_new: epochs must be >= 0, got %d", o.epochs);
   if (o.patience < 0) return dc__err(DC_ERR_ARG, "trainer_new: patience must be >= 0");
+  if (o.autocast != DC_F32 && o.autocast != DC_BF16)
+    return dc__err(DC_ERR_ARG, "trainer_new: autocast must be DC_BF16 or DC_F32 (off), got %s",
+                   (int)o.autocast >= 0 && o.autocast < DC_DTYPE_COUNT ? dc_dtype_name(o.autocast)
+                                                                       : "an invalid dtype");
   dc_trainer *t = dc__calloc(1, sizeof *t);
   if (!t) return NULL;
   t->model = model;
@@ -139,8 +143,11 @@ static int step_error(const dc_trainer *t, const dc_step_info *s, int rc) {
 /* ---- one training step (inside the caller's scope) ---- */
 static int train_step(dc_trainer *t, dc_tensor *x, dc_tensor *y, dc_metrics *m, dc_step_info *s,
                       double *loss_sum) {
+  bool amp = t->o.autocast != DC_F32;
+  if (amp && dc_autocast_push(x->device, t->o.autocast, true) != DC_OK) return dc_last_status();
   dc_tensor *out = dc_module_forward(t->model, x);
   dc_tensor *loss = out ? t->o.loss(out, y, t->o.loss_ud) : NULL;
+  if (amp) dc_autocast_pop();
   if (!loss) return step_error(t, s, dc_last_status() ? dc_last_status() : DC_ERR_ARG);
   if (dc_numel(loss) != 1)
     return dc__errs(DC_ERR_ARG, "trainer: the loss must be one number, got %lld elements",

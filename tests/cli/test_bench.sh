@@ -23,6 +23,12 @@ has "$out" '"conv_algo": "auto"'
 out=$(DEEPC_CONV_ALGO=direct "$deepc" bench cnn_fashion --steps 1 --batch 4)
 has "$out" '"conv_algo": "direct"'
 
+has "$out" '"amp_bf16": false'
+out=$("$deepc" bench cnn_fashion --steps 2 --batch 8 --amp)
+has "$out" '"amp_bf16": true'
+/usr/bin/python3 -c 'import json,sys,math; j=json.loads(sys.argv[1]); assert math.isfinite(j["loss"]) and j["loss"] > 0, j' "$out" ||
+  fail "bad loss under --amp: $out"
+
 if err=$("$deepc" bench mlp_cifar_gray --device cuda 2>&1); then fail "--device cuda succeeded"; fi
 has "$err" "no CUDA" # backend (a CPU-only build) or device (no GPU here)
 if err=$("$deepc" bench resnet99 2>&1); then fail "unknown workload accepted"; fi

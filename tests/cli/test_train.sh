@@ -97,6 +97,13 @@ grep -q "Ankle boot" <<<"$out" || fail "no per-class table with class names: $ou
 grep -q "curves.png" <<<"$out" || fail "does not say where the curves are"
 "$PY" "$CHECK" files "$tmp/run_a" 75 || fail "run files"
 
+# ---- --amp (bfloat16 autocast, float32 master weights): trains as well; the run says so ----
+"$DEEPC" train "$tmp/small.ini" --out "$tmp/run_amp" --amp >/dev/null 2>"$tmp/amp.log" ||
+  fail "train --amp failed: $(tail -5 "$tmp/amp.log")"
+"$PY" "$CHECK" files "$tmp/run_amp" 75 || fail "run files (--amp)"
+grep -q "^amp = bf16" "$tmp/run_amp/config.ini" || fail "config.ini lacks amp = bf16"
+expect_error "train.amp" "$DEEPC" train "$tmp/small.ini" --set train.amp=fp16
+
 # ---- resume: stop after one epoch, resume, compare with the uninterrupted run bit for bit ----
 "$DEEPC" train "$tmp/small.ini" --out "$tmp/run_b" --stop-after 1 >/dev/null 2>"$tmp/b.log" ||
   fail "interrupted run failed: $(tail -3 "$tmp/b.log")"

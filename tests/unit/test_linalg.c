@@ -445,3 +445,60 @@ Test(gradcheck, second_order_through_matmul) {
   dc_zero_grad(x); /* x.grad's graph refers back to x: break the cycle */
   dc_scope_end();
 }
+
+/* ---- bfloat16 (the CPU's DC_BF16_GEMM entries) ---- */
+
+/* Every element of o within one bfloat16 rounding step (2^-8 relative, so 2^-7 for two
+ * roundings apart) of the reference r. */
+static void assert_bf16_close(const dc_tensor *o, const dc_tensor *r, const char *what) {
+  for (int64_t i = 0, n = dc_numel(o); i < n; i++) {
+    double g = dc_item_at(o, i), w = dc_item_at(r, i);
+    cr_assert(fabs(g - w) <= ldexp(fabs(w), -7) + 1e-6, "%s: element %lld: %.9g vs reference %.9g",
+              what, (long long)i, g, w);
+  }
+}
+
+Test(gemm, bfloat16_paths_match_reference) {
+  dc_scope_begin();
+  dc_manual_seed(8);
+  const int64_t sz[] = {7, 63, 129};
+  const int paths[] = {DC__GEMM_ONEDNN, DC__GEMM_BLOCKED, DC__GEMM_AUTO};
+  for (int is = 0; is < 3; is++)
+    for (int t = 0; t < 4; t++) {
+      bool ta = t & 1, tb = t & 2;
+      int64_t M = sz[is], N = sz[2 - is], K = sz[(is + 1) % 3], B = 2;
+      dc_tensor *a =
+          dc_to_dtype(dc_randn(ta ? DC_SHAPE(B, K, M) : DC_SHAPE(B, M, K), DC_F32), DC_BF16);
+      dc_tensor *b =
+          dc_to_dtype(dc_randn(tb ? DC_SHAPE(1, N, K) : DC_SHAPE(1, K, N), DC_F32), DC_BF16);
+      for (int p = 0; p < 3; p++) {
+        float alpha = p == 2 ? 0.5f : 1.0f, beta = p == 1 ? 1.0f : 0.0f;
+        dc_tensor *o1 = dc_to_dtype(dc_randn(DC_SHAPE(B, M, N), DC_F32), DC_BF16);
+        dc_tensor *o2 = dc_clone(o1);
+        dc__cpu_gemm_force = paths[p];
+        int rc = dc__cpu_linalg.gemm_batched(o1, a, b, ta, tb, alpha, beta);
+        dc__cpu_gemm_force = DC__GEMM_AUTO;
+        cr_assert_eq(rc, DC_OK, "%s", dc_last_error());
+        cr_assert_eq(dc__cpu_gemm_ref(o2, a, b, ta, tb, alpha, beta), DC_OK, "%s", dc_last_error());
+        cr_assert_eq(o1->dtype, DC_BF16);
+        assert_bf16_close(o1, o2, "gemm_batched");
+      }
+    }
+  /* fused bias (linear): x [M, K] . w [N, K]^T + bias [N], all bfloat16 */
+  dc_tensor *x = dc_to_dtype(dc_randn(DC_SHAPE(70, 90), DC_F32), DC_BF16);
+  dc_tensor *w = dc_to_dtype(dc_randn(DC_SHAPE(50, 90), DC_F32), DC_BF16);
+  dc_tensor *bias = dc_to_dtype(dc_randn(DC_SHAPE(50), DC_F32), DC_BF16);
+  dc_tensor *o = dc_empty(DC_SHAPE(70, 50), DC_BF16), *r = dc_empty(DC_SHAPE(70, 50), DC_BF16);
+  cr_assert_eq(dc__cpu_linalg.linear(o, x, w, bias), DC_OK, "%s", dc_last_error());
+  cr_assert_eq(dc_copy_(r, dc_expand(bias, DC_SHAPE(70, 50))), DC_OK);
+  cr_assert_eq(dc__cpu_gemm_ref(r, x, w, false, true, 1.0f, 1.0f), DC_OK);
+  /* the reference adds the bias after one rounding: within two steps */
+  assert_bf16_close(o, r, "linear");
+  /* mixed dtypes are refused, naming them */
+  dc_tensor *f = dc_randn(DC_SHAPE(90, 50), DC_F32);
+  cr_assert_neq(dc__cpu_linalg.gemm_batched(dc_empty(DC_SHAPE(70, 50), DC_BF16), x, f, false, false,
+                                            1.0f, 0.0f),
+                DC_OK);
+  cr_assert(strstr(dc_last_error(), "bfloat16"), "%s", dc_last_error());
+  dc_scope_end();
+}

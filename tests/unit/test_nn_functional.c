@@ -111,6 +111,51 @@ Test(nn_conv, onednn_matches_reference) {
   }
 }
 
+/* Every element of a within one bfloat16 rounding step or two (2^-7 relative) of the reference
+ * b, plus atol for sums that cancel. */
+static void assert_bf16_close(const dc_tensor *a, const dc_tensor *b, double atol,
+                              const char *what) {
+  cr_assert_eq(a->dtype, DC_BF16, "%s: %s", what, dc_dtype_name(a->dtype));
+  for (int64_t i = 0, n = dc_numel(a); i < n; i++) {
+    double g = dc_item_at(a, i), w = dc_item_at(b, i);
+    cr_assert(fabs(g - w) <= ldexp(fabs(w), -7) + atol, "%s: element %lld: %.9g vs %.9g", what,
+              (long long)i, g, w);
+  }
+}
+
+/* bfloat16 tensors straight to the oneDNN bfloat16 primitives (the cpu declares DC_BF16_CONV)
+ * against the reference kernels in bfloat16 (double sums, each output rounded once). */
+Test(nn_conv, bfloat16_onednn_matches_reference) {
+  dc_scope_begin();
+  dc_manual_seed(9);
+  for (size_t i = 0; i < sizeof CONV_CASES / sizeof *CONV_CASES; i++) {
+    const conv_case *cc = &CONV_CASES[i];
+    int g = cc->o.groups ? cc->o.groups : 1;
+    dc_tensor *x =
+        leaf(dc_to_dtype(uniform(DC_SHAPE(cc->n, cc->c, cc->h, cc->w), DC_F32, -1, 1), DC_BF16));
+    dc_tensor *w = leaf(
+        dc_to_dtype(uniform(DC_SHAPE(cc->k, cc->c / g, cc->kh, cc->kw), DC_F32, -1, 1), DC_BF16));
+    dc_tensor *b = leaf(dc_to_dtype(uniform(DC_SHAPE(cc->k), DC_F32, -1, 1), DC_BF16));
+    dc_tensor *y = dc_conv2d_opt(x, w, b, cc->o);
+    cr_assert_not_null(y, "%s", dc_last_error());
+    cr_assert_eq(y->grad_fn->op->kind, DC_OP_CONV2D, "bfloat16 was not passed to the kernel");
+    dc_conv2d_geom geo = DC__ARGS(y->grad_fn, conv2d)->geom;
+    dc_tensor *yr = dc_empty(dc_shape_of(y), DC_BF16);
+    cr_assert_eq(dc__cpu_conv2d_ref_forward(yr, x, w, b, &geo), DC_OK);
+    double atol = 1e-2; /* sums of up to ~100 products of size 1, cancelling */
+    assert_bf16_close(y, yr, atol, "bf16 conv forward");
+    dc_tensor *gy = dc_to_dtype(uniform(dc_shape_of(y), DC_F32, -1, 1), DC_BF16);
+    cr_assert_eq(dc_backward(y, .grad = gy), DC_OK, "%s", dc_last_error());
+    dc_tensor *gx = dc_empty(dc_shape_of(x), DC_BF16), *gw = dc_empty(dc_shape_of(w), DC_BF16);
+    dc_tensor *gb = dc_empty(DC_SHAPE(cc->k), DC_BF16);
+    cr_assert_eq(dc__cpu_conv2d_ref_backward(gx, gw, gb, gy, x, w, &geo), DC_OK);
+    assert_bf16_close(x->grad, gx, atol, "bf16 conv grad input");
+    assert_bf16_close(w->grad, gw, 4 * atol, "bf16 conv grad weight");
+    assert_bf16_close(b->grad, gb, 4 * atol, "bf16 conv grad bias");
+  }
+  dc_scope_end();
+}
+
 Test(nn_conv, output_shapes) {
   dc_scope_begin();
   dc_tensor *x = dc_zeros(DC_SHAPE(2, 3, 28, 28), DC_F32),

@@ -21,8 +21,8 @@ static int64_t cpu_tensor_peak(void) {
 }
 
 static const char USAGE[] =
-    "usage: deepc bench WORKLOAD [--device cpu|cuda|testdev] [--steps N] [--batch B] [--losses] "
-    "[--threads T] [--allow-tf32]\n"
+    "usage: deepc bench WORKLOAD [--device cpu|cuda|testdev] [--steps N] [--batch B] [--losses]\n"
+    "                   [--threads T] [--allow-tf32] [--amp]\n"
     "Times full training steps (forward, cross-entropy, backward, optimizer step) on synthetic\n"
     "data already in memory, like ../shared/bench/torch_workloads.py, and prints one JSON line:\n"
     "workload, device, batch, steps, threads, samples_per_s, ms_per_step, loss (of the last\n"
@@ -33,7 +33,8 @@ static const char USAGE[] =
     "of tensor storage on it during the timed steps, like the script's\n"
     "torch.cuda.max_memory_allocated; null on the cpu), reserved_mb (the peak the device's\n"
     "caching allocator held, torch.cuda.max_memory_reserved; null on the cpu) and\n"
-    "device_mallocs (driver allocations during the timed steps: 0 once the cache is warm).\n"
+    "device_mallocs (driver allocations during the timed steps: 0 once the cache is warm),\n"
+    "tf32 and amp_bf16.\n"
     "  WORKLOAD       mlp_cifar_gray     1024-256-128-64-10 MLP, batch 64, SGD lr 0.01\n"
     "                 cnn_fashion        the Fashion-MNIST baseline CNN, batch 64, Adam lr 1e-3\n"
     "                 vgg11_cifar        VGG11 with batch norm on 3x32x32, batch 128,\n"
@@ -48,7 +49,10 @@ static const char USAGE[] =
     "                 devices: the data and the initial weights come from one seed)\n"
     "  --threads T    CPU threads (default: OMP_NUM_THREADS or every core)\n"
     "  --allow-tf32   TF32 tensor cores for float32 products and convolutions on cuda (off\n"
-    "                 by default, as PyTorch's; same as DEEPC_ALLOW_TF32=1)\n";
+    "                 by default, as PyTorch's; same as DEEPC_ALLOW_TF32=1)\n"
+
+    "  --amp          forward and loss under bfloat16 autocast, float32 master weights (the\n"
+    "                 script's --amp: torch.autocast(dev, torch.bfloat16); docs/autocast.md)\n";
 
 typedef struct bench_workload {
   const char *name;
@@ -113,10 +117,16 @@ static dc_optim *build_optim(const bench_workload *w, dc_module *m) {
 }
 
 /* One training step; *loss receives its value. */
-static int train_step(dc_module *m, dc_optim *o, dc_tensor *x, dc_tensor *y, double *loss) {
+static int train_step(dc_module *m, dc_optim *o, dc_tensor *x, dc_tensor *y, bool amp,
+                      double *loss) {
   dc_optim_zero_grad(o);
   dc_scope_begin();
+  if (amp && dc_autocast_push(x->device, DC_BF16, true) != DC_OK) {
+    dc_scope_end();
+    return dc_last_status();
+  }
   dc_tensor *l = dc_cross_entropy(dc_module_forward(m, x), y);
+  if (amp) dc_autocast_pop();
   int rc = l ? dc_backward(l) : (int)dc_last_status();
   if (rc == DC_OK) rc = dc_optim_step(o);
   if (rc == DC_OK) *loss = dc_item(l);
@@ -137,7 +147,7 @@ static char *losses_json(const double *l, int n) {
 }
 
 static int run(const bench_workload *w, int batch, int steps, int threads, dc_device dev,
-               bool all_losses) {
+               bool all_losses, bool amp) {
   dc_manual_seed(0);
   dc_module *m = build_model(w);
   if (m && dev != DC_CPU && dc_module_to(m, dev) != DC_OK) { /* before the optimizer */
@@ -162,7 +172,7 @@ static int run(const bench_workload *w, int batch, int steps, int threads, dc_de
       }
       t0 = now_s();
     }
-    rc = train_step(m, o, x, y, &loss);
+    rc = train_step(m, o, x, y, amp, &loss);
     if (losses) losses[i] = loss;
   }
   dt = now_s() - t0;
@@ -197,12 +207,13 @@ static int run(const bench_workload *w, int batch, int steps, int threads, dc_de
         "\"steps\": %d, \"threads\": %d, \"samples_per_s\": %.1f, \"ms_per_step\": %.3f, "
         "\"loss\": %.6g, \"peak_rss_mb\": %.1f, \"tensor_peak_mb\": %.1f, \"alloc_peak_mb\": %.1f, "
         "\"gflop_per_step\": %.4g, \"gflop_per_s\": %.1f, \"conv_algo\": \"%s\", "
-        "\"peak_mem_mb\": %s, \"reserved_mb\": %s, \"device_mallocs\": %s, \"tf32\": %s%s}\n",
+        "\"peak_mem_mb\": %s, \"reserved_mb\": %s, \"device_mallocs\": %s, \"tf32\": %s, "
+        "\"amp_bf16\": %s%s}\n",
         w->name, dc_device_name(dev), DEEPC_VERSION, batch, steps, threads, batch * steps / dt,
         1000 * dt / steps, loss, (double)ru.ru_maxrss / 1024.0,
         (double)cpu_tensor_peak() / (1024.0 * 1024.0), (double)st.peak_bytes / (1024.0 * 1024.0),
         gflop, gflop * steps / dt, dc_conv_algo_name(dc_get_conv_algo()), devpeak, reserved,
-        mallocs, dc_allow_tf32() ? "true" : "false", lj);
+        mallocs, dc_allow_tf32() ? "true" : "false", amp ? "true" : "false", lj);
     fflush(stdout);
   }
   free(lj);
@@ -217,7 +228,7 @@ static int run(const bench_workload *w, int batch, int steps, int threads, dc_de
 int dc_cmd_bench(int argc, char **argv) {
   const char *name = NULL, *device = "cpu", *v;
   long steps = 50, batch = 0, threads = 0;
-  bool all_losses = false;
+  bool all_losses = false, amp = false;
   for (int i = 1; i < argc; i++) {
     if (dc_cli_is_help(argv[i])) {
       fputs(USAGE, stdout);
@@ -233,6 +244,8 @@ int dc_cmd_bench(int argc, char **argv) {
       all_losses = true;
     } else if (strcmp(argv[i], "--allow-tf32") == 0) {
       dc_set_allow_tf32(true);
+    } else if (strcmp(argv[i], "--amp") == 0) {
+      amp = true;
     } else if (dc_cli_opt(argc, argv, &i, "--batch", &v)) {
       if (!v || !parse_int(v, 1, 1000000, &batch))
         return dc_cli_usage_error("bench", "--batch needs a whole number from 1 to 1000000");
@@ -263,5 +276,5 @@ int dc_cmd_bench(int argc, char **argv) {
   if (drc != DC_CLI_OK) return drc;
   if (threads > 0) omp_set_num_threads((int)threads);
   return run(w, batch > 0 ? (int)batch : w->batch, (int)steps, omp_get_max_threads(), dev,
-             all_losses);
+             all_losses, amp);
 }

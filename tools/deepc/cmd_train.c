@@ -17,6 +17,7 @@
 static const char USAGE[] =
     "usage: deepc train CONFIG [--set section.key=value ...] [--out DIR] [--resume]\n"
     "                   [--seed N] [--epochs N] [--device D] [--progress auto|bar|lines|none]\n"
+    "                   [--amp]\n"
     "       deepc train --help-keys [--markdown]   every configuration key: type, default, range\n"
     "                                              and meaning (markdown: docs/training.md's "
     "tables)\n"
@@ -36,6 +37,8 @@ static const char USAGE[] =
     "  --allow-tf32   let float32 matrix products and convolutions on cuda use TF32 tensor\n"
     "                 cores (10-bit mantissa inputs; off by default, as PyTorch's; same as\n"
     "                 DEEPC_ALLOW_TF32=1)\n"
+    "  --amp          same as --set train.amp=bf16: bfloat16 autocast for each step's forward\n"
+    "                 and loss, float32 master weights (docs/autocast.md)\n"
     "  --stop-after N stop after N epochs of this call (as if interrupted; for --resume)\n"
     "  --progress M   a bar on a terminal, plain lines when piped (auto), or none\n"
     "Ctrl-C stops after the current batch; the last finished epoch can be resumed.\n"
@@ -129,6 +132,8 @@ int dc_cmd_train(int argc, char **argv) {
       resume = true;
     } else if (strcmp(argv[i], "--allow-tf32") == 0) {
       dc_set_allow_tf32(true);
+    } else if (strcmp(argv[i], "--amp") == 0) {
+      /* applied in the second pass, in command-line order */
     } else {
       return dc_cli_usage_error("train", "unknown option '%s'", argv[i]);
     }
@@ -148,6 +153,8 @@ int dc_cmd_train(int argc, char **argv) {
     } else if (dc_cli_opt(argc, argv, &i, "--epochs", &v)) {
       snprintf(buf, sizeof buf, "train.epochs=%s", v);
       if (dc_config_set(c, buf) != DC_OK) goto fail;
+    } else if (strcmp(argv[i], "--amp") == 0) {
+      if (dc_config_set(c, "train.amp=bf16") != DC_OK) goto fail;
     } else if (dc_cli_opt(argc, argv, &i, "--out", &v) ||
                dc_cli_opt(argc, argv, &i, "--stop-after", &v) ||
                dc_cli_opt(argc, argv, &i, "--device", &v) ||

@@ -34,6 +34,18 @@ static void copy_row(char *d, dc_dtype dt, int64_t ds, const char *s, dc_dtype s
     for (int64_t k = 0; k < n; k++) o[k * ds] = (float)i[k * ss];
     return;
   }
+  if (dt == DC_BF16 && st == DC_F32) { /* autocast's casts: typed loops, same rounding */
+    uint16_t *o = (uint16_t *)d;
+    const float *i = (const float *)s;
+    for (int64_t k = 0; k < n; k++) o[k * ds] = dc__f32_to_bf16(i[k * ss]);
+    return;
+  }
+  if (dt == DC_F32 && st == DC_BF16) {
+    float *o = (float *)d;
+    const uint16_t *i = (const uint16_t *)s;
+    for (int64_t k = 0; k < n; k++) o[k * ds] = dc__bf16_to_f32(i[k * ss]);
+    return;
+  }
   for (int64_t k = 0; k < n; k++)
     dc__store(d + (size_t)(k * ds) * dz, dt, dc__load(s + (size_t)(k * ss) * sz, st));
 }

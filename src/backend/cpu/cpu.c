@@ -10,6 +10,8 @@ const dc_backend dc__cpu_backend = {
     .mem = &dc__host_mem,
     .caps = DC_CAP_BIT(DC_CAP_LINEAR) | DC_CAP_BIT(DC_CAP_BATCH_NORM_RELU) |
             DC_CAP_BIT(DC_CAP_CONV_BLOCK) | DC_CAP_BIT(DC_CAP_FUSED_OPTIM),
+    /* oneDNN bfloat16 matmul (gemm.c) and convolution (nn/conv_dnnl.c), float32 accumulation */
+    .bf16 = DC_BF16_BIT(DC_BF16_GEMM) | DC_BF16_BIT(DC_BF16_CONV),
     .ew = &dc__cpu_ew,
     .red = &dc__cpu_red,
     .linalg = &dc__cpu_linalg,

@@ -12,13 +12,17 @@
 
 int dc__cpu_gemm_force = DC__GEMM_AUTO;
 
+/* onednn_prepare's answer for a product oneDNN is not given (a bfloat16 one it cannot stride
+ * over); not a dc_status (those are >= 0) */
+#define GEMM_NO_DNNL (-1)
+
 /* float32 products with at most this many multiply-adds skip oneDNN (its call costs more). */
 #define GEMM_SMALL_MACS (40 * 40 * 40)
 
 /* One logical operand [B, R, C] as strides over a typed buffer (batch stride 0: broadcast). */
 typedef struct gemm_mat {
   const char *data;   /* element [0, 0, 0] */
-  dc_dtype dt;        /* DC_F32 or DC_F64 */
+  dc_dtype dt;        /* DC_F32, DC_F64 or DC_BF16 */
   int64_t sb, sr, sc; /* strides in elements: batch, row, column */
 } gemm_mat;
 
@@ -33,14 +37,18 @@ typedef struct gemm_args {
   float alpha, beta;
 } gemm_args;
 
+static inline double elem_load(const char *p, dc_dtype dt, int64_t off) {
+  return dt == DC_F32    ? (double)((const float *)p)[off]
+         : dt == DC_BF16 ? (double)dc__bf16_to_f32(((const uint16_t *)p)[off])
+                         : ((const double *)p)[off];
+}
+
 static inline double mat_load(const gemm_mat *m, int64_t off) {
-  return m->dt == DC_F32 ? (double)((const float *)m->data)[off] : ((const double *)m->data)[off];
+  return elem_load(m->data, m->dt, off);
 }
 
 static inline double bias_at(const gemm_args *g, int64_t j) {
-  if (!g->bias) return 0.0;
-  return g->dt == DC_F32 ? (double)((const float *)g->bias)[j * g->sbias]
-                         : ((const double *)g->bias)[j * g->sbias];
+  return g->bias ? elem_load(g->bias, g->dt, j * g->sbias) : 0.0;
 }
 
 /* ---- argument decoding ---- */
@@ -85,8 +93,8 @@ static int make_args(gemm_args *g, dc_tensor *out, const dc_tensor *a, const dc_
   if (a->ndim < 2 || a->ndim > 3 || b->ndim < 2 || b->ndim > 3 || out->ndim < 2 || out->ndim > 3)
     return bad_args("operands must be 2-D or 3-D", out, a, b, ta, tb);
   if (!dc_dtype_is_float(out->dtype) || out->dtype != a->dtype || out->dtype != b->dtype ||
-      (out->dtype != DC_F32 && out->dtype != DC_F64))
-    return bad_args("dtypes must all be float32 or all float64", out, a, b, ta, tb);
+      (out->dtype != DC_F32 && out->dtype != DC_F64 && out->dtype != DC_BF16))
+    return bad_args("dtypes must all be float32, all float64 or all bfloat16", out, a, b, ta, tb);
   if (dc_numel(out) > 0 && !dc_is_contiguous(out))
     return bad_args("out must be contiguous", out, a, b, ta, tb);
   int64_t ba, bb, ka, kb;
@@ -135,6 +143,10 @@ static void gemm_naive(const gemm_args *g) {
         if (g->dt == DC_F32) {
           float *c = (float *)g->out;
           c[o] = (float)(s + (g->beta == 0.0f ? 0.0 : (double)g->beta * c[o]));
+        } else if (g->dt == DC_BF16) { /* summed in double, rounded once */
+          uint16_t *c = (uint16_t *)g->out;
+          double prev = g->beta == 0.0f ? 0.0 : (double)g->beta * dc__bf16_to_f32(c[o]);
+          c[o] = dc__f32_to_bf16((float)(s + prev));
         } else {
           double *c = (double *)g->out;
           c[o] = s + (g->beta == 0.0f ? 0.0 : (double)g->beta * c[o]);
@@ -335,6 +347,7 @@ typedef struct mm_key {
   float alpha, beta;
   int64_t bias; /* 1 when a contiguous bias [N] is added */
   int64_t nthr; /* oneDNN fixes its thread count when the primitive is made */
+  int64_t bf16; /* 1: every operand bfloat16 (float32 accumulation, dst rounded once) */
 } mm_key;
 
 typedef struct mm_entry {
@@ -350,19 +363,20 @@ static mm_entry g_cache[MM_CACHE_SIZE];
 static int g_cache_n;
 static uint64_t g_cache_clock;
 
-static void md_init(dnnl_memory_desc_t *md, int64_t nb, int64_t r, int64_t c, const int64_t *st) {
+static void md_init(dnnl_memory_desc_t *md, int64_t nb, int64_t r, int64_t c, const int64_t *st,
+                    int64_t bf16) {
   dnnl_dims_t dims = {nb, r, c}, strides = {st[0], st[1], st[2]};
-  dnnl_memory_desc_init_by_strides(md, 3, dims, dnnl_f32, strides);
+  dnnl_memory_desc_init_by_strides(md, 3, dims, bf16 ? dnnl_bf16 : dnnl_f32, strides);
 }
 
 /* Makes the primitive for key k; NULL when oneDNN refuses (the caller falls back). */
 static dnnl_primitive_t mm_create(const mm_key *k, size_t *scratch) {
   dnnl_memory_desc_t a, b, c, bias;
   int64_t cs[3] = {k->m * k->n, k->n, 1}, bs[3] = {k->n, k->n, 1};
-  md_init(&a, k->ba, k->m, k->k, k->as);
-  md_init(&b, k->bb, k->k, k->n, k->bs);
-  md_init(&c, k->b, k->m, k->n, cs);
-  md_init(&bias, 1, 1, k->n, bs);
+  md_init(&a, k->ba, k->m, k->k, k->as, k->bf16);
+  md_init(&b, k->bb, k->k, k->n, k->bs, k->bf16);
+  md_init(&c, k->b, k->m, k->n, cs, k->bf16);
+  md_init(&bias, 1, 1, k->n, bs, k->bf16);
   dnnl_matmul_desc_t desc;
   dnnl_primitive_attr_t attr = NULL;
   dnnl_post_ops_t po = NULL;
@@ -470,6 +484,10 @@ static int onednn_prepare(const gemm_args *g, mm_key *k, const void **ptr, float
   ptr[2] = g->bias;
   int64_t asr = g->a.sr, asc = g->a.sc, bsr = g->b.sr, bsc = g->b.sc;
   int64_t asb = g->a.sb, bsb = g->b.sb;
+  k->bf16 = g->dt == DC_BF16;
+  if (k->bf16 && (!dnnl_layout(g->M, g->K, &asr, &asc) || !dnnl_layout(g->K, g->N, &bsr, &bsc) ||
+                  (g->bias && g->sbias != 1 && g->N > 1)))
+    return GEMM_NO_DNNL; /* packed through float32 instead (gemm_bf16_f32) */
   if (!dnnl_layout(g->M, g->K, &asr, &asc)) {
     if (!(tmp[0] = dc__malloc(sizeof(float) * (size_t)(k->ba * g->M * g->K)))) return DC_ERR_NOMEM;
     pack_plain(tmp[0], &g->a, k->ba, g->M, g->K);
@@ -518,10 +536,10 @@ static int onednn_execute(const mm_entry *e, dnnl_stream_t stream, const void *c
   if (e->scratch && !scratch) return DC_ERR_NOMEM;
   dnnl_memory_desc_t md[5];
   int64_t cs[3] = {k->m * k->n, k->n, 1}, bs[3] = {k->n, k->n, 1};
-  md_init(&md[0], k->ba, k->m, k->k, k->as);
-  md_init(&md[1], k->bb, k->k, k->n, k->bs);
-  md_init(&md[2], k->b, k->m, k->n, cs);
-  md_init(&md[3], 1, 1, k->n, bs);
+  md_init(&md[0], k->ba, k->m, k->k, k->as, k->bf16);
+  md_init(&md[1], k->bb, k->k, k->n, k->bs, k->bf16);
+  md_init(&md[2], k->b, k->m, k->n, cs, k->bf16);
+  md_init(&md[3], 1, 1, k->n, bs, k->bf16);
   dnnl_memory_desc_init_by_tag(&md[4], 1, (dnnl_dims_t){(int64_t)e->scratch}, dnnl_u8, dnnl_a);
   const int arg_of[5] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_DST, DNNL_ARG_BIAS,
                          DNNL_ARG_SCRATCHPAD};
@@ -556,6 +574,7 @@ static int onednn_execute(const mm_entry *e, dnnl_stream_t stream, const void *c
 #define SGEMM_MIN_MACS ((double)(1 << 27))
 
 static bool use_sgemm(const mm_key *k) {
+  if (k->bf16) return false;
   double macs = (double)k->m * (double)k->n * (double)k->k;
   return k->b == 1 && !k->bias && macs >= SGEMM_MIN_MACS && (k->n >= 128 || k->m <= 4 * k->n);
 }
@@ -572,19 +591,61 @@ static int sgemm_run(const mm_key *k, const void *const *ptr, void *out) {
                   (long long)k->m, (long long)k->k, (long long)k->k, (long long)k->n);
 }
 
+static int gemm_run(gemm_args *g);
+
+/* A bfloat16 product oneDNN does not take (strides, size, no primitive): its operands widened
+ * to contiguous float32 (exact), the float32 product, the result rounded to bfloat16 once. */
+static int gemm_bf16_f32(const gemm_args *g) {
+  int64_t ba = g->a.sb ? g->B : 1, bb = g->b.sb ? g->B : 1, no = g->B * g->M * g->N;
+  float *a = dc__malloc(sizeof(float) * (size_t)(ba * g->M * g->K + 1));
+  float *b = dc__malloc(sizeof(float) * (size_t)(bb * g->K * g->N + 1));
+  float *bias = g->bias ? dc__malloc(sizeof(float) * (size_t)g->N) : NULL;
+  float *out = dc__malloc(sizeof(float) * (size_t)(no + 1));
+  int rc = a && b && out && (bias || !g->bias) ? DC_OK : DC_ERR_NOMEM;
+  if (rc == DC_OK) {
+    pack_plain(a, &g->a, ba, g->M, g->K);
+    pack_plain(b, &g->b, bb, g->K, g->N);
+    for (int64_t j = 0; bias && j < g->N; j++) bias[j] = (float)bias_at(g, j);
+    const uint16_t *o16 = (const uint16_t *)g->out;
+    for (int64_t i = 0; g->beta != 0.0f && i < no; i++) out[i] = dc__bf16_to_f32(o16[i]);
+    gemm_args f = *g;
+    f.a = (gemm_mat){(const char *)a, DC_F32, ba > 1 ? g->M * g->K : 0, g->K, 1};
+    f.b = (gemm_mat){(const char *)b, DC_F32, bb > 1 ? g->K * g->N : 0, g->N, 1};
+    f.bias = (const char *)bias;
+    f.sbias = 1;
+    f.out = (char *)out;
+    f.dt = DC_F32;
+    rc = gemm_run(&f);
+  }
+  uint16_t *o16 = (uint16_t *)g->out;
+  for (int64_t i = 0; rc == DC_OK && i < no; i++) o16[i] = dc__f32_to_bf16(out[i]);
+  dc__free(a);
+  dc__free(b);
+  dc__free(bias);
+  dc__free(out);
+  return rc;
+}
+
+/* The fallback for a product oneDNN does not run. */
+static int gemm_fallback(const gemm_args *g) {
+  return g->dt == DC_BF16 ? gemm_bf16_f32(g) : gemm_blocked(g);
+}
+
 static int gemm_onednn(gemm_args *g) {
   pthread_once(&g_dnnl_once, dnnl_init);
   dnnl_stream_t stream = g_engine ? thread_stream() : NULL;
-  if (!stream) return gemm_blocked(g);
+  if (!stream) return gemm_fallback(g);
   mm_key k;
   const void *ptr[3];
   float *tmp[3] = {NULL, NULL, NULL};
   int rc = onednn_prepare(g, &k, ptr, tmp);
-  if (rc == DC_OK && use_sgemm(&k)) {
+  if (rc == GEMM_NO_DNNL) {
+    rc = gemm_fallback(g);
+  } else if (rc == DC_OK && use_sgemm(&k)) {
     rc = sgemm_run(&k, ptr, g->out);
   } else if (rc == DC_OK) {
     mm_entry *e = mm_acquire(&k);
-    rc = e ? onednn_execute(e, stream, ptr, g->out) : gemm_blocked(g);
+    rc = e ? onednn_execute(e, stream, ptr, g->out) : gemm_fallback(g);
     if (e) mm_release(e);
   }
   for (int i = 0; i < 3; i++) dc__free(tmp[i]);
@@ -599,9 +660,9 @@ static int gemm_run(gemm_args *g) {
     scale_out(g);
     return DC_OK;
   }
-  if (g->dt == DC_F64 || dc__cpu_gemm_force == DC__GEMM_BLOCKED) return gemm_blocked(g);
+  if (g->dt == DC_F64 || dc__cpu_gemm_force == DC__GEMM_BLOCKED) return gemm_fallback(g);
   double macs = (double)g->B * (double)g->M * (double)g->N * (double)g->K;
-  if (dc__cpu_gemm_force == DC__GEMM_AUTO && macs <= GEMM_SMALL_MACS) return gemm_blocked(g);
+  if (dc__cpu_gemm_force == DC__GEMM_AUTO && macs <= GEMM_SMALL_MACS) return gemm_fallback(g);
   return gemm_onednn(g);
 }
 

@@ -41,6 +41,7 @@ const dc_backend dc__cuda_backend = {
     .mem = &dc__cuda_mem,
     .caps = DC_CAP_BIT(DC_CAP_LINEAR) | DC_CAP_BIT(DC_CAP_BATCH_NORM_RELU) |
             DC_CAP_BIT(DC_CAP_CONV_BLOCK) | DC_CAP_BIT(DC_CAP_FUSED_OPTIM),
+    .bf16 = DC_BF16_BIT(DC_BF16_GEMM) | DC_BF16_BIT(DC_BF16_CONV), /* linalg.c, linear.c, conv.c */
     .ew = &dc__cuda_ew,
     .red = &dc__cuda_red,
     .linalg = &dc__cuda_linalg,

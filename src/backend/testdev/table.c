@@ -14,6 +14,7 @@ const dc_backend dc__testdev_backend = {
     .mem = &dc__testdev_mem,
     .caps = DC_CAP_BIT(DC_CAP_LINEAR) | DC_CAP_BIT(DC_CAP_BATCH_NORM_RELU) |
             DC_CAP_BIT(DC_CAP_CONV_BLOCK) | DC_CAP_BIT(DC_CAP_FUSED_OPTIM),
+    .bf16 = DC_BF16_BIT(DC_BF16_GEMM) | DC_BF16_BIT(DC_BF16_CONV), /* the CPU's */
     .ew = &dc__testdev_ew,
     .red = &dc__testdev_red,
     .linalg = &dc__testdev_linalg,

@@ -1,10 +1,11 @@
-/* float32 2-D convolution through oneDNN 2.6 primitives (forward, backward data, backward
- * weights + bias). oneDNN picks the memory formats (format_tag any, usually nChw16c on AVX-512);
- * the API stays NCHW, so activations are reordered into reused scratch buffers only when the
- * chosen format differs. Primitives and reorders are cached per geometry (creation is slow).
+/* float32 and bfloat16 2-D convolution through oneDNN 2.6 primitives (forward, backward data,
+ * backward weights + bias). oneDNN picks the memory formats (format_tag any, usually nChw16c on
+ * AVX-512); the API stays NCHW, so activations are reordered into reused scratch buffers only when
+ * the chosen format differs. Primitives and reorders are cached per geometry (creation is slow).
  * The algorithm is direct or Winograd F(4x4, 3x3) per layer (conv_alg, dc_set_conv_algo).
  * Shapes: x [N, C, H, W], w [K, C/G, kH, kW] (oneDNN's [G, K/G, C/G, kH, kW] when grouped),
- * b [K], y [N, K, OH, OW]. */
+ * b [K], y [N, K, OH, OW]. bfloat16: every tensor bfloat16 (bias and gradients too), oneDNN
+ * accumulating in float32 and rounding each output once. */
 #include "nn-cpu.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -26,6 +27,7 @@ typedef struct conv_arg {
 typedef struct conv_key {
   dc_conv2d_geom g;
   int64_t has_bias;
+  int64_t bf16; /* 1: bfloat16 tensors */
 } conv_key;
 
 typedef struct conv_entry {
@@ -126,12 +128,12 @@ typedef struct conv_descs {
   dnnl_dims_t strides, dilates, pad_l, pad_r;
 } conv_descs;
 
-static bool descs_init(conv_descs *d, const dc_conv2d_geom *g) {
+static bool descs_init(conv_descs *d, const dc_conv2d_geom *g, bool bf16) {
   dnnl_dims_t src = {g->n, g->c, g->h, g->w}, dst = {g->n, g->k, g->oh, g->ow}, bias = {g->k};
   dnnl_dims_t wei = {g->k, g->c / g->groups, g->kh, g->kw};
   dnnl_dims_t gwei = {g->groups, g->k / g->groups, g->c / g->groups, g->kh, g->kw};
   bool grouped = g->groups > 1;
-  dnnl_data_type_t f = dnnl_f32;
+  dnnl_data_type_t f = bf16 ? dnnl_bf16 : dnnl_f32;
   bool ok =
       dnnl_memory_desc_init_by_tag(&d->src, 4, src, f, dnnl_nchw) == dnnl_success &&
       dnnl_memory_desc_init_by_tag(&d->dst, 4, dst, f, dnnl_nchw) == dnnl_success &&
@@ -203,7 +205,7 @@ static bool pass_pd_any(conv_entry *e, const conv_descs *d, int pass, dnnl_primi
 
 static bool build_forward(conv_entry *e) {
   conv_descs d;
-  if (!descs_init(&d, &e->key.g) || !pass_pd_any(e, &d, FWD, &e->fwd_pd)) return false;
+  if (!descs_init(&d, &e->key.g, e->key.bf16) || !pass_pd_any(e, &d, FWD, &e->fwd_pd)) return false;
   if (dnnl_primitive_create(&e->fwd, e->fwd_pd) != dnnl_success) {
     e->fwd = NULL;
     return false;
@@ -218,7 +220,7 @@ static bool build_forward(conv_entry *e) {
 static bool build_backward_data(conv_entry *e) {
   conv_descs d;
   dnnl_primitive_desc_t pd;
-  if (!descs_init(&d, &e->key.g) || !pass_pd_any(e, &d, BWD_DATA, &pd)) return false;
+  if (!descs_init(&d, &e->key.g, e->key.bf16) || !pass_pd_any(e, &d, BWD_DATA, &pd)) return false;
   bool ok = dnnl_primitive_create(&e->bwd_data, pd) == dnnl_success;
   if (!ok) e->bwd_data = NULL;
   ok = ok && arg_init(&e->d_dsrc, &d.src, pd, dnnl_query_diff_src_md, 0, false) &&
@@ -236,7 +238,8 @@ static bool build_backward_data(conv_entry *e) {
 static bool build_backward_weights(conv_entry *e) {
   conv_descs d;
   dnnl_primitive_desc_t pd;
-  if (!descs_init(&d, &e->key.g) || !pass_pd_any(e, &d, BWD_WEIGHTS, &pd)) return false;
+  if (!descs_init(&d, &e->key.g, e->key.bf16) || !pass_pd_any(e, &d, BWD_WEIGHTS, &pd))
+    return false;
   bool ok = dnnl_primitive_create(&e->bwd_weights, pd) == dnnl_success;
   if (!ok) e->bwd_weights = NULL;
   ok = ok && arg_init(&e->w_src, &d.src, pd, dnnl_query_src_md, 0, true) &&
@@ -257,12 +260,13 @@ static bool build_backward_weights(conv_entry *e) {
 /* ---- the cache ---- */
 
 /* The entry for this geometry with the wanted primitives built (NULL when oneDNN cannot). */
-static conv_entry *acquire(const dc_conv2d_geom *g, bool has_bias, bool bwd_data,
+static conv_entry *acquire(const dc_conv2d_geom *g, bool has_bias, bool bf16, bool bwd_data,
                            bool bwd_weights) {
   conv_key key;
   memset(&key, 0, sizeof key);
   key.g = *g;
   key.has_bias = has_bias;
+  key.bf16 = bf16;
   pthread_mutex_lock(&g_lock);
   conv_entry *e = NULL;
   int slot = -1;
@@ -395,7 +399,7 @@ static int backend_err(int rc) {
 static int forward(void *y, bool y_prim, const dc_tensor *x, const dc_tensor *w, const dc_tensor *b,
                    const dc_conv2d_geom *g) {
   dnnl_stream_t s = get_stream();
-  conv_entry *e = s ? acquire(g, b != NULL, false, false) : NULL;
+  conv_entry *e = s ? acquire(g, b != NULL, x->dtype == DC_BF16, false, false) : NULL;
   if (!e) return DC_ERR_UNSUPPORTED;
   int rc = DC_OK;
   dnnl_memory_t m[4] = {0};
@@ -443,7 +447,7 @@ static int backward(dc_tensor *gx, void *gw, dc_tensor *gb, const void *gy, bool
   dnnl_stream_t s = get_stream();
   /* with a frozen bias (gb NULL) the entry without bias serves: its forward pd is only a hint */
   bool has_bias = gb != NULL;
-  conv_entry *e = s ? acquire(g, has_bias, gx != NULL, gw != NULL) : NULL;
+  conv_entry *e = s ? acquire(g, has_bias, x->dtype == DC_BF16, gx != NULL, gw != NULL) : NULL;
   if (!e) return DC_ERR_UNSUPPORTED;
   int rc = DC_OK;
   /* 0 diff_dst (data layout), 1 weights, 2 diff_src, 3 src, 4 diff_dst (weights layout),
@@ -533,7 +537,7 @@ static bool is_blocked16(const dnnl_memory_desc_t *md, const dnnl_dims_t d) {
 
 int dc__cpu_conv2d_dnnl_blocked_plan(const dc_conv2d_geom *g, bool has_bias, size_t *bytes) {
   if (g->k % 16 || !get_stream()) return DC_ERR_UNSUPPORTED;
-  conv_entry *e = acquire(g, has_bias, true, true);
+  conv_entry *e = acquire(g, has_bias, false, true, true);
   if (!e) return DC_ERR_UNSUPPORTED;
   dnnl_dims_t d = {g->n, g->k, g->oh, g->ow};
   bool ok = is_blocked16(&e->f_dst.prim, d) && is_blocked16(&e->d_ddst.prim, d) &&

@@ -1,11 +1,12 @@
-/* The CPU nn kernel table: convolution (oneDNN for float32 with the direct reference as
- * fallback, the reference for float64), pooling, batch norm, dropout, hardtanh and losses.
+/* The CPU nn kernel table: convolution (oneDNN for float32 and bfloat16 with the direct
+ * reference as fallback, the reference for float64), pooling, batch norm, dropout, hardtanh and
+ * losses.
  */
 #include "nn-cpu.h"
 
 static int conv2d_forward(dc_tensor *y, const dc_tensor *x, const dc_tensor *w, const dc_tensor *b,
                           const dc_conv2d_geom *g) {
-  if (x->dtype == DC_F32 && dc_numel(x) > 0 && dc_numel(w) > 0) {
+  if ((x->dtype == DC_F32 || x->dtype == DC_BF16) && dc_numel(x) > 0 && dc_numel(w) > 0) {
     int rc = dc__cpu_conv2d_dnnl_forward(y, x, w, b, g);
     if (rc != DC_ERR_UNSUPPORTED) return rc;
   }
@@ -14,7 +15,7 @@ static int conv2d_forward(dc_tensor *y, const dc_tensor *x, const dc_tensor *w, 
 
 static int conv2d_backward(dc_tensor *gx, dc_tensor *gw, dc_tensor *gb, const dc_tensor *gy,
                            const dc_tensor *x, const dc_tensor *w, const dc_conv2d_geom *g) {
-  if (gy->dtype == DC_F32 && dc_numel(x) > 0 && dc_numel(w) > 0) {
+  if ((gy->dtype == DC_F32 || gy->dtype == DC_BF16) && dc_numel(x) > 0 && dc_numel(w) > 0) {
     int rc = dc__cpu_conv2d_dnnl_backward(gx, gw, gb, gy, x, w, g);
     if (rc != DC_ERR_UNSUPPORTED) return rc;
   }
