@@ -5,67 +5,28 @@
  * gradient-ready reports, a report that comes late), a CNN with SyncBatchNorm and Adam, per-rank
  * batch norm with rank 0's buffers, parameters some ranks do not use, and summing.
  * Shapes: B global batch, b = B / R per rank, F features, K classes. */
-#include "dist/dist-impl.h"
-#include "dist_check.h"
+#include "ddp_cases.h"
 
 #include <string.h>
 
-enum { B = 8, F = 6, NCLS = 4, STEPS = 6 };
+enum { B = DDP_B, F = DDP_F, STEPS = 6 };
 
-typedef struct batch {
-  dc_tensor *x; /* [B, F] or [B, 1, 8, 8] */
-  dc_tensor *y; /* [B] int64 */
-} batch;
+typedef ddp_batch batch;
 
-/* The same batches on every rank (seeded). */
 static batch make_batch(int step, bool image) {
-  dc_manual_seed(1000 + (uint64_t)step);
-  batch bt;
-  bt.x = image ? dc_randn(DC_SHAPE(B, 1, 8, 8), DC_F32) : dc_randn(DC_SHAPE(B, F), DC_F32);
-  bt.y = dc_randint(0, image ? 3 : NCLS, DC_SHAPE(B), DC_I64);
-  return bt;
+  return ddp_make_batch(1000 + (uint64_t)step, image);
 }
 
-/* This rank's rows of the batch: [r * b, (r + 1) * b). */
-static dc_tensor *my_rows(dc_tensor *t) {
-  int64_t b = B / dc_dist_size();
-  return dc_narrow(t, 0, dc_dist_rank() * b, b);
-}
+static dc_tensor *my_rows(dc_tensor *t) { return ddp_rows(t); }
 
 static dc_module *make_mlp(void) {
   dc_manual_seed(7);
-  return dc_nn_sequential(dc_nn_linear(F, 16), dc_nn_tanh(), dc_nn_linear(16, NCLS));
+  return ddp_mlp();
 }
 
-/* Smooth activation and average pooling: with ReLU and max pooling two float32 runs that only
- * round differently drift apart as soon as one value near a kink (0 for ReLU, a near-tie for max
- * pooling) lands on the other side, which a float32 run against a float64 one shows as well.
- * No bias before batch norm: its gradient is rounding noise that Adam would blow up. */
 static dc_module *make_cnn(void) {
   dc_manual_seed(8);
-  return dc_nn_sequential(dc_nn_conv2d(1, 4, 3, .padding = 1, .no_bias = true),
-                          dc_nn_batchnorm2d(4), dc_nn_tanh(), dc_nn_avgpool2d(2),
-                          dc_nn_flatten(1, -1), dc_nn_linear(64, 3));
-}
-
-static dc_optim *make_opt(dc_module *m, bool adam) {
-  int n = 0;
-  dc_named_tensor *ps = dc_module_trainable_parameters(m, &n);
-  dc_tensor *t[16];
-  for (int i = 0; i < n; i++) t[i] = ps[i].tensor;
-  dc_optim *o = adam ? dc_optim_adam(t, n, 0.01) : dc_optim_sgd(t, n, 0.1, 0.9);
-  dc_named_tensors_free(ps, n);
-  return o;
-}
-
-/* Reports every parameter's gradient in reverse order, like the engine's hook would. */
-static void report_grads(dc_module *m, int repeat_first) {
-  int n = 0;
-  dc_named_tensor *ps = dc_module_trainable_parameters(m, &n);
-  for (int i = n - 1; i >= 0; i--)
-    if (dc__grad_ready_hook) dc__grad_ready_hook(ps[i].tensor, dc__grad_ready_ud);
-  if (repeat_first && dc__grad_ready_hook) dc__grad_ready_hook(ps[n - 1].tensor, dc__grad_ready_ud);
-  dc_named_tensors_free(ps, n);
+  return ddp_cnn();
 }
 
 typedef enum mode { PLAIN, REPORTS, LATE_REPORT } mode;
@@ -94,14 +55,14 @@ static double train_pair(bool cnn, bool sync_bn, dc_dist_ddp_opts o, mode md, in
   if (sync_bn) CHECK_OK(dc_dist_convert_sync_batchnorm(net));
   dc_dist_ddp *ddp = dc_dist_ddp_new_opt(net, o);
   CHECK(ddp != NULL, "%s", "ddp_new");
-  dc_optim *opt = make_opt(net, cnn), *ropt = make_opt(ref, cnn);
+  dc_optim *opt = ddp_make_opt(net, cnn), *ropt = ddp_make_opt(ref, cnn);
   *overlapped = 0;
   for (int s = 0; ddp && s < STEPS; s++) {
     dc_scope_begin();
     batch bt = make_batch(s, cnn);
     dc_tensor *loss = dc_cross_entropy(dc_module_forward(net, my_rows(bt.x)), my_rows(bt.y));
     CHECK_OK(dc_backward(loss));
-    if (md != PLAIN) report_grads(net, md == LATE_REPORT && s == 3);
+    if (md != PLAIN) ddp_report_grads(net, md == LATE_REPORT && s == 3);
     CHECK_OK(dc_dist_ddp_sync(ddp));
     *overlapped += dc_dist_ddp_overlapped(ddp);
     CHECK_OK(dc_optim_step(opt));
@@ -156,7 +117,7 @@ static void test_parity(void) {
 static void test_per_rank_bn(void) {
   dc_module *net = make_cnn();
   dc_dist_ddp *ddp = dc_dist_ddp_new(net);
-  dc_optim *opt = make_opt(net, true);
+  dc_optim *opt = ddp_make_opt(net, true);
   for (int s = 0; s < 3; s++) {
     dc_scope_begin();
     batch bt = make_batch(s, true);

@@ -6,12 +6,11 @@
  * momentum and Adam, SyncBatchNorm, per-rank batch norm with rank 0's buffers, a parameter used
  * by rank 0 only, and the collectives on testdev tensors themselves.
  * Shapes: B global batch, b = B / R per rank, F features, K classes. */
-#include "dist/dist-impl.h"
-#include "dist_check.h"
+#include "ddp_cases.h"
 
 #include <string.h>
 
-enum { B = 8, F = 6, NCLS = 4, STEPS = 4 };
+enum { B = DDP_B, F = DDP_F, STEPS = 4 };
 
 typedef struct config {
   const char *name;
@@ -50,36 +49,11 @@ static uint64_t fnv1a(const uint8_t *p, size_t n) {
 static dc_module *make_model(const config *c) {
   dc_manual_seed(7 + (uint64_t)dc_dist_rank());
   if (c->unused) return dc_nn_sequential(dc_nn_linear(F, 3), dc_nn_linear(F, 3));
-  if (!c->cnn) return dc_nn_sequential(dc_nn_linear(F, 16), dc_nn_tanh(), dc_nn_linear(16, NCLS));
-  return dc_nn_sequential(dc_nn_conv2d(1, 4, 3, .padding = 1, .no_bias = true),
-                          dc_nn_batchnorm2d(4), dc_nn_tanh(), dc_nn_avgpool2d(2),
-                          dc_nn_flatten(1, -1), dc_nn_linear(64, 3));
-}
-
-static dc_optim *make_opt(dc_module *m, bool adam) {
-  int n = 0;
-  dc_named_tensor *ps = dc_module_trainable_parameters(m, &n);
-  dc_tensor *t[16];
-  for (int i = 0; i < n; i++) t[i] = ps[i].tensor;
-  dc_optim *o = adam ? dc_optim_adam(t, n, 0.01) : dc_optim_sgd(t, n, 0.1, 0.9);
-  dc_named_tensors_free(ps, n);
-  return o;
-}
-
-/* Reports every parameter's gradient in reverse order, like the engine's hook would. */
-static void report_grads(dc_module *m) {
-  int n = 0;
-  dc_named_tensor *ps = dc_module_trainable_parameters(m, &n);
-  for (int i = n - 1; i >= 0; i--)
-    if (dc__grad_ready_hook) dc__grad_ready_hook(ps[i].tensor, dc__grad_ready_ud);
-  dc_named_tensors_free(ps, n);
+  return c->cnn ? ddp_cnn() : ddp_mlp();
 }
 
 /* This rank's rows [r * b, (r + 1) * b) of a seeded global batch, on dev. */
-static dc_tensor *my_rows(dc_tensor *t, dc_device dev) {
-  int64_t b = B / dc_dist_size();
-  return dc_to_device(dc_narrow(t, 0, dc_dist_rank() * b, b), dev);
-}
+static dc_tensor *my_rows(dc_tensor *t, dc_device dev) { return dc_to_device(ddp_rows(t), dev); }
 
 /* One training run on dev; returns the final state's bytes. */
 static uint8_t *train(const config *c, dc_device dev, size_t *n) {
@@ -89,13 +63,13 @@ static uint8_t *train(const config *c, dc_device dev, size_t *n) {
   if (c->sync_bn) CHECK_OK(dc_dist_convert_sync_batchnorm(net));
   dc_dist_ddp *ddp = dc_dist_ddp_new_opt(net, c->o);
   CHECK(ddp != NULL, "%s: ddp_new", c->name);
-  dc_optim *opt = make_opt(net, c->adam);
+  dc_optim *opt = ddp_make_opt(net, c->adam);
   for (int s = 0; ddp && s < STEPS; s++) {
     dc_scope_begin();
     dc_manual_seed(1000 + (uint64_t)s);
     dc_tensor *x =
         c->cnn ? dc_randn(DC_SHAPE(B, 1, 8, 8), DC_F32) : dc_randn(DC_SHAPE(B, F), DC_F32);
-    dc_tensor *y = dc_randint(0, c->cnn || c->unused ? 3 : NCLS, DC_SHAPE(B), DC_I64);
+    dc_tensor *y = dc_randint(0, c->cnn || c->unused ? 3 : DDP_K, DC_SHAPE(B), DC_I64);
     dc_tensor *xr = my_rows(x, dev), *out;
     if (c->unused) { /* layer 1 on rank 0 only */
       out = dc_module_forward(dc_module_child_at(net, 0), xr);
@@ -108,7 +82,7 @@ static uint8_t *train(const config *c, dc_device dev, size_t *n) {
     dc_tensor *loss = dc_cross_entropy(out, my_rows(y, dev));
     /* the seed gradient on the loss's device (the engine's own ones are made on the cpu) */
     CHECK_OK(dc_backward(loss));
-    if (c->reports) report_grads(net);
+    if (c->reports) ddp_report_grads(net, false);
     CHECK_OK(dc_dist_ddp_sync(ddp));
     CHECK_OK(dc_optim_step(opt));
     dc_optim_zero_grad(opt);

@@ -8,54 +8,31 @@
  *     SGD + momentum; a CNN with SyncBatchNorm and Adam);
  *   - with 1 process the DDP run equals plain training (no DDP) bit for bit.
  * Exit 77 (skipped) without the device or, on cuda, without NCCL in the build.
- * Shapes: B global batch, b = B / R per rank, F features, K classes. */
-#include "../dist/dist_check.h"
+ * Shapes: tests/dist/ddp_cases.h. */
+#include "../dist/ddp_cases.h"
 
 #include <string.h>
 
-enum { B = 8, F = 6, NCLS = 4, STEPS = 5 };
+enum { STEPS = 5 };
 
 static dc_device g_dev;
 
-typedef struct batch {
-  dc_tensor *x; /* [B, F] or [B, 1, 8, 8] on g_dev */
-  dc_tensor *y; /* [B] int64 on g_dev */
-} batch;
+typedef ddp_batch batch; /* on g_dev */
 
 /* The same batches on every rank (seeded on the cpu, then moved). */
 static batch make_batch(int step, bool image) {
-  dc_manual_seed(2000 + (uint64_t)step);
-  dc_tensor *x = image ? dc_randn(DC_SHAPE(B, 1, 8, 8), DC_F32) : dc_randn(DC_SHAPE(B, F), DC_F32);
-  dc_tensor *y = dc_randint(0, image ? 3 : NCLS, DC_SHAPE(B), DC_I64);
-  return (batch){dc_to_device(x, g_dev), dc_to_device(y, g_dev)};
+  ddp_batch bt = ddp_make_batch(2000 + (uint64_t)step, image);
+  return (batch){dc_to_device(bt.x, g_dev), dc_to_device(bt.y, g_dev)};
 }
 
-/* This rank's rows of the batch: [r * b, (r + 1) * b). */
-static dc_tensor *my_rows(dc_tensor *t) {
-  int64_t b = B / dc_dist_size();
-  return dc_contiguous(dc_narrow(t, 0, dc_dist_rank() * b, b));
-}
+/* This rank's rows of the batch, contiguous. */
+static dc_tensor *my_rows(dc_tensor *t) { return dc_contiguous(ddp_rows(t)); }
 
-/* Smooth activation and average pooling (see tests/dist/test_dist_ddp.c: runs that round
- * differently stay close), no bias before batch norm. */
 static dc_module *make_model(bool cnn) {
   dc_manual_seed(cnn ? 8 : 7);
-  dc_module *m = cnn ? dc_nn_sequential(dc_nn_conv2d(1, 4, 3, .padding = 1, .no_bias = true),
-                                        dc_nn_batchnorm2d(4), dc_nn_tanh(), dc_nn_avgpool2d(2),
-                                        dc_nn_flatten(1, -1), dc_nn_linear(64, 3))
-                     : dc_nn_sequential(dc_nn_linear(F, 16), dc_nn_tanh(), dc_nn_linear(16, NCLS));
+  dc_module *m = cnn ? ddp_cnn() : ddp_mlp();
   CHECK_OK(dc_module_to(m, g_dev));
   return m;
-}
-
-static dc_optim *make_opt(dc_module *m, bool adam) {
-  int n = 0;
-  dc_named_tensor *ps = dc_module_trainable_parameters(m, &n);
-  dc_tensor *t[16];
-  for (int i = 0; i < n; i++) t[i] = ps[i].tensor;
-  dc_optim *o = adam ? dc_optim_adam(t, n, 0.01) : dc_optim_sgd(t, n, 0.1, 0.9);
-  dc_named_tensors_free(ps, n);
-  return o;
 }
 
 /* worst relative error over the float state (parameters and buffers), or over the gradients */
@@ -132,7 +109,7 @@ static void train_pair(bool cnn, double *grad_err, double *state_err) {
   if (cnn) CHECK_OK(dc_dist_convert_sync_batchnorm(net));
   dc_dist_ddp *ddp = dc_dist_ddp_new(net);
   CHECK(ddp != NULL, "%s", "ddp_new");
-  dc_optim *opt = make_opt(net, cnn), *ropt = make_opt(ref, cnn);
+  dc_optim *opt = ddp_make_opt(net, cnn), *ropt = ddp_make_opt(ref, cnn);
   *grad_err = INFINITY;
   for (int s = 0; ddp && s < STEPS; s++) {
     dc_scope_begin();
@@ -162,7 +139,7 @@ static void test_one_process_is_plain(bool cnn) {
     CHECK_OK(dc_dist_convert_sync_batchnorm(net));
   }
   dc_dist_ddp *ddp = dc_dist_ddp_new(net);
-  dc_optim *opt = make_opt(net, cnn), *popt = make_opt(plain, cnn);
+  dc_optim *opt = ddp_make_opt(net, cnn), *popt = ddp_make_opt(plain, cnn);
   for (int s = 0; ddp && s < STEPS; s++) {
     dc_scope_begin();
     batch bt = make_batch(s, cnn);
