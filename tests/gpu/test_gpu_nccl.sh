@@ -6,21 +6,10 @@
 # Usage: test_gpu_nccl.sh PATH/TO/nccl_ddp
 set -u
 prog=$1
-if ! command -v mpirun >/dev/null 2>&1; then
-  echo "SKIP: mpirun not found (install openmpi-bin for the NCCL test)"
-  exit 77
-fi
-export OMPI_MCA_btl_vader_single_copy_mechanism=none
-export OMPI_MCA_rmaps_base_oversubscribe=1
-export OMPI_MCA_btl=self,vader
-export OMP_NUM_THREADS=${OMP_NUM_THREADS:-1}
-run() {
-  echo "== mpirun -np $1 $(basename "$prog") cuda"
-  mpirun --allow-run-as-root --oversubscribe -np "$1" "$prog" cuda
-}
-run 1
+here=$(dirname "$0")
+DIST_RANKS=1 bash "$here/../dist/run.sh" "$prog" cuda
 rc=$?
-[ "$rc" -eq 77 ] && exit 77 # no GPU (it printed "SKIP: no CUDA device ...") or no NCCL
+[ "$rc" -eq 77 ] && exit 77 # no mpirun, no GPU (it printed "SKIP: no CUDA device ...") or no NCCL
 [ "$rc" -ne 0 ] && exit 1
 ngpu=$(nvidia-smi -L 2>/dev/null | grep -c '^GPU' || true)
 if [ "${ngpu:-0}" -lt 2 ]; then
@@ -28,4 +17,4 @@ if [ "${ngpu:-0}" -lt 2 ]; then
     "2-process case runs only on a machine with 2 or more GPUs (1 process passed)"
   exit 0
 fi
-run 2 || exit 1
+DIST_RANKS=2 bash "$here/../dist/run.sh" "$prog" cuda || exit 1
