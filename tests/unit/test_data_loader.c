@@ -7,6 +7,7 @@
 #include <deepc/deepc.h>
 
 #include "data/data-impl.h"
+#include "flaky_dataset.h"
 
 #include <string.h>
 #include <unistd.h>
@@ -170,27 +171,6 @@ Test(loader, seed_zero_follows_manual_seed) {
   free(c.b);
   dc_dataset_free(ds);
 }
-
-/* A dataset whose sample 37 cannot be read, and whose sample 50 has another shape. */
-static int flaky_get(const dc_dataset *ds, int64_t i, dc__sample *s, uint64_t seed) {
-  (void)ds;
-  (void)seed;
-  if (i == 37) return dc__errs(DC_ERR_FORMAT, "flaky.bin: record 37 is corrupt");
-  int64_t n = i == 50 ? 3 : 4;
-  if (!dc__arr_reserve(&s->x, sizeof(float) * 4) || !dc__arr_reserve(&s->y, 8)) return DC_ERR_NOMEM;
-  s->x.dtype = DC_F32;
-  s->x.ndim = 1;
-  s->x.shape[0] = n;
-  for (int k = 0; k < n; k++) ((float *)s->x.data)[k] = (float)i;
-  s->has_y = true;
-  s->y.dtype = DC_I64;
-  s->y.ndim = 0;
-  *(int64_t *)s->y.data = i;
-  return DC_OK;
-}
-
-static void flaky_destroy(dc_dataset *ds) { (void)ds; }
-static const dc__dataset_vt FLAKY = {flaky_get, NULL, flaky_destroy};
 
 Test(loader, errors_reach_the_caller_and_the_loader_goes_on) {
   for (int w = 0; w <= 3; w += 3) {

@@ -11,6 +11,7 @@
 #include "backend/testdev/testdev-impl.h"
 #include "core/core-impl.h"
 #include "data/data-impl.h"
+#include "flaky_dataset.h"
 
 #include <string.h>
 
@@ -230,26 +231,6 @@ Test(tf32, switch_default_off_and_calls_win) {
   dc_set_allow_tf32(false);
   cr_assert(!dc_allow_tf32());
 }
-
-/* A dataset whose sample 37 cannot be read, and whose sample 50 has another shape. */
-static int flaky_get(const dc_dataset *ds, int64_t i, dc__sample *s, uint64_t seed) {
-  (void)ds;
-  (void)seed;
-  if (i == 37) return dc__errs(DC_ERR_FORMAT, "flaky.bin: record 37 is corrupt");
-  int64_t n = i == 50 ? 3 : 4;
-  if (!dc__arr_reserve(&s->x, sizeof(float) * 4) || !dc__arr_reserve(&s->y, 8)) return DC_ERR_NOMEM;
-  s->x.dtype = DC_F32;
-  s->x.ndim = 1;
-  s->x.shape[0] = n;
-  for (int k = 0; k < n; k++) ((float *)s->x.data)[k] = (float)i;
-  s->has_y = true;
-  s->y.dtype = DC_I64;
-  s->y.ndim = 0;
-  *(int64_t *)s->y.data = i;
-  return DC_OK;
-}
-static void flaky_destroy(dc_dataset *ds) { (void)ds; }
-static const dc__dataset_vt FLAKY = {flaky_get, NULL, flaky_destroy};
 
 /* A batch's error reaches the caller in its turn (the staged batch keeps it), and the loader
  * goes on, as without pinning. */
