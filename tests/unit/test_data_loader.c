@@ -8,49 +8,12 @@
 
 #include "data/data-impl.h"
 #include "flaky_dataset.h"
+#include "loader_cases.h"
 
 #include <string.h>
 #include <unistd.h>
 
-enum { N = 103, C = 1, H = 6, W = 5 };
-
-/* uint8 images [N, H, W] with label i % 7, pixel values tied to the index */
-static dc_dataset *images(void) {
-  static uint8_t px[N * H * W];
-  int64_t lab[N];
-  for (int i = 0; i < N; i++) {
-    lab[i] = i % 7;
-    for (int k = 0; k < H * W; k++) px[i * H * W + k] = (uint8_t)(i * 2 + k);
-  }
-  dc_tensor *x = dc_from_data(px, DC_SHAPE(N, H, W), DC_U8);
-  dc_tensor *y = dc_from_data(lab, DC_SHAPE(N), DC_I64);
-  dc_dataset *ds = dc_tensor_dataset(x, y);
-  dc_free(x);
-  dc_free(y);
-  cr_assert_not_null(ds, "%s", dc_last_error());
-  return ds;
-}
-
-static void augment(dc_dataset *ds) {
-  dc_transform *tf = DC_TF_COMPOSE(dc_tf_random_crop(H, W, .padding = 2), dc_tf_random_hflip(0.5),
-                                   dc_tf_to_tensor());
-  cr_assert_not_null(tf, "%s", dc_last_error());
-  cr_assert_eq(dc_dataset_set_transform(ds, tf), DC_OK);
-}
-
-/* All batches of `epochs` epochs, concatenated as bytes (x then y per batch). */
-typedef struct run_bytes {
-  uint8_t *b;
-  size_t n;
-  int64_t batches;
-} run_bytes;
-
-static void append(run_bytes *r, const dc_tensor *t) {
-  size_t n = (size_t)dc_numel(t) * dc_dtype_size(t->dtype);
-  r->b = realloc(r->b, r->n + n);
-  memcpy(r->b + r->n, dc_data(t), n);
-  r->n += n;
-}
+enum { N = 103, C = 1, H = IMG_H, W = IMG_W };
 
 static run_bytes run(dc_dataset *ds, dc_loader_opts o, int epochs) {
   run_bytes r = {0};
@@ -61,8 +24,8 @@ static run_bytes run(dc_dataset *ds, dc_loader_opts o, int epochs) {
     int rc;
     dc_scope_begin();
     while ((rc = dc_loader_next(l, &x, &y)) == 1) {
-      append(&r, x);
-      append(&r, y);
+      append(&r, x, DC_CPU);
+      append(&r, y, DC_CPU);
       r.batches++;
     }
     dc_scope_end();
@@ -79,8 +42,8 @@ static bool same(run_bytes a, run_bytes b) {
 
 Test(loader, same_batches_for_any_worker_count) {
   int64_t live = dc_live_tensors();
-  dc_dataset *ds = images();
-  augment(ds);
+  dc_dataset *ds = index_images(N, 2);
+  augment_images(ds);
   dc_loader_opts o = {.batch_size = 10, .shuffle = true, .seed = 7};
   run_bytes r0 = run(ds, o, 3);
   cr_assert_eq(r0.batches, 33);
@@ -104,7 +67,7 @@ Test(loader, same_batches_for_any_worker_count) {
 }
 
 Test(loader, order_epochs_and_set_epoch) {
-  dc_dataset *ds = images();
+  dc_dataset *ds = index_images(N, 2);
   dc_loader *l = dc_loader_new(ds, .batch_size = N, .shuffle = false, .seed = 1);
   dc_tensor *x, *y;
   cr_assert_eq(dc_loader_next(l, &x, &y), 1);
@@ -136,7 +99,7 @@ Test(loader, order_epochs_and_set_epoch) {
 }
 
 Test(loader, drop_last_and_sizes) {
-  dc_dataset *ds = images();
+  dc_dataset *ds = index_images(N, 2);
   dc_loader *l = dc_loader_new(ds, .batch_size = 10, .drop_last = true);
   cr_assert_eq(dc_loader_len(l), 10);
   dc_loader_free(l);
@@ -157,8 +120,8 @@ Test(loader, drop_last_and_sizes) {
 }
 
 Test(loader, seed_zero_follows_manual_seed) {
-  dc_dataset *ds = images();
-  augment(ds);
+  dc_dataset *ds = index_images(N, 2);
+  augment_images(ds);
   dc_manual_seed(42);
   run_bytes a = run(ds, (dc_loader_opts){.batch_size = 16, .shuffle = true, .num_workers = 2}, 1);
   dc_manual_seed(42);
@@ -231,8 +194,8 @@ Test(loader, shutdown_mid_epoch_and_batches_outlive_the_loader) {
 }
 
 Test(loader, buffers_are_recycled) {
-  dc_dataset *ds = images();
-  augment(ds);
+  dc_dataset *ds = index_images(N, 2);
+  augment_images(ds);
   dc_loader *l = dc_loader_new(ds, .batch_size = 8, .num_workers = 2);
   dc_tensor *x, *y;
   /* warm up one epoch, then count allocations of the next */

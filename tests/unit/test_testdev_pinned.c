@@ -12,10 +12,11 @@
 #include "core/core-impl.h"
 #include "data/data-impl.h"
 #include "flaky_dataset.h"
+#include "loader_cases.h"
 
 #include <string.h>
 
-enum { N = 53, H = 6, W = 5 };
+enum { N = 53, H = IMG_H, W = IMG_W };
 
 Test(pinned, async_copy_contract_and_early_reuse_detector) {
   const dc_device_mem *m = dc__device_mem(DC_TESTDEV);
@@ -59,41 +60,11 @@ Test(pinned, async_copy_contract_and_early_reuse_detector) {
   cr_assert_eq(dc__testdev_pinned_live(), pinned0);
 }
 
-/* uint8 images [N, H, W] with label i % 7, pixel values tied to the index */
+/* The loader tests' images (mul 3), augmented or not. */
 static dc_dataset *images(bool augment) {
-  static uint8_t px[N * H * W];
-  int64_t lab[N];
-  for (int i = 0; i < N; i++) {
-    lab[i] = i % 7;
-    for (int k = 0; k < H * W; k++) px[i * H * W + k] = (uint8_t)(i * 3 + k);
-  }
-  dc_tensor *x = dc_from_data(px, DC_SHAPE(N, H, W), DC_U8);
-  dc_tensor *y = dc_from_data(lab, DC_SHAPE(N), DC_I64);
-  dc_dataset *ds = dc_tensor_dataset(x, y);
-  dc_free(x);
-  dc_free(y);
-  cr_assert_not_null(ds, "%s", dc_last_error());
-  if (augment) {
-    dc_transform *tf = DC_TF_COMPOSE(dc_tf_random_crop(H, W, .padding = 2), dc_tf_random_hflip(0.5),
-                                     dc_tf_to_tensor());
-    cr_assert_eq(dc_dataset_set_transform(ds, tf), DC_OK);
-  }
+  dc_dataset *ds = index_images(N, 3);
+  if (augment) augment_images(ds);
   return ds;
-}
-
-typedef struct run_bytes {
-  uint8_t *b;
-  size_t n;
-  int64_t batches;
-} run_bytes;
-
-static void append(run_bytes *r, dc_tensor *t, dc_device dev) {
-  cr_assert_eq(t->device, dev, "batch on %s, not %s", dc_device_name(t->device),
-               dc_device_name(dev));
-  size_t n = (size_t)dc_numel(t) * dc_dtype_size(t->dtype);
-  r->b = realloc(r->b, r->n + n);
-  cr_assert_eq(dc_copy_to_buffer(t, r->b + r->n, n), DC_OK, "%s", dc_last_error());
-  r->n += n;
 }
 
 /* Every batch of 3 epochs (epoch 1 replayed with set_epoch before epoch 2), read back only at
