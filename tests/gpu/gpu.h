@@ -99,6 +99,15 @@ static inline dc_tensor *to_gpu(dc_tensor *t) {
   return g;
 }
 
+/* The bytes of t (any device), malloc'ed; *n their count. */
+static inline void *bytes_of(const dc_tensor *t, size_t *n) {
+  cr_assert_not_null(t, "%s", dc_last_error());
+  *n = (size_t)dc_numel(t) * dc_dtype_size(t->dtype);
+  void *p = malloc(*n + 1);
+  cr_assert_eq(dc_copy_to_buffer(t, p, *n), DC_OK, "%s", dc_last_error());
+  return p;
+}
+
 static inline dc_tensor *empty_like_on(const dc_tensor *t, dc_dtype dt, dc_device dev) {
   dc_tensor *o = dc__new(dc_shape_of(t), dt, dev);
   cr_assert(o, "%s", dc_last_error());

@@ -255,14 +255,6 @@ Test(gpu_bf16, conv_matches_cpu_float32_rounded_once) {
     bconv_check(&BCASES[i], 300 + 10 * i);
 }
 
-/* bytes of t (any device) */
-static void *bytes_of(const dc_tensor *t, size_t *n) {
-  *n = (size_t)dc_numel(t) * dc_dtype_size(t->dtype);
-  void *p = malloc(*n + 1);
-  cr_assert_eq(dc_copy_to_buffer(t, p, *n), DC_OK, "%s", dc_last_error());
-  return p;
-}
-
 Test(gpu_bf16, conv_backward_repeats_bit_for_bit) {
   GPU_OR_SKIP();
   bconv_case c = {"3x3", 8, 16, 20, 20, 32, 3, 3, 1, 1, 1, 1, 1, true};

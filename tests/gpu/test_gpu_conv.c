@@ -140,14 +140,6 @@ Test(gpu_conv, backward_entry_each_gradient_alone) {
   }
 }
 
-/* bytes of t (any device) */
-static void *bytes_of(const dc_tensor *t, size_t *n) {
-  *n = (size_t)dc_numel(t) * dc_dtype_size(t->dtype);
-  void *p = malloc(*n + 1);
-  cr_assert_eq(dc_copy_to_buffer(t, p, *n), DC_OK, "%s", dc_last_error());
-  return p;
-}
-
 /* two backward runs of the same layer give the same bits (deterministic cuDNN algorithms) */
 Test(gpu_conv, backward_repeats_bit_for_bit) {
   GPU_OR_SKIP();

@@ -18,15 +18,6 @@ static const dc_shape SHAPES[NP] = {{1, {7}}, {2, {3, 5}}, {3, {2, 3, 2}}, {1, {
 
 TestSuite(gpu_optim, .init = gpu_scope_in, .fini = gpu_scope_out);
 
-/* Bytes of a tensor on any device, malloc'ed. */
-static void *bytes_of(const dc_tensor *t, size_t *n) {
-  cr_assert_not_null(t, "%s", dc_last_error());
-  *n = (size_t)dc_numel(t) * dc_dtype_size(t->dtype);
-  void *p = malloc(*n + 1);
-  cr_assert_eq(dc_copy_to_buffer(t, p, *n), DC_OK, "%s", dc_last_error());
-  return p;
-}
-
 /* the same bits, or both NaN (the GPU's NaN has another payload) */
 static void expect_bits(const dc_tensor *a, const dc_tensor *b, const char *cfg, const char *what) {
   cr_assert(a && b, "%s: %s missing on one side", cfg, what);
