@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
+#include "../unit/tensor_bytes.h"
 
 /* float32 results of kernels whose math differs by an ulp or two from the CPU's (own exp,
  * libmvec) */
@@ -97,15 +98,6 @@ static inline dc_tensor *to_gpu(dc_tensor *t) {
   dc_tensor *g = dc_to_device(t, DC_CUDA);
   cr_assert(g, "to cuda: %s", dc_last_error());
   return g;
-}
-
-/* The bytes of t (any device), malloc'ed; *n their count. */
-static inline void *bytes_of(const dc_tensor *t, size_t *n) {
-  cr_assert_not_null(t, "%s", dc_last_error());
-  *n = (size_t)dc_numel(t) * dc_dtype_size(t->dtype);
-  void *p = malloc(*n + 1);
-  cr_assert_eq(dc_copy_to_buffer(t, p, *n), DC_OK, "%s", dc_last_error());
-  return p;
 }
 
 static inline dc_tensor *empty_like_on(const dc_tensor *t, dc_dtype dt, dc_device dev) {

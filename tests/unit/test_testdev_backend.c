@@ -8,14 +8,7 @@
 #include <string.h>
 
 #include "backend/backend.h"
-
-/* bytes of t (any device) into a new host buffer */
-static void *bytes_of(const dc_tensor *t, size_t *n) {
-  *n = (size_t)dc_numel(t) * dc_dtype_size(t->dtype);
-  void *p = malloc(*n ? *n : 1);
-  cr_assert(dc_copy_to_buffer(t, p, *n) == DC_OK, "%s", dc_last_error());
-  return p;
-}
+#include "tensor_bytes.h"
 
 static void assert_same_bits(const dc_tensor *a, const dc_tensor *b, const char *what) {
   size_t na, nb;
