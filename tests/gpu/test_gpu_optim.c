@@ -37,29 +37,9 @@ static void expect_bits(const dc_tensor *a, const dc_tensor *b, const char *cfg,
   free(pb);
 }
 
-static void expect_same_state(dc_optim *a, dc_optim *b, dc_tensor **pa, dc_tensor **pb,
-                              dc_device dev, const char *cfg) {
-  for (int k = 0; k < NP; k++) {
-    cr_assert_eq(pb[k]->device, dev, "%s: param %d left %s", cfg, k, dc_device_name(dev));
-    char what[32];
-    snprintf(what, sizeof what, "param %d", k);
-    expect_bits(pa[k], pb[k], cfg, what);
-  }
-  dc_optim_state sa, sb;
-  cr_assert_eq(dc_optim_state_dict(a, &sa), DC_OK, "%s", dc_last_error());
-  cr_assert_eq(dc_optim_state_dict(b, &sb), DC_OK, "%s", dc_last_error());
-  cr_assert_eq(sa.n, sb.n, "%s: %d vs %d state entries", cfg, sa.n, sb.n);
-  for (int e = 0; e < sa.n; e++) {
-    cr_assert_str_eq(sa.names[e], sb.names[e], "%s", cfg);
-    expect_bits(sa.tensors[e], sb.tensors[e], cfg, sa.names[e]);
-  }
-  dc_optim_state_free(&sa);
-  dc_optim_state_free(&sb);
-}
-
 /* The cpu against cuda through path, STEPS steps. */
 static void check_config(const config *c, dc_dtype dt, dc__optim_path path) {
-  check_config_on(c, dt, path, DC_CUDA, STEPS, expect_same_state);
+  check_config_on(c, dt, path, DC_CUDA, STEPS, expect_bits);
 }
 
 Test(gpu_optim, cuda_declares_fused_optim) {

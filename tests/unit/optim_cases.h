@@ -10,6 +10,7 @@
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "optim/optim-impl.h"
 
@@ -106,13 +107,38 @@ static int configs(config *c) {
   return n;
 }
 
-/* Compares the two runs' parameters and state (b's on dev). */
-typedef void (*same_state_fn)(dc_optim *a, dc_optim *b, dc_tensor **pa, dc_tensor **pb,
-                              dc_device dev, const char *cfg);
+/* Compares two tensors (a on the cpu, b on the device) with the test's tolerance. */
+typedef void (*bits_fn)(const dc_tensor *a, const dc_tensor *b, const char *cfg, const char *what);
 
-/* Case c on the cpu (fused kernel) against dev through path, steps steps, then same(). */
+/* Every parameter and every state entry (buffers and numbers) of two runs compared by bits;
+ * b's parameters and state buffers on dev. */
+static void compare_state(dc_optim *a, dc_optim *b, dc_tensor **pa, dc_tensor **pb, dc_device dev,
+                          const char *cfg, bits_fn bits) {
+  for (int k = 0; k < NP; k++) {
+    cr_assert_eq(pb[k]->device, dev, "%s: param %d left %s", cfg, k, dc_device_name(dev));
+    char what[32];
+    snprintf(what, sizeof what, "param %d", k);
+    bits(pa[k], pb[k], cfg, what);
+  }
+  dc_optim_state sa, sb;
+  cr_assert_eq(dc_optim_state_dict(a, &sa), DC_OK, "%s", dc_last_error());
+  cr_assert_eq(dc_optim_state_dict(b, &sb), DC_OK, "%s", dc_last_error());
+  cr_assert_eq(sa.n, sb.n, "%s: %d vs %d state entries", cfg, sa.n, sb.n);
+  for (int e = 0; e < sa.n; e++) {
+    cr_assert_str_eq(sa.names[e], sb.names[e], "%s", cfg);
+    if (strncmp(sa.names[e], "state.", 6) == 0 && !strstr(sa.names[e], ".step"))
+      cr_assert_eq(sb.tensors[e]->device, dev, "%s: %s on %s", cfg, sb.names[e],
+                   dc_device_name(sb.tensors[e]->device));
+    bits(sa.tensors[e], sb.tensors[e], cfg, sa.names[e]);
+  }
+  dc_optim_state_free(&sa);
+  dc_optim_state_free(&sb);
+}
+
+/* Case c on the cpu (fused kernel) against dev through path, steps steps, then compare_state with
+ * bits. */
 static void check_config_on(const config *c, dc_dtype dt, dc__optim_path path, dc_device dev,
-                            int steps, same_state_fn same) {
+                            int steps, bits_fn bits) {
   char cfg[128];
   snprintf(cfg, sizeof cfg, "%s %s%s", c->name, dc_dtype_name(dt),
            path == DC__OPTIM_PATH_OPS         ? " (ops)"
@@ -128,7 +154,7 @@ static void check_config_on(const config *c, dc_dtype dt, dc__optim_path path, d
     cr_assert_eq(dc_optim_step(a), DC_OK, "%s: %s", cfg, dc_last_error());
     cr_assert_eq(dc__optim_step_path(b, path), DC_OK, "%s: %s", cfg, dc_last_error());
   }
-  same(a, b, pa, pb, dev, cfg);
+  compare_state(a, b, pa, pb, dev, cfg, bits);
   dc_optim_free(a);
   dc_optim_free(b);
   free_params(pa);

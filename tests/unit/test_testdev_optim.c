@@ -33,32 +33,14 @@ static void assert_bits(const dc_tensor *a, const dc_tensor *b, const char *cfg,
  * dev_b. */
 static void assert_same_state(dc_optim *a, dc_optim *b, dc_tensor **pa, dc_tensor **pb,
                               dc_device dev_b, const char *cfg) {
-  for (int k = 0; k < NP; k++) {
-    cr_assert_eq(pb[k]->device, dev_b, "%s: param %d left %s", cfg, k, dc_device_name(dev_b));
-    char what[32];
-    snprintf(what, sizeof what, "param %d", k);
-    assert_bits(pa[k], pb[k], cfg, what);
-  }
-  dc_optim_state sa, sb;
-  cr_assert_eq(dc_optim_state_dict(a, &sa), DC_OK, "%s", dc_last_error());
-  cr_assert_eq(dc_optim_state_dict(b, &sb), DC_OK, "%s", dc_last_error());
-  cr_assert_eq(sa.n, sb.n, "%s: %d vs %d state entries", cfg, sa.n, sb.n);
-  for (int e = 0; e < sa.n; e++) {
-    cr_assert_str_eq(sa.names[e], sb.names[e], "%s", cfg);
-    if (strncmp(sa.names[e], "state.", 6) == 0 && !strstr(sa.names[e], ".step"))
-      cr_assert_eq(sb.tensors[e]->device, dev_b, "%s: %s on %s", cfg, sb.names[e],
-                   dc_device_name(sb.tensors[e]->device));
-    assert_bits(sa.tensors[e], sb.tensors[e], cfg, sa.names[e]);
-  }
-  dc_optim_state_free(&sa);
-  dc_optim_state_free(&sb);
+  compare_state(a, b, pa, pb, dev_b, cfg, assert_bits);
 }
 
 /* ---- every optimizer ---- */
 
 /* The cpu with its fused kernel against testdev through path, STEPS steps. */
 static void check_config(const config *c, dc_dtype dt, dc__optim_path path) {
-  check_config_on(c, dt, path, DC_TESTDEV, STEPS, assert_same_state);
+  check_config_on(c, dt, path, DC_TESTDEV, STEPS, assert_bits);
 }
 
 Test(testdev_optim, every_optimizer_fused) {
